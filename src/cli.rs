@@ -1,0 +1,323 @@
+//! The command line: the only module that knows clap. It turns arguments into the library's
+//! options, runs the command, and maps failures to exit codes (0 ok, 1 failure, 2 usage).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::dataset::Runner;
+use crate::output::{Format, print_rows};
+use crate::progress::Progress;
+use crate::source::into::Ddl;
+use crate::source::{self, Preset, ReadOptions, SampleSpec, SourceSpec, snapshot};
+use crate::window::{TimeSpec, WindowSpec};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hydra-bottleneck",
+    version,
+    about = "Where a Hydra build farm loses builder capacity, and what each fix would save",
+    long_about = "Reads a Hydra CI's build history read-only (from PostgreSQL, an offline \
+                  snapshot, or the built-in sample), and measures where builder capacity is lost.\n\n\
+                  Without --db or --snapshot every command runs on the built-in sample workload \
+                  and says so."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug)]
+struct Common {
+    /// Read this Hydra database: a libpq URL (postgresql://reader@host/hydra) or key=value string
+    /// (host=db dbname=hydra); the PG* variables and ~/.pgpass fill in the rest, as for psql.
+    /// `--db ''` takes everything from the environment.
+    #[arg(long, global = true, value_name = "CONNINFO", conflicts_with = "snapshot")]
+    db: Option<String>,
+    /// Read this snapshot directory (written by `snapshot` or `sample --out`).
+    #[arg(long, global = true, value_name = "DIR")]
+    snapshot: Option<PathBuf>,
+    /// Start of the window: a date (2026-11-01), date and time, unix timestamp, or a duration
+    /// back from now, or from the end of a snapshot (30d, 12h, 1w).
+    #[arg(long, global = true, value_name = "TIME", value_parser = parse_time)]
+    since: Option<TimeSpec>,
+    /// End of the window (exclusive), in the same forms as --since.
+    #[arg(long, global = true, value_name = "TIME", value_parser = parse_time)]
+    until: Option<TimeSpec>,
+    /// Which queue runner wrote the steps (their times mean different things); detected from
+    /// the schema when not given.
+    #[arg(long, global = true, value_enum)]
+    runner: Option<RunnerArg>,
+    /// How data is printed on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = FormatArg::Table)]
+    format: FormatArg,
+    /// No progress or notes on stderr; errors still go there.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Upper bound on every database statement, in seconds.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 900)]
+    statement_timeout: u64,
+}
+
+fn parse_time(s: &str) -> Result<TimeSpec, String> {
+    crate::window::parse_time(s)
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum RunnerArg {
+    Cpp,
+    Rust,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum FormatArg {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write the cost-reduction report: where capacity is lost and what each fix would save.
+    Report(Pending),
+    /// Save the history in the window as an offline snapshot (Parquet per table, manifest.json).
+    Snapshot(SnapshotArgs),
+    /// Run a named read-only query, or ad-hoc SQL, against the database.
+    Query(Pending),
+    /// Replay the history through a model of the queue runner and answer what-if questions.
+    Simulate(Pending),
+    /// Measure xz and zstd on NARs and project the cost onto the farm's output.
+    Compress(Pending),
+    /// Read the queue runner's status JSON, once or as a time series.
+    Status(Pending),
+    /// Write the built-in sample workload as a snapshot, or load it into an empty database.
+    Sample(SampleArgs),
+}
+
+/// Arguments of a command whose feature is not built yet: accepted, then refused clearly.
+#[derive(Args, Debug)]
+struct Pending {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _rest: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct SnapshotArgs {
+    /// Directory to write; it must not exist or be empty, unless --force.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replace an existing snapshot at --out (only once the new one is complete).
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct SampleArgs {
+    /// Write the sample as a snapshot into this directory.
+    #[arg(long, value_name = "DIR", required_unless_present = "into", conflicts_with = "into")]
+    out: Option<PathBuf>,
+    /// Load the sample into this empty database (the only command that writes).
+    #[arg(long, value_name = "CONNINFO")]
+    into: Option<String>,
+    /// The workload to generate.
+    #[arg(long, default_value = "nixos-week")]
+    preset: Preset,
+    /// Seed of the generator: the same seed gives the same history.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Grow the workload linearly (builds and machines); 10 gives about a million steps.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// With --into: the Hydra schema version to create when the database has no Hydra tables.
+    #[arg(long, default_value = "80", value_parser = ["80", "87"])]
+    schema: String,
+    /// With --out: replace an existing directory (only once the new one is complete).
+    #[arg(long)]
+    force: bool,
+}
+
+/// Runs the program; the whole of `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.common.quiet);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hydra-bottleneck: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(quiet: bool) {
+    let default = if quiet { "error" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HYDRA_BOTTLENECK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .without_time()
+        .try_init();
+}
+
+impl Common {
+    fn source(&self) -> SourceSpec {
+        match (&self.db, &self.snapshot) {
+            (Some(db), _) => SourceSpec::Postgres(db.clone()),
+            (None, Some(dir)) => SourceSpec::Snapshot(dir.clone()),
+            (None, None) => SourceSpec::Sample(SampleSpec::default()),
+        }
+    }
+
+    fn read_options(&self) -> ReadOptions {
+        ReadOptions {
+            window: WindowSpec {
+                since: self.since,
+                until: self.until,
+            },
+            runner: self.runner.map(|r| match r {
+                RunnerArg::Cpp => Runner::Cpp,
+                RunnerArg::Rust => Runner::Rust,
+            }),
+            statement_timeout: Duration::from_secs(self.statement_timeout.max(1)),
+            progress: Progress::new(self.quiet),
+        }
+    }
+
+    fn format(&self) -> Format {
+        match self.format {
+            FormatArg::Table => Format::Table,
+            FormatArg::Json => Format::Json,
+            FormatArg::Csv => Format::Csv,
+        }
+    }
+
+    /// A note on stderr, unless --quiet.
+    fn note(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        // One thread reads the socket while another decodes; more buys nothing on COPY.
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let common = &cli.common;
+    match cli.command {
+        Command::Snapshot(args) => cmd_snapshot(common, &args),
+        Command::Sample(args) => cmd_sample(common, &args),
+        Command::Report(_) => Err(crate::Error::NotAvailable("report").into()),
+        Command::Query(_) => Err(crate::Error::NotAvailable("query").into()),
+        Command::Simulate(_) => Err(crate::Error::NotAvailable("simulate").into()),
+        Command::Compress(_) => Err(crate::Error::NotAvailable("compress").into()),
+        Command::Status(_) => Err(crate::Error::NotAvailable("status").into()),
+    }
+}
+
+fn cmd_snapshot(common: &Common, args: &SnapshotArgs) -> anyhow::Result<()> {
+    let spec = common.source();
+    if spec.is_sample() {
+        common.note("no --db or --snapshot given: snapshotting the built-in sample workload");
+    }
+    let ds = runtime()?.block_on(source::load(&spec, &common.read_options()))?;
+    common.note(&format!(
+        "read {} steps and {} builds from {} ({}; runner {}: {})",
+        ds.steps.height(),
+        ds.builds.height(),
+        ds.meta.origin.describe(),
+        ds.meta.window.describe(),
+        ds.meta.runner,
+        ds.meta.runner_basis
+    ));
+    let manifest = snapshot::write(&ds, &args.out, args.force)?;
+    common.note(&format!("wrote snapshot {}", args.out.display()));
+    print_manifest(common.format(), &manifest)
+}
+
+fn print_manifest(format: Format, m: &snapshot::Manifest) -> anyhow::Result<()> {
+    let rows: Vec<Vec<String>> = m
+        .tables
+        .iter()
+        .map(|(name, t)| {
+            vec![
+                name.clone(),
+                t.rows.to_string(),
+                t.files.len().to_string(),
+                t.files.iter().map(|f| f.bytes).sum::<u64>().to_string(),
+            ]
+        })
+        .collect();
+    print_rows(format, &["table", "rows", "files", "bytes"], &rows, m)?;
+    Ok(())
+}
+
+fn cmd_sample(common: &Common, args: &SampleArgs) -> anyhow::Result<()> {
+    let spec = SampleSpec {
+        preset: args.preset,
+        seed: args.seed,
+        scale: args.scale,
+    };
+    let ds = source::sample::generate(&spec)?;
+    if let Some(dir) = &args.out {
+        let manifest = snapshot::write(&ds, dir, args.force)?;
+        common.note(&format!(
+            "wrote the {} sample (seed {}, scale {}) to {}",
+            args.preset,
+            args.seed,
+            args.scale,
+            dir.display()
+        ));
+        return print_manifest(common.format(), &manifest);
+    }
+    let Some(conn) = &args.into else {
+        unreachable!("clap requires --out or --into");
+    };
+    let params = crate::conninfo::resolve(conn, &|k| std::env::var(k).ok())?;
+    let ddl: Ddl = args.schema.parse().map_err(anyhow::Error::msg)?;
+    let summary = runtime()?.block_on(source::into::load_into(&params, &ds, ddl))?;
+    common.note(&format!("loaded the sample into {}", params.redacted()));
+    let rows: Vec<Vec<String>> = summary
+        .iter()
+        .map(|(t, n)| vec![t.to_string(), n.to_string()])
+        .collect();
+    let json: Vec<serde_json::Value> = summary
+        .iter()
+        .map(|(t, n)| serde_json::json!({"table": t, "rows": n}))
+        .collect();
+    print_rows(common.format(), &["table", "rows"], &rows, &json)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn db_and_snapshot_exclude_each_other() {
+        let r = Cli::try_parse_from(["hb", "snapshot", "--out", "x", "--db", "a", "--snapshot", "b"]);
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,514 @@
+//! The dataset: the one place that names every table and column the tool works with.
+//!
+//! Every source (PostgreSQL, a Parquet snapshot, the built-in sample) produces a [`Dataset`] whose
+//! frames follow the [`TableDef`]s below exactly: same column names, same order, same types. The
+//! analysis never sees a Hydra column name; it sees these. Times are unix seconds (`i64`, so that
+//! sums over millions of steps cannot overflow), sizes are bytes, `overhead_ms` is milliseconds.
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::window::Window;
+
+/// The physical type of a column. Four are enough for everything Hydra stores that we read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    I32,
+    I64,
+    Bool,
+    Str,
+}
+
+impl ColType {
+    pub fn dtype(self) -> DataType {
+        match self {
+            ColType::I32 => DataType::Int32,
+            ColType::I64 => DataType::Int64,
+            ColType::Bool => DataType::Boolean,
+            ColType::Str => DataType::String,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnDef {
+    pub name: &'static str,
+    pub ty: ColType,
+    /// What the column holds and where it comes from in Hydra.
+    pub doc: &'static str,
+}
+
+const fn col(name: &'static str, ty: ColType, doc: &'static str) -> ColumnDef {
+    ColumnDef { name, ty, doc }
+}
+
+#[derive(Debug)]
+pub struct TableDef {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub columns: &'static [ColumnDef],
+    /// Snapshots split this table into one Parquet file per UTC day of this time column, because
+    /// it grows with history (millions of rows a month on a large Hydra); small tables stay whole.
+    pub partition_by: Option<&'static str>,
+    /// The columns that identify a row; every source sorts by them, so the same data always
+    /// gives the same frames.
+    pub key: &'static [&'static str],
+}
+
+impl TableDef {
+    pub fn schema(&self) -> Schema {
+        self.columns
+            .iter()
+            .map(|c| Field::new(c.name.into(), c.ty.dtype()))
+            .collect()
+    }
+
+    pub fn empty(&self) -> DataFrame {
+        DataFrame::empty_with_schema(&self.schema())
+    }
+
+    pub fn column(&self, name: &str) -> Option<&ColumnDef> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Checks that `df` has exactly this table's columns, in order, with their types; the error
+    /// names the first column that differs.
+    pub fn check(&self, df: &DataFrame) -> Result<(), String> {
+        let got: Vec<(String, DataType)> = df
+            .columns()
+            .iter()
+            .map(|c| (c.name().to_string(), c.dtype().clone()))
+            .collect();
+        for (i, def) in self.columns.iter().enumerate() {
+            match got.get(i) {
+                None => return Err(format!("column `{}` is missing", def.name)),
+                Some((name, _)) if name != def.name => {
+                    return Err(format!(
+                        "column {} is `{name}`, expected `{}`",
+                        i + 1,
+                        def.name
+                    ));
+                }
+                Some((_, dtype)) if *dtype != def.ty.dtype() => {
+                    return Err(format!(
+                        "column `{}` has type {dtype}, expected {}",
+                        def.name,
+                        def.ty.dtype()
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if got.len() > self.columns.len() {
+            return Err(format!(
+                "unexpected column `{}`",
+                got[self.columns.len()].0
+            ));
+        }
+        Ok(())
+    }
+}
+
+use ColType::{Bool, I32, I64, Str};
+
+pub const STEPS: TableDef = TableDef {
+    name: "steps",
+    doc: "One row per derivation the queue runner built or substituted (Hydra's BuildSteps).",
+    partition_by: Some("start_time"),
+    key: &["build", "stepnr"],
+    columns: &[
+        col("build", I32, "BuildSteps.build: the build the step is recorded under"),
+        col("stepnr", I32, "BuildSteps.stepnr: number of the step within that build"),
+        col("type", I32, "BuildSteps.type: 0 build, 1 substitution"),
+        col("drv_path", Str, "BuildSteps.drvPath (null in some pre-86 rows)"),
+        col("busy", I32, "BuildSteps.busy: 0 finished, otherwise the stage a running step is in"),
+        col("status", I32, "BuildSteps.status: the step's status code, null while running"),
+        col("start_time", I64, "BuildSteps.startTime, unix seconds; meaning depends on the runner"),
+        col("stop_time", I64, "BuildSteps.stopTime, unix seconds; meaning depends on the runner"),
+        col("machine", Str, "BuildSteps.machine: store URI of the builder, '' when local or unknown"),
+        col("system", Str, "BuildSteps.system: the derivation's system type"),
+        col("propagated_from", I32, "BuildSteps.propagatedFrom: the build whose failure this step inherited"),
+        col("overhead_ms", I64, "BuildSteps.overhead: milliseconds copying inputs and outputs (since schema 45)"),
+        col("times_built", I32, "BuildSteps.timesBuilt: builds done for determinism checks (since 52)"),
+        col("is_non_deterministic", Bool, "BuildSteps.isNonDeterministic (since 52)"),
+    ],
+};
+
+pub const BUILDS: TableDef = TableDef {
+    name: "builds",
+    doc: "One row per job instance queued by an evaluation (Hydra's Builds, joined to Jobsets).",
+    partition_by: Some("timestamp"),
+    key: &["id"],
+    columns: &[
+        col("id", I32, "Builds.id"),
+        col("jobset_id", I32, "Builds.jobset_id"),
+        col("project", Str, "Jobsets.project of the build's jobset"),
+        col("jobset", Str, "Jobsets.name of the build's jobset"),
+        col("job", Str, "Builds.job"),
+        col("system", Str, "Builds.system"),
+        col("nix_name", Str, "Builds.nixName"),
+        col("timestamp", I64, "Builds.timestamp: when the build was queued, unix seconds"),
+        col("start_time", I64, "Builds.startTime, unix seconds"),
+        col("stop_time", I64, "Builds.stopTime, unix seconds"),
+        col("finished", Bool, "Builds.finished = 1"),
+        col("build_status", I32, "Builds.buildStatus: the build's status code"),
+        col("is_cached_build", Bool, "Builds.isCachedBuild = 1: nothing was built"),
+        col("priority", I32, "Builds.priority (meta.schedulingPriority)"),
+        col("global_priority", I32, "Builds.globalPriority"),
+        col("size", I64, "Builds.size: NAR size of the build's outputs, bytes"),
+        col("closure_size", I64, "Builds.closureSize: NAR size of the outputs' closure, bytes"),
+    ],
+};
+
+pub const STEP_OUTPUTS: TableDef = TableDef {
+    name: "step_outputs",
+    doc: "The outputs each step produced (Hydra's BuildStepOutputs).",
+    partition_by: None,
+    key: &["build", "stepnr", "name"],
+    columns: &[
+        col("build", I32, "BuildStepOutputs.build"),
+        col("stepnr", I32, "BuildStepOutputs.stepnr"),
+        col("name", Str, "BuildStepOutputs.name: output name such as `out`"),
+        col("path", Str, "BuildStepOutputs.path: the store path (nullable since 84)"),
+    ],
+};
+
+pub const JOBSETS: TableDef = TableDef {
+    name: "jobsets",
+    doc: "Every jobset (Hydra's Jobsets).",
+    partition_by: None,
+    key: &["id"],
+    columns: &[
+        col("id", I32, "Jobsets.id"),
+        col("project", Str, "Jobsets.project"),
+        col("name", Str, "Jobsets.name"),
+        col("enabled", I32, "Jobsets.enabled: 0 off, 1 on, 2 one-shot, 3 one-at-a-time"),
+        col("scheduling_shares", I32, "Jobsets.schedulingShares"),
+        col("check_interval", I32, "Jobsets.checkInterval, seconds"),
+    ],
+};
+
+pub const EVALS: TableDef = TableDef {
+    name: "evals",
+    doc: "Evaluations of jobsets (Hydra's JobsetEvals).",
+    partition_by: None,
+    key: &["id"],
+    columns: &[
+        col("id", I32, "JobsetEvals.id"),
+        col("jobset_id", I32, "JobsetEvals.jobset_id"),
+        col("timestamp", I64, "JobsetEvals.timestamp, unix seconds"),
+        col("checkout_time", I64, "JobsetEvals.checkoutTime, seconds"),
+        col("eval_time", I64, "JobsetEvals.evalTime, seconds"),
+        col("has_new_builds", Bool, "JobsetEvals.hasNewBuilds = 1"),
+        col("nr_builds", I32, "JobsetEvals.nrBuilds"),
+        col("nr_succeeded", I32, "JobsetEvals.nrSucceeded"),
+    ],
+};
+
+/// Ground truth only the sample generator knows: which steps each step waited for. Hydra does not
+/// store the step graph, so this table exists to validate estimators of it.
+pub const TRUTH_DEPS: TableDef = TableDef {
+    name: "truth_deps",
+    doc: "Sample only: the true dependency edges between steps (step waited for dep).",
+    partition_by: None,
+    key: &["build", "stepnr", "dep_build", "dep_stepnr"],
+    columns: &[
+        col("build", I32, "the dependent step's build"),
+        col("stepnr", I32, "the dependent step's stepnr"),
+        col("dep_build", I32, "the dependency's build"),
+        col("dep_stepnr", I32, "the dependency's stepnr"),
+    ],
+};
+
+/// Ground truth only the sample generator knows: the parts of each step's life that Hydra does
+/// not store, for validating the ledger and calibrating the model.
+pub const TRUTH_STEPS: TableDef = TableDef {
+    name: "truth_steps",
+    doc: "Sample only: per-step quantities Hydra does not record.",
+    partition_by: None,
+    key: &["build", "stepnr"],
+    columns: &[
+        col("build", I32, "the step's build"),
+        col("stepnr", I32, "the step's stepnr"),
+        col("output_nar_size", I64, "NAR size of the step's outputs, bytes"),
+        col("input_closure_size", I64, "NAR size of inputs copied to the builder, bytes"),
+        col("dispatch_time_ms", I64, "when the step got a builder slot, unix milliseconds"),
+        col("send_lock_wait_ms", I64, "waiting for the per-machine send lock"),
+        col("send_ms", I64, "copying inputs to the builder"),
+        col("build_ms", I64, "building on the builder"),
+        col("local_slot_wait_ms", I64, "waiting for a local worker slot, builder slot held"),
+        col("receive_ms", I64, "copying outputs back, compression included"),
+    ],
+};
+
+/// The tables every source provides, in the order snapshots list them.
+pub const CORE_TABLES: [&TableDef; 5] = [&STEPS, &BUILDS, &STEP_OUTPUTS, &JOBSETS, &EVALS];
+/// The sample's extra ground-truth tables.
+pub const TRUTH_TABLES: [&TableDef; 2] = [&TRUTH_DEPS, &TRUTH_STEPS];
+
+pub fn table_def(name: &str) -> Option<&'static TableDef> {
+    CORE_TABLES
+        .into_iter()
+        .chain(TRUTH_TABLES)
+        .find(|t| t.name == name)
+}
+
+/// Which queue runner wrote the step rows. Step times mean different things under each
+/// (hydra-facts §3), so every analysis must know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runner {
+    /// The C++ hydra-queue-runner: start/stop are the builder's build times, overhead includes
+    /// compression on the queue-runner host.
+    Cpp,
+    /// The Rust queue runner (2026): stop is the runner's clock, overhead = import + upload.
+    Rust,
+}
+
+impl std::fmt::Display for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Runner::Cpp => "cpp",
+            Runner::Rust => "rust",
+        })
+    }
+}
+
+/// Where a dataset came from, said in every output so real and sample data are never confused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Origin {
+    /// A live database; `conninfo` is redacted (no password).
+    Postgres { conninfo: String },
+    /// A snapshot directory, and the origin recorded in its manifest.
+    Snapshot { dir: String, from: Box<Origin> },
+    /// The built-in generator.
+    Sample {
+        preset: String,
+        seed: u64,
+        scale: f64,
+    },
+}
+
+impl Origin {
+    pub fn is_sample(&self) -> bool {
+        match self {
+            Origin::Sample { .. } => true,
+            Origin::Snapshot { from, .. } => from.is_sample(),
+            Origin::Postgres { .. } => false,
+        }
+    }
+
+    /// A short description for one line of output.
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Postgres { conninfo } => format!("PostgreSQL {conninfo}"),
+            Origin::Snapshot { dir, from } => format!("snapshot {dir} (of {})", from.describe()),
+            Origin::Sample {
+                preset,
+                seed,
+                scale,
+            } => format!("built-in sample {preset} (seed {seed}, scale {scale})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetMeta {
+    pub origin: Origin,
+    /// `SchemaVersion.version` of the source database, when known.
+    pub schema_version: Option<i32>,
+    pub runner: Runner,
+    /// How `runner` was decided: given by the user, or the evidence it was detected from.
+    pub runner_basis: String,
+    /// The window the rows were selected with (absolute unix seconds).
+    pub window: Window,
+}
+
+/// Everything one analysis run reads.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub meta: DatasetMeta,
+    pub steps: DataFrame,
+    pub builds: DataFrame,
+    pub step_outputs: DataFrame,
+    pub jobsets: DataFrame,
+    pub evals: DataFrame,
+    /// Ground truth, present only for the built-in sample (and snapshots of it).
+    pub truth: Option<Truth>,
+    /// The machines file (`/etc/nix/machines` format) that came with the data, if any.
+    pub machines: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Truth {
+    pub deps: DataFrame,
+    pub steps: DataFrame,
+}
+
+impl Dataset {
+    /// The core tables with their definitions, in snapshot order.
+    pub fn core_tables(&self) -> [(&'static TableDef, &DataFrame); 5] {
+        [
+            (&STEPS, &self.steps),
+            (&BUILDS, &self.builds),
+            (&STEP_OUTPUTS, &self.step_outputs),
+            (&JOBSETS, &self.jobsets),
+            (&EVALS, &self.evals),
+        ]
+    }
+
+    /// Every table present, truth included.
+    pub fn tables(&self) -> Vec<(&'static TableDef, &DataFrame)> {
+        let mut all = self.core_tables().to_vec();
+        if let Some(t) = &self.truth {
+            all.push((&TRUTH_DEPS, &t.deps));
+            all.push((&TRUTH_STEPS, &t.steps));
+        }
+        all
+    }
+
+    /// Checks every frame against its definition.
+    pub fn check(&self) -> Result<(), String> {
+        for (def, df) in self.tables() {
+            def.check(df).map_err(|e| format!("table {}: {e}", def.name))?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds one column of a table value by value, in the column's physical type.
+pub enum ColumnBuilder {
+    I32(PrimitiveChunkedBuilder<Int32Type>),
+    I64(PrimitiveChunkedBuilder<Int64Type>),
+    Bool(BooleanChunkedBuilder),
+    Str(StringChunkedBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(def: &ColumnDef, capacity: usize) -> Self {
+        let name = PlSmallStr::from_static(def.name);
+        match def.ty {
+            I32 => ColumnBuilder::I32(PrimitiveChunkedBuilder::new(name, capacity)),
+            I64 => ColumnBuilder::I64(PrimitiveChunkedBuilder::new(name, capacity)),
+            Bool => ColumnBuilder::Bool(BooleanChunkedBuilder::new(name, capacity)),
+            Str => ColumnBuilder::Str(StringChunkedBuilder::new(name, capacity)),
+        }
+    }
+
+    fn finish(self) -> Column {
+        match self {
+            ColumnBuilder::I32(b) => b.finish().into_column(),
+            ColumnBuilder::I64(b) => b.finish().into_column(),
+            ColumnBuilder::Bool(b) => b.finish().into_column(),
+            ColumnBuilder::Str(b) => b.finish().into_column(),
+        }
+    }
+}
+
+/// Fills a table's frame row by row into typed column builders (no struct per row), finishing
+/// one batch at a time so that memory stays proportional to the batch, not to a copy of the rows.
+pub struct TableBuilder {
+    def: &'static TableDef,
+    capacity: usize,
+    pub cols: Vec<ColumnBuilder>,
+    rows: usize,
+    done: Vec<DataFrame>,
+}
+
+impl TableBuilder {
+    pub fn new(def: &'static TableDef, batch_rows: usize) -> Self {
+        TableBuilder {
+            def,
+            capacity: batch_rows,
+            cols: Self::fresh(def, batch_rows),
+            rows: 0,
+            done: Vec::new(),
+        }
+    }
+
+    fn fresh(def: &TableDef, capacity: usize) -> Vec<ColumnBuilder> {
+        def.columns
+            .iter()
+            .map(|c| ColumnBuilder::new(c, capacity))
+            .collect()
+    }
+
+    pub fn def(&self) -> &'static TableDef {
+        self.def
+    }
+
+    /// Marks the end of one row; finishes a batch when it is full.
+    pub fn end_row(&mut self) {
+        self.rows += 1;
+        if self.rows == self.capacity {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.rows == 0 {
+            return;
+        }
+        let cols = std::mem::replace(&mut self.cols, Self::fresh(self.def, self.capacity));
+        let columns = cols.into_iter().map(ColumnBuilder::finish).collect();
+        let df = DataFrame::new(self.rows, columns).expect("builders of one table have equal length");
+        self.done.push(df);
+        self.rows = 0;
+    }
+
+    #[inline]
+    pub fn i32(&mut self, col: usize, v: Option<i32>) {
+        match &mut self.cols[col] {
+            ColumnBuilder::I32(b) => b.append_option(v),
+            _ => unreachable!("column {} of {} is not i32", col, self.def.name),
+        }
+    }
+
+    #[inline]
+    pub fn i64(&mut self, col: usize, v: Option<i64>) {
+        match &mut self.cols[col] {
+            ColumnBuilder::I64(b) => b.append_option(v),
+            _ => unreachable!("column {} of {} is not i64", col, self.def.name),
+        }
+    }
+
+    #[inline]
+    pub fn bool(&mut self, col: usize, v: Option<bool>) {
+        match &mut self.cols[col] {
+            ColumnBuilder::Bool(b) => b.append_option(v),
+            _ => unreachable!("column {} of {} is not bool", col, self.def.name),
+        }
+    }
+
+    #[inline]
+    pub fn str(&mut self, col: usize, v: Option<&str>) {
+        match &mut self.cols[col] {
+            ColumnBuilder::Str(b) => b.append_option(v),
+            _ => unreachable!("column {} of {} is not str", col, self.def.name),
+        }
+    }
+
+    /// Number of rows added so far.
+    pub fn len(&self) -> usize {
+        self.done.iter().map(DataFrame::height).sum::<usize>() + self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// All rows as one frame (one chunk per batch).
+    pub fn finish(mut self) -> DataFrame {
+        self.flush();
+        let mut parts = self.done.into_iter();
+        let Some(mut df) = parts.next() else {
+            return self.def.empty();
+        };
+        for part in parts {
+            df.vstack_mut_owned(part)
+                .expect("batches of one table share a schema");
+        }
+        df
+    }
+}

@@ -1,0 +1,17 @@
+//! hydra-bottleneck: a read-only analyzer of a Hydra CI's build history. It reads build steps
+//! from Hydra's PostgreSQL database (or an offline snapshot, or a built-in sample), and answers
+//! where builder capacity is lost and what each fix would save.
+//!
+//! The stages, each in its own module: `source` (reading), `dataset` (the frames every stage
+//! shares), `window` (which rows), and the command layer in `cli`.
+
+pub mod cli;
+pub mod conninfo;
+pub mod dataset;
+pub mod error;
+pub mod output;
+pub mod progress;
+pub mod source;
+pub mod window;
+
+pub use error::{Error, Result};

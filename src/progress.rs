@@ -1,0 +1,40 @@
+//! Progress on stderr: bars and spinners only when stderr is a terminal and `--quiet` was not
+//! given, so that logs and pipes stay clean.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    enabled: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        Progress {
+            enabled: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// No progress output at all (library callers, tests, benchmarks).
+    pub fn hidden() -> Self {
+        Progress { enabled: false }
+    }
+
+    /// A spinner counting rows with their rate, for reads whose total is unknown.
+    pub fn rows(&self, what: &str) -> ProgressBar {
+        if !self.enabled {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new_spinner().with_message(what.to_string());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}: {human_pos} rows ({per_sec}, {elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        // A tick every 100 ms is smooth to the eye and costs nothing next to the rows.
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
+}

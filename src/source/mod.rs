@@ -1,0 +1,164 @@
+//! Sources of a dataset: a live Hydra database (read-only), a Parquet snapshot, or the built-in
+//! sample. Only this module talks to PostgreSQL or reads files of Hydra; every source returns the
+//! same [`Dataset`], sorted by each table's key and filtered by one window rule.
+
+pub mod into;
+pub mod pgcopy;
+pub mod postgres;
+pub mod sample;
+pub mod snapshot;
+mod tls;
+
+use std::path::PathBuf;
+
+use polars::prelude::*;
+
+use crate::conninfo;
+use crate::dataset::{Dataset, TableDef, Truth};
+use crate::error::{Error, Result};
+use crate::window::Window;
+
+pub use postgres::ReadOptions;
+pub use sample::{Preset, SampleSpec};
+
+/// Where to read from.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    /// A libpq connection string (completed from the PG* environment).
+    Postgres(String),
+    Snapshot(PathBuf),
+    Sample(SampleSpec),
+}
+
+impl SourceSpec {
+    pub fn is_sample(&self) -> bool {
+        matches!(self, SourceSpec::Sample(_))
+    }
+}
+
+/// Reads a dataset from `spec`, restricted to `opts.window`.
+///
+/// For a database, relative bounds (`--since 30d`) count back from the server's clock; for a
+/// snapshot or the sample, from the end of the recorded window, so the same command gives the
+/// same rows whenever it runs.
+pub async fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
+    let mut ds = match spec {
+        SourceSpec::Postgres(conn) => {
+            let params = conninfo::resolve(conn, &|k| std::env::var(k).ok())?;
+            return postgres::read(&params, opts).await;
+        }
+        SourceSpec::Snapshot(dir) => snapshot::read(dir)?,
+        SourceSpec::Sample(s) => sample::generate(s)?,
+    };
+    if let Some(r) = opts.runner
+        && r != ds.meta.runner
+    {
+        ds.meta.runner = r;
+        ds.meta.runner_basis = "given with --runner".into();
+    }
+    let recorded = ds.meta.window;
+    let anchor = recorded
+        .until
+        .unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let window = opts.window.resolve(anchor).map_err(Error::Invalid)?;
+    let ds = if opts.window.is_unbounded() {
+        ds
+    } else {
+        restrict(ds, window.within(recorded))?
+    };
+    normalize(ds)
+}
+
+/// Sorts every table by its key and checks it against its definition.
+pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
+    let sort = |def: &TableDef, df: DataFrame| -> Result<DataFrame> {
+        let df = df
+            .sort(def.key.to_vec(), SortMultipleOptions::default())
+            .map_err(|e| Error::frame(def.name, e))?;
+        def.check(&df)
+            .map_err(|e| Error::frame(format!("table {}", def.name), e))?;
+        Ok(df)
+    };
+    use crate::dataset::*;
+    ds.steps = sort(&STEPS, ds.steps)?;
+    ds.builds = sort(&BUILDS, ds.builds)?;
+    ds.step_outputs = sort(&STEP_OUTPUTS, ds.step_outputs)?;
+    ds.jobsets = sort(&JOBSETS, ds.jobsets)?;
+    ds.evals = sort(&EVALS, ds.evals)?;
+    if let Some(t) = ds.truth.take() {
+        ds.truth = Some(Truth {
+            deps: sort(&TRUTH_DEPS, t.deps)?,
+            steps: sort(&TRUTH_STEPS, t.steps)?,
+        });
+    }
+    Ok(ds)
+}
+
+/// Keeps the rows inside `window`, by the rule in [`crate::window`] (the same rule the SQL
+/// applies on a database).
+pub fn restrict(ds: Dataset, window: Window) -> Result<Dataset> {
+    let err = |what: &str| move |e: PolarsError| Error::frame(format!("restricting {what}"), e);
+    let steps = ds
+        .steps
+        .lazy()
+        .filter(window.step_expr())
+        .collect()
+        .map_err(err("steps"))?;
+    let step_builds = steps
+        .column("build")
+        .map_err(err("steps"))?
+        .as_materialized_series()
+        .unique()
+        .map_err(err("steps"))?;
+    let builds = ds
+        .builds
+        .lazy()
+        .filter(
+            window
+                .time_expr("timestamp")
+                .or(col("id").is_in(lit(step_builds).implode(), false)),
+        )
+        .collect()
+        .map_err(err("builds"))?;
+    let keys = steps
+        .select(["build", "stepnr"])
+        .map_err(err("steps"))?
+        .lazy();
+    let follow_steps = |df: DataFrame, what: &str| {
+        df.lazy()
+            .join(
+                keys.clone(),
+                [col("build"), col("stepnr")],
+                [col("build"), col("stepnr")],
+                JoinArgs::new(JoinType::Semi),
+            )
+            .collect()
+            .map_err(err(what))
+    };
+    let step_outputs = follow_steps(ds.step_outputs, "step outputs")?;
+    let truth = match ds.truth {
+        Some(t) => Some(Truth {
+            deps: follow_steps(t.deps, "truth_deps")?,
+            steps: follow_steps(t.steps, "truth_steps")?,
+        }),
+        None => None,
+    };
+    let evals = ds
+        .evals
+        .lazy()
+        .filter(window.time_expr("timestamp"))
+        .collect()
+        .map_err(err("evals"))?;
+    let mut meta = ds.meta;
+    meta.window = window;
+    Ok(Dataset {
+        meta,
+        steps,
+        builds,
+        step_outputs,
+        jobsets: ds.jobsets,
+        evals,
+        truth,
+        machines: ds.machines,
+    })
+}

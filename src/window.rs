@@ -1,0 +1,292 @@
+//! The time window: parsing `--since`/`--until`, and the one definition of which rows fall inside.
+//!
+//! A bound is a date (`2026-11-01`, midnight UTC), a date and time (`2026-11-01T12:00:00Z`,
+//! `2026-11-01 12:00`, UTC unless an offset is given), a unix timestamp (`1762000000` or
+//! `@1762000000`), or a duration back from the anchor (`30d`, `12h`, `1w2d`, `90m`, `45s`).
+//! The anchor is "now" for a live database and the end of the recorded window for a snapshot or
+//! the sample, so that `--since 1d` on a snapshot means its last day, whenever it is read.
+//!
+//! Row selection (the same rule in SQL for PostgreSQL and over frames for snapshots):
+//! - a step is inside when its interval overlaps `[since, until)`: it stopped at or after `since`
+//!   (or has not stopped) and started before `until` (or has no start);
+//! - a build is inside when it was queued inside the window or owns a step inside it;
+//! - step outputs follow their step; evaluations are inside by their timestamp; jobsets are all read.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One bound as the user wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSpec {
+    /// Unix seconds.
+    At(i64),
+    /// Seconds before the anchor.
+    Ago(i64),
+}
+
+impl TimeSpec {
+    pub fn resolve(self, anchor: i64) -> i64 {
+        match self {
+            TimeSpec::At(t) => t,
+            TimeSpec::Ago(d) => anchor.saturating_sub(d),
+        }
+    }
+}
+
+impl std::str::FromStr for TimeSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_time(s)
+    }
+}
+
+/// Parses one bound; the error says what forms are accepted.
+pub fn parse_time(input: &str) -> Result<TimeSpec, String> {
+    let s = input.trim();
+    let bad = || {
+        format!(
+            "`{input}` is not a time: expected a date (2026-11-01), a date and time \
+             (2026-11-01T12:00:00Z), a unix timestamp, or a duration such as 30d, 12h, 1w2d"
+        )
+    };
+    if s.is_empty() {
+        return Err(bad());
+    }
+    if let Some(ts) = s.strip_prefix('@') {
+        return ts.parse::<i64>().map(TimeSpec::At).map_err(|_| bad());
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse::<i64>().map(TimeSpec::At).map_err(|_| bad());
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let dt = d.and_hms_opt(0, 0, 0).ok_or_else(bad)?;
+        return Ok(TimeSpec::At(Utc.from_utc_datetime(&dt).timestamp()));
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Ok(TimeSpec::At(dt.timestamp()));
+    }
+    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), fmt) {
+            return Ok(TimeSpec::At(Utc.from_utc_datetime(&dt).timestamp()));
+        }
+    }
+    parse_duration(s).map(TimeSpec::Ago).ok_or_else(bad)
+}
+
+/// `1w2d3h4m5s` (any subset, in any order) → seconds. `None` on anything else or on overflow.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let mut total: i64 = 0;
+    let mut num: Option<i64> = None;
+    for c in s.chars() {
+        if let Some(d) = c.to_digit(10) {
+            num = Some(num.unwrap_or(0).checked_mul(10)?.checked_add(i64::from(d))?);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return None,
+        };
+        total = total.checked_add(num.take()?.checked_mul(unit)?)?;
+    }
+    if num.is_some() || total == 0 {
+        return None;
+    }
+    Some(total)
+}
+
+/// The bounds as given, before the anchor is known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowSpec {
+    pub since: Option<TimeSpec>,
+    pub until: Option<TimeSpec>,
+}
+
+impl WindowSpec {
+    pub fn resolve(&self, anchor: i64) -> Result<Window, String> {
+        let w = Window {
+            since: self.since.map(|s| s.resolve(anchor)),
+            until: self.until.map(|u| u.resolve(anchor)),
+        };
+        if let (Some(s), Some(u)) = (w.since, w.until)
+            && s >= u
+        {
+            return Err(format!(
+                "the window is empty: --since {} is not before --until {}",
+                fmt_time(s),
+                fmt_time(u)
+            ));
+        }
+        Ok(w)
+    }
+
+    pub fn is_unbounded(&self) -> bool {
+        self.since.is_none() && self.until.is_none()
+    }
+}
+
+/// Absolute bounds, unix seconds; `None` is open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+impl Window {
+    /// The intersection of two windows (a narrower read of an already-windowed snapshot).
+    pub fn within(self, outer: Window) -> Window {
+        let max = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            (x, y) => x.or(y),
+        };
+        let min = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        Window {
+            since: max(self.since, outer.since),
+            until: min(self.until, outer.until),
+        }
+    }
+
+    /// The SQL condition for a step (columns of `buildsteps` under alias `alias`); the bounds
+    /// are integers we formatted ourselves, so splicing them is safe (COPY takes no parameters).
+    pub fn step_sql(&self, alias: &str) -> String {
+        let mut conds = Vec::new();
+        if let Some(s) = self.since {
+            conds.push(format!("({alias}.stoptime IS NULL OR {alias}.stoptime >= {s})"));
+        }
+        if let Some(u) = self.until {
+            conds.push(format!("({alias}.starttime IS NULL OR {alias}.starttime < {u})"));
+        }
+        and_all(conds)
+    }
+
+    /// The SQL condition on a time column for rows inside `[since, until)`.
+    pub fn time_sql(&self, column: &str) -> String {
+        let mut conds = Vec::new();
+        if let Some(s) = self.since {
+            conds.push(format!("{column} >= {s}"));
+        }
+        if let Some(u) = self.until {
+            conds.push(format!("{column} < {u}"));
+        }
+        and_all(conds)
+    }
+
+    /// The same step rule over a frame's `start_time`/`stop_time` columns.
+    pub fn step_expr(&self) -> polars::prelude::Expr {
+        use polars::prelude::*;
+        let mut e = lit(true);
+        if let Some(s) = self.since {
+            e = e.and(col("stop_time").is_null().or(col("stop_time").gt_eq(lit(s))));
+        }
+        if let Some(u) = self.until {
+            e = e.and(col("start_time").is_null().or(col("start_time").lt(lit(u))));
+        }
+        e
+    }
+
+    /// The same `[since, until)` rule over one time column of a frame.
+    pub fn time_expr(&self, column: &str) -> polars::prelude::Expr {
+        use polars::prelude::*;
+        let mut e = lit(true);
+        if let Some(s) = self.since {
+            e = e.and(col(column).gt_eq(lit(s)));
+        }
+        if let Some(u) = self.until {
+            e = e.and(col(column).lt(lit(u)));
+        }
+        e
+    }
+
+    pub fn describe(&self) -> String {
+        let f = |t: Option<i64>| t.map(fmt_time).unwrap_or_else(|| "…".into());
+        format!("{} to {}", f(self.since), f(self.until))
+    }
+}
+
+fn and_all(conds: Vec<String>) -> String {
+    if conds.is_empty() {
+        "TRUE".into()
+    } else {
+        conds.join(" AND ")
+    }
+}
+
+/// A unix time as `2026-11-01 12:00:00Z`.
+pub fn fmt_time(t: i64) -> String {
+    DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_form() {
+        assert_eq!(parse_time("30d"), Ok(TimeSpec::Ago(30 * 86_400)));
+        assert_eq!(parse_time("1w2d"), Ok(TimeSpec::Ago(9 * 86_400)));
+        assert_eq!(parse_time("90m"), Ok(TimeSpec::Ago(5400)));
+        assert_eq!(parse_time("1762000000"), Ok(TimeSpec::At(1_762_000_000)));
+        assert_eq!(parse_time("@5"), Ok(TimeSpec::At(5)));
+        assert_eq!(parse_time("1970-01-02"), Ok(TimeSpec::At(86_400)));
+        assert_eq!(parse_time("1970-01-01T01:00:00Z"), Ok(TimeSpec::At(3600)));
+        assert_eq!(parse_time("1970-01-01T01:00:00+01:00"), Ok(TimeSpec::At(0)));
+        assert_eq!(parse_time("1970-01-01 00:01"), Ok(TimeSpec::At(60)));
+    }
+
+    #[test]
+    fn rejects_nonsense_without_panicking() {
+        for s in ["", "d", "30", "x30d", "30x", "0d", "3d4", "2026-13-01", "99999999999999999999d"] {
+            if s == "30" {
+                continue; // a bare number is a timestamp
+            }
+            assert!(parse_time(s).is_err(), "{s} should be rejected");
+        }
+    }
+
+    #[test]
+    fn durations_resolve_against_the_anchor_and_empty_windows_are_refused() {
+        let spec = WindowSpec {
+            since: Some(TimeSpec::Ago(86_400)),
+            until: None,
+        };
+        let w = spec.resolve(1_000_000).unwrap();
+        assert_eq!(w.since, Some(1_000_000 - 86_400));
+        let empty = WindowSpec {
+            since: Some(TimeSpec::At(10)),
+            until: Some(TimeSpec::At(10)),
+        };
+        assert!(empty.resolve(0).is_err());
+    }
+
+    #[test]
+    fn sql_and_frame_rules_agree_in_shape() {
+        let w = Window {
+            since: Some(100),
+            until: Some(200),
+        };
+        assert_eq!(
+            w.step_sql("s"),
+            "(s.stoptime IS NULL OR s.stoptime >= 100) AND (s.starttime IS NULL OR s.starttime < 200)"
+        );
+        assert_eq!(Window::default().step_sql("s"), "TRUE");
+        let inner = Window {
+            since: Some(150),
+            until: None,
+        };
+        assert_eq!(
+            inner.within(w),
+            Window {
+                since: Some(150),
+                until: Some(200)
+            }
+        );
+    }
+}
