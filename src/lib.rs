@@ -12,6 +12,9 @@ pub mod error;
 pub mod output;
 pub mod progress;
 pub mod source;
+/// A throwaway PostgreSQL server for tests and benchmarks.
+#[doc(hidden)]
+pub mod testpg;
 pub mod window;
 
 pub use error::{Error, Result};

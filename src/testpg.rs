@@ -1,0 +1,221 @@
+//! A throwaway PostgreSQL server for the tests and benchmarks (not used by the tool itself).
+//!
+//! [`TestPg::start`] runs `initdb` and `pg_ctl` of the installed PostgreSQL in a temporary
+//! directory, listening on a unix socket there and on a free loopback port, and stops and removes
+//! it on drop. Run as root, the server runs as the `postgres` user (PostgreSQL refuses root).
+//! With `HYDRA_TEST_DATABASE_URL` set, that server is used instead and each [`TestPg::database`]
+//! is a fresh database on it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The password of the `reader` role every test cluster has, for password-authentication tests.
+pub const READER_PASSWORD: &str = "s3cret-Reader-pw";
+
+pub struct TestPg {
+    dir: Option<tempfile::TempDir>,
+    bin: PathBuf,
+    as_postgres: bool,
+    /// `host=… port=… user=…` of the superuser, without dbname.
+    admin: String,
+    pub port: u16,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestPg {
+    /// Starts a server (or attaches to `HYDRA_TEST_DATABASE_URL`). Panics with a clear message
+    /// when PostgreSQL is not installed: the tests cannot run without it.
+    pub fn start() -> TestPg {
+        if let Ok(url) = std::env::var("HYDRA_TEST_DATABASE_URL") {
+            let params = crate::conninfo::resolve(&url, &|k| std::env::var(k).ok())
+                .expect("HYDRA_TEST_DATABASE_URL must be a valid connection string");
+            let mut admin = format!(
+                "host={} port={} user={}",
+                params.host, params.port, params.user
+            );
+            if let Some(pw) = params.password {
+                admin.push_str(&format!(" password='{}'", pw.expose()));
+            }
+            return TestPg {
+                dir: None,
+                bin: bin_dir(),
+                as_postgres: false,
+                admin,
+                port: params.port,
+            };
+        }
+        let bin = bin_dir();
+        let as_postgres = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("hb-pg-")
+            .tempdir()
+            .expect("creating a temporary directory");
+        if as_postgres {
+            run(Command::new("chown").arg("postgres:").arg(dir.path()));
+        }
+        let data = dir.path().join("data");
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, "postgres-admin-pw\n").expect("writing the password file");
+        if as_postgres {
+            run(Command::new("chown").arg("postgres:").arg(&pwfile));
+        }
+        let mut initdb = cmd(&bin, "initdb", as_postgres);
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--no-sync", "--auth-local=trust"])
+            .arg("--auth-host=scram-sha-256")
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args(["-E", "UTF8", "--locale=C"]);
+        run(&mut initdb);
+        let port = free_port();
+        let opts = format!(
+            "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
+             -c synchronous_commit=off",
+            dir.path().display()
+        );
+        let mut ctl = cmd(&bin, "pg_ctl", as_postgres);
+        ctl.arg("-D")
+            .arg(&data)
+            .arg("-o")
+            .arg(opts)
+            .arg("-l")
+            .arg(dir.path().join("log"))
+            .args(["-w", "start"]);
+        run(&mut ctl);
+        let pg = TestPg {
+            admin: format!("host={} port={port} user=postgres", dir.path().display()),
+            dir: Some(dir),
+            bin,
+            as_postgres,
+            port,
+        };
+        pg.psql(
+            "postgres",
+            &format!("CREATE ROLE reader LOGIN PASSWORD '{READER_PASSWORD}'"),
+        );
+        pg
+    }
+
+    /// Creates a fresh, empty database and returns its superuser connection string.
+    pub fn database(&self) -> String {
+        let name = format!(
+            "hb_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        self.conninfo(&name)
+    }
+
+    /// The superuser connection string for `dbname`.
+    pub fn conninfo(&self, dbname: &str) -> String {
+        format!("{} dbname={dbname}", self.admin)
+    }
+
+    /// Runs SQL through psql as the superuser; panics with psql's message on failure.
+    pub fn psql(&self, dbname: &str, sql: &str) -> String {
+        let out = self.psql_output(dbname, sql);
+        assert!(
+            out.status.success(),
+            "psql failed on `{sql}`: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn psql_output(&self, dbname: &str, sql: &str) -> Output {
+        Command::new(self.bin.join("psql"))
+            .arg(self.conninfo(dbname))
+            .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("running psql")
+    }
+
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.path().join("data"))
+    }
+}
+
+impl Drop for TestPg {
+    fn drop(&mut self) {
+        if let Some(data) = self.data_dir() {
+            let _ = cmd(&self.bin, "pg_ctl", self.as_postgres)
+                .arg("-D")
+                .arg(data)
+                .args(["-m", "immediate", "-w", "stop"])
+                .output();
+        }
+    }
+}
+
+/// The newest installed PostgreSQL's binaries (Debian keeps them out of PATH), or
+/// `HYDRA_TEST_PG_BIN`.
+fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HYDRA_TEST_PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return bin;
+    }
+    let out = Command::new("pg_config").arg("--bindir").output();
+    match out {
+        Ok(o) if o.status.success() => {
+            PathBuf::from(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        }
+        _ => panic!(
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb, no pg_config): \
+             apt-get install postgresql, or set HYDRA_TEST_DATABASE_URL"
+        ),
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn cmd(bin: &Path, tool: &str, as_postgres: bool) -> Command {
+    if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin.join(tool));
+        c
+    } else {
+        Command::new(bin.join(tool))
+    }
+}
+
+fn run(c: &mut Command) {
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("finding a free port")
+}

@@ -1,0 +1,242 @@
+//! Against a real PostgreSQL: the sample loaded with `sample --into` is read back read-only,
+//! through the CLI and the library, for both schema variants; failures are single clear lines.
+
+use std::process::{Command, Output};
+
+use hydra_bottleneck::dataset::{Dataset, Runner};
+use hydra_bottleneck::source::{self, ReadOptions, SampleSpec, SourceSpec};
+use hydra_bottleneck::testpg::{READER_PASSWORD, TestPg};
+use hydra_bottleneck::window::{TimeSpec, WindowSpec};
+
+/// A fifth of the week keeps each load under a few seconds while still holding every status,
+/// machine and system of the preset.
+const SCALE: f64 = 0.2;
+
+fn spec() -> SampleSpec {
+    SampleSpec {
+        scale: SCALE,
+        ..SampleSpec::default()
+    }
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).env_remove("PGPASSWORD").output().expect("running the binary")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The error contract: exit 1, one line on stderr starting with our prefix, no panic.
+fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
+    assert!(lines[0].starts_with("hydra-bottleneck: error: "), "{err}");
+    assert!(lines[0].contains(needle), "`{needle}` not in: {err}");
+}
+
+fn assert_frames_equal(a: &Dataset, b: &Dataset) {
+    for ((def, x), (_, y)) in a.core_tables().iter().zip(b.core_tables().iter()) {
+        assert_eq!(x.height(), y.height(), "row count of {}", def.name);
+        assert!(x.equals_missing(y), "table {} differs", def.name);
+    }
+}
+
+fn load_sample(pg: &TestPg, schema: &str) -> String {
+    let db = pg.database();
+    let scale = SCALE.to_string();
+    let o = run(&["sample", "--into", &db, "--scale", &scale, "--schema", schema, "--quiet"]);
+    assert!(o.status.success(), "sample --into: {}", stderr(&o));
+    db
+}
+
+fn read(conn: &str, opts: &ReadOptions) -> hydra_bottleneck::Result<Dataset> {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(source::load(&SourceSpec::Postgres(conn.into()), opts))
+}
+
+#[test]
+fn sample_into_postgres_then_snapshot_gives_back_the_generators_frames() {
+    let pg = TestPg::start();
+    let db = load_sample(&pg, "80");
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("snap");
+    let o = run(&["snapshot", "--db", &db, "--out", snap.to_str().unwrap(), "--format", "json"]);
+    assert!(o.status.success(), "snapshot: {}", stderr(&o));
+    let manifest: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(manifest["schema_version"], 80);
+    assert_eq!(manifest["runner"], "cpp");
+    assert_eq!(manifest["origin"]["kind"], "postgres");
+
+    let from_snapshot = source::snapshot::read(&snap).unwrap();
+    let generated = source::normalize(source::sample::generate(&spec()).unwrap()).unwrap();
+    assert!(generated.steps.height() > 10_000);
+    assert_frames_equal(&from_snapshot, &generated);
+    assert_eq!(from_snapshot.meta.runner, Runner::Cpp);
+
+    // A second load into the same database is refused: it already holds Hydra data.
+    let again = run(&["sample", "--into", &db, "--scale", "0.01"]);
+    assert_one_line_error(&again, "already holds Hydra data");
+}
+
+#[test]
+fn schema_87_is_read_and_the_runner_is_detected_from_it() {
+    let pg = TestPg::start();
+    let db = load_sample(&pg, "87");
+    let ds = read(&db, &ReadOptions::default()).unwrap();
+    assert_eq!(ds.meta.schema_version, Some(87));
+    assert_eq!(ds.meta.runner, Runner::Rust);
+    assert!(ds.meta.runner_basis.contains("87"));
+    let generated = source::normalize(source::sample::generate(&spec()).unwrap()).unwrap();
+    assert_frames_equal(&ds, &generated);
+    // --runner overrides detection and says so.
+    let opts = ReadOptions {
+        runner: Some(Runner::Cpp),
+        ..ReadOptions::default()
+    };
+    let ds = read(&db, &opts).unwrap();
+    assert_eq!(ds.meta.runner, Runner::Cpp);
+    assert_eq!(ds.meta.runner_basis, "given with --runner");
+}
+
+#[test]
+fn an_older_schema_without_newer_columns_reads_them_as_nulls() {
+    let pg = TestPg::start();
+    let db = load_sample(&pg, "80");
+    let name = db.rsplit('=').next().unwrap().to_string();
+    // Schema 45 and earlier had no overhead, 52 and earlier no determinism columns.
+    pg.psql(
+        &name,
+        "ALTER TABLE buildsteps DROP COLUMN overhead, DROP COLUMN timesbuilt, \
+         DROP COLUMN isnondeterministic; UPDATE schemaversion SET version = 44",
+    );
+    let ds = read(&db, &ReadOptions::default()).unwrap();
+    let overhead = ds.steps.column("overhead_ms").unwrap();
+    assert_eq!(overhead.null_count(), ds.steps.height());
+    assert!(ds.steps.height() > 0);
+    assert_eq!(ds.meta.runner, Runner::Cpp);
+}
+
+#[test]
+fn the_window_selects_the_same_rows_in_sql_as_over_frames() {
+    let pg = TestPg::start();
+    let db = load_sample(&pg, "87");
+    let generated = source::sample::generate(&spec()).unwrap();
+    let start = generated.meta.window.since.unwrap();
+    let window = WindowSpec {
+        since: Some(TimeSpec::At(start + 2 * 86_400)),
+        until: Some(TimeSpec::At(start + 3 * 86_400 + 3600)),
+    };
+    let opts = ReadOptions {
+        window,
+        ..ReadOptions::default()
+    };
+    let from_db = read(&db, &opts).unwrap();
+    let from_frames = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(source::load(&SourceSpec::Sample(spec()), &opts))
+        .unwrap();
+    assert!(from_db.steps.height() > 1000);
+    assert!(from_db.steps.height() < generated.steps.height() / 2);
+    assert_frames_equal(&from_db, &from_frames);
+}
+
+#[test]
+fn the_analyzer_session_cannot_write() {
+    let pg = TestPg::start();
+    let db = load_sample(&pg, "80");
+    let params = hydra_bottleneck::conninfo::resolve(&db, &|_| None).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = source::postgres::connect(&params, true, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        for sql in [
+            "INSERT INTO projects (name, displayname, owner) VALUES ('x', 'x', 'x')",
+            "DELETE FROM buildsteps",
+            "CREATE TABLE evil (x int)",
+        ] {
+            let err = s.client.batch_execute(sql).await.unwrap_err();
+            let msg = source::postgres::pg_reason(&err);
+            assert!(msg.contains("read-only transaction"), "{sql}: {msg}");
+        }
+    });
+    let count = pg.psql(&db.rsplit('=').next().unwrap().to_string(), "SELECT count(*) FROM buildsteps");
+    assert_ne!(count, "0");
+}
+
+#[test]
+fn a_missing_table_is_one_clear_line() {
+    let pg = TestPg::start();
+    let db = load_sample(&pg, "87");
+    let name = db.rsplit('=').next().unwrap().to_string();
+    pg.psql(&name, "DROP TABLE buildstepoutputs; DROP TABLE buildsteps");
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("s");
+    let o = run(&["snapshot", "--db", &db, "--out", snap.to_str().unwrap()]);
+    assert_one_line_error(&o, "buildsteps");
+    assert!(!snap.exists(), "no snapshot may be left behind");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_wrong_password_is_refused_without_echoing_it() {
+    let pg = TestPg::start();
+    let _ = pg.database();
+    let port = pg.port.to_string();
+    let wrong = "Wr0ng-pa55word";
+    let url = format!("postgresql://reader:{wrong}@127.0.0.1:{port}/postgres?sslmode=disable");
+    let o = run(&["snapshot", "--db", &url, "--out", "/nonexistent/x"]);
+    assert_one_line_error(&o, "password authentication failed");
+    assert!(!stderr(&o).contains(wrong));
+    // The same through PGPASSWORD.
+    let o = bin()
+        .args(["snapshot", "--db", &format!("host=127.0.0.1 port={port} user=reader dbname=postgres sslmode=disable")])
+        .args(["--out", "/nonexistent/x"])
+        .env("PGPASSWORD", wrong)
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "password authentication failed");
+    assert!(!stderr(&o).contains(wrong));
+    // And the right password gets in (the reader role may read nothing, so it stops at the schema).
+    let ok = format!("postgresql://reader:{READER_PASSWORD}@127.0.0.1:{port}/postgres?sslmode=disable");
+    let o = run(&["snapshot", "--db", &ok, "--out", "/nonexistent/x"]);
+    assert_one_line_error(&o, "missing or this role may not read it");
+    assert!(!stderr(&o).contains(READER_PASSWORD));
+}
+
+#[test]
+fn an_unreachable_server_is_one_clear_line() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = run(&[
+        "snapshot",
+        "--db",
+        &format!("postgresql://u:topsecret@127.0.0.1:{port}/hydra?sslmode=disable&connect_timeout=2"),
+        "--out",
+        "/nonexistent/x",
+    ]);
+    assert_one_line_error(&o, "cannot connect to host=127.0.0.1");
+    assert!(!stderr(&o).contains("topsecret"));
+}
+
+#[test]
+fn a_malformed_connection_string_is_one_clear_line() {
+    for bad in ["host", "postgresql://u:pw@h:notaport/db", "sslmode=maybe"] {
+        let o = run(&["snapshot", "--db", bad, "--out", "/nonexistent/x"]);
+        assert_one_line_error(&o, "connection string");
+        assert!(!stderr(&o).contains(":pw@"));
+    }
+}

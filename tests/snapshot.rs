@@ -1,0 +1,230 @@
+//! Snapshots on disk and the command line around them, without a database: the sample written
+//! with `sample --out` reads back identical, and every way a snapshot can be broken is named.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hydra_bottleneck::source::{self, SampleSpec, snapshot};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"))
+        .args(args)
+        .output()
+        .expect("running the binary")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.lines().count(), 1, "expected one line, got: {err}");
+    assert!(err.contains(needle), "`{needle}` not in: {err}");
+}
+
+const SCALE: &str = "0.1";
+
+fn sample_snapshot(root: &Path) -> PathBuf {
+    let dir = root.join("sample");
+    let o = run(&["sample", "--out", dir.to_str().unwrap(), "--scale", SCALE, "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    dir
+}
+
+fn first_file(dir: &Path, table: &str) -> PathBuf {
+    let m = snapshot::read_manifest(dir).unwrap();
+    dir.join(&m.tables[table].files[0].path)
+}
+
+#[test]
+fn the_sample_roundtrips_through_a_snapshot() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot(root.path());
+    let back = snapshot::read(&dir).unwrap();
+    let generated = source::normalize(
+        source::sample::generate(&SampleSpec {
+            scale: 0.1,
+            ..SampleSpec::default()
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    for ((def, a), (_, b)) in back.tables().into_iter().zip(generated.tables()) {
+        assert!(a.equals_missing(b), "table {} differs after the roundtrip", def.name);
+    }
+    assert_eq!(back.machines, generated.machines);
+    assert!(back.meta.origin.is_sample());
+    // Steps are partitioned by day: a week gives at least seven files.
+    let m = snapshot::read_manifest(&dir).unwrap();
+    assert!(m.tables["steps"].files.len() >= 7);
+    assert!(m.tables["steps"].files.iter().all(|f| f.path.contains("/day=")));
+}
+
+#[test]
+fn reading_a_snapshot_through_the_cli_applies_the_window() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot(root.path());
+    let out = root.path().join("lastday");
+    let o = run(&[
+        "snapshot",
+        "--snapshot",
+        dir.to_str().unwrap(),
+        "--since",
+        "1d",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let all = snapshot::read_manifest(&dir).unwrap();
+    let last = snapshot::read_manifest(&out).unwrap();
+    let (n_all, n_last) = (all.tables["steps"].rows, last.tables["steps"].rows);
+    assert!(n_last > 0 && n_last < n_all / 3, "{n_last} of {n_all}");
+    assert_eq!(last.window.until, all.window.until);
+    assert_eq!(last.window.since, all.window.until.map(|u| u - 86_400));
+    let csv = String::from_utf8(o.stdout).unwrap();
+    assert!(csv.starts_with("table,rows,files,bytes\n"));
+    assert!(csv.contains(&format!("steps,{n_last},")));
+}
+
+#[test]
+fn an_existing_output_is_kept_unless_forced() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot(root.path());
+    let before = snapshot::read_manifest(&dir).unwrap();
+    let o = run(&["sample", "--out", dir.to_str().unwrap(), "--seed", "2"]);
+    assert_one_line_error(&o, "--force");
+    assert_eq!(snapshot::read_manifest(&dir).unwrap(), before);
+    let o = run(&["sample", "--out", dir.to_str().unwrap(), "--seed", "2", "--scale", SCALE, "--force", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(snapshot::read_manifest(&dir).unwrap().origin, before.origin);
+    // Nothing but the snapshot is left in its parent.
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
+}
+
+/// Breaks a fresh copy of the sample snapshot with `damage`, then expects reading it to fail
+/// with one line naming `needle`.
+fn broken(damage: impl FnOnce(&Path), needle: &str) {
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot(root.path());
+    damage(&dir);
+    let err = snapshot::read(&dir).unwrap_err().to_string();
+    assert!(err.contains(needle), "`{needle}` not in: {err}");
+    let out = root.path().join("copy");
+    let o = run(&["snapshot", "--snapshot", dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_one_line_error(&o, needle);
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_corrupt_parquet_file_is_named() {
+    broken(
+        |dir| {
+            let f = first_file(dir, "builds");
+            let mut bytes = std::fs::read(&f).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid..mid + 64].fill(0xAB);
+            std::fs::write(&f, bytes).unwrap();
+        },
+        "corrupt Parquet",
+    );
+}
+
+#[test]
+fn a_truncated_file_is_named() {
+    broken(
+        |dir| {
+            let f = first_file(dir, "steps");
+            let bytes = std::fs::read(&f).unwrap();
+            std::fs::write(&f, &bytes[..bytes.len() - 100]).unwrap();
+        },
+        "manifest.json says",
+    );
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    broken(
+        |dir| std::fs::remove_file(first_file(dir, "jobsets")).unwrap(),
+        "jobsets/part-0.parquet: listed in manifest.json but missing",
+    );
+}
+
+#[test]
+fn a_stray_file_is_named() {
+    broken(
+        |dir| {
+            let f = first_file(dir, "evals");
+            std::fs::copy(&f, f.with_file_name("part-1.parquet")).unwrap();
+        },
+        "part-1.parquet: is not listed",
+    );
+}
+
+#[test]
+fn an_unknown_format_version_is_refused() {
+    broken(
+        |dir| {
+            let p = dir.join("manifest.json");
+            let text = std::fs::read_to_string(&p).unwrap();
+            std::fs::write(&p, text.replace("\"format_version\": 1", "\"format_version\": 99")).unwrap();
+        },
+        "format version 99 is not supported",
+    );
+}
+
+#[test]
+fn a_manifest_that_disagrees_on_rows_is_refused() {
+    broken(
+        |dir| {
+            let p = dir.join("manifest.json");
+            let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            let rows = m["tables"]["jobsets"]["files"][0]["rows"].as_u64().unwrap();
+            m["tables"]["jobsets"]["files"][0]["rows"] = (rows + 1).into();
+            std::fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
+        },
+        "rows, manifest.json says",
+    );
+}
+
+#[test]
+fn a_directory_that_is_no_snapshot_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let o = run(&["snapshot", "--snapshot", root.path().to_str().unwrap(), "--out", "/nonexistent/x"]);
+    assert_one_line_error(&o, "not a hydra-bottleneck snapshot");
+}
+
+#[test]
+fn commands_not_built_yet_say_so() {
+    for cmd in ["report", "query", "simulate", "compress", "status"] {
+        let o = run(&[cmd, "--quiet"]);
+        assert_one_line_error(&o, "not available yet");
+        let help = run(&[cmd, "--help"]);
+        assert!(help.status.success());
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_bad_times_are_named() {
+    let o = run(&["snapshot", "--out", "x", "--since", "yesterday-ish"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("yesterday-ish"));
+    let o = run(&["snapshot", "--out", "x", "--db", "a", "--snapshot", "b"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn without_a_source_the_sample_is_used_and_said_so() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("s");
+    let o = run(&["snapshot", "--out", out.to_str().unwrap(), "--since", "6h"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("built-in sample"));
+    let quiet = run(&["snapshot", "--out", root.path().join("q").to_str().unwrap(), "--since", "6h", "-q"]);
+    assert!(quiet.status.success());
+    assert!(quiet.stderr.is_empty());
+}
