@@ -251,7 +251,7 @@ fn str_values(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
         .column(name)
         .and_then(|c| c.str().cloned())
         .map_err(|e| Error::frame(name.to_string(), e))?;
-    Ok(c.into_iter().map(|v| v.map(str::to_string)).collect())
+    Ok(c.iter().map(|v| v.map(str::to_string)).collect())
 }
 
 fn i64_values(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>> {
@@ -263,7 +263,7 @@ fn i64_values(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>> {
         .i64()
         .map_err(|e| Error::frame(name.to_string(), e))?
         .clone();
-    Ok(ca.into_iter().collect())
+    Ok(ca.iter().collect())
 }
 
 /// Rows per COPY chunk sent to the server: big enough to amortise the round trip, small enough

@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use polars::prelude::*;
 
 use crate::conninfo;
-use crate::dataset::{Dataset, TableDef, Truth};
+use crate::dataset::{Dataset, Truth};
+
 use crate::error::{Error, Result};
 use crate::window::Window;
 
@@ -97,7 +98,7 @@ pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
 /// Keeps the rows inside `window`, by the rule in [`crate::window`] (the same rule the SQL
 /// applies on a database).
 pub fn restrict(ds: Dataset, window: Window) -> Result<Dataset> {
-    let err = |what: &str| move |e: PolarsError| Error::frame(format!("restricting {what}"), e);
+    let err = |what: &'static str| move |e: PolarsError| Error::frame(format!("restricting {what}"), e);
     let steps = ds
         .steps
         .lazy()
@@ -116,7 +117,7 @@ pub fn restrict(ds: Dataset, window: Window) -> Result<Dataset> {
         .filter(
             window
                 .time_expr("timestamp")
-                .or(col("id").is_in(lit(step_builds).implode(), false)),
+                .or(col("id").is_in(lit(step_builds).implode(false), false)),
         )
         .collect()
         .map_err(err("builds"))?;
@@ -124,7 +125,7 @@ pub fn restrict(ds: Dataset, window: Window) -> Result<Dataset> {
         .select(["build", "stepnr"])
         .map_err(err("steps"))?
         .lazy();
-    let follow_steps = |df: DataFrame, what: &str| {
+    let follow_steps = |df: DataFrame, what: &'static str| {
         df.lazy()
             .join(
                 keys.clone(),

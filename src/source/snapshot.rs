@@ -109,7 +109,7 @@ fn write_table(root: &Path, def: &TableDef, df: &DataFrame) -> Result<TableEntry
                 .map_err(|e| Error::frame(def.name, e))?;
             // Group row indices by UTC day; `None` collects rows without a time.
             let mut groups: BTreeMap<Option<i64>, Vec<IdxSize>> = BTreeMap::new();
-            for (i, t) in days.into_iter().enumerate() {
+            for (i, t) in days.iter().enumerate() {
                 groups
                     .entry(t.map(|t| t.div_euclid(SECONDS_PER_DAY)))
                     .or_default()
@@ -235,7 +235,7 @@ pub fn read(dir: &Path) -> Result<Dataset> {
         (Some(deps), Some(steps)) => Some(Truth { deps, steps }),
         _ => None,
     };
-    Ok(Dataset {
+    super::normalize(Dataset {
         meta: DatasetMeta {
             origin: Origin::Snapshot {
                 dir: dir.display().to_string(),

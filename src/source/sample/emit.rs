@@ -1,0 +1,317 @@
+//! Turns the finished simulation into the dataset's frames and the machines file.
+
+use std::fmt::Write;
+
+use polars::prelude::DataFrame;
+
+use super::params::*;
+use super::sim::{NONE, NO_MACHINE, Phase, Sim};
+use super::workload::output_names;
+use crate::dataset::{
+    BUILDS, EVALS, JOBSETS as JOBSETS_T, STEP_OUTPUTS, STEPS, TRUTH_DEPS, TRUTH_STEPS,
+    TableBuilder,
+};
+
+/// Rows per finished batch of a frame.
+const BATCH: usize = 1 << 16;
+
+/// Nix's base-32 alphabet (no e, o, t, u).
+const NIX32: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+
+fn splitmix(x: &mut u64) -> u64 {
+    *x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A store path's 32-character hash part, derived from a seed.
+fn push_hash(buf: &mut String, seed: u64) {
+    let mut state = seed;
+    let mut bits = 0u64;
+    let mut left = 0;
+    for _ in 0..32 {
+        if left < 5 {
+            bits = splitmix(&mut state);
+            left = 64;
+        }
+        buf.push(NIX32[(bits & 31) as usize] as char);
+        bits >>= 5;
+        left -= 5;
+    }
+}
+
+fn abs_s(ms: u64) -> i64 {
+    WEEK_START_S + (ms / 1000) as i64
+}
+
+fn build_id(b: u32) -> i32 {
+    BUILD_ID_BASE + b as i32
+}
+
+pub(super) struct Frames {
+    pub steps: DataFrame,
+    pub builds: DataFrame,
+    pub step_outputs: DataFrame,
+    pub jobsets: DataFrame,
+    pub evals: DataFrame,
+    pub truth_deps: DataFrame,
+    pub truth_steps: DataFrame,
+}
+
+pub(super) fn frames(sim: &Sim) -> Frames {
+    let mut order: Vec<u32> = (0..sim.rows.len() as u32).collect();
+    order.sort_unstable_by_key(|&r| {
+        let row = &sim.rows[r as usize];
+        (row.build, row.stepnr)
+    });
+    Frames {
+        steps: steps(sim, &order),
+        builds: builds(sim),
+        step_outputs: step_outputs(sim, &order),
+        jobsets: jobsets(),
+        evals: evals(sim),
+        truth_deps: truth_deps(sim, &order),
+        truth_steps: truth_steps(sim, &order),
+    }
+}
+
+fn drv_path(buf: &mut String, sim: &Sim, n: u32) {
+    let node = &sim.nodes[n as usize];
+    buf.clear();
+    buf.push_str("/nix/store/");
+    push_hash(buf, node.hash);
+    buf.push('-');
+    buf.push_str(&sim.names[node.name as usize]);
+    buf.push_str(".drv");
+}
+
+fn steps(sim: &Sim, order: &[u32]) -> DataFrame {
+    let mut t = TableBuilder::new(&STEPS, BATCH);
+    let mut buf = String::new();
+    for &r in order {
+        let row = &sim.rows[r as usize];
+        let node = &sim.nodes[row.node as usize];
+        t.i32(0, Some(build_id(row.build)));
+        t.i32(1, Some(row.stepnr));
+        t.i32(2, Some(i32::from(row.substitution)));
+        drv_path(&mut buf, sim, row.node);
+        t.str(3, Some(&buf));
+        let busy = if row.status.is_none() {
+            row.phase.busy()
+        } else {
+            0
+        };
+        t.i32(4, Some(busy));
+        t.i32(5, row.status);
+        t.i64(6, row.start_ms.map(abs_s));
+        t.i64(7, row.stop_ms.map(abs_s));
+        let machine = if row.machine == NO_MACHINE {
+            ""
+        } else {
+            sim.machines[row.machine as usize].uri.as_str()
+        };
+        t.str(8, Some(machine));
+        t.str(9, Some(SYSTEMS[node.sys as usize]));
+        t.i32(
+            10,
+            (row.propagated_from != NONE).then(|| build_id(row.propagated_from)),
+        );
+        t.i64(11, row.overhead_ms.map(|v| v as i64));
+        t.i32(12, row.times_built);
+        t.bool(13, row.nondet);
+        t.end_row();
+    }
+    t.finish()
+}
+
+fn builds(sim: &Sim) -> DataFrame {
+    let mut t = TableBuilder::new(&BUILDS, BATCH);
+    for (b, build) in sim.builds.iter().enumerate() {
+        let def = &JOBSETS[build.jobset as usize];
+        let top = &sim.nodes[build.top as usize];
+        t.i32(0, Some(build_id(b as u32)));
+        t.i32(1, Some(i32::from(build.jobset) + 1));
+        t.str(2, Some(def.project));
+        t.str(3, Some(def.name));
+        t.str(4, Some(&sim.jobs[build.job as usize]));
+        t.str(5, Some(SYSTEMS[top.sys as usize]));
+        t.str(6, Some(&sim.names[top.name as usize]));
+        t.i64(7, Some(abs_s(build.queued_ms)));
+        let done = build.finished;
+        t.i64(8, build.start_ms.filter(|_| done).map(abs_s));
+        t.i64(9, build.stop_ms.filter(|_| done).map(abs_s));
+        t.bool(10, Some(done));
+        t.i32(11, done.then_some(build.status));
+        t.bool(12, done.then_some(build.is_cached));
+        t.i32(13, Some(build.prio));
+        t.i32(14, Some(build.gprio));
+        t.i64(15, build.size.filter(|_| done).map(|v| v as i64));
+        t.i64(16, build.closure.filter(|_| done).map(|v| v as i64));
+        t.end_row();
+    }
+    t.finish()
+}
+
+fn step_outputs(sim: &Sim, order: &[u32]) -> DataFrame {
+    let mut t = TableBuilder::new(&STEP_OUTPUTS, BATCH);
+    let mut buf = String::new();
+    for &r in order {
+        let row = &sim.rows[r as usize];
+        let node = &sim.nodes[row.node as usize];
+        let name = &sim.names[node.name as usize];
+        for (i, out) in output_names(node.outputs).enumerate() {
+            buf.clear();
+            buf.push_str("/nix/store/");
+            push_hash(&mut buf, node.hash ^ (0x5851_F42D_4C95_7F2D_u64.wrapping_mul(i as u64 + 1)));
+            buf.push('-');
+            buf.push_str(name);
+            if out != "out" {
+                buf.push('-');
+                buf.push_str(out);
+            }
+            t.i32(0, Some(build_id(row.build)));
+            t.i32(1, Some(row.stepnr));
+            t.str(2, Some(out));
+            t.str(3, Some(&buf));
+            t.end_row();
+        }
+    }
+    t.finish()
+}
+
+fn jobsets() -> DataFrame {
+    let mut t = TableBuilder::new(&JOBSETS_T, BATCH);
+    for (j, def) in JOBSETS.iter().enumerate() {
+        t.i32(0, Some(j as i32 + 1));
+        t.str(1, Some(def.project));
+        t.str(2, Some(def.name));
+        t.i32(3, Some(def.enabled));
+        t.i32(4, Some(def.shares));
+        t.i32(5, Some(def.check_interval_s));
+        t.end_row();
+    }
+    t.finish()
+}
+
+fn evals(sim: &Sim) -> DataFrame {
+    let mut t = TableBuilder::new(&EVALS, BATCH);
+    for (e, ev) in sim.evals.iter().enumerate() {
+        let range = ev.builds_start as usize..(ev.builds_start + ev.builds_len) as usize;
+        let new = ev.builds_len as f64;
+        let members = ev.members.round().max(new);
+        let all_done = sim.builds[range.clone()].iter().all(|b| b.finished);
+        let succeeded = sim.builds[range]
+            .iter()
+            .filter(|b| b.finished && b.status == 0)
+            .count();
+        // nrSucceeded is filled in once every build of the evaluation has finished.
+        let nr_succeeded = all_done
+            .then(|| ((members - new) * UNCHANGED_SUCCESS).round() as i32 + succeeded as i32);
+        t.i32(0, Some(EVAL_ID_BASE + e as i32));
+        t.i32(1, Some(i32::from(ev.jobset) + 1));
+        t.i64(2, Some(abs_s(ev.at_ms)));
+        t.i64(3, Some(ev.checkout_s));
+        t.i64(4, Some(ev.eval_s));
+        t.bool(5, Some(ev.builds_len > 0));
+        t.i32(6, Some(members as i32));
+        t.i32(7, nr_succeeded);
+        t.end_row();
+    }
+    t.finish()
+}
+
+/// Rows that got a builder slot.
+fn dispatched(phase: Phase) -> bool {
+    phase != Phase::NotDispatched
+}
+
+fn truth_deps(sim: &Sim, order: &[u32]) -> DataFrame {
+    let mut t = TableBuilder::new(&TRUTH_DEPS, BATCH);
+    let mut edges: Vec<(i32, i32)> = Vec::new();
+    for &r in order {
+        let row = &sim.rows[r as usize];
+        if !dispatched(row.phase) || row.machine == NO_MACHINE {
+            continue;
+        }
+        edges.clear();
+        for i in sim.node_deps(row.node) {
+            let d = &sim.nodes[sim.deps[i] as usize];
+            if d.last_row != NONE {
+                let dr = &sim.rows[d.last_row as usize];
+                edges.push((build_id(dr.build), dr.stepnr));
+            }
+        }
+        edges.sort_unstable();
+        for &(db, ds) in &edges {
+            t.i32(0, Some(build_id(row.build)));
+            t.i32(1, Some(row.stepnr));
+            t.i32(2, Some(db));
+            t.i32(3, Some(ds));
+            t.end_row();
+        }
+    }
+    t.finish()
+}
+
+fn truth_steps(sim: &Sim, order: &[u32]) -> DataFrame {
+    let mut t = TableBuilder::new(&TRUTH_STEPS, BATCH);
+    let base_ms = WEEK_START_S * 1000;
+    for &r in order {
+        let row = &sim.rows[r as usize];
+        let node = &sim.nodes[row.node as usize];
+        t.i32(0, Some(build_id(row.build)));
+        t.i32(1, Some(row.stepnr));
+        t.i64(2, Some(node.out_size as i64));
+        t.i64(3, Some(if row.substitution { 0 } else { node.in_size as i64 }));
+        let on_machine = dispatched(row.phase) && row.machine != NO_MACHINE;
+        let running = row.status.is_none();
+        // Phases the step has completed; a step still running at the end of the week has
+        // `None` for the phase it is in and those after it.
+        let past = |p: Phase| on_machine && (!running || row.phase > p);
+        let v = |ok: bool, x: u64| ok.then_some(x as i64);
+        t.i64(4, on_machine.then_some(base_ms + row.dispatch_ms as i64));
+        t.i64(5, v(past(Phase::WaitLock), row.send_start - row.dispatch_ms));
+        t.i64(6, v(past(Phase::Sending), row.send_ms));
+        t.i64(7, v(past(Phase::Building), row.build_stop - row.build_start));
+        t.i64(8, v(past(Phase::WaitLocal), row.recv_start - row.build_stop));
+        t.i64(9, v(past(Phase::Receiving), row.recv_ms));
+        t.end_row();
+    }
+    t.finish()
+}
+
+/// The farm as an `/etc/nix/machines` file.
+pub(super) fn machines_file(sim: &Sim) -> String {
+    let mut s = String::from(
+        "# hydra-bottleneck built-in sample (nixos-week): the farm the history was simulated on.\n\
+         # URI systems sshKey maxJobs speedFactor supportedFeatures mandatoryFeatures publicHostKey\n",
+    );
+    let features = |mask: u8| {
+        let names: Vec<&str> = FEATURE_NAMES
+            .iter()
+            .filter(|(bit, _)| mask & bit != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        if names.is_empty() {
+            "-".to_string()
+        } else {
+            names.join(",")
+        }
+    };
+    for m in &sim.machines {
+        let _ = writeln!(
+            s,
+            "{} {} {} {} {} {} {} -",
+            m.uri,
+            MACHINE_SYSTEMS[m.sys as usize],
+            SSH_KEY,
+            m.max_jobs,
+            m.speed,
+            features(m.supported),
+            features(m.mandatory),
+        );
+    }
+    s
+}

@@ -1,0 +1,1345 @@
+//! The discrete-event simulation of the C++ queue runner and its farm.
+//!
+//! State lives in flat vectors indexed by `u32` (derivations, builds, step rows); the dependency
+//! graph is static (edges are fixed when a derivation is created) and each derivation's
+//! dependents are a linked list in one arena, so the whole week costs no allocation per step.
+//! Events are kept in one binary heap ordered by (time, sequence number): O(n log n) overall.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::params::*;
+use super::{lognormal, normal, uniform};
+
+pub(super) const NONE: u32 = u32::MAX;
+pub(super) const NO_MACHINE: u16 = u16::MAX;
+
+/// Where a derivation is in the queue runner's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NState {
+    /// Not in the runner's memory: never queued, or dropped when no build needed it any more,
+    /// or failed in a way that is not cached (it is built again when queued again).
+    Inactive,
+    /// Waiting for dependencies.
+    Pending,
+    /// All dependencies built; waiting for a machine.
+    Runnable,
+    /// Aborted; waiting for its retry time.
+    Retry,
+    /// Dispatched to a machine.
+    Running,
+    /// Outputs valid in the destination store (built, substituted, or there before the week).
+    Done,
+    /// Failed permanently and recorded in FailedPaths: later builds needing it fail at once.
+    FailedCached,
+}
+
+impl NState {
+    fn active(self) -> bool {
+        matches!(
+            self,
+            NState::Pending | NState::Runnable | NState::Retry | NState::Running
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Leaf,
+    Test,
+    Core,
+    Private,
+    Chain,
+    Subst,
+    Aggregate,
+}
+
+/// One derivation.
+#[derive(Debug, Clone)]
+pub(super) struct Node {
+    pub state: NState,
+    /// Bumped whenever a queued entry for this node becomes stale.
+    pub ver: u32,
+    pub sys: u8,
+    pub feat: u8,
+    pub class: u8,
+    pub kind: Kind,
+    pub tries: u8,
+    pub pending: u32,
+    /// Active dependents plus loaded builds whose top-level derivation this is.
+    pub needed: u32,
+    pub base_ms: f64,
+    pub fail_p: f64,
+    pub out_size: u64,
+    pub in_size: u64,
+    pub closure_extra: u64,
+    pub deps_start: u32,
+    pub deps_len: u32,
+    pub rdeps_head: u32,
+    pub first_build: u32,
+    pub prio: i32,
+    pub gprio: i32,
+    pub jobset: u8,
+    pub rdeps_count: u32,
+    pub mark: u32,
+    pub name: u32,
+    pub hash: u64,
+    pub outputs: u8,
+    pub last_row: u32,
+    pub cur_row: u32,
+}
+
+/// A dependent of a derivation: a derivation that needs it, or a build whose top level it is.
+#[derive(Debug, Clone, Copy)]
+struct Rdep {
+    target: u32,
+    next: u32,
+    is_build: bool,
+}
+
+/// One row of Builds.
+#[derive(Debug, Clone)]
+pub(super) struct Build {
+    pub jobset: u8,
+    pub eval: u32,
+    pub job: u32,
+    pub top: u32,
+    pub prio: i32,
+    pub gprio: i32,
+    pub queued_ms: u64,
+    pub load_start_ms: u64,
+    pub subst_start: u32,
+    pub subst_len: u32,
+    pub loaded: bool,
+    pub holds_ref: bool,
+    pub finished: bool,
+    pub status: i32,
+    pub start_ms: Option<u64>,
+    pub stop_ms: Option<u64>,
+    pub is_cached: bool,
+    pub size: Option<u64>,
+    pub closure: Option<u64>,
+    pub next_stepnr: i32,
+}
+
+/// Where a dispatched step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Phase {
+    /// Not a dispatched row (substitution, cached or propagated failure).
+    NotDispatched,
+    WaitLock,
+    Sending,
+    Building,
+    WaitLocal,
+    Receiving,
+    Finished,
+}
+
+impl Phase {
+    /// BuildSteps.busy of a step still in this phase (hydra-facts §2). Waiting for the send
+    /// lock happens while the C++ runner reports "connecting".
+    pub fn busy(self) -> i32 {
+        match self {
+            Phase::WaitLock => 10,
+            Phase::Sending => 20,
+            Phase::Building => 30,
+            Phase::WaitLocal => 35,
+            Phase::Receiving => 40,
+            Phase::NotDispatched | Phase::Finished => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Success,
+    Abort,
+    Fail(i32),
+}
+
+/// One row of BuildSteps, with the truth of its life.
+#[derive(Debug, Clone)]
+pub(super) struct Row {
+    pub build: u32,
+    pub stepnr: i32,
+    pub node: u32,
+    pub substitution: bool,
+    pub machine: u16,
+    /// `None` while running.
+    pub status: Option<i32>,
+    pub start_ms: Option<u64>,
+    pub stop_ms: Option<u64>,
+    pub propagated_from: u32,
+    pub overhead_ms: Option<u64>,
+    pub times_built: Option<i32>,
+    pub nondet: Option<bool>,
+    pub phase: Phase,
+    pub cancelled: bool,
+    pub outcome: Outcome,
+    pub failed_with_output: bool,
+    pub dispatch_ms: u64,
+    pub send_start: u64,
+    pub build_start: u64,
+    pub build_stop: u64,
+    pub recv_start: u64,
+    pub send_ms: u64,
+    pub build_ms: u64,
+    pub recv_ms: u64,
+}
+
+impl Row {
+    fn plain(build: u32, stepnr: i32, node: u32) -> Row {
+        Row {
+            build,
+            stepnr,
+            node,
+            substitution: false,
+            machine: NO_MACHINE,
+            status: None,
+            start_ms: None,
+            stop_ms: None,
+            propagated_from: NONE,
+            overhead_ms: None,
+            times_built: None,
+            nondet: None,
+            phase: Phase::NotDispatched,
+            cancelled: false,
+            outcome: Outcome::Success,
+            failed_with_output: false,
+            dispatch_ms: 0,
+            send_start: 0,
+            build_start: 0,
+            build_stop: 0,
+            recv_start: 0,
+            send_ms: 0,
+            build_ms: 0,
+            recv_ms: 0,
+        }
+    }
+}
+
+/// Sort key of a machine (hydra-facts §4): round(currentJobs / speedFactor) ascending, speed
+/// factor descending, currentJobs descending; the index breaks the remaining ties.
+type MKey = (u32, Reverse<u32>, Reverse<u32>, u16);
+
+#[derive(Debug, Clone)]
+pub(super) struct Machine {
+    pub sys: u8,
+    pub supported: u8,
+    pub mandatory: u8,
+    pub max_jobs: u32,
+    pub speed: f64,
+    pub flaky: bool,
+    pub uri: String,
+    cur: u32,
+    disabled_until: u64,
+    consecutive_failures: u32,
+    last_failure: Option<u64>,
+    send_busy: bool,
+    send_queue: VecDeque<u32>,
+    classes: Vec<usize>,
+    key: Option<MKey>,
+}
+
+impl Machine {
+    pub fn new(sys: u8, t: &MachineTemplate, flaky: bool, uri: String) -> Machine {
+        Machine {
+            sys,
+            supported: t.supported,
+            mandatory: t.mandatory,
+            max_jobs: t.max_jobs,
+            speed: t.speed,
+            flaky,
+            uri,
+            cur: 0,
+            disabled_until: 0,
+            consecutive_failures: 0,
+            last_failure: None,
+            send_busy: false,
+            send_queue: VecDeque::new(),
+            classes: Vec::new(),
+            key: None,
+        }
+    }
+
+    /// The Nix rule: the system matches, the machine has every feature the step requires, and
+    /// the step requires every mandatory feature of the machine.
+    fn supports(&self, sys: u8, feat: u8) -> bool {
+        self.sys == sys && feat & !self.supported == 0 && self.mandatory & !feat == 0
+    }
+}
+
+/// Within one (class, jobset) queue: global priority, local priority, required features and
+/// reverse dependencies descending, then lowest build id and node (ascending, hence Reverse).
+type SKey = (i32, i32, u8, u32, Reverse<u32>, Reverse<u32>);
+
+/// Runnable steps of one machine type (system and required features).
+#[derive(Debug)]
+struct Class {
+    sys: u8,
+    feat: u8,
+    /// One queue per jobset, because the jobset's share used changes over time.
+    heaps: Vec<BinaryHeap<(SKey, u32, u32)>>,
+    runnable: u32,
+    free: BTreeSet<MKey>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Ev {
+    Eval(u32),
+    Load(u32),
+    SendDone(u32),
+    BuildDone(u32),
+    ReceiveDone(u32),
+    Retry(u32, u32),
+    Enable(u16),
+    Cancel(u32),
+}
+
+/// One evaluation.
+#[derive(Debug, Clone)]
+pub(super) struct Eval {
+    pub jobset: u8,
+    /// When it finished and queued its builds (JobsetEvals.timestamp), from the week start.
+    pub at_ms: u64,
+    pub size: f64,
+    pub mass: bool,
+    pub checkout_s: i64,
+    pub eval_s: i64,
+    pub members: f64,
+    pub builds_start: u32,
+    pub builds_len: u32,
+}
+
+pub(super) struct Sim {
+    pub scale: f64,
+    pub rng: ChaCha8Rng,
+    pub exec: ChaCha8Rng,
+    pub now: u64,
+    events: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    seq: u64,
+    pub machines: Vec<Machine>,
+    classes: Vec<Class>,
+    class_of: [[u8; 8]; 4],
+    local_free: u32,
+    local_queue: VecDeque<u32>,
+    pub nodes: Vec<Node>,
+    pub deps: Vec<u32>,
+    rdeps: Vec<Rdep>,
+    pub builds: Vec<Build>,
+    pub rows: Vec<Row>,
+    pub names: Vec<String>,
+    pub jobs: Vec<String>,
+    pub evals: Vec<Eval>,
+    pub subst_nodes: Vec<u32>,
+    pub monitor_free_at: u64,
+    pub last_eval: Vec<u32>,
+    pub trunk_recent: [Vec<u32>; 4],
+    epoch: u32,
+    /// Per jobset: (stop time, build seconds) of recent steps and their sum, for share used.
+    share_log: Vec<VecDeque<(u64, f64)>>,
+    share_sum: Vec<f64>,
+}
+
+impl Sim {
+    pub fn new(scale: f64, rng: ChaCha8Rng, exec: ChaCha8Rng, machines: Vec<Machine>) -> Sim {
+        let local = (LOCAL_WORKER_SLOTS * scale).round().max(2.0) as u32;
+        let jobsets = JOBSETS.len();
+        let mut sim = Sim {
+            scale,
+            rng,
+            exec,
+            now: 0,
+            events: BinaryHeap::new(),
+            seq: 0,
+            machines,
+            classes: Vec::new(),
+            class_of: [[u8::MAX; 8]; 4],
+            local_free: local,
+            local_queue: VecDeque::new(),
+            nodes: Vec::new(),
+            deps: Vec::new(),
+            rdeps: Vec::new(),
+            builds: Vec::new(),
+            rows: Vec::new(),
+            names: Vec::new(),
+            jobs: Vec::new(),
+            evals: Vec::new(),
+            subst_nodes: Vec::new(),
+            monitor_free_at: 0,
+            last_eval: vec![NONE; jobsets],
+            trunk_recent: Default::default(),
+            epoch: 0,
+            share_log: vec![VecDeque::new(); jobsets],
+            share_sum: vec![0.0; jobsets],
+        };
+        for m in 0..sim.machines.len() {
+            sim.refresh_machine(m);
+        }
+        sim
+    }
+
+    pub fn schedule(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.events.push(Reverse((at, self.seq, ev)));
+    }
+
+    /// Runs every event before the end of the week.
+    pub fn run(&mut self) {
+        while let Some(Reverse((t, _, ev))) = self.events.pop() {
+            if t >= WEEK_MS {
+                break;
+            }
+            self.now = t;
+            match ev {
+                Ev::Eval(e) => self.on_eval(e),
+                Ev::Load(b) => self.on_load(b),
+                Ev::SendDone(r) => self.on_send_done(r),
+                Ev::BuildDone(r) => self.on_build_done(r),
+                Ev::ReceiveDone(r) => self.on_receive_done(r),
+                Ev::Retry(n, ver) => {
+                    let node = &self.nodes[n as usize];
+                    if node.state == NState::Retry && node.ver == ver {
+                        self.make_runnable(n);
+                    }
+                }
+                Ev::Enable(m) => self.refresh_machine(m as usize),
+                Ev::Cancel(e) => self.on_cancel(e),
+            }
+            self.dispatch();
+        }
+        self.now = WEEK_MS;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Graph construction (used by the workload generator)
+    // -----------------------------------------------------------------------------------------
+
+    /// Adds a derivation with its dependencies (distinct, created earlier: the graph is a DAG).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_node(
+        &mut self,
+        kind: Kind,
+        sys: u8,
+        feat: u8,
+        base_ms: f64,
+        fail_p: f64,
+        sizes: (u64, u64, u64),
+        deps: &[u32],
+        name: u32,
+        hash: u64,
+        outputs: u8,
+    ) -> u32 {
+        let id = self.nodes.len() as u32;
+        let class = self.class_for(sys, feat);
+        let deps_start = self.deps.len() as u32;
+        for &d in deps {
+            self.deps.push(d);
+            self.push_rdep(d, id, false);
+        }
+        self.nodes.push(Node {
+            state: NState::Inactive,
+            ver: 0,
+            sys,
+            feat,
+            class,
+            kind,
+            tries: 0,
+            pending: 0,
+            needed: 0,
+            base_ms,
+            fail_p,
+            out_size: sizes.0,
+            in_size: sizes.1,
+            closure_extra: sizes.2,
+            deps_start,
+            deps_len: deps.len() as u32,
+            rdeps_head: NONE,
+            first_build: NONE,
+            prio: DEFAULT_PRIORITY,
+            gprio: 0,
+            jobset: 0,
+            rdeps_count: 0,
+            mark: 0,
+            name,
+            hash,
+            outputs,
+            last_row: NONE,
+            cur_row: NONE,
+        });
+        id
+    }
+
+    fn push_rdep(&mut self, of: u32, target: u32, is_build: bool) {
+        let next = self.nodes[of as usize].rdeps_head;
+        self.rdeps.push(Rdep {
+            target,
+            next,
+            is_build,
+        });
+        self.nodes[of as usize].rdeps_head = (self.rdeps.len() - 1) as u32;
+    }
+
+    /// Registers build `b` as a direct dependent of its top-level derivation.
+    pub fn link_build(&mut self, b: u32) {
+        let top = self.builds[b as usize].top;
+        self.push_rdep(top, b, true);
+    }
+
+    pub fn node_deps(&self, n: u32) -> std::ops::Range<usize> {
+        let node = &self.nodes[n as usize];
+        node.deps_start as usize..(node.deps_start + node.deps_len) as usize
+    }
+
+    fn class_for(&mut self, sys: u8, feat: u8) -> u8 {
+        let c = self.class_of[sys as usize][feat as usize & 7];
+        if c != u8::MAX {
+            return c;
+        }
+        let c = self.classes.len();
+        self.classes.push(Class {
+            sys,
+            feat,
+            heaps: (0..JOBSETS.len()).map(|_| BinaryHeap::new()).collect(),
+            runnable: 0,
+            free: BTreeSet::new(),
+        });
+        for m in 0..self.machines.len() {
+            if self.machines[m].supports(sys, feat) {
+                self.machines[m].classes.push(c);
+                if let Some(k) = self.machines[m].key {
+                    self.classes[c].free.insert(k);
+                }
+            }
+        }
+        self.class_of[sys as usize][feat as usize & 7] = c as u8;
+        c as u8
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Loading builds (the queue monitor)
+    // -----------------------------------------------------------------------------------------
+
+    fn on_load(&mut self, b: u32) {
+        let bi = b as usize;
+        if self.builds[bi].finished {
+            // Cancelled before the queue monitor got to it.
+            return;
+        }
+        self.builds[bi].loaded = true;
+        let top = self.builds[bi].top;
+        if self.nodes[top as usize].state == NState::Done {
+            // Every output is valid already: a cached build, no step (queue-monitor.cc).
+            let node = &self.nodes[top as usize];
+            let (size, closure) = (node.out_size, node.out_size + node.closure_extra);
+            let now = self.now;
+            self.finish_build(b, 0, Some(now), Some(now), true, Some((size, closure)));
+            return;
+        }
+        // Substitutions happen while the build is loaded, before its steps exist.
+        let mut t = self.builds[bi].load_start_ms;
+        let (s0, sl) = (self.builds[bi].subst_start, self.builds[bi].subst_len);
+        for i in s0..s0 + sl {
+            let n = self.subst_nodes[i as usize];
+            if self.nodes[n as usize].state != NState::Inactive {
+                continue;
+            }
+            let dur = subst_ms(self.nodes[n as usize].out_size);
+            let stepnr = self.alloc_stepnr(b);
+            let mut row = Row::plain(b, stepnr, n);
+            row.substitution = true;
+            row.status = Some(0);
+            row.start_ms = Some(t);
+            row.stop_ms = Some(t + dur);
+            row.phase = Phase::Finished;
+            t += dur;
+            self.rows.push(row);
+            let node = &mut self.nodes[n as usize];
+            node.state = NState::Done;
+            node.last_row = (self.rows.len() - 1) as u32;
+        }
+        let failed = self.activate(b);
+        self.builds[bi].holds_ref = true;
+        if let Some(f) = failed {
+            // A derivation of the closure is in FailedPaths: the build fails at once with a
+            // cached-failure step (queue-monitor.cc), status 1 if it is the top level, else 2.
+            let stepnr = self.alloc_stepnr(b);
+            let mut row = Row::plain(b, stepnr, f);
+            row.status = Some(8);
+            row.phase = Phase::Finished;
+            self.rows.push(row);
+            let status = if f == top { 1 } else { 2 };
+            let now = self.now;
+            self.finish_build(b, status, Some(now), Some(now), true, None);
+            self.release(b, false);
+        }
+    }
+
+    /// Brings the build's closure into the runner's memory. Returns a cached failure met on the
+    /// way, if any.
+    fn activate(&mut self, b: u32) -> Option<u32> {
+        let top = self.builds[b as usize].top;
+        let (prio, gprio, jobset) = {
+            let build = &self.builds[b as usize];
+            (build.prio, build.gprio, build.jobset)
+        };
+        let mut failed = None;
+        let mut stack = Vec::new();
+        match self.nodes[top as usize].state {
+            NState::FailedCached => return Some(top),
+            NState::Done => return None,
+            NState::Inactive => {
+                self.nodes[top as usize].state = NState::Pending;
+                self.nodes[top as usize].needed = 1;
+                stack.push(top);
+            }
+            _ => self.nodes[top as usize].needed += 1,
+        }
+        while let Some(n) = stack.pop() {
+            {
+                let node = &mut self.nodes[n as usize];
+                node.first_build = b;
+                node.prio = prio;
+                node.gprio = gprio;
+                node.jobset = jobset;
+                node.tries = 0;
+            }
+            let mut pending = 0;
+            for i in self.node_deps(n) {
+                let d = self.deps[i];
+                let dn = &mut self.nodes[d as usize];
+                match dn.state {
+                    NState::Done => {}
+                    NState::FailedCached => {
+                        failed.get_or_insert(d);
+                        pending += 1;
+                    }
+                    NState::Inactive => {
+                        dn.state = NState::Pending;
+                        dn.needed = 1;
+                        stack.push(d);
+                        pending += 1;
+                    }
+                    _ => {
+                        dn.needed += 1;
+                        pending += 1;
+                    }
+                }
+            }
+            self.nodes[n as usize].pending = pending;
+            if pending == 0 {
+                self.make_runnable(n);
+            }
+        }
+        failed
+    }
+
+    fn make_runnable(&mut self, n: u32) {
+        // Reverse dependencies still waiting, for the dispatcher's sort (hydra-facts §4).
+        let mut rd = 0;
+        let mut l = self.nodes[n as usize].rdeps_head;
+        while l != NONE {
+            let r = self.rdeps[l as usize];
+            let alive = if r.is_build {
+                let b = &self.builds[r.target as usize];
+                b.loaded && !b.finished
+            } else {
+                self.nodes[r.target as usize].state.active()
+            };
+            rd += u32::from(alive);
+            l = r.next;
+        }
+        let node = &mut self.nodes[n as usize];
+        node.state = NState::Runnable;
+        node.ver += 1;
+        node.rdeps_count = rd;
+        let key: SKey = (
+            node.gprio,
+            node.prio,
+            node.feat.count_ones() as u8,
+            rd,
+            Reverse(node.first_build),
+            Reverse(n),
+        );
+        let (c, j, ver) = (node.class as usize, node.jobset as usize, node.ver);
+        self.classes[c].heaps[j].push((key, n, ver));
+        self.classes[c].runnable += 1;
+    }
+
+    /// Drops one reference to `n`; derivations no build needs any more leave the runner's
+    /// memory, and with `cancel` a running one is killed (the C++ runner kills active steps
+    /// without dependents when builds are cancelled).
+    fn unref(&mut self, n: u32, cancel: bool) {
+        let mut stack = vec![n];
+        while let Some(x) = stack.pop() {
+            let node = &mut self.nodes[x as usize];
+            if !node.state.active() {
+                continue;
+            }
+            node.needed = node.needed.saturating_sub(1);
+            if node.needed > 0 {
+                continue;
+            }
+            match node.state {
+                NState::Pending | NState::Runnable | NState::Retry => {
+                    if node.state == NState::Runnable {
+                        let c = node.class as usize;
+                        self.classes[c].runnable -= 1;
+                    }
+                    let node = &mut self.nodes[x as usize];
+                    node.state = NState::Inactive;
+                    node.ver += 1;
+                    for i in self.node_deps(x) {
+                        stack.push(self.deps[i]);
+                    }
+                }
+                NState::Running if cancel => self.kill(x),
+                _ => {}
+            }
+        }
+    }
+
+    fn release(&mut self, b: u32, cancel: bool) {
+        if std::mem::take(&mut self.builds[b as usize].holds_ref) {
+            let top = self.builds[b as usize].top;
+            self.unref(top, cancel);
+        }
+    }
+
+    fn alloc_stepnr(&mut self, b: u32) -> i32 {
+        let build = &mut self.builds[b as usize];
+        build.next_stepnr += 1;
+        build.next_stepnr
+    }
+
+    fn finish_build(
+        &mut self,
+        b: u32,
+        status: i32,
+        start: Option<u64>,
+        stop: Option<u64>,
+        cached: bool,
+        sizes: Option<(u64, u64)>,
+    ) {
+        let build = &mut self.builds[b as usize];
+        build.finished = true;
+        build.status = status;
+        build.start_ms = start;
+        build.stop_ms = stop;
+        build.is_cached = cached;
+        build.size = sizes.map(|s| s.0);
+        build.closure = sizes.map(|s| s.1);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Evaluations and cancellations
+    // -----------------------------------------------------------------------------------------
+
+    fn on_eval(&mut self, e: u32) {
+        let j = self.evals[e as usize].jobset as usize;
+        let prev = self.last_eval[j];
+        if JOBSETS[j].cancellable
+            && prev != NONE
+            && !self.evals[prev as usize].mass
+            && self.rng.random::<f64>() < SUPERSEDE_CANCEL_P
+        {
+            let now = self.now;
+            self.schedule(now, Ev::Cancel(prev));
+        }
+        self.last_eval[j] = e;
+        self.generate_eval(e);
+    }
+
+    fn on_cancel(&mut self, e: u32) {
+        let ev = &self.evals[e as usize];
+        let now = self.now;
+        for b in ev.builds_start..ev.builds_start + ev.builds_len {
+            if self.builds[b as usize].finished {
+                continue;
+            }
+            // Hydra's web UI sets start and stop to the time of the cancellation.
+            self.finish_build(b, 4, Some(now), Some(now), false, None);
+            self.release(b, true);
+        }
+    }
+
+    /// Kills a running step nobody needs any more: status 4, its builder slot freed. A step
+    /// already copying its outputs back is left to finish (its build is over).
+    fn kill(&mut self, n: u32) {
+        let r = self.nodes[n as usize].cur_row;
+        if r == NONE {
+            return;
+        }
+        let now = self.now;
+        let phase = self.rows[r as usize].phase;
+        if phase == Phase::Receiving {
+            return;
+        }
+        let m = self.rows[r as usize].machine as usize;
+        let row = &mut self.rows[r as usize];
+        match phase {
+            Phase::WaitLock => {
+                row.send_start = now;
+                row.send_ms = 0;
+                row.build_start = now;
+                row.build_ms = 0;
+                row.build_stop = now;
+            }
+            Phase::Sending => {
+                row.send_ms = now - row.send_start;
+                row.build_start = now;
+                row.build_ms = 0;
+                row.build_stop = now;
+            }
+            Phase::Building => {
+                row.build_ms = now - row.build_start;
+                row.build_stop = now;
+            }
+            _ => {}
+        }
+        row.recv_start = now;
+        row.recv_ms = 0;
+        row.cancelled = true;
+        row.phase = Phase::Finished;
+        row.status = Some(4);
+        row.start_ms = Some(if phase >= Phase::Building {
+            row.build_start
+        } else {
+            row.dispatch_ms
+        });
+        row.stop_ms = Some(now);
+        row.overhead_ms = nonzero(row.send_ms);
+        if phase == Phase::Sending {
+            self.release_send_lock(m);
+        }
+        self.free_slot(m);
+        let node = &mut self.nodes[n as usize];
+        node.state = NState::Inactive;
+        node.ver += 1;
+        node.needed = 0;
+        node.cur_row = NONE;
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Dispatching (dispatcher.cc, simplified as the module documentation says)
+    // -----------------------------------------------------------------------------------------
+
+    fn refresh_machine(&mut self, m: usize) {
+        let now = self.now;
+        let mach = &mut self.machines[m];
+        if let Some(old) = mach.key.take() {
+            for &c in &mach.classes {
+                self.classes[c].free.remove(&old);
+            }
+        }
+        if now >= mach.disabled_until && mach.cur < mach.max_jobs {
+            let speed_milli = (mach.speed * 1000.0).round() as u32;
+            let load = (f64::from(mach.cur) / mach.speed).round() as u32;
+            let key = (load, Reverse(speed_milli), Reverse(mach.cur), m as u16);
+            mach.key = Some(key);
+            for &c in &mach.classes {
+                self.classes[c].free.insert(key);
+            }
+        }
+    }
+
+    fn clean_heap(&mut self, c: usize, j: usize) {
+        while let Some(&(_, n, ver)) = self.classes[c].heaps[j].peek() {
+            let node = &self.nodes[n as usize];
+            if node.state == NState::Runnable && node.ver == ver {
+                return;
+            }
+            self.classes[c].heaps[j].pop();
+        }
+    }
+
+    /// Each jobset's share used: build seconds of its steps finished in the last 24 h divided
+    /// by its scheduling shares.
+    fn shares_used(&mut self) -> Vec<f64> {
+        let horizon = self.now.saturating_sub(DAY_MS);
+        (0..JOBSETS.len())
+            .map(|j| {
+                while let Some(&(t, s)) = self.share_log[j].front() {
+                    if t >= horizon {
+                        break;
+                    }
+                    self.share_sum[j] -= s;
+                    self.share_log[j].pop_front();
+                }
+                self.share_sum[j].max(0.0) / f64::from(JOBSETS[j].shares.max(1))
+            })
+            .collect()
+    }
+
+    /// Repeatedly: the first machine in sort order with a free slot that supports a runnable
+    /// step takes the best step it supports. Stops when no such pair is left.
+    fn dispatch(&mut self) {
+        if self.classes.iter().all(|c| c.runnable == 0) {
+            return;
+        }
+        let shares = self.shares_used();
+        loop {
+            let mut best: Option<MKey> = None;
+            for c in &self.classes {
+                if c.runnable == 0 {
+                    continue;
+                }
+                if let Some(&k) = c.free.first()
+                    && best.is_none_or(|b| k < b)
+                {
+                    best = Some(k);
+                }
+            }
+            let Some(k) = best else { break };
+            let m = k.3 as usize;
+            let mut pick: Option<(SKey, f64, usize, usize)> = None;
+            let classes = self.machines[m].classes.clone();
+            for c in classes {
+                if self.classes[c].runnable == 0 {
+                    continue;
+                }
+                for (j, &share) in shares.iter().enumerate() {
+                    self.clean_heap(c, j);
+                    let Some(&(key, _, _)) = self.classes[c].heaps[j].peek() else {
+                        continue;
+                    };
+                    let better = match pick {
+                        None => true,
+                        Some((pk, ps, _, _)) => step_order(key, share, pk, ps) == Ordering::Greater,
+                    };
+                    if better {
+                        pick = Some((key, share, c, j));
+                    }
+                }
+            }
+            let Some((_, _, c, j)) = pick else { break };
+            let Some((_, n, _)) = self.classes[c].heaps[j].pop() else {
+                break;
+            };
+            self.classes[c].runnable -= 1;
+            self.assign(n, m);
+        }
+    }
+
+    /// The build a dispatched step is recorded under: one whose top level it is, else the
+    /// build that first needed it if still queued, else the lowest-id queued build needing it.
+    fn pick_build(&mut self, n: u32) -> u32 {
+        let mut best = NONE;
+        let mut l = self.nodes[n as usize].rdeps_head;
+        while l != NONE {
+            let r = self.rdeps[l as usize];
+            if r.is_build {
+                let b = &self.builds[r.target as usize];
+                if b.loaded && !b.finished {
+                    best = best.min(r.target);
+                }
+            }
+            l = r.next;
+        }
+        if best != NONE {
+            return best;
+        }
+        let fb = self.nodes[n as usize].first_build;
+        if fb != NONE && !self.builds[fb as usize].finished {
+            return fb;
+        }
+        let found = self.dependent_builds(n);
+        found.first().copied().unwrap_or(fb)
+    }
+
+    /// Every queued build that needs `n`, by id.
+    fn dependent_builds(&mut self, n: u32) -> Vec<u32> {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let mut out = Vec::new();
+        let mut stack = vec![n];
+        self.nodes[n as usize].mark = epoch;
+        while let Some(x) = stack.pop() {
+            let mut l = self.nodes[x as usize].rdeps_head;
+            while l != NONE {
+                let r = self.rdeps[l as usize];
+                l = r.next;
+                if r.is_build {
+                    let b = &self.builds[r.target as usize];
+                    if b.loaded && !b.finished {
+                        out.push(r.target);
+                    }
+                } else {
+                    let p = &mut self.nodes[r.target as usize];
+                    if p.state.active() && p.mark != epoch {
+                        p.mark = epoch;
+                        stack.push(r.target);
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn assign(&mut self, n: u32, m: usize) {
+        let now = self.now;
+        let rec = self.pick_build(n);
+        let stepnr = self.alloc_stepnr(rec);
+        let node = &self.nodes[n as usize];
+        let mach = &self.machines[m];
+        let rng = &mut self.exec;
+
+        let send_ms = lognormal(rng, SEND_SETUP_MEDIAN_MS, SEND_SETUP_SIGMA)
+            + node.in_size as f64 / LINK_BYTES_PER_MS;
+        let natural = node.base_ms / mach.speed * (BUILD_JITTER_SIGMA * normal(rng)).exp();
+        let abort_p = if mach.flaky { FLAKY_ABORT_P } else { ABORT_P };
+        let hang_p = if node.kind == Kind::Test {
+            HANG_P_TEST
+        } else {
+            HANG_P
+        };
+        let u: f64 = rng.random();
+        let mut build_ms = natural;
+        let mut outcome = Outcome::Success;
+        let mut times_built = 1;
+        let mut nondet = false;
+        let mut fwo = false;
+        if u < abort_p {
+            outcome = Outcome::Abort;
+            build_ms = natural * uniform(rng);
+        } else if natural > TIMEOUT_MS {
+            outcome = Outcome::Fail(7);
+            build_ms = TIMEOUT_MS;
+        } else if u < abort_p + node.fail_p {
+            outcome = Outcome::Fail(1);
+            build_ms = natural * (0.05 + 0.95 * uniform(rng));
+        } else if u < abort_p + node.fail_p + hang_p {
+            outcome = Outcome::Fail(7);
+            build_ms = (natural * uniform(rng) + MAX_SILENT_MS).min(TIMEOUT_MS);
+        } else if u < abort_p + node.fail_p + hang_p + LOG_LIMIT_P {
+            outcome = Outcome::Fail(10);
+            build_ms = natural * (0.3 + 0.7 * uniform(rng));
+        } else {
+            if rng.random::<f64>() < DET_CHECK_P {
+                times_built = 2;
+                build_ms = (natural * 2.0).min(TIMEOUT_MS);
+                if rng.random::<f64>() < NONDET_P {
+                    nondet = true;
+                    if rng.random::<f64>() < NONDET_FAIL_P {
+                        outcome = Outcome::Fail(12);
+                    }
+                }
+            }
+            if outcome == Outcome::Success
+                && node.kind == Kind::Test
+                && rng.random::<f64>() < FAILED_WITH_OUTPUT_P
+            {
+                fwo = true;
+            }
+        }
+        let out = node.out_size as f64;
+        let recv_ms = RECEIVE_SETUP_MS
+            + out / LINK_BYTES_PER_MS
+            + out / XZ_BYTES_PER_MS
+            + out * XZ_RATIO / UPLOAD_BYTES_PER_MS;
+
+        let mut row = Row::plain(rec, stepnr, n);
+        row.machine = m as u16;
+        row.phase = Phase::WaitLock;
+        row.outcome = outcome;
+        row.failed_with_output = fwo;
+        row.dispatch_ms = now;
+        row.start_ms = Some(now);
+        row.send_ms = send_ms.round().max(1.0) as u64;
+        row.build_ms = build_ms.round().max(1.0) as u64;
+        row.recv_ms = recv_ms.round() as u64;
+        match outcome {
+            Outcome::Abort => {}
+            _ => {
+                row.times_built = Some(times_built);
+                if times_built > 1 {
+                    row.nondet = Some(nondet);
+                }
+            }
+        }
+        self.rows.push(row);
+        let r = (self.rows.len() - 1) as u32;
+        let node = &mut self.nodes[n as usize];
+        node.state = NState::Running;
+        node.cur_row = r;
+        self.machines[m].cur += 1;
+        self.refresh_machine(m);
+        if self.machines[m].send_busy {
+            self.machines[m].send_queue.push_back(r);
+        } else {
+            self.start_send(r);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // A step's life on a machine
+    // -----------------------------------------------------------------------------------------
+
+    fn start_send(&mut self, r: u32) {
+        let now = self.now;
+        let row = &mut self.rows[r as usize];
+        row.phase = Phase::Sending;
+        row.send_start = now;
+        let (m, at) = (row.machine as usize, now + row.send_ms);
+        self.machines[m].send_busy = true;
+        self.schedule(at, Ev::SendDone(r));
+    }
+
+    fn release_send_lock(&mut self, m: usize) {
+        self.machines[m].send_busy = false;
+        while let Some(next) = self.machines[m].send_queue.pop_front() {
+            if !self.rows[next as usize].cancelled {
+                self.start_send(next);
+                break;
+            }
+        }
+    }
+
+    fn free_slot(&mut self, m: usize) {
+        self.machines[m].cur = self.machines[m].cur.saturating_sub(1);
+        self.refresh_machine(m);
+    }
+
+    fn on_send_done(&mut self, r: u32) {
+        if self.rows[r as usize].cancelled {
+            return;
+        }
+        let now = self.now;
+        let m = self.rows[r as usize].machine as usize;
+        self.release_send_lock(m);
+        let row = &mut self.rows[r as usize];
+        row.phase = Phase::Building;
+        row.build_start = now;
+        let at = now + row.build_ms;
+        self.schedule(at, Ev::BuildDone(r));
+    }
+
+    fn on_build_done(&mut self, r: u32) {
+        if self.rows[r as usize].cancelled {
+            return;
+        }
+        let now = self.now;
+        let (m, n, outcome) = {
+            let row = &mut self.rows[r as usize];
+            row.build_stop = now;
+            (row.machine as usize, row.node, row.outcome)
+        };
+        if outcome == Outcome::Success {
+            self.machines[m].consecutive_failures = 0;
+            self.rows[r as usize].phase = Phase::WaitLocal;
+            if self.local_free > 0 {
+                self.start_receive(r);
+            } else {
+                self.local_queue.push_back(r);
+            }
+            return;
+        }
+        let status = match outcome {
+            Outcome::Fail(s) => s,
+            _ => 3,
+        };
+        self.end_row(r, status, false);
+        self.free_slot(m);
+        if outcome == Outcome::Abort {
+            self.machine_failed(m);
+            let node = &mut self.nodes[n as usize];
+            node.tries += 1;
+            node.cur_row = NONE;
+            if u32::from(node.tries) < MAX_TRIES {
+                node.state = NState::Retry;
+                node.ver += 1;
+                let ver = node.ver;
+                let back = RETRY_INTERVAL_MS * RETRY_BACKOFF.pow(u32::from(node.tries) - 1);
+                let jitter = self.exec.random_range(0..RETRY_JITTER_MS);
+                self.schedule(now + back + jitter, Ev::Retry(n, ver));
+                return;
+            }
+        } else {
+            self.machines[m].consecutive_failures = 0;
+        }
+        // Failure (1 and 12 are cached in FailedPaths; time-outs, log limits and aborts are not).
+        self.fail_node(n, r, status, status == 1 || status == 12);
+    }
+
+    /// build-remote.cc: count a failure unless one was counted less than 30 s ago, and disable
+    /// the machine for 60·3^(n−1) s (n ≤ 4) plus up to 30 random seconds.
+    fn machine_failed(&mut self, m: usize) {
+        let now = self.now;
+        let jitter = self.exec.random_range(0..DISABLE_JITTER_MS);
+        let mach = &mut self.machines[m];
+        let recent = mach
+            .last_failure
+            .is_some_and(|t| t + 30_000 > now && mach.consecutive_failures > 0);
+        if recent {
+            return;
+        }
+        mach.consecutive_failures = (mach.consecutive_failures + 1).min(4);
+        mach.last_failure = Some(now);
+        let delta = RETRY_INTERVAL_MS * RETRY_BACKOFF.pow(mach.consecutive_failures - 1) + jitter;
+        mach.disabled_until = now + delta;
+        self.refresh_machine(m);
+        self.schedule(now + delta, Ev::Enable(m as u16));
+    }
+
+    fn start_receive(&mut self, r: u32) {
+        let now = self.now;
+        self.local_free -= 1;
+        let row = &mut self.rows[r as usize];
+        row.phase = Phase::Receiving;
+        row.recv_start = now;
+        let (m, at) = (row.machine as usize, now + row.recv_ms);
+        // The builder slot is released once output copying starts (hydra-facts §3).
+        self.free_slot(m);
+        self.schedule(at, Ev::ReceiveDone(r));
+    }
+
+    fn on_receive_done(&mut self, r: u32) {
+        self.local_free += 1;
+        while let Some(next) = self.local_queue.pop_front() {
+            if !self.rows[next as usize].cancelled {
+                self.start_receive(next);
+                break;
+            }
+        }
+        self.end_row(r, 0, true);
+        let now = self.now;
+        let n = self.rows[r as usize].node;
+        {
+            let node = &mut self.nodes[n as usize];
+            node.state = NState::Done;
+            node.last_row = r;
+            node.cur_row = NONE;
+            node.needed = 0;
+        }
+        let (start, stop, rec, fwo) = {
+            let row = &self.rows[r as usize];
+            (row.start_ms, row.stop_ms, row.build, row.failed_with_output)
+        };
+        let (size, closure) = {
+            let node = &self.nodes[n as usize];
+            (node.out_size, node.out_size + node.closure_extra)
+        };
+        let _ = now;
+        let mut l = self.nodes[n as usize].rdeps_head;
+        while l != NONE {
+            let rd = self.rdeps[l as usize];
+            l = rd.next;
+            if rd.is_build {
+                let b = &self.builds[rd.target as usize];
+                if b.loaded && !b.finished {
+                    // markSucceededBuild: builds other than the one the step is recorded
+                    // under count as cached; `nix-support/failed` makes the build status 6.
+                    let status = if fwo { 6 } else { 0 };
+                    self.finish_build(
+                        rd.target,
+                        status,
+                        start,
+                        stop,
+                        rd.target != rec,
+                        Some((size, closure)),
+                    );
+                    self.builds[rd.target as usize].holds_ref = false;
+                }
+            } else {
+                let p = &mut self.nodes[rd.target as usize];
+                if p.state == NState::Pending {
+                    p.pending -= 1;
+                    if p.pending == 0 {
+                        self.make_runnable(rd.target);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records the end of a dispatched row: the builder's start and stop, and the overhead.
+    fn end_row(&mut self, r: u32, status: i32, received: bool) {
+        let row = &mut self.rows[r as usize];
+        row.phase = Phase::Finished;
+        row.status = Some(status);
+        row.start_ms = Some(row.build_start);
+        row.stop_ms = Some(row.build_stop);
+        if !received {
+            row.recv_start = row.build_stop;
+            row.recv_ms = 0;
+        }
+        row.overhead_ms = nonzero(row.send_ms + row.recv_ms);
+        let secs = (row.build_stop - row.build_start) as f64 / 1000.0;
+        let now = self.now;
+        let j = self.builds[row.build as usize].jobset as usize;
+        self.share_log[j].push_back((now, secs));
+        self.share_sum[j] += secs;
+    }
+
+    /// A step failed for good: every queued build needing it fails (builder.cc failStep), each
+    /// other one with a step row naming the build it inherited the failure from.
+    fn fail_node(&mut self, n: u32, r: u32, status: i32, cacheable: bool) {
+        let dependents = self.dependent_builds(n);
+        {
+            let node = &mut self.nodes[n as usize];
+            node.cur_row = NONE;
+            node.tries = 0;
+            node.ver += 1;
+            node.needed = 0;
+            node.state = if cacheable {
+                NState::FailedCached
+            } else {
+                NState::Inactive
+            };
+        }
+        let (rec, machine, start, stop) = {
+            let row = &self.rows[r as usize];
+            (row.build, row.machine, row.start_ms, row.stop_ms)
+        };
+        for b2 in dependents {
+            if b2 != rec {
+                let stepnr = self.alloc_stepnr(b2);
+                let mut row = Row::plain(b2, stepnr, n);
+                row.status = Some(status);
+                row.machine = machine;
+                row.propagated_from = rec;
+                row.phase = Phase::Finished;
+                self.rows.push(row);
+            }
+            let top = self.builds[b2 as usize].top;
+            let build_status = if top != n && status == 1 { 2 } else { status };
+            self.finish_build(b2, build_status, start, stop, false, None);
+            self.release(b2, false);
+        }
+    }
+
+    /// Ends the week: whatever is still running keeps its row open (status null, busy set).
+    pub fn finalize(&mut self) {
+        for row in &mut self.rows {
+            if row.phase != Phase::Finished && row.phase != Phase::NotDispatched {
+                row.status = None;
+                row.stop_ms = None;
+                row.overhead_ms = None;
+                row.times_built = None;
+                row.nondet = None;
+            }
+        }
+    }
+}
+
+/// Step order across jobset queues: global priority, then lowest share used, then the rest of
+/// the key. `Greater` means `a` goes first.
+fn step_order(a: SKey, a_share: f64, b: SKey, b_share: f64) -> Ordering {
+    a.0.cmp(&b.0)
+        .then_with(|| b_share.total_cmp(&a_share))
+        .then_with(|| (a.1, a.2, a.3, a.4, a.5).cmp(&(b.1, b.2, b.3, b.4, b.5)))
+}
+
+fn nonzero(ms: u64) -> Option<u64> {
+    (ms > 0).then_some(ms)
+}
+
+/// Time to substitute a path of `size` bytes from the binary cache.
+pub(super) fn subst_ms(size: u64) -> u64 {
+    (SUBST_SETUP_MS + size as f64 / SUBST_BYTES_PER_MS).round() as u64
+}
