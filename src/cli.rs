@@ -39,7 +39,12 @@ struct Common {
     /// Read this Hydra database: a libpq URL (postgresql://reader@host/hydra) or key=value string
     /// (host=db dbname=hydra); the PG* variables and ~/.pgpass fill in the rest, as for psql.
     /// `--db ''` takes everything from the environment.
-    #[arg(long, global = true, value_name = "CONNINFO", conflicts_with = "snapshot")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "CONNINFO",
+        conflicts_with = "snapshot"
+    )]
     db: Option<String>,
     /// Read this snapshot directory (written by `snapshot` or `sample --out`).
     #[arg(long, global = true, value_name = "DIR")]
@@ -121,7 +126,12 @@ struct SnapshotArgs {
 #[derive(Args, Debug)]
 struct SampleArgs {
     /// Write the sample as a snapshot into this directory.
-    #[arg(long, value_name = "DIR", required_unless_present = "into", conflicts_with = "into")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "into",
+        conflicts_with = "into"
+    )]
     out: Option<PathBuf>,
     /// Load the sample into this empty database (the only command that writes).
     #[arg(long, value_name = "CONNINFO")]
@@ -317,7 +327,16 @@ mod tests {
 
     #[test]
     fn db_and_snapshot_exclude_each_other() {
-        let r = Cli::try_parse_from(["hb", "snapshot", "--out", "x", "--db", "a", "--snapshot", "b"]);
+        let r = Cli::try_parse_from([
+            "hb",
+            "snapshot",
+            "--out",
+            "x",
+            "--db",
+            "a",
+            "--snapshot",
+            "b",
+        ]);
         assert!(r.is_err());
     }
 }

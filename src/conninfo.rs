@@ -165,7 +165,9 @@ fn parse_url(rest: &str) -> Result<BTreeMap<String, String>> {
         if let Some(p) = after.strip_prefix(':') {
             put(&mut map, "port", p);
         } else if !after.is_empty() {
-            return Err(Error::Conninfo(format!("unexpected `{after}` after the host")));
+            return Err(Error::Conninfo(format!(
+                "unexpected `{after}` after the host"
+            )));
         }
     } else {
         match hostport.rsplit_once(':') {
@@ -373,7 +375,12 @@ fn pgpass_lookup(text: &str, params: &ConnParams) -> Option<String> {
         params.host.as_str()
     };
     let port = params.port.to_string();
-    let wanted = [host, port.as_str(), params.dbname.as_str(), params.user.as_str()];
+    let wanted = [
+        host,
+        port.as_str(),
+        params.dbname.as_str(),
+        params.user.as_str(),
+    ];
     for line in text.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
@@ -436,7 +443,10 @@ mod tests {
             _ => None,
         };
         let p = resolve("dbname=x", &env).unwrap();
-        assert_eq!((p.host.as_str(), p.port, p.user.as_str()), ("/run/pg", 5433, "hydra"));
+        assert_eq!(
+            (p.host.as_str(), p.port, p.user.as_str()),
+            ("/run/pg", 5433, "hydra")
+        );
         assert!(p.is_unix_socket());
         let over = resolve("user=other", &env).unwrap();
         assert_eq!(over.user, "other");

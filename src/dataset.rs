@@ -100,10 +100,7 @@ impl TableDef {
             }
         }
         if got.len() > self.columns.len() {
-            return Err(format!(
-                "unexpected column `{}`",
-                got[self.columns.len()].0
-            ));
+            return Err(format!("unexpected column `{}`", got[self.columns.len()].0));
         }
         Ok(())
     }
@@ -117,20 +114,72 @@ pub const STEPS: TableDef = TableDef {
     partition_by: Some("start_time"),
     key: &["build", "stepnr"],
     columns: &[
-        col("build", I32, "BuildSteps.build: the build the step is recorded under"),
-        col("stepnr", I32, "BuildSteps.stepnr: number of the step within that build"),
+        col(
+            "build",
+            I32,
+            "BuildSteps.build: the build the step is recorded under",
+        ),
+        col(
+            "stepnr",
+            I32,
+            "BuildSteps.stepnr: number of the step within that build",
+        ),
         col("type", I32, "BuildSteps.type: 0 build, 1 substitution"),
-        col("drv_path", Str, "BuildSteps.drvPath (null in some pre-86 rows)"),
-        col("busy", I32, "BuildSteps.busy: 0 finished, otherwise the stage a running step is in"),
-        col("status", I32, "BuildSteps.status: the step's status code, null while running"),
-        col("start_time", I64, "BuildSteps.startTime, unix seconds; meaning depends on the runner"),
-        col("stop_time", I64, "BuildSteps.stopTime, unix seconds; meaning depends on the runner"),
-        col("machine", Str, "BuildSteps.machine: store URI of the builder, '' when local or unknown"),
-        col("system", Str, "BuildSteps.system: the derivation's system type"),
-        col("propagated_from", I32, "BuildSteps.propagatedFrom: the build whose failure this step inherited"),
-        col("overhead_ms", I64, "BuildSteps.overhead: milliseconds copying inputs and outputs (since schema 45)"),
-        col("times_built", I32, "BuildSteps.timesBuilt: builds done for determinism checks (since 52)"),
-        col("is_non_deterministic", Bool, "BuildSteps.isNonDeterministic (since 52)"),
+        col(
+            "drv_path",
+            Str,
+            "BuildSteps.drvPath (null in some pre-86 rows)",
+        ),
+        col(
+            "busy",
+            I32,
+            "BuildSteps.busy: 0 finished, otherwise the stage a running step is in",
+        ),
+        col(
+            "status",
+            I32,
+            "BuildSteps.status: the step's status code, null while running",
+        ),
+        col(
+            "start_time",
+            I64,
+            "BuildSteps.startTime, unix seconds; meaning depends on the runner",
+        ),
+        col(
+            "stop_time",
+            I64,
+            "BuildSteps.stopTime, unix seconds; meaning depends on the runner",
+        ),
+        col(
+            "machine",
+            Str,
+            "BuildSteps.machine: store URI of the builder, '' when local or unknown",
+        ),
+        col(
+            "system",
+            Str,
+            "BuildSteps.system: the derivation's system type",
+        ),
+        col(
+            "propagated_from",
+            I32,
+            "BuildSteps.propagatedFrom: the build whose failure this step inherited",
+        ),
+        col(
+            "overhead_ms",
+            I64,
+            "BuildSteps.overhead: milliseconds copying inputs and outputs (since schema 45)",
+        ),
+        col(
+            "times_built",
+            I32,
+            "BuildSteps.timesBuilt: builds done for determinism checks (since 52)",
+        ),
+        col(
+            "is_non_deterministic",
+            Bool,
+            "BuildSteps.isNonDeterministic (since 52)",
+        ),
     ],
 };
 
@@ -147,16 +196,36 @@ pub const BUILDS: TableDef = TableDef {
         col("job", Str, "Builds.job"),
         col("system", Str, "Builds.system"),
         col("nix_name", Str, "Builds.nixName"),
-        col("timestamp", I64, "Builds.timestamp: when the build was queued, unix seconds"),
+        col(
+            "timestamp",
+            I64,
+            "Builds.timestamp: when the build was queued, unix seconds",
+        ),
         col("start_time", I64, "Builds.startTime, unix seconds"),
         col("stop_time", I64, "Builds.stopTime, unix seconds"),
         col("finished", Bool, "Builds.finished = 1"),
-        col("build_status", I32, "Builds.buildStatus: the build's status code"),
-        col("is_cached_build", Bool, "Builds.isCachedBuild = 1: nothing was built"),
+        col(
+            "build_status",
+            I32,
+            "Builds.buildStatus: the build's status code",
+        ),
+        col(
+            "is_cached_build",
+            Bool,
+            "Builds.isCachedBuild = 1: nothing was built",
+        ),
         col("priority", I32, "Builds.priority (meta.schedulingPriority)"),
         col("global_priority", I32, "Builds.globalPriority"),
-        col("size", I64, "Builds.size: NAR size of the build's outputs, bytes"),
-        col("closure_size", I64, "Builds.closureSize: NAR size of the outputs' closure, bytes"),
+        col(
+            "size",
+            I64,
+            "Builds.size: NAR size of the build's outputs, bytes",
+        ),
+        col(
+            "closure_size",
+            I64,
+            "Builds.closureSize: NAR size of the outputs' closure, bytes",
+        ),
     ],
 };
 
@@ -168,8 +237,16 @@ pub const STEP_OUTPUTS: TableDef = TableDef {
     columns: &[
         col("build", I32, "BuildStepOutputs.build"),
         col("stepnr", I32, "BuildStepOutputs.stepnr"),
-        col("name", Str, "BuildStepOutputs.name: output name such as `out`"),
-        col("path", Str, "BuildStepOutputs.path: the store path (nullable since 84)"),
+        col(
+            "name",
+            Str,
+            "BuildStepOutputs.name: output name such as `out`",
+        ),
+        col(
+            "path",
+            Str,
+            "BuildStepOutputs.path: the store path (nullable since 84)",
+        ),
     ],
 };
 
@@ -182,7 +259,11 @@ pub const JOBSETS: TableDef = TableDef {
         col("id", I32, "Jobsets.id"),
         col("project", Str, "Jobsets.project"),
         col("name", Str, "Jobsets.name"),
-        col("enabled", I32, "Jobsets.enabled: 0 off, 1 on, 2 one-shot, 3 one-at-a-time"),
+        col(
+            "enabled",
+            I32,
+            "Jobsets.enabled: 0 off, 1 on, 2 one-shot, 3 one-at-a-time",
+        ),
         col("scheduling_shares", I32, "Jobsets.schedulingShares"),
         col("check_interval", I32, "Jobsets.checkInterval, seconds"),
     ],
@@ -230,14 +311,38 @@ pub const TRUTH_STEPS: TableDef = TableDef {
     columns: &[
         col("build", I32, "the step's build"),
         col("stepnr", I32, "the step's stepnr"),
-        col("output_nar_size", I64, "NAR size of the step's outputs, bytes"),
-        col("input_closure_size", I64, "NAR size of inputs copied to the builder, bytes"),
-        col("dispatch_time_ms", I64, "when the step got a builder slot, unix milliseconds"),
-        col("send_lock_wait_ms", I64, "waiting for the per-machine send lock"),
+        col(
+            "output_nar_size",
+            I64,
+            "NAR size of the step's outputs, bytes",
+        ),
+        col(
+            "input_closure_size",
+            I64,
+            "NAR size of inputs copied to the builder, bytes",
+        ),
+        col(
+            "dispatch_time_ms",
+            I64,
+            "when the step got a builder slot, unix milliseconds",
+        ),
+        col(
+            "send_lock_wait_ms",
+            I64,
+            "waiting for the per-machine send lock",
+        ),
         col("send_ms", I64, "copying inputs to the builder"),
         col("build_ms", I64, "building on the builder"),
-        col("local_slot_wait_ms", I64, "waiting for a local worker slot, builder slot held"),
-        col("receive_ms", I64, "copying outputs back, compression included"),
+        col(
+            "local_slot_wait_ms",
+            I64,
+            "waiting for a local worker slot, builder slot held",
+        ),
+        col(
+            "receive_ms",
+            I64,
+            "copying outputs back, compression included",
+        ),
     ],
 };
 
@@ -371,7 +476,8 @@ impl Dataset {
     /// Checks every frame against its definition.
     pub fn check(&self) -> Result<(), String> {
         for (def, df) in self.tables() {
-            def.check(df).map_err(|e| format!("table {}: {e}", def.name))?;
+            def.check(df)
+                .map_err(|e| format!("table {}: {e}", def.name))?;
         }
         Ok(())
     }
@@ -452,7 +558,8 @@ impl TableBuilder {
         }
         let cols = std::mem::replace(&mut self.cols, Self::fresh(self.def, self.capacity));
         let columns = cols.into_iter().map(ColumnBuilder::finish).collect();
-        let df = DataFrame::new(self.rows, columns).expect("builders of one table have equal length");
+        let df =
+            DataFrame::new(self.rows, columns).expect("builders of one table have equal length");
         self.done.push(df);
         self.rows = 0;
     }

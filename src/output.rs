@@ -134,10 +134,25 @@ pub fn print_rows<T: Serialize>(
             .map_err(std::io::Error::other)
             .and_then(|_| writeln!(out)),
         Format::Csv => {
-            let mut r = writeln!(out, "{}", header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","));
+            let mut r = writeln!(
+                out,
+                "{}",
+                header
+                    .iter()
+                    .map(|h| csv_field(h))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
             for row in rows {
                 r = r.and_then(|_| {
-                    writeln!(out, "{}", row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","))
+                    writeln!(
+                        out,
+                        "{}",
+                        row.iter()
+                            .map(|f| csv_field(f))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
                 });
             }
             r
@@ -156,7 +171,11 @@ pub fn print_rows<T: Serialize>(
                     .enumerate()
                     .map(|(i, (c, w))| {
                         // Numbers read best right-aligned, names left-aligned.
-                        if i > 0 && c.chars().next().is_some_and(|ch| ch.is_ascii_digit() || ch == '-') {
+                        if i > 0
+                            && c.chars()
+                                .next()
+                                .is_some_and(|ch| ch.is_ascii_digit() || ch == '-')
+                        {
                             format!("{c:>w$}")
                         } else {
                             format!("{c:<w$}")
@@ -169,7 +188,9 @@ pub fn print_rows<T: Serialize>(
             };
             let mut r = writeln!(out, "{}", line(header.to_vec()));
             for row in rows {
-                r = r.and_then(|_| writeln!(out, "{}", line(row.iter().map(String::as_str).collect())));
+                r = r.and_then(|_| {
+                    writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))
+                });
             }
             r
         }
@@ -200,7 +221,10 @@ mod tests {
         let dest = root.path().join("out");
         std::fs::create_dir(&dest).unwrap();
         std::fs::write(dest.join("old"), "old").unwrap();
-        assert!(StagedDir::new(&dest, false).is_err(), "a full directory needs --force");
+        assert!(
+            StagedDir::new(&dest, false).is_err(),
+            "a full directory needs --force"
+        );
         {
             let staged = StagedDir::new(&dest, true).unwrap();
             std::fs::write(staged.path().join("new"), "new").unwrap();

@@ -30,8 +30,10 @@ impl Progress {
         }
         let bar = ProgressBar::new_spinner().with_message(what.to_string());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg}: {human_pos} rows ({per_sec}, {elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ProgressStyle::with_template(
+                "{spinner} {msg}: {human_pos} rows ({per_sec}, {elapsed})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         // A tick every 100 ms is smooth to the eye and costs nothing next to the rows.
         bar.enable_steady_tick(Duration::from_millis(100));

@@ -65,7 +65,12 @@ pub fn parse_time(input: &str) -> Result<TimeSpec, String> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Ok(TimeSpec::At(dt.timestamp()));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s.trim_end_matches('Z'), fmt) {
             return Ok(TimeSpec::At(Utc.from_utc_datetime(&dt).timestamp()));
         }
@@ -79,7 +84,11 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     let mut num: Option<i64> = None;
     for c in s.chars() {
         if let Some(d) = c.to_digit(10) {
-            num = Some(num.unwrap_or(0).checked_mul(10)?.checked_add(i64::from(d))?);
+            num = Some(
+                num.unwrap_or(0)
+                    .checked_mul(10)?
+                    .checked_add(i64::from(d))?,
+            );
             continue;
         }
         let unit = match c {
@@ -157,10 +166,14 @@ impl Window {
     pub fn step_sql(&self, alias: &str) -> String {
         let mut conds = Vec::new();
         if let Some(s) = self.since {
-            conds.push(format!("({alias}.stoptime IS NULL OR {alias}.stoptime >= {s})"));
+            conds.push(format!(
+                "({alias}.stoptime IS NULL OR {alias}.stoptime >= {s})"
+            ));
         }
         if let Some(u) = self.until {
-            conds.push(format!("({alias}.starttime IS NULL OR {alias}.starttime < {u})"));
+            conds.push(format!(
+                "({alias}.starttime IS NULL OR {alias}.starttime < {u})"
+            ));
         }
         and_all(conds)
     }
@@ -182,7 +195,11 @@ impl Window {
         use polars::prelude::*;
         let mut e = lit(true);
         if let Some(s) = self.since {
-            e = e.and(col("stop_time").is_null().or(col("stop_time").gt_eq(lit(s))));
+            e = e.and(
+                col("stop_time")
+                    .is_null()
+                    .or(col("stop_time").gt_eq(lit(s))),
+            );
         }
         if let Some(u) = self.until {
             e = e.and(col("start_time").is_null().or(col("start_time").lt(lit(u))));
@@ -243,7 +260,17 @@ mod tests {
 
     #[test]
     fn rejects_nonsense_without_panicking() {
-        for s in ["", "d", "30", "x30d", "30x", "0d", "3d4", "2026-13-01", "99999999999999999999d"] {
+        for s in [
+            "",
+            "d",
+            "30",
+            "x30d",
+            "30x",
+            "0d",
+            "3d4",
+            "2026-13-01",
+            "99999999999999999999d",
+        ] {
             if s == "30" {
                 continue; // a bare number is a timestamp
             }

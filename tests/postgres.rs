@@ -24,7 +24,11 @@ fn bin() -> Command {
 }
 
 fn run(args: &[&str]) -> Output {
-    bin().args(args).env_remove("PGPASSWORD").output().expect("running the binary")
+    bin()
+        .args(args)
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("running the binary")
 }
 
 fn stderr(o: &Output) -> String {
@@ -52,7 +56,9 @@ fn assert_frames_equal(a: &Dataset, b: &Dataset) {
 fn load_sample(pg: &TestPg, schema: &str) -> String {
     let db = pg.database();
     let scale = SCALE.to_string();
-    let o = run(&["sample", "--into", &db, "--scale", &scale, "--schema", schema, "--quiet"]);
+    let o = run(&[
+        "sample", "--into", &db, "--scale", &scale, "--schema", schema, "--quiet",
+    ]);
     assert!(o.status.success(), "sample --into: {}", stderr(&o));
     db
 }
@@ -69,7 +75,15 @@ fn sample_into_postgres_then_snapshot_gives_back_the_generators_frames() {
     let db = load_sample(&pg, "80");
     let out = tempfile::tempdir().unwrap();
     let snap = out.path().join("snap");
-    let o = run(&["snapshot", "--db", &db, "--out", snap.to_str().unwrap(), "--format", "json"]);
+    let o = run(&[
+        "snapshot",
+        "--db",
+        &db,
+        "--out",
+        snap.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
     assert!(o.status.success(), "snapshot: {}", stderr(&o));
     let manifest: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(manifest["schema_version"], 80);
@@ -169,7 +183,10 @@ fn the_analyzer_session_cannot_write() {
             assert!(msg.contains("read-only transaction"), "{sql}: {msg}");
         }
     });
-    let count = pg.psql(&db.rsplit('=').next().unwrap().to_string(), "SELECT count(*) FROM buildsteps");
+    let count = pg.psql(
+        &db.rsplit('=').next().unwrap().to_string(),
+        "SELECT count(*) FROM buildsteps",
+    );
     assert_ne!(count, "0");
 }
 
@@ -199,7 +216,11 @@ fn a_wrong_password_is_refused_without_echoing_it() {
     assert!(!stderr(&o).contains(wrong));
     // The same through PGPASSWORD.
     let o = bin()
-        .args(["snapshot", "--db", &format!("host=127.0.0.1 port={port} user=reader dbname=postgres sslmode=disable")])
+        .args([
+            "snapshot",
+            "--db",
+            &format!("host=127.0.0.1 port={port} user=reader dbname=postgres sslmode=disable"),
+        ])
         .args(["--out", "/nonexistent/x"])
         .env("PGPASSWORD", wrong)
         .output()
@@ -207,7 +228,8 @@ fn a_wrong_password_is_refused_without_echoing_it() {
     assert_one_line_error(&o, "password authentication failed");
     assert!(!stderr(&o).contains(wrong));
     // And the right password gets in (the reader role may read nothing, so it stops at the schema).
-    let ok = format!("postgresql://reader:{READER_PASSWORD}@127.0.0.1:{port}/postgres?sslmode=disable");
+    let ok =
+        format!("postgresql://reader:{READER_PASSWORD}@127.0.0.1:{port}/postgres?sslmode=disable");
     let o = run(&["snapshot", "--db", &ok, "--out", "/nonexistent/x"]);
     assert_one_line_error(&o, "missing or this role may not read it");
     assert!(!stderr(&o).contains(READER_PASSWORD));
@@ -224,7 +246,9 @@ fn an_unreachable_server_is_one_clear_line() {
     let o = run(&[
         "snapshot",
         "--db",
-        &format!("postgresql://u:topsecret@127.0.0.1:{port}/hydra?sslmode=disable&connect_timeout=2"),
+        &format!(
+            "postgresql://u:topsecret@127.0.0.1:{port}/hydra?sslmode=disable&connect_timeout=2"
+        ),
         "--out",
         "/nonexistent/x",
     ]);

@@ -29,7 +29,14 @@ const SCALE: &str = "0.1";
 
 fn sample_snapshot(root: &Path) -> PathBuf {
     let dir = root.join("sample");
-    let o = run(&["sample", "--out", dir.to_str().unwrap(), "--scale", SCALE, "--quiet"]);
+    let o = run(&[
+        "sample",
+        "--out",
+        dir.to_str().unwrap(),
+        "--scale",
+        SCALE,
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     dir
 }
@@ -53,14 +60,23 @@ fn the_sample_roundtrips_through_a_snapshot() {
     )
     .unwrap();
     for ((def, a), (_, b)) in back.tables().into_iter().zip(generated.tables()) {
-        assert!(a.equals_missing(b), "table {} differs after the roundtrip", def.name);
+        assert!(
+            a.equals_missing(b),
+            "table {} differs after the roundtrip",
+            def.name
+        );
     }
     assert_eq!(back.machines, generated.machines);
     assert!(back.meta.origin.is_sample());
     // Steps are partitioned by day: a week gives at least seven files.
     let m = snapshot::read_manifest(&dir).unwrap();
     assert!(m.tables["steps"].files.len() >= 7);
-    assert!(m.tables["steps"].files.iter().all(|f| f.path.contains("/day=")));
+    assert!(
+        m.tables["steps"]
+            .files
+            .iter()
+            .all(|f| f.path.contains("/day="))
+    );
 }
 
 #[test]
@@ -99,7 +115,17 @@ fn an_existing_output_is_kept_unless_forced() {
     let o = run(&["sample", "--out", dir.to_str().unwrap(), "--seed", "2"]);
     assert_one_line_error(&o, "--force");
     assert_eq!(snapshot::read_manifest(&dir).unwrap(), before);
-    let o = run(&["sample", "--out", dir.to_str().unwrap(), "--seed", "2", "--scale", SCALE, "--force", "-q"]);
+    let o = run(&[
+        "sample",
+        "--out",
+        dir.to_str().unwrap(),
+        "--seed",
+        "2",
+        "--scale",
+        SCALE,
+        "--force",
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_ne!(snapshot::read_manifest(&dir).unwrap().origin, before.origin);
     // Nothing but the snapshot is left in its parent.
@@ -115,7 +141,13 @@ fn broken(damage: impl FnOnce(&Path), needle: &str) {
     let err = snapshot::read(&dir).unwrap_err().to_string();
     assert!(err.contains(needle), "`{needle}` not in: {err}");
     let out = root.path().join("copy");
-    let o = run(&["snapshot", "--snapshot", dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "snapshot",
+        "--snapshot",
+        dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_one_line_error(&o, needle);
     assert!(!out.exists());
 }
@@ -171,7 +203,11 @@ fn an_unknown_format_version_is_refused() {
         |dir| {
             let p = dir.join("manifest.json");
             let text = std::fs::read_to_string(&p).unwrap();
-            std::fs::write(&p, text.replace("\"format_version\": 1", "\"format_version\": 99")).unwrap();
+            std::fs::write(
+                &p,
+                text.replace("\"format_version\": 1", "\"format_version\": 99"),
+            )
+            .unwrap();
         },
         "format version 99 is not supported",
     );
@@ -182,7 +218,8 @@ fn a_manifest_that_disagrees_on_rows_is_refused() {
     broken(
         |dir| {
             let p = dir.join("manifest.json");
-            let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            let mut m: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
             let rows = m["tables"]["jobsets"]["files"][0]["rows"].as_u64().unwrap();
             m["tables"]["jobsets"]["files"][0]["rows"] = (rows + 1).into();
             std::fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
@@ -194,7 +231,13 @@ fn a_manifest_that_disagrees_on_rows_is_refused() {
 #[test]
 fn a_directory_that_is_no_snapshot_is_refused() {
     let root = tempfile::tempdir().unwrap();
-    let o = run(&["snapshot", "--snapshot", root.path().to_str().unwrap(), "--out", "/nonexistent/x"]);
+    let o = run(&[
+        "snapshot",
+        "--snapshot",
+        root.path().to_str().unwrap(),
+        "--out",
+        "/nonexistent/x",
+    ]);
     assert_one_line_error(&o, "not a hydra-bottleneck snapshot");
 }
 
@@ -224,7 +267,14 @@ fn without_a_source_the_sample_is_used_and_said_so() {
     let o = run(&["snapshot", "--out", out.to_str().unwrap(), "--since", "6h"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("built-in sample"));
-    let quiet = run(&["snapshot", "--out", root.path().join("q").to_str().unwrap(), "--since", "6h", "-q"]);
+    let quiet = run(&[
+        "snapshot",
+        "--out",
+        root.path().join("q").to_str().unwrap(),
+        "--since",
+        "6h",
+        "-q",
+    ]);
     assert!(quiet.status.success());
     assert!(quiet.stderr.is_empty());
 }

@@ -304,9 +304,7 @@ async fn copy_in(
                 Cell::Col(name) => {
                     let col = frame_cols[i]
                         .ok_or_else(|| Error::frame(what.clone(), format!("no column {name}")))?;
-                    let v = col
-                        .get(row)
-                        .map_err(|e| Error::frame(what.clone(), e))?;
+                    let v = col.get(row).map_err(|e| Error::frame(what.clone(), e))?;
                     push_value(&mut buf, &v);
                 }
                 Cell::Text(t) => buf.push_str(&quote(t)),

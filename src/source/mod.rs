@@ -98,7 +98,8 @@ pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
 /// Keeps the rows inside `window`, by the rule in [`crate::window`] (the same rule the SQL
 /// applies on a database).
 pub fn restrict(ds: Dataset, window: Window) -> Result<Dataset> {
-    let err = |what: &'static str| move |e: PolarsError| Error::frame(format!("restricting {what}"), e);
+    let err =
+        |what: &'static str| move |e: PolarsError| Error::frame(format!("restricting {what}"), e);
     let steps = ds
         .steps
         .lazy()

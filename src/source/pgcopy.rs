@@ -283,7 +283,11 @@ mod tests {
             e.i32(Some(i));
             e.i32(Some(i * 10));
             e.str(Some("out"));
-            e.str(if i % 2 == 0 { None } else { Some("/nix/store/x") });
+            e.str(if i % 2 == 0 {
+                None
+            } else {
+                Some("/nix/store/x")
+            });
         }
         e.finish()
     }

@@ -183,10 +183,8 @@ pub async fn connect(
     Ok(session)
 }
 
-fn spawn_connection<S, T>(
-    conn: tokio_postgres::Connection<S, T>,
-    slot: Arc<Mutex<Option<String>>>,
-) where
+fn spawn_connection<S, T>(conn: tokio_postgres::Connection<S, T>, slot: Arc<Mutex<Option<String>>>)
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -519,7 +517,9 @@ pub async fn copy_frame(
         }
     }
     bar.finish_and_clear();
-    decoder.finish().map_err(|reason| Error::Database { what, reason })
+    decoder
+        .finish()
+        .map_err(|reason| Error::Database { what, reason })
 }
 
 /// Reads the history in `opts.window` from the database at `params`.

@@ -18,9 +18,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{
-    CORE_TABLES, Dataset, DatasetMeta, Origin, TRUTH_TABLES, TableDef, Truth,
-};
+use crate::dataset::{CORE_TABLES, Dataset, DatasetMeta, Origin, TRUTH_TABLES, TableDef, Truth};
 use crate::error::{Error, Result};
 use crate::output::{StagedDir, write_file_atomic};
 use crate::window::Window;
@@ -125,7 +123,11 @@ fn write_table(root: &Path, def: &TableDef, df: &DataFrame) -> Result<TableEntry
                         .unwrap_or_else(|| format!("day={d}")),
                     None => "day=unknown".into(),
                 };
-                files.push(write_part(root, &format!("{}/{name}/part-0.parquet", def.name), part)?);
+                files.push(write_part(
+                    root,
+                    &format!("{}/{name}/part-0.parquet", def.name),
+                    part,
+                )?);
             }
         }
         _ => files.push(write_part(
@@ -166,14 +168,17 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     }
     let text = std::fs::read(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::snapshot(&path, "missing: this directory is not a hydra-bottleneck snapshot")
+            Error::snapshot(
+                &path,
+                "missing: this directory is not a hydra-bottleneck snapshot",
+            )
         } else {
             Error::io(&path, e)
         }
     })?;
     // Check the format before the full structure, so an unknown version gets the right error.
-    let probe: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| Error::snapshot(&path, format!("not JSON: {e}")))?;
+    let probe: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| Error::snapshot(&path, format!("not JSON: {e}")))?;
     if probe.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
         return Err(Error::snapshot(&path, format!("not a {FORMAT} manifest")));
     }
@@ -208,7 +213,11 @@ pub fn read(dir: &Path) -> Result<Dataset> {
             None => {}
         }
     }
-    if let Some(unknown) = manifest.tables.keys().find(|k| crate::dataset::table_def(k).is_none()) {
+    if let Some(unknown) = manifest
+        .tables
+        .keys()
+        .find(|k| crate::dataset::table_def(k).is_none())
+    {
         return Err(Error::snapshot(
             dir.join(MANIFEST),
             format!("lists unknown table `{unknown}`"),

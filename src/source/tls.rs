@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -44,9 +44,7 @@ pub fn connector(params: &ConnParams) -> Result<MakeRustlsConnect> {
             .build()
             .map_err(|e| Error::Conninfo(format!("TLS setup: {e}")))?;
         if params.sslmode == SslMode::VerifyFull {
-            builder
-                .with_webpki_verifier(webpki)
-                .with_no_client_auth()
+            builder.with_webpki_verifier(webpki).with_no_client_auth()
         } else {
             builder
                 .dangerous()
@@ -65,9 +63,9 @@ fn roots(file: Option<PathBuf>) -> Result<RootCertStore> {
             let mut reader = std::io::BufReader::new(&data[..]);
             for cert in rustls_pemfile::certs(&mut reader) {
                 let cert = cert.map_err(|e| Error::io(&path, e))?;
-                store.add(cert).map_err(|e| {
-                    Error::Conninfo(format!("sslrootcert {}: {e}", path.display()))
-                })?;
+                store
+                    .add(cert)
+                    .map_err(|e| Error::Conninfo(format!("sslrootcert {}: {e}", path.display())))?;
             }
             if store.is_empty() {
                 return Err(Error::Conninfo(format!(
@@ -110,7 +108,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -119,7 +122,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

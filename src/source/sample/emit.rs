@@ -5,11 +5,10 @@ use std::fmt::Write;
 use polars::prelude::DataFrame;
 
 use super::params::*;
-use super::sim::{NONE, NO_MACHINE, Phase, Sim};
+use super::sim::{NO_MACHINE, NONE, Phase, Sim};
 use super::workload::output_names;
 use crate::dataset::{
-    BUILDS, EVALS, JOBSETS as JOBSETS_T, STEP_OUTPUTS, STEPS, TRUTH_DEPS, TRUTH_STEPS,
-    TableBuilder,
+    BUILDS, EVALS, JOBSETS as JOBSETS_T, STEP_OUTPUTS, STEPS, TRUTH_DEPS, TRUTH_STEPS, TableBuilder,
 };
 
 /// Rows per finished batch of a frame.
@@ -164,7 +163,10 @@ fn step_outputs(sim: &Sim, order: &[u32]) -> DataFrame {
         for (i, out) in output_names(node.outputs).enumerate() {
             buf.clear();
             buf.push_str("/nix/store/");
-            push_hash(&mut buf, node.hash ^ (0x5851_F42D_4C95_7F2D_u64.wrapping_mul(i as u64 + 1)));
+            push_hash(
+                &mut buf,
+                node.hash ^ (0x5851_F42D_4C95_7F2D_u64.wrapping_mul(i as u64 + 1)),
+            );
             buf.push('-');
             buf.push_str(name);
             if out != "out" {
@@ -264,7 +266,14 @@ fn truth_steps(sim: &Sim, order: &[u32]) -> DataFrame {
         t.i32(0, Some(build_id(row.build)));
         t.i32(1, Some(row.stepnr));
         t.i64(2, Some(node.out_size as i64));
-        t.i64(3, Some(if row.substitution { 0 } else { node.in_size as i64 }));
+        t.i64(
+            3,
+            Some(if row.substitution {
+                0
+            } else {
+                node.in_size as i64
+            }),
+        );
         let on_machine = dispatched(row.phase) && row.machine != NO_MACHINE;
         let running = row.status.is_none();
         // Phases the step has completed; a step still running at the end of the week has
@@ -272,10 +281,19 @@ fn truth_steps(sim: &Sim, order: &[u32]) -> DataFrame {
         let past = |p: Phase| on_machine && (!running || row.phase > p);
         let v = |ok: bool, x: u64| ok.then_some(x as i64);
         t.i64(4, on_machine.then_some(base_ms + row.dispatch_ms as i64));
-        t.i64(5, v(past(Phase::WaitLock), row.send_start - row.dispatch_ms));
+        t.i64(
+            5,
+            v(past(Phase::WaitLock), row.send_start - row.dispatch_ms),
+        );
         t.i64(6, v(past(Phase::Sending), row.send_ms));
-        t.i64(7, v(past(Phase::Building), row.build_stop - row.build_start));
-        t.i64(8, v(past(Phase::WaitLocal), row.recv_start - row.build_stop));
+        t.i64(
+            7,
+            v(past(Phase::Building), row.build_stop - row.build_start),
+        );
+        t.i64(
+            8,
+            v(past(Phase::WaitLocal), row.recv_start - row.build_stop),
+        );
         t.i64(9, v(past(Phase::Receiving), row.recv_ms));
         t.end_row();
     }

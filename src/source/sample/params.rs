@@ -301,7 +301,8 @@ pub(super) const ARM_LINUX: u8 = 1;
 pub(super) const BP: u8 = 1;
 pub(super) const KVM: u8 = 2;
 pub(super) const NT: u8 = 4;
-pub(super) const FEATURE_NAMES: [(u8, &str); 3] = [(BP, "big-parallel"), (KVM, "kvm"), (NT, "nixos-test")];
+pub(super) const FEATURE_NAMES: [(u8, &str); 3] =
+    [(BP, "big-parallel"), (KVM, "kvm"), (NT, "nixos-test")];
 
 /// One builder: maxJobs, speed factor, supported and mandatory features.
 #[derive(Debug, Clone, Copy)]

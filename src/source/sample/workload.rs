@@ -177,8 +177,8 @@ pub(super) fn output_names(mask: u8) -> impl Iterator<Item = &'static str> {
 
 const SYLLABLES: [&str; 32] = [
     "ba", "ko", "ri", "zen", "lu", "mo", "tar", "vi", "pex", "dor", "qua", "sil", "nu", "fen",
-    "gar", "hol", "jin", "kry", "lem", "nox", "or", "pul", "ras", "sto", "tul", "ux", "vel",
-    "wyn", "xo", "yar", "zo", "cal",
+    "gar", "hol", "jin", "kry", "lem", "nox", "or", "pul", "ras", "sto", "tul", "ux", "vel", "wyn",
+    "xo", "yar", "zo", "cal",
 ];
 
 impl Sim {
@@ -205,7 +205,10 @@ impl Sim {
         let w = self.word();
         let v = self.version();
         match self.rng.random_range(0..10) {
-            0 => (format!("python313Packages.{w}"), format!("python3.13-{w}-{v}")),
+            0 => (
+                format!("python313Packages.{w}"),
+                format!("python3.13-{w}-{v}"),
+            ),
             1 => (format!("haskellPackages.{w}"), format!("{w}-{v}")),
             2 => (format!("perlPackages.{w}"), format!("perl5.40.0-{w}-{v}")),
             3 => (format!("rubyPackages.{w}"), format!("ruby3.3-{w}-{v}")),
