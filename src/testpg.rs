@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The password of the `reader` role every test cluster has, for password-authentication tests.
 pub const READER_PASSWORD: &str = "s3cret-Reader-pw";
+/// The superuser's password, for connections over TCP.
+pub const ADMIN_PASSWORD: &str = "postgres-admin-pw";
 
 pub struct TestPg {
     dir: Option<tempfile::TempDir>,
@@ -20,6 +22,9 @@ pub struct TestPg {
     /// `host=… port=… user=…` of the superuser, without dbname.
     admin: String,
     pub port: u16,
+    /// With [`TestPg::start_tls`]: the test CA that signed the server's certificate (valid for
+    /// the name `localhost` only, not for `127.0.0.1`).
+    pub ca_cert: Option<PathBuf>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -28,6 +33,15 @@ impl TestPg {
     /// Starts a server (or attaches to `HYDRA_TEST_DATABASE_URL`). Panics with a clear message
     /// when PostgreSQL is not installed: the tests cannot run without it.
     pub fn start() -> TestPg {
+        Self::start_with(false)
+    }
+
+    /// Starts a server that also accepts TLS, with a certificate from a throwaway CA.
+    pub fn start_tls() -> TestPg {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> TestPg {
         if let Ok(url) = std::env::var("HYDRA_TEST_DATABASE_URL") {
             let params = crate::conninfo::resolve(&url, &|k| std::env::var(k).ok())
                 .expect("HYDRA_TEST_DATABASE_URL must be a valid connection string");
@@ -44,6 +58,7 @@ impl TestPg {
                 as_postgres: false,
                 admin,
                 port: params.port,
+                ca_cert: None,
             };
         }
         let bin = bin_dir();
@@ -57,7 +72,7 @@ impl TestPg {
         }
         let data = dir.path().join("data");
         let pwfile = dir.path().join("pw");
-        std::fs::write(&pwfile, "postgres-admin-pw\n").expect("writing the password file");
+        std::fs::write(&pwfile, format!("{ADMIN_PASSWORD}\n")).expect("writing the password file");
         if as_postgres {
             run(Command::new("chown").arg("postgres:").arg(&pwfile));
         }
@@ -71,11 +86,23 @@ impl TestPg {
             .args(["-E", "UTF8", "--locale=C"]);
         run(&mut initdb);
         let port = free_port();
-        let opts = format!(
+        let mut opts = format!(
             "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
              -c synchronous_commit=off",
             dir.path().display()
         );
+        let ca_cert = tls.then(|| {
+            let (ca, cert, key) = make_certificates(dir.path());
+            if as_postgres {
+                run(Command::new("chown").arg("postgres:").arg(&cert).arg(&key));
+            }
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            ));
+            ca
+        });
         let mut ctl = cmd(&bin, "pg_ctl", as_postgres);
         ctl.arg("-D")
             .arg(&data)
@@ -91,6 +118,7 @@ impl TestPg {
             bin,
             as_postgres,
             port,
+            ca_cert,
         };
         pg.psql(
             "postgres",
@@ -211,6 +239,49 @@ fn run(c: &mut Command) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A CA and a server certificate it signed for `localhost` (EC keys: quick to make).
+fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n);
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(Command::new("openssl")
+        .args(["req", "-x509"])
+        .args(ec)
+        .arg("-keyout")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.crt"))
+        .args(["-days", "2", "-subj", "/CN=hydra-bottleneck test CA"]));
+    run(Command::new("openssl")
+        .arg("req")
+        .args(ec)
+        .arg("-keyout")
+        .arg(p("server.key"))
+        .arg("-out")
+        .arg(p("server.csr"))
+        .args(["-subj", "/CN=localhost"]));
+    std::fs::write(p("ext"), "subjectAltName=DNS:localhost\n").expect("writing ext file");
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+        .arg("-in")
+        .arg(p("server.csr"))
+        .arg("-CA")
+        .arg(p("ca.crt"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-extfile")
+        .arg(p("ext"))
+        .arg("-out")
+        .arg(p("server.crt")));
+    run(Command::new("chmod").arg("600").arg(p("server.key")));
+    (p("ca.crt"), p("server.crt"), p("server.key"))
 }
 
 fn free_port() -> u16 {

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use hydra_bottleneck::dataset::{Dataset, Runner};
 use hydra_bottleneck::source::{self, ReadOptions, SampleSpec, SourceSpec};
-use hydra_bottleneck::testpg::{READER_PASSWORD, TestPg};
+use hydra_bottleneck::testpg::{ADMIN_PASSWORD, READER_PASSWORD, TestPg};
 use hydra_bottleneck::window::{TimeSpec, WindowSpec};
 
 /// A fifth of the week keeps each load under a few seconds while still holding every status,
@@ -263,4 +263,56 @@ fn a_malformed_connection_string_is_one_clear_line() {
         assert_one_line_error(&o, "connection string");
         assert!(!stderr(&o).contains(":pw@"));
     }
+}
+
+#[test]
+fn tls_follows_libpq_sslmode() {
+    let pg = TestPg::start_tls();
+    let ca = pg.ca_cert.clone().expect("a TLS cluster has a CA");
+    let port = pg.port;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ssl_in_use = |host: &str, extra: &str| -> Result<bool, String> {
+        let conn = format!(
+            "host={host} port={port} user=postgres password={ADMIN_PASSWORD} dbname=postgres {extra}"
+        );
+        let params = hydra_bottleneck::conninfo::resolve(&conn, &|_| None).unwrap();
+        rt.block_on(async {
+            let s = source::postgres::connect(&params, true, std::time::Duration::from_secs(30))
+                .await
+                .map_err(|e| e.to_string())?;
+            let row = s
+                .client
+                .query_one(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    &[],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(row.get::<_, bool>(0))
+        })
+    };
+    let root = format!("sslrootcert={}", ca.display());
+    assert_eq!(ssl_in_use("127.0.0.1", "sslmode=disable"), Ok(false));
+    // prefer and require encrypt without checking the certificate, as libpq does.
+    assert_eq!(ssl_in_use("127.0.0.1", "sslmode=prefer"), Ok(true));
+    assert_eq!(ssl_in_use("127.0.0.1", "sslmode=require"), Ok(true));
+    // verify-full checks chain and name; the certificate names localhost only.
+    assert_eq!(
+        ssl_in_use("localhost", &format!("sslmode=verify-full {root}")),
+        Ok(true)
+    );
+    let err = ssl_in_use("127.0.0.1", &format!("sslmode=verify-full {root}")).unwrap_err();
+    assert!(err.contains("certificate"), "{err}");
+    assert!(!err.contains(ADMIN_PASSWORD));
+    // verify-ca checks the chain only.
+    assert_eq!(
+        ssl_in_use("127.0.0.1", &format!("sslmode=verify-ca {root}")),
+        Ok(true)
+    );
+    // A chain the system store does not trust is refused.
+    let err = ssl_in_use("localhost", "sslmode=verify-ca sslrootcert=system").unwrap_err();
+    assert!(err.contains("certificate"), "{err}");
+    // With a root certificate named, require verifies too (libpq's rule).
+    let err = ssl_in_use("localhost", "sslmode=require sslrootcert=/nonexistent.crt").unwrap_err();
+    assert!(err.contains("/nonexistent.crt"), "{err}");
 }
