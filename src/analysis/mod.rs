@@ -1,0 +1,217 @@
+//! Analysis: pure functions from a [`Dataset`] to typed, explained findings.
+//!
+//! Nothing here touches a database or a file; every function takes frames and returns values
+//! that serialise to JSON, so findings are tested on small handcrafted datasets and reused by the
+//! report. Each module owns one question:
+//! - [`quality`]: odd rows, counted and excluded where they would distort figures;
+//! - [`waiting`]: how long builds wait in the queue, and the backlog over time;
+//! - [`utilization`]: concurrent steps per machine and system over time;
+//! - [`waste`]: slot-hours spent on work that bought nothing.
+
+pub mod deps;
+pub mod overhead;
+pub mod quality;
+pub mod utilization;
+pub mod waiting;
+pub mod waste;
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+
+/// Step status codes (hydra-facts §2).
+pub mod status {
+    pub const SUCCESS: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const DEP_FAILED: i32 = 2;
+    pub const ABORTED: i32 = 3;
+    pub const CANCELLED: i32 = 4;
+    pub const FAILED_WITH_OUTPUT: i32 = 6;
+    pub const TIMED_OUT: i32 = 7;
+    pub const CACHED_FAILURE: i32 = 8;
+    pub const UNSUPPORTED: i32 = 9;
+    pub const LOG_LIMIT: i32 = 10;
+    pub const NAR_SIZE_LIMIT: i32 = 11;
+    pub const NOT_DETERMINISTIC: i32 = 12;
+    pub const RESOLVED: i32 = 13;
+
+    pub fn name(code: i32) -> &'static str {
+        match code {
+            SUCCESS => "success",
+            FAILED => "failed",
+            DEP_FAILED => "dependency failed",
+            ABORTED => "aborted",
+            CANCELLED => "cancelled",
+            FAILED_WITH_OUTPUT => "failed with output",
+            TIMED_OUT => "timed out",
+            CACHED_FAILURE => "cached failure",
+            UNSUPPORTED => "unsupported system",
+            LOG_LIMIT => "log limit exceeded",
+            NAR_SIZE_LIMIT => "output size limit exceeded",
+            NOT_DETERMINISTIC => "not deterministic",
+            RESOLVED => "resolved",
+            _ => "unknown",
+        }
+    }
+}
+
+/// The step columns the analyses use, as plain vectors (one pass over the frame, then every
+/// analysis indexes them directly).
+#[derive(Debug, Clone, Default)]
+pub struct Steps {
+    pub build: Vec<i32>,
+    pub stepnr: Vec<i32>,
+    pub kind: Vec<i32>,
+    pub drv_path: Vec<Option<String>>,
+    pub status: Vec<Option<i32>>,
+    pub start: Vec<Option<i64>>,
+    pub stop: Vec<Option<i64>>,
+    pub machine: Vec<String>,
+    pub system: Vec<String>,
+    pub overhead_ms: Vec<Option<i64>>,
+    pub times_built: Vec<Option<i32>>,
+}
+
+impl Steps {
+    pub fn len(&self) -> usize {
+        self.build.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.build.is_empty()
+    }
+
+    pub fn from_frame(df: &DataFrame) -> Result<Steps> {
+        let err = |e: PolarsError| Error::frame("steps", e);
+        let i32s = |name: &str| -> Result<Vec<Option<i32>>> {
+            Ok(df.column(name).map_err(err)?.i32().map_err(err)?.iter().collect())
+        };
+        let i64s = |name: &str| -> Result<Vec<Option<i64>>> {
+            Ok(df.column(name).map_err(err)?.i64().map_err(err)?.iter().collect())
+        };
+        let strs = |name: &str| -> Result<Vec<Option<String>>> {
+            Ok(df
+                .column(name)
+                .map_err(err)?
+                .str()
+                .map_err(err)?
+                .iter()
+                .map(|s| s.map(str::to_string))
+                .collect())
+        };
+        Ok(Steps {
+            build: i32s("build")?.into_iter().map(|v| v.unwrap_or(0)).collect(),
+            stepnr: i32s("stepnr")?.into_iter().map(|v| v.unwrap_or(0)).collect(),
+            kind: i32s("type")?.into_iter().map(|v| v.unwrap_or(0)).collect(),
+            drv_path: strs("drv_path")?,
+            status: i32s("status")?,
+            start: i64s("start_time")?,
+            stop: i64s("stop_time")?,
+            machine: strs("machine")?
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect(),
+            system: strs("system")?
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect(),
+            overhead_ms: i64s("overhead_ms")?,
+            times_built: i32s("times_built")?,
+        })
+    }
+
+    /// Seconds the step spent building, when both times are known and in order.
+    pub fn duration(&self, i: usize) -> Option<i64> {
+        match (self.start[i], self.stop[i]) {
+            (Some(a), Some(b)) if b >= a => Some(b - a),
+            _ => None,
+        }
+    }
+}
+
+/// Percentiles of a distribution of seconds, as the report shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Distribution {
+    pub count: usize,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl Distribution {
+    /// Nearest-rank percentiles over `values` (sorted in place).
+    pub fn of(values: &mut [f64]) -> Distribution {
+        if values.is_empty() {
+            return Distribution::default();
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let rank = |p: f64| values[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+        Distribution {
+            count: n,
+            p50: rank(0.50),
+            p90: rank(0.90),
+            p99: rank(0.99),
+            max: values[n - 1],
+            mean: values.iter().sum::<f64>() / n as f64,
+        }
+    }
+}
+
+/// The analysis window in seconds: the dataset's recorded window, or where it is open, the
+/// extent of the step and build times.
+pub fn span(ds: &Dataset, steps: &Steps) -> Option<(i64, i64)> {
+    let lo = ds.meta.window.since.or_else(|| {
+        steps
+            .start
+            .iter()
+            .flatten()
+            .min()
+            .copied()
+    })?;
+    let hi = ds.meta.window.until.or_else(|| {
+        steps
+            .stop
+            .iter()
+            .chain(steps.start.iter())
+            .flatten()
+            .max()
+            .copied()
+    })?;
+    (hi > lo).then_some((lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let d = Distribution::of(&mut v);
+        assert_eq!((d.p50, d.p90, d.p99, d.max), (50.0, 90.0, 99.0, 100.0));
+        assert_eq!(d.mean, 50.5);
+        assert_eq!(Distribution::of(&mut []).count, 0);
+        let d = Distribution::of(&mut [7.0]);
+        assert_eq!((d.p50, d.p99), (7.0, 7.0));
+    }
+}
+
+/// Resolutions a timeline may have, seconds: round numbers people read on an axis.
+const RESOLUTIONS: [i64; 9] = [60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86_400];
+/// At most this many points per timeline: enough for a heatmap row a page wide, few enough that
+/// a year of history stays a small frame.
+const MAX_POINTS: i64 = 1000;
+
+/// The finest round resolution that keeps a timeline over `span_s` seconds within
+/// [`MAX_POINTS`] points.
+pub fn resolution(span_s: i64) -> i64 {
+    RESOLUTIONS
+        .into_iter()
+        .find(|r| span_s / r <= MAX_POINTS)
+        .unwrap_or_else(|| (span_s / MAX_POINTS).max(86_400))
+}

@@ -1,0 +1,185 @@
+//! Data quality: odd rows are counted, named and, where they would distort a figure, excluded
+//! from it — never a crash, never silently dropped.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::{Steps, status};
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+
+/// A build step longer than this is not a build: Hydra's default timeout is 10 h and jobs rarely
+/// raise it past a day; a week means a broken clock or a row never closed.
+pub const ABSURD_DURATION_S: i64 = 7 * 86_400;
+/// Copying one step's inputs and outputs for more than a day is not a transfer but a stuck
+/// connection or a unit mix-up (overhead is milliseconds).
+pub const ABSURD_OVERHEAD_MS: i64 = 86_400_000;
+/// A step may appear to start this long before its build was queued without suspicion: builder
+/// and queue-runner clocks drift by seconds under NTP, and times are whole seconds.
+pub const SKEW_TOLERANCE_S: i64 = 60;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Check {
+    pub name: &'static str,
+    pub definition: &'static str,
+    pub count: usize,
+    /// Whether rows failing this check are left out of time-based figures.
+    pub excluded: bool,
+    /// A few offending steps as `build/stepnr`, to look up.
+    pub examples: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MachineSkew {
+    pub machine: String,
+    /// Steps that started before their build was queued (by more than the tolerance).
+    pub steps: usize,
+    /// The median of how much earlier, seconds: the builder's clock is roughly this far behind.
+    pub median_s: i64,
+    pub max_s: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Quality {
+    pub steps: usize,
+    pub checks: Vec<Check>,
+    pub clock_skew: Vec<MachineSkew>,
+    /// Steps left out of time-based figures by at least one check.
+    pub excluded_steps: usize,
+}
+
+/// Runs every check. Returns the findings and, per step, whether its times and overhead may be
+/// used in figures.
+pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
+    let queued = build_queue_times(ds)?;
+    let n = steps.len();
+    let mut usable = vec![true; n];
+    let mut checks = Vec::new();
+    let mut run = |name: &'static str,
+                   definition: &'static str,
+                   excluded: bool,
+                   bad: &dyn Fn(usize) -> bool| {
+        let mut count = 0;
+        let mut examples = Vec::new();
+        for i in 0..n {
+            if bad(i) {
+                count += 1;
+                if examples.len() < 3 {
+                    examples.push(format!("{}/{}", steps.build[i], steps.stepnr[i]));
+                }
+                if excluded {
+                    usable[i] = false;
+                }
+            }
+        }
+        checks.push(Check {
+            name,
+            definition,
+            count,
+            excluded,
+            examples,
+        });
+    };
+    let finished = |i: usize| steps.status[i].is_some();
+    let built_remotely = |i: usize| {
+        finished(i)
+            && !matches!(
+                steps.status[i],
+                Some(status::DEP_FAILED | status::CACHED_FAILURE | status::UNSUPPORTED)
+            )
+    };
+    run(
+        "stop_before_start",
+        "the step's stopTime is earlier than its startTime",
+        true,
+        &|i| matches!((steps.start[i], steps.stop[i]), (Some(a), Some(b)) if b < a),
+    );
+    run(
+        "running_without_start",
+        "the step is still running (no status) but has no startTime",
+        true,
+        &|i| !finished(i) && steps.start[i].is_none(),
+    );
+    run(
+        "finished_without_times",
+        "the step finished on a machine but lacks its startTime or stopTime",
+        true,
+        &|i| built_remotely(i) && (steps.start[i].is_none() || steps.stop[i].is_none()),
+    );
+    run(
+        "built_without_machine",
+        "the step ran (it has a duration) but names no machine",
+        false,
+        &|i| built_remotely(i) && steps.duration(i).is_some_and(|d| d > 0) && steps.machine[i].is_empty(),
+    );
+    run(
+        "negative_overhead",
+        "the step's overhead (ms) is negative",
+        true,
+        &|i| steps.overhead_ms[i].is_some_and(|o| o < 0),
+    );
+    run(
+        "absurd_overhead",
+        "the step's overhead is more than a day",
+        true,
+        &|i| steps.overhead_ms[i].is_some_and(|o| o > ABSURD_OVERHEAD_MS),
+    );
+    run(
+        "absurd_duration",
+        "the step ran for more than a week",
+        true,
+        &|i| steps.duration(i).is_some_and(|d| d > ABSURD_DURATION_S),
+    );
+    let early = |i: usize| -> Option<i64> {
+        let q = queued.get(&steps.build[i])?;
+        let s = steps.start[i]?;
+        (s < q - SKEW_TOLERANCE_S).then_some(q - s)
+    };
+    run(
+        "started_before_queued",
+        "the step started more than a minute before its build was queued: under the C++ runner \
+         step times are the builder's clock, so this is clock skew (kept: durations stay valid)",
+        false,
+        &|i| early(i).is_some(),
+    );
+    let mut per_machine: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for i in 0..n {
+        if let Some(d) = early(i) {
+            per_machine.entry(steps.machine[i].as_str()).or_default().push(d);
+        }
+    }
+    let clock_skew = per_machine
+        .into_iter()
+        .map(|(m, mut v)| {
+            v.sort_unstable();
+            MachineSkew {
+                machine: m.to_string(),
+                steps: v.len(),
+                median_s: v[v.len() / 2],
+                max_s: v[v.len() - 1],
+            }
+        })
+        .collect();
+    let excluded_steps = usable.iter().filter(|u| !**u).count();
+    Ok((
+        Quality {
+            steps: n,
+            checks,
+            clock_skew,
+            excluded_steps,
+        },
+        usable,
+    ))
+}
+
+fn build_queue_times(ds: &Dataset) -> Result<HashMap<i32, i64>> {
+    let err = |e| Error::frame("builds", e);
+    let ids = ds.builds.column("id").map_err(err)?.i32().map_err(err)?;
+    let ts = ds.builds.column("timestamp").map_err(err)?.i64().map_err(err)?;
+    Ok(ids
+        .iter()
+        .zip(ts.iter())
+        .filter_map(|(id, t)| Some((id?, t?)))
+        .collect())
+}

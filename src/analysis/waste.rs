@@ -1,0 +1,207 @@
+//! Waste: slot-hours spent on work that bought nothing — failed, timed-out, aborted and
+//! cancelled steps, successful builds of a derivation already built successfully in the window,
+//! and the extra rounds of determinism checks — by category, by jobset and job, with the top
+//! offenders.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::{Steps, status};
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+
+pub const DEFINITION: &str = "A step's slot time is its build time (stopTime − startTime) plus its \
+    overhead (copying inputs and outputs). Wasted: the slot time of steps that ended failed, timed \
+    out, over a log or size limit, not deterministic, aborted or cancelled; of successful builds of \
+    a derivation that had already been built successfully earlier in the window (rebuilt); and the \
+    extra rounds of determinism checks ((timesBuilt − 1) / timesBuilt of the build time). Each step \
+    counts in one category only.";
+
+/// How many offenders to list.
+const TOP: usize = 10;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Category {
+    pub name: &'static str,
+    pub steps: usize,
+    pub slot_hours: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Offender {
+    pub jobset: String,
+    pub job: String,
+    pub steps: usize,
+    pub slot_hours: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Waste {
+    pub definition: &'static str,
+    /// Slot-hours of every usable step that ran on a machine, for scale.
+    pub total_slot_hours: f64,
+    pub wasted_slot_hours: f64,
+    pub categories: Vec<Category>,
+    pub by_jobset: Vec<Offender>,
+    pub top_jobs: Vec<Offender>,
+    /// Derivations built most often in the window: (drvPath, times built, slot-hours).
+    pub most_rebuilt: Vec<(String, usize, f64)>,
+}
+
+fn category(code: i32) -> Option<&'static str> {
+    Some(match code {
+        status::FAILED | status::FAILED_WITH_OUTPUT => "failed",
+        status::TIMED_OUT => "timed out",
+        status::LOG_LIMIT | status::NAR_SIZE_LIMIT => "over a limit",
+        status::NOT_DETERMINISTIC => "not deterministic",
+        status::ABORTED => "aborted",
+        status::CANCELLED => "cancelled",
+        _ => return None,
+    })
+}
+
+const ORDER: [&str; 9] = [
+    "failed",
+    "timed out",
+    "over a limit",
+    "not deterministic",
+    "aborted",
+    "cancelled",
+    "rebuilt",
+    "determinism rounds",
+    "useful",
+];
+
+pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
+    let owners = build_owners(ds)?;
+    // Steps in time order, so "already built earlier" means earlier.
+    let mut order: Vec<usize> = (0..steps.len())
+        .filter(|&i| usable[i] && !steps.machine[i].is_empty() && steps.duration(i).is_some())
+        .collect();
+    order.sort_by_key(|&i| (steps.start[i], steps.build[i], steps.stepnr[i]));
+    let mut built_ok: HashSet<&str> = HashSet::new();
+    let mut per_cat: BTreeMap<&'static str, (usize, f64)> = BTreeMap::new();
+    let mut per_jobset: HashMap<&str, (usize, f64)> = HashMap::new();
+    let mut per_job: HashMap<(&str, &str), (usize, f64)> = HashMap::new();
+    let mut per_drv: HashMap<&str, (usize, f64)> = HashMap::new();
+    let mut total = 0.0;
+    for i in order {
+        let build_s = steps.duration(i).unwrap_or(0) as f64;
+        let slot_s = build_s + steps.overhead_ms[i].unwrap_or(0).max(0) as f64 / 1000.0;
+        total += slot_s;
+        let drv = steps.drv_path[i].as_deref();
+        if steps.kind[i] == 0
+            && let Some(d) = drv
+        {
+            let e = per_drv.entry(d).or_default();
+            e.0 += 1;
+            e.1 += slot_s;
+        }
+        let (cat, wasted_s) = match steps.status[i].and_then(category) {
+            Some(c) => (c, slot_s),
+            None if steps.status[i] == Some(status::SUCCESS) => {
+                let rebuilt = steps.kind[i] == 0 && drv.is_some_and(|d| !built_ok.insert(d));
+                let rounds = steps.times_built[i].unwrap_or(1).max(1);
+                if rebuilt {
+                    ("rebuilt", slot_s)
+                } else if rounds > 1 {
+                    (
+                        "determinism rounds",
+                        build_s * f64::from(rounds - 1) / f64::from(rounds),
+                    )
+                } else {
+                    ("useful", 0.0)
+                }
+            }
+            None => ("useful", 0.0),
+        };
+        let e = per_cat.entry(cat).or_default();
+        e.0 += 1;
+        e.1 += wasted_s;
+        if wasted_s > 0.0
+            && let Some((jobset, job)) = owners.get(&steps.build[i])
+        {
+            let e = per_jobset.entry(jobset.as_str()).or_default();
+            e.0 += 1;
+            e.1 += wasted_s;
+            let e = per_job.entry((jobset.as_str(), job.as_str())).or_default();
+            e.0 += 1;
+            e.1 += wasted_s;
+        }
+    }
+    let hours = |s: f64| s / 3600.0;
+    let categories: Vec<Category> = ORDER
+        .iter()
+        .filter(|c| **c != "useful")
+        .map(|&name| {
+            let (n, s) = per_cat.get(name).copied().unwrap_or_default();
+            Category {
+                name,
+                steps: n,
+                slot_hours: hours(s),
+            }
+        })
+        .collect();
+    let wasted: f64 = categories.iter().map(|c| c.slot_hours).sum();
+    let top = |mut v: Vec<Offender>| {
+        v.sort_by(|a, b| b.slot_hours.total_cmp(&a.slot_hours).then(a.job.cmp(&b.job)));
+        v.truncate(TOP);
+        v
+    };
+    let by_jobset = top(per_jobset
+        .into_iter()
+        .map(|(j, (n, s))| Offender {
+            jobset: j.to_string(),
+            job: String::new(),
+            steps: n,
+            slot_hours: hours(s),
+        })
+        .collect());
+    let top_jobs = top(per_job
+        .into_iter()
+        .map(|((js, j), (n, s))| Offender {
+            jobset: js.to_string(),
+            job: j.to_string(),
+            steps: n,
+            slot_hours: hours(s),
+        })
+        .collect());
+    let mut most_rebuilt: Vec<(String, usize, f64)> = per_drv
+        .into_iter()
+        .filter(|(_, (n, _))| *n > 1)
+        .map(|(d, (n, s))| (d.to_string(), n, hours(s)))
+        .collect();
+    most_rebuilt.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.total_cmp(&a.2)).then(a.0.cmp(&b.0)));
+    most_rebuilt.truncate(TOP);
+    Ok(Waste {
+        definition: DEFINITION,
+        total_slot_hours: hours(total),
+        wasted_slot_hours: wasted,
+        categories,
+        by_jobset,
+        top_jobs,
+        most_rebuilt,
+    })
+}
+
+/// Build id → ("project:jobset", job).
+fn build_owners(ds: &Dataset) -> Result<HashMap<i32, (String, String)>> {
+    let df = &ds.builds;
+    let err = |e| Error::frame("builds", e);
+    let ids = df.column("id").map_err(err)?.i32().map_err(err)?;
+    let p = df.column("project").map_err(err)?.str().map_err(err)?;
+    let j = df.column("jobset").map_err(err)?.str().map_err(err)?;
+    let job = df.column("job").map_err(err)?.str().map_err(err)?;
+    Ok((0..df.height())
+        .filter_map(|i| {
+            Some((
+                ids.get(i)?,
+                (
+                    format!("{}:{}", p.get(i).unwrap_or("?"), j.get(i).unwrap_or("?")),
+                    job.get(i).unwrap_or("?").to_string(),
+                ),
+            ))
+        })
+        .collect())
+}

@@ -1,0 +1,221 @@
+//! Findings checked against answers computed by hand on small handcrafted datasets.
+
+use hydra_bottleneck::analysis::{Steps, quality, utilization, waiting, waste};
+use hydra_bottleneck::dataset::{
+    BUILDS, Dataset, DatasetMeta, EVALS, JOBSETS, Origin, Runner, STEP_OUTPUTS, STEPS, TableBuilder,
+};
+use hydra_bottleneck::window::Window;
+
+/// One step: (build, stepnr, status, start, stop, machine, overhead_ms, drv, times_built).
+type S = (i32, i32, Option<i32>, Option<i64>, Option<i64>, &'static str, Option<i64>, &'static str, i32);
+/// One build: (id, jobset, job, system, queued, stop, cached).
+type B = (i32, &'static str, &'static str, &'static str, i64, Option<i64>, bool);
+
+fn dataset(steps: &[S], builds: &[B], window: Window) -> Dataset {
+    let mut t = TableBuilder::new(&STEPS, 1024);
+    for &(b, n, st, start, stop, m, o, drv, tb) in steps {
+        t.i32(0, Some(b));
+        t.i32(1, Some(n));
+        t.i32(2, Some(0));
+        t.str(3, Some(drv));
+        t.i32(4, Some(if st.is_some() { 0 } else { 30 }));
+        t.i32(5, st);
+        t.i64(6, start);
+        t.i64(7, stop);
+        t.str(8, Some(m));
+        t.str(9, Some("x86_64-linux"));
+        t.i32(10, None);
+        t.i64(11, o);
+        t.i32(12, Some(tb));
+        t.bool(13, Some(false));
+        t.end_row();
+    }
+    let mut bt = TableBuilder::new(&BUILDS, 1024);
+    for &(id, js, job, sys, q, stop, cached) in builds {
+        bt.i32(0, Some(id));
+        bt.i32(1, Some(1));
+        bt.str(2, Some("proj"));
+        bt.str(3, Some(js));
+        bt.str(4, Some(job));
+        bt.str(5, Some(sys));
+        bt.str(6, Some(job));
+        bt.i64(7, Some(q));
+        bt.i64(8, stop.map(|_| q));
+        bt.i64(9, stop);
+        bt.bool(10, Some(stop.is_some()));
+        bt.i32(11, stop.map(|_| 0));
+        bt.bool(12, Some(cached));
+        bt.i32(13, Some(0));
+        bt.i32(14, Some(0));
+        bt.i64(15, None);
+        bt.i64(16, None);
+        bt.end_row();
+    }
+    Dataset {
+        meta: DatasetMeta {
+            origin: Origin::Sample {
+                preset: "handmade".into(),
+                seed: 0,
+                scale: 1.0,
+            },
+            schema_version: None,
+            runner: Runner::Cpp,
+            runner_basis: "test".into(),
+            window,
+        },
+        steps: t.finish(),
+        builds: bt.finish(),
+        step_outputs: STEP_OUTPUTS.empty(),
+        jobsets: JOBSETS.empty(),
+        evals: EVALS.empty(),
+        truth: None,
+        machines: None,
+    }
+}
+
+const M1: &str = "ssh://b1";
+const M2: &str = "ssh://b2";
+
+fn handmade() -> Dataset {
+    let steps: Vec<S> = vec![
+        // build 1: two steps on b1, overlapping; the second starts 100 s after queueing.
+        (1, 1, Some(0), Some(1000), Some(1600), M1, Some(1000), "/nix/store/a.drv", 1),
+        (1, 2, Some(0), Some(1100), Some(1400), M1, Some(2000), "/nix/store/b.drv", 1),
+        // build 2: failed after 300 s on b2, then retried and rebuilt successfully.
+        (2, 1, Some(1), Some(1200), Some(1500), M2, Some(0), "/nix/store/c.drv", 1),
+        (2, 2, Some(0), Some(1500), Some(1800), M2, None, "/nix/store/c.drv", 1),
+        (2, 3, Some(0), Some(1900), Some(2000), M2, None, "/nix/store/c.drv", 1),
+        // build 3: a determinism check, built 3 times in 900 s.
+        (3, 1, Some(0), Some(2000), Some(2900), M1, None, "/nix/store/d.drv", 3),
+        // odd rows: stop before start; running without start; absurd overhead.
+        (4, 1, Some(0), Some(5000), Some(4000), M1, None, "/nix/store/e.drv", 1),
+        (4, 2, None, None, None, "", None, "/nix/store/f.drv", 1),
+        (4, 3, Some(0), Some(3000), Some(3010), M2, Some(200_000_000), "/nix/store/g.drv", 1),
+        // clock skew: starts 500 s before its build was queued.
+        (5, 1, Some(3), Some(500), Some(700), M2, Some(0), "/nix/store/h.drv", 1),
+    ];
+    let builds: Vec<B> = vec![
+        (1, "trunk", "hello", "x86_64-linux", 1000, Some(1600), false),
+        (2, "trunk", "curl", "x86_64-linux", 1100, Some(2000), false),
+        (3, "staging", "gcc", "aarch64-linux", 1900, Some(2900), false),
+        (4, "staging", "odd", "x86_64-linux", 1000, None, false),
+        (5, "staging", "skewed", "x86_64-linux", 1000, Some(3000), false),
+        (6, "trunk", "cached", "x86_64-linux", 1000, Some(1000), true),
+    ];
+    dataset(
+        &steps,
+        &builds,
+        Window {
+            since: Some(0),
+            until: Some(3600),
+        },
+    )
+}
+
+fn prepared() -> (Dataset, Steps, Vec<bool>, quality::Quality) {
+    let ds = handmade();
+    let steps = Steps::from_frame(&ds.steps).unwrap();
+    let (q, usable) = quality::check(&ds, &steps).unwrap();
+    (ds, steps, usable, q)
+}
+
+#[test]
+fn quality_counts_and_excludes_odd_rows() {
+    let (_, _, usable, q) = prepared();
+    let count = |name: &str| q.checks.iter().find(|c| c.name == name).unwrap().count;
+    assert_eq!(count("stop_before_start"), 1);
+    assert_eq!(count("running_without_start"), 1);
+    assert_eq!(count("absurd_overhead"), 1);
+    assert_eq!(count("negative_overhead"), 0);
+    assert_eq!(count("started_before_queued"), 1);
+    assert_eq!(q.excluded_steps, 3);
+    assert_eq!(usable.iter().filter(|u| !**u).count(), 3);
+    assert_eq!(q.clock_skew.len(), 1);
+    assert_eq!(q.clock_skew[0].machine, M2);
+    assert_eq!(q.clock_skew[0].median_s, 500);
+    let ex = &q.checks.iter().find(|c| c.name == "stop_before_start").unwrap().examples;
+    assert_eq!(ex, &vec!["4/1".to_string()]);
+}
+
+#[test]
+fn queue_waits_by_hand() {
+    let (ds, steps, usable, _) = prepared();
+    let w = waiting::waiting(&ds, &steps, &usable).unwrap();
+    // to_start: build 1: 0; build 2: 100; build 3: 100; build 4 has no usable step (all three
+    // are odd rows); build 5 is skewed and counts as 0; build 6 is cached.
+    assert_eq!(w.cached_builds, 1);
+    assert_eq!(w.overall.to_start.count, 4);
+    assert_eq!(w.overall.to_start.max, 100.0);
+    assert_eq!(w.overall.to_start.p50, 0.0);
+    // to_finish: 600, 900, 1000, 2000 and the cached build's 0; build 4 is unfinished.
+    assert_eq!(w.overall.to_finish.count, 5);
+    assert_eq!(w.overall.to_finish.max, 2000.0);
+    let aarch = w.by_system.iter().find(|g| g.key == "aarch64-linux").unwrap();
+    assert_eq!(aarch.to_start.count, 1);
+    assert_eq!(aarch.to_finish.p50, 1000.0);
+    let staging = w.by_jobset.iter().find(|g| g.key == "proj:staging").unwrap();
+    assert_eq!(staging.to_finish.count, 2);
+    // Backlog: by 1020 builds 1, 4, 5 are queued (6 finished at once); 2 joins at 1100; by 2940
+    // builds 1, 2, 3 have finished; 5 finishes at 3000, leaving the unfinished build 4.
+    assert_eq!(w.backlog_resolution_s, 60);
+    let at = |t: i64| w.backlog.iter().find(|p| p.time == t).unwrap().queued;
+    assert_eq!(at(960), 0);
+    assert_eq!(at(1020), 3);
+    assert_eq!(at(1140), 4);
+    assert_eq!(at(2940), 2);
+    assert_eq!(at(3000), 1);
+}
+
+#[test]
+fn utilization_by_hand() {
+    let (_, steps, usable, _) = prepared();
+    let u = utilization::utilization(&steps, &usable, 0, 3600);
+    assert_eq!(u.by_machine.resolution_s, 60);
+    // On b1, 1100–1400 has two steps building: peak 2.
+    assert_eq!(u.peak_by_machine[M1], 2);
+    assert_eq!(u.peak_by_machine[M2], 1);
+    let b1 = &u.by_machine.series[M1];
+    // Bucket 1080–1140: step 1 the whole minute, step 2 from 1100: 1 + 40/60.
+    assert!((b1[18] - (1.0 + 40.0 / 60.0)).abs() < 1e-9);
+    // Total building seconds on b1 = 600 + 300 + 900.
+    let total: f64 = b1.iter().sum::<f64>() * 60.0;
+    assert!((total - 1800.0).abs() < 1e-6);
+    let frame = u.by_system.frame().unwrap();
+    assert_eq!(frame.height(), 60);
+}
+
+#[test]
+fn waste_by_hand() {
+    let (ds, steps, usable, _) = prepared();
+    let w = waste::waste(&ds, &steps, &usable).unwrap();
+    let cat = |n: &str| w.categories.iter().find(|c| c.name == n).unwrap().clone();
+    // Failed: build 2 step 1, 300 s + 0 overhead.
+    assert!((cat("failed").slot_hours - 300.0 / 3600.0).abs() < 1e-9);
+    // Aborted: build 5's skewed step, 200 s.
+    assert!((cat("aborted").slot_hours - 200.0 / 3600.0).abs() < 1e-9);
+    // Rebuilt: c.drv succeeded at 1500–1800, then again 1900–2000: 100 s wasted.
+    assert_eq!(cat("rebuilt").steps, 1);
+    assert!((cat("rebuilt").slot_hours - 100.0 / 3600.0).abs() < 1e-9);
+    // Determinism: 900 s for 3 rounds, 600 s extra.
+    assert!((cat("determinism rounds").slot_hours - 600.0 / 3600.0).abs() < 1e-9);
+    let wasted = (300.0 + 200.0 + 100.0 + 600.0) / 3600.0;
+    assert!((w.wasted_slot_hours - wasted).abs() < 1e-9);
+    assert_eq!(w.top_jobs[0].job, "gcc");
+    assert_eq!(w.most_rebuilt[0].0, "/nix/store/c.drv");
+    assert_eq!(w.most_rebuilt[0].1, 3);
+}
+
+#[test]
+fn empty_windows_give_empty_findings() {
+    let ds = dataset(&[], &[], Window::default());
+    let steps = Steps::from_frame(&ds.steps).unwrap();
+    let (q, usable) = quality::check(&ds, &steps).unwrap();
+    assert_eq!(q.steps, 0);
+    let w = waiting::waiting(&ds, &steps, &usable).unwrap();
+    assert_eq!(w.overall.to_start.count, 0);
+    assert!(w.backlog.is_empty());
+    let u = utilization::utilization(&steps, &usable, 0, 0);
+    assert!(u.by_machine.series.is_empty());
+    let x = waste::waste(&ds, &steps, &usable).unwrap();
+    assert_eq!(x.wasted_slot_hours, 0.0);
+}
