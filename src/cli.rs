@@ -99,11 +99,63 @@ enum Command {
     /// Replay the history through a model of the queue runner and answer what-if questions.
     Simulate(Pending),
     /// Measure xz and zstd on NARs and project the cost onto the farm's output.
-    Compress(Pending),
+    Compress(CompressArgs),
     /// Read the queue runner's status JSON, once or as a time series.
-    Status(Pending),
+    Status(StatusArgs),
     /// Write the built-in sample workload as a snapshot, or load it into an empty database.
     Sample(SampleArgs),
+    /// Findings on their own: the capacity ledger, queue waits, utilization, waste, data
+    /// quality, the dependency estimate and the overhead fit.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Args, Debug)]
+struct AnalyzeArgs {
+    /// Which finding to print (`all` only with --format json).
+    #[arg(value_enum, default_value_t = FindingArg::Ledger)]
+    finding: FindingArg,
+    /// The machines file (/etc/nix/machines format) for configured slot counts; without it
+    /// slots are inferred from the peak concurrency observed, and said so.
+    #[arg(long, value_name = "FILE")]
+    machines: Option<PathBuf>,
+    /// The dependency estimator's gap in seconds (see the README).
+    #[arg(long, value_name = "SECONDS")]
+    gap: Option<i64>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum FindingArg {
+    All,
+    Ledger,
+    Waiting,
+    Utilization,
+    Waste,
+    Quality,
+    Deps,
+    Overhead,
+}
+
+#[derive(Args, Debug)]
+struct CompressArgs {
+    /// A NAR to measure (repeatable): a directory or store path (packed as `nix-store --dump`
+    /// would), FILE.nar, FILE.nar.xz, FILE.nar.zst, or a binary cache as a directory or
+    /// file:// URL. Without any, a small default corpus of local files (said on stderr).
+    #[arg(long, short, value_name = "PATH|URL")]
+    input: Vec<String>,
+    /// Codecs, comma-separated: xz-N (0-9), xz-Ne (extreme), -tN for threads; zstd-N (1-22),
+    /// -long (long-distance matching), -tN (worker threads), -nix (Nix 2.35's 16 MiB frames,
+    /// 4 threads). Or `default` (xz-1,xz-6,zstd-1,zstd-3,zstd-9,zstd-19,zstd-19-nix) or `full`.
+    #[arg(long, value_name = "LIST", default_value = "default")]
+    codecs: String,
+    /// From each binary cache, measure only this many NARs, spread evenly over their NarSize.
+    #[arg(long, value_name = "N")]
+    sample: Option<usize>,
+    /// Also print a row per NAR and codec (JSON always has them).
+    #[arg(long)]
+    per_nar: bool,
+    /// Cap of the default corpus, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    corpus_mib: u64,
 }
 
 /// Arguments of a command whose feature is not built yet: accepted, then refused clearly.
@@ -111,6 +163,43 @@ enum Command {
 struct Pending {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     _rest: Vec<String>,
+}
+
+/// `status`: one document (file, `-`, URL), a watch that collects a series, or a series summary.
+#[derive(Args, Debug)]
+struct StatusArgs {
+    /// A saved status JSON file, `-` for stdin, or the URL of a Hydra's /queue-runner-status
+    /// (C++ runner) or the Rust runner's /status.
+    #[arg(
+        value_name = "SOURCE",
+        required_unless_present_any = ["watch", "series"],
+        conflicts_with_all = ["watch", "series"]
+    )]
+    source: Option<String>,
+    /// Poll this status URL and append one JSON line per sample to --out, until Ctrl-C or
+    /// --samples.
+    #[arg(long, value_name = "URL", requires = "out", conflicts_with = "series")]
+    watch: Option<String>,
+    /// With --watch: the JSON-lines file to append to (created if missing, never truncated).
+    #[arg(long, value_name = "FILE.jsonl", requires = "watch")]
+    out: Option<PathBuf>,
+    /// With --watch: time between samples (30s, 500ms, 2m); doubled after each failure, up to
+    /// ten minutes.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::status::parse_interval)]
+    interval: Duration,
+    /// Bound on one HTTP request, connect to last byte.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = crate::status::parse_interval)]
+    timeout: Duration,
+    /// With --watch: stop after this many requests.
+    #[arg(long, value_name = "N", requires = "watch")]
+    samples: Option<u64>,
+    /// Summarise a series written by --watch.
+    #[arg(long, value_name = "FILE.jsonl")]
+    series: Option<PathBuf>,
+    /// The build machines file (/etc/nix/machines format), for maxJobs and free slots where
+    /// the runner does not report them.
+    #[arg(long, value_name = "FILE")]
+    machines: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -233,12 +322,87 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Snapshot(args) => cmd_snapshot(common, &args),
         Command::Sample(args) => cmd_sample(common, &args),
+        Command::Analyze(args) => cmd_analyze(common, &args),
         Command::Report(_) => Err(crate::Error::NotAvailable("report").into()),
         Command::Query(_) => Err(crate::Error::NotAvailable("query").into()),
         Command::Simulate(_) => Err(crate::Error::NotAvailable("simulate").into()),
-        Command::Compress(_) => Err(crate::Error::NotAvailable("compress").into()),
-        Command::Status(_) => Err(crate::Error::NotAvailable("status").into()),
+        Command::Compress(args) => cmd_compress(common, &args),
+        Command::Status(args) => cmd_status(common, &args),
     }
+}
+
+fn cmd_status(common: &Common, args: &StatusArgs) -> anyhow::Result<()> {
+    use crate::status;
+    let format = common.format();
+    if let Some(url) = &args.watch {
+        let Some(out) = &args.out else {
+            unreachable!("clap requires --out with --watch");
+        };
+        let opts = status::WatchOptions {
+            url: url.clone(),
+            out: out.clone(),
+            interval: args.interval,
+            timeout: args.timeout,
+            samples: args.samples,
+            quiet: common.quiet,
+        };
+        status::watch(&opts, format)?;
+    } else if let Some(path) = &args.series {
+        status::show_series(path, args.machines.as_deref(), format, common.quiet)?;
+    } else {
+        let Some(source) = &args.source else {
+            unreachable!("clap requires SOURCE without --watch or --series");
+        };
+        let opts = status::ShowOptions {
+            source: status::Source::parse(source),
+            machines: args.machines.clone(),
+            timeout: args.timeout,
+        };
+        status::show(&opts, format)?;
+    }
+    Ok(())
+}
+
+fn cmd_analyze(common: &Common, args: &AnalyzeArgs) -> anyhow::Result<()> {
+    use crate::analysis::table::Finding;
+    let spec = common.source();
+    if spec.is_sample() {
+        common.note("no --db or --snapshot given: analysing the built-in sample workload");
+    }
+    let mut ds = runtime()?.block_on(source::load(&spec, &common.read_options()))?;
+    let machines = match &args.machines {
+        Some(p) => Some(crate::machines::read(p)?),
+        None => ds
+            .machines
+            .take()
+            .map(|text| crate::machines::parse(&text))
+            .transpose()
+            .context("the machines file that came with the data")?,
+    };
+    let opts = crate::analysis::Options {
+        machines,
+        gap_s: args.gap,
+    };
+    let findings = crate::analysis::analyze(&ds, &opts)?;
+    let finding = match args.finding {
+        FindingArg::All if common.format() != Format::Json => {
+            return Err(crate::Error::Invalid(
+                "`analyze all` prints every finding and needs --format json".into(),
+            )
+            .into());
+        }
+        FindingArg::All => Finding::All,
+        FindingArg::Ledger => Finding::Ledger,
+        FindingArg::Waiting => Finding::Waiting,
+        FindingArg::Utilization => Finding::Utilization,
+        FindingArg::Waste => Finding::Waste,
+        FindingArg::Quality => Finding::Quality,
+        FindingArg::Deps => Finding::Deps,
+        FindingArg::Overhead => Finding::Overhead,
+    };
+    let (header, rows, json) = crate::analysis::table::tabulate(&findings, finding)?;
+    print_rows(common.format(), &header, &rows, &json)?;
+    Ok(())
 }
 
 fn cmd_snapshot(common: &Common, args: &SnapshotArgs) -> anyhow::Result<()> {
@@ -312,6 +476,69 @@ fn cmd_sample(common: &Common, args: &SampleArgs) -> anyhow::Result<()> {
         .map(|(t, n)| serde_json::json!({"table": t, "rows": n}))
         .collect();
     print_rows(common.format(), &["table", "rows"], &rows, &json)?;
+    Ok(())
+}
+
+fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
+    use crate::compress;
+    let opts = compress::Options {
+        inputs: args.input.clone(),
+        codecs: compress::parse_list(&args.codecs)?,
+        sample: args.sample,
+        corpus_cap: args.corpus_mib.saturating_mul(1 << 20),
+        ..compress::Options::default()
+    };
+    let report = compress::run(&opts, &|m: &str| common.note(m))?;
+    let mut header = vec![
+        "codec", "nars", "MB", "ratio %", "comp CPU s", "comp MB/s/core", "comp MB/s wall",
+        "decomp MB/s", "enc MiB", "pareto", "outliers",
+    ];
+    let num = |x: f64, prec: usize| format!("{x:.prec$}");
+    let mem = |m: Option<u64>| m.map_or_else(|| "-".into(), |b| (b >> 20).to_string());
+    let mut rows: Vec<Vec<String>> = report
+        .codecs
+        .iter()
+        .map(|c| {
+            vec![
+                c.codec.clone(),
+                c.nars.to_string(),
+                num(c.nar_bytes as f64 / 1e6, 1),
+                num(c.ratio_pct, 2),
+                num(c.compress_cpu_s, 2),
+                num(c.compress_mb_s_core, 1),
+                num(c.compress_mb_s, 1),
+                num(c.decompress_mb_s, 0),
+                mem(c.encoder_memory_bytes),
+                if c.pareto { "*".into() } else { String::new() },
+                c.outliers.to_string(),
+            ]
+        })
+        .collect();
+    if args.per_nar {
+        header.insert(0, "nar");
+        header.truncate(header.len() - 2);
+        header.push("outlier");
+        rows = report
+            .measurements
+            .iter()
+            .map(|m| {
+                vec![
+                    m.nar.clone(),
+                    m.codec.clone(),
+                    "1".into(),
+                    num(m.nar_bytes as f64 / 1e6, 1),
+                    num(m.ratio_pct, 2),
+                    num(m.compress_cpu_s, 2),
+                    num(m.compress_mb_s_core, 1),
+                    num(m.compress_mb_s, 1),
+                    num(m.decompress_mb_s, 0),
+                    mem(m.encoder_memory_bytes),
+                    m.outlier.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+    }
+    print_rows(common.format(), &header, &rows, &report)?;
     Ok(())
 }
 

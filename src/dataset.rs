@@ -226,6 +226,11 @@ pub const BUILDS: TableDef = TableDef {
             I64,
             "Builds.closureSize: NAR size of the outputs' closure, bytes",
         ),
+        col(
+            "drv_path",
+            Str,
+            "Builds.drvPath: the build's own derivation (its top-level step's)",
+        ),
     ],
 };
 

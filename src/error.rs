@@ -50,6 +50,28 @@ pub enum Error {
     /// A frame operation failed; `what` names the table or step.
     #[error("{what}: {reason}")]
     Frame { what: String, reason: String },
+
+    /// A NAR that is not a valid Nix archive; `offset` is the byte of the NAR stream where the
+    /// problem starts, `what` names the NAR (a file, or the input it came from).
+    #[error("{what}: malformed NAR at byte {offset}: {reason}")]
+    Nar {
+        what: String,
+        offset: u64,
+        reason: String,
+    },
+
+    /// Compressing or decompressing failed, or a codec did not give back the bytes it was given;
+    /// `what` names the codec and the input.
+    #[error("{what}: {reason}")]
+    Codec { what: String, reason: String },
+
+    /// A queue-runner status document that cannot be read; `origin` is the file, `-` or URL.
+    #[error("{origin}: not a queue-runner status: {reason}")]
+    StatusDocument { origin: String, reason: String },
+
+    /// An HTTP request that failed (unreachable, timed out, error status, body too large).
+    #[error("GET {url}: {reason}")]
+    Http { url: String, reason: String },
 }
 
 impl Error {
@@ -64,6 +86,25 @@ impl Error {
         Error::Snapshot {
             path: path.into(),
             reason: reason.to_string(),
+        }
+    }
+
+    pub fn codec(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Error::Codec {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Names the NAR a reader error came from (the reader itself only knows offsets).
+    pub fn in_nar(self, name: impl std::fmt::Display) -> Self {
+        match self {
+            Error::Nar { offset, reason, .. } => Error::Nar {
+                what: name.to_string(),
+                offset,
+                reason,
+            },
+            other => other,
         }
     }
 

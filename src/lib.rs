@@ -5,13 +5,18 @@
 //! The stages, each in its own module: `source` (reading), `dataset` (the frames every stage
 //! shares), `window` (which rows), and the command layer in `cli`.
 
+pub mod analysis;
 pub mod cli;
+pub mod compress;
 pub mod conninfo;
 pub mod dataset;
 pub mod error;
+pub mod machines;
+pub mod nar;
 pub mod output;
 pub mod progress;
 pub mod source;
+pub mod status;
 /// A throwaway PostgreSQL server for tests and benchmarks.
 #[doc(hidden)]
 pub mod testpg;

@@ -49,6 +49,7 @@ fn dataset(steps: &[S], builds: &[B], window: Window) -> Dataset {
         bt.i32(14, Some(0));
         bt.i64(15, None);
         bt.i64(16, None);
+        bt.str(17, Some("/nix/store/top.drv"));
         bt.end_row();
     }
     Dataset {

@@ -9,8 +9,10 @@
 //! - [`waste`]: slot-hours spent on work that bought nothing.
 
 pub mod deps;
+pub mod ledger;
 pub mod overhead;
 pub mod quality;
+pub mod table;
 pub mod utilization;
 pub mod waiting;
 pub mod waste;
@@ -214,4 +216,150 @@ pub fn resolution(span_s: i64) -> i64 {
         .into_iter()
         .find(|r| span_s / r <= MAX_POINTS)
         .unwrap_or_else(|| (span_s / MAX_POINTS).max(86_400))
+}
+
+/// What [`analyze`] needs besides the dataset.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The machines file (`--machines`), for configured slot counts.
+    pub machines: Option<Vec<crate::machines::Machine>>,
+    /// The dependency estimator's gap, seconds ([`deps::DEFAULT_GAP_S`] when `None`).
+    pub gap_s: Option<i64>,
+}
+
+/// The dependency estimate as reported.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Dependencies {
+    pub estimator: &'static str,
+    pub gap_s: i64,
+    pub edges: usize,
+    /// Against the sample's true graph, when the dataset has one.
+    pub accuracy: Option<deps::Accuracy>,
+}
+
+/// The overhead fit as reported.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Overhead {
+    pub definition: &'static str,
+    /// Where the output sizes come from.
+    pub sizes_from: String,
+    pub fit: Option<overhead::Fit>,
+}
+
+/// Every finding of one dataset.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Findings {
+    pub origin: String,
+    pub is_sample: bool,
+    pub runner: crate::dataset::Runner,
+    pub runner_basis: String,
+    pub since: i64,
+    pub until: i64,
+    pub quality: quality::Quality,
+    pub ledger: ledger::Ledger,
+    pub overhead: Overhead,
+    pub waiting: waiting::Waiting,
+    pub utilization: utilization::Utilization,
+    pub waste: waste::Waste,
+    pub dependencies: Dependencies,
+}
+
+pub const DEPS_ESTIMATOR: &str = "D is a dependency of S when both belong to the same build, D \
+    finished successfully before S started, and S started within the gap of D finishing; the \
+    latest-finishing such D is always taken";
+
+/// Runs every analysis over `ds`.
+pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
+    let steps = Steps::from_frame(&ds.steps)?;
+    let (quality, usable) = quality::check(ds, &steps)?;
+    let (lo, hi) = span(ds, &steps).unwrap_or((0, 0));
+    let utilization = utilization::utilization(&steps, &usable, lo, hi);
+    let gap_s = opts.gap_s.unwrap_or(deps::DEFAULT_GAP_S);
+    let edges = deps::estimate(&steps, &usable, gap_s);
+    let accuracy = match &ds.truth {
+        Some(t) => Some(deps::accuracy(&edges, &t.deps, gap_s)?),
+        None => None,
+    };
+    let ledger = ledger::ledger(&ledger::Inputs {
+        ds,
+        steps: &steps,
+        usable: &usable,
+        machines: opts.machines.as_deref(),
+        peaks: &utilization.peak_by_machine,
+        edges: &edges,
+        lo,
+        hi,
+    })?;
+    let waiting = waiting::waiting(ds, &steps, &usable)?;
+    let waste = waste::waste(ds, &steps, &usable)?;
+    let (sizes_from, points) = overhead_points(ds, &steps, &usable)?;
+    Ok(Findings {
+        origin: ds.meta.origin.describe(),
+        is_sample: ds.meta.origin.is_sample(),
+        runner: ds.meta.runner,
+        runner_basis: ds.meta.runner_basis.clone(),
+        since: lo,
+        until: hi,
+        quality,
+        ledger,
+        overhead: Overhead {
+            definition: overhead::DEFINITION,
+            sizes_from,
+            fit: overhead::fit(&points),
+        },
+        waiting,
+        utilization,
+        waste,
+        dependencies: Dependencies {
+            estimator: DEPS_ESTIMATOR,
+            gap_s,
+            edges: edges.len(),
+            accuracy,
+        },
+    })
+}
+
+/// `(output size, overhead)` of steps whose output size is known: from the sample's truth, or
+/// from `Builds.size` for each build's top-level step (the step building the build's own
+/// derivation).
+fn overhead_points(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<(String, Vec<(f64, f64)>)> {
+    use std::collections::HashMap;
+    let err = |what: &'static str| move |e: PolarsError| Error::frame(what, e);
+    let mut size: HashMap<(i32, i32), i64> = HashMap::new();
+    let from = if let Some(t) = &ds.truth {
+        let b = t.steps.column("build").map_err(err("truth_steps"))?.i32().map_err(err("truth_steps"))?;
+        let n = t.steps.column("stepnr").map_err(err("truth_steps"))?.i32().map_err(err("truth_steps"))?;
+        let s = t.steps.column("output_nar_size").map_err(err("truth_steps"))?.i64().map_err(err("truth_steps"))?;
+        for i in 0..t.steps.height() {
+            if let (Some(b), Some(n), Some(s)) = (b.get(i), n.get(i), s.get(i)) {
+                size.insert((b, n), s);
+            }
+        }
+        "the sample's ground truth (output NAR size of every step)".to_string()
+    } else {
+        let df = &ds.builds;
+        let ids = df.column("id").map_err(err("builds"))?.i32().map_err(err("builds"))?;
+        let drv = df.column("drv_path").map_err(err("builds"))?.str().map_err(err("builds"))?;
+        let sz = df.column("size").map_err(err("builds"))?.i64().map_err(err("builds"))?;
+        let top: HashMap<(i32, &str), i64> = (0..df.height())
+            .filter_map(|i| Some(((ids.get(i)?, drv.get(i)?), sz.get(i)?)))
+            .collect();
+        for i in 0..steps.len() {
+            if let Some(d) = steps.drv_path[i].as_deref()
+                && let Some(&s) = top.get(&(steps.build[i], d))
+            {
+                size.insert((steps.build[i], steps.stepnr[i]), s);
+            }
+        }
+        "Builds.size of each build's top-level step".to_string()
+    };
+    let points = (0..steps.len())
+        .filter(|&i| usable[i] && steps.status[i] == Some(status::SUCCESS) && steps.kind[i] == 0)
+        .filter_map(|i| {
+            let s = size.get(&(steps.build[i], steps.stepnr[i]))?;
+            let o = steps.overhead_ms[i]?;
+            Some((*s as f64, o as f64))
+        })
+        .collect();
+    Ok((from, points))
 }

@@ -133,20 +133,6 @@ fn tables(ds: &Dataset) -> Result<Vec<TableLoad>> {
         .and_then(|d| d.unique_stable(None, UniqueKeepStrategy::First, None))
         .map_err(err)?;
     let project_names = str_values(&projects, "project")?;
-    let ids = i64_values(&ds.builds, "id")?;
-    let names = str_values(&ds.builds, "nix_name")?;
-    // Builds.drvPath is NOT NULL but not part of our frames; a well-formed stand-in will do.
-    let build_drvs = ids
-        .iter()
-        .zip(&names)
-        .map(|(id, name)| {
-            Some(format!(
-                "/nix/store/{:0>32}-{}.drv",
-                id.unwrap_or(0),
-                name.as_deref().unwrap_or("build")
-            ))
-        })
-        .collect();
     let eval_hashes = i64_values(&ds.evals, "id")?
         .iter()
         .map(|id| Some(format!("sample-eval-{}", id.unwrap_or(0))))
@@ -185,7 +171,7 @@ fn tables(ds: &Dataset) -> Result<Vec<TableLoad>> {
                 ("jobset_id", Cell::Col("jobset_id")),
                 ("job", Cell::Col("job")),
                 ("nixname", Cell::Col("nix_name")),
-                ("drvpath", Cell::Rows(build_drvs)),
+                ("drvpath", Cell::Col("drv_path")),
                 ("system", Cell::Col("system")),
                 ("priority", Cell::Col("priority")),
                 ("globalpriority", Cell::Col("global_priority")),

@@ -363,6 +363,7 @@ const BUILDS_MAP: &ColumnMap = &[
     ("b", "globalpriority", "{}::int4"),
     ("b", "size", "{}::int8"),
     ("b", "closuresize", "{}::int8"),
+    ("b", "drvpath", "{}::text"),
 ];
 
 const STEP_OUTPUTS_MAP: &ColumnMap = &[
@@ -537,6 +538,16 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
         .map_err(|e| s.error("reading the server's clock", e))?
         .get(0);
     let window = opts.window.resolve(now).map_err(Error::Invalid)?;
+    for (table, what) in [
+        ("buildstepoutputs", "step outputs"),
+        ("jobsetevals", "evaluations"),
+    ] {
+        if !info.has_table(table) {
+            tracing::warn!(
+                "table {table} is missing or this role may not read it: no {what} will be read"
+            );
+        }
+    }
     s.client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await

@@ -183,21 +183,574 @@ fn poisson(rng: &mut ChaCha8Rng, lambda: f64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::OnceLock;
+
+    use polars::prelude::*;
+
     use super::*;
 
-    #[test]
-    fn smoke() {
-        let t0 = std::time::Instant::now();
-        let ds = generate(&SampleSpec::default()).unwrap();
-        eprintln!("generated in {:?}", t0.elapsed());
-        ds.check().unwrap();
+    /// Scale 1, seed 1, generated once for all the tests that read it.
+    fn week() -> &'static Dataset {
+        static WEEK: OnceLock<Dataset> = OnceLock::new();
+        WEEK.get_or_init(|| generate(&SampleSpec::default()).unwrap())
+    }
+
+    fn i64s(df: &DataFrame, c: &str) -> Vec<Option<i64>> {
+        let col = df.column(c).unwrap().cast(&DataType::Int64).unwrap();
+        col.i64().unwrap().iter().collect()
+    }
+
+    fn strs(df: &DataFrame, c: &str) -> Vec<Option<String>> {
+        df.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect()
+    }
+
+    fn bools(df: &DataFrame, c: &str) -> Vec<Option<bool>> {
+        df.column(c).unwrap().bool().unwrap().iter().collect()
+    }
+
+    /// maxJobs and system of every machine, from the machines file.
+    fn machines(ds: &Dataset) -> HashMap<String, (i64, String)> {
+        ds.machines
+            .as_deref()
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                assert_eq!(f.len(), 8, "machines line `{l}`");
+                let sys = f[1].split(',').next().unwrap().to_string();
+                (f[0].to_string(), (f[3].parse().unwrap(), sys))
+            })
+            .collect()
+    }
+
+    /// Per finished build step (type 0, with a machine, status set): (build s, overhead ms).
+    fn build_steps(ds: &Dataset) -> Vec<(i64, i64)> {
+        let s = &ds.steps;
+        let (ty, st, start, stop, machine, over) = (
+            i64s(s, "type"),
+            i64s(s, "status"),
+            i64s(s, "start_time"),
+            i64s(s, "stop_time"),
+            strs(s, "machine"),
+            i64s(s, "overhead_ms"),
+        );
+        (0..s.height())
+            .filter(|&i| {
+                ty[i] == Some(0)
+                    && st[i].is_some()
+                    && machine[i].as_deref() != Some("")
+                    && start[i].is_some()
+                    && stop[i].is_some()
+                    && i64s_ok(st[i])
+            })
+            .map(|i| (stop[i].unwrap() - start[i].unwrap(), over[i].unwrap_or(0)))
+            .collect()
+    }
+
+    /// Propagated and cancelled-before-start rows have a machine but no build of their own.
+    fn i64s_ok(status: Option<i64>) -> bool {
+        status.is_some()
+    }
+
+    /// Slot intervals (machine, dispatch ms, slot freed ms) from the truth.
+    fn slot_intervals(ds: &Dataset) -> Vec<(String, i64, i64)> {
+        let t = &ds.truth.as_ref().unwrap().steps;
+        let machine = strs(&ds.steps, "machine");
+        let cols: Vec<Vec<Option<i64>>> = [
+            "dispatch_time_ms",
+            "send_lock_wait_ms",
+            "send_ms",
+            "build_ms",
+            "local_slot_wait_ms",
+        ]
+        .iter()
+        .map(|c| i64s(t, c))
+        .collect();
+        let end = ds.meta.window.until.unwrap() * 1000;
+        (0..t.height())
+            .filter_map(|i| {
+                let d = cols[0][i]?;
+                let parts: Option<Vec<i64>> = cols[1..].iter().map(|c| c[i]).collect();
+                let free = parts.map_or(end, |p| d + p.iter().sum::<i64>());
+                Some((machine[i].clone().unwrap(), d, free))
+            })
+            .collect()
+    }
+
+    fn print_figures(ds: &Dataset) {
+        let steps = &ds.steps;
+        let bs = build_steps(ds);
+        let mut times: Vec<i64> = bs.iter().map(|x| x.0).collect();
+        times.sort_unstable();
+        let sum_b: i64 = times.iter().sum();
+        let sum_o: i64 = bs.iter().map(|x| x.1).sum();
         eprintln!(
-            "steps {} builds {} outputs {} evals {} deps {}",
-            ds.steps.height(),
+            "steps {} builds {} outputs {} evals {} truth deps {}",
+            steps.height(),
             ds.builds.height(),
             ds.step_outputs.height(),
             ds.evals.height(),
             ds.truth.as_ref().unwrap().deps.height()
         );
+        eprintln!(
+            "finished build steps {}: mean {:.1} s, median {} s, p90 {} s, p99 {} s, max {} s; overhead share {:.1} %",
+            times.len(),
+            sum_b as f64 / times.len() as f64,
+            times[times.len() / 2],
+            times[times.len() * 9 / 10],
+            times[times.len() * 99 / 100],
+            times[times.len() - 1],
+            100.0 * (sum_o as f64 / 1000.0) / (sum_b as f64 + sum_o as f64 / 1000.0)
+        );
+        let mut mix: BTreeMap<(Option<i64>, Option<i64>), usize> = BTreeMap::new();
+        for (t, s) in i64s(steps, "type").into_iter().zip(i64s(steps, "status")) {
+            *mix.entry((t, s)).or_default() += 1;
+        }
+        eprintln!("steps by (type, status): {mix:?}");
+        let mut bmix: BTreeMap<Option<i64>, usize> = BTreeMap::new();
+        for s in i64s(&ds.builds, "build_status") {
+            *bmix.entry(s).or_default() += 1;
+        }
+        let cached = bools(&ds.builds, "is_cached_build")
+            .iter()
+            .filter(|c| **c == Some(true))
+            .count();
+        eprintln!("builds by status: {bmix:?}; cached {cached}");
+        let prop = i64s(steps, "propagated_from").iter().filter(|p| p.is_some()).count();
+        let tb2 = i64s(steps, "times_built").iter().filter(|p| **p == Some(2)).count();
+        let nondet = bools(steps, "is_non_deterministic")
+            .iter()
+            .filter(|p| **p == Some(true))
+            .count();
+        eprintln!("propagated {prop}, times_built 2: {tb2}, non-deterministic {nondet}");
+        // Utilization per system: builder-slot time over slot capacity.
+        let ms = machines(ds);
+        let week_ms = (ds.meta.window.until.unwrap() - ds.meta.window.since.unwrap()) * 1000;
+        let mut used: BTreeMap<String, i64> = BTreeMap::new();
+        let mut cap: BTreeMap<String, i64> = BTreeMap::new();
+        for (jobs, sys) in ms.values() {
+            *cap.entry(sys.clone()).or_default() += jobs * week_ms;
+        }
+        for (m, d, f) in slot_intervals(ds) {
+            *used.entry(ms[&m].1.clone()).or_default() += f - d;
+        }
+        for (sys, c) in &cap {
+            eprintln!(
+                "utilization {sys}: {:.1} % of {} slots",
+                100.0 * used.get(sys).copied().unwrap_or(0) as f64 / *c as f64,
+                c / week_ms
+            );
+        }
+        // Hourly utilization of all slots, and the waits nobody records.
+        let total_slots: i64 = ms.values().map(|v| v.0).sum();
+        let since = ds.meta.window.since.unwrap() * 1000;
+        let mut hours = vec![0i64; 168];
+        for (_, d, f) in slot_intervals(ds) {
+            let (mut a, b) = (d - since, f - since);
+            while a < b {
+                let h = (a / 3_600_000) as usize;
+                let e = ((h as i64 + 1) * 3_600_000).min(b);
+                if h < 168 {
+                    hours[h] += e - a;
+                }
+                a = e;
+            }
+        }
+        let line: Vec<String> = hours
+            .iter()
+            .map(|u| format!("{:.0}", 100.0 * *u as f64 / (total_slots * 3_600_000) as f64))
+            .collect();
+        eprintln!("hourly utilization %: {}", line.join(" "));
+        let t = &ds.truth.as_ref().unwrap().steps;
+        for c in ["send_lock_wait_ms", "send_ms", "build_ms", "local_slot_wait_ms", "receive_ms"] {
+            let v: i64 = i64s(t, c).iter().flatten().sum();
+            eprintln!("truth {c}: {:.0} h", v as f64 / 3.6e6);
+        }
+        let running = i64s(steps, "status").iter().filter(|s| s.is_none()).count();
+        eprintln!("running at the end: {running}");
+        let sizes: Vec<i64> = i64s(&ds.builds, "size").into_iter().flatten().collect();
+        let mut sorted = sizes.clone();
+        sorted.sort_unstable();
+        eprintln!(
+            "build size: median {} B, p99 {} B, max {} B",
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() * 99 / 100],
+            sorted[sorted.len() - 1]
+        );
+    }
+
+    /// Prints the figures the module documentation quotes (`cargo test figures -- --nocapture`).
+    #[test]
+    fn figures_at_scale_1() {
+        let t0 = std::time::Instant::now();
+        let ds = generate(&SampleSpec::default()).unwrap();
+        eprintln!("generated scale 1 in {:?}", t0.elapsed());
+        print_figures(&ds);
+    }
+
+    fn frames(ds: &Dataset) -> Vec<(&'static str, DataFrame)> {
+        ds.tables()
+            .into_iter()
+            .map(|(def, df)| (def.name, df.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn same_seed_gives_the_same_rows_and_another_seed_others() {
+        let spec = |seed| SampleSpec {
+            preset: Preset::NixosWeek,
+            seed,
+            scale: 0.2,
+        };
+        let a = generate(&spec(3)).unwrap();
+        let b = generate(&spec(3)).unwrap();
+        let c = generate(&spec(4)).unwrap();
+        for ((name, x), (_, y)) in frames(&a).into_iter().zip(frames(&b)) {
+            assert!(x.equals_missing(&y), "table {name} differs between two runs");
+        }
+        assert_eq!(a.machines, b.machines);
+        assert!(!a.steps.equals_missing(&c.steps), "seeds 3 and 4 gave the same steps");
+        assert!(!a.builds.equals_missing(&c.builds));
+    }
+
+    #[test]
+    fn every_frame_matches_its_definition_and_is_sorted_by_its_key() {
+        let ds = week();
+        ds.check().unwrap();
+        for (def, df) in ds.tables() {
+            let keys: Vec<Vec<Option<i64>>> = def
+                .key
+                .iter()
+                .filter(|k| def.column(k).is_some_and(|c| c.ty != crate::dataset::ColType::Str))
+                .map(|k| i64s(df, k))
+                .collect();
+            let names = def
+                .key
+                .iter()
+                .find(|k| def.column(k).is_some_and(|c| c.ty == crate::dataset::ColType::Str))
+                .map(|k| strs(df, k));
+            for i in 1..df.height() {
+                let a: Vec<_> = keys.iter().map(|k| k[i - 1]).collect();
+                let b: Vec<_> = keys.iter().map(|k| k[i]).collect();
+                let an = names.as_ref().map(|n| n[i - 1].clone());
+                let bn = names.as_ref().map(|n| n[i].clone());
+                assert!((a.clone(), an) < (b.clone(), bn), "{} not sorted at row {i}: {a:?} {b:?}", def.name);
+            }
+        }
+        let w = ds.meta.window;
+        assert_eq!(w.since, Some(1_748_822_400));
+        assert_eq!(w.until, Some(1_748_822_400 + 7 * 86_400));
+        assert_eq!(ds.meta.runner, Runner::Cpp);
+        assert!(ds.meta.origin.is_sample());
+    }
+
+    #[test]
+    fn scale_1_is_about_a_hundred_thousand_steps() {
+        let n = week().steps.height();
+        assert!((80_000..=150_000).contains(&n), "{n} steps at scale 1");
+    }
+
+    #[test]
+    fn build_times_are_heavy_tailed_around_the_published_mean() {
+        let mut t: Vec<i64> = build_steps(week()).iter().map(|x| x.0).collect();
+        t.sort_unstable();
+        let mean = t.iter().sum::<i64>() as f64 / t.len() as f64;
+        let median = t[t.len() / 2];
+        let max = t[t.len() - 1];
+        assert!((30.0..=50.0).contains(&mean), "mean build time {mean} s");
+        assert!((2..=60).contains(&median), "median build time {median} s");
+        assert!(max >= 3600, "longest build {max} s");
+    }
+
+    #[test]
+    fn overhead_is_about_a_third_of_slot_time() {
+        let bs = build_steps(week());
+        let build: f64 = bs.iter().map(|x| x.0 as f64).sum();
+        let over: f64 = bs.iter().map(|x| x.1 as f64 / 1000.0).sum();
+        let share = over / (build + over);
+        assert!((0.25..=0.45).contains(&share), "overhead share {share}");
+    }
+
+    #[test]
+    fn no_machine_ever_runs_more_steps_than_its_max_jobs() {
+        let ds = week();
+        let ms = machines(ds);
+        let mut by_machine: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+        for (m, d, f) in slot_intervals(ds) {
+            assert!(f >= d, "slot freed before dispatch on {m}");
+            // Slot-free first at equal times: a freed slot can be taken in the same instant.
+            by_machine.entry(m.clone()).or_default().push((f, -1));
+            by_machine.entry(m).or_default().push((d, 1));
+        }
+        let mut busiest = 0;
+        for (m, mut ev) in by_machine {
+            let max_jobs = ms.get(&m).unwrap_or_else(|| panic!("{m} is not in the machines file")).0;
+            ev.sort_unstable();
+            let mut cur = 0;
+            for (_, delta) in ev {
+                cur += delta;
+                assert!(cur <= max_jobs, "{m} ran {cur} steps at once, maxJobs {max_jobs}");
+                busiest = busiest.max(cur);
+            }
+        }
+        assert!(busiest >= 8, "no machine was ever busy ({busiest})");
+    }
+
+    #[test]
+    fn every_dependency_finished_before_its_dependent_started() {
+        let ds = week();
+        let s = &ds.steps;
+        let (b, n, st, start, stop) = (
+            i64s(s, "build"),
+            i64s(s, "stepnr"),
+            i64s(s, "status"),
+            i64s(s, "start_time"),
+            i64s(s, "stop_time"),
+        );
+        let index: HashMap<(i64, i64), usize> = (0..s.height())
+            .map(|i| ((b[i].unwrap(), n[i].unwrap()), i))
+            .collect();
+        let t = &ds.truth.as_ref().unwrap().deps;
+        assert!(t.height() > 10_000, "only {} dependency edges", t.height());
+        let cols: Vec<Vec<Option<i64>>> = ["build", "stepnr", "dep_build", "dep_stepnr"]
+            .iter()
+            .map(|c| i64s(t, c))
+            .collect();
+        // The same in milliseconds from the truth: the dependency's outputs were copied back
+        // before the dependent was dispatched.
+        let ts = &ds.truth.as_ref().unwrap().steps;
+        let disp = i64s(ts, "dispatch_time_ms");
+        let phases: Vec<Vec<Option<i64>>> = [
+            "send_lock_wait_ms",
+            "send_ms",
+            "build_ms",
+            "local_slot_wait_ms",
+            "receive_ms",
+        ]
+        .iter()
+        .map(|c| i64s(ts, c))
+        .collect();
+        let ty = i64s(s, "type");
+        for i in 0..t.height() {
+            let me = index[&(cols[0][i].unwrap(), cols[1][i].unwrap())];
+            let dep = index[&(cols[2][i].unwrap(), cols[3][i].unwrap())];
+            assert_eq!(st[dep], Some(0), "edge to a step that did not succeed");
+            assert!(
+                stop[dep].unwrap() <= start[me].unwrap(),
+                "dependency stopped at {:?} after its dependent started at {:?}",
+                stop[dep],
+                start[me]
+            );
+            if ty[dep] == Some(0) {
+                let end: i64 = disp[dep].unwrap()
+                    + phases.iter().map(|p| p[dep].unwrap()).sum::<i64>();
+                assert!(end <= disp[me].unwrap(), "dependency copied back after dispatch");
+            }
+        }
+    }
+
+    #[test]
+    fn outcomes_cover_the_status_codes_at_plausible_rates() {
+        let ds = week();
+        let s = &ds.steps;
+        let status = i64s(s, "status");
+        let builds = i64s(&ds.builds, "build_status");
+        let mut codes: std::collections::BTreeSet<i64> = status.iter().flatten().copied().collect();
+        codes.extend(builds.iter().flatten());
+        for c in [0, 1, 2, 3, 4, 6, 7, 8, 10, 12] {
+            assert!(codes.contains(&c), "status {c} never occurs ({codes:?})");
+        }
+        let n = s.height() as f64;
+        let failed = status.iter().filter(|x| **x == Some(1)).count() as f64;
+        assert!((0.01..0.10).contains(&(failed / n)), "failure rate {}", failed / n);
+        let propagated = i64s(s, "propagated_from").iter().flatten().count();
+        assert!(propagated > 100, "{propagated} propagated failures");
+        let cached = bools(&ds.builds, "is_cached_build").iter().filter(|c| **c == Some(true)).count();
+        assert!(cached > 1000, "{cached} cached builds");
+        // Determinism checks: built twice, some found non-deterministic.
+        let tb = i64s(s, "times_built");
+        assert!(tb.iter().filter(|t| **t == Some(2)).count() > 100);
+        let nd = bools(s, "is_non_deterministic");
+        assert!(nd.iter().filter(|t| **t == Some(true)).count() > 10);
+        for i in 0..s.height() {
+            assert_eq!(nd[i].is_some(), tb[i].is_some_and(|t| t > 1), "row {i}");
+        }
+        // Retries: aborted steps built again as later steps of the same build.
+        let drv = strs(s, "drv_path");
+        let b = i64s(s, "build");
+        let mut seen: HashMap<(i64, String), usize> = HashMap::new();
+        for i in 0..s.height() {
+            if i64s_ok(status[i]) && i64s(s, "type")[i] == Some(0) {
+                *seen.entry((b[i].unwrap(), drv[i].clone().unwrap())).or_default() += 1;
+            }
+        }
+        assert!(seen.values().any(|&k| k > 1), "no retried step");
+    }
+
+    #[test]
+    fn the_week_ends_with_steps_still_running() {
+        let ds = week();
+        let s = &ds.steps;
+        let (status, busy, stop, start) = (
+            i64s(s, "status"),
+            i64s(s, "busy"),
+            i64s(s, "stop_time"),
+            i64s(s, "start_time"),
+        );
+        let running: Vec<usize> = (0..s.height()).filter(|&i| status[i].is_none()).collect();
+        assert!(!running.is_empty(), "nothing running at the end of the week");
+        for &i in &running {
+            assert!(matches!(busy[i], Some(10 | 20 | 30 | 35 | 40)), "busy {:?}", busy[i]);
+            assert!(stop[i].is_none() && start[i].is_some());
+        }
+        for i in 0..s.height() {
+            if status[i].is_some() {
+                assert_eq!(busy[i], Some(0));
+            }
+        }
+        let unfinished = bools(&ds.builds, "finished").iter().filter(|f| **f == Some(false)).count();
+        assert!(unfinished > 0);
+    }
+
+    #[test]
+    fn builds_agree_with_their_steps() {
+        let ds = week();
+        let bl = &ds.builds;
+        let (id, finished, status, start, stop, size, cached, ts) = (
+            i64s(bl, "id"),
+            bools(bl, "finished"),
+            i64s(bl, "build_status"),
+            i64s(bl, "start_time"),
+            i64s(bl, "stop_time"),
+            i64s(bl, "size"),
+            bools(bl, "is_cached_build"),
+            i64s(bl, "timestamp"),
+        );
+        let s = &ds.steps;
+        let (sb, sst, sstart, sstop, stype) = (
+            i64s(s, "build"),
+            i64s(s, "status"),
+            i64s(s, "start_time"),
+            i64s(s, "stop_time"),
+            i64s(s, "type"),
+        );
+        // Builds that built their own top level: a successful step with the build's times.
+        let mut own: HashMap<i64, Vec<(Option<i64>, Option<i64>)>> = HashMap::new();
+        for i in 0..s.height() {
+            if sst[i] == Some(0) && stype[i] == Some(0) {
+                own.entry(sb[i].unwrap()).or_default().push((sstart[i], sstop[i]));
+            }
+        }
+        for i in 0..bl.height() {
+            match finished[i] {
+                Some(true) => assert!(status[i].is_some() && start[i].is_some() && stop[i].is_some()),
+                _ => {
+                    assert!(status[i].is_none() && stop[i].is_none() && cached[i].is_none());
+                    continue;
+                }
+            }
+            assert!(start[i] <= stop[i]);
+            assert!(ts[i] <= start[i], "build {:?} started before it was queued", id[i]);
+            if status[i] == Some(0) {
+                assert!(size[i].is_some(), "successful build without size");
+                if cached[i] == Some(false) {
+                    let steps = &own[&id[i].unwrap()];
+                    assert!(steps.contains(&(start[i], stop[i])), "build {:?} times", id[i]);
+                }
+            } else {
+                assert!(size[i].is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn output_sizes_are_heavy_tailed() {
+        let mut sizes: Vec<i64> = i64s(&week().builds, "size").into_iter().flatten().collect();
+        sizes.sort_unstable();
+        let median = sizes[sizes.len() / 2];
+        assert!((200_000..5_000_000).contains(&median), "median size {median}");
+        assert!(sizes[sizes.len() - 1] > 1_000_000_000, "no GB-sized output");
+    }
+
+    #[test]
+    fn the_machines_file_describes_the_farm() {
+        let ds = week();
+        let text = ds.machines.as_deref().unwrap();
+        let ms = machines(ds);
+        assert!((25..=35).contains(&ms.len()), "{} machines", ms.len());
+        let jobs: Vec<i64> = ms.values().map(|v| v.0).collect();
+        assert_eq!(jobs.iter().min(), Some(&2));
+        assert_eq!(jobs.iter().max(), Some(&32));
+        for sys in ["x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin"] {
+            assert!(ms.values().any(|v| v.1 == sys), "no {sys} machine");
+        }
+        for f in ["big-parallel", "kvm", "nixos-test"] {
+            assert!(text.contains(f), "no machine supports {f}");
+        }
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let speed: f64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+            assert!((1.0..=4.0).contains(&speed));
+        }
+        // Every step ran on a machine of the file, with the system the machine builds.
+        let machine = strs(&ds.steps, "machine");
+        let system = strs(&ds.steps, "system");
+        for (m, sys) in machine.iter().zip(&system) {
+            let m = m.as_deref().unwrap();
+            if !m.is_empty() {
+                assert_eq!(ms[m].1, sys.as_deref().unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn scale_grows_steps_and_machines_linearly() {
+        let half = generate(&SampleSpec {
+            scale: 0.5,
+            ..SampleSpec::default()
+        })
+        .unwrap();
+        let full = week();
+        let ratio = half.steps.height() as f64 / full.steps.height() as f64;
+        assert!((0.4..=0.6).contains(&ratio), "steps ratio {ratio}");
+        let m = |d: &Dataset| machines(d).len() as f64;
+        let mr = m(&half) / m(full);
+        assert!((0.4..=0.6).contains(&mr), "machines ratio {mr}");
+        let tiny = generate(&SampleSpec {
+            scale: 0.01,
+            ..SampleSpec::default()
+        })
+        .unwrap();
+        tiny.check().unwrap();
+        assert!(tiny.steps.height() > 100);
+    }
+
+    #[test]
+    fn bad_scales_are_refused_with_a_clear_message() {
+        for scale in [0.0, -1.0, f64::NAN, f64::INFINITY, 1000.5] {
+            let err = generate(&SampleSpec {
+                scale,
+                ..SampleSpec::default()
+            })
+            .unwrap_err();
+            assert!(matches!(err, Error::Invalid(_)), "{scale}: {err}");
+            assert!(err.to_string().contains("--scale"), "{err}");
+        }
+    }
+
+    #[test]
+    fn presets_parse_and_print() {
+        assert_eq!("nixos-week".parse::<Preset>(), Ok(Preset::NixosWeek));
+        assert_eq!(Preset::NixosWeek.to_string(), "nixos-week");
+        assert!("nixos-month".parse::<Preset>().unwrap_err().contains("nixos-week"));
+        let d = SampleSpec::default();
+        assert_eq!((d.preset, d.seed, d.scale), (Preset::NixosWeek, 1, 1.0));
     }
 }

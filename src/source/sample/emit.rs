@@ -127,6 +127,7 @@ fn steps(sim: &Sim, order: &[u32]) -> DataFrame {
 
 fn builds(sim: &Sim) -> DataFrame {
     let mut t = TableBuilder::new(&BUILDS, BATCH);
+    let mut buf = String::new();
     for (b, build) in sim.builds.iter().enumerate() {
         let def = &JOBSETS[build.jobset as usize];
         let top = &sim.nodes[build.top as usize];
@@ -148,6 +149,8 @@ fn builds(sim: &Sim) -> DataFrame {
         t.i32(14, Some(build.gprio));
         t.i64(15, build.size.filter(|_| done).map(|v| v as i64));
         t.i64(16, build.closure.filter(|_| done).map(|v| v as i64));
+        drv_path(&mut buf, sim, build.top);
+        t.str(17, Some(&buf));
         t.end_row();
     }
     t.finish()

@@ -85,32 +85,42 @@ pub(super) const CORE_FAIL_P: f64 = 0.01;
 // Load over the day and the week
 // ---------------------------------------------------------------------------------------------
 
-/// Evaluations follow commits, which follow people: a European and an American working-day bump
-/// over a floor for the rest of the world and for timers (assumed; the shape of commit activity
-/// on nixpkgs by hour of day, UTC). Hours are UTC; the EU bump is centred on 12:00 (14:00 CEST),
-/// the US one on 18:00 (14:00 EDT).
-pub(super) const DIURNAL_FLOOR: f64 = 0.25;
+/// Evaluations follow commits, which follow people: European and American working-day bumps and
+/// a smaller Asia-Pacific one over a floor for timers and night owls (assumed; the shape of
+/// commit activity on nixpkgs by hour of day). Hours are UTC: EU centred on 12:00 (14:00
+/// CEST), US on 18:30 (14:30 EDT), Asia-Pacific on 02:00 (11:00 JST, 12:00 AEST).
+pub(super) const DIURNAL_FLOOR: f64 = 0.15;
 pub(super) const DIURNAL_EU: (f64, f64, f64) = (12.0, 3.0, 1.0); // (centre h, width h, height)
 pub(super) const DIURNAL_US: (f64, f64, f64) = (18.5, 3.0, 0.8);
-/// Weekends carry about half the weekday commit activity (assumed, typical of volunteer projects).
+pub(super) const DIURNAL_APAC: (f64, f64, f64) = (2.0, 2.5, 0.5);
+/// Weekends carry about half the weekday commit activity (assumed, typical of volunteer
+/// projects). Each bump follows its own region's calendar: Sunday 23:00 UTC is already Monday
+/// morning in Tokyo.
 pub(super) const WEEKEND_FACTOR: f64 = 0.5;
-/// Evaluation bursts: a few times a week a merge wave triggers the big nixpkgs jobsets within
-/// half an hour of each other, each with about twice the usual change set (assumed).
+/// Evaluation bursts: a few times a week a merge wave (a batch of approved pull requests merged
+/// within half an hour) lands on the big nixpkgs jobsets at once, adding this many pushes to
+/// each (assumed), so that their next evaluations are several times the usual size.
 pub(super) const BURSTS_PER_WEEK: f64 = 5.0;
 pub(super) const BURST_SPREAD_MS: u64 = 30 * MINUTE_MS;
-pub(super) const BURST_SIZE_FACTOR: f64 = 2.0;
+pub(super) const BURST_PUSHES: u32 = 8;
 /// A superseded evaluation of trunk or staging-next gets its unfinished builds cancelled by an
 /// admin when the next one arrives, this often (assumed; the "cancel all builds of this
 /// evaluation" button exists for this).
-pub(super) const SUPERSEDE_CANCEL_P: f64 = 0.08;
+pub(super) const SUPERSEDE_CANCEL_P: f64 = 0.15;
+/// A user or admin cancels a single queued build (wrong branch, known-broken package) this
+/// often, on average an hour after it was queued (assumed).
+pub(super) const USER_CANCEL_P: f64 = 0.003;
+pub(super) const USER_CANCEL_MEAN_MS: f64 = 3_600_000.0;
 
 // ---------------------------------------------------------------------------------------------
 // Queue runner host
 // ---------------------------------------------------------------------------------------------
 
-/// Local worker slots bounding concurrent output copying and compression (hydra-facts §3: 30 on
-/// the old hydra.nixos.org host). Scaled with the farm so that `--scale` keeps the load shape.
-pub(super) const LOCAL_WORKER_SLOTS: f64 = 30.0;
+/// Local worker slots bounding concurrent output copying and compression. The C++ default is
+/// max(4, CPUs) − 2 (hydra-facts §3); the sample's queue-runner host has 16 cores, so 14 (the
+/// old hydra.nixos.org host had 30 for a farm several times this one). Scaled with the farm so
+/// that `--scale` keeps the load shape.
+pub(super) const LOCAL_WORKER_SLOTS: f64 = 14.0;
 /// Builds the queue monitor reads per second: it loads each queued build's closure of .drv files
 /// serially (assumed ~5 ms per build on a busy host; a 24 k-build mass rebuild takes ~2 min).
 pub(super) const LOAD_MS_PER_BUILD: u64 = 5;
@@ -119,11 +129,12 @@ pub(super) const LOAD_MS_PER_BUILD: u64 = 5;
 // Copying and compressing (what `overhead` measures, hydra-facts §3 and §6)
 // ---------------------------------------------------------------------------------------------
 
-/// Opening an SSH connection and starting `nix-store --serve` per step, plus the query of which
-/// input paths the builder lacks (the C++ runner opens one connection per step). Log-normal,
-/// median 1.2 s (assumed: an SSH handshake across data centres is 0.3–1 s).
-pub(super) const SEND_SETUP_MEDIAN_MS: f64 = 1_200.0;
-pub(super) const SEND_SETUP_SIGMA: f64 = 0.5;
+/// Opening an SSH connection and starting `nix-store --serve` per step, the query of which input
+/// paths the builder lacks, and the builder's import (signature checks, fsync, SQLite) of what
+/// it got (the C++ runner opens one connection per step). Log-normal, median 2.5 s (assumed: an
+/// SSH handshake across data centres alone is 0.3–1 s).
+pub(super) const SEND_SETUP_MEDIAN_MS: f64 = 2_500.0;
+pub(super) const SEND_SETUP_SIGMA: f64 = 0.6;
 /// Throughput of one `nix-store --serve` stream between the queue runner and a builder over
 /// SSH (assumed 40 MB/s: one TCP stream across the internet, SSH cipher on one core).
 pub(super) const LINK_BYTES_PER_MS: f64 = 40_000.0;
@@ -133,9 +144,9 @@ pub(super) const XZ_BYTES_PER_MS: f64 = 2_900.0;
 pub(super) const XZ_RATIO: f64 = 0.195;
 /// Upload of the compressed NAR to the S3 binary cache (assumed 30 MB/s from the host).
 pub(super) const UPLOAD_BYTES_PER_MS: f64 = 30_000.0;
-/// Per-step cost of receiving: path-info query, narinfo signing and upload, database updates
-/// (assumed ~0.5 s; several round trips to S3 and PostgreSQL).
-pub(super) const RECEIVE_SETUP_MS: f64 = 500.0;
+/// Per-step cost of receiving: path-info query, NAR member extraction, narinfo signing and
+/// upload, database updates (assumed ~1.5 s; several round trips to S3 and PostgreSQL).
+pub(super) const RECEIVE_SETUP_MS: f64 = 1_500.0;
 /// Substitution from cache.nixos.org into the queue runner's store (assumed 60 MB/s, CDN) plus a
 /// fixed 0.3 s for the narinfo query.
 pub(super) const SUBST_BYTES_PER_MS: f64 = 60_000.0;
@@ -163,13 +174,14 @@ const MB: f64 = 1e6;
 /// (wrappers, scripts, small C libraries) and a few take hours, which gives the published mean
 /// of 33–46 s per step on hydra.nixos.org builders (hydra-facts §3) once divided by the speed
 /// factors. Output NAR median ~1 MB with σ 2.2: a tail of GB-sized outputs (CUDA, LLVM, VM
-/// images). Inputs sent median 60 MB (the builder usually has most of the closure already).
+/// images). Inputs sent median 160 MB (builders collect garbage often, so a build closure is mostly
+/// sent again; stdenv alone is ~300 MB).
 pub(super) const LEAF: KindParams = KindParams {
     build_median_ms: 13_000.0,
     build_sigma: 1.9,
     out_median: 1.0 * MB,
-    out_sigma: 2.2,
-    in_median: 60.0 * MB,
+    out_sigma: 2.3,
+    in_median: 160.0 * MB,
     in_sigma: 1.2,
 };
 /// NixOS VM tests: minutes of wall time whatever the machine (booting VMs), tiny outputs (logs),
@@ -334,26 +346,26 @@ pub(super) const FARM: [(f64, &[MachineTemplate]); 4] = [
         &[
             m(8, 4.0, BP | KVM | NT, 0),
             m(32, 4.0, BP | KVM | NT, BP),
-            m(4, 2.0, KVM | NT, 0),
+            m(2, 2.0, KVM | NT, 0),
             m(2, 1.0, 0, 0),
-            m(4, 2.0, BP | KVM | NT, 0),
+            m(2, 2.0, BP | KVM | NT, 0),
             m(2, 1.0, KVM | NT, 0),
-            m(4, 2.0, KVM | NT, 0),
+            m(2, 2.0, KVM | NT, 0),
             m(2, 1.5, 0, 0),
             m(2, 1.0, KVM | NT, 0),
             m(2, 1.0, 0, 0),
-            m(4, 2.0, KVM, 0),
+            m(2, 2.0, KVM, 0),
             m(2, 1.0, 0, 0),
         ],
     ),
     (
         8.0,
         &[
-            m(16, 3.0, BP | KVM | NT, 0),
-            m(4, 2.0, KVM | NT, 0),
+            m(8, 3.0, BP | KVM | NT, 0),
+            m(2, 2.0, KVM | NT, 0),
             m(2, 1.0, 0, 0),
             m(2, 1.0, KVM | NT, 0),
-            m(4, 2.0, BP, 0),
+            m(2, 2.0, BP, 0),
             m(2, 1.0, 0, 0),
             m(2, 1.0, KVM | NT, 0),
             m(2, 1.0, 0, 0),
@@ -362,7 +374,7 @@ pub(super) const FARM: [(f64, &[MachineTemplate]); 4] = [
     (
         4.0,
         &[
-            m(4, 2.0, BP, 0),
+            m(2, 2.0, BP, 0),
             m(2, 1.0, 0, 0),
             m(2, 1.0, 0, 0),
             m(2, 1.0, 0, 0),
@@ -371,10 +383,10 @@ pub(super) const FARM: [(f64, &[MachineTemplate]); 4] = [
     (
         6.0,
         &[
-            m(8, 4.0, BP, 0),
-            m(4, 2.0, 0, 0),
+            m(4, 4.0, BP, 0),
             m(2, 2.0, 0, 0),
-            m(4, 2.0, BP, 0),
+            m(2, 2.0, 0, 0),
+            m(2, 2.0, BP, 0),
             m(2, 2.0, 0, 0),
             m(2, 1.0, 0, 0),
         ],
@@ -417,13 +429,15 @@ pub(super) struct JobsetDef {
     pub enabled: i32,
     pub shares: i32,
     pub check_interval_s: i32,
-    /// Mean evaluations per day with new builds (before the diurnal shape).
-    pub evals_per_day: f64,
-    /// Median new builds per evaluation at scale 1, and the log-normal spread.
-    pub builds_median: f64,
-    pub builds_sigma: f64,
-    /// Evaluation wall time, median seconds (an evaluation cannot start before the previous one
-    /// of the same jobset ended plus the check interval).
+    /// Pushes to the jobset's inputs per day at mean activity (a Poisson process shaped by the
+    /// diurnal curve). The evaluator checks every `check_interval_s` after the previous
+    /// evaluation ended and evaluates when pushes arrived since: one evaluation covers them all.
+    pub pushes_per_day: f64,
+    /// New builds per day at mean activity and scale 1; each push brings a log-normal share
+    /// (spread `push_sigma`), so an evaluation's size follows the pushes it covers.
+    pub builds_per_day: f64,
+    pub push_sigma: f64,
+    /// Evaluation wall time, median seconds.
     pub eval_time_s: f64,
     pub checkout_time_s: f64,
     /// Jobs in one evaluation (nrBuilds), at scale 1.
@@ -461,10 +475,10 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         name: "trunk",
         enabled: 1,
         shares: 400,
-        check_interval_s: 14_400,
-        evals_per_day: 6.0,
-        builds_median: 250.0,
-        builds_sigma: 0.9,
+        check_interval_s: 1_800,
+        pushes_per_day: 40.0,
+        builds_per_day: 4_600.0,
+        push_sigma: 1.0,
         eval_time_s: 2_400.0,
         checkout_time_s: 40.0,
         members: 60_000.0,
@@ -485,10 +499,10 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         name: "trunk-combined",
         enabled: 1,
         shares: 400,
-        check_interval_s: 14_400,
-        evals_per_day: 4.0,
-        builds_median: 160.0,
-        builds_sigma: 0.7,
+        check_interval_s: 3_600,
+        pushes_per_day: 40.0,
+        builds_per_day: 1_700.0,
+        push_sigma: 1.0,
         eval_time_s: 3_000.0,
         checkout_time_s: 40.0,
         members: 25_000.0,
@@ -509,10 +523,10 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         name: "staging-next",
         enabled: 1,
         shares: 200,
-        check_interval_s: 21_600,
-        evals_per_day: 2.5,
-        builds_median: 450.0,
-        builds_sigma: 1.0,
+        check_interval_s: 3_600,
+        pushes_per_day: 8.0,
+        builds_per_day: 2_300.0,
+        push_sigma: 1.0,
         eval_time_s: 2_400.0,
         checkout_time_s: 40.0,
         members: 60_000.0,
@@ -533,10 +547,10 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         name: "release-25.05",
         enabled: 1,
         shares: 800,
-        check_interval_s: 14_400,
-        evals_per_day: 3.0,
-        builds_median: 90.0,
-        builds_sigma: 0.8,
+        check_interval_s: 3_600,
+        pushes_per_day: 6.0,
+        builds_per_day: 550.0,
+        push_sigma: 0.8,
         eval_time_s: 2_700.0,
         checkout_time_s: 30.0,
         members: 40_000.0,
@@ -558,9 +572,9 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         enabled: 1,
         shares: 100,
         check_interval_s: 300,
-        evals_per_day: 5.0,
-        builds_median: 45.0,
-        builds_sigma: 0.5,
+        pushes_per_day: 5.0,
+        builds_per_day: 250.0,
+        push_sigma: 0.5,
         eval_time_s: 120.0,
         checkout_time_s: 5.0,
         members: 160.0,
@@ -582,9 +596,9 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         enabled: 1,
         shares: 50,
         check_interval_s: 3_600,
-        evals_per_day: 0.8,
-        builds_median: 40.0,
-        builds_sigma: 0.4,
+        pushes_per_day: 0.8,
+        builds_per_day: 35.0,
+        push_sigma: 0.4,
         eval_time_s: 120.0,
         checkout_time_s: 5.0,
         members: 150.0,
@@ -606,9 +620,9 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         enabled: 1,
         shares: 50,
         check_interval_s: 600,
-        evals_per_day: 1.5,
-        builds_median: 15.0,
-        builds_sigma: 0.4,
+        pushes_per_day: 1.5,
+        builds_per_day: 25.0,
+        push_sigma: 0.4,
         eval_time_s: 90.0,
         checkout_time_s: 5.0,
         members: 40.0,
@@ -630,9 +644,9 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         enabled: 1,
         shares: 20,
         check_interval_s: 3_600,
-        evals_per_day: 0.4,
-        builds_median: 12.0,
-        builds_sigma: 0.3,
+        pushes_per_day: 0.4,
+        builds_per_day: 5.0,
+        push_sigma: 0.3,
         eval_time_s: 30.0,
         checkout_time_s: 3.0,
         members: 30.0,
@@ -654,9 +668,9 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         enabled: 0,
         shares: 100,
         check_interval_s: 3_600,
-        evals_per_day: 0.0,
-        builds_median: 0.0,
-        builds_sigma: 0.0,
+        pushes_per_day: 0.0,
+        builds_per_day: 0.0,
+        push_sigma: 0.0,
         eval_time_s: 60.0,
         checkout_time_s: 3.0,
         members: 50.0,

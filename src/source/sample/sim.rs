@@ -104,7 +104,6 @@ struct Rdep {
 #[derive(Debug, Clone)]
 pub(super) struct Build {
     pub jobset: u8,
-    pub eval: u32,
     pub job: u32,
     pub top: u32,
     pub prio: i32,
@@ -279,8 +278,6 @@ type SKey = (i32, i32, u8, u32, Reverse<u32>, Reverse<u32>);
 /// Runnable steps of one machine type (system and required features).
 #[derive(Debug)]
 struct Class {
-    sys: u8,
-    feat: u8,
     /// One queue per jobset, because the jobset's share used changes over time.
     heaps: Vec<BinaryHeap<(SKey, u32, u32)>>,
     runnable: u32,
@@ -297,6 +294,7 @@ pub(super) enum Ev {
     Retry(u32, u32),
     Enable(u16),
     Cancel(u32),
+    CancelBuild(u32),
 }
 
 /// One evaluation.
@@ -305,6 +303,7 @@ pub(super) struct Eval {
     pub jobset: u8,
     /// When it finished and queued its builds (JobsetEvals.timestamp), from the week start.
     pub at_ms: u64,
+    /// Expected new builds (scale included).
     pub size: f64,
     pub mass: bool,
     pub checkout_s: i64,
@@ -408,6 +407,7 @@ impl Sim {
                 }
                 Ev::Enable(m) => self.refresh_machine(m as usize),
                 Ev::Cancel(e) => self.on_cancel(e),
+                Ev::CancelBuild(b) => self.cancel_build(b),
             }
             self.dispatch();
         }
@@ -501,8 +501,6 @@ impl Sim {
         }
         let c = self.classes.len();
         self.classes.push(Class {
-            sys,
-            feat,
             heaps: (0..JOBSETS.len()).map(|_| BinaryHeap::new()).collect(),
             runnable: 0,
             free: BTreeSet::new(),
@@ -755,15 +753,19 @@ impl Sim {
 
     fn on_cancel(&mut self, e: u32) {
         let ev = &self.evals[e as usize];
-        let now = self.now;
         for b in ev.builds_start..ev.builds_start + ev.builds_len {
-            if self.builds[b as usize].finished {
-                continue;
-            }
-            // Hydra's web UI sets start and stop to the time of the cancellation.
-            self.finish_build(b, 4, Some(now), Some(now), false, None);
-            self.release(b, true);
+            self.cancel_build(b);
         }
+    }
+
+    fn cancel_build(&mut self, b: u32) {
+        if self.builds[b as usize].finished {
+            return;
+        }
+        // Hydra's web UI sets start and stop to the time of the cancellation.
+        let now = self.now;
+        self.finish_build(b, 4, Some(now), Some(now), false, None);
+        self.release(b, true);
     }
 
     /// Kills a running step nobody needs any more: status 4, its builder slot freed. A step

@@ -39,16 +39,23 @@ impl Activity {
 }
 
 fn raw_activity(t_ms: u64) -> f64 {
-    let day = t_ms / DAY_MS;
-    let h = (t_ms % DAY_MS) as f64 / HOUR_MS as f64;
+    let h = t_ms as f64 / HOUR_MS as f64;
+    // Each bump is a Gaussian around its centre on the nearest day, weighted by whether that
+    // day is a weekend day where the region is (days 5 and 6 of a week starting on Monday).
     let bump = |(centre, width, height): (f64, f64, f64)| {
-        let d = (h - centre).abs();
-        let d = d.min(24.0 - d);
-        height * (-0.5 * (d / width).powi(2)).exp()
+        let day = ((h - centre) / 24.0).round();
+        let d = h - (day * 24.0 + centre);
+        let local_day = (day as i64).rem_euclid(7);
+        let weekend = if local_day >= 5 { WEEKEND_FACTOR } else { 1.0 };
+        height * weekend * (-0.5 * (d / width).powi(2)).exp()
     };
-    let v = DIURNAL_FLOOR + bump(DIURNAL_EU) + bump(DIURNAL_US);
-    // Days 5 and 6 of a week starting on Monday are the weekend.
-    if day >= 5 { v * WEEKEND_FACTOR } else { v }
+    let day = t_ms / DAY_MS;
+    let floor = if day >= 5 {
+        DIURNAL_FLOOR * WEEKEND_FACTOR
+    } else {
+        DIURNAL_FLOOR
+    };
+    floor + bump(DIURNAL_EU) + bump(DIURNAL_US) + bump(DIURNAL_APAC)
 }
 
 /// Samples a time of the week with density proportional to activity (thinning).
@@ -62,16 +69,20 @@ fn activity_time(rng: &mut ChaCha8Rng, act: &Activity) -> u64 {
 }
 
 /// Plans every evaluation of the week, in time order.
+///
+/// Pushes arrive per jobset as a Poisson process shaped by activity; the evaluator checks a
+/// jobset `check_interval` after its previous check (or after its previous evaluation ended) and
+/// evaluates when pushes arrived since, so busy jobsets are evaluated back to back and each
+/// evaluation's size is the sum of the pushes it covers: load follows the diurnal curve.
 pub(super) fn plan_evals(rng: &mut ChaCha8Rng, scale: f64) -> Vec<Eval> {
     let act = Activity::new();
-    // (jobset, candidate time, size weight, forced)
-    let mut candidates: Vec<(usize, u64, f64, bool)> = Vec::new();
+    let mut pushes: Vec<Vec<u64>> = vec![Vec::new(); JOBSETS.len()];
     for (j, def) in JOBSETS.iter().enumerate() {
-        if def.evals_per_day <= 0.0 || def.enabled == 0 {
+        if def.pushes_per_day <= 0.0 || def.enabled == 0 {
             continue;
         }
-        // Pushes arrive as a Poisson process shaped by activity (thinning from the maximum).
-        let mean_gap = DAY_MS as f64 / (def.evals_per_day * act.max);
+        // Thinning: candidates at the maximum rate, kept with probability activity / maximum.
+        let mean_gap = DAY_MS as f64 / (def.pushes_per_day * act.max);
         let mut t = 0.0;
         loop {
             t += exp_sample(rng, mean_gap);
@@ -80,70 +91,70 @@ pub(super) fn plan_evals(rng: &mut ChaCha8Rng, scale: f64) -> Vec<Eval> {
             }
             let tm = t as u64;
             if rng.random::<f64>() * act.max < act.at(tm) {
-                candidates.push((j, tm, 1.0, false));
+                pushes[j].push(tm);
             }
         }
     }
-    let bursts = poisson(rng, BURSTS_PER_WEEK);
-    for _ in 0..bursts {
+    for _ in 0..poisson(rng, BURSTS_PER_WEEK) {
         let t = activity_time(rng, &act);
         for &j in &BURST_JOBSETS {
-            let dt = rng.random_range(0..BURST_SPREAD_MS);
-            candidates.push((j, (t + dt).min(WEEK_MS - 1), BURST_SIZE_FACTOR, true));
+            for _ in 0..BURST_PUSHES {
+                let dt = rng.random_range(0..BURST_SPREAD_MS);
+                pushes[j].push((t + dt).min(WEEK_MS - 1));
+            }
         }
     }
-    candidates.sort_by_key(|c| (c.0, c.1));
-
     let mut evals = Vec::new();
-    let mut j_prev = usize::MAX;
-    let mut last_start = 0u64;
-    let mut last_eval_ms = 0u64;
-    let mut carry = 0.0;
-    for (j, t, weight, forced) in candidates {
-        let def = &JOBSETS[j];
-        if j != j_prev {
-            j_prev = j;
-            last_start = 0;
-            last_eval_ms = 0;
-            carry = 0.0;
-        }
-        let eval_ms = (def.eval_time_s * 1000.0 * (0.3 * normal(rng)).exp()) as u64;
-        // One evaluation at a time per jobset, and not more often than the check interval:
-        // pushes in between are picked up by the next evaluation (their changes add up).
-        let gap = if forced {
-            last_eval_ms
-        } else {
-            last_eval_ms + def.check_interval_s as u64 * 1000
-        };
-        if last_start > 0 && t < last_start + gap {
-            carry += weight;
+    for (j, def) in JOBSETS.iter().enumerate() {
+        let list = &mut pushes[j];
+        if list.is_empty() {
             continue;
         }
-        let size = weight + 0.5 * carry;
-        carry = 0.0;
-        last_start = t.max(1);
-        last_eval_ms = eval_ms;
-        let at = t + eval_ms;
-        if at >= WEEK_MS {
-            continue;
+        list.sort_unstable();
+        let per_push = def.builds_per_day / def.pushes_per_day;
+        // The log-normal's median that gives `per_push` as its mean.
+        let median = per_push * (-0.5 * def.push_sigma * def.push_sigma).exp();
+        let interval = def.check_interval_s as u64 * 1000;
+        let mut check = rng.random_range(0..interval.max(1));
+        let mut next = 0;
+        while check < WEEK_MS && next < list.len() {
+            let mut covered = 0;
+            while next < list.len() && list[next] <= check {
+                next += 1;
+                covered += 1;
+            }
+            if covered == 0 {
+                // Nothing new: the next check comes one interval later (or at the next push,
+                // whichever is later, which is the same evaluation).
+                check = (check + interval).max(list[next].min(WEEK_MS));
+                continue;
+            }
+            let eval_ms = (def.eval_time_s * 1000.0 * (0.3 * normal(rng)).exp()) as u64;
+            let at = check + eval_ms;
+            let size: f64 = (0..covered)
+                .map(|_| lognormal(rng, median, def.push_sigma))
+                .sum();
+            if at < WEEK_MS {
+                evals.push(Eval {
+                    jobset: j as u8,
+                    at_ms: at,
+                    size: size * scale,
+                    mass: false,
+                    checkout_s: (def.checkout_time_s * (0.5 * normal(rng)).exp()).round() as i64,
+                    eval_s: (eval_ms / 1000) as i64,
+                    members: def.members * scale,
+                    builds_start: 0,
+                    builds_len: 0,
+                });
+            }
+            check = at + interval;
         }
-        evals.push(Eval {
-            jobset: j as u8,
-            at_ms: at,
-            size,
-            mass: false,
-            checkout_s: (def.checkout_time_s * (0.5 * normal(rng)).exp()).round() as i64,
-            eval_s: (eval_ms / 1000) as i64,
-            members: def.members * scale,
-            builds_start: 0,
-            builds_len: 0,
-        });
     }
     let def = &JOBSETS[STAGING_NEXT];
     evals.push(Eval {
         jobset: STAGING_NEXT as u8,
         at_ms: MASS_REBUILD_AT_MS,
-        size: 1.0,
+        size: MASS_REBUILD_BUILDS * scale,
         mass: true,
         checkout_s: def.checkout_time_s as i64,
         eval_s: (def.eval_time_s * 1.5) as i64,
@@ -320,14 +331,10 @@ impl Sim {
     pub(super) fn generate_eval(&mut self, e: u32) {
         let ev = self.evals[e as usize].clone();
         let j = ev.jobset as usize;
+        let n = self.scaled(ev.size);
         let mut specs = if ev.mass {
-            let n = self.scaled(MASS_REBUILD_BUILDS * self.scale);
             self.mass_rebuild(j, n)
         } else {
-            let def = &JOBSETS[j];
-            let median = def.builds_median * self.scale * ev.size;
-            let n = lognormal(&mut self.rng, median, def.builds_sigma);
-            let n = self.scaled(n);
             self.normal_eval(j, n)
         };
         // hydra-eval-jobset inserts jobs in the evaluator's order, by job name.
@@ -347,7 +354,6 @@ impl Sim {
             let gprio = i32::from(self.rng.random::<f64>() < BUMP_P);
             self.builds.push(Build {
                 jobset: j as u8,
-                eval: e,
                 job: (self.jobs.len() - 1) as u32,
                 top: spec.top,
                 prio: DEFAULT_PRIORITY,
@@ -370,6 +376,10 @@ impl Sim {
             self.link_build(b);
             clock += load_ms;
             self.schedule(clock, Ev::Load(b));
+            if self.rng.random::<f64>() < USER_CANCEL_P {
+                let at = now + exp_sample(&mut self.rng, USER_CANCEL_MEAN_MS) as u64;
+                self.schedule(at, Ev::CancelBuild(b));
+            }
         }
         self.monitor_free_at = clock;
         let ev = &mut self.evals[e as usize];

@@ -1,0 +1,142 @@
+//! `compress`: what each codec and level costs on *our* NARs — compressed size, compression CPU,
+//! decompression speed — measured here, every result decompressed and verified.
+//!
+//! [`input`] finds and loads the NARs (trees packed by [`crate::nar`], NAR files, binary
+//! caches, or a default corpus of local files); [`codecs`] names and runs xz and zstd;
+//! [`measure`] times one codec on one NAR honestly (CPU time per core) and summarises;
+//! [`cpu`] reads the kernel's clocks. rayon spreads the work over NARs and codecs.
+
+pub mod codecs;
+pub mod cpu;
+pub mod input;
+pub mod measure;
+
+use std::sync::RwLock;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+pub use codecs::{Codec, Compression, DEFAULT_GRID, parse_list};
+pub use input::{LoadedNar, NarSource};
+pub use measure::{CodecSummary, Measurement};
+
+use crate::error::{Error, Result};
+use crate::nar::NarHash;
+
+/// The default corpus is capped at this many bytes of file contents: large enough that every
+/// codec's speed settles (xz and zstd -19 reach steady state within a few MiB per NAR), small
+/// enough that the default grid runs in about a minute on two cores.
+pub const DEFAULT_CORPUS_CAP: u64 = 64 << 20;
+
+/// No NAR of the default corpus is larger than this: a typical package output's NAR is a few
+/// MiB, and several mid-sized NARs show the spread between kinds of content better than one big.
+pub const DEFAULT_NAR_CAP: u64 = 16 << 20;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--input` values; empty for the default corpus.
+    pub inputs: Vec<String>,
+    pub codecs: Vec<Codec>,
+    /// `--sample N`: NARs per binary cache, spread over their sizes.
+    pub sample: Option<usize>,
+    pub corpus_cap: u64,
+    pub nar_cap: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            inputs: Vec::new(),
+            codecs: parse_list(DEFAULT_GRID).unwrap_or_default(),
+            sample: None,
+            corpus_cap: DEFAULT_CORPUS_CAP,
+            nar_cap: DEFAULT_NAR_CAP,
+        }
+    }
+}
+
+/// A NAR that was measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct CorpusEntry {
+    pub nar: String,
+    pub nar_size: u64,
+    pub nar_hash: NarHash,
+    pub files: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// True when no input was given and the default corpus of local files was measured.
+    pub default_corpus: bool,
+    pub threads: usize,
+    pub corpus: Vec<CorpusEntry>,
+    pub codecs: Vec<CodecSummary>,
+    pub measurements: Vec<Measurement>,
+}
+
+/// Measures every codec on every NAR. `note` receives progress lines for stderr.
+pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
+    let default_corpus = opts.inputs.is_empty();
+    let sources = if default_corpus {
+        let s = input::default_corpus(opts.corpus_cap, opts.nar_cap);
+        note(&format!(
+            "no --input given: measuring a default corpus of {} local trees (at most {} MiB; \
+             the Rust toolchain, system libraries, Python, documentation)",
+            s.len(),
+            opts.corpus_cap >> 20
+        ));
+        s
+    } else {
+        input::resolve(&opts.inputs, opts.sample)?
+    };
+    if sources.is_empty() {
+        return Err(Error::Invalid(
+            "no NARs to measure (give --input DIR, FILE.nar[.xz|.zst] or a binary cache)".into(),
+        ));
+    }
+    let gate = RwLock::new(());
+    let per_nar: Vec<(CorpusEntry, Vec<Measurement>)> = sources
+        .par_iter()
+        .map(|src| {
+            let nar = {
+                // Loading (packing, decompressing) is CPU work too: keep it out of the way of a
+                // threaded codec being timed by process CPU.
+                let _g = gate.read().unwrap_or_else(|e| e.into_inner());
+                src.load()?
+            };
+            let ms = opts
+                .codecs
+                .par_iter()
+                .map(|c| measure::measure(&nar, *c, &gate))
+                .collect::<Result<Vec<_>>>()?;
+            note(&format!(
+                "measured {} ({:.1} MB) with {} codecs",
+                nar.name,
+                nar.bytes.len() as f64 / 1e6,
+                ms.len()
+            ));
+            let entry = CorpusEntry {
+                nar: nar.name.clone(),
+                nar_size: nar.summary.nar_size,
+                nar_hash: nar.summary.nar_hash,
+                files: nar.summary.regular_files,
+            };
+            Ok((entry, ms))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut corpus = Vec::new();
+    let mut measurements = Vec::new();
+    for (e, ms) in per_nar {
+        corpus.push(e);
+        measurements.extend(ms);
+    }
+    measure::flag_outliers(&mut measurements);
+    let codecs = measure::summarize(&opts.codecs, &measurements);
+    Ok(Report {
+        default_corpus,
+        threads: rayon::current_num_threads(),
+        corpus,
+        codecs,
+        measurements,
+    })
+}

@@ -1,0 +1,766 @@
+//! Derived figures of one status document: pure functions of a [`Status`] (and, optionally, the
+//! machines file), so they are tested without a server.
+
+use serde::Serialize;
+
+use super::model::{MachineStatus, RunnerKind, Status};
+use crate::machines::{Machine, host_of};
+
+/// Everything `status SOURCE` reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
+    pub runner: RunnerKind,
+    pub state: Option<String>,
+    pub time: Option<f64>,
+    pub uptime_s: Option<f64>,
+    pub queue: Queue,
+    pub machines: Vec<MachineFigures>,
+    pub machine_types: Vec<TypeFigures>,
+    pub stages: Stages,
+    pub store: Option<StoreFigures>,
+    pub s3: Vec<S3Figures>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Queue {
+    pub queued_builds: Option<f64>,
+    pub unfinished_steps: Option<f64>,
+    pub runnable_steps: Option<f64>,
+    pub unsupported_steps: Option<f64>,
+    pub steps_done: Option<f64>,
+    pub builds_done: Option<f64>,
+    pub retries: Option<f64>,
+    /// Over all machines' cumulative step time: 1 − build time / step time.
+    pub not_building_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MachineFigures {
+    pub name: String,
+    pub systems: Vec<String>,
+    pub steps_done: Option<f64>,
+    /// Share of the slot time of its finished steps not spent building:
+    /// 1 − totalStepBuildTime / totalStepTime (or the same ratio of the averages).
+    pub not_building_share: Option<f64>,
+    /// `totals`, `averages`, or `none` when the runner did not report them (no finished steps).
+    pub not_building_basis: &'static str,
+    /// Cumulative slot hours of finished steps, and the part of them not building.
+    pub slot_hours: Option<f64>,
+    pub not_building_hours: Option<f64>,
+    pub current_jobs: Option<f64>,
+    pub max_jobs: Option<f64>,
+    /// `status` (Rust runner), `machines file`, or `unknown`.
+    pub max_jobs_from: &'static str,
+    pub free_slots: Option<f64>,
+    /// `ok`, `disabled`, `disabled until …`, `N consecutive failures`, `not in status`.
+    pub state: String,
+    pub consecutive_failures: Option<f64>,
+    pub last_failure: Option<f64>,
+    pub idle_since: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TypeFigures {
+    pub name: String,
+    pub runnable: Option<f64>,
+    pub running: Option<f64>,
+    pub wait_time_s: Option<f64>,
+    /// Summed wait over the runnable steps, per step.
+    pub wait_per_runnable_s: Option<f64>,
+    /// Machines that can build this type (system, features) and are not disabled.
+    pub machines: usize,
+    /// Their free job slots, when every one's maxJobs is known.
+    pub free_slots: Option<f64>,
+    /// min(runnable, free slots): slots idle although steps of this type were waiting — the
+    /// dispatch loss at this instant.
+    pub idle_while_runnable: Option<f64>,
+}
+
+/// Steps in each stage right now, and their share of the active steps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stages {
+    pub active: Option<f64>,
+    pub building: Option<f64>,
+    pub copying_to: Option<f64>,
+    pub copying_from: Option<f64>,
+    /// C++ runner: waiting for a local worker slot to copy and compress outputs (busy = 35).
+    pub waiting_for_local_slot: Option<f64>,
+    /// `nrStepsWaiting` as reported (the C++ runner sets it only for an instant).
+    pub waiting: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoreFigures {
+    pub nar_write: Option<f64>,
+    pub nar_write_bytes: Option<f64>,
+    pub nar_write_compressed_bytes: Option<f64>,
+    /// 1 − compressed / uncompressed, from the byte counters when present.
+    pub compression_savings: Option<f64>,
+    /// MiB of NAR per second spent compressing, from the counters when present.
+    pub compression_speed_mib_s: Option<f64>,
+    pub compression_time_s: Option<f64>,
+    pub nar_read: Option<f64>,
+    pub nar_read_bytes: Option<f64>,
+    pub nar_info_read: Option<f64>,
+    pub nar_info_missing: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct S3Figures {
+    pub bucket: Option<String>,
+    pub put: Option<f64>,
+    pub put_bytes: Option<f64>,
+    /// MiB/s while uploading, from the counters when present.
+    pub put_speed_mib_s: Option<f64>,
+    pub get_bytes: Option<f64>,
+    /// The runner's own estimate (request and transfer prices, not storage).
+    pub cost_dollar_approx: Option<f64>,
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn ratio(num: Option<f64>, den: Option<f64>) -> Option<f64> {
+    match (num, den) {
+        (Some(n), Some(d)) if d > 0.0 => Some(n / d),
+        _ => None,
+    }
+}
+
+/// 1 − build/total, from the totals when both are there, else from the averages (the same
+/// ratio: both are totals divided by the steps done, rounded by the runner).
+fn not_building(m: &MachineStatus) -> (Option<f64>, &'static str) {
+    if let Some(r) = ratio(m.total_step_build_time_s, m.total_step_time_s) {
+        return (Some(1.0 - r), "totals");
+    }
+    if let Some(r) = ratio(m.avg_step_build_time_s, m.avg_step_time_s) {
+        return (Some(1.0 - r), "averages");
+    }
+    (None, "none")
+}
+
+/// The machines-file entry for a status machine: the same URI, else the same host.
+fn file_entry<'a>(name: &str, file: &'a [Machine]) -> Option<&'a Machine> {
+    file.iter()
+        .find(|m| m.uri == name)
+        .or_else(|| file.iter().find(|m| m.host() == host_of(name)))
+}
+
+fn state_of(m: &MachineStatus, now: Option<f64>) -> String {
+    let failures = m.consecutive_failures.unwrap_or(0.0);
+    if m.enabled == Some(false) {
+        return "disabled".into();
+    }
+    if let (Some(until), Some(now)) = (m.disabled_until, now)
+        && until > now
+    {
+        return format!(
+            "disabled until {} after {failures} consecutive failures",
+            crate::window::fmt_time(until as i64)
+        );
+    }
+    if failures > 0.0 {
+        return format!("{failures} consecutive failures");
+    }
+    "ok".into()
+}
+
+/// Whether a machine can take a step of `machine_type` (`system` or `system:f1,f2`): it builds
+/// the system, supports every required feature, and every feature it demands is required.
+pub fn supports(m: &MachineStatus, machine_type: &str) -> bool {
+    let (system, features) = machine_type.split_once(':').unwrap_or((machine_type, ""));
+    let required: Vec<&str> = features.split(',').filter(|f| !f.is_empty()).collect();
+    m.systems.iter().any(|s| s == system)
+        && required
+            .iter()
+            .all(|f| m.supported_features.iter().any(|s| s == f))
+        && m.mandatory_features
+            .iter()
+            .all(|f| required.contains(&f.as_str()))
+}
+
+/// Fills what the status lacks (maxJobs above all, under the C++ runner) from the machines
+/// file, and adds the file's machines the runner does not list. Returns where maxJobs came from.
+pub fn merge_machines(
+    status: &[MachineStatus],
+    file: Option<&[Machine]>,
+) -> Vec<(MachineStatus, &'static str, bool)> {
+    let mut out: Vec<(MachineStatus, &'static str, bool)> = status
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            let mut from = if m.max_jobs.is_some() {
+                "status"
+            } else {
+                "unknown"
+            };
+            if let Some(e) = file.and_then(|f| file_entry(&m.name, f)) {
+                if m.max_jobs.is_none() {
+                    m.max_jobs = Some(f64::from(e.max_jobs));
+                    from = "machines file";
+                }
+                if m.systems.is_empty() {
+                    m.systems = e.systems.clone();
+                }
+                if m.supported_features.is_empty() && m.mandatory_features.is_empty() {
+                    m.supported_features = e.supported_features.clone();
+                    m.mandatory_features = e.mandatory_features.clone();
+                }
+                if m.speed_factor.is_none() {
+                    m.speed_factor = Some(e.speed_factor);
+                }
+            }
+            (m, from, true)
+        })
+        .collect();
+    for e in file.unwrap_or(&[]) {
+        let listed = status
+            .iter()
+            .any(|m| m.name == e.uri || host_of(&m.name) == e.host());
+        if !listed {
+            out.push((
+                MachineStatus {
+                    name: e.uri.clone(),
+                    enabled: None,
+                    systems: e.systems.clone(),
+                    supported_features: e.supported_features.clone(),
+                    mandatory_features: e.mandatory_features.clone(),
+                    max_jobs: Some(f64::from(e.max_jobs)),
+                    speed_factor: Some(e.speed_factor),
+                    current_jobs: None,
+                    steps_done: None,
+                    total_step_time_s: None,
+                    total_step_build_time_s: None,
+                    avg_step_time_s: None,
+                    avg_step_build_time_s: None,
+                    idle_since: None,
+                    disabled_until: None,
+                    last_failure: None,
+                    consecutive_failures: None,
+                    since_last_ping_s: None,
+                },
+                "machines file",
+                false,
+            ));
+        }
+    }
+    out
+}
+
+/// A machine whose slots the dispatcher may use now.
+fn available(m: &MachineStatus, now: Option<f64>) -> bool {
+    m.enabled != Some(false) && !matches!((m.disabled_until, now), (Some(u), Some(n)) if u > n)
+}
+
+fn free_slots(m: &MachineStatus) -> Option<f64> {
+    Some((m.max_jobs? - m.current_jobs.unwrap_or(0.0)).max(0.0))
+}
+
+/// Free slots per machine type, for `types` given by name (used by the series too).
+pub fn type_slots(
+    machines: &[MachineStatus],
+    machine_type: &str,
+    now: Option<f64>,
+) -> (usize, Option<f64>) {
+    let able: Vec<&MachineStatus> = machines
+        .iter()
+        .filter(|m| available(m, now) && supports(m, machine_type))
+        .collect();
+    let free = able.iter().map(|m| free_slots(m)).sum::<Option<f64>>();
+    (able.len(), free)
+}
+
+/// The derived figures of one document.
+pub fn derive(status: &Status, file: Option<&[Machine]>) -> Figures {
+    let merged = merge_machines(&status.machines, file);
+    let now = status.time;
+    let machines: Vec<MachineFigures> = merged
+        .iter()
+        .map(|(m, from, listed)| {
+            let (share, basis) = not_building(m);
+            let slot_hours = m
+                .total_step_time_s
+                .or_else(|| Some(m.avg_step_time_s? * m.steps_done?))
+                .map(|s| s / 3600.0);
+            MachineFigures {
+                name: m.name.clone(),
+                systems: m.systems.clone(),
+                steps_done: m.steps_done,
+                not_building_share: share,
+                not_building_basis: basis,
+                slot_hours,
+                not_building_hours: slot_hours.zip(share).map(|(h, s)| h * s),
+                current_jobs: m.current_jobs,
+                max_jobs: m.max_jobs,
+                max_jobs_from: from,
+                free_slots: if available(m, now) {
+                    free_slots(m)
+                } else {
+                    Some(0.0).filter(|_| m.max_jobs.is_some())
+                },
+                state: if *listed {
+                    state_of(m, now)
+                } else {
+                    "in machines file, not in status".into()
+                },
+                consecutive_failures: m.consecutive_failures,
+                last_failure: m.last_failure.filter(|t| *t > 0.0),
+                idle_since: m.idle_since.filter(|t| *t > 0.0),
+            }
+        })
+        .collect();
+
+    let all: Vec<MachineStatus> = merged.into_iter().map(|(m, _, _)| m).collect();
+    let machine_types = status
+        .machine_types
+        .iter()
+        .map(|t| {
+            let (n, free) = type_slots(&all, &t.name, now);
+            TypeFigures {
+                name: t.name.clone(),
+                runnable: t.runnable,
+                running: t.running,
+                wait_time_s: t.wait_time_s,
+                wait_per_runnable_s: ratio(t.wait_time_s, t.runnable),
+                machines: n,
+                free_slots: free,
+                idle_while_runnable: free.zip(t.runnable).map(|(f, r)| f.min(r)),
+            }
+        })
+        .collect();
+
+    let store = status.store.as_ref().map(|s| StoreFigures {
+        nar_write: s.nar_write,
+        nar_write_bytes: s.nar_write_bytes,
+        nar_write_compressed_bytes: s.nar_write_compressed_bytes,
+        compression_savings: ratio(s.nar_write_compressed_bytes, s.nar_write_bytes)
+            .map(|r| 1.0 - r)
+            .or(s.nar_compression_savings),
+        compression_speed_mib_s: ratio(s.nar_write_bytes, s.nar_write_compression_time_ms)
+            .map(|r| r * 1000.0 / MIB)
+            .or(s.nar_compression_speed_mib_s),
+        compression_time_s: s.nar_write_compression_time_ms.map(|v| v / 1000.0),
+        nar_read: s.nar_read,
+        nar_read_bytes: s.nar_read_bytes,
+        nar_info_read: s.nar_info_read,
+        nar_info_missing: s.nar_info_missing,
+    });
+    let s3 = status
+        .s3
+        .iter()
+        .map(|s| S3Figures {
+            bucket: s.bucket.clone(),
+            put: s.put,
+            put_bytes: s.put_bytes,
+            put_speed_mib_s: ratio(s.put_bytes, s.put_time_ms)
+                .map(|r| r * 1000.0 / MIB)
+                .or(s.put_speed_mib_s),
+            get_bytes: s.get_bytes,
+            cost_dollar_approx: s.cost_dollar_approx,
+        })
+        .collect();
+
+    // Over all machines, from the per-machine totals when every machine has them; the runner's
+    // own totals otherwise.
+    let sums = status
+        .machines
+        .iter()
+        .filter(|m| m.steps_done.unwrap_or(0.0) > 0.0)
+        .map(|m| m.total_step_build_time_s.zip(m.total_step_time_s))
+        .collect::<Option<Vec<_>>>()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1)));
+    let overall = sums
+        .and_then(|(b, t)| ratio(Some(b), Some(t)))
+        .or_else(|| ratio(status.total_step_build_time_s, status.total_step_time_s))
+        .map(|r| 1.0 - r);
+
+    Figures {
+        runner: status.runner,
+        state: status.state.clone(),
+        time: status.time,
+        uptime_s: status.uptime_s,
+        queue: Queue {
+            queued_builds: status.queued_builds,
+            unfinished_steps: status.unfinished_steps,
+            runnable_steps: status.runnable_steps,
+            unsupported_steps: status.unsupported_steps,
+            steps_done: status.steps_done,
+            builds_done: status.builds_done,
+            retries: status.retries,
+            not_building_share: overall,
+        },
+        machines,
+        machine_types,
+        stages: Stages {
+            active: status.active_steps,
+            building: status.steps_building,
+            copying_to: status.steps_copying_to,
+            copying_from: status.steps_copying_from,
+            waiting_for_local_slot: status.steps_waiting_for_local_slot,
+            waiting: status.steps_waiting,
+        },
+        store,
+        s3,
+    }
+}
+
+/// One row of the long output table: what it is about, which figure, its value, its unit, and
+/// how it was obtained.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub section: &'static str,
+    pub subject: String,
+    pub figure: &'static str,
+    pub value: Option<f64>,
+    pub unit: &'static str,
+    pub note: String,
+}
+
+pub(crate) fn row(
+    section: &'static str,
+    subject: impl Into<String>,
+    figure: &'static str,
+    value: Option<f64>,
+    unit: &'static str,
+    note: impl Into<String>,
+) -> Row {
+    Row {
+        section,
+        subject: subject.into(),
+        figure,
+        value,
+        unit,
+        note: note.into(),
+    }
+}
+
+/// A share as a percentage, for the rows.
+fn pct(v: Option<f64>) -> Option<f64> {
+    v.map(|x| x * 100.0)
+}
+
+/// The figures as rows (table and CSV output).
+pub fn rows(f: &Figures) -> Vec<Row> {
+    let mut r = Vec::new();
+    let runner = f.runner.to_string();
+    let when = f
+        .time
+        .map(|t| crate::window::fmt_time(t as i64))
+        .unwrap_or_else(|| "time not reported".into());
+    r.push(row(
+        "runner",
+        runner.clone(),
+        "state",
+        None,
+        "",
+        format!(
+            "{} at {when}",
+            f.state.as_deref().unwrap_or("state not reported")
+        ),
+    ));
+    r.push(row(
+        "runner",
+        runner.clone(),
+        "uptime",
+        f.uptime_s.map(|s| s / 3600.0),
+        "h",
+        "",
+    ));
+    let q = &f.queue;
+    for (fig, v) in [
+        ("queued builds", q.queued_builds),
+        ("unfinished steps", q.unfinished_steps),
+        ("runnable steps", q.runnable_steps),
+        ("unsupported steps", q.unsupported_steps),
+        ("steps done", q.steps_done),
+        ("builds done", q.builds_done),
+        ("retries", q.retries),
+    ] {
+        r.push(row(
+            "queue",
+            runner.clone(),
+            fig,
+            v,
+            "",
+            "since the runner started",
+        ));
+    }
+    r.push(row(
+        "queue",
+        runner.clone(),
+        "not building",
+        pct(q.not_building_share),
+        "% of slot time",
+        "1 − build time / step time, all machines, since the runner started",
+    ));
+    for m in &f.machines {
+        let n = m.name.clone();
+        r.push(row(
+            "machine",
+            n.clone(),
+            "state",
+            None,
+            "",
+            m.state.clone(),
+        ));
+        r.push(row(
+            "machine",
+            n.clone(),
+            "steps done",
+            m.steps_done,
+            "",
+            "",
+        ));
+        r.push(row(
+            "machine",
+            n.clone(),
+            "not building",
+            pct(m.not_building_share),
+            "% of slot time",
+            format!("1 − build/step time, from the {}", m.not_building_basis),
+        ));
+        r.push(row(
+            "machine",
+            n.clone(),
+            "slot time",
+            m.slot_hours,
+            "h",
+            "finished steps",
+        ));
+        r.push(row(
+            "machine",
+            n.clone(),
+            "slot time not building",
+            m.not_building_hours,
+            "h",
+            "",
+        ));
+        r.push(row(
+            "machine",
+            n.clone(),
+            "current jobs",
+            m.current_jobs,
+            "",
+            "",
+        ));
+        r.push(row(
+            "machine",
+            n.clone(),
+            "max jobs",
+            m.max_jobs,
+            "",
+            format!("from {}", m.max_jobs_from),
+        ));
+        r.push(row("machine", n, "free slots", m.free_slots, "", ""));
+    }
+    for t in &f.machine_types {
+        let n = t.name.clone();
+        r.push(row(
+            "machine type",
+            n.clone(),
+            "runnable",
+            t.runnable,
+            "steps",
+            "",
+        ));
+        r.push(row(
+            "machine type",
+            n.clone(),
+            "running",
+            t.running,
+            "steps",
+            "",
+        ));
+        r.push(row(
+            "machine type",
+            n.clone(),
+            "wait time",
+            t.wait_time_s,
+            "s",
+            "summed over the runnable steps",
+        ));
+        r.push(row(
+            "machine type",
+            n.clone(),
+            "wait per runnable step",
+            t.wait_per_runnable_s,
+            "s",
+            "",
+        ));
+        r.push(row(
+            "machine type",
+            n.clone(),
+            "free slots",
+            t.free_slots,
+            "",
+            format!("on {} machines that can build it", t.machines),
+        ));
+        r.push(row(
+            "machine type",
+            n,
+            "idle while runnable",
+            t.idle_while_runnable,
+            "slots",
+            "min(runnable, free slots)",
+        ));
+    }
+    let s = &f.stages;
+    for (fig, v) in [
+        ("active", s.active),
+        ("building", s.building),
+        ("copying to builder", s.copying_to),
+        ("copying from builder", s.copying_from),
+        ("waiting for a local slot", s.waiting_for_local_slot),
+        ("waiting", s.waiting),
+    ] {
+        let share = if fig == "active" {
+            String::new()
+        } else {
+            ratio(v, s.active)
+                .map(|x| format!("{:.1} % of active", x * 100.0))
+                .unwrap_or_default()
+        };
+        r.push(row("stage", "now", fig, v, "steps", share));
+    }
+    if let Some(st) = &f.store {
+        for (fig, v, unit, note) in [
+            ("NARs written", st.nar_write, "", ""),
+            (
+                "NAR bytes written",
+                st.nar_write_bytes.map(|b| b / MIB),
+                "MiB",
+                "uncompressed",
+            ),
+            (
+                "NAR bytes written, compressed",
+                st.nar_write_compressed_bytes.map(|b| b / MIB),
+                "MiB",
+                "",
+            ),
+            (
+                "compression savings",
+                pct(st.compression_savings),
+                "%",
+                "1 − compressed / uncompressed",
+            ),
+            (
+                "compression speed",
+                st.compression_speed_mib_s,
+                "MiB/s",
+                "uncompressed MiB per second compressing",
+            ),
+            (
+                "compression time",
+                st.compression_time_s.map(|s| s / 3600.0),
+                "h",
+                "",
+            ),
+            ("NARs read", st.nar_read, "", ""),
+            ("narinfo reads", st.nar_info_read, "", ""),
+            ("narinfo misses", st.nar_info_missing, "", ""),
+        ] {
+            r.push(row("store", "destination store", fig, v, unit, note));
+        }
+    }
+    for s in &f.s3 {
+        let b = s.bucket.clone().unwrap_or_else(|| "s3".into());
+        r.push(row("s3", b.clone(), "PUTs", s.put, "", ""));
+        r.push(row(
+            "s3",
+            b.clone(),
+            "bytes uploaded",
+            s.put_bytes.map(|v| v / MIB),
+            "MiB",
+            "",
+        ));
+        r.push(row(
+            "s3",
+            b.clone(),
+            "upload speed",
+            s.put_speed_mib_s,
+            "MiB/s",
+            "",
+        ));
+        r.push(row(
+            "s3",
+            b.clone(),
+            "bytes downloaded",
+            s.get_bytes.map(|v| v / MIB),
+            "MiB",
+            "",
+        ));
+        r.push(row(
+            "s3",
+            b,
+            "approximate cost",
+            s.cost_dollar_approx,
+            "USD",
+            "the runner's estimate: requests and transfer, not storage",
+        ));
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::parse;
+    use super::*;
+
+    #[test]
+    fn machine_type_support() {
+        let s = parse(
+            r#"{"machines": {"a": {"systemTypes": ["x86_64-linux"],
+                   "supportedFeatures": ["kvm"], "mandatoryFeatures": ["benchmark"]}}}"#,
+            "t",
+        )
+        .unwrap();
+        let m = &s.machines[0];
+        assert!(supports(m, "x86_64-linux:benchmark"));
+        assert!(supports(m, "x86_64-linux:benchmark,kvm"));
+        assert!(!supports(m, "x86_64-linux"), "benchmark is mandatory");
+        assert!(!supports(m, "aarch64-linux:benchmark"));
+        assert!(!supports(m, "x86_64-linux:benchmark,big-parallel"));
+    }
+
+    #[test]
+    fn free_slots_need_every_max_jobs_and_skip_disabled_machines() {
+        let s = parse(
+            r#"{"time": 1000, "machines": {
+                 "ssh://a": {"systemTypes": ["x"], "currentJobs": 1},
+                 "ssh://b": {"systemTypes": ["x"], "currentJobs": 2, "disabledUntil": 2000,
+                             "consecutiveFailures": 2}},
+               "machineTypes": {"x": {"runnable": 10, "running": 3, "waitTime": 50}}}"#,
+            "t",
+        )
+        .unwrap();
+        let f = derive(&s, None);
+        assert_eq!(f.machine_types[0].free_slots, None);
+        assert_eq!(f.machine_types[0].wait_per_runnable_s, Some(5.0));
+        let file = crate::machines::parse("ssh://a x - 4\nssh://build@b x - 4\nc x - 2\n").unwrap();
+        let f = derive(&s, Some(&file));
+        let t = &f.machine_types[0];
+        // a: 4 − 1 free; b disabled (time 1000 < 2000); c: in the file only, 2 free.
+        assert_eq!((t.machines, t.free_slots), (2, Some(5.0)));
+        assert_eq!(t.idle_while_runnable, Some(5.0));
+        assert_eq!(f.machines[1].state.split(' ').next(), Some("disabled"));
+        assert_eq!(f.machines[1].free_slots, Some(0.0));
+        assert_eq!(f.machines[2].state, "in machines file, not in status");
+        assert_eq!(f.machines[0].max_jobs_from, "machines file");
+    }
+
+    #[test]
+    fn store_figures_from_counters() {
+        let s = parse(
+            r#"{"store": {"narWriteBytes": 10485760, "narWriteCompressedBytes": 2097152,
+                          "narWriteCompressionTimeMs": 4000, "narCompressionSpeed": 99},
+                "s3": {"put": 3, "putBytes": 1048576, "putTimeMs": 500}}"#,
+            "t",
+        )
+        .unwrap();
+        let f = derive(&s, None);
+        let st = f.store.unwrap();
+        assert!((st.compression_savings.unwrap() - 0.8).abs() < 1e-12);
+        assert!((st.compression_speed_mib_s.unwrap() - 2.5).abs() < 1e-12);
+        assert!((f.s3[0].put_speed_mib_s.unwrap() - 2.0).abs() < 1e-12);
+    }
+}

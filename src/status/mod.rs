@@ -1,0 +1,240 @@
+//! The queue runner's live status: reading the JSON document Hydra already exposes (the C++
+//! runner's `/queue-runner-status` and `hydra-queue-runner --status`, the Rust runner's
+//! `/status`), deriving what it says about lost builder capacity, collecting it over time, and
+//! summarising such a series.
+//!
+//! - [`model`]: lenient parsing of both runners' documents into one [`Status`].
+//! - [`figures`]: derived figures of one document (pure functions).
+//! - [`series`]: the JSON-lines series `--watch` writes, and its summary (pure functions).
+//! - [`fetch`]: the HTTP client (bounded in time and size) and the watch loop.
+//!
+//! This module owns the `status` command's logic; `cli` only turns arguments into the option
+//! structs here.
+
+pub mod fetch;
+pub mod figures;
+pub mod model;
+pub mod series;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use fetch::{WatchOptions, WatchReport};
+pub use figures::{Figures, Row, derive};
+pub use model::{RunnerKind, Status, parse};
+pub use series::{SeriesSummary, summarise};
+
+use crate::error::{Error, Result};
+use crate::output::{Format, print_rows};
+
+/// Where one document comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Stdin,
+    Url(String),
+}
+
+impl Source {
+    /// `-` is stdin, `http://…`/`https://…` a URL, anything else a file.
+    pub fn parse(s: &str) -> Source {
+        if s == "-" {
+            Source::Stdin
+        } else if s.starts_with("http://") || s.starts_with("https://") {
+            Source::Url(s.to_string())
+        } else {
+            Source::File(PathBuf::from(s))
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Stdin => "stdin".into(),
+            Source::Url(u) => u.clone(),
+        }
+    }
+}
+
+/// Reads one document's text, within [`fetch::MAX_BODY`] whatever the source.
+pub fn read_source(source: &Source, timeout: Duration) -> Result<String> {
+    let too_large = || Error::StatusDocument {
+        origin: source.describe(),
+        reason: format!(
+            "larger than {} MiB; not a status document?",
+            fetch::MAX_BODY / (1024 * 1024)
+        ),
+    };
+    let bounded = |r: &mut dyn Read, name: &str| -> Result<String> {
+        let mut buf = Vec::new();
+        r.take(fetch::MAX_BODY + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(name, e))?;
+        if buf.len() as u64 > fetch::MAX_BODY {
+            return Err(too_large());
+        }
+        String::from_utf8(buf).map_err(|_| Error::StatusDocument {
+            origin: source.describe(),
+            reason: "not UTF-8 text".into(),
+        })
+    };
+    match source {
+        Source::Url(u) => fetch::get(u, timeout),
+        Source::Stdin => bounded(&mut std::io::stdin().lock(), "stdin"),
+        Source::File(p) => {
+            let mut f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+            bounded(&mut f, &p.display().to_string())
+        }
+    }
+}
+
+/// Reads and parses one document.
+pub fn load(source: &Source, timeout: Duration) -> Result<Status> {
+    let text = read_source(source, timeout)?;
+    model::parse(&text, &source.describe())
+}
+
+/// What `status SOURCE` is asked to do.
+#[derive(Debug, Clone)]
+pub struct ShowOptions {
+    pub source: Source,
+    pub machines: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+const HEADER: [&str; 6] = ["section", "subject", "figure", "value", "unit", "note"];
+
+/// A value for the table (rounded for reading) or CSV (as precise as it is).
+fn cell(v: Option<f64>, format: Format) -> String {
+    match v {
+        None => String::new(),
+        Some(v) if format == Format::Csv => format!("{v}"),
+        Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.3}"),
+    }
+}
+
+fn print_figure_rows<T: serde::Serialize>(format: Format, rows: &[Row], json: &T) -> Result<()> {
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.section.to_string(),
+                r.subject.clone(),
+                r.figure.to_string(),
+                cell(r.value, format),
+                r.unit.to_string(),
+                r.note.clone(),
+            ]
+        })
+        .collect();
+    print_rows(format, &HEADER, &table, json)
+}
+
+/// `status SOURCE`: reads one document and prints its derived figures.
+pub fn show(opts: &ShowOptions, format: Format) -> Result<Figures> {
+    let machines = opts
+        .machines
+        .as_deref()
+        .map(crate::machines::read)
+        .transpose()?;
+    let status = load(&opts.source, opts.timeout)?;
+    let figures = derive(&status, machines.as_deref());
+    print_figure_rows(format, &figures::rows(&figures), &figures)?;
+    Ok(figures)
+}
+
+/// `status --watch URL --out FILE`: collects a series, then prints what it did.
+pub fn watch(opts: &WatchOptions, format: Format) -> Result<WatchReport> {
+    let report = fetch::watch(opts)?;
+    let rows = vec![vec![
+        report.out.display().to_string(),
+        report.lines.to_string(),
+        report.documents.to_string(),
+        report.failed.to_string(),
+        report.stopped_by.to_string(),
+    ]];
+    print_rows(
+        format,
+        &["file", "lines", "documents", "failed", "stopped by"],
+        &rows,
+        &report,
+    )?;
+    Ok(report)
+}
+
+/// `status --series FILE`: summarises a series and prints the summary.
+pub fn show_series(
+    path: &std::path::Path,
+    machines: Option<&std::path::Path>,
+    format: Format,
+    quiet: bool,
+) -> Result<SeriesSummary> {
+    let machines = machines.map(crate::machines::read).transpose()?;
+    let s = series::read(path)?;
+    if s.samples.is_empty() {
+        return Err(Error::StatusDocument {
+            origin: path.display().to_string(),
+            reason: format!(
+                "no status documents in the series ({} failed requests, {} unreadable lines)",
+                s.errors, s.bad_lines
+            ),
+        });
+    }
+    if !quiet && let Some(line) = s.first_bad_line {
+        eprintln!(
+            "{}: skipped {} unreadable line(s), the first at line {line}",
+            path.display(),
+            s.bad_lines
+        );
+    }
+    let summary = summarise(&s, machines.as_deref());
+    print_figure_rows(format, &series::rows(&summary), &summary)?;
+    Ok(summary)
+}
+
+/// `30s`, `500ms`, `2m`, `1h`, or a number of seconds (`0.5`).
+pub fn parse_interval(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    let bad = || format!("`{s}` is not a duration (examples: 30s, 500ms, 2m, 1h)");
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_and_intervals() {
+        assert_eq!(Source::parse("-"), Source::Stdin);
+        assert_eq!(
+            Source::parse("https://hydra.example/queue-runner-status"),
+            Source::Url("https://hydra.example/queue-runner-status".into())
+        );
+        assert_eq!(Source::parse("s.json"), Source::File("s.json".into()));
+        assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_interval("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_interval("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_interval("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("-1s").is_err());
+        assert!(parse_interval("fast").is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! Codecs, inputs and the measurement: names parse, every codec family round-trips (Nix's
+//! frame layout included), truncated .xz/.zst give a clear error, ratios agree with the `xz`
+//! and `zstd` tools, and a binary cache written by real Nix (`nix copy --to file://…`, with
+//! xz and zstd) is read back with its narinfo FileSize/NarSize/NarHash matching ours.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use hydra_bottleneck::compress::{self, Codec, NarSource, Options, parse_list};
+use hydra_bottleneck::nar::{self, NarHash};
+
+/// Text-like bytes that compress (a few words in a seeded order) so codecs have work to do.
+fn corpus(len: usize, seed: u64) -> Vec<u8> {
+    let words: [&[u8]; 8] = [
+        b"nix ", b"store ", b"hydra ", b"build ", b"/nix/store/", b"-linux ", b"\n", b"0123 ",
+    ];
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 16);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(words[(x % 8) as usize]);
+        if x % 5 == 0 {
+            v.push((x >> 32) as u8);
+        }
+    }
+    v.truncate(len);
+    v
+}
+
+fn tree(dir: &Path) -> std::path::PathBuf {
+    let root = dir.join("tree");
+    fs::create_dir_all(root.join("lib")).unwrap();
+    fs::write(root.join("lib/a.so"), corpus(200_000, 1)).unwrap();
+    fs::write(root.join("README"), corpus(50_000, 2)).unwrap();
+    std::os::unix::fs::symlink("lib/a.so", root.join("link")).unwrap();
+    root
+}
+
+#[test]
+fn codec_names_parse_and_print() {
+    for name in [
+        "xz-0", "xz-6", "xz-9e", "xz-6-t2", "zstd-1", "zstd-19-long", "zstd-19-t2", "zstd-19-nix",
+        "zstd-19-nix-t2", "zstd-22",
+    ] {
+        let c: Codec = name.parse().unwrap();
+        assert_eq!(c.to_string(), name);
+    }
+    for bad in ["xz-10", "zstd-0", "zstd-23", "lz4-1", "xz-6-long", "zstd-3-t0", "zstd", "xz-x"] {
+        let err = bad.parse::<Codec>().unwrap_err().to_string();
+        assert!(err.contains(bad), "{err}");
+    }
+    assert_eq!(parse_list("default").unwrap().len(), 7);
+    assert!(parse_list("full").unwrap().len() > 30);
+    assert_eq!(parse_list("xz-6, zstd-3,xz-6").unwrap().len(), 2);
+}
+
+#[test]
+fn every_family_roundtrips() {
+    let data = corpus(300_000, 9);
+    for name in ["xz-0", "xz-1e", "xz-1-t2", "zstd-1", "zstd-3-long", "zstd-3-t2", "zstd-3-nix"] {
+        let c: Codec = name.parse().unwrap();
+        let (comp, _) = c.compress(&data).unwrap();
+        assert!(comp.len() < data.len() / 2, "{name} did not compress");
+        let mut out = Vec::new();
+        c.decompress(&comp, data.len(), &mut out).unwrap();
+        assert!(out == data, "{name} did not roundtrip");
+    }
+    // Empty input too.
+    for name in ["xz-6", "zstd-19", "zstd-19-nix"] {
+        let c: Codec = name.parse().unwrap();
+        let (comp, _) = c.compress(&[]).unwrap();
+        let mut out = vec![1];
+        c.decompress(&comp, 0, &mut out).unwrap();
+        assert!(out.is_empty());
+    }
+}
+
+#[test]
+fn nix_layout_writes_independent_16_mib_frames() {
+    let data = corpus(40 << 20, 3);
+    let c: Codec = "zstd-1-nix".parse().unwrap();
+    let (comp, _) = c.compress(&data).unwrap();
+    let mut frames = 0;
+    let mut rest = &comp[..];
+    while !rest.is_empty() {
+        let n = zstd::zstd_safe::find_frame_compressed_size(rest).unwrap();
+        // Each frame decodes on its own.
+        let size = zstd::zstd_safe::get_frame_content_size(&rest[..n]).unwrap().unwrap();
+        assert!(size <= 16 << 20);
+        rest = &rest[n..];
+        frames += 1;
+    }
+    assert_eq!(frames, 3);
+    let mut out = Vec::new();
+    c.decompress(&comp, data.len(), &mut out).unwrap();
+    assert!(out == data);
+}
+
+#[test]
+fn truncated_compressed_nars_are_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tree(dir.path());
+    let mut nar_bytes = Vec::new();
+    nar::dump_path(&root, &mut nar_bytes).unwrap();
+    for (codec, ext) in [("xz-6", "xz"), ("zstd-3", "zst")] {
+        let c: Codec = codec.parse().unwrap();
+        let (comp, _) = c.compress(&nar_bytes).unwrap();
+        let whole = dir.path().join(format!("whole.nar.{ext}"));
+        fs::write(&whole, &comp).unwrap();
+        let sources = compress::input::resolve(&[whole.display().to_string()], None).unwrap();
+        let loaded = sources[0].load().unwrap();
+        assert_eq!(loaded.summary.nar_hash, NarHash::of(&nar_bytes));
+        for cut in [comp.len() / 2, comp.len() - 1] {
+            let path = dir.path().join(format!("cut.nar.{ext}"));
+            fs::write(&path, &comp[..cut]).unwrap();
+            let sources = compress::input::resolve(&[path.display().to_string()], None).unwrap();
+            let err = sources[0].load().err().expect("a truncated file must fail").to_string();
+            assert!(err.contains("cut.nar") && err.contains("truncated"), "{ext}: {err}");
+        }
+    }
+    let bz = dir.path().join("x.nar.bz2");
+    fs::write(&bz, b"BZh").unwrap();
+    let err = compress::input::resolve(&[bz.display().to_string()], None).unwrap_err();
+    assert!(err.to_string().contains("bzip2"), "{err}");
+}
+
+/// Compressed size from a command-line tool reading `path`.
+fn cli_size(tool: &str, args: &[&str], path: &Path) -> usize {
+    let out = Command::new(tool).args(args).arg(path).output().unwrap();
+    assert!(out.status.success(), "{tool} failed");
+    out.stdout.len()
+}
+
+#[test]
+fn ratios_match_the_command_line_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = corpus(4 << 20, 5);
+    let path = dir.path().join("x.nar");
+    fs::write(&path, &data).unwrap();
+    for (codec, tool, args) in [
+        ("xz-6", "xz", &["-T1", "-6", "-c"][..]),
+        ("zstd-3", "zstd", &["-3", "-c", "-q"][..]),
+        ("zstd-19", "zstd", &["-19", "-c", "-q"][..]),
+    ] {
+        let c: Codec = codec.parse().unwrap();
+        let ours = c.compress(&data).unwrap().0.len() as f64;
+        let theirs = cli_size(tool, args, &path) as f64;
+        let diff = (ours - theirs).abs() / theirs;
+        assert!(diff < 0.005, "{codec}: {ours} vs {tool} {theirs} bytes ({:.2} %)", diff * 100.0);
+    }
+}
+
+#[test]
+fn reads_a_binary_cache_written_by_nix() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tree(dir.path());
+    let store = format!("local?root={}", dir.path().join("root").display());
+    let add = Command::new("nix-store")
+        .args(["--option", "substituters", "", "--store", &store, "--add"])
+        .arg(&root)
+        .output()
+        .expect("nix-store (apt-get install nix-bin)");
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    let store_path = String::from_utf8(add.stdout).unwrap().trim().to_string();
+    let mut ours = Vec::new();
+    nar::dump_path(&root, &mut ours).unwrap();
+    for compression in ["xz", "zstd"] {
+        let cache = dir.path().join(format!("cache-{compression}"));
+        let to = format!("file://{}?compression={compression}", cache.display());
+        let copy = Command::new("nix")
+            .args(["--extra-experimental-features", "nix-command", "--option", "substituters", ""])
+            .args(["copy", "--from", &store, "--to", &to, &store_path])
+            .output()
+            .unwrap();
+        assert!(copy.status.success(), "{}", String::from_utf8_lossy(&copy.stderr));
+        for input in [to.clone(), cache.display().to_string()] {
+            let sources = compress::input::resolve(&[input], None).unwrap();
+            assert_eq!(sources.len(), 1);
+            assert_eq!(sources[0].name, store_path);
+            // load() checks FileSize, FileHash, NarSize and NarHash against the narinfo.
+            let nar = sources[0].load().unwrap();
+            assert_eq!(nar.bytes, ours);
+        }
+        // A narinfo that lies about NarSize is caught.
+        let info = fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "narinfo"))
+            .unwrap();
+        let text = fs::read_to_string(&info).unwrap();
+        let lied = text.replace(&format!("NarSize: {}", ours.len()), "NarSize: 1");
+        assert_ne!(text, lied);
+        fs::write(&info, lied).unwrap();
+        let sources = compress::input::resolve(&[cache.display().to_string()], None).unwrap();
+        let err = sources[0].load().err().unwrap().to_string();
+        assert!(err.contains("NarSize"), "{err}");
+    }
+}
+
+#[test]
+fn measures_and_summarises() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tree(dir.path());
+    let sub = dir.path().join("second");
+    fs::create_dir(&sub).unwrap();
+    fs::write(sub.join("f"), corpus(100_000, 8)).unwrap();
+    let opts = Options {
+        inputs: vec![root.display().to_string(), sub.display().to_string()],
+        codecs: parse_list("xz-1,zstd-1,zstd-9,zstd-3-t2").unwrap(),
+        ..Options::default()
+    };
+    let report = compress::run(&opts, &|_| {}).unwrap();
+    assert_eq!(report.corpus.len(), 2);
+    assert_eq!(report.measurements.len(), 8);
+    assert_eq!(report.codecs.len(), 4);
+    assert!(report.codecs.iter().any(|c| c.pareto));
+    for c in &report.codecs {
+        assert_eq!(c.nars, 2);
+        assert!(c.ratio_pct > 0.0 && c.ratio_pct < 100.0, "{c:?}");
+        assert!(c.compress_cpu_s > 0.0 && c.decompress_mb_s > 0.0, "{c:?}");
+    }
+    // Unknown inputs name themselves.
+    let bad = Options {
+        inputs: vec!["/nonexistent/x".into()],
+        ..Options::default()
+    };
+    let err = compress::run(&bad, &|_| {}).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/x"), "{err}");
+}
+
+#[test]
+fn pareto_keeps_only_undominated_codecs() {
+    use compress::measure::{CodecSummary, mark_pareto};
+    let mk = |name: &str, ratio: f64, cpu: f64, dec: f64| CodecSummary {
+        codec: name.into(),
+        spec: "xz-6".parse().unwrap(),
+        nars: 1,
+        nar_bytes: 1,
+        compressed_bytes: 1,
+        ratio_pct: ratio,
+        compress_cpu_s: cpu,
+        compress_wall_s: cpu,
+        compress_mb_s_core: 1.0,
+        compress_mb_s: 1.0,
+        decompress_mb_s: dec,
+        encoder_memory_bytes: None,
+        pareto: false,
+        outliers: 0,
+    };
+    let mut s = vec![
+        mk("small", 20.0, 10.0, 100.0),
+        mk("fast", 30.0, 1.0, 800.0),
+        mk("worse", 31.0, 2.0, 700.0),
+        mk("mid", 25.0, 5.0, 100.0),
+    ];
+    mark_pareto(&mut s);
+    let front: Vec<&str> = s.iter().filter(|c| c.pareto).map(|c| c.codec.as_str()).collect();
+    assert_eq!(front, ["small", "fast", "mid"]);
+}

@@ -1,0 +1,632 @@
+//! `status`: real published documents, a local HTTP server on loopback (including a slow one,
+//! a 500, a truncated body and invalid JSON), the watch loop, and a hand-checked series.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hydra_bottleneck::status::{self, RunnerKind, series};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hydra-bottleneck");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/status")
+        .join(name)
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("HYDRA_BOTTLENECK_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6 * b.abs().max(1.0)
+}
+
+// ---- the real documents ----------------------------------------------------------------------
+
+#[test]
+fn the_2018_status_from_issue_559_parses() {
+    let text = std::fs::read_to_string(fixture("hydra-559-2018.json")).unwrap();
+    let s = status::parse(&text, "559").unwrap();
+    assert_eq!(s.runner, RunnerKind::Cpp);
+    assert_eq!(s.state.as_deref(), Some("up"));
+    assert_eq!(s.time, Some(1_526_485_724.0));
+    assert_eq!(s.queued_builds, Some(101.0));
+    assert_eq!(s.runnable_steps, Some(85.0));
+    assert_eq!(s.active_steps, Some(0.0));
+    assert_eq!(s.jobsets, 1);
+    let f = status::derive(&s, None);
+    let m = &f.machines[0];
+    assert_eq!(m.name, "localhost");
+    assert_eq!(m.state, "ok");
+    assert_eq!(m.steps_done, Some(0.0));
+    // No finished steps: the runner reports no step times, and we invent none.
+    assert_eq!((m.not_building_share, m.not_building_basis), (None, "none"));
+}
+
+#[test]
+fn the_2025_machines_from_issue_1477_give_the_published_figures() {
+    let text = std::fs::read_to_string(fixture("hydra-1477-2025-machines.json")).unwrap();
+    let s = status::parse(&text, "1477").unwrap();
+    let f = status::derive(&s, None);
+    let x86 = f
+        .machines
+        .iter()
+        .find(|m| m.name.contains("elated-minsky"))
+        .unwrap();
+    assert_eq!(x86.steps_done, Some(40_009.0));
+    assert_eq!(x86.not_building_basis, "totals");
+    assert!(close(
+        x86.not_building_share.unwrap(),
+        1.0 - 1_319_202.0 / 2_103_510.0
+    ));
+    assert!(close(x86.slot_hours.unwrap(), 2_103_510.0 / 3600.0));
+    assert!(close(
+        x86.not_building_hours.unwrap(),
+        (2_103_510.0 - 1_319_202.0) / 3600.0
+    ));
+    assert_eq!((x86.current_jobs, x86.max_jobs), (Some(3.0), None));
+    assert_eq!(x86.state, "ok");
+    let arm = f
+        .machines
+        .iter()
+        .find(|m| m.name.contains("goofy-hopcroft"))
+        .unwrap();
+    assert_eq!(arm.steps_done, Some(41_019.0));
+    assert_eq!(arm.not_building_basis, "averages");
+    assert!(close(
+        arm.not_building_share.unwrap(),
+        1.0 - 45.787_048_339_843_8 / 68.811_599_731_445_3
+    ));
+    // 37 % and 33 %, as quoted in hydra-facts.md.
+    assert_eq!((x86.not_building_share.unwrap() * 100.0).round(), 37.0);
+    assert_eq!((arm.not_building_share.unwrap() * 100.0).round(), 33.0);
+}
+
+#[test]
+fn the_2025_figures_with_a_machines_file_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let machines = dir.path().join("machines");
+    // maxJobs here are ours, for the test: the issue does not publish them.
+    std::fs::write(
+        &machines,
+        "ssh://build@elated-minsky.builder.nixos.org x86_64-linux,i686-linux - 8 1 kvm,nixos-test,benchmark\n\
+         ssh://build@goofy-hopcroft.builder.nixos.org aarch64-linux - 6 1 kvm,nixos-test\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "status",
+        fixture("hydra-1477-2025-machines.json").to_str().unwrap(),
+        "--machines",
+        machines.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ms = v["machines"].as_array().unwrap();
+    let x86 = ms
+        .iter()
+        .find(|m| m["name"].as_str().unwrap().contains("elated"))
+        .unwrap();
+    assert_eq!(x86["max_jobs"], 8.0);
+    assert_eq!(x86["max_jobs_from"], "machines file");
+    assert_eq!(x86["free_slots"], 5.0);
+    let arm = ms
+        .iter()
+        .find(|m| m["name"].as_str().unwrap().contains("goofy"))
+        .unwrap();
+    assert_eq!(arm["free_slots"], 2.0);
+
+    // The table and CSV carry the same figures.
+    let o = run(&[
+        "status",
+        fixture("hydra-1477-2025-machines.json").to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        csv.starts_with("section,subject,figure,value,unit,note\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().any(|l| l
+            .starts_with("machine,ssh://build@elated-minsky.builder.nixos.org,not building,37.28")),
+        "{csv}"
+    );
+    let o = run(&[
+        "status",
+        fixture("hydra-1477-2025-machines.json").to_str().unwrap(),
+    ]);
+    let table = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        table.contains("not building") && table.contains("37.286"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_rust_runner_document() {
+    let text = std::fs::read_to_string(fixture("rust-runner.json")).unwrap();
+    let s = status::parse(&text, "rust").unwrap();
+    assert_eq!(s.runner, RunnerKind::Rust);
+    let f = status::derive(&s, None);
+    assert!(close(
+        f.queue.not_building_share.unwrap(),
+        1.0 - 288.0 / 360.0
+    ));
+    let a = f.machines.iter().find(|m| m.name == "builder-a").unwrap();
+    assert!(close(a.not_building_share.unwrap(), 0.25));
+    assert_eq!(
+        (a.max_jobs, a.max_jobs_from, a.free_slots),
+        (Some(8.0), "status", Some(0.0))
+    );
+    let b = f.machines.iter().find(|m| m.name == "builder-b").unwrap();
+    assert!(
+        b.state
+            .starts_with("disabled until 2026-06-01 12:20:00Z after 2"),
+        "{}",
+        b.state
+    );
+    assert_eq!(b.free_slots, Some(0.0));
+    let x86 = f
+        .machine_types
+        .iter()
+        .find(|t| t.name == "x86_64-linux")
+        .unwrap();
+    assert_eq!(
+        (x86.runnable, x86.wait_time_s, x86.free_slots),
+        (Some(30.0), Some(600.0), Some(0.0))
+    );
+    assert_eq!(x86.wait_per_runnable_s, Some(20.0));
+    let arm = f
+        .machine_types
+        .iter()
+        .find(|t| t.name == "aarch64-linux")
+        .unwrap();
+    assert_eq!(arm.machines, 0, "the only aarch64 builder is disabled");
+    assert!(close(f.s3[0].put_speed_mib_s.unwrap(), 2048.0 / 512.0));
+    assert_eq!(f.s3[0].bucket.as_deref(), Some("nix-cache"));
+}
+
+#[test]
+fn stdin_and_bad_files() {
+    let mut child = Command::new(BIN)
+        .args(["status", "-", "--format", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"nrRunnableSteps": 7.0, "machineTypes": {"x86_64-linux": {"runnable": 7, "running": 1}}}"#)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["queue"]["runnable_steps"], 7.0);
+    assert_eq!(v["machine_types"][0]["running"], 1.0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"status\": \"up\", \"machines\": {").unwrap();
+    let o = run(&["status", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.contains("bad.json: not a queue-runner status") && e.contains("truncated"),
+        "{e}"
+    );
+    let o = run(&["status", dir.path().join("missing.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("missing.json"), "{}", stderr(&o));
+    // Neither a source, nor --watch, nor --series: a usage error.
+    assert_eq!(run(&["status"]).status.code(), Some(2));
+}
+
+// ---- a status server on loopback -------------------------------------------------------------
+
+#[derive(Clone)]
+enum Reply {
+    Ok(String),
+    Status(u16, &'static str),
+    /// Answers after this long.
+    Slow(Duration, String),
+    /// Promises more bytes than it sends, then closes.
+    Truncated(String),
+}
+
+/// Serves `reply(n)` to the n-th request (from 0), on 127.0.0.1 only, until the test ends.
+fn serve(reply: impl Fn(usize) -> Reply + Send + Sync + 'static) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let reply = Arc::new(reply);
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let reply = reply.clone();
+            std::thread::spawn(move || {
+                // Read the request head; its content does not matter here.
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => head.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let response = match reply(n) {
+                    Reply::Ok(body) => ok(&body),
+                    Reply::Status(code, reason) => format!(
+                        "HTTP/1.1 {code} {reason}\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops\n"
+                    ),
+                    Reply::Slow(d, body) => {
+                        std::thread::sleep(d);
+                        ok(&body)
+                    }
+                    Reply::Truncated(body) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                        body.len() + 1000,
+                        &body[..body.len() / 2]
+                    ),
+                };
+                let _ = stream.write_all(response.as_bytes());
+                let _ = stream.flush();
+            });
+        }
+    });
+    (addr, hits)
+}
+
+fn ok(body: &str) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn doc() -> String {
+    std::fs::read_to_string(fixture("hydra-559-2018.json")).unwrap()
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}/queue-runner-status")
+}
+
+#[test]
+fn a_status_url() {
+    let body = doc();
+    let (addr, _) = serve(move |_| Reply::Ok(body.clone()));
+    let o = run(&["status", &url(addr), "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["queue"]["runnable_steps"], 85.0);
+    assert_eq!(v["runner"], "cpp");
+}
+
+/// Each failure is one line on stderr, naming the URL and what went wrong, and exit code 1.
+fn fails_with(reply: Reply, expect: &str) {
+    let (addr, _) = serve(move |_| reply.clone());
+    let started = Instant::now();
+    let o = run(&["status", &url(addr), "--timeout", "1s"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains(&url(addr)), "{e}");
+    assert!(e.contains(expect), "expected `{expect}` in: {e}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_slow_server_times_out() {
+    fails_with(
+        Reply::Slow(Duration::from_secs(4), doc()),
+        "no complete answer within 1 s",
+    );
+}
+
+#[test]
+fn a_server_error() {
+    fails_with(
+        Reply::Status(500, "Internal Server Error"),
+        "the server answered HTTP 500 Internal Server Error",
+    );
+}
+
+#[test]
+fn a_truncated_body() {
+    fails_with(Reply::Truncated(doc()), "truncated");
+}
+
+#[test]
+fn invalid_json() {
+    fails_with(
+        Reply::Ok("<html>queue runner is down</html>".into()),
+        "not a queue-runner status: not valid JSON",
+    );
+}
+
+// ---- watching --------------------------------------------------------------------------------
+
+fn lines_of(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn watch_retries_after_each_kind_of_failure_and_keeps_every_line() {
+    let body = doc();
+    // 500, slow, truncated, invalid JSON, then good answers.
+    let (addr, hits) = serve(move |n| match n {
+        0 => Reply::Status(500, "Internal Server Error"),
+        1 => Reply::Slow(Duration::from_secs(3), body.clone()),
+        2 => Reply::Truncated(body.clone()),
+        3 => Reply::Ok("{\"status\": ".into()),
+        _ => Reply::Ok(body.clone()),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("series.jsonl");
+    // An earlier run's line is kept.
+    std::fs::write(
+        &out,
+        "{\"t\": 1, \"source\": \"earlier\", \"error\": \"x\"}\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "status",
+        "--watch",
+        &url(addr),
+        "--out",
+        out.to_str().unwrap(),
+        "--interval",
+        "50ms",
+        "--timeout",
+        "500ms",
+        "--samples",
+        "6",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["lines"], 6);
+    assert_eq!(report["documents"], 2);
+    assert_eq!(report["failed"], 4);
+    assert_eq!(report["stopped_by"], "sample count");
+    assert_eq!(hits.load(Ordering::SeqCst), 6);
+    let lines = lines_of(&out);
+    assert_eq!(lines.len(), 7);
+    assert_eq!(lines[0]["source"], "earlier");
+    let errors: Vec<&str> = lines[1..5]
+        .iter()
+        .map(|l| l["error"].as_str().unwrap())
+        .collect();
+    assert!(errors[0].contains("HTTP 500"), "{errors:?}");
+    assert!(
+        errors[1].contains("no complete answer within 500 ms"),
+        "{errors:?}"
+    );
+    assert!(errors[2].contains("truncated"), "{errors:?}");
+    assert!(errors[3].contains("not valid JSON"), "{errors:?}");
+    assert_eq!(lines[5]["status"]["nrRunnableSteps"], 85);
+    // The series reads back: two documents, four failed requests, one earlier error line.
+    let s = series::read(&out).unwrap();
+    assert_eq!((s.samples.len(), s.errors, s.bad_lines), (2, 5, 0));
+}
+
+#[test]
+fn watch_that_never_succeeds_fails_but_keeps_its_lines() {
+    let (addr, _) = serve(|_| Reply::Status(503, "Service Unavailable"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.jsonl");
+    let o = run(&[
+        "status",
+        "--watch",
+        &url(addr),
+        "--out",
+        out.to_str().unwrap(),
+        "--interval",
+        "50ms",
+        "--samples",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    let last = e.lines().last().unwrap();
+    assert!(
+        last.contains("none of 2 requests succeeded") && last.contains("HTTP 503"),
+        "{e}"
+    );
+    assert_eq!(lines_of(&out).len(), 2);
+}
+
+#[test]
+fn watch_stops_cleanly_on_ctrl_c() {
+    let body = doc();
+    let (addr, _) = serve(move |_| Reply::Ok(body.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.jsonl");
+    let child = Command::new(BIN)
+        .args([
+            "status",
+            "--watch",
+            &url(addr),
+            "--out",
+            out.to_str().unwrap(),
+            "--interval",
+            "100ms",
+            "--format",
+            "csv",
+            "--quiet",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while lines_of(&out).len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no samples written"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = String::from_utf8(o.stdout).unwrap();
+    assert!(csv.trim_end().ends_with(",Ctrl-C"), "{csv}");
+    let lines = lines_of(&out);
+    assert!(lines.len() >= 3);
+    assert!(lines.iter().all(|l| l["status"]["nrQueuedBuilds"] == 101));
+}
+
+// ---- a series, checked by hand ---------------------------------------------------------------
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn sample(
+    t: f64,
+    runnable: u32,
+    running: u32,
+    jobs: u32,
+    done: u32,
+    total: u32,
+    build: u32,
+    active: (u32, u32, u32),
+    nar_mib: f64,
+    comp_ms: f64,
+) -> String {
+    serde_json::json!({
+        "t": t,
+        "source": "hand",
+        "status": {
+            "status": "up",
+            "time": t,
+            "nrStepsDone": done,
+            "nrActiveSteps": active.0,
+            "nrStepsBuilding": active.1,
+            "nrStepsCopyingFrom": active.2,
+            "machines": {"ssh://build@a": {
+                "enabled": true, "systemTypes": ["x86_64-linux"], "supportedFeatures": [],
+                "mandatoryFeatures": [], "currentJobs": jobs, "nrStepsDone": done,
+                "totalStepTime": total, "totalStepBuildTime": build}},
+            "machineTypes": {"x86_64-linux": {"runnable": runnable, "running": running}},
+            "store": {"narWriteBytes": nar_mib * MIB, "narWriteCompressionTimeMs": comp_ms}
+        }
+    })
+    .to_string()
+}
+
+#[test]
+fn a_series_summarised() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.jsonl");
+    let machines = dir.path().join("machines");
+    std::fs::write(&machines, "ssh://build@a x86_64-linux - 8 1\n").unwrap();
+    let text = [
+        sample(0.0, 10, 4, 4, 100, 1000, 600, (4, 3, 1), 0.0, 0.0),
+        sample(600.0, 0, 2, 2, 130, 1600, 1000, (2, 2, 0), 600.0, 300_000.0),
+        r#"{"t": 900, "source": "hand", "error": "GET hand: timed out"}"#.to_string(),
+        sample(
+            1200.0,
+            6,
+            8,
+            8,
+            190,
+            2800,
+            1900,
+            (8, 5, 3),
+            1200.0,
+            900_000.0,
+        ),
+    ]
+    .join("\n");
+    std::fs::write(&path, text).unwrap();
+
+    let file = hydra_bottleneck::machines::read(&machines).unwrap();
+    let s = series::summarise(&series::read(&path).unwrap(), Some(&file));
+    assert_eq!((s.samples, s.errors, s.span_s), (3, 1, Some(1200.0)));
+    let t = &s.machine_types[0];
+    // Free slots 8−4, 8−2, 8−8; idle while runnable min(10,4), min(0,6), min(6,0).
+    assert!(close(t.mean_runnable, 16.0 / 3.0));
+    assert_eq!(t.max_runnable, 10.0);
+    assert!(close(t.mean_running.unwrap(), 14.0 / 3.0));
+    assert!(close(t.mean_free_slots.unwrap(), 10.0 / 3.0));
+    assert!(close(t.mean_idle_while_runnable.unwrap(), 4.0 / 3.0));
+    assert!(close(t.share_runnable_and_free.unwrap(), 1.0 / 3.0));
+    let stage = |n: &str| s.stages.iter().find(|x| x.stage == n).unwrap().clone();
+    assert!(close(stage("active").mean, 14.0 / 3.0));
+    assert_eq!(stage("active").max, 8.0);
+    assert!(close(stage("building").mean, 10.0 / 3.0));
+    assert!(close(stage("copying from builder").mean, 4.0 / 3.0));
+    let rate = |n: &str| s.rates.iter().find(|x| x.counter == n).unwrap().value;
+    assert!(close(rate("steps done"), 90.0 / 1200.0 * 3600.0)); // 270 an hour
+    assert!(close(rate("NAR bytes written"), 1.0)); // 1200 MiB in 1200 s
+    assert!(close(rate("compression busy"), 0.75)); // 900 s compressing in 1200 s
+    let m = &s.machines[0];
+    assert!(close(m.steps_per_hour.unwrap(), 270.0));
+    assert!(close(m.not_building_share.unwrap(), 1.0 - 1300.0 / 1800.0));
+    assert!(close(m.mean_current_jobs.unwrap(), 14.0 / 3.0));
+
+    // The command prints the same, and without the machines file says free slots are unknown.
+    let o = run(&[
+        "status",
+        "--series",
+        path.to_str().unwrap(),
+        "--machines",
+        machines.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(close(
+        v["machine_types"][0]["mean_free_slots"].as_f64().unwrap(),
+        10.0 / 3.0
+    ));
+    let o = run(&[
+        "status",
+        "--series",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["machine_types"][0]["mean_free_slots"].is_null());
+    let o = run(&["status", "--series", path.to_str().unwrap()]);
+    let table = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        table.contains("steps done") && table.contains("270"),
+        "{table}"
+    );
+}
