@@ -9,7 +9,14 @@ use hydra_bottleneck::compress::Codec;
 /// structure), as a package output mixes them; seeded, so every run measures the same bytes.
 fn corpus(len: usize) -> Vec<u8> {
     let words: [&[u8]; 8] = [
-        b"nix ", b"store ", b"hydra ", b"build ", b"/nix/store/", b"-linux ", b"\n", b"0123 ",
+        b"nix ",
+        b"store ",
+        b"hydra ",
+        b"build ",
+        b"/nix/store/",
+        b"-linux ",
+        b"\n",
+        b"0123 ",
     ];
     let mut x: u64 = 42;
     let mut v = Vec::with_capacity(len + 16);

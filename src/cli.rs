@@ -95,7 +95,7 @@ enum Command {
     /// Save the history in the window as an offline snapshot (Parquet per table, manifest.json).
     Snapshot(SnapshotArgs),
     /// Run a named read-only query, or ad-hoc SQL, against the database.
-    Query(Pending),
+    Query(QueryArgs),
     /// Replay the history through a model of the queue runner and answer what-if questions.
     Simulate(Pending),
     /// Measure xz and zstd on NARs and project the cost onto the farm's output.
@@ -107,6 +107,41 @@ enum Command {
     /// Findings on their own: the capacity ledger, queue waits, utilization, waste, data
     /// quality, the dependency estimate and the overhead fit.
     Analyze(AnalyzeArgs),
+}
+
+#[derive(Args, Debug)]
+struct QueryArgs {
+    #[command(subcommand)]
+    action: QueryAction,
+    /// Also write the result as a Parquet file.
+    #[arg(long, global = true, value_name = "FILE")]
+    parquet: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum QueryAction {
+    /// List the named queries, their parameters and defaults.
+    List,
+    /// Run a named query; parameters are bound, never spliced into the SQL.
+    Run {
+        /// The query's name (see `query list`).
+        name: String,
+        /// A parameter as NAME=VALUE (repeatable); the others take their defaults.
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+    },
+    /// Run one SQL statement in a READ ONLY transaction (rolled back afterwards).
+    Sql {
+        /// The statement.
+        sql: String,
+    },
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))
 }
 
 #[derive(Args, Debug)]
@@ -324,7 +359,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sample(args) => cmd_sample(common, &args),
         Command::Analyze(args) => cmd_analyze(common, &args),
         Command::Report(_) => Err(crate::Error::NotAvailable("report").into()),
-        Command::Query(_) => Err(crate::Error::NotAvailable("query").into()),
+        Command::Query(args) => cmd_query(common, &args),
         Command::Simulate(_) => Err(crate::Error::NotAvailable("simulate").into()),
         Command::Compress(args) => cmd_compress(common, &args),
         Command::Status(args) => cmd_status(common, &args),
@@ -360,6 +395,61 @@ fn cmd_status(common: &Common, args: &StatusArgs) -> anyhow::Result<()> {
         };
         status::show(&opts, format)?;
     }
+    Ok(())
+}
+
+fn cmd_query(common: &Common, args: &QueryArgs) -> anyhow::Result<()> {
+    if let QueryAction::List = args.action {
+        let all = crate::query::all()?;
+        let rows: Vec<Vec<String>> = all
+            .iter()
+            .map(|q| {
+                let params = q
+                    .params
+                    .iter()
+                    .map(|p| format!("{}={}", p.name, p.default.as_deref().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                vec![q.name.clone(), params, q.description.clone()]
+            })
+            .collect();
+        print_rows(
+            common.format(),
+            &["name", "params", "description"],
+            &rows,
+            &all,
+        )?;
+        return Ok(());
+    }
+    let Some(db) = &common.db else {
+        return Err(crate::Error::Invalid(
+            "`query` reads a live Hydra database: give --db (for a snapshot or the sample, \
+             use `analyze`)"
+                .into(),
+        )
+        .into());
+    };
+    let params = crate::conninfo::resolve(db, &|k| std::env::var(k).ok())?;
+    let timeout = Duration::from_secs(common.statement_timeout.max(1));
+    let table = runtime()?.block_on(async {
+        match &args.action {
+            QueryAction::Run {
+                name,
+                params: given,
+            } => {
+                let q = crate::query::find(name)?;
+                crate::query::run(&params, &q, given, timeout).await
+            }
+            QueryAction::Sql { sql } => crate::query::sql(&params, sql, timeout).await,
+            QueryAction::List => unreachable!("handled above"),
+        }
+    })?;
+    if let Some(path) = &args.parquet {
+        crate::query::write_parquet(&table, path)?;
+        common.note(&format!("wrote {}", path.display()));
+    }
+    let header: Vec<&str> = table.columns.iter().map(String::as_str).collect();
+    print_rows(common.format(), &header, &table.strings(), &table.objects())?;
     Ok(())
 }
 
@@ -490,8 +580,17 @@ fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
     };
     let report = compress::run(&opts, &|m: &str| common.note(m))?;
     let mut header = vec![
-        "codec", "nars", "MB", "ratio %", "comp CPU s", "comp MB/s/core", "comp MB/s wall",
-        "decomp MB/s", "enc MiB", "pareto", "outliers",
+        "codec",
+        "nars",
+        "MB",
+        "ratio %",
+        "comp CPU s",
+        "comp MB/s/core",
+        "comp MB/s wall",
+        "decomp MB/s",
+        "enc MiB",
+        "pareto",
+        "outliers",
     ];
     let num = |x: f64, prec: usize| format!("{x:.prec$}");
     let mem = |m: Option<u64>| m.map_or_else(|| "-".into(), |b| (b >> 20).to_string());

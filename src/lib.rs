@@ -15,6 +15,7 @@ pub mod machines;
 pub mod nar;
 pub mod output;
 pub mod progress;
+pub mod query;
 pub mod source;
 pub mod status;
 /// A throwaway PostgreSQL server for tests and benchmarks.

@@ -7,9 +7,27 @@ use hydra_bottleneck::dataset::{
 use hydra_bottleneck::window::Window;
 
 /// One step: (build, stepnr, status, start, stop, machine, overhead_ms, drv, times_built).
-type S = (i32, i32, Option<i32>, Option<i64>, Option<i64>, &'static str, Option<i64>, &'static str, i32);
+type S = (
+    i32,
+    i32,
+    Option<i32>,
+    Option<i64>,
+    Option<i64>,
+    &'static str,
+    Option<i64>,
+    &'static str,
+    i32,
+);
 /// One build: (id, jobset, job, system, queued, stop, cached).
-type B = (i32, &'static str, &'static str, &'static str, i64, Option<i64>, bool);
+type B = (
+    i32,
+    &'static str,
+    &'static str,
+    &'static str,
+    i64,
+    Option<i64>,
+    bool,
+);
 
 fn dataset(steps: &[S], builds: &[B], window: Window) -> Dataset {
     let mut t = TableBuilder::new(&STEPS, 1024);
@@ -80,27 +98,133 @@ const M2: &str = "ssh://b2";
 fn handmade() -> Dataset {
     let steps: Vec<S> = vec![
         // build 1: two steps on b1, overlapping; the second starts 100 s after queueing.
-        (1, 1, Some(0), Some(1000), Some(1600), M1, Some(1000), "/nix/store/a.drv", 1),
-        (1, 2, Some(0), Some(1100), Some(1400), M1, Some(2000), "/nix/store/b.drv", 1),
+        (
+            1,
+            1,
+            Some(0),
+            Some(1000),
+            Some(1600),
+            M1,
+            Some(1000),
+            "/nix/store/a.drv",
+            1,
+        ),
+        (
+            1,
+            2,
+            Some(0),
+            Some(1100),
+            Some(1400),
+            M1,
+            Some(2000),
+            "/nix/store/b.drv",
+            1,
+        ),
         // build 2: failed after 300 s on b2, then retried and rebuilt successfully.
-        (2, 1, Some(1), Some(1200), Some(1500), M2, Some(0), "/nix/store/c.drv", 1),
-        (2, 2, Some(0), Some(1500), Some(1800), M2, None, "/nix/store/c.drv", 1),
-        (2, 3, Some(0), Some(1900), Some(2000), M2, None, "/nix/store/c.drv", 1),
+        (
+            2,
+            1,
+            Some(1),
+            Some(1200),
+            Some(1500),
+            M2,
+            Some(0),
+            "/nix/store/c.drv",
+            1,
+        ),
+        (
+            2,
+            2,
+            Some(0),
+            Some(1500),
+            Some(1800),
+            M2,
+            None,
+            "/nix/store/c.drv",
+            1,
+        ),
+        (
+            2,
+            3,
+            Some(0),
+            Some(1900),
+            Some(2000),
+            M2,
+            None,
+            "/nix/store/c.drv",
+            1,
+        ),
         // build 3: a determinism check, built 3 times in 900 s.
-        (3, 1, Some(0), Some(2000), Some(2900), M1, None, "/nix/store/d.drv", 3),
+        (
+            3,
+            1,
+            Some(0),
+            Some(2000),
+            Some(2900),
+            M1,
+            None,
+            "/nix/store/d.drv",
+            3,
+        ),
         // odd rows: stop before start; running without start; absurd overhead.
-        (4, 1, Some(0), Some(5000), Some(4000), M1, None, "/nix/store/e.drv", 1),
+        (
+            4,
+            1,
+            Some(0),
+            Some(5000),
+            Some(4000),
+            M1,
+            None,
+            "/nix/store/e.drv",
+            1,
+        ),
         (4, 2, None, None, None, "", None, "/nix/store/f.drv", 1),
-        (4, 3, Some(0), Some(3000), Some(3010), M2, Some(200_000_000), "/nix/store/g.drv", 1),
+        (
+            4,
+            3,
+            Some(0),
+            Some(3000),
+            Some(3010),
+            M2,
+            Some(200_000_000),
+            "/nix/store/g.drv",
+            1,
+        ),
         // clock skew: starts 500 s before its build was queued.
-        (5, 1, Some(3), Some(500), Some(700), M2, Some(0), "/nix/store/h.drv", 1),
+        (
+            5,
+            1,
+            Some(3),
+            Some(500),
+            Some(700),
+            M2,
+            Some(0),
+            "/nix/store/h.drv",
+            1,
+        ),
     ];
     let builds: Vec<B> = vec![
         (1, "trunk", "hello", "x86_64-linux", 1000, Some(1600), false),
         (2, "trunk", "curl", "x86_64-linux", 1100, Some(2000), false),
-        (3, "staging", "gcc", "aarch64-linux", 1900, Some(2900), false),
+        (
+            3,
+            "staging",
+            "gcc",
+            "aarch64-linux",
+            1900,
+            Some(2900),
+            false,
+        ),
         (4, "staging", "odd", "x86_64-linux", 1000, None, false),
-        (5, "staging", "skewed", "x86_64-linux", 1000, Some(3000), false),
+        (
+            5,
+            "staging",
+            "skewed",
+            "x86_64-linux",
+            1000,
+            Some(3000),
+            false,
+        ),
         (6, "trunk", "cached", "x86_64-linux", 1000, Some(1000), true),
     ];
     dataset(
@@ -134,7 +258,12 @@ fn quality_counts_and_excludes_odd_rows() {
     assert_eq!(q.clock_skew.len(), 1);
     assert_eq!(q.clock_skew[0].machine, M2);
     assert_eq!(q.clock_skew[0].median_s, 500);
-    let ex = &q.checks.iter().find(|c| c.name == "stop_before_start").unwrap().examples;
+    let ex = &q
+        .checks
+        .iter()
+        .find(|c| c.name == "stop_before_start")
+        .unwrap()
+        .examples;
     assert_eq!(ex, &vec!["4/1".to_string()]);
 }
 
@@ -151,10 +280,18 @@ fn queue_waits_by_hand() {
     // to_finish: 600, 900, 1000, 2000 and the cached build's 0; build 4 is unfinished.
     assert_eq!(w.overall.to_finish.count, 5);
     assert_eq!(w.overall.to_finish.max, 2000.0);
-    let aarch = w.by_system.iter().find(|g| g.key == "aarch64-linux").unwrap();
+    let aarch = w
+        .by_system
+        .iter()
+        .find(|g| g.key == "aarch64-linux")
+        .unwrap();
     assert_eq!(aarch.to_start.count, 1);
     assert_eq!(aarch.to_finish.p50, 1000.0);
-    let staging = w.by_jobset.iter().find(|g| g.key == "proj:staging").unwrap();
+    let staging = w
+        .by_jobset
+        .iter()
+        .find(|g| g.key == "proj:staging")
+        .unwrap();
     assert_eq!(staging.to_finish.count, 2);
     // Backlog: by 1020 builds 1, 4, 5 are queued (6 finished at once); 2 joins at 1100; by 2940
     // builds 1, 2, 3 have finished; 5 finishes at 3000, leaving the unfinished build 4.

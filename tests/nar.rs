@@ -259,7 +259,10 @@ fn rejects_truncation_at_every_length() {
     for len in 0..full.len() {
         let (at, msg) = reject(&full[..len]);
         assert!(at <= len as u64, "offset {at} beyond the {len} bytes given");
-        assert!(len == 0 || msg.contains("truncated") || at == 0, "{len}: {msg}");
+        assert!(
+            len == 0 || msg.contains("truncated") || at == 0,
+            "{len}: {msg}"
+        );
     }
     let mut longer = full.clone();
     longer.extend_from_slice(&[0; 8]);
@@ -271,7 +274,11 @@ fn rejects_truncation_at_every_length() {
 #[test]
 fn rejects_unknown_tokens() {
     let cases: Vec<(Vec<&[u8]>, u64, &str)> = vec![
-        (vec![b"nix-archive-1", b"(", b"type", b"fifo", b")"], 56, "unknown file type"),
+        (
+            vec![b"nix-archive-1", b"(", b"type", b"fifo", b")"],
+            56,
+            "unknown file type",
+        ),
         (vec![b"nix-archive-1", b"[", b"type"], 24, "expected '('"),
         (vec![b"nix-archive-1", b"(", b"kind"], 40, "expected 'type'"),
         (
@@ -280,12 +287,27 @@ fn rejects_unknown_tokens() {
             "expected 'executable' or 'contents'",
         ),
         (
-            vec![b"nix-archive-1", b"(", b"type", b"regular", b"executable", b"x"],
+            vec![
+                b"nix-archive-1",
+                b"(",
+                b"type",
+                b"regular",
+                b"executable",
+                b"x",
+            ],
             96,
             "executable marker",
         ),
         (
-            vec![b"nix-archive-1", b"(", b"type", b"directory", b"entry", b"(", b"nom"],
+            vec![
+                b"nix-archive-1",
+                b"(",
+                b"type",
+                b"directory",
+                b"entry",
+                b"(",
+                b"nom",
+            ],
             112,
             "expected 'name'",
         ),
@@ -317,7 +339,16 @@ fn rejects_nesting_deeper_than_the_limit() {
     fn nested(levels: usize) -> Vec<u8> {
         let mut t: Vec<&[u8]> = vec![b"nix-archive-1"];
         for _ in 0..levels {
-            t.extend_from_slice(&[b"(", b"type", b"directory", b"entry", b"(", b"name", b"d", b"node"]);
+            t.extend_from_slice(&[
+                b"(",
+                b"type",
+                b"directory",
+                b"entry",
+                b"(",
+                b"name",
+                b"d",
+                b"node",
+            ]);
         }
         t.extend(file(b""));
         for _ in 0..levels {
@@ -325,7 +356,10 @@ fn rejects_nesting_deeper_than_the_limit() {
         }
         nar_of(&t)
     }
-    assert_eq!(nar::validate(&nested(MAX_DEPTH)[..]).unwrap().max_depth, MAX_DEPTH);
+    assert_eq!(
+        nar::validate(&nested(MAX_DEPTH)[..]).unwrap().max_depth,
+        MAX_DEPTH
+    );
     let (at, msg) = reject(&nested(MAX_DEPTH + 1));
     // The entry token of the 65th directory: each level is 7 tokens of 16 bytes and "directory"
     // of 24, and the entry follows "(", "type", "directory" (56 bytes).
@@ -344,7 +378,16 @@ fn sample_nar() -> Vec<u8> {
     t.extend(file(b"some contents"));
     t.push(b")");
     t.extend_from_slice(&[b"entry", b"(", b"name", names[1], b"node"]);
-    t.extend_from_slice(&[b"(", b"type", b"regular", b"executable", b"", b"contents", b"#!", b")"]);
+    t.extend_from_slice(&[
+        b"(",
+        b"type",
+        b"regular",
+        b"executable",
+        b"",
+        b"contents",
+        b"#!",
+        b")",
+    ]);
     t.push(b")");
     t.extend_from_slice(&[b"entry", b"(", b"name", names[2], b"node"]);
     t.extend_from_slice(&[b"(", b"type", b"symlink", b"target", b"a", b")"]);

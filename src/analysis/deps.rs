@@ -45,7 +45,9 @@ pub fn estimate(steps: &Steps, usable: &[bool], gap_s: i64) -> Vec<Edge> {
     let mut edges = Vec::new();
     for members in by_build.values() {
         for &s in members {
-            let Some(start) = steps.start[s] else { continue };
+            let Some(start) = steps.start[s] else {
+                continue;
+            };
             let mut latest: Option<(i64, usize)> = None;
             let mut within_gap = false;
             for &d in members {
@@ -110,7 +112,12 @@ pub fn accuracy(edges: &[Edge], truth: &DataFrame, gap_s: i64) -> Result<Accurac
             .map(|v| v.unwrap_or(-1))
             .collect())
     };
-    let (b, s, db, ds) = (col("build")?, col("stepnr")?, col("dep_build")?, col("dep_stepnr")?);
+    let (b, s, db, ds) = (
+        col("build")?,
+        col("stepnr")?,
+        col("dep_build")?,
+        col("dep_stepnr")?,
+    );
     let truth: HashSet<Edge> = (0..b.len())
         .map(|i| Edge {
             build: b[i],

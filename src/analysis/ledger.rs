@@ -142,7 +142,10 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             }
             let unknown: Vec<&&str> = ran
                 .keys()
-                .filter(|k| !slot.contains_key(**k) && !list.iter().any(|m| m.host() == crate::machines::host_of(k)))
+                .filter(|k| {
+                    !slot.contains_key(**k)
+                        && !list.iter().any(|m| m.host() == crate::machines::host_of(k))
+                })
                 .collect();
             if !unknown.is_empty() {
                 notes.push(format!(
@@ -261,7 +264,11 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             row.idle_h = 0.0;
             // Scale the recorded buckets down to the available total: the sum must hold, and the
             // excess is reported apart.
-            let f = if used > 0.0 { row.available_h / used } else { 0.0 };
+            let f = if used > 0.0 {
+                row.available_h / used
+            } else {
+                0.0
+            };
             row.building_h *= f;
             row.overhead_h *= f;
             row.held_h *= f;
@@ -283,7 +290,11 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             }
             loss_sum += claim;
         }
-        let share = if idle_sum > 0.0 { loss_sum / idle_sum } else { 0.0 };
+        let share = if idle_sum > 0.0 {
+            loss_sum / idle_sum
+        } else {
+            0.0
+        };
         row.dispatch_loss_h = idle_total * share;
         row.idle_h = idle_total - row.dispatch_loss_h;
     }
@@ -325,7 +336,12 @@ fn waiting_by_system(
 ) -> Result<HashMap<String, Vec<f64>>> {
     let err = |e| Error::frame("builds", e);
     let ids = ds.builds.column("id").map_err(err)?.i32().map_err(err)?;
-    let ts = ds.builds.column("timestamp").map_err(err)?.i64().map_err(err)?;
+    let ts = ds
+        .builds
+        .column("timestamp")
+        .map_err(err)?
+        .i64()
+        .map_err(err)?;
     let queued: HashMap<i32, i64> = ids
         .iter()
         .zip(ts.iter())
@@ -383,8 +399,16 @@ fn truth_held(
     let err = |e| Error::frame("truth_steps", e);
     let b = t.column("build").map_err(err)?.i32().map_err(err)?;
     let n = t.column("stepnr").map_err(err)?.i32().map_err(err)?;
-    let send = t.column("send_lock_wait_ms").map_err(err)?.i64().map_err(err)?;
-    let local = t.column("local_slot_wait_ms").map_err(err)?.i64().map_err(err)?;
+    let send = t
+        .column("send_lock_wait_ms")
+        .map_err(err)?
+        .i64()
+        .map_err(err)?;
+    let local = t
+        .column("local_slot_wait_ms")
+        .map_err(err)?
+        .i64()
+        .map_err(err)?;
     let index: HashMap<(i32, i32), usize> = (0..steps.len())
         .map(|i| ((steps.build[i], steps.stepnr[i]), i))
         .collect();

@@ -88,10 +88,22 @@ impl Steps {
     pub fn from_frame(df: &DataFrame) -> Result<Steps> {
         let err = |e: PolarsError| Error::frame("steps", e);
         let i32s = |name: &str| -> Result<Vec<Option<i32>>> {
-            Ok(df.column(name).map_err(err)?.i32().map_err(err)?.iter().collect())
+            Ok(df
+                .column(name)
+                .map_err(err)?
+                .i32()
+                .map_err(err)?
+                .iter()
+                .collect())
         };
         let i64s = |name: &str| -> Result<Vec<Option<i64>>> {
-            Ok(df.column(name).map_err(err)?.i64().map_err(err)?.iter().collect())
+            Ok(df
+                .column(name)
+                .map_err(err)?
+                .i64()
+                .map_err(err)?
+                .iter()
+                .collect())
         };
         let strs = |name: &str| -> Result<Vec<Option<String>>> {
             Ok(df
@@ -105,7 +117,10 @@ impl Steps {
         };
         Ok(Steps {
             build: i32s("build")?.into_iter().map(|v| v.unwrap_or(0)).collect(),
-            stepnr: i32s("stepnr")?.into_iter().map(|v| v.unwrap_or(0)).collect(),
+            stepnr: i32s("stepnr")?
+                .into_iter()
+                .map(|v| v.unwrap_or(0))
+                .collect(),
             kind: i32s("type")?.into_iter().map(|v| v.unwrap_or(0)).collect(),
             drv_path: strs("drv_path")?,
             status: i32s("status")?,
@@ -167,14 +182,11 @@ impl Distribution {
 /// The analysis window in seconds: the dataset's recorded window, or where it is open, the
 /// extent of the step and build times.
 pub fn span(ds: &Dataset, steps: &Steps) -> Option<(i64, i64)> {
-    let lo = ds.meta.window.since.or_else(|| {
-        steps
-            .start
-            .iter()
-            .flatten()
-            .min()
-            .copied()
-    })?;
+    let lo = ds
+        .meta
+        .window
+        .since
+        .or_else(|| steps.start.iter().flatten().min().copied())?;
     let hi = ds.meta.window.until.or_else(|| {
         steps
             .stop
@@ -204,7 +216,17 @@ mod tests {
 }
 
 /// Resolutions a timeline may have, seconds: round numbers people read on an axis.
-const RESOLUTIONS: [i64; 9] = [60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86_400];
+const RESOLUTIONS: [i64; 9] = [
+    60,
+    300,
+    900,
+    1800,
+    3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86_400,
+];
 /// At most this many points per timeline: enough for a heatmap row a page wide, few enough that
 /// a year of history stays a small frame.
 const MAX_POINTS: i64 = 1000;
@@ -322,14 +344,33 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
 /// `(output size, overhead)` of steps whose output size is known: from the sample's truth, or
 /// from `Builds.size` for each build's top-level step (the step building the build's own
 /// derivation).
-fn overhead_points(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<(String, Vec<(f64, f64)>)> {
+fn overhead_points(
+    ds: &Dataset,
+    steps: &Steps,
+    usable: &[bool],
+) -> Result<(String, Vec<(f64, f64)>)> {
     use std::collections::HashMap;
     let err = |what: &'static str| move |e: PolarsError| Error::frame(what, e);
     let mut size: HashMap<(i32, i32), i64> = HashMap::new();
     let from = if let Some(t) = &ds.truth {
-        let b = t.steps.column("build").map_err(err("truth_steps"))?.i32().map_err(err("truth_steps"))?;
-        let n = t.steps.column("stepnr").map_err(err("truth_steps"))?.i32().map_err(err("truth_steps"))?;
-        let s = t.steps.column("output_nar_size").map_err(err("truth_steps"))?.i64().map_err(err("truth_steps"))?;
+        let b = t
+            .steps
+            .column("build")
+            .map_err(err("truth_steps"))?
+            .i32()
+            .map_err(err("truth_steps"))?;
+        let n = t
+            .steps
+            .column("stepnr")
+            .map_err(err("truth_steps"))?
+            .i32()
+            .map_err(err("truth_steps"))?;
+        let s = t
+            .steps
+            .column("output_nar_size")
+            .map_err(err("truth_steps"))?
+            .i64()
+            .map_err(err("truth_steps"))?;
         for i in 0..t.steps.height() {
             if let (Some(b), Some(n), Some(s)) = (b.get(i), n.get(i), s.get(i)) {
                 size.insert((b, n), s);
@@ -338,9 +379,21 @@ fn overhead_points(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<(Stri
         "the sample's ground truth (output NAR size of every step)".to_string()
     } else {
         let df = &ds.builds;
-        let ids = df.column("id").map_err(err("builds"))?.i32().map_err(err("builds"))?;
-        let drv = df.column("drv_path").map_err(err("builds"))?.str().map_err(err("builds"))?;
-        let sz = df.column("size").map_err(err("builds"))?.i64().map_err(err("builds"))?;
+        let ids = df
+            .column("id")
+            .map_err(err("builds"))?
+            .i32()
+            .map_err(err("builds"))?;
+        let drv = df
+            .column("drv_path")
+            .map_err(err("builds"))?
+            .str()
+            .map_err(err("builds"))?;
+        let sz = df
+            .column("size")
+            .map_err(err("builds"))?
+            .i64()
+            .map_err(err("builds"))?;
         let top: HashMap<(i32, &str), i64> = (0..df.height())
             .filter_map(|i| Some(((ids.get(i)?, drv.get(i)?), sz.get(i)?)))
             .collect();

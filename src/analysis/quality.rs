@@ -111,7 +111,11 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
         "built_without_machine",
         "the step ran (it has a duration) but names no machine",
         false,
-        &|i| built_remotely(i) && steps.duration(i).is_some_and(|d| d > 0) && steps.machine[i].is_empty(),
+        &|i| {
+            built_remotely(i)
+                && steps.duration(i).is_some_and(|d| d > 0)
+                && steps.machine[i].is_empty()
+        },
     );
     run(
         "negative_overhead",
@@ -146,7 +150,10 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
     let mut per_machine: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for i in 0..n {
         if let Some(d) = early(i) {
-            per_machine.entry(steps.machine[i].as_str()).or_default().push(d);
+            per_machine
+                .entry(steps.machine[i].as_str())
+                .or_default()
+                .push(d);
         }
     }
     let clock_skew = per_machine
@@ -176,7 +183,12 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
 fn build_queue_times(ds: &Dataset) -> Result<HashMap<i32, i64>> {
     let err = |e| Error::frame("builds", e);
     let ids = ds.builds.column("id").map_err(err)?.i32().map_err(err)?;
-    let ts = ds.builds.column("timestamp").map_err(err)?.i64().map_err(err)?;
+    let ts = ds
+        .builds
+        .column("timestamp")
+        .map_err(err)?
+        .i64()
+        .map_err(err)?;
     Ok(ids
         .iter()
         .zip(ts.iter())

@@ -126,7 +126,10 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                     let mean = series.iter().sum::<f64>() / series.len().max(1) as f64;
                     let busiest = series.iter().copied().fold(0.0, f64::max);
                     let peak = if scope == "machine" {
-                        u.peak_by_machine.get(key).map(|p| p.to_string()).unwrap_or_default()
+                        u.peak_by_machine
+                            .get(key)
+                            .map(|p| p.to_string())
+                            .unwrap_or_default()
                     } else {
                         String::new()
                     };
@@ -140,7 +143,13 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                 }
             }
             (
-                vec!["scope", "key", "mean_concurrency", "busiest_bucket", "peak_instant"],
+                vec![
+                    "scope",
+                    "key",
+                    "mean_concurrency",
+                    "busiest_bucket",
+                    "peak_instant",
+                ],
                 rows,
                 json(u)?,
             )
@@ -150,7 +159,14 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
             let mut rows: Vec<Vec<String>> = w
                 .categories
                 .iter()
-                .map(|c| vec!["category".into(), c.name.into(), c.steps.to_string(), h(c.slot_hours)])
+                .map(|c| {
+                    vec![
+                        "category".into(),
+                        c.name.into(),
+                        c.steps.to_string(),
+                        h(c.slot_hours),
+                    ]
+                })
                 .collect();
             rows.push(vec![
                 "total".into(),
@@ -159,7 +175,12 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                 h(w.wasted_slot_hours),
             ]);
             rows.extend(w.by_jobset.iter().map(|o| {
-                vec!["jobset".into(), o.jobset.clone(), o.steps.to_string(), h(o.slot_hours)]
+                vec![
+                    "jobset".into(),
+                    o.jobset.clone(),
+                    o.steps.to_string(),
+                    h(o.slot_hours),
+                ]
             }));
             rows.extend(w.top_jobs.iter().map(|o| {
                 vec![
@@ -203,13 +224,15 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
         }
         Finding::Deps => {
             let d = &f.dependencies;
-            let (p, r, rs) = d.accuracy.map_or((String::new(), String::new(), String::new()), |a| {
-                (
-                    format!("{:.3}", a.precision),
-                    format!("{:.3}", a.recall),
-                    format!("{:.3}", a.recall_same_build),
-                )
-            });
+            let (p, r, rs) =
+                d.accuracy
+                    .map_or((String::new(), String::new(), String::new()), |a| {
+                        (
+                            format!("{:.3}", a.precision),
+                            format!("{:.3}", a.recall),
+                            format!("{:.3}", a.recall_same_build),
+                        )
+                    });
             (
                 vec!["gap_s", "edges", "precision", "recall", "recall_same_build"],
                 vec![vec![d.gap_s.to_string(), d.edges.to_string(), p, r, rs]],
@@ -223,14 +246,30 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                     fit.points.to_string(),
                     s(fit.fixed_ms),
                     format!("{:.1}", fit.ms_per_mib),
-                    fit.implied_mb_per_s.map(|v| format!("{v:.2}")).unwrap_or_default(),
+                    fit.implied_mb_per_s
+                        .map(|v| format!("{v:.2}"))
+                        .unwrap_or_default(),
                     format!("{:.2}", fit.size_share),
                     o.sizes_from.clone(),
                 ],
-                None => vec!["0".into(), String::new(), String::new(), String::new(), String::new(), o.sizes_from.clone()],
+                None => vec![
+                    "0".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    o.sizes_from.clone(),
+                ],
             };
             (
-                vec!["steps", "fixed_ms", "ms_per_mib", "implied_mb_per_s", "size_share", "sizes_from"],
+                vec![
+                    "steps",
+                    "fixed_ms",
+                    "ms_per_mib",
+                    "implied_mb_per_s",
+                    "size_share",
+                    "sizes_from",
+                ],
                 vec![row],
                 json(o)?,
             )

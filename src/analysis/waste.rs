@@ -145,7 +145,11 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
         .collect();
     let wasted: f64 = categories.iter().map(|c| c.slot_hours).sum();
     let top = |mut v: Vec<Offender>| {
-        v.sort_by(|a, b| b.slot_hours.total_cmp(&a.slot_hours).then(a.job.cmp(&b.job)));
+        v.sort_by(|a, b| {
+            b.slot_hours
+                .total_cmp(&a.slot_hours)
+                .then(a.job.cmp(&b.job))
+        });
         v.truncate(TOP);
         v
     };

@@ -260,7 +260,11 @@ impl Codec {
     }
 }
 
-fn zstd_compressor(level: i32, long: bool, workers: u32) -> io::Result<zstd::bulk::Compressor<'static>> {
+fn zstd_compressor(
+    level: i32,
+    long: bool,
+    workers: u32,
+) -> io::Result<zstd::bulk::Compressor<'static>> {
     let mut c = zstd::bulk::Compressor::new(level)?;
     c.set_parameter(CParameter::ChecksumFlag(true))?;
     if long {
@@ -273,7 +277,12 @@ fn zstd_compressor(level: i32, long: bool, workers: u32) -> io::Result<zstd::bul
     Ok(c)
 }
 
-fn zstd_one(input: &[u8], level: i32, long: bool, threads: u32) -> io::Result<(Vec<u8>, Option<u64>)> {
+fn zstd_one(
+    input: &[u8],
+    level: i32,
+    long: bool,
+    threads: u32,
+) -> io::Result<(Vec<u8>, Option<u64>)> {
     let mut c = zstd_compressor(level, long, threads)?;
     let out = c.compress(input)?;
     let mem = c.context_mut().sizeof() as u64;
@@ -282,7 +291,12 @@ fn zstd_one(input: &[u8], level: i32, long: bool, threads: u32) -> io::Result<(V
 
 /// Nix 2.35's layout: the input cut into independent 16 MiB frames, compressed by up to
 /// `threads` threads, concatenated in order (a plain zstd decoder reads them as one stream).
-fn zstd_frames(input: &[u8], level: i32, long: bool, threads: u32) -> io::Result<(Vec<u8>, Option<u64>)> {
+fn zstd_frames(
+    input: &[u8],
+    level: i32,
+    long: bool,
+    threads: u32,
+) -> io::Result<(Vec<u8>, Option<u64>)> {
     let chunks: Vec<&[u8]> = input.chunks(NIX_FRAME).collect();
     if chunks.is_empty() {
         return zstd_one(input, level, long, 1);
@@ -336,7 +350,9 @@ fn xz_run(mut stream: Stream, input: &[u8], hint: usize, action: Action) -> io::
         }
         let (in0, out0) = (stream.total_in(), stream.total_out());
         let rest = input.get(stream.total_in() as usize..).unwrap_or_default();
-        let status = stream.process_vec(rest, &mut out, action).map_err(io::Error::other)?;
+        let status = stream
+            .process_vec(rest, &mut out, action)
+            .map_err(io::Error::other)?;
         if status == Status::StreamEnd {
             return Ok(out);
         }
@@ -362,7 +378,12 @@ pub enum Compression {
 
 /// Decompresses a whole `.xz` (possibly several concatenated streams) or `.zst` (possibly many
 /// frames) buffer into `out`. Truncated or corrupt input is an error that says so.
-pub fn decompress(kind: Compression, input: &[u8], hint: usize, out: &mut Vec<u8>) -> io::Result<()> {
+pub fn decompress(
+    kind: Compression,
+    input: &[u8],
+    hint: usize,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     out.clear();
     out.reserve(hint);
     match kind {
@@ -402,9 +423,16 @@ fn xz_into(mut stream: Stream, input: &[u8], out: &mut Vec<u8>) -> io::Result<()
         let (in0, out0) = (stream.total_in(), stream.total_out());
         let rest = input.get(stream.total_in() as usize..).unwrap_or_default();
         // With CONCATENATED, the decoder only knows the input ended when told to finish.
-        let action = if rest.is_empty() { Action::Finish } else { Action::Run };
+        let action = if rest.is_empty() {
+            Action::Finish
+        } else {
+            Action::Run
+        };
         let status = stream.process_vec(rest, out, action).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("xz: {e} after {} compressed bytes", stream.total_in()))
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("xz: {e} after {} compressed bytes", stream.total_in()),
+            )
         })?;
         if status == Status::StreamEnd {
             return Ok(());

@@ -213,7 +213,9 @@ impl NarSource {
                 decompress(
                     *c,
                     &raw,
-                    self.expected.as_ref().map_or(raw.len() * 4, |i| i.nar_size as usize),
+                    self.expected
+                        .as_ref()
+                        .map_or(raw.len() * 4, |i| i.nar_size as usize),
                     &mut out,
                 )
                 .map_err(|e| Error::io(p, e))?;
@@ -268,7 +270,11 @@ fn tree_size(path: &Path, limit: u64) -> u64 {
         return meta.len();
     }
     if !meta.is_dir() {
-        return if meta.file_type().is_symlink() { 0 } else { u64::MAX };
+        return if meta.file_type().is_symlink() {
+            0
+        } else {
+            u64::MAX
+        };
     }
     let Ok(rd) = fs::read_dir(path) else {
         return u64::MAX;
@@ -295,14 +301,22 @@ pub fn default_corpus(cap: u64, per_nar: u64) -> Vec<NarSource> {
         && out.status.success()
     {
         let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        roots.extend(sorted_children(&sysroot.join("lib/rustlib")).into_iter().map(|t| t.join("lib")));
+        roots.extend(
+            sorted_children(&sysroot.join("lib/rustlib"))
+                .into_iter()
+                .map(|t| t.join("lib")),
+        );
     }
-    roots.extend(sorted_children(Path::new("/usr/lib")).into_iter().filter(|p| {
-        p.file_name().is_some_and(|n| {
-            let n = n.to_string_lossy();
-            n.ends_with("-linux-gnu") || (n.starts_with("python3") && !n.contains("dist"))
-        })
-    }));
+    roots.extend(
+        sorted_children(Path::new("/usr/lib"))
+            .into_iter()
+            .filter(|p| {
+                p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n.ends_with("-linux-gnu") || (n.starts_with("python3") && !n.contains("dist"))
+                })
+            }),
+    );
     roots.push(PathBuf::from("/usr/share/doc"));
     roots.retain(|r| r.is_dir());
     let mut out = Vec::new();

@@ -65,7 +65,11 @@ pub struct CodecSummary {
 }
 
 fn mb_per_s(bytes: u64, d: f64) -> f64 {
-    if d > 0.0 { bytes as f64 / 1e6 / d } else { f64::INFINITY }
+    if d > 0.0 {
+        bytes as f64 / 1e6 / d
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// Measures `codec` on `nar`. `gate` is shared by all measurements of a run: single-threaded
@@ -112,7 +116,11 @@ pub fn measure(nar: &LoadedNar, codec: Codec, gate: &RwLock<()>) -> Result<Measu
         codec: codec.to_string(),
         nar_bytes: len as u64,
         compressed_bytes: compressed.len() as u64,
-        ratio_pct: if len > 0 { 100.0 * compressed.len() as f64 / len as f64 } else { 0.0 },
+        ratio_pct: if len > 0 {
+            100.0 * compressed.len() as f64 / len as f64
+        } else {
+            0.0
+        },
         compress_cpu_s: cpu,
         compress_wall_s: wall,
         decompress_cpu_s: dcpu,
@@ -143,6 +151,9 @@ const MIN_FOR_OUTLIERS: usize = 4;
 /// usual robust rule, wide enough that ordinary variation between NARs is not flagged.
 const OUTLIER_SIGMAS: f64 = 3.0;
 
+/// Reads one figure of a measurement.
+type Metric = fn(&Measurement) -> f64;
+
 /// Marks measurements whose speed or ratio is far from their codec's median.
 pub fn flag_outliers(ms: &mut [Measurement]) {
     let mut codecs: Vec<String> = ms.iter().map(|m| m.codec.clone()).collect();
@@ -153,14 +164,17 @@ pub fn flag_outliers(ms: &mut [Measurement]) {
         if idx.len() < MIN_FOR_OUTLIERS {
             continue;
         }
-        let metrics: [(&str, fn(&Measurement) -> f64); 2] =
-            [("speed", |m| m.compress_mb_s_core), ("ratio", |m| m.ratio_pct)];
+        let metrics: [(&str, Metric); 2] = [
+            ("speed", |m| m.compress_mb_s_core),
+            ("ratio", |m| m.ratio_pct),
+        ];
         for (label, get) in metrics {
             let mut vals: Vec<f64> = idx.iter().map(|&i| get(&ms[i])).collect();
             let med = median(&mut vals);
             let mut dev: Vec<f64> = vals.iter().map(|v| (v - med).abs()).collect();
             let mad = median(&mut dev) * 1.4826;
-            if !(mad > 0.0) {
+            // A zero (or NaN) spread flags nothing: every NAR is alike.
+            if mad.is_nan() || mad <= 0.0 {
                 continue;
             }
             for &i in &idx {

@@ -127,7 +127,11 @@ impl<W: Write> HashingWriter<W> {
 
     /// The hash and byte count of everything written, and the inner writer.
     pub fn finish(self) -> (NarHash, u64, W) {
-        (NarHash(self.hasher.finalize().into()), self.count, self.inner)
+        (
+            NarHash(self.hasher.finalize().into()),
+            self.count,
+            self.inner,
+        )
     }
 }
 

@@ -177,7 +177,10 @@ impl<R: Read> Parser<R> {
             Err(Error::Nar { offset, reason, .. })
                 if offset == at && reason.starts_with("string of") =>
             {
-                Err(bad(at, format!("expected '{expected}', got an over-long string")))
+                Err(bad(
+                    at,
+                    format!("expected '{expected}', got an over-long string"),
+                ))
             }
             Err(e) => Err(e),
         }
@@ -269,17 +272,11 @@ impl<R: Read> Parser<R> {
                 || name.contains(&b'/')
                 || name.contains(&0)
             {
-                return Err(bad(
-                    name_at,
-                    format!("invalid file name '{}'", show(&name)),
-                ));
+                return Err(bad(name_at, format!("invalid file name '{}'", show(&name))));
             }
             if let Some(p) = &prev {
                 if name == *p {
-                    return Err(bad(
-                        name_at,
-                        format!("duplicate entry '{}'", show(&name)),
-                    ));
+                    return Err(bad(name_at, format!("duplicate entry '{}'", show(&name))));
                 }
                 if name < *p {
                     return Err(bad(

@@ -265,7 +265,10 @@ pub fn type_slots(
         .iter()
         .filter(|m| available(m, now) && supports(m, machine_type))
         .collect();
-    let free = able.iter().map(|m| free_slots(m)).sum::<Option<f64>>();
+    // Folded from +0.0: an empty f64 sum is −0.0, which would print as "-0".
+    let free = able
+        .iter()
+        .try_fold(0.0, |acc, m| Some(acc + free_slots(m)?));
     (able.len(), free)
 }
 
@@ -359,13 +362,23 @@ pub fn derive(status: &Status, file: Option<&[Machine]>) -> Figures {
         })
         .collect();
 
-    // Over all machines, from the per-machine totals when every machine has them; the runner's
-    // own totals otherwise.
+    // Over all machines, from their step and build times (totals, else averages × steps) when
+    // every machine with finished steps has them; the runner's own totals otherwise.
+    let times = |m: &MachineStatus| -> Option<(f64, f64)> {
+        let steps = m.steps_done;
+        let total = m
+            .total_step_time_s
+            .or_else(|| Some(m.avg_step_time_s? * steps?))?;
+        let build = m
+            .total_step_build_time_s
+            .or_else(|| Some(m.avg_step_build_time_s? * steps?))?;
+        Some((build, total))
+    };
     let sums = status
         .machines
         .iter()
         .filter(|m| m.steps_done.unwrap_or(0.0) > 0.0)
-        .map(|m| m.total_step_build_time_s.zip(m.total_step_time_s))
+        .map(times)
         .collect::<Option<Vec<_>>>()
         .filter(|v| !v.is_empty())
         .map(|v| v.iter().fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1)));
@@ -443,21 +456,13 @@ fn pct(v: Option<f64>) -> Option<f64> {
 pub fn rows(f: &Figures) -> Vec<Row> {
     let mut r = Vec::new();
     let runner = f.runner.to_string();
-    let when = f
-        .time
-        .map(|t| crate::window::fmt_time(t as i64))
-        .unwrap_or_else(|| "time not reported".into());
-    r.push(row(
-        "runner",
-        runner.clone(),
-        "state",
-        None,
-        "",
-        format!(
-            "{} at {when}",
-            f.state.as_deref().unwrap_or("state not reported")
-        ),
-    ));
+    let state = match (f.state.as_deref(), f.time) {
+        (Some(s), Some(t)) => format!("{s} at {}", crate::window::fmt_time(t as i64)),
+        (Some(s), None) => s.to_string(),
+        (None, Some(t)) => format!("as of {}", crate::window::fmt_time(t as i64)),
+        (None, None) => "not reported".into(),
+    };
+    r.push(row("runner", runner.clone(), "state", None, "", state));
     r.push(row(
         "runner",
         runner.clone(),
@@ -467,23 +472,16 @@ pub fn rows(f: &Figures) -> Vec<Row> {
         "",
     ));
     let q = &f.queue;
-    for (fig, v) in [
-        ("queued builds", q.queued_builds),
-        ("unfinished steps", q.unfinished_steps),
-        ("runnable steps", q.runnable_steps),
-        ("unsupported steps", q.unsupported_steps),
-        ("steps done", q.steps_done),
-        ("builds done", q.builds_done),
-        ("retries", q.retries),
+    for (fig, v, note) in [
+        ("queued builds", q.queued_builds, "now"),
+        ("unfinished steps", q.unfinished_steps, "now"),
+        ("runnable steps", q.runnable_steps, "now"),
+        ("unsupported steps", q.unsupported_steps, "now"),
+        ("steps done", q.steps_done, "since the runner started"),
+        ("builds done", q.builds_done, "since the runner started"),
+        ("retries", q.retries, "since the runner started"),
     ] {
-        r.push(row(
-            "queue",
-            runner.clone(),
-            fig,
-            v,
-            "",
-            "since the runner started",
-        ));
+        r.push(row("queue", runner.clone(), fig, v, "", note));
     }
     r.push(row(
         "queue",
@@ -491,7 +489,7 @@ pub fn rows(f: &Figures) -> Vec<Row> {
         "not building",
         pct(q.not_building_share),
         "% of slot time",
-        "1 − build time / step time, all machines, since the runner started",
+        "all machines since the runner started: 1 − build time / step time",
     ));
     for m in &f.machines {
         let n = m.name.clone();
@@ -517,7 +515,10 @@ pub fn rows(f: &Figures) -> Vec<Row> {
             "not building",
             pct(m.not_building_share),
             "% of slot time",
-            format!("1 − build/step time, from the {}", m.not_building_basis),
+            match m.not_building_basis {
+                "none" => "no finished steps reported".to_string(),
+                basis => format!("from the {basis}: 1 − build time / step time"),
+            },
         ));
         r.push(row(
             "machine",
@@ -549,7 +550,11 @@ pub fn rows(f: &Figures) -> Vec<Row> {
             "max jobs",
             m.max_jobs,
             "",
-            format!("from {}", m.max_jobs_from),
+            if m.max_jobs.is_some() {
+                format!("from the {}", m.max_jobs_from)
+            } else {
+                "not reported by the runner; give --machines".into()
+            },
         ));
         r.push(row("machine", n, "free slots", m.free_slots, "", ""));
     }
@@ -641,7 +646,7 @@ pub fn rows(f: &Figures) -> Vec<Row> {
                 "compression savings",
                 pct(st.compression_savings),
                 "%",
-                "1 − compressed / uncompressed",
+                "from the byte counters: 1 − compressed / uncompressed",
             ),
             (
                 "compression speed",
@@ -698,6 +703,9 @@ pub fn rows(f: &Figures) -> Vec<Row> {
             "the runner's estimate: requests and transfer, not storage",
         ));
     }
+    // What the runner did not report is left out of the table (JSON keeps it as null), except
+    // states and maxJobs, whose absence is itself worth saying.
+    r.retain(|x| x.value.is_some() || x.figure == "state" || x.figure == "max jobs");
     r
 }
 

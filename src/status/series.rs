@@ -169,6 +169,15 @@ fn increase(
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// A counter to turn into a rate: its name, the unit of the rate, the factor from "per second"
+/// to that unit, and how to read it from a document.
+type Counter = (
+    &'static str,
+    &'static str,
+    f64,
+    Box<dyn Fn(&Status) -> Option<f64>>,
+);
+
 /// Summarises a series. `file` supplies maxJobs the runner does not report (C++ runner).
 pub fn summarise(series: &Series, file: Option<&[Machine]>) -> SeriesSummary {
     let mut ordered: Vec<(f64, &Status)> = series.samples.iter().map(|(t, s)| (*t, s)).collect();
@@ -248,7 +257,7 @@ pub fn summarise(series: &Series, file: Option<&[Machine]>) -> SeriesSummary {
         .filter_map(|(stage, get)| {
             let v: Vec<f64> = ordered.iter().filter_map(|(_, s)| get(s)).collect();
             Some(StageOverTime {
-                stage: *stage,
+                stage,
                 samples: v.len(),
                 mean: mean(&v)?,
                 max: v.iter().copied().fold(f64::MIN, f64::max),
@@ -264,12 +273,7 @@ pub fn summarise(series: &Series, file: Option<&[Machine]>) -> SeriesSummary {
     };
     let store =
         |s: &Status, f: fn(&model::StoreStatus) -> Option<f64>| s.store.as_ref().and_then(f);
-    let counters: Vec<(
-        &'static str,
-        &'static str,
-        f64,
-        Box<dyn Fn(&Status) -> Option<f64>>,
-    )> = vec![
+    let counters: Vec<Counter> = vec![
         (
             "steps done",
             "hour",
@@ -397,7 +401,7 @@ pub fn rows(s: &SeriesSummary) -> Vec<Row> {
     let mut r = Vec::new();
     let span = match (s.first, s.last) {
         (Some(a), Some(b)) => format!(
-            "{} to {}",
+            "from {} to {}",
             crate::window::fmt_time(a as i64),
             crate::window::fmt_time(b as i64)
         ),
@@ -542,6 +546,8 @@ pub fn rows(s: &SeriesSummary) -> Vec<Row> {
             "mean",
         ));
     }
+    // Figures the series cannot give (no maxJobs, say) are left out; JSON keeps them as null.
+    r.retain(|x| x.value.is_some());
     r
 }
 

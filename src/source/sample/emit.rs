@@ -227,17 +227,12 @@ fn evals(sim: &Sim) -> DataFrame {
     t.finish()
 }
 
-/// Rows that got a builder slot.
-fn dispatched(phase: Phase) -> bool {
-    phase != Phase::NotDispatched
-}
-
 fn truth_deps(sim: &Sim, order: &[u32]) -> DataFrame {
     let mut t = TableBuilder::new(&TRUTH_DEPS, BATCH);
     let mut edges: Vec<(i32, i32)> = Vec::new();
     for &r in order {
         let row = &sim.rows[r as usize];
-        if !dispatched(row.phase) || row.machine == NO_MACHINE {
+        if !row.dispatched {
             continue;
         }
         edges.clear();
@@ -277,7 +272,7 @@ fn truth_steps(sim: &Sim, order: &[u32]) -> DataFrame {
                 node.in_size as i64
             }),
         );
-        let on_machine = dispatched(row.phase) && row.machine != NO_MACHINE;
+        let on_machine = row.dispatched;
         let running = row.status.is_none();
         // Phases the step has completed; a step still running at the end of the week has
         // `None` for the phase it is in and those after it.
@@ -286,16 +281,25 @@ fn truth_steps(sim: &Sim, order: &[u32]) -> DataFrame {
         t.i64(4, on_machine.then_some(base_ms + row.dispatch_ms as i64));
         t.i64(
             5,
-            v(past(Phase::WaitLock), row.send_start - row.dispatch_ms),
+            v(
+                past(Phase::WaitLock),
+                row.send_start.saturating_sub(row.dispatch_ms),
+            ),
         );
         t.i64(6, v(past(Phase::Sending), row.send_ms));
         t.i64(
             7,
-            v(past(Phase::Building), row.build_stop - row.build_start),
+            v(
+                past(Phase::Building),
+                row.build_stop.saturating_sub(row.build_start),
+            ),
         );
         t.i64(
             8,
-            v(past(Phase::WaitLocal), row.recv_start - row.build_stop),
+            v(
+                past(Phase::WaitLocal),
+                row.recv_start.saturating_sub(row.build_stop),
+            ),
         );
         t.i64(9, v(past(Phase::Receiving), row.recv_ms));
         t.end_row();

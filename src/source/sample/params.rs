@@ -16,14 +16,15 @@ pub(super) const HOUR_MS: u64 = 3_600_000;
 pub(super) const MINUTE_MS: u64 = 60_000;
 
 /// The mass rebuild: a staging-next evaluation on Wednesday 2025-06-04 09:30 UTC (mid-week,
-/// European morning, when staging-next merges usually land). Offset from the week start.
+/// European morning; assumed). Offset from the week start.
 pub(super) const MASS_REBUILD_AT_MS: u64 = 2 * DAY_MS + 9 * HOUR_MS + 30 * MINUTE_MS;
 /// Builds the mass rebuild queues at scale 1 (assumed): about a quarter of the week's builds, so
-/// that it dominates two days of the farm as a stdenv change does, without hiding the rest.
+/// that it holds the farm at full load for hours, as a stdenv change does, without hiding the
+/// rest of the week.
 pub(super) const MASS_REBUILD_BUILDS: f64 = 24_000.0;
-/// Length of the bootstrap chain every build of the mass rebuild waits for, per system (assumed
-/// from nixpkgs' stdenv bootstrap: bootstrap tools, several gcc/binutils/glibc stages, then the
-/// final stdenv; `nix-store -q --tree` of a stdenv shows a chain of about this depth).
+/// The bootstrap chain every build of the mass rebuild waits for, per system, one derivation
+/// after the other (assumed from the shape of nixpkgs' stdenv bootstrap: bootstrap tools,
+/// binutils/glibc/gcc stages, then the final stdenv; the times are plausible, not measured).
 pub(super) const CHAIN_NAMES_LINUX: &[(&str, f64, bool)] = &[
     // (name, build seconds at speed factor 1, is a Hydra job of its own)
     ("bootstrap-tools", 20.0, false),
@@ -93,10 +94,10 @@ pub(super) const DIURNAL_FLOOR: f64 = 0.15;
 pub(super) const DIURNAL_EU: (f64, f64, f64) = (12.0, 3.0, 1.0); // (centre h, width h, height)
 pub(super) const DIURNAL_US: (f64, f64, f64) = (18.5, 3.0, 0.8);
 pub(super) const DIURNAL_APAC: (f64, f64, f64) = (2.0, 2.5, 0.5);
-/// Weekends carry about half the weekday commit activity (assumed, typical of volunteer
-/// projects). Each bump follows its own region's calendar: Sunday 23:00 UTC is already Monday
+/// Weekends carry about two thirds of the weekday commit activity (assumed: a volunteer project
+/// keeps going on weekends, less so). Each bump follows its own region's calendar: Sunday 23:00 UTC is already Monday
 /// morning in Tokyo.
-pub(super) const WEEKEND_FACTOR: f64 = 0.5;
+pub(super) const WEEKEND_FACTOR: f64 = 0.7;
 /// Evaluation bursts: a few times a week a merge wave (a batch of approved pull requests merged
 /// within half an hour) lands on the big nixpkgs jobsets at once, adding this many pushes to
 /// each (assumed), so that their next evaluations are several times the usual size.
@@ -121,8 +122,9 @@ pub(super) const USER_CANCEL_MEAN_MS: f64 = 3_600_000.0;
 /// old hydra.nixos.org host had 30 for a farm several times this one). Scaled with the farm so
 /// that `--scale` keeps the load shape.
 pub(super) const LOCAL_WORKER_SLOTS: f64 = 14.0;
-/// Builds the queue monitor reads per second: it loads each queued build's closure of .drv files
-/// serially (assumed ~5 ms per build on a busy host; a 24 k-build mass rebuild takes ~2 min).
+/// Time the queue monitor spends loading one queued build: it reads each build's closure of .drv
+/// files serially (assumed ~5 ms per build on a busy host; a 24 k-build mass rebuild takes
+/// ~2 min to load).
 pub(super) const LOAD_MS_PER_BUILD: u64 = 5;
 
 // ---------------------------------------------------------------------------------------------
@@ -170,22 +172,23 @@ pub(super) struct KindParams {
 
 const MB: f64 = 1e6;
 
-/// Ordinary packages. Build time median 14 s at speed 1 with σ 1.9: most derivations are small
-/// (wrappers, scripts, small C libraries) and a few take hours, which gives the published mean
-/// of 33–46 s per step on hydra.nixos.org builders (hydra-facts §3) once divided by the speed
-/// factors. Output NAR median ~1 MB with σ 2.2: a tail of GB-sized outputs (CUDA, LLVM, VM
-/// images). Inputs sent median 160 MB (builders collect garbage often, so a build closure is mostly
-/// sent again; stdenv alone is ~300 MB).
+/// Ordinary packages. Build time log-normal, median 3.5 s at speed factor 1 with σ 1.9, plus the
+/// heavy tail below: most derivations are small (wrappers, scripts, small libraries) and a few
+/// take hours. Together with tests and hangs this gives a mean of ~40 s per finished step once
+/// divided by the speed factors, inside the 33–46 s published for hydra.nixos.org builders
+/// (hydra-facts §3). Output NAR median 1 MB with σ 2.3: a tail of GB-sized outputs (CUDA, LLVM,
+/// VM images). Inputs sent median 160 MB (builders collect garbage often, so much of a build
+/// closure is sent again; stdenv alone is ~300 MB).
 pub(super) const LEAF: KindParams = KindParams {
-    build_median_ms: 13_000.0,
+    build_median_ms: 3_500.0,
     build_sigma: 1.9,
     out_median: 1.0 * MB,
     out_sigma: 2.3,
     in_median: 160.0 * MB,
     in_sigma: 1.2,
 };
-/// NixOS VM tests: minutes of wall time whatever the machine (booting VMs), tiny outputs (logs),
-/// large inputs (the system closures of the test VMs).
+/// NixOS VM tests: minutes of wall time (booting VMs; median 150 s at speed factor 1), tiny
+/// outputs (logs), large inputs (the system closures of the test VMs).
 pub(super) const TEST: KindParams = KindParams {
     build_median_ms: 150_000.0,
     build_sigma: 0.7,
@@ -194,6 +197,12 @@ pub(super) const TEST: KindParams = KindParams {
     in_median: 250.0 * MB,
     in_sigma: 0.8,
 };
+/// A share of NixOS tests are long (installer tests, VM image builds, multi-machine tests):
+/// median 45 min at speed factor 1 (assumed; `meta.timeout` of such tests in nixpkgs is often an
+/// hour or more). With the heavy packages they keep a few steps running at any time.
+pub(super) const TEST_LONG_P: f64 = 0.1;
+pub(super) const TEST_LONG_MEDIAN_MS: f64 = 2_700_000.0;
+pub(super) const TEST_LONG_SIGMA: f64 = 0.5;
 /// Core libraries of the mass rebuild: heavier than average (openssl, python, perl, cmake).
 pub(super) const CORE: KindParams = KindParams {
     build_median_ms: 120_000.0,
@@ -236,6 +245,19 @@ pub(super) const RHO_IN: f64 = 0.35;
 /// a shell, a few libraries).
 pub(super) const CLOSURE_EXTRA_MEDIAN: f64 = 120.0 * MB;
 pub(super) const CLOSURE_EXTRA_SIGMA: f64 = 1.0;
+/// The heaviest packages (browsers, compilers, kernels, CUDA, office suites: a few hundred
+/// attributes per system in nixpkgs, rebuilt whenever a dependency changes) take hours: 0.3 % of
+/// packages have a Pareto build time from 2.2 h at speed factor 1 (35–70 min on the fast
+/// big-parallel builders) with shape 1.6 (assumed; a log-normal alone cannot give a mean of ~40 s
+/// and a tail of hours at once). They need big-parallel, and with long tests and hangs they keep
+/// a few steps running at most times, nights included.
+pub(super) const HEAVY_P: f64 = 0.003;
+pub(super) const HEAVY_MIN_MS: f64 = 7_920_000.0;
+pub(super) const HEAVY_SHAPE: f64 = 1.6;
+/// Heavy builds stay under the timeout on the slowest big-parallel builder (speed factor 2):
+/// packages that would not get `meta.timeout` raised in nixpkgs (assumed), so time-outs come
+/// from hangs, not from the tail.
+pub(super) const HEAVY_MAX_MS: f64 = 16.0 * 3_600_000.0;
 /// Packages heavier than this latent quantile need `big-parallel` (the top ~3 %: in nixpkgs,
 /// `requiredSystemFeatures = [ "big-parallel" ]` marks compilers, browsers, kernels).
 pub(super) const BIG_PARALLEL_Z: f64 = 1.9;
@@ -266,8 +288,12 @@ pub(super) const TIMEOUT_MS: f64 = 36_000_000.0;
 pub(super) const MAX_SILENT_MS: f64 = 7_200_000.0;
 /// Hung builds killed after max-silent (status 7): NixOS tests hang more often (a VM waiting
 /// for a condition that never comes) than packages (assumed).
-pub(super) const HANG_P_TEST: f64 = 0.004;
-pub(super) const HANG_P: f64 = 0.0005;
+pub(super) const HANG_P_TEST: f64 = 0.006;
+pub(super) const HANG_P: f64 = 0.0008;
+/// Hydra's `max_output_size`: a step whose outputs are larger fails with status 11 before they
+/// are copied (build-remote.cc). The default is 2 GiB; large Hydras raise it (assumed 8 GiB
+/// here, so that GB-sized outputs mostly succeed and only the extreme tail fails).
+pub(super) const MAX_OUTPUT_SIZE: u64 = 8 << 30;
 /// Log limit exceeded (status 10; assumed rare, runaway warnings in a build log).
 pub(super) const LOG_LIMIT_P: f64 = 0.0002;
 /// Determinism checks (times_built 2): a small share of successful build steps is built twice
@@ -477,7 +503,7 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         shares: 400,
         check_interval_s: 1_800,
         pushes_per_day: 40.0,
-        builds_per_day: 4_600.0,
+        builds_per_day: 4_200.0,
         push_sigma: 1.0,
         eval_time_s: 2_400.0,
         checkout_time_s: 40.0,
@@ -501,7 +527,7 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         shares: 400,
         check_interval_s: 3_600,
         pushes_per_day: 40.0,
-        builds_per_day: 1_700.0,
+        builds_per_day: 1_500.0,
         push_sigma: 1.0,
         eval_time_s: 3_000.0,
         checkout_time_s: 40.0,
@@ -525,7 +551,7 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         shares: 200,
         check_interval_s: 3_600,
         pushes_per_day: 8.0,
-        builds_per_day: 2_300.0,
+        builds_per_day: 2_100.0,
         push_sigma: 1.0,
         eval_time_s: 2_400.0,
         checkout_time_s: 40.0,
@@ -549,7 +575,7 @@ pub(super) const JOBSETS: &[JobsetDef] = &[
         shares: 800,
         check_interval_s: 3_600,
         pushes_per_day: 6.0,
-        builds_per_day: 550.0,
+        builds_per_day: 500.0,
         push_sigma: 0.8,
         eval_time_s: 2_700.0,
         checkout_time_s: 30.0,

@@ -2,8 +2,10 @@
 //!
 //! State lives in flat vectors indexed by `u32` (derivations, builds, step rows); the dependency
 //! graph is static (edges are fixed when a derivation is created) and each derivation's
-//! dependents are a linked list in one arena, so the whole week costs no allocation per step.
-//! Events are kept in one binary heap ordered by (time, sequence number): O(n log n) overall.
+//! dependents are a linked list in one arena, so a million steps need no per-step allocation.
+//! Events are kept in one binary heap ordered by (time, sequence number), runnable steps in
+//! per-(machine type, jobset) heaps and free machines in per-machine-type ordered sets:
+//! O(n log n) overall. Stale heap entries are skipped lazily (a version number per derivation).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
@@ -162,6 +164,8 @@ pub(super) enum Outcome {
 /// One row of BuildSteps, with the truth of its life.
 #[derive(Debug, Clone)]
 pub(super) struct Row {
+    /// Got a builder slot (the other rows are substitutions and cached or propagated failures).
+    pub dispatched: bool,
     pub build: u32,
     pub stepnr: i32,
     pub node: u32,
@@ -192,6 +196,7 @@ pub(super) struct Row {
 impl Row {
     fn plain(build: u32, stepnr: i32, node: u32) -> Row {
         Row {
+            dispatched: false,
             build,
             stepnr,
             node,
@@ -224,6 +229,7 @@ impl Row {
 /// factor descending, currentJobs descending; the index breaks the remaining ties.
 type MKey = (u32, Reverse<u32>, Reverse<u32>, u16);
 
+/// One builder of the machines file, with its dispatcher state.
 #[derive(Debug, Clone)]
 pub(super) struct Machine {
     pub sys: u8,
@@ -284,6 +290,7 @@ struct Class {
     free: BTreeSet<MKey>,
 }
 
+/// What happens at an instant; the `u32` is an evaluation, build, step row or derivation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Ev {
     Eval(u32),
@@ -313,9 +320,12 @@ pub(super) struct Eval {
     pub builds_len: u32,
 }
 
+/// The farm, the queue runner and everything queued, at simulated time `now` (milliseconds
+/// from the week's start).
 pub(super) struct Sim {
-    pub scale: f64,
+    /// What is queued (derivations, sizes, names, cancellations).
     pub rng: ChaCha8Rng,
+    /// What happens on the machines (durations, outcomes): a stream of its own.
     pub exec: ChaCha8Rng,
     pub now: u64,
     events: BinaryHeap<Reverse<(u64, u64, Ev)>>,
@@ -333,14 +343,20 @@ pub(super) struct Sim {
     pub names: Vec<String>,
     pub jobs: Vec<String>,
     pub evals: Vec<Eval>,
+    /// Substituted derivations of each build (ranges given by the build).
     pub subst_nodes: Vec<u32>,
+    /// When the queue monitor is done loading what it was given so far.
     pub monitor_free_at: u64,
+    /// Latest evaluation per jobset (superseded ones may be cancelled).
     pub last_eval: Vec<u32>,
+    /// Top-level derivations of trunk's latest evaluation, per system, for trunk-combined.
     pub trunk_recent: [Vec<u32>; 4],
+    /// Visit mark for graph walks.
     epoch: u32,
     /// Per jobset: (stop time, build seconds) of recent steps and their sum, for share used.
     share_log: Vec<VecDeque<(u64, f64)>>,
     share_sum: Vec<f64>,
+    shares: Vec<f64>,
 }
 
 impl Sim {
@@ -348,7 +364,6 @@ impl Sim {
         let local = (LOCAL_WORKER_SLOTS * scale).round().max(2.0) as u32;
         let jobsets = JOBSETS.len();
         let mut sim = Sim {
-            scale,
             rng,
             exec,
             now: 0,
@@ -374,6 +389,7 @@ impl Sim {
             epoch: 0,
             share_log: vec![VecDeque::new(); jobsets],
             share_sum: vec![0.0; jobsets],
+            shares: vec![0.0; jobsets],
         };
         for m in 0..sim.machines.len() {
             sim.refresh_machine(m);
@@ -859,21 +875,19 @@ impl Sim {
     }
 
     /// Each jobset's share used: build seconds of its steps finished in the last 24 h divided
-    /// by its scheduling shares.
-    fn shares_used(&mut self) -> Vec<f64> {
+    /// by its scheduling shares (into `self.shares`).
+    fn update_shares(&mut self) {
         let horizon = self.now.saturating_sub(DAY_MS);
-        (0..JOBSETS.len())
-            .map(|j| {
-                while let Some(&(t, s)) = self.share_log[j].front() {
-                    if t >= horizon {
-                        break;
-                    }
-                    self.share_sum[j] -= s;
-                    self.share_log[j].pop_front();
+        for (j, def) in JOBSETS.iter().enumerate() {
+            while let Some(&(t, s)) = self.share_log[j].front() {
+                if t >= horizon {
+                    break;
                 }
-                self.share_sum[j].max(0.0) / f64::from(JOBSETS[j].shares.max(1))
-            })
-            .collect()
+                self.share_sum[j] -= s;
+                self.share_log[j].pop_front();
+            }
+            self.shares[j] = self.share_sum[j].max(0.0) / f64::from(def.shares.max(1));
+        }
     }
 
     /// Repeatedly: the first machine in sort order with a free slot that supports a runnable
@@ -882,7 +896,7 @@ impl Sim {
         if self.classes.iter().all(|c| c.runnable == 0) {
             return;
         }
-        let shares = self.shares_used();
+        self.update_shares();
         loop {
             let mut best: Option<MKey> = None;
             for c in &self.classes {
@@ -898,12 +912,13 @@ impl Sim {
             let Some(k) = best else { break };
             let m = k.3 as usize;
             let mut pick: Option<(SKey, f64, usize, usize)> = None;
-            let classes = self.machines[m].classes.clone();
-            for c in classes {
+            for ci in 0..self.machines[m].classes.len() {
+                let c = self.machines[m].classes[ci];
                 if self.classes[c].runnable == 0 {
                     continue;
                 }
-                for (j, &share) in shares.iter().enumerate() {
+                for j in 0..JOBSETS.len() {
+                    let share = self.shares[j];
                     self.clean_heap(c, j);
                     let Some(&(key, _, _)) = self.classes[c].heaps[j].peek() else {
                         continue;
@@ -1032,6 +1047,9 @@ impl Sim {
                     }
                 }
             }
+            if outcome == Outcome::Success && node.out_size > MAX_OUTPUT_SIZE {
+                outcome = Outcome::Fail(11);
+            }
             if outcome == Outcome::Success
                 && node.kind == Kind::Test
                 && rng.random::<f64>() < FAILED_WITH_OUTPUT_P
@@ -1046,6 +1064,7 @@ impl Sim {
             + out * XZ_RATIO / UPLOAD_BYTES_PER_MS;
 
         let mut row = Row::plain(rec, stepnr, n);
+        row.dispatched = true;
         row.machine = m as u16;
         row.phase = Phase::WaitLock;
         row.outcome = outcome;
@@ -1209,7 +1228,6 @@ impl Sim {
             }
         }
         self.end_row(r, 0, true);
-        let now = self.now;
         let n = self.rows[r as usize].node;
         {
             let node = &mut self.nodes[n as usize];
@@ -1226,7 +1244,6 @@ impl Sim {
             let node = &self.nodes[n as usize];
             (node.out_size, node.out_size + node.closure_extra)
         };
-        let _ = now;
         let mut l = self.nodes[n as usize].rdeps_head;
         while l != NONE {
             let rd = self.rdeps[l as usize];

@@ -263,12 +263,23 @@ impl Sim {
             Kind::Chain => CHAIN,
         };
         let r = &mut self.rng;
-        let z = normal(r);
-        let corr = |r: &mut ChaCha8Rng, rho: f64| rho * z + (1.0 - rho * rho).sqrt() * normal(r);
+        let mut z = normal(r);
         let mut base = match base_override {
             Some(b) => b * (p.build_sigma * z).exp(),
             None => p.build_median_ms * (p.build_sigma * z).exp(),
         };
+        if kind == Kind::Test && r.random::<f64>() < TEST_LONG_P {
+            base = TEST_LONG_MEDIAN_MS * (TEST_LONG_SIGMA * z).exp();
+        }
+        let heavy = matches!(kind, Kind::Leaf | Kind::Core) && r.random::<f64>() < HEAVY_P;
+        if heavy {
+            // Pareto by inversion; 1 − u is in (0, 1], so the power is finite.
+            let u: f64 = r.random();
+            base = (HEAVY_MIN_MS * (1.0 - u).powf(-1.0 / HEAVY_SHAPE)).min(HEAVY_MAX_MS);
+            // Heavy builds have big closures too.
+            z = z.max(BIG_PARALLEL_Z + 0.5);
+        }
+        let corr = |r: &mut ChaCha8Rng, rho: f64| rho * z + (1.0 - rho * rho).sqrt() * normal(r);
         let mut out = p.out_median * (p.out_sigma * corr(r, RHO_OUT)).exp();
         let input = p.in_median * (p.in_sigma * corr(r, RHO_IN)).exp();
         let extra = lognormal(r, CLOSURE_EXTRA_MEDIAN, CLOSURE_EXTRA_SIGMA);

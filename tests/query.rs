@@ -1,0 +1,171 @@
+//! Named and ad-hoc queries against a real PostgreSQL holding the sample.
+
+use std::process::{Command, Output};
+
+use hydra_bottleneck::testpg::TestPg;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"))
+        .args(args)
+        .output()
+        .expect("running the binary")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn loaded() -> (TestPg, String, String) {
+    let pg = TestPg::start();
+    let db = pg.database();
+    let o = run(&[
+        "sample", "--into", &db, "--scale", "0.1", "--schema", "87", "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let name = db.rsplit('=').next().unwrap().to_string();
+    (pg, db, name)
+}
+
+#[test]
+fn every_named_query_runs_on_the_sample() {
+    let (pg, db, name) = loaded();
+    let list = run(&["query", "list", "--format", "json"]);
+    assert!(list.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let names: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.len() >= 12, "{names:?}");
+    let job = pg.psql(&name, "SELECT job FROM builds ORDER BY id LIMIT 1");
+    let now = pg.psql(&name, "SELECT extract(epoch FROM now())::int8");
+    let two_days_ago = (now.parse::<i64>().unwrap() - 2 * 86_400).to_string();
+    for q in &names {
+        let mut args = vec!["query", "run", q.as_str(), "--db", &db, "--format", "json"];
+        let job_param = format!("job={job}");
+        let since = match q.as_str() {
+            // One count per hour up to now: keep the range short.
+            "queue-depth-per-hour" => format!("since=@{two_days_ago}"),
+            _ => "since=2025-01-01".to_string(),
+        };
+        if list.as_array().unwrap().iter().any(|x| {
+            x["name"] == q.as_str()
+                && x["params"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == "since")
+        }) {
+            args.extend(["--param", since.as_str()]);
+        }
+        if q == "job-history" {
+            args.extend(["--param", job_param.as_str()]);
+        }
+        let o = run(&args);
+        assert!(o.status.success(), "{q}: {}", stderr(&o));
+        let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let n = rows.as_array().unwrap().len();
+        // What is queued or running "now" is whatever the sample left unfinished at its end.
+        let expected = match q.as_str() {
+            "queue-now" => Some("SELECT count(DISTINCT system) FROM builds WHERE finished = 0"),
+            "steps-running-now" => Some("SELECT count(*) FROM buildsteps WHERE busy <> 0"),
+            _ => None,
+        };
+        match expected {
+            Some(sql) => assert_eq!(n.to_string(), pg.psql(&name, sql), "{q}"),
+            None => assert!(n > 0, "{q} returned no rows"),
+        }
+    }
+}
+
+#[test]
+fn parameters_are_bound_and_writes_are_refused() {
+    let (pg, db, name) = loaded();
+    let count = || pg.psql(&name, "SELECT count(*) FROM builds");
+    let before = count();
+    // A hostile value is data, not SQL.
+    let o = run(&[
+        "query",
+        "run",
+        "job-history",
+        "--db",
+        &db,
+        "--param",
+        "job=x'; DELETE FROM builds; --",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "[]");
+    for sql in [
+        "DELETE FROM builds",
+        "SELECT 1; DELETE FROM builds",
+        "CREATE TABLE evil (x int)",
+    ] {
+        let o = run(&["query", "sql", sql, "--db", &db]);
+        assert_eq!(o.status.code(), Some(1), "{sql} must fail: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    }
+    let o = run(&["query", "sql", "DELETE FROM builds", "--db", &db]);
+    assert!(
+        stderr(&o).contains("read-only transaction"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(count(), before);
+}
+
+#[test]
+fn ad_hoc_results_in_every_format() {
+    let (_pg, db, _) = loaded();
+    let sql = "SELECT system, count(*) AS builds, avg(size) AS mean_size, bool_or(finished = 0) AS any_queued \
+               FROM builds GROUP BY system ORDER BY system";
+    let dir = tempfile::tempdir().unwrap();
+    let pq = dir.path().join("r.parquet");
+    let o = run(&[
+        "query",
+        "sql",
+        sql,
+        "--db",
+        &db,
+        "--format",
+        "csv",
+        "--parquet",
+        pq.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        csv.starts_with("system,builds,mean_size,any_queued\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 5, "four systems and a header: {csv}");
+    use polars::prelude::SerReader;
+    let df = polars::prelude::ParquetReader::new(std::fs::File::open(&pq).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(df.height(), 4);
+    assert_eq!(
+        df.column("builds").unwrap().dtype(),
+        &polars::prelude::DataType::Int64
+    );
+    assert_eq!(
+        df.column("mean_size").unwrap().dtype(),
+        &polars::prelude::DataType::Float64
+    );
+    // A type we do not show is a clear error, not a panic.
+    let o = run(&["query", "sql", "SELECT now() AS t", "--db", &db]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cast it"), "{}", stderr(&o));
+}
+
+#[test]
+fn query_without_a_database_says_what_it_needs() {
+    let o = run(&["query", "run", "slowest-jobs"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("give --db"), "{}", stderr(&o));
+    let o = run(&["query", "run", "no-such-query", "--db", "host=/nonexistent"]);
+    assert_eq!(o.status.code(), Some(1));
+}
