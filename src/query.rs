@@ -408,6 +408,45 @@ impl<'a> FromSql<'a> for Numeric {
     }
 }
 
+/// Writes `table` as Parquet (atomically), with a column type per JSON value kind.
+pub fn write_parquet(table: &Table, path: &std::path::Path) -> Result<()> {
+    use polars::prelude::*;
+    use serde_json::Value;
+    let mut cols = Vec::with_capacity(table.columns.len());
+    for (i, name) in table.columns.iter().enumerate() {
+        let vals: Vec<&Value> = table.rows.iter().map(|r| &r[i]).collect();
+        let name = PlSmallStr::from(name.as_str());
+        let all = |f: fn(&Value) -> bool| vals.iter().all(|v| v.is_null() || f(v));
+        let col = if all(Value::is_i64) {
+            Column::new(name, vals.iter().map(|v| v.as_i64()).collect::<Vec<_>>())
+        } else if all(Value::is_number) {
+            Column::new(name, vals.iter().map(|v| v.as_f64()).collect::<Vec<_>>())
+        } else if all(Value::is_boolean) {
+            Column::new(name, vals.iter().map(|v| v.as_bool()).collect::<Vec<_>>())
+        } else {
+            Column::new(
+                name,
+                vals.iter()
+                    .map(|v| match v {
+                        Value::Null => None,
+                        Value::String(s) => Some(s.clone()),
+                        other => Some(other.to_string()),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        cols.push(col);
+    }
+    let mut df =
+        DataFrame::new(table.rows.len(), cols).map_err(|e| Error::frame("query result", e))?;
+    let mut buf = Vec::new();
+    ParquetWriter::new(&mut buf)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(&mut df)
+        .map_err(|e| Error::frame("query result", e))?;
+    crate::output::write_file_atomic(path, &buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,43 +492,4 @@ mod tests {
             .is_err()
         );
     }
-}
-
-/// Writes `table` as Parquet (atomically), with a column type per JSON value kind.
-pub fn write_parquet(table: &Table, path: &std::path::Path) -> Result<()> {
-    use polars::prelude::*;
-    use serde_json::Value;
-    let mut cols = Vec::with_capacity(table.columns.len());
-    for (i, name) in table.columns.iter().enumerate() {
-        let vals: Vec<&Value> = table.rows.iter().map(|r| &r[i]).collect();
-        let name = PlSmallStr::from(name.as_str());
-        let all = |f: fn(&Value) -> bool| vals.iter().all(|v| v.is_null() || f(v));
-        let col = if all(Value::is_i64) {
-            Column::new(name, vals.iter().map(|v| v.as_i64()).collect::<Vec<_>>())
-        } else if all(Value::is_number) {
-            Column::new(name, vals.iter().map(|v| v.as_f64()).collect::<Vec<_>>())
-        } else if all(Value::is_boolean) {
-            Column::new(name, vals.iter().map(|v| v.as_bool()).collect::<Vec<_>>())
-        } else {
-            Column::new(
-                name,
-                vals.iter()
-                    .map(|v| match v {
-                        Value::Null => None,
-                        Value::String(s) => Some(s.clone()),
-                        other => Some(other.to_string()),
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        };
-        cols.push(col);
-    }
-    let mut df =
-        DataFrame::new(table.rows.len(), cols).map_err(|e| Error::frame("query result", e))?;
-    let mut buf = Vec::new();
-    ParquetWriter::new(&mut buf)
-        .with_compression(ParquetCompression::Zstd(None))
-        .finish(&mut df)
-        .map_err(|e| Error::frame("query result", e))?;
-    crate::output::write_file_atomic(path, &buf)
 }

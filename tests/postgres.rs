@@ -184,7 +184,7 @@ fn the_analyzer_session_cannot_write() {
         }
     });
     let count = pg.psql(
-        &db.rsplit('=').next().unwrap().to_string(),
+        db.rsplit('=').next().unwrap(),
         "SELECT count(*) FROM buildsteps",
     );
     assert_ne!(count, "0");

@@ -520,6 +520,9 @@ fn watch_stops_cleanly_on_ctrl_c() {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+// One argument per field of the status document a sample line holds; a struct would only
+// repeat the field names.
+#[allow(clippy::too_many_arguments)]
 fn sample(
     t: f64,
     runnable: u32,
