@@ -357,3 +357,147 @@ fn empty_windows_give_empty_findings() {
     let x = waste::waste(&ds, &steps, &usable).unwrap();
     assert_eq!(x.wasted_slot_hours, 0.0);
 }
+
+#[test]
+fn the_ledger_buckets_sum_to_the_slots_available() {
+    use hydra_bottleneck::analysis::{deps, ledger};
+    let (ds, steps, usable, _) = prepared();
+    let u = utilization::utilization(&steps, &usable, 0, 3600);
+    let edges = deps::estimate(&steps, &usable, deps::DEFAULT_GAP_S);
+    let machines = hydra_bottleneck::machines::parse(
+        "ssh://b1 x86_64-linux - 4 1 - - -\nssh://b2 x86_64-linux,aarch64-linux - 2 1 - - -\n",
+    )
+    .unwrap();
+    for m in [None, Some(&machines[..])] {
+        let l = ledger::ledger(&ledger::Inputs {
+            ds: &ds,
+            steps: &steps,
+            usable: &usable,
+            machines: m,
+            peaks: &u.peak_by_machine,
+            edges: &edges,
+            lo: 0,
+            hi: 3600,
+        })
+        .unwrap();
+        for r in l.machines.iter().chain(&l.by_system).chain([&l.total]) {
+            let sum: f64 = r.buckets().iter().sum();
+            assert!(
+                (sum - r.available_h).abs() < 1e-9,
+                "{}: {sum} vs {}",
+                r.key,
+                r.available_h
+            );
+            assert!(r.buckets().iter().all(|b| *b >= 0.0), "{r:?}");
+        }
+        let b1 = l.machines.iter().find(|r| r.key == M1).unwrap();
+        // Building on b1: 600 + 300 + 900 s (the backwards row is excluded).
+        assert!((b1.building_h - 1800.0 / 3600.0).abs() < 1e-9);
+        // Overhead on b1: 1 s + 2 s.
+        assert!((b1.overhead_h - 3.0 / 3600.0).abs() < 1e-9);
+        match m {
+            None => {
+                assert_eq!(b1.slots, 2, "inferred from the peak");
+                assert!(l.slots_basis.contains("inferred"));
+            }
+            Some(_) => {
+                assert_eq!(b1.slots, 4);
+                assert!((l.total.available_h - 6.0).abs() < 1e-9);
+            }
+        }
+        assert!(l.notes.iter().any(|n| n.contains("not recorded")));
+    }
+}
+
+#[test]
+fn the_dependency_estimate_follows_the_gap_rule() {
+    use hydra_bottleneck::analysis::deps::{Edge, estimate};
+    let steps: Vec<S> = vec![
+        (
+            9,
+            1,
+            Some(0),
+            Some(0),
+            Some(100),
+            M1,
+            None,
+            "/nix/store/a.drv",
+            1,
+        ),
+        (
+            9,
+            2,
+            Some(0),
+            Some(0),
+            Some(50),
+            M1,
+            None,
+            "/nix/store/b.drv",
+            1,
+        ),
+        (
+            9,
+            3,
+            Some(0),
+            Some(130),
+            Some(200),
+            M1,
+            None,
+            "/nix/store/c.drv",
+            1,
+        ),
+        // Starts long after everything: only the latest-finishing step is taken.
+        (
+            9,
+            4,
+            Some(0),
+            Some(1000),
+            Some(1100),
+            M1,
+            None,
+            "/nix/store/d.drv",
+            1,
+        ),
+        // A failed step may wait for others but is never a dependency itself.
+        (
+            9,
+            5,
+            Some(1),
+            Some(1100),
+            Some(1150),
+            M1,
+            None,
+            "/nix/store/e.drv",
+            1,
+        ),
+        (
+            9,
+            6,
+            Some(0),
+            Some(1160),
+            Some(1200),
+            M1,
+            None,
+            "/nix/store/f.drv",
+            1,
+        ),
+    ];
+    let builds: Vec<B> = vec![(9, "trunk", "x", "x86_64-linux", 0, Some(1200), false)];
+    let ds = dataset(&steps, &builds, Window::default());
+    let s = Steps::from_frame(&ds.steps).unwrap();
+    let usable = vec![true; s.len()];
+    let e = |stepnr, dep_stepnr| Edge {
+        build: 9,
+        stepnr,
+        dep_build: 9,
+        dep_stepnr,
+    };
+    assert_eq!(
+        estimate(&s, &usable, 60),
+        vec![e(3, 1), e(4, 3), e(5, 4), e(6, 4)]
+    );
+    assert_eq!(
+        estimate(&s, &usable, 120),
+        vec![e(3, 1), e(3, 2), e(4, 3), e(5, 4), e(6, 4)]
+    );
+}
