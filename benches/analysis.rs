@@ -1,0 +1,39 @@
+//! All analytics (`analysis::analyze`: data quality, utilization, dependency estimate, capacity
+//! ledger, queue waits, waste, overhead fit) over the sample at `--scale 10`, about a million
+//! steps. Target (issue 4): ≤ 10 s on 2 cores. `HB_BENCH_SCALE` changes the scale.
+
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hydra_bottleneck::analysis::{Options, analyze};
+use hydra_bottleneck::source::sample::{SampleSpec, generate};
+
+fn analytics(c: &mut Criterion) {
+    let scale: f64 = std::env::var("HB_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10.0);
+    let ds = generate(&SampleSpec {
+        scale,
+        ..SampleSpec::default()
+    })
+    .unwrap();
+    let machines = ds
+        .machines
+        .as_deref()
+        .map(|t| hydra_bottleneck::machines::parse(t).unwrap());
+    let opts = Options {
+        machines,
+        gap_s: None,
+    };
+    let rows = ds.steps.height();
+    let mut group = c.benchmark_group(format!("analyze_{rows}_steps"));
+    group.throughput(Throughput::Elements(rows as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(60));
+    group.bench_function("all_findings", |b| b.iter(|| analyze(&ds, &opts).unwrap()));
+    group.finish();
+}
+
+criterion_group!(benches, analytics);
+criterion_main!(benches);
