@@ -1,7 +1,8 @@
 //! Against a real PostgreSQL: the sample loaded with `sample --into` is read back read-only,
 //! through the CLI and the library, for both schema variants; failures are single clear lines.
 
-use std::process::{Command, Output};
+mod common;
+use common::*;
 
 use hydra_bottleneck::dataset::{Dataset, Runner};
 use hydra_bottleneck::source::{self, ReadOptions, SampleSpec, SourceSpec};
@@ -17,33 +18,6 @@ fn spec() -> SampleSpec {
         scale: SCALE,
         ..SampleSpec::default()
     }
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"))
-}
-
-fn run(args: &[&str]) -> Output {
-    bin()
-        .args(args)
-        .env_remove("PGPASSWORD")
-        .output()
-        .expect("running the binary")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The error contract: exit 1, one line on stderr starting with our prefix, no panic.
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
-    assert!(lines[0].starts_with("hydra-bottleneck: error: "), "{err}");
-    assert!(lines[0].contains(needle), "`{needle}` not in: {err}");
 }
 
 fn assert_frames_equal(a: &Dataset, b: &Dataset) {

@@ -1,19 +1,9 @@
 //! Named and ad-hoc queries against a real PostgreSQL holding the sample.
 
-use std::process::{Command, Output};
+mod common;
+use common::*;
 
 use hydra_bottleneck::testpg::TestPg;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"))
-        .args(args)
-        .output()
-        .expect("running the binary")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn loaded() -> (TestPg, String, String) {
     let pg = TestPg::start();

@@ -1,29 +1,12 @@
 //! Snapshots on disk and the command line around them, without a database: the sample written
 //! with `sample --out` reads back identical, and every way a snapshot can be broken is named.
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use hydra_bottleneck::source::{self, SampleSpec, snapshot};
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"))
-        .args(args)
-        .output()
-        .expect("running the binary")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.lines().count(), 1, "expected one line, got: {err}");
-    assert!(err.contains(needle), "`{needle}` not in: {err}");
-}
 
 const SCALE: &str = "0.1";
 

@@ -194,25 +194,37 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         .collect();
 
     // Building and overhead per machine, and building concurrency per bucket.
-    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
-    let mut busy: HashMap<String, Vec<f64>> = HashMap::new();
+    // Rows and timelines exist for every machine up front, so the per-step loop only looks them
+    // up (a million steps, a few dozen machines).
+    let mut rows: BTreeMap<String, Row> =
+        slot.keys().map(|k| (k.clone(), Row::default())).collect();
+    let mut busy: HashMap<String, Vec<f64>> =
+        slot.keys().map(|k| (k.clone(), vec![0.0; nb])).collect();
+    let mut last: Option<(&str, &String)> = None;
     for i in 0..steps.len() {
         if !usable[i] || steps.machine[i].is_empty() {
             continue;
         }
-        let key = &key_of[steps.machine[i].as_str()];
-        let row = rows.entry(key.clone()).or_default();
+        // Steps of one machine often come in runs; skip the hash lookup for a repeat.
+        let m = steps.machine[i].as_str();
+        let key = match last {
+            Some((lm, k)) if lm == m => k,
+            _ => {
+                let k = &key_of[m];
+                last = Some((m, k));
+                k
+            }
+        };
+        let Some(row) = rows.get_mut(key) else {
+            continue;
+        };
         if let (Some(a), Some(b)) = (steps.start[i], steps.stop[i]) {
             let (ca, cb) = (a.max(lo), b.min(hi));
             if cb > ca {
                 row.building_h += (cb - ca) as f64 / 3600.0;
-                add_interval(
-                    busy.entry(key.clone()).or_insert_with(|| vec![0.0; nb]),
-                    start,
-                    res,
-                    ca,
-                    cb,
-                );
+                if let Some(series) = busy.get_mut(key) {
+                    add_interval(series, start, res, ca, cb);
+                }
             }
         }
         if let (Some(o), Some(b)) = (steps.overhead_ms[i], steps.stop[i])
@@ -334,19 +346,7 @@ fn waiting_by_system(
     res: i64,
     nb: usize,
 ) -> Result<HashMap<String, Vec<f64>>> {
-    let err = |e| Error::frame("builds", e);
-    let ids = ds.builds.column("id").map_err(err)?.i32().map_err(err)?;
-    let ts = ds
-        .builds
-        .column("timestamp")
-        .map_err(err)?
-        .i64()
-        .map_err(err)?;
-    let queued: HashMap<i32, i64> = ids
-        .iter()
-        .zip(ts.iter())
-        .filter_map(|(a, b)| Some((a?, b?)))
-        .collect();
+    let queued = super::quality::build_queue_times(ds)?;
     let index: HashMap<(i32, i32), usize> = (0..steps.len())
         .map(|i| ((steps.build[i], steps.stepnr[i]), i))
         .collect();
@@ -373,14 +373,13 @@ fn waiting_by_system(
         if let (Some(r), Some(s)) = (ready[i], steps.start[i])
             && s > r
         {
-            add_interval(
-                out.entry(steps.system[i].clone())
-                    .or_insert_with(|| vec![0.0; nb]),
-                start,
-                res,
-                r,
-                s,
-            );
+            let sys = &steps.system[i];
+            if !out.contains_key(sys) {
+                out.insert(sys.clone(), vec![0.0; nb]);
+            }
+            if let Some(series) = out.get_mut(sys) {
+                add_interval(series, start, res, r, s);
+            }
         }
     }
     Ok(out)

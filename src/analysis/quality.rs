@@ -180,7 +180,8 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
     ))
 }
 
-fn build_queue_times(ds: &Dataset) -> Result<HashMap<i32, i64>> {
+/// Build id → when it was queued (`Builds.timestamp`).
+pub(crate) fn build_queue_times(ds: &Dataset) -> Result<HashMap<i32, i64>> {
     let err = |e| Error::frame("builds", e);
     let ids = ds.builds.column("id").map_err(err)?.i32().map_err(err)?;
     let ts = ds

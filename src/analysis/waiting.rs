@@ -43,9 +43,10 @@ pub struct Waiting {
     pub cached_builds: usize,
 }
 
-struct Build {
-    system: String,
-    jobset: String,
+struct Build<'a> {
+    system: &'a str,
+    project: &'a str,
+    jobset: &'a str,
     priority: i32,
     queued: i64,
     stop: Option<i64>,
@@ -67,7 +68,11 @@ pub fn waiting(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waiting> 
     }
     type Acc = (Vec<f64>, Vec<f64>);
     let mut overall: Acc = Default::default();
-    let mut groups: [BTreeMap<String, Acc>; 4] = Default::default();
+    // Grouped by borrowed keys (no string built per build); named once at the end.
+    let mut by_system: HashMap<&str, Acc> = HashMap::new();
+    let mut by_jobset: HashMap<(&str, &str), Acc> = HashMap::new();
+    let mut by_priority: HashMap<i32, Acc> = HashMap::new();
+    let mut by_day: HashMap<i64, Acc> = HashMap::new();
     let mut cached_builds = 0;
     for (id, b) in &builds {
         let to_start = if b.cached {
@@ -80,18 +85,13 @@ pub fn waiting(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waiting> 
             (true, Some(stop)) if stop >= b.queued => Some((stop - b.queued) as f64),
             _ => None,
         };
-        let keys = [
-            b.system.clone(),
-            b.jobset.clone(),
-            b.priority.to_string(),
-            crate::window::fmt_time(b.queued.div_euclid(86_400) * 86_400)[..10].to_string(),
-        ];
-        for acc in std::iter::once(&mut overall).chain(
-            groups
-                .iter_mut()
-                .zip(keys)
-                .map(|(g, k)| g.entry(k).or_default()),
-        ) {
+        for acc in [
+            &mut overall,
+            by_system.entry(b.system).or_default(),
+            by_jobset.entry((b.project, b.jobset)).or_default(),
+            by_priority.entry(b.priority).or_default(),
+            by_day.entry(b.queued.div_euclid(86_400)).or_default(),
+        ] {
             acc.0.extend(to_start);
             acc.1.extend(to_finish);
         }
@@ -101,11 +101,35 @@ pub fn waiting(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waiting> 
         to_start: Distribution::of(&mut s),
         to_finish: Distribution::of(&mut f),
     };
-    let [sys, js, prio, day] = groups.map(|g| {
-        g.into_iter()
-            .map(|(k, acc)| finish(k, acc))
-            .collect::<Vec<_>>()
-    });
+    let named = |groups: Vec<(String, Acc)>| {
+        let mut v: Vec<Group> = groups.into_iter().map(|(k, a)| finish(k, a)).collect();
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v
+    };
+    let sys = named(
+        by_system
+            .into_iter()
+            .map(|(k, a)| (k.to_string(), a))
+            .collect(),
+    );
+    let js = named(
+        by_jobset
+            .into_iter()
+            .map(|((p, j), a)| (format!("{p}:{j}"), a))
+            .collect(),
+    );
+    let mut prio: Vec<(i32, Acc)> = by_priority.into_iter().collect();
+    prio.sort_by_key(|(p, _)| *p);
+    let prio: Vec<Group> = prio
+        .into_iter()
+        .map(|(p, a)| finish(p.to_string(), a))
+        .collect();
+    let day = named(
+        by_day
+            .into_iter()
+            .map(|(d, a)| (crate::window::fmt_time(d * 86_400)[..10].to_string(), a))
+            .collect(),
+    );
     let (backlog_resolution_s, backlog) = backlog(&builds);
     Ok(Waiting {
         definition: DEFINITION,
@@ -121,7 +145,7 @@ pub fn waiting(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waiting> 
 }
 
 /// Builds in the queue over time, by a sweep over queue and stop times.
-fn backlog(builds: &BTreeMap<i32, Build>) -> (i64, Vec<BacklogPoint>) {
+fn backlog(builds: &BTreeMap<i32, Build<'_>>) -> (i64, Vec<BacklogPoint>) {
     let mut events: Vec<(i64, i64)> = Vec::with_capacity(builds.len() * 2);
     let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     for b in builds.values() {
@@ -156,7 +180,7 @@ fn backlog(builds: &BTreeMap<i32, Build>) -> (i64, Vec<BacklogPoint>) {
     (res, out)
 }
 
-fn read_builds(ds: &Dataset) -> Result<BTreeMap<i32, Build>> {
+fn read_builds(ds: &Dataset) -> Result<BTreeMap<i32, Build<'_>>> {
     let df = &ds.builds;
     let err = |e| Error::frame("builds", e);
     let col = |n: &str| df.column(n).map_err(err);
@@ -177,12 +201,9 @@ fn read_builds(ds: &Dataset) -> Result<BTreeMap<i32, Build>> {
         out.insert(
             id,
             Build {
-                system: sys.get(i).unwrap_or("").to_string(),
-                jobset: format!(
-                    "{}:{}",
-                    project.get(i).unwrap_or("?"),
-                    jobset.get(i).unwrap_or("?")
-                ),
+                system: sys.get(i).unwrap_or(""),
+                project: project.get(i).unwrap_or("?"),
+                jobset: jobset.get(i).unwrap_or("?"),
                 priority: prio.get(i).unwrap_or(0),
                 queued,
                 stop: stop.get(i),

@@ -82,8 +82,8 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
     order.sort_by_key(|&i| (steps.start[i], steps.build[i], steps.stepnr[i]));
     let mut built_ok: HashSet<&str> = HashSet::new();
     let mut per_cat: BTreeMap<&'static str, (usize, f64)> = BTreeMap::new();
-    let mut per_jobset: HashMap<&str, (usize, f64)> = HashMap::new();
-    let mut per_job: HashMap<(&str, &str), (usize, f64)> = HashMap::new();
+    let mut per_jobset: HashMap<(&str, &str), (usize, f64)> = HashMap::new();
+    let mut per_job: HashMap<(&str, &str, &str), (usize, f64)> = HashMap::new();
     let mut per_drv: HashMap<&str, (usize, f64)> = HashMap::new();
     let mut total = 0.0;
     for i in order {
@@ -120,12 +120,12 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
         e.0 += 1;
         e.1 += wasted_s;
         if wasted_s > 0.0
-            && let Some((jobset, job)) = owners.get(&steps.build[i])
+            && let Some(&(project, jobset, job)) = owners.get(&steps.build[i])
         {
-            let e = per_jobset.entry(jobset.as_str()).or_default();
+            let e = per_jobset.entry((project, jobset)).or_default();
             e.0 += 1;
             e.1 += wasted_s;
-            let e = per_job.entry((jobset.as_str(), job.as_str())).or_default();
+            let e = per_job.entry((project, jobset, job)).or_default();
             e.0 += 1;
             e.1 += wasted_s;
         }
@@ -155,8 +155,8 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
     };
     let by_jobset = top(per_jobset
         .into_iter()
-        .map(|(j, (n, s))| Offender {
-            jobset: j.to_string(),
+        .map(|((p, j), (n, s))| Offender {
+            jobset: format!("{p}:{j}"),
             job: String::new(),
             steps: n,
             slot_hours: hours(s),
@@ -164,8 +164,8 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
         .collect());
     let top_jobs = top(per_job
         .into_iter()
-        .map(|((js, j), (n, s))| Offender {
-            jobset: js.to_string(),
+        .map(|((p, js, j), (n, s))| Offender {
+            jobset: format!("{p}:{js}"),
             job: j.to_string(),
             steps: n,
             slot_hours: hours(s),
@@ -189,8 +189,8 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
     })
 }
 
-/// Build id → ("project:jobset", job).
-fn build_owners(ds: &Dataset) -> Result<HashMap<i32, (String, String)>> {
+/// Build id → (project, jobset, job), borrowed from the frame.
+fn build_owners(ds: &Dataset) -> Result<HashMap<i32, (&str, &str, &str)>> {
     let df = &ds.builds;
     let err = |e| Error::frame("builds", e);
     let ids = df.column("id").map_err(err)?.i32().map_err(err)?;
@@ -202,8 +202,9 @@ fn build_owners(ds: &Dataset) -> Result<HashMap<i32, (String, String)>> {
             Some((
                 ids.get(i)?,
                 (
-                    format!("{}:{}", p.get(i).unwrap_or("?"), j.get(i).unwrap_or("?")),
-                    job.get(i).unwrap_or("?").to_string(),
+                    p.get(i).unwrap_or("?"),
+                    j.get(i).unwrap_or("?"),
+                    job.get(i).unwrap_or("?"),
                 ),
             ))
         })

@@ -1,0 +1,33 @@
+//! Helpers shared by the integration tests: running the real binary and checking the error
+//! contract (exit 1, one line on stderr, no panic).
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::process::{Command, Output};
+
+/// Runs the built binary with `args`, without a PGPASSWORD from the caller's environment.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("running the binary")
+}
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"));
+    c.env_remove("PGPASSWORD");
+    c
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The error contract: exit 1, one line on stderr starting with our prefix and containing
+/// `needle`, no panic.
+pub fn assert_one_line_error(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {err}");
+    assert!(lines[0].starts_with("hydra-bottleneck: error: "), "{err}");
+    assert!(lines[0].contains(needle), "`{needle}` not in: {err}");
+}
