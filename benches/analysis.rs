@@ -24,7 +24,7 @@ fn analytics(c: &mut Criterion) {
         .map(|t| hydra_bottleneck::machines::parse(t).unwrap());
     let opts = Options {
         machines,
-        gap_s: None,
+        ..Options::default()
     };
     let rows = ds.steps.height();
     let mut group = c.benchmark_group(format!("analyze_{rows}_steps"));

@@ -156,6 +156,9 @@ struct AnalyzeArgs {
     /// The dependency estimator's gap in seconds (see the README).
     #[arg(long, value_name = "SECONDS")]
     gap: Option<i64>,
+    /// Results of `compress --format json`, to set measured codec speeds beside the overhead fit.
+    #[arg(long, value_name = "FILE")]
+    compression: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -469,9 +472,14 @@ fn cmd_analyze(common: &Common, args: &AnalyzeArgs) -> anyhow::Result<()> {
             .transpose()
             .context("the machines file that came with the data")?,
     };
+    let codec_speeds = match &args.compression {
+        Some(p) => crate::analysis::codec_speeds(p)?,
+        None => Vec::new(),
+    };
     let opts = crate::analysis::Options {
         machines,
         gap_s: args.gap,
+        codec_speeds,
     };
     let findings = crate::analysis::analyze(&ds, &opts)?;
     let finding = match args.finding {

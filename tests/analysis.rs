@@ -1,5 +1,7 @@
 //! Findings checked against answers computed by hand on small handcrafted datasets.
 
+mod common;
+
 use hydra_bottleneck::analysis::{Steps, quality, utilization, waiting, waste};
 use hydra_bottleneck::dataset::{
     BUILDS, Dataset, DatasetMeta, EVALS, JOBSETS, Origin, Runner, STEP_OUTPUTS, STEPS, TableBuilder,
@@ -500,4 +502,102 @@ fn the_dependency_estimate_follows_the_gap_rule() {
         estimate(&s, &usable, 120),
         vec![e(3, 1), e(3, 2), e(4, 3), e(5, 4), e(6, 4)]
     );
+}
+
+#[test]
+fn findings_on_the_sample_against_its_ground_truth() {
+    use hydra_bottleneck::analysis::{Options, analyze};
+    use hydra_bottleneck::source::sample::{SampleSpec, generate};
+    let ds = generate(&SampleSpec {
+        scale: 0.3,
+        ..SampleSpec::default()
+    })
+    .unwrap();
+    let machines = hydra_bottleneck::machines::parse(ds.machines.as_deref().unwrap()).unwrap();
+    let f = analyze(
+        &ds,
+        &Options {
+            machines: Some(machines),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let a = f
+        .dependencies
+        .accuracy
+        .expect("the sample has a true graph");
+    println!(
+        "dependency estimate on the sample (gap {} s): precision {:.3}, recall {:.3}, \
+         same-build recall {:.3} ({} estimated, {} true edges)",
+        a.gap_s, a.precision, a.recall, a.recall_same_build, a.estimated, a.true_edges
+    );
+    assert!(a.precision > 0.7 && a.recall_same_build > 0.9, "{a:?}");
+    let l = &f.ledger;
+    let sum: f64 = l.total.buckets().iter().sum();
+    assert!((sum - l.total.available_h).abs() < 1e-6 * l.total.available_h);
+    assert!(l.slots_basis.contains("machines file"));
+    // Held time comes from the truth, and the truth's own total agrees.
+    assert!(l.held_basis.contains("ground truth"));
+    assert!(l.total.held_h > 0.0);
+    let fit = f.overhead.fit.expect("sizes are known in the sample");
+    // The generator copies at 40 MB/s and compresses with xz at 2.9 MB/s: together about 2.7 MB/s.
+    let mbps = fit.implied_mb_per_s.unwrap();
+    println!(
+        "overhead fit on the sample: fixed {:.0} ms, implied {mbps:.2} MB/s",
+        fit.fixed_ms
+    );
+    assert!((1.5..5.0).contains(&mbps), "{fit:?}");
+    assert!(f.waiting.overall.to_start.count > 0);
+    assert!(f.waste.wasted_slot_hours > 0.0);
+}
+
+#[test]
+fn measured_codec_speeds_are_set_beside_the_overhead_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    let text: String = (0..20_000)
+        .map(|i| format!("line {i} of a small tree\n"))
+        .collect();
+    std::fs::write(tree.join("a.txt"), &text).unwrap();
+    let o = common::run(&[
+        "compress",
+        "--input",
+        tree.to_str().unwrap(),
+        "--codecs",
+        "xz-1",
+        "--format",
+        "json",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let json = dir.path().join("c.json");
+    std::fs::write(&json, &o.stdout).unwrap();
+    let o = common::run(&[
+        "analyze",
+        "overhead",
+        "--compression",
+        json.to_str().unwrap(),
+        "--format",
+        "json",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &v["codecs"][0];
+    assert_eq!(c["codec"], "xz-1");
+    let speed = c["compress_mb_s_core"].as_f64().unwrap();
+    let implied = v["fit"]["implied_mb_per_s"].as_f64().unwrap();
+    let share = c["share_of_size_overhead"].as_f64().unwrap();
+    assert!((share - implied / speed).abs() < 1e-9);
+    // A file that is not compress output is named.
+    let o = common::run(&[
+        "analyze",
+        "overhead",
+        "--compression",
+        "/etc/hostname",
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(common::stderr(&o).contains("/etc/hostname"));
 }

@@ -3,7 +3,7 @@
 //! | bucket | definition |
 //! |---|---|
 //! | available | slots × window length; slots from the machines file, else the peak concurrency observed on the machine (said which) |
-//! | building | the part of each step's `[startTime, stopTime)` inside the window |
+//! | building | the part of each step's `[startTime, stopTime)` inside the window (under the Rust runner, less the step's overhead, which those times include) |
 //! | overhead | `BuildSteps.overhead` of the steps that stopped inside the window: sending inputs and receiving outputs (under the C++ runner receiving includes compressing, and newer C++ runners release the builder slot once receiving starts, so this is an upper bound on the slot time it takes) |
 //! | held | slot time held while nothing is recorded: waiting for the per-machine send lock and, under the C++ runner, for a local worker slot after building. The database does not record it; only the sample's ground truth (or a status series) gives it, otherwise 0 and said so |
 //! | dispatch loss | idle slot time while steps this machine could build were runnable but not started (runnable: the build was queued and every estimated dependency had finished) — capacity the dispatcher left unused |
@@ -218,7 +218,13 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         let Some(row) = rows.get_mut(key) else {
             continue;
         };
-        if let (Some(a), Some(b)) = (steps.start[i], steps.stop[i]) {
+        if let (Some(a), Some(mut b)) = (steps.start[i], steps.stop[i]) {
+            // Under the Rust runner a step's times span import, build and upload (stopTime is the
+            // runner's clock) and overhead is import + upload: take it off so that it is not
+            // counted twice. Under the C++ runner the times are the build alone.
+            if ds.meta.runner == crate::dataset::Runner::Rust {
+                b = a.max(b - steps.overhead_ms[i].unwrap_or(0).max(0) / 1000);
+            }
             let (ca, cb) = (a.max(lo), b.min(hi));
             if cb > ca {
                 row.building_h += (cb - ca) as f64 / 3600.0;

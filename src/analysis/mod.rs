@@ -251,6 +251,43 @@ pub struct Options {
     pub machines: Option<Vec<crate::machines::Machine>>,
     /// The dependency estimator's gap, seconds ([`deps::DEFAULT_GAP_S`] when `None`).
     pub gap_s: Option<i64>,
+    /// Measured compression speeds (codec, MB/s per core), from `compress --format json`, to
+    /// compare with the overhead's size-proportional part.
+    pub codec_speeds: Vec<(String, f64)>,
+}
+
+/// Reads `(codec, compression MB/s per core)` from the JSON `compress --format json` writes.
+pub fn codec_speeds(path: &std::path::Path) -> Result<Vec<(String, f64)>> {
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |why: &str| Error::Invalid(format!("{}: {why}", path.display()));
+    let v: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| bad(&format!("not JSON: {e}")))?;
+    let codecs = v
+        .get("codecs")
+        .and_then(|c| c.as_array())
+        .ok_or_else(|| bad("no `codecs` list: expected the output of `compress --format json`"))?;
+    codecs
+        .iter()
+        .map(|c| {
+            let name = c.get("codec").and_then(|x| x.as_str());
+            let speed = c.get("compress_mb_s_core").and_then(|x| x.as_f64());
+            match (name, speed) {
+                (Some(n), Some(s)) => Ok((n.to_string(), s)),
+                _ => Err(bad("a codec entry lacks `codec` or `compress_mb_s_core`")),
+            }
+        })
+        .collect()
+}
+
+/// How one measured codec compares with the overhead's growth with output size.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CodecComparison {
+    pub codec: String,
+    /// The codec's measured compression speed, MB/s per core.
+    pub compress_mb_s_core: f64,
+    /// Compressing alone at this speed would take this share of the size-proportional overhead
+    /// (implied MB/s ÷ codec MB/s); above 1, the codec is slower than the overhead grows.
+    pub share_of_size_overhead: Option<f64>,
 }
 
 /// The dependency estimate as reported.
@@ -270,6 +307,8 @@ pub struct Overhead {
     /// Where the output sizes come from.
     pub sizes_from: String,
     pub fit: Option<overhead::Fit>,
+    /// Measured codecs next to the fit (with `--compression`).
+    pub codecs: Vec<CodecComparison>,
 }
 
 /// Every finding of one dataset.
@@ -328,10 +367,23 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
         until: hi,
         quality,
         ledger,
-        overhead: Overhead {
-            definition: overhead::DEFINITION,
-            sizes_from,
-            fit: overhead::fit(&points),
+        overhead: {
+            let fit = overhead::fit(&points);
+            let implied = fit.and_then(|f| f.implied_mb_per_s);
+            Overhead {
+                definition: overhead::DEFINITION,
+                sizes_from,
+                fit,
+                codecs: opts
+                    .codec_speeds
+                    .iter()
+                    .map(|(codec, speed)| CodecComparison {
+                        codec: codec.clone(),
+                        compress_mb_s_core: *speed,
+                        share_of_size_overhead: implied.filter(|_| *speed > 0.0).map(|i| i / speed),
+                    })
+                    .collect(),
+            }
         },
         waiting,
         utilization,

@@ -261,6 +261,21 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                     o.sizes_from.clone(),
                 ],
             };
+            let mut rows = vec![row];
+            rows.extend(o.codecs.iter().map(|c| {
+                vec![
+                    format!("codec {}", c.codec),
+                    String::new(),
+                    String::new(),
+                    format!("{:.2}", c.compress_mb_s_core),
+                    c.share_of_size_overhead
+                        .map(|x| format!("{x:.2}"))
+                        .unwrap_or_default(),
+                    "compress: MB/s per core; share of the size-proportional overhead that \
+                     compressing alone would take"
+                        .into(),
+                ]
+            }));
             (
                 vec![
                     "steps",
@@ -270,7 +285,7 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                     "size_share",
                     "sizes_from",
                 ],
-                vec![row],
+                rows,
                 json(o)?,
             )
         }
