@@ -28,11 +28,11 @@ pub enum Error {
     Snapshot { path: PathBuf, reason: String },
 
     /// Reading or writing a file.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        // Not a `#[source]`: the message already carries it, and error chains would repeat it.
+        cause: std::io::Error,
     },
 
     /// A value given on the command line or in a file that makes no sense.
@@ -78,7 +78,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 

@@ -261,3 +261,18 @@ fn without_a_source_the_sample_is_used_and_said_so() {
     assert!(quiet.status.success());
     assert!(quiet.stderr.is_empty());
 }
+
+#[test]
+fn a_window_outside_the_data_is_one_clear_line() {
+    let o = run(&["analyze", "ledger", "--since", "2030-01-01", "-q"]);
+    assert_one_line_error(&o, "lies outside the data");
+    let o = run(&[
+        "analyze",
+        "ledger",
+        "--machines",
+        "/nonexistent/machines",
+        "-q",
+    ]);
+    assert_one_line_error(&o, "/nonexistent/machines: No such file");
+    assert_eq!(stderr(&o).matches("No such file").count(), 1, "said once");
+}

@@ -78,6 +78,9 @@ pub struct Steps {
     pub system: Vec<String>,
     pub overhead_ms: Vec<Option<i64>>,
     pub times_built: Vec<Option<i32>>,
+    /// The build whose failure this step row records (Hydra writes such rows with the machine
+    /// but without times).
+    pub propagated_from: Vec<Option<i32>>,
 }
 
 impl Steps {
@@ -140,6 +143,7 @@ impl Steps {
                 .collect(),
             overhead_ms: i64s("overhead_ms")?,
             times_built: i32s("times_built")?,
+            propagated_from: i32s("propagated_from")?,
         })
     }
 

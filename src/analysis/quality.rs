@@ -103,16 +103,23 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
     );
     run(
         "finished_without_times",
-        "the step finished on a machine but lacks its startTime or stopTime",
+        "the step finished on a machine but lacks its startTime or stopTime (rows recording a \
+         failure propagated from another build legitimately have no times and are not counted)",
         true,
-        &|i| built_remotely(i) && (steps.start[i].is_none() || steps.stop[i].is_none()),
+        &|i| {
+            built_remotely(i)
+                && steps.propagated_from[i].is_none()
+                && !steps.machine[i].is_empty()
+                && (steps.start[i].is_none() || steps.stop[i].is_none())
+        },
     );
     run(
         "built_without_machine",
-        "the step ran (it has a duration) but names no machine",
+        "a build step (not a substitution) ran for a while but names no machine",
         false,
         &|i| {
             built_remotely(i)
+                && steps.kind[i] == 0
                 && steps.duration(i).is_some_and(|d| d > 0)
                 && steps.machine[i].is_empty()
         },

@@ -65,7 +65,17 @@ pub async fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
     let ds = if opts.window.is_unbounded() {
         ds
     } else {
-        restrict(ds, window.within(recorded))?
+        let inside = window.within(recorded);
+        if let (Some(s), Some(u)) = (inside.since, inside.until)
+            && s >= u
+        {
+            return Err(Error::Invalid(format!(
+                "the window {} lies outside the data, which covers {}",
+                window.describe(),
+                recorded.describe()
+            )));
+        }
+        restrict(ds, inside)?
     };
     normalize(ds)
 }
