@@ -256,12 +256,7 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<Table> {
     let s = connect(params, true, timeout).await?;
-    let now: i64 = s
-        .client
-        .query_one("SELECT extract(epoch FROM now())::int8", &[])
-        .await
-        .map_err(|e| s.error("reading the server's clock", e))?
-        .get(0);
+    let now = s.now().await?;
     let bound = bind(q, given, now)?;
     let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = bound
         .iter()

@@ -70,6 +70,16 @@ pub struct Session {
 }
 
 impl Session {
+    /// The server's clock, unix seconds: relative windows count back from it, not from ours.
+    pub async fn now(&self) -> Result<i64> {
+        Ok(self
+            .client
+            .query_one("SELECT extract(epoch FROM now())::int8", &[])
+            .await
+            .map_err(|e| self.error("reading the server's clock", e))?
+            .get(0))
+    }
+
     /// Explains a failed query, adding why the connection died when it did.
     pub fn error(&self, what: &str, e: tokio_postgres::Error) -> Error {
         let mut reason = pg_reason(&e);
@@ -531,12 +541,7 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
         Some(r) => (r, "given with --runner".to_string()),
         None => detect_runner(&info),
     };
-    let now: i64 = s
-        .client
-        .query_one("SELECT extract(epoch FROM now())::int8", &[])
-        .await
-        .map_err(|e| s.error("reading the server's clock", e))?
-        .get(0);
+    let now = s.now().await?;
     let window = opts.window.resolve(now).map_err(Error::Invalid)?;
     for (table, what) in [
         ("buildstepoutputs", "step outputs"),
