@@ -194,6 +194,14 @@ struct CompressArgs {
     /// Cap of the default corpus, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     corpus_mib: u64,
+    /// Project each codec onto the farm's output volume (from --db, --snapshot or the sample):
+    /// core-hours a day, cores for the busiest hour, TiB a month, and money.
+    #[arg(long)]
+    project: bool,
+    /// With --project: a TOML cost file (currency, core_hour, storage_tib_month, egress_tib,
+    /// egress_tib_month); missing fields take the documented defaults.
+    #[arg(long, value_name = "FILE", requires = "project")]
+    costs: Option<PathBuf>,
 }
 
 /// Arguments of a command whose feature is not built yet: accepted, then refused clearly.
@@ -586,7 +594,72 @@ fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
         corpus_cap: args.corpus_mib.saturating_mul(1 << 20),
         ..compress::Options::default()
     };
+    // Read the dataset first: a bad source should fail before minutes of compressing.
+    let projection = if args.project {
+        let spec = common.source();
+        if spec.is_sample() {
+            common
+                .note("no --db or --snapshot given: projecting onto the built-in sample's volume");
+        }
+        let ds = runtime()?.block_on(source::load(&spec, &common.read_options()))?;
+        let costs = match &args.costs {
+            Some(p) => compress::project::read_costs(p)?,
+            None => compress::project::Costs::default(),
+        };
+        Some((compress::project::volume(&ds)?, costs))
+    } else {
+        None
+    };
     let report = compress::run(&opts, &|m: &str| common.note(m))?;
+    if let Some((volume, costs)) = projection {
+        let rows_p = compress::project::project(&volume, &report.codecs, &costs);
+        common.note(&format!(
+            "output volume: {:.1} GB/day over {:.1} days ({} builds), busiest hour {:.2} GB at {} \
+             — {}",
+            volume.bytes_per_day / 1e9,
+            volume.days,
+            volume.builds,
+            volume.peak_hour_bytes / 1e9,
+            crate::window::fmt_time(volume.peak_hour),
+            compress::project::VOLUME_BASIS
+        ));
+        let cur = costs.currency.clone();
+        let rows: Vec<Vec<String>> = rows_p
+            .iter()
+            .map(|p| {
+                vec![
+                    p.codec.clone(),
+                    format!("{:.2}", p.compress_core_hours_per_day),
+                    format!("{:.2}", p.peak_hour_cores),
+                    format!("{:.3}", p.stored_tib_per_month),
+                    format!("{:.0}", p.client_decompress_core_hours_per_month),
+                    format!("{:.2} {cur}", p.farm_cost_per_month),
+                    format!("{:.2} {cur}", p.client_cost_per_month),
+                ]
+            })
+            .collect();
+        let json = serde_json::json!({
+            "volume": volume,
+            "costs": costs,
+            "projections": rows_p,
+            "measurements": report,
+        });
+        print_rows(
+            common.format(),
+            &[
+                "codec",
+                "compress core-h/day",
+                "peak-hour cores",
+                "stored TiB/month",
+                "client decompress core-h/month",
+                "farm cost/month (estimate)",
+                "client cost/month (estimate)",
+            ],
+            &rows,
+            &json,
+        )?;
+        return Ok(());
+    }
     let mut header = vec![
         "codec",
         "nars",

@@ -325,3 +325,94 @@ fn pareto_keeps_only_undominated_codecs() {
         .collect();
     assert_eq!(front, ["small", "fast", "mid"]);
 }
+
+#[test]
+fn projection_onto_the_farm_volume_and_a_cost_file() {
+    mod common {
+        pub fn bin() -> std::process::Command {
+            std::process::Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"))
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    let text: String = (0..50_000)
+        .map(|i| format!("row {i} of some output\n"))
+        .collect();
+    std::fs::write(tree.join("out.txt"), &text).unwrap();
+    let costs = dir.path().join("costs.toml");
+    std::fs::write(
+        &costs,
+        "currency = \"USD\"\ncore_hour = 0.5\nstorage_tib_month = 20\n",
+    )
+    .unwrap();
+    let out = common::bin()
+        .args([
+            "compress",
+            "--input",
+            tree.to_str().unwrap(),
+            "--codecs",
+            "zstd-1",
+        ])
+        .args([
+            "--project",
+            "--costs",
+            costs.to_str().unwrap(),
+            "--format",
+            "json",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vol = &v["volume"];
+    let per_day = vol["bytes_per_day"].as_f64().unwrap();
+    assert!(
+        per_day > 1e9,
+        "the sample farm writes gigabytes a day: {vol}"
+    );
+    assert_eq!(vol["days"].as_f64().unwrap(), 7.0);
+    let p = &v["projections"][0];
+    let codec = &v["measurements"]["codecs"][0];
+    let mbps = codec["compress_mb_s_core"].as_f64().unwrap();
+    let ratio = codec["ratio_pct"].as_f64().unwrap() / 100.0;
+    let hours = per_day / (mbps * 1e6) / 3600.0;
+    assert!(
+        (p["compress_core_hours_per_day"].as_f64().unwrap() - hours).abs() < 1e-9 * hours.max(1.0)
+    );
+    let stored = per_day * 30.0 * ratio / 1_099_511_627_776.0;
+    assert!((p["stored_tib_per_month"].as_f64().unwrap() - stored).abs() < 1e-9);
+    let cost = hours * 30.0 * 0.5 + stored * 20.0;
+    assert!(
+        (p["farm_cost_per_month"].as_f64().unwrap() - cost).abs() < 1e-6,
+        "{p}"
+    );
+    assert_eq!(v["costs"]["currency"], "USD");
+    // The busiest hour needs more cores than the average hour.
+    assert!(p["peak_hour_cores"].as_f64().unwrap() >= hours / 24.0);
+
+    std::fs::write(&costs, "core_hours = 1\n").unwrap();
+    let out = common::bin()
+        .args([
+            "compress",
+            "--input",
+            tree.to_str().unwrap(),
+            "--codecs",
+            "zstd-1",
+        ])
+        .args(["--project", "--costs", costs.to_str().unwrap(), "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("costs.toml") && err.contains("core_hours"),
+        "{err}"
+    );
+}

@@ -10,6 +10,7 @@ pub mod codecs;
 pub mod cpu;
 pub mod input;
 pub mod measure;
+pub mod project;
 
 use std::sync::RwLock;
 

@@ -1,0 +1,195 @@
+//! Projection: measured codec speeds and ratios turned into the farm's cost per day and month,
+//! using the output volume the dataset records (`Builds.size`), and a cost file.
+//!
+//! Only a build's own outputs have a recorded NAR size; the outputs of its dependency steps are
+//! compressed too but their sizes are not stored, so the volume — and every figure below — is a
+//! lower bound, and says so.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::CodecSummary;
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+
+/// Prices, in one currency. Every default is an estimate from public figures (hydra-facts.md
+/// "Costs"), written next to it; a cost file replaces any of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Costs {
+    pub currency: String,
+    /// Price of one core-hour. Default: a Hetzner builder at 255 EUR/month (the NixOS
+    /// foundation's 240–270 EUR, 2024) assumed to have 32 cores: 255 / (730 h × 32).
+    pub core_hour: f64,
+    /// Storage per TiB-month. Default: cache.nixos.org's S3 bill of about $5.5k/month for
+    /// 425 TiB (May 2023) = $12.9/TiB-month, at 0.92 EUR/USD.
+    pub storage_tib_month: f64,
+    /// Egress per TiB served. Default 0: cache.nixos.org's CDN traffic is sponsored.
+    pub egress_tib: f64,
+    /// Compressed TiB served to clients per month, for their decompression cost. Default:
+    /// cache.nixos.org's ~1.5 PiB/month through the CDN.
+    pub egress_tib_month: f64,
+}
+
+impl Default for Costs {
+    fn default() -> Self {
+        Costs {
+            currency: "EUR".into(),
+            core_hour: 255.0 / (730.0 * 32.0),
+            storage_tib_month: 5500.0 / 425.0 * 0.92,
+            egress_tib: 0.0,
+            egress_tib_month: 1536.0,
+        }
+    }
+}
+
+/// Reads a cost file (TOML with any of the [`Costs`] fields).
+pub fn read_costs(path: &Path) -> Result<Costs> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let costs: Costs = toml::from_str(&text)
+        .map_err(|e| Error::Invalid(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
+    for (name, v) in [
+        ("core_hour", costs.core_hour),
+        ("storage_tib_month", costs.storage_tib_month),
+        ("egress_tib", costs.egress_tib),
+        ("egress_tib_month", costs.egress_tib_month),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(Error::Invalid(format!(
+                "{}: `{name}` must be a non-negative number",
+                path.display()
+            )));
+        }
+    }
+    Ok(costs)
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The farm's output volume over the dataset's window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Volume {
+    pub basis: &'static str,
+    pub builds: usize,
+    pub days: f64,
+    pub bytes_per_day: f64,
+    /// The busiest hour (UTC, unix seconds at its start) and its output bytes.
+    pub peak_hour: i64,
+    pub peak_hour_bytes: f64,
+}
+
+pub const VOLUME_BASIS: &str = "Builds.size (NAR size of each finished, non-cached build's own \
+    outputs), by the hour the build stopped; dependency outputs are not recorded, so this is a \
+    lower bound";
+
+pub fn volume(ds: &Dataset) -> Result<Volume> {
+    let err = |e| Error::frame("builds", e);
+    let b = &ds.builds;
+    let size = b.column("size").map_err(err)?.i64().map_err(err)?;
+    let stop = b.column("stop_time").map_err(err)?.i64().map_err(err)?;
+    let fin = b.column("finished").map_err(err)?.bool().map_err(err)?;
+    let cached = b
+        .column("is_cached_build")
+        .map_err(err)?
+        .bool()
+        .map_err(err)?;
+    let mut per_hour: BTreeMap<i64, f64> = BTreeMap::new();
+    let (mut total, mut n) = (0.0, 0);
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for i in 0..b.height() {
+        let (Some(s), Some(t), Some(true)) = (size.get(i), stop.get(i), fin.get(i)) else {
+            continue;
+        };
+        if cached.get(i) == Some(true) || s < 0 {
+            continue;
+        }
+        *per_hour.entry(t.div_euclid(3600) * 3600).or_default() += s as f64;
+        total += s as f64;
+        n += 1;
+        lo = lo.min(t);
+        hi = hi.max(t);
+    }
+    let span_s = match (ds.meta.window.since, ds.meta.window.until) {
+        (Some(a), Some(b)) if b > a => (b - a) as f64,
+        _ if n > 0 => ((hi - lo) as f64).max(3600.0),
+        _ => 0.0,
+    };
+    let days = span_s / 86_400.0;
+    let (peak_hour, peak_hour_bytes) = per_hour
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(h, v)| (*h, *v))
+        .unwrap_or((0, 0.0));
+    Ok(Volume {
+        basis: VOLUME_BASIS,
+        builds: n,
+        days,
+        bytes_per_day: if days > 0.0 { total / days } else { 0.0 },
+        peak_hour,
+        peak_hour_bytes,
+    })
+}
+
+/// One codec's cost at the farm's volume.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Projection {
+    pub codec: String,
+    /// CPU to compress a day's output, core-hours.
+    pub compress_core_hours_per_day: f64,
+    /// Cores busy compressing to keep up with the busiest hour (what the C++ runner's local
+    /// worker slots had to deliver).
+    pub peak_hour_cores: f64,
+    /// Compressed TiB added to the cache per month (30 days).
+    pub stored_tib_per_month: f64,
+    /// Clients' CPU to decompress the month's egress, core-hours.
+    pub client_decompress_core_hours_per_month: f64,
+    /// Farm cost per month: compressing + one month of storing a month's new output + egress.
+    pub farm_cost_per_month: f64,
+    /// Clients' decompression at the same core-hour price (not the farm's bill).
+    pub client_cost_per_month: f64,
+}
+
+const TIB: f64 = 1_099_511_627_776.0;
+
+pub fn project(v: &Volume, codecs: &[CodecSummary], c: &Costs) -> Vec<Projection> {
+    codecs
+        .iter()
+        .filter(|s| s.compress_mb_s_core > 0.0 && s.decompress_mb_s > 0.0)
+        .map(|s| {
+            let ratio = s.ratio_pct / 100.0;
+            let comp_bps = s.compress_mb_s_core * 1e6;
+            let compress_h = v.bytes_per_day / comp_bps / 3600.0;
+            let stored = v.bytes_per_day * 30.0 * ratio / TIB;
+            // Egress is compressed bytes; clients decompress it back to NAR bytes.
+            let nar_served = c.egress_tib_month * TIB / ratio.max(1e-9);
+            let client_h = nar_served / (s.decompress_mb_s * 1e6) / 3600.0;
+            Projection {
+                codec: s.codec.clone(),
+                compress_core_hours_per_day: compress_h,
+                peak_hour_cores: v.peak_hour_bytes / 3600.0 / comp_bps,
+                stored_tib_per_month: stored,
+                client_decompress_core_hours_per_month: client_h,
+                farm_cost_per_month: compress_h * 30.0 * c.core_hour
+                    + stored * c.storage_tib_month
+                    + c.egress_tib_month * c.egress_tib,
+                client_cost_per_month: client_h * c.core_hour,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_estimates() {
+        let c = Costs::default();
+        assert!((c.core_hour - 0.010916).abs() < 1e-5);
+        assert!((c.storage_tib_month - 11.906).abs() < 1e-2);
+    }
+}
