@@ -162,10 +162,30 @@ fn truncated_compressed_nars_are_a_clear_error() {
             );
         }
     }
+    // bzip2, made by the real bzip2 tool (old binary caches' default).
+    let plain = dir.path().join("x.nar");
+    fs::write(&plain, &nar_bytes).unwrap();
+    let st = Command::new("bzip2")
+        .arg("-k")
+        .arg(&plain)
+        .status()
+        .unwrap();
+    assert!(st.success());
     let bz = dir.path().join("x.nar.bz2");
-    fs::write(&bz, b"BZh").unwrap();
-    let err = compress::input::resolve(&[bz.display().to_string()], None).unwrap_err();
-    assert!(err.to_string().contains("bzip2"), "{err}");
+    let sources = compress::input::resolve(&[bz.display().to_string()], None).unwrap();
+    assert_eq!(
+        sources[0].load().unwrap().summary.nar_hash,
+        NarHash::of(&nar_bytes)
+    );
+    let comp = fs::read(&bz).unwrap();
+    let cut = dir.path().join("cut.nar.bz2");
+    fs::write(&cut, &comp[..comp.len() / 2]).unwrap();
+    let sources = compress::input::resolve(&[cut.display().to_string()], None).unwrap();
+    let err = sources[0].load().err().expect("truncated").to_string();
+    assert!(
+        err.contains("cut.nar.bz2") && err.contains("truncated"),
+        "{err}"
+    );
 }
 
 /// Compressed size from a command-line tool reading `path`.

@@ -374,6 +374,8 @@ pub enum Compression {
     None,
     Xz,
     Zstd,
+    /// Old binary caches' default (Nix reads a narinfo without `Compression` as bzip2).
+    Bzip2,
 }
 
 /// Decompresses a whole `.xz` (possibly several concatenated streams) or `.zst` (possibly many
@@ -395,6 +397,22 @@ pub fn decompress(
             let stream = Stream::new_stream_decoder(u64::MAX, xz2::stream::CONCATENATED)
                 .map_err(io::Error::other)?;
             xz_into(stream, input, out)
+        }
+        Compression::Bzip2 => {
+            let mut d = bzip2::read::MultiBzDecoder::new(input);
+            d.read_to_end(out).map(|_| ()).map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "truncated bzip2 stream: it ends after {} compressed bytes",
+                            input.len()
+                        ),
+                    )
+                } else {
+                    e
+                }
+            })
         }
         Compression::Zstd => {
             let mut d = zstd::stream::read::Decoder::with_buffer(input)?;

@@ -94,11 +94,9 @@ fn compression_of(name: &str, what: &str) -> Result<Compression> {
         "none" | "" => Ok(Compression::None),
         "xz" => Ok(Compression::Xz),
         "zstd" => Ok(Compression::Zstd),
-        "bzip2" => Err(Error::Invalid(format!(
-            "{what}: bzip2-compressed NARs are not supported by this build (decompress with bunzip2 first)"
-        ))),
+        "bzip2" => Ok(Compression::Bzip2),
         other => Err(Error::Invalid(format!(
-            "{what}: compression '{other}' is not supported (xz, zstd or none)"
+            "{what}: compression '{other}' is not supported (xz, zstd, bzip2 or none)"
         ))),
     }
 }
@@ -131,8 +129,7 @@ pub fn resolve(inputs: &[String], sample: Option<usize>) -> Result<Vec<NarSource
         } else if lower.ends_with(".zst") {
             Kind::File(path, Compression::Zstd)
         } else if lower.ends_with(".bz2") {
-            compression_of("bzip2", &name)?;
-            continue;
+            Kind::File(path, Compression::Bzip2)
         } else {
             Kind::Pack(path)
         };
