@@ -194,6 +194,14 @@ struct CompressArgs {
     /// Cap of the default corpus, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     corpus_mib: u64,
+    /// Measure N output paths of the dataset's builds (--db, --snapshot or the sample), chosen
+    /// across the range of their sizes, found in the local Nix store or a --cache.
+    #[arg(long, value_name = "N")]
+    from_outputs: Option<usize>,
+    /// With --from-outputs: a local binary cache (directory or file:// URL) to find outputs in
+    /// (repeatable).
+    #[arg(long, value_name = "DIR|URL", requires = "from_outputs")]
+    cache: Vec<String>,
     /// Project each codec onto the farm's output volume (from --db, --snapshot or the sample):
     /// core-hours a day, cores for the busiest hour, TiB a month, and money.
     #[arg(long)]
@@ -595,18 +603,52 @@ fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
         ..compress::Options::default()
     };
     // Read the dataset first: a bad source should fail before minutes of compressing.
-    let projection = if args.project {
+    let ds = if args.project || args.from_outputs.is_some() {
         let spec = common.source();
         if spec.is_sample() {
-            common
-                .note("no --db or --snapshot given: projecting onto the built-in sample's volume");
+            common.note("no --db or --snapshot given: using the built-in sample's builds");
         }
-        let ds = runtime()?.block_on(source::load(&spec, &common.read_options()))?;
+        Some(runtime()?.block_on(source::load(&spec, &common.read_options()))?)
+    } else {
+        None
+    };
+    let mut opts = opts;
+    if let (Some(n), Some(ds)) = (args.from_outputs, &ds) {
+        let picks = compress::outputs::pick(ds, n)?;
+        let caches: Vec<PathBuf> = args
+            .cache
+            .iter()
+            .map(|c| {
+                let c = c.strip_prefix("file://").unwrap_or(c);
+                PathBuf::from(c.split('?').next().unwrap_or(c))
+            })
+            .collect();
+        let (found, missing) = compress::outputs::locate(&picks, &caches)?;
+        if found.is_empty() {
+            return Err(crate::Error::Invalid(format!(
+                "none of the {} output paths picked from {} is in the local store or a --cache \
+                 (the first: {})",
+                picks.len(),
+                ds.meta.origin.describe(),
+                missing.first().map(String::as_str).unwrap_or("none")
+            ))
+            .into());
+        }
+        common.note(&format!(
+            "--from-outputs: measuring {} of {} picked output paths ({} not found locally or in a \
+             cache)",
+            found.len(),
+            picks.len(),
+            missing.len()
+        ));
+        opts.extra = found;
+    }
+    let projection = if let (true, Some(ds)) = (args.project, &ds) {
         let costs = match &args.costs {
             Some(p) => compress::project::read_costs(p)?,
             None => compress::project::Costs::default(),
         };
-        Some((compress::project::volume(&ds)?, costs))
+        Some((compress::project::volume(ds)?, costs))
     } else {
         None
     };

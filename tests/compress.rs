@@ -436,3 +436,162 @@ fn projection_onto_the_farm_volume_and_a_cost_file() {
         "{err}"
     );
 }
+
+/// A one-build dataset whose build produced `out_path`, written as a snapshot at `dir`.
+fn snapshot_with_output(dir: &Path, out_path: &str, size: i64) -> std::path::PathBuf {
+    use hydra_bottleneck::dataset::*;
+    let drv = "/nix/store/00000000000000000000000000000000-pkg.drv";
+    let mut s = TableBuilder::new(&STEPS, 8);
+    s.i32(0, Some(1));
+    s.i32(1, Some(1));
+    s.i32(2, Some(0));
+    s.str(3, Some(drv));
+    s.i32(4, Some(0));
+    s.i32(5, Some(0));
+    s.i64(6, Some(1000));
+    s.i64(7, Some(1100));
+    s.str(8, Some("ssh://b1"));
+    s.str(9, Some("x86_64-linux"));
+    s.i32(10, None);
+    s.i64(11, Some(500));
+    s.i32(12, Some(1));
+    s.bool(13, Some(false));
+    s.end_row();
+    let mut b = TableBuilder::new(&BUILDS, 8);
+    b.i32(0, Some(1));
+    b.i32(1, Some(1));
+    b.str(2, Some("p"));
+    b.str(3, Some("j"));
+    b.str(4, Some("pkg"));
+    b.str(5, Some("x86_64-linux"));
+    b.str(6, Some("pkg"));
+    b.i64(7, Some(900));
+    b.i64(8, Some(1000));
+    b.i64(9, Some(1100));
+    b.bool(10, Some(true));
+    b.i32(11, Some(0));
+    b.bool(12, Some(false));
+    b.i32(13, Some(0));
+    b.i32(14, Some(0));
+    b.i64(15, Some(size));
+    b.i64(16, Some(size));
+    b.str(17, Some(drv));
+    b.end_row();
+    let mut o = TableBuilder::new(&STEP_OUTPUTS, 8);
+    o.i32(0, Some(1));
+    o.i32(1, Some(1));
+    o.str(2, Some("out"));
+    o.str(3, Some(out_path));
+    o.end_row();
+    let ds = Dataset {
+        meta: DatasetMeta {
+            origin: Origin::Sample {
+                preset: "handmade".into(),
+                seed: 0,
+                scale: 1.0,
+            },
+            schema_version: None,
+            runner: Runner::Cpp,
+            runner_basis: "test".into(),
+            window: hydra_bottleneck::window::Window {
+                since: Some(0),
+                until: Some(86_400),
+            },
+        },
+        steps: s.finish(),
+        builds: b.finish(),
+        step_outputs: o.finish(),
+        jobsets: JOBSETS.empty(),
+        evals: EVALS.empty(),
+        truth: None,
+        machines: None,
+    };
+    let snap = dir.join("snap");
+    hydra_bottleneck::source::snapshot::write(&ds, &snap, false).unwrap();
+    snap
+}
+
+#[test]
+fn from_outputs_finds_build_outputs_in_the_store_or_a_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_hydra-bottleneck");
+    // 1. The output exists locally: it is packed from there.
+    let local = tree(dir.path());
+    let snap = snapshot_with_output(dir.path(), local.to_str().unwrap(), 12345);
+    let out = Command::new(bin)
+        .args([
+            "compress",
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--from-outputs",
+            "3",
+        ])
+        .args(["--codecs", "zstd-1", "--format", "json", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["measurements"][0]["nar"], local.to_str().unwrap());
+
+    // 2. Not in the store, but in a binary cache: found by its hash part.
+    let mut nar_bytes = Vec::new();
+    nar::dump_path(&local, &mut nar_bytes).unwrap();
+    let store_path = "/nix/store/abcdfghijklmnpqrsvwxyz0123456789-pkg";
+    let cache = dir.path().join("cache");
+    fs::create_dir_all(cache.join("nar")).unwrap();
+    fs::write(cache.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    fs::write(cache.join("nar/x.nar"), &nar_bytes).unwrap();
+    fs::write(
+        cache.join("abcdfghijklmnpqrsvwxyz0123456789.narinfo"),
+        format!(
+            "StorePath: {store_path}\nURL: nar/x.nar\nCompression: none\nNarHash: {}\nNarSize: {}\n",
+            NarHash::of(&nar_bytes),
+            nar_bytes.len()
+        ),
+    )
+    .unwrap();
+    fs::remove_dir_all(&snap).unwrap();
+    let snap = snapshot_with_output(dir.path(), store_path, 12345);
+    let out = Command::new(bin)
+        .args([
+            "compress",
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--from-outputs",
+            "1",
+        ])
+        .args(["--cache", &format!("file://{}", cache.display())])
+        .args(["--codecs", "zstd-1", "--format", "json", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["measurements"][0]["nar"], store_path);
+
+    // 3. Nowhere: one clear line.
+    let out = Command::new(bin)
+        .args([
+            "compress",
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--from-outputs",
+            "1",
+        ])
+        .args(["--codecs", "zstd-1", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("none of the 1 output paths") && err.contains(store_path),
+        "{err}"
+    );
+}

@@ -170,19 +170,37 @@ fn cache(dir: &Path, sample: Option<usize>) -> Result<Vec<NarSource>> {
     }
     infos
         .into_iter()
-        .map(|info| {
-            let what = format!("{} (in {})", info.store_path, dir.display());
-            let compression = compression_of(&info.compression, &what)?;
-            Ok(NarSource {
-                name: info.store_path.clone(),
-                kind: Kind::File(dir.join(&info.url), compression),
-                expected: Some(info),
-            })
-        })
+        .map(|info| NarSource::from_cache(dir, info))
         .collect()
 }
 
+/// Looks up a store path in a local binary cache by its hash part (`<hash>.narinfo`).
+pub fn find_in_cache(dir: &Path, store_path: &str) -> Result<Option<NarSource>> {
+    let base = store_path.rsplit('/').next().unwrap_or(store_path);
+    let Some(hash) = base.get(..32) else {
+        return Ok(None);
+    };
+    let p = dir.join(format!("{hash}.narinfo"));
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let text = fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    let info = parse_narinfo(&text, &p.display().to_string())?;
+    NarSource::from_cache(dir, info).map(Some)
+}
+
 impl NarSource {
+    /// A NAR of the binary cache at `dir`, described by `info`.
+    fn from_cache(dir: &Path, info: NarInfo) -> Result<Self> {
+        let what = format!("{} (in {})", info.store_path, dir.display());
+        let compression = compression_of(&info.compression, &what)?;
+        Ok(NarSource {
+            name: info.store_path.clone(),
+            kind: Kind::File(dir.join(&info.url), compression),
+            expected: Some(info),
+        })
+    }
+
     /// A tree to pack, named by its path.
     pub fn pack(path: impl Into<PathBuf>) -> Self {
         let path = path.into();

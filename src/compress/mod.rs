@@ -10,6 +10,7 @@ pub mod codecs;
 pub mod cpu;
 pub mod input;
 pub mod measure;
+pub mod outputs;
 pub mod project;
 
 use std::sync::RwLock;
@@ -42,6 +43,8 @@ pub struct Options {
     pub sample: Option<usize>,
     pub corpus_cap: u64,
     pub nar_cap: u64,
+    /// NARs chosen elsewhere (`--from-outputs`), measured with the inputs.
+    pub extra: Vec<input::NarSource>,
 }
 
 impl Default for Options {
@@ -52,6 +55,7 @@ impl Default for Options {
             sample: None,
             corpus_cap: DEFAULT_CORPUS_CAP,
             nar_cap: DEFAULT_NAR_CAP,
+            extra: Vec::new(),
         }
     }
 }
@@ -77,7 +81,7 @@ pub struct Report {
 
 /// Measures every codec on every NAR. `note` receives progress lines for stderr.
 pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
-    let default_corpus = opts.inputs.is_empty();
+    let default_corpus = opts.inputs.is_empty() && opts.extra.is_empty();
     let sources = if default_corpus {
         let s = input::default_corpus(opts.corpus_cap, opts.nar_cap);
         note(&format!(
@@ -88,7 +92,9 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
         ));
         s
     } else {
-        input::resolve(&opts.inputs, opts.sample)?
+        let mut s = input::resolve(&opts.inputs, opts.sample)?;
+        s.extend(opts.extra.iter().cloned());
+        s
     };
     if sources.is_empty() {
         return Err(Error::Invalid(
