@@ -398,39 +398,34 @@ pub fn decompress(
                 .map_err(io::Error::other)?;
             xz_into(stream, input, out)
         }
-        Compression::Bzip2 => {
-            let mut d = bzip2::read::MultiBzDecoder::new(input);
-            d.read_to_end(out).map(|_| ()).map_err(|e| {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    io::Error::new(
-                        e.kind(),
-                        format!(
-                            "truncated bzip2 stream: it ends after {} compressed bytes",
-                            input.len()
-                        ),
-                    )
-                } else {
-                    e
-                }
-            })
-        }
-        Compression::Zstd => {
-            let mut d = zstd::stream::read::Decoder::with_buffer(input)?;
-            d.read_to_end(out).map(|_| ()).map_err(|e| {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    io::Error::new(
-                        e.kind(),
-                        format!(
-                            "truncated zstd stream: it ends after {} compressed bytes inside a frame",
-                            input.len()
-                        ),
-                    )
-                } else {
-                    e
-                }
-            })
-        }
+        Compression::Bzip2 => read_all(
+            bzip2::read::MultiBzDecoder::new(input),
+            out,
+            &format!(
+                "truncated bzip2 stream: it ends after {} compressed bytes",
+                input.len()
+            ),
+        ),
+        Compression::Zstd => read_all(
+            zstd::stream::read::Decoder::with_buffer(input)?,
+            out,
+            &format!(
+                "truncated zstd stream: it ends after {} compressed bytes inside a frame",
+                input.len()
+            ),
+        ),
     }
+}
+
+/// Reads a whole decoder into `out`; an early end of input becomes `truncated`, said plainly.
+fn read_all(mut d: impl Read, out: &mut Vec<u8>, truncated: &str) -> io::Result<()> {
+    d.read_to_end(out).map(|_| ()).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(e.kind(), truncated.to_string())
+        } else {
+            e
+        }
+    })
 }
 
 fn xz_into(mut stream: Stream, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
