@@ -244,7 +244,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
     // Held: only the sample's ground truth knows it.
     let held_basis = match &ds.truth {
         Some(t) => {
-            let held = truth_held(ds, t, steps, lo, hi)?;
+            let held = truth_held(t, steps, lo, hi)?;
             for (m, h) in held {
                 if let Some(k) = key_of.get(m.as_str()) {
                     rows.entry(k.clone()).or_default().held_h += h;
@@ -393,13 +393,11 @@ fn waiting_by_system(
 
 /// Hours each machine's slots were held by send-lock and local-slot waits, from the truth.
 fn truth_held(
-    ds: &Dataset,
     truth: &crate::dataset::Truth,
     steps: &Steps,
     lo: i64,
     hi: i64,
 ) -> Result<HashMap<String, f64>> {
-    let _ = ds;
     let t = &truth.steps;
     let err = |e| Error::frame("truth_steps", e);
     let b = t.column("build").map_err(err)?.i32().map_err(err)?;
