@@ -97,7 +97,7 @@ enum Command {
     /// Run a named read-only query, or ad-hoc SQL, against the database.
     Query(QueryArgs),
     /// Replay the history through a model of the queue runner and answer what-if questions.
-    Simulate(Pending),
+    Simulate(SimulateArgs),
     /// Measure xz and zstd on NARs and project the cost onto the farm's output.
     Compress(CompressArgs),
     /// Read the queue runner's status JSON, once or as a time series.
@@ -210,6 +210,37 @@ struct CompressArgs {
     /// egress_tib_month); missing fields take the documented defaults.
     #[arg(long, value_name = "FILE", requires = "project")]
     costs: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct SimulateArgs {
+    /// A scenario file (TOML; see scenarios/): compared side by side with the baseline
+    /// (repeatable).
+    #[arg(long, value_name = "FILE")]
+    scenario: Vec<PathBuf>,
+    /// The machines file (/etc/nix/machines format); else the one that came with the data,
+    /// else machines are inferred from the history (and said so).
+    #[arg(long, value_name = "FILE")]
+    machines: Option<PathBuf>,
+    /// Runs per configuration, each with its own seed: the tables show median (lowest–highest).
+    #[arg(long, value_name = "N", default_value_t = crate::model::DEFAULT_SEEDS,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    seeds: u32,
+    /// Local worker slots of the queue-runner host in the history (default: the sample's, else 30).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    local_workers: Option<u32>,
+    /// Results of `compress --format json`: codec speeds and ratios measured on your NARs.
+    #[arg(long, value_name = "FILE")]
+    compression: Option<PathBuf>,
+    /// A TOML cost file (see `compress --project`), for cost per month.
+    #[arg(long, value_name = "FILE")]
+    costs: Option<PathBuf>,
+    /// Estimate dependencies with this gap in seconds even where ground truth exists.
+    #[arg(long, value_name = "SECONDS")]
+    gap: Option<i64>,
+    /// Skip the load sweep that finds the binding constraint.
+    #[arg(long)]
+    no_verdict: bool,
 }
 
 /// Arguments of a command whose feature is not built yet: accepted, then refused clearly.
@@ -379,10 +410,84 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analyze(args) => cmd_analyze(common, &args),
         Command::Report(_) => Err(crate::Error::NotAvailable("report").into()),
         Command::Query(args) => cmd_query(common, &args),
-        Command::Simulate(_) => Err(crate::Error::NotAvailable("simulate").into()),
+        Command::Simulate(args) => cmd_simulate(common, &args),
         Command::Compress(args) => cmd_compress(common, &args),
         Command::Status(args) => cmd_status(common, &args),
     }
+}
+
+fn cmd_simulate(common: &Common, args: &SimulateArgs) -> anyhow::Result<()> {
+    use crate::model::{self, table};
+    let scenarios = args
+        .scenario
+        .iter()
+        .map(|p| model::scenario::read(p))
+        .collect::<crate::Result<Vec<_>>>()?;
+    let machines = args
+        .machines
+        .as_deref()
+        .map(crate::machines::read)
+        .transpose()?;
+    let codecs = match &args.compression {
+        Some(p) => model::measured_codecs(p)?,
+        None => Vec::new(),
+    };
+    let costs = match &args.costs {
+        Some(p) => crate::compress::project::read_costs(p)?,
+        None => crate::compress::project::Costs::default(),
+    };
+    let spec = common.source();
+    if spec.is_sample() {
+        common.note("no --db or --snapshot given: simulating the built-in sample workload");
+    }
+    let ds = runtime()?.block_on(source::load(&spec, &common.read_options()))?;
+    let opts = model::Options {
+        machines,
+        scenarios,
+        seeds: args.seeds,
+        local_workers: args.local_workers,
+        codecs,
+        costs,
+        gap_s: args.gap,
+        verdict: !args.no_verdict,
+    };
+    let progress = Progress::new(common.quiet);
+    let spinner = progress.stage("simulating");
+    let summary = model::run(&ds, &opts)?;
+    drop(spinner);
+    let format = common.format();
+    if format == Format::Json {
+        print_rows(format, &[], &[], &summary)?;
+        return Ok(());
+    }
+    let (header, rows) = table::comparison(&summary);
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    if format == Format::Csv {
+        print_rows(format, &header, &rows, &())?;
+        return Ok(());
+    }
+    println!(
+        "{}: {} steps, {} dependencies ({}); runner {}",
+        summary.origin, summary.tasks, summary.dependencies, summary.deps_from, summary.runner
+    );
+    println!("\nCalibration: a replay of the observed configuration against the history");
+    print_rows(format, &table::CALIBRATION_HEADER, &table::calibration_rows(&summary), &())?;
+    println!(
+        "\nBaseline and scenarios: median (lowest–highest) over {} seeds",
+        summary.seeds.len()
+    );
+    print_rows(format, &header, &rows, &())?;
+    if let Some(v) = &summary.verdict {
+        println!("\nBinding constraint: {}", v.statement);
+    }
+    println!("\nAssumptions:");
+    for a in std::iter::once(&summary.machines_from)
+        .chain(std::iter::once(&summary.local_workers_from))
+        .chain(&summary.assumptions)
+    {
+        println!("- {a}");
+    }
+    Ok(())
 }
 
 fn cmd_status(common: &Common, args: &StatusArgs) -> anyhow::Result<()> {

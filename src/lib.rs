@@ -12,6 +12,7 @@ pub mod conninfo;
 pub mod dataset;
 pub mod error;
 pub mod machines;
+pub mod model;
 pub mod nar;
 pub mod output;
 pub mod progress;

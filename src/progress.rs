@@ -39,4 +39,18 @@ impl Progress {
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     }
+
+    /// A spinner for one stage of work whose size is unknown: its name and the time taken.
+    pub fn stage(&self, what: &str) -> ProgressBar {
+        if !self.enabled {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new_spinner().with_message(what.to_string());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
 }

@@ -262,25 +262,10 @@ pub struct Options {
 
 /// Reads `(codec, compression MB/s per core)` from the JSON `compress --format json` writes.
 pub fn codec_speeds(path: &std::path::Path) -> Result<Vec<(String, f64)>> {
-    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bad = |why: &str| Error::Invalid(format!("{}: {why}", path.display()));
-    let v: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| bad(&format!("not JSON: {e}")))?;
-    let codecs = v
-        .get("codecs")
-        .and_then(|c| c.as_array())
-        .ok_or_else(|| bad("no `codecs` list: expected the output of `compress --format json`"))?;
-    codecs
-        .iter()
-        .map(|c| {
-            let name = c.get("codec").and_then(|x| x.as_str());
-            let speed = c.get("compress_mb_s_core").and_then(|x| x.as_f64());
-            match (name, speed) {
-                (Some(n), Some(s)) => Ok((n.to_string(), s)),
-                _ => Err(bad("a codec entry lacks `codec` or `compress_mb_s_core`")),
-            }
-        })
-        .collect()
+    Ok(crate::compress::read_results(path)?
+        .into_iter()
+        .map(|c| (c.codec, c.compress_mb_s_core))
+        .collect())
 }
 
 /// How one measured codec compares with the overhead's growth with output size.
@@ -409,6 +394,25 @@ fn overhead_points(
     steps: &Steps,
     usable: &[bool],
 ) -> Result<(String, Vec<(f64, f64)>)> {
+    let (from, size) = step_sizes(ds, steps)?;
+    let points = (0..steps.len())
+        .filter(|&i| usable[i] && steps.status[i] == Some(status::SUCCESS) && steps.kind[i] == 0)
+        .filter_map(|i| {
+            let s = size.get(&(steps.build[i], steps.stepnr[i]))?;
+            let o = steps.overhead_ms[i]?;
+            Some((*s as f64, o as f64))
+        })
+        .collect();
+    Ok((from, points))
+}
+
+/// The output NAR size of every step whose size is known, by (build, stepnr), and where the
+/// sizes come from: the sample's ground truth, else `Builds.size` of each build's top-level step
+/// (Hydra records no size for the other steps).
+pub fn step_sizes(
+    ds: &Dataset,
+    steps: &Steps,
+) -> Result<(String, std::collections::HashMap<(i32, i32), i64>)> {
     use std::collections::HashMap;
     let err = |what: &'static str| move |e: PolarsError| Error::frame(what, e);
     let mut size: HashMap<(i32, i32), i64> = HashMap::new();
@@ -466,13 +470,5 @@ fn overhead_points(
         }
         "Builds.size of each build's top-level step".to_string()
     };
-    let points = (0..steps.len())
-        .filter(|&i| usable[i] && steps.status[i] == Some(status::SUCCESS) && steps.kind[i] == 0)
-        .filter_map(|i| {
-            let s = size.get(&(steps.build[i], steps.stepnr[i]))?;
-            let o = steps.overhead_ms[i]?;
-            Some((*s as f64, o as f64))
-        })
-        .collect();
-    Ok((from, points))
+    Ok((from, size))
 }

@@ -147,3 +147,27 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
         measurements,
     })
 }
+
+/// One codec's headline figures as saved by `compress --format json`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct SavedResult {
+    pub codec: String,
+    pub compress_mb_s_core: f64,
+    pub ratio_pct: f64,
+}
+
+/// Reads the codec summaries of a saved `compress --format json`; errors name the file.
+pub fn read_results(path: &std::path::Path) -> Result<Vec<SavedResult>> {
+    #[derive(serde::Deserialize)]
+    struct Saved {
+        codecs: Vec<SavedResult>,
+    }
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let saved: Saved = serde_json::from_slice(&text).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: not the output of `compress --format json` ({e})",
+            path.display()
+        ))
+    })?;
+    Ok(saved.codecs)
+}

@@ -160,6 +160,12 @@ impl Default for SampleSpec {
 const MAX_SCALE: f64 = 1000.0;
 
 /// Generates the sample dataset described by `spec`.
+/// The local worker slots of the sample's queue-runner host at `scale` (what the throughput model
+/// replays the sample with).
+pub fn local_worker_slots(scale: f64) -> u32 {
+    (params::LOCAL_WORKER_SLOTS * scale).round().max(2.0) as u32
+}
+
 pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
     if !spec.scale.is_finite() || spec.scale <= 0.0 || spec.scale > MAX_SCALE {
         return Err(Error::Invalid(format!(

@@ -361,7 +361,7 @@ pub(super) struct Sim {
 
 impl Sim {
     pub fn new(scale: f64, rng: ChaCha8Rng, exec: ChaCha8Rng, machines: Vec<Machine>) -> Sim {
-        let local = (LOCAL_WORKER_SLOTS * scale).round().max(2.0) as u32;
+        let local = super::local_worker_slots(scale);
         let jobsets = JOBSETS.len();
         let mut sim = Sim {
             rng,

@@ -1,0 +1,220 @@
+//! Calibration: the same figures computed over what really happened and over a replay of the
+//! observed configuration, and the error of each. Both sides go through one function over
+//! per-task times, so the definitions cannot drift apart.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use super::{Run, Workload};
+
+/// The figures calibration compares.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
+    /// Steps finished per hour, hour by hour from the origin.
+    pub per_hour: Vec<f64>,
+    /// Queue wait from a build being queued to its first step's build starting, seconds.
+    pub wait_p50_s: f64,
+    pub wait_p90_s: f64,
+    pub wait_p99_s: f64,
+    /// Per machine: build time plus overhead of its steps, hours.
+    pub busy_h: Vec<f64>,
+    /// The largest evaluation (most builds queued by one jobset at one instant): from queued to
+    /// its last step's build finishing, hours. `None` below [`MASS_REBUILD_MIN_BUILDS`].
+    pub mass_rebuild_h: Option<f64>,
+    /// Builds whose steps all finished, per day.
+    pub builds_per_day: f64,
+}
+
+/// An evaluation this large counts as a mass rebuild: the sample's stdenv rebuild queues
+/// thousands, an ordinary nixpkgs evaluation a few hundred new builds at most.
+pub const MASS_REBUILD_MIN_BUILDS: usize = 500;
+
+/// Per-task times in one shape, for history and simulation alike.
+pub struct Times<'a> {
+    /// Arrivals were sped up by this factor (queue times divide by it).
+    pub load: f64,
+    pub build_start: &'a dyn Fn(usize) -> u64,
+    pub build_stop: &'a dyn Fn(usize) -> u64,
+    pub busy_ms: &'a dyn Fn(usize) -> f64,
+    pub machine: &'a dyn Fn(usize) -> u16,
+}
+
+/// The figures of `times` over workload `w`'s tasks.
+pub fn figures(w: &Workload, times: &Times<'_>) -> Figures {
+    let n = w.tasks.len();
+    let hours = (w.span_ms / 3_600_000 + 1) as usize;
+    let mut per_hour = vec![0.0; hours];
+    let mut first: HashMap<i32, u64> = HashMap::new();
+    let mut last: HashMap<i32, u64> = HashMap::new();
+    let mut busy = vec![0.0; w.machines.len()];
+    for t in 0..n {
+        let (s, e) = ((times.build_start)(t), (times.build_stop)(t));
+        let h = ((e / 3_600_000) as usize).min(hours - 1);
+        per_hour[h] += 1.0;
+        let b = w.tasks[t].build;
+        first.entry(b).and_modify(|v| *v = (*v).min(s)).or_insert(s);
+        last.entry(b).and_modify(|v| *v = (*v).max(e)).or_insert(e);
+        busy[(times.machine)(t) as usize] += (times.busy_ms)(t);
+    }
+    let mut waits: Vec<f64> = first
+        .iter()
+        .map(|(b, &s)| s.saturating_sub(queued(w.builds[b].0, times.load)) as f64 / 1000.0)
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        if waits.is_empty() {
+            0.0
+        } else {
+            waits[((waits.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    // The mass rebuild: builds grouped by (jobset, queue time).
+    let mut groups: BTreeMap<(i32, u64), Vec<i32>> = BTreeMap::new();
+    for (&b, &(queued, jobset)) in &w.builds {
+        groups.entry((jobset, queued)).or_default().push(b);
+    }
+    let biggest = groups.iter().max_by_key(|(k, v)| (v.len(), Reverse(**k)));
+    let mass_rebuild_h = biggest
+        .filter(|(_, v)| v.len() >= MASS_REBUILD_MIN_BUILDS)
+        .and_then(|((_, queued), v)| {
+            let end = v.iter().filter_map(|b| last.get(b)).max()?;
+            Some(end.saturating_sub(self::queued(*queued, times.load)) as f64 / 3.6e6)
+        });
+    let days = (w.span_ms as f64 / times.load / 86_400_000.0).max(1.0 / 24.0);
+    Figures {
+        per_hour,
+        wait_p50_s: q(0.5),
+        wait_p90_s: q(0.9),
+        wait_p99_s: q(0.99),
+        busy_h: busy.iter().map(|ms| ms / 3.6e6).collect(),
+        mass_rebuild_h,
+        builds_per_day: last.len() as f64 / days,
+    }
+}
+
+/// A queue time under arrivals sped up by `load`, as the engine computes it.
+pub(super) fn queued(ms: u64, load: f64) -> u64 {
+    (ms as f64 / load).round() as u64
+}
+
+/// What really happened.
+pub fn observed(w: &Workload) -> Figures {
+    let t = &w.tasks;
+    figures(
+        w,
+        &Times {
+            load: 1.0,
+            build_start: &|i| t[i].observed.start_ms,
+            build_stop: &|i| t[i].observed.stop_ms,
+            busy_ms: &|i| {
+                (t[i].observed.stop_ms - t[i].observed.start_ms) as f64
+                    + t[i].observed.overhead_ms as f64
+            },
+            machine: &|i| t[i].observed.machine,
+        },
+    )
+}
+
+/// What a run produced, measured the way the history records it: build time plus overhead
+/// (sending, and for a success receiving, compressing and uploading; waits are not recorded).
+pub fn simulated(w: &Workload, run: &Run, cfg: &super::Config) -> Figures {
+    let t = &w.tasks;
+    let busy = |i: usize| {
+        let build = (run.build_stop_ms[i] - run.build_start_ms[i]) as f64;
+        let after = if t[i].success {
+            let bytes = t[i].out_bytes * cfg.codec.ratio;
+            t[i].receive_ms
+                + cfg.codec.compress_ms(t[i].out_bytes)
+                + bytes / super::workload::UPLOAD_BYTES_PER_MS
+        } else {
+            0.0
+        };
+        build + t[i].send_ms + after
+    };
+    figures(
+        w,
+        &Times {
+            load: cfg.load,
+            build_start: &|i| run.build_start_ms[i],
+            build_stop: &|i| run.build_stop_ms[i],
+            busy_ms: &busy,
+            machine: &|i| run.machine[i],
+        },
+    )
+}
+
+/// One line of the calibration table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub metric: String,
+    pub unit: String,
+    pub observed: f64,
+    pub modelled: f64,
+    /// |modelled − observed| / observed, in per cent; for series, summed over the series.
+    pub error_pct: f64,
+}
+
+/// The calibration table: observed against modelled.
+pub fn compare(obs: &Figures, sim: &Figures) -> Vec<Row> {
+    let rel = |o: f64, m: f64| {
+        if o.abs() < 1e-9 {
+            if m.abs() < 1e-9 { 0.0 } else { 100.0 }
+        } else {
+            (m - o).abs() / o.abs() * 100.0
+        }
+    };
+    // Series: the sum of absolute differences over the sum of observed values (weighted mean
+    // absolute percentage error), so quiet hours do not dominate.
+    let wape = |o: &[f64], m: &[f64]| {
+        let tot: f64 = o.iter().sum();
+        let diff: f64 = o.iter().zip(m).map(|(a, b)| (a - b).abs()).sum();
+        if tot > 0.0 { diff / tot * 100.0 } else { 0.0 }
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    // Throughput per hour is compared over 6-hour blocks: single hours are dominated by when
+    // within the hour the last seconds of a step fall, which no replay reproduces.
+    let blocks = |v: &[f64]| v.chunks(6).map(|c| c.iter().sum::<f64>() / 6.0).collect::<Vec<_>>();
+    let (ob, mb) = (blocks(&obs.per_hour), blocks(&sim.per_hour));
+    let mut rows = vec![
+        Row {
+            metric: "throughput per hour (6-hour blocks)".into(),
+            unit: "steps/h".into(),
+            observed: mean(&obs.per_hour),
+            modelled: mean(&sim.per_hour),
+            error_pct: wape(&ob, &mb),
+        },
+        Row {
+            metric: "queue wait p50".into(),
+            unit: "s".into(),
+            observed: obs.wait_p50_s,
+            modelled: sim.wait_p50_s,
+            error_pct: rel(obs.wait_p50_s, sim.wait_p50_s),
+        },
+        Row {
+            metric: "queue wait p90".into(),
+            unit: "s".into(),
+            observed: obs.wait_p90_s,
+            modelled: sim.wait_p90_s,
+            error_pct: rel(obs.wait_p90_s, sim.wait_p90_s),
+        },
+        Row {
+            metric: "busy time per machine".into(),
+            unit: "h (total)".into(),
+            observed: obs.busy_h.iter().sum(),
+            modelled: sim.busy_h.iter().sum(),
+            error_pct: wape(&obs.busy_h, &sim.busy_h),
+        },
+    ];
+    if let (Some(o), Some(m)) = (obs.mass_rebuild_h, sim.mass_rebuild_h) {
+        rows.push(Row {
+            metric: "mass rebuild makespan".into(),
+            unit: "h".into(),
+            observed: o,
+            modelled: m,
+            error_pct: rel(o, m),
+        });
+    }
+    rows
+}

@@ -1,0 +1,326 @@
+//! The throughput model: a seeded, clock-free discrete-event simulation of the queue runner and
+//! its builders that replays a dataset's history under a configuration, so that "what if?" can
+//! be answered with numbers.
+//!
+//! - [`workload`] turns a dataset into tasks (one per recorded step attempt on a builder), their
+//!   dependencies and the machines; service times come from the history.
+//! - [`engine`] runs the simulation: the dispatcher (hydra-facts §4), the per-machine send lock,
+//!   building, the local worker slots, compression and upload.
+//! - [`calibrate`] compares a replay of the observed configuration with what really happened.
+//! - [`scenario`] reads what-if files and compares them with the baseline over several seeds.
+//! - [`verdict`] grows the load until a stage saturates: the binding constraint.
+
+pub mod calibrate;
+pub mod engine;
+pub mod scenario;
+pub mod table;
+pub mod verdict;
+pub mod workload;
+
+use serde::{Deserialize, Serialize};
+
+pub use engine::{Run, simulate};
+pub use workload::{Machine, Task, Workload};
+
+/// How runnable steps are ordered (hydra-facts §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ordering {
+    /// The C++ runner: global priority, jobset share used, local priority, required features,
+    /// reverse dependencies, build id.
+    Cpp,
+    /// Rust runner `Legacy`: global priority, share, local priority, build id.
+    Legacy,
+    /// Rust runner `WithRdeps`: reverse dependencies right after the share.
+    WithRdeps,
+    /// Rust runner `WithCriticalPath`: critical-path length right after the share.
+    WithCriticalPath,
+}
+
+/// How machines with a free slot are ordered (hydra-facts §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MachineSort {
+    /// The C++ runner: round(currentJobs / speedFactor) ascending, speedFactor descending,
+    /// currentJobs descending.
+    Cpp,
+    /// Rust runner: speed factor descending (then fewest current jobs).
+    SpeedFactor,
+    /// Rust runner: CPU cores × speed factor descending. The history does not record cores;
+    /// maxJobs stands in for them (said in the output).
+    CoresSpeed,
+}
+
+/// Where outputs are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompressOn {
+    /// The C++ runner: the queue-runner host copies outputs back and compresses them in a local
+    /// worker slot, while the builder slot stays held until copying starts.
+    QueueRunner,
+    /// The Rust runner with presigned uploads: the builder compresses and uploads, in its slot.
+    Builders,
+}
+
+/// A codec as the model needs it: compression speed per core and compressed size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Codec {
+    pub name: String,
+    /// Compression throughput of one core, MB/s of NAR.
+    pub mb_s_core: f64,
+    /// Compressed size as a fraction of the NAR size.
+    pub ratio: f64,
+    /// Where the figures come from.
+    pub source: String,
+}
+
+impl Codec {
+    /// Reference figures measured on this project's development machine (hydra-facts §6: Debian
+    /// xz 5.4.1 / zstd 1.5.4, one thread, a 52.5 MB NAR of the Python standard library). Used
+    /// unless `--compression` gives figures measured on the user's own NARs.
+    pub fn reference(name: &str) -> Option<Codec> {
+        let (speed, ratio) = match name {
+            "xz-6" => (2.9, 0.195),
+            "xz-1" => (11.0, 0.235),
+            "zstd-19" => (2.6, 0.212),
+            "zstd-9" => (38.0, 0.245),
+            "zstd-3" => (305.0, 0.281),
+            "zstd-1" => (420.0, 0.30),
+            "none" => (f64::INFINITY, 1.0),
+            _ => return None,
+        };
+        Some(Codec {
+            name: name.to_string(),
+            mb_s_core: speed,
+            ratio,
+            source: "reference measurement (hydra-facts §6), not your NARs".into(),
+        })
+    }
+
+    /// Milliseconds of one core to compress `bytes`.
+    pub fn compress_ms(&self, bytes: f64) -> f64 {
+        if self.mb_s_core.is_finite() && self.mb_s_core > 0.0 {
+            bytes / (self.mb_s_core * 1000.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Everything about the queue runner that a scenario may change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub ordering: Ordering,
+    pub machine_sort: MachineSort,
+    /// Local worker slots of the queue-runner host (`max_local_worker_threads`).
+    pub local_workers: u32,
+    pub compress_on: CompressOn,
+    /// One step at a time sends inputs to a machine (the C++ runner's send lock).
+    pub send_lock: bool,
+    pub codec: Codec,
+    /// Arrivals sped up by this factor (1 = as recorded): how the verdict grows the load.
+    pub load: f64,
+    /// Spread of build times between seeds: each build time is multiplied by a mean-one
+    /// log-normal factor with this sigma.
+    pub noise_sigma: f64,
+    pub seed: u64,
+}
+
+/// The spread of build times between seeded runs. Repeated builds of the same derivation on
+/// the same machine vary by roughly 10–20 % (CPU frequency, I/O, neighbours); 0.15 sits there.
+pub const NOISE_SIGMA: f64 = 0.15;
+
+/// Local worker slots when the history does not say: hydra.nixos.org's old queue-runner host
+/// ran with 30 (hydra-facts §3).
+pub const DEFAULT_LOCAL_WORKERS: u32 = 30;
+
+/// What `simulate` is asked.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The machines file; else the one that came with the data, else inferred.
+    pub machines: Option<Vec<crate::machines::Machine>>,
+    pub scenarios: Vec<scenario::Scenario>,
+    /// Seeds per configuration (each a run with its own build-time noise).
+    pub seeds: u32,
+    /// Local worker slots of the history's queue-runner host, when known.
+    pub local_workers: Option<u32>,
+    /// Codecs measured with `compress --format json`, preferred over the reference table.
+    pub codecs: Vec<Codec>,
+    pub costs: crate::compress::project::Costs,
+    /// Estimate dependencies with this gap instead of using the sample's ground truth.
+    pub gap_s: Option<i64>,
+    /// Also run the load sweep for the bottleneck verdict.
+    pub verdict: bool,
+}
+
+/// Default seeds per configuration: five runs give a lowest–median–highest interval in a few
+/// seconds on the sample.
+pub const DEFAULT_SEEDS: u32 = 5;
+
+/// Everything `simulate` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub origin: String,
+    pub is_sample: bool,
+    pub runner: crate::dataset::Runner,
+    pub tasks: usize,
+    pub dependencies: usize,
+    pub deps_from: String,
+    pub machines_from: String,
+    pub sizes_from: String,
+    pub local_workers_from: String,
+    pub baseline_config: Config,
+    /// A replay of the observed configuration with the recorded build times (no noise),
+    /// against the history.
+    pub calibration: Vec<calibrate::Row>,
+    pub seeds: Vec<u64>,
+    pub baseline: scenario::Outcome,
+    pub scenarios: Vec<scenario::Outcome>,
+    pub verdict: Option<verdict::Verdict>,
+    pub assumptions: Vec<String>,
+}
+
+/// Builds the workload, calibrates, and runs the baseline and every scenario.
+pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summary> {
+    use crate::dataset::Runner;
+    let machines = match (&opts.machines, &ds.machines) {
+        (Some(m), _) => Some(m.clone()),
+        (None, Some(text)) => Some(crate::machines::parse(text)?),
+        (None, None) => None,
+    };
+    // The history's configuration, by runner (hydra-facts §3): the C++ runner compressed with
+    // xz-6 on the queue-runner host behind a send lock; the Rust runner on hydra.nixos.org
+    // compresses zstd-19 on the builders and orders by critical path.
+    let (history_codec, base) = match ds.meta.runner {
+        Runner::Cpp => ("xz-6", (Ordering::Cpp, MachineSort::Cpp, CompressOn::QueueRunner, true)),
+        Runner::Rust => (
+            "zstd-19",
+            (
+                Ordering::WithCriticalPath,
+                MachineSort::SpeedFactor,
+                CompressOn::Builders,
+                false,
+            ),
+        ),
+    };
+    let history_codec = scenario::codec(history_codec, &opts.codecs)?;
+    let deps = match opts.gap_s {
+        Some(g) => workload::DepsFrom::Estimate(g),
+        None => workload::DepsFrom::Best,
+    };
+    let w = workload::from_dataset(ds, machines.as_deref(), deps, history_codec.clone())?;
+    let (local_workers, local_workers_from) = match (opts.local_workers, &ds.meta.origin) {
+        (Some(n), _) => (n, "given with --local-workers".to_string()),
+        (None, o) if o.is_sample() => {
+            let scale = match o {
+                crate::dataset::Origin::Sample { scale, .. } => *scale,
+                crate::dataset::Origin::Snapshot { from, .. } => match from.as_ref() {
+                    crate::dataset::Origin::Sample { scale, .. } => *scale,
+                    _ => 1.0,
+                },
+                _ => 1.0,
+            };
+            (
+                crate::source::sample::local_worker_slots(scale),
+                "the sample generator's configuration".to_string(),
+            )
+        }
+        (None, _) => (
+            DEFAULT_LOCAL_WORKERS,
+            format!("assumed {DEFAULT_LOCAL_WORKERS} (hydra.nixos.org's old host); give --local-workers"),
+        ),
+    };
+    let cfg = Config {
+        ordering: base.0,
+        machine_sort: base.1,
+        compress_on: base.2,
+        send_lock: base.3,
+        local_workers,
+        codec: history_codec,
+        load: 1.0,
+        noise_sigma: NOISE_SIGMA,
+        seed: 0,
+    };
+    let exact = Config {
+        noise_sigma: 0.0,
+        ..cfg.clone()
+    };
+    let replay = simulate(&w, &exact)?;
+    let calibration = calibrate::compare(
+        &calibrate::observed(&w),
+        &calibrate::simulated(&w, &replay, &exact),
+    );
+    let seeds: Vec<u64> = (1..=u64::from(opts.seeds.max(1))).collect();
+    let baseline = scenario::evaluate("baseline", None, &w, &cfg, &seeds, &opts.costs)?;
+    let mut scenarios = Vec::new();
+    for s in &opts.scenarios {
+        let (sw, sc) = scenario::apply(s, &w, &cfg, &opts.codecs)?;
+        scenarios.push(scenario::evaluate(
+            &s.name,
+            s.description.clone(),
+            &sw,
+            &sc,
+            &seeds,
+            &opts.costs,
+        )?);
+    }
+    let verdict = if opts.verdict {
+        Some(verdict::verdict(&w, &exact)?)
+    } else {
+        None
+    };
+    let mut assumptions = vec![
+        format!(
+            "send/receive split of the recorded overhead: receive = {:.1} s + size / {:.0} MB/s \
+             link + size / codec speed + compressed size / {:.0} MB/s upload (assumed)",
+            workload::RECEIVE_SETUP_MS / 1000.0,
+            workload::LINK_BYTES_PER_MS / 1000.0,
+            workload::UPLOAD_BYTES_PER_MS / 1000.0
+        ),
+        "required system features are not recorded: a step may run only where every feature \
+         of the machine it ran on is supported"
+            .into(),
+        format!(
+            "build times vary between seeds by a mean-one log-normal factor (sigma {NOISE_SIGMA})"
+        ),
+        "money: builders at the cost file's core-hour × 32 cores × 730 h a month, plus \
+         compression core-hours on the queue-runner host (an estimate)"
+            .into(),
+    ];
+    if cfg.machine_sort == MachineSort::CoresSpeed
+        || opts.scenarios.iter().any(|s| s.machine_sort == Some(MachineSort::CoresSpeed))
+    {
+        assumptions.push("cores-speed machine sort: maxJobs stands in for CPU cores".into());
+    }
+    Ok(Summary {
+        origin: ds.meta.origin.describe(),
+        is_sample: ds.meta.origin.is_sample(),
+        runner: ds.meta.runner,
+        tasks: w.tasks.len(),
+        dependencies: w.deps.len(),
+        deps_from: w.deps_from.clone(),
+        machines_from: w.machines_from.clone(),
+        sizes_from: w.sizes_from.clone(),
+        local_workers_from,
+        baseline_config: cfg,
+        calibration,
+        seeds,
+        baseline,
+        scenarios,
+        verdict,
+        assumptions,
+    })
+}
+
+/// Codecs from the results of `compress --format json`: speed and ratio of each.
+pub fn measured_codecs(path: &std::path::Path) -> crate::Result<Vec<Codec>> {
+    Ok(crate::compress::read_results(path)?
+        .into_iter()
+        .map(|c| Codec {
+            name: c.codec,
+            mb_s_core: c.compress_mb_s_core,
+            ratio: c.ratio_pct / 100.0,
+            source: format!("measured ({})", path.display()),
+        })
+        .collect())
+}

@@ -1,0 +1,394 @@
+//! What-if scenarios: small TOML files that change the farm or the queue runner, and their
+//! comparison with the baseline over several seeds.
+//!
+//! ```toml
+//! name = "two more x86_64 builders"
+//! codec = "zstd-19"              # any codec of the reference table or of --compression
+//! compress_on = "builders"       # or "queue-runner"
+//! local_workers = 144
+//! ordering = "with-critical-path" # cpp, legacy, with-rdeps, with-critical-path
+//! machine_sort = "speed-factor"  # cpp, speed-factor, cores-speed
+//! send_lock = false
+//! load = 1.5                     # arrivals this much faster
+//! remove_machines = ["b3"]
+//! [[add_machines]]
+//! like = "x86_64-linux"          # copies of the largest machine of this system...
+//! count = 2
+//! [[add_machines]]
+//! line = "ssh://b9 x86_64-linux - 8 2 big-parallel - -"   # ...or a machines-file line
+//! ```
+
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::calibrate::{self, Figures};
+use super::{Codec, CompressOn, Config, MachineSort, Ordering, Run, Workload, simulate};
+use crate::compress::project::Costs;
+use crate::error::{Error, Result};
+
+/// A scenario file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub codec: Option<String>,
+    #[serde(default)]
+    pub compress_on: Option<CompressOn>,
+    #[serde(default)]
+    pub local_workers: Option<u32>,
+    #[serde(default)]
+    pub ordering: Option<Ordering>,
+    #[serde(default)]
+    pub machine_sort: Option<MachineSort>,
+    #[serde(default)]
+    pub send_lock: Option<bool>,
+    #[serde(default)]
+    pub load: Option<f64>,
+    #[serde(default)]
+    pub remove_machines: Vec<String>,
+    #[serde(default)]
+    pub add_machines: Vec<AddMachines>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMachines {
+    /// Copy the machine of this system type with the most capacity (maxJobs × speed factor)
+    /// and no mandatory features.
+    #[serde(default)]
+    pub like: Option<String>,
+    /// Or: one line of a machines file.
+    #[serde(default)]
+    pub line: Option<String>,
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Reads a scenario file; errors name the file.
+pub fn read(path: &Path) -> Result<Scenario> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// Parses a scenario; the error says what is wrong (TOML's own message names line and column).
+pub fn parse(text: &str) -> std::result::Result<Scenario, String> {
+    let s: Scenario = toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))?;
+    if s.name.trim().is_empty() {
+        return Err("`name` is empty".into());
+    }
+    if let Some(l) = s.load
+        && !(l > 0.0 && l.is_finite())
+    {
+        return Err(format!("`load` must be a positive number, not {l}"));
+    }
+    if s.local_workers == Some(0) {
+        return Err("`local_workers` must be at least 1".into());
+    }
+    for a in &s.add_machines {
+        if a.like.is_some() == a.line.is_some() {
+            return Err("each [[add_machines]] needs exactly one of `like` or `line`".into());
+        }
+    }
+    Ok(s)
+}
+
+/// Applies a scenario to a workload and configuration. `codecs`: codecs measured with
+/// `--compression`, preferred over the reference table.
+pub fn apply(
+    s: &Scenario,
+    w: &Workload,
+    base: &Config,
+    codecs: &[Codec],
+) -> Result<(Workload, Config)> {
+    let mut w = w.clone();
+    let mut cfg = base.clone();
+    if let Some(c) = &s.codec {
+        cfg.codec = codec(c, codecs)?;
+    }
+    if let Some(v) = s.compress_on {
+        cfg.compress_on = v;
+    }
+    if let Some(v) = s.local_workers {
+        cfg.local_workers = v;
+    }
+    if let Some(v) = s.ordering {
+        cfg.ordering = v;
+    }
+    if let Some(v) = s.machine_sort {
+        cfg.machine_sort = v;
+    }
+    if let Some(v) = s.send_lock {
+        cfg.send_lock = v;
+    }
+    if let Some(v) = s.load {
+        cfg.load = v;
+    }
+    for name in &s.remove_machines {
+        let before = w.machines.len();
+        let keep: Vec<bool> = w
+            .machines
+            .iter()
+            .map(|m| m.name != *name && crate::machines::host_of(&m.name) != name)
+            .collect();
+        if keep.iter().all(|&k| k) {
+            return Err(Error::Invalid(format!(
+                "scenario `{}`: no machine `{name}` to remove",
+                s.name
+            )));
+        }
+        // Tasks keep their recorded machine index for calibration only; the simulation
+        // chooses machines afresh, so indexes are remapped and removed ones become u16::MAX.
+        let mut map = vec![u16::MAX; before];
+        let mut next = 0u16;
+        for (i, k) in keep.iter().enumerate() {
+            if *k {
+                map[i] = next;
+                next += 1;
+            }
+        }
+        let mut i = 0;
+        w.machines.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        for t in &mut w.tasks {
+            let m = map[t.observed.machine as usize];
+            t.observed.machine = if m == u16::MAX { 0 } else { m };
+        }
+    }
+    for a in &s.add_machines {
+        let template = match (&a.like, &a.line) {
+            (Some(sys), _) => {
+                let si = w.systems.iter().position(|x| x == sys).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "scenario `{}`: no {sys} machine to copy (systems: {})",
+                        s.name,
+                        w.systems.join(", ")
+                    ))
+                })? as u16;
+                w.machines
+                    .iter()
+                    .filter(|m| m.systems.contains(&si) && m.mandatory == 0)
+                    .max_by(|a, b| {
+                        (f64::from(a.max_jobs) * a.speed).total_cmp(&(f64::from(b.max_jobs) * b.speed))
+                    })
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "scenario `{}`: every {sys} machine has mandatory features; add \
+                             one with `line` instead",
+                            s.name
+                        ))
+                    })?
+            }
+            (None, Some(line)) => {
+                let parsed = crate::machines::parse(line).map_err(|e| {
+                    Error::Invalid(format!("scenario `{}`: add_machines line: {e}", s.name))
+                })?;
+                let Some(m) = parsed.first() else {
+                    return Err(Error::Invalid(format!(
+                        "scenario `{}`: an empty add_machines line",
+                        s.name
+                    )));
+                };
+                w.machine(m)?
+            }
+            (None, None) => unreachable!("parse checked"),
+        };
+        for k in 0..a.count {
+            let mut m = template.clone();
+            m.name = format!("{} (added {})", template.name, k + 1);
+            w.machines.push(m);
+        }
+    }
+    if w.machines.len() >= usize::from(u16::MAX) {
+        return Err(Error::Invalid("more than 65,534 machines".into()));
+    }
+    Ok((w, cfg))
+}
+
+/// A codec by name: a measured one first, then the reference table.
+pub fn codec(name: &str, measured: &[Codec]) -> Result<Codec> {
+    measured
+        .iter()
+        .find(|c| c.name == name)
+        .cloned()
+        .or_else(|| Codec::reference(name))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "unknown codec `{name}`: give a measurement with --compression, or use one of \
+                 xz-1, xz-6, zstd-1, zstd-3, zstd-9, zstd-19, none"
+            ))
+        })
+}
+
+/// Lowest, median and highest over the seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub lo: f64,
+    pub mid: f64,
+    pub hi: f64,
+}
+
+impl Interval {
+    pub fn of(mut v: Vec<f64>) -> Interval {
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            return Interval {
+                lo: 0.0,
+                mid: 0.0,
+                hi: 0.0,
+            };
+        }
+        Interval {
+            lo: v[0],
+            mid: v[v.len() / 2],
+            hi: v[v.len() - 1],
+        }
+    }
+}
+
+/// Slot-hours of the simulated farm by where they went, the capacity ledger's buckets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Buckets {
+    pub available_h: f64,
+    pub building_h: f64,
+    /// Sending inputs; with compression on builders also compressing and uploading.
+    pub overhead_h: f64,
+    /// Slots held while waiting: for the send lock, and for a local worker slot after building.
+    pub held_h: f64,
+    /// Build time of attempts that failed.
+    pub waste_h: f64,
+    pub idle_h: f64,
+}
+
+/// One scenario's figures over several seeds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    pub name: String,
+    pub description: Option<String>,
+    pub config: Config,
+    pub machines: usize,
+    pub builds_per_day: Interval,
+    pub wait_p50_s: Interval,
+    pub wait_p90_s: Interval,
+    pub wait_p99_s: Interval,
+    /// Builder slot utilization per system type (slot time held / slot time available).
+    pub utilization: Vec<(String, Interval)>,
+    /// Median over seeds.
+    pub buckets: Buckets,
+    /// Builders (machine-months) plus compression on the queue-runner host, per month; an
+    /// estimate from the cost file.
+    pub cost_per_month: Interval,
+}
+
+/// Price of one builder-month: a Hetzner builder as in the cost file's default core-hour
+/// (which assumes a 32-core machine at 255 EUR/month), so that both come from one figure.
+pub const CORES_PER_BUILDER: f64 = 32.0;
+const HOURS_PER_MONTH: f64 = 730.0;
+
+/// Runs `w` under `cfg` with each seed (in parallel) and summarises.
+pub fn evaluate(
+    name: &str,
+    description: Option<String>,
+    w: &Workload,
+    cfg: &Config,
+    seeds: &[u64],
+    costs: &Costs,
+) -> Result<Outcome> {
+    let runs: Vec<(Run, Figures)> = seeds
+        .par_iter()
+        .map(|&seed| {
+            let mut c = cfg.clone();
+            c.seed = seed;
+            let run = simulate(w, &c)?;
+            let f = calibrate::simulated(w, &run, &c);
+            Ok((run, f))
+        })
+        .collect::<Result<_>>()?;
+    let span_ms = (w.span_ms as f64 / cfg.load).max(1.0);
+    let months = span_ms / 3.6e6 / HOURS_PER_MONTH;
+    let machine_month = costs.core_hour * HOURS_PER_MONTH * CORES_PER_BUILDER;
+    let mut utilization = Vec::new();
+    for (si, sys) in w.systems.iter().enumerate() {
+        let ms: Vec<usize> = (0..w.machines.len())
+            .filter(|&m| w.machines[m].systems.first() == Some(&(si as u16)))
+            .collect();
+        if ms.is_empty() {
+            continue;
+        }
+        let cap: f64 = ms
+            .iter()
+            .map(|&m| f64::from(w.machines[m].max_jobs) * span_ms)
+            .sum();
+        let v = runs
+            .iter()
+            .map(|(r, _)| ms.iter().map(|&m| r.stages.slot_ms[m]).sum::<f64>() / cap)
+            .collect();
+        utilization.push((sys.clone(), Interval::of(v)));
+    }
+    let pick = |f: &dyn Fn(&Figures) -> f64| Interval::of(runs.iter().map(|(_, x)| f(x)).collect());
+    let cost = Interval::of(
+        runs.iter()
+            .map(|(r, _)| {
+                let qr_core_h = r.stages.compress_qr_ms / 3.6e6;
+                w.machines.len() as f64 * machine_month + qr_core_h / months * costs.core_hour
+            })
+            .collect(),
+    );
+    let mut all: Vec<Buckets> = runs.iter().map(|(r, _)| buckets(w, r, span_ms)).collect();
+    all.sort_by(|a, b| a.idle_h.total_cmp(&b.idle_h));
+    Ok(Outcome {
+        name: name.to_string(),
+        description,
+        config: cfg.clone(),
+        machines: w.machines.len(),
+        builds_per_day: pick(&|f| f.builds_per_day),
+        wait_p50_s: pick(&|f| f.wait_p50_s),
+        wait_p90_s: pick(&|f| f.wait_p90_s),
+        wait_p99_s: pick(&|f| f.wait_p99_s),
+        utilization,
+        buckets: all[all.len() / 2],
+        cost_per_month: cost,
+    })
+}
+
+fn buckets(w: &Workload, r: &Run, span_ms: f64) -> Buckets {
+    let mut b = Buckets {
+        available_h: w
+            .machines
+            .iter()
+            .map(|m| f64::from(m.max_jobs) * span_ms / 3.6e6)
+            .sum(),
+        ..Buckets::default()
+    };
+    for (i, t) in w.tasks.iter().enumerate() {
+        let build = (r.build_stop_ms[i] - r.build_start_ms[i]) as f64 / 3.6e6;
+        if t.success {
+            b.building_h += build;
+        } else {
+            b.waste_h += build;
+        }
+        let before = (r.build_start_ms[i] - r.dispatch_ms[i]) as f64 / 3.6e6;
+        let send = t.send_ms / 3.6e6;
+        b.overhead_h += send.min(before);
+        b.held_h += (before - send).max(0.0);
+    }
+    let held_local: f64 = r.stages.held_waiting_ms.iter().sum::<f64>() / 3.6e6;
+    b.held_h += held_local;
+    b.overhead_h += r.stages.compress_builders_ms / 3.6e6;
+    if r.stages.compress_builders_ms > 0.0 {
+        b.overhead_h += r.stages.upload_ms / 3.6e6;
+    }
+    b.idle_h = (b.available_h - b.building_h - b.overhead_h - b.held_h - b.waste_h).max(0.0);
+    b
+}
