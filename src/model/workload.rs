@@ -482,11 +482,12 @@ pub fn from_dataset(
     }
     edges.sort_unstable();
     edges.dedup_by_key(|e| (e.0, e.1));
-    // A dependency never points forward in recorded time; drop any that would (clock skew),
-    // which also keeps the graph acyclic.
+    // A dependency never starts after its dependent; drop any edge that would (clock skew).
+    // Ties of the one-second timestamps are broken by task index, which keeps the graph
+    // acyclic whatever the estimate says.
     edges.retain(|&(t, d, _)| {
-        let (t, d) = (&w.tasks[t as usize], &w.tasks[d as usize]);
-        d.observed.start_ms <= t.observed.start_ms && (t.build, t.stepnr) != (d.build, d.stepnr)
+        let key = |i: u32| (w.tasks[i as usize].observed.start_ms, i);
+        key(d) < key(t)
     });
     w.dep_start = vec![0; w.tasks.len() + 1];
     for &(t, _, _) in &edges {
