@@ -1166,11 +1166,14 @@ fn a_corrupt_nar_or_an_overlong_body_is_an_error_naming_the_path() {
         f.corrupt.clear();
         f.overlong.insert(nar_path.clone());
     }
-    let err = one_line_error(&run(&work.path().join("dl2")));
+    let dl2 = work.path().join("dl2");
+    let err = one_line_error(&run(&dl2));
     assert!(
         err.contains(&caches.paths[2]) && err.contains("runs past the announced size"),
         "{err}"
     );
+    let site = dl2.join(server.addr.to_string().replace(':', "_"));
+    assert_eq!(fs::read_dir(&site).unwrap().count(), 0);
 
     // A narinfo whose NarHash is not its NAR's: the file verifies, the NAR does not.
     let mid = narinfo(&caches.zstd, &caches.paths[1]);
@@ -1273,6 +1276,27 @@ fn an_http_cache_needs_store_paths_and_says_what_is_missing() {
             .iter()
             .any(|r| r.path == format!("/{}", big.url)),
         "the large NAR is not downloaded"
+    );
+    // A narinfo pointing to a NAR file the cache does not have (into a fresh download
+    // directory: the one above holds it, verified, and would be used without a request).
+    let small = narinfo(&caches.xz, &caches.paths[0]);
+    fs::remove_file(caches.xz.join(&small.url)).unwrap();
+    let paths = write_paths(work.path(), &[&caches.paths[0]]);
+    let out = hb()
+        .args(["compress", "--input", &server.url(), "--paths", &paths])
+        .args([
+            "--download-dir",
+            work.path().join("fresh").to_str().unwrap(),
+        ])
+        .args(["--codecs", "zstd-1", "-q"])
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert!(
+        err.contains(&caches.paths[0])
+            && err.contains(&small.url)
+            && err.contains("a NAR the cache does not have (HTTP 404 Not Found)"),
+        "{err}"
     );
 }
 

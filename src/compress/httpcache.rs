@@ -749,7 +749,14 @@ impl HttpCache {
                 tries += 1;
                 match self.transfer(&url, &mut part, &part_path, have, info, bar) {
                     Ok(()) => {}
-                    Err(Failure::Fatal(why)) => return Err(self.fail(&url, what(&why))),
+                    Err(Failure::Fatal(why)) => {
+                        // Bytes received are kept for the next run to resume; an empty file is not.
+                        if part.metadata().is_ok_and(|m| m.len() == 0) {
+                            drop(part);
+                            let _ = fs::remove_file(&part_path);
+                        }
+                        return Err(self.fail(&url, what(&why)));
+                    }
                     Err(Failure::Again {
                         why,
                         retry_after,
@@ -768,7 +775,8 @@ impl HttpCache {
             match verify_file(&part_path, info) {
                 Ok(()) => break,
                 Err(why) => {
-                    bar.set_position(bar.position().saturating_sub(have));
+                    let len = part.metadata().map_err(io)?.len();
+                    bar.set_position(bar.position().saturating_sub(len));
                     part.set_len(0).map_err(io)?;
                     if inherited && !started_over {
                         // The bytes kept from an earlier run may be the wrong ones.
