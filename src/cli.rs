@@ -176,10 +176,15 @@ enum FindingArg {
 #[derive(Args, Debug)]
 struct CompressArgs {
     /// A NAR to measure (repeatable): a directory or store path (packed as `nix-store --dump`
-    /// would), FILE.nar, FILE.nar.xz, FILE.nar.zst, or a binary cache as a directory or
-    /// file:// URL. Without any, a small default corpus of local files (said on stderr).
+    /// would), FILE.nar, FILE.nar.xz, FILE.nar.zst, FILE.nar.bz2, or a binary cache as a
+    /// directory, file:// URL or http(s):// URL (with --paths). Without any, a small default
+    /// corpus of local files (said on stderr).
     #[arg(long, short, value_name = "PATH|URL")]
     input: Vec<String>,
+    /// The store paths to take from the binary caches of --input, one store path or hash a line
+    /// (`#` comments; `-` for stdin). Needed for an http(s):// cache, which cannot be listed.
+    #[arg(long, value_name = "FILE", requires = "input")]
+    paths: Option<PathBuf>,
     /// Codecs, comma-separated: xz-N (0-9), xz-Ne (extreme), -tN for threads; zstd-N (1-22),
     /// -long (long-distance matching), -tN (worker threads), -nix (Nix 2.35's 16 MiB frames,
     /// 4 threads). Or `default` (xz-1,xz-6,zstd-1,zstd-3,zstd-9,zstd-19,zstd-19-nix) or `full`.
@@ -198,10 +203,23 @@ struct CompressArgs {
     /// across the range of their sizes, found in the local Nix store or a --cache.
     #[arg(long, value_name = "N")]
     from_outputs: Option<usize>,
-    /// With --from-outputs: a local binary cache (directory or file:// URL) to find outputs in
-    /// (repeatable).
+    /// With --from-outputs: a binary cache to find outputs in (repeatable, tried in order): a
+    /// directory, file:// or http(s):// URL.
     #[arg(long, value_name = "DIR|URL", requires = "from_outputs")]
     cache: Vec<String>,
+    /// Where NAR files from http(s):// caches are kept, and resumed from when a download was
+    /// cut short [default: $XDG_CACHE_HOME/hydra-bottleneck/nar or
+    /// ~/.cache/hydra-bottleneck/nar].
+    #[arg(long, value_name = "DIR")]
+    download_dir: Option<PathBuf>,
+    /// Skip (with a note) NARs of http(s):// caches whose NarSize or FileSize is larger: each
+    /// NAR is measured in memory, with its compressed copies.
+    #[arg(long, value_name = "MIB", default_value_t = crate::compress::httpcache::DEFAULT_MAX_NAR_MIB)]
+    max_nar_mib: u64,
+    /// Bound on each request to an http(s):// cache: a narinfo's whole answer; for a NAR the
+    /// wait for the answer, then for each piece of it (a stalled transfer is resumed).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::status::parse_interval)]
+    timeout: Duration,
     /// Project each codec onto the farm's output volume (from --db, --snapshot or the sample):
     /// core-hours a day, cores for the busiest hour, TiB a month, and money.
     #[arg(long)]
@@ -471,7 +489,12 @@ fn cmd_simulate(common: &Common, args: &SimulateArgs) -> anyhow::Result<()> {
         summary.origin, summary.tasks, summary.dependencies, summary.deps_from, summary.runner
     );
     println!("\nCalibration: a replay of the observed configuration against the history");
-    print_rows(format, &table::CALIBRATION_HEADER, &table::calibration_rows(&summary), &())?;
+    print_rows(
+        format,
+        &table::CALIBRATION_HEADER,
+        &table::calibration_rows(&summary),
+        &(),
+    )?;
     println!(
         "\nBaseline and scenarios: median (lowest–highest) over {} seeds",
         summary.seeds.len()
@@ -700,10 +723,22 @@ fn cmd_sample(common: &Common, args: &SampleArgs) -> anyhow::Result<()> {
 
 fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
     use crate::compress;
+    let note = |m: &str| common.note(m);
     let opts = compress::Options {
         inputs: args.input.clone(),
         codecs: compress::parse_list(&args.codecs)?,
         sample: args.sample,
+        paths: args
+            .paths
+            .as_deref()
+            .map(compress::httpcache::read_paths)
+            .transpose()?,
+        http: compress::HttpOptions {
+            download_dir: args.download_dir.clone(),
+            max_nar_bytes: args.max_nar_mib.saturating_mul(1 << 20),
+            timeout: args.timeout,
+            progress: Progress::new(common.quiet),
+        },
         corpus_cap: args.corpus_mib.saturating_mul(1 << 20),
         ..compress::Options::default()
     };
@@ -720,32 +755,39 @@ fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
     let mut opts = opts;
     if let (Some(n), Some(ds)) = (args.from_outputs, &ds) {
         let picks = compress::outputs::pick(ds, n)?;
-        let caches: Vec<PathBuf> = args
-            .cache
-            .iter()
-            .map(|c| {
-                let c = c.strip_prefix("file://").unwrap_or(c);
-                PathBuf::from(c.split('?').next().unwrap_or(c))
-            })
-            .collect();
-        let (found, missing) = compress::outputs::locate(&picks, &caches)?;
-        if found.is_empty() {
+        let located = compress::outputs::locate(&picks, &args.cache, &opts.http, &note)?;
+        if located.found.is_empty() {
             return Err(crate::Error::Invalid(format!(
                 "none of the {} output paths picked from {} is in the local store or a --cache \
                  (the first: {})",
                 picks.len(),
                 ds.meta.origin.describe(),
-                missing.first().map(String::as_str).unwrap_or("none")
+                located
+                    .missing
+                    .first()
+                    .or(located.too_large.first())
+                    .map(String::as_str)
+                    .unwrap_or("none")
             ))
             .into());
         }
+        let too_large = if located.too_large.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} larger than --max-nar-mib {}",
+                located.too_large.len(),
+                args.max_nar_mib
+            )
+        };
         common.note(&format!(
             "--from-outputs: measuring {} of {} picked output paths ({} not found locally or in a \
-             cache)",
-            found.len(),
+             cache{too_large})",
+            located.found.len(),
             picks.len(),
-            missing.len()
+            located.missing.len()
         ));
+        let found = located.found;
         opts.extra = found;
     }
     let projection = if let (true, Some(ds)) = (args.project, &ds) {
@@ -757,7 +799,7 @@ fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let report = compress::run(&opts, &|m: &str| common.note(m))?;
+    let report = compress::run(&opts, &note)?;
     if let Some((volume, costs)) = projection {
         let rows_p = compress::project::project(&volume, &report.codecs, &costs);
         common.note(&format!(

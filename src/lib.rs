@@ -11,6 +11,7 @@ pub mod compress;
 pub mod conninfo;
 pub mod dataset;
 pub mod error;
+pub mod http;
 pub mod machines;
 pub mod model;
 pub mod nar;

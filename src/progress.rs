@@ -53,4 +53,34 @@ impl Progress {
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     }
+
+    /// A bar counting items of a known number (requests, files).
+    pub fn items(&self, what: &str, total: u64) -> ProgressBar {
+        if !self.enabled {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(total).with_message(what.to_string());
+        bar.set_style(
+            ProgressStyle::with_template("{msg}: {bar:30} {human_pos}/{human_len} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
+
+    /// A bar counting bytes towards `total` (downloads), with rate and time left.
+    pub fn bytes(&self, what: &str, total: u64) -> ProgressBar {
+        if !self.enabled {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(total).with_message(what.to_string());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg}: {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
 }

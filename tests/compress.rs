@@ -1,7 +1,9 @@
 //! Codecs, inputs and the measurement: names parse, every codec family round-trips (Nix's
 //! frame layout included), truncated .xz/.zst give a clear error, ratios agree with the `xz`
 //! and `zstd` tools, and a binary cache written by real Nix (`nix copy --to file://…`, with
-//! xz and zstd) is read back with its narinfo FileSize/NarSize/NarHash matching ours.
+//! xz and zstd) is read back with its narinfo FileSize/NarSize/NarHash matching ours — from
+//! its directory, and over HTTP from a loopback server that injects faults (a cut body,
+//! a 503, a corrupt NAR, an overlong body, absent paths, credentials in the URL).
 
 use std::fs;
 use std::path::Path;
@@ -220,14 +222,13 @@ fn ratios_match_the_command_line_tools() {
     }
 }
 
-#[test]
-fn reads_a_binary_cache_written_by_nix() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = tree(dir.path());
-    let store = format!("local?root={}", dir.path().join("root").display());
+/// A throwaway Nix store under `dir` (its store directory is still /nix/store) holding
+/// `trees`, added with `nix-store --add`; returns the store URI and the store paths, in order.
+fn nix_store_with(dir: &Path, trees: &[&Path]) -> (String, Vec<String>) {
+    let store = format!("local?root={}", dir.join("root").display());
     let add = Command::new("nix-store")
         .args(["--option", "substituters", "", "--store", &store, "--add"])
-        .arg(&root)
+        .args(trees)
         .output()
         .expect("nix-store (apt-get install nix-bin)");
     assert!(
@@ -235,28 +236,50 @@ fn reads_a_binary_cache_written_by_nix() {
         "{}",
         String::from_utf8_lossy(&add.stderr)
     );
-    let store_path = String::from_utf8(add.stdout).unwrap().trim().to_string();
+    let paths: Vec<String> = String::from_utf8(add.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(paths.len(), trees.len());
+    (store, paths)
+}
+
+/// A binary cache written by real Nix: `nix copy --to 'file://DIR?compression=…'` of
+/// `paths` from `store` into `cache`. Returns the `file://` URL it was written to.
+fn nix_copy(store: &str, paths: &[String], cache: &Path, compression: &str) -> String {
+    let to = format!("file://{}?compression={compression}", cache.display());
+    let copy = Command::new("nix")
+        .args([
+            "--extra-experimental-features",
+            "nix-command",
+            "--option",
+            "substituters",
+            "",
+        ])
+        .args(["copy", "--from", store, "--to", &to])
+        .args(paths)
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    to
+}
+
+#[test]
+fn reads_a_binary_cache_written_by_nix() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tree(dir.path());
+    let (store, paths) = nix_store_with(dir.path(), &[&root]);
+    let store_path = paths[0].clone();
     let mut ours = Vec::new();
     nar::dump_path(&root, &mut ours).unwrap();
     for compression in ["xz", "zstd"] {
         let cache = dir.path().join(format!("cache-{compression}"));
-        let to = format!("file://{}?compression={compression}", cache.display());
-        let copy = Command::new("nix")
-            .args([
-                "--extra-experimental-features",
-                "nix-command",
-                "--option",
-                "substituters",
-                "",
-            ])
-            .args(["copy", "--from", &store, "--to", &to, &store_path])
-            .output()
-            .unwrap();
-        assert!(
-            copy.status.success(),
-            "{}",
-            String::from_utf8_lossy(&copy.stderr)
-        );
+        let to = nix_copy(&store, &paths, &cache, compression);
         for input in [to.clone(), cache.display().to_string()] {
             let sources = compress::input::resolve(&[input], None).unwrap();
             assert_eq!(sources.len(), 1);
@@ -265,6 +288,32 @@ fn reads_a_binary_cache_written_by_nix() {
             let nar = sources[0].load().unwrap();
             assert_eq!(nar.bytes, ours);
         }
+        // --paths picks from a local cache too, and only applies to caches.
+        let pick = |paths: &[&str], input: &str| {
+            let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+            compress::input::resolve_with(
+                &[input.to_string()],
+                None,
+                Some(&paths),
+                &compress::HttpOptions::default(),
+                &|_| {},
+            )
+        };
+        assert_eq!(pick(&[&store_path], &to).unwrap().len(), 1);
+        let absent = "/nix/store/0000000000000000000000000000000a-absent";
+        let e = pick(&[absent], &to).err().unwrap().to_string();
+        assert!(
+            e.contains("without any .narinfo for the --paths given"),
+            "{e}"
+        );
+        let e = pick(&[&store_path], root.to_str().unwrap())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("--paths") && e.contains("no --input is one"),
+            "{e}"
+        );
         // A narinfo that lies about NarSize is caught.
         let info = fs::read_dir(&cache)
             .unwrap()
@@ -594,4 +643,723 @@ fn from_outputs_finds_build_outputs_in_the_store_or_a_cache() {
         err.contains("none of the 1 output paths") && err.contains(store_path),
         "{err}"
     );
+}
+
+// ---- http(s):// binary caches ------------------------------------------------------------------
+
+mod http {
+    //! A small HTTP/1.1 server on loopback serving the files of a real binary cache, with Range
+    //! requests, a log of what was asked, and faults to inject.
+
+    use std::collections::HashSet;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::path::{Component, Path, PathBuf};
+    use std::sync::{Arc, Mutex};
+
+    /// One request as the server saw it.
+    #[derive(Debug, Clone)]
+    pub struct Req {
+        pub path: String,
+        pub range: Option<String>,
+        pub user_agent: Option<String>,
+        pub authorization: Option<String>,
+    }
+
+    /// Faults, by request path (`/nar/….nar.xz`, `/….narinfo`).
+    #[derive(Debug, Default)]
+    pub struct Faults {
+        /// The next answer sends half the body under the full Content-Length, then closes.
+        pub cut_once: HashSet<String>,
+        /// The next answer is 503 with `Retry-After: 1`.
+        pub unavailable_once: HashSet<String>,
+        /// Every answer has one byte of the file flipped.
+        pub corrupt: HashSet<String>,
+        /// Every answer has no Content-Length and 1000 bytes more than the file.
+        pub overlong: HashSet<String>,
+    }
+
+    pub struct Server {
+        pub addr: SocketAddr,
+        pub log: Arc<Mutex<Vec<Req>>>,
+        pub faults: Arc<Mutex<Faults>>,
+    }
+
+    impl Server {
+        pub fn url(&self) -> String {
+            format!("http://{}", self.addr)
+        }
+
+        pub fn requests(&self) -> Vec<Req> {
+            self.log.lock().unwrap().clone()
+        }
+    }
+
+    /// Serves the files under `root` until the test ends.
+    pub fn serve(root: &Path) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let faults = Arc::new(Mutex::new(Faults::default()));
+        let (root, log2, faults2) = (root.to_path_buf(), log.clone(), faults.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (root, log, faults) = (root.clone(), log2.clone(), faults2.clone());
+                std::thread::spawn(move || {
+                    let _ = answer(stream, &root, &log, &faults);
+                });
+            }
+        });
+        Server { addr, log, faults }
+    }
+
+    fn answer(
+        mut stream: TcpStream,
+        root: &Path,
+        log: &Mutex<Vec<Req>>,
+        faults: &Mutex<Faults>,
+    ) -> std::io::Result<()> {
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let path = target.split('?').next().unwrap_or("/").to_string();
+        let mut req = Req {
+            path: path.clone(),
+            range: None,
+            user_agent: None,
+            authorization: None,
+        };
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                let v = Some(v.trim().to_string());
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "range" => req.range = v,
+                    "user-agent" => req.user_agent = v,
+                    "authorization" => req.authorization = v,
+                    _ => {}
+                }
+            }
+        }
+        log.lock().unwrap().push(req.clone());
+        let (cut, unavailable, corrupt, overlong) = {
+            let mut f = faults.lock().unwrap();
+            (
+                f.cut_once.remove(&path),
+                f.unavailable_once.remove(&path),
+                f.corrupt.contains(&path),
+                f.overlong.contains(&path),
+            )
+        };
+        let head = |status: &str, extra: &str, len: Option<usize>| {
+            let len = len
+                .map(|n| format!("Content-Length: {n}\r\n"))
+                .unwrap_or_default();
+            format!("HTTP/1.1 {status}\r\n{extra}{len}Connection: close\r\n\r\n")
+        };
+        if unavailable {
+            stream.write_all(
+                head("503 Service Unavailable", "Retry-After: 1\r\n", Some(0)).as_bytes(),
+            )?;
+            return Ok(());
+        }
+        let rel = PathBuf::from(path.trim_start_matches('/'));
+        let file = root.join(&rel);
+        let safe = rel.components().all(|c| matches!(c, Component::Normal(_)));
+        let Some(mut data) = safe.then(|| std::fs::read(&file).ok()).flatten() else {
+            stream.write_all(head("404 Not Found", "", Some(0)).as_bytes())?;
+            return Ok(());
+        };
+        if corrupt {
+            let i = data.len() / 2;
+            data[i] ^= 0xff;
+        }
+        if overlong {
+            data.extend(std::iter::repeat_n(7u8, 1000));
+            stream.write_all(head("200 OK", "", None).as_bytes())?;
+            stream.write_all(&data)?;
+            return Ok(());
+        }
+        let from = req
+            .range
+            .as_deref()
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.strip_suffix('-'))
+            .and_then(|n| n.parse::<usize>().ok());
+        let (status, extra, body) = match from {
+            Some(n) if n >= data.len() => {
+                let cr = format!("Content-Range: bytes */{}\r\n", data.len());
+                stream.write_all(head("416 Range Not Satisfiable", &cr, Some(0)).as_bytes())?;
+                return Ok(());
+            }
+            Some(n) => (
+                "206 Partial Content",
+                format!(
+                    "Content-Range: bytes {n}-{}/{}\r\n",
+                    data.len() - 1,
+                    data.len()
+                ),
+                &data[n..],
+            ),
+            None => ("200 OK", String::new(), &data[..]),
+        };
+        stream.write_all(head(status, &extra, Some(body.len())).as_bytes())?;
+        if cut {
+            stream.write_all(&body[..body.len() / 2])?;
+            stream.flush()?;
+            return stream.shutdown(std::net::Shutdown::Both);
+        }
+        stream.write_all(body)
+    }
+}
+
+/// Seeded bytes that do not compress, so a NAR file is as large as its NAR.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Three store paths of distinct sizes (small text, mid text, 1.2 MB of noise) in binary caches
+/// written by real Nix with xz and zstd.
+struct NixCaches {
+    _dir: tempfile::TempDir,
+    /// The store paths, smallest NAR first.
+    paths: Vec<String>,
+    xz: std::path::PathBuf,
+    zstd: std::path::PathBuf,
+}
+
+fn nix_caches() -> NixCaches {
+    let dir = tempfile::tempdir().unwrap();
+    let mk = |name: &str, files: &[(&str, Vec<u8>)]| {
+        let root = dir.path().join(name);
+        fs::create_dir_all(&root).unwrap();
+        for (f, bytes) in files {
+            fs::write(root.join(f), bytes).unwrap();
+        }
+        root
+    };
+    let small = mk("small", &[("README", corpus(20_000, 11))]);
+    let mid = mk(
+        "mid",
+        &[("a.txt", corpus(300_000, 12)), ("b", corpus(50_000, 13))],
+    );
+    let big = mk(
+        "big",
+        &[("blob", noise(1_200_000, 14)), ("c", corpus(10_000, 15))],
+    );
+    let (store, paths) = nix_store_with(dir.path(), &[&small, &mid, &big]);
+    let xz = dir.path().join("cache-xz");
+    let zstd = dir.path().join("cache-zstd");
+    nix_copy(&store, &paths, &xz, "xz");
+    nix_copy(&store, &paths, &zstd, "zstd");
+    NixCaches {
+        _dir: dir,
+        paths,
+        xz,
+        zstd,
+    }
+}
+
+/// The narinfo of `store_path` in the cache directory `cache`.
+fn narinfo(cache: &Path, store_path: &str) -> compress::input::NarInfo {
+    let hash = &store_path["/nix/store/".len()..][..32];
+    let p = cache.join(format!("{hash}.narinfo"));
+    compress::input::parse_narinfo(&fs::read_to_string(&p).unwrap(), "test").unwrap()
+}
+
+/// A store path no cache has.
+const ABSENT: &str = "/nix/store/0000000000000000000000000000000a-absent";
+
+fn write_paths(dir: &Path, paths: &[&str]) -> String {
+    let p = dir.join("paths.txt");
+    fs::write(&p, format!("# store paths\n{}\n", paths.join("\n"))).unwrap();
+    p.display().to_string()
+}
+
+fn hb() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"));
+    c.env_remove("HYDRA_BOTTLENECK_LOG");
+    c
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The error contract: exit 1, one line on stderr, nothing on stdout.
+fn one_line_error(out: &std::process::Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty(), "no row on failure");
+    assert!(!err.contains("panicked"), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("hydra-bottleneck: error: "), "{err}");
+    last.to_string()
+}
+
+#[test]
+fn an_http_cache_is_read_end_to_end_with_xz_and_zstd() {
+    let caches = nix_caches();
+    let work = tempfile::tempdir().unwrap();
+    let mut wanted: Vec<&str> = caches.paths.iter().map(String::as_str).collect();
+    wanted.push(ABSENT);
+    let paths = write_paths(work.path(), &wanted);
+    for (compression, cache) in [("xz", &caches.xz), ("zstd", &caches.zstd)] {
+        let server = http::serve(cache);
+        let xdg = work.path().join(format!("xdg-{compression}"));
+        // Without --download-dir: the XDG cache directory.
+        let out = hb()
+            .args(["compress", "--input", &server.url(), "--paths", &paths])
+            .args(["--codecs", "zstd-1", "--format", "json"])
+            .env("XDG_CACHE_HOME", &xdg)
+            .output()
+            .unwrap();
+        let v = json_of(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "1 of 4 paths are not in {} (no narinfo; the first: {ABSENT})",
+                server.url()
+            )),
+            "{err}"
+        );
+        let corpus = v["corpus"].as_array().unwrap();
+        assert_eq!(corpus.len(), 3, "{v}");
+        let downloads = xdg
+            .join("hydra-bottleneck/nar")
+            .join(server.addr.to_string().replace(':', "_"));
+        for e in corpus {
+            let name = e["nar"].as_str().unwrap();
+            let info = narinfo(cache, name);
+            assert_eq!(e["nar_size"].as_u64(), Some(info.nar_size), "{name}");
+            assert_eq!(e["nar_hash"].as_str().unwrap(), info.nar_hash.to_string());
+            assert_eq!(e["file_size"].as_u64(), info.file_size, "{name}");
+            assert_eq!(e["file_compression"], compression);
+            let served = fs::metadata(cache.join(&info.url)).unwrap().len();
+            assert_eq!(info.file_size, Some(served));
+            let kept = downloads.join(info.url.rsplit('/').next().unwrap());
+            assert_eq!(fs::metadata(&kept).unwrap().len(), served);
+        }
+        let reqs = server.requests();
+        assert!(
+            reqs.iter().all(|r| r.user_agent.as_deref().is_some_and(
+                |u| u.starts_with(&format!("hydra-bottleneck/{}", env!("CARGO_PKG_VERSION")))
+            )),
+            "{reqs:?}"
+        );
+        assert_eq!(
+            reqs.iter().filter(|r| r.path == "/nix-cache-info").count(),
+            1
+        );
+        assert_eq!(
+            reqs.iter().filter(|r| r.path.ends_with(".narinfo")).count(),
+            4
+        );
+        assert_eq!(
+            reqs.iter().filter(|r| r.path.starts_with("/nar/")).count(),
+            3
+        );
+        assert!(reqs.iter().all(|r| r.range.is_none()), "{reqs:?}");
+
+        // Again, sampling one NAR by NarSize: the middle one, from the download directory.
+        let before = server.requests().len();
+        let out = hb()
+            .args(["compress", "--input", &server.url(), "--paths", &paths])
+            .args([
+                "--sample",
+                "1",
+                "--download-dir",
+                downloads.parent().unwrap().to_str().unwrap(),
+            ])
+            .args(["--codecs", "zstd-1", "--format", "json"])
+            .output()
+            .unwrap();
+        let v = json_of(&out);
+        assert_eq!(v["corpus"].as_array().unwrap().len(), 1);
+        assert_eq!(v["corpus"][0]["nar"], caches.paths[1].as_str());
+        let again = &server.requests()[before..];
+        assert!(
+            again.iter().all(|r| !r.path.starts_with("/nar/")),
+            "a verified NAR file is used as it is: {again:?}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("downloaded 0 NAR files (0.0 MB)"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn a_cut_download_resumes_with_range_and_a_503_is_retried() {
+    let caches = nix_caches();
+    let work = tempfile::tempdir().unwrap();
+    let server = http::serve(&caches.xz);
+    let big = narinfo(&caches.xz, &caches.paths[2]);
+    let mid_hash = &caches.paths[1]["/nix/store/".len()..][..32];
+    {
+        let mut f = server.faults.lock().unwrap();
+        f.cut_once.insert(format!("/{}", big.url));
+        f.unavailable_once.insert(format!("/{mid_hash}.narinfo"));
+    }
+    let wanted: Vec<&str> = caches.paths.iter().map(String::as_str).collect();
+    let paths = write_paths(work.path(), &wanted);
+    let dl = work.path().join("dl");
+    let out = hb()
+        .args(["compress", "--input", &server.url(), "--paths", &paths])
+        .args(["--download-dir", dl.to_str().unwrap()])
+        .args(["--codecs", "zstd-1", "--format", "json"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(v["corpus"].as_array().unwrap().len(), 3);
+    let big_entry = v["corpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["nar"] == caches.paths[2].as_str())
+        .unwrap();
+    assert_eq!(big_entry["nar_size"].as_u64(), Some(big.nar_size));
+    assert_eq!(big_entry["file_size"].as_u64(), big.file_size);
+    let reqs = server.requests();
+    let nar_reqs: Vec<&http::Req> = reqs
+        .iter()
+        .filter(|r| r.path == format!("/{}", big.url))
+        .collect();
+    assert_eq!(nar_reqs.len(), 2, "{nar_reqs:?}");
+    assert_eq!(nar_reqs[0].range, None);
+    let resumed_at: u64 = nar_reqs[1]
+        .range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse().ok())
+        .expect("the second request asks for the rest with Range");
+    let size = big.file_size.unwrap();
+    assert!(
+        resumed_at > 0 && resumed_at < size,
+        "{resumed_at} of {size}"
+    );
+    assert_eq!(
+        reqs.iter()
+            .filter(|r| r.path == format!("/{mid_hash}.narinfo"))
+            .count(),
+        2,
+        "the 503 was retried"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("HTTP 503 Service Unavailable; try 2 of 5 in 1 s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("truncated") && err.contains("try 2 of 5"),
+        "{err}"
+    );
+    // Nothing half-written is left.
+    let site = dl.join(server.addr.to_string().replace(':', "_"));
+    let names: Vec<String> = fs::read_dir(&site)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.iter().all(|n| !n.ends_with(".part")), "{names:?}");
+
+    // Partial downloads left by an earlier run: a good one is resumed, a wrong one (its bytes
+    // are not the file's) is dropped once it fails to verify, and downloaded again whole.
+    let dl = work.path().join("dl2");
+    let site = dl.join(server.addr.to_string().replace(':', "_"));
+    fs::create_dir_all(&site).unwrap();
+    let mid = narinfo(&caches.xz, &caches.paths[1]);
+    let small = narinfo(&caches.xz, &caches.paths[0]);
+    let part = |info: &compress::input::NarInfo| {
+        site.join(format!("{}.part", info.url.rsplit('/').next().unwrap()))
+    };
+    let mid_file = fs::read(caches.xz.join(&mid.url)).unwrap();
+    fs::write(part(&mid), &mid_file[..mid_file.len() / 3]).unwrap();
+    let small_len = small.file_size.unwrap() as usize;
+    fs::write(part(&small), noise(small_len / 2, 99)).unwrap();
+    let before = server.requests().len();
+    let out = hb()
+        .args(["compress", "--input", &server.url(), "--paths", &paths])
+        .args(["--download-dir", dl.to_str().unwrap()])
+        .args(["--codecs", "zstd-1", "--format", "json"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(v["corpus"].as_array().unwrap().len(), 3);
+    let reqs = server.requests()[before..].to_vec();
+    let ranges = |info: &compress::input::NarInfo| -> Vec<Option<String>> {
+        reqs.iter()
+            .filter(|r| r.path == format!("/{}", info.url))
+            .map(|r| r.range.clone())
+            .collect()
+    };
+    assert_eq!(
+        ranges(&mid),
+        [Some(format!("bytes={}-", mid_file.len() / 3))]
+    );
+    assert_eq!(
+        ranges(&small),
+        [Some(format!("bytes={}-", small_len / 2)), None]
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("starting over"), "{err}");
+    assert!(!part(&mid).exists() && !part(&small).exists());
+}
+
+#[test]
+fn a_corrupt_nar_or_an_overlong_body_is_an_error_naming_the_path() {
+    let caches = nix_caches();
+    let work = tempfile::tempdir().unwrap();
+    let server = http::serve(&caches.zstd);
+    let big = narinfo(&caches.zstd, &caches.paths[2]);
+    let nar_path = format!("/{}", big.url);
+    let paths = write_paths(work.path(), &[&caches.paths[2]]);
+    server
+        .faults
+        .lock()
+        .unwrap()
+        .corrupt
+        .insert(nar_path.clone());
+    let dl = work.path().join("dl");
+    let run = |dl: &Path| {
+        hb().args(["compress", "--input", &server.url(), "--paths", &paths])
+            .args(["--download-dir", dl.to_str().unwrap()])
+            .args(["--codecs", "zstd-1", "-q"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&dl);
+    let err = one_line_error(&out);
+    assert!(
+        err.contains(&caches.paths[2])
+            && err.contains(&format!("{}{nar_path}", server.url()))
+            && err.contains("FileHash"),
+        "{err}"
+    );
+    // Neither the file nor a partial download is kept.
+    let site = dl.join(server.addr.to_string().replace(':', "_"));
+    assert_eq!(fs::read_dir(&site).unwrap().count(), 0);
+
+    // A body that runs past the announced size is cut off.
+    {
+        let mut f = server.faults.lock().unwrap();
+        f.corrupt.clear();
+        f.overlong.insert(nar_path.clone());
+    }
+    let dl2 = work.path().join("dl2");
+    let err = one_line_error(&run(&dl2));
+    assert!(
+        err.contains(&caches.paths[2]) && err.contains("runs past the announced size"),
+        "{err}"
+    );
+    let site = dl2.join(server.addr.to_string().replace(':', "_"));
+    assert_eq!(fs::read_dir(&site).unwrap().count(), 0);
+
+    // A narinfo whose NarHash is not its NAR's: the file verifies, the NAR does not.
+    let mid = narinfo(&caches.zstd, &caches.paths[1]);
+    let small = narinfo(&caches.zstd, &caches.paths[0]);
+    let hash = &caches.paths[1]["/nix/store/".len()..][..32];
+    let p = caches.zstd.join(format!("{hash}.narinfo"));
+    let text = fs::read_to_string(&p).unwrap();
+    fs::write(
+        &p,
+        text.replace(&mid.nar_hash.to_string(), &small.nar_hash.to_string()),
+    )
+    .unwrap();
+    let paths = write_paths(work.path(), &[&caches.paths[1]]);
+    let out = hb()
+        .args(["compress", "--input", &server.url(), "--paths", &paths])
+        .args(["--download-dir", work.path().join("dl3").to_str().unwrap()])
+        .args(["--codecs", "zstd-1", "-q"])
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert!(
+        err.contains(&caches.paths[1])
+            && err.contains(&format!("from {}/{}", server.url(), mid.url))
+            && err.contains("NarHash"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_http_cache_needs_store_paths_and_says_what_is_missing() {
+    let caches = nix_caches();
+    let work = tempfile::tempdir().unwrap();
+    let server = http::serve(&caches.xz);
+    let dl = work.path().join("dl");
+    let base = |extra: &[&str]| {
+        hb().args(["compress", "--input", &server.url()])
+            .args(["--download-dir", dl.to_str().unwrap(), "--codecs", "zstd-1"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // No paths: it cannot be listed, and nothing is asked of the server.
+    let err = one_line_error(&base(&[]));
+    assert!(
+        err.contains("an HTTP binary cache cannot be listed") && err.contains("--paths FILE"),
+        "{err}"
+    );
+    assert!(server.requests().is_empty());
+    // Only absent paths.
+    let paths = write_paths(work.path(), &[ABSENT]);
+    let err = one_line_error(&base(&["--paths", &paths, "-q"]));
+    assert!(
+        err.contains("none of the 1 paths given") && err.contains(ABSENT),
+        "{err}"
+    );
+    // Not a binary cache at all.
+    let out = hb()
+        .args([
+            "compress",
+            "--input",
+            &format!("{}/elsewhere", server.url()),
+        ])
+        .args([
+            "--paths",
+            &paths,
+            "--download-dir",
+            dl.to_str().unwrap(),
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert!(
+        err.contains("/elsewhere/nix-cache-info") && err.contains("not a binary cache"),
+        "{err}"
+    );
+    // A path of another store directory.
+    let other = write_paths(
+        work.path(),
+        &["/gnu/store/0000000000000000000000000000000a-x"],
+    );
+    let err = one_line_error(&base(&["--paths", &other, "-q"]));
+    assert!(err.contains("store directory /nix/store"), "{err}");
+    // A NAR over --max-nar-mib is skipped with a note; the others are measured.
+    let all: Vec<&str> = caches.paths.iter().map(String::as_str).collect();
+    let paths = write_paths(work.path(), &all);
+    let out = base(&["--paths", &paths, "--max-nar-mib", "1", "--format", "json"]);
+    let v = json_of(&out);
+    assert_eq!(v["corpus"].as_array().unwrap().len(), 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 of 3 NARs are larger than --max-nar-mib 1 and skipped")
+            && err.contains(&caches.paths[2]),
+        "{err}"
+    );
+    let big = narinfo(&caches.xz, &caches.paths[2]);
+    assert!(
+        !server
+            .requests()
+            .iter()
+            .any(|r| r.path == format!("/{}", big.url)),
+        "the large NAR is not downloaded"
+    );
+    // A narinfo pointing to a NAR file the cache does not have (into a fresh download
+    // directory: the one above holds it, verified, and would be used without a request).
+    let small = narinfo(&caches.xz, &caches.paths[0]);
+    fs::remove_file(caches.xz.join(&small.url)).unwrap();
+    let paths = write_paths(work.path(), &[&caches.paths[0]]);
+    let out = hb()
+        .args(["compress", "--input", &server.url(), "--paths", &paths])
+        .args([
+            "--download-dir",
+            work.path().join("fresh").to_str().unwrap(),
+        ])
+        .args(["--codecs", "zstd-1", "-q"])
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert!(
+        err.contains(&caches.paths[0])
+            && err.contains(&small.url)
+            && err.contains("a NAR the cache does not have (HTTP 404 Not Found)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn credentials_in_a_cache_url_are_sent_but_never_shown() {
+    let caches = nix_caches();
+    let work = tempfile::tempdir().unwrap();
+    let server = http::serve(&caches.xz);
+    let big = narinfo(&caches.xz, &caches.paths[2]);
+    let hash = &caches.paths[2]["/nix/store/".len()..][..32];
+    {
+        let mut f = server.faults.lock().unwrap();
+        f.unavailable_once.insert(format!("/{hash}.narinfo"));
+        f.corrupt.insert(format!("/{}", big.url));
+    }
+    let paths = write_paths(work.path(), &[&caches.paths[2]]);
+    let url = format!("http://alice:hunter2@{}/", server.addr);
+    let out = hb()
+        .args(["compress", "--input", &url, "--paths", &paths])
+        .args(["--download-dir", work.path().join("dl").to_str().unwrap()])
+        .args(["--codecs", "zstd-1"])
+        .output()
+        .unwrap();
+    one_line_error(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("hunter2") && !err.contains("alice"), "{err}");
+    // The retry note and the error both name the cache, redacted.
+    assert_eq!(
+        err.matches(&format!("http://***@{}", server.addr)).count(),
+        2,
+        "{err}"
+    );
+    let reqs = server.requests();
+    assert!(
+        reqs.iter()
+            .all(|r| r.authorization.as_deref() == Some("Basic YWxpY2U6aHVudGVyMg==")),
+        "{reqs:?}"
+    );
+}
+
+#[test]
+fn from_outputs_finds_build_outputs_in_an_http_cache() {
+    let caches = nix_caches();
+    let work = tempfile::tempdir().unwrap();
+    let server = http::serve(&caches.zstd);
+    let snap = snapshot_with_output(work.path(), &caches.paths[1], 12345);
+    let out = hb()
+        .args([
+            "compress",
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--from-outputs",
+            "1",
+        ])
+        .args(["--cache", &server.url()])
+        .args(["--download-dir", work.path().join("dl").to_str().unwrap()])
+        .args(["--codecs", "zstd-1", "--format", "json", "-q"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    let info = narinfo(&caches.zstd, &caches.paths[1]);
+    assert_eq!(v["corpus"][0]["nar"], caches.paths[1].as_str());
+    assert_eq!(v["corpus"][0]["nar_size"].as_u64(), Some(info.nar_size));
+    assert_eq!(v["corpus"][0]["file_size"].as_u64(), info.file_size);
+    assert_eq!(v["corpus"][0]["file_compression"], "zstd");
 }

@@ -386,8 +386,27 @@ pub fn decompress(
     hint: usize,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
+    decompress_at_most(kind, input, hint, u64::MAX, out)
+}
+
+/// [`decompress`], stopping with an error once the output passes `limit` bytes (`out` then
+/// holds more than `limit`): a file from elsewhere (a binary cache) cannot make us hold much
+/// more than its narinfo announced.
+pub fn decompress_at_most(
+    kind: Compression,
+    input: &[u8],
+    hint: usize,
+    limit: u64,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     out.clear();
-    out.reserve(hint);
+    out.reserve(hint.min(usize::try_from(limit).unwrap_or(usize::MAX)));
+    let over = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("it decompresses to more than {limit} bytes"),
+        )
+    };
     match kind {
         Compression::None => {
             out.extend_from_slice(input);
@@ -396,10 +415,11 @@ pub fn decompress(
         Compression::Xz => {
             let stream = Stream::new_stream_decoder(u64::MAX, xz2::stream::CONCATENATED)
                 .map_err(io::Error::other)?;
-            xz_into(stream, input, out)
+            xz_into(stream, input, limit, out)
         }
         Compression::Bzip2 => read_all(
             bzip2::read::MultiBzDecoder::new(input),
+            limit,
             out,
             &format!(
                 "truncated bzip2 stream: it ends after {} compressed bytes",
@@ -408,6 +428,7 @@ pub fn decompress(
         ),
         Compression::Zstd => read_all(
             zstd::stream::read::Decoder::with_buffer(input)?,
+            limit,
             out,
             &format!(
                 "truncated zstd stream: it ends after {} compressed bytes inside a frame",
@@ -415,21 +436,36 @@ pub fn decompress(
             ),
         ),
     }
-}
-
-/// Reads a whole decoder into `out`; an early end of input becomes `truncated`, said plainly.
-fn read_all(mut d: impl Read, out: &mut Vec<u8>, truncated: &str) -> io::Result<()> {
-    d.read_to_end(out).map(|_| ()).map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            io::Error::new(e.kind(), truncated.to_string())
+    .and_then(|()| {
+        if out.len() as u64 > limit {
+            Err(over())
         } else {
-            e
+            Ok(())
         }
     })
 }
 
-fn xz_into(mut stream: Stream, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+/// Reads a whole decoder into `out`, at most one byte past `limit` (the caller refuses that);
+/// an early end of input becomes `truncated`, said plainly.
+fn read_all(d: impl Read, limit: u64, out: &mut Vec<u8>, truncated: &str) -> io::Result<()> {
+    d.take(limit.saturating_add(1))
+        .read_to_end(out)
+        .map(|_| ())
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::new(e.kind(), truncated.to_string())
+            } else {
+                e
+            }
+        })
+}
+
+fn xz_into(mut stream: Stream, input: &[u8], limit: u64, out: &mut Vec<u8>) -> io::Result<()> {
     loop {
+        if out.len() as u64 > limit {
+            // The caller says so; decoding on would only use more memory.
+            return Ok(());
+        }
         if out.len() == out.capacity() {
             out.reserve(out.capacity().max(64 << 10));
         }

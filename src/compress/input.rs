@@ -1,19 +1,22 @@
 //! Where the NARs come from: a directory or store path (packed here), a `.nar`, a compressed
-//! `.nar.xz`/`.nar.zst`, a local binary cache (a directory with `nix-cache-info`, or a
-//! `file://` URL), or, without any input, a small default corpus of real files on this machine.
+//! `.nar.xz`/`.nar.zst`/`.nar.bz2`, a binary cache — local (a directory with `nix-cache-info`,
+//! or a `file://` URL) or remote (`http(s)://`, read by [`super::httpcache`]) — or, without
+//! any input, a small default corpus of real files on this machine.
 //!
 //! Every NAR is validated by the reader when it is loaded; NARs from a binary cache are also
 //! checked against their narinfo (FileSize, FileHash, NarSize, NarHash).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::codecs::{Compression, decompress};
+use super::codecs::{Compression, decompress_at_most};
+use super::httpcache::{self, HttpCache, HttpOptions, Note, hash_part};
 use crate::error::{Error, Result};
 use crate::nar::{self, NarHash, NarSummary};
 
@@ -26,6 +29,9 @@ pub struct NarSource {
     kind: Kind,
     #[serde(skip)]
     expected: Option<NarInfo>,
+    /// Where the NAR file was downloaded from (redacted), to name it in errors.
+    #[serde(skip)]
+    origin: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +40,8 @@ enum Kind {
     Pack(PathBuf),
     /// A NAR file, compressed or not.
     File(PathBuf, Compression),
+    /// A NAR file of an HTTP binary cache, to be downloaded ([`fetch`]).
+    Remote(Arc<HttpCache>, Compression),
 }
 
 /// A NAR in memory, validated.
@@ -41,6 +49,8 @@ pub struct LoadedNar {
     pub name: String,
     pub bytes: Vec<u8>,
     pub summary: NarSummary,
+    /// For a NAR from a binary cache: the size of its compressed file, and how it is compressed.
+    pub file: Option<(u64, &'static str)>,
 }
 
 /// The fields of a `.narinfo` we use.
@@ -89,6 +99,18 @@ pub fn parse_narinfo(text: &str, what: &str) -> Result<NarInfo> {
     })
 }
 
+impl Compression {
+    /// The name a narinfo gives it.
+    pub fn narinfo_name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+            Compression::Bzip2 => "bzip2",
+        }
+    }
+}
+
 fn compression_of(name: &str, what: &str) -> Result<Compression> {
     match name {
         "none" | "" => Ok(Compression::None),
@@ -101,13 +123,58 @@ fn compression_of(name: &str, what: &str) -> Result<Compression> {
     }
 }
 
+/// Evenly spaced ranks from the smallest to the largest of `sorted` (sorted by size): `n` of
+/// them, so that a sample spans the sizes. All of them when `n` is 0 or not smaller.
+pub fn spread<T: Clone + PartialEq>(sorted: Vec<T>, n: usize) -> Vec<T> {
+    if n == 0 || n >= sorted.len() {
+        return sorted;
+    }
+    let last = sorted.len() - 1;
+    let mut picks: Vec<T> = (0..n)
+        .map(|i| if n == 1 { last / 2 } else { i * last / (n - 1) })
+        .map(|i| sorted[i].clone())
+        .collect();
+    picks.dedup();
+    picks
+}
+
+/// Is `input` an http(s):// URL?
+pub fn is_http(input: &str) -> bool {
+    input.starts_with("http://") || input.starts_with("https://")
+}
+
 /// Resolves `--input` values into NAR sources. `sample` keeps that many NARs of each binary
-/// cache, spread evenly over the range of their NarSize.
+/// cache, spread evenly over the range of their NarSize. HTTP caches are refused here (they
+/// need store paths and options: [`resolve_with`]).
 pub fn resolve(inputs: &[String], sample: Option<usize>) -> Result<Vec<NarSource>> {
+    resolve_with(inputs, sample, None, &HttpOptions::default(), &|_| {})
+}
+
+/// [`resolve`] with the store paths to take from binary caches (`--paths`; required for an
+/// HTTP cache, which cannot be listed) and how HTTP caches are read. NARs of HTTP caches are
+/// only looked up here; [`fetch`] downloads them.
+pub fn resolve_with(
+    inputs: &[String],
+    sample: Option<usize>,
+    paths: Option<&[String]>,
+    http: &HttpOptions,
+    note: Note,
+) -> Result<Vec<NarSource>> {
     let mut out = Vec::new();
+    let mut caches = 0;
     for input in inputs {
-        if input.starts_with("http://") || input.starts_with("https://") {
-            return Err(Error::NotAvailable("compress --input http(s)://"));
+        if is_http(input) {
+            let shown = crate::http::redact(input);
+            let Some(paths) = paths else {
+                return Err(Error::Invalid(format!(
+                    "{shown}: an HTTP binary cache cannot be listed; name the store paths to \
+                     measure with --paths FILE (one store path or hash a line), or use \
+                     --from-outputs N --cache URL"
+                )));
+            };
+            caches += 1;
+            out.extend(http_cache(input, sample, paths, http, note)?);
+            continue;
         }
         let path = PathBuf::from(input.strip_prefix("file://").map_or(input.as_str(), |p| {
             // file:///dir?compression=xz: the store options do not matter for reading.
@@ -115,7 +182,8 @@ pub fn resolve(inputs: &[String], sample: Option<usize>) -> Result<Vec<NarSource
         }));
         let meta = fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
         if meta.is_dir() && path.join("nix-cache-info").is_file() {
-            out.extend(cache(&path, sample)?);
+            caches += 1;
+            out.extend(cache(&path, sample, paths, note)?);
             continue;
         }
         let name = path.to_string_lossy().into_owned();
@@ -137,47 +205,138 @@ pub fn resolve(inputs: &[String], sample: Option<usize>) -> Result<Vec<NarSource
             name,
             kind,
             expected: None,
+            origin: None,
         });
+    }
+    if paths.is_some() && caches == 0 {
+        return Err(Error::Invalid(
+            "--paths names store paths to take from a binary cache, and no --input is one".into(),
+        ));
     }
     Ok(out)
 }
 
-/// The NARs of a binary cache directory, by its narinfo files.
-fn cache(dir: &Path, sample: Option<usize>) -> Result<Vec<NarSource>> {
+/// The NARs of the HTTP binary cache at `url` for `paths`: every narinfo is read (they are
+/// small), then `sample` of them are chosen by NarSize.
+fn http_cache(
+    url: &str,
+    sample: Option<usize>,
+    paths: &[String],
+    http: &HttpOptions,
+    note: Note,
+) -> Result<Vec<NarSource>> {
+    let cache = Arc::new(HttpCache::open(url, http, note)?);
+    let found = cache.find(paths, http.progress, note)?;
+    if let Some(msg) = found.describe_skipped(cache.shown(), paths.len(), http.max_nar_bytes) {
+        note(&msg);
+    }
+    if found.infos.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: none of the {} paths given has a NAR to measure there{}",
+            cache.shown(),
+            paths.len(),
+            found
+                .absent
+                .first()
+                .map(|p| format!(" (no narinfo for {p})"))
+                .unwrap_or_default()
+        )));
+    }
+    let mut infos = found.infos;
+    infos.sort_by(|a, b| (a.nar_size, &a.store_path).cmp(&(b.nar_size, &b.store_path)));
+    spread(infos, sample.unwrap_or(0))
+        .into_iter()
+        .map(|info| NarSource::remote(cache.clone(), info))
+        .collect()
+}
+
+/// The NARs of a binary cache directory, by its narinfo files (only those of `paths`, if
+/// given).
+fn cache(
+    dir: &Path,
+    sample: Option<usize>,
+    paths: Option<&[String]>,
+    note: Note,
+) -> Result<Vec<NarSource>> {
+    let wanted: Option<HashSet<&str>> =
+        paths.map(|ps| ps.iter().filter_map(|p| hash_part(p)).collect());
     let mut infos = Vec::new();
     for e in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let p = e.map_err(|e| Error::io(dir, e))?.path();
         if p.extension().is_some_and(|x| x == "narinfo") {
+            if let Some(w) = &wanted
+                && !p
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .is_some_and(|s| w.contains(s))
+            {
+                continue;
+            }
             let text = fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
             infos.push(parse_narinfo(&text, &p.display().to_string())?);
         }
     }
+    if let Some(w) = &wanted {
+        let got: HashSet<&str> = infos
+            .iter()
+            .filter_map(|i| hash_part(&i.store_path))
+            .collect();
+        let absent: Vec<&String> = paths
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| hash_part(p).is_some_and(|h| !got.contains(h)))
+            .collect();
+        if let Some(first) = absent.first() {
+            note(&format!(
+                "{} of {} paths are not in {} (no narinfo; the first: {first})",
+                absent.len(),
+                w.len(),
+                dir.display()
+            ));
+        }
+    }
     if infos.is_empty() {
         return Err(Error::Invalid(format!(
-            "{}: a binary cache without any .narinfo",
-            dir.display()
+            "{}: a binary cache without any .narinfo{}",
+            dir.display(),
+            if wanted.is_some() {
+                " for the --paths given"
+            } else {
+                ""
+            }
         )));
     }
     infos.sort_by(|a, b| (a.nar_size, &a.store_path).cmp(&(b.nar_size, &b.store_path)));
-    if let Some(n) = sample.filter(|&n| n > 0 && n < infos.len()) {
-        // Evenly spaced ranks from the smallest to the largest: the sample spans the sizes.
-        let last = infos.len() - 1;
-        let picks: Vec<usize> = (0..n)
-            .map(|i| if n == 1 { last / 2 } else { i * last / (n - 1) })
-            .collect();
-        infos = picks.into_iter().map(|i| infos[i].clone()).collect();
-        infos.dedup();
-    }
-    infos
+    spread(infos, sample.unwrap_or(0))
         .into_iter()
         .map(|info| NarSource::from_cache(dir, info))
         .collect()
 }
 
+/// A binary cache to find store paths in (`--cache`): a directory or `file://` URL, or an
+/// `http(s)://` URL.
+#[derive(Debug, Clone)]
+pub enum CacheRef {
+    Local(PathBuf),
+    Http(Arc<HttpCache>),
+}
+
+impl CacheRef {
+    /// Opens `--cache` `s`; an HTTP cache is asked for its nix-cache-info.
+    pub fn open(s: &str, http: &HttpOptions, note: Note) -> Result<Self> {
+        if is_http(s) {
+            return Ok(CacheRef::Http(Arc::new(HttpCache::open(s, http, note)?)));
+        }
+        let p = s.strip_prefix("file://").unwrap_or(s);
+        Ok(CacheRef::Local(PathBuf::from(
+            p.split('?').next().unwrap_or(p),
+        )))
+    }
+}
+
 /// Looks up a store path in a local binary cache by its hash part (`<hash>.narinfo`).
 pub fn find_in_cache(dir: &Path, store_path: &str) -> Result<Option<NarSource>> {
-    let base = store_path.rsplit('/').next().unwrap_or(store_path);
-    let Some(hash) = base.get(..32) else {
+    let Some(hash) = hash_part(store_path) else {
         return Ok(None);
     };
     let p = dir.join(format!("{hash}.narinfo"));
@@ -189,6 +348,42 @@ pub fn find_in_cache(dir: &Path, store_path: &str) -> Result<Option<NarSource>> 
     NarSource::from_cache(dir, info).map(Some)
 }
 
+/// Downloads the NAR files of every source from an HTTP cache ([`httpcache::MAX_CONCURRENT`]
+/// at a time, resumable, verified), after which they are read like local files. Says on
+/// stderr what was downloaded and what was found complete in the download directory.
+pub fn fetch(sources: &mut [NarSource], http: &HttpOptions, note: Note) -> Result<()> {
+    let jobs: Vec<(&HttpCache, &NarInfo)> = sources
+        .iter()
+        .filter_map(|s| match (&s.kind, &s.expected) {
+            (Kind::Remote(c, _), Some(info)) => Some((c.as_ref(), info)),
+            _ => None,
+        })
+        .collect();
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let (n, bytes, reused) = httpcache::download_all(&jobs, http.progress, note)?;
+    let dir = jobs[0].0.local_path(jobs[0].1);
+    let dir = dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    note(&format!(
+        "downloaded {n} NAR file{} ({:.1} MB) into {}; {reused} {} there already",
+        if n == 1 { "" } else { "s" },
+        bytes as f64 / 1e6,
+        dir.display(),
+        if reused == 1 { "was" } else { "were" }
+    ));
+    for s in sources.iter_mut() {
+        if let (Kind::Remote(c, comp), Some(info)) = (&s.kind, &s.expected) {
+            s.origin = Some(crate::http::redact(&c.nar_url(&info.url)));
+            s.kind = Kind::File(c.local_path(info), *comp);
+        }
+    }
+    Ok(())
+}
+
 impl NarSource {
     /// A NAR of the binary cache at `dir`, described by `info`.
     fn from_cache(dir: &Path, info: NarInfo) -> Result<Self> {
@@ -198,6 +393,7 @@ impl NarSource {
             name: info.store_path.clone(),
             kind: Kind::File(dir.join(&info.url), compression),
             expected: Some(info),
+            origin: None,
         })
     }
 
@@ -208,49 +404,102 @@ impl NarSource {
             name: path.to_string_lossy().into_owned(),
             kind: Kind::Pack(path),
             expected: None,
+            origin: None,
         }
     }
 
+    /// An NAR of the HTTP binary cache `cache`, described by `info`; [`fetch`] downloads it.
+    pub fn remote(cache: Arc<HttpCache>, info: NarInfo) -> Result<Self> {
+        let what = format!("{} (in {})", info.store_path, cache.shown());
+        let compression = compression_of(&info.compression, &what)?;
+        Ok(NarSource {
+            name: info.store_path.clone(),
+            kind: Kind::Remote(cache, compression),
+            expected: Some(info),
+            origin: None,
+        })
+    }
+
     /// Reads, decompresses, validates, and checks the NAR against its narinfo if it has one.
+    /// A NAR of an HTTP cache not fetched yet is downloaded first.
     pub fn load(&self) -> Result<LoadedNar> {
+        let mut file = None;
         let bytes = match &self.kind {
             Kind::Pack(p) => {
                 let mut v = Vec::new();
                 nar::dump_path(p, &mut v)?;
                 v
             }
+            Kind::Remote(cache, c) => {
+                let Some(info) = &self.expected else {
+                    return Err(Error::Invalid(format!("{}: no narinfo", self.name)));
+                };
+                cache.download(info, &indicatif::ProgressBar::hidden(), &|_| {})?;
+                let (bytes, size) = self.read_file(&cache.local_path(info), *c)?;
+                file = Some((size, c.narinfo_name()));
+                bytes
+            }
             Kind::File(p, c) => {
-                let raw = fs::read(p).map_err(|e| Error::io(p, e))?;
-                if let Some(info) = &self.expected {
-                    self.check_file(info, p, &raw)?;
+                let (bytes, size) = self.read_file(p, *c)?;
+                if self.expected.is_some() {
+                    file = Some((size, c.narinfo_name()));
                 }
-                let mut out = Vec::new();
-                decompress(
-                    *c,
-                    &raw,
-                    self.expected
-                        .as_ref()
-                        .map_or(raw.len() * 4, |i| i.nar_size as usize),
-                    &mut out,
-                )
-                .map_err(|e| Error::io(p, e))?;
-                out
+                bytes
             }
         };
-        let summary = nar::validate(&bytes[..]).map_err(|e| e.in_nar(&self.name))?;
+        let summary = nar::validate(&bytes[..]).map_err(|e| e.in_nar(self.shown_name()))?;
         if let Some(info) = &self.expected
             && (info.nar_size != summary.nar_size || info.nar_hash != summary.nar_hash)
         {
             return Err(Error::Invalid(format!(
                 "{}: narinfo says NarSize {} NarHash {}, the NAR has {} bytes and {}",
-                self.name, info.nar_size, info.nar_hash, summary.nar_size, summary.nar_hash
+                self.shown_name(),
+                info.nar_size,
+                info.nar_hash,
+                summary.nar_size,
+                summary.nar_hash
             )));
         }
         Ok(LoadedNar {
             name: self.name.clone(),
             bytes,
             summary,
+            file,
         })
+    }
+
+    /// A NAR file read, checked against the narinfo's FileSize and FileHash, and decompressed
+    /// (to no more than the narinfo's NarSize); returns the NAR and the file's size.
+    fn read_file(&self, p: &Path, c: Compression) -> Result<(Vec<u8>, u64)> {
+        let raw = fs::read(p).map_err(|e| Error::io(p, e))?;
+        if let Some(info) = &self.expected {
+            self.check_file(info, p, &raw)?;
+        }
+        let (hint, limit) = match &self.expected {
+            Some(i) => (i.nar_size as usize, i.nar_size),
+            None => (raw.len() * 4, u64::MAX),
+        };
+        let mut out = Vec::new();
+        decompress_at_most(c, &raw, hint, limit, &mut out).map_err(|e| {
+            if out.len() as u64 > limit {
+                Error::Invalid(format!(
+                    "{}: narinfo says NarSize {limit}, {} decompresses to more",
+                    self.shown_name(),
+                    p.display()
+                ))
+            } else {
+                Error::io(p, e)
+            }
+        })?;
+        Ok((out, raw.len() as u64))
+    }
+
+    /// The NAR's name, and the URL it was downloaded from if it was.
+    fn shown_name(&self) -> String {
+        match &self.origin {
+            Some(url) => format!("{} (from {url})", self.name),
+            None => self.name.clone(),
+        }
     }
 
     fn check_file(&self, info: &NarInfo, path: &Path, raw: &[u8]) -> Result<()> {

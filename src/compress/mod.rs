@@ -2,12 +2,15 @@
 //! decompression speed — measured here, every result decompressed and verified.
 //!
 //! [`input`] finds and loads the NARs (trees packed by [`crate::nar`], NAR files, binary
-//! caches, or a default corpus of local files); [`codecs`] names and runs xz and zstd;
+//! caches, or a default corpus of local files); [`httpcache`] reads http(s):// binary caches
+//! into a download directory; [`outputs`] picks the farm's own build outputs; [`codecs`]
+//! names and runs xz and zstd;
 //! [`measure`] times one codec on one NAR honestly (CPU time per core) and summarises;
 //! [`cpu`] reads the kernel's clocks. rayon spreads the work over NARs and codecs.
 
 pub mod codecs;
 pub mod cpu;
+pub mod httpcache;
 pub mod input;
 pub mod measure;
 pub mod outputs;
@@ -19,6 +22,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 pub use codecs::{Codec, Compression, DEFAULT_GRID, parse_list};
+pub use httpcache::HttpOptions;
 pub use input::{LoadedNar, NarSource};
 pub use measure::{CodecSummary, Measurement};
 
@@ -41,6 +45,11 @@ pub struct Options {
     pub codecs: Vec<Codec>,
     /// `--sample N`: NARs per binary cache, spread over their sizes.
     pub sample: Option<usize>,
+    /// `--paths`: the store paths (or hashes) to take from binary caches; an HTTP cache,
+    /// which cannot be listed, needs them.
+    pub paths: Option<Vec<String>>,
+    /// How HTTP binary caches are read.
+    pub http: HttpOptions,
     pub corpus_cap: u64,
     pub nar_cap: u64,
     /// NARs chosen elsewhere (`--from-outputs`), measured with the inputs.
@@ -53,6 +62,8 @@ impl Default for Options {
             inputs: Vec::new(),
             codecs: parse_list(DEFAULT_GRID).unwrap_or_default(),
             sample: None,
+            paths: None,
+            http: HttpOptions::default(),
             corpus_cap: DEFAULT_CORPUS_CAP,
             nar_cap: DEFAULT_NAR_CAP,
             extra: Vec::new(),
@@ -67,6 +78,12 @@ pub struct CorpusEntry {
     pub nar_size: u64,
     pub nar_hash: NarHash,
     pub files: u64,
+    /// For a NAR from a binary cache: the size of the cache's compressed file (its FileSize)…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_size: Option<u64>,
+    /// … and how the cache compressed it (its Compression).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_compression: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,8 +109,16 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
         ));
         s
     } else {
-        let mut s = input::resolve(&opts.inputs, opts.sample)?;
+        let mut s = input::resolve_with(
+            &opts.inputs,
+            opts.sample,
+            opts.paths.as_deref(),
+            &opts.http,
+            note,
+        )?;
         s.extend(opts.extra.iter().cloned());
+        // Downloads first, all of them: network time stays out of the measurements.
+        input::fetch(&mut s, &opts.http, note)?;
         s
     };
     if sources.is_empty() {
@@ -127,6 +152,8 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
                 nar_size: nar.summary.nar_size,
                 nar_hash: nar.summary.nar_hash,
                 files: nar.summary.regular_files,
+                file_size: nar.file.map(|f| f.0),
+                file_compression: nar.file.map(|f| f.1),
             };
             Ok((entry, ms))
         })

@@ -1,11 +1,12 @@
 //! `compress --from-outputs N`: measure the codecs on what the farm really builds — output paths
 //! of the dataset's builds, chosen across the range of their sizes, found in the local Nix store
-//! or in a given binary cache.
+//! or in given binary caches (local or HTTP).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::input::{NarSource, find_in_cache};
+use super::httpcache::{HttpOptions, Note};
+use super::input::{CacheRef, NarSource, find_in_cache, spread};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 
@@ -117,38 +118,63 @@ pub fn pick(ds: &Dataset, n: usize) -> Result<Vec<(String, i64)>> {
     let mut all: Vec<(String, i64)> = chosen.into_values().map(|(p, s, _)| (p, s)).collect();
     all.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
     all.dedup_by(|a, b| a.0 == b.0);
-    if n == 0 || all.len() <= n {
-        return Ok(all);
-    }
-    let last = all.len() - 1;
-    let mut picks: Vec<(String, i64)> = (0..n)
-        .map(|i| if n == 1 { last / 2 } else { i * last / (n - 1) })
-        .map(|i| all[i].clone())
-        .collect();
-    picks.dedup();
-    Ok(picks)
+    Ok(spread(all, n))
 }
 
-/// Finds each picked path in the local store (packed from there) or in one of `caches`.
-/// Returns the sources found and the paths not found.
+/// Where the picked paths were found, and which were not.
+#[derive(Debug, Default)]
+pub struct Located {
+    pub found: Vec<NarSource>,
+    /// In no store or cache.
+    pub missing: Vec<String>,
+    /// In an HTTP cache, but larger than `--max-nar-mib`.
+    pub too_large: Vec<String>,
+}
+
+/// Finds each picked path in the local store (packed from there) or in one of `caches`, tried
+/// in order (`--cache`: directories, `file://` or `http(s)://` URLs). NARs of HTTP caches are
+/// only looked up here; [`super::input::fetch`] downloads them.
 pub fn locate(
     picks: &[(String, i64)],
-    caches: &[PathBuf],
-) -> Result<(Vec<NarSource>, Vec<String>)> {
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    'paths: for (path, _) in picks {
+    caches: &[String],
+    http: &HttpOptions,
+    note: Note,
+) -> Result<Located> {
+    let mut out = Located::default();
+    let mut rest: Vec<String> = Vec::new();
+    for (path, _) in picks {
         if Path::new(path).exists() {
-            found.push(NarSource::pack(path));
-            continue;
+            out.found.push(NarSource::pack(path));
+        } else {
+            rest.push(path.clone());
         }
-        for c in caches {
-            if let Some(src) = find_in_cache(c, path)? {
-                found.push(src);
-                continue 'paths;
+    }
+    for c in caches {
+        if rest.is_empty() {
+            break;
+        }
+        match CacheRef::open(c, http, note)? {
+            CacheRef::Local(dir) => {
+                let mut left = Vec::new();
+                for path in rest {
+                    match find_in_cache(&dir, &path)? {
+                        Some(src) => out.found.push(src),
+                        None => left.push(path),
+                    }
+                }
+                rest = left;
+            }
+            CacheRef::Http(cache) => {
+                let found = cache.find(&rest, http.progress, note)?;
+                for info in found.infos {
+                    out.found.push(NarSource::remote(cache.clone(), info)?);
+                }
+                out.too_large
+                    .extend(found.too_large.into_iter().map(|(p, _)| p));
+                rest = found.absent;
             }
         }
-        missing.push(path.clone());
     }
-    Ok((found, missing))
+    out.missing = rest;
+    Ok(out)
 }

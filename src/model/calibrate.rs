@@ -175,7 +175,11 @@ pub fn compare(obs: &Figures, sim: &Figures) -> Vec<Row> {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     // Throughput per hour is compared over 6-hour blocks: single hours are dominated by when
     // within the hour the last seconds of a step fall, which no replay reproduces.
-    let blocks = |v: &[f64]| v.chunks(6).map(|c| c.iter().sum::<f64>() / 6.0).collect::<Vec<_>>();
+    let blocks = |v: &[f64]| {
+        v.chunks(6)
+            .map(|c| c.iter().sum::<f64>() / 6.0)
+            .collect::<Vec<_>>()
+    };
     let (ob, mb) = (blocks(&obs.per_hour), blocks(&sim.per_hour));
     let mut rows = vec![
         Row {

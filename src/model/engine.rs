@@ -275,7 +275,8 @@ impl<'a> Sim<'a> {
 
     fn schedule(&mut self, at: u64, ev: Ev, idx: u32) {
         self.seq += 1;
-        self.events.push(Reverse((at.max(self.now), self.seq, ev, idx)));
+        self.events
+            .push(Reverse((at.max(self.now), self.seq, ev, idx)));
     }
 
     fn run(mut self) -> Result<Run> {
@@ -349,12 +350,9 @@ impl<'a> Sim<'a> {
                 m as u16,
             ),
             MachineSort::SpeedFactor => (-speed_milli, cur, 0, m as u16),
-            MachineSort::CoresSpeed => (
-                -(i64::from(mach.max_jobs) * speed_milli),
-                cur,
-                0,
-                m as u16,
-            ),
+            MachineSort::CoresSpeed => {
+                (-(i64::from(mach.max_jobs) * speed_milli), cur, 0, m as u16)
+            }
         }
     }
 
@@ -617,7 +615,11 @@ fn better_step(a: SKey, a_share: f64, b: SKey, b_share: f64) -> std::cmp::Orderi
 }
 
 /// Longest chain of build work from each task to the end of the graph, including its own.
-fn critical_paths(w: &Workload, dependents: &(Vec<u32>, Vec<(u32, u32)>), work: &[f64]) -> Vec<f64> {
+fn critical_paths(
+    w: &Workload,
+    dependents: &(Vec<u32>, Vec<(u32, u32)>),
+    work: &[f64],
+) -> Vec<f64> {
     let n = w.tasks.len();
     // Kahn's order over dependencies, then lengths in reverse.
     let mut indeg: Vec<u32> = (0..n).map(|t| w.deps_of(t).len() as u32).collect();

@@ -192,7 +192,15 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
     // xz-6 on the queue-runner host behind a send lock; the Rust runner on hydra.nixos.org
     // compresses zstd-19 on the builders and orders by critical path.
     let (history_codec, base) = match ds.meta.runner {
-        Runner::Cpp => ("xz-6", (Ordering::Cpp, MachineSort::Cpp, CompressOn::QueueRunner, true)),
+        Runner::Cpp => (
+            "xz-6",
+            (
+                Ordering::Cpp,
+                MachineSort::Cpp,
+                CompressOn::QueueRunner,
+                true,
+            ),
+        ),
         Runner::Rust => (
             "zstd-19",
             (
@@ -227,7 +235,9 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         }
         (None, _) => (
             DEFAULT_LOCAL_WORKERS,
-            format!("assumed {DEFAULT_LOCAL_WORKERS} (hydra.nixos.org's old host); give --local-workers"),
+            format!(
+                "assumed {DEFAULT_LOCAL_WORKERS} (hydra.nixos.org's old host); give --local-workers"
+            ),
         ),
     };
     let cfg = Config {
@@ -288,7 +298,10 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
             .into(),
     ];
     if cfg.machine_sort == MachineSort::CoresSpeed
-        || opts.scenarios.iter().any(|s| s.machine_sort == Some(MachineSort::CoresSpeed))
+        || opts
+            .scenarios
+            .iter()
+            .any(|s| s.machine_sort == Some(MachineSort::CoresSpeed))
     {
         assumptions.push("cores-speed machine sort: maxJobs stands in for CPU cores".into());
     }

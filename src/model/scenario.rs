@@ -179,7 +179,8 @@ pub fn apply(
                     .iter()
                     .filter(|m| m.systems.contains(&si) && m.mandatory == 0)
                     .max_by(|a, b| {
-                        (f64::from(a.max_jobs) * a.speed).total_cmp(&(f64::from(b.max_jobs) * b.speed))
+                        (f64::from(a.max_jobs) * a.speed)
+                            .total_cmp(&(f64::from(b.max_jobs) * b.speed))
                     })
                     .cloned()
                     .ok_or_else(|| {

@@ -32,11 +32,18 @@ pub fn comparison(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
         rows.push(r);
     };
     row("machines", &|o| o.machines.to_string());
-    row("builds finished / day", &|o| interval(o.builds_per_day, 1.0));
+    row("builds finished / day", &|o| {
+        interval(o.builds_per_day, 1.0)
+    });
     row("queue wait p50 (s)", &|o| interval(o.wait_p50_s, 1.0));
     row("queue wait p90 (s)", &|o| interval(o.wait_p90_s, 1.0));
     row("queue wait p99 (s)", &|o| interval(o.wait_p99_s, 1.0));
-    let systems: Vec<String> = s.baseline.utilization.iter().map(|(k, _)| k.clone()).collect();
+    let systems: Vec<String> = s
+        .baseline
+        .utilization
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
     for sys in &systems {
         row(&format!("utilization {sys} (%)"), &|o| {
             o.utilization
@@ -50,7 +57,9 @@ pub fn comparison(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
     row("slot-h held idle", &|o| num(o.buckets.held_h));
     row("slot-h waste", &|o| num(o.buckets.waste_h));
     row("slot-h idle", &|o| num(o.buckets.idle_h));
-    row("cost / month (estimate)", &|o| interval(o.cost_per_month, 1.0));
+    row("cost / month (estimate)", &|o| {
+        interval(o.cost_per_month, 1.0)
+    });
     (header, rows)
 }
 

@@ -179,8 +179,8 @@ impl Workload {
     /// A machine of the machines file, in this workload's indexes.
     pub fn machine(&mut self, m: &crate::machines::Machine) -> Result<Machine> {
         let systems = m.systems.iter().map(|s| self.system_index(s)).collect();
-        let supported = self.feature_mask(&m.supported_features)?
-            | self.feature_mask(&m.mandatory_features)?;
+        let supported =
+            self.feature_mask(&m.supported_features)? | self.feature_mask(&m.mandatory_features)?;
         Ok(Machine {
             name: m.uri.clone(),
             systems,
@@ -246,7 +246,11 @@ pub fn from_dataset(
     }
     let origin_s = rows
         .iter()
-        .map(|&i| builds[&steps.build[i]].queued.min(steps.start[i].unwrap_or(i64::MAX)))
+        .map(|&i| {
+            builds[&steps.build[i]]
+                .queued
+                .min(steps.start[i].unwrap_or(i64::MAX))
+        })
         .min()
         .unwrap_or(0);
     let end_s = rows
@@ -364,8 +368,13 @@ pub fn from_dataset(
     for &i in &rows {
         let b = &builds[&steps.build[i]];
         let js = *jobset_index.entry(b.jobset_id).or_insert_with(|| {
-            w.shares
-                .push(jobset_shares.get(&b.jobset_id).copied().unwrap_or(100).max(1));
+            w.shares.push(
+                jobset_shares
+                    .get(&b.jobset_id)
+                    .copied()
+                    .unwrap_or(100)
+                    .max(1),
+            );
             (w.shares.len() - 1) as u16
         });
         let m = by_name[steps.machine[i].as_str()];
@@ -502,11 +511,17 @@ pub fn from_dataset(
 
 /// Splits a step's recorded overhead into (send, receive without compression and upload,
 /// output bytes): the receive part is what the output size implies, capped at the overhead.
-fn split_overhead(overhead: f64, success: bool, out: Option<f64>, codec: &Codec) -> (f64, f64, f64) {
+fn split_overhead(
+    overhead: f64,
+    success: bool,
+    out: Option<f64>,
+    codec: &Codec,
+) -> (f64, f64, f64) {
     if !success {
         return (overhead, 0.0, out.unwrap_or(0.0));
     }
-    let per_byte = 1.0 / LINK_BYTES_PER_MS + codec.compress_ms(1.0) + codec.ratio / UPLOAD_BYTES_PER_MS;
+    let per_byte =
+        1.0 / LINK_BYTES_PER_MS + codec.compress_ms(1.0) + codec.ratio / UPLOAD_BYTES_PER_MS;
     let bytes = match out {
         Some(b) => b,
         // Unknown size: all of the overhead beyond the setup is taken as output-driven (an
@@ -515,13 +530,21 @@ fn split_overhead(overhead: f64, success: bool, out: Option<f64>, codec: &Codec)
     };
     let full = RECEIVE_SETUP_MS + bytes * per_byte;
     if full <= overhead || full <= 0.0 {
-        (overhead - full, RECEIVE_SETUP_MS + bytes / LINK_BYTES_PER_MS, bytes)
+        (
+            overhead - full,
+            RECEIVE_SETUP_MS + bytes / LINK_BYTES_PER_MS,
+            bytes,
+        )
     } else {
         // The recorded overhead is smaller than the estimate: scale the whole estimate down so
         // the parts add up to what was recorded, and keep the bytes so codec changes scale.
         let k = overhead / full;
         let bytes = bytes * k;
-        (0.0, (RECEIVE_SETUP_MS + bytes / LINK_BYTES_PER_MS) * k, bytes)
+        (
+            0.0,
+            (RECEIVE_SETUP_MS + bytes / LINK_BYTES_PER_MS) * k,
+            bytes,
+        )
     }
 }
 

@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::model;
 use super::series::SampleLine;
 use crate::error::{Error, Result};
+use crate::http::humantime;
 
 /// Upper bound on a status document. hydra.nixos.org's, with a few thousand jobsets and its
 /// machines, is a few hundred KiB; 16 MiB leaves room for far larger farms while keeping a
@@ -42,15 +43,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
 pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
 
 fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    crate::http::config("read-only status poller")
         .timeout_global(Some(timeout))
-        // Error statuses are read and reported by us, with the status line.
-        .http_status_as_error(false)
-        .user_agent(concat!(
-            "hydra-bottleneck/",
-            env!("CARGO_PKG_VERSION"),
-            " (read-only status poller)"
-        ))
         .build()
         .into()
 }
@@ -62,8 +56,8 @@ pub fn get(url: &str, timeout: Duration) -> Result<String> {
 
 fn get_with(agent: &ureq::Agent, url: &str, timeout: Duration) -> Result<String> {
     let fail = |reason: String| Error::Http {
-        url: url.to_string(),
-        reason,
+        url: crate::http::redact(url),
+        reason: crate::http::scrub(&reason, url),
     };
     let mut resp = agent
         .get(url)
@@ -74,12 +68,8 @@ fn get_with(agent: &ureq::Agent, url: &str, timeout: Duration) -> Result<String>
     let status = resp.status();
     if !status.is_success() {
         return Err(fail(format!(
-            "the server answered HTTP {}{}",
-            status.as_u16(),
-            status
-                .canonical_reason()
-                .map(|r| format!(" {r}"))
-                .unwrap_or_default()
+            "the server answered {}",
+            crate::http::status_line(status)
         )));
     }
     let bytes = resp
@@ -92,35 +82,11 @@ fn get_with(agent: &ureq::Agent, url: &str, timeout: Duration) -> Result<String>
 }
 
 fn describe(e: &ureq::Error, timeout: Duration) -> String {
-    match e {
-        ureq::Error::Timeout(_) => format!(
-            "no complete answer within {} (--timeout)",
-            humantime(timeout)
-        ),
-        ureq::Error::BodyExceedsLimit(_) => format!(
-            "the answer is larger than {} MiB; not a status document?",
-            MAX_BODY / (1024 * 1024)
-        ),
-        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            "the connection closed before the whole answer arrived (truncated)".into()
-        }
-        other => one_line(&other.to_string()),
-    }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// `1.5 s`, `30 s`, `250 ms`.
-pub fn humantime(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{} ms", d.as_millis())
-    } else if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
-    }
+    crate::http::describe(
+        e,
+        timeout,
+        &format!("{} MiB; not a status document?", MAX_BODY / (1024 * 1024)),
+    )
 }
 
 /// What `status --watch` is asked to do.
