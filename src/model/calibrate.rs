@@ -20,6 +20,9 @@ pub struct Figures {
     pub wait_p99_s: f64,
     /// Per machine: build time plus overhead of its steps, hours.
     pub busy_h: Vec<f64>,
+    /// The same per machine type: machines alike in systems, features, maxJobs and speed
+    /// factor, which the dispatcher tells apart only by their order in the machines file.
+    pub busy_by_type_h: Vec<f64>,
     /// The largest evaluation (most builds queued by one jobset at one instant): from queued to
     /// its last step's build finishing, hours. `None` below [`MASS_REBUILD_MIN_BUILDS`].
     pub mass_rebuild_h: Option<f64>,
@@ -88,10 +91,23 @@ pub fn figures(w: &Workload, times: &Times<'_>) -> Figures {
         wait_p50_s: q(0.5),
         wait_p90_s: q(0.9),
         wait_p99_s: q(0.99),
+        busy_by_type_h: by_type(w, &busy),
         busy_h: busy.iter().map(|ms| ms / 3.6e6).collect(),
         mass_rebuild_h,
         builds_per_day: last.len() as f64 / days,
     }
+}
+
+fn by_type(w: &Workload, busy_ms: &[f64]) -> Vec<f64> {
+    let mut types: BTreeMap<String, f64> = BTreeMap::new();
+    for (m, b) in w.machines.iter().zip(busy_ms) {
+        let key = format!(
+            "{:?}/{}/{}/{}/{}",
+            m.systems, m.supported, m.mandatory, m.max_jobs, m.speed
+        );
+        *types.entry(key).or_default() += b / 3.6e6;
+    }
+    types.into_values().collect()
 }
 
 /// A queue time under arrivals sped up by `load`, as the engine computes it.
@@ -209,6 +225,13 @@ pub fn compare(obs: &Figures, sim: &Figures) -> Vec<Row> {
             observed: obs.busy_h.iter().sum(),
             modelled: sim.busy_h.iter().sum(),
             error_pct: wape(&obs.busy_h, &sim.busy_h),
+        },
+        Row {
+            metric: "busy time per machine type".into(),
+            unit: "h (total)".into(),
+            observed: obs.busy_by_type_h.iter().sum(),
+            modelled: sim.busy_by_type_h.iter().sum(),
+            error_pct: wape(&obs.busy_by_type_h, &sim.busy_by_type_h),
         },
     ];
     if let (Some(o), Some(m)) = (obs.mass_rebuild_h, sim.mass_rebuild_h) {

@@ -33,6 +33,8 @@ pub struct Run {
     pub dispatch_ms: Vec<u64>,
     pub build_start_ms: Vec<u64>,
     pub build_stop_ms: Vec<u64>,
+    /// The builder slot given back.
+    pub slot_free_ms: Vec<u64>,
     /// Outputs copied, compressed and uploaded (or the failure recorded).
     pub end_ms: Vec<u64>,
     pub machine: Vec<u16>,
@@ -249,6 +251,7 @@ impl<'a> Sim<'a> {
                 dispatch_ms: vec![0; n],
                 build_start_ms: vec![0; n],
                 build_stop_ms: vec![0; n],
+                slot_free_ms: vec![0; n],
                 end_ms: vec![0; n],
                 machine: vec![u16::MAX; n],
                 stages: Stages {
@@ -543,6 +546,7 @@ impl<'a> Sim<'a> {
 
     fn release_slot(&mut self, m: usize, t: usize) {
         self.run.stages.slot_ms[m] += (self.now - self.run.dispatch_ms[t]) as f64;
+        self.run.slot_free_ms[t] = self.now;
         self.cur[m] -= 1;
         self.refresh(m);
     }

@@ -1,0 +1,552 @@
+//! The throughput model: invariants of every run on the built-in sample, exact schedules of tiny
+//! hand-checked farms under each ordering rule, calibration against the sample's own history,
+//! scenarios and the command line.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use hydra_bottleneck::compress::project::Costs;
+use hydra_bottleneck::dataset::{Dataset, Runner};
+use hydra_bottleneck::model::workload::{DepsFrom, Observed};
+use hydra_bottleneck::model::{
+    self, Codec, CompressOn, Config, Machine, MachineSort, Ordering, Task, Workload, calibrate,
+    scenario, simulate,
+};
+use hydra_bottleneck::source::{SampleSpec, sample};
+
+fn sample_ds() -> &'static Dataset {
+    static DS: OnceLock<Dataset> = OnceLock::new();
+    DS.get_or_init(|| sample::generate(&SampleSpec::default()).expect("sample"))
+}
+
+fn sample_workload() -> &'static Workload {
+    static W: OnceLock<Workload> = OnceLock::new();
+    W.get_or_init(|| {
+        let ds = sample_ds();
+        let machines =
+            hydra_bottleneck::machines::parse(ds.machines.as_deref().expect("machines file"))
+                .expect("machines");
+        model::workload::from_dataset(
+            ds,
+            Some(&machines),
+            DepsFrom::Best,
+            Codec::reference("xz-6").unwrap(),
+        )
+        .expect("workload")
+    })
+}
+
+fn cpp_config(seed: u64, noise: f64) -> Config {
+    Config {
+        ordering: Ordering::Cpp,
+        machine_sort: MachineSort::Cpp,
+        local_workers: sample::local_worker_slots(1.0),
+        compress_on: CompressOn::QueueRunner,
+        send_lock: true,
+        codec: Codec::reference("xz-6").unwrap(),
+        load: 1.0,
+        noise_sigma: noise,
+        seed,
+    }
+}
+
+/// Checks every invariant of a run; returns nothing, panics with the first violation.
+fn check_invariants(w: &Workload, run: &model::Run) {
+    let n = w.tasks.len();
+    // Every step ran exactly once, on a machine that supports it, in phase order.
+    for t in 0..n {
+        let m = run.machine[t];
+        assert_ne!(m, u16::MAX, "task {t} never dispatched");
+        let task = &w.tasks[t];
+        assert!(
+            w.machines[m as usize].supports(task.system, task.required),
+            "task {t} ran on a machine that cannot build it"
+        );
+        assert!(run.dispatch_ms[t] <= run.build_start_ms[t]);
+        assert!(run.build_start_ms[t] <= run.build_stop_ms[t]);
+        assert!(run.build_stop_ms[t] <= run.slot_free_ms[t]);
+        assert!(run.slot_free_ms[t] <= run.end_ms[t]);
+        assert!(
+            run.dispatch_ms[t] >= task.release_ms,
+            "task {t} dispatched before its build was queued"
+        );
+    }
+    // No step before its dependencies (and the retry back-off) are done.
+    for t in 0..n {
+        for &(d, delay) in w.deps_of(t) {
+            assert!(
+                run.dispatch_ms[t] >= run.end_ms[d as usize] + u64::from(delay),
+                "task {t} dispatched at {} before dependency {d} ended at {} (+{delay})",
+                run.dispatch_ms[t],
+                run.end_ms[d as usize]
+            );
+        }
+    }
+    // No machine ever holds more slots than maxJobs.
+    let mut ev: HashMap<u16, Vec<(u64, i32)>> = HashMap::new();
+    for t in 0..n {
+        let e = ev.entry(run.machine[t]).or_default();
+        e.push((run.dispatch_ms[t], 1));
+        e.push((run.slot_free_ms[t], -1));
+    }
+    for (m, mut e) in ev {
+        // Releases before acquisitions at the same instant: the dispatcher runs after both.
+        e.sort_by_key(|&(t, d)| (t, d));
+        let mut cur = 0;
+        for (_, d) in e {
+            cur += d;
+            assert!(
+                cur <= w.machines[m as usize].max_jobs as i32,
+                "machine {m} held {cur} slots, maxJobs {}",
+                w.machines[m as usize].max_jobs
+            );
+        }
+    }
+}
+
+#[test]
+fn every_sample_step_runs_once_within_max_jobs_after_its_dependencies() {
+    let w = sample_workload();
+    assert!(w.tasks.len() > 100_000);
+    assert!(w.deps.len() > 50_000, "the sample's true dependencies are used");
+    let run = simulate(w, &cpp_config(1, model::NOISE_SIGMA)).unwrap();
+    check_invariants(w, &run);
+    // The same under the other pipeline and orderings.
+    let mut cfg = cpp_config(2, model::NOISE_SIGMA);
+    cfg.compress_on = CompressOn::Builders;
+    cfg.send_lock = false;
+    cfg.ordering = Ordering::WithCriticalPath;
+    cfg.machine_sort = MachineSort::SpeedFactor;
+    check_invariants(w, &simulate(w, &cfg).unwrap());
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run_and_another_seed_another() {
+    let w = sample_workload();
+    let a = simulate(w, &cpp_config(7, model::NOISE_SIGMA)).unwrap();
+    let b = simulate(w, &cpp_config(7, model::NOISE_SIGMA)).unwrap();
+    assert!(a == b, "same seed, different runs");
+    let c = simulate(w, &cpp_config(8, model::NOISE_SIGMA)).unwrap();
+    assert!(a.build_stop_ms != c.build_stop_ms, "the seed changes nothing");
+}
+
+#[test]
+fn the_replay_reproduces_the_samples_history_within_ten_per_cent() {
+    let w = sample_workload();
+    let cfg = cpp_config(0, 0.0);
+    let run = simulate(w, &cfg).unwrap();
+    let rows = calibrate::compare(
+        &calibrate::observed(w),
+        &calibrate::simulated(w, &run, &cfg),
+    );
+    let names: Vec<&str> = rows.iter().map(|r| r.metric.as_str()).collect();
+    for want in [
+        "throughput per hour (6-hour blocks)",
+        "queue wait p50",
+        "queue wait p90",
+        "busy time per machine",
+        "mass rebuild makespan",
+    ] {
+        assert!(names.contains(&want), "calibration lacks {want}: {names:?}");
+    }
+    for r in &rows {
+        assert!(
+            r.error_pct <= 10.0,
+            "{}: observed {} modelled {} error {:.1} %",
+            r.metric,
+            r.observed,
+            r.modelled,
+            r.error_pct
+        );
+        assert!(r.observed > 0.0, "{} observed nothing", r.metric);
+    }
+}
+
+#[test]
+fn a_broken_model_fails_calibration() {
+    // The calibration must be able to fail: with a send lock and two local worker slots the
+    // farm chokes, and the errors say so.
+    let w = sample_workload();
+    let mut cfg = cpp_config(0, 0.0);
+    cfg.local_workers = 1;
+    let run = simulate(w, &cfg).unwrap();
+    let rows = calibrate::compare(
+        &calibrate::observed(w),
+        &calibrate::simulated(w, &run, &cfg),
+    );
+    assert!(rows.iter().any(|r| r.error_pct > 10.0), "{rows:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tiny farm, checked by hand
+// ---------------------------------------------------------------------------------------------
+
+/// Two x86_64-linux machines, one slot each: M0 speed 1, M1 speed 2. Five steps released at 0:
+/// T0 (build 1, 10 s), T1 → T2 → T3 (build 2, 1 s, 5 s, 5 s, a chain), T4 (build 3, 2 s,
+/// local priority 10). No overhead, no compression: times are exact.
+fn tiny() -> Workload {
+    let task = |build: i32, work_s: f64, priority: i32| Task {
+        build,
+        stepnr: 1,
+        release_ms: 0,
+        load: (build - 1) as u32,
+        system: 0,
+        required: 0,
+        jobset: 0,
+        global_priority: 0,
+        priority,
+        work_ms: work_s * 1000.0,
+        send_ms: 0.0,
+        receive_ms: 0.0,
+        out_bytes: 0.0,
+        success: true,
+        aborted: false,
+        observed: Observed {
+            machine: 0,
+            start_ms: 0,
+            stop_ms: 0,
+            overhead_ms: 0,
+        },
+    };
+    let machine = |name: &str, speed: f64| Machine {
+        name: name.into(),
+        systems: vec![0],
+        supported: 0,
+        mandatory: 0,
+        max_jobs: 1,
+        speed,
+    };
+    let tasks = vec![
+        task(1, 10.0, 0),
+        task(2, 1.0, 0),
+        task(2, 5.0, 0),
+        task(2, 5.0, 0),
+        task(3, 2.0, 10),
+    ];
+    // T2 waits for T1, T3 for T2.
+    let dep_start = vec![0, 0, 0, 1, 2, 2];
+    let deps = vec![(1, 0), (2, 0)];
+    Workload {
+        origin_ms: 0,
+        span_ms: 20_000,
+        systems: vec!["x86_64-linux".into()],
+        features: vec![],
+        machines: vec![machine("m0", 1.0), machine("m1", 2.0)],
+        machines_from: "test".into(),
+        tasks,
+        dep_start,
+        deps,
+        deps_from: "test".into(),
+        shares: vec![100],
+        builds: [(1, (0, 1)), (2, (0, 1)), (3, (0, 1))].into_iter().collect(),
+        loads: vec![(0, 0), (0, 0), (0, 0)],
+        history_codec: Codec::reference("none").unwrap(),
+        sizes_from: "test".into(),
+        runner: Runner::Cpp,
+    }
+}
+
+fn tiny_run(ordering: Ordering) -> Vec<(u16, u64, u64)> {
+    let w = tiny();
+    let cfg = Config {
+        ordering,
+        codec: Codec::reference("none").unwrap(),
+        local_workers: 10,
+        ..cpp_config(0, 0.0)
+    };
+    let run = simulate(&w, &cfg).unwrap();
+    check_invariants(&w, &run);
+    (0..5)
+        .map(|t| (run.machine[t], run.build_start_ms[t], run.build_stop_ms[t]))
+        .collect()
+}
+
+#[test]
+fn cpp_ordering_local_priority_then_reverse_dependencies() {
+    // t=0: the faster M1 first (same round(jobs/speed), higher speed): T4 (priority 10); then
+    // M0: T1 (one reverse dependency) before T0. t=1: T2 (a dependent) before T0.
+    assert_eq!(
+        tiny_run(Ordering::Cpp),
+        vec![
+            (0, 1000, 11000), // T0 on M0
+            (0, 0, 1000),     // T1 on M0
+            (1, 1000, 3500),  // T2 on M1: 5 s / 2
+            (1, 3500, 6000),  // T3 on M1
+            (1, 0, 1000),     // T4 on M1: 2 s / 2
+        ]
+    );
+}
+
+#[test]
+fn legacy_ordering_local_priority_then_build_id() {
+    assert_eq!(
+        tiny_run(Ordering::Legacy),
+        vec![
+            (0, 0, 10000),   // T0 (build 1) on M0
+            (1, 1000, 1500), // T1 after T4 on M1
+            (1, 1500, 4000), // T2
+            (1, 4000, 6500), // T3
+            (1, 0, 1000),    // T4 first: priority 10
+        ]
+    );
+}
+
+#[test]
+fn with_rdeps_ordering_reverse_dependencies_before_priority() {
+    assert_eq!(
+        tiny_run(Ordering::WithRdeps),
+        vec![
+            (0, 2000, 12000), // T0 last
+            (1, 0, 500),      // T1 first: one reverse dependency
+            (1, 500, 3000),   // T2: a reverse dependency too
+            (1, 3000, 5500),  // T3
+            (0, 0, 2000),     // T4 next: priority 10
+        ]
+    );
+}
+
+#[test]
+fn with_critical_path_ordering_longest_chain_first() {
+    assert_eq!(
+        tiny_run(Ordering::WithCriticalPath),
+        vec![
+            (0, 0, 10000),   // T0: critical path 10 s, second
+            (1, 0, 500),     // T1: chain of 11 s, first
+            (1, 500, 3000),  // T2: 10 s
+            (1, 3000, 5500), // T3: 5 s
+            (1, 5500, 6500), // T4: 2 s, last despite priority 10
+        ]
+    );
+}
+
+#[test]
+fn the_send_lock_serialises_sending_and_local_slots_hold_the_builder_slot() {
+    // One machine with two slots, two independent 1 s builds that each send for 2 s and
+    // receive for 3 s; one local worker slot.
+    let mut w = tiny();
+    w.machines = vec![Machine {
+        max_jobs: 2,
+        ..w.machines[0].clone()
+    }];
+    w.tasks.truncate(2);
+    w.tasks[1].build = 1;
+    for t in &mut w.tasks {
+        t.work_ms = 1000.0;
+        t.send_ms = 2000.0;
+        t.receive_ms = 3000.0;
+        t.priority = 0;
+    }
+    w.tasks[1].release_ms = 0;
+    w.dep_start = vec![0, 0, 0];
+    w.deps.clear();
+    let cfg = Config {
+        local_workers: 1,
+        codec: Codec::reference("none").unwrap(),
+        ..cpp_config(0, 0.0)
+    };
+    let run = simulate(&w, &cfg).unwrap();
+    // Both dispatched at 0; T0 sends 0–2 s, builds 2–3 s, receives 3–6 s; T1 waits for the
+    // lock, sends 2–4 s, builds 4–5 s, waits for the local slot until 6 s holding its builder
+    // slot, receives 6–9 s.
+    assert_eq!(run.dispatch_ms, vec![0, 0]);
+    assert_eq!(run.build_start_ms, vec![2000, 4000]);
+    assert_eq!(run.build_stop_ms, vec![3000, 5000]);
+    assert_eq!(run.slot_free_ms, vec![3000, 6000]);
+    assert_eq!(run.end_ms, vec![6000, 9000]);
+    assert_eq!(run.stages.held_waiting_ms, vec![1000.0]);
+    // Without the lock both send at once.
+    let run = simulate(
+        &w,
+        &Config {
+            send_lock: false,
+            ..cfg
+        },
+    )
+    .unwrap();
+    assert_eq!(run.build_start_ms, vec![2000, 2000]);
+}
+
+#[test]
+fn a_retry_waits_for_the_back_off_and_an_abort_disables_the_machine() {
+    let mut w = tiny();
+    w.tasks.truncate(3);
+    w.tasks[0].success = false;
+    w.tasks[0].aborted = true;
+    for t in &mut w.tasks {
+        t.work_ms = 1000.0;
+    }
+    // T1 is the retry of T0: 60 s back-off after the first failure. T2 (build 2) is queued at
+    // 1 s and independent.
+    w.dep_start = vec![0, 0, 1, 1];
+    w.deps = vec![(0, 60_000)];
+    w.loads[1] = (1000, 0);
+    let run = simulate(&w, &cpp_config(0, 0.0)).unwrap();
+    // T0 on the faster M1: 0.5 s, aborted; M1 is disabled for 60 s, so T2 at 1 s goes to the
+    // slower M0; the retry is dispatched at 60.5 s, when M1 is back.
+    assert_eq!((run.machine[0], run.end_ms[0]), (1, 500));
+    assert_eq!((run.machine[2], run.dispatch_ms[2]), (0, 1000));
+    assert_eq!((run.machine[1], run.dispatch_ms[1]), (1, 60_500));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_example_scenario_parses_and_changes_what_it_says() {
+    let w = sample_workload();
+    let base = cpp_config(0, 0.0);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        seen += 1;
+        let s = scenario::read(&path).unwrap();
+        let (sw, sc) = scenario::apply(&s, w, &base, &[]).unwrap();
+        assert!(
+            sc != base || sw.machines.len() != w.machines.len(),
+            "{} changes nothing",
+            path.display()
+        );
+    }
+    assert!(seen >= 6, "only {seen} example scenarios");
+}
+
+#[test]
+fn more_builders_and_a_faster_codec_shorten_waits_and_fewer_workers_lengthen_them() {
+    let w = sample_workload();
+    let cfg = cpp_config(0, model::NOISE_SIGMA);
+    let seeds = [1, 2, 3];
+    let costs = Costs::default();
+    let base = scenario::evaluate("baseline", None, w, &cfg, &seeds, &costs).unwrap();
+    let run = |toml: &str| {
+        let s = scenario::parse(toml).unwrap();
+        let (sw, sc) = scenario::apply(&s, w, &cfg, &[]).unwrap();
+        scenario::evaluate(&s.name, None, &sw, &sc, &seeds, &costs).unwrap()
+    };
+    let zstd = run("name = 'z'\ncodec = 'zstd-3'");
+    assert!(zstd.buckets.held_h < base.buckets.held_h);
+    assert!(zstd.wait_p90_s.mid < base.wait_p90_s.mid);
+    let starved = run("name = 's'\nlocal_workers = 2");
+    assert!(starved.buckets.held_h > 2.0 * base.buckets.held_h);
+    assert!(starved.wait_p90_s.mid > base.wait_p90_s.mid);
+    let more = run("name = 'm'\n[[add_machines]]\nlike = 'x86_64-linux'\ncount = 2");
+    assert_eq!(more.machines, base.machines + 2);
+    assert!(more.cost_per_month.mid > base.cost_per_month.mid);
+    // The interval is an interval.
+    assert!(base.wait_p90_s.lo <= base.wait_p90_s.mid && base.wait_p90_s.mid <= base.wait_p90_s.hi);
+    assert!(base.wait_p90_s.lo < base.wait_p90_s.hi, "seeds made no difference");
+}
+
+#[test]
+fn bad_scenarios_are_refused_with_what_and_where() {
+    for (toml, want) in [
+        ("name = 'x'\ncodex = 'zstd-3'", "unknown field"),
+        ("codec = 'zstd-3'", "name"),
+        ("name = 'x'\nload = -1", "load"),
+        ("name = 'x'\nlocal_workers = 0", "local_workers"),
+        ("name = 'x'\n[[add_machines]]\ncount = 2", "exactly one"),
+        ("name = 'x'\nordering = 'fastest'", "unknown variant"),
+    ] {
+        let e = scenario::parse(toml).unwrap_err();
+        assert!(e.contains(want), "{toml:?}: {e}");
+    }
+    let w = sample_workload();
+    let base = cpp_config(0, 0.0);
+    for (toml, want) in [
+        ("name = 'x'\ncodec = 'lz4'", "unknown codec `lz4`"),
+        ("name = 'x'\nremove_machines = ['nope']", "no machine `nope`"),
+        (
+            "name = 'x'\n[[add_machines]]\nlike = 'riscv64-linux'",
+            "no riscv64-linux machine",
+        ),
+    ] {
+        let s = scenario::parse(toml).unwrap();
+        let e = scenario::apply(&s, w, &base, &[]).unwrap_err().to_string();
+        assert!(e.contains(want), "{toml:?}: {e}");
+    }
+    // Removing every machine of a system leaves steps nobody can build: an error, not a hang.
+    let names: Vec<String> = w
+        .machines
+        .iter()
+        .filter(|m| m.systems.first() == Some(&1))
+        .map(|m| m.name.clone())
+        .collect();
+    let s = scenario::Scenario {
+        name: "x".into(),
+        remove_machines: names,
+        ..Default::default()
+    };
+    let (sw, sc) = scenario::apply(&s, w, &base, &[]).unwrap();
+    let e = simulate(&sw, &sc).unwrap_err().to_string();
+    assert!(e.contains("no machine can build"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command line
+// ---------------------------------------------------------------------------------------------
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"))
+}
+
+#[test]
+fn simulate_prints_calibration_comparison_and_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["simulate", "--seeds", "2", "--scenario"])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/zstd-3.toml"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("built-in sample"), "{stderr}");
+    for want in [
+        "Calibration",
+        "queue wait p90",
+        "mass rebuild makespan",
+        "baseline",
+        "zstd-3",
+        "Binding constraint:",
+        "slot-h held idle",
+    ] {
+        assert!(stdout.contains(want), "no `{want}` in\n{stdout}");
+    }
+    let json = bin()
+        .args(["simulate", "--seeds", "2", "--no-verdict", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(json.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["seeds"].as_array().unwrap().len(), 2);
+    assert!(v["calibration"].as_array().unwrap().len() >= 5);
+    assert!(v["verdict"].is_null());
+}
+
+#[test]
+fn simulate_refuses_a_missing_or_bad_scenario_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = 'x'\nlocal_workers = 'many'\n").unwrap();
+    for (arg, want) in [
+        (dir.path().join("missing.toml"), "missing.toml"),
+        (bad.clone(), "bad.toml"),
+    ] {
+        let out = bin()
+            .args(["simulate", "--scenario"])
+            .arg(&arg)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(want), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
