@@ -109,7 +109,10 @@ fn check_invariants(w: &Workload, run: &model::Run) {
 fn every_sample_step_runs_once_within_max_jobs_after_its_dependencies() {
     let w = sample_workload();
     assert!(w.tasks.len() > 100_000);
-    assert!(w.deps.len() > 50_000, "the sample's true dependencies are used");
+    assert!(
+        w.deps.len() > 50_000,
+        "the sample's true dependencies are used"
+    );
     let run = simulate(w, &cpp_config(1, model::NOISE_SIGMA)).unwrap();
     check_invariants(w, &run);
     // The same under the other pipeline and orderings.
@@ -128,7 +131,10 @@ fn the_same_seed_gives_the_same_run_and_another_seed_another() {
     let b = simulate(w, &cpp_config(7, model::NOISE_SIGMA)).unwrap();
     assert!(a == b, "same seed, different runs");
     let c = simulate(w, &cpp_config(8, model::NOISE_SIGMA)).unwrap();
-    assert!(a.build_stop_ms != c.build_stop_ms, "the seed changes nothing");
+    assert!(
+        a.build_stop_ms != c.build_stop_ms,
+        "the seed changes nothing"
+    );
 }
 
 #[test]
@@ -239,7 +245,9 @@ fn tiny() -> Workload {
         deps,
         deps_from: "test".into(),
         shares: vec![100],
-        builds: [(1, (0, 1)), (2, (0, 1)), (3, (0, 1))].into_iter().collect(),
+        builds: [(1, (0, 1)), (2, (0, 1)), (3, (0, 1))]
+            .into_iter()
+            .collect(),
         loads: vec![(0, 0), (0, 0), (0, 0)],
         history_codec: Codec::reference("none").unwrap(),
         sizes_from: "test".into(),
@@ -439,7 +447,10 @@ fn more_builders_and_a_faster_codec_shorten_waits_and_fewer_workers_lengthen_the
     assert!(more.cost_per_month.mid > base.cost_per_month.mid);
     // The interval is an interval.
     assert!(base.wait_p90_s.lo <= base.wait_p90_s.mid && base.wait_p90_s.mid <= base.wait_p90_s.hi);
-    assert!(base.wait_p90_s.lo < base.wait_p90_s.hi, "seeds made no difference");
+    assert!(
+        base.wait_p90_s.lo < base.wait_p90_s.hi,
+        "seeds made no difference"
+    );
 }
 
 #[test]
@@ -459,7 +470,10 @@ fn bad_scenarios_are_refused_with_what_and_where() {
     let base = cpp_config(0, 0.0);
     for (toml, want) in [
         ("name = 'x'\ncodec = 'lz4'", "unknown codec `lz4`"),
-        ("name = 'x'\nremove_machines = ['nope']", "no machine `nope`"),
+        (
+            "name = 'x'\nremove_machines = ['nope']",
+            "no machine `nope`",
+        ),
         (
             "name = 'x'\n[[add_machines]]\nlike = 'riscv64-linux'",
             "no riscv64-linux machine",
@@ -523,7 +537,14 @@ fn simulate_prints_calibration_comparison_and_verdict() {
         assert!(stdout.contains(want), "no `{want}` in\n{stdout}");
     }
     let json = bin()
-        .args(["simulate", "--seeds", "2", "--no-verdict", "--format", "json"])
+        .args([
+            "simulate",
+            "--seeds",
+            "2",
+            "--no-verdict",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     assert!(json.status.success());
