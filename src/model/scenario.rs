@@ -227,7 +227,7 @@ pub fn codec(name: &str, measured: &[Codec]) -> Result<Codec> {
         .ok_or_else(|| {
             Error::Invalid(format!(
                 "unknown codec `{name}`: give a measurement with --compression, or use one of \
-                 xz-1, xz-6, zstd-1, zstd-3, zstd-9, zstd-19, none"
+                 xz-6, zstd-1, zstd-3, zstd-19, none"
             ))
         })
 }
