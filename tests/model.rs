@@ -575,3 +575,61 @@ fn simulate_refuses_a_missing_or_bad_scenario_in_one_line() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn codecs_measured_with_compress_replace_the_reference_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    let text: String = (0..20_000)
+        .map(|i| format!("line {i} of a text file\n"))
+        .collect();
+    std::fs::write(tree.join("a.txt"), &text).unwrap();
+    let out = bin()
+        .args([
+            "compress", "--codecs", "zstd-3", "--format", "json", "--input",
+        ])
+        .arg(&tree)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = dir.path().join("measured.json");
+    std::fs::write(&saved, &out.stdout).unwrap();
+    let scenario = dir.path().join("z.toml");
+    std::fs::write(&scenario, "name = 'z'\ncodec = 'zstd-3'\n").unwrap();
+    let out = bin()
+        .args(["simulate", "--seeds", "1", "--no-verdict", "--compression"])
+        .arg(&saved)
+        .arg("--scenario")
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("- zstd-3:"))
+        .unwrap_or_else(|| panic!("no zstd-3 line in\n{stdout}"));
+    assert!(line.contains("measured.json"), "{line}");
+    // A file that is not compress output is one clear error.
+    std::fs::write(&saved, "{\"rows\": []}").unwrap();
+    let out = bin()
+        .args(["simulate", "--compression"])
+        .arg(&saved)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("measured.json") && stderr.contains("compress --format json"),
+        "{stderr}"
+    );
+}

@@ -81,9 +81,21 @@ impl Codec {
     /// library); zstd-1 from lzbench on the Silesia corpus (one core).
     pub fn reference(name: &str) -> Option<Codec> {
         let (speed, ratio, source) = match name {
-            "xz-6" => (2.9, 0.195, "measured on a Python stdlib NAR (hydra-facts §6)"),
-            "zstd-19" => (2.6, 0.212, "measured on a Python stdlib NAR (hydra-facts §6)"),
-            "zstd-3" => (305.0, 0.281, "measured on a Python stdlib NAR (hydra-facts §6)"),
+            "xz-6" => (
+                2.9,
+                0.195,
+                "measured on a Python stdlib NAR (hydra-facts §6)",
+            ),
+            "zstd-19" => (
+                2.6,
+                0.212,
+                "measured on a Python stdlib NAR (hydra-facts §6)",
+            ),
+            "zstd-3" => (
+                305.0,
+                0.281,
+                "measured on a Python stdlib NAR (hydra-facts §6)",
+            ),
             "zstd-1" => (422.0, 0.346, "lzbench, Silesia corpus (hydra-facts §6)"),
             "none" => (f64::INFINITY, 1.0, "no compression"),
             _ => return None,
@@ -296,6 +308,21 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
          compression core-hours on the queue-runner host (an estimate)"
             .into(),
     ];
+    let mut codecs_used: Vec<&Codec> = vec![&cfg.codec];
+    for o in &scenarios {
+        if !codecs_used.iter().any(|c| c.name == o.config.codec.name) {
+            codecs_used.push(&o.config.codec);
+        }
+    }
+    for c in codecs_used {
+        assumptions.push(format!(
+            "{}: {} MB/s per core, {:.1} % of the NAR size ({})",
+            c.name,
+            c.mb_s_core,
+            c.ratio * 100.0,
+            c.source
+        ));
+    }
     if cfg.machine_sort == MachineSort::CoresSpeed
         || opts
             .scenarios
