@@ -91,7 +91,7 @@ enum FormatArg {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Write the cost-reduction report: where capacity is lost and what each fix would save.
-    Report(Pending),
+    Report(ReportArgs),
     /// Save the history in the window as an offline snapshot (Parquet per table, manifest.json).
     Snapshot(SnapshotArgs),
     /// Run a named read-only query, or ad-hoc SQL, against the database.
@@ -210,6 +210,48 @@ struct CompressArgs {
     /// egress_tib_month); missing fields take the documented defaults.
     #[arg(long, value_name = "FILE", requires = "project")]
     costs: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// The machines file (/etc/nix/machines format) for configured slot counts and features;
+    /// without it, the one that came with the data, else slots inferred from peak concurrency.
+    #[arg(long, value_name = "FILE")]
+    machines: Option<PathBuf>,
+    /// A TOML cost file (currency, machine_month, machine_month_by_system, core_hour,
+    /// storage_tib_month, egress_tib, egress_tib_month); missing fields take the documented
+    /// defaults. Every money figure is an estimate from these prices.
+    #[arg(long, value_name = "FILE")]
+    costs: Option<PathBuf>,
+    /// The directory to write (default: reports/<date>-<source>/, numbered if it exists).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Replace an existing --out directory (only once the new report is complete).
+    #[arg(long)]
+    force: bool,
+    /// Reuse a codec measurement (the output of `compress --format json`, or a report's
+    /// compression.json) instead of measuring now.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_compression")]
+    compression: Option<PathBuf>,
+    /// Leave out the codec measurement and the compression section.
+    #[arg(long)]
+    no_compression: bool,
+    /// Codecs to measure when no --compression file is given.
+    #[arg(long, value_name = "LIST", default_value = "xz-6,zstd-3,zstd-19")]
+    codecs: String,
+    /// Size of the default local corpus measured when no --compression file is given, MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    corpus_mib: u64,
+    /// An earlier report's directory: adds a before/after column for each headline figure.
+    #[arg(long, value_name = "OLD_REPORT_DIR")]
+    compare: Option<PathBuf>,
+    /// Write the charts as SVG only (no PNG copies).
+    #[arg(long)]
+    no_png: bool,
+    /// A simulation section as JSON (the report's `simulation` schema), until `simulate` feeds
+    /// the report itself.
+    #[arg(long, value_name = "FILE", hide = true)]
+    simulation: Option<PathBuf>,
 }
 
 /// Arguments of a command whose feature is not built yet: accepted, then refused clearly.
@@ -377,12 +419,207 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Snapshot(args) => cmd_snapshot(common, &args),
         Command::Sample(args) => cmd_sample(common, &args),
         Command::Analyze(args) => cmd_analyze(common, &args),
-        Command::Report(_) => Err(crate::Error::NotAvailable("report").into()),
+        Command::Report(args) => cmd_report(common, &args),
         Command::Query(args) => cmd_query(common, &args),
         Command::Simulate(_) => Err(crate::Error::NotAvailable("simulate").into()),
         Command::Compress(args) => cmd_compress(common, &args),
         Command::Status(args) => cmd_status(common, &args),
     }
+}
+
+/// `reports/<date>-<source>`, numbered `-2`, `-3`, … when taken: the default never replaces
+/// an earlier report.
+fn default_report_dir(spec: &SourceSpec) -> PathBuf {
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let source = match spec {
+        SourceSpec::Sample(_) => "sample".to_string(),
+        SourceSpec::Snapshot(dir) => dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "snapshot".into()),
+        SourceSpec::Postgres(_) => "db".to_string(),
+    };
+    let source: String = source
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let base = PathBuf::from("reports").join(format!("{date}-{source}"));
+    let taken = |p: &PathBuf| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some());
+    let mut dir = base.clone();
+    let mut n = 2;
+    while taken(&dir) {
+        dir = base.with_file_name(format!("{date}-{source}-{n}"));
+        n += 1;
+    }
+    dir
+}
+
+fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
+    use crate::compress;
+    use crate::report;
+    let progress = Progress::new(common.quiet);
+    let spec = common.source();
+    // Everything given on the command line is read and checked before minutes of work.
+    let previous = args
+        .compare
+        .as_deref()
+        .map(report::compare::read)
+        .transpose()?;
+    let costs = match &args.costs {
+        Some(p) => compress::project::read_costs(p)?,
+        None => compress::project::Costs::default(),
+    };
+    let simulation: Option<report::Simulation> = match &args.simulation {
+        Some(p) => {
+            let text = std::fs::read(p).map_err(|e| crate::Error::io(p, e))?;
+            Some(serde_json::from_slice(&text).map_err(|e| {
+                crate::Error::Invalid(format!("{}: not a simulation section: {e}", p.display()))
+            })?)
+        }
+        None => None,
+    };
+    let saved = match &args.compression {
+        Some(p) => Some((
+            compress::read_saved(p)?,
+            std::fs::read(p).map_err(|e| crate::Error::io(p, e))?,
+            p,
+        )),
+        None => None,
+    };
+    let codecs = compress::parse_list(&args.codecs)?;
+    let out = match &args.out {
+        Some(dir) => {
+            if !args.force && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+                return Err(crate::Error::Invalid(format!(
+                    "{} exists and is not empty; choose another directory or pass --force to \
+                     replace it",
+                    dir.display()
+                ))
+                .into());
+            }
+            dir.clone()
+        }
+        None => default_report_dir(&spec),
+    };
+    if spec.is_sample() {
+        common.note("no --db or --snapshot given: reporting on the built-in sample workload");
+    }
+
+    let stage = progress.stage("reading the history");
+    let mut ds = runtime()?.block_on(source::load(&spec, &common.read_options()))?;
+    stage.done();
+    let machines = match &args.machines {
+        Some(p) => Some(crate::machines::read(p)?),
+        None => ds
+            .machines
+            .take()
+            .map(|text| crate::machines::parse(&text))
+            .transpose()
+            .context("the machines file that came with the data")?,
+    };
+
+    let compression = if let Some((s, bytes, path)) = saved {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Some((
+            report::Compression {
+                source: format!("read from {name} (saved `compress --format json` results)"),
+                default_corpus: s.default_corpus,
+                nars: s.nars,
+                nar_bytes: s.nar_bytes,
+                codecs: s.codecs,
+            },
+            bytes,
+        ))
+    } else if args.no_compression {
+        None
+    } else {
+        let stage = progress.stage("measuring codecs on a small local corpus");
+        let cap = args.corpus_mib.max(1).saturating_mul(1 << 20);
+        let opts = compress::Options {
+            codecs,
+            corpus_cap: cap,
+            nar_cap: compress::DEFAULT_NAR_CAP.min(cap),
+            ..compress::Options::default()
+        };
+        let quiet = |_: &str| {};
+        let measured = compress::run(&opts, &quiet)?;
+        stage.done();
+        let bytes = serde_json::to_vec_pretty(&measured).context("serialising the measurement")?;
+        Some((
+            report::Compression {
+                source: format!(
+                    "measured now on this machine ({} threads): {} of local files, at most {} MiB",
+                    measured.threads,
+                    if measured.default_corpus {
+                        "the default corpus"
+                    } else {
+                        "inputs"
+                    },
+                    args.corpus_mib
+                ),
+                default_corpus: measured.default_corpus,
+                nars: measured.corpus.len(),
+                nar_bytes: measured.corpus.iter().map(|c| c.nar_size).sum(),
+                codecs: measured.codecs,
+            },
+            bytes,
+        ))
+    };
+
+    let stage = progress.stage("analysing");
+    let opts = crate::analysis::Options {
+        machines: machines.clone(),
+        gap_s: None,
+        codec_speeds: compression
+            .as_ref()
+            .map(|(c, _)| {
+                c.codecs
+                    .iter()
+                    .filter(|k| k.compress_mb_s_core.is_finite() && k.compress_mb_s_core > 0.0)
+                    .map(|k| (k.codec.clone(), k.compress_mb_s_core))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let findings = crate::analysis::analyze(&ds, &opts)?;
+    let (compression, compression_json) = match compression {
+        Some((c, b)) => (Some(c), Some(b)),
+        None => (None, None),
+    };
+    let built = report::build(report::Inputs {
+        ds: &ds,
+        findings: &findings,
+        machines: machines.as_deref(),
+        costs: &costs,
+        compression,
+        simulation,
+        generated_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        previous,
+    })?;
+    stage.done();
+
+    let stage = progress.stage("drawing charts and writing the report");
+    let written = report::write(
+        &built,
+        &out,
+        &report::WriteOptions {
+            png: !args.no_png,
+            replace: args.force,
+            compression_json,
+        },
+    )?;
+    stage.done();
+    print!("{}", report::summary_text(&built, &written));
+    Ok(())
 }
 
 fn cmd_status(common: &Common, args: &StatusArgs) -> anyhow::Result<()> {
