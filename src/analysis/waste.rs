@@ -158,6 +158,7 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
         v.sort_by(|a, b| {
             b.slot_hours
                 .total_cmp(&a.slot_hours)
+                .then(a.jobset.cmp(&b.jobset))
                 .then(a.job.cmp(&b.job))
         });
         v.truncate(TOP);

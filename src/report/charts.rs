@@ -220,7 +220,7 @@ fn waterfall<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d((0..n).into_segmented(), 0.0..top * 1.12)?;
+        .build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), 0.0..top * 1.12)?;
     let labels: Vec<String> = steps.iter().map(|s| s.label.clone()).collect();
     chart
         .configure_mesh()
@@ -259,8 +259,13 @@ fn waterfall<DB: DrawingBackend>(
         let mut outline = Rectangle::new(corners, BLACK.stroke_width(1));
         outline.set_margin(0, 0, 10, 10);
         chart.draw_series([bar, outline])?;
+        let label = if i == 0 {
+            format!("{} h", int(s.slot_hours))
+        } else {
+            format!("{} h · {}", int(s.slot_hours), pct(s.share_pct))
+        };
         chart.draw_series(std::iter::once(Text::new(
-            format!("{} h · {}", int(s.slot_hours), pct(s.share_pct)),
+            label,
             (SegmentValue::CenterOf(i), hi + top * 0.015),
             font(TEXT).pos(Pos::new(HPos::Center, VPos::Bottom)),
         )))?;
@@ -319,7 +324,10 @@ fn heatmap<DB: DrawingBackend>(
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(150)
-        .build_cartesian_2d(0.0..days.max(1e-9), (0..rows.max(1)).into_segmented())?;
+        .build_cartesian_2d(
+            0.0..days.max(1e-9),
+            (0..rows.saturating_sub(1)).into_segmented(),
+        )?;
     let labels: Vec<String> = u.machines.iter().map(|m| m.label.clone()).collect();
     chart
         .configure_mesh()
@@ -385,6 +393,31 @@ fn heatmap<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Where the wait axis is labelled: the units people think of waits in.
+const WAIT_TICKS_S: [f64; 10] = [
+    1.0,
+    10.0,
+    60.0,
+    600.0,
+    3600.0,
+    6.0 * 3600.0,
+    86_400.0,
+    7.0 * 86_400.0,
+    30.0 * 86_400.0,
+    365.0 * 86_400.0,
+];
+
+/// Line colours: Okabe–Ito without its yellow, which a thin line on white does not show.
+const LINES: [RGBColor; 7] = [
+    OKABE_ITO[0],
+    OKABE_ITO[1],
+    OKABE_ITO[2],
+    OKABE_ITO[3],
+    OKABE_ITO[5],
+    OKABE_ITO[6],
+    OKABE_ITO[7],
+];
+
 fn queue_wait<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     r: &Report,
@@ -403,7 +436,16 @@ fn queue_wait<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d((1.0..xmax).log_scale(), 0.0..100.0)?;
+        .build_cartesian_2d(
+            (1.0..xmax).log_scale().with_key_points(
+                WAIT_TICKS_S
+                    .iter()
+                    .copied()
+                    .filter(|t| *t <= xmax)
+                    .collect(),
+            ),
+            0.0..100.0,
+        )?;
     chart
         .configure_mesh()
         .light_line_style(LIGHT)
@@ -430,9 +472,9 @@ fn queue_wait<DB: DrawingBackend>(
             }
         }
         let (color, width) = if k == 0 {
-            (OKABE_ITO[0], 3)
+            (LINES[0], 3)
         } else {
-            (OKABE_ITO[(k % 7) + 1], 2)
+            (LINES[(k - 1) % (LINES.len() - 1) + 1], 2)
         };
         chart
             .draw_series(LineSeries::new(pts, color.stroke_width(width)))?
@@ -560,9 +602,9 @@ fn overhead<DB: DrawingBackend>(
         chart
             .draw_series(LineSeries::new(line, OKABE_ITO[6].stroke_width(3)))?
             .label(format!(
-                "fit: {} + {} per MiB",
+                "fit: {} + {} ms per MiB",
                 secs(fit.fixed_ms / 1000.0),
-                secs(fit.ms_per_mib / 1000.0)
+                int(fit.ms_per_mib)
             ))
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], OKABE_ITO[6].stroke_width(3))
@@ -686,7 +728,7 @@ fn scenarios<DB: DrawingBackend>(
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d((0..n.max(1)).into_segmented(), 0.0..top)?;
+            .build_cartesian_2d((0..n.saturating_sub(1)).into_segmented(), 0.0..top)?;
         chart
             .configure_mesh()
             .disable_x_mesh()

@@ -102,10 +102,8 @@ pub fn range(i: Interval, cur: &str) -> String {
 /// The report's title line.
 pub fn title(r: &Report) -> String {
     if r.source.is_sample {
-        format!(
-            "Where builder capacity is lost — THE BUILT-IN SAMPLE WORKLOAD, not a real Hydra ({})",
-            r.source.origin
-        )
+        "Where builder capacity is lost — on the BUILT-IN SAMPLE workload, not a real Hydra"
+            .to_string()
     } else {
         format!("Where builder capacity is lost — {}", r.source.origin)
     }
@@ -132,7 +130,8 @@ fn summary(r: &Report, v: &mut Vec<Block>) {
     let machines = c.machines.len();
     v.push(para(vec![
         t(format!(
-            "Window {} – {} ({} days), queue runner {}, {} machines with {} slots. ",
+            "Source: {}. Window {} – {} ({} days), queue runner {}, {} machines with {} slots. ",
+            r.source.origin,
             r.window.since_utc,
             r.window.until_utc,
             num(r.window.days, 1),
@@ -247,23 +246,27 @@ fn summary(r: &Report, v: &mut Vec<Block>) {
         for x in &r.recommendations {
             v.push(heading(
                 4,
-                &format!("rec-{}", x.id.replace(':', "-")),
+                &format!(
+                    "rec-{}",
+                    x.id.chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                        .collect::<String>()
+                ),
                 &format!("{}. {}", x.rank, x.title),
             ));
             v.push(para(vec![
-                b("Do: "),
-                t(x.action.clone()),
-                t(" "),
-                b("Saves: "),
+                b("Do:"),
+                t(format!(" {} ", x.action)),
+                b("Saves:"),
                 t(format!(
-                    "{} a month, {} slot-hours a month (expected; range {}–{} {cur}). ",
+                    " {} a month, {} slot-hours a month (expected; range {}–{} {cur}). ",
                     money(x.saving_per_month.mid, cur),
                     int(x.saving_slot_hours_per_month.mid),
                     int(x.saving_per_month.lo),
                     int(x.saving_per_month.hi)
                 )),
-                b("Confidence: "),
-                t(format!("{} — {}.", x.confidence, x.confidence_basis)),
+                b("Confidence:"),
+                t(format!(" {} — {}.", x.confidence, x.confidence_basis)),
             ]));
             v.push(Block::List(
                 x.evidence.iter().map(|e| vec![t(e.clone())]).collect(),
@@ -816,7 +819,7 @@ fn method(r: &Report, v: &mut Vec<Block>) {
     v.push(Block::List(
         m.definitions
             .iter()
-            .map(|d| vec![b(format!("{}: ", d.term)), t(d.meaning.clone())])
+            .map(|d| vec![b(format!("{}:", d.term)), t(format!(" {}", d.meaning))])
             .collect(),
     ));
     v.push(heading(3, "sources", "Sources"));

@@ -68,14 +68,19 @@ pub fn pct(p: f64) -> String {
 /// A duration in seconds, in the unit a person reads it in.
 pub fn secs(s: f64) -> String {
     let a = s.abs();
+    // One decimal, dropped when it is zero: "15 min", "5.1 h".
+    let short = |x: f64| {
+        let t = num(x, 1);
+        t.strip_suffix(".0").map_or(t.clone(), str::to_string)
+    };
     if a < 90.0 {
         format!("{} s", num(s, 0))
     } else if a < 90.0 * 60.0 {
-        format!("{} min", num(s / 60.0, 1))
+        format!("{} min", short(s / 60.0))
     } else if a < 48.0 * 3600.0 {
-        format!("{} h", num(s / 3600.0, 1))
+        format!("{} h", short(s / 3600.0))
     } else {
-        format!("{} d", num(s / 86_400.0, 1))
+        format!("{} d", short(s / 86_400.0))
     }
 }
 
@@ -103,6 +108,7 @@ mod tests {
         assert_eq!(money(7650.0, "EUR"), "7,650 EUR");
         assert_eq!(secs(18474.0), "5.1 h");
         assert_eq!(secs(42.0), "42 s");
+        assert_eq!(secs(900.0), "15 min");
         assert_eq!(round(-0.0001, 2), 0.0);
         assert_eq!(signed(-3.0, "-3 h"), "−3 h");
     }

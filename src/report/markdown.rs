@@ -77,3 +77,18 @@ pub fn render(blocks: &[Block]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_numbers_and_escape_markup() {
+        let md = render(&[Block::Table {
+            header: vec!["job".into(), "h".into()],
+            rows: vec![vec!["a|b_c".into(), "1.5".into()]],
+            numeric: vec![false, true],
+        }]);
+        assert_eq!(md, "| job | h |\n| --- | ---: |\n| a\\|b\\_c | 1.5 |");
+    }
+}

@@ -1259,3 +1259,30 @@ pub fn summary_text(r: &Report, w: &Written) -> String {
     ));
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_drop_the_shared_domain() {
+        let keys = [
+            "ssh://build@x86-01.farm.example",
+            "ssh://b@mac-01.farm.example:22",
+        ];
+        assert_eq!(short_names(keys.into_iter()), ["x86-01", "mac-01"]);
+        assert_eq!(short_names(["b1"].into_iter()), ["b1"]);
+        assert_eq!(
+            short_names(["a.example", "b.a.example"].into_iter()),
+            ["a", "b.a"]
+        );
+    }
+
+    #[test]
+    fn series_match_by_key_or_host() {
+        let mut s = BTreeMap::new();
+        s.insert("b1".to_string(), vec![1.0]);
+        assert_eq!(series_for(&s, "ssh://build@b1"), Some(&[1.0][..]));
+        assert_eq!(series_for(&s, "b2"), None);
+    }
+}

@@ -117,6 +117,10 @@ const HEADROOM: f64 = 1.25;
 /// Sizing to all but the busiest 5 % of the window (about 8 hours of a week) is the aggressive
 /// end: those hours — a mass rebuild — then need capacity bought by the hour.
 const DEMAND_QUANTILE: f64 = 0.95;
+/// Capacity rented by the hour for those busiest hours is assumed to cost three times the
+/// hourly share of a monthly rent: on-demand cloud prices against dedicated servers rented by
+/// the month. An assumption, stated in the report.
+const BURST_PRICE_FACTOR: f64 = 3.0;
 
 /// Machines of one system type that are not needed: the rent of the builders the demand never
 /// used (low end: even the busiest bucket is covered; high end: all but the busiest 5 %).
@@ -176,7 +180,8 @@ fn right_size(ctx: &Context<'_>) -> Option<Recommendation> {
             .map(|d| (d * scale - f64::from(left_q)).max(0.0) * bucket_h)
             .sum();
         let gone_slots: u32 = gone_q.iter().map(|m| m.slots).sum();
-        let burst_price = rent(&gone_q) / (MONTH_HOURS * f64::from(gone_slots.max(1)));
+        let burst_price =
+            BURST_PRICE_FACTOR * rent(&gone_q) / (MONTH_HOURS * f64::from(gone_slots.max(1)));
         let burst = short_h * ctx.month * burst_price;
         lo += rent(&gone_peak);
         hi += rent(&gone_q);
@@ -196,12 +201,14 @@ fn right_size(ctx: &Context<'_>) -> Option<Recommendation> {
             need_q,
             scale,
             (HEADROOM - 1.0) * 100.0,
-            names(&gone_q),
+            names(&gone_q, &ctx.capacity.machines),
             gone_slots,
             if short_h > 0.0 {
                 format!(
-                    ", renting {} of burst capacity in the busiest hours",
-                    fmt::hours(short_h * ctx.month)
+                    ", renting {} slot-hours a month of burst capacity for the busiest hours (at \
+                     {BURST_PRICE_FACTOR}× the slot-hour price: {})",
+                    fmt::int(short_h * ctx.month),
+                    money(ctx, burst)
                 )
             } else {
                 String::new()
@@ -253,8 +260,17 @@ fn right_size(ctx: &Context<'_>) -> Option<Recommendation> {
     })
 }
 
-fn names(ms: &[&LedgerRow]) -> String {
-    let labels = super::short_names(ms.iter().map(|m| m.key.as_str()));
+/// The short names (as on the heatmap) of `ms` among `all`.
+fn names(ms: &[&LedgerRow], all: &[LedgerRow]) -> String {
+    let short = super::short_names(all.iter().map(|m| m.key.as_str()));
+    let labels: Vec<String> = ms
+        .iter()
+        .filter_map(|m| {
+            all.iter()
+                .position(|a| a.key == m.key)
+                .map(|i| short[i].clone())
+        })
+        .collect();
     if labels.len() <= 6 {
         labels.join(", ")
     } else {
@@ -336,8 +352,8 @@ fn dispatch(ctx: &Context<'_>) -> Option<Recommendation> {
     let mut evidence = vec![format!(
         "{} of {} slot-hours ({}) sat idle while steps the machine could build were runnable, \
          worth {} a month",
-        fmt::hours(t.dispatch_loss_h),
-        fmt::hours(t.available_h),
+        fmt::int(t.dispatch_loss_h),
+        fmt::int(t.available_h),
         fmt::pct(super::pct_of(t.dispatch_loss_h, t.available_h)),
         money(
             ctx,
@@ -748,4 +764,74 @@ fn scenarios(ctx: &Context<'_>) -> Vec<Recommendation> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, slots: u32) -> LedgerRow {
+        LedgerRow {
+            key: key.into(),
+            system: "x86_64-linux".into(),
+            slots,
+            available_h: 0.0,
+            building_h: 0.0,
+            overhead_h: 0.0,
+            held_h: 0.0,
+            dispatch_loss_h: 0.0,
+            idle_h: 0.0,
+            over_committed_h: 0.0,
+            busy_pct: 0.0,
+            cost_per_month: 0.0,
+        }
+    }
+
+    fn machine(uri: &str, features: &[&str]) -> Machine {
+        Machine {
+            uri: uri.into(),
+            systems: vec!["x86_64-linux".into()],
+            ssh_key: None,
+            max_jobs: 2,
+            speed_factor: 1.0,
+            supported_features: features.iter().map(|f| f.to_string()).collect(),
+            mandatory_features: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn retires_the_smallest_machines_down_to_the_need_keeping_unique_features() {
+        let (a, b, c) = (row("ssh://a", 2), row("ssh://b", 2), row("ssh://c", 8));
+        let members = [&a, &b, &c];
+        let (gone, left) = retire(&members, 9, None);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(left, 10);
+        // Never the last machine, however little is needed.
+        let (gone, left) = retire(&members, 1, None);
+        assert_eq!((gone.len(), left), (2, 8));
+        // b alone has kvm: it stays.
+        let ms = [
+            machine("ssh://a", &[]),
+            machine("ssh://b", &["kvm"]),
+            machine("ssh://c", &[]),
+        ];
+        let (gone, _) = retire(&members, 1, Some(&ms));
+        assert!(gone.iter().all(|m| m.key != "ssh://b"), "{gone:?}");
+    }
+
+    #[test]
+    fn recovered_scales_hours_to_a_month_and_prices_them() {
+        let (h, m) = recovered(
+            10.0,
+            0.5,
+            4.0,
+            Interval {
+                lo: 0.5,
+                mid: 1.0,
+                hi: 1.0,
+            },
+        );
+        assert_eq!((h.lo, h.mid), (20.0, 40.0));
+        assert_eq!(m.mid, 20.0);
+    }
 }
