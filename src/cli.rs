@@ -91,7 +91,7 @@ enum FormatArg {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Write the cost-reduction report: where capacity is lost and what each fix would save.
-    Report(Pending),
+    Report(ReportArgs),
     /// Save the history in the window as an offline snapshot (Parquet per table, manifest.json).
     Snapshot(SnapshotArgs),
     /// Run a named read-only query, or ad-hoc SQL, against the database.
@@ -261,6 +261,58 @@ struct SimulateArgs {
     no_verdict: bool,
 }
 
+#[derive(Args, Debug)]
+struct ReportArgs {
+    /// The machines file (/etc/nix/machines format) for configured slot counts and features;
+    /// without it, the one that came with the data, else slots inferred from peak concurrency.
+    #[arg(long, value_name = "FILE")]
+    machines: Option<PathBuf>,
+    /// A TOML cost file (currency, machine_month, machine_month_by_system, core_hour,
+    /// storage_tib_month, egress_tib, egress_tib_month); missing fields take the documented
+    /// defaults. Every money figure is an estimate from these prices.
+    #[arg(long, value_name = "FILE")]
+    costs: Option<PathBuf>,
+    /// The directory to write (default: reports/<date>-<source>/, numbered if it exists).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Replace an existing --out directory (only once the new report is complete).
+    #[arg(long)]
+    force: bool,
+    /// Reuse a codec measurement (the output of `compress --format json`, or a report's
+    /// compression.json) instead of measuring now.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_compression")]
+    compression: Option<PathBuf>,
+    /// Leave out the codec measurement and the compression section.
+    #[arg(long)]
+    no_compression: bool,
+    /// Codecs to measure when no --compression file is given.
+    #[arg(long, value_name = "LIST", default_value = "xz-6,zstd-3,zstd-19")]
+    codecs: String,
+    /// Size of the default local corpus measured when no --compression file is given, MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    corpus_mib: u64,
+    /// An earlier report's directory: adds a before/after column for each headline figure.
+    #[arg(long, value_name = "OLD_REPORT_DIR")]
+    compare: Option<PathBuf>,
+    /// Write the charts as SVG only (no PNG copies).
+    #[arg(long)]
+    no_png: bool,
+    /// A what-if scenario for the simulation section (repeatable); without any, the examples
+    /// of scenarios/ built into the tool.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_simulation")]
+    scenario: Vec<PathBuf>,
+    /// Simulation runs per configuration, each with its own seed.
+    #[arg(long, value_name = "N", default_value_t = crate::model::DEFAULT_SEEDS,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    seeds: u32,
+    /// Local worker slots of the queue-runner host in the history (default: the sample's, else 30).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    local_workers: Option<u32>,
+    /// Leave out the simulation section.
+    #[arg(long)]
+    no_simulation: bool,
+}
+
 /// Arguments of a command whose feature is not built yet: accepted, then refused clearly.
 #[derive(Args, Debug)]
 struct Pending {
@@ -426,7 +478,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Snapshot(args) => cmd_snapshot(common, &args),
         Command::Sample(args) => cmd_sample(common, &args),
         Command::Analyze(args) => cmd_analyze(common, &args),
-        Command::Report(_) => Err(crate::Error::NotAvailable("report").into()),
+        Command::Report(args) => cmd_report(common, &args),
         Command::Query(args) => cmd_query(common, &args),
         Command::Simulate(args) => cmd_simulate(common, &args),
         Command::Compress(args) => cmd_compress(common, &args),
@@ -470,9 +522,9 @@ fn cmd_simulate(common: &Common, args: &SimulateArgs) -> anyhow::Result<()> {
         verdict: !args.no_verdict,
     };
     let progress = Progress::new(common.quiet);
-    let spinner = progress.stage("simulating");
+    let stage = progress.stage("simulating");
     let summary = model::run(&ds, &opts)?;
-    drop(spinner);
+    stage.done();
     let format = common.format();
     if format == Format::Json {
         print_rows(format, &[], &[], &summary)?;
@@ -510,6 +562,237 @@ fn cmd_simulate(common: &Common, args: &SimulateArgs) -> anyhow::Result<()> {
     {
         println!("- {a}");
     }
+    Ok(())
+}
+
+/// `reports/<date>-<source>`, numbered `-2`, `-3`, … when taken: the default never replaces
+/// an earlier report.
+fn default_report_dir(spec: &SourceSpec) -> PathBuf {
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let source = match spec {
+        SourceSpec::Sample(_) => "sample".to_string(),
+        SourceSpec::Snapshot(dir) => dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "snapshot".into()),
+        SourceSpec::Postgres(_) => "db".to_string(),
+    };
+    let source: String = source
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let base = PathBuf::from("reports").join(format!("{date}-{source}"));
+    let taken = |p: &PathBuf| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some());
+    let mut dir = base.clone();
+    let mut n = 2;
+    while taken(&dir) {
+        dir = base.with_file_name(format!("{date}-{source}-{n}"));
+        n += 1;
+    }
+    dir
+}
+
+fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
+    use crate::compress;
+    use crate::report;
+    let progress = Progress::new(common.quiet);
+    let spec = common.source();
+    // Everything given on the command line is read and checked before minutes of work.
+    let previous = args
+        .compare
+        .as_deref()
+        .map(report::compare::read)
+        .transpose()?;
+    let costs = match &args.costs {
+        Some(p) => compress::project::read_costs(p)?,
+        None => compress::project::Costs::default(),
+    };
+    let scenarios = if args.scenario.is_empty() {
+        crate::model::scenario::examples()
+    } else {
+        args.scenario
+            .iter()
+            .map(|p| crate::model::scenario::read(p))
+            .collect::<crate::Result<Vec<_>>>()?
+    };
+    let saved = match &args.compression {
+        Some(p) => Some((
+            compress::read_saved(p)?,
+            std::fs::read(p).map_err(|e| crate::Error::io(p, e))?,
+            p,
+        )),
+        None => None,
+    };
+    let codecs = compress::parse_list(&args.codecs)?;
+    let out = match &args.out {
+        Some(dir) => {
+            if !args.force && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+                return Err(crate::Error::Invalid(format!(
+                    "{} exists and is not empty; choose another directory or pass --force to \
+                     replace it",
+                    dir.display()
+                ))
+                .into());
+            }
+            dir.clone()
+        }
+        None => default_report_dir(&spec),
+    };
+    if spec.is_sample() {
+        common.note("no --db or --snapshot given: reporting on the built-in sample workload");
+    }
+
+    let stage = progress.stage("reading the history");
+    let mut ds = runtime()?.block_on(source::load(&spec, &common.read_options()))?;
+    stage.done();
+    let machines = match &args.machines {
+        Some(p) => Some(crate::machines::read(p)?),
+        None => ds
+            .machines
+            .take()
+            .map(|text| crate::machines::parse(&text))
+            .transpose()
+            .context("the machines file that came with the data")?,
+    };
+
+    let compression = if let Some((s, bytes, path)) = saved {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Some((
+            report::Compression {
+                source: format!("read from {name} (saved `compress --format json` results)"),
+                default_corpus: s.default_corpus,
+                nars: s.nars,
+                nar_bytes: s.nar_bytes,
+                codecs: s.codecs,
+            },
+            bytes,
+        ))
+    } else if args.no_compression {
+        None
+    } else {
+        let stage = progress.stage("measuring codecs on a small local corpus");
+        let cap = args.corpus_mib.max(1).saturating_mul(1 << 20);
+        let opts = compress::Options {
+            codecs,
+            corpus_cap: cap,
+            nar_cap: compress::DEFAULT_NAR_CAP.min(cap),
+            ..compress::Options::default()
+        };
+        let quiet = |_: &str| {};
+        let measured = compress::run(&opts, &quiet)?;
+        stage.done();
+        let bytes = serde_json::to_vec_pretty(&measured).context("serialising the measurement")?;
+        Some((
+            report::Compression {
+                source: format!(
+                    "measured now on this machine ({} threads): {} of local files, at most {} MiB",
+                    measured.threads,
+                    if measured.default_corpus {
+                        "the default corpus"
+                    } else {
+                        "inputs"
+                    },
+                    args.corpus_mib
+                ),
+                default_corpus: measured.default_corpus,
+                nars: measured.corpus.len(),
+                nar_bytes: measured.corpus.iter().map(|c| c.nar_size).sum(),
+                codecs: measured.codecs,
+            },
+            bytes,
+        ))
+    };
+
+    let stage = progress.stage("analysing");
+    let opts = crate::analysis::Options {
+        machines: machines.clone(),
+        gap_s: None,
+        codec_speeds: compression
+            .as_ref()
+            .map(|(c, _)| {
+                c.codecs
+                    .iter()
+                    .filter(|k| k.compress_mb_s_core.is_finite() && k.compress_mb_s_core > 0.0)
+                    .map(|k| (k.codec.clone(), k.compress_mb_s_core))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let findings = crate::analysis::analyze(&ds, &opts)?;
+    stage.done();
+    let simulation = if args.no_simulation {
+        None
+    } else {
+        let stage = progress.stage("simulating the scenarios");
+        let codecs = compression
+            .as_ref()
+            .map(|(c, _)| {
+                c.codecs
+                    .iter()
+                    .filter(|k| k.compress_mb_s_core.is_finite() && k.compress_mb_s_core > 0.0)
+                    .map(|k| crate::model::Codec {
+                        name: k.codec.clone(),
+                        mb_s_core: k.compress_mb_s_core,
+                        ratio: k.ratio_pct / 100.0,
+                        source: "measured for this report".into(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let summary = crate::model::run(
+            &ds,
+            &crate::model::Options {
+                machines: machines.clone(),
+                scenarios,
+                seeds: args.seeds,
+                local_workers: args.local_workers,
+                codecs,
+                costs: costs.clone(),
+                gap_s: None,
+                verdict: true,
+            },
+        )?;
+        stage.done();
+        Some(report::Simulation::from_summary(&summary))
+    };
+    let stage = progress.stage("assembling the report");
+    let (compression, compression_json) = match compression {
+        Some((c, b)) => (Some(c), Some(b)),
+        None => (None, None),
+    };
+    let built = report::build(report::Inputs {
+        ds: &ds,
+        findings: &findings,
+        machines: machines.as_deref(),
+        costs: &costs,
+        compression,
+        simulation,
+        generated_at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        previous,
+    })?;
+    stage.done();
+
+    let stage = progress.stage("drawing charts and writing the report");
+    let written = report::write(
+        &built,
+        &out,
+        &report::WriteOptions {
+            png: !args.no_png,
+            replace: args.force,
+            compression_json,
+        },
+    )?;
+    stage.done();
+    print!("{}", report::summary_text(&built, &written));
     Ok(())
 }
 

@@ -3,7 +3,8 @@
 //! where builder capacity is lost and what each fix would save.
 //!
 //! The stages, each in its own module: `source` (reading), `dataset` (the frames every stage
-//! shares), `window` (which rows), and the command layer in `cli`.
+//! shares), `window` (which rows), `analysis` (findings), `compress` (codecs), `report` (the
+//! cost-reduction report), and the command layer in `cli`.
 
 pub mod analysis;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod nar;
 pub mod output;
 pub mod progress;
 pub mod query;
+pub mod report;
 pub mod source;
 pub mod status;
 /// A throwaway PostgreSQL server for tests and benchmarks.

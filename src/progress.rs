@@ -40,20 +40,6 @@ impl Progress {
         bar
     }
 
-    /// A spinner for one stage of work whose size is unknown: its name and the time taken.
-    pub fn stage(&self, what: &str) -> ProgressBar {
-        if !self.enabled {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::new_spinner().with_message(what.to_string());
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(100));
-        bar
-    }
-
     /// A bar counting items of a known number (requests, files).
     pub fn items(&self, what: &str, total: u64) -> ProgressBar {
         if !self.enabled {
@@ -82,5 +68,50 @@ impl Progress {
         );
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
+    }
+}
+
+/// One stage of a longer run: a spinner while it runs, then a line with how long it took.
+pub struct Stage {
+    bar: ProgressBar,
+    what: String,
+    start: std::time::Instant,
+    enabled: bool,
+}
+
+impl Progress {
+    /// Starts a stage named `what` ("reading the sample", "drawing charts").
+    pub fn stage(&self, what: &str) -> Stage {
+        let bar = if self.enabled {
+            let bar = ProgressBar::new_spinner().with_message(what.to_string());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Stage {
+            bar,
+            what: what.to_string(),
+            start: std::time::Instant::now(),
+            enabled: self.enabled,
+        }
+    }
+}
+
+impl Stage {
+    /// Ends the stage, leaving one line behind on a terminal.
+    pub fn done(self) {
+        self.bar.finish_and_clear();
+        if self.enabled {
+            eprintln!(
+                "  {} ({:.1} s)",
+                self.what,
+                self.start.elapsed().as_secs_f64()
+            );
+        }
     }
 }

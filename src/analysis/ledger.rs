@@ -27,6 +27,8 @@ use crate::machines::Machine;
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Row {
     pub key: String,
+    /// The machine's first system type (what `by_system` groups by); a system row's own key.
+    pub system: String,
     pub slots: u32,
     pub available_h: f64,
     pub building_h: f64,
@@ -272,6 +274,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
     for (key, s) in &slot {
         let row = rows.entry(key.clone()).or_default();
         row.key = key.clone();
+        row.system = s.systems.first().cloned().unwrap_or_default();
         row.slots = s.slots;
         row.available_h = f64::from(s.slots) * span as f64 / 3600.0;
         let used = row.building_h + row.overhead_h + row.held_h;
@@ -326,7 +329,8 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
     for (k, r) in &rows {
         let sys = slot[k].systems.first().cloned().unwrap_or_default();
         let e = by_system.entry(sys.clone()).or_default();
-        e.key = sys;
+        e.key = sys.clone();
+        e.system = sys;
         e.add(r);
         total.add(r);
     }

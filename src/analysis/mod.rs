@@ -157,7 +157,7 @@ impl Steps {
 }
 
 /// Percentiles of a distribution of seconds, as the report shows them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Distribution {
     pub count: usize,
     pub p50: f64,
@@ -262,7 +262,8 @@ pub struct Options {
 
 /// Reads `(codec, compression MB/s per core)` from the JSON `compress --format json` writes.
 pub fn codec_speeds(path: &std::path::Path) -> Result<Vec<(String, f64)>> {
-    Ok(crate::compress::read_results(path)?
+    Ok(crate::compress::read_saved(path)?
+        .codecs
         .into_iter()
         .map(|c| (c.codec, c.compress_mb_s_core))
         .collect())
@@ -298,6 +299,21 @@ pub struct Overhead {
     pub fit: Option<overhead::Fit>,
     /// Measured codecs next to the fit (with `--compression`).
     pub codecs: Vec<CodecComparison>,
+    /// Up to [`SCATTER_POINTS`] of the fitted `(size bytes, overhead ms)` points, evenly spaced
+    /// in step order, for a scatter chart.
+    pub sample: Vec<(f64, f64)>,
+}
+
+/// Points kept for the overhead scatter chart: enough to show the cloud's shape and its
+/// outliers, few enough that an SVG of them stays small.
+pub const SCATTER_POINTS: usize = 400;
+
+/// Every `len / max`-th point, in order: a deterministic, evenly spread subset.
+fn spread<T: Copy>(all: &[T], max: usize) -> Vec<T> {
+    if all.len() <= max {
+        return all.to_vec();
+    }
+    (0..max).map(|k| all[k * all.len() / max]).collect()
 }
 
 /// Every finding of one dataset.
@@ -372,6 +388,7 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
                         share_of_size_overhead: implied.filter(|_| *speed > 0.0).map(|i| i / speed),
                     })
                     .collect(),
+                sample: spread(&points, SCATTER_POINTS),
             }
         },
         waiting,

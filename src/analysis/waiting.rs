@@ -14,11 +14,31 @@ pub const DEFINITION: &str = "to_start: from Builds.timestamp (queued) to the ea
     (nothing built) and builds without usable steps have no to_start. A step that appears to start \
     before its build was queued (clock skew) counts as a wait of zero.";
 
+/// Lower edges, seconds, of the bins of [`Group::to_start_histogram`]: a 1-2-5 series, so that
+/// waits of seconds and of days both get bins a log-scaled chart shows evenly; the last bin is
+/// open-ended.
+pub const HISTOGRAM_EDGES_S: [f64; 20] = [
+    0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5,
+    2e5, 5e5, 1e6,
+];
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Group {
     pub key: String,
     pub to_start: Distribution,
     pub to_finish: Distribution,
+    /// Builds whose `to_start` falls in each bin of [`HISTOGRAM_EDGES_S`].
+    pub to_start_histogram: Vec<usize>,
+}
+
+/// Counts of `values` in the bins of [`HISTOGRAM_EDGES_S`].
+pub fn histogram(values: &[f64]) -> Vec<usize> {
+    let mut counts = vec![0; HISTOGRAM_EDGES_S.len()];
+    for &v in values {
+        let bin = HISTOGRAM_EDGES_S.partition_point(|&e| e <= v).max(1) - 1;
+        counts[bin] += 1;
+    }
+    counts
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
@@ -98,6 +118,7 @@ pub fn waiting(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waiting> 
     }
     let finish = |key: String, (mut s, mut f): Acc| Group {
         key,
+        to_start_histogram: histogram(&s),
         to_start: Distribution::of(&mut s),
         to_finish: Distribution::of(&mut f),
     };

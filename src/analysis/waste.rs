@@ -42,6 +42,10 @@ pub struct Waste {
     /// Slot-hours of every usable step that ran on a machine, for scale.
     pub total_slot_hours: f64,
     pub wasted_slot_hours: f64,
+    /// The part of `wasted_slot_hours` that was overhead (copying inputs and outputs) rather
+    /// than building, so that a capacity waterfall can take waste out of both without counting
+    /// it twice.
+    pub wasted_overhead_slot_hours: f64,
     pub categories: Vec<Category>,
     pub by_jobset: Vec<Offender>,
     pub top_jobs: Vec<Offender>,
@@ -86,9 +90,11 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
     let mut per_job: HashMap<(&str, &str, &str), (usize, f64)> = HashMap::new();
     let mut per_drv: HashMap<&str, (usize, f64)> = HashMap::new();
     let mut total = 0.0;
+    let mut wasted_overhead_s = 0.0;
     for i in order {
         let build_s = steps.duration(i).unwrap_or(0) as f64;
-        let slot_s = build_s + steps.overhead_ms[i].unwrap_or(0).max(0) as f64 / 1000.0;
+        let overhead_s = steps.overhead_ms[i].unwrap_or(0).max(0) as f64 / 1000.0;
+        let slot_s = build_s + overhead_s;
         total += slot_s;
         let drv = steps.drv_path[i].as_deref();
         if steps.kind[i] == 0
@@ -119,6 +125,10 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
         let e = per_cat.entry(cat).or_default();
         e.0 += 1;
         e.1 += wasted_s;
+        // Determinism rounds waste build time only; every other category the whole slot time.
+        if wasted_s > 0.0 && cat != "determinism rounds" {
+            wasted_overhead_s += overhead_s;
+        }
         if wasted_s > 0.0
             && let Some(&(project, jobset, job)) = owners.get(&steps.build[i])
         {
@@ -148,6 +158,7 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
         v.sort_by(|a, b| {
             b.slot_hours
                 .total_cmp(&a.slot_hours)
+                .then(a.jobset.cmp(&b.jobset))
                 .then(a.job.cmp(&b.job))
         });
         v.truncate(TOP);
@@ -182,6 +193,7 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
         definition: DEFINITION,
         total_slot_hours: hours(total),
         wasted_slot_hours: wasted,
+        wasted_overhead_slot_hours: hours(wasted_overhead_s),
         categories,
         by_jobset,
         top_jobs,

@@ -175,26 +175,65 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
     })
 }
 
-/// One codec's headline figures as saved by `compress --format json`.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-pub struct SavedResult {
-    pub codec: String,
-    pub compress_mb_s_core: f64,
-    pub ratio_pct: f64,
+/// A measurement saved by `compress --format json`, as far as a projection needs it.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub default_corpus: bool,
+    pub nars: usize,
+    pub nar_bytes: u64,
+    pub codecs: Vec<CodecSummary>,
 }
 
-/// Reads the codec summaries of a saved `compress --format json`; errors name the file.
-pub fn read_results(path: &std::path::Path) -> Result<Vec<SavedResult>> {
-    #[derive(serde::Deserialize)]
-    struct Saved {
-        codecs: Vec<SavedResult>,
-    }
+/// Reads the JSON `compress --format json` writes. Lenient where the writer is: a speed it
+/// could not time (an instant run) was written as `null` and reads as 0, which projections
+/// skip.
+pub fn read_saved(path: &std::path::Path) -> Result<Saved> {
     let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let saved: Saved = serde_json::from_slice(&text).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: not the output of `compress --format json` ({e})",
-            path.display()
-        ))
+    let bad = |why: String| Error::Invalid(format!("{}: {why}", path.display()));
+    let v: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let codecs = v.get("codecs").and_then(|c| c.as_array()).ok_or_else(|| {
+        bad("no `codecs` list: expected the output of `compress --format json`".into())
     })?;
-    Ok(saved.codecs)
+    let f = |c: &serde_json::Value, k: &str| {
+        c.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0)
+    };
+    let u =
+        |c: &serde_json::Value, k: &str| c.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let codecs = codecs
+        .iter()
+        .map(|c| {
+            let name = c
+                .get("codec")
+                .and_then(|x| x.as_str())
+                .ok_or_else(|| bad("a codec entry has no `codec` name".into()))?;
+            let spec: Codec = name.parse().map_err(|e| bad(format!("{e}")))?;
+            Ok(CodecSummary {
+                codec: name.to_string(),
+                spec,
+                nars: u(c, "nars") as usize,
+                nar_bytes: u(c, "nar_bytes"),
+                compressed_bytes: u(c, "compressed_bytes"),
+                ratio_pct: f(c, "ratio_pct"),
+                compress_cpu_s: f(c, "compress_cpu_s"),
+                compress_wall_s: f(c, "compress_wall_s"),
+                compress_mb_s_core: f(c, "compress_mb_s_core"),
+                compress_mb_s: f(c, "compress_mb_s"),
+                decompress_mb_s: f(c, "decompress_mb_s"),
+                encoder_memory_bytes: c.get("encoder_memory_bytes").and_then(|x| x.as_u64()),
+                pareto: c.get("pareto").and_then(|x| x.as_bool()).unwrap_or(false),
+                outliers: u(c, "outliers") as usize,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let corpus = v.get("corpus").and_then(|c| c.as_array());
+    Ok(Saved {
+        default_corpus: v
+            .get("default_corpus")
+            .and_then(|x| x.as_bool())
+            .unwrap_or(false),
+        nars: corpus.map_or(0, Vec::len),
+        nar_bytes: corpus.map_or(0, |c| c.iter().map(|e| u(e, "nar_size")).sum()),
+        codecs,
+    })
 }

@@ -31,16 +31,42 @@ pub struct Costs {
     /// Compressed TiB served to clients per month, for their decompression cost. Default:
     /// cache.nixos.org's ~1.5 PiB/month through the CDN.
     pub egress_tib_month: f64,
+    /// Price of one builder machine per month, which prices the capacity ledger's slot-hours:
+    /// a slot-hour of a machine costs `machine_month / (730 h × its slots)`, so a month of a
+    /// machine's slot-hours costs its rent. Default: a Hetzner builder at 255 EUR/month (the
+    /// NixOS foundation's 240–270 EUR, 2024).
+    pub machine_month: f64,
+    /// Per system type (a machine's first system in the machines file, e.g. `aarch64-darwin`),
+    /// replacing `machine_month` for those machines. Default: none.
+    pub machine_month_by_system: BTreeMap<String, f64>,
+}
+
+/// Hours in a month: a year of 8,760 hours over twelve. Every per-month figure uses it.
+pub const MONTH_HOURS: f64 = 730.0;
+
+/// A Hetzner builder's rent, EUR/month: the middle of the NixOS foundation's 240–270 EUR (2024).
+const BUILDER_MONTH_EUR: f64 = 255.0;
+
+impl Costs {
+    /// The monthly price of a machine whose first system type is `system`.
+    pub fn machine_month_for(&self, system: &str) -> f64 {
+        self.machine_month_by_system
+            .get(system)
+            .copied()
+            .unwrap_or(self.machine_month)
+    }
 }
 
 impl Default for Costs {
     fn default() -> Self {
         Costs {
             currency: "EUR".into(),
-            core_hour: 255.0 / (730.0 * 32.0),
+            core_hour: BUILDER_MONTH_EUR / (MONTH_HOURS * 32.0),
             storage_tib_month: 5500.0 / 425.0 * 0.92,
             egress_tib: 0.0,
             egress_tib_month: 1536.0,
+            machine_month: BUILDER_MONTH_EUR,
+            machine_month_by_system: BTreeMap::new(),
         }
     }
 }
@@ -50,12 +76,20 @@ pub fn read_costs(path: &Path) -> Result<Costs> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let costs: Costs = toml::from_str(&text)
         .map_err(|e| Error::Invalid(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
+    let by_system = costs
+        .machine_month_by_system
+        .iter()
+        .map(|(k, v)| (format!("machine_month_by_system.{k}"), *v));
     for (name, v) in [
-        ("core_hour", costs.core_hour),
-        ("storage_tib_month", costs.storage_tib_month),
-        ("egress_tib", costs.egress_tib),
-        ("egress_tib_month", costs.egress_tib_month),
-    ] {
+        ("core_hour".to_string(), costs.core_hour),
+        ("storage_tib_month".to_string(), costs.storage_tib_month),
+        ("egress_tib".to_string(), costs.egress_tib),
+        ("egress_tib_month".to_string(), costs.egress_tib_month),
+        ("machine_month".to_string(), costs.machine_month),
+    ]
+    .into_iter()
+    .chain(by_system)
+    {
         if !(v.is_finite() && v >= 0.0) {
             return Err(Error::Invalid(format!(
                 "{}: `{name}` must be a non-negative number",
@@ -135,7 +169,7 @@ pub fn volume(ds: &Dataset) -> Result<Volume> {
 }
 
 /// One codec's cost at the farm's volume.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Projection {
     pub codec: String,
     /// CPU to compress a day's output, core-hours.

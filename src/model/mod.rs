@@ -304,7 +304,7 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         format!(
             "build times vary between seeds by a mean-one log-normal factor (sigma {NOISE_SIGMA})"
         ),
-        "money: builders at the cost file's core-hour × 32 cores × 730 h a month, plus \
+        "money: builders at the cost file's machine-month price for their system, plus \
          compression core-hours on the queue-runner host (an estimate)"
             .into(),
     ];
@@ -353,7 +353,8 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
 
 /// Codecs from the results of `compress --format json`: speed and ratio of each.
 pub fn measured_codecs(path: &std::path::Path) -> crate::Result<Vec<Codec>> {
-    Ok(crate::compress::read_results(path)?
+    Ok(crate::compress::read_saved(path)?
+        .codecs
         .into_iter()
         .map(|c| Codec {
             name: c.codec,

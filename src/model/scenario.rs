@@ -73,6 +73,38 @@ fn one() -> u32 {
     1
 }
 
+/// The example scenarios of `scenarios/`, built in: what `report` compares when given none.
+pub const EXAMPLES: [(&str, &str); 6] = [
+    (
+        "two-more-x86_64-builders.toml",
+        include_str!("../../scenarios/two-more-x86_64-builders.toml"),
+    ),
+    ("zstd-3.toml", include_str!("../../scenarios/zstd-3.toml")),
+    ("zstd-19.toml", include_str!("../../scenarios/zstd-19.toml")),
+    (
+        "compress-on-builders.toml",
+        include_str!("../../scenarios/compress-on-builders.toml"),
+    ),
+    (
+        "local-workers-144.toml",
+        include_str!("../../scenarios/local-workers-144.toml"),
+    ),
+    (
+        "critical-path.toml",
+        include_str!("../../scenarios/critical-path.toml"),
+    ),
+];
+
+/// The built-in example scenarios, parsed.
+pub fn examples() -> Vec<Scenario> {
+    EXAMPLES
+        .iter()
+        .map(|(name, text)| {
+            parse(text).unwrap_or_else(|e| panic!("built-in scenario {name} does not parse: {e}"))
+        })
+        .collect()
+}
+
 /// Reads a scenario file; errors name the file.
 pub fn read(path: &Path) -> Result<Scenario> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -232,8 +264,8 @@ pub fn codec(name: &str, measured: &[Codec]) -> Result<Codec> {
         })
 }
 
-/// Lowest, median and highest over the seeds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// A figure with its uncertainty: the lowest, middle and highest estimates (over the seeds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     pub lo: f64,
     pub mid: f64,
@@ -241,6 +273,32 @@ pub struct Interval {
 }
 
 impl Interval {
+    pub fn point(x: f64) -> Interval {
+        Interval {
+            lo: x,
+            mid: x,
+            hi: x,
+        }
+    }
+
+    pub fn scale(self, f: f64) -> Interval {
+        Interval {
+            lo: self.lo * f,
+            mid: self.mid * f,
+            hi: self.hi * f,
+        }
+    }
+
+    /// Rounded to `d` decimals, so that serialised figures do not carry float noise.
+    pub fn rounded(self, d: i32) -> Interval {
+        use crate::report::fmt::round;
+        Interval {
+            lo: round(self.lo, d),
+            mid: round(self.mid, d),
+            hi: round(self.hi, d),
+        }
+    }
+
     pub fn of(mut v: Vec<f64>) -> Interval {
         v.sort_by(f64::total_cmp);
         if v.is_empty() {
@@ -292,10 +350,7 @@ pub struct Outcome {
     pub cost_per_month: Interval,
 }
 
-/// Price of one builder-month: a Hetzner builder as in the cost file's default core-hour
-/// (which assumes a 32-core machine at 255 EUR/month), so that both come from one figure.
-pub const CORES_PER_BUILDER: f64 = 32.0;
-const HOURS_PER_MONTH: f64 = 730.0;
+use crate::compress::project::MONTH_HOURS as HOURS_PER_MONTH;
 
 /// Runs `w` under `cfg` with each seed (in parallel) and summarises.
 pub fn evaluate(
@@ -318,7 +373,18 @@ pub fn evaluate(
         .collect::<Result<_>>()?;
     let span_ms = (w.span_ms as f64 / cfg.load).max(1.0);
     let months = span_ms / 3.6e6 / HOURS_PER_MONTH;
-    let machine_month = costs.core_hour * HOURS_PER_MONTH * CORES_PER_BUILDER;
+    // Each builder at the cost file's price for its (first) system type.
+    let machines_month: f64 = w
+        .machines
+        .iter()
+        .map(|m| {
+            let sys = m
+                .systems
+                .first()
+                .map_or("", |&s| w.systems[s as usize].as_str());
+            costs.machine_month_for(sys)
+        })
+        .sum();
     let mut utilization = Vec::new();
     for (si, sys) in w.systems.iter().enumerate() {
         let ms: Vec<usize> = (0..w.machines.len())
@@ -342,7 +408,7 @@ pub fn evaluate(
         runs.iter()
             .map(|(r, _)| {
                 let qr_core_h = r.stages.compress_qr_ms / 3.6e6;
-                w.machines.len() as f64 * machine_month + qr_core_h / months * costs.core_hour
+                machines_month + qr_core_h / months * costs.core_hour
             })
             .collect(),
     );

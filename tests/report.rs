@@ -1,0 +1,462 @@
+//! `report`: the committed example in `reports/sample/` is what the code produces (timestamps
+//! aside), the HTML renders in a real browser (headless Chromium) with every chart drawn,
+//! nothing wider than the page and no console error, `--compare` sets figures side by side and
+//! refuses a bad old report cleanly, and a simulation section renders when one is given.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use hydra_bottleneck::report::Report;
+
+/// The crate's root: tests run there, and `reports/sample/` is relative to it.
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sample_dir() -> PathBuf {
+    root().join("reports/sample")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("report-{name}"));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+/// The arguments that generate the committed example (as `reports/regenerate-sample` does).
+fn sample_args(out: &Path) -> Vec<String> {
+    vec![
+        "report".into(),
+        "--compression".into(),
+        sample_dir().join("compression.json").display().to_string(),
+        "--no-png".into(),
+        "--quiet".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ]
+}
+
+fn run_ok(args: &[String]) -> String {
+    let o = common::bin()
+        .args(args)
+        .output()
+        .expect("running the binary");
+    assert!(o.status.success(), "report failed: {}", common::stderr(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The sample report, generated once per test run.
+fn generated() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = scratch("sample");
+        let stdout = run_ok(&sample_args(&out));
+        assert!(stdout.contains("BUILT-IN SAMPLE"), "{stdout}");
+        out
+    })
+}
+
+/// `generated_at` and `tool_version` of a report directory.
+fn stamps(dir: &Path) -> (String, String) {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    (
+        v["generated_at"].as_str().unwrap().to_string(),
+        v["tool_version"].as_str().unwrap().to_string(),
+    )
+}
+
+/// A file's text with the run's timestamp and version masked.
+fn masked(dir: &Path, name: &str) -> String {
+    let (at, version) = stamps(dir);
+    std::fs::read_to_string(dir.join(name))
+        .unwrap()
+        .replace(&at, "<generated_at>")
+        .replace(
+            &format!("hydra-bottleneck {version}"),
+            "hydra-bottleneck <version>",
+        )
+        .replace(
+            &format!("\"tool_version\": \"{version}\""),
+            "\"tool_version\": \"<version>\"",
+        )
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Files in `reports/sample/` that the report does not write.
+const NOT_GENERATED: [&str; 1] = ["summary.png"];
+
+#[test]
+fn the_committed_sample_report_is_what_the_code_produces() {
+    let new = generated();
+    let old = sample_dir();
+    let mut committed = names(&old);
+    committed.retain(|n| !NOT_GENERATED.contains(&n.as_str()));
+    assert_eq!(
+        names(new),
+        committed,
+        "the files differ; regenerate with reports/regenerate-sample"
+    );
+    for name in &committed {
+        let (a, b) = (masked(new, name), masked(&old, name));
+        if a != b {
+            let line = a
+                .lines()
+                .zip(b.lines())
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.lines().count().min(b.lines().count()));
+            panic!(
+                "reports/sample/{name} is stale (first difference at line {}): regenerate with \
+                 reports/regenerate-sample\n  now:       {}\n  committed: {}",
+                line + 1,
+                a.lines().nth(line).unwrap_or("<end>"),
+                b.lines().nth(line).unwrap_or("<end>")
+            );
+        }
+    }
+}
+
+#[test]
+fn the_report_json_is_the_report_and_its_waterfall_adds_up() {
+    let bytes = std::fs::read(generated().join("report.json")).unwrap();
+    let r: Report = serde_json::from_slice(&bytes).expect("report.json reads back as a Report");
+    let again = serde_json::to_vec_pretty(&r).unwrap();
+    assert_eq!(
+        again,
+        bytes[..bytes.len() - 1],
+        "round trip changes report.json"
+    );
+    assert!(r.source.is_sample);
+    let avail = r.waterfall[0].slot_hours;
+    let parts: f64 = r.waterfall[1..].iter().map(|w| w.slot_hours).sum();
+    assert!((avail - parts).abs() < 0.1, "{avail} vs {parts}");
+    let money: f64 = r.waterfall[1..].iter().map(|w| w.cost_per_month).sum();
+    assert!((r.waterfall[0].cost_per_month - money).abs() < 1.0);
+    assert!(!r.recommendations.is_empty());
+    assert_eq!(r.recommendations[0].rank, 1);
+    assert!(r.simulation.is_none());
+    let md = std::fs::read_to_string(generated().join("report.md")).unwrap();
+    assert!(
+        md.lines().next().unwrap().contains("BUILT-IN SAMPLE"),
+        "{md}"
+    );
+    assert!(md.contains("## Simulation") && md.contains("Not run"));
+}
+
+/// Runs headless Chromium on `args` (a fresh profile each time, no network chatter).
+fn chromium(args: &[&str]) -> std::process::Output {
+    let bin = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "chromium is needed for the browser check: apt-get install -y chromium \
+                 (.ci/run installs it)"
+            )
+        });
+    let profile = tempfile::tempdir().unwrap();
+    Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("running chromium")
+}
+
+/// Collects, in the page, errors (script, resource, console.error), each chart's SVG size, and
+/// anything wider than the window outside the scrolling table boxes; writes them as JSON into
+/// `<pre id="check">` for `--dump-dom`.
+const CHECK_JS: &str = r#"
+(function () {
+  var errors = [];
+  window.addEventListener('error', function (e) {
+    var t = e.target;
+    errors.push('error: ' + (e.message || (t && (t.src || t.href || t.tagName)) || 'unknown'));
+  }, true);
+  var ce = console.error;
+  console.error = function () {
+    errors.push('console.error: ' + Array.prototype.join.call(arguments, ' '));
+    ce.apply(console, arguments);
+  };
+  window.addEventListener('load', function () {
+    var charts = [];
+    document.querySelectorAll('figure.chart').forEach(function (f) {
+      var s = f.querySelector('svg');
+      var r = s ? s.getBoundingClientRect() : { width: 0, height: 0 };
+      charts.push({ name: f.getAttribute('data-chart'), width: r.width, height: r.height,
+                    texts: s ? s.querySelectorAll('text').length : 0 });
+    });
+    var wide = [];
+    document.querySelectorAll('body *').forEach(function (el) {
+      if (el.closest('.table') || el.closest('svg')) return;
+      var r = el.getBoundingClientRect();
+      if (r.right > window.innerWidth + 1) wide.push(el.tagName + (el.id ? '#' + el.id : ''));
+    });
+    var pre = document.createElement('pre');
+    pre.id = 'check';
+    pre.textContent = JSON.stringify({ errors: errors, charts: charts,
+      scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
+      wide: wide.slice(0, 10) });
+    document.body.appendChild(pre);
+  });
+})();
+"#;
+
+/// Renders `dir/report.html` at a laptop's and a narrow window's width and checks it; takes a
+/// screenshot. Returns the number of charts drawn.
+fn browser_check(dir: &Path) -> usize {
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    // Self-contained: nothing is fetched.
+    for needle in ["src=\"http", "href=\"http", "url(http", "<link ", "@import"] {
+        assert!(
+            !html.contains(needle),
+            "report.html refers to the network: {needle}"
+        );
+    }
+    let report: Report =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    let checked = dir.join("checked.html");
+    std::fs::write(
+        &checked,
+        html.replacen("<head>", &format!("<head>\n<script>{CHECK_JS}</script>"), 1),
+    )
+    .unwrap();
+    let url = format!("file://{}", checked.display());
+    for width in [1280, 760] {
+        let o = chromium(&[
+            &format!("--window-size={width},900"),
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            &url,
+        ]);
+        let dom = String::from_utf8_lossy(&o.stdout);
+        let json = dom
+            .split("<pre id=\"check\">")
+            .nth(1)
+            .and_then(|s| s.split("</pre>").next())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no check result from chromium (exit {:?}): {}",
+                    o.status.code(),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            v["errors"],
+            serde_json::json!([]),
+            "page errors at {width} px"
+        );
+        let charts = v["charts"].as_array().unwrap();
+        assert_eq!(
+            charts.len(),
+            report.charts.len(),
+            "charts in the page at {width} px: {charts:?}"
+        );
+        for c in charts {
+            assert!(
+                c["width"].as_f64().unwrap() > 100.0 && c["height"].as_f64().unwrap() > 100.0,
+                "chart not drawn at {width} px: {c}"
+            );
+            assert!(c["texts"].as_u64().unwrap() > 3, "chart without text: {c}");
+        }
+        assert!(
+            v["scrollWidth"].as_f64().unwrap() <= v["innerWidth"].as_f64().unwrap(),
+            "the page is wider than the window at {width} px: {v}"
+        );
+        assert_eq!(
+            v["wide"],
+            serde_json::json!([]),
+            "overflowing at {width} px"
+        );
+    }
+    let shot = dir.join("screenshot.png");
+    let o = chromium(&[
+        "--window-size=1280,1600",
+        &format!("--screenshot={}", shot.display()),
+        &format!("file://{}", dir.join("report.html").display()),
+    ]);
+    let png = std::fs::read(&shot).unwrap_or_else(|_| {
+        panic!(
+            "chromium wrote no screenshot: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "screenshot too small"
+    );
+    report.charts.len()
+}
+
+#[test]
+fn the_report_renders_in_a_real_browser() {
+    let dir = scratch("browser");
+    copy_dir(generated(), &dir);
+    assert_eq!(browser_check(&dir), 6);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_simulation_section_renders_with_its_chart() {
+    let out = scratch("simulation");
+    let mut args = sample_args(&out);
+    args.extend([
+        "--simulation".into(),
+        root()
+            .join("tests/fixtures/report/simulation.json")
+            .display()
+            .to_string(),
+    ]);
+    run_ok(&args);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("Calibration") && md.contains("zstd on builders"),
+        "{md}"
+    );
+    assert!(out.join("scenarios.svg").exists());
+    let r: Report =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert!(
+        r.recommendations
+            .iter()
+            .any(|x| x.id == "scenario:zstd on builders")
+    );
+    assert_eq!(browser_check(&out), 7);
+}
+
+#[test]
+fn compare_sets_the_old_figures_beside_the_new() {
+    let out = scratch("compare");
+    let mut args = sample_args(&out);
+    args.extend(["--compare".into(), sample_dir().display().to_string()]);
+    let stdout = run_ok(&args);
+    assert!(stdout.contains("0 of"), "{stdout}");
+    let r: Report =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let c = r.comparison.expect("a comparison");
+    assert!(c.rows.len() >= 20);
+    // The same history and measurement: nothing moved.
+    for row in &c.rows {
+        assert_eq!(row.change, Some(0.0), "{row:?}");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("Before and after"));
+}
+
+#[test]
+fn compare_refuses_a_missing_corrupt_or_foreign_report_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corrupt = tmp.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::write(
+        corrupt.join("report.json"),
+        "{\"format_version\": 1, \"head",
+    )
+    .unwrap();
+    let foreign = tmp.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(
+        foreign.join("report.json"),
+        "{\"format_version\": 99, \"headlines\": []}",
+    )
+    .unwrap();
+    let cases = [
+        (tmp.path().join("missing"), "report.json"),
+        (corrupt, "not a JSON document"),
+        (foreign, "format 99"),
+    ];
+    for (old, needle) in cases {
+        let out = tmp.path().join("out");
+        let o = common::run(&[
+            "report",
+            "--no-compression",
+            "--compare",
+            old.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        common::assert_one_line_error(&o, needle);
+        assert!(!out.exists(), "{} was written", out.display());
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+    }
+}
+
+#[test]
+fn the_default_directory_is_dated_and_never_replaced() {
+    let cwd = tempfile::tempdir().unwrap();
+    let compression = sample_dir().join("compression.json");
+    for _ in 0..2 {
+        let o = common::bin()
+            .current_dir(cwd.path())
+            .args(["report", "--quiet", "--compression"])
+            .arg(&compression)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        assert!(o.stderr.is_empty(), "--quiet: {}", common::stderr(&o));
+    }
+    let mut dirs = names(&cwd.path().join("reports"));
+    dirs.sort();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    assert!(
+        dirs[0].ends_with("-sample") && dirs[1].ends_with("-sample-2"),
+        "{dirs:?}"
+    );
+    let first = cwd.path().join("reports").join(&dirs[0]);
+    // PNG copies by default, and the measurement used, for --compression next time.
+    for f in [
+        "waterfall.png",
+        "utilization.png",
+        "compression.json",
+        "report.html",
+    ] {
+        assert!(first.join(f).exists(), "{f} missing");
+    }
+}
+
+#[test]
+fn an_existing_out_directory_needs_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("keep"), "x").unwrap();
+    let o = common::run(&[
+        "report",
+        "--no-compression",
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ]);
+    common::assert_one_line_error(&o, "--force");
+    assert!(tmp.path().join("keep").exists());
+}
