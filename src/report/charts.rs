@@ -667,6 +667,8 @@ fn codecs<DB: DrawingBackend>(
         .draw_series(LineSeries::new(front, OKABE_ITO[5].stroke_width(2)))?
         .label("Pareto frontier (ratio, compression CPU, decompression speed)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], OKABE_ITO[5].stroke_width(2)));
+    // Labels go right of a point, or left of it in the right half, where they would run off.
+    let mid = (x0 * x1).sqrt();
     for k in &ks {
         let (color, style) = if k.pareto {
             (OKABE_ITO[5], OKABE_ITO[5].filled())
@@ -674,18 +676,24 @@ fn codecs<DB: DrawingBackend>(
             (GREY, GREY.stroke_width(2))
         };
         let p = (k.compress_mb_s_core, k.ratio_pct);
-        chart.draw_series(std::iter::once(Circle::new(p, 6, style)))?;
-        chart.draw_series(std::iter::once(Text::new(
-            format!("{} (decompress {} MB/s)", k.codec, int(k.decompress_mb_s)),
-            p,
-            font(TEXT)
-                .color(&color)
-                .pos(Pos::new(HPos::Left, VPos::Bottom)),
-        )))?;
+        let (dx, h) = if p.0 > mid {
+            (-10, HPos::Right)
+        } else {
+            (10, HPos::Left)
+        };
+        chart.draw_series(std::iter::once(
+            EmptyElement::at(p)
+                + Circle::new((0, 0), 6, style)
+                + Text::new(
+                    format!("{} (decompress {} MB/s)", k.codec, int(k.decompress_mb_s)),
+                    (dx, -8),
+                    font(TEXT).color(&color).pos(Pos::new(h, VPos::Bottom)),
+                ),
+        ))?;
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::LowerLeft)
         .background_style(WHITE.mix(0.9))
         .border_style(LIGHT)
         .label_font(font(TEXT))

@@ -1229,12 +1229,10 @@ pub fn summary_text(r: &Report, w: &Written) -> String {
     }
     for x in r.recommendations.iter().take(5) {
         s.push_str(&format!(
-            "  {}. {} — {} ({}–{}), confidence {}\n",
+            "  {}. {} — {}, confidence {}\n",
             x.rank,
             x.title,
-            money(x.saving_per_month.mid, cur),
-            int(x.saving_per_month.lo),
-            int(x.saving_per_month.hi),
+            doc::range(x.saving_per_month, cur),
             x.confidence
         ));
     }
