@@ -465,10 +465,10 @@ fn queue_wait<DB: DrawingBackend>(
         let mut pts = Vec::new();
         for (i, c) in h.counts.iter().enumerate() {
             cum += c;
-            if let Some(&e) = edges.get(i + 1) {
-                if e <= xmax {
-                    pts.push((e, 100.0 * cum as f64 / total as f64));
-                }
+            if let Some(&e) = edges.get(i + 1)
+                && e <= xmax
+            {
+                pts.push((e, 100.0 * cum as f64 / total as f64));
             }
         }
         let (color, width) = if k == 0 {
@@ -712,7 +712,9 @@ fn scenarios<DB: DrawingBackend>(
     let names: Vec<String> = s.scenarios.iter().map(|x| x.name.clone()).collect();
     let (left, right) = root.split_horizontally(WIDTH / 2);
     type Pick = fn(&super::ScenarioRow) -> super::Interval;
-    let panels: [(&DrawingArea<DB, Shift>, &str, &str, Pick, bool); 2] = [
+    /// An area, its caption, the unit, the figure, and whether it is seconds shown as hours.
+    type Panel<'a, DB> = (&'a DrawingArea<DB, Shift>, &'a str, &'a str, Pick, bool);
+    let panels: [Panel<'_, DB>; 2] = [
         (
             &left,
             "Builds per day",

@@ -713,12 +713,11 @@ fn simulation(r: &Report, v: &mut Vec<Block>) {
             .map(|x| {
                 vec![
                     x.name.clone(),
-                    interval(&x.builds_per_day, |y| int(y)),
+                    interval(&x.builds_per_day, int),
                     interval(&x.wait_p50_s, secs),
                     interval(&x.wait_p90_s, secs),
                     interval(&x.wait_p99_s, secs),
-                    x.cost_per_month
-                        .map_or("–".into(), |c| interval(&c, |y| int(y))),
+                    x.cost_per_month.map_or("–".into(), |c| interval(&c, int)),
                     x.utilization_by_system
                         .iter()
                         .map(|(k, u)| format!("{k} {}", pct(u * 100.0)))

@@ -856,14 +856,14 @@ pub fn series_for<'a>(series: &'a BTreeMap<String, Vec<f64>>, key: &str) -> Opti
 pub fn short_names<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<String> {
     let hosts: Vec<&str> = keys.map(crate::machines::host_of).collect();
     let mut suffix: Option<&str> = None;
-    if hosts.len() > 1 {
-        if let Some(first) = hosts.first() {
-            // The longest `.domain` tail of the first host that every host ends with.
-            suffix = first
-                .match_indices('.')
-                .map(|(i, _)| &first[i..])
-                .find(|s| hosts.iter().all(|h| h.ends_with(s) && h.len() > s.len()));
-        }
+    if hosts.len() > 1
+        && let Some(first) = hosts.first()
+    {
+        // The longest `.domain` tail of the first host that every host ends with.
+        suffix = first
+            .match_indices('.')
+            .map(|(i, _)| &first[i..])
+            .find(|s| hosts.iter().all(|h| h.ends_with(s) && h.len() > s.len()));
     }
     hosts
         .iter()
