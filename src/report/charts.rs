@@ -498,20 +498,26 @@ fn backlog<DB: DrawingBackend>(
     r: &Report,
 ) -> DrawResult<DB::ErrorType> {
     let w = &r.waiting;
-    let start = w.backlog.first().map_or(r.window.since, |p| p.0);
+    // Days counted from the window's start, so that day labels fall on midnight.
+    let start = r.window.since;
     let pts: Vec<(f64, f64)> = w
         .backlog
         .iter()
         .map(|&(t, q)| ((t - start) as f64 / 86_400.0, q as f64))
         .collect();
-    let days = pts.last().map_or(1.0, |p| p.0).max(1e-3);
+    let first = pts.first().map_or(0.0, |p| p.0).min(0.0);
+    let days = pts
+        .last()
+        .map_or(1.0, |p| p.0)
+        .max(r.window.days)
+        .max(first + 1e-3);
     let ymax = (w.backlog_max as f64 * 1.1).max(1.0);
     let mut chart = ChartBuilder::on(root)
         .caption("Builds queued and not finished", font(CAPTION))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..days, 0.0..ymax)?;
+        .build_cartesian_2d(first..days, 0.0..ymax)?;
     chart
         .configure_mesh()
         .light_line_style(LIGHT)
