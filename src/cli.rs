@@ -225,7 +225,8 @@ struct CompressArgs {
     #[arg(long)]
     project: bool,
     /// With --project: a TOML cost file (currency, core_hour, storage_tib_month, egress_tib,
-    /// egress_tib_month); missing fields take the documented defaults.
+    /// egress_tib_month; machine_month for `report`); missing fields take the documented
+    /// defaults.
     #[arg(long, value_name = "FILE", requires = "project")]
     costs: Option<PathBuf>,
 }

@@ -465,10 +465,10 @@ fn queue_wait<DB: DrawingBackend>(
         let mut pts = Vec::new();
         for (i, c) in h.counts.iter().enumerate() {
             cum += c;
-            if let Some(&e) = edges.get(i + 1) {
-                if e <= xmax {
-                    pts.push((e, 100.0 * cum as f64 / total as f64));
-                }
+            if let Some(&e) = edges.get(i + 1)
+                && e <= xmax
+            {
+                pts.push((e, 100.0 * cum as f64 / total as f64));
             }
         }
         let (color, width) = if k == 0 {
@@ -498,20 +498,26 @@ fn backlog<DB: DrawingBackend>(
     r: &Report,
 ) -> DrawResult<DB::ErrorType> {
     let w = &r.waiting;
-    let start = w.backlog.first().map_or(r.window.since, |p| p.0);
+    // Days counted from the window's start, so that day labels fall on midnight.
+    let start = r.window.since;
     let pts: Vec<(f64, f64)> = w
         .backlog
         .iter()
         .map(|&(t, q)| ((t - start) as f64 / 86_400.0, q as f64))
         .collect();
-    let days = pts.last().map_or(1.0, |p| p.0).max(1e-3);
+    let first = pts.first().map_or(0.0, |p| p.0).min(0.0);
+    let days = pts
+        .last()
+        .map_or(1.0, |p| p.0)
+        .max(r.window.days)
+        .max(first + 1e-3);
     let ymax = (w.backlog_max as f64 * 1.1).max(1.0);
     let mut chart = ChartBuilder::on(root)
         .caption("Builds queued and not finished", font(CAPTION))
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..days, 0.0..ymax)?;
+        .build_cartesian_2d(first..days, 0.0..ymax)?;
     chart
         .configure_mesh()
         .light_line_style(LIGHT)
@@ -667,6 +673,8 @@ fn codecs<DB: DrawingBackend>(
         .draw_series(LineSeries::new(front, OKABE_ITO[5].stroke_width(2)))?
         .label("Pareto frontier (ratio, compression CPU, decompression speed)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], OKABE_ITO[5].stroke_width(2)));
+    // Labels go right of a point, or left of it in the right half, where they would run off.
+    let mid = (x0 * x1).sqrt();
     for k in &ks {
         let (color, style) = if k.pareto {
             (OKABE_ITO[5], OKABE_ITO[5].filled())
@@ -674,18 +682,24 @@ fn codecs<DB: DrawingBackend>(
             (GREY, GREY.stroke_width(2))
         };
         let p = (k.compress_mb_s_core, k.ratio_pct);
-        chart.draw_series(std::iter::once(Circle::new(p, 6, style)))?;
-        chart.draw_series(std::iter::once(Text::new(
-            format!("{} (decompress {} MB/s)", k.codec, int(k.decompress_mb_s)),
-            p,
-            font(TEXT)
-                .color(&color)
-                .pos(Pos::new(HPos::Left, VPos::Bottom)),
-        )))?;
+        let (dx, h) = if p.0 > mid {
+            (-10, HPos::Right)
+        } else {
+            (10, HPos::Left)
+        };
+        chart.draw_series(std::iter::once(
+            EmptyElement::at(p)
+                + Circle::new((0, 0), 6, style)
+                + Text::new(
+                    format!("{} (decompress {} MB/s)", k.codec, int(k.decompress_mb_s)),
+                    (dx, -8),
+                    font(TEXT).color(&color).pos(Pos::new(h, VPos::Bottom)),
+                ),
+        ))?;
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::LowerLeft)
         .background_style(WHITE.mix(0.9))
         .border_style(LIGHT)
         .label_font(font(TEXT))
@@ -704,7 +718,9 @@ fn scenarios<DB: DrawingBackend>(
     let names: Vec<String> = s.scenarios.iter().map(|x| x.name.clone()).collect();
     let (left, right) = root.split_horizontally(WIDTH / 2);
     type Pick = fn(&super::ScenarioRow) -> super::Interval;
-    let panels: [(&DrawingArea<DB, Shift>, &str, &str, Pick, bool); 2] = [
+    /// An area, its caption, the unit, the figure, and whether it is seconds shown as hours.
+    type Panel<'a, DB> = (&'a DrawingArea<DB, Shift>, &'a str, &'a str, Pick, bool);
+    let panels: [Panel<'_, DB>; 2] = [
         (
             &left,
             "Builds per day",

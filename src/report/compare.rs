@@ -58,8 +58,8 @@ pub struct Row {
 /// Reads `dir/report.json`.
 pub fn read(dir: &Path) -> Result<Previous> {
     let path = dir.join("report.json");
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let bad = |why: String| Error::Invalid(format!("--compare {}: {why}", path.display()));
+    let bytes = std::fs::read(&path).map_err(|e| bad(format!("cannot read it ({e})")))?;
     let v: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a JSON document ({e})")))?;
     match v.get("format_version").and_then(serde_json::Value::as_u64) {

@@ -96,7 +96,7 @@ fn chart(r: &Report, name: &str) -> Option<Block> {
 
 /// `lo–hi` around the middle value, in money.
 pub fn range(i: Interval, cur: &str) -> String {
-    format!("{} ({}–{})", money(i.mid, cur), int(i.lo), int(i.hi))
+    format!("{} {cur} ({}–{})", int(i.mid), int(i.lo), int(i.hi))
 }
 
 /// The report's title line.
@@ -188,30 +188,6 @@ fn summary(r: &Report, v: &mut Vec<Block>) {
         }
         v.push(para(parts));
     }
-    v.extend(chart(r, "waterfall"));
-    v.push(table(
-        &[
-            "bucket",
-            "slot-hours (window)",
-            "share",
-            "slot-hours/month",
-            &format!("cost/month ({cur}, estimate)"),
-            "what it is",
-        ],
-        r.waterfall
-            .iter()
-            .map(|w| {
-                vec![
-                    w.label.clone(),
-                    int(w.slot_hours),
-                    pct(w.share_pct),
-                    int(w.slot_hours_per_month),
-                    int(w.cost_per_month),
-                    w.definition.clone(),
-                ]
-            })
-            .collect(),
-    ));
     v.push(heading(
         3,
         "recommendations",
@@ -221,6 +197,7 @@ fn summary(r: &Report, v: &mut Vec<Block>) {
         v.push(text(
             "None: no loss with a change that recovers it was found.",
         ));
+        waterfall(r, v);
     } else {
         v.push(table(
             &[
@@ -243,6 +220,8 @@ fn summary(r: &Report, v: &mut Vec<Block>) {
                 })
                 .collect(),
         ));
+        waterfall(r, v);
+        v.push(heading(3, "evidence", "What each recommendation rests on"));
         for x in &r.recommendations {
             v.push(heading(
                 4,
@@ -303,6 +282,34 @@ fn summary(r: &Report, v: &mut Vec<Block>) {
                 .collect(),
         ));
     }
+}
+
+fn waterfall(r: &Report, v: &mut Vec<Block>) {
+    let cur = r.costs.currency.as_str();
+    v.extend(chart(r, "waterfall"));
+    v.push(table(
+        &[
+            "bucket",
+            "slot-hours (window)",
+            "share",
+            "slot-hours/month",
+            &format!("cost/month ({cur}, estimate)"),
+            "what it is",
+        ],
+        r.waterfall
+            .iter()
+            .map(|w| {
+                vec![
+                    w.label.clone(),
+                    int(w.slot_hours),
+                    pct(w.share_pct),
+                    int(w.slot_hours_per_month),
+                    int(w.cost_per_month),
+                    w.definition.clone(),
+                ]
+            })
+            .collect(),
+    ));
 }
 
 fn ledger_rows(rows: &[super::LedgerRow], cur: &str) -> Vec<Vec<String>> {
@@ -706,12 +713,11 @@ fn simulation(r: &Report, v: &mut Vec<Block>) {
             .map(|x| {
                 vec![
                     x.name.clone(),
-                    interval(&x.builds_per_day, |y| int(y)),
+                    interval(&x.builds_per_day, int),
                     interval(&x.wait_p50_s, secs),
                     interval(&x.wait_p90_s, secs),
                     interval(&x.wait_p99_s, secs),
-                    x.cost_per_month
-                        .map_or("–".into(), |c| interval(&c, |y| int(y))),
+                    x.cost_per_month.map_or("–".into(), |c| interval(&c, int)),
                     x.utilization_by_system
                         .iter()
                         .map(|(k, u)| format!("{k} {}", pct(u * 100.0)))

@@ -20,14 +20,16 @@ h2 { font-size: 1.35rem; margin: 2.5rem 0 .75rem; padding-top: .5rem; border-top
 h3 { font-size: 1.1rem; margin: 1.75rem 0 .5rem; }
 h4 { font-size: 1rem; margin: 1.25rem 0 .25rem; }
 p, li { max-width: 60rem; }
-nav { font-size: .9rem; margin: 0 0 1rem; color: var(--muted); }
-nav a { color: var(--accent); margin-right: .9rem; white-space: nowrap; }
+nav { font-size: .9rem; margin: 0 0 1rem; color: var(--muted); display: flex; flex-wrap: wrap;
+  gap: .2rem .9rem; }
+nav a { color: var(--accent); white-space: nowrap; }
 .summary { background: var(--band); border-radius: .5rem; padding: .5rem 1.25rem 1rem; }
 .summary h2 { border-top: 0; margin-top: .75rem; }
 .table { overflow-x: auto; margin: .75rem 0 1.25rem; max-width: 100%; }
 table { border-collapse: collapse; font-size: .9rem; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; vertical-align: top; padding: .3rem .6rem; border-bottom: 1px solid var(--rule);
-  overflow-wrap: anywhere; }
+  overflow-wrap: break-word; }
+td { max-width: 32rem; }
 th { background: #fff; border-bottom: 2px solid var(--ink); font-weight: 600; }
 td.n, th.n { text-align: right; white-space: nowrap; }
 figure.chart { margin: 1rem 0 1.5rem; background: #fff; }
@@ -105,7 +107,7 @@ pub fn render(r: &Report, blocks: &[Block], charts: &[Drawn]) -> String {
                 };
                 out.push_str(&format!("<h1{class}>{}</h1>\n<nav>", escape(s)));
                 for (id, text) in &nav {
-                    out.push_str(&format!("<a href=\"#{id}\">{}</a>", escape(text)));
+                    out.push_str(&format!("\n<a href=\"#{id}\">{}</a>", escape(text)));
                 }
                 out.push_str("</nav>\n<div class=\"summary\">\n");
             }

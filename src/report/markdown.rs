@@ -89,6 +89,6 @@ mod tests {
             rows: vec![vec!["a|b_c".into(), "1.5".into()]],
             numeric: vec![false, true],
         }]);
-        assert_eq!(md, "| job | h |\n| --- | ---: |\n| a\\|b\\_c | 1.5 |");
+        assert_eq!(md, "| job | h |\n| --- | ---: |\n| a\\|b\\_c | 1.5 |\n");
     }
 }

@@ -884,14 +884,14 @@ pub fn series_for<'a>(series: &'a BTreeMap<String, Vec<f64>>, key: &str) -> Opti
 pub fn short_names<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<String> {
     let hosts: Vec<&str> = keys.map(crate::machines::host_of).collect();
     let mut suffix: Option<&str> = None;
-    if hosts.len() > 1 {
-        if let Some(first) = hosts.first() {
-            // The longest `.domain` tail of the first host that every host ends with.
-            suffix = first
-                .match_indices('.')
-                .map(|(i, _)| &first[i..])
-                .find(|s| hosts.iter().all(|h| h.ends_with(s) && h.len() > s.len()));
-        }
+    if hosts.len() > 1
+        && let Some(first) = hosts.first()
+    {
+        // The longest `.domain` tail of the first host that every host ends with.
+        suffix = first
+            .match_indices('.')
+            .map(|(i, _)| &first[i..])
+            .find(|s| hosts.iter().all(|h| h.ends_with(s) && h.len() > s.len()));
     }
     hosts
         .iter()
@@ -1257,12 +1257,10 @@ pub fn summary_text(r: &Report, w: &Written) -> String {
     }
     for x in r.recommendations.iter().take(5) {
         s.push_str(&format!(
-            "  {}. {} — {} ({}–{}), confidence {}\n",
+            "  {}. {} — {}, confidence {}\n",
             x.rank,
             x.title,
-            money(x.saving_per_month.mid, cur),
-            int(x.saving_per_month.lo),
-            int(x.saving_per_month.hi),
+            doc::range(x.saving_per_month, cur),
             x.confidence
         ));
     }

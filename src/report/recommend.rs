@@ -442,7 +442,7 @@ fn held(ctx: &Context<'_>) -> Option<Recommendation> {
         saving_per_month: m,
         evidence: vec![format!(
             "{} of slot time ({}) was held by steps waiting for the send lock or a local worker \
-             slot ({})",
+             slot; source: {}",
             fmt::hours(t.held_h),
             fmt::pct(super::pct_of(t.held_h, t.available_h)),
             ctx.capacity.held_basis
