@@ -145,13 +145,20 @@ fn the_report_json_is_the_report_and_its_waterfall_adds_up() {
     assert!((r.waterfall[0].cost_per_month - money).abs() < 1.0);
     assert!(!r.recommendations.is_empty());
     assert_eq!(r.recommendations[0].rank, 1);
-    assert!(r.simulation.is_none());
+    let sim = r
+        .simulation
+        .as_ref()
+        .expect("the sample report runs the simulation");
+    assert!(sim.calibration.len() >= 5);
+    // The baseline and the six example scenarios of scenarios/.
+    assert_eq!(sim.scenarios.len(), 7);
+    assert_eq!(sim.scenarios[0].name, "baseline");
     let md = std::fs::read_to_string(generated().join("report.md")).unwrap();
     assert!(
         md.lines().next().unwrap().contains("BUILT-IN SAMPLE"),
         "{md}"
     );
-    assert!(md.contains("## Simulation") && md.contains("Not run"));
+    assert!(md.contains("## Simulation") && !md.contains("Not run"));
 }
 
 /// Runs headless Chromium on `args` (a fresh profile each time, no network chatter).
@@ -318,7 +325,7 @@ fn browser_check(dir: &Path) -> usize {
 fn the_report_renders_in_a_real_browser() {
     let dir = scratch("browser");
     copy_dir(generated(), &dir);
-    assert_eq!(browser_check(&dir), 6);
+    assert_eq!(browser_check(&dir), 7);
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -330,31 +337,54 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
-fn a_simulation_section_renders_with_its_chart() {
-    let out = scratch("simulation");
+fn the_simulation_section_holds_calibration_scenarios_and_verdict_or_says_not_run() {
+    let md = std::fs::read_to_string(generated().join("report.md")).unwrap();
+    for want in [
+        "## Simulation",
+        "Calibration",
+        "queue wait p90",
+        "compress on builders",
+        "Binding constraint",
+    ] {
+        assert!(md.contains(want), "no `{want}` in the sample report");
+    }
+    assert!(generated().join("scenarios.svg").exists());
+    // A scenario file of one's own replaces the examples.
+    let dir = scratch("scenario-file");
+    let file = dir.join("s.toml");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&file, "name = 'my change'\nlocal_workers = 2\n").unwrap();
+    let out = dir.join("report");
     let mut args = sample_args(&out);
     args.extend([
-        "--simulation".into(),
-        root()
-            .join("tests/fixtures/report/simulation.json")
-            .display()
-            .to_string(),
+        "--seeds".into(),
+        "2".into(),
+        "--scenario".into(),
+        file.display().to_string(),
     ]);
     run_ok(&args);
-    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(
-        md.contains("Calibration") && md.contains("zstd on builders"),
-        "{md}"
-    );
-    assert!(out.join("scenarios.svg").exists());
     let r: Report =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    assert!(
-        r.recommendations
-            .iter()
-            .any(|x| x.id == "scenario:zstd on builders")
-    );
-    assert_eq!(browser_check(&out), 7);
+    let names: Vec<&str> = r
+        .simulation
+        .as_ref()
+        .unwrap()
+        .scenarios
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(names, ["baseline", "my change"]);
+    // Without the simulation the section says so.
+    let out = scratch("no-simulation");
+    let mut args = sample_args(&out);
+    args.push("--no-simulation".into());
+    run_ok(&args);
+    let r: Report =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert!(r.simulation.is_none());
+    assert!(!out.join("scenarios.svg").exists());
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Simulation") && md.contains("Not run"));
 }
 
 #[test]
