@@ -422,7 +422,11 @@ impl NarSource {
         let mut file = None;
         let bytes = match &self.kind {
             Kind::Pack(p) => {
-                let mut spool = Spool::new(spill, None).map_err(|e| Error::io(p, e))?;
+                // A tree whose files alone pass the bound goes to the file from the first byte,
+                // instead of filling memory up to the bound first (walking it costs only stats).
+                let files = tree_size(p, spill.in_memory_max);
+                let known_large = (files > spill.in_memory_max).then_some(files);
+                let mut spool = Spool::new(spill, known_large).map_err(|e| Error::io(p, e))?;
                 nar::dump_path(p, &mut spool)?;
                 spool.finish().map_err(|e| Error::io(p, e))?
             }

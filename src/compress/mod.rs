@@ -85,6 +85,10 @@ pub struct CorpusEntry {
     pub nar_size: u64,
     pub nar_hash: NarHash,
     pub files: u64,
+    /// Whether the NAR was held in memory (up to 64 MiB) or read from a file. Only single-threaded
+    /// zstd levels tell the difference: they compress a NAR in memory in one call, and stream
+    /// one from a file, slightly less tightly (see `codecs`).
+    pub in_memory: bool,
     /// For a NAR from a binary cache: the size of the cache's compressed file (its FileSize)…
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_size: Option<u64>,
@@ -159,6 +163,7 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
                 nar_size: nar.summary.nar_size,
                 nar_hash: nar.summary.nar_hash,
                 files: nar.summary.regular_files,
+                in_memory: nar.bytes.in_memory().is_some(),
                 file_size: nar.file.map(|f| f.0),
                 file_compression: nar.file.map(|f| f.1),
             };

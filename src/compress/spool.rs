@@ -165,6 +165,9 @@ impl Spool {
             len: 0,
         };
         match expected {
+            // With no room in memory at all, the temporary file is made at once, so that a bad
+            // spill directory is reported before any work, against the NAR being read.
+            _ if s.max == 0 => s.spill()?,
             Some(n) if n > s.max => s.spill()?,
             // Bounded by the threshold, so a lying hint cannot make us reserve much.
             Some(n) => s.mem.reserve_exact(n as usize),
