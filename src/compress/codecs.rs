@@ -400,6 +400,25 @@ fn read_frame(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<()> {
     Ok(())
 }
 
+/// A frame done with (its index, the compressed bytes, its input buffer for reuse).
+type DoneFrame = (usize, io::Result<Vec<u8>>, Vec<u8>);
+
+/// Reports a frame as failed if its thread panics while compressing it: the writer waits for
+/// frames in order, and would otherwise wait for this one for ever.
+struct Unfinished<'a> {
+    frame: usize,
+    done: &'a mpsc::Sender<DoneFrame>,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let failed = io::Error::other("a compression thread panicked");
+            let _ = self.done.send((self.frame, Err(failed), Vec::new()));
+        }
+    }
+}
+
 /// Nix 2.35's layout: the input cut into independent 16 MiB frames, compressed by up to
 /// `threads` threads, written in order (a plain zstd decoder reads them as one stream). At most
 /// `threads + 1` frames are read and not yet written — one being compressed by each thread and
@@ -425,10 +444,9 @@ fn zstd_frames(
     let compressors = (0..workers)
         .map(|_| zstd_compressor(level, long, 1))
         .collect::<io::Result<Vec<_>>>()?;
-    type Done = (usize, io::Result<Vec<u8>>, Vec<u8>);
     let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Vec<u8>)>(workers);
     let job_rx = Mutex::new(job_rx);
-    let (done_tx, done_rx) = mpsc::channel::<Done>();
+    let (done_tx, done_rx) = mpsc::channel::<DoneFrame>();
     std::thread::scope(|s| {
         let handles: Vec<_> = compressors
             .into_iter()
@@ -441,6 +459,10 @@ fn zstd_frames(
                             Err(_) => break,
                         };
                         let Ok((i, frame)) = job else { break };
+                        let _unfinished = Unfinished {
+                            frame: i,
+                            done: &done_tx,
+                        };
                         let r = c.compress(&frame);
                         if done_tx.send((i, r, frame)).is_err() {
                             break;
