@@ -216,7 +216,12 @@ struct CompressArgs {
     /// take long to download, and minutes per codec to measure.
     #[arg(long, value_name = "MIB", default_value_t = crate::compress::httpcache::DEFAULT_MAX_NAR_MIB)]
     max_nar_mib: u64,
-    /// Where a NAR larger than 64 MiB waits while its codecs are measured (packed or
+    /// NARs up to this size are held in memory while their codecs are measured; larger ones wait
+    /// in a file (--spill-dir) and every codec streams them. 0 streams every NAR: single-frame
+    /// zstd levels then compress as they do when streaming, as Nix's compression sink does.
+    #[arg(long, value_name = "MIB", default_value_t = crate::compress::spool::IN_MEMORY_MAX >> 20)]
+    in_memory_mib: u64,
+    /// Where a NAR larger than --in-memory-mib waits while its codecs are measured (packed or
     /// decompressed into a file without a name, gone when the run ends) [default: $TMPDIR, else
     /// /var/tmp].
     #[arg(long, value_name = "DIR")]
@@ -746,11 +751,11 @@ fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
         },
         corpus_cap: args.corpus_mib.saturating_mul(1 << 20),
         spill: compress::Spill {
+            in_memory_max: args.in_memory_mib.saturating_mul(1 << 20),
             dir: args
                 .spill_dir
                 .clone()
                 .unwrap_or_else(compress::spool::default_dir),
-            ..compress::Spill::default()
         },
         ..compress::Options::default()
     };
