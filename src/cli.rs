@@ -212,10 +212,20 @@ struct CompressArgs {
     /// ~/.cache/hydra-bottleneck/nar].
     #[arg(long, value_name = "DIR")]
     download_dir: Option<PathBuf>,
-    /// Skip (with a note) NARs of http(s):// caches whose NarSize or FileSize is larger: each
-    /// NAR is measured in memory, with its compressed copies.
+    /// Skip (with a note) NARs of http(s):// caches whose NarSize or FileSize is larger: they
+    /// take long to download, and minutes per codec to measure.
     #[arg(long, value_name = "MIB", default_value_t = crate::compress::httpcache::DEFAULT_MAX_NAR_MIB)]
     max_nar_mib: u64,
+    /// NARs up to this size are held in memory while their codecs are measured; larger ones wait
+    /// in a file (--spill-dir) and every codec streams them. 0 streams every NAR: single-frame
+    /// zstd levels then compress as they do when streaming, as Nix's compression sink does.
+    #[arg(long, value_name = "MIB", default_value_t = crate::compress::spool::IN_MEMORY_MAX >> 20)]
+    in_memory_mib: u64,
+    /// Where a NAR larger than --in-memory-mib waits while its codecs are measured (packed or
+    /// decompressed into a file without a name, gone when the run ends) [default: $TMPDIR, else
+    /// /var/tmp].
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
     /// Bound on each request to an http(s):// cache: a narinfo's whole answer; for a NAR the
     /// wait for the answer, then for each piece of it (a stalled transfer is resumed).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = crate::status::parse_interval)]
@@ -1024,6 +1034,13 @@ fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
             progress: Progress::new(common.quiet),
         },
         corpus_cap: args.corpus_mib.saturating_mul(1 << 20),
+        spill: compress::Spill {
+            in_memory_max: args.in_memory_mib.saturating_mul(1 << 20),
+            dir: args
+                .spill_dir
+                .clone()
+                .unwrap_or_else(compress::spool::default_dir),
+        },
         ..compress::Options::default()
     };
     // Read the dataset first: a bad source should fail before minutes of compressing.

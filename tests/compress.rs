@@ -286,7 +286,7 @@ fn reads_a_binary_cache_written_by_nix() {
             assert_eq!(sources[0].name, store_path);
             // load() checks FileSize, FileHash, NarSize and NarHash against the narinfo.
             let nar = sources[0].load().unwrap();
-            assert_eq!(nar.bytes, ours);
+            assert_eq!(nar.bytes.in_memory(), Some(&ours[..]));
         }
         // --paths picks from a local cache too, and only applies to caches.
         let pick = |paths: &[&str], input: &str| {
@@ -1362,4 +1362,255 @@ fn from_outputs_finds_build_outputs_in_an_http_cache() {
     assert_eq!(v["corpus"][0]["nar_size"].as_u64(), Some(info.nar_size));
     assert_eq!(v["corpus"][0]["file_size"].as_u64(), info.file_size);
     assert_eq!(v["corpus"][0]["file_compression"], "zstd");
+}
+
+/// A real NAR (`nix-store --dump`) of 20 MiB, text and noise: two frames in Nix's 16 MiB
+/// layout, many blocks of multi-threaded xz, and far past zstd's window. Returns the tree, the
+/// `.nar` file and its bytes.
+fn big_nar(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Vec<u8>) {
+    let root = dir.join("big");
+    fs::create_dir_all(root.join("lib")).unwrap();
+    fs::write(root.join("lib/text"), corpus(12 << 20, 11)).unwrap();
+    fs::write(root.join("lib/noise"), noise(6 << 20, 12)).unwrap();
+    fs::write(root.join("README"), corpus(2 << 20, 13)).unwrap();
+    let out = Command::new("nix-store")
+        .arg("--dump")
+        .arg(&root)
+        .output()
+        .expect("nix-store (apt-get install nix-bin)");
+    assert!(out.status.success());
+    let nar = dir.join("big.nar");
+    fs::write(&nar, &out.stdout).unwrap();
+    (root, nar, out.stdout)
+}
+
+#[test]
+fn streamed_and_in_memory_measurements_write_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tree, nar_file, bytes) = big_nar(dir.path());
+    let spill_dir = dir.path().join("spill");
+    fs::create_dir(&spill_dir).unwrap();
+    let codecs = parse_list("xz-0,xz-0-t2,zstd-1,zstd-1-t2,zstd-1-nix-t2").unwrap();
+    let run = |input: &Path, in_memory_max: u64, spill_dir: &Path| {
+        compress::run(
+            &Options {
+                inputs: vec![input.display().to_string()],
+                codecs: codecs.clone(),
+                spill: compress::Spill {
+                    in_memory_max,
+                    dir: spill_dir.to_path_buf(),
+                },
+                ..Options::default()
+            },
+            &|_| {},
+        )
+    };
+    let held = run(&nar_file, compress::spool::IN_MEMORY_MAX, &spill_dir).unwrap();
+    // On disk: the tree packed into a temporary file, every codec reading it from there.
+    let streamed = run(&tree, 0, &spill_dir).unwrap();
+    assert!(held.corpus[0].in_memory && !streamed.corpus[0].in_memory);
+    assert_eq!(held.corpus[0].nar_hash, NarHash::of(&bytes));
+    assert_eq!(streamed.corpus[0].nar_hash, NarHash::of(&bytes));
+    // The temporary file never had a name: nothing is there, and nothing is left.
+    assert_eq!(fs::read_dir(&spill_dir).unwrap().count(), 0);
+
+    let xz_tool = NarHash::of(
+        &Command::new("xz")
+            .args(["-T1", "-0", "-c"])
+            .arg(&nar_file)
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    for (codec, (h, s)) in codecs
+        .iter()
+        .zip(held.measurements.iter().zip(&streamed.measurements))
+    {
+        assert_eq!(
+            (h.codec.as_str(), s.codec.as_str()),
+            (&*codec.to_string(), &*codec.to_string())
+        );
+        let (xz, single_zstd_frame, nix_frames) = match *codec {
+            Codec::Xz { .. } => (true, false, false),
+            Codec::Zstd { nix_frames, .. } => (false, !nix_frames, nix_frames),
+        };
+        if !xz {
+            // In memory, zstd writes what compressing the NAR in one call writes, as before
+            // measuring streamed (xz: below, what the xz tool writes).
+            let (one_call, _) = codec.compress(&bytes).unwrap();
+            assert_eq!(
+                (h.compressed_bytes, h.compressed_hash),
+                (one_call.len() as u64, NarHash::of(&one_call)),
+                "{codec}"
+            );
+            if nix_frames {
+                // Read in 8 KiB pieces, far from any size the codecs use, the layout still
+                // cuts the same 16 MiB frames.
+                let mut r = std::io::BufReader::new(fs::File::open(&nar_file).unwrap());
+                let mut out = Vec::new();
+                codec
+                    .compress_stream(&mut r, bytes.len() as u64, &mut out)
+                    .unwrap();
+                assert!(out == one_call, "{codec} from 8 KiB reads");
+            }
+        }
+        if h.codec == "xz-0" {
+            assert_eq!(
+                h.compressed_hash, xz_tool,
+                "xz-0 writes what the xz tool writes"
+            );
+        }
+        if single_zstd_frame {
+            // One zstd frame streamed through the encoder's window buffer: other bytes, about
+            // the same size.
+            let rel = s.compressed_bytes as f64 / h.compressed_bytes as f64 - 1.0;
+            assert!(rel.abs() < 0.02, "{codec} streamed vs in memory: {rel}");
+        } else {
+            assert_eq!(
+                (s.compressed_bytes, s.compressed_hash),
+                (h.compressed_bytes, h.compressed_hash),
+                "{codec} streamed"
+            );
+        }
+    }
+
+    // A spill directory that is not there is named, against the tree being packed.
+    let err = run(&tree, 0, &dir.path().join("nowhere"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("nowhere") && err.contains("big") && err.contains("temporary file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_streamed_input_that_is_cut_or_corrupt_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tree(dir.path());
+    let mut nar_bytes = Vec::new();
+    nar::dump_path(&root, &mut nar_bytes).unwrap();
+    let plain = dir.path().join("x.nar");
+    fs::write(&plain, &nar_bytes).unwrap();
+    let spill_dir = dir.path().join("spill");
+    fs::create_dir(&spill_dir).unwrap();
+    let spill = compress::Spill {
+        in_memory_max: 0,
+        dir: spill_dir.clone(),
+    };
+    let load = |p: &Path| {
+        let sources = compress::input::resolve(&[p.display().to_string()], None).unwrap();
+        sources[0].load_with(&spill)
+    };
+    // Made by the real tools, as a binary cache's files are.
+    for (tool, ext, word) in [("xz", "xz", "xz:"), ("zstd", "zst", "zstd:")] {
+        let out = Command::new(tool)
+            .args(["-c", "-q"])
+            .arg(&plain)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let comp = out.stdout;
+        let whole = dir.path().join(format!("whole.nar.{ext}"));
+        fs::write(&whole, &comp).unwrap();
+        let nar = load(&whole).unwrap();
+        assert!(nar.bytes.in_memory().is_none());
+        assert_eq!(nar.summary.nar_hash, NarHash::of(&nar_bytes));
+
+        let cut = dir.path().join(format!("cut.nar.{ext}"));
+        fs::write(&cut, &comp[..comp.len() / 2]).unwrap();
+        let err = load(&cut).err().expect("a cut file must fail").to_string();
+        assert!(
+            err.contains("cut.nar")
+                && err.contains("truncated")
+                && err.contains("compressed bytes"),
+            "{ext}: {err}"
+        );
+
+        let mut bad = comp.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x55;
+        let corrupt = dir.path().join(format!("corrupt.nar.{ext}"));
+        fs::write(&corrupt, &bad).unwrap();
+        let err = load(&corrupt)
+            .err()
+            .expect("a corrupt file must fail")
+            .to_string();
+        assert!(
+            err.contains("corrupt.nar") && err.contains(word) && err.contains("compressed bytes"),
+            "{ext}: {err}"
+        );
+
+        // The codecs' own streams, corrupted, are refused the same way.
+        let codec: Codec = format!("{tool}-3").parse().unwrap();
+        let (mut ours, _) = codec.compress(&nar_bytes).unwrap();
+        let mid = ours.len() / 2;
+        ours[mid] ^= 0x55;
+        let mut out = Vec::new();
+        let err = codec
+            .decompress(&ours, nar_bytes.len(), &mut out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("decompressing {codec}")) && err.contains(word),
+            "{err}"
+        );
+    }
+    assert_eq!(fs::read_dir(&spill_dir).unwrap().count(), 0);
+}
+
+/// Peak resident memory of a finished child, from the kernel (ru_maxrss, KiB on Linux).
+fn wait_peak_rss(child: std::process::Child) -> (i32, u64) {
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of the plain C struct wait4 fills in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `status` and `ru` are valid and writable; `pid` is our own child, not yet reaped
+    // (Child is dropped without waiting, so nothing else reaps it).
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    assert_eq!(r, pid);
+    assert!(libc::WIFEXITED(status));
+    (libc::WEXITSTATUS(status), ru.ru_maxrss as u64 * 1024)
+}
+
+#[test]
+fn a_large_nar_is_measured_in_memory_that_does_not_grow_with_it() {
+    // A 384 MiB NAR from a sparse file: cheap to make, and all zeros, so the codecs race
+    // through it and what the run holds is the pipeline's own memory, not a codec's.
+    const NAR_MIB: u64 = 384;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("big");
+    fs::create_dir(&root).unwrap();
+    fs::File::create(root.join("zeros"))
+        .unwrap()
+        .set_len(NAR_MIB << 20)
+        .unwrap();
+    fs::write(root.join("README"), corpus(100_000, 4)).unwrap();
+    let spill_dir = dir.path().join("spill");
+    fs::create_dir(&spill_dir).unwrap();
+    let json = dir.path().join("out.json");
+    let child = hb()
+        .args(["compress", "--input", root.to_str().unwrap()])
+        .args(["--codecs", "zstd-1,zstd-1-nix-t2", "--format", "json", "-q"])
+        .args(["--spill-dir", spill_dir.to_str().unwrap()])
+        .stdout(fs::File::create(&json).unwrap())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (code, peak) = wait_peak_rss(child);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["corpus"][0]["in_memory"], false);
+    assert!(v["corpus"][0]["nar_size"].as_u64().unwrap() > NAR_MIB << 20);
+    // Holding the NAR and its decompressed copy, as measuring did before it streamed, takes
+    // twice the NAR (800 MB here). Streaming, the run holds what the Nix layout has in flight
+    // (three 16 MiB frames for two threads), a few MiB of pipe and the binary's own 16 MiB,
+    // whatever the NAR's size: about 70 MiB; 128 MiB is a third of this NAR.
+    assert!(
+        peak < 128 << 20,
+        "peak resident memory {} MiB for a {NAR_MIB} MiB NAR",
+        peak >> 20
+    );
+    assert_eq!(fs::read_dir(&spill_dir).unwrap().count(), 0);
 }

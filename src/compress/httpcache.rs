@@ -66,10 +66,10 @@ pub const MAX_NARINFO: u64 = 64 << 10;
 /// (`stalled-download-timeout`); 30 s is enough for any healthy cache and resumes sooner.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Default `--max-nar-mib`. Measuring holds a NAR in memory with its compressed and
-/// decompressed copies, for a few NARs at once: 512 MiB keeps a run on two cores within a few
-/// GiB, and covers all but the largest outputs (typical NARs are KiB to tens of MiB; CUDA or
-/// TeX Live run to GiB, and xz-6 at about 2 MB/s per core would take minutes per codec on them).
+/// Default `--max-nar-mib`. Memory no longer limits it (a large NAR is measured streaming, from
+/// a temporary file), time and transfer do: 512 MiB covers all but the largest outputs (typical
+/// NARs are KiB to tens of MiB; CUDA or TeX Live run to GiB), whose download and measurement —
+/// xz-6 at about 2 MB/s per core, minutes per codec — would dwarf the rest of a sample.
 pub const DEFAULT_MAX_NAR_MIB: u64 = 512;
 
 /// Bytes read from the network per write to the `.part` file.

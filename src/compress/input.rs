@@ -7,7 +7,8 @@
 //! checked against their narinfo (FileSize, FileHash, NarSize, NarHash).
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
+use std::fs::{self, File};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::codecs::{Compression, decompress_at_most};
+use super::codecs::{Compression, decompress_stream};
 use super::httpcache::{self, HttpCache, HttpOptions, Note, hash_part};
+use super::spool::{IO_CHUNK, NarBytes, Spill, Spool, read_at};
 use crate::error::{Error, Result};
 use crate::nar::{self, NarHash, NarSummary};
 
@@ -44,10 +46,10 @@ enum Kind {
     Remote(Arc<HttpCache>, Compression),
 }
 
-/// A NAR in memory, validated.
+/// A NAR ready to be read as often as needed (in memory, or in a file when large), validated.
 pub struct LoadedNar {
     pub name: String,
-    pub bytes: Vec<u8>,
+    pub bytes: NarBytes,
     pub summary: NarSummary,
     /// For a NAR from a binary cache: the size of its compressed file, and how it is compressed.
     pub file: Option<(u64, &'static str)>,
@@ -97,18 +99,6 @@ pub fn parse_narinfo(text: &str, what: &str) -> Result<NarInfo> {
         nar_hash: hash("NarHash", get("NarHash")?)?,
         nar_size: num("NarSize", get("NarSize")?)?,
     })
-}
-
-impl Compression {
-    /// The name a narinfo gives it.
-    pub fn narinfo_name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Xz => "xz",
-            Compression::Zstd => "zstd",
-            Compression::Bzip2 => "bzip2",
-        }
-    }
 }
 
 fn compression_of(name: &str, what: &str) -> Result<Compression> {
@@ -420,34 +410,44 @@ impl NarSource {
         })
     }
 
-    /// Reads, decompresses, validates, and checks the NAR against its narinfo if it has one.
-    /// A NAR of an HTTP cache not fetched yet is downloaded first.
+    /// [`NarSource::load_with`] with the default spill settings.
     pub fn load(&self) -> Result<LoadedNar> {
+        self.load_with(&Spill::default())
+    }
+
+    /// Reads, decompresses, validates, and checks the NAR against its narinfo if it has one;
+    /// a large NAR is kept in a temporary file of `spill`, never whole in memory. A NAR of an
+    /// HTTP cache not fetched yet is downloaded first.
+    pub fn load_with(&self, spill: &Spill) -> Result<LoadedNar> {
         let mut file = None;
         let bytes = match &self.kind {
             Kind::Pack(p) => {
-                let mut v = Vec::new();
-                nar::dump_path(p, &mut v)?;
-                v
+                // A tree whose files alone pass the bound goes to the file from the first byte,
+                // instead of filling memory up to the bound first (walking it costs only stats).
+                let files = tree_size(p, spill.in_memory_max);
+                let known_large = (files > spill.in_memory_max).then_some(files);
+                let mut spool = Spool::new(spill, known_large).map_err(|e| Error::io(p, e))?;
+                nar::dump_path(p, &mut spool)?;
+                spool.finish().map_err(|e| Error::io(p, e))?
             }
             Kind::Remote(cache, c) => {
                 let Some(info) = &self.expected else {
                     return Err(Error::Invalid(format!("{}: no narinfo", self.name)));
                 };
                 cache.download(info, &indicatif::ProgressBar::hidden(), &|_| {})?;
-                let (bytes, size) = self.read_file(&cache.local_path(info), *c)?;
+                let (bytes, size) = self.read_file(&cache.local_path(info), *c, spill)?;
                 file = Some((size, c.narinfo_name()));
                 bytes
             }
             Kind::File(p, c) => {
-                let (bytes, size) = self.read_file(p, *c)?;
+                let (bytes, size) = self.read_file(p, *c, spill)?;
                 if self.expected.is_some() {
                     file = Some((size, c.narinfo_name()));
                 }
                 bytes
             }
         };
-        let summary = nar::validate(&bytes[..]).map_err(|e| e.in_nar(self.shown_name()))?;
+        let summary = nar::validate(bytes.reader()).map_err(|e| e.in_nar(self.shown_name()))?;
         if let Some(info) = &self.expected
             && (info.nar_size != summary.nar_size || info.nar_hash != summary.nar_hash)
         {
@@ -468,30 +468,43 @@ impl NarSource {
         })
     }
 
-    /// A NAR file read, checked against the narinfo's FileSize and FileHash, and decompressed
-    /// (to no more than the narinfo's NarSize); returns the NAR and the file's size.
-    fn read_file(&self, p: &Path, c: Compression) -> Result<(Vec<u8>, u64)> {
-        let raw = fs::read(p).map_err(|e| Error::io(p, e))?;
+    /// A NAR file checked against the narinfo's FileSize and FileHash, and decompressed (to no
+    /// more than the narinfo's NarSize) into a spool; an uncompressed one is read in place when
+    /// large. Returns the NAR and the file's size.
+    fn read_file(&self, p: &Path, c: Compression, spill: &Spill) -> Result<(NarBytes, u64)> {
+        let f = File::open(p).map_err(|e| Error::io(p, e))?;
+        let size = f.metadata().map_err(|e| Error::io(p, e))?.len();
         if let Some(info) = &self.expected {
-            self.check_file(info, p, &raw)?;
+            self.check_file(info, p, &f, size)?;
         }
-        let (hint, limit) = match &self.expected {
-            Some(i) => (i.nar_size as usize, i.nar_size),
-            None => (raw.len() * 4, u64::MAX),
+        let limit = self.expected.as_ref().map_or(u64::MAX, |i| i.nar_size);
+        let too_long = || {
+            Error::Invalid(format!(
+                "{}: narinfo says NarSize {limit}, {} decompresses to more",
+                self.shown_name(),
+                p.display()
+            ))
         };
-        let mut out = Vec::new();
-        decompress_at_most(c, &raw, hint, limit, &mut out).map_err(|e| {
-            if out.len() as u64 > limit {
-                Error::Invalid(format!(
-                    "{}: narinfo says NarSize {limit}, {} decompresses to more",
-                    self.shown_name(),
-                    p.display()
-                ))
-            } else {
-                Error::io(p, e)
+        if c == Compression::None {
+            if size > limit {
+                return Err(too_long());
             }
-        })?;
-        Ok((out, raw.len() as u64))
+            let bytes = NarBytes::from_file(f, size, spill).map_err(|e| Error::io(p, e))?;
+            return Ok((bytes, size));
+        }
+        let expected = self.expected.as_ref().map(|i| i.nar_size);
+        let mut spool = Spool::new(spill, expected).map_err(|e| Error::io(p, e))?;
+        let n = decompress_stream(
+            c,
+            BufReader::with_capacity(IO_CHUNK, read_at(&f, size)),
+            &mut spool,
+            limit,
+        )
+        .map_err(|e| Error::io(p, e))?;
+        if n > limit {
+            return Err(too_long());
+        }
+        Ok((spool.finish().map_err(|e| Error::io(p, e))?, size))
     }
 
     /// The NAR's name, and the URL it was downloaded from if it was.
@@ -502,18 +515,29 @@ impl NarSource {
         }
     }
 
-    fn check_file(&self, info: &NarInfo, path: &Path, raw: &[u8]) -> Result<()> {
-        if let Some(size) = info.file_size
-            && size != raw.len() as u64
+    /// The file's size against FileSize, then its hash against FileHash (read a piece at a
+    /// time: a file of GiB is hashed without holding it).
+    fn check_file(&self, info: &NarInfo, path: &Path, f: &File, size: u64) -> Result<()> {
+        if let Some(want) = info.file_size
+            && want != size
         {
             return Err(Error::Invalid(format!(
-                "{}: narinfo says FileSize {size}, the file has {} bytes",
+                "{}: narinfo says FileSize {want}, the file has {size} bytes",
                 path.display(),
-                raw.len()
             )));
         }
         if let Some(h) = info.file_hash {
-            let got = NarHash(Sha256::digest(raw).into());
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; IO_CHUNK];
+            let mut r = read_at(f, size);
+            loop {
+                let n = r.read(&mut buf).map_err(|e| Error::io(path, e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            let got = NarHash(hasher.finalize().into());
             if got != h {
                 return Err(Error::Invalid(format!(
                     "{}: narinfo says FileHash {h}, the file hashes to {got}",

@@ -5,7 +5,9 @@
 //! caches, or a default corpus of local files); [`httpcache`] reads http(s):// binary caches
 //! into a download directory; [`outputs`] picks the farm's own build outputs; [`codecs`]
 //! names and runs xz and zstd;
-//! [`measure`] times one codec on one NAR honestly (CPU time per core) and summarises;
+//! [`measure`] times one codec on one NAR honestly (CPU time per core), streaming, and
+//! summarises; [`spool`] keeps each NAR readable for every codec — in memory when small, in an
+//! unnamed temporary file when large — so that memory does not grow with the NAR's size;
 //! [`cpu`] reads the kernel's clocks. rayon spreads the work over NARs and codecs.
 
 pub mod codecs;
@@ -15,6 +17,7 @@ pub mod input;
 pub mod measure;
 pub mod outputs;
 pub mod project;
+pub mod spool;
 
 use std::sync::RwLock;
 
@@ -25,6 +28,7 @@ pub use codecs::{Codec, Compression, DEFAULT_GRID, parse_list};
 pub use httpcache::HttpOptions;
 pub use input::{LoadedNar, NarSource};
 pub use measure::{CodecSummary, Measurement};
+pub use spool::{NarBytes, Spill};
 
 use crate::error::{Error, Result};
 use crate::nar::NarHash;
@@ -54,6 +58,8 @@ pub struct Options {
     pub nar_cap: u64,
     /// NARs chosen elsewhere (`--from-outputs`), measured with the inputs.
     pub extra: Vec<input::NarSource>,
+    /// Where NARs too large for memory wait while their codecs are measured.
+    pub spill: Spill,
 }
 
 impl Default for Options {
@@ -67,6 +73,7 @@ impl Default for Options {
             corpus_cap: DEFAULT_CORPUS_CAP,
             nar_cap: DEFAULT_NAR_CAP,
             extra: Vec::new(),
+            spill: Spill::default(),
         }
     }
 }
@@ -78,6 +85,10 @@ pub struct CorpusEntry {
     pub nar_size: u64,
     pub nar_hash: NarHash,
     pub files: u64,
+    /// Whether the NAR was held in memory (up to 64 MiB) or read from a file. Only single-threaded
+    /// zstd levels tell the difference: they compress a NAR in memory in one call, and stream
+    /// one from a file, slightly less tightly (see `codecs`).
+    pub in_memory: bool,
     /// For a NAR from a binary cache: the size of the cache's compressed file (its FileSize)…
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_size: Option<u64>,
@@ -134,7 +145,7 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
                 // Loading (packing, decompressing) is CPU work too: keep it out of the way of a
                 // threaded codec being timed by process CPU.
                 let _g = gate.read().unwrap_or_else(|e| e.into_inner());
-                src.load()?
+                src.load_with(&opts.spill)?
             };
             let ms = opts
                 .codecs
@@ -152,6 +163,7 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
                 nar_size: nar.summary.nar_size,
                 nar_hash: nar.summary.nar_hash,
                 files: nar.summary.regular_files,
+                in_memory: nar.bytes.in_memory().is_some(),
                 file_size: nar.file.map(|f| f.0),
                 file_compression: nar.file.map(|f| f.1),
             };
