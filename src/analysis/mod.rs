@@ -406,13 +406,13 @@ fn overhead_points(
     Ok((from, points))
 }
 
+/// Output NAR sizes in bytes by step, (build, stepnr).
+pub type StepSizes = std::collections::HashMap<(i32, i32), i64>;
+
 /// The output NAR size of every step whose size is known, by (build, stepnr), and where the
 /// sizes come from: the sample's ground truth, else `Builds.size` of each build's top-level step
 /// (Hydra records no size for the other steps).
-pub fn step_sizes(
-    ds: &Dataset,
-    steps: &Steps,
-) -> Result<(String, std::collections::HashMap<(i32, i32), i64>)> {
+pub fn step_sizes(ds: &Dataset, steps: &Steps) -> Result<(String, StepSizes)> {
     use std::collections::HashMap;
     let err = |what: &'static str| move |e: PolarsError| Error::frame(what, e);
     let mut size: HashMap<(i32, i32), i64> = HashMap::new();
