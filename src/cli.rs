@@ -414,12 +414,20 @@ pub fn main() -> ExitCode {
     init_logging(cli.common.quiet);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if matches!(e.downcast_ref(), Some(crate::Error::Interrupted)) => {
+            eprintln!("hydra-bottleneck: interrupted; nothing half-written was left behind");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
         Err(e) => {
             eprintln!("hydra-bottleneck: error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
+
+/// The exit code after Ctrl-C: 128 + SIGINT, what a shell reports for a process SIGINT ended,
+/// so scripts see the same whether we stopped at a safe point or were killed outright.
+const EXIT_INTERRUPTED: u8 = 130;
 
 fn init_logging(quiet: bool) {
     let default = if quiet { "error" } else { "warn" };
@@ -811,6 +819,8 @@ fn cmd_status(common: &Common, args: &StatusArgs) -> anyhow::Result<()> {
     use crate::status;
     let format = common.format();
     if let Some(url) = &args.watch {
+        // Ctrl-C is how an open-ended watch ends: it stops at once, between lines.
+        crate::interrupt::install()?;
         let Some(out) = &args.out else {
             unreachable!("clap requires --out with --watch");
         };
@@ -942,11 +952,15 @@ fn cmd_analyze(common: &Common, args: &AnalyzeArgs) -> anyhow::Result<()> {
 }
 
 fn cmd_snapshot(common: &Common, args: &SnapshotArgs) -> anyhow::Result<()> {
+    crate::interrupt::install()?;
     let spec = common.source();
     if spec.is_sample() {
         common.note("no --db or --snapshot given: snapshotting the built-in sample workload");
     }
-    let ds = runtime()?.block_on(source::load(&spec, &common.read_options()))?;
+    let ds = runtime()?.block_on(crate::interrupt::until(source::load(
+        &spec,
+        &common.read_options(),
+    )))?;
     common.note(&format!(
         "read {} steps and {} builds from {} ({}; runner {}: {})",
         ds.steps.height(),
@@ -984,6 +998,11 @@ fn cmd_sample(common: &Common, args: &SampleArgs) -> anyhow::Result<()> {
         seed: args.seed,
         scale: args.scale,
     };
+    if args.out.is_some() {
+        // Only the snapshot is staged and safe to stop; `--into` loads in one transaction,
+        // which a killed client aborts on the server.
+        crate::interrupt::install()?;
+    }
     let ds = source::sample::generate(&spec)?;
     if let Some(dir) = &args.out {
         let manifest = snapshot::write(&ds, dir, args.force)?;
@@ -1017,6 +1036,9 @@ fn cmd_sample(common: &Common, args: &SampleArgs) -> anyhow::Result<()> {
 
 fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
     use crate::compress;
+    // Ctrl-C stops between downloaded chunks and between measurements; a partial download is
+    // kept as its `.part` file for the next run to resume.
+    crate::interrupt::install()?;
     let note = |m: &str| common.note(m);
     let opts = compress::Options {
         inputs: args.input.clone(),
@@ -1049,7 +1071,10 @@ fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
         if spec.is_sample() {
             common.note("no --db or --snapshot given: using the built-in sample's builds");
         }
-        Some(runtime()?.block_on(source::load(&spec, &common.read_options()))?)
+        Some(runtime()?.block_on(crate::interrupt::until(source::load(
+            &spec,
+            &common.read_options(),
+        )))?)
     } else {
         None
     };

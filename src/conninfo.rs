@@ -40,7 +40,7 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    fn parse(s: &str) -> Result<Self> {
+    fn parse(s: &str, from_url: bool) -> Result<Self> {
         Ok(match s {
             "disable" => SslMode::Disable,
             // `allow` means "plain first, TLS if refused"; reading history gains nothing from the
@@ -51,7 +51,8 @@ impl SslMode {
             "verify-full" => SslMode::VerifyFull,
             other => {
                 return Err(Error::Conninfo(format!(
-                    "sslmode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                    "sslmode{} is not one of disable, allow, prefer, require, verify-ca, verify-full",
+                    quoted(other, from_url)
                 )));
             }
         })
@@ -115,6 +116,13 @@ pub fn parse(input: &str) -> Result<BTreeMap<String, String>> {
         .strip_prefix("postgresql://")
         .or_else(|| s.strip_prefix("postgres://"))
     {
+        if password_runs_past_authority(rest) {
+            return Err(Error::Conninfo(
+                "the URL's user:password seems to hold an unescaped `/`, `?`, `#` or `@`: \
+                 percent-encode them (%2F, %3F, %23, %40)"
+                    .into(),
+            ));
+        }
         parse_url(rest)?
     } else if s.contains("://") {
         return Err(Error::Conninfo(
@@ -126,12 +134,36 @@ pub fn parse(input: &str) -> Result<BTreeMap<String, String>> {
     for key in map.keys() {
         if !KEYS.contains(&key.as_str()) {
             return Err(Error::Conninfo(format!(
-                "unknown parameter `{key}` (known: {})",
+                "unknown parameter {} (known: {})",
+                shown_key(key),
                 KEYS.join(", ")
             )));
         }
     }
     Ok(map)
+}
+
+/// True when an `@` comes after the end of the URL's authority (its first `/`, `?` or `#`)
+/// other than in the value of a known `?key=value` parameter (`?user=me@server`). Such an
+/// `@` is most likely the end of a user:password holding an unescaped `/`, `?`, `#` or `@`:
+/// parsed as written, pieces of the password would become the host, port, database or a
+/// parameter, and an error naming that piece would show it.
+fn password_runs_past_authority(rest: &str) -> bool {
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let query = rest.find('?');
+    rest.match_indices('@')
+        .map(|(at, _)| at)
+        .filter(|&at| at > end)
+        .any(|at| {
+            let Some(q) = query.filter(|&q| q < at) else {
+                return true;
+            };
+            let pair_start = rest[..at].rfind('&').filter(|&a| a > q).unwrap_or(q) + 1;
+            match rest[pair_start..at].split_once('=') {
+                Some((key, _)) => !KEYS.contains(&key),
+                None => true,
+            }
+        })
 }
 
 fn parse_url(rest: &str) -> Result<BTreeMap<String, String>> {
@@ -165,9 +197,9 @@ fn parse_url(rest: &str) -> Result<BTreeMap<String, String>> {
         if let Some(p) = after.strip_prefix(':') {
             put(&mut map, "port", p);
         } else if !after.is_empty() {
-            return Err(Error::Conninfo(format!(
-                "unexpected `{after}` after the host"
-            )));
+            return Err(Error::Conninfo(
+                "unexpected text after the [IPv6 address] in the URL".into(),
+            ));
         }
     } else {
         match hostport.rsplit_once(':') {
@@ -185,9 +217,10 @@ fn parse_url(rest: &str) -> Result<BTreeMap<String, String>> {
         if pair.is_empty() {
             continue;
         }
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| Error::Conninfo(format!("URL parameter `{pair}` has no value")))?;
+        // Not shown: in a URL written without escapes it might be the tail of a password.
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            Error::Conninfo("a URL parameter has no value (expected ?name=value&…)".into())
+        })?;
         map.insert(percent_decode(k)?, percent_decode(v)?);
     }
     Ok(map)
@@ -223,6 +256,16 @@ fn percent_decode(s: &str) -> Result<String> {
 fn parse_keywords(s: &str) -> Result<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
     let mut chars = s.chars().peekable();
+    // Set after a password: one with a space left unquoted, or a quote left unescaped, leaves
+    // its tail as the next "key", which an error must not show.
+    let mut after_password = false;
+    let password_tail = || {
+        Error::Conninfo(
+            "the text after the password is not key=value: quote a password with spaces \
+             (password='…') and escape quotes and backslashes in it (\\' and \\\\)"
+                .into(),
+        )
+    };
     loop {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
@@ -242,28 +285,38 @@ fn parse_keywords(s: &str) -> Result<BTreeMap<String, String>> {
             chars.next();
         }
         if chars.next() != Some('=') {
+            if after_password {
+                return Err(password_tail());
+            }
             return Err(Error::Conninfo(format!(
-                "`{key}` has no `=value` (expected key=value pairs or a postgresql:// URL)"
+                "{} has no `=value` (expected key=value pairs or a postgresql:// URL)",
+                shown_key(&key)
             )));
+        }
+        if after_password && !KEYS.contains(&key.as_str()) {
+            return Err(password_tail());
         }
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
         }
         let mut value = String::new();
+        after_password = key == "password";
         if chars.peek() == Some(&'\'') {
             chars.next();
             loop {
                 match chars.next() {
                     None => {
                         return Err(Error::Conninfo(format!(
-                            "unterminated quoted value for `{key}`"
+                            "unterminated quoted value for {}",
+                            shown_key(&key)
                         )));
                     }
                     Some('\\') => match chars.next() {
                         Some(c) => value.push(c),
                         None => {
                             return Err(Error::Conninfo(format!(
-                                "unterminated quoted value for `{key}`"
+                                "unterminated quoted value for {}",
+                                shown_key(&key)
                             )));
                         }
                     },
@@ -290,12 +343,39 @@ fn parse_keywords(s: &str) -> Result<BTreeMap<String, String>> {
     }
 }
 
+/// A key for an error message, in backquotes when it looks like one (a word of letters, digits
+/// and `_`); anything else may be a piece of a password that a stray quote or space cut loose
+/// (`host='db password='…`), and is not shown.
+fn shown_key(key: &str) -> String {
+    if !key.is_empty()
+        && key.len() <= 32
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        format!("`{key}`")
+    } else {
+        "a word".into()
+    }
+}
+
+/// A value for an error message: ` `value`` after the word it follows, or nothing when it may
+/// hold a piece of a password. That is any value of a URL (whose unescaped password may spill
+/// into the port or a parameter) and a value holding a `=` (which swallowed the next pair, as in
+/// `port= password=…`, where the space after `=` is allowed).
+fn quoted(value: &str, from_url: bool) -> String {
+    if from_url || value.contains('=') {
+        String::new()
+    } else {
+        format!(" `{value}`")
+    }
+}
+
 /// Merges a parsed string with the environment (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD,
 /// PGSSLMODE, PGSSLROOTCERT, PGCONNECT_TIMEOUT, PGPASSFILE) and libpq's defaults; a password still
 /// missing is looked up in the password file as libpq does. `env` is a parameter so tests need
 /// not touch the process environment.
 pub fn resolve(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<ConnParams> {
     let map = parse(input)?;
+    let from_url = input.contains("://");
     let get = |key: &str, var: &str| -> Option<String> {
         map.get(key)
             .cloned()
@@ -311,18 +391,16 @@ pub fn resolve(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conn
     }
     let port = match get("port", "PGPORT") {
         None => 5432,
-        Some(p) => p
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| Error::Conninfo(format!("port `{p}` is not a port number")))?,
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+            Error::Conninfo(format!("port{} is not a port number", quoted(&p, from_url)))
+        })?,
     };
     let user = get("user", "PGUSER")
         .or_else(|| env("USER"))
         .unwrap_or_else(|| "postgres".into());
     let dbname = get("dbname", "PGDATABASE").unwrap_or_else(|| user.clone());
     let sslmode = match get("sslmode", "PGSSLMODE") {
-        Some(m) => SslMode::parse(&m)?,
+        Some(m) => SslMode::parse(&m, from_url)?,
         None => SslMode::Prefer,
     };
     let sslrootcert = get("sslrootcert", "PGSSLROOTCERT").map(PathBuf::from);
@@ -330,7 +408,10 @@ pub fn resolve(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conn
         None => None,
         Some(t) => {
             let secs = t.parse::<u64>().map_err(|_| {
-                Error::Conninfo(format!("connect_timeout `{t}` is not a number of seconds"))
+                Error::Conninfo(format!(
+                    "connect_timeout{} is not a number of seconds",
+                    quoted(&t, from_url)
+                ))
             })?;
             // libpq treats 0 as "wait forever" and raises 1 to 2 seconds.
             (secs > 0).then(|| Duration::from_secs(secs.max(2)))
@@ -475,6 +556,45 @@ mod tests {
             let err = resolve(bad, &no_env).unwrap_err().to_string();
             assert!(err.starts_with("connection string:"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn no_error_shows_a_piece_of_a_password_written_without_escapes() {
+        // Each string holds the password `se/cr?et` or `se cr'et` written as it should not be;
+        // read as written, a piece of it becomes a port, a parameter or a key, which the
+        // error must not show.
+        for bad in [
+            "postgresql://reader:se/cr?et@db/hydra",
+            "postgresql://reader:se/cret@db/hydra",
+            "postgresql://reader:se?cret@db/hydra",
+            "postgresql://reader:se?port=cret@db/hydra",
+            "postgresql://reader:se#cret@db/hydra",
+            "host=db password=se cret dbname=hydra",
+            "host=db password=se cret",
+            "host=db password='se'cret' dbname=hydra",
+            "host=db port= password=secret",
+        ] {
+            let err = resolve(bad, &no_env).unwrap_err().to_string();
+            assert!(err.starts_with("connection string:"), "{bad}: {err}");
+            for piece in ["cr", "et", "cret", "secret"] {
+                assert!(!err.contains(piece), "{bad}: `{piece}` shown in: {err}");
+            }
+        }
+        // An `@` in a known parameter's value is no password: it still parses.
+        let p = resolve("postgresql://db:5432/hydra?user=me@server", &no_env).unwrap();
+        assert_eq!(p.user, "me@server");
+        let p = resolve(
+            "postgresql://db/hydra?sslmode=disable&user=me@server",
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.user.as_str(), p.sslmode),
+            ("me@server", SslMode::Disable)
+        );
+        // Values of key=value strings are still shown when they are wrong, being no password.
+        let err = resolve("host=db sslmode=sometimes", &no_env).unwrap_err();
+        assert!(err.to_string().contains("`sometimes`"), "{err}");
     }
 
     #[test]

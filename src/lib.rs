@@ -13,6 +13,7 @@ pub mod conninfo;
 pub mod dataset;
 pub mod error;
 pub mod http;
+pub mod interrupt;
 pub mod machines;
 pub mod model;
 pub mod nar;

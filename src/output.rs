@@ -44,6 +44,19 @@ pub fn write_file_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// True for a relative, `/`-separated path without `..`, `.` or empty components, and without
+/// `\\` (a separator on Windows): joined to a directory, it names something inside it. For
+/// names read from files others wrote (a snapshot's manifest, a binary cache's narinfo), which
+/// must not reach outside the directory they describe.
+pub fn is_relative_inside(rel: &str) -> bool {
+    !rel.is_empty()
+        && !rel.starts_with('/')
+        && !rel.contains(['\\', '\0'])
+        && rel
+            .split('/')
+            .all(|c| !c.is_empty() && c != ".." && c != ".")
+}
+
 /// A directory being written: files go into a temporary sibling, which [`StagedDir::commit`]
 /// moves to the destination. Dropped without commit, it removes itself.
 pub struct StagedDir {
@@ -237,6 +250,33 @@ mod tests {
         staged.commit().unwrap();
         assert!(dest.join("new").exists() && !dest.join("old").exists());
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn relative_names_stay_inside() {
+        for ok in [
+            "manifest.json",
+            "steps/day=2025-06-02/part-0.parquet",
+            "nar/x.nar.xz",
+        ] {
+            assert!(is_relative_inside(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/..",
+            "..",
+            ".",
+            "./a",
+            "a//b",
+            "a/",
+            "a\\..\\b",
+            "a\0b",
+        ] {
+            assert!(!is_relative_inside(bad), "{bad}");
+        }
     }
 
     #[test]

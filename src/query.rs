@@ -293,6 +293,35 @@ async fn read_only(
             .query(&stmt, values)
             .await
             .map_err(|e| s.error(what, e))?;
+        // What a READ ONLY transaction still lets one statement do: lift READ ONLY (for a
+        // next statement there never is) and take a lock stronger than a read's (LOCK TABLE),
+        // which would queue Hydra's own queries behind it. Both are undone by the rollback
+        // below at once; the result is refused so that nobody takes them for reads.
+        let state = s
+            .client
+            .query_one(
+                "SELECT current_setting('transaction_read_only'), \
+                 (SELECT string_agg(DISTINCT mode, ', ') FROM pg_locks \
+                  WHERE pid = pg_backend_pid() AND locktype = 'relation' \
+                  AND mode <> 'AccessShareLock')",
+                &[],
+            )
+            .await
+            .map_err(|e| s.error(what, e))?;
+        let refuse = |why: String| Error::Database {
+            what: what.to_string(),
+            reason: format!("refused: {why} (rolled back; only reads are run)"),
+        };
+        if state.get::<_, String>(0) != "on" {
+            return Err(refuse(
+                "the statement made the transaction read-write".into(),
+            ));
+        }
+        if let Some(locks) = state.get::<_, Option<String>>(1) {
+            return Err(refuse(format!(
+                "the statement took {locks}, more than a read"
+            )));
+        }
         let columns: Vec<String> = stmt
             .columns()
             .iter()

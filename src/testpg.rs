@@ -165,6 +165,63 @@ impl TestPg {
     pub fn data_dir(&self) -> Option<PathBuf> {
         self.dir.as_ref().map(|d| d.path().join("data"))
     }
+
+    /// Stops the server with `pg_ctl stop -m MODE` (`fast`: backends are told to end;
+    /// `immediate`: they are killed, as in a crash), waiting until it is down. Panics on a
+    /// server the tests did not start.
+    pub fn stop(&self, mode: &str) {
+        let data = self
+            .data_dir()
+            .expect("only a server the tests started can be stopped");
+        run(cmd(&self.bin, "pg_ctl", self.as_postgres)
+            .arg("-D")
+            .arg(data)
+            .args(["-m", mode, "-w", "stop"]));
+    }
+
+    /// A hot standby of this server: `pg_basebackup -R` of its data, started read-only on a
+    /// port of its own, replicating from it. Its databases and roles are this server's.
+    pub fn standby(&self) -> TestPg {
+        let dir = self
+            .dir
+            .as_ref()
+            .expect("only a server the tests started can have a standby");
+        let sdir = tempfile::Builder::new()
+            .prefix("hb-pg-standby-")
+            .tempdir()
+            .expect("creating a temporary directory");
+        if self.as_postgres {
+            run(Command::new("chown").arg("postgres:").arg(sdir.path()));
+        }
+        let data = sdir.path().join("data");
+        run(cmd(&self.bin, "pg_basebackup", self.as_postgres)
+            .arg("-h")
+            .arg(dir.path())
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(["-U", "postgres", "-R", "-X", "stream", "--no-sync", "-D"])
+            .arg(&data));
+        let port = free_port();
+        run(cmd(&self.bin, "pg_ctl", self.as_postgres)
+            .arg("-D")
+            .arg(&data)
+            .arg("-o")
+            .arg(format!(
+                "-k {} -p {port} -c listen_addresses=127.0.0.1 -c hot_standby=on",
+                sdir.path().display()
+            ))
+            .arg("-l")
+            .arg(sdir.path().join("log"))
+            .args(["-w", "start"]));
+        TestPg {
+            admin: format!("host={} port={port} user=postgres", sdir.path().display()),
+            dir: Some(sdir),
+            bin: self.bin.clone(),
+            as_postgres: self.as_postgres,
+            port,
+            ca_cert: None,
+        }
+    }
 }
 
 impl Drop for TestPg {

@@ -75,6 +75,18 @@ pub const DEFAULT_MAX_NAR_MIB: u64 = 512;
 /// Bytes read from the network per write to the `.part` file.
 const CHUNK: usize = 64 << 10;
 
+/// A transfer that brings fewer bytes than this within one `--timeout` (30 s by default) is
+/// stalled: ended and resumed like a cut one. 64 KiB in 30 s is about 2 KiB/s, below any link
+/// worth measuring over, and it keeps a server that trickles a byte just within each read's
+/// timeout from holding a download open for ever. (Nix's own rule is gentler, 1 byte/s over
+/// 300 s; it fetches what builds need, we only measure.)
+const LOW_SPEED_BYTES: u64 = CHUNK as u64;
+
+/// How many times a download that made progress may start its count of [`TRIES`] anew: a
+/// flaky link cuts a large transfer a few times, but a server that cuts every transfer after
+/// a few bytes would otherwise keep us for ever.
+const MAX_RESUMES: u32 = 10;
+
 /// How HTTP binary caches are read.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -254,6 +266,8 @@ enum Failure {
     },
     /// No use trying again.
     Fatal(String),
+    /// Ctrl-C: the bytes received so far are in the `.part` file, for the next run to resume.
+    Interrupted,
 }
 
 /// Statuses another try may cure: the server is busy or failing now. 501 and 505 say the
@@ -338,6 +352,21 @@ fn safe_component(s: &str) -> String {
         out.insert_str(0, "nar");
     }
     out
+}
+
+/// Sleeps for `wait`, or less if Ctrl-C comes first (a wait before a retry may be minutes).
+fn sleep_unless_interrupted(wait: Duration) -> Result<()> {
+    /// Short enough that Ctrl-C feels immediate, long enough to cost nothing.
+    const STEP: Duration = Duration::from_millis(100);
+    let end = std::time::Instant::now() + wait;
+    loop {
+        crate::interrupt::check()?;
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(STEP));
+    }
 }
 
 /// Runs `f` on every item, at most `workers` at once, in order of the items; the first error
@@ -520,8 +549,7 @@ impl HttpCache {
             tries + 1,
             humantime(wait)
         ));
-        std::thread::sleep(wait);
-        Ok(())
+        sleep_unless_interrupted(wait)
     }
 
     /// GETs a small document (nix-cache-info, a narinfo) as text, with retries; `None` if the
@@ -529,6 +557,7 @@ impl HttpCache {
     fn get_small(&self, url: &str, note: Note) -> Result<Option<String>> {
         let mut tries = 0;
         loop {
+            crate::interrupt::check()?;
             tries += 1;
             let failure = match self.small.get(url).call() {
                 Err(e) if retryable_error(&e) => Failure::Again {
@@ -579,6 +608,7 @@ impl HttpCache {
             };
             match failure {
                 Failure::Fatal(why) => return Err(self.fail(url, why)),
+                Failure::Interrupted => return Err(Error::Interrupted),
                 Failure::Again {
                     why, retry_after, ..
                 } => self.pause(url, tries, &why, retry_after, note)?,
@@ -738,6 +768,8 @@ impl HttpCache {
         bar.inc(kept);
         let mut started_over = false;
         let mut tries = 0;
+        // Tries that moved the download on, each of which starts the count of tries anew.
+        let mut resumed = 0;
         loop {
             let mut have = part.metadata().map_err(io)?.len();
             if info.file_size.is_some_and(|size| have > size) {
@@ -749,6 +781,16 @@ impl HttpCache {
                 tries += 1;
                 match self.transfer(&url, &mut part, &part_path, have, info, bar) {
                     Ok(()) => {}
+                    Err(Failure::Interrupted) => {
+                        // What arrived is on disk, for the next run to resume; an empty file
+                        // would only be clutter.
+                        let empty = part.metadata().is_ok_and(|m| m.len() == 0);
+                        drop(part);
+                        if empty {
+                            let _ = fs::remove_file(&part_path);
+                        }
+                        return Err(Error::Interrupted);
+                    }
                     Err(Failure::Fatal(why)) => {
                         // Bytes received are kept for the next run to resume; an empty file is not.
                         if part.metadata().is_ok_and(|m| m.len() == 0) {
@@ -762,8 +804,9 @@ impl HttpCache {
                         retry_after,
                         progress,
                     }) => {
-                        if progress {
+                        if progress && resumed < MAX_RESUMES {
                             // The transfer moved on: a flaky link, not a dead server.
+                            resumed += 1;
                             tries = 1;
                         }
                         self.pause(&url, tries, &what(&why), retry_after, note)?;
@@ -925,7 +968,29 @@ impl HttpCache {
         let mut body = resp.body_mut().as_reader();
         let mut buf = vec![0u8; CHUNK];
         let mut got = 0u64;
+        // Bytes received since `window` began: fewer than LOW_SPEED_BYTES in a whole timeout is
+        // a stall, even if no single read waited that long.
+        let (mut window, mut window_bytes) = (std::time::Instant::now(), 0u64);
         loop {
+            if window.elapsed() >= self.timeout {
+                if window_bytes < LOW_SPEED_BYTES {
+                    part.flush().map_err(io)?;
+                    return Err(Failure::Again {
+                        why: format!(
+                            "the transfer stalled ({window_bytes} bytes in {}) after byte {}",
+                            humantime(self.timeout),
+                            start + got
+                        ),
+                        retry_after: None,
+                        progress: got > 0,
+                    });
+                }
+                (window, window_bytes) = (std::time::Instant::now(), 0);
+            }
+            if crate::interrupt::requested() {
+                part.flush().map_err(io)?;
+                return Err(Failure::Interrupted);
+            }
             let n = match body.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -960,6 +1025,7 @@ impl HttpCache {
             }
             part.write_all(&buf[..n]).map_err(io)?;
             got += n as u64;
+            window_bytes += n as u64;
             bar.inc(n as u64);
         }
         if let Some(r) = remaining
@@ -1113,6 +1179,78 @@ mod tests {
         assert_eq!(safe_component(".."), "nar..");
         assert_eq!(safe_component("a b/c"), "a_b_c");
         assert_eq!(safe_component(""), "nar");
+    }
+
+    /// A cache as [`HttpCache::open`] would make it, without asking a server.
+    fn cache_at(url: &str, dir: &Path) -> HttpCache {
+        let agent = || crate::http::config("test").build().into();
+        HttpCache {
+            url: url.into(),
+            shown: redact(url),
+            store_dir: Some("/nix/store".into()),
+            small: agent(),
+            bulk: agent(),
+            timeout: DEFAULT_TIMEOUT,
+            max_bytes: 1 << 20,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn a_hostile_narinfo_url_cannot_name_a_file_outside_the_download_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("downloads");
+        let h = "0a1b2c3d4f5g6h7i8j9kalbmcndpfqgs";
+        for cache_url in [
+            "https://user:pw@cache.example:8443/sub/dir",
+            "http://127.0.0.1:9",
+            "https://../..",
+        ] {
+            let cache = cache_at(cache_url, &dir);
+            for url in [
+                "../../x",
+                "/etc/passwd",
+                "nar/../../../x",
+                "..",
+                ".",
+                "",
+                "nar/",
+                "nar/..",
+                "..\\..\\x",
+                "%2e%2e/%2e%2e/x",
+                "https://elsewhere.example/../../x",
+                "nar/x.nar.xz?a=../../y#../../z",
+                "nar/.hidden",
+                "nar/x\0y",
+            ] {
+                let info = NarInfo {
+                    store_path: format!("/nix/store/{h}-x"),
+                    url: url.into(),
+                    compression: "xz".into(),
+                    file_hash: None,
+                    file_size: None,
+                    nar_hash: NarHash([0; 32]),
+                    nar_size: 1,
+                };
+                let local = cache.local_path(&info);
+                // Exactly two names below the download directory, neither of them special.
+                let rel = local.strip_prefix(&dir).unwrap_or_else(|_| {
+                    panic!("{cache_url} + {url}: {} is outside", local.display())
+                });
+                let parts: Vec<_> = rel.components().collect();
+                assert_eq!(parts.len(), 2, "{cache_url} + {url}: {}", local.display());
+                for c in parts {
+                    let std::path::Component::Normal(name) = c else {
+                        panic!("{cache_url} + {url}: {c:?} in {}", local.display());
+                    };
+                    let name = name.to_string_lossy();
+                    assert!(!name.starts_with('.'), "{url}: hidden or special {name}");
+                    assert!(!name.contains(['/', '\\', '\0']), "{url}: {name}");
+                }
+                // The cache's credentials are not part of any file name.
+                assert!(!rel.to_string_lossy().contains("pw"), "{}", rel.display());
+            }
+        }
     }
 
     #[test]

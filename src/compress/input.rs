@@ -379,6 +379,13 @@ impl NarSource {
     fn from_cache(dir: &Path, info: NarInfo) -> Result<Self> {
         let what = format!("{} (in {})", info.store_path, dir.display());
         let compression = compression_of(&info.compression, &what)?;
+        // The narinfo names the file; it must be one of the cache's, not any file on the host.
+        if !crate::output::is_relative_inside(&info.url) {
+            return Err(Error::Invalid(format!(
+                "{what}: the narinfo's URL `{}` points outside the binary cache",
+                info.url
+            )));
+        }
         Ok(NarSource {
             name: info.store_path.clone(),
             kind: Kind::File(dir.join(&info.url), compression),

@@ -141,6 +141,9 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
     let per_nar: Vec<(CorpusEntry, Vec<Measurement>)> = sources
         .par_iter()
         .map(|src| {
+            // Safe points before each NAR and each measurement: nothing is written until the
+            // report, so stopping loses only the measurements of this run.
+            crate::interrupt::check()?;
             let nar = {
                 // Loading (packing, decompressing) is CPU work too: keep it out of the way of a
                 // threaded codec being timed by process CPU.
@@ -150,7 +153,10 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
             let ms = opts
                 .codecs
                 .par_iter()
-                .map(|c| measure::measure(&nar, *c, &gate))
+                .map(|c| {
+                    crate::interrupt::check()?;
+                    measure::measure(&nar, *c, &gate)
+                })
                 .collect::<Result<Vec<_>>>()?;
             note(&format!(
                 "measured {} ({:.1} MB) with {} codecs",

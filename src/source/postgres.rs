@@ -515,6 +515,8 @@ pub async fn copy_frame(
     let mut decoder = CopyDecoder::new(def, BATCH_ROWS);
     let mut last = 0;
     while let Some(chunk) = stream.next().await {
+        // A safe point: dropping the stream and the session ends the COPY on the server.
+        crate::interrupt::check()?;
         let chunk = chunk.map_err(|e| s.error(&what, e))?;
         decoder.feed(&chunk).map_err(|reason| Error::Database {
             what: what.clone(),

@@ -62,9 +62,11 @@ pub struct FileEntry {
 
 /// Writes `ds` as a snapshot at `dest` (atomically: a partial snapshot is never left behind).
 pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
+    crate::interrupt::check()?;
     let staged = StagedDir::new(dest, replace)?;
     let mut tables = BTreeMap::new();
     for (def, df) in ds.tables() {
+        // On Ctrl-C (here, or between day files) `staged` is dropped and removes itself.
         let entry = write_table(staged.path(), def, df)?;
         tables.insert(def.name.to_string(), entry);
     }
@@ -91,6 +93,8 @@ pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::frame("manifest", e))?;
     write_file_atomic(&staged.path().join(MANIFEST), &json)?;
+    // The last point to stop: after the commit the snapshot is complete, and kept.
+    crate::interrupt::check()?;
     staged.commit()?;
     Ok(manifest)
 }
@@ -143,6 +147,7 @@ fn write_table(root: &Path, def: &TableDef, df: &DataFrame) -> Result<TableEntry
 }
 
 fn write_part(root: &Path, rel: &str, mut df: DataFrame) -> Result<FileEntry> {
+    crate::interrupt::check()?;
     let path = root.join(rel);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -176,23 +181,45 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
             Error::io(&path, e)
         }
     })?;
+    parse_manifest(&text, &path)
+}
+
+/// Parses and checks the bytes of a manifest; `path` names it in errors. Whatever the bytes,
+/// the answer is a manifest or an error (the fuzz target `manifest` holds it to that).
+pub fn parse_manifest(text: &[u8], path: &Path) -> Result<Manifest> {
     // Check the format before the full structure, so an unknown version gets the right error.
-    let probe: serde_json::Value = serde_json::from_slice(&text)
-        .map_err(|e| Error::snapshot(&path, format!("not JSON: {e}")))?;
+    let probe: serde_json::Value = serde_json::from_slice(text)
+        .map_err(|e| Error::snapshot(path, format!("not JSON: {e}")))?;
     if probe.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
-        return Err(Error::snapshot(&path, format!("not a {FORMAT} manifest")));
+        return Err(Error::snapshot(path, format!("not a {FORMAT} manifest")));
     }
     let version = probe.get("format_version").and_then(|v| v.as_u64());
     if version != Some(u64::from(FORMAT_VERSION)) {
         return Err(Error::snapshot(
-            &path,
+            path,
             format!(
                 "format version {} is not supported (this tool reads version {FORMAT_VERSION})",
                 version.map(|v| v.to_string()).unwrap_or_else(|| "?".into())
             ),
         ));
     }
-    serde_json::from_value(probe).map_err(|e| Error::snapshot(&path, format!("malformed: {e}")))
+    let manifest: Manifest = serde_json::from_value(probe)
+        .map_err(|e| Error::snapshot(path, format!("malformed: {e}")))?;
+    // Every file the manifest names is read relative to the snapshot directory; a name that
+    // climbs out of it (`..`, an absolute path) would make reading a snapshot read any file.
+    let files = manifest.tables.values().flat_map(|t| &t.files);
+    for name in files
+        .map(|f| f.path.as_str())
+        .chain(manifest.machines.as_deref())
+    {
+        if !crate::output::is_relative_inside(name) {
+            return Err(Error::snapshot(
+                path,
+                format!("file path `{name}` leaves the snapshot"),
+            ));
+        }
+    }
+    Ok(manifest)
 }
 
 /// Reads the whole snapshot at `dir`, checking every file against the manifest.
@@ -266,15 +293,8 @@ pub fn read(dir: &Path) -> Result<Dataset> {
 }
 
 fn read_table(dir: &Path, def: &'static TableDef, entry: &TableEntry) -> Result<DataFrame> {
+    // The paths were checked to stay inside the snapshot when the manifest was parsed.
     let listed: Vec<PathBuf> = entry.files.iter().map(|f| dir.join(&f.path)).collect();
-    for f in &entry.files {
-        if f.path.split('/').any(|c| c == ".." || c.is_empty()) || f.path.starts_with('/') {
-            return Err(Error::snapshot(
-                dir.join(MANIFEST),
-                format!("file path `{}` leaves the snapshot", f.path),
-            ));
-        }
-    }
     // Every Parquet file under the table's directory must be listed: a stray file means the
     // directory and the manifest disagree about what the table holds.
     let mut found = Vec::new();

@@ -190,7 +190,9 @@ pub fn watch(opts: &WatchOptions) -> Result<WatchReport> {
 
 async fn watch_loop(opts: &WatchOptions, file: &mut std::fs::File) -> Result<WatchReport> {
     let agent = agent(opts.timeout);
-    let ctrl_c = tokio::signal::ctrl_c();
+    // Ctrl-C as `cli` installed it (crate::interrupt); without that, nothing ends the watch
+    // but the sample count or a kill, which loses nothing either (each line is written whole).
+    let ctrl_c = crate::interrupt::signalled();
     tokio::pin!(ctrl_c);
     let mut report = WatchReport {
         out: opts.out.clone(),
@@ -199,6 +201,9 @@ async fn watch_loop(opts: &WatchOptions, file: &mut std::fs::File) -> Result<Wat
         failed: 0,
         stopped_by: "sample count",
     };
+    // The URL as written into the series and into messages: credentials in it are sent with
+    // each request but never recorded.
+    let shown = crate::http::redact(&opts.url);
     let mut failures: u32 = 0;
     let mut last_error = String::new();
     loop {
@@ -208,22 +213,23 @@ async fn watch_loop(opts: &WatchOptions, file: &mut std::fs::File) -> Result<Wat
         let started = tokio::time::Instant::now();
         let t = now_s();
         let (url, agent2, timeout) = (opts.url.clone(), agent.clone(), opts.timeout);
+        // The one use of the URL as given: the request itself.
         let request = tokio::task::spawn_blocking(move || get_with(&agent2, &url, timeout));
         let outcome = tokio::select! {
-            r = request => r.map_err(|e| Error::Http { url: opts.url.clone(), reason: format!("request thread failed: {e}") }).and_then(|r| r),
+            r = request => r.map_err(|e| Error::Http { url: shown.clone(), reason: format!("request thread failed: {e}") }).and_then(|r| r),
             _ = &mut ctrl_c => { report.stopped_by = "Ctrl-C"; break; }
         };
         let checked = outcome.and_then(|body| {
             let value: Value = serde_json::from_str(&body).map_err(|_| {
                 // Reuse the parser's wording (truncated or not JSON).
-                model::parse(&body, &opts.url)
+                model::parse(&body, &shown)
                     .err()
                     .unwrap_or_else(|| Error::StatusDocument {
-                        origin: opts.url.clone(),
+                        origin: shown.clone(),
                         reason: "not valid JSON".into(),
                     })
             })?;
-            let status = model::from_value(value.clone(), &opts.url)?;
+            let status = model::from_value(value.clone(), &shown)?;
             Ok((value, status))
         });
         let line = match checked {
@@ -240,7 +246,7 @@ async fn watch_loop(opts: &WatchOptions, file: &mut std::fs::File) -> Result<Wat
                 }
                 SampleLine {
                     t,
-                    source: opts.url.clone(),
+                    source: shown.clone(),
                     status: Some(value),
                     error: None,
                 }
@@ -258,7 +264,7 @@ async fn watch_loop(opts: &WatchOptions, file: &mut std::fs::File) -> Result<Wat
                 }
                 SampleLine {
                     t,
-                    source: opts.url.clone(),
+                    source: shown.clone(),
                     status: None,
                     error: Some(last_error.clone()),
                 }
@@ -277,7 +283,7 @@ async fn watch_loop(opts: &WatchOptions, file: &mut std::fs::File) -> Result<Wat
     }
     if report.documents == 0 && report.failed > 0 {
         return Err(Error::Http {
-            url: opts.url.clone(),
+            url: shown,
             reason: format!(
                 "none of {} requests succeeded (the failures are recorded in {}); last: {last_error}",
                 report.failed,

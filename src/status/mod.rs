@@ -48,11 +48,12 @@ impl Source {
         }
     }
 
+    /// The source as people may see it: a URL's credentials redacted.
     pub fn describe(&self) -> String {
         match self {
             Source::File(p) => p.display().to_string(),
             Source::Stdin => "stdin".into(),
-            Source::Url(u) => u.clone(),
+            Source::Url(u) => crate::http::redact(u),
         }
     }
 }

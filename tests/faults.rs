@@ -1,0 +1,627 @@
+//! Faults against a real PostgreSQL, and Ctrl-C, while `snapshot`, `compress` and
+//! `status --watch` run: the backend killed mid-COPY, the server stopped during a read, the
+//! statement timeout, a role without SELECT, a hot standby, and SIGINT at every stage. Each
+//! ends in one clear line (exit 1, or 130 for Ctrl-C) or a correct result, and never leaves a
+//! partial output behind.
+
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hydra_bottleneck::testpg::TestPg;
+
+/// Small enough to load in a few seconds, large enough to hold every table's kinds of rows
+/// (about 12 000 steps).
+const SCALE: &str = "0.2";
+
+/// Each step read through the slowed view costs this much: with about 12 000 steps the COPY of
+/// steps takes about 25 s, far longer than any test needs to act on it, and its rows flow
+/// from the first second.
+const SLOW_ROW: &str = "0.002";
+
+/// Bound on waiting for something a test expects to see (a COPY running, a file appearing):
+/// far above what it takes on a loaded two-core machine, so that only a real hang fails.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A cluster with the sample loaded; returns it, the superuser connection string and the
+/// database name.
+fn loaded() -> (TestPg, String, String) {
+    let pg = TestPg::start();
+    let db = pg.database();
+    let o = run(&[
+        "sample", "--into", &db, "--scale", SCALE, "--schema", "80", "--quiet",
+    ]);
+    assert!(o.status.success(), "sample --into: {}", stderr(&o));
+    let name = db.rsplit('=').next().unwrap().to_string();
+    (pg, db, name)
+}
+
+/// Replaces `buildsteps` by a view that sleeps [`SLOW_ROW`] seconds per row, so that reading
+/// it takes long enough to act while the COPY streams. A real way to be slow: the server
+/// produces the rows one by one, as it would from a cold disk.
+fn slow_down_steps(pg: &TestPg, name: &str) {
+    pg.psql(
+        name,
+        &format!(
+            "ALTER TABLE buildsteps RENAME TO buildsteps_data; \
+             CREATE FUNCTION slow_row(int) RETURNS int VOLATILE LANGUAGE sql \
+               AS $$ SELECT $1 FROM pg_sleep({SLOW_ROW}) $$; \
+             CREATE VIEW buildsteps AS SELECT d.* FROM buildsteps_data d \
+               WHERE slow_row(d.stepnr) IS NOT NULL"
+        ),
+    );
+}
+
+/// Waits until our session is streaming the steps, and returns its backend's pid.
+fn wait_for_copy_of_steps(pg: &TestPg, name: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let pid = pg.psql(
+            name,
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'hydra-bottleneck' \
+             AND state = 'active' AND query LIKE 'COPY (SELECT % FROM buildsteps s %'",
+        );
+        if !pid.is_empty() {
+            return pid;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the COPY of steps never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn spawn(args: &[&str]) -> Child {
+    bin()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the binary")
+}
+
+fn sigint(child: &Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -INT failed");
+}
+
+/// The Ctrl-C contract: exit 130, one line saying so, no panic, nothing on stdout.
+fn assert_interrupted(o: &Output) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(130), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("hydra-bottleneck: interrupted"),
+        "last line: {last}; all: {err}"
+    );
+    assert!(o.stdout.is_empty(), "no rows after Ctrl-C");
+}
+
+/// The names in `dir`, sorted: a leftover `.x.partial-PID` shows up here.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every file under `dir` with its bytes, to show that a directory did not change.
+fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+// ---- the server fails under a read ------------------------------------------------------------
+
+#[test]
+fn a_backend_terminated_mid_copy_is_one_line_and_leaves_no_snapshot() {
+    let (pg, db, name) = loaded();
+    slow_down_steps(&pg, &name);
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("snap");
+    let child = spawn(&["snapshot", "--db", &db, "--out", snap.to_str().unwrap()]);
+    let pid = wait_for_copy_of_steps(&pg, &name);
+    // Let rows flow first: the cut comes in the middle of the stream, not before it.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        pg.psql(&name, &format!("SELECT pg_terminate_backend({pid})")),
+        "t"
+    );
+    let o = child.wait_with_output().unwrap();
+    assert_one_line_error(&o, "reading steps");
+    assert!(
+        stderr(&o).contains("terminating connection due to administrator command"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!snap.exists(), "no snapshot may be left behind");
+    assert!(
+        names_in(out.path()).is_empty(),
+        "{:?}",
+        names_in(out.path())
+    );
+}
+
+#[test]
+fn the_server_stopped_during_a_read_is_one_line_and_leaves_no_snapshot() {
+    let (pg, db, name) = loaded();
+    slow_down_steps(&pg, &name);
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("snap");
+    let child = spawn(&["snapshot", "--db", &db, "--out", snap.to_str().unwrap()]);
+    wait_for_copy_of_steps(&pg, &name);
+    std::thread::sleep(Duration::from_secs(1));
+    // As in a crash or a kill -9 of the postmaster: the connection just ends.
+    pg.stop("immediate");
+    let o = child.wait_with_output().unwrap();
+    assert_one_line_error(&o, "reading steps");
+    assert!(!snap.exists(), "no snapshot may be left behind");
+    assert!(
+        names_in(out.path()).is_empty(),
+        "{:?}",
+        names_in(out.path())
+    );
+}
+
+#[test]
+fn the_statement_timeout_is_one_line_and_leaves_no_snapshot() {
+    let (pg, db, name) = loaded();
+    slow_down_steps(&pg, &name);
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("snap");
+    let started = Instant::now();
+    let o = run(&[
+        "snapshot",
+        "--db",
+        &db,
+        "--out",
+        snap.to_str().unwrap(),
+        "--statement-timeout",
+        "1",
+    ]);
+    assert_one_line_error(&o, "canceling statement due to statement timeout");
+    assert!(stderr(&o).contains("reading steps"), "{}", stderr(&o));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the slow read was not cut at 1 s"
+    );
+    assert!(!snap.exists());
+    assert!(names_in(out.path()).is_empty());
+}
+
+#[test]
+fn a_role_without_select_on_a_table() {
+    let (pg, db, name) = loaded();
+    let reader = db.replace("user=postgres", "user=reader");
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("snap");
+    let snapshot = |extra: &[&str]| {
+        let mut args = vec!["snapshot", "--db", &reader, "--out", snap.to_str().unwrap()];
+        args.extend(extra);
+        run(&args)
+    };
+    pg.psql(
+        &name,
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader; \
+         REVOKE SELECT ON buildsteps FROM reader",
+    );
+    // A table the role cannot see at all is not in information_schema: named as missing.
+    let o = snapshot(&[]);
+    assert_one_line_error(
+        &o,
+        "table buildsteps is missing or this role may not read it",
+    );
+    assert!(!snap.exists());
+
+    // A role that may see the table (it may insert) but not read it: the COPY is refused.
+    pg.psql(&name, "GRANT INSERT ON buildsteps TO reader");
+    let o = snapshot(&[]);
+    assert_one_line_error(&o, "permission denied for table buildsteps");
+    assert!(stderr(&o).contains("reading steps"), "{}", stderr(&o));
+    assert!(!snap.exists());
+    assert!(names_in(out.path()).is_empty());
+
+    // Without the optional evaluations the snapshot is written, and the gap said.
+    pg.psql(
+        &name,
+        "GRANT SELECT ON buildsteps TO reader; REVOKE ALL ON jobsetevals FROM reader",
+    );
+    let o = snapshot(&["--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("table jobsetevals is missing or this role may not read it"),
+        "{}",
+        stderr(&o)
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(manifest["tables"]["evals"]["rows"], 0);
+    let steps = pg.psql(&name, "SELECT count(*) FROM buildsteps");
+    assert_eq!(manifest["tables"]["steps"]["rows"].to_string(), steps);
+}
+
+#[test]
+fn a_hot_standby_is_read_like_its_primary_and_refuses_writes() {
+    let (pg, db, name) = loaded();
+    let standby = pg.standby();
+    let standby_db = standby.conninfo(&name);
+    assert_eq!(
+        standby.psql(&name, "SELECT pg_is_in_recovery()"),
+        "t",
+        "the standby is in recovery"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let (a, b) = (out.path().join("primary"), out.path().join("standby"));
+    for (conn, dir) in [(&db, &a), (&standby_db, &b)] {
+        let o = run(&["snapshot", "--db", conn, "--out", dir.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let (pa, pb) = (
+        hydra_bottleneck::source::snapshot::read(&a).unwrap(),
+        hydra_bottleneck::source::snapshot::read(&b).unwrap(),
+    );
+    for ((def, x), (_, y)) in pa.core_tables().iter().zip(pb.core_tables().iter()) {
+        assert!(x.height() > 0 || def.name == "evals", "{}", def.name);
+        assert!(x.equals_missing(y), "table {} differs", def.name);
+    }
+    // The one writer cannot write to a standby: one line, not a hang or a panic.
+    let fresh = standby.conninfo("postgres");
+    let o = run(&["sample", "--into", &fresh, "--scale", "0.01"]);
+    assert_one_line_error(&o, "read-only transaction");
+}
+
+// ---- Ctrl-C -----------------------------------------------------------------------------------
+
+#[test]
+fn ctrl_c_during_the_copy_leaves_no_snapshot_and_keeps_an_old_one() {
+    let (pg, db, name) = loaded();
+    // An existing snapshot, to be replaced with --force: it must survive the interruption.
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("snap");
+    let o = run(&["snapshot", "--db", &db, "--out", snap.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = contents(&snap);
+    slow_down_steps(&pg, &name);
+    for force in [false, true] {
+        let target = if force {
+            snap.clone()
+        } else {
+            out.path().join("new")
+        };
+        let mut args = vec!["snapshot", "--db", &db, "--out", target.to_str().unwrap()];
+        if force {
+            args.push("--force");
+        }
+        let child = spawn(&args);
+        wait_for_copy_of_steps(&pg, &name);
+        sigint(&child);
+        let started = Instant::now();
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "Ctrl-C took {:?} to act",
+            started.elapsed()
+        );
+        assert_interrupted(&o);
+        assert_eq!(names_in(out.path()), ["snap"], "force={force}");
+        assert_eq!(contents(&snap), before, "the old snapshot is unchanged");
+        // The server sees the client gone (when it next sends rows): no session of ours is
+        // left reading. Waiting for that also keeps the next round from taking this round's
+        // session for its own.
+        let started = Instant::now();
+        while pg.psql(
+            &name,
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hydra-bottleneck'",
+        ) != "0"
+        {
+            assert!(started.elapsed() < PATIENCE, "our session outlived Ctrl-C");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_while_a_snapshot_is_written_leaves_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("snap");
+    // The sample at scale 4 takes seconds to write as Parquet (scale 2 took 1.8 s on a busy
+    // two-core machine); the staged directory appears when writing starts.
+    let child = spawn(&[
+        "sample",
+        "--out",
+        snap.to_str().unwrap(),
+        "--scale",
+        "4",
+        "--quiet",
+    ]);
+    let started = Instant::now();
+    let staged = loop {
+        if let Some(n) = names_in(out.path())
+            .into_iter()
+            .find(|n| n.contains(".partial-"))
+        {
+            break out.path().join(n);
+        }
+        assert!(started.elapsed() < PATIENCE, "writing never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Some Parquet files are written already: the interruption comes mid-snapshot.
+    while contents(&staged).is_empty() {
+        assert!(started.elapsed() < PATIENCE, "no file written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sigint(&child);
+    let o = child.wait_with_output().unwrap();
+    assert_interrupted(&o);
+    assert!(
+        names_in(out.path()).is_empty(),
+        "{:?}",
+        names_in(out.path())
+    );
+}
+
+/// Serves a binary cache of one uncompressed NAR, `nar/<name>`, sending its body in pieces of
+/// 16 KiB a tenth of a second apart (160 KiB/s), so that a download of it takes seconds.
+/// Returns the cache URL and the store path.
+fn slow_cache(nar: Vec<u8>) -> (String, String) {
+    use hydra_bottleneck::nar::NarHash;
+    let hash = NarHash::of(&nar);
+    let store_hash = "0a1b2c3d4f5g6h7i8j9kalbmcndpfqgs";
+    let store_path = format!("/nix/store/{store_hash}-slow");
+    let narinfo = format!(
+        "StorePath: {store_path}\nURL: nar/slow.nar\nCompression: none\nFileHash: {hash}\n\
+         FileSize: {len}\nNarHash: {hash}\nNarSize: {len}\nReferences: \n",
+        len = nar.len()
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (narinfo, nar) = (narinfo.clone(), nar.clone());
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                let mut r = BufReader::new(stream.try_clone().unwrap());
+                let _ = r.read_line(&mut line);
+                let mut range_from = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                        range_from = v.trim().trim_end_matches('-').parse().unwrap_or(0);
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (status, body, extra): (&str, Vec<u8>, String) = if path == "/nix-cache-info" {
+                    ("200 OK", b"StoreDir: /nix/store\n".to_vec(), String::new())
+                } else if path.ends_with(".narinfo") {
+                    ("200 OK", narinfo.into_bytes(), String::new())
+                } else if path.ends_with("slow.nar") && range_from > 0 {
+                    (
+                        "206 Partial Content",
+                        nar[range_from..].to_vec(),
+                        format!(
+                            "Content-Range: bytes {range_from}-{}/{}\r\n",
+                            nar.len() - 1,
+                            nar.len()
+                        ),
+                    )
+                } else if path.ends_with("slow.nar") {
+                    ("200 OK", nar, String::new())
+                } else {
+                    ("404 Not Found", Vec::new(), String::new())
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                for piece in body.chunks(16 << 10) {
+                    if stream.write_all(piece).is_err() {
+                        return;
+                    }
+                    if path.ends_with("slow.nar") {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            });
+        }
+    });
+    (url, store_path)
+}
+
+/// A NAR of one regular file of `len` bytes that do not compress.
+fn nar_of(len: usize) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    let f = dir.path().join("blob");
+    std::fs::write(&f, bytes).unwrap();
+    let mut nar = Vec::new();
+    hydra_bottleneck::nar::dump_path(&f, &mut nar).unwrap();
+    nar
+}
+
+#[test]
+fn ctrl_c_during_a_download_keeps_the_part_for_the_next_run() {
+    let nar = nar_of(1 << 20);
+    let (url, store_path) = slow_cache(nar.clone());
+    let work = tempfile::tempdir().unwrap();
+    let paths = work.path().join("paths");
+    std::fs::write(&paths, format!("{store_path}\n")).unwrap();
+    let downloads = work.path().join("downloads");
+    let site = downloads.join(url.trim_start_matches("http://").replace(':', "_"));
+    let args = [
+        "compress",
+        "--input",
+        &url,
+        "--paths",
+        paths.to_str().unwrap(),
+        "--download-dir",
+        downloads.to_str().unwrap(),
+        "--codecs",
+        "zstd-1",
+        "--format",
+        "json",
+        "--quiet",
+    ];
+    let child = spawn(&args);
+    let part = site.join("slow.nar.part");
+    let started = Instant::now();
+    while std::fs::metadata(&part).map_or(0, |m| m.len()) < 64 << 10 {
+        assert!(started.elapsed() < PATIENCE, "the download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sigint(&child);
+    let o = child.wait_with_output().unwrap();
+    assert_interrupted(&o);
+    // What arrived is kept, as a part; nothing is passed off as the whole file.
+    assert!(!site.join("slow.nar").exists());
+    let kept = std::fs::read(&part).unwrap();
+    assert!(!kept.is_empty() && kept.len() < nar.len(), "{}", kept.len());
+    assert_eq!(
+        kept[..],
+        nar[..kept.len()],
+        "the part holds the NAR's first bytes"
+    );
+    // The next run resumes from it and measures the whole NAR.
+    let o = bin().args(args).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["corpus"][0]["nar_size"], nar.len());
+    assert_eq!(std::fs::read(site.join("slow.nar")).unwrap(), nar);
+    assert!(!part.exists());
+}
+
+#[test]
+fn ctrl_c_during_measurements_writes_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let nar = work.path().join("big.nar");
+    std::fs::write(&nar, nar_of(4 << 20)).unwrap();
+    // xz-9e on 4 MiB of noise takes seconds; six NARs, two codecs: a run of many seconds.
+    let inputs: Vec<String> = (0..6).map(|_| nar.display().to_string()).collect();
+    let mut args = vec!["compress", "--codecs", "xz-9e,zstd-19", "--format", "json"];
+    for i in &inputs {
+        args.extend(["--input", i.as_str()]);
+    }
+    let mut child = spawn(&args);
+    // Two seconds in, the NARs are loaded and the first measurements are running.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(child.try_wait().unwrap().is_none(), "finished too soon");
+    sigint(&child);
+    let started = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert_interrupted(&o);
+    // It stops after the measurements running, not after all twelve.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(names_in(work.path()), ["big.nar"]);
+}
+
+#[test]
+fn ctrl_c_during_a_slow_status_request_keeps_whole_lines() {
+    // Answers the first two requests at once and the rest after 30 s.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/queue-runner-status",
+        listener.local_addr().unwrap()
+    );
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                if n >= 2 {
+                    std::thread::sleep(Duration::from_secs(30));
+                }
+                let body = r#"{"status":"up","nrQueuedBuilds":7,"nrRunnableSteps":3}"#;
+                let _ = stream.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.jsonl");
+    let child = spawn(&[
+        "status",
+        "--watch",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+        "--interval",
+        "100ms",
+        "--format",
+        "csv",
+        "--quiet",
+    ]);
+    let started = Instant::now();
+    while std::fs::read_to_string(&out).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(started.elapsed() < PATIENCE, "no samples written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The third request is now waiting on the server.
+    std::thread::sleep(Duration::from_millis(500));
+    sigint(&child);
+    let started = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "Ctrl-C waited");
+    // Ctrl-C is how a watch ends: a normal stop, with the report.
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = String::from_utf8(o.stdout).unwrap();
+    assert!(csv.trim_end().ends_with(",2,2,0,Ctrl-C"), "{csv}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.ends_with('\n'), "the last line is whole");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "the abandoned request wrote nothing");
+    assert!(lines.iter().all(|l| l["status"]["nrQueuedBuilds"] == 7));
+}

@@ -1,0 +1,344 @@
+//! Every parser of outside input on arbitrary and on mutated input: a value or an error,
+//! never a panic. These are the fuzz targets' entry points (fuzz/) in a short, bounded form
+//! that runs on stable with the other tests; the NAR reader's own properties are in nar.rs.
+
+use hydra_bottleneck::Error;
+use hydra_bottleneck::compress::input::parse_narinfo;
+use hydra_bottleneck::conninfo;
+use hydra_bottleneck::dataset::{STEP_OUTPUTS, STEPS};
+use hydra_bottleneck::source::pgcopy::{CopyDecoder, CopyEncoder};
+use hydra_bottleneck::source::snapshot;
+use hydra_bottleneck::status;
+use hydra_bottleneck::window::{self, TimeSpec};
+use proptest::prelude::*;
+
+/// Cases per property: enough to walk every branch of these small parsers several times over,
+/// few enough that the whole file runs in seconds on two cores.
+const CASES: u32 = 512;
+
+/// A status document with one of everything the parser reads, as the C++ runner writes it.
+const STATUS: &str = r#"{"status":"up","time":1762000000,"uptime":3600,"nrQueuedBuilds":12,
+"nrRunnableSteps":5,"nrActiveSteps":3,"nrStepsBuilding":2,"nrStepsDone":100,
+"totalStepTime":5000,"totalStepBuildTime":4000,"bytesSent":1048576,
+"machines":{"ssh://a":{"enabled":true,"systemTypes":["x86_64-linux"],"currentJobs":2,
+"maxJobs":4,"nrStepsDone":50,"totalStepTime":2500,"totalStepBuildTime":2000}},
+"machineTypes":{"x86_64-linux":{"runnable":5,"running":2}},
+"store":{"narWriteBytes":1000,"narWriteCompressionTimeMs":20},
+"queueRunner":{"nrStepsDone":7}}"#;
+
+/// A manifest as `snapshot` writes it, with one listed file and a machines file.
+fn manifest_json() -> String {
+    serde_json::json!({
+        "format": snapshot::FORMAT,
+        "format_version": snapshot::FORMAT_VERSION,
+        "tool_version": "0.1.0",
+        "created_at": 1_762_000_000,
+        "origin": {"kind": "sample", "preset": "nixos-week", "seed": 1, "scale": 1.0},
+        "schema_version": 80,
+        "runner": "cpp",
+        "runner_basis": "x",
+        "window": {"since": 1, "until": 2},
+        "tables": {"steps": {"rows": 3, "files": [
+            {"path": "steps/day=2025-06-02/part-0.parquet", "rows": 3, "bytes": 10}]}},
+        "machines": "machines"
+    })
+    .to_string()
+}
+
+/// Byte-level edits of a valid input: flip, insert, remove, or overwrite with a boundary value.
+#[derive(Debug, Clone)]
+enum Edit {
+    Flip(usize, u8),
+    Insert(usize, Vec<u8>),
+    Remove(usize, usize),
+    Splice(usize, &'static str),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        (any::<usize>(), 1..=255u8).prop_map(|(i, x)| Edit::Flip(i, x)),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..8))
+            .prop_map(|(i, v)| Edit::Insert(i, v)),
+        (any::<usize>(), 1..16usize).prop_map(|(i, k)| Edit::Remove(i, k)),
+        (
+            any::<usize>(),
+            prop::sample::select(vec![
+                "null",
+                "-1",
+                "1e999",
+                "\"\"",
+                "[]",
+                "{}",
+                "\"../../etc/passwd\"",
+                "\"/\"",
+                "18446744073709551616",
+                "true",
+                "\"x\u{0}y\"",
+                ":",
+                ",",
+                "\"",
+            ])
+        )
+            .prop_map(|(i, s)| Edit::Splice(i, s)),
+    ]
+}
+
+fn apply(mut b: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
+    for e in edits {
+        let n = b.len().max(1);
+        match e {
+            Edit::Flip(i, x) => {
+                if !b.is_empty() {
+                    b[i % n] ^= x;
+                }
+            }
+            Edit::Insert(i, v) => {
+                let at = i % (b.len() + 1);
+                b.splice(at..at, v.iter().copied());
+            }
+            Edit::Remove(i, k) => {
+                let at = i % n;
+                let end = (at + k).min(b.len());
+                if at < end {
+                    b.drain(at..end);
+                }
+            }
+            Edit::Splice(i, s) => {
+                let at = i % (b.len() + 1);
+                b.splice(at..at, s.bytes());
+            }
+        }
+    }
+    b
+}
+
+fn check_manifest(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let path = std::path::Path::new("snap/manifest.json");
+    match snapshot::parse_manifest(bytes, path) {
+        Ok(m) => {
+            for name in m
+                .tables
+                .values()
+                .flat_map(|t| t.files.iter().map(|f| f.path.as_str()))
+                .chain(m.machines.as_deref())
+            {
+                prop_assert!(
+                    hydra_bottleneck::output::is_relative_inside(name),
+                    "accepted `{}`, which leaves the snapshot",
+                    name
+                );
+            }
+        }
+        Err(Error::Snapshot { path: p, .. }) => prop_assert_eq!(p, path),
+        Err(other) => prop_assert!(false, "not a snapshot error: {}", other),
+    }
+    Ok(())
+}
+
+/// The password every connection string below carries: distinctive, so that finding either
+/// end of it in a message means the message shows (part of) it.
+const PW_HEAD: &str = "Pw§";
+const PW_TAIL: &str = "§wP";
+
+/// `tail_too` is false where the password was written so that its end cannot be told from
+/// more key=value pairs (unquoted, with a space: `password=a sslmode=b`); its head is still the
+/// password's and must never show.
+fn assert_no_password(text: &str, what: &str, tail_too: bool) -> Result<(), TestCaseError> {
+    prop_assert!(
+        !text.contains(PW_HEAD) && !(tail_too && text.contains(PW_TAIL)),
+        "{} shows the password: {}",
+        what,
+        text
+    );
+    Ok(())
+}
+
+/// Resolves `input` (whose password is `pw`) with an empty environment: an error never shows
+/// the password, and a success shows it only through `expose`.
+fn check_conninfo(input: &str, pw: &str, tail_too: bool) -> Result<(), TestCaseError> {
+    match conninfo::resolve(input, &|_| None) {
+        Ok(p) => {
+            // A string that gave its password to the right key: the redacted form hides it.
+            if p.password.as_ref().map(|s| s.expose()) == Some(pw) {
+                assert_no_password(&p.redacted(), "redacted()", tail_too)?;
+                assert_no_password(&format!("{p} {p:?}"), "Display/Debug", tail_too)?;
+            }
+        }
+        Err(e) => {
+            prop_assert!(matches!(e, Error::Conninfo(_)), "{}", e);
+            assert_no_password(&e.to_string(), "the error", tail_too)?;
+        }
+    }
+    Ok(())
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    #[test]
+    fn status_documents_parse_or_fail_cleanly(text in ".{0,300}") {
+        match status::parse(&text, "prop") {
+            Ok(s) => {
+                let f = status::derive(&s, None);
+                let _ = status::figures::rows(&f);
+            }
+            Err(e) => prop_assert!(matches!(e, Error::StatusDocument { .. }), "{}", e),
+        }
+    }
+
+    #[test]
+    fn mutated_status_documents_parse_or_fail_cleanly(
+        edits in prop::collection::vec(edit(), 1..6)
+    ) {
+        let bytes = apply(STATUS.as_bytes().to_vec(), &edits);
+        let text = String::from_utf8_lossy(&bytes);
+        if let Ok(s) = status::parse(&text, "prop") {
+            let f = status::derive(&s, None);
+            let _ = status::figures::rows(&f);
+            // Numbers that are not finite (1e999) are read as missing.
+            prop_assert!(s.runnable_steps.is_none_or(f64::is_finite));
+        }
+        // As a line of a series too, repeated so that rates are computed between samples.
+        let text = text.replace('\n', " ");
+        let line = format!("{{\"t\":1,\"source\":\"x\",\"status\":{text}}}");
+        let series = status::series::parse(&format!("{line}\n{line}\n{text}\n"), "prop");
+        prop_assert_eq!(series.samples.len() + series.errors + series.bad_lines, 3);
+        let summary = status::summarise(&series, None);
+        let _ = status::series::rows(&summary);
+    }
+
+    #[test]
+    fn manifests_parse_or_fail_cleanly(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        check_manifest(&bytes)?;
+    }
+
+    #[test]
+    fn mutated_manifests_parse_or_fail_cleanly(edits in prop::collection::vec(edit(), 1..6)) {
+        let bytes = apply(manifest_json().into_bytes(), &edits);
+        check_manifest(&bytes)?;
+    }
+
+    #[test]
+    fn connection_strings_never_show_their_password(
+        pw in "[^§]{0,12}",
+        rest in "[^§]{0,40}",
+        before in any::<bool>(),
+    ) {
+        let full = format!("{PW_HEAD}{pw}{PW_TAIL}");
+        // As written by someone who did not know to escape it, and as they should have.
+        let quoted = format!("'{}'", full.replace('\\', "\\\\").replace('\'', "\\'"));
+        let bare_is_faithful = !pw.chars().any(char::is_whitespace);
+        for (value, faithful) in [(full.clone(), bare_is_faithful), (quoted, true)] {
+            let s = if before {
+                format!("password={value} {rest}")
+            } else {
+                format!("{rest} password={value}")
+            };
+            check_conninfo(&s, &full, faithful)?;
+        }
+        for userinfo in [full.clone(), percent_encode(&full)] {
+            check_conninfo(&format!("postgresql://reader:{userinfo}@{rest}"), &full, true)?;
+        }
+        // And whatever the string, no panic.
+        let _ = conninfo::resolve(&rest, &|_| None);
+    }
+
+    #[test]
+    fn time_bounds_parse_or_fail_cleanly(text in ".{0,40}") {
+        match window::parse_time(&text) {
+            Ok(spec) => {
+                // Resolving never overflows, whatever the anchor.
+                for anchor in [0, i64::MIN, i64::MAX] {
+                    let _ = spec.resolve(anchor);
+                }
+            }
+            Err(msg) => prop_assert!(msg.contains("is not a time"), "{}", msg),
+        }
+        let _ = window::parse_duration(&text);
+        let _ = status::parse_interval(&text);
+    }
+
+    #[test]
+    fn durations_read_back(w in 0..1000i64, d in 0..1000i64, h in 0..1000i64, m in 0..1000i64) {
+        let total = w * 7 * 86_400 + d * 86_400 + h * 3600 + m * 60;
+        prop_assume!(total > 0);
+        let text = format!("{w}w{d}d{h}h{m}m");
+        prop_assert_eq!(window::parse_duration(&text), Some(total));
+        prop_assert_eq!(window::parse_time(&text), Ok(TimeSpec::Ago(total)));
+    }
+
+    #[test]
+    fn huge_numbers_are_errors_not_overflows(digits in "[1-9][0-9]{19,40}", unit in "[smhdw]") {
+        let (duration, hours) = (format!("{digits}{unit}"), format!("{digits}h"));
+        prop_assert_eq!(window::parse_duration(&duration), None);
+        let time = window::parse_time(&digits);
+        prop_assert!(time.is_err());
+        let interval = status::parse_interval(&hours);
+        prop_assert!(interval.is_err());
+    }
+
+    #[test]
+    fn narinfos_parse_or_fail_cleanly(text in "(([A-Za-z]{1,9}: ?[ -~]{0,60})?\n){0,10}") {
+        if let Err(e) = parse_narinfo(&text, "prop.narinfo") {
+            prop_assert!(e.to_string().starts_with("prop.narinfo: "), "{}", e);
+        }
+    }
+
+    #[test]
+    fn copy_streams_decode_or_fail_cleanly(
+        edits in prop::collection::vec(edit(), 0..4),
+        chunk in 1..64usize,
+    ) {
+        let mut e = CopyEncoder::new();
+        for i in 0..4 {
+            e.start_row(4);
+            e.i32(Some(i));
+            e.i32(Some(i + 1));
+            e.str(Some("out"));
+            e.str(if i % 2 == 0 { None } else { Some("/nix/store/x") });
+        }
+        let bytes = apply(e.finish(), &edits);
+        let whole = {
+            let mut d = CopyDecoder::new(&STEP_OUTPUTS, 2);
+            d.feed(&bytes).and_then(|_| d.finish())
+        };
+        let pieces = {
+            let mut d = CopyDecoder::new(&STEP_OUTPUTS, 2);
+            bytes
+                .chunks(chunk)
+                .try_for_each(|c| d.feed(c))
+                .and_then(|_| d.finish())
+        };
+        match (whole, pieces) {
+            (Ok(a), Ok(b)) => prop_assert!(a.equals_missing(&b)),
+            (Err(_), Err(_)) => {}
+            (a, b) => prop_assert!(false, "whole: {:?}; in chunks: {:?}", a.map(|d| d.height()),
+                                   b.map(|d| d.height())),
+        }
+        // The wider table, on the same bytes: its field count never matches, so an error.
+        let mut d = CopyDecoder::new(&STEPS, 2);
+        let _ = d.feed(&bytes).and_then(|_| d.finish());
+    }
+}
+
+#[test]
+fn the_seeds_themselves_parse() {
+    status::parse(STATUS, "seed").unwrap();
+    snapshot::parse_manifest(
+        manifest_json().as_bytes(),
+        std::path::Path::new("manifest.json"),
+    )
+    .unwrap();
+}

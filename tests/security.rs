@@ -1,0 +1,584 @@
+//! What the tool must never do, whatever it is given: show a password, run a parameter as SQL,
+//! write to the database, take an unbounded answer from a server, or write a file outside the
+//! directory it was given because a server named it so.
+
+mod common;
+use common::*;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hydra_bottleneck::nar::NarHash;
+use hydra_bottleneck::testpg::{READER_PASSWORD, TestPg};
+
+/// Neither output stream of `o` shows `secret`.
+fn assert_hidden(o: &Output, secret: &str, what: &str) {
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(o));
+    assert!(
+        !out.contains(secret) && !err.contains(secret),
+        "{what}: the password shows in\nstdout: {out}\nstderr: {err}"
+    );
+}
+
+// ---- passwords --------------------------------------------------------------------------------
+
+#[test]
+fn no_error_path_shows_the_password() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    let name = db.rsplit('=').next().unwrap().to_string();
+    let port = pg.port.to_string();
+    // The reader may log in but read nothing of Hydra's, and nothing at all in this database.
+    pg.psql(&name, "CREATE TABLE private (x int)");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let wrong = "Wr0ng-Secret-pw";
+    // (what, port, password, command, the error it must give)
+    let cases: [(&str, &str, &str, &[&str], &str); 6] = [
+        (
+            "unreachable",
+            &closed,
+            wrong,
+            &["snapshot", "--out", "/nonexistent/x"],
+            "cannot connect",
+        ),
+        (
+            "wrong password",
+            &port,
+            wrong,
+            &["snapshot", "--out", "/nonexistent/x"],
+            "password authentication failed",
+        ),
+        (
+            "no Hydra tables",
+            &port,
+            READER_PASSWORD,
+            &["snapshot", "--out", "/nonexistent/x"],
+            "missing or this role may not read it",
+        ),
+        (
+            "a failing query",
+            &port,
+            READER_PASSWORD,
+            &["query", "sql", "SELECT * FROM private"],
+            "permission denied for table private",
+        ),
+        (
+            "a write refused",
+            &port,
+            READER_PASSWORD,
+            &["query", "sql", "CREATE TABLE t (x int)"],
+            "read-only transaction",
+        ),
+        (
+            "the statement timeout",
+            &port,
+            READER_PASSWORD,
+            &[
+                "query",
+                "sql",
+                "SELECT pg_sleep(5)",
+                "--statement-timeout",
+                "1",
+            ],
+            "canceling statement due to statement timeout",
+        ),
+    ];
+    for (what, port, pw, args, expect) in cases {
+        let url = format!(
+            "postgresql://reader:{pw}@127.0.0.1:{port}/{name}?sslmode=disable&connect_timeout=2"
+        );
+        let keywords = format!(
+            "host=127.0.0.1 port={port} user=reader dbname={name} sslmode=disable \
+             connect_timeout=2 password='{pw}'"
+        );
+        let bare = format!(
+            "host=127.0.0.1 port={port} user=reader dbname={name} sslmode=disable \
+             connect_timeout=2"
+        );
+        for (how, conn, env) in [
+            ("in a URL", url.as_str(), None),
+            ("in key=value", keywords.as_str(), None),
+            ("in PGPASSWORD", bare.as_str(), Some(pw)),
+        ] {
+            let mut c = bin();
+            c.args(args).args(["--db", conn]);
+            if let Some(pw) = env {
+                c.env("PGPASSWORD", pw);
+            }
+            let o = c.output().unwrap();
+            let label = format!("{what}, password {how}");
+            assert_one_line_error(&o, expect);
+            assert_hidden(&o, pw, &label);
+        }
+    }
+}
+
+#[test]
+fn status_watch_never_records_the_credentials_of_its_url() {
+    let body = r#"{"status":"up","nrQueuedBuilds":4}"#;
+    // The first answer is a document, the second a failure: both kinds of line are written.
+    let base = serve(move |n, _path, stream| {
+        let reply = if n == 0 {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+        } else {
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_string()
+        };
+        let _ = stream.write_all(reply.as_bytes());
+    });
+    let with_creds = base.replace("http://", "http://alice:hunter2-pw@") + "/queue-runner-status";
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.jsonl");
+    let o = run(&[
+        "status",
+        "--watch",
+        &with_creds,
+        "--out",
+        out.to_str().unwrap(),
+        "--interval",
+        "50ms",
+        "--samples",
+        "2",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    for secret in ["hunter2-pw", "alice"] {
+        assert!(!text.contains(secret), "{secret} recorded: {text}");
+        assert_hidden(&o, secret, "status --watch");
+    }
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let shown = base.replace("http://", "http://***@") + "/queue-runner-status";
+    assert_eq!(first["source"], shown.as_str());
+    // One document from a URL with credentials, failing: the error hides them too.
+    let o = run(&[
+        "status",
+        &with_creds.replace("queue-runner-status", "nowhere"),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_hidden(&o, "hunter2-pw", "status URL");
+}
+
+// ---- the database is only read ----------------------------------------------------------------
+
+fn loaded() -> (TestPg, String, String) {
+    let pg = TestPg::start();
+    let db = pg.database();
+    let o = run(&[
+        "sample", "--into", &db, "--scale", "0.05", "--schema", "87", "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let name = db.rsplit('=').next().unwrap().to_string();
+    (pg, db, name)
+}
+
+#[test]
+fn a_hostile_parameter_is_data() {
+    let (pg, db, name) = loaded();
+    let hostile = "'; DROP TABLE builds; --";
+    // One build of a job with exactly that name: the query must find it, and only it.
+    let id = pg.psql(&name, "SELECT min(id) FROM builds");
+    pg.psql(
+        &name,
+        &format!("UPDATE builds SET job = $h${hostile}$h$ WHERE id = {id}"),
+    );
+    let before = pg.psql(&name, "SELECT count(*) FROM builds");
+    let o = run(&[
+        "query",
+        "run",
+        "job-history",
+        "--db",
+        &db,
+        "--param",
+        &format!("job={hostile}"),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["build"].to_string(), id);
+    assert_eq!(pg.psql(&name, "SELECT count(*) FROM builds"), before);
+    // Nor does a hostile integer get further than its parsing.
+    let o = run(&[
+        "query",
+        "run",
+        "job-history",
+        "--db",
+        &db,
+        "-p",
+        "job=x",
+        "-p",
+        "limit=1; DROP TABLE builds",
+    ]);
+    assert_one_line_error(&o, "not an integer");
+    assert_eq!(pg.psql(&name, "SELECT count(*) FROM builds"), before);
+}
+
+#[test]
+fn ad_hoc_sql_runs_only_read_only() {
+    let (pg, db, name) = loaded();
+    let state = || {
+        pg.psql(
+            &name,
+            "SELECT count(*) || ' ' || sum(length(job)) || ' ' || \
+             (SELECT count(*) FROM pg_tables WHERE schemaname = 'public') FROM builds",
+        )
+    };
+    let before = state();
+    for sql in [
+        "DROP TABLE builds",
+        "UPDATE builds SET job = 'x'",
+        "CREATE TEMP TABLE t (x int)",
+        "SELECT nextval(pg_get_serial_sequence('builds', 'id'))",
+        "LOCK TABLE builds IN ACCESS EXCLUSIVE MODE",
+        "WITH gone AS (DELETE FROM builds RETURNING id) SELECT count(*) FROM gone",
+        "DO $$BEGIN SET TRANSACTION READ WRITE; DELETE FROM builds; END$$",
+        "DO $$BEGIN PERFORM set_config('transaction_read_only', 'off', true); \
+         DELETE FROM builds; END$$",
+        // A statement that would leave the read-only transaction is refused as such.
+        "SET TRANSACTION READ WRITE",
+        "SELECT 1; DELETE FROM builds",
+    ] {
+        let o = run(&["query", "sql", sql, "--db", &db]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "`{sql}` must fail: {err}");
+        assert_eq!(err.lines().count(), 1, "`{sql}`: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(state(), before, "`{sql}` changed the database");
+    }
+    let o = run(&["query", "sql", "SET TRANSACTION READ WRITE", "--db", &db]);
+    assert_one_line_error(&o, "refused: the statement made the transaction read-write");
+    // LOCK is allowed in a read-only transaction; its result is refused, and the lock gone.
+    let o = run(&[
+        "query",
+        "sql",
+        "LOCK TABLE builds IN ACCESS EXCLUSIVE MODE",
+        "--db",
+        &db,
+    ]);
+    assert_one_line_error(&o, "refused: the statement took AccessExclusiveLock");
+    assert_eq!(
+        pg.psql(
+            &name,
+            "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' \
+                        AND relation = 'builds'::regclass"
+        ),
+        "0"
+    );
+    // Reads still run.
+    let o = run(&[
+        "query",
+        "sql",
+        "SELECT count(*) AS n FROM builds",
+        "--db",
+        &db,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+// ---- bounded answers from servers ---------------------------------------------------------------
+
+/// Serves on loopback: `answer(n, path, stream)` for the n-th connection (from 0). Returns the
+/// base URL.
+fn serve(answer: impl Fn(usize, &str, &mut TcpStream) + Send + Sync + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = r.read_line(&mut line);
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                answer(n, &path, &mut stream);
+            });
+        }
+    });
+    url
+}
+
+/// Sends a 200 head without a length, then `piece` every `every` until the client goes or
+/// `total` bytes were sent.
+fn trickle(stream: &mut TcpStream, piece: &[u8], every: Duration, total: usize) {
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+    let mut sent = 0;
+    while sent < total {
+        if stream.write_all(piece).is_err() {
+            return;
+        }
+        sent += piece.len();
+        std::thread::sleep(every);
+    }
+}
+
+#[test]
+fn status_answers_are_bounded_in_size_and_time() {
+    // 17 MiB of JSON-looking text, past the 16 MiB bound, sent as fast as it goes.
+    let big = serve(|_, _, s| trickle(s, &[b' '; 1 << 20], Duration::ZERO, 17 << 20));
+    let o = run(&["status", &big, "--timeout", "30s"]);
+    assert_one_line_error(&o, "the answer is larger than 16 MiB");
+    // A body that never stops coming, a byte at a time: the timeout covers the whole answer.
+    let slow = serve(|_, _, s| trickle(s, b" ", Duration::from_millis(100), usize::MAX));
+    let started = Instant::now();
+    let o = run(&["status", &slow, "--timeout", "2s"]);
+    assert_one_line_error(&o, "no complete answer within 2 s");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn binary_cache_answers_are_bounded_in_size_and_time() {
+    let h = "0a1b2c3d4f5g6h7i8j9kalbmcndpfqgs";
+    let work = tempfile::tempdir().unwrap();
+    let paths = work.path().join("paths");
+    std::fs::write(&paths, format!("/nix/store/{h}-x\n")).unwrap();
+    let compress = |url: &str| {
+        bin()
+            .args([
+                "compress",
+                "--input",
+                url,
+                "--paths",
+                paths.to_str().unwrap(),
+            ])
+            .args(["--download-dir", work.path().join("d").to_str().unwrap()])
+            .args(["--timeout", "2s", "--codecs", "zstd-1", "--quiet"])
+            .output()
+            .unwrap()
+    };
+    let info = b"StoreDir: /nix/store\n";
+    // A narinfo of 100 KiB, past the 64 KiB bound.
+    let big = serve(move |_, path, s| {
+        if path == "/nix-cache-info" {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", info.len());
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(info);
+        } else {
+            trickle(s, &[b'#'; 1024], Duration::ZERO, 100 << 10);
+        }
+    });
+    let o = compress(&big);
+    assert_one_line_error(&o, "larger than 64 KiB");
+    // A narinfo that trickles: each try is cut at the timeout, and the tries are few.
+    let slow = serve(move |_, path, s| {
+        if path == "/nix-cache-info" {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", info.len());
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(info);
+        } else {
+            trickle(s, b"#", Duration::from_millis(100), usize::MAX);
+        }
+    });
+    let started = Instant::now();
+    let o = compress(&slow);
+    assert_one_line_error(&o, "gave up after 5 tries");
+    // Five tries of 2 s, and waits of 1 + 2 + 4 + 8 s between them.
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A NAR that trickles (5 KiB/s, each read well within the timeout): each transfer is
+    // ended as stalled, resumed a bounded number of times, then given up.
+    let nar = small_nar(work.path());
+    let hash = NarHash::of(&nar);
+    let narinfo = format!(
+        "StorePath: /nix/store/{h}-x\nURL: nar/x.nar\nCompression: none\nNarHash: {hash}\n\
+         NarSize: {}\n",
+        // As large as the narinfo says: the server never gets there.
+        1 << 20
+    );
+    let trickling = serve(move |_, path, s| {
+        let body: &[u8] = if path == "/nix-cache-info" {
+            info
+        } else if path.ends_with(".narinfo") {
+            narinfo.as_bytes()
+        } else {
+            return trickle(s, &[0u8; 1024], Duration::from_millis(200), 1 << 20);
+        };
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(body);
+    });
+    let started = Instant::now();
+    let o = compress(&trickling);
+    assert_one_line_error(&o, "the transfer stalled");
+    assert!(
+        stderr(&o).contains("gave up after 5 tries"),
+        "{}",
+        stderr(&o)
+    );
+    // Ten resumptions and five tries, each about 2 s with its wait, and the longer waits.
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+// ---- nothing is written where a server says --------------------------------------------------
+
+/// A binary cache over HTTP whose narinfo's URL is `url_field`, serving the NAR `nar` at any
+/// path ending in `escape.nar`.
+fn hostile_cache(url_field: &'static str, nar: Vec<u8>) -> (String, String) {
+    let h = "0a1b2c3d4f5g6h7i8j9kalbmcndpfqgs";
+    let store_path = format!("/nix/store/{h}-hostile");
+    let hash = NarHash::of(&nar);
+    let narinfo = format!(
+        "StorePath: {store_path}\nURL: {url_field}\nCompression: none\nFileHash: {hash}\n\
+         FileSize: {len}\nNarHash: {hash}\nNarSize: {len}\n",
+        len = nar.len()
+    );
+    let base = serve(move |_, path, s| {
+        let body: Vec<u8> = if path == "/nix-cache-info" {
+            b"StoreDir: /nix/store\n".to_vec()
+        } else if path.ends_with(".narinfo") {
+            narinfo.clone().into_bytes()
+        } else if path.ends_with("escape.nar") {
+            nar.clone()
+        } else {
+            let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+            return;
+        };
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&body);
+    });
+    (base, store_path)
+}
+
+fn small_nar(dir: &Path) -> Vec<u8> {
+    let f = dir.join("file");
+    std::fs::write(&f, "hello from a hostile cache\n").unwrap();
+    let mut nar = Vec::new();
+    hydra_bottleneck::nar::dump_path(&f, &mut nar).unwrap();
+    nar
+}
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_narinfo_url_cannot_place_a_download_outside_the_download_dir() {
+    for url_field in [
+        "../../../../escape.nar",
+        "/tmp/escape.nar",
+        "nar/../../escape.nar",
+        "..%2F..%2Fescape.nar",
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        // The download directory is deep inside `work`: anything written above it shows.
+        let downloads = work.path().join("a/b/c/downloads");
+        let nar = small_nar(work.path());
+        std::fs::remove_file(work.path().join("file")).unwrap();
+        let (url, store_path) = hostile_cache(url_field, nar);
+        let paths = work.path().join("paths");
+        std::fs::write(&paths, format!("{store_path}\n")).unwrap();
+        let o = bin()
+            .args([
+                "compress",
+                "--input",
+                &url,
+                "--paths",
+                paths.to_str().unwrap(),
+            ])
+            .args(["--download-dir", downloads.to_str().unwrap()])
+            .args(["--codecs", "zstd-1", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{url_field}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["corpus"][0]["nar"], store_path.as_str());
+        // The one file written is the NAR, one directory (the cache's) below the download dir.
+        let site = url.trim_start_matches("http://").replace(':', "_");
+        let written = files_under(work.path());
+        assert_eq!(written.len(), 2, "{url_field}: {written:?}");
+        assert!(written.contains(&"paths".to_string()));
+        let nar_file = written.iter().find(|f| *f != "paths").unwrap();
+        let expected_dir = format!("a/b/c/downloads/{site}/");
+        assert!(
+            nar_file.starts_with(&expected_dir),
+            "{url_field}: {nar_file}"
+        );
+        assert!(!nar_file[expected_dir.len()..].contains('/'), "{nar_file}");
+    }
+    assert!(!Path::new("/tmp/escape.nar").exists());
+}
+
+#[test]
+fn a_local_cache_narinfo_cannot_name_a_file_outside_the_cache() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    std::fs::create_dir_all(cache.join("nar")).unwrap();
+    // A valid NAR outside the cache: reading it would "work", which is the problem.
+    let nar = small_nar(work.path());
+    std::fs::write(work.path().join("outside.nar"), &nar).unwrap();
+    std::fs::write(cache.join("nix-cache-info"), "StoreDir: /nix/store\n").unwrap();
+    let h = "0a1b2c3d4f5g6h7i8j9kalbmcndpfqgs";
+    let hash = NarHash::of(&nar);
+    for url_field in ["../outside.nar", "nar/../../outside.nar"]
+        .into_iter()
+        .map(String::from)
+        .chain([work.path().join("outside.nar").display().to_string()])
+    {
+        std::fs::write(
+            cache.join(format!("{h}.narinfo")),
+            format!(
+                "StorePath: /nix/store/{h}-x\nURL: {url_field}\nCompression: none\n\
+                 NarHash: {hash}\nNarSize: {}\n",
+                nar.len()
+            ),
+        )
+        .unwrap();
+        let o = bin()
+            .args(["compress", "--input", cache.to_str().unwrap()])
+            .args(["--codecs", "zstd-1", "--quiet"])
+            .output()
+            .unwrap();
+        assert_one_line_error(&o, "points outside the binary cache");
+    }
+}
