@@ -50,7 +50,8 @@ pub struct Measurement {
     pub nar_bytes: u64,
     pub compressed_bytes: u64,
     /// SHA-256 of the compressed bytes (as a narinfo's FileHash): the same codec on the same NAR
-    /// writes the same bytes, in memory or streamed, on any machine with the same library.
+    /// writes the same bytes on any machine with the same library, held in memory or streamed
+    /// alike — except zstd in a single frame, which compresses the two ways (see `codecs`).
     pub compressed_hash: NarHash,
     /// Compressed size as a percentage of the NAR.
     pub ratio_pct: f64,

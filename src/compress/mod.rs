@@ -85,9 +85,9 @@ pub struct CorpusEntry {
     pub nar_size: u64,
     pub nar_hash: NarHash,
     pub files: u64,
-    /// Whether the NAR was held in memory (up to 64 MiB) or read from a file. Only single-threaded
-    /// zstd levels tell the difference: they compress a NAR in memory in one call, and stream
-    /// one from a file, slightly less tightly (see `codecs`).
+    /// Whether the NAR was held in memory (up to `--in-memory-mib`) or read from a file. Only
+    /// zstd levels in a single frame tell the difference: they compress a NAR in memory in one
+    /// call, and stream one from a file, slightly less tightly (see `codecs`).
     pub in_memory: bool,
     /// For a NAR from a binary cache: the size of the cache's compressed file (its FileSize)…
     #[serde(skip_serializing_if = "Option::is_none")]
