@@ -199,7 +199,16 @@ impl TestPg {
             .arg(dir.path())
             .arg("-p")
             .arg(self.port.to_string())
-            .args(["-U", "postgres", "-R", "-X", "stream", "--no-sync", "-D"])
+            .args([
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+                "--no-sync",
+                "-D",
+            ])
             .arg(&data));
         let port = free_port();
         run(cmd(&self.bin, "pg_ctl", self.as_postgres)

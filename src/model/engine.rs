@@ -43,6 +43,29 @@ pub struct Run {
     pub makespan_ms: u64,
 }
 
+impl Run {
+    /// Builder-slot utilization per system type over `span_ms`: slot time held over slot time
+    /// offered, machines counted under their first system. Systems without machines are left out.
+    pub fn slot_utilization(&self, w: &Workload, span_ms: f64) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        for (si, sys) in w.systems.iter().enumerate() {
+            let ms: Vec<usize> = (0..w.machines.len())
+                .filter(|&m| w.machines[m].systems.first() == Some(&(si as u16)))
+                .collect();
+            if ms.is_empty() {
+                continue;
+            }
+            let cap: f64 = ms
+                .iter()
+                .map(|&m| f64::from(w.machines[m].max_jobs) * span_ms)
+                .sum();
+            let used: f64 = ms.iter().map(|&m| self.stages.slot_ms[m]).sum();
+            out.push((sys.clone(), used / cap));
+        }
+        out
+    }
+}
+
 /// Milliseconds each stage was held, summed, for utilization.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stages {

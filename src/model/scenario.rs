@@ -385,24 +385,26 @@ pub fn evaluate(
             costs.machine_month_for(sys)
         })
         .sum();
-    let mut utilization = Vec::new();
-    for (si, sys) in w.systems.iter().enumerate() {
-        let ms: Vec<usize> = (0..w.machines.len())
-            .filter(|&m| w.machines[m].systems.first() == Some(&(si as u16)))
-            .collect();
-        if ms.is_empty() {
-            continue;
-        }
-        let cap: f64 = ms
-            .iter()
-            .map(|&m| f64::from(w.machines[m].max_jobs) * span_ms)
-            .sum();
-        let v = runs
-            .iter()
-            .map(|(r, _)| ms.iter().map(|&m| r.stages.slot_ms[m]).sum::<f64>() / cap)
-            .collect();
-        utilization.push((sys.clone(), Interval::of(v)));
-    }
+    // Per system: the interval over seeds of each run's utilization.
+    let per_run: Vec<Vec<(String, f64)>> = runs
+        .iter()
+        .map(|(r, _)| r.slot_utilization(w, span_ms))
+        .collect();
+    let utilization = per_run
+        .first()
+        .map(|first| {
+            first
+                .iter()
+                .enumerate()
+                .map(|(k, (sys, _))| {
+                    (
+                        sys.clone(),
+                        Interval::of(per_run.iter().map(|u| u[k].1).collect()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let pick = |f: &dyn Fn(&Figures) -> f64| Interval::of(runs.iter().map(|(_, x)| f(x)).collect());
     let cost = Interval::of(
         runs.iter()

@@ -58,21 +58,10 @@ pub fn verdict(w: &Workload, cfg: &Config) -> Result<Verdict> {
         let run = simulate(w, &c)?;
         let span = (w.span_ms as f64 / c.load).max(1.0);
         let mut stages = Vec::new();
-        for (si, sys) in w.systems.iter().enumerate() {
-            let ms: Vec<usize> = (0..w.machines.len())
-                .filter(|&m| w.machines[m].systems.first() == Some(&(si as u16)))
-                .collect();
-            if ms.is_empty() {
-                continue;
-            }
-            let cap: f64 = ms
-                .iter()
-                .map(|&m| f64::from(w.machines[m].max_jobs) * span)
-                .sum();
-            let used: f64 = ms.iter().map(|&m| run.stages.slot_ms[m]).sum();
+        for (sys, u) in run.slot_utilization(w, span) {
             stages.push(Stage {
                 stage: format!("builder slots {sys}"),
-                utilization: used / cap,
+                utilization: u,
             });
         }
         if c.send_lock {
