@@ -324,13 +324,6 @@ struct ReportArgs {
     no_simulation: bool,
 }
 
-/// Arguments of a command whose feature is not built yet: accepted, then refused clearly.
-#[derive(Args, Debug)]
-struct Pending {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    _rest: Vec<String>,
-}
-
 /// `status`: one document (file, `-`, URL), a watch that collects a series, or a series summary.
 #[derive(Args, Debug)]
 struct StatusArgs {

@@ -39,10 +39,6 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
-    /// The command exists but the feature behind it is not built yet.
-    #[error("`{0}` is not available yet in this version of hydra-bottleneck")]
-    NotAvailable(&'static str),
-
     /// The run was interrupted (Ctrl-C); nothing half-written was left behind.
     #[error("interrupted")]
     Interrupted,
