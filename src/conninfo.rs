@@ -296,7 +296,12 @@ fn parse_keywords(s: &str) -> Result<BTreeMap<String, String>> {
         if after_password && !KEYS.contains(&key.as_str()) {
             return Err(password_tail());
         }
+        // libpq allows spaces after `=`, so `port= password='…'` gives `port` the next pair as
+        // its value and parses what follows as more pairs; that is never meant, and the words
+        // it cuts loose may be pieces of a password, so it is refused (checked below).
+        let mut spaced = false;
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            spaced = true;
             chars.next();
         }
         let mut value = String::new();
@@ -337,6 +342,13 @@ fn parse_keywords(s: &str) -> Result<BTreeMap<String, String>> {
                 } else {
                     value.push(c);
                 }
+            }
+            if spaced && value.contains('=') {
+                return Err(Error::Conninfo(format!(
+                    "{} is followed by a space and another key=value pair, which would become \
+                     its value; quote an empty value (key='')",
+                    shown_key(&key)
+                )));
             }
         }
         map.insert(key, value);
@@ -573,6 +585,10 @@ mod tests {
             "host=db password=se cret",
             "host=db password='se'cret' dbname=hydra",
             "host=db port= password=secret",
+            // Found by the fuzzer: `port=` swallows `password='se`, and the rest of the
+            // password became a second `port`.
+            "host=db port= password='se port=5432cret'",
+            "host=db port= password='se sslmode=cret'",
         ] {
             let err = resolve(bad, &no_env).unwrap_err().to_string();
             assert!(err.starts_with("connection string:"), "{bad}: {err}");
@@ -580,6 +596,10 @@ mod tests {
                 assert!(!err.contains(piece), "{bad}: `{piece}` shown in: {err}");
             }
         }
+        // Spaces around `=` are libpq's, and still parse.
+        let p = resolve("host = db port = 6543 password = 'a b'", &no_env).unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("db", 6543));
+        assert_eq!(p.password.as_ref().unwrap().expose(), "a b");
         // An `@` in a known parameter's value is no password: it still parses.
         let p = resolve("postgresql://db:5432/hydra?user=me@server", &no_env).unwrap();
         assert_eq!(p.user, "me@server");
