@@ -444,7 +444,8 @@ impl Common {
         }
     }
 
-    fn read_options(&self) -> ReadOptions {
+    /// How to read the source; `omit`: the columns the command never reads.
+    fn read_options(&self, omit: crate::dataset::Omit) -> ReadOptions {
         ReadOptions {
             window: WindowSpec {
                 since: self.since,
@@ -456,6 +457,7 @@ impl Common {
             }),
             statement_timeout: Duration::from_secs(self.statement_timeout.max(1)),
             progress: Progress::new(self.quiet),
+            omit,
         }
     }
 
@@ -522,7 +524,10 @@ fn cmd_simulate(common: &Common, args: &SimulateArgs) -> anyhow::Result<()> {
     if spec.is_sample() {
         common.note("no --db or --snapshot given: simulating the built-in sample workload");
     }
-    let ds = runtime()?.block_on(source::load(&spec, &common.read_options()))?;
+    let ds = runtime()?.block_on(source::load(
+        &spec,
+        &common.read_options(crate::dataset::NOT_ANALYSED),
+    ))?;
     let opts = model::Options {
         machines,
         scenarios,
@@ -661,7 +666,10 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
     }
 
     let stage = progress.stage("reading the history");
-    let mut ds = runtime()?.block_on(source::load(&spec, &common.read_options()))?;
+    let mut ds = runtime()?.block_on(source::load(
+        &spec,
+        &common.read_options(crate::dataset::NOT_ANALYSED),
+    ))?;
     stage.done();
     let machines = match &args.machines {
         Some(p) => Some(crate::machines::read(p)?),
@@ -903,7 +911,10 @@ fn cmd_analyze(common: &Common, args: &AnalyzeArgs) -> anyhow::Result<()> {
     if spec.is_sample() {
         common.note("no --db or --snapshot given: analysing the built-in sample workload");
     }
-    let mut ds = runtime()?.block_on(source::load(&spec, &common.read_options()))?;
+    let mut ds = runtime()?.block_on(source::load(
+        &spec,
+        &common.read_options(crate::dataset::NOT_ANALYSED),
+    ))?;
     let machines = match &args.machines {
         Some(p) => Some(crate::machines::read(p)?),
         None => ds
@@ -952,7 +963,7 @@ fn cmd_snapshot(common: &Common, args: &SnapshotArgs) -> anyhow::Result<()> {
     }
     let ds = runtime()?.block_on(crate::interrupt::until(source::load(
         &spec,
-        &common.read_options(),
+        &common.read_options(&[]),
     )))?;
     common.note(&format!(
         "read {} steps and {} builds from {} ({}; runner {}: {})",
@@ -1066,7 +1077,7 @@ fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
         }
         Some(runtime()?.block_on(crate::interrupt::until(source::load(
             &spec,
-            &common.read_options(),
+            &common.read_options(&[]),
         )))?)
     } else {
         None

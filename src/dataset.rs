@@ -71,6 +71,33 @@ impl TableDef {
         self.columns.iter().find(|c| c.name == name)
     }
 
+    /// The names of this table's columns that `omit` keeps, in order.
+    pub fn kept(&self, omit: Omit) -> Vec<&'static str> {
+        self.columns
+            .iter()
+            .filter(|c| !is_omitted(omit, self.name, c.name))
+            .map(|c| c.name)
+            .collect()
+    }
+
+    /// `df` with this table's columns in order, those that `omit` leaves out (or that `df`
+    /// lacks because they were never read) as columns of nulls that hold no data.
+    pub fn blank(&self, df: &DataFrame, omit: Omit) -> PolarsResult<DataFrame> {
+        let height = df.height();
+        let cols: PolarsResult<Vec<Column>> = self
+            .columns
+            .iter()
+            .map(|c| {
+                if is_omitted(omit, self.name, c.name) {
+                    Ok(Column::full_null(c.name.into(), height, &c.ty.dtype()))
+                } else {
+                    df.column(c.name).cloned()
+                }
+            })
+            .collect();
+        DataFrame::new(height, cols?)
+    }
+
     /// Checks that `df` has exactly this table's columns, in order, with their types; the error
     /// names the first column that differs.
     pub fn check(&self, df: &DataFrame) -> Result<(), String> {
@@ -104,6 +131,25 @@ impl TableDef {
         }
         Ok(())
     }
+}
+
+/// Columns a command never reads, as (table, column): left out when a dataset is loaded, each
+/// becomes a column of nulls that costs no memory. Every table keeps its shape, so nothing else
+/// changes; a command that reads an omitted column would see nulls, so only commands whose
+/// every reader is known use an omission.
+pub type Omit = &'static [(&'static str, &'static str)];
+
+/// What the analyses, the report and the simulation never read: step output paths (only
+/// `compress --from-outputs` picks from them) and builds' names. Over ten million steps these
+/// hold about 1.3 GB of strings.
+pub const NOT_ANALYSED: Omit = &[
+    ("step_outputs", "name"),
+    ("step_outputs", "path"),
+    ("builds", "nix_name"),
+];
+
+fn is_omitted(omit: Omit, table: &str, column: &str) -> bool {
+    omit.iter().any(|&(t, c)| t == table && c == column)
 }
 
 use ColType::{Bool, I32, I64, Str};

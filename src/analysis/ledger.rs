@@ -122,10 +122,10 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
     let mut slot: BTreeMap<String, Slot> = BTreeMap::new();
     let mut ran: HashMap<&str, Vec<String>> = HashMap::new();
     for i in 0..steps.len() {
-        if !steps.machine[i].is_empty() {
-            let v = ran.entry(steps.machine[i].as_str()).or_default();
-            if !v.contains(&steps.system[i]) {
-                v.push(steps.system[i].clone());
+        if !steps.machine(i).is_empty() {
+            let v = ran.entry(steps.machine(i)).or_default();
+            if !v.iter().any(|s| s == steps.system(i)) {
+                v.push(steps.system(i).to_string());
             }
         }
     }
@@ -204,11 +204,11 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         slot.keys().map(|k| (k.clone(), vec![0.0; nb])).collect();
     let mut last: Option<(&str, &String)> = None;
     for i in 0..steps.len() {
-        if !usable[i] || steps.machine[i].is_empty() {
+        if !usable[i] || steps.machine(i).is_empty() {
             continue;
         }
         // Steps of one machine often come in runs; skip the hash lookup for a repeat.
-        let m = steps.machine[i].as_str();
+        let m = steps.machine(i);
         let key = match last {
             Some((lm, k)) if lm == m => k,
             _ => {
@@ -377,15 +377,15 @@ fn waiting_by_system(
     }
     let mut out: HashMap<String, Vec<f64>> = HashMap::new();
     for i in 0..steps.len() {
-        if !usable[i] || steps.machine[i].is_empty() {
+        if !usable[i] || steps.machine(i).is_empty() {
             continue;
         }
         if let (Some(r), Some(s)) = (ready[i], steps.start[i])
             && s > r
         {
-            let sys = &steps.system[i];
+            let sys = steps.system(i);
             if !out.contains_key(sys) {
-                out.insert(sys.clone(), vec![0.0; nb]);
+                out.insert(sys.to_string(), vec![0.0; nb]);
             }
             if let Some(series) = out.get_mut(sys) {
                 add_interval(series, start, res, r, s);
@@ -428,11 +428,11 @@ fn truth_held(
             continue;
         };
         let in_window = steps.stop[i].is_some_and(|s| s >= lo && s < hi);
-        if steps.machine[i].is_empty() || !in_window {
+        if steps.machine(i).is_empty() || !in_window {
             continue;
         }
         let ms = send.get(r).unwrap_or(0).max(0) + local.get(r).unwrap_or(0).max(0);
-        *out.entry(steps.machine[i].clone()).or_default() += ms as f64 / 3_600_000.0;
+        *out.entry(steps.machine(i).to_string()).or_default() += ms as f64 / 3_600_000.0;
     }
     Ok(out)
 }

@@ -65,22 +65,56 @@ pub mod status {
 
 /// The step columns the analyses use, as plain vectors (one pass over the frame, then every
 /// analysis indexes them directly).
-#[derive(Debug, Clone, Default)]
+///
+/// Sized for tens of millions of rows: machine and system names are interned (a `u32` per row
+/// instead of a `String`), and derivation paths stay in the frame's own string column rather
+/// than being copied out, so the table costs about 80 bytes a step on top of the frame.
+#[derive(Debug, Clone)]
 pub struct Steps {
     pub build: Vec<i32>,
     pub stepnr: Vec<i32>,
     pub kind: Vec<i32>,
-    pub drv_path: Vec<Option<String>>,
+    drv_path: StringChunked,
     pub status: Vec<Option<i32>>,
     pub start: Vec<Option<i64>>,
     pub stop: Vec<Option<i64>>,
-    pub machine: Vec<String>,
-    pub system: Vec<String>,
+    machine: Interned,
+    system: Interned,
     pub overhead_ms: Vec<Option<i64>>,
     pub times_built: Vec<Option<i32>>,
     /// The build whose failure this step row records (Hydra writes such rows with the machine
     /// but without times).
     pub propagated_from: Vec<Option<i32>>,
+}
+
+/// A string column with few distinct values (machine and system names): an index per row into
+/// the distinct values; a null reads as "".
+#[derive(Debug, Clone, Default)]
+struct Interned {
+    ids: Vec<u32>,
+    names: Vec<String>,
+}
+
+impl Interned {
+    fn of(ca: &StringChunked) -> Interned {
+        let mut index: std::collections::HashMap<&str, u32> = Default::default();
+        let mut names: Vec<String> = Vec::new();
+        let ids = ca
+            .iter()
+            .map(|v| {
+                let v = v.unwrap_or("");
+                *index.entry(v).or_insert_with(|| {
+                    names.push(v.to_string());
+                    (names.len() - 1) as u32
+                })
+            })
+            .collect();
+        Interned { ids, names }
+    }
+
+    fn get(&self, i: usize) -> &str {
+        &self.names[self.ids[i] as usize]
+    }
 }
 
 impl Steps {
@@ -90,6 +124,21 @@ impl Steps {
 
     pub fn is_empty(&self) -> bool {
         self.build.is_empty()
+    }
+
+    /// The machine that ran step `i` ("" when none is recorded).
+    pub fn machine(&self, i: usize) -> &str {
+        self.machine.get(i)
+    }
+
+    /// The platform of step `i` ("" when none is recorded).
+    pub fn system(&self, i: usize) -> &str {
+        self.system.get(i)
+    }
+
+    /// The derivation step `i` built, when recorded.
+    pub fn drv_path(&self, i: usize) -> Option<&str> {
+        self.drv_path.get(i)
     }
 
     pub fn from_frame(df: &DataFrame) -> Result<Steps> {
@@ -112,15 +161,15 @@ impl Steps {
                 .iter()
                 .collect())
         };
-        let strs = |name: &str| -> Result<Vec<Option<String>>> {
+        let strs = |name: &str| -> Result<StringChunked> {
+            // One chunk, so that reading row `i` is an index, not a search through chunks.
             Ok(df
                 .column(name)
                 .map_err(err)?
                 .str()
                 .map_err(err)?
-                .iter()
-                .map(|s| s.map(str::to_string))
-                .collect())
+                .rechunk()
+                .into_owned())
         };
         Ok(Steps {
             build: i32s("build")?.into_iter().map(|v| v.unwrap_or(0)).collect(),
@@ -133,14 +182,8 @@ impl Steps {
             status: i32s("status")?,
             start: i64s("start_time")?,
             stop: i64s("stop_time")?,
-            machine: strs("machine")?
-                .into_iter()
-                .map(Option::unwrap_or_default)
-                .collect(),
-            system: strs("system")?
-                .into_iter()
-                .map(Option::unwrap_or_default)
-                .collect(),
+            machine: Interned::of(&strs("machine")?),
+            system: Interned::of(&strs("system")?),
             overhead_ms: i64s("overhead_ms")?,
             times_built: i32s("times_built")?,
             propagated_from: i32s("propagated_from")?,
@@ -479,7 +522,7 @@ pub fn step_sizes(ds: &Dataset, steps: &Steps) -> Result<(String, StepSizes)> {
             .filter_map(|i| Some(((ids.get(i)?, drv.get(i)?), sz.get(i)?)))
             .collect();
         for i in 0..steps.len() {
-            if let Some(d) = steps.drv_path[i].as_deref()
+            if let Some(d) = steps.drv_path(i)
                 && let Some(&s) = top.get(&(steps.build[i], d))
             {
                 size.insert((steps.build[i], steps.stepnr[i]), s);

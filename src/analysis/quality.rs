@@ -109,7 +109,7 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
         &|i| {
             built_remotely(i)
                 && steps.propagated_from[i].is_none()
-                && !steps.machine[i].is_empty()
+                && !steps.machine(i).is_empty()
                 && (steps.start[i].is_none() || steps.stop[i].is_none())
         },
     );
@@ -121,7 +121,7 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
             built_remotely(i)
                 && steps.kind[i] == 0
                 && steps.duration(i).is_some_and(|d| d > 0)
-                && steps.machine[i].is_empty()
+                && steps.machine(i).is_empty()
         },
     );
     run(
@@ -157,10 +157,7 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
     let mut per_machine: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for i in 0..n {
         if let Some(d) = early(i) {
-            per_machine
-                .entry(steps.machine[i].as_str())
-                .or_default()
-                .push(d);
+            per_machine.entry(steps.machine(i)).or_default().push(d);
         }
     }
     let clock_skew = per_machine

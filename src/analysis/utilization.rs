@@ -72,10 +72,10 @@ pub fn utilization(steps: &Steps, usable: &[bool], lo: i64, hi: i64) -> Utilizat
         let (Some(a), Some(b)) = (steps.start[i], steps.stop[i]) else {
             continue;
         };
-        if !usable[i] || steps.machine[i].is_empty() || b <= a {
+        if !usable[i] || steps.machine(i).is_empty() || b <= a {
             continue;
         }
-        let ev = events.entry(steps.machine[i].as_str()).or_default();
+        let ev = events.entry(steps.machine(i)).or_default();
         ev.push((a, 1));
         ev.push((b, -1));
         let (a, b) = (a.max(start), b.min(start + buckets as i64 * res));
@@ -84,10 +84,10 @@ pub fn utilization(steps: &Steps, usable: &[bool], lo: i64, hi: i64) -> Utilizat
         }
         for series in [
             by_machine
-                .entry(steps.machine[i].clone())
+                .entry(steps.machine(i).to_string())
                 .or_insert_with(|| vec![0.0; buckets]),
             by_system
-                .entry(steps.system[i].clone())
+                .entry(steps.system(i).to_string())
                 .or_insert_with(|| vec![0.0; buckets]),
         ] {
             add_interval(series, start, res, a, b);

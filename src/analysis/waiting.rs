@@ -1,7 +1,9 @@
 //! Queue waiting: how long builds wait from being queued to their first step starting, and to
 //! finishing; by system type, jobset, priority and day; and the backlog over time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+
+use polars::prelude::*;
 
 use serde::Serialize;
 
@@ -63,98 +65,128 @@ pub struct Waiting {
     pub cached_builds: usize,
 }
 
-struct Build<'a> {
-    system: &'a str,
-    project: &'a str,
-    jobset: &'a str,
-    priority: i32,
-    queued: i64,
-    stop: Option<i64>,
-    finished: bool,
-    cached: bool,
+/// The builds table's columns that the waits need (borrowed; one chunk each so that reading row
+/// `i` is an index).
+struct Builds {
+    ids: Int32Chunked,
+    system: StringChunked,
+    project: StringChunked,
+    jobset: StringChunked,
+    priority: Int32Chunked,
+    queued: Int64Chunked,
+    stop: Int64Chunked,
+    finished: BooleanChunked,
+    cached: BooleanChunked,
 }
+
+impl Builds {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Rows with an id and a queue time; the others cannot have a wait.
+    fn rows(&self) -> impl Iterator<Item = (usize, i64)> + '_ {
+        (0..self.len())
+            .filter_map(|i| Some((i, self.queued.get(i).filter(|_| self.ids.get(i).is_some())?)))
+    }
+
+    /// When build `i` left the queue for good: its stop time, for a finished build.
+    fn done(&self, i: usize) -> Option<i64> {
+        self.stop
+            .get(i)
+            .filter(|_| self.finished.get(i) == Some(true))
+    }
+}
+
+/// Per build, its two waits as NaN-for-none `f64`s: two vectors of 8 bytes a build, where a
+/// struct per build with its names would cost ten times that over ten million builds.
+type Waits = (Vec<f64>, Vec<f64>);
 
 /// Waits of every build in the dataset; `usable` is the data-quality mask over `steps`.
 pub fn waiting(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waiting> {
     let builds = read_builds(ds)?;
-    let mut first_start: HashMap<i32, i64> = HashMap::new();
-    for i in 0..steps.len() {
-        if let (true, Some(s)) = (usable[i], steps.start[i]) {
-            first_start
-                .entry(steps.build[i])
-                .and_modify(|v| *v = (*v).min(s))
-                .or_insert(s);
-        }
-    }
-    type Acc = (Vec<f64>, Vec<f64>);
-    let mut overall: Acc = Default::default();
-    // Grouped by borrowed keys (no string built per build); named once at the end.
-    let mut by_system: HashMap<&str, Acc> = HashMap::new();
-    let mut by_jobset: HashMap<(&str, &str), Acc> = HashMap::new();
-    let mut by_priority: HashMap<i32, Acc> = HashMap::new();
-    let mut by_day: HashMap<i64, Acc> = HashMap::new();
+    // Earliest usable step start per build, sorted by build for a binary search (a hash map
+    // of ten million builds costs several times as much).
+    let mut first_start: Vec<(i32, i64)> = (0..steps.len())
+        .filter_map(|i| Some((steps.build[i], steps.start[i].filter(|_| usable[i])?)))
+        .collect();
+    first_start.sort_unstable();
+    first_start.dedup_by_key(|(b, _)| *b);
     let mut cached_builds = 0;
-    for (id, b) in &builds {
-        let to_start = if b.cached {
+    let mut waits: Waits = (vec![f64::NAN; builds.len()], vec![f64::NAN; builds.len()]);
+    for (i, queued) in builds.rows() {
+        let id = builds.ids.get(i).unwrap_or_default();
+        if builds.cached.get(i) == Some(true) {
             cached_builds += 1;
-            None
-        } else {
-            first_start.get(id).map(|s| (s - b.queued).max(0) as f64)
-        };
-        let to_finish = match (b.finished, b.stop) {
-            (true, Some(stop)) if stop >= b.queued => Some((stop - b.queued) as f64),
-            _ => None,
-        };
-        for acc in [
-            &mut overall,
-            by_system.entry(b.system).or_default(),
-            by_jobset.entry((b.project, b.jobset)).or_default(),
-            by_priority.entry(b.priority).or_default(),
-            by_day.entry(b.queued.div_euclid(86_400)).or_default(),
-        ] {
-            acc.0.extend(to_start);
-            acc.1.extend(to_finish);
+        } else if let Ok(k) = first_start.binary_search_by_key(&id, |(b, _)| *b) {
+            waits.0[i] = (first_start[k].1 - queued).max(0) as f64;
+        }
+        if let Some(stop) = builds.done(i)
+            && stop >= queued
+        {
+            waits.1[i] = (stop - queued) as f64;
         }
     }
-    let finish = |key: String, (mut s, mut f): Acc| Group {
+    drop(first_start);
+    let finish = |key: String, (mut s, mut f): Waits| Group {
         key,
         to_start_histogram: histogram(&s),
         to_start: Distribution::of(&mut s),
         to_finish: Distribution::of(&mut f),
     };
-    let named = |groups: Vec<(String, Acc)>| {
+    let named = |groups: Vec<(String, Waits)>| {
         let mut v: Vec<Group> = groups.into_iter().map(|(k, a)| finish(k, a)).collect();
         v.sort_by(|a, b| a.key.cmp(&b.key));
         v
     };
+    // One grouping at a time, so that only one set of per-group copies of the waits lives at
+    // once. Grouped by borrowed keys (no string built per build); named once at the end.
+    let overall = finish(
+        "all".into(),
+        grouped(&builds, &waits, |_| Some(()))
+            .pop()
+            .map_or_else(Waits::default, |(_, w)| w),
+    );
     let sys = named(
-        by_system
-            .into_iter()
-            .map(|(k, a)| (k.to_string(), a))
-            .collect(),
+        grouped(&builds, &waits, |i| {
+            Some(builds.system.get(i).unwrap_or(""))
+        })
+        .into_iter()
+        .map(|(k, a)| (k.to_string(), a))
+        .collect(),
     );
     let js = named(
-        by_jobset
-            .into_iter()
-            .map(|((p, j), a)| (format!("{p}:{j}"), a))
-            .collect(),
+        grouped(&builds, &waits, |i| {
+            Some((
+                builds.project.get(i).unwrap_or("?"),
+                builds.jobset.get(i).unwrap_or("?"),
+            ))
+        })
+        .into_iter()
+        .map(|((p, j), a)| (format!("{p}:{j}"), a))
+        .collect(),
     );
-    let mut prio: Vec<(i32, Acc)> = by_priority.into_iter().collect();
+    let mut prio = grouped(&builds, &waits, |i| {
+        Some(builds.priority.get(i).unwrap_or(0))
+    });
     prio.sort_by_key(|(p, _)| *p);
     let prio: Vec<Group> = prio
         .into_iter()
         .map(|(p, a)| finish(p.to_string(), a))
         .collect();
     let day = named(
-        by_day
-            .into_iter()
-            .map(|(d, a)| (crate::window::fmt_time(d * 86_400)[..10].to_string(), a))
-            .collect(),
+        grouped(&builds, &waits, |i| {
+            Some(builds.queued.get(i)?.div_euclid(86_400))
+        })
+        .into_iter()
+        .map(|(d, a)| (crate::window::fmt_time(d * 86_400)[..10].to_string(), a))
+        .collect(),
     );
+    drop(waits);
     let (backlog_resolution_s, backlog) = backlog(&builds);
     Ok(Waiting {
         definition: DEFINITION,
-        overall: finish("all".into(), overall),
+        overall,
         by_system: sys,
         by_jobset: js,
         by_priority: prio,
@@ -165,73 +197,76 @@ pub fn waiting(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waiting> 
     })
 }
 
-/// Builds in the queue over time, by a sweep over queue and stop times.
-fn backlog(builds: &BTreeMap<i32, Build<'_>>) -> (i64, Vec<BacklogPoint>) {
-    let mut events: Vec<(i64, i64)> = Vec::with_capacity(builds.len() * 2);
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-    for b in builds.values() {
-        events.push((b.queued, 1));
-        lo = lo.min(b.queued);
-        hi = hi.max(b.queued);
-        if let (true, Some(s)) = (b.finished, b.stop) {
-            events.push((s.max(b.queued), -1));
-            hi = hi.max(s);
+/// The waits of the builds with a queue time, split by `key` (dropping the NaNs of "no wait").
+fn grouped<K: std::hash::Hash + Eq>(
+    builds: &Builds,
+    waits: &Waits,
+    key: impl Fn(usize) -> Option<K>,
+) -> Vec<(K, Waits)> {
+    let mut groups: HashMap<K, Waits> = HashMap::new();
+    for (i, _) in builds.rows() {
+        let Some(k) = key(i) else { continue };
+        let g = groups.entry(k).or_default();
+        for (from, to) in [(&waits.0, &mut g.0), (&waits.1, &mut g.1)] {
+            if !from[i].is_nan() {
+                to.push(from[i]);
+            }
         }
     }
-    if events.is_empty() {
+    groups.into_iter().collect()
+}
+
+/// Builds in the queue over time, by a sweep over queue and stop times (two sorted lists of
+/// times rather than one list of signed events: half the memory over millions of builds).
+fn backlog(builds: &Builds) -> (i64, Vec<BacklogPoint>) {
+    let mut queued: Vec<i64> = Vec::with_capacity(builds.len());
+    let mut left: Vec<i64> = Vec::new();
+    for (i, q) in builds.rows() {
+        queued.push(q);
+        if let Some(s) = builds.done(i) {
+            left.push(s.max(q));
+        }
+    }
+    if queued.is_empty() {
         return (super::resolution(0), Vec::new());
     }
-    events.sort_unstable();
+    queued.sort_unstable();
+    left.sort_unstable();
+    let lo = queued[0];
+    let hi = queued[queued.len() - 1].max(left.last().copied().unwrap_or(lo));
     let res = super::resolution(hi - lo);
     let mut out = Vec::new();
-    let mut level: i64 = 0;
-    let mut e = 0;
+    let (mut q, mut l) = (0, 0);
     let mut t = lo.div_euclid(res) * res;
     while t <= hi {
-        while e < events.len() && events[e].0 <= t {
-            level += events[e].1;
-            e += 1;
-        }
+        q += queued[q..].partition_point(|&v| v <= t);
+        l += left[l..].partition_point(|&v| v <= t);
         out.push(BacklogPoint {
             time: t,
-            queued: level.max(0) as usize,
+            queued: q.saturating_sub(l),
         });
         t += res;
     }
     (res, out)
 }
 
-fn read_builds(ds: &Dataset) -> Result<BTreeMap<i32, Build<'_>>> {
+fn read_builds(ds: &Dataset) -> Result<Builds> {
     let df = &ds.builds;
     let err = |e| Error::frame("builds", e);
     let col = |n: &str| df.column(n).map_err(err);
-    let ids = col("id")?.i32().map_err(err)?;
-    let sys = col("system")?.str().map_err(err)?;
-    let project = col("project")?.str().map_err(err)?;
-    let jobset = col("jobset")?.str().map_err(err)?;
-    let prio = col("priority")?.i32().map_err(err)?;
-    let ts = col("timestamp")?.i64().map_err(err)?;
-    let stop = col("stop_time")?.i64().map_err(err)?;
-    let fin = col("finished")?.bool().map_err(err)?;
-    let cached = col("is_cached_build")?.bool().map_err(err)?;
-    let mut out = BTreeMap::new();
-    for i in 0..df.height() {
-        let (Some(id), Some(queued)) = (ids.get(i), ts.get(i)) else {
-            continue;
-        };
-        out.insert(
-            id,
-            Build {
-                system: sys.get(i).unwrap_or(""),
-                project: project.get(i).unwrap_or("?"),
-                jobset: jobset.get(i).unwrap_or("?"),
-                priority: prio.get(i).unwrap_or(0),
-                queued,
-                stop: stop.get(i),
-                finished: fin.get(i).unwrap_or(false),
-                cached: cached.get(i).unwrap_or(false),
-            },
-        );
-    }
-    Ok(out)
+    Ok(Builds {
+        ids: col("id")?.i32().map_err(err)?.rechunk().into_owned(),
+        system: col("system")?.str().map_err(err)?.rechunk().into_owned(),
+        project: col("project")?.str().map_err(err)?.rechunk().into_owned(),
+        jobset: col("jobset")?.str().map_err(err)?.rechunk().into_owned(),
+        priority: col("priority")?.i32().map_err(err)?.rechunk().into_owned(),
+        queued: col("timestamp")?.i64().map_err(err)?.rechunk().into_owned(),
+        stop: col("stop_time")?.i64().map_err(err)?.rechunk().into_owned(),
+        finished: col("finished")?.bool().map_err(err)?.rechunk().into_owned(),
+        cached: col("is_cached_build")?
+            .bool()
+            .map_err(err)?
+            .rechunk()
+            .into_owned(),
+    })
 }

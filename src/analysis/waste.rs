@@ -81,7 +81,7 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
     let owners = build_owners(ds)?;
     // Steps in time order, so "already built earlier" means earlier.
     let mut order: Vec<usize> = (0..steps.len())
-        .filter(|&i| usable[i] && !steps.machine[i].is_empty() && steps.duration(i).is_some())
+        .filter(|&i| usable[i] && !steps.machine(i).is_empty() && steps.duration(i).is_some())
         .collect();
     order.sort_by_key(|&i| (steps.start[i], steps.build[i], steps.stepnr[i]));
     let mut built_ok: HashSet<&str> = HashSet::new();
@@ -96,7 +96,7 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
         let overhead_s = steps.overhead_ms[i].unwrap_or(0).max(0) as f64 / 1000.0;
         let slot_s = build_s + overhead_s;
         total += slot_s;
-        let drv = steps.drv_path[i].as_deref();
+        let drv = steps.drv_path(i);
         if steps.kind[i] == 0
             && let Some(d) = drv
         {

@@ -233,7 +233,7 @@ pub fn from_dataset(
         .filter(|&i| {
             usable[i]
                 && steps.kind[i] == 0
-                && !steps.machine[i].is_empty()
+                && !steps.machine(i).is_empty()
                 && steps.start[i].is_some()
                 && steps.stop[i].is_some()
                 && builds.contains_key(&steps.build[i])
@@ -299,7 +299,7 @@ pub fn from_dataset(
     let peaks = peak_concurrency(&steps, &rows);
     let mut inferred = 0;
     for &i in &rows {
-        let name = steps.machine[i].as_str();
+        let name = steps.machine(i);
         let found = by_name
             .get(name)
             .or_else(|| by_name.get(crate::machines::host_of(name)))
@@ -321,7 +321,7 @@ pub fn from_dataset(
                 idx
             }
         };
-        let sys = w.system_index(&steps.system[i]);
+        let sys = w.system_index(steps.system(i));
         let mach = &mut w.machines[m as usize];
         if !mach.systems.contains(&sys) {
             // The history shows it built this system: it supports it, whatever the file says.
@@ -377,8 +377,8 @@ pub fn from_dataset(
             );
             (w.shares.len() - 1) as u16
         });
-        let m = by_name[steps.machine[i].as_str()];
-        let system = w.system_index(&steps.system[i]);
+        let m = by_name[steps.machine(i)];
+        let system = w.system_index(steps.system(i));
         let mach = &w.machines[m as usize];
         let (start, stop) = (steps.start[i].unwrap_or(0), steps.stop[i].unwrap_or(0));
         let overhead = steps.overhead_ms[i].unwrap_or(0).max(0) as f64;
@@ -468,7 +468,7 @@ pub fn from_dataset(
     // back-off after that many failures.
     let mut attempts: HashMap<&str, Vec<u32>> = HashMap::new();
     for &i in &rows {
-        if let Some(d) = steps.drv_path[i].as_deref() {
+        if let Some(d) = steps.drv_path(i) {
             attempts
                 .entry(d)
                 .or_default()
@@ -600,7 +600,7 @@ fn peak_concurrency(steps: &Steps, rows: &[usize]) -> HashMap<String, u32> {
     let mut ev: HashMap<&str, Vec<(i64, i32)>> = HashMap::new();
     for &i in rows {
         if let (Some(a), Some(b)) = (steps.start[i], steps.stop[i]) {
-            let e = ev.entry(steps.machine[i].as_str()).or_default();
+            let e = ev.entry(steps.machine(i)).or_default();
             e.push((a, 1));
             e.push((b.max(a + 1), -1));
         }

@@ -46,10 +46,10 @@ pub async fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
     let mut ds = match spec {
         SourceSpec::Postgres(conn) => {
             let params = conninfo::resolve(conn, &|k| std::env::var(k).ok())?;
-            return postgres::read(&params, opts).await;
+            return omitting(postgres::read(&params, opts).await?, opts.omit);
         }
-        SourceSpec::Snapshot(dir) => snapshot::read(dir)?,
-        SourceSpec::Sample(s) => sample::generate(s)?,
+        SourceSpec::Snapshot(dir) => snapshot::read_omitting(dir, opts.omit)?,
+        SourceSpec::Sample(s) => omitting(sample::generate(s)?, opts.omit)?,
     };
     if let Some(r) = opts.runner
         && r != ds.meta.runner
@@ -78,6 +78,23 @@ pub async fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
         restrict(ds, inside)?
     };
     normalize(ds)
+}
+
+/// `ds` with the columns in `omit` replaced by nulls that hold no data.
+fn omitting(mut ds: Dataset, omit: crate::dataset::Omit) -> Result<Dataset> {
+    if omit.is_empty() {
+        return Ok(ds);
+    }
+    use crate::dataset::*;
+    let blank = |def: &TableDef, df: &DataFrame| -> Result<DataFrame> {
+        def.blank(df, omit).map_err(|e| Error::frame(def.name, e))
+    };
+    ds.steps = blank(&STEPS, &ds.steps)?;
+    ds.builds = blank(&BUILDS, &ds.builds)?;
+    ds.step_outputs = blank(&STEP_OUTPUTS, &ds.step_outputs)?;
+    ds.jobsets = blank(&JOBSETS, &ds.jobsets)?;
+    ds.evals = blank(&EVALS, &ds.evals)?;
+    Ok(ds)
 }
 
 /// Sorts every table by its key and checks it against its definition.

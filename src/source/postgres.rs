@@ -24,7 +24,8 @@ use super::pgcopy::CopyDecoder;
 use super::tls;
 use crate::conninfo::{ConnParams, SslMode};
 use crate::dataset::{
-    BUILDS, Dataset, DatasetMeta, EVALS, JOBSETS, Origin, Runner, STEP_OUTPUTS, STEPS, TableDef,
+    BUILDS, Dataset, DatasetMeta, EVALS, JOBSETS, Omit, Origin, Runner, STEP_OUTPUTS, STEPS,
+    TableDef,
 };
 use crate::error::{Error, Result};
 use crate::progress::Progress;
@@ -44,6 +45,8 @@ pub struct ReadOptions {
     /// COPY streams in well under a minute; 15 minutes leaves room for a cold cache.
     pub statement_timeout: Duration,
     pub progress: Progress,
+    /// Columns the command never reads: not fetched, and null in the dataset.
+    pub omit: Omit,
 }
 
 impl Default for ReadOptions {
@@ -53,6 +56,7 @@ impl Default for ReadOptions {
             runner: None,
             statement_timeout: Duration::from_secs(15 * 60),
             progress: Progress::hidden(),
+            omit: &[],
         }
     }
 }
@@ -415,13 +419,14 @@ fn alias_table(alias: &str) -> &'static str {
 }
 
 /// The SELECT list for `def` from `map`: each column as mapped, or a typed NULL where the
-/// database lacks the Hydra column.
-fn select_list(def: &TableDef, map: &ColumnMap, info: &SchemaInfo) -> String {
+/// database lacks the Hydra column or the command omits it.
+fn select_list(def: &TableDef, map: &ColumnMap, info: &SchemaInfo, omit: Omit) -> String {
+    let kept = def.kept(omit);
     def.columns
         .iter()
         .zip(map)
         .map(|(c, (alias, hydra, template))| {
-            if info.has(alias_table(alias), hydra) {
+            if kept.contains(&c.name) && info.has(alias_table(alias), hydra) {
                 template.replace("{}", &format!("{alias}.{hydra}"))
             } else {
                 let ty = match c.ty {
@@ -438,12 +443,12 @@ fn select_list(def: &TableDef, map: &ColumnMap, info: &SchemaInfo) -> String {
 }
 
 /// The five SELECTs for a window, given what the schema has.
-pub fn queries(info: &SchemaInfo, w: &Window) -> Vec<(&'static TableDef, String)> {
+pub fn queries(info: &SchemaInfo, w: &Window, omit: Omit) -> Vec<(&'static TableDef, String)> {
     let step_cond = w.step_sql("s");
     let bounded = w.since.is_some() || w.until.is_some();
     let steps = format!(
         "SELECT {} FROM buildsteps s WHERE {step_cond}",
-        select_list(&STEPS, STEPS_MAP, info)
+        select_list(&STEPS, STEPS_MAP, info, omit)
     );
     let build_cond = if bounded {
         format!(
@@ -463,7 +468,7 @@ pub fn queries(info: &SchemaInfo, w: &Window) -> Vec<(&'static TableDef, String)
     };
     let builds = format!(
         "SELECT {} FROM builds b LEFT JOIN jobsets j ON {join} WHERE {build_cond}",
-        select_list(&BUILDS, BUILDS_MAP, info)
+        select_list(&BUILDS, BUILDS_MAP, info, omit)
     );
     let outputs = if !info.has_table("buildstepoutputs") {
         None
@@ -471,22 +476,22 @@ pub fn queries(info: &SchemaInfo, w: &Window) -> Vec<(&'static TableDef, String)
         Some(format!(
             "SELECT {} FROM buildstepoutputs o WHERE (o.build, o.stepnr) IN \
              (SELECT s.build, s.stepnr FROM buildsteps s WHERE {step_cond})",
-            select_list(&STEP_OUTPUTS, STEP_OUTPUTS_MAP, info)
+            select_list(&STEP_OUTPUTS, STEP_OUTPUTS_MAP, info, omit)
         ))
     } else {
         Some(format!(
             "SELECT {} FROM buildstepoutputs o",
-            select_list(&STEP_OUTPUTS, STEP_OUTPUTS_MAP, info)
+            select_list(&STEP_OUTPUTS, STEP_OUTPUTS_MAP, info, omit)
         ))
     };
     let jobsets = format!(
         "SELECT {} FROM jobsets j",
-        select_list(&JOBSETS, JOBSETS_MAP, info)
+        select_list(&JOBSETS, JOBSETS_MAP, info, omit)
     );
     let evals = info.has_table("jobsetevals").then(|| {
         format!(
             "SELECT {} FROM jobsetevals e WHERE {}",
-            select_list(&EVALS, EVALS_MAP, info),
+            select_list(&EVALS, EVALS_MAP, info, omit),
             w.time_sql("e.timestamp")
         )
     });
@@ -560,7 +565,7 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
         .await
         .map_err(|e| s.error("starting a read-only transaction", e))?;
     let mut frames: HashMap<&'static str, DataFrame> = HashMap::new();
-    for (def, select) in queries(&info, &window) {
+    for (def, select) in queries(&info, &window, opts.omit) {
         let df = copy_frame(&s, def, &select, &opts.progress).await?;
         frames.insert(def.name, df);
     }
@@ -637,7 +642,7 @@ mod tests {
             columns,
             has_cpp_status_row: false,
         };
-        let list = select_list(&STEPS, STEPS_MAP, &info);
+        let list = select_list(&STEPS, STEPS_MAP, &info, &[]);
         assert!(list.contains("NULL::int8"));
         assert!(list.contains("s.starttime::int8"));
     }

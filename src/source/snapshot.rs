@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{CORE_TABLES, Dataset, DatasetMeta, Origin, TRUTH_TABLES, TableDef, Truth};
+use crate::dataset::{
+    CORE_TABLES, Dataset, DatasetMeta, Omit, Origin, TRUTH_TABLES, TableDef, Truth,
+};
 use crate::error::{Error, Result};
 use crate::output::{StagedDir, write_file_atomic};
 use crate::window::Window;
@@ -224,12 +226,17 @@ pub fn parse_manifest(text: &[u8], path: &Path) -> Result<Manifest> {
 
 /// Reads the whole snapshot at `dir`, checking every file against the manifest.
 pub fn read(dir: &Path) -> Result<Dataset> {
+    read_omitting(dir, &[])
+}
+
+/// [`read`], leaving out the columns in `omit` (they read as nulls and are never decoded).
+pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
     let manifest = read_manifest(dir)?;
     let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
     for def in CORE_TABLES.into_iter().chain(TRUTH_TABLES) {
         match manifest.tables.get(def.name) {
             Some(entry) => {
-                frames.insert(def.name, read_table(dir, def, entry)?);
+                frames.insert(def.name, read_table(dir, def, entry, omit)?);
             }
             None if CORE_TABLES.iter().any(|t| t.name == def.name) => {
                 return Err(Error::snapshot(
@@ -292,7 +299,13 @@ pub fn read(dir: &Path) -> Result<Dataset> {
     })
 }
 
-fn read_table(dir: &Path, def: &'static TableDef, entry: &TableEntry) -> Result<DataFrame> {
+fn read_table(
+    dir: &Path,
+    def: &'static TableDef,
+    entry: &TableEntry,
+    omit: Omit,
+) -> Result<DataFrame> {
+    let kept: Vec<String> = def.kept(omit).into_iter().map(String::from).collect();
     // The paths were checked to stay inside the snapshot when the manifest was parsed.
     let listed: Vec<PathBuf> = entry.files.iter().map(|f| dir.join(&f.path)).collect();
     // Every Parquet file under the table's directory must be listed: a stray file means the
@@ -313,9 +326,18 @@ fn read_table(dir: &Path, def: &'static TableDef, entry: &TableEntry) -> Result<
             ));
         }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let df = ParquetReader::new(file)
+        let corrupt = |e: PolarsError| Error::snapshot(path, format!("corrupt Parquet: {e}"));
+        let mut reader = ParquetReader::new(file);
+        // The file's own schema is checked whole, whatever is left out of the reading.
+        let schema = reader.schema().map_err(corrupt)?;
+        let full = DataFrame::empty_with_schema(&Schema::from_arrow_schema(&schema));
+        def.check(&full)
+            .map_err(|e| Error::snapshot(path, format!("not a `{}` table: {e}", def.name)))?;
+        let df = reader
+            .with_columns(Some(kept.clone()))
             .finish()
-            .map_err(|e| Error::snapshot(path, format!("corrupt Parquet: {e}")))?;
+            .map_err(corrupt)?;
+        let df = def.blank(&df, omit).map_err(corrupt)?;
         if df.height() as u64 != f.rows {
             return Err(Error::snapshot(
                 path,
