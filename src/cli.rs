@@ -270,6 +270,10 @@ struct SimulateArgs {
     /// Skip the load sweep that finds the binding constraint.
     #[arg(long)]
     no_verdict: bool,
+    /// A queue-runner status JSON (a file, or the URL of /queue-runner-status): its per-machine
+    /// step times join the calibration.
+    #[arg(long, value_name = "FILE|URL")]
+    status: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -500,6 +504,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Bound on fetching a status document given by URL: one small JSON answer.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn cmd_simulate(common: &Common, args: &SimulateArgs) -> anyhow::Result<()> {
     use crate::model::{self, table};
     let scenarios = args
@@ -520,6 +527,15 @@ fn cmd_simulate(common: &Common, args: &SimulateArgs) -> anyhow::Result<()> {
         Some(p) => crate::compress::project::read_costs(p)?,
         None => crate::compress::project::Costs::default(),
     };
+    // Read before the dataset: a bad status document should fail before minutes of loading.
+    let status = match &args.status {
+        Some(s) => {
+            let source = crate::status::Source::parse(s);
+            let doc = crate::status::load(&source, STATUS_TIMEOUT)?;
+            Some((source.describe(), doc))
+        }
+        None => None,
+    };
     let spec = common.source();
     if spec.is_sample() {
         common.note("no --db or --snapshot given: simulating the built-in sample workload");
@@ -537,6 +553,7 @@ fn cmd_simulate(common: &Common, args: &SimulateArgs) -> anyhow::Result<()> {
         costs,
         gap_s: args.gap,
         verdict: !args.no_verdict,
+        status,
     };
     let progress = Progress::new(common.quiet);
     let stage = progress.stage("simulating");
@@ -569,6 +586,16 @@ fn cmd_simulate(common: &Common, args: &SimulateArgs) -> anyhow::Result<()> {
         summary.seeds.len()
     );
     print_rows(format, &header, &rows, &())?;
+    if let Some(c) = &summary.status_check {
+        println!("\nStep time per machine: the replay against {}", c.origin);
+        print_rows(format, &table::STATUS_HEADER, &table::status_rows(c), &())?;
+        if !c.unmatched.is_empty() {
+            println!(
+                "not compared (not in the data, or no steps): {}",
+                c.unmatched.join(", ")
+            );
+        }
+    }
     if let Some(v) = &summary.verdict {
         println!("\nBinding constraint: {}", v.statement);
     }
@@ -779,6 +806,7 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
                 costs: costs.clone(),
                 gap_s: None,
                 verdict: true,
+                status: None,
             },
         )?;
         stage.done();

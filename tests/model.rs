@@ -633,3 +633,119 @@ fn codecs_measured_with_compress_replace_the_reference_figures() {
         "{stderr}"
     );
 }
+
+/// A C++ queue-runner status JSON whose per-machine step counts and times are the sample's
+/// ground truth (dispatch to end: send lock, send, build, local slot, receive), scaled by
+/// `factor`.
+fn status_json_from_truth(ds: &Dataset, factor: f64) -> String {
+    let truth = ds.truth.as_ref().expect("the sample has ground truth");
+    let col = |df: &polars::prelude::DataFrame, n: &str| df.column(n).unwrap().clone();
+    let key = |df: &polars::prelude::DataFrame, i: usize| {
+        (
+            col(df, "build").i32().unwrap().get(i).unwrap(),
+            col(df, "stepnr").i32().unwrap().get(i).unwrap(),
+        )
+    };
+    let mut machine_of: HashMap<(i32, i32), String> = HashMap::new();
+    let machines = col(&ds.steps, "machine");
+    let machines = machines.str().unwrap();
+    for i in 0..ds.steps.height() {
+        if let Some(m) = machines.get(i).filter(|m| !m.is_empty()) {
+            machine_of.insert(key(&ds.steps, i), m.to_string());
+        }
+    }
+    let mut per: std::collections::BTreeMap<String, (u64, f64)> = Default::default();
+    let phases = [
+        "send_lock_wait_ms",
+        "send_ms",
+        "build_ms",
+        "local_slot_wait_ms",
+        "receive_ms",
+    ]
+    .map(|n| col(&truth.steps, n));
+    for i in 0..truth.steps.height() {
+        let Some(m) = machine_of.get(&key(&truth.steps, i)) else {
+            continue;
+        };
+        let ms: i64 = phases
+            .iter()
+            .map(|c| c.i64().unwrap().get(i).unwrap_or(0))
+            .sum();
+        let e = per.entry(m.clone()).or_default();
+        e.0 += 1;
+        e.1 += ms as f64 / 1000.0 * factor;
+    }
+    let machines: serde_json::Map<String, serde_json::Value> = per
+        .into_iter()
+        .map(|(m, (n, s))| {
+            (
+                m,
+                serde_json::json!({"enabled": true, "nrStepsDone": n, "totalStepTime": s}),
+            )
+        })
+        .collect();
+    serde_json::json!({"status": "up", "machines": machines}).to_string()
+}
+
+#[test]
+fn the_replay_reproduces_the_samples_step_time_per_machine_of_a_status_json() {
+    let ds = sample_ds();
+    let w = sample_workload();
+    let cfg = cpp_config(0, 0.0);
+    let run = simulate(w, &cfg).unwrap();
+    let status = hydra_bottleneck::status::parse(&status_json_from_truth(ds, 1.0), "t").unwrap();
+    let check = calibrate::against_status(w, &run, &status, "t").expect("machines match");
+    assert!(check.unmatched.is_empty(), "{:?}", check.unmatched);
+    assert_eq!(check.machines.len(), w.machines.len());
+    assert!(check.row.error_pct <= 10.0, "{:?}", check.row);
+    // A status JSON that disagrees with the replay shows it.
+    let slow = hydra_bottleneck::status::parse(&status_json_from_truth(ds, 2.0), "t").unwrap();
+    let off = calibrate::against_status(w, &run, &slow, "t").unwrap();
+    assert!(off.row.error_pct > 40.0, "{:?}", off.row);
+    // Machines the data does not have are named, not compared.
+    let other = hydra_bottleneck::status::parse(
+        r#"{"status": "up", "machines": {"ssh://elsewhere": {"nrStepsDone": 5, "totalStepTime": 50}}}"#,
+        "t",
+    )
+    .unwrap();
+    assert!(calibrate::against_status(w, &run, &other, "t").is_none());
+}
+
+#[test]
+fn simulate_compares_a_status_json_given_with_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("status.json");
+    std::fs::write(&file, status_json_from_truth(sample_ds(), 1.0)).unwrap();
+    let out = bin()
+        .args(["simulate", "--seeds", "1", "--no-verdict", "--status"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("step time per machine type (status JSON)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Step time per machine: the replay against"),
+        "{stdout}"
+    );
+    // A bad document: one line naming it, before any simulating.
+    std::fs::write(&file, "{not json").unwrap();
+    let out = bin()
+        .args(["simulate", "--status"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("status.json") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+}

@@ -101,13 +101,17 @@ pub fn figures(w: &Workload, times: &Times<'_>) -> Figures {
 fn by_type(w: &Workload, busy_ms: &[f64]) -> Vec<f64> {
     let mut types: BTreeMap<String, f64> = BTreeMap::new();
     for (m, b) in w.machines.iter().zip(busy_ms) {
-        let key = format!(
-            "{:?}/{}/{}/{}/{}",
-            m.systems, m.supported, m.mandatory, m.max_jobs, m.speed
-        );
-        *types.entry(key).or_default() += b / 3.6e6;
+        *types.entry(type_key(m)).or_default() += b / 3.6e6;
     }
     types.into_values().collect()
+}
+
+/// Machines with the same key are alike to the dispatcher.
+fn type_key(m: &super::Machine) -> String {
+    format!(
+        "{:?}/{}/{}/{}/{}",
+        m.systems, m.supported, m.mandatory, m.max_jobs, m.speed
+    )
 }
 
 /// A queue time under arrivals sped up by `load`, as the engine computes it.
@@ -244,4 +248,131 @@ pub fn compare(obs: &Figures, sim: &Figures) -> Vec<Row> {
         });
     }
     rows
+}
+
+/// What the status JSON's per-machine step time means, and how the replay is measured alike.
+pub const STATUS_DEFINITION: &str = "per machine, totalStepTime / nrStepsDone of the queue \
+    runner's status JSON (wall time from a step getting the machine to its end: send lock, \
+    sending, building, local worker slot, receiving and compressing, uploading), against the \
+    mean of the same span over the replay's steps on that machine; the status counts steps \
+    since the runner started, so the averages are compared, not the totals";
+
+/// One machine of [`StatusCheck`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MachineStepTime {
+    pub machine: String,
+    pub status_steps: f64,
+    pub status_avg_s: f64,
+    pub modelled_steps: usize,
+    pub modelled_avg_s: f64,
+    pub error_pct: f64,
+}
+
+/// The replay's step times per machine against a status JSON's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusCheck {
+    pub definition: &'static str,
+    pub origin: String,
+    pub machines: Vec<MachineStepTime>,
+    /// Machines of the status JSON the workload does not have, or that report no steps.
+    pub unmatched: Vec<String>,
+    /// The row this adds to the calibration table.
+    pub row: Row,
+}
+
+/// A machine name with its scheme and user dropped (`ssh://nix@b1` → `b1`): the C++ runner
+/// names machines by store URI, the Rust runner by hostname, and a machines file may use
+/// either.
+fn host(name: &str) -> &str {
+    let rest = name.split_once("://").map_or(name, |(_, r)| r);
+    rest.rsplit_once('@').map_or(rest, |(_, h)| h)
+}
+
+/// Compares the per-machine average step time of `status` with the replay `run` of `w`.
+/// `None` when no machine of the status JSON is in the workload with steps on both sides.
+pub fn against_status(
+    w: &Workload,
+    run: &Run,
+    status: &crate::status::Status,
+    origin: &str,
+) -> Option<StatusCheck> {
+    let n = w.machines.len();
+    let (mut steps, mut total_ms) = (vec![0usize; n], vec![0.0f64; n]);
+    for t in 0..w.tasks.len() {
+        let m = run.machine[t] as usize;
+        steps[m] += 1;
+        total_ms[m] += run.end_ms[t].saturating_sub(run.dispatch_ms[t]) as f64;
+    }
+    let mut machines = Vec::new();
+    let mut matched = Vec::new();
+    let mut unmatched = Vec::new();
+    for sm in &status.machines {
+        let avg = match (sm.total_step_time_s, sm.steps_done, sm.avg_step_time_s) {
+            (Some(t), Some(d), _) if d > 0.0 => Some((d, t / d)),
+            (_, Some(d), Some(a)) if d > 0.0 => Some((d, a)),
+            _ => None,
+        };
+        let found = w
+            .machines
+            .iter()
+            .position(|m| m.name == sm.name || host(&m.name) == host(&sm.name));
+        match (avg, found) {
+            (Some((d, a)), Some(m)) if steps[m] > 0 => {
+                let modelled = total_ms[m] / steps[m] as f64 / 1000.0;
+                matched.push(m);
+                machines.push(MachineStepTime {
+                    machine: sm.name.clone(),
+                    status_steps: d,
+                    status_avg_s: a,
+                    modelled_steps: steps[m],
+                    modelled_avg_s: modelled,
+                    error_pct: if a > 0.0 {
+                        (modelled - a).abs() / a * 100.0
+                    } else {
+                        0.0
+                    },
+                });
+            }
+            _ => unmatched.push(sm.name.clone()),
+        }
+    }
+    if machines.is_empty() {
+        return None;
+    }
+    // The row compares machine types (alike in systems, features, maxJobs and speed), as the
+    // busy-time row does: the dispatcher tells such machines apart only by their order, so
+    // which of them a step lands on is not something a replay can reproduce. Each side's mean
+    // is its total over its step count; the error is weighted by the status JSON's steps.
+    let mut types: BTreeMap<String, [f64; 4]> = BTreeMap::new();
+    for (mt, &m) in machines.iter().zip(&matched) {
+        let e = types.entry(type_key(&w.machines[m])).or_default();
+        e[0] += mt.status_steps;
+        e[1] += mt.status_steps * mt.status_avg_s;
+        e[2] += steps[m] as f64;
+        e[3] += total_ms[m] / 1000.0;
+    }
+    let weight: f64 = types.values().map(|t| t[0]).sum();
+    let (mut observed, mut modelled, mut error) = (0.0, 0.0, 0.0);
+    for [n, total, mn, mtotal] in types.values() {
+        let (o, m) = (total / n, mtotal / mn.max(1.0));
+        observed += o * n / weight;
+        modelled += m * n / weight;
+        if o > 0.0 {
+            error += (m - o).abs() / o * 100.0 * n / weight;
+        }
+    }
+    let row = Row {
+        metric: "step time per machine type (status JSON)".into(),
+        unit: "s (mean)".into(),
+        observed,
+        modelled,
+        error_pct: error,
+    };
+    Some(StatusCheck {
+        definition: STATUS_DEFINITION,
+        origin: origin.to_string(),
+        machines,
+        unmatched,
+        row,
+    })
 }

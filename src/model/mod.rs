@@ -162,6 +162,9 @@ pub struct Options {
     pub gap_s: Option<i64>,
     /// Also run the load sweep for the bottleneck verdict.
     pub verdict: bool,
+    /// A queue-runner status JSON and where it came from: its per-machine step times join the
+    /// calibration.
+    pub status: Option<(String, crate::status::Status)>,
 }
 
 /// Default seeds per configuration: five runs give a lowest–median–highest interval in a few
@@ -184,6 +187,8 @@ pub struct Summary {
     /// A replay of the observed configuration with the recorded build times (no noise),
     /// against the history.
     pub calibration: Vec<calibrate::Row>,
+    /// The replay against a status JSON's per-machine step times, when one was given.
+    pub status_check: Option<calibrate::StatusCheck>,
     pub seeds: Vec<u64>,
     pub baseline: scenario::Outcome,
     pub scenarios: Vec<scenario::Outcome>,
@@ -267,10 +272,17 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         ..cfg.clone()
     };
     let replay = simulate(&w, &exact)?;
-    let calibration = calibrate::compare(
+    let mut calibration = calibrate::compare(
         &calibrate::observed(&w),
         &calibrate::simulated(&w, &replay, &exact),
     );
+    let status_check = opts
+        .status
+        .as_ref()
+        .and_then(|(origin, s)| calibrate::against_status(&w, &replay, s, origin));
+    if let Some(c) = &status_check {
+        calibration.push(c.row.clone());
+    }
     let seeds: Vec<u64> = (1..=u64::from(opts.seeds.max(1))).collect();
     let baseline = scenario::evaluate("baseline", None, &w, &cfg, &seeds, &opts.costs)?;
     let mut scenarios = Vec::new();
@@ -343,6 +355,7 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         local_workers_from,
         baseline_config: cfg,
         calibration,
+        status_check,
         seeds,
         baseline,
         scenarios,

@@ -20,6 +20,32 @@ pub fn calibration_rows(s: &Summary) -> Vec<Vec<String>> {
         .collect()
 }
 
+pub const STATUS_HEADER: [&str; 6] = [
+    "machine",
+    "steps (status)",
+    "mean step s (status)",
+    "steps (replay)",
+    "mean step s (replay)",
+    "error %",
+];
+
+/// One row per machine of a status JSON comparison.
+pub fn status_rows(c: &super::calibrate::StatusCheck) -> Vec<Vec<String>> {
+    c.machines
+        .iter()
+        .map(|m| {
+            vec![
+                m.machine.clone(),
+                num(m.status_steps),
+                num(m.status_avg_s),
+                m.modelled_steps.to_string(),
+                num(m.modelled_avg_s),
+                format!("{:.1}", m.error_pct),
+            ]
+        })
+        .collect()
+}
+
 /// Rows of the comparison: one per figure, one column per configuration.
 pub fn comparison(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
     let all: Vec<&Outcome> = std::iter::once(&s.baseline).chain(&s.scenarios).collect();
