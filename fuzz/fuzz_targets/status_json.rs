@@ -1,0 +1,16 @@
+//! The queue-runner status parser (one document) and the `--watch` series reader (JSON lines)
+//! on arbitrary text, and the figures derived from whatever parses: no panic anywhere.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|text: &str| {
+    use hydra_bottleneck::status;
+    if let Ok(s) = status::parse(text, "fuzz") {
+        let f = status::derive(&s, None);
+        let _ = status::figures::rows(&f);
+    }
+    let series = status::series::parse(text, "fuzz");
+    let summary = status::summarise(&series, None);
+    let _ = status::series::rows(&summary);
+});
