@@ -642,6 +642,12 @@ fn default_report_dir(spec: &SourceSpec) -> PathBuf {
     dir
 }
 
+/// The report's simulation replays at most this many steps, the latest whole days: it runs
+/// seven configurations with five seeds each and a load sweep, about forty runs, and a run costs
+/// about 4 s and 1 GB per million steps (release build). A million steps is about a month of
+/// hydra.nixos.org, enough for every scenario's effect to show; `simulate` itself is unbounded.
+const REPORT_SIMULATION_MAX_STEPS: usize = 1_000_000;
+
 fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
     use crate::compress;
     use crate::report;
@@ -795,8 +801,12 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
                     .collect()
             })
             .unwrap_or_default();
+        let bounded = crate::model::latest_days(&ds, REPORT_SIMULATION_MAX_STEPS)?;
+        if let Some((_, note)) = &bounded {
+            common.note(&format!("simulation: {note}"));
+        }
         let summary = crate::model::run(
-            &ds,
+            bounded.as_ref().map_or(&ds, |(d, _)| d),
             &crate::model::Options {
                 machines: machines.clone(),
                 scenarios,
@@ -810,7 +820,13 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
             },
         )?;
         stage.done();
-        Some(report::Simulation::from_summary(&summary))
+        let mut sim = report::Simulation::from_summary(&summary);
+        if let Some((_, note)) = bounded {
+            // After the binding constraint, before the replay's counts it explains.
+            let at = usize::from(summary.verdict.is_some()).min(sim.verdict.len());
+            sim.verdict.insert(at, format!("The simulation {note}."));
+        }
+        Some(sim)
     };
     let stage = progress.stage("assembling the report");
     let (compression, compression_json) = match compression {

@@ -749,3 +749,35 @@ fn simulate_compares_a_status_json_given_with_status() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_report_simulation_over_a_long_history_replays_its_latest_whole_days() {
+    let ds = sample_ds();
+    let total = ds.steps.height();
+    assert!(model::latest_days(ds, total).unwrap().is_none());
+    let (kept, note) = model::latest_days(ds, total / 3).unwrap().expect("bounded");
+    let n = kept.steps.height();
+    assert!(n > 0 && n <= total / 3, "{n} of {total}");
+    let since = kept.meta.window.since.expect("a start");
+    assert_eq!(since % 86_400, 0, "whole days");
+    // The window rule: a step is in when it ended at or after the start.
+    let stops = kept.steps.column("stop_time").unwrap();
+    assert!(stops.i64().unwrap().iter().flatten().all(|s| s >= since));
+    // The day before would have been over the bound.
+    let (wider, _) = model::latest_days(ds, n + 1).unwrap().unwrap();
+    assert_eq!(wider.meta.window.since, Some(since));
+    assert!(
+        note.contains(&format!("{n} of the window's {total} steps")),
+        "{note}"
+    );
+    // Every task of the cut history still simulates.
+    let machines = hydra_bottleneck::machines::parse(kept.machines.as_deref().unwrap()).unwrap();
+    let w = model::workload::from_dataset(
+        &kept,
+        Some(&machines),
+        DepsFrom::Best,
+        Codec::reference("xz-6").unwrap(),
+    )
+    .unwrap();
+    check_invariants(&w, &simulate(&w, &cpp_config(1, 0.0)).unwrap());
+}

@@ -196,6 +196,50 @@ pub struct Summary {
     pub assumptions: Vec<String>,
 }
 
+/// The most recent whole UTC days of `ds` that hold at most `max_steps` steps, and a sentence
+/// saying so; `None` when all of `ds` fits. A report runs every configuration with several
+/// seeds, so its simulation is bounded by steps rather than by the window the user asked for.
+pub fn latest_days(
+    ds: &crate::dataset::Dataset,
+    max_steps: usize,
+) -> crate::Result<Option<(crate::dataset::Dataset, String)>> {
+    let total = ds.steps.height();
+    if total <= max_steps {
+        return Ok(None);
+    }
+    let err = |e| crate::Error::frame("steps", e);
+    // The window rule keeps a step that ends at or after `since` (and one not ended), so the
+    // cut is placed among the stop times.
+    let stops = ds.steps.column("stop_time").map_err(err)?;
+    let stops = stops.i64().map_err(err)?;
+    let budget = max_steps.saturating_sub(stops.null_count());
+    let mut ends: Vec<i64> = stops.iter().flatten().collect();
+    if ends.len() <= budget {
+        return Ok(None);
+    }
+    let k = ends.len() - budget.max(1);
+    let (_, &mut cut, _) = ends.select_nth_unstable(k);
+    let until = ds.meta.window.until.unwrap_or(i64::MAX);
+    // Whole days read better and keep a day's pattern whole; a single day over the bound is cut
+    // where it must be.
+    let day = cut.div_euclid(86_400) * 86_400 + if cut % 86_400 == 0 { 0 } else { 86_400 };
+    let since = if day < until { day } else { cut };
+    let window = crate::window::Window {
+        since: Some(since),
+        until: ds.meta.window.until,
+    };
+    let kept = crate::source::restrict(ds.clone(), window)?;
+    let note = format!(
+        "replays the steps from {} on ({} of the window's {} steps): it runs every \
+         configuration with several seeds, so it is bounded to about the latest {} steps",
+        crate::window::fmt_time(since),
+        kept.steps.height(),
+        total,
+        max_steps
+    );
+    Ok(Some((kept, note)))
+}
+
 /// Builds the workload, calibrates, and runs the baseline and every scenario.
 pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summary> {
     use crate::dataset::Runner;
