@@ -43,7 +43,7 @@ fn ingest(c: &mut Criterion) {
         .block_on(connect(&params, true, Duration::from_secs(3600)))
         .unwrap();
     let info = rt.block_on(inspect(&session)).unwrap();
-    let (_, select) = queries(&info, &Window::default())
+    let (_, select) = queries(&info, &Window::default(), &[])
         .into_iter()
         .find(|(def, _)| def.name == "steps")
         .unwrap();
