@@ -698,11 +698,14 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
         common.note("no --db or --snapshot given: reporting on the built-in sample workload");
     }
 
+    // Ctrl-C stops at the next stage: nothing is written until the report is complete, and
+    // an old report given with --force stays as it was.
+    crate::interrupt::install()?;
     let stage = progress.stage("reading the history");
-    let mut ds = runtime()?.block_on(source::load(
+    let mut ds = runtime()?.block_on(crate::interrupt::until(source::load(
         &spec,
         &common.read_options(crate::dataset::NOT_ANALYSED),
-    ))?;
+    )))?;
     stage.done();
     let machines = match &args.machines {
         Some(p) => Some(crate::machines::read(p)?),
@@ -782,6 +785,7 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
     };
     let findings = crate::analysis::analyze(&ds, &opts)?;
     stage.done();
+    crate::interrupt::check()?;
     let simulation = if args.no_simulation {
         None
     } else {
@@ -845,6 +849,7 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
     })?;
     stage.done();
 
+    crate::interrupt::check()?;
     let stage = progress.stage("drawing charts and writing the report");
     let written = report::write(
         &built,

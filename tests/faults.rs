@@ -348,6 +348,65 @@ fn ctrl_c_during_the_copy_leaves_no_snapshot_and_keeps_an_old_one() {
 }
 
 #[test]
+fn ctrl_c_during_a_report_leaves_no_report_and_keeps_an_old_one() {
+    let (pg, db, name) = loaded();
+    let out = tempfile::tempdir().unwrap();
+    let old = out.path().join("old");
+    // An existing report, to be replaced with --force: it must survive the interruption.
+    let o = run(&[
+        "report",
+        "--db",
+        &db,
+        "--out",
+        old.to_str().unwrap(),
+        "--no-compression",
+        "--no-simulation",
+        "--no-png",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = contents(&old);
+    // While the history is read from the database (the COPY of steps, slowed down) ...
+    slow_down_steps(&pg, &name);
+    let child = spawn(&[
+        "report",
+        "--db",
+        &db,
+        "--out",
+        old.to_str().unwrap(),
+        "--force",
+        "--no-compression",
+    ]);
+    wait_for_copy_of_steps(&pg, &name);
+    sigint(&child);
+    let started = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_interrupted(&o);
+    assert_eq!(names_in(out.path()), ["old"]);
+    assert_eq!(contents(&old), before, "the old report is unchanged");
+    // ... and later, while the built-in sample is analysed and simulated (seconds of work in
+    // a test build): it stops at the next stage and writes nothing.
+    let fresh = out.path().join("fresh");
+    let mut child = spawn(&[
+        "report",
+        "--out",
+        fresh.to_str().unwrap(),
+        "--no-compression",
+        "--no-png",
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "finished too soon");
+    sigint(&child);
+    let o = child.wait_with_output().unwrap();
+    assert_interrupted(&o);
+    assert_eq!(names_in(out.path()), ["old"], "nothing of the new report");
+}
+
+#[test]
 fn ctrl_c_while_a_snapshot_is_written_leaves_nothing() {
     let out = tempfile::tempdir().unwrap();
     let snap = out.path().join("snap");

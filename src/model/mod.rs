@@ -331,6 +331,8 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
     let baseline = scenario::evaluate("baseline", None, &w, &cfg, &seeds, &opts.costs)?;
     let mut scenarios = Vec::new();
     for s in &opts.scenarios {
+        // Between configurations is a safe point for Ctrl-C (a no-op unless a command asked).
+        crate::interrupt::check()?;
         let (sw, sc) = scenario::apply(s, &w, &cfg, &opts.codecs)?;
         scenarios.push(scenario::evaluate(
             &s.name,
@@ -341,6 +343,7 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
             &opts.costs,
         )?);
     }
+    crate::interrupt::check()?;
     let verdict = if opts.verdict {
         Some(verdict::verdict(&w, &exact)?)
     } else {
