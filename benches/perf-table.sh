@@ -25,7 +25,7 @@ group() { # the one criterion group whose name starts with $1
   (cd target/criterion && ls -d "$1"* | head -1)
 }
 calc() { python3 -c "print($1)"; }
-fmt() { python3 -c "import sys; print(format(float(sys.argv[1]), sys.argv[2]))" "$1" "$2"; }
+fmt() { python3 -c "import sys; print(format(eval(sys.argv[1]), sys.argv[2]))" "$1" "$2"; } # expression, format
 
 log "criterion benches (ingest, nar, model, analysis)"
 for b in ingest nar model analysis; do
@@ -52,7 +52,7 @@ print(next(c["compress_mb_s_core"] for c in d["codecs"] if c["codec"]==sys.argv[
 cli() { calc "$size / 1e6 / $1"; }
 
 log "report on the built-in sample (with its 16 MiB compression measurement and simulation)"
-/usr/bin/time -f '%e %M' -o "$work/report.time" "$BIN" report --out "$work/report" -q
+/usr/bin/time -f '%e %M' -o "$work/report.time" "$BIN" report --out "$work/report" -q >/dev/null
 read -r rep_s rep_kb <"$work/report.time"
 
 big() { # peak memory of `report` over a large history: "wall-s max-rss-kb steps"

@@ -397,6 +397,34 @@ fn a_retry_waits_for_the_back_off_and_an_abort_disables_the_machine() {
     assert_eq!((run.machine[1], run.dispatch_ms[1]), (1, 60_500));
 }
 
+#[test]
+fn a_disabled_machine_with_work_waiting_is_dispatch_loss() {
+    let mut w = tiny();
+    // T0 (aborted) and its retry T1, T2 (build 2, 30 s), T3 (build 3, 2 s).
+    w.tasks.remove(3);
+    w.tasks[0].success = false;
+    w.tasks[0].aborted = true;
+    w.tasks[0].work_ms = 1000.0;
+    w.tasks[1].work_ms = 1000.0;
+    w.tasks[2].work_ms = 30_000.0;
+    w.dep_start = vec![0, 0, 1, 1, 1];
+    w.deps = vec![(0, 60_000)];
+    w.loads[1] = (1000, 0);
+    w.loads[2] = (2000, 0);
+    let run = simulate(&w, &cpp_config(0, 0.0)).unwrap();
+    check_invariants(&w, &run);
+    // T0 aborts on M1 at 0.5 s: M1 is disabled until 60.5 s. T2 takes M0 from 1 s to 31 s.
+    // T3, runnable from 2 s, waits for M0 while M1 sits disabled: 29 s of one idle slot.
+    assert_eq!((run.machine[2], run.dispatch_ms[2]), (0, 1000));
+    assert_eq!((run.machine[3], run.dispatch_ms[3]), (0, 31_000));
+    assert_eq!(run.stages.dispatch_loss_ms, 29_000.0);
+    // Without the failure nothing waits for a machine that could take it.
+    w.tasks[0].success = true;
+    w.tasks[0].aborted = false;
+    let run = simulate(&w, &cpp_config(0, 0.0)).unwrap();
+    assert_eq!(run.stages.dispatch_loss_ms, 0.0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 // ---------------------------------------------------------------------------------------------

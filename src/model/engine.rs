@@ -84,6 +84,10 @@ pub struct Stages {
     pub upload_ms: f64,
     /// Bytes uploaded.
     pub uploaded_bytes: f64,
+    /// Builder-slot time left idle while a step the machine could build was runnable: the
+    /// ledger's dispatch loss. The dispatcher here starts a step the moment a slot and a step
+    /// meet, so this is the free slots of machines disabled after a failure.
+    pub dispatch_loss_ms: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -135,6 +139,9 @@ struct Sim<'a> {
     machine_classes: Vec<Vec<u32>>,
     cur: Vec<u32>,
     disabled_until: Vec<u64>,
+    /// Machines that may be disabled now (pruned as they come back): few at any time, so the
+    /// dispatch-loss count need not look at every machine at every instant.
+    disabled: Vec<usize>,
     failures: Vec<(u32, u64)>,
     key: Vec<Option<MKey>>,
     free: BTreeSet<MKey>,
@@ -258,6 +265,7 @@ impl<'a> Sim<'a> {
             machine_classes,
             cur: vec![0; nm],
             disabled_until: vec![0; nm],
+            disabled: Vec::new(),
             failures: vec![(0, 0); nm],
             key: vec![None; nm],
             free: BTreeSet::new(),
@@ -306,7 +314,11 @@ impl<'a> Sim<'a> {
     }
 
     fn run(mut self) -> Result<Run> {
+        // Slots idle with runnable work for them, from the last instant to the next.
+        let mut loss_slots = 0u32;
         while let Some(Reverse((t, _, ev, idx))) = self.events.pop() {
+            self.run.stages.dispatch_loss_ms += f64::from(loss_slots) * (t - self.now) as f64;
+            loss_slots = 0;
             self.now = t;
             match ev {
                 Ev::Ready => self.on_ready(idx),
@@ -318,6 +330,7 @@ impl<'a> Sim<'a> {
             // Dispatch once all events of this instant are in.
             if self.events.peek().is_none_or(|Reverse(e)| e.0 > t) {
                 self.dispatch();
+                loss_slots = self.idle_with_work();
             }
         }
         if self.done != self.w.tasks.len() {
@@ -554,6 +567,36 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// Free slots of disabled machines that runnable steps could use, each runnable step
+    /// counted for one slot only (after [`Sim::dispatch`], an enabled machine's free slot has
+    /// no runnable step it supports).
+    fn idle_with_work(&mut self) -> u32 {
+        let now = self.now;
+        self.disabled.retain(|&m| self.disabled_until[m] > now);
+        if self.disabled.is_empty() {
+            return 0;
+        }
+        let mut left: Vec<usize> = Vec::new();
+        let mut slots = 0;
+        for &m in &self.disabled {
+            let mut free = self.w.machines[m].max_jobs.saturating_sub(self.cur[m]) as usize;
+            for &c in &self.machine_classes[m] {
+                let c = c as usize;
+                if left.len() <= c {
+                    left.resize(c + 1, usize::MAX);
+                }
+                if left[c] == usize::MAX {
+                    left[c] = self.classes[c].runnable;
+                }
+                let take = free.min(left[c]);
+                left[c] -= take;
+                free -= take;
+                slots += take as u32;
+            }
+        }
+        slots
+    }
+
     fn machine_failed(&mut self, m: usize) {
         let (n, last) = self.failures[m];
         if n > 0 && last + FAILURE_DEBOUNCE_MS > self.now {
@@ -562,6 +605,9 @@ impl<'a> Sim<'a> {
         let n = (n + 1).min(DISABLE_MAX_STEPS);
         self.failures[m] = (n, self.now);
         self.disabled_until[m] = self.now + DISABLE_BASE_MS * 3u64.pow(n - 1);
+        if !self.disabled.contains(&m) {
+            self.disabled.push(m);
+        }
         self.refresh(m);
         let at = self.disabled_until[m];
         self.schedule(at, Ev::Enable, m as u32);

@@ -327,6 +327,9 @@ pub struct Buckets {
     pub held_h: f64,
     /// Build time of attempts that failed.
     pub waste_h: f64,
+    /// Idle while runnable steps waited for this machine (disabled after failures), as the
+    /// capacity ledger's dispatch loss.
+    pub dispatch_loss_h: f64,
     pub idle_h: f64,
 }
 
@@ -458,6 +461,9 @@ fn buckets(w: &Workload, r: &Run, span_ms: f64) -> Buckets {
     if r.stages.compress_builders_ms > 0.0 {
         b.overhead_h += r.stages.upload_ms / 3.6e6;
     }
-    b.idle_h = (b.available_h - b.building_h - b.overhead_h - b.held_h - b.waste_h).max(0.0);
+    b.dispatch_loss_h = r.stages.dispatch_loss_ms / 3.6e6;
+    b.idle_h =
+        (b.available_h - b.building_h - b.overhead_h - b.held_h - b.waste_h - b.dispatch_loss_h)
+            .max(0.0);
     b
 }

@@ -82,6 +82,7 @@ pub fn comparison(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
     row("slot-h overhead", &|o| num(o.buckets.overhead_h));
     row("slot-h held idle", &|o| num(o.buckets.held_h));
     row("slot-h waste", &|o| num(o.buckets.waste_h));
+    row("slot-h dispatch loss", &|o| num(o.buckets.dispatch_loss_h));
     row("slot-h idle", &|o| num(o.buckets.idle_h));
     row("cost / month (estimate)", &|o| {
         interval(o.cost_per_month, 1.0)

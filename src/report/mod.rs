@@ -108,6 +108,7 @@ impl Simulation {
                     ("overhead".into(), round(o.buckets.overhead_h, 1)),
                     ("held".into(), round(o.buckets.held_h, 1)),
                     ("waste".into(), round(o.buckets.waste_h, 1)),
+                    ("dispatch loss".into(), round(o.buckets.dispatch_loss_h, 1)),
                     ("idle".into(), round(o.buckets.idle_h, 1)),
                 ],
             })
