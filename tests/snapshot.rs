@@ -277,3 +277,42 @@ fn a_window_outside_the_data_is_one_clear_line() {
     assert_one_line_error(&o, "/nonexistent/machines: No such file");
     assert_eq!(stderr(&o).matches("No such file").count(), 1, "said once");
 }
+
+#[test]
+fn columns_left_out_read_as_nulls_and_change_no_finding() {
+    use hydra_bottleneck::analysis::{Options, analyze};
+    use hydra_bottleneck::dataset::NOT_ANALYSED;
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot(root.path());
+    let full = snapshot::read(&dir).unwrap();
+    let lean = snapshot::read_omitting(&dir, NOT_ANALYSED).unwrap();
+    for ((def, a), (_, b)) in full.tables().into_iter().zip(lean.tables()) {
+        assert_eq!(a.height(), b.height(), "{}", def.name);
+        def.check(b).unwrap();
+        for c in def.columns {
+            let (x, y) = (a.column(c.name).unwrap(), b.column(c.name).unwrap());
+            if NOT_ANALYSED.contains(&(def.name, c.name)) {
+                assert_eq!(
+                    y.null_count(),
+                    y.len(),
+                    "{}.{} is left out",
+                    def.name,
+                    c.name
+                );
+                assert!(x.null_count() < x.len(), "{}.{} has data", def.name, c.name);
+            } else {
+                assert!(x.equals_missing(y), "{}.{} differs", def.name, c.name);
+            }
+        }
+    }
+    // The analyses read none of them: every finding is the same.
+    let opts = Options::default();
+    let (a, b) = (
+        analyze(&full, &opts).unwrap(),
+        analyze(&lean, &opts).unwrap(),
+    );
+    assert_eq!(
+        serde_json::to_value(&a).unwrap(),
+        serde_json::to_value(&b).unwrap()
+    );
+}
