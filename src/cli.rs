@@ -644,8 +644,9 @@ fn default_report_dir(spec: &SourceSpec) -> PathBuf {
 
 /// The report's simulation replays at most this many steps, the latest whole days: it runs
 /// seven configurations with five seeds each and a load sweep, about forty runs, and a run costs
-/// about 4 s and 1 GB per million steps (release build). A million steps is about a month of
-/// hydra.nixos.org, enough for every scenario's effect to show; `simulate` itself is unbounded.
+/// about 3 s and 1 GB per million steps (release build). A million steps, ten times the
+/// built-in sample's week, is enough for every scenario's effect to show; `simulate` itself is
+/// unbounded.
 const REPORT_SIMULATION_MAX_STEPS: usize = 1_000_000;
 
 fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
