@@ -108,6 +108,22 @@ fn assert_interrupted(o: &Output) {
     assert!(o.stdout.is_empty(), "no rows after Ctrl-C");
 }
 
+/// Runs the command with `args`, presses Ctrl-C while it copies the (slowed) steps, and checks
+/// that it stopped within seconds, by the Ctrl-C contract.
+fn interrupt_the_copy(pg: &TestPg, name: &str, args: &[&str]) {
+    let child = spawn(args);
+    wait_for_copy_of_steps(pg, name);
+    sigint(&child);
+    let started = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "Ctrl-C took {:?} to act",
+        started.elapsed()
+    );
+    assert_interrupted(&o);
+}
+
 /// The names in `dir`, sorted: a leftover `.x.partial-PID` shows up here.
 fn names_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -319,17 +335,7 @@ fn ctrl_c_during_the_copy_leaves_no_snapshot_and_keeps_an_old_one() {
         if force {
             args.push("--force");
         }
-        let child = spawn(&args);
-        wait_for_copy_of_steps(&pg, &name);
-        sigint(&child);
-        let started = Instant::now();
-        let o = child.wait_with_output().unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "Ctrl-C took {:?} to act",
-            started.elapsed()
-        );
-        assert_interrupted(&o);
+        interrupt_the_copy(&pg, &name, &args);
         assert_eq!(names_in(out.path()), ["snap"], "force={force}");
         assert_eq!(contents(&snap), before, "the old snapshot is unchanged");
         // The server sees the client gone (when it next sends rows): no session of ours is
@@ -367,25 +373,19 @@ fn ctrl_c_during_a_report_leaves_no_report_and_keeps_an_old_one() {
     let before = contents(&old);
     // While the history is read from the database (the COPY of steps, slowed down) ...
     slow_down_steps(&pg, &name);
-    let child = spawn(&[
-        "report",
-        "--db",
-        &db,
-        "--out",
-        old.to_str().unwrap(),
-        "--force",
-        "--no-compression",
-    ]);
-    wait_for_copy_of_steps(&pg, &name);
-    sigint(&child);
-    let started = Instant::now();
-    let o = child.wait_with_output().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
+    interrupt_the_copy(
+        &pg,
+        &name,
+        &[
+            "report",
+            "--db",
+            &db,
+            "--out",
+            old.to_str().unwrap(),
+            "--force",
+            "--no-compression",
+        ],
     );
-    assert_interrupted(&o);
     assert_eq!(names_in(out.path()), ["old"]);
     assert_eq!(contents(&old), before, "the old report is unchanged");
     // ... and later, while the built-in sample is analysed and simulated (seconds of work in
