@@ -80,8 +80,8 @@ impl TableDef {
             .collect()
     }
 
-    /// `df` with this table's columns in order, those that `omit` leaves out (or that `df`
-    /// lacks because they were never read) as columns of nulls that hold no data.
+    /// `df` with this table's columns in order, those that `omit` leaves out as columns of
+    /// nulls that hold no data (whether or not `df` has them).
     pub fn blank(&self, df: &DataFrame, omit: Omit) -> PolarsResult<DataFrame> {
         let height = df.height();
         let cols: PolarsResult<Vec<Column>> = self

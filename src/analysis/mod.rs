@@ -68,7 +68,7 @@ pub mod status {
 ///
 /// Sized for tens of millions of rows: machine and system names are interned (a `u32` per row
 /// instead of a `String`), and derivation paths stay in the frame's own string column rather
-/// than being copied out, so the table costs about 80 bytes a step on top of the frame.
+/// than being copied out, so the table costs about 90 bytes a step on top of the frame.
 #[derive(Debug, Clone)]
 pub struct Steps {
     pub build: Vec<i32>,

@@ -65,8 +65,8 @@ pub struct Waiting {
     pub cached_builds: usize,
 }
 
-/// The builds table's columns that the waits need (borrowed; one chunk each so that reading row
-/// `i` is an index).
+/// The builds table's columns that the waits need: the frame's own arrays (shared, not copied,
+/// when they are one chunk already), in one chunk each so that reading row `i` is an index.
 struct Builds {
     ids: Int32Chunked,
     system: StringChunked,

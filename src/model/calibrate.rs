@@ -376,3 +376,16 @@ pub fn against_status(
         row,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::host;
+
+    #[test]
+    fn machines_match_by_host_whatever_the_runner_calls_them() {
+        for name in ["ssh://nix@b1", "ssh-ng://b1", "b1", "nix@b1"] {
+            assert_eq!(host(name), "b1", "{name}");
+        }
+        assert_ne!(host("ssh://b10"), host("ssh://b1"));
+    }
+}
