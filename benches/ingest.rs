@@ -69,7 +69,13 @@ fn ingest(c: &mut Criterion) {
     group.bench_function("copy_into_frame", |b| {
         b.iter(|| {
             let df = rt
-                .block_on(copy_frame(&session, &STEPS, &select, &Progress::hidden()))
+                .block_on(copy_frame(
+                    &session,
+                    &STEPS,
+                    &select,
+                    &Progress::hidden(),
+                    &[],
+                ))
                 .unwrap();
             assert_eq!(df.height(), rows);
             df

@@ -540,11 +540,17 @@ pub enum ColumnBuilder {
     I64(PrimitiveChunkedBuilder<Int64Type>),
     Bool(BooleanChunkedBuilder),
     Str(StringChunkedBuilder),
+    /// An omitted column: its values (nulls) are dropped, and the finished table gets a column
+    /// of nulls that holds no data.
+    Skip,
 }
 
 impl ColumnBuilder {
-    fn new(def: &ColumnDef, capacity: usize) -> Self {
+    fn new(def: &ColumnDef, capacity: usize, skip: bool) -> Self {
         let name = PlSmallStr::from_static(def.name);
+        if skip {
+            return ColumnBuilder::Skip;
+        }
         match def.ty {
             I32 => ColumnBuilder::I32(PrimitiveChunkedBuilder::new(name, capacity)),
             I64 => ColumnBuilder::I64(PrimitiveChunkedBuilder::new(name, capacity)),
@@ -553,13 +559,14 @@ impl ColumnBuilder {
         }
     }
 
-    fn finish(self) -> Column {
-        match self {
+    fn finish(self) -> Option<Column> {
+        Some(match self {
             ColumnBuilder::I32(b) => b.finish().into_column(),
             ColumnBuilder::I64(b) => b.finish().into_column(),
             ColumnBuilder::Bool(b) => b.finish().into_column(),
             ColumnBuilder::Str(b) => b.finish().into_column(),
-        }
+            ColumnBuilder::Skip => return None,
+        })
     }
 }
 
@@ -567,6 +574,7 @@ impl ColumnBuilder {
 /// one batch at a time so that memory stays proportional to the batch, not to a copy of the rows.
 pub struct TableBuilder {
     def: &'static TableDef,
+    omit: Omit,
     capacity: usize,
     pub cols: Vec<ColumnBuilder>,
     rows: usize,
@@ -575,19 +583,26 @@ pub struct TableBuilder {
 
 impl TableBuilder {
     pub fn new(def: &'static TableDef, batch_rows: usize) -> Self {
+        Self::omitting(def, batch_rows, &[])
+    }
+
+    /// A builder that drops the values of the columns in `omit` as they arrive (they finish as
+    /// columns of nulls), so that a left-out column never costs memory, not even for a batch.
+    pub fn omitting(def: &'static TableDef, batch_rows: usize, omit: Omit) -> Self {
         TableBuilder {
             def,
+            omit,
             capacity: batch_rows,
-            cols: Self::fresh(def, batch_rows),
+            cols: Self::fresh(def, batch_rows, omit),
             rows: 0,
             done: Vec::new(),
         }
     }
 
-    fn fresh(def: &TableDef, capacity: usize) -> Vec<ColumnBuilder> {
+    fn fresh(def: &TableDef, capacity: usize, omit: Omit) -> Vec<ColumnBuilder> {
         def.columns
             .iter()
-            .map(|c| ColumnBuilder::new(c, capacity))
+            .map(|c| ColumnBuilder::new(c, capacity, is_omitted(omit, def.name, c.name)))
             .collect()
     }
 
@@ -607,8 +622,11 @@ impl TableBuilder {
         if self.rows == 0 {
             return;
         }
-        let cols = std::mem::replace(&mut self.cols, Self::fresh(self.def, self.capacity));
-        let columns = cols.into_iter().map(ColumnBuilder::finish).collect();
+        let cols = std::mem::replace(
+            &mut self.cols,
+            Self::fresh(self.def, self.capacity, self.omit),
+        );
+        let columns = cols.into_iter().filter_map(ColumnBuilder::finish).collect();
         let df =
             DataFrame::new(self.rows, columns).expect("builders of one table have equal length");
         self.done.push(df);
@@ -619,6 +637,7 @@ impl TableBuilder {
     pub fn i32(&mut self, col: usize, v: Option<i32>) {
         match &mut self.cols[col] {
             ColumnBuilder::I32(b) => b.append_option(v),
+            ColumnBuilder::Skip => {}
             _ => unreachable!("column {} of {} is not i32", col, self.def.name),
         }
     }
@@ -627,6 +646,7 @@ impl TableBuilder {
     pub fn i64(&mut self, col: usize, v: Option<i64>) {
         match &mut self.cols[col] {
             ColumnBuilder::I64(b) => b.append_option(v),
+            ColumnBuilder::Skip => {}
             _ => unreachable!("column {} of {} is not i64", col, self.def.name),
         }
     }
@@ -635,6 +655,7 @@ impl TableBuilder {
     pub fn bool(&mut self, col: usize, v: Option<bool>) {
         match &mut self.cols[col] {
             ColumnBuilder::Bool(b) => b.append_option(v),
+            ColumnBuilder::Skip => {}
             _ => unreachable!("column {} of {} is not bool", col, self.def.name),
         }
     }
@@ -643,6 +664,7 @@ impl TableBuilder {
     pub fn str(&mut self, col: usize, v: Option<&str>) {
         match &mut self.cols[col] {
             ColumnBuilder::Str(b) => b.append_option(v),
+            ColumnBuilder::Skip => {}
             _ => unreachable!("column {} of {} is not str", col, self.def.name),
         }
     }
@@ -667,6 +689,11 @@ impl TableBuilder {
             df.vstack_mut_owned(part)
                 .expect("batches of one table share a schema");
         }
-        df
+        if self.omit.is_empty() {
+            return df;
+        }
+        self.def
+            .blank(&df, self.omit)
+            .expect("every kept column was built")
     }
 }

@@ -11,7 +11,7 @@
 
 use polars::prelude::DataFrame;
 
-use crate::dataset::{ColType, TableBuilder, TableDef};
+use crate::dataset::{ColType, Omit, TableBuilder, TableDef};
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 
@@ -28,8 +28,14 @@ pub struct CopyDecoder {
 
 impl CopyDecoder {
     pub fn new(def: &'static TableDef, batch_rows: usize) -> Self {
+        Self::omitting(def, batch_rows, &[])
+    }
+
+    /// A decoder that drops the values of the columns in `omit` (see
+    /// [`TableBuilder::omitting`]).
+    pub fn omitting(def: &'static TableDef, batch_rows: usize, omit: Omit) -> Self {
         CopyDecoder {
-            builder: TableBuilder::new(def, batch_rows),
+            builder: TableBuilder::omitting(def, batch_rows, omit),
             types: def.columns.iter().map(|c| c.ty).collect(),
             carry: Vec::new(),
             header_done: false,
@@ -304,6 +310,32 @@ mod tests {
             assert_eq!(df.height(), 5, "chunk {chunk}");
             assert_eq!(df.column("path").unwrap().null_count(), 3);
             STEP_OUTPUTS.check(&df).unwrap();
+        }
+    }
+
+    #[test]
+    fn omitted_columns_are_dropped_as_they_arrive_and_read_as_nulls() {
+        let bytes = encoded();
+        let mut full = CopyDecoder::new(&STEP_OUTPUTS, 2);
+        full.feed(&bytes).unwrap();
+        let full = full.finish().unwrap();
+        let mut lean = CopyDecoder::omitting(&STEP_OUTPUTS, 2, &[("step_outputs", "path")]);
+        lean.feed(&bytes).unwrap();
+        let lean = lean.finish().unwrap();
+        STEP_OUTPUTS.check(&lean).unwrap();
+        let path = lean.column("path").unwrap();
+        assert_eq!(path.null_count(), 5);
+        // A column of nulls that holds no data, not a column of five null values.
+        assert!(
+            matches!(path, polars::prelude::Column::Scalar(_)),
+            "{path:?}"
+        );
+        for c in ["build", "stepnr", "name"] {
+            assert!(
+                full.column(c)
+                    .unwrap()
+                    .equals_missing(lean.column(c).unwrap())
+            );
         }
     }
 

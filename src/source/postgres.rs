@@ -508,6 +508,7 @@ pub async fn copy_frame(
     def: &'static TableDef,
     select: &str,
     progress: &Progress,
+    omit: Omit,
 ) -> Result<DataFrame> {
     let what = format!("reading {}", def.name);
     let stream = s
@@ -517,7 +518,7 @@ pub async fn copy_frame(
         .map_err(|e| s.error(&what, e))?;
     pin_mut!(stream);
     let bar = progress.rows(&what);
-    let mut decoder = CopyDecoder::new(def, BATCH_ROWS);
+    let mut decoder = CopyDecoder::omitting(def, BATCH_ROWS, omit);
     let mut last = 0;
     while let Some(chunk) = stream.next().await {
         // A safe point: dropping the stream and the session ends the COPY on the server.
@@ -566,7 +567,7 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
         .map_err(|e| s.error("starting a read-only transaction", e))?;
     let mut frames: HashMap<&'static str, DataFrame> = HashMap::new();
     for (def, select) in queries(&info, &window, opts.omit) {
-        let df = copy_frame(&s, def, &select, &opts.progress).await?;
+        let df = copy_frame(&s, def, &select, &opts.progress, opts.omit).await?;
         frames.insert(def.name, df);
     }
     s.client
