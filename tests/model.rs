@@ -540,6 +540,17 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"))
 }
 
+/// Runs `cmd`, which must succeed, and returns its stdout.
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn simulate_prints_calibration_comparison_and_verdict() {
     let dir = tempfile::tempdir().unwrap();
@@ -629,18 +640,12 @@ fn codecs_measured_with_compress_replace_the_reference_figures() {
     std::fs::write(&saved, &out.stdout).unwrap();
     let scenario = dir.path().join("z.toml");
     std::fs::write(&scenario, "name = 'z'\ncodec = 'zstd-3'\n").unwrap();
-    let out = bin()
-        .args(["simulate", "--seeds", "1", "--no-verdict", "--compression"])
-        .arg(&saved)
-        .arg("--scenario")
-        .arg(&scenario)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = stdout_of(
+        bin()
+            .args(["simulate", "--seeds", "1", "--no-verdict", "--compression"])
+            .arg(&saved)
+            .arg("--scenario")
+            .arg(&scenario),
     );
     let line = stdout
         .lines()
@@ -744,16 +749,10 @@ fn simulate_compares_a_status_json_given_with_status() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("status.json");
     std::fs::write(&file, status_json_from_truth(sample_ds(), 1.0)).unwrap();
-    let out = bin()
-        .args(["simulate", "--seeds", "1", "--no-verdict", "--status"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = stdout_of(
+        bin()
+            .args(["simulate", "--seeds", "1", "--no-verdict", "--status"])
+            .arg(&file),
     );
     assert!(
         stdout.contains("step time per machine type (status JSON)"),
