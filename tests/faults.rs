@@ -30,17 +30,6 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A cluster with the sample loaded; returns it, the superuser connection string and the
 /// database name.
-fn loaded() -> (TestPg, String, String) {
-    let pg = TestPg::start();
-    let db = pg.database();
-    let o = run(&[
-        "sample", "--into", &db, "--scale", SCALE, "--schema", "80", "--quiet",
-    ]);
-    assert!(o.status.success(), "sample --into: {}", stderr(&o));
-    let name = db.rsplit('=').next().unwrap().to_string();
-    (pg, db, name)
-}
-
 /// Replaces `buildsteps` by a view that sleeps [`SLOW_ROW`] seconds per row, so that reading
 /// it takes long enough to act while the COPY streams. A real way to be slow: the server
 /// produces the rows one by one, as it would from a cold disk.
@@ -159,7 +148,7 @@ fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn a_backend_terminated_mid_copy_is_one_line_and_leaves_no_snapshot() {
-    let (pg, db, name) = loaded();
+    let (pg, db, name) = loaded(SCALE, "80");
     slow_down_steps(&pg, &name);
     let out = tempfile::tempdir().unwrap();
     let snap = out.path().join("snap");
@@ -188,7 +177,7 @@ fn a_backend_terminated_mid_copy_is_one_line_and_leaves_no_snapshot() {
 
 #[test]
 fn the_server_stopped_during_a_read_is_one_line_and_leaves_no_snapshot() {
-    let (pg, db, name) = loaded();
+    let (pg, db, name) = loaded(SCALE, "80");
     slow_down_steps(&pg, &name);
     let out = tempfile::tempdir().unwrap();
     let snap = out.path().join("snap");
@@ -209,7 +198,7 @@ fn the_server_stopped_during_a_read_is_one_line_and_leaves_no_snapshot() {
 
 #[test]
 fn the_statement_timeout_is_one_line_and_leaves_no_snapshot() {
-    let (pg, db, name) = loaded();
+    let (pg, db, name) = loaded(SCALE, "80");
     slow_down_steps(&pg, &name);
     let out = tempfile::tempdir().unwrap();
     let snap = out.path().join("snap");
@@ -235,7 +224,7 @@ fn the_statement_timeout_is_one_line_and_leaves_no_snapshot() {
 
 #[test]
 fn a_role_without_select_on_a_table() {
-    let (pg, db, name) = loaded();
+    let (pg, db, name) = loaded(SCALE, "80");
     let reader = db.replace("user=postgres", "user=reader");
     let out = tempfile::tempdir().unwrap();
     let snap = out.path().join("snap");
@@ -285,7 +274,7 @@ fn a_role_without_select_on_a_table() {
 
 #[test]
 fn a_hot_standby_is_read_like_its_primary_and_refuses_writes() {
-    let (pg, db, name) = loaded();
+    let (pg, db, name) = loaded(SCALE, "80");
     let standby = pg.standby();
     let standby_db = standby.conninfo(&name);
     assert_eq!(
@@ -317,7 +306,7 @@ fn a_hot_standby_is_read_like_its_primary_and_refuses_writes() {
 
 #[test]
 fn ctrl_c_during_the_copy_leaves_no_snapshot_and_keeps_an_old_one() {
-    let (pg, db, name) = loaded();
+    let (pg, db, name) = loaded(SCALE, "80");
     // An existing snapshot, to be replaced with --force: it must survive the interruption.
     let out = tempfile::tempdir().unwrap();
     let snap = out.path().join("snap");
@@ -355,7 +344,7 @@ fn ctrl_c_during_the_copy_leaves_no_snapshot_and_keeps_an_old_one() {
 
 #[test]
 fn ctrl_c_during_a_report_leaves_no_report_and_keeps_an_old_one() {
-    let (pg, db, name) = loaded();
+    let (pg, db, name) = loaded(SCALE, "80");
     let out = tempfile::tempdir().unwrap();
     let old = out.path().join("old");
     // An existing report, to be replaced with --force: it must survive the interruption.

@@ -27,16 +27,6 @@ fn assert_frames_equal(a: &Dataset, b: &Dataset) {
     }
 }
 
-fn load_sample(pg: &TestPg, schema: &str) -> String {
-    let db = pg.database();
-    let scale = SCALE.to_string();
-    let o = run(&[
-        "sample", "--into", &db, "--scale", &scale, "--schema", schema, "--quiet",
-    ]);
-    assert!(o.status.success(), "sample --into: {}", stderr(&o));
-    db
-}
-
 fn read(conn: &str, opts: &ReadOptions) -> hydra_bottleneck::Result<Dataset> {
     tokio::runtime::Runtime::new()
         .unwrap()
@@ -46,7 +36,7 @@ fn read(conn: &str, opts: &ReadOptions) -> hydra_bottleneck::Result<Dataset> {
 #[test]
 fn sample_into_postgres_then_snapshot_gives_back_the_generators_frames() {
     let pg = TestPg::start();
-    let db = load_sample(&pg, "80");
+    let db = load_sample(&pg, &SCALE.to_string(), "80");
     let out = tempfile::tempdir().unwrap();
     let snap = out.path().join("snap");
     let o = run(&[
@@ -78,7 +68,7 @@ fn sample_into_postgres_then_snapshot_gives_back_the_generators_frames() {
 #[test]
 fn schema_87_is_read_and_the_runner_is_detected_from_it() {
     let pg = TestPg::start();
-    let db = load_sample(&pg, "87");
+    let db = load_sample(&pg, &SCALE.to_string(), "87");
     let ds = read(&db, &ReadOptions::default()).unwrap();
     assert_eq!(ds.meta.schema_version, Some(87));
     assert_eq!(ds.meta.runner, Runner::Rust);
@@ -98,7 +88,7 @@ fn schema_87_is_read_and_the_runner_is_detected_from_it() {
 #[test]
 fn an_older_schema_without_newer_columns_reads_them_as_nulls() {
     let pg = TestPg::start();
-    let db = load_sample(&pg, "80");
+    let db = load_sample(&pg, &SCALE.to_string(), "80");
     let name = db.rsplit('=').next().unwrap().to_string();
     // Schema 45 and earlier had no overhead, 52 and earlier no determinism columns.
     pg.psql(
@@ -116,7 +106,7 @@ fn an_older_schema_without_newer_columns_reads_them_as_nulls() {
 #[test]
 fn the_window_selects_the_same_rows_in_sql_as_over_frames() {
     let pg = TestPg::start();
-    let db = load_sample(&pg, "87");
+    let db = load_sample(&pg, &SCALE.to_string(), "87");
     let generated = source::sample::generate(&spec()).unwrap();
     let start = generated.meta.window.since.unwrap();
     let window = WindowSpec {
@@ -140,7 +130,7 @@ fn the_window_selects_the_same_rows_in_sql_as_over_frames() {
 #[test]
 fn the_analyzer_session_cannot_write() {
     let pg = TestPg::start();
-    let db = load_sample(&pg, "80");
+    let db = load_sample(&pg, &SCALE.to_string(), "80");
     let params = hydra_bottleneck::conninfo::resolve(&db, &|_| None).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -167,7 +157,7 @@ fn the_analyzer_session_cannot_write() {
 #[test]
 fn a_missing_table_is_one_clear_line() {
     let pg = TestPg::start();
-    let db = load_sample(&pg, "87");
+    let db = load_sample(&pg, &SCALE.to_string(), "87");
     let name = db.rsplit('=').next().unwrap().to_string();
     pg.psql(&name, "DROP TABLE buildstepoutputs; DROP TABLE buildsteps");
     let out = tempfile::tempdir().unwrap();

@@ -3,22 +3,9 @@
 mod common;
 use common::*;
 
-use hydra_bottleneck::testpg::TestPg;
-
-fn loaded() -> (TestPg, String, String) {
-    let pg = TestPg::start();
-    let db = pg.database();
-    let o = run(&[
-        "sample", "--into", &db, "--scale", "0.1", "--schema", "87", "-q",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let name = db.rsplit('=').next().unwrap().to_string();
-    (pg, db, name)
-}
-
 #[test]
 fn every_named_query_runs_on_the_sample() {
-    let (pg, db, name) = loaded();
+    let (pg, db, name) = loaded("0.1", "87");
     let list = run(&["query", "list", "--format", "json"]);
     assert!(list.status.success());
     let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
@@ -72,7 +59,7 @@ fn every_named_query_runs_on_the_sample() {
 
 #[test]
 fn parameters_are_bound_and_writes_are_refused() {
-    let (pg, db, name) = loaded();
+    let (pg, db, name) = loaded("0.1", "87");
     let count = || pg.psql(&name, "SELECT count(*) FROM builds");
     let before = count();
     // A hostile value is data, not SQL.
@@ -109,7 +96,7 @@ fn parameters_are_bound_and_writes_are_refused() {
 
 #[test]
 fn ad_hoc_results_in_every_format() {
-    let (_pg, db, _) = loaded();
+    let (_pg, db, _) = loaded("0.1", "87");
     let sql = "SELECT system, count(*) AS builds, avg(size) AS mean_size, bool_or(finished = 0) AS any_queued \
                FROM builds GROUP BY system ORDER BY system";
     let dir = tempfile::tempdir().unwrap();

@@ -175,20 +175,9 @@ fn status_watch_never_records_the_credentials_of_its_url() {
 
 // ---- the database is only read ----------------------------------------------------------------
 
-fn loaded() -> (TestPg, String, String) {
-    let pg = TestPg::start();
-    let db = pg.database();
-    let o = run(&[
-        "sample", "--into", &db, "--scale", "0.05", "--schema", "87", "-q",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let name = db.rsplit('=').next().unwrap().to_string();
-    (pg, db, name)
-}
-
 #[test]
 fn a_hostile_parameter_is_data() {
-    let (pg, db, name) = loaded();
+    let (pg, db, name) = loaded("0.05", "87");
     let hostile = "'; DROP TABLE builds; --";
     // One build of a job with exactly that name: the query must find it, and only it.
     let id = pg.psql(&name, "SELECT min(id) FROM builds");
@@ -232,7 +221,7 @@ fn a_hostile_parameter_is_data() {
 
 #[test]
 fn ad_hoc_sql_runs_only_read_only() {
-    let (pg, db, name) = loaded();
+    let (pg, db, name) = loaded("0.05", "87");
     let state = || {
         pg.psql(
             &name,

@@ -5,6 +5,8 @@
 
 use std::process::{Command, Output};
 
+use hydra_bottleneck::testpg::TestPg;
+
 /// Runs the built binary with `args`, without a PGPASSWORD from the caller's environment.
 pub fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("running the binary")
@@ -30,4 +32,24 @@ pub fn assert_one_line_error(o: &Output, needle: &str) {
     assert_eq!(lines.len(), 1, "expected one line, got: {err}");
     assert!(lines[0].starts_with("hydra-bottleneck: error: "), "{err}");
     assert!(lines[0].contains(needle), "`{needle}` not in: {err}");
+}
+
+/// Loads the built-in sample at `scale` into a fresh database of `pg`, creating Hydra schema
+/// `schema`; returns the database's connection string.
+pub fn load_sample(pg: &TestPg, scale: &str, schema: &str) -> String {
+    let db = pg.database();
+    let o = run(&[
+        "sample", "--into", &db, "--scale", scale, "--schema", schema, "--quiet",
+    ]);
+    assert!(o.status.success(), "sample --into: {}", stderr(&o));
+    db
+}
+
+/// A throwaway server holding the sample: the server, the connection string and the
+/// database's name (for `psql`).
+pub fn loaded(scale: &str, schema: &str) -> (TestPg, String, String) {
+    let pg = TestPg::start();
+    let db = load_sample(&pg, scale, schema);
+    let name = db.rsplit('=').next().unwrap().to_string();
+    (pg, db, name)
 }
