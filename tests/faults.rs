@@ -123,6 +123,12 @@ fn names_in(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Nothing, not even a staged `.x.partial-PID`, is left in `dir`.
+fn assert_empty(dir: &Path) {
+    let left = names_in(dir);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 /// Every file under `dir` with its bytes, to show that a directory did not change.
 fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -168,11 +174,7 @@ fn a_backend_terminated_mid_copy_is_one_line_and_leaves_no_snapshot() {
         stderr(&o)
     );
     assert!(!snap.exists(), "no snapshot may be left behind");
-    assert!(
-        names_in(out.path()).is_empty(),
-        "{:?}",
-        names_in(out.path())
-    );
+    assert_empty(out.path());
 }
 
 #[test]
@@ -189,11 +191,7 @@ fn the_server_stopped_during_a_read_is_one_line_and_leaves_no_snapshot() {
     let o = child.wait_with_output().unwrap();
     assert_one_line_error(&o, "reading steps");
     assert!(!snap.exists(), "no snapshot may be left behind");
-    assert!(
-        names_in(out.path()).is_empty(),
-        "{:?}",
-        names_in(out.path())
-    );
+    assert_empty(out.path());
 }
 
 #[test]
@@ -219,7 +217,7 @@ fn the_statement_timeout_is_one_line_and_leaves_no_snapshot() {
         "the slow read was not cut at 1 s"
     );
     assert!(!snap.exists());
-    assert!(names_in(out.path()).is_empty());
+    assert_empty(out.path());
 }
 
 #[test]
@@ -252,7 +250,7 @@ fn a_role_without_select_on_a_table() {
     assert_one_line_error(&o, "permission denied for table buildsteps");
     assert!(stderr(&o).contains("reading steps"), "{}", stderr(&o));
     assert!(!snap.exists());
-    assert!(names_in(out.path()).is_empty());
+    assert_empty(out.path());
 
     // Without the optional evaluations the snapshot is written, and the gap said.
     pg.psql(
@@ -428,11 +426,7 @@ fn ctrl_c_while_a_snapshot_is_written_leaves_nothing() {
     sigint(&child);
     let o = child.wait_with_output().unwrap();
     assert_interrupted(&o);
-    assert!(
-        names_in(out.path()).is_empty(),
-        "{:?}",
-        names_in(out.path())
-    );
+    assert_empty(out.path());
 }
 
 /// Serves a binary cache of one uncompressed NAR, `nar/<name>`, sending its body in pieces of
