@@ -138,6 +138,20 @@ fn size_of(r: &Report, name: &str) -> (u32, u32) {
 
 type DrawResult<E> = std::result::Result<(), DrawingAreaErrorKind<E>>;
 
+/// The series legend, in one style for every chart, at `pos`.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+) -> DrawResult<DB::ErrorType> {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .background_style(WHITE.mix(0.9))
+        .border_style(LIGHT)
+        .label_font(font(TEXT))
+        .draw()
+}
+
 fn dispatch<DB: DrawingBackend>(
     name: &str,
     root: &DrawingArea<DB, Shift>,
@@ -483,14 +497,7 @@ fn queue_wait<DB: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(LIGHT)
-        .label_font(font(TEXT))
-        .draw()?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
 fn backlog<DB: DrawingBackend>(
@@ -616,14 +623,7 @@ fn overhead<DB: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + 20, y)], OKABE_ITO[6].stroke_width(3))
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(LIGHT)
-        .label_font(font(TEXT))
-        .draw()?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn codecs<DB: DrawingBackend>(
@@ -697,14 +697,7 @@ fn codecs<DB: DrawingBackend>(
                 ),
         ))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(LIGHT)
-        .label_font(font(TEXT))
-        .draw()?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::LowerLeft)
 }
 
 fn scenarios<DB: DrawingBackend>(
