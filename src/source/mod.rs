@@ -46,7 +46,8 @@ pub async fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
     let mut ds = match spec {
         SourceSpec::Postgres(conn) => {
             let params = conninfo::resolve(conn, &|k| std::env::var(k).ok())?;
-            return omitting(postgres::read(&params, opts).await?, opts.omit);
+            // The COPY decoder drops omitted columns as they arrive.
+            return postgres::read(&params, opts).await;
         }
         SourceSpec::Snapshot(dir) => snapshot::read_omitting(dir, opts.omit)?,
         SourceSpec::Sample(s) => omitting(sample::generate(s)?, opts.omit)?,
@@ -80,7 +81,8 @@ pub async fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
     normalize(ds)
 }
 
-/// `ds` with the columns in `omit` replaced by nulls that hold no data.
+/// `ds` with the columns in `omit` replaced by nulls that hold no data: for the sample, which is
+/// generated whole (the database and snapshot readers never decode them).
 fn omitting(mut ds: Dataset, omit: crate::dataset::Omit) -> Result<Dataset> {
     if omit.is_empty() {
         return Ok(ds);
