@@ -785,6 +785,7 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
     };
     let findings = crate::analysis::analyze(&ds, &opts)?;
+    let data = report::DataFacts::of(&ds)?;
     stage.done();
     crate::interrupt::check()?;
     let simulation = if args.no_simulation {
@@ -807,11 +808,17 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
             })
             .unwrap_or_default();
         let bounded = crate::model::latest_days(&ds, REPORT_SIMULATION_MAX_STEPS)?;
-        if let Some((_, note)) = &bounded {
-            common.note(&format!("simulation: {note}"));
-        }
+        let (replayed, note) = match bounded {
+            Some((latest, note)) => {
+                common.note(&format!("simulation: {note}"));
+                // The whole history is not read again: free it before the replay's own memory.
+                drop(ds);
+                (latest, Some(note))
+            }
+            None => (ds, None),
+        };
         let summary = crate::model::run(
-            bounded.as_ref().map_or(&ds, |(d, _)| d),
+            &replayed,
             &crate::model::Options {
                 machines: machines.clone(),
                 scenarios,
@@ -825,8 +832,9 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
             },
         )?;
         stage.done();
+        drop(replayed);
         let mut sim = report::Simulation::from_summary(&summary);
-        if let Some((_, note)) = bounded {
+        if let Some(note) = note {
             // After the binding constraint, before the replay's counts it explains.
             let at = usize::from(summary.verdict.is_some()).min(sim.verdict.len());
             sim.verdict.insert(at, format!("The simulation {note}."));
@@ -839,7 +847,7 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
         None => (None, None),
     };
     let built = report::build(report::Inputs {
-        ds: &ds,
+        data,
         findings: &findings,
         machines: machines.as_deref(),
         costs: &costs,

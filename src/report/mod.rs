@@ -469,7 +469,9 @@ pub struct Compression {
 
 /// Everything [`build`] turns into a report.
 pub struct Inputs<'a> {
-    pub ds: &'a Dataset,
+    /// What the report needs of the dataset itself (the findings hold the rest), taken before
+    /// the simulation so that the history's frames need not outlive the analysis.
+    pub data: DataFacts,
     pub findings: &'a Findings,
     /// The machines file, for the machines' features (a machine that alone has a feature is
     /// never proposed for retirement).
@@ -480,6 +482,25 @@ pub struct Inputs<'a> {
     pub generated_at: String,
     /// An older report's headline figures (`--compare`).
     pub previous: Option<compare::Previous>,
+}
+
+/// The few figures the report reads from the dataset rather than from the findings.
+#[derive(Debug, Clone)]
+pub struct DataFacts {
+    pub builds: usize,
+    pub schema_version: Option<i32>,
+    /// The farm's output volume, which the compression section projects codecs onto.
+    pub volume: project::Volume,
+}
+
+impl DataFacts {
+    pub fn of(ds: &Dataset) -> Result<DataFacts> {
+        Ok(DataFacts {
+            builds: ds.builds.height(),
+            schema_version: ds.meta.schema_version,
+            volume: project::volume(ds)?,
+        })
+    }
 }
 
 /// Builds the report. Pure: the same inputs give the same report, to the byte once serialised.
@@ -497,7 +518,7 @@ pub fn build(inp: Inputs<'_>) -> Result<Report> {
     let prices = BucketPrices::of(&capacity.machines, costs);
     let waterfall = waterfall(f, &capacity.total, &prices, month);
     let compression = match &inp.compression {
-        Some(c) => Some(compression_section(inp.ds, c, costs)?),
+        Some(c) => Some(compression_section(&inp.data.volume, c, costs)),
         None => None,
     };
     let utilization = utilization_section(f, &capacity);
@@ -517,7 +538,7 @@ pub fn build(inp: Inputs<'_>) -> Result<Report> {
     let recommendations = recommend::all(&ctx);
     let quality = QualitySection {
         steps: f.quality.steps,
-        builds: inp.ds.builds.height(),
+        builds: inp.data.builds,
         excluded_steps: f.quality.excluded_steps,
         checks: f
             .quality
@@ -550,7 +571,7 @@ pub fn build(inp: Inputs<'_>) -> Result<Report> {
         source: SourceInfo {
             origin: f.origin.clone(),
             is_sample: f.is_sample,
-            schema_version: inp.ds.meta.schema_version,
+            schema_version: inp.data.schema_version,
             runner: f.runner.to_string(),
             runner_basis: f.runner_basis.clone(),
         },
@@ -1034,9 +1055,8 @@ fn waste_section(f: &Findings, p: &BucketPrices, month: f64) -> WasteSection {
     }
 }
 
-fn compression_section(ds: &Dataset, c: &Compression, costs: &Costs) -> Result<CompressionSection> {
-    let volume = project::volume(ds)?;
-    let projections: Vec<Projection> = project::project(&volume, &c.codecs, costs)
+fn compression_section(volume: &project::Volume, c: &Compression, costs: &Costs) -> CompressionSection {
+    let projections: Vec<Projection> = project::project(volume, &c.codecs, costs)
         .into_iter()
         .map(|p| Projection {
             codec: p.codec,
@@ -1055,7 +1075,7 @@ fn compression_section(ds: &Dataset, c: &Compression, costs: &Costs) -> Result<C
         .iter()
         .find(|p| p.codec == CURRENT_CODEC)
         .map(|p| p.peak_hour_cores);
-    Ok(CompressionSection {
+    CompressionSection {
         source: c.source.clone(),
         default_corpus: c.default_corpus,
         nars: c.nars,
@@ -1084,7 +1104,7 @@ fn compression_section(ds: &Dataset, c: &Compression, costs: &Costs) -> Result<C
         projections,
         current_codec: CURRENT_CODEC.to_string(),
         peak_hour_cores_current: current,
-    })
+    }
 }
 
 fn finite(x: f64) -> f64 {
