@@ -458,77 +458,70 @@ fn overhead_points(
     let points = (0..steps.len())
         .filter(|&i| usable[i] && steps.status[i] == Some(status::SUCCESS) && steps.kind[i] == 0)
         .filter_map(|i| {
-            let s = size.get(&(steps.build[i], steps.stepnr[i]))?;
+            let s = size[i]?;
             let o = steps.overhead_ms[i]?;
-            Some((*s as f64, o as f64))
+            Some((s as f64, o as f64))
         })
         .collect();
     Ok((from, points))
 }
 
-/// Output NAR bytes by (build, stepnr).
-pub type StepSizes = std::collections::HashMap<(i32, i32), i64>;
+/// Output NAR bytes of each step row (`None` where unknown), in the order of [`Steps`].
+pub type StepSizes = Vec<Option<i64>>;
 
-/// The output NAR size of every step whose size is known, by (build, stepnr), and where the
-/// sizes come from: the sample's ground truth, else `Builds.size` of each build's top-level step
-/// (Hydra records no size for the other steps).
+/// The output NAR size of every step whose size is known, and where the sizes come from: the
+/// sample's ground truth, else `Builds.size` of each build's top-level step (Hydra records no
+/// size for the other steps).
+///
+/// Both are found by binary search over the other table's rows in key order, not through a
+/// map keyed by build: over ten million steps such a map held more than half a gigabyte.
 pub fn step_sizes(ds: &Dataset, steps: &Steps) -> Result<(String, StepSizes)> {
-    use std::collections::HashMap;
     let err = |what: &'static str| move |e: PolarsError| Error::frame(what, e);
-    let mut size: HashMap<(i32, i32), i64> = HashMap::new();
+    let mut size: StepSizes = vec![None; steps.len()];
     let from = if let Some(t) = &ds.truth {
-        let b = t
-            .steps
-            .column("build")
-            .map_err(err("truth_steps"))?
-            .i32()
-            .map_err(err("truth_steps"))?;
-        let n = t
-            .steps
-            .column("stepnr")
-            .map_err(err("truth_steps"))?
-            .i32()
-            .map_err(err("truth_steps"))?;
-        let s = t
-            .steps
-            .column("output_nar_size")
-            .map_err(err("truth_steps"))?
-            .i64()
-            .map_err(err("truth_steps"))?;
-        for i in 0..t.steps.height() {
-            if let (Some(b), Some(n), Some(s)) = (b.get(i), n.get(i), s.get(i)) {
-                size.insert((b, n), s);
+        let col = |name: &str| -> Result<Vec<Option<i64>>> {
+            let c = t.steps.column(name).map_err(err("truth_steps"))?;
+            let c = c.cast(&DataType::Int64).map_err(err("truth_steps"))?;
+            Ok(c.i64().map_err(err("truth_steps"))?.iter().collect())
+        };
+        let (b, n, s) = (col("build")?, col("stepnr")?, col("output_nar_size")?);
+        let order = sorted_by(b.len(), |r| (b[r], n[r]));
+        for (i, size) in size.iter_mut().enumerate() {
+            let key = (Some(i64::from(steps.build[i])), Some(i64::from(steps.stepnr[i])));
+            if let Ok(k) = order.binary_search_by(|&r| (b[r as usize], n[r as usize]).cmp(&key)) {
+                *size = s[order[k] as usize];
             }
         }
         "the sample's ground truth (output NAR size of every step)".to_string()
     } else {
         let df = &ds.builds;
-        let ids = df
-            .column("id")
-            .map_err(err("builds"))?
-            .i32()
-            .map_err(err("builds"))?;
-        let drv = df
-            .column("drv_path")
-            .map_err(err("builds"))?
-            .str()
-            .map_err(err("builds"))?;
-        let sz = df
-            .column("size")
-            .map_err(err("builds"))?
-            .i64()
-            .map_err(err("builds"))?;
-        let top: HashMap<(i32, &str), i64> = (0..df.height())
-            .filter_map(|i| Some(((ids.get(i)?, drv.get(i)?), sz.get(i)?)))
-            .collect();
-        for i in 0..steps.len() {
-            if let Some(d) = steps.drv_path(i)
-                && let Some(&s) = top.get(&(steps.build[i], d))
-            {
-                size.insert((steps.build[i], steps.stepnr[i]), s);
-            }
+        let ids = df.column("id").map_err(err("builds"))?;
+        let ids = ids.i32().map_err(err("builds"))?.rechunk();
+        let drv = df.column("drv_path").map_err(err("builds"))?;
+        let drv = drv.str().map_err(err("builds"))?.rechunk();
+        let sz = df.column("size").map_err(err("builds"))?;
+        let sz = sz.i64().map_err(err("builds"))?.rechunk();
+        let order = sorted_by(ids.len(), |r| ids.get(r));
+        for (i, size) in size.iter_mut().enumerate() {
+            let Some(d) = steps.drv_path(i) else { continue };
+            let id = Some(steps.build[i]);
+            // Hydra's ids are unique; the first of any duplicates whose path matches is taken.
+            let first = order.partition_point(|&r| ids.get(r as usize) < id);
+            *size = order[first..]
+                .iter()
+                .map(|&r| r as usize)
+                .take_while(|&r| ids.get(r) == id)
+                .find(|&r| drv.get(r) == Some(d))
+                .and_then(|r| sz.get(r));
         }
         "Builds.size of each build's top-level step".to_string()
     };
     Ok((from, size))
+}
+
+/// The row numbers `0..n` in the order of `key` (4 bytes a row).
+fn sorted_by<K: Ord>(n: usize, key: impl Fn(usize) -> K) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.sort_by_key(|&r| key(r as usize));
+    order
 }

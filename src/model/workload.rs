@@ -389,9 +389,7 @@ pub fn from_dataset(
             Runner::Rust => (build_ms - overhead).max(0.0),
         };
         let success = steps.status[i] == Some(status::SUCCESS);
-        let out = sizes
-            .get(&(steps.build[i], steps.stepnr[i]))
-            .map(|&s| s.max(0) as f64);
+        let out = sizes[i].map(|s| s.max(0) as f64);
         let (send, receive, out_bytes) = split_overhead(overhead, success, out, &w.history_codec);
         index.insert((steps.build[i], steps.stepnr[i]), w.tasks.len() as u32);
         w.builds.insert(steps.build[i], (ms(b.queued), b.jobset_id));

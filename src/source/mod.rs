@@ -112,6 +112,10 @@ pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
     use crate::dataset::*;
     ds.steps = sort(&STEPS, ds.steps)?;
     ds.builds = sort(&BUILDS, ds.builds)?;
+    let drv = shared_drv_paths(&ds.steps, &ds.builds).map_err(|e| Error::frame("builds", e))?;
+    ds.builds
+        .replace("drv_path", drv.into_column())
+        .map_err(|e| Error::frame("builds", e))?;
     ds.step_outputs = sort(&STEP_OUTPUTS, ds.step_outputs)?;
     ds.jobsets = sort(&JOBSETS, ds.jobsets)?;
     ds.evals = sort(&EVALS, ds.evals)?;
@@ -149,6 +153,57 @@ fn sort_by_key(def: &TableDef, df: DataFrame) -> PolarsResult<DataFrame> {
         .map(|c| c.take(&order))
         .collect::<PolarsResult<Vec<_>>>()?;
     DataFrame::new(height, columns)
+}
+
+/// The builds' `drv_path` column, each path that one of the build's own steps also holds (its
+/// top-level step) pointing at that step's bytes instead of a copy: the same strings, about
+/// 60 bytes a build less (over half a gigabyte at ten million steps). Both tables must be in key
+/// order, as [`normalize`] leaves them.
+fn shared_drv_paths(steps: &DataFrame, builds: &DataFrame) -> PolarsResult<StringChunked> {
+    use polars_arrow::array::{MutableBinaryViewArray, Utf8ViewArray};
+    let step_build = steps.column("build")?.i32()?.rechunk();
+    let step_drv = steps.column("drv_path")?.str()?.rechunk();
+    let ids = builds.column("id")?.i32()?;
+    let paths = builds.column("drv_path")?.str()?;
+    let Some(from_steps) = step_drv.downcast_iter().next() else {
+        return Ok(paths.clone());
+    };
+    // Where each build's path comes from: a step row (>= 0), the i-th path no step holds
+    // (-1 - i), or nowhere (null).
+    const NULL: i64 = i64::MIN;
+    let mut own = MutableBinaryViewArray::<str>::new();
+    // Both tables are in key order, so one cursor walks the steps alongside the builds.
+    let mut first = 0;
+    let source: Vec<i64> = ids
+        .iter()
+        .zip(paths.iter())
+        .map(|(id, path)| {
+            while first < step_build.len() && step_build.get(first) < id {
+                first += 1;
+            }
+            let Some(path) = path else { return NULL };
+            let step = (first..step_build.len())
+                .take_while(|&j| step_build.get(j) == id)
+                .find(|&j| step_drv.get(j) == Some(path));
+            match step {
+                Some(j) => j as i64,
+                None => {
+                    own.push_value(path);
+                    -(own.len() as i64)
+                }
+            }
+        })
+        .collect();
+    let own: Utf8ViewArray = own.freeze();
+    let mut rows = MutableBinaryViewArray::<str>::with_capacity(source.len());
+    for s in source {
+        match s {
+            NULL => rows.push_null(),
+            j if j >= 0 => rows.push_view(from_steps.views()[j as usize], from_steps.data_buffers()),
+            i => rows.push_view(own.views()[(-1 - i) as usize], own.data_buffers()),
+        }
+    }
+    Ok(StringChunked::with_chunk(paths.name().clone(), rows.freeze()))
 }
 
 /// Keeps the rows inside `window`, by the rule in [`crate::window`] (the same rule the SQL
