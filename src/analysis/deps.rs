@@ -38,23 +38,23 @@ pub struct Edge {
 pub fn estimate(steps: &Steps, usable: &[bool], gap_s: i64) -> Vec<Edge> {
     let mut by_build: HashMap<i32, Vec<usize>> = HashMap::new();
     for i in 0..steps.len() {
-        if usable[i] && steps.start[i].is_some() {
-            by_build.entry(steps.build[i]).or_default().push(i);
+        if usable[i] && steps.start(i).is_some() {
+            by_build.entry(steps.build(i)).or_default().push(i);
         }
     }
     let mut edges = Vec::new();
     for members in by_build.values() {
         for &s in members {
-            let Some(start) = steps.start[s] else {
+            let Some(start) = steps.start(s) else {
                 continue;
             };
             let mut latest: Option<(i64, usize)> = None;
             let mut within_gap = false;
             for &d in members {
-                let (true, Some(stop)) = (d != s, steps.stop[d]) else {
+                let (true, Some(stop)) = (d != s, steps.stop(d)) else {
                     continue;
                 };
-                if steps.status[d] != Some(status::SUCCESS) || stop > start {
+                if steps.status(d) != Some(status::SUCCESS) || stop > start {
                     continue;
                 }
                 if start - stop <= gap_s {
@@ -76,10 +76,10 @@ pub fn estimate(steps: &Steps, usable: &[bool], gap_s: i64) -> Vec<Edge> {
 
 fn edge(steps: &Steps, s: usize, d: usize) -> Edge {
     Edge {
-        build: steps.build[s],
-        stepnr: steps.stepnr[s],
-        dep_build: steps.build[d],
-        dep_stepnr: steps.stepnr[d],
+        build: steps.build(s),
+        stepnr: steps.stepnr(s),
+        dep_build: steps.build(d),
+        dep_stepnr: steps.stepnr(d),
     }
 }
 

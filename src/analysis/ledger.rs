@@ -220,12 +220,12 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         let Some(row) = rows.get_mut(key) else {
             continue;
         };
-        if let (Some(a), Some(mut b)) = (steps.start[i], steps.stop[i]) {
+        if let (Some(a), Some(mut b)) = (steps.start(i), steps.stop(i)) {
             // Under the Rust runner a step's times span import, build and upload (stopTime is the
             // runner's clock) and overhead is import + upload: take it off so that it is not
             // counted twice. Under the C++ runner the times are the build alone.
             if ds.meta.runner == crate::dataset::Runner::Rust {
-                b = a.max(b - steps.overhead_ms[i].unwrap_or(0).max(0) / 1000);
+                b = a.max(b - steps.overhead_ms(i).unwrap_or(0).max(0) / 1000);
             }
             let (ca, cb) = (a.max(lo), b.min(hi));
             if cb > ca {
@@ -235,7 +235,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                 }
             }
         }
-        if let (Some(o), Some(b)) = (steps.overhead_ms[i], steps.stop[i])
+        if let (Some(o), Some(b)) = (steps.overhead_ms(i), steps.stop(i))
             && b >= lo
             && b < hi
         {
@@ -358,20 +358,20 @@ fn waiting_by_system(
 ) -> Result<HashMap<String, Vec<f64>>> {
     let queued = super::quality::build_queue_times(ds)?;
     let index: HashMap<(i32, i32), usize> = (0..steps.len())
-        .map(|i| ((steps.build[i], steps.stepnr[i]), i))
+        .map(|i| ((steps.build(i), steps.stepnr(i)), i))
         .collect();
     let mut ready: Vec<Option<i64>> = (0..steps.len())
-        .map(|i| queued.get(&steps.build[i]).copied())
+        .map(|i| queued.get(&steps.build(i)).copied())
         .collect();
     for e in edges {
         if let (Some(&s), Some(&d)) = (
             index.get(&(e.build, e.stepnr)),
             index.get(&(e.dep_build, e.dep_stepnr)),
-        ) && let Some(stop) = steps.stop[d]
+        ) && let Some(stop) = steps.stop(d)
         {
             // The dependency's outputs are copied back after it stops building; that copy is
             // part of its overhead, so the step cannot be runnable before stop + overhead.
-            let copied = stop + steps.overhead_ms[d].unwrap_or(0).max(0) / 1000;
+            let copied = stop + steps.overhead_ms(d).unwrap_or(0).max(0) / 1000;
             ready[s] = Some(ready[s].map_or(copied, |r| r.max(copied)));
         }
     }
@@ -380,7 +380,7 @@ fn waiting_by_system(
         if !usable[i] || steps.machine(i).is_empty() {
             continue;
         }
-        if let (Some(r), Some(s)) = (ready[i], steps.start[i])
+        if let (Some(r), Some(s)) = (ready[i], steps.start(i))
             && s > r
         {
             let sys = steps.system(i);
@@ -417,7 +417,7 @@ fn truth_held(
         .i64()
         .map_err(err)?;
     let index: HashMap<(i32, i32), usize> = (0..steps.len())
-        .map(|i| ((steps.build[i], steps.stepnr[i]), i))
+        .map(|i| ((steps.build(i), steps.stepnr(i)), i))
         .collect();
     let mut out: HashMap<String, f64> = HashMap::new();
     for r in 0..t.height() {
@@ -427,7 +427,7 @@ fn truth_held(
         let Some(&i) = index.get(&(bb, nn)) else {
             continue;
         };
-        let in_window = steps.stop[i].is_some_and(|s| s >= lo && s < hi);
+        let in_window = steps.stop(i).is_some_and(|s| s >= lo && s < hi);
         if steps.machine(i).is_empty() || !in_window {
             continue;
         }

@@ -63,28 +63,50 @@ pub mod status {
     }
 }
 
-/// The step columns the analyses use, as plain vectors (one pass over the frame, then every
-/// analysis indexes them directly).
+/// The step columns the analyses use, read by row index.
 ///
-/// Sized for tens of millions of rows: machine and system names are interned (a `u32` per row
-/// instead of a `String`), and derivation paths stay in the frame's own string column rather
-/// than being copied out, so the table costs about 90 bytes a step on top of the frame.
+/// Sized for tens of millions of rows: the numeric columns and derivation paths are the
+/// frame's own buffers (shared, not copied, when the frame is in one chunk, as a loaded
+/// dataset is), and machine and system names are interned (a `u32` per row), so the table costs
+/// about 8 bytes a step on top of the frame.
 #[derive(Debug, Clone)]
 pub struct Steps {
-    pub build: Vec<i32>,
-    pub stepnr: Vec<i32>,
-    pub kind: Vec<i32>,
+    build: Col<i32>,
+    stepnr: Col<i32>,
+    kind: Col<i32>,
     drv_path: StringChunked,
-    pub status: Vec<Option<i32>>,
-    pub start: Vec<Option<i64>>,
-    pub stop: Vec<Option<i64>>,
+    status: Col<i32>,
+    start: Col<i64>,
+    stop: Col<i64>,
     machine: Interned,
     system: Interned,
-    pub overhead_ms: Vec<Option<i64>>,
-    pub times_built: Vec<Option<i32>>,
-    /// The build whose failure this step row records (Hydra writes such rows with the machine
-    /// but without times).
-    pub propagated_from: Vec<Option<i32>>,
+    overhead_ms: Col<i64>,
+    times_built: Col<i32>,
+    propagated_from: Col<i32>,
+}
+
+/// One numeric column: the frame's array (its values and validity, shared).
+#[derive(Debug, Clone)]
+struct Col<T: polars_arrow::types::NativeType>(polars_arrow::array::PrimitiveArray<T>);
+
+impl<T: polars_arrow::types::NativeType> Col<T> {
+    fn of<P: PolarsNumericType<Native = T>>(ca: &ChunkedArray<P>) -> Col<T> {
+        let ca = ca.rechunk();
+        Col(match ca.downcast_iter().next() {
+            Some(arr) => arr.clone(),
+            None => polars_arrow::array::PrimitiveArray::from_vec(Vec::new()),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<T> {
+        let valid = self.0.validity().is_none_or(|v| v.get_bit(i));
+        valid.then(|| self.0.values()[i])
+    }
 }
 
 /// A string column with few distinct values (machine and system names): an index per row into
@@ -123,7 +145,58 @@ impl Steps {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.build.is_empty()
+        self.len() == 0
+    }
+
+    /// The build the step is recorded under (0 when null).
+    #[inline]
+    pub fn build(&self, i: usize) -> i32 {
+        self.build.get(i).unwrap_or(0)
+    }
+
+    /// The step's number within its build (0 when null).
+    #[inline]
+    pub fn stepnr(&self, i: usize) -> i32 {
+        self.stepnr.get(i).unwrap_or(0)
+    }
+
+    /// 0 for a build, 1 for a substitution (0 when null).
+    #[inline]
+    pub fn kind(&self, i: usize) -> i32 {
+        self.kind.get(i).unwrap_or(0)
+    }
+
+    /// The step's status code; `None` while it runs.
+    #[inline]
+    pub fn status(&self, i: usize) -> Option<i32> {
+        self.status.get(i)
+    }
+
+    #[inline]
+    pub fn start(&self, i: usize) -> Option<i64> {
+        self.start.get(i)
+    }
+
+    #[inline]
+    pub fn stop(&self, i: usize) -> Option<i64> {
+        self.stop.get(i)
+    }
+
+    #[inline]
+    pub fn overhead_ms(&self, i: usize) -> Option<i64> {
+        self.overhead_ms.get(i)
+    }
+
+    #[inline]
+    pub fn times_built(&self, i: usize) -> Option<i32> {
+        self.times_built.get(i)
+    }
+
+    /// The build whose failure this step row records (Hydra writes such rows with the machine
+    /// but without times).
+    #[inline]
+    pub fn propagated_from(&self, i: usize) -> Option<i32> {
+        self.propagated_from.get(i)
     }
 
     /// The machine that ran step `i` ("" when none is recorded).
@@ -143,23 +216,11 @@ impl Steps {
 
     pub fn from_frame(df: &DataFrame) -> Result<Steps> {
         let err = |e: PolarsError| Error::frame("steps", e);
-        let i32s = |name: &str| -> Result<Vec<Option<i32>>> {
-            Ok(df
-                .column(name)
-                .map_err(err)?
-                .i32()
-                .map_err(err)?
-                .iter()
-                .collect())
+        let i32s = |name: &str| -> Result<Col<i32>> {
+            Ok(Col::of(df.column(name).map_err(err)?.i32().map_err(err)?))
         };
-        let i64s = |name: &str| -> Result<Vec<Option<i64>>> {
-            Ok(df
-                .column(name)
-                .map_err(err)?
-                .i64()
-                .map_err(err)?
-                .iter()
-                .collect())
+        let i64s = |name: &str| -> Result<Col<i64>> {
+            Ok(Col::of(df.column(name).map_err(err)?.i64().map_err(err)?))
         };
         let strs = |name: &str| -> Result<StringChunked> {
             // One chunk, so that reading row `i` is an index, not a search through chunks.
@@ -172,12 +233,9 @@ impl Steps {
                 .into_owned())
         };
         Ok(Steps {
-            build: i32s("build")?.into_iter().map(|v| v.unwrap_or(0)).collect(),
-            stepnr: i32s("stepnr")?
-                .into_iter()
-                .map(|v| v.unwrap_or(0))
-                .collect(),
-            kind: i32s("type")?.into_iter().map(|v| v.unwrap_or(0)).collect(),
+            build: i32s("build")?,
+            stepnr: i32s("stepnr")?,
+            kind: i32s("type")?,
             drv_path: strs("drv_path")?,
             status: i32s("status")?,
             start: i64s("start_time")?,
@@ -192,7 +250,7 @@ impl Steps {
 
     /// Seconds the step spent building, when both times are known and in order.
     pub fn duration(&self, i: usize) -> Option<i64> {
-        match (self.start[i], self.stop[i]) {
+        match (self.start(i), self.stop(i)) {
             (Some(a), Some(b)) if b >= a => Some(b - a),
             _ => None,
         }
@@ -237,15 +295,12 @@ pub fn span(ds: &Dataset, steps: &Steps) -> Option<(i64, i64)> {
         .meta
         .window
         .since
-        .or_else(|| steps.start.iter().flatten().min().copied())?;
+        .or_else(|| (0..steps.len()).filter_map(|i| steps.start(i)).min())?;
     let hi = ds.meta.window.until.or_else(|| {
-        steps
-            .stop
-            .iter()
-            .chain(steps.start.iter())
+        (0..steps.len())
+            .flat_map(|i| [steps.stop(i), steps.start(i)])
             .flatten()
             .max()
-            .copied()
     })?;
     (hi > lo).then_some((lo, hi))
 }
@@ -456,10 +511,10 @@ fn overhead_points(
 ) -> Result<(String, Vec<(f64, f64)>)> {
     let (from, size) = step_sizes(ds, steps)?;
     let points = (0..steps.len())
-        .filter(|&i| usable[i] && steps.status[i] == Some(status::SUCCESS) && steps.kind[i] == 0)
+        .filter(|&i| usable[i] && steps.status(i) == Some(status::SUCCESS) && steps.kind(i) == 0)
         .filter_map(|i| {
             let s = size[i]?;
-            let o = steps.overhead_ms[i]?;
+            let o = steps.overhead_ms(i)?;
             Some((s as f64, o as f64))
         })
         .collect();
@@ -487,7 +542,7 @@ pub fn step_sizes(ds: &Dataset, steps: &Steps) -> Result<(String, StepSizes)> {
         let (b, n, s) = (col("build")?, col("stepnr")?, col("output_nar_size")?);
         let order = sorted_by(b.len(), |r| (b[r], n[r]));
         for (i, size) in size.iter_mut().enumerate() {
-            let key = (Some(i64::from(steps.build[i])), Some(i64::from(steps.stepnr[i])));
+            let key = (Some(i64::from(steps.build(i))), Some(i64::from(steps.stepnr(i))));
             if let Ok(k) = order.binary_search_by(|&r| (b[r as usize], n[r as usize]).cmp(&key)) {
                 *size = s[order[k] as usize];
             }
@@ -504,7 +559,7 @@ pub fn step_sizes(ds: &Dataset, steps: &Steps) -> Result<(String, StepSizes)> {
         let order = sorted_by(ids.len(), |r| ids.get(r));
         for (i, size) in size.iter_mut().enumerate() {
             let Some(d) = steps.drv_path(i) else { continue };
-            let id = Some(steps.build[i]);
+            let id = Some(steps.build(i));
             // Hydra's ids are unique; the first of any duplicates whose path matches is taken.
             let first = order.partition_point(|&r| ids.get(r as usize) < id);
             *size = order[first..]

@@ -66,7 +66,7 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
             if bad(i) {
                 count += 1;
                 if examples.len() < 3 {
-                    examples.push(format!("{}/{}", steps.build[i], steps.stepnr[i]));
+                    examples.push(format!("{}/{}", steps.build(i), steps.stepnr(i)));
                 }
                 if excluded {
                     usable[i] = false;
@@ -81,11 +81,11 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
             examples,
         });
     };
-    let finished = |i: usize| steps.status[i].is_some();
+    let finished = |i: usize| steps.status(i).is_some();
     let built_remotely = |i: usize| {
         finished(i)
             && !matches!(
-                steps.status[i],
+                steps.status(i),
                 Some(status::DEP_FAILED | status::CACHED_FAILURE | status::UNSUPPORTED)
             )
     };
@@ -93,13 +93,13 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
         "stop_before_start",
         "the step's stopTime is earlier than its startTime",
         true,
-        &|i| matches!((steps.start[i], steps.stop[i]), (Some(a), Some(b)) if b < a),
+        &|i| matches!((steps.start(i), steps.stop(i)), (Some(a), Some(b)) if b < a),
     );
     run(
         "running_without_start",
         "the step is still running (no status) but has no startTime",
         true,
-        &|i| !finished(i) && steps.start[i].is_none(),
+        &|i| !finished(i) && steps.start(i).is_none(),
     );
     run(
         "finished_without_times",
@@ -108,9 +108,9 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
         true,
         &|i| {
             built_remotely(i)
-                && steps.propagated_from[i].is_none()
+                && steps.propagated_from(i).is_none()
                 && !steps.machine(i).is_empty()
-                && (steps.start[i].is_none() || steps.stop[i].is_none())
+                && (steps.start(i).is_none() || steps.stop(i).is_none())
         },
     );
     run(
@@ -119,7 +119,7 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
         false,
         &|i| {
             built_remotely(i)
-                && steps.kind[i] == 0
+                && steps.kind(i) == 0
                 && steps.duration(i).is_some_and(|d| d > 0)
                 && steps.machine(i).is_empty()
         },
@@ -128,13 +128,13 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
         "negative_overhead",
         "the step's overhead (ms) is negative",
         true,
-        &|i| steps.overhead_ms[i].is_some_and(|o| o < 0),
+        &|i| steps.overhead_ms(i).is_some_and(|o| o < 0),
     );
     run(
         "absurd_overhead",
         "the step's overhead is more than a day",
         true,
-        &|i| steps.overhead_ms[i].is_some_and(|o| o > ABSURD_OVERHEAD_MS),
+        &|i| steps.overhead_ms(i).is_some_and(|o| o > ABSURD_OVERHEAD_MS),
     );
     run(
         "absurd_duration",
@@ -143,8 +143,8 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
         &|i| steps.duration(i).is_some_and(|d| d > ABSURD_DURATION_S),
     );
     let early = |i: usize| -> Option<i64> {
-        let q = queued.get(&steps.build[i])?;
-        let s = steps.start[i]?;
+        let q = queued.get(&steps.build(i))?;
+        let s = steps.start(i)?;
         (s < q - SKEW_TOLERANCE_S).then_some(q - s)
     };
     run(

@@ -69,7 +69,7 @@ pub fn utilization(steps: &Steps, usable: &[bool], lo: i64, hi: i64) -> Utilizat
     let mut by_system: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut events: BTreeMap<&str, Vec<(i64, i32)>> = BTreeMap::new();
     for i in 0..steps.len() {
-        let (Some(a), Some(b)) = (steps.start[i], steps.stop[i]) else {
+        let (Some(a), Some(b)) = (steps.start(i), steps.stop(i)) else {
             continue;
         };
         if !usable[i] || steps.machine(i).is_empty() || b <= a {

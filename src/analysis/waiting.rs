@@ -108,7 +108,7 @@ pub fn waiting(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waiting> 
     // Earliest usable step start per build, sorted by build for a binary search (a hash map
     // of ten million builds costs several times as much).
     let mut first_start: Vec<(i32, i64)> = (0..steps.len())
-        .filter_map(|i| Some((steps.build[i], steps.start[i].filter(|_| usable[i])?)))
+        .filter_map(|i| Some((steps.build(i), steps.start(i).filter(|_| usable[i])?)))
         .collect();
     first_start.sort_unstable();
     first_start.dedup_by_key(|(b, _)| *b);

@@ -87,10 +87,10 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
         .collect();
     order.sort_by_key(|&i| {
         let i = i as usize;
-        (steps.start[i], steps.build[i], steps.stepnr[i])
+        (steps.start(i), steps.build(i), steps.stepnr(i))
     });
     let build_s = |i: usize| steps.duration(i).unwrap_or(0) as f64;
-    let overhead_s = |i: usize| steps.overhead_ms[i].unwrap_or(0).max(0) as f64 / 1000.0;
+    let overhead_s = |i: usize| steps.overhead_ms(i).unwrap_or(0).max(0) as f64 / 1000.0;
     let (rebuilt, most_rebuilt) = rebuilds(steps, &order, |i| build_s(i) + overhead_s(i));
     let mut per_cat: BTreeMap<&'static str, (usize, f64)> = BTreeMap::new();
     let mut per_jobset: HashMap<(&str, &str), (usize, f64)> = HashMap::new();
@@ -102,10 +102,10 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
         let (build_s, overhead_s) = (build_s(i), overhead_s(i));
         let slot_s = build_s + overhead_s;
         total += slot_s;
-        let (cat, wasted_s) = match steps.status[i].and_then(category) {
+        let (cat, wasted_s) = match steps.status(i).and_then(category) {
             Some(c) => (c, slot_s),
-            None if steps.status[i] == Some(status::SUCCESS) => {
-                let rounds = steps.times_built[i].unwrap_or(1).max(1);
+            None if steps.status(i) == Some(status::SUCCESS) => {
+                let rounds = steps.times_built(i).unwrap_or(1).max(1);
                 if rebuilt[i] {
                     ("rebuilt", slot_s)
                 } else if rounds > 1 {
@@ -127,7 +127,7 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
             wasted_overhead_s += overhead_s;
         }
         if wasted_s > 0.0
-            && let Some((project, jobset, job)) = owners.get(steps.build[i])
+            && let Some((project, jobset, job)) = owners.get(steps.build(i))
         {
             let e = per_jobset.entry((project, jobset)).or_default();
             e.0 += 1;
@@ -209,7 +209,7 @@ fn rebuilds<'a>(
     let mut by_drv: Vec<u32> = order
         .iter()
         .copied()
-        .filter(|&i| steps.kind[i as usize] == 0 && steps.drv_path(i as usize).is_some())
+        .filter(|&i| steps.kind(i as usize) == 0 && steps.drv_path(i as usize).is_some())
         .collect();
     // Stable: each derivation's builds stay in time order.
     by_drv.sort_by_key(|&i| steps.drv_path(i as usize));
@@ -222,7 +222,7 @@ fn rebuilds<'a>(
         for &i in group {
             let i = i as usize;
             seconds += slot_s(i);
-            if steps.status[i] == Some(status::SUCCESS) {
+            if steps.status(i) == Some(status::SUCCESS) {
                 rebuilt[i] = built_ok;
                 built_ok = true;
             }

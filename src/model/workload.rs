@@ -232,11 +232,11 @@ pub fn from_dataset(
     let rows: Vec<usize> = (0..steps.len())
         .filter(|&i| {
             usable[i]
-                && steps.kind[i] == 0
+                && steps.kind(i) == 0
                 && !steps.machine(i).is_empty()
-                && steps.start[i].is_some()
-                && steps.stop[i].is_some()
-                && builds.contains_key(&steps.build[i])
+                && steps.start(i).is_some()
+                && steps.stop(i).is_some()
+                && builds.contains_key(&steps.build(i))
         })
         .collect();
     if rows.is_empty() {
@@ -247,15 +247,15 @@ pub fn from_dataset(
     let origin_s = rows
         .iter()
         .map(|&i| {
-            builds[&steps.build[i]]
+            builds[&steps.build(i)]
                 .queued
-                .min(steps.start[i].unwrap_or(i64::MAX))
+                .min(steps.start(i).unwrap_or(i64::MAX))
         })
         .min()
         .unwrap_or(0);
     let end_s = rows
         .iter()
-        .filter_map(|&i| steps.stop[i])
+        .filter_map(|&i| steps.stop(i))
         .max()
         .unwrap_or(origin_s);
     let ms = |s: i64| ((s - origin_s).max(0) as u64) * 1000;
@@ -337,10 +337,10 @@ pub fn from_dataset(
     // substitutions took.
     let mut subst: HashMap<i32, u64> = HashMap::new();
     for i in 0..steps.len() {
-        if steps.kind[i] == 1
+        if steps.kind(i) == 1
             && let Some(d) = steps.duration(i)
         {
-            *subst.entry(steps.build[i]).or_default() += (d.max(0) as u64) * 1000;
+            *subst.entry(steps.build(i)).or_default() += (d.max(0) as u64) * 1000;
         }
     }
     let mut order: Vec<(u64, i32)> = builds
@@ -366,7 +366,7 @@ pub fn from_dataset(
     // Tasks.
     let mut index: HashMap<(i32, i32), u32> = HashMap::with_capacity(rows.len());
     for &i in &rows {
-        let b = &builds[&steps.build[i]];
+        let b = &builds[&steps.build(i)];
         let js = *jobset_index.entry(b.jobset_id).or_insert_with(|| {
             w.shares.push(
                 jobset_shares
@@ -380,24 +380,24 @@ pub fn from_dataset(
         let m = by_name[steps.machine(i)];
         let system = w.system_index(steps.system(i));
         let mach = &w.machines[m as usize];
-        let (start, stop) = (steps.start[i].unwrap_or(0), steps.stop[i].unwrap_or(0));
-        let overhead = steps.overhead_ms[i].unwrap_or(0).max(0) as f64;
+        let (start, stop) = (steps.start(i).unwrap_or(0), steps.stop(i).unwrap_or(0));
+        let overhead = steps.overhead_ms(i).unwrap_or(0).max(0) as f64;
         let build_ms = ((stop - start).max(0) * 1000) as f64;
         // Under the Rust runner stopTime is the runner's clock at the end: take the overhead out.
         let build_ms = match ds.meta.runner {
             Runner::Cpp => build_ms,
             Runner::Rust => (build_ms - overhead).max(0.0),
         };
-        let success = steps.status[i] == Some(status::SUCCESS);
+        let success = steps.status(i) == Some(status::SUCCESS);
         let out = sizes[i].map(|s| s.max(0) as f64);
         let (send, receive, out_bytes) = split_overhead(overhead, success, out, &w.history_codec);
-        index.insert((steps.build[i], steps.stepnr[i]), w.tasks.len() as u32);
-        w.builds.insert(steps.build[i], (ms(b.queued), b.jobset_id));
+        index.insert((steps.build(i), steps.stepnr(i)), w.tasks.len() as u32);
+        w.builds.insert(steps.build(i), (ms(b.queued), b.jobset_id));
         w.tasks.push(Task {
-            build: steps.build[i],
-            stepnr: steps.stepnr[i],
+            build: steps.build(i),
+            stepnr: steps.stepnr(i),
             release_ms: ms(b.queued),
-            load: load_of[&steps.build[i]],
+            load: load_of[&steps.build(i)],
             system,
             required: mach.supported,
             jobset: js,
@@ -408,7 +408,7 @@ pub fn from_dataset(
             receive_ms: receive,
             out_bytes,
             success,
-            aborted: steps.status[i] == Some(status::ABORTED),
+            aborted: steps.status(i) == Some(status::ABORTED),
             observed: Observed {
                 machine: m,
                 start_ms: ms(start),
@@ -470,7 +470,7 @@ pub fn from_dataset(
             attempts
                 .entry(d)
                 .or_default()
-                .push(index[&(steps.build[i], steps.stepnr[i])]);
+                .push(index[&(steps.build(i), steps.stepnr(i))]);
         }
     }
     for list in attempts.values_mut() {
@@ -597,7 +597,7 @@ fn read_shares(ds: &Dataset) -> Result<HashMap<i32, u32>> {
 fn peak_concurrency(steps: &Steps, rows: &[usize]) -> HashMap<String, u32> {
     let mut ev: HashMap<&str, Vec<(i64, i32)>> = HashMap::new();
     for &i in rows {
-        if let (Some(a), Some(b)) = (steps.start[i], steps.stop[i]) {
+        if let (Some(a), Some(b)) = (steps.start(i), steps.stop(i)) {
             let e = ev.entry(steps.machine(i)).or_default();
             e.push((a, 1));
             e.push((b.max(a + 1), -1));

@@ -131,7 +131,7 @@ pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
 /// `df` in the order of `def.key`, gathered one column at a time so that the peak is the table
 /// plus one column rather than two copies of it (polars' own sort gathers every column at
 /// once: over ten million steps that is gigabytes). A table already in order, as PostgreSQL
-/// often returns it, is kept as it is.
+/// often returns it, is only joined into one chunk per column.
 fn sort_by_key(def: &TableDef, df: DataFrame) -> PolarsResult<DataFrame> {
     const ROW: &str = "__row";
     let order = df
@@ -143,14 +143,12 @@ fn sort_by_key(def: &TableDef, df: DataFrame) -> PolarsResult<DataFrame> {
         .iter()
         .enumerate()
         .all(|(i, v)| v == Some(i as IdxSize));
-    if in_order {
-        return Ok(df);
-    }
     let height = df.height();
+    // Either way each column ends in one chunk, which the analyses read without copying.
     let columns = df
         .into_columns()
         .into_iter()
-        .map(|c| c.take(&order))
+        .map(|c| if in_order { Ok(c.rechunk()) } else { c.take(&order) })
         .collect::<PolarsResult<Vec<_>>>()?;
     DataFrame::new(height, columns)
 }
