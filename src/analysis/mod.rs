@@ -542,7 +542,10 @@ pub fn step_sizes(ds: &Dataset, steps: &Steps) -> Result<(String, StepSizes)> {
         let (b, n, s) = (col("build")?, col("stepnr")?, col("output_nar_size")?);
         let order = sorted_by(b.len(), |r| (b[r], n[r]));
         for (i, size) in size.iter_mut().enumerate() {
-            let key = (Some(i64::from(steps.build(i))), Some(i64::from(steps.stepnr(i))));
+            let key = (
+                Some(i64::from(steps.build(i))),
+                Some(i64::from(steps.stepnr(i))),
+            );
             if let Ok(k) = order.binary_search_by(|&r| (b[r as usize], n[r as usize]).cmp(&key)) {
                 *size = s[order[k] as usize];
             }

@@ -1055,7 +1055,11 @@ fn waste_section(f: &Findings, p: &BucketPrices, month: f64) -> WasteSection {
     }
 }
 
-fn compression_section(volume: &project::Volume, c: &Compression, costs: &Costs) -> CompressionSection {
+fn compression_section(
+    volume: &project::Volume,
+    c: &Compression,
+    costs: &Costs,
+) -> CompressionSection {
     let projections: Vec<Projection> = project::project(volume, &c.codecs, costs)
         .into_iter()
         .map(|p| Projection {

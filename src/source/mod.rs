@@ -137,7 +137,10 @@ fn sort_by_key(def: &TableDef, df: DataFrame) -> PolarsResult<DataFrame> {
     let order = df
         .select(def.key.iter().copied())?
         .with_row_index(ROW.into(), None)?
-        .sort(def.key.to_vec(), SortMultipleOptions::default().with_maintain_order(true))?;
+        .sort(
+            def.key.to_vec(),
+            SortMultipleOptions::default().with_maintain_order(true),
+        )?;
     let order = order.column(ROW)?.idx()?.rechunk().into_owned();
     let in_order = order
         .iter()
@@ -148,7 +151,13 @@ fn sort_by_key(def: &TableDef, df: DataFrame) -> PolarsResult<DataFrame> {
     let columns = df
         .into_columns()
         .into_iter()
-        .map(|c| if in_order { Ok(c.rechunk()) } else { c.take(&order) })
+        .map(|c| {
+            if in_order {
+                Ok(c.rechunk())
+            } else {
+                c.take(&order)
+            }
+        })
         .collect::<PolarsResult<Vec<_>>>()?;
     DataFrame::new(height, columns)
 }
@@ -197,11 +206,16 @@ fn shared_drv_paths(steps: &DataFrame, builds: &DataFrame) -> PolarsResult<Strin
     for s in source {
         match s {
             NULL => rows.push_null(),
-            j if j >= 0 => rows.push_view(from_steps.views()[j as usize], from_steps.data_buffers()),
+            j if j >= 0 => {
+                rows.push_view(from_steps.views()[j as usize], from_steps.data_buffers())
+            }
             i => rows.push_view(own.views()[(-1 - i) as usize], own.data_buffers()),
         }
     }
-    Ok(StringChunked::with_chunk(paths.name().clone(), rows.freeze()))
+    Ok(StringChunked::with_chunk(
+        paths.name().clone(),
+        rows.freeze(),
+    ))
 }
 
 /// Keeps the rows inside `window`, by the rule in [`crate::window`] (the same rule the SQL
