@@ -8,6 +8,7 @@
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::strings::{Interner, StrBuilder};
 use crate::window::Window;
 
 /// The physical type of a column. Four are enough for everything Hydra stores that we read.
@@ -174,37 +175,14 @@ pub fn share_repeated(def: &TableDef, mut df: DataFrame) -> PolarsResult<DataFra
         if table != def.name || !df.get_column_names().iter().any(|c| c.as_str() == name) {
             continue;
         }
-        let shared = shared_strings(df.column(name)?.str()?);
+        let shared = crate::strings::shared(df.column(name)?.str()?);
         df.replace(name, shared.into_column())?;
     }
     Ok(df)
 }
 
-fn shared_strings(ca: &StringChunked) -> StringChunked {
-    use polars_arrow::array::{MutableBinaryViewArray, Utf8ViewArray};
-    // The distinct values, each written once; then a view per row into their buffers.
-    let mut distinct = MutableBinaryViewArray::<str>::new();
-    let mut index: std::collections::HashMap<&str, usize> = Default::default();
-    let ids: Vec<Option<usize>> = ca
-        .iter()
-        .map(|v| {
-            v.map(|v| {
-                *index.entry(v).or_insert_with(|| {
-                    distinct.push_value(v);
-                    distinct.len() - 1
-                })
-            })
-        })
-        .collect();
-    let distinct: Utf8ViewArray = distinct.freeze();
-    let mut rows = MutableBinaryViewArray::<str>::with_capacity(ids.len());
-    for id in ids {
-        match id {
-            Some(i) => rows.push_view(distinct.views()[i], distinct.data_buffers()),
-            None => rows.push_null(),
-        }
-    }
-    StringChunked::with_chunk(ca.name().clone(), rows.freeze())
+fn is_repeated(table: &str, column: &str) -> bool {
+    REPEATED.iter().any(|&(t, c)| t == table && c == column)
 }
 
 fn is_omitted(omit: Omit, table: &str, column: &str) -> bool {
@@ -598,33 +576,40 @@ pub enum ColumnBuilder {
     I32(PrimitiveChunkedBuilder<Int32Type>),
     I64(PrimitiveChunkedBuilder<Int64Type>),
     Bool(BooleanChunkedBuilder),
-    Str(StringChunkedBuilder),
+    Str(StrBuilder),
+    /// A [`REPEATED`] column: its values go to the table's [`Interner`] for that column, which
+    /// lives across batches so that each distinct value is stored once for the whole table.
+    Shared,
     /// An omitted column: its values (nulls) are dropped, and the finished table gets a column
     /// of nulls that holds no data.
     Skip,
 }
 
 impl ColumnBuilder {
-    fn new(def: &ColumnDef, capacity: usize, skip: bool) -> Self {
+    fn new(table: &str, def: &ColumnDef, capacity: usize, omit: Omit) -> Self {
         let name = PlSmallStr::from_static(def.name);
-        if skip {
+        if is_omitted(omit, table, def.name) {
             return ColumnBuilder::Skip;
+        }
+        if is_repeated(table, def.name) {
+            return ColumnBuilder::Shared;
         }
         match def.ty {
             I32 => ColumnBuilder::I32(PrimitiveChunkedBuilder::new(name, capacity)),
             I64 => ColumnBuilder::I64(PrimitiveChunkedBuilder::new(name, capacity)),
             Bool => ColumnBuilder::Bool(BooleanChunkedBuilder::new(name, capacity)),
-            Str => ColumnBuilder::Str(StringChunkedBuilder::new(name, capacity)),
+            Str => ColumnBuilder::Str(StrBuilder::with_capacity(capacity)),
         }
     }
 
-    fn finish(self) -> Option<Column> {
+    /// The batch's column; `None` for the columns the table finishes itself.
+    fn finish(self, def: &ColumnDef) -> Option<Column> {
         Some(match self {
             ColumnBuilder::I32(b) => b.finish().into_column(),
             ColumnBuilder::I64(b) => b.finish().into_column(),
             ColumnBuilder::Bool(b) => b.finish().into_column(),
-            ColumnBuilder::Str(b) => b.finish().into_column(),
-            ColumnBuilder::Skip => return None,
+            ColumnBuilder::Str(b) => b.finish_chunked(def.name.into()).into_column(),
+            ColumnBuilder::Shared | ColumnBuilder::Skip => return None,
         })
     }
 }
@@ -636,6 +621,8 @@ pub struct TableBuilder {
     omit: Omit,
     capacity: usize,
     pub cols: Vec<ColumnBuilder>,
+    /// Per column, the interner of a [`ColumnBuilder::Shared`] one.
+    interned: Vec<Option<Interner>>,
     rows: usize,
     done: Vec<DataFrame>,
 }
@@ -648,11 +635,17 @@ impl TableBuilder {
     /// A builder that drops the values of the columns in `omit` as they arrive (they finish as
     /// columns of nulls), so that a left-out column never costs memory, not even for a batch.
     pub fn omitting(def: &'static TableDef, batch_rows: usize, omit: Omit) -> Self {
+        let cols = Self::fresh(def, batch_rows, omit);
+        let interned = cols
+            .iter()
+            .map(|c| matches!(c, ColumnBuilder::Shared).then(Interner::default))
+            .collect();
         TableBuilder {
             def,
             omit,
             capacity: batch_rows,
-            cols: Self::fresh(def, batch_rows, omit),
+            cols,
+            interned,
             rows: 0,
             done: Vec::new(),
         }
@@ -661,7 +654,7 @@ impl TableBuilder {
     fn fresh(def: &TableDef, capacity: usize, omit: Omit) -> Vec<ColumnBuilder> {
         def.columns
             .iter()
-            .map(|c| ColumnBuilder::new(c, capacity, is_omitted(omit, def.name, c.name)))
+            .map(|c| ColumnBuilder::new(def.name, c, capacity, omit))
             .collect()
     }
 
@@ -685,7 +678,11 @@ impl TableBuilder {
             &mut self.cols,
             Self::fresh(self.def, self.capacity, self.omit),
         );
-        let columns = cols.into_iter().filter_map(ColumnBuilder::finish).collect();
+        let columns = cols
+            .into_iter()
+            .zip(self.def.columns)
+            .filter_map(|(b, def)| b.finish(def))
+            .collect();
         let df =
             DataFrame::new(self.rows, columns).expect("builders of one table have equal length");
         self.done.push(df);
@@ -722,7 +719,11 @@ impl TableBuilder {
     #[inline]
     pub fn str(&mut self, col: usize, v: Option<&str>) {
         match &mut self.cols[col] {
-            ColumnBuilder::Str(b) => b.append_option(v),
+            ColumnBuilder::Str(b) => b.push(v),
+            ColumnBuilder::Shared => self.interned[col]
+                .as_mut()
+                .expect("a shared column has its interner")
+                .push(v),
             ColumnBuilder::Skip => {}
             _ => unreachable!("column {} of {} is not str", col, self.def.name),
         }
@@ -737,22 +738,33 @@ impl TableBuilder {
         self.len() == 0
     }
 
-    /// All rows as one frame (one chunk per batch).
+    /// All rows as one frame (one chunk per batch, and one for each shared column).
     pub fn finish(mut self) -> DataFrame {
         self.flush();
+        let height = self.len();
         let mut parts = self.done.into_iter();
-        let Some(mut df) = parts.next() else {
-            return self.def.empty();
-        };
+        let mut df = parts.next().unwrap_or_default();
         for part in parts {
             df.vstack_mut_owned(part)
                 .expect("batches of one table share a schema");
         }
-        if self.omit.is_empty() {
-            return df;
-        }
-        self.def
-            .blank(&df, self.omit)
-            .expect("every kept column was built")
+        let mut interned = self.interned.into_iter();
+        let columns = self
+            .def
+            .columns
+            .iter()
+            .map(|c| match interned.next().flatten() {
+                Some(i) => i.finish(c.name.into()).into_column(),
+                None if is_omitted(self.omit, self.def.name, c.name) => {
+                    Column::full_null(c.name.into(), height, &c.ty.dtype())
+                }
+                None if height == 0 => Column::new_empty(c.name.into(), &c.ty.dtype()),
+                None => df
+                    .column(c.name)
+                    .expect("every kept column was built")
+                    .clone(),
+            })
+            .collect();
+        DataFrame::new(height, columns).expect("every column has the table's height")
     }
 }

@@ -23,6 +23,7 @@ pub mod query;
 pub mod report;
 pub mod source;
 pub mod status;
+pub mod strings;
 /// A throwaway PostgreSQL server for tests and benchmarks.
 #[doc(hidden)]
 pub mod testpg;

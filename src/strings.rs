@@ -1,0 +1,263 @@
+//! How string columns are held in memory: each batch's bytes in buffers of exactly the size
+//! they need, and a column whose values repeat (machine, platform, project, jobset and job
+//! names) with each distinct value stored once and every row a view of it.
+//!
+//! Polars' own builder grows a batch's buffers by doubling, so about a third of what it
+//! allocates for a batch is never written; over ten million steps and as many builds that is
+//! most of a gigabyte. And a value longer than twelve bytes is copied into every row that holds
+//! it: a 35-byte machine URI costs 35 bytes a step. Both cost nothing here. Values, nulls and
+//! order are unchanged; only where the bytes live changes.
+
+use polars::prelude::{PlHashMap, PlSmallStr, StringChunked};
+use polars_arrow::array::{Utf8ViewArray, View};
+use polars_arrow::bitmap::MutableBitmap;
+use polars_arrow::datatypes::ArrowDataType;
+
+/// Values longer than this are stored in a buffer; shorter ones live inside their view.
+const INLINE: usize = View::MAX_INLINE_SIZE as usize;
+
+/// The largest buffer a view can address (its offset is a `u32`, and Arrow readers take
+/// buffer lengths as `i32`).
+const BUFFER_LIMIT: usize = i32::MAX as usize;
+
+/// Builds one string column (or one batch of it) value by value.
+#[derive(Default)]
+pub struct StrBuilder {
+    views: Vec<View>,
+    validity: MutableBitmap,
+    /// Buffers already full, each trimmed to its length.
+    sealed: Vec<Vec<u8>>,
+    /// Bytes of the values longer than [`INLINE`] since the last sealed buffer.
+    data: Vec<u8>,
+}
+
+impl StrBuilder {
+    pub fn with_capacity(rows: usize) -> Self {
+        StrBuilder {
+            views: Vec::with_capacity(rows),
+            validity: MutableBitmap::with_capacity(rows),
+            ..Default::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.views.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.views.is_empty()
+    }
+
+    #[inline]
+    pub fn push(&mut self, value: Option<&str>) {
+        let Some(value) = value else {
+            self.views.push(View::default());
+            self.validity.push(false);
+            return;
+        };
+        let bytes = value.as_bytes();
+        if bytes.len() > INLINE && self.data.len() + bytes.len() > BUFFER_LIMIT {
+            self.seal();
+        }
+        let view = View::new_from_bytes(bytes, self.sealed.len() as u32, self.data.len() as u32);
+        if bytes.len() > INLINE {
+            self.data.extend_from_slice(bytes);
+        }
+        self.views.push(view);
+        self.validity.push(true);
+    }
+
+    fn seal(&mut self) {
+        let mut data = std::mem::take(&mut self.data);
+        data.shrink_to_fit();
+        self.sealed.push(data);
+    }
+
+    pub fn finish(mut self) -> Utf8ViewArray {
+        if !self.data.is_empty() {
+            self.seal();
+        }
+        let validity = Option::from(self.validity);
+        Utf8ViewArray::try_new(
+            ArrowDataType::Utf8View,
+            self.views.into(),
+            self.sealed.into_iter().map(Into::into).collect(),
+            validity,
+        )
+        .expect("every view was made from a str written into these buffers")
+    }
+
+    pub fn finish_chunked(self, name: PlSmallStr) -> StringChunked {
+        StringChunked::with_chunk(name, self.finish())
+    }
+}
+
+/// Builds a column of repeated values: each distinct value once, each row the number of its
+/// value (4 bytes a row while building, where a view is 16).
+#[derive(Default)]
+pub struct Interner {
+    index: PlHashMap<Box<str>, u32>,
+    distinct: StrBuilder,
+    /// Per row the number of its value in `distinct`, or [`NULL`].
+    rows: Vec<u32>,
+}
+
+const NULL: u32 = u32::MAX;
+
+impl Interner {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    #[inline]
+    pub fn push(&mut self, value: Option<&str>) {
+        let id = match value {
+            None => NULL,
+            Some(v) => match self.index.get(v) {
+                Some(&id) => id,
+                None => {
+                    let id = self.distinct.len() as u32;
+                    self.distinct.push(Some(v));
+                    self.index.insert(v.into(), id);
+                    id
+                }
+            },
+        };
+        self.rows.push(id);
+    }
+
+    pub fn finish(self, name: PlSmallStr) -> StringChunked {
+        drop(self.index);
+        gather(name, &self.distinct.finish(), &self.rows)
+    }
+}
+
+/// The column whose row `i` is `distinct[ids[i]]` (null for [`NULL`]), every row a view into
+/// `distinct`'s buffers.
+fn gather(name: PlSmallStr, distinct: &Utf8ViewArray, ids: &[u32]) -> StringChunked {
+    let mut validity = MutableBitmap::with_capacity(ids.len());
+    let views: Vec<View> = ids
+        .iter()
+        .map(|&id| {
+            validity.push(id != NULL);
+            if id == NULL {
+                View::default()
+            } else {
+                distinct.views()[id as usize]
+            }
+        })
+        .collect();
+    let arr = Utf8ViewArray::try_new(
+        ArrowDataType::Utf8View,
+        views.into(),
+        distinct.data_buffers().clone(),
+        Option::from(validity),
+    )
+    .expect("views copied from an array over the same buffers");
+    StringChunked::with_chunk(name, arr)
+}
+
+/// `ca` with each distinct value stored once (see the module doc), or `ca` itself when that
+/// would save less than a byte a row: its values are short enough to live in their views, or
+/// it is shared already (as the database reader and the sample build such columns).
+pub fn shared(ca: &StringChunked) -> StringChunked {
+    let buffered: usize = ca.downcast_iter().map(|a| a.total_buffer_len()).sum();
+    if buffered < ca.len() {
+        return ca.clone();
+    }
+    let mut interner = Interner::default();
+    for v in ca.iter() {
+        interner.push(v);
+    }
+    interner.finish(ca.name().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(ca: &StringChunked) -> Vec<Option<String>> {
+        ca.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    fn sample() -> Vec<Option<&'static str>> {
+        vec![
+            Some("ssh://builder-17.example.org"),
+            None,
+            Some("x86_64-linux"),
+            Some(""),
+            Some("ssh://builder-17.example.org"),
+            Some("aarch64-linux"),
+            None,
+            Some("ssh://builder-17.example.org"),
+        ]
+    }
+
+    #[test]
+    fn builder_keeps_values_nulls_and_order_in_exact_buffers() {
+        let mut b = StrBuilder::with_capacity(2);
+        for v in sample() {
+            b.push(v);
+        }
+        let arr = b.finish();
+        let ca = StringChunked::with_chunk("c".into(), arr.clone());
+        let want: Vec<Option<String>> = sample().iter().map(|v| v.map(String::from)).collect();
+        assert_eq!(values(&ca), want);
+        assert_eq!(ca.null_count(), 2);
+        // Only the values longer than a view's inline part are in the buffer, once each row.
+        let long: usize = sample()
+            .iter()
+            .flatten()
+            .map(|v| v.len())
+            .filter(|&l| l > INLINE)
+            .sum();
+        assert_eq!(arr.total_buffer_len(), long);
+        assert_eq!(
+            arr.data_buffers().iter().map(|b| b.len()).sum::<usize>(),
+            long
+        );
+    }
+
+    #[test]
+    fn interner_stores_each_distinct_value_once() {
+        let mut i = Interner::default();
+        for _ in 0..1000 {
+            for v in sample() {
+                i.push(v);
+            }
+        }
+        let ca = i.finish("c".into());
+        assert_eq!(ca.len(), 8000);
+        assert_eq!(ca.null_count(), 2000);
+        assert_eq!(
+            values(&ca)[..8],
+            values(&sample().into_iter().collect())[..]
+        );
+        let buffered: usize = ca.downcast_iter().map(|a| a.total_buffer_len()).sum();
+        assert_eq!(
+            buffered,
+            "ssh://builder-17.example.org".len() + "aarch64-linux".len()
+        );
+    }
+
+    #[test]
+    fn sharing_a_column_changes_storage_not_values() {
+        let rows: Vec<Option<&str>> = sample().into_iter().cycle().take(800).collect();
+        let plain: StringChunked = rows.iter().copied().collect();
+        let before: usize = plain.downcast_iter().map(|a| a.total_buffer_len()).sum();
+        let shared = shared(&plain);
+        assert_eq!(values(&shared), values(&plain));
+        let after: usize = shared.downcast_iter().map(|a| a.total_buffer_len()).sum();
+        assert!(
+            after * 50 < before,
+            "{after} bytes shared vs {before} plain"
+        );
+        // Shared already: returned as it is.
+        let again = super::shared(&shared);
+        assert_eq!(values(&again), values(&plain));
+    }
+}
