@@ -161,12 +161,15 @@ fn gather(name: PlSmallStr, distinct: &Utf8ViewArray, ids: &[u32]) -> StringChun
     StringChunked::with_chunk(name, arr)
 }
 
-/// `ca` with each distinct value stored once (see the module doc), or `ca` itself when that
-/// would save less than a byte a row: its values are short enough to live in their views, or
-/// it is shared already (as the database reader and the sample build such columns).
+/// `ca` with each distinct value stored once (see the module doc), or `ca` itself when its
+/// buffers hold less than half the bytes of its values: most values are short enough to live
+/// in their views, or they are shared already (as the database reader and the sample build
+/// such columns, and as Parquet's dictionary pages decode).
 pub fn shared(ca: &StringChunked) -> StringChunked {
-    let buffered: usize = ca.downcast_iter().map(|a| a.total_buffer_len()).sum();
-    if buffered < ca.len() {
+    let (buffered, bytes) = ca.downcast_iter().fold((0, 0), |(b, t), a| {
+        (b + a.total_buffer_len(), t + a.total_bytes_len())
+    });
+    if buffered * 2 < bytes {
         return ca.clone();
     }
     let mut interner = Interner::default();

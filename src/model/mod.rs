@@ -213,7 +213,8 @@ pub fn latest_days(
     let stops = ds.steps.column("stop_time").map_err(err)?;
     let stops = stops.i64().map_err(err)?;
     let budget = max_steps.saturating_sub(stops.null_count());
-    let mut ends: Vec<i64> = stops.iter().flatten().collect();
+    let mut ends: Vec<i64> = Vec::with_capacity(total - stops.null_count());
+    ends.extend(stops.iter().flatten());
     if ends.len() <= budget {
         return Ok(None);
     }
