@@ -407,6 +407,7 @@ struct SampleArgs {
 
 /// Runs the program; the whole of `main`.
 pub fn main() -> ExitCode {
+    crate::alloc::return_freed_blocks();
     let cli = Cli::parse();
     init_logging(cli.common.quiet);
     match run(cli) {

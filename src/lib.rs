@@ -6,6 +6,7 @@
 //! shares), `window` (which rows), `analysis` (findings), `compress` (codecs), `report` (the
 //! cost-reduction report), and the command layer in `cli`.
 
+pub mod alloc;
 pub mod analysis;
 pub mod cli;
 pub mod compress;

@@ -601,3 +601,41 @@ fn measured_codec_speeds_are_set_beside_the_overhead_fit() {
     assert_eq!(o.status.code(), Some(1));
     assert!(common::stderr(&o).contains("/etc/hostname"));
 }
+
+#[test]
+fn the_dependency_estimate_does_not_depend_on_row_order() {
+    use hydra_bottleneck::analysis::deps::estimate;
+    use hydra_bottleneck::source::normalize;
+    use hydra_bottleneck::source::sample::{SampleSpec, generate};
+    let ds = normalize(
+        generate(&SampleSpec {
+            scale: 0.05,
+            ..SampleSpec::default()
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let in_order = Steps::from_frame(&ds.steps).unwrap();
+    // Builds in reverse order, each build's steps still in order (ties between equally late
+    // dependencies go to the first in row order, as before).
+    let reversed = ds
+        .steps
+        .sort(
+            ["build", "stepnr"],
+            polars::prelude::SortMultipleOptions::default()
+                .with_order_descending_multi([true, false]),
+        )
+        .unwrap();
+    let reversed = Steps::from_frame(&reversed).unwrap();
+    let all = vec![true; in_order.len()];
+    let edges = estimate(&in_order, &all, 120);
+    assert!(edges.len() > in_order.len() / 4, "{} edges", edges.len());
+    assert!(edges.is_sorted());
+    let again = estimate(&reversed, &all, 120);
+    assert!(
+        again == edges,
+        "{} edges against {}",
+        again.len(),
+        edges.len()
+    );
+}

@@ -12,7 +12,7 @@
 //! once and recorded under one of them) cannot be seen this way; [`Accuracy`] counts them as
 //! misses, and reports the same-build recall apart.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use polars::prelude::*;
 use serde::Serialize;
@@ -36,42 +36,69 @@ pub struct Edge {
 }
 
 pub fn estimate(steps: &Steps, usable: &[bool], gap_s: i64) -> Vec<Edge> {
-    let mut by_build: HashMap<i32, Vec<usize>> = HashMap::new();
-    for i in 0..steps.len() {
-        if usable[i] && steps.start(i).is_some() {
-            by_build.entry(steps.build(i)).or_default().push(i);
-        }
-    }
+    let n = steps.len();
+    // Every source sorts steps by (build, stepnr), so a build's steps are one run of rows and
+    // no map from build to its steps is needed (over ten million steps such a map held a vector
+    // per build, most of a gigabyte). A frame in another order is walked through a sorted index.
+    let in_order = (1..n).all(|k| steps.build(k - 1) <= steps.build(k));
+    let order: Vec<usize> = if in_order {
+        Vec::new()
+    } else {
+        let mut o: Vec<usize> = (0..n).collect();
+        o.sort_by_key(|&k| steps.build(k));
+        o
+    };
+    let row = |k: usize| if in_order { k } else { order[k] };
     let mut edges = Vec::new();
-    for members in by_build.values() {
-        for &s in members {
-            let Some(start) = steps.start(s) else {
+    let mut members: Vec<usize> = Vec::new();
+    let mut first = 0;
+    while first < n {
+        let build = steps.build(row(first));
+        let end = (first..n)
+            .find(|&k| steps.build(row(k)) != build)
+            .unwrap_or(n);
+        members.clear();
+        members.extend(
+            (first..end)
+                .map(row)
+                .filter(|&i| usable[i] && steps.start(i).is_some()),
+        );
+        build_edges(steps, &members, gap_s, &mut edges);
+        first = end;
+    }
+    if !edges.is_sorted() {
+        edges.sort_unstable();
+    }
+    edges
+}
+
+/// The estimated edges among the usable started steps of one build, appended to `edges`.
+fn build_edges(steps: &Steps, members: &[usize], gap_s: i64, edges: &mut Vec<Edge>) {
+    for &s in members {
+        let Some(start) = steps.start(s) else {
+            continue;
+        };
+        let mut latest: Option<(i64, usize)> = None;
+        let mut within_gap = false;
+        for &d in members {
+            let (true, Some(stop)) = (d != s, steps.stop(d)) else {
                 continue;
             };
-            let mut latest: Option<(i64, usize)> = None;
-            let mut within_gap = false;
-            for &d in members {
-                let (true, Some(stop)) = (d != s, steps.stop(d)) else {
-                    continue;
-                };
-                if steps.status(d) != Some(status::SUCCESS) || stop > start {
-                    continue;
-                }
-                if start - stop <= gap_s {
-                    edges.push(edge(steps, s, d));
-                    within_gap = true;
-                } else if latest.is_none_or(|(t, _)| stop > t) {
-                    latest = Some((stop, d));
-                }
+            if steps.status(d) != Some(status::SUCCESS) || stop > start {
+                continue;
             }
-            // No dependency within the gap: the latest-finishing one still made S wait.
-            if let (false, Some((_, d))) = (within_gap, latest) {
+            if start - stop <= gap_s {
                 edges.push(edge(steps, s, d));
+                within_gap = true;
+            } else if latest.is_none_or(|(t, _)| stop > t) {
+                latest = Some((stop, d));
             }
         }
+        // No dependency within the gap: the latest-finishing one still made S wait.
+        if let (false, Some((_, d))) = (within_gap, latest) {
+            edges.push(edge(steps, s, d));
+        }
     }
-    edges.sort_unstable();
-    edges
 }
 
 fn edge(steps: &Steps, s: usize, d: usize) -> Edge {
