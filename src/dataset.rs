@@ -143,7 +143,8 @@ pub type Omit = &'static [(&'static str, &'static str)];
 /// What the analyses, the report and the simulation never read: step output paths (only
 /// `compress --from-outputs` picks from them), builds' names (over ten million steps these
 /// hold about 1.3 GB of strings), and the status columns kept for `query` and snapshots
-/// (a step's `busy` stage and determinism flag, a build's status and closure size).
+/// (a step's `busy` stage and determinism flag, a build's status and closure size), and the
+/// sample's true step timings but for the two waits the ledger counts as held.
 pub const NOT_ANALYSED: Omit = &[
     ("step_outputs", "name"),
     ("step_outputs", "path"),
@@ -152,6 +153,11 @@ pub const NOT_ANALYSED: Omit = &[
     ("steps", "is_non_deterministic"),
     ("builds", "build_status"),
     ("builds", "closure_size"),
+    ("truth_steps", "input_closure_size"),
+    ("truth_steps", "dispatch_time_ms"),
+    ("truth_steps", "send_ms"),
+    ("truth_steps", "build_ms"),
+    ("truth_steps", "receive_ms"),
 ];
 
 /// String columns whose values repeat over millions of rows: machine, platform, project,
