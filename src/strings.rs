@@ -126,14 +126,6 @@ impl Default for Interner {
 }
 
 impl Interner {
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     #[inline]
     pub fn push(&mut self, value: Option<&str>) {
         let id = match value {
@@ -160,34 +152,60 @@ impl Interner {
 
     pub fn finish(self, name: PlSmallStr) -> StringChunked {
         drop(self.index);
-        gather(name, &self.distinct.finish(), &self.rows)
+        let distinct = self.distinct.finish();
+        let picks = self
+            .rows
+            .iter()
+            .map(|&id| (id != NULL).then_some((0, id as usize)));
+        gather(name, &[&distinct], picks)
     }
 }
 
-/// The column whose row `i` is `distinct[ids[i]]` (null for [`NULL`]), every row a view into
-/// `distinct`'s buffers.
-fn gather(name: PlSmallStr, distinct: &Utf8ViewArray, ids: &[u32]) -> StringChunked {
-    let mut validity = MutableBitmap::with_capacity(ids.len());
-    let views: Vec<View> = ids
+/// The column whose rows are values of `parts`, each `Some((part, row))` of `picks` a view
+/// of that row (its bytes not copied), `None` a null.
+pub fn gather(
+    name: PlSmallStr,
+    parts: &[&Utf8ViewArray],
+    picks: impl ExactSizeIterator<Item = Option<(usize, usize)>>,
+) -> StringChunked {
+    // Each part's buffers follow the previous parts' in the gathered array.
+    let first_buffer: Vec<u32> = parts
         .iter()
-        .map(|&id| {
-            validity.push(id != NULL);
-            if id == NULL {
-                View::default()
-            } else {
-                distinct.views()[id as usize]
-            }
+        .scan(0, |n, p| {
+            let first = *n;
+            *n += p.data_buffers().len() as u32;
+            Some(first)
         })
         .collect();
-    // SAFETY: each view is copied from `distinct`, a valid array over the same buffers (a
-    // null row's default view is an empty inline one).
+    let mut validity = MutableBitmap::with_capacity(picks.len());
+    let views: Vec<View> = picks
+        .map(|pick| {
+            validity.push(pick.is_some());
+            let Some((part, row)) = pick else {
+                return View::default();
+            };
+            let mut view = parts[part].views()[row];
+            if view.length as usize > INLINE {
+                view.buffer_idx += first_buffer[part];
+            }
+            view
+        })
+        .collect();
+    let buffers: Vec<_> = parts
+        .iter()
+        .flat_map(|p| p.data_buffers().iter().cloned())
+        .collect();
+    let buffered = parts.iter().map(|p| p.total_buffer_len()).sum();
+    // SAFETY: each view is copied from a valid array of `parts`, its buffer index moved to
+    // where that array's buffers are in `buffers` (a null row's default view is an empty
+    // inline one).
     let arr = unsafe {
         Utf8ViewArray::new_unchecked_unknown_md(
             ArrowDataType::Utf8View,
             views.into(),
-            distinct.data_buffers().clone(),
+            buffers.into(),
             Option::from(validity),
-            Some(distinct.total_buffer_len()),
+            Some(buffered),
         )
     };
     StringChunked::with_chunk(name, arr)
@@ -276,6 +294,32 @@ mod tests {
             buffered,
             "ssh://builder-17.example.org".len() + "aarch64-linux".len()
         );
+    }
+
+    #[test]
+    fn gathering_from_two_arrays_points_into_both() {
+        let array = |values: &[&str]| {
+            let mut b = StrBuilder::default();
+            for v in values {
+                b.push(Some(v));
+            }
+            b.finish()
+        };
+        let a = array(&["/nix/store/aaaa-first.drv", "short"]);
+        let b = array(&["/nix/store/bbbb-second.drv", "/nix/store/cccc-third.drv"]);
+        let picks = [Some((1, 1)), None, Some((0, 0)), Some((1, 0)), Some((0, 1))];
+        let ca = gather("c".into(), &[&a, &b], picks.into_iter());
+        let want = [
+            Some("/nix/store/cccc-third.drv"),
+            None,
+            Some("/nix/store/aaaa-first.drv"),
+            Some("/nix/store/bbbb-second.drv"),
+            Some("short"),
+        ];
+        assert_eq!(ca.iter().collect::<Vec<_>>(), want);
+        // No bytes copied: the gathered array holds exactly both arrays' buffers.
+        let buffered: usize = ca.downcast_iter().map(|x| x.total_buffer_len()).sum();
+        assert_eq!(buffered, a.total_buffer_len() + b.total_buffer_len());
     }
 
     #[test]

@@ -41,14 +41,12 @@ pub fn estimate(steps: &Steps, usable: &[bool], gap_s: i64) -> Vec<Edge> {
     // no map from build to its steps is needed (over ten million steps such a map held a vector
     // per build, most of a gigabyte). A frame in another order is walked through a sorted index.
     let in_order = (1..n).all(|k| steps.build(k - 1) <= steps.build(k));
-    let order: Vec<usize> = if in_order {
+    let order = if in_order {
         Vec::new()
     } else {
-        let mut o: Vec<usize> = (0..n).collect();
-        o.sort_by_key(|&k| steps.build(k));
-        o
+        super::sorted_by(n, |k| steps.build(k))
     };
-    let row = |k: usize| if in_order { k } else { order[k] };
+    let row = |k: usize| if in_order { k } else { order[k] as usize };
     let mut edges = Vec::new();
     let mut members: Vec<usize> = Vec::new();
     let mut first = 0;

@@ -578,7 +578,7 @@ pub fn step_sizes(ds: &Dataset, steps: &Steps) -> Result<(String, StepSizes)> {
 }
 
 /// The row numbers `0..n` in the order of `key` (4 bytes a row).
-fn sorted_by<K: Ord>(n: usize, key: impl Fn(usize) -> K) -> Vec<u32> {
+pub(super) fn sorted_by<K: Ord>(n: usize, key: impl Fn(usize) -> K) -> Vec<u32> {
     let mut order: Vec<u32> = (0..n as u32).collect();
     order.sort_by_key(|&r| key(r as usize));
     order

@@ -167,7 +167,6 @@ fn sort_by_key(def: &TableDef, df: DataFrame) -> PolarsResult<DataFrame> {
 /// 60 bytes a build less (over half a gigabyte at ten million steps). Both tables must be in key
 /// order, as [`normalize`] leaves them.
 fn shared_drv_paths(steps: &DataFrame, builds: &DataFrame) -> PolarsResult<StringChunked> {
-    use polars_arrow::array::{MutableBinaryViewArray, Utf8ViewArray};
     let step_build = steps.column("build")?.i32()?.rechunk();
     let step_drv = steps.column("drv_path")?.str()?.rechunk();
     let ids = builds.column("id")?.i32()?;
@@ -175,12 +174,13 @@ fn shared_drv_paths(steps: &DataFrame, builds: &DataFrame) -> PolarsResult<Strin
     let Some(from_steps) = step_drv.downcast_iter().next() else {
         return Ok(paths.clone());
     };
-    // Where each build's path comes from: a step row (>= 0), the i-th path no step holds
-    // (-1 - i), or nowhere (null).
-    const NULL: i64 = i64::MIN;
-    let mut own = MutableBinaryViewArray::<str>::new();
+    // The paths no step holds, each written once.
+    let mut own = crate::strings::StrBuilder::default();
     // Both tables are in key order, so one cursor walks the steps alongside the builds.
     let mut first = 0;
+    // Per build, where its path comes from, 8 bytes a build: a step row (>= 0), the i-th row
+    // of `own` (-1 - i), or nowhere (null).
+    const NULL: i64 = i64::MIN;
     let source: Vec<i64> = ids
         .iter()
         .zip(paths.iter())
@@ -195,26 +195,21 @@ fn shared_drv_paths(steps: &DataFrame, builds: &DataFrame) -> PolarsResult<Strin
             match step {
                 Some(j) => j as i64,
                 None => {
-                    own.push_value(path);
+                    own.push(Some(path));
                     -(own.len() as i64)
                 }
             }
         })
         .collect();
-    let own: Utf8ViewArray = own.freeze();
-    let mut rows = MutableBinaryViewArray::<str>::with_capacity(source.len());
-    for s in source {
-        match s {
-            NULL => rows.push_null(),
-            j if j >= 0 => {
-                rows.push_view(from_steps.views()[j as usize], from_steps.data_buffers())
-            }
-            i => rows.push_view(own.views()[(-1 - i) as usize], own.data_buffers()),
-        }
-    }
-    Ok(StringChunked::with_chunk(
+    let own = own.finish();
+    Ok(crate::strings::gather(
         paths.name().clone(),
-        rows.freeze(),
+        &[from_steps, &own],
+        source.into_iter().map(|s| match s {
+            NULL => None,
+            j if j >= 0 => Some((0, j as usize)),
+            i => Some((1, (-1 - i) as usize)),
+        }),
     ))
 }
 
