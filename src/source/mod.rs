@@ -147,13 +147,20 @@ fn sort_by_key(def: &TableDef, df: DataFrame) -> PolarsResult<DataFrame> {
         .enumerate()
         .all(|(i, v)| v == Some(i as IdxSize));
     let height = df.height();
+    let rows = order.cont_slice()?;
     // Either way each column ends in one chunk, which the analyses read without copying.
     let columns = df
         .into_columns()
         .into_iter()
         .map(|c| {
-            if in_order {
+            if c.null_count() == c.len() {
+                // A column left out (or never filled) stays one null value that holds no
+                // rows: gathering it would write a value and a validity bit a row.
+                Ok(Column::full_null(c.name().clone(), height, c.dtype()))
+            } else if in_order {
                 Ok(c.rechunk())
+            } else if let Ok(strings) = c.str() {
+                Ok(crate::strings::take(strings, rows).into_column())
             } else {
                 c.take(&order)
             }
@@ -356,5 +363,41 @@ mod tests {
             assert!(ours.height() > 0, "{name}");
             assert!(ours.equals_missing(&semi_join(full, &kept.steps)), "{name}");
         }
+    }
+
+    #[test]
+    fn sorting_a_table_of_several_chunks_keeps_rows_whole_and_strings_unmoved() {
+        let long = |i: i32| format!("/nix/store/{i:032}-output-of-step");
+        let part = |builds: [i32; 2], names: [Option<String>; 2]| {
+            df! {
+                "build" => builds,
+                "stepnr" => [1, 1],
+                "name" => names,
+                "path" => [None::<&str>, None],
+            }
+            .unwrap()
+        };
+        let mut df = part([3, 1], [Some(long(3)), None]);
+        df.vstack_mut_owned(part([2, 0], [Some("dev".into()), Some(long(0))]))
+            .unwrap();
+        // Where the names' bytes are.
+        let buffers = |df: &DataFrame| -> Vec<*const u8> {
+            let names = df.column("name").unwrap().str().unwrap().clone();
+            let mut at: Vec<_> = names
+                .downcast_iter()
+                .flat_map(|a| a.data_buffers().iter().map(|b| b.as_ptr()))
+                .collect();
+            at.sort();
+            at.dedup();
+            at
+        };
+        let before = buffers(&df);
+        let want = df.sort(["build"], SortMultipleOptions::default()).unwrap();
+        let sorted = sort_by_key(&crate::dataset::STEP_OUTPUTS, df).unwrap();
+        assert!(sorted.equals_missing(&want));
+        assert_eq!(sorted.column("name").unwrap().n_chunks(), 1);
+        // The long names are views of the bytes read, not copies of them.
+        assert_eq!(buffers(&sorted), before);
+        assert_eq!(sorted.column("path").unwrap().null_count(), 4);
     }
 }
