@@ -25,8 +25,8 @@ fn ingest(c: &mut Criterion) {
     let pg = TestPg::start();
     let db = pg.database();
     let params = hydra_bottleneck::conninfo::resolve(&db, &|_| None).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // The runtime `cli` runs: one thread for the socket and the decoding.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
