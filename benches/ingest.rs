@@ -25,11 +25,8 @@ fn ingest(c: &mut Criterion) {
     let pg = TestPg::start();
     let db = pg.database();
     let params = hydra_bottleneck::conninfo::resolve(&db, &|_| None).unwrap();
-    // The runtime `cli` runs: one thread for the socket and the decoding.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // The runtime every database read runs on.
+    let rt = hydra_bottleneck::source::postgres::runtime().unwrap();
     let ds = generate(&SampleSpec {
         scale,
         ..SampleSpec::default()

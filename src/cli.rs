@@ -483,14 +483,7 @@ impl Common {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    // One thread, which reads the socket and decodes the rows by turns. With the connection
-    // on a worker thread of its own, every batch of messages woke the other thread, and on two
-    // cores (the server's backend busy on one) the switching cost more than the decoding:
-    // `cargo bench --bench ingest` read a million steps in 1.60 s that way, 0.92 s this way.
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+    source::postgres::runtime().context("starting the async runtime")
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -543,10 +536,7 @@ fn cmd_simulate(common: &Common, args: &SimulateArgs) -> anyhow::Result<()> {
     if spec.is_sample() {
         common.note("no --db or --snapshot given: simulating the built-in sample workload");
     }
-    let ds = runtime()?.block_on(source::load(
-        &spec,
-        &common.read_options(crate::dataset::NOT_ANALYSED),
-    ))?;
+    let ds = source::load(&spec, &common.read_options(crate::dataset::NOT_ANALYSED))?;
     let opts = model::Options {
         machines,
         scenarios,
@@ -706,10 +696,7 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
     // an old report given with --force stays as it was.
     crate::interrupt::install()?;
     let stage = progress.stage("reading the history");
-    let mut ds = runtime()?.block_on(crate::interrupt::until(source::load(
-        &spec,
-        &common.read_options(crate::dataset::NOT_ANALYSED),
-    )))?;
+    let mut ds = source::load(&spec, &common.read_options(crate::dataset::NOT_ANALYSED))?;
     stage.done();
     let machines = match &args.machines {
         Some(p) => Some(crate::machines::read(p)?),
@@ -972,10 +959,7 @@ fn cmd_analyze(common: &Common, args: &AnalyzeArgs) -> anyhow::Result<()> {
     if spec.is_sample() {
         common.note("no --db or --snapshot given: analysing the built-in sample workload");
     }
-    let mut ds = runtime()?.block_on(source::load(
-        &spec,
-        &common.read_options(crate::dataset::NOT_ANALYSED),
-    ))?;
+    let mut ds = source::load(&spec, &common.read_options(crate::dataset::NOT_ANALYSED))?;
     let machines = match &args.machines {
         Some(p) => Some(crate::machines::read(p)?),
         None => ds
@@ -1022,10 +1006,7 @@ fn cmd_snapshot(common: &Common, args: &SnapshotArgs) -> anyhow::Result<()> {
     if spec.is_sample() {
         common.note("no --db or --snapshot given: snapshotting the built-in sample workload");
     }
-    let ds = runtime()?.block_on(crate::interrupt::until(source::load(
-        &spec,
-        &common.read_options(&[]),
-    )))?;
+    let ds = source::load(&spec, &common.read_options(&[]))?;
     common.note(&format!(
         "read {} steps and {} builds from {} ({}; runner {}: {})",
         ds.steps.height(),
@@ -1136,10 +1117,7 @@ fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
         if spec.is_sample() {
             common.note("no --db or --snapshot given: using the built-in sample's builds");
         }
-        Some(runtime()?.block_on(crate::interrupt::until(source::load(
-            &spec,
-            &common.read_options(&[]),
-        )))?)
+        Some(source::load(&spec, &common.read_options(&[]))?)
     } else {
         None
     };

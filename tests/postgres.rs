@@ -28,9 +28,7 @@ fn assert_frames_equal(a: &Dataset, b: &Dataset) {
 }
 
 fn read(conn: &str, opts: &ReadOptions) -> hydra_bottleneck::Result<Dataset> {
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(source::load(&SourceSpec::Postgres(conn.into()), opts))
+    source::load(&SourceSpec::Postgres(conn.into()), opts)
 }
 
 #[test]
@@ -118,10 +116,7 @@ fn the_window_selects_the_same_rows_in_sql_as_over_frames() {
         ..ReadOptions::default()
     };
     let from_db = read(&db, &opts).unwrap();
-    let from_frames = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(source::load(&SourceSpec::Sample(spec()), &opts))
-        .unwrap();
+    let from_frames = source::load(&SourceSpec::Sample(spec()), &opts).unwrap();
     assert!(from_db.steps.height() > 1000);
     assert!(from_db.steps.height() < generated.steps.height() / 2);
     assert_frames_equal(&from_db, &from_frames);

@@ -37,17 +37,24 @@ impl SourceSpec {
     }
 }
 
-/// Reads a dataset from `spec`, restricted to `opts.window`.
+/// Reads a dataset from `spec`, restricted to `opts.window`. Ctrl-C, once
+/// [`crate::interrupt::install`]ed, ends a database read between two chunks of rows.
 ///
 /// For a database, relative bounds (`--since 30d`) count back from the server's clock; for a
 /// snapshot or the sample, from the end of the recorded window, so the same command gives the
 /// same rows whenever it runs.
-pub async fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
+pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
     let mut ds = match spec {
         SourceSpec::Postgres(conn) => {
             let params = conninfo::resolve(conn, &|k| std::env::var(k).ok())?;
-            // The COPY decoder drops omitted columns as they arrive.
-            return postgres::read(&params, opts).await;
+            let runtime = postgres::runtime().map_err(|e| Error::Database {
+                what: "starting the async runtime".into(),
+                reason: e.to_string(),
+            })?;
+            // The SQL applies the window and the COPY decoder drops omitted columns as they
+            // arrive; the frames are put in order once the runtime is left behind.
+            let ds = runtime.block_on(crate::interrupt::until(postgres::read(&params, opts)))?;
+            return normalize(ds);
         }
         SourceSpec::Snapshot(dir) => snapshot::read_omitting(dir, opts.omit)?,
         SourceSpec::Sample(s) => omitting(sample::generate(s)?, opts.omit)?,
