@@ -169,14 +169,7 @@ pub fn gather(
     picks: impl ExactSizeIterator<Item = Option<(usize, usize)>>,
 ) -> StringChunked {
     // Each part's buffers follow the previous parts' in the gathered array.
-    let first_buffer: Vec<u32> = parts
-        .iter()
-        .scan(0, |n, p| {
-            let first = *n;
-            *n += p.data_buffers().len() as u32;
-            Some(first)
-        })
-        .collect();
+    let first_buffer = starts(parts, |p| p.data_buffers().len());
     let mut validity = MutableBitmap::with_capacity(picks.len());
     let views: Vec<View> = picks
         .map(|pick| {
@@ -186,7 +179,7 @@ pub fn gather(
             };
             let mut view = parts[part].views()[row];
             if view.length as usize > INLINE {
-                view.buffer_idx += first_buffer[part];
+                view.buffer_idx += first_buffer[part] as u32;
             }
             view
         })
@@ -211,6 +204,18 @@ pub fn gather(
     StringChunked::with_chunk(name, arr)
 }
 
+/// Where each of `parts` starts when they are laid end to end, each `size` long.
+fn starts<T>(parts: &[T], size: impl Fn(&T) -> usize) -> Vec<usize> {
+    parts
+        .iter()
+        .scan(0, |n, p| {
+            let start = *n;
+            *n += size(p);
+            Some(start)
+        })
+        .collect()
+}
+
 /// `ca`'s rows in the order of `rows` (indices into the whole column), as views of its own
 /// bytes. Polars' gather over a column of several chunks, as a Parquet snapshot reads, writes
 /// every value into a new array instead: over ten million steps a third of a gigabyte more for
@@ -218,20 +223,13 @@ pub fn gather(
 /// derivation path.
 pub fn take(ca: &StringChunked, rows: &[IdxSize]) -> StringChunked {
     let parts: Vec<&Utf8ViewArray> = ca.downcast_iter().collect();
-    let starts: Vec<usize> = parts
-        .iter()
-        .scan(0, |n, p| {
-            let start = *n;
-            *n += p.len();
-            Some(start)
-        })
-        .collect();
+    let first_row = starts(&parts, |p| p.len());
     let picks = rows.iter().map(|&r| {
         let r = r as usize;
         // The last chunk starting at or before `r`: an empty chunk shares its start with the
         // next one and comes before it, so it is never picked.
-        let part = starts.partition_point(|&s| s <= r) - 1;
-        let row = r - starts[part];
+        let part = first_row.partition_point(|&s| s <= r) - 1;
+        let row = r - first_row[part];
         parts[part].is_valid(row).then_some((part, row))
     });
     gather(ca.name().clone(), &parts, picks)
