@@ -56,8 +56,9 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
             let ds = runtime.block_on(crate::interrupt::until(postgres::read(&params, opts)))?;
             return normalize(ds);
         }
+        // A snapshot's tables are put in order as they are read.
         SourceSpec::Snapshot(dir) => snapshot::read_omitting(dir, opts.omit)?,
-        SourceSpec::Sample(s) => omitting(sample::generate(s)?, opts.omit)?,
+        SourceSpec::Sample(s) => normalize(omitting(sample::generate(s)?, opts.omit)?)?,
     };
     if let Some(r) = opts.runner
         && r != ds.meta.runner
@@ -70,22 +71,22 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
         .until
         .unwrap_or_else(|| chrono::Utc::now().timestamp());
     let window = opts.window.resolve(anchor).map_err(Error::Invalid)?;
-    let ds = if opts.window.is_unbounded() {
-        ds
-    } else {
-        let inside = window.within(recorded);
-        if let (Some(s), Some(u)) = (inside.since, inside.until)
-            && s >= u
-        {
-            return Err(Error::Invalid(format!(
-                "the window {} lies outside the data, which covers {}",
-                window.describe(),
-                recorded.describe()
-            )));
-        }
-        restrict(ds, inside)?
-    };
-    normalize(ds)
+    if opts.window.is_unbounded() {
+        return Ok(ds);
+    }
+    let inside = window.within(recorded);
+    if let (Some(s), Some(u)) = (inside.since, inside.until)
+        && s >= u
+    {
+        return Err(Error::Invalid(format!(
+            "the window {} lies outside the data, which covers {}",
+            window.describe(),
+            recorded.describe()
+        )));
+    }
+    // The rows kept stay in order, but polars' filter may leave a column in several chunks or
+    // compact its strings apart from the builds' paths that shared them.
+    normalize(restrict(ds, inside)?)
 }
 
 /// `ds` with the columns in `omit` replaced by nulls that hold no data: for the sample, which is
