@@ -130,10 +130,20 @@ enum QueryAction {
         #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,
     },
-    /// Run one SQL statement in a READ ONLY transaction (rolled back afterwards).
+    /// Run one query (SELECT, VALUES, TABLE, WITH of queries, or EXPLAIN of one), checked by
+    /// PostgreSQL's own parser before it is sent, in a READ ONLY transaction rolled back
+    /// afterwards. COPY, DO, SET, locking clauses and functions that act outside the
+    /// transaction (server files and programs, signals, advisory locks, dblink, …) are refused.
     Sql {
         /// The statement.
         sql: String,
+        /// Run even when the role is a superuser or may act outside transactions (server
+        /// files, programs, signals); a role that can only read is the safe choice.
+        #[arg(long)]
+        allow_privileged_role: bool,
+        /// The most rows the result may have; a larger result is refused, not held.
+        #[arg(long, value_name = "N", default_value_t = crate::query::DEFAULT_MAX_ROWS)]
+        max_rows: usize,
     },
 }
 
@@ -940,7 +950,17 @@ fn cmd_query(common: &Common, args: &QueryArgs) -> anyhow::Result<()> {
                 let q = crate::query::find(name)?;
                 crate::query::run(&params, &q, given, timeout).await
             }
-            QueryAction::Sql { sql } => crate::query::sql(&params, sql, timeout).await,
+            QueryAction::Sql {
+                sql,
+                allow_privileged_role,
+                max_rows,
+            } => {
+                let opts = crate::query::SqlOptions {
+                    allow_privileged_role: *allow_privileged_role,
+                    max_rows: *max_rows,
+                };
+                crate::query::sql(&params, sql, timeout, opts).await
+            }
             QueryAction::List => unreachable!("handled above"),
         }
     })?;

@@ -140,16 +140,16 @@ impl TableDef {
 /// every reader is known use an omission.
 pub type Omit = &'static [(&'static str, &'static str)];
 
-/// What the analyses, the report and the simulation never read: step output paths (only
+/// What the analyses, the report and the simulation never read (a step's `busy` is read: the
+/// window rule tells running steps from finished ones by it, `window::Window::step_expr`): step output paths (only
 /// `compress --from-outputs` picks from them), builds' names (over ten million steps these
 /// hold about 1.3 GB of strings), and the status columns kept for `query` and snapshots
-/// (a step's `busy` stage and determinism flag, a build's status and closure size), and the
+/// (a step's determinism flag, a build's status and closure size), and the
 /// sample's true step timings but for the two waits the ledger counts as held.
 pub const NOT_ANALYSED: Omit = &[
     ("step_outputs", "name"),
     ("step_outputs", "path"),
     ("builds", "nix_name"),
-    ("steps", "busy"),
     ("steps", "is_non_deterministic"),
     ("builds", "build_status"),
     ("builds", "closure_size"),

@@ -29,6 +29,16 @@ pub struct TestPg {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The database name of a connection string made by [`TestPg`] (its last `dbname=`).
+pub fn dbname(conninfo: &str) -> String {
+    conninfo
+        .rsplit("dbname=")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 impl TestPg {
     /// Starts a server (or attaches to `HYDRA_TEST_DATABASE_URL`). Panics with a clear message
     /// when PostgreSQL is not installed: the tests cannot run without it.
@@ -141,6 +151,32 @@ impl TestPg {
     /// The superuser connection string for `dbname`.
     pub fn conninfo(&self, dbname: &str) -> String {
         format!("{} dbname={dbname}", self.admin)
+    }
+
+    /// The README's recipe for a role that can only read, applied to the `reader` role in
+    /// `dbname`; returns that role's connection string (what the tool should be given).
+    pub fn grant_reader(&self, dbname: &str) -> String {
+        self.psql(
+            dbname,
+            &format!(
+                "GRANT CONNECT ON DATABASE {dbname} TO reader; \
+                 GRANT USAGE ON SCHEMA public TO reader; \
+                 GRANT SELECT ON schemaversion, builds, buildsteps, buildstepoutputs, jobsets, \
+                 jobsetevals, systemstatus TO reader"
+            ),
+        );
+        self.reader_conninfo(dbname)
+    }
+
+    /// The `reader` role's connection string for `dbname` (no grants made).
+    pub fn reader_conninfo(&self, dbname: &str) -> String {
+        let host = self
+            .admin
+            .split_whitespace()
+            .filter(|kv| kv.starts_with("host=") || kv.starts_with("port="))
+            .collect::<Vec<_>>()
+            .join(" ");
+        format!("{host} user=reader password='{READER_PASSWORD}' dbname={dbname}")
     }
 
     /// Runs SQL through psql as the superuser; panics with psql's message on failure.

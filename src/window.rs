@@ -7,10 +7,21 @@
 //! the sample, so that `--since 1d` on a snapshot means its last day, whenever it is read.
 //!
 //! Row selection (the same rule in SQL for PostgreSQL and over frames for snapshots):
-//! - a step is inside when its interval overlaps `[since, until)`: it stopped at or after `since`
-//!   (or has not stopped) and started before `until` (or has no start);
+//! - a step with both times is inside when its interval overlaps `[since, until)`: it stopped at
+//!   or after `since` and started before `until`;
+//! - a running step (`busy` ≠ 0) missing a time is inside when it did not stop before `since`
+//!   and did not start at or after `until`;
+//! - a finished step missing a time (Hydra writes both times null for a step it never ran, such
+//!   as a cached failure) has no interval of its own: it is inside when its build was queued
+//!   inside the window;
 //! - a build is inside when it was queued inside the window or owns a step inside it;
 //! - step outputs follow their step; evaluations are inside by their timestamp; jobsets are all read.
+//!
+//! In SQL the step rule is three disjoint SELECTs, each served by an index upstream ships
+//! (docs/read-only.md): steps with both times by the partial index on `stopTime`, running steps
+//! by the partial index on `busy`, timeless steps by the primary key from the builds found by the
+//! index on `timestamp`. Nothing indexes `startTime`, so a window that ended in the past bounds
+//! `stopTime` from above by [`STEP_HORIZON_SECS`] after the window's end.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -137,6 +148,15 @@ impl WindowSpec {
     }
 }
 
+/// How long after a past window's end the database read looks for steps that ran across it.
+/// Nothing indexes `startTime`, so without an upper bound on `stopTime` a window in the past
+/// would scan every later step. Hydra's default build timeout is 10 h and hydra.nixos.org's is
+/// 24 h (docs/read-only.md): twice the longer leaves room for copying outputs and clock skew.
+/// A job may ask for more with `meta.timeout`, rarely; a step that ran longer than this and
+/// crossed the window's end by more is missed, and the reader warns when the steps it did read
+/// come within half of it (`source::postgres::read`).
+pub const STEP_HORIZON_SECS: i64 = 48 * 3600;
+
 /// Absolute bounds, unix seconds; `None` is open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
@@ -161,21 +181,32 @@ impl Window {
         }
     }
 
-    /// The SQL condition for a step (columns of `buildsteps` under alias `alias`); the bounds
-    /// are integers we formatted ourselves, so splicing them is safe (COPY takes no parameters).
-    pub fn step_sql(&self, alias: &str) -> String {
-        let mut conds = Vec::new();
-        if let Some(s) = self.since {
-            conds.push(format!(
-                "({alias}.stoptime IS NULL OR {alias}.stoptime >= {s})"
-            ));
+    /// The step rule as SQL conditions on `buildsteps` under alias `s`, one per disjoint part
+    /// (see the module doc), to be combined with `UNION ALL`; `queued` is a subquery giving the
+    /// ids of the builds queued inside the window. The bounds are integers we formatted
+    /// ourselves, so splicing them is safe (COPY takes no parameters).
+    ///
+    /// Each condition repeats the predicate of the partial index it is meant for
+    /// (`startTime IS NOT NULL AND stopTime IS NOT NULL`; `busy <> 0`), so that the planner can
+    /// prove the index applies.
+    pub fn step_sql_parts(&self, s: &str, queued: &str) -> Vec<String> {
+        let both = format!("{s}.starttime IS NOT NULL AND {s}.stoptime IS NOT NULL");
+        let mut finished = vec![both.clone()];
+        let mut running = vec![format!("{s}.busy <> 0 AND NOT ({both})")];
+        if let Some(x) = self.since {
+            finished.push(format!("{s}.stoptime >= {x}"));
+            running.push(format!("({s}.stoptime IS NULL OR {s}.stoptime >= {x})"));
         }
-        if let Some(u) = self.until {
-            conds.push(format!(
-                "({alias}.starttime IS NULL OR {alias}.starttime < {u})"
+        if let Some(y) = self.until {
+            finished.push(format!("{s}.starttime < {y}"));
+            finished.push(format!(
+                "{s}.stoptime < {}",
+                y.saturating_add(STEP_HORIZON_SECS)
             ));
+            running.push(format!("({s}.starttime IS NULL OR {s}.starttime < {y})"));
         }
-        and_all(conds)
+        let timeless = format!("{s}.busy = 0 AND NOT ({both}) AND {s}.build IN ({queued})");
+        vec![finished.join(" AND "), running.join(" AND "), timeless]
     }
 
     /// The SQL condition on a time column for rows inside `[since, until)`.
@@ -190,21 +221,25 @@ impl Window {
         and_all(conds)
     }
 
-    /// The same step rule over a frame's `start_time`/`stop_time` columns.
-    pub fn step_expr(&self) -> polars::prelude::Expr {
+    /// The same step rule over a frame's `start_time`/`stop_time`/`busy` columns; `queued` is
+    /// true for the steps whose build was queued inside the window. Unlike the SQL, no horizon:
+    /// a frame holds every step already, however long it ran.
+    pub fn step_expr(&self, queued: polars::prelude::Expr) -> polars::prelude::Expr {
         use polars::prelude::*;
-        let mut e = lit(true);
+        let both = col("start_time")
+            .is_not_null()
+            .and(col("stop_time").is_not_null());
+        let mut overlaps = lit(true);
         if let Some(s) = self.since {
-            e = e.and(
-                col("stop_time")
-                    .is_null()
-                    .or(col("stop_time").gt_eq(lit(s))),
-            );
+            overlaps = overlaps.and(col("stop_time").is_null().or(col("stop_time").gt_eq(lit(s))));
         }
         if let Some(u) = self.until {
-            e = e.and(col("start_time").is_null().or(col("start_time").lt(lit(u))));
+            overlaps = overlaps.and(col("start_time").is_null().or(col("start_time").lt(lit(u))));
         }
-        e
+        let running = col("busy").neq(lit(0)).fill_null(lit(false));
+        when(both.or(running))
+            .then(overlaps)
+            .otherwise(queued)
     }
 
     /// The same `[since, until)` rule over one time column of a frame.
@@ -294,20 +329,29 @@ mod tests {
     }
 
     #[test]
-    fn sql_and_frame_rules_agree_in_shape() {
+    fn sql_parts_repeat_the_index_predicates_and_bound_a_past_window() {
         let w = Window {
             since: Some(100),
             until: Some(200),
         };
+        let parts = w.step_sql_parts("s", "SELECT 1");
+        assert_eq!(parts.len(), 3);
         assert_eq!(
-            w.step_sql("s"),
-            "(s.stoptime IS NULL OR s.stoptime >= 100) AND (s.starttime IS NULL OR s.starttime < 200)"
+            parts[0],
+            format!(
+                "s.starttime IS NOT NULL AND s.stoptime IS NOT NULL AND s.stoptime >= 100 AND \
+                 s.starttime < 200 AND s.stoptime < {}",
+                200 + STEP_HORIZON_SECS
+            )
         );
-        assert_eq!(Window::default().step_sql("s"), "TRUE");
+        assert!(parts[1].starts_with("s.busy <> 0 AND NOT (s.starttime IS NOT NULL"));
+        assert!(parts[2].starts_with("s.busy = 0 AND NOT ("));
+        assert!(parts[2].ends_with("s.build IN (SELECT 1)"));
         let inner = Window {
             since: Some(150),
             until: None,
         };
+        assert!(!inner.step_sql_parts("s", "q")[0].contains("s.starttime <"));
         assert_eq!(
             inner.within(w),
             Window {

@@ -342,3 +342,34 @@ fn the_seeds_themselves_parse() {
     )
     .unwrap();
 }
+
+/// Pieces of SQL that, strung together, make every kind of statement the check must refuse
+/// and many it must accept: keywords, refused and harmless functions, quoting of every kind,
+/// comments, separators.
+const SQL_PIECES: &[&str] = &[
+    "SELECT", "select", "1", "*", "FROM", "builds", "buildsteps b", "WHERE", "id", "=", ",",
+    "(", ")", ";", "WITH", "x AS", "AS", "UNION", "ALL", "EXCEPT", "VALUES", "TABLE",
+    "EXPLAIN", "ANALYZE", "COPY", "TO", "PROGRAM", "'id'", "STDOUT", "DO", "$$", "$q$",
+    "BEGIN", "END", "INSERT INTO", "DELETE", "UPDATE", "SET", "RETURNING", "INTO", "FOR UPDATE",
+    "FOR SHARE", "LOCK", "CALL", "pg_read_file(", "lo_export(", "pg_catalog.", "\"pg_sleep\"(",
+    "dblink(", "set_config(", "nextval(", "count(", "lower(", "now()", "'a\\'", "E'\\''",
+    "'it''s'", "--", "\n", "/*", "*/", "LATERAL", "JOIN", "ON", "true", "::text", "ORDER BY",
+    "LIMIT", "NOTIFY", "PREPARE", "EXECUTE",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    /// The `query sql` statement check on strung-together SQL: never a panic, and what it
+    /// accepts passes an independent second look (the fuzz target `sql_guard` in short).
+    #[test]
+    fn the_statement_check_accepts_only_queries(
+        pieces in proptest::collection::vec(proptest::sample::select(SQL_PIECES), 1..14),
+    ) {
+        use hydra_bottleneck::query::guard;
+        let sql = pieces.join(" ");
+        if guard::check(&sql).is_ok() {
+            prop_assert_eq!(guard::accepted_is_a_query(&sql), Ok(()), "{}", sql);
+        }
+    }
+}

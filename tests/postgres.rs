@@ -133,8 +133,8 @@ fn the_analyzer_session_cannot_write() {
             .await
             .unwrap();
         for sql in [
-            "INSERT INTO projects (name, displayname, owner) VALUES ('x', 'x', 'x')",
-            "DELETE FROM buildsteps",
+            "INSERT INTO public.projects (name, displayname, owner) VALUES ('x', 'x', 'x')",
+            "DELETE FROM public.buildsteps",
             "CREATE TABLE evil (x int)",
         ] {
             let err = s.client.batch_execute(sql).await.unwrap_err();
@@ -274,4 +274,68 @@ fn tls_follows_libpq_sslmode() {
     // With a root certificate named, require verifies too (libpq's rule).
     let err = ssl_in_use("localhost", "sslmode=require sslrootcert=/nonexistent.crt").unwrap_err();
     assert!(err.contains("/nonexistent.crt"), "{err}");
+}
+
+/// The window queries must not scan the history on the production primary: on a database of
+/// over a million steps with upstream's indexes, EXPLAIN of each query for an hour of the week
+/// shows no sequential scan of BuildSteps, Builds or BuildStepOutputs — for the last hour (a
+/// window reaching the present) and for an hour in the middle (a window in the past, bounded by
+/// the step horizon). The rows read are those the frame rule selects.
+#[test]
+fn window_queries_use_upstreams_indexes() {
+    let pg = TestPg::start();
+    let db = load_sample(&pg, "10", "87");
+    let name = dbname(&db);
+    // A real Hydra's tables have statistics; a fresh load has them once ANALYZE has run.
+    pg.psql(&name, "ANALYZE");
+    let steps: i64 = pg.psql(&name, "SELECT count(*) FROM buildsteps").parse().unwrap();
+    assert!(steps >= 1_000_000, "{steps} steps");
+    let params = hydra_bottleneck::conninfo::resolve(&db, &|_| None).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (info, first, last) = rt.block_on(async {
+        let s = source::postgres::connect(&params, true, std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+        let info = source::postgres::inspect(&s).await.unwrap();
+        let row = s
+            .client
+            .query_one(
+                "SELECT min(starttime)::int8, max(stoptime)::int8 FROM public.buildsteps",
+                &[],
+            )
+            .await
+            .unwrap();
+        (info, row.get::<_, i64>(0), row.get::<_, i64>(1))
+    });
+    let middle = first + (last - first) / 2;
+    for (what, since, until) in [
+        ("the last hour", last - 3600, None),
+        ("an hour in the middle", middle, Some(middle + 3600)),
+    ] {
+        let window = hydra_bottleneck::window::Window {
+            since: Some(since),
+            until,
+        };
+        for (def, select) in source::postgres::queries(&info, &window, &[]) {
+            let plan = pg.psql(&name, &format!("EXPLAIN {select}"));
+            for table in ["buildsteps", "builds", "buildstepoutputs"] {
+                let scan = format!("Seq Scan on {table} ");
+                assert!(
+                    !plan.contains(&scan),
+                    "{what}, {}: a sequential scan of {table}:\n{plan}",
+                    def.name
+                );
+            }
+        }
+        let opts = ReadOptions {
+            window: WindowSpec {
+                since: Some(TimeSpec::At(since)),
+                until: until.map(TimeSpec::At),
+            },
+            ..ReadOptions::default()
+        };
+        let from_db = read(&db, &opts).unwrap();
+        assert!(from_db.steps.height() > 100, "{what}");
+        assert!((from_db.steps.height() as i64) < steps / 50, "{what}");
+    }
 }

@@ -76,7 +76,7 @@ fn no_error_path_shows_the_password() {
             &port,
             READER_PASSWORD,
             &["query", "sql", "CREATE TABLE t (x int)"],
-            "read-only transaction",
+            "refused: CREATE",
         ),
         (
             "the statement timeout",
@@ -251,9 +251,10 @@ fn ad_hoc_sql_runs_only_read_only() {
         assert!(!err.contains("panicked"), "{err}");
         assert_eq!(state(), before, "`{sql}` changed the database");
     }
+    // The statement check refuses both before they reach the server (the look at the
+    // transaction afterwards is tested in `query::tests`).
     let o = run(&["query", "sql", "SET TRANSACTION READ WRITE", "--db", &db]);
-    assert_one_line_error(&o, "refused: the statement made the transaction read-write");
-    // LOCK is allowed in a read-only transaction; its result is refused, and the lock gone.
+    assert_one_line_error(&o, "refused: SET/RESET");
     let o = run(&[
         "query",
         "sql",
@@ -261,7 +262,7 @@ fn ad_hoc_sql_runs_only_read_only() {
         "--db",
         &db,
     ]);
-    assert_one_line_error(&o, "refused: the statement took AccessExclusiveLock");
+    assert_one_line_error(&o, "refused: LOCK");
     assert_eq!(
         pg.psql(
             &name,
@@ -279,6 +280,148 @@ fn ad_hoc_sql_runs_only_read_only() {
         &db,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A file the database server's OS user may create, for checking that it never does.
+fn server_writable_path(dir: &Path, name: &str) -> String {
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    dir.join(name).to_str().unwrap().to_string()
+}
+
+/// Connected as the superuser, `query sql` can no longer run a program or write a file on the
+/// database server, run code, or call a function that acts outside the transaction — even with
+/// `--allow-privileged-role` — and without that flag it runs nothing at all as such a role.
+#[test]
+fn query_sql_cannot_run_programs_or_write_files_on_the_server() {
+    let (pg, _reader_db, name) = loaded("0.05", "87");
+    let admin = pg.conninfo(&name);
+    let tmp = tempfile::tempdir().unwrap();
+    let program = server_writable_path(tmp.path(), "program-ran");
+    let file = server_writable_path(tmp.path(), "file-written");
+    let backends = || pg.psql(&name, "SELECT count(*) FROM pg_stat_activity");
+    let before = backends();
+    for sql in [
+        format!("copy (select 1) to program 'id > {program}'"),
+        format!("COPY builds TO '{file}'"),
+        format!("DO $$ BEGIN EXECUTE 'copy (select 1) to program ''touch {program}'''; END $$"),
+        format!("SELECT pg_catalog.pg_read_file('{file}')"),
+        format!("SELECT lo_export(lo_from_bytea(0, 'x'), '{file}')"),
+        format!("SELECT * FROM builds, LATERAL (SELECT lo_import('{file}')) x"),
+        "SELECT pg_reload_conf()".to_string(),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity".to_string(),
+        "WITH a AS (SELECT pg_advisory_lock(1)) SELECT * FROM a".to_string(),
+        "SELECT set_config('transaction_read_only', 'off', false)".to_string(),
+        "SELECT query_to_xml('copy (select 1) to program ''id''', true, true, '')".to_string(),
+        "SELECT 1 FOR UPDATE".to_string(),
+    ] {
+        let o = run(&["query", "sql", &sql, "--db", &admin, "--allow-privileged-role"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "`{sql}` must be refused: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.contains("query sql: refused"), "`{sql}`: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!Path::new(&program).exists(), "a program ran on the server");
+    assert!(!Path::new(&file).exists(), "a file was written on the server");
+    assert_eq!(backends(), before, "a backend was signalled");
+    // Without the flag a privileged role runs nothing, not even a plain read; it is told why.
+    let o = run(&["query", "sql", "SELECT 1", "--db", &admin]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("is a superuser"), "{err}");
+    assert!(err.contains("--allow-privileged-role"), "{err}");
+    let o = run(&["query", "sql", "SELECT 1 AS one", "--db", &admin, "--allow-privileged-role"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A member of one of the roles that act outside transactions counts as privileged; a role
+/// made by the README's recipe does not, and is not warned about.
+#[test]
+fn the_roles_powers_are_read_on_connecting() {
+    let (pg, reader_db, name) = loaded("0.05", "87");
+    let o = run(&["query", "sql", "SELECT count(*) AS n FROM builds", "--db", &reader_db]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "a read-only role is not warned about: {}", stderr(&o));
+    pg.psql(&name, "GRANT pg_signal_backend TO reader");
+    let o = run(&["query", "sql", "SELECT 1", "--db", &reader_db]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("a member of pg_signal_backend"), "{err}");
+    // Every other command runs, and says once that a read-only role is recommended.
+    let o = run(&["analyze", "quality", "--db", &reader_db]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let warnings = stderr(&o)
+        .lines()
+        .filter(|l| l.contains("a role that can only read is recommended"))
+        .count();
+    assert_eq!(warnings, 1, "{}", stderr(&o));
+    pg.psql(&name, "REVOKE pg_signal_backend FROM reader");
+}
+
+/// The database owner (an ordinary role) cannot make a superuser's plain `analyze` run its
+/// code: a schema named after the superuser, first on the default search path, holding a view
+/// `buildsteps` that runs a program, is never consulted; an overload of a built-in there stops
+/// `query` under a privileged role; a view put in place of Hydra's own table is refused,
+/// naming it.
+#[test]
+fn the_database_owner_cannot_hijack_our_session_through_the_search_path() {
+    let (pg, _reader_db, name) = loaded("0.05", "87");
+    let admin = pg.conninfo(&name);
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = server_writable_path(tmp.path(), "hijacked");
+    pg.psql(
+        &name,
+        &format!(
+            "CREATE ROLE owner_role; ALTER DATABASE {name} OWNER TO owner_role; \
+             GRANT SELECT ON public.buildsteps TO owner_role; \
+             CREATE SCHEMA postgres AUTHORIZATION owner_role; \
+             SET ROLE owner_role; \
+             CREATE FUNCTION postgres.pwn() RETURNS int LANGUAGE plpgsql AS $f$ BEGIN \
+               EXECUTE 'copy (select 1) to program ''touch {marker}'''; RETURN 1; END $f$; \
+             CREATE VIEW postgres.buildsteps AS SELECT s.*, postgres.pwn() AS x \
+               FROM public.buildsteps s; \
+             RESET ROLE"
+        ),
+    );
+    // The trap works on a session that does not pin its path.
+    let trap = pg.psql_output(&name, "SELECT x FROM buildsteps LIMIT 1");
+    assert!(trap.status.success(), "{}", String::from_utf8_lossy(&trap.stderr));
+    assert!(Path::new(&marker).exists(), "the trap itself must work");
+    std::fs::remove_file(&marker).unwrap();
+    for args in [
+        &["analyze", "ledger"][..],
+        &["snapshot", "--out", tmp.path().join("snap").to_str().unwrap()][..],
+        &["query", "run", "machine-utilization"][..],
+        &["query", "sql", "SELECT count(*) FROM buildsteps", "--allow-privileged-role"][..],
+    ] {
+        let o = bin().args(args).args(["--db", &admin]).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(!Path::new(&marker).exists(), "{args:?} ran the owner's code");
+    }
+    // An overload of a built-in name in Hydra's schema could be picked over the built-in by a
+    // closer argument type: under a privileged role, `query` refuses to run there.
+    pg.psql(
+        &name,
+        "GRANT CREATE ON SCHEMA public TO owner_role; SET ROLE owner_role; \
+         CREATE FUNCTION public.lower(varchar) RETURNS text LANGUAGE sql \
+           AS $f$ SELECT 'forged' $f$; RESET ROLE",
+    );
+    let o = run(&["query", "run", "machine-utilization", "--db", &admin]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("defines lower under the name of a built-in"), "{}", stderr(&o));
+    // A view in place of Hydra's own table is refused, naming it.
+    pg.psql(
+        &name,
+        "ALTER TABLE public.buildsteps RENAME TO real_steps; \
+         CREATE VIEW public.buildsteps AS SELECT * FROM public.real_steps",
+    );
+    let o = run(&["analyze", "ledger", "--db", &admin]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.lines().last().unwrap().contains("public.buildsteps is a view"),
+        "{err}"
+    );
 }
 
 // ---- bounded answers from servers ---------------------------------------------------------------

@@ -269,10 +269,23 @@ fn following(df: DataFrame, keys: &[u64]) -> PolarsResult<DataFrame> {
 pub fn restrict(ds: Dataset, window: Window) -> Result<Dataset> {
     let err =
         |what: &'static str| move |e: PolarsError| Error::frame(format!("restricting {what}"), e);
+    // The builds queued inside the window: a finished step without times belongs to them.
+    let queued = ds
+        .builds
+        .clone()
+        .lazy()
+        .filter(window.time_expr("timestamp"))
+        .select([col("id")])
+        .collect()
+        .map_err(err("builds"))?
+        .column("id")
+        .map_err(err("builds"))?
+        .as_materialized_series()
+        .clone();
     let steps = ds
         .steps
         .lazy()
-        .filter(window.step_expr())
+        .filter(window.step_expr(col("build").is_in(lit(queued).implode(false), false)))
         .collect()
         .map_err(err("steps"))?;
     let step_builds = steps

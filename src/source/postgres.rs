@@ -71,6 +71,73 @@ pub struct Session {
     pub params: ConnParams,
     /// The connection task's error, if it ended with one (the client only sees "closed").
     conn_error: Arc<Mutex<Option<String>>>,
+    /// What the role we are connected as may do beyond reading (read-only sessions only).
+    pub role: Option<RolePowers>,
+    /// The schema holding Hydra's tables, as a quoted identifier (read-only sessions only).
+    pub hydra_schema: Option<HydraSchema>,
+}
+
+/// The built-in roles whose members act outside any transaction: their powers are what a
+/// read-only transaction cannot take away (PostgreSQL's "predefined roles").
+const POWERFUL_ROLES: [&str; 4] = [
+    "pg_execute_server_program",
+    "pg_write_server_files",
+    "pg_read_server_files",
+    "pg_signal_backend",
+];
+
+/// The role a session runs as, and what it may do that a reader should not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolePowers {
+    pub name: String,
+    pub superuser: bool,
+    /// CREATEROLE can grant itself the powerful roles, so it counts as one (PostgreSQL's docs
+    /// call such a role "almost a superuser").
+    pub createrole: bool,
+    /// The members of [`POWERFUL_ROLES`] it belongs to.
+    pub member_of: Vec<String>,
+}
+
+impl RolePowers {
+    pub fn is_privileged(&self) -> bool {
+        self.superuser || self.createrole || !self.member_of.is_empty()
+    }
+
+    /// "a superuser, a member of pg_signal_backend" — what makes it privileged.
+    pub fn describe(&self) -> String {
+        let mut what = Vec::new();
+        if self.superuser {
+            what.push("a superuser".to_string());
+        }
+        if self.createrole {
+            what.push("allowed to CREATEROLE".to_string());
+        }
+        if !self.member_of.is_empty() {
+            what.push(format!("a member of {}", self.member_of.join(", ")));
+        }
+        format!("role {} is {}", self.name, what.join(", "))
+    }
+}
+
+/// Where Hydra's tables are: a schema, checked to hold tables (not views) under our names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HydraSchema {
+    /// The schema's name as PostgreSQL stores it.
+    pub name: String,
+    /// The same, quoted for splicing into SQL (`"public"`).
+    pub ident: String,
+}
+
+impl HydraSchema {
+    /// `"schema".table`: every table we read is named with its schema.
+    pub fn qualify(&self, table: &str) -> String {
+        format!("{}.{table}", self.ident)
+    }
+}
+
+/// Quotes an identifier as PostgreSQL's quote_ident does (always, to be simple and safe).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 impl Session {
@@ -148,7 +215,16 @@ pub async fn connect(
         statement_timeout.as_millis()
     );
     if read_only {
-        options.push_str(" -c default_transaction_read_only=on");
+        // pg_catalog first and nothing another role can write to: unqualified names in our own
+        // statements can only mean the built-ins, whatever schemas the database owner made
+        // (a schema named after our role is on the default path, "$user", public). The Hydra
+        // schema is added to the path only for `query` (`Session::with_hydra_schema_on_path`).
+        // standard_conforming_strings is pinned so the server reads string literals as the
+        // statement check parsed them (`query::guard`).
+        options.push_str(
+            " -c default_transaction_read_only=on -c search_path=pg_catalog,pg_temp \
+             -c standard_conforming_strings=on",
+        );
     }
     cfg.options(&options);
     let target = params.redacted();
@@ -175,10 +251,12 @@ pub async fn connect(
         spawn_connection(conn, conn_error.clone());
         client
     };
-    let session = Session {
+    let mut session = Session {
         client,
         params: params.clone(),
         conn_error,
+        role: None,
+        hydra_schema: None,
     };
     if read_only {
         // Belt and braces: refuse to go on if the session is somehow not read-only.
@@ -193,8 +271,169 @@ pub async fn connect(
                 "the session is not read-only (default_transaction_read_only = {value}); refusing to read"
             )));
         }
+        let role = role_powers(&session).await?;
+        if role.is_privileged() {
+            warn_privileged_once(&role);
+        }
+        session.role = Some(role);
+        session.hydra_schema = Some(locate_hydra_schema(&session).await?);
     }
     Ok(session)
+}
+
+/// Reads what the session's role may do beyond reading.
+async fn role_powers(s: &Session) -> Result<RolePowers> {
+    let row = s
+        .client
+        .query_one(
+            "SELECT r.rolname::text, r.rolsuper, r.rolcreaterole, \
+                    ARRAY(SELECT p.rolname::text FROM pg_catalog.pg_roles p \
+                          WHERE p.rolname = ANY ($1) \
+                          AND pg_catalog.pg_has_role(r.oid, p.oid, 'MEMBER') ORDER BY 1) \
+             FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+            &[&POWERFUL_ROLES.as_slice()],
+        )
+        .await
+        .map_err(|e| s.error("reading the role's attributes", e))?;
+    Ok(RolePowers {
+        name: row.get(0),
+        superuser: row.get(1),
+        createrole: row.get(2),
+        member_of: row.get(3),
+    })
+}
+
+/// Says once per process that a read-only role is recommended (several sessions may open).
+fn warn_privileged_once(role: &RolePowers) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        tracing::warn!(
+            "{}: a role that can only read is recommended (README: \"Pointing it at a real Hydra\")",
+            role.describe()
+        );
+    });
+}
+
+/// The tables of Hydra we read, lower case as PostgreSQL folds them.
+pub const HYDRA_TABLES: [&str; 7] = [
+    "schemaversion",
+    "builds",
+    "buildsteps",
+    "buildstepoutputs",
+    "jobsets",
+    "jobsetevals",
+    "systemstatus",
+];
+
+/// Finds the schema holding Hydra's tables — `public` as Hydra creates it, else the one schema
+/// that has a `buildsteps` — and refuses a view, or anything else that is not a table, under a
+/// Hydra table's name there: a view runs its owner's code as whoever reads it, and reads what
+/// its owner likes.
+async fn locate_hydra_schema(s: &Session) -> Result<HydraSchema> {
+    let rows = s
+        .client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, c.relkind::text \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = ANY ($1) \
+             AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
+             ORDER BY 1, 2",
+            &[&HYDRA_TABLES.as_slice()],
+        )
+        .await
+        .map_err(|e| s.error("locating Hydra's tables", e))?;
+    let found: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let with_steps: Vec<&str> = found
+        .iter()
+        .filter(|(_, t, _)| t == "buildsteps")
+        .map(|(n, _, _)| n.as_str())
+        .collect();
+    let name = if with_steps.contains(&"public") || with_steps.is_empty() {
+        "public".to_string()
+    } else if let [one] = with_steps.as_slice() {
+        one.to_string()
+    } else {
+        return Err(Error::Schema(format!(
+            "Hydra's tables are in several schemas ({}), none of them public: which one is \
+             Hydra's cannot be told",
+            with_steps.join(", ")
+        )));
+    };
+    for (_, table, kind) in found.iter().filter(|(n, _, _)| *n == name) {
+        // r: ordinary table, p: partitioned table. Anything else (v view, m materialized view,
+        // f foreign table) is not what Hydra creates.
+        if kind != "r" && kind != "p" {
+            let what = match kind.as_str() {
+                "v" => "a view",
+                "m" => "a materialized view",
+                "f" => "a foreign table",
+                _ => "not a table",
+            };
+            return Err(Error::Schema(format!(
+                "{name}.{table} is {what}, not a table as Hydra creates it: refusing to read it \
+                 (a view runs its owner's code as the role reading it)"
+            )));
+        }
+    }
+    Ok(HydraSchema {
+        ident: quote_ident(&name),
+        name,
+    })
+}
+
+impl Session {
+    /// The schema of Hydra's tables (a read-only session always has one).
+    pub fn schema(&self) -> Result<&HydraSchema> {
+        self.hydra_schema
+            .as_ref()
+            .ok_or_else(|| Error::Schema("the session has no Hydra schema".into()))
+    }
+
+    /// Puts the Hydra schema on the path after pg_catalog, for SQL that names Hydra's tables
+    /// unqualified (the named queries, ad-hoc SQL). A function or operator there under a
+    /// built-in's name can still win over the built-in when its argument types match better
+    /// (PostgreSQL resolves overloads across the whole path), so under a privileged role such
+    /// an overload is refused, naming it.
+    pub async fn with_hydra_schema_on_path(&self) -> Result<()> {
+        let schema = self.schema()?;
+        if self.role.as_ref().is_some_and(RolePowers::is_privileged) {
+            let rows = self
+                .client
+                .query(
+                    "SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                     WHERE n.nspname = $1 AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc b \
+                       WHERE b.pronamespace = 'pg_catalog'::pg_catalog.regnamespace \
+                       AND b.proname = p.proname) \
+                     UNION SELECT DISTINCT o.oprname::text FROM pg_catalog.pg_operator o \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace \
+                     WHERE n.nspname = $1 ORDER BY 1 LIMIT 5",
+                    &[&schema.name],
+                )
+                .await
+                .map_err(|e| self.error("checking the Hydra schema's functions", e))?;
+            let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            if !names.is_empty() {
+                return Err(Error::Schema(format!(
+                    "schema {} defines {} under the name of a built-in: refusing to run SQL \
+                     there as a privileged role (it could be called instead of the built-in)",
+                    schema.name,
+                    names.join(", ")
+                )));
+            }
+        }
+        self.client
+            .query_one(
+                "SELECT pg_catalog.set_config('search_path', $1, false)",
+                &[&format!("pg_catalog, {}, pg_temp", schema.ident)],
+            )
+            .await
+            .map_err(|e| self.error("setting the search path", e))?;
+        Ok(())
+    }
 }
 
 fn spawn_connection<S, T>(conn: tokio_postgres::Connection<S, T>, slot: Arc<Mutex<Option<String>>>)
@@ -219,6 +458,8 @@ pub struct SchemaInfo {
     /// True when SystemStatus holds a `queue-runner` row (written by the C++ runner and by the
     /// earliest Rust runner, removed in NixOS/hydra#1706).
     pub has_cpp_status_row: bool,
+    /// Where the tables are; every name in our SELECTs is qualified with it.
+    pub schema: HydraSchema,
 }
 
 impl SchemaInfo {
@@ -237,14 +478,13 @@ impl SchemaInfo {
 const REQUIRED_TABLES: [&str; 3] = ["builds", "buildsteps", "jobsets"];
 
 pub async fn inspect(s: &Session) -> Result<SchemaInfo> {
+    let schema = s.schema()?.clone();
     let rows = s
         .client
         .query(
             "SELECT table_name::text, column_name::text FROM information_schema.columns \
-             WHERE table_schema = ANY (current_schemas(false)) \
-             AND table_name IN ('schemaversion', 'builds', 'buildsteps', 'buildstepoutputs', \
-                                'jobsets', 'jobsetevals', 'systemstatus')",
-            &[],
+             WHERE table_schema = $1 AND table_name = ANY ($2)",
+            &[&schema.name, &HYDRA_TABLES.as_slice()],
         )
         .await
         .map_err(|e| s.error("reading information_schema.columns", e))?;
@@ -271,7 +511,13 @@ pub async fn inspect(s: &Session) -> Result<SchemaInfo> {
     let version = if columns.contains_key("schemaversion") {
         let row = s
             .client
-            .query_opt("SELECT version::int4 FROM schemaversion LIMIT 1", &[])
+            .query_opt(
+                &format!(
+                    "SELECT version::int4 FROM {} LIMIT 1",
+                    schema.qualify("schemaversion")
+                ),
+                &[],
+            )
             .await
             .map_err(|e| s.error("reading SchemaVersion", e))?;
         row.map(|r| r.get::<_, i32>(0))
@@ -281,7 +527,10 @@ pub async fn inspect(s: &Session) -> Result<SchemaInfo> {
     let has_cpp_status_row = if columns.contains_key("systemstatus") {
         s.client
             .query_opt(
-                "SELECT 1 FROM systemstatus WHERE what = 'queue-runner'",
+                &format!(
+                    "SELECT 1 FROM {} WHERE what = 'queue-runner'",
+                    schema.qualify("systemstatus")
+                ),
                 &[],
             )
             .await
@@ -295,6 +544,7 @@ pub async fn inspect(s: &Session) -> Result<SchemaInfo> {
         version,
         columns,
         has_cpp_status_row,
+        schema,
     })
 }
 
@@ -442,21 +692,32 @@ fn select_list(def: &TableDef, map: &ColumnMap, info: &SchemaInfo, omit: Omit) -
         .join(", ")
 }
 
-/// The five SELECTs for a window, given what the schema has.
+/// The five SELECTs for a window, given what the schema has. Every table is named with its
+/// schema, and a bounded window is read through the indexes upstream ships (the step rule's
+/// three parts, `Window::step_sql_parts`; builds by `timestamp` and primary key; step outputs
+/// by primary key), never by scanning a whole table of the history on the production primary.
 pub fn queries(info: &SchemaInfo, w: &Window, omit: Omit) -> Vec<(&'static TableDef, String)> {
-    let step_cond = w.step_sql("s");
+    let t = |table: &str| info.schema.qualify(table);
     let bounded = w.since.is_some() || w.until.is_some();
-    let steps = format!(
-        "SELECT {} FROM buildsteps s WHERE {step_cond}",
-        select_list(&STEPS, STEPS_MAP, info, omit)
+    let queued = format!(
+        "SELECT q.id FROM {} q WHERE {}",
+        t("builds"),
+        w.time_sql("q.timestamp")
     );
-    let build_cond = if bounded {
-        format!(
-            "{} OR b.id IN (SELECT s.build FROM buildsteps s WHERE {step_cond})",
-            w.time_sql("b.timestamp")
-        )
+    let parts = w.step_sql_parts("s", &queued);
+    // `SELECT {what} FROM buildsteps s WHERE part` for each part, joined by `glue`.
+    let steps_where = |what: &str, parts: &[String], glue: &str| {
+        parts
+            .iter()
+            .map(|p| format!("SELECT {what} FROM {} s WHERE {p}", t("buildsteps")))
+            .collect::<Vec<_>>()
+            .join(glue)
+    };
+    let step_list = select_list(&STEPS, STEPS_MAP, info, omit);
+    let steps = if bounded {
+        steps_where(&step_list, &parts, " UNION ALL ")
     } else {
-        "TRUE".into()
+        format!("SELECT {step_list} FROM {} s", t("buildsteps"))
     };
     // Schemas before 80 named a build's jobset by (project, jobset) text columns.
     let join = if info.has("builds", "jobset_id") {
@@ -466,32 +727,43 @@ pub fn queries(info: &SchemaInfo, w: &Window, omit: Omit) -> Vec<(&'static Table
     } else {
         "FALSE"
     };
-    let builds = format!(
-        "SELECT {} FROM builds b LEFT JOIN jobsets j ON {join} WHERE {build_cond}",
-        select_list(&BUILDS, BUILDS_MAP, info, omit)
-    );
-    let outputs = if !info.has_table("buildstepoutputs") {
-        None
-    } else if bounded {
-        Some(format!(
-            "SELECT {} FROM buildstepoutputs o WHERE (o.build, o.stepnr) IN \
-             (SELECT s.build, s.stepnr FROM buildsteps s WHERE {step_cond})",
-            select_list(&STEP_OUTPUTS, STEP_OUTPUTS_MAP, info, omit)
-        ))
+    let build_cond = if bounded {
+        // The timeless part's builds are queued in the window already.
+        format!(
+            "b.id IN ({queued} UNION {})",
+            steps_where("s.build", &parts[..2], " UNION ")
+        )
     } else {
-        Some(format!(
-            "SELECT {} FROM buildstepoutputs o",
-            select_list(&STEP_OUTPUTS, STEP_OUTPUTS_MAP, info, omit)
-        ))
+        "TRUE".into()
     };
+    let builds = format!(
+        "SELECT {} FROM {} b LEFT JOIN {} j ON {join} WHERE {build_cond}",
+        select_list(&BUILDS, BUILDS_MAP, info, omit),
+        t("builds"),
+        t("jobsets"),
+    );
+    let outputs = info.has_table("buildstepoutputs").then(|| {
+        let list = select_list(&STEP_OUTPUTS, STEP_OUTPUTS_MAP, info, omit);
+        if bounded {
+            format!(
+                "SELECT {list} FROM {} o WHERE (o.build, o.stepnr) IN ({})",
+                t("buildstepoutputs"),
+                steps_where("s.build, s.stepnr", &parts, " UNION ALL ")
+            )
+        } else {
+            format!("SELECT {list} FROM {} o", t("buildstepoutputs"))
+        }
+    });
     let jobsets = format!(
-        "SELECT {} FROM jobsets j",
-        select_list(&JOBSETS, JOBSETS_MAP, info, omit)
+        "SELECT {} FROM {} j",
+        select_list(&JOBSETS, JOBSETS_MAP, info, omit),
+        t("jobsets")
     );
     let evals = info.has_table("jobsetevals").then(|| {
         format!(
-            "SELECT {} FROM jobsetevals e WHERE {}",
+            "SELECT {} FROM {} e WHERE {}",
             select_list(&EVALS, EVALS_MAP, info, omit),
+            t("jobsetevals"),
             w.time_sql("e.timestamp")
         )
     });
@@ -589,6 +861,20 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
         .batch_execute("COMMIT")
         .await
         .map_err(|e| s.error("ending the read-only transaction", e))?;
+    if let Some(until) = window.until
+        && until.saturating_add(crate::window::STEP_HORIZON_SECS) < now
+        && let Some(steps) = frames.get(STEPS.name)
+        && let Some(longest) = longest_step(steps)
+        && longest > crate::window::STEP_HORIZON_SECS / 2
+    {
+        tracing::warn!(
+            "a step in the window ran {:.1} h; steps that ran longer than {} h across the \
+             window's end are not read (window::STEP_HORIZON_SECS): end the window later, or \
+             leave --until out",
+            longest as f64 / 3600.0,
+            crate::window::STEP_HORIZON_SECS / 3600
+        );
+    }
     let mut take = |def: &TableDef| frames.remove(def.name).unwrap_or_else(|| def.empty());
     let ds = Dataset {
         steps: take(&STEPS),
@@ -611,6 +897,17 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
     Ok(ds)
 }
 
+/// The longest run (stop − start, seconds) among the steps of a frame, if any has both times.
+fn longest_step(steps: &DataFrame) -> Option<i64> {
+    let start = steps.column("start_time").ok()?.i64().ok()?;
+    let stop = steps.column("stop_time").ok()?.i64().ok()?;
+    start
+        .iter()
+        .zip(stop.iter())
+        .filter_map(|(a, b)| Some(b? - a?))
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,12 +925,26 @@ mod tests {
         }
     }
 
+    fn public() -> HydraSchema {
+        HydraSchema {
+            name: "public".into(),
+            ident: quote_ident("public"),
+        }
+    }
+
+    #[test]
+    fn identifiers_are_quoted_whatever_they_hold() {
+        assert_eq!(quote_ident("public"), "\"public\"");
+        assert_eq!(quote_ident("a\"; DROP"), "\"a\"\"; DROP\"");
+    }
+
     #[test]
     fn runner_detection_follows_the_schema_history() {
         let info = |v, row| SchemaInfo {
             version: v,
             columns: HashMap::new(),
             has_cpp_status_row: row,
+            schema: public(),
         };
         assert_eq!(detect_runner(&info(Some(80), false)).0, Runner::Cpp);
         assert_eq!(detect_runner(&info(Some(87), true)).0, Runner::Rust);
@@ -657,6 +968,7 @@ mod tests {
             version: Some(40),
             columns,
             has_cpp_status_row: false,
+            schema: public(),
         };
         let list = select_list(&STEPS, STEPS_MAP, &info, &[]);
         assert!(list.contains("NULL::int8"));

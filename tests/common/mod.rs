@@ -35,15 +35,18 @@ pub fn assert_one_line_error(o: &Output, needle: &str) {
 }
 
 /// Loads the built-in sample at `scale` into a fresh database of `pg`, creating Hydra schema
-/// `schema`; returns the database's connection string.
+/// `schema`; returns the connection string of a role that can only read it, made by the
+/// README's recipe (the superuser is for `pg.psql`).
 pub fn load_sample(pg: &TestPg, scale: &str, schema: &str) -> String {
     let db = pg.database();
     let o = run(&[
         "sample", "--into", &db, "--scale", scale, "--schema", schema, "--quiet",
     ]);
     assert!(o.status.success(), "sample --into: {}", stderr(&o));
-    db
+    pg.grant_reader(&dbname(&db))
 }
+
+pub use hydra_bottleneck::testpg::dbname;
 
 /// A throwaway server holding the sample: the server, the connection string and the
 /// database's name (for `psql`).

@@ -5,6 +5,8 @@
 //! spliced. Ad-hoc SQL runs as one statement (the extended protocol refuses several) inside a
 //! `READ ONLY` transaction on a read-only session, and is rolled back.
 
+pub mod guard;
+
 use std::time::Duration;
 
 use serde::Serialize;
@@ -18,56 +20,56 @@ use crate::source::postgres::connect;
 const FILES: &[(&str, &str)] = &[
     (
         "biggest-outputs.sql",
-        include_str!("../queries/biggest-outputs.sql"),
+        include_str!("../../queries/biggest-outputs.sql"),
     ),
     (
         "evaluations.sql",
-        include_str!("../queries/evaluations.sql"),
+        include_str!("../../queries/evaluations.sql"),
     ),
     (
         "failures-by-status.sql",
-        include_str!("../queries/failures-by-status.sql"),
+        include_str!("../../queries/failures-by-status.sql"),
     ),
     (
         "job-history.sql",
-        include_str!("../queries/job-history.sql"),
+        include_str!("../../queries/job-history.sql"),
     ),
     (
         "jobsets-by-build-time.sql",
-        include_str!("../queries/jobsets-by-build-time.sql"),
+        include_str!("../../queries/jobsets-by-build-time.sql"),
     ),
     (
         "machine-utilization.sql",
-        include_str!("../queries/machine-utilization.sql"),
+        include_str!("../../queries/machine-utilization.sql"),
     ),
     (
         "most-retried.sql",
-        include_str!("../queries/most-retried.sql"),
+        include_str!("../../queries/most-retried.sql"),
     ),
     (
         "overhead-per-machine.sql",
-        include_str!("../queries/overhead-per-machine.sql"),
+        include_str!("../../queries/overhead-per-machine.sql"),
     ),
     (
         "queue-depth-per-hour.sql",
-        include_str!("../queries/queue-depth-per-hour.sql"),
+        include_str!("../../queries/queue-depth-per-hour.sql"),
     ),
-    ("queue-now.sql", include_str!("../queries/queue-now.sql")),
+    ("queue-now.sql", include_str!("../../queries/queue-now.sql")),
     (
         "slowest-jobs.sql",
-        include_str!("../queries/slowest-jobs.sql"),
+        include_str!("../../queries/slowest-jobs.sql"),
     ),
     (
         "slowest-steps.sql",
-        include_str!("../queries/slowest-steps.sql"),
+        include_str!("../../queries/slowest-steps.sql"),
     ),
     (
         "step-times-by-system.sql",
-        include_str!("../queries/step-times-by-system.sql"),
+        include_str!("../../queries/step-times-by-system.sql"),
     ),
     (
         "steps-running-now.sql",
-        include_str!("../queries/steps-running-now.sql"),
+        include_str!("../../queries/steps-running-now.sql"),
     ),
 ];
 
@@ -248,6 +250,33 @@ impl Table {
     }
 }
 
+/// How ad-hoc SQL may run.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlOptions {
+    /// Run even as a superuser or a member of a role that acts outside transactions (the
+    /// statement check still applies).
+    pub allow_privileged_role: bool,
+    /// The most rows a result may have; a larger one is refused rather than held in memory.
+    pub max_rows: usize,
+}
+
+/// A million rows prints as a table of some hundred megabytes: past that, a question is better
+/// asked of a snapshot (`snapshot`, then Parquet tools) than of a terminal.
+pub const DEFAULT_MAX_ROWS: usize = 1_000_000;
+
+/// What the values of one result may take in memory, whatever the row count: a few wide text
+/// columns can be large long before the row cap.
+const MAX_RESULT_BYTES: usize = 512 << 20;
+
+impl Default for SqlOptions {
+    fn default() -> Self {
+        SqlOptions {
+            allow_privileged_role: false,
+            max_rows: DEFAULT_MAX_ROWS,
+        }
+    }
+}
+
 /// Runs a named query with `params`.
 pub async fn run(
     params: &ConnParams,
@@ -256,6 +285,7 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<Table> {
     let s = connect(params, true, timeout).await?;
+    s.with_hydra_schema_on_path().await?;
     let now = s.now().await?;
     let bound = bind(q, given, now)?;
     let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = bound
@@ -265,13 +295,38 @@ pub async fn run(
             Bound::Text(v) => v as &(dyn tokio_postgres::types::ToSql + Sync),
         })
         .collect();
-    read_only(&s, &format!("query {}", q.name), &q.sql, &values).await
+    read_only(
+        &s,
+        &format!("query {}", q.name),
+        &q.sql,
+        &values,
+        DEFAULT_MAX_ROWS,
+    )
+    .await
 }
 
-/// Runs one ad-hoc statement.
-pub async fn sql(params: &ConnParams, text: &str, timeout: Duration) -> Result<Table> {
+/// Runs one ad-hoc statement: checked by [`guard::check`] before it is sent, refused under a
+/// privileged role unless `opts` allows it, then run like a named query.
+pub async fn sql(
+    params: &ConnParams,
+    text: &str,
+    timeout: Duration,
+    opts: SqlOptions,
+) -> Result<Table> {
+    guard::check(text).map_err(|why| Error::Invalid(format!("query sql: {why}")))?;
     let s = connect(params, true, timeout).await?;
-    read_only(&s, "query sql", text, &[]).await
+    if let Some(role) = s.role.as_ref().filter(|r| r.is_privileged())
+        && !opts.allow_privileged_role
+    {
+        return Err(Error::Invalid(format!(
+            "query sql: refusing to run ad-hoc SQL as a privileged role ({}); connect as a role \
+             that can only read (README: \"Pointing it at a real Hydra\"), or pass \
+             --allow-privileged-role",
+            role.describe()
+        )));
+    }
+    s.with_hydra_schema_on_path().await?;
+    read_only(&s, "query sql", text, &[], opts.max_rows).await
 }
 
 async fn read_only(
@@ -279,6 +334,7 @@ async fn read_only(
     what: &str,
     text: &str,
     values: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    max_rows: usize,
 ) -> Result<Table> {
     s.client
         .batch_execute("BEGIN READ ONLY")
@@ -288,21 +344,66 @@ async fn read_only(
     // `COMMIT; …` smuggled after a query is refused by the server, not by our parsing.
     let result = async {
         let stmt = s.client.prepare(text).await.map_err(|e| s.error(what, e))?;
-        let rows = s
+        let columns: Vec<String> = stmt
+            .columns()
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect();
+        // Rows are converted as they arrive, so the result is held once (as values), and a
+        // result over the caps is refused as soon as it crosses them.
+        let stream = s
             .client
-            .query(&stmt, values)
+            .query_raw(&stmt, values.iter().copied())
             .await
             .map_err(|e| s.error(what, e))?;
+        futures_util::pin_mut!(stream);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = futures_util::StreamExt::next(&mut stream).await {
+            crate::interrupt::check()?;
+            let row = row.map_err(|e| s.error(what, e))?;
+            if out.len() == max_rows || bytes > MAX_RESULT_BYTES {
+                return Err(Error::Invalid(format!(
+                    "{what}: the result has more than {} (the most one result may hold); add a \
+                     LIMIT or aggregate{}",
+                    if out.len() == max_rows {
+                        format!("{max_rows} rows")
+                    } else {
+                        format!("{} MiB of values", MAX_RESULT_BYTES >> 20)
+                    },
+                    if out.len() == max_rows {
+                        ", or raise --max-rows"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            let mut vals = Vec::with_capacity(columns.len());
+            for (i, c) in stmt.columns().iter().enumerate() {
+                let v = value(&row, i, c.type_()).map_err(|why| Error::Database {
+                    what: what.to_string(),
+                    reason: format!("column `{}`: {why}", c.name()),
+                })?;
+                bytes += match &v {
+                    serde_json::Value::String(t) => t.len() + 24,
+                    other => other.to_string().len() + 16,
+                };
+                vals.push(v);
+            }
+            out.push(vals);
+        }
         // What a READ ONLY transaction still lets one statement do: lift READ ONLY (for a
         // next statement there never is) and take a lock stronger than a read's (LOCK TABLE),
-        // which would queue Hydra's own queries behind it. Both are undone by the rollback
-        // below at once; the result is refused so that nobody takes them for reads.
+        // which would queue Hydra's own queries behind it. The statement check refuses both
+        // before they are sent; this second look catches what it might miss. Both are undone
+        // by the rollback below at once; the result is refused so that nobody takes them for
+        // reads.
         let state = s
             .client
             .query_one(
-                "SELECT current_setting('transaction_read_only'), \
-                 (SELECT string_agg(DISTINCT mode, ', ') FROM pg_locks \
-                  WHERE pid = pg_backend_pid() AND locktype = 'relation' \
+                "SELECT pg_catalog.current_setting('transaction_read_only'), \
+                 (SELECT pg_catalog.string_agg(DISTINCT mode, ', ') FROM pg_catalog.pg_locks \
+                  WHERE pid = pg_catalog.pg_backend_pid() AND locktype = 'relation' \
                   AND mode <> 'AccessShareLock')",
                 &[],
             )
@@ -321,22 +422,6 @@ async fn read_only(
             return Err(refuse(format!(
                 "the statement took {locks}, more than a read"
             )));
-        }
-        let columns: Vec<String> = stmt
-            .columns()
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut vals = Vec::with_capacity(columns.len());
-            for (i, c) in stmt.columns().iter().enumerate() {
-                vals.push(value(row, i, c.type_()).map_err(|why| Error::Database {
-                    what: what.to_string(),
-                    reason: format!("column `{}`: {why}", c.name()),
-                })?);
-            }
-            out.push(vals);
         }
         Ok(Table { columns, rows: out })
     }
@@ -514,6 +599,56 @@ mod tests {
                 "-- name: x\n-- description: d\n-- param: a float 1\n"
             )
             .is_err()
+        );
+    }
+}
+
+/// The layers behind the statement check, against a real server: what gets past the check is
+/// still refused by the look at the transaction afterwards, and a result over the cap is
+/// refused rather than held.
+#[cfg(test)]
+mod server_tests {
+    use super::*;
+    use crate::testpg::TestPg;
+
+    #[test]
+    fn what_passes_the_check_is_still_looked_at_afterwards() {
+        let pg = TestPg::start();
+        let db = pg.database();
+        pg.psql(&crate::testpg::dbname(&db), "CREATE TABLE t (x int)");
+        let params = crate::conninfo::resolve(&db, &|_| None).unwrap();
+        let rt = crate::source::postgres::runtime().unwrap();
+        rt.block_on(async {
+            let s = connect(&params, true, Duration::from_secs(30)).await.unwrap();
+            s.with_hydra_schema_on_path().await.unwrap();
+            let err = read_only(&s, "t", "SET TRANSACTION READ WRITE", &[], 10)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("made the transaction read-write"), "{err}");
+            let err = read_only(&s, "t", "LOCK TABLE t IN ACCESS EXCLUSIVE MODE", &[], 10)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("took AccessExclusiveLock"), "{err}");
+            let err = read_only(&s, "t", "SELECT generate_series(1, 11)", &[], 10)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("more than 10 rows"), "{err}");
+            let ok = read_only(&s, "t", "SELECT generate_series(1, 10) AS n", &[], 10)
+                .await
+                .unwrap();
+            assert_eq!(ok.rows.len(), 10);
+        });
+        // The lock went with the rollback.
+        assert_eq!(
+            pg.psql(
+                &crate::testpg::dbname(&db),
+                "SELECT count(*) FROM pg_locks WHERE mode = 'AccessExclusiveLock' \
+                 AND relation = 't'::regclass"
+            ),
+            "0"
         );
     }
 }
