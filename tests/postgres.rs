@@ -59,7 +59,7 @@ fn sample_into_postgres_then_snapshot_gives_back_the_generators_frames() {
     assert_eq!(from_snapshot.meta.runner, Runner::Cpp);
 
     // A second load into the same database is refused: it already holds Hydra data.
-    let again = run(&["sample", "--into", &db, "--scale", "0.01"]);
+    let again = run(&["sample", "--into", &pg.conninfo(&dbname(&db)), "--scale", "0.01"]);
     assert_one_line_error(&again, "already holds Hydra data");
 }
 

@@ -103,12 +103,13 @@ impl RolePowers {
         self.superuser || self.createrole || !self.member_of.is_empty()
     }
 
-    /// "a superuser, a member of pg_signal_backend" — what makes it privileged.
+    /// "role x is a member of pg_signal_backend" — what makes it privileged (a superuser is
+    /// a member of every role, so that is all it says of one).
     pub fn describe(&self) -> String {
-        let mut what = Vec::new();
         if self.superuser {
-            what.push("a superuser".to_string());
+            return format!("role {} is a superuser", self.name);
         }
+        let mut what = Vec::new();
         if self.createrole {
             what.push("allowed to CREATEROLE".to_string());
         }
@@ -727,28 +728,53 @@ pub fn queries(info: &SchemaInfo, w: &Window, omit: Omit) -> Vec<(&'static Table
     } else {
         "FALSE"
     };
-    let build_cond = if bounded {
-        // The timeless part's builds are queued in the window already.
+    // Builds and step outputs follow keys found through the indexes: a LATERAL subquery per
+    // key, fenced by OFFSET 0 so that the planner cannot flatten it into a join, looks each
+    // one up by primary key. As a join, the planner would hash it against a scan of the whole
+    // table whenever it overestimates the keys, and it does for a window in the past: nothing
+    // tells it that startTime and stopTime move together, so it takes the steps of the horizon
+    // after the window for forty times their number.
+    let follow = |keys: String, alias: &str, key_cols: &[&str], list: &str, from: String| {
+        let on = key_cols
+            .iter()
+            .map(|k| format!("{alias}.{k} = w.{k}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
         format!(
-            "b.id IN ({queued} UNION {})",
+            "SELECT f.* FROM ({keys}) w CROSS JOIN LATERAL \
+             (SELECT {list} FROM {from} WHERE {on} OFFSET 0) f"
+        )
+    };
+    let build_list = select_list(&BUILDS, BUILDS_MAP, info, omit);
+    let builds = if bounded {
+        // The timeless part's builds are queued in the window already.
+        let keys = format!(
+            "SELECT q.id FROM ({queued} UNION {}) q",
             steps_where("s.build", &parts[..2], " UNION ")
+        );
+        follow(
+            keys,
+            "b",
+            &["id"],
+            &build_list,
+            format!("{} b LEFT JOIN {} j ON {join}", t("builds"), t("jobsets")),
         )
     } else {
-        "TRUE".into()
+        format!(
+            "SELECT {build_list} FROM {} b LEFT JOIN {} j ON {join}",
+            t("builds"),
+            t("jobsets"),
+        )
     };
-    let builds = format!(
-        "SELECT {} FROM {} b LEFT JOIN {} j ON {join} WHERE {build_cond}",
-        select_list(&BUILDS, BUILDS_MAP, info, omit),
-        t("builds"),
-        t("jobsets"),
-    );
     let outputs = info.has_table("buildstepoutputs").then(|| {
         let list = select_list(&STEP_OUTPUTS, STEP_OUTPUTS_MAP, info, omit);
         if bounded {
-            format!(
-                "SELECT {list} FROM {} o WHERE (o.build, o.stepnr) IN ({})",
-                t("buildstepoutputs"),
-                steps_where("s.build, s.stepnr", &parts, " UNION ALL ")
+            follow(
+                steps_where("s.build, s.stepnr", &parts, " UNION ALL "),
+                "o",
+                &["build", "stepnr"],
+                &list,
+                format!("{} o", t("buildstepoutputs")),
             )
         } else {
             format!("SELECT {list} FROM {} o", t("buildstepoutputs"))
@@ -783,6 +809,8 @@ pub async fn copy_frame(
     omit: Omit,
 ) -> Result<DataFrame> {
     let what = format!("reading {}", def.name);
+    // HYDRA_BOTTLENECK_LOG=debug shows what is asked of the server (for EXPLAIN, or a DBA).
+    tracing::debug!("{what}: {select}");
     let stream = s
         .client
         .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
