@@ -280,6 +280,17 @@ fn ad_hoc_sql_runs_only_read_only() {
         &db,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // A result is held up to a cap, and refused past it in one line, not aborted for memory.
+    let o = run(&[
+        "query",
+        "sql",
+        "SELECT id FROM builds",
+        "--db",
+        &db,
+        "--max-rows",
+        "5",
+    ]);
+    assert_one_line_error(&o, "the result has more than 5 rows");
 }
 
 /// A file the database server's OS user may create, for checking that it never does.

@@ -94,6 +94,8 @@ pub struct RolePowers {
     /// CREATEROLE can grant itself the powerful roles, so it counts as one (PostgreSQL's docs
     /// call such a role "almost a superuser").
     pub createrole: bool,
+    /// Row-level security policies do not apply to it.
+    pub bypassrls: bool,
     /// The members of [`POWERFUL_ROLES`] it belongs to.
     pub member_of: Vec<String>,
 }
@@ -276,8 +278,8 @@ pub async fn connect(
         if role.is_privileged() {
             warn_privileged_once(&role);
         }
+        session.hydra_schema = Some(locate_hydra_schema(&session, &role).await?);
         session.role = Some(role);
-        session.hydra_schema = Some(locate_hydra_schema(&session).await?);
     }
     Ok(session)
 }
@@ -287,7 +289,7 @@ async fn role_powers(s: &Session) -> Result<RolePowers> {
     let row = s
         .client
         .query_one(
-            "SELECT r.rolname::text, r.rolsuper, r.rolcreaterole, \
+            "SELECT r.rolname::text, r.rolsuper, r.rolcreaterole, r.rolbypassrls, \
                     ARRAY(SELECT p.rolname::text FROM pg_catalog.pg_roles p \
                           WHERE p.rolname = ANY ($1) \
                           AND pg_catalog.pg_has_role(r.oid, p.oid, 'MEMBER') ORDER BY 1) \
@@ -300,7 +302,8 @@ async fn role_powers(s: &Session) -> Result<RolePowers> {
         name: row.get(0),
         superuser: row.get(1),
         createrole: row.get(2),
-        member_of: row.get(3),
+        bypassrls: row.get(3),
+        member_of: row.get(4),
     })
 }
 
@@ -330,11 +333,16 @@ pub const HYDRA_TABLES: [&str; 7] = [
 /// that has a `buildsteps` — and refuses a view, or anything else that is not a table, under a
 /// Hydra table's name there: a view runs its owner's code as whoever reads it, and reads what
 /// its owner likes.
-async fn locate_hydra_schema(s: &Session) -> Result<HydraSchema> {
+///
+/// Row-level security is the other way a table can run code as its reader: a policy's
+/// expression is evaluated as the role reading. Under a role that can only read that is
+/// harmless (and a DBA may use policies to hide projects from it); under a privileged role
+/// that policies apply to (not a superuser, not BYPASSRLS) it is refused, naming the table.
+async fn locate_hydra_schema(s: &Session, role: &RolePowers) -> Result<HydraSchema> {
     let rows = s
         .client
         .query(
-            "SELECT n.nspname::text, c.relname::text, c.relkind::text \
+            "SELECT n.nspname::text, c.relname::text, c.relkind::text, c.relrowsecurity \
              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relname = ANY ($1) \
              AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' \
@@ -346,6 +354,11 @@ async fn locate_hydra_schema(s: &Session) -> Result<HydraSchema> {
     let found: Vec<(String, String, String)> = rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let with_policies: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| r.get::<_, bool>(3))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
     let with_steps: Vec<&str> = found
         .iter()
@@ -378,6 +391,17 @@ async fn locate_hydra_schema(s: &Session) -> Result<HydraSchema> {
                  (a view runs its owner's code as the role reading it)"
             )));
         }
+    }
+    if role.is_privileged()
+        && !role.superuser
+        && !role.bypassrls
+        && let Some((_, table)) = with_policies.iter().find(|(n, _)| *n == name)
+    {
+        return Err(Error::Schema(format!(
+            "{name}.{table} has row-level security, whose policies run as the role reading: \
+             refusing to read it as a privileged role ({}); connect as a role that can only read",
+            role.describe()
+        )));
     }
     Ok(HydraSchema {
         ident: quote_ident(&name),
@@ -483,7 +507,8 @@ pub async fn inspect(s: &Session) -> Result<SchemaInfo> {
     let rows = s
         .client
         .query(
-            "SELECT table_name::text, column_name::text FROM information_schema.columns \
+            "SELECT table_name::text, column_name::text, udt_schema::text, udt_name::text \
+             FROM information_schema.columns \
              WHERE table_schema = $1 AND table_name = ANY ($2)",
             &[&schema.name, &HYDRA_TABLES.as_slice()],
         )
@@ -491,10 +516,19 @@ pub async fn inspect(s: &Session) -> Result<SchemaInfo> {
         .map_err(|e| s.error("reading information_schema.columns", e))?;
     let mut columns: HashMap<String, HashSet<String>> = HashMap::new();
     for row in rows {
-        columns
-            .entry(row.get::<_, String>(0))
-            .or_default()
-            .insert(row.get(1));
+        let (table, column): (String, String) = (row.get(0), row.get(1));
+        // A column of a type someone made converts through their functions (its output
+        // function, a cast), which run as the role reading: only built-in types are read.
+        let udt_schema: String = row.get(2);
+        if udt_schema != "pg_catalog" && is_read(&table, &column) {
+            return Err(Error::Schema(format!(
+                "{}.{table}.{column} has type {udt_schema}.{}, not a built-in type as Hydra \
+                 creates it: refusing to read it (its conversions run the type owner's code)",
+                schema.name,
+                row.get::<_, String>(3)
+            )));
+        }
+        columns.entry(table).or_default().insert(column);
     }
     let missing: Vec<&str> = REQUIRED_TABLES
         .into_iter()
@@ -657,6 +691,16 @@ const EVALS_MAP: &ColumnMap = &[
     ("e", "nrbuilds", "{}::int4"),
     ("e", "nrsucceeded", "{}::int4"),
 ];
+
+/// Whether some column map reads `table.column`.
+fn is_read(table: &str, column: &str) -> bool {
+    [STEPS_MAP, BUILDS_MAP, STEP_OUTPUTS_MAP, JOBSETS_MAP, EVALS_MAP]
+        .iter()
+        .flat_map(|m| m.iter())
+        .any(|(alias, c, _)| *c == column && alias_table(alias) == table)
+        || (table == "schemaversion" && column == "version")
+        || (table == "systemstatus" && column == "what")
+}
 
 fn alias_table(alias: &str) -> &'static str {
     match alias {
