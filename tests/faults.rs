@@ -54,7 +54,7 @@ fn wait_for_copy_of_steps(pg: &TestPg, name: &str) -> String {
         let pid = pg.psql(
             name,
             "SELECT pid FROM pg_stat_activity WHERE application_name = 'hydra-bottleneck' \
-             AND state = 'active' AND query LIKE 'COPY (SELECT % FROM buildsteps s %'",
+             AND state = 'active' AND query LIKE 'COPY (SELECT % FROM \"public\".buildsteps s%'",
         );
         if !pid.is_empty() {
             return pid;

@@ -366,7 +366,23 @@ fn the_roles_powers_are_read_on_connecting() {
         .filter(|l| l.contains("a role that can only read is recommended"))
         .count();
     assert_eq!(warnings, 1, "{}", stderr(&o));
+    // Row-level security runs its policies as the reader: refused for a privileged reader that
+    // policies apply to, allowed (and applied) for a plain one.
+    pg.psql(
+        &name,
+        "ALTER TABLE builds ENABLE ROW LEVEL SECURITY; \
+         CREATE POLICY visible ON builds FOR SELECT USING (true)",
+    );
+    let o = run(&["analyze", "quality", "--db", &reader_db]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("public.builds has row-level security"),
+        "{}",
+        stderr(&o)
+    );
     pg.psql(&name, "REVOKE pg_signal_backend FROM reader");
+    let o = run(&["analyze", "quality", "--db", &reader_db]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 /// The database owner (an ordinary role) cannot make a superuser's plain `analyze` run its
@@ -420,6 +436,20 @@ fn the_database_owner_cannot_hijack_our_session_through_the_search_path() {
     let o = run(&["query", "run", "machine-utilization", "--db", &admin]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("defines lower under the name of a built-in"), "{}", stderr(&o));
+    // A column of a type the owner made converts through the owner's functions: refused.
+    pg.psql(
+        &name,
+        "CREATE TYPE public.intish AS (v int); \
+         ALTER TABLE public.jobsets ALTER COLUMN checkinterval DROP DEFAULT, \
+           ALTER COLUMN checkinterval TYPE public.intish USING ROW(checkinterval)",
+    );
+    let o = run(&["analyze", "ledger", "--db", &admin]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("public.jobsets.checkinterval has type public.intish"),
+        "{}",
+        stderr(&o)
+    );
     // A view in place of Hydra's own table is refused, naming it.
     pg.psql(
         &name,
