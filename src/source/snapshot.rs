@@ -499,3 +499,25 @@ fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_a_read_becomes_one_error_naming_the_file() {
+        let e = contain(Path::new("x/part-0.parquet"), || -> Result<()> {
+            panic!("range end index 1099511627780 out of range\nfor slice")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("snapshot x/part-0.parquet: corrupt Parquet")
+                && e.contains("1099511627780"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        // Outside `contain`, and after it, a read goes on as before.
+        assert_eq!(contain(Path::new("y"), || Ok(7)).unwrap(), 7);
+    }
+}
