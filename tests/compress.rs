@@ -484,6 +484,29 @@ fn projection_onto_the_farm_volume_and_a_cost_file() {
         err.contains("costs.toml") && err.contains("core_hours"),
         "{err}"
     );
+    // A cost of 1e308 printed `inf` in the projection; out-of-range values are refused, each
+    // in one line naming the key, before anything is measured.
+    for (text, key) in [
+        ("core_hour = 1e308\n", "`core_hour` is 1e308"),
+        ("storage_tib_month = -1\n", "`storage_tib_month` is -1;"),
+        ("machine_month = nan\n", "`machine_month` is NaN"),
+        (
+            "[machine_month_by_system]\nx86_64-linux = inf\n",
+            "`machine_month_by_system.x86_64-linux` is inf",
+        ),
+    ] {
+        std::fs::write(&costs, text).unwrap();
+        let out = common::bin()
+            .args(["compress", "--input", tree.to_str().unwrap()])
+            .args(["--codecs", "zstd-1", "--project", "-q", "--costs"])
+            .arg(&costs)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("costs.toml") && err.contains(key), "{err}");
+    }
 }
 
 /// A one-build dataset whose build produced `out_path`, written as a snapshot at `dir`.
