@@ -459,7 +459,7 @@ fn check_value(v: &Value, path: &str, key: &str) -> std::result::Result<(), Stri
         // Machines and the like are named by their name, which says more than an index.
         Value::Array(a) => a.iter().enumerate().try_for_each(|(i, x)| {
             let name = x.get("name").and_then(Value::as_str);
-            let here = name.map_or_else(|| format!("{path}[{i}]"), |n| join(n));
+            let here = name.map_or_else(|| format!("{path}[{i}]"), &join);
             check_value(x, &here, key)
         }),
         Value::Number(n) => {
