@@ -223,7 +223,8 @@ struct CompressArgs {
     #[arg(long, value_name = "DIR")]
     download_dir: Option<PathBuf>,
     /// Skip (with a note) NARs of http(s):// caches whose NarSize or FileSize is larger: they
-    /// take long to download, and minutes per codec to measure.
+    /// take long to download, and minutes per codec to measure. A compressed NAR file (local or
+    /// from any cache) that decompresses to more is refused: a small file can expand to GiB.
     #[arg(long, value_name = "MIB", default_value_t = crate::compress::httpcache::DEFAULT_MAX_NAR_MIB)]
     max_nar_mib: u64,
     /// NARs up to this size are held in memory while their codecs are measured; larger ones wait
@@ -1128,6 +1129,7 @@ fn cmd_compress(common: &Common, args: &CompressArgs) -> anyhow::Result<()> {
                 .spill_dir
                 .clone()
                 .unwrap_or_else(compress::spool::default_dir),
+            max_nar: args.max_nar_mib.saturating_mul(1 << 20),
         },
         ..compress::Options::default()
     };

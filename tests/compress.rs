@@ -484,6 +484,29 @@ fn projection_onto_the_farm_volume_and_a_cost_file() {
         err.contains("costs.toml") && err.contains("core_hours"),
         "{err}"
     );
+    // A cost of 1e308 printed `inf` in the projection; out-of-range values are refused, each
+    // in one line naming the key, before anything is measured.
+    for (text, key) in [
+        ("core_hour = 1e308\n", "`core_hour` is 1e308"),
+        ("storage_tib_month = -1\n", "`storage_tib_month` is -1;"),
+        ("machine_month = nan\n", "`machine_month` is NaN"),
+        (
+            "[machine_month_by_system]\nx86_64-linux = inf\n",
+            "`machine_month_by_system.x86_64-linux` is inf",
+        ),
+    ] {
+        std::fs::write(&costs, text).unwrap();
+        let out = common::bin()
+            .args(["compress", "--input", tree.to_str().unwrap()])
+            .args(["--codecs", "zstd-1", "--project", "-q", "--costs"])
+            .arg(&costs)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("costs.toml") && err.contains(key), "{err}");
+    }
 }
 
 /// A one-build dataset whose build produced `out_path`, written as a snapshot at `dir`.
@@ -1399,6 +1422,7 @@ fn streamed_and_in_memory_measurements_write_the_same_bytes() {
                 spill: compress::Spill {
                     in_memory_max,
                     dir: spill_dir.to_path_buf(),
+                    ..compress::Spill::default()
                 },
                 ..Options::default()
             },
@@ -1498,6 +1522,7 @@ fn a_streamed_input_that_is_cut_or_corrupt_fails_clearly() {
     let spill = compress::Spill {
         in_memory_max: 0,
         dir: spill_dir.clone(),
+        ..compress::Spill::default()
     };
     let load = |p: &Path| {
         let sources = compress::input::resolve(&[p.display().to_string()], None).unwrap();
@@ -1613,4 +1638,116 @@ fn a_large_nar_is_measured_in_memory_that_does_not_grow_with_it() {
         peak >> 20
     );
     assert_eq!(fs::read_dir(&spill_dir).unwrap().count(), 0);
+}
+
+/// CRC-32 (IEEE), as an xz block header carries it.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn an_xz_asking_for_a_huge_dictionary_or_a_zstd_bomb_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tree(dir.path());
+    let plain = dir.path().join("x.nar");
+    let mut nar_bytes = Vec::new();
+    nar::dump_path(&root, &mut nar_bytes).unwrap();
+    fs::write(&plain, &nar_bytes).unwrap();
+
+    // A real xz stream of the NAR (xz -9: the largest preset still decodes), whose block header
+    // is then made to declare a 4 GiB LZMA2 dictionary: the data still decodes with it, but the
+    // decoder would allocate the dictionary first.
+    let out = Command::new("xz")
+        .args(["-c", "-q", "-9", "--threads=1"])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let preset9 = dir.path().join("preset9.nar.xz");
+    fs::write(&preset9, &out.stdout).unwrap();
+    let mut xz = out.stdout;
+    // The block header follows the 12-byte stream header; its first byte is its size / 4 - 1,
+    // its last four bytes its CRC-32. The LZMA2 filter is its ID (0x21), the size of its
+    // properties (1) and the dictionary size byte, 40 meaning 4 GiB - 1.
+    let size = (usize::from(xz[12]) + 1) * 4;
+    let header = 12..12 + size - 4;
+    let at = xz[header.clone()]
+        .windows(2)
+        .position(|w| w == [0x21, 0x01])
+        .expect("an LZMA2 filter in the block header")
+        + 12
+        + 2;
+    // (xz shrinks the dictionary to the input's size, so the byte is far below 40.)
+    assert!(xz[at] < 30, "dictionary byte {}", xz[at]);
+    xz[at] = 40;
+    let crc = crc32(&xz[header.clone()]);
+    xz[header.end..header.end + 4].copy_from_slice(&crc.to_le_bytes());
+    let hostile = dir.path().join("hostile.nar.xz");
+    fs::write(&hostile, &xz).unwrap();
+
+    let ok = hb()
+        .args(["compress", "--input", preset9.to_str().unwrap()])
+        .args(["--codecs", "zstd-1", "--format", "json", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(json_of(&ok)["corpus"][0]["nar_size"], nar_bytes.len());
+    let out = hb()
+        .args(["compress", "--input", hostile.to_str().unwrap()])
+        .args(["--codecs", "zstd-1", "-q"])
+        .output()
+        .unwrap();
+    let line = one_line_error(&out);
+    assert!(
+        line.contains("hostile.nar.xz") && line.contains("more than 128 MiB of memory"),
+        "{line}"
+    );
+
+    // A zstd bomb: 64 MiB of zeros in a NAR, a few KiB compressed, refused past --max-nar-mib
+    // before it fills the spill directory.
+    let zeros = dir.path().join("zeros");
+    fs::create_dir(&zeros).unwrap();
+    fs::File::create(zeros.join("z"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let bomb = dir.path().join("bomb.nar.zst");
+    let mut enc = zstd::Encoder::new(fs::File::create(&bomb).unwrap(), 3).unwrap();
+    nar::dump_path(&zeros, &mut enc).unwrap();
+    enc.finish().unwrap();
+    assert!(fs::metadata(&bomb).unwrap().len() < 64 << 10);
+    let spill_dir = dir.path().join("spill");
+    fs::create_dir(&spill_dir).unwrap();
+    let out = hb()
+        .args(["compress", "--input", bomb.to_str().unwrap()])
+        .args(["--codecs", "zstd-1", "-q", "--max-nar-mib", "16"])
+        .args([
+            "--in-memory-mib",
+            "0",
+            "--spill-dir",
+            spill_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let line = one_line_error(&out);
+    assert!(
+        line.contains("bomb.nar.zst") && line.contains("more than --max-nar-mib 16 MiB"),
+        "{line}"
+    );
+    assert_eq!(fs::read_dir(&spill_dir).unwrap().count(), 0);
+    // The bound is on by default, with the value --max-nar-mib documents.
+    assert_eq!(
+        compress::Spill::default().max_nar,
+        compress::httpcache::DEFAULT_MAX_NAR_MIB << 20
+    );
 }

@@ -487,7 +487,23 @@ fn bad_scenarios_are_refused_with_what_and_where() {
         ("name = 'x'\ncodex = 'zstd-3'", "unknown field"),
         ("codec = 'zstd-3'", "name"),
         ("name = 'x'\nload = -1", "load"),
+        ("name = 'x'\nload = 1e308", "`load` is 1e308"),
+        ("name = 'x'\nload = nan", "`load` is NaN"),
+        ("name = 'x'\nload = 0.0000001", "`load` is"),
         ("name = 'x'\nlocal_workers = 0", "local_workers"),
+        (
+            "name = 'x'\nlocal_workers = 4000000000",
+            "`local_workers` is 4000000000",
+        ),
+        (
+            "name = 'x'\n[[add_machines]]\nlike = 'x86_64-linux'\ncount = 0",
+            "`add_machines.count` is 0",
+        ),
+        (
+            "name = 'x'\n[[add_machines]]\nlike = 'a'\ncount = 40000\n\
+             [[add_machines]]\nlike = 'b'\ncount = 40000",
+            "`add_machines.count` is 40000",
+        ),
         ("name = 'x'\n[[add_machines]]\ncount = 2", "exactly one"),
         ("name = 'x'\nordering = 'fastest'", "unknown variant"),
     ] {
@@ -505,6 +521,10 @@ fn bad_scenarios_are_refused_with_what_and_where() {
         (
             "name = 'x'\n[[add_machines]]\nlike = 'riscv64-linux'",
             "no riscv64-linux machine",
+        ),
+        (
+            "name = 'x'\n[[add_machines]]\nlike = 'x86_64-linux'\ncount = 65534",
+            "`add_machines.count` 65534 would make",
         ),
     ] {
         let s = scenario::parse(toml).unwrap();
@@ -598,9 +618,21 @@ fn simulate_refuses_a_missing_or_bad_scenario_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "name = 'x'\nlocal_workers = 'many'\n").unwrap();
+    // Four billion copies of a machine: refused before a single one is made (making them
+    // first took 5 GB and was aborted by the allocator).
+    let huge = dir.path().join("huge.toml");
+    std::fs::write(
+        &huge,
+        "name = 'x'\n[[add_machines]]\nlike = 'x86_64-linux'\ncount = 4000000000\n",
+    )
+    .unwrap();
     for (arg, want) in [
         (dir.path().join("missing.toml"), "missing.toml"),
         (bad.clone(), "bad.toml"),
+        (
+            huge.clone(),
+            "huge.toml: `add_machines.count` is 4000000000",
+        ),
     ] {
         let out = bin()
             .args(["simulate", "--scenario"])

@@ -126,15 +126,26 @@ fn nesting_limit_matches_the_reader() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let mut p = root.clone();
-    for i in 0..MAX_DEPTH {
+    for i in 0..MAX_DEPTH - 1 {
         p.push(i.to_string());
     }
     fs::create_dir_all(&p).unwrap();
-    // 64 directories below the root: Nix and we agree.
-    compare_with_nix(&root);
+    // A node 63 directories below the root, the deepest current Nix (archive.cc, narMaxDepth =
+    // 64) packs and reads: the Nix here (2.8, without a bound) and we write the same bytes.
+    let ours = compare_with_nix(&root);
+    assert_eq!(nar::validate(&ours[..]).unwrap().max_depth, MAX_DEPTH - 1);
+    // One more, a node at depth 64: refused when packing, and when reading what Nix 2.8 packs.
     write(&p.join("f"), b"", 0o644);
     let err = nar::dump_path(&root, std::io::sink()).unwrap_err();
-    assert!(err.to_string().contains("deep"), "{err}");
+    assert!(err.to_string().contains("64 directories below"), "{err}");
+    let out = Command::new("nix-store")
+        .arg("--dump")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = nar::validate(&out.stdout[..]).unwrap_err().to_string();
+    assert!(err.contains("nested 64 deep"), "{err}");
 }
 
 #[test]
@@ -357,13 +368,14 @@ fn rejects_nesting_deeper_than_the_limit() {
         nar_of(&t)
     }
     assert_eq!(
-        nar::validate(&nested(MAX_DEPTH)[..]).unwrap().max_depth,
-        MAX_DEPTH
+        nar::validate(&nested(MAX_DEPTH - 1)[..]).unwrap().max_depth,
+        MAX_DEPTH - 1
     );
-    let (at, msg) = reject(&nested(MAX_DEPTH + 1));
-    // The entry token of the 65th directory: each level is 7 tokens of 16 bytes and "directory"
-    // of 24, and the entry follows "(", "type", "directory" (56 bytes).
-    assert_eq!(at, 24 + (MAX_DEPTH as u64) * 136 + 56);
+    let (at, msg) = reject(&nested(MAX_DEPTH));
+    // The entry token of the 64th directory, whose node would be at depth 64: each level is 7
+    // tokens of 16 bytes and "directory" of 24, and the entry follows "(", "type", "directory"
+    // (56 bytes).
+    assert_eq!(at, 24 + (MAX_DEPTH as u64 - 1) * 136 + 56);
     assert!(msg.contains("nested"), "{msg}");
     // Far deeper input fails the same way, without exhausting the stack.
     assert!(nar::validate(&nested(100_000)[..]).is_err());

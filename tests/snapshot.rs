@@ -316,3 +316,98 @@ fn columns_left_out_read_as_nulls_and_change_no_finding() {
         serde_json::to_value(&b).unwrap()
     );
 }
+
+/// Zigzag varint of `v`, as Thrift's compact protocol writes an i64.
+fn varint(v: i64) -> Vec<u8> {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    let mut out = Vec::new();
+    loop {
+        let b = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            out.push(b);
+            return out;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Rewrites, in the Thrift footer of `file`, the `nth` i64 after the first column chunk's codec
+/// (0: num_values, 1: total_uncompressed_size, 2: total_compressed_size) to `value`, and the
+/// footer's length and the manifest's byte count to match.
+fn patch_first_column_chunk(dir: &Path, table: &str, nth: usize, value: i64) {
+    let f = first_file(dir, table);
+    let bytes = std::fs::read(&f).unwrap();
+    let n = bytes.len();
+    assert_eq!(&bytes[n - 4..], b"PAR1");
+    let footer_len = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+    let footer_at = n - 8 - footer_len;
+    let footer = &bytes[footer_at..n - 8];
+    // ColumnMetaData: field 4 codec (i32 header 0x15, ZSTD = 6, zigzag 0x0c), then fields 5, 6
+    // and 7 (i64 headers 0x16), each a varint.
+    let mut at = footer
+        .windows(3)
+        .position(|w| w == [0x15, 0x0c, 0x16])
+        .expect("a zstd column chunk in the footer")
+        + 3;
+    for _ in 0..nth {
+        while footer[at] & 0x80 != 0 {
+            at += 1;
+        }
+        at += 1;
+        assert_eq!(footer[at], 0x16, "field header of the next i64");
+        at += 1;
+    }
+    let mut end = at;
+    while footer[end] & 0x80 != 0 {
+        end += 1;
+    }
+    end += 1;
+    let mut new_footer = footer[..at].to_vec();
+    new_footer.extend(varint(value));
+    new_footer.extend(&footer[end..]);
+    let mut out = bytes[..footer_at].to_vec();
+    out.extend(&new_footer);
+    out.extend((new_footer.len() as u32).to_le_bytes());
+    out.extend(b"PAR1");
+    std::fs::write(&f, &out).unwrap();
+    // The manifest is made to agree on the size, so that the footer is what gets read.
+    let mpath = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    for file in m["tables"][table]["files"].as_array_mut().unwrap() {
+        if dir.join(file["path"].as_str().unwrap()) == f {
+            file["bytes"] = out.len().into();
+        }
+    }
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+#[test]
+fn a_footer_with_an_absurd_column_chunk_is_one_line_not_a_panic() {
+    // 2^40 as a column chunk's compressed size panicked polars' reader ("range end index
+    // 1099511627780 out of range for slice of length 2503"); as its value count, likewise.
+    for (nth, field) in [(2, "total_compressed_size"), (0, "num_values")] {
+        for table in ["builds", "steps"] {
+            let root = tempfile::tempdir().unwrap();
+            let dir = sample_snapshot(root.path());
+            patch_first_column_chunk(&dir, table, nth, 1 << 40);
+            let f = first_file(&dir, table);
+            let name = f.file_name().unwrap().to_str().unwrap().to_string();
+            let err = snapshot::read(&dir).unwrap_err().to_string();
+            assert!(
+                err.contains(f.to_str().unwrap()) && err.contains("corrupt Parquet"),
+                "{field} in {table}: {err}"
+            );
+            let out = root.path().join("copy");
+            let o = run(&[
+                "snapshot",
+                "--snapshot",
+                dir.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            assert_one_line_error(&o, &name);
+            assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+        }
+    }
+}

@@ -247,6 +247,31 @@ fn stdin_and_bad_files() {
     assert!(stderr(&o).contains("missing.json"), "{}", stderr(&o));
     // Neither a source, nor --watch, nor --series: a usage error.
     assert_eq!(run(&["status"]).status.code(), Some(2));
+
+    // Absurd figures (a negative count, 5e307 ms) were printed as -1.77e301 %: each is refused
+    // in one line naming the field.
+    for (doc, field) in [
+        (
+            r#"{"status": "up", "machines": {"ssh://b1": {"maxJobs": 4, "currentJobs": -3}}}"#,
+            "`machines.ssh://b1.current_jobs` is -3",
+        ),
+        (
+            r#"{"queueRunner": {"status": "up"}, "machines": {"b2": {"stats": {"totalStepTimeMs": 5e307}}}}"#,
+            "`machines.b2.total_step_time_s` is 5e304",
+        ),
+        (
+            r#"{"status": "up", "nrQueuedBuilds": -1}"#,
+            "`queued_builds` is -1",
+        ),
+    ] {
+        let f = dir.path().join("absurd.json");
+        std::fs::write(&f, doc).unwrap();
+        let o = run(&["status", f.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{doc}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.contains("absurd.json") && e.contains(field), "{e}");
+    }
 }
 
 // ---- a status server on loopback -------------------------------------------------------------

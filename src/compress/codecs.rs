@@ -549,6 +549,14 @@ impl Compression {
     }
 }
 
+/// Memory liblzma may take to decode an xz stream; a stream whose headers ask for more (its
+/// LZMA2 dictionary, which a header may declare up to 4 GiB and the decoder allocates) is
+/// refused before the allocation. xz's largest preset, -9, has a 64 MiB dictionary and decodes
+/// in 65 MiB; Nix and Hydra write presets. 128 MiB leaves room for a dictionary of twice that
+/// and matches zstd's default bound on a frame's window (2^27, `ZSTD_WINDOWLOG_LIMIT_DEFAULT`),
+/// which decoders apply without being asked.
+pub const XZ_DECODER_MEMLIMIT: u64 = 128 << 20;
+
 /// Decompressed bytes are handed on in pieces of this size: a fixed buffer, reused, so the
 /// decoder never takes a page fault a command-line decoder writing to a pipe would not.
 const DECODE_CHUNK: usize = 256 << 10;
@@ -605,7 +613,7 @@ fn decoder<'a>(kind: Compression, input: impl BufRead + 'a) -> io::Result<Box<dy
     Ok(match kind {
         Compression::None => Box::new(input),
         Compression::Xz => {
-            let stream = Stream::new_stream_decoder(u64::MAX, xz2::stream::CONCATENATED)
+            let stream = Stream::new_stream_decoder(XZ_DECODER_MEMLIMIT, xz2::stream::CONCATENATED)
                 .map_err(io::Error::other)?;
             Box::new(xz2::bufread::XzDecoder::new_stream(input, stream))
         }
@@ -628,6 +636,17 @@ fn explain(kind: Compression, e: io::Error, read: u64) -> io::Error {
             e.kind(),
             format!("truncated {name} stream: it ends after {read} compressed bytes{where_}"),
         );
+    }
+    let over_memlimit = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<xz2::stream::Error>())
+        .is_some_and(|x| matches!(x, xz2::stream::Error::MemLimit));
+    if over_memlimit {
+        return io::Error::other(format!(
+            "xz: the stream needs more than {} MiB of memory to decode (a dictionary larger \
+             than any xz preset's; -9 needs 65 MiB), refused after {read} compressed bytes",
+            XZ_DECODER_MEMLIMIT >> 20
+        ));
     }
     io::Error::new(
         e.kind(),

@@ -69,7 +69,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `--max-nar-mib`. Memory no longer limits it (a large NAR is measured streaming, from
 /// a temporary file), time and transfer do: 512 MiB covers all but the largest outputs (typical
 /// NARs are KiB to tens of MiB; CUDA or TeX Live run to GiB), whose download and measurement —
-/// xz-6 at about 2 MB/s per core, minutes per codec — would dwarf the rest of a sample.
+/// xz-6 at about 2 MB/s per core, minutes per codec — would dwarf the rest of a sample. The
+/// same bound stops a compressed NAR file, local too, from decompressing to more: past it a
+/// file is either one of those rare outputs (raise the bound to measure it) or a bomb, a few
+/// hundred KiB that would fill the spill directory with GiB.
 pub const DEFAULT_MAX_NAR_MIB: u64 = 512;
 
 /// Bytes read from the network per write to the `.part` file.

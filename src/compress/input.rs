@@ -484,22 +484,28 @@ impl NarSource {
         if let Some(info) = &self.expected {
             self.check_file(info, p, &f, size)?;
         }
-        let limit = self.expected.as_ref().map_or(u64::MAX, |i| i.nar_size);
+        let nar_size = self.expected.as_ref().map_or(u64::MAX, |i| i.nar_size);
         let too_long = || {
             Error::Invalid(format!(
-                "{}: narinfo says NarSize {limit}, {} decompresses to more",
+                "{}: narinfo says NarSize {nar_size}, {} decompresses to more",
                 self.shown_name(),
                 p.display()
             ))
         };
         if c == Compression::None {
-            if size > limit {
+            // A plain `.nar` already takes its size on disk and is read in place: no bound of
+            // ours makes it any smaller, so only the narinfo's is checked.
+            if size > nar_size {
                 return Err(too_long());
             }
             let bytes = NarBytes::from_file(f, size, spill).map_err(|e| Error::io(p, e))?;
             return Ok((bytes, size));
         }
-        let expected = self.expected.as_ref().map(|i| i.nar_size);
+        // A narinfo announcing more than --max-nar-mib was skipped when the cache was read; one
+        // whose file decompresses past either bound is stopped one byte past it, so that a
+        // small hostile file cannot fill the spill directory.
+        let limit = nar_size.min(spill.max_nar);
+        let expected = self.expected.as_ref().map(|i| i.nar_size.min(limit));
         let mut spool = Spool::new(spill, expected).map_err(|e| Error::io(p, e))?;
         let n = decompress_stream(
             c,
@@ -508,8 +514,23 @@ impl NarSource {
             limit,
         )
         .map_err(|e| Error::io(p, e))?;
-        if n > limit {
+        if n > nar_size {
             return Err(too_long());
+        }
+        if n > limit {
+            // A local file is its own name; a cache's file is named by its store path too.
+            let file = p.display().to_string();
+            let shown = self.shown_name();
+            let named = if shown == file {
+                file
+            } else {
+                format!("{shown} ({file})")
+            };
+            return Err(Error::Invalid(format!(
+                "{named}: decompresses to more than --max-nar-mib {} MiB ({size} bytes \
+                 compressed); refused (raise --max-nar-mib to measure a NAR this large)",
+                spill.max_nar >> 20
+            )));
         }
         Ok((spool.finish().map_err(|e| Error::io(p, e))?, size))
     }

@@ -72,6 +72,12 @@ impl Default for Costs {
 }
 
 /// Reads a cost file (TOML with any of the [`Costs`] fields).
+/// The largest value a cost file may give: a billion of its currency per core-hour, TiB-month
+/// or machine-month (or a billion TiB served a month) is beyond any farm, so a larger value is
+/// a typo; and bounded so, every figure a cost multiplies (hours, cores, TiB) stays finite,
+/// where 1e308 made the report print `inf`.
+pub const MAX_COST: f64 = 1e9;
+
 pub fn read_costs(path: &Path) -> Result<Costs> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let costs: Costs = toml::from_str(&text)
@@ -90,9 +96,15 @@ pub fn read_costs(path: &Path) -> Result<Costs> {
     .into_iter()
     .chain(by_system)
     {
-        if !(v.is_finite() && v >= 0.0) {
+        if !(v.is_finite() && (0.0..=MAX_COST).contains(&v)) {
+            // Far from 1 in scientific notation: 1e308 written out is 309 digits.
+            let shown = if (1e-3..1e6).contains(&v.abs()) {
+                v.to_string()
+            } else {
+                format!("{v:e}")
+            };
             return Err(Error::Invalid(format!(
-                "{}: `{name}` must be a non-negative number",
+                "{}: `{name}` is {shown}; it must be a number from 0 to {MAX_COST:e}",
                 path.display()
             )));
         }

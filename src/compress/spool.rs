@@ -26,13 +26,18 @@ pub const IN_MEMORY_MAX: u64 = 64 << 20;
 /// the per-call cost negligible next to any codec while staying a small, fixed buffer.
 pub const IO_CHUNK: usize = 1 << 20;
 
-/// Where NARs wait between measurements, and from what size on they wait on disk.
+/// Where NARs wait between measurements, from what size on they wait on disk, and how large a
+/// compressed NAR file may decompress.
 #[derive(Debug, Clone)]
 pub struct Spill {
     /// NARs larger than this many bytes go to a temporary file.
     pub in_memory_max: u64,
     /// The directory of the temporary files.
     pub dir: PathBuf,
+    /// A compressed NAR file (`.nar.xz`, `.nar.zst`, `.nar.bz2`, local or from a cache) that
+    /// decompresses to more than this many bytes is refused (`--max-nar-mib`): a few hundred
+    /// KiB of zstd can expand to GiB of zeros in the spill directory.
+    pub max_nar: u64,
 }
 
 impl Default for Spill {
@@ -40,6 +45,7 @@ impl Default for Spill {
         Spill {
             in_memory_max: IN_MEMORY_MAX,
             dir: default_dir(),
+            max_nar: super::httpcache::DEFAULT_MAX_NAR_MIB << 20,
         }
     }
 }
@@ -247,6 +253,7 @@ mod tests {
         Spill {
             in_memory_max: max,
             dir: dir.to_path_buf(),
+            ..Spill::default()
         }
     }
 

@@ -111,23 +111,60 @@ pub fn read(path: &Path) -> Result<Scenario> {
     parse(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
 }
 
-/// Parses a scenario; the error says what is wrong (TOML's own message names line and column).
+/// The most machines a farm may have in the model: machines are numbered by `u16`, and
+/// `u16::MAX` marks a removed one. Hydra.nixos.org runs about a hundred.
+pub const MAX_MACHINES: usize = u16::MAX as usize - 1;
+
+/// `load` is kept within this range: a thousand times the recorded arrivals (or a thousandth)
+/// is far past saturation (or idleness) for any farm, so a value beyond is a typo; and the
+/// simulation divides the recorded arrival times by it, which an extreme value would turn into
+/// infinities or zeros.
+pub const LOAD_RANGE: (f64, f64) = (1e-3, 1e3);
+
+/// The most `local_workers`: Hydra's runner builds `preferLocalBuild` steps on its own host, a
+/// machine of at most a few hundred cores; past this the value only says "unlimited".
+pub const MAX_LOCAL_WORKERS: u32 = 100_000;
+
+/// Parses a scenario; the error says what is wrong (TOML's own message names line and column),
+/// naming the key. Every number is range-checked here, before anything is built from it.
 pub fn parse(text: &str) -> std::result::Result<Scenario, String> {
     let s: Scenario = toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))?;
     if s.name.trim().is_empty() {
         return Err("`name` is empty".into());
     }
     if let Some(l) = s.load
-        && !(l > 0.0 && l.is_finite())
+        && !(LOAD_RANGE.0..=LOAD_RANGE.1).contains(&l)
     {
-        return Err(format!("`load` must be a positive number, not {l}"));
+        // Far from 1 in scientific notation: 1e308 written out is 309 digits.
+        let shown = if (1e-3..1e6).contains(&l.abs()) {
+            l.to_string()
+        } else {
+            format!("{l:e}")
+        };
+        return Err(format!(
+            "`load` is {shown}; it must be between {} and {} (a factor on the recorded arrivals)",
+            LOAD_RANGE.0, LOAD_RANGE.1
+        ));
     }
-    if s.local_workers == Some(0) {
-        return Err("`local_workers` must be at least 1".into());
+    if let Some(n) = s.local_workers
+        && !(1..=MAX_LOCAL_WORKERS).contains(&n)
+    {
+        return Err(format!(
+            "`local_workers` is {n}; it must be between 1 and {MAX_LOCAL_WORKERS}"
+        ));
     }
+    let mut added = 0usize;
     for a in &s.add_machines {
         if a.like.is_some() == a.line.is_some() {
             return Err("each [[add_machines]] needs exactly one of `like` or `line`".into());
+        }
+        added = added.saturating_add(a.count as usize);
+        if a.count == 0 || added > MAX_MACHINES {
+            return Err(format!(
+                "`add_machines.count` is {}; it must be at least 1, and all the machines added \
+                 at most {MAX_MACHINES}",
+                a.count
+            ));
         }
     }
     Ok(s)
@@ -237,14 +274,22 @@ pub fn apply(
             }
             (None, None) => unreachable!("parse checked"),
         };
+        // Checked before the copies are made: a count of billions would otherwise be
+        // allocated first and refused after.
+        if w.machines.len() + a.count as usize > MAX_MACHINES {
+            return Err(Error::Invalid(format!(
+                "scenario `{}`: `add_machines.count` {} would make {} machines, more than the \
+                 {MAX_MACHINES} the model can hold",
+                s.name,
+                a.count,
+                w.machines.len() + a.count as usize
+            )));
+        }
         for k in 0..a.count {
             let mut m = template.clone();
             m.name = format!("{} (added {})", template.name, k + 1);
             w.machines.push(m);
         }
-    }
-    if w.machines.len() >= usize::from(u16::MAX) {
-        return Err(Error::Invalid("more than 65,534 machines".into()));
     }
     Ok((w, cfg))
 }

@@ -23,9 +23,15 @@ pub use writer::{PackStats, dump_path};
 /// The first token of every NAR.
 pub const MAGIC: &[u8] = b"nix-archive-1";
 
-/// How many directories deep a NAR may nest below its root. Current Nix refuses deeper archives
-/// (it bounds the recursion of its parser); we refuse the same, both when reading and when
-/// packing, so that everything we write can be read back by Nix and by us.
+/// Nodes of a NAR lie at most `MAX_DEPTH - 1` directories below its root: a node at depth 64 is
+/// refused. This is Nix's own bound: NixOS/nix `src/libutil/archive.cc` (since commit
+/// 77db3d45cd, "libutil: Bound NAR directory depth and guard coroutine stacks", April 2026)
+/// declares `static constexpr size_t narMaxDepth = 64;` "to bound stack usage so deep trees
+/// cannot overflow the (possibly coroutine) stack", and both `dumpPath` and `parse` throw when
+/// `depth >= narMaxDepth`, the root being depth 0 ("NAR directory nesting exceeds maximum depth
+/// of 64"). Older Nix (2.8 here) had no bound at all. We refuse the same nodes, when reading and
+/// when packing, so that everything we write current Nix reads back; a bound this small also
+/// keeps our own recursion to 64 frames.
 pub const MAX_DEPTH: usize = 64;
 
 /// The longest file name or symlink target we accept. Linux limits paths to 4096 bytes

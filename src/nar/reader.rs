@@ -4,8 +4,8 @@
 //!
 //! The first problem is reported as [`Error::Nar`] with the byte offset where it starts: a wrong
 //! magic, an unknown or misplaced token, an unsorted or duplicate entry, a bad name (empty, `.`,
-//! `..`, containing `/` or NUL), non-zero padding, truncation, nesting deeper than
-//! [`MAX_DEPTH`], trailing bytes. Memory stays bounded whatever the input claims: contents are
+//! `..`, containing `/` or NUL), non-zero padding, truncation, a node [`MAX_DEPTH`] or more
+//! directories deep (Nix's own bound), trailing bytes. Memory stays bounded whatever the input claims: contents are
 //! streamed through a fixed buffer, other strings are capped at [`MAX_NAME`] bytes.
 
 use std::io::{self, Read};
@@ -256,10 +256,14 @@ impl<R: Read> Parser<R> {
                     ));
                 }
             }
-            if depth >= MAX_DEPTH {
+            // The entry's node would be at depth + 1; Nix refuses a node at depth 64.
+            if depth + 1 >= MAX_DEPTH {
                 return Err(bad(
                     at,
-                    format!("directories nested more than {MAX_DEPTH} deep"),
+                    format!(
+                        "directories nested {MAX_DEPTH} deep, past Nix's maximum NAR depth \
+                         (archive.cc, narMaxDepth)"
+                    ),
                 ));
             }
             self.expect("(")?;

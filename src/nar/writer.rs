@@ -111,9 +111,11 @@ impl<W: Write> Packer<W> {
             let mut names: Vec<OsString> = fs::read_dir(&*path)
                 .and_then(|rd| rd.map(|e| e.map(|e| e.file_name())).collect())
                 .map_err(|e| Error::io(&*path, e))?;
-            if !names.is_empty() && depth >= MAX_DEPTH {
+            // The entries' nodes would be at depth + 1, which Nix refuses from MAX_DEPTH on.
+            if !names.is_empty() && depth + 1 >= MAX_DEPTH {
                 return Err(Error::Invalid(format!(
-                    "{}: nested more than {MAX_DEPTH} directories deep, which Nix cannot read back",
+                    "{}: holds entries {MAX_DEPTH} directories below the root, past Nix's maximum \
+                     NAR depth, which Nix neither packs nor reads back",
                     path.display()
                 )));
             }

@@ -327,16 +327,22 @@ fn read_table(
         }
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let corrupt = |e: PolarsError| Error::snapshot(path, format!("corrupt Parquet: {e}"));
-        let mut reader = ParquetReader::new(file);
-        // The file's own schema is checked whole, whatever is left out of the reading.
-        let schema = reader.schema().map_err(corrupt)?;
-        let full = DataFrame::empty_with_schema(&Schema::from_arrow_schema(&schema));
-        def.check(&full)
-            .map_err(|e| Error::snapshot(path, format!("not a `{}` table: {e}", def.name)))?;
-        let df = reader
-            .with_columns(Some(kept.clone()))
-            .finish()
-            .map_err(corrupt)?;
+        let df = contain(path, || {
+            let mut reader = ParquetReader::new(file);
+            let footer = reader.get_metadata().map_err(corrupt)?;
+            check_footer(footer, meta.len(), f.rows).map_err(|why| {
+                Error::snapshot(path, format!("corrupt Parquet: its footer {why}"))
+            })?;
+            // The file's own schema is checked whole, whatever is left out of the reading.
+            let schema = reader.schema().map_err(corrupt)?;
+            let full = DataFrame::empty_with_schema(&Schema::from_arrow_schema(&schema));
+            def.check(&full)
+                .map_err(|e| Error::snapshot(path, format!("not a `{}` table: {e}", def.name)))?;
+            reader
+                .with_columns(Some(kept.clone()))
+                .finish()
+                .map_err(corrupt)
+        })?;
         let df = def.blank(&df, omit).map_err(corrupt)?;
         if df.height() as u64 != f.rows {
             return Err(Error::snapshot(
@@ -369,6 +375,115 @@ fn read_table(
     Ok(df)
 }
 
+/// Checks a Parquet footer against the file it came from before polars reads by it: polars'
+/// reader trusts the offsets and sizes of the column chunks (a size of 2^40 in a 2.5 KB file
+/// ended in a slice out of range, a panic) and sizes buffers by the counts. Every chunk must lie
+/// between the leading magic and the footer, no count may be negative, and a flat column holds
+/// no more values than its row group has rows; the rows must be those the manifest lists, which
+/// also bounds what the counts can make polars reserve. Returns what is wrong.
+fn check_footer(
+    footer: &polars::io::parquet::read::FileMetadata,
+    file_len: u64,
+    rows: u64,
+) -> std::result::Result<(), String> {
+    // A Parquet file opens with the 4-byte magic and closes with the footer's length and the
+    // magic again (8 bytes); the footer itself lies before those, so this is a loose bound.
+    const MAGIC: u64 = 4;
+    let data_end = file_len.saturating_sub(2 * MAGIC);
+    if footer.num_rows as u64 != rows {
+        return Err(format!(
+            "says {} rows, manifest.json says {rows}",
+            footer.num_rows
+        ));
+    }
+    let mut total = 0u64;
+    for (g, rg) in footer.row_groups.iter().enumerate() {
+        total = total.saturating_add(rg.num_rows() as u64);
+        for c in rg.parquet_columns() {
+            let name = &c.descriptor().path_in_schema.join(".");
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let size = c.compressed_size();
+            let end = start.checked_add(size);
+            let inside = |x: i64| (MAGIC as i64..=data_end as i64).contains(&x);
+            if !inside(start)
+                || size < 0
+                || !end.is_some_and(inside)
+                || !(start..end.unwrap_or(start)).contains(&c.data_page_offset())
+            {
+                return Err(format!(
+                    "puts column `{name}` of row group {g} at bytes {start} to {} of a file of \
+                     {file_len} bytes",
+                    start as i128 + size as i128
+                ));
+            }
+            let values = c.num_values();
+            let flat = c.descriptor().descriptor.max_rep_level == 0;
+            if values < 0
+                || c.uncompressed_size() < 0
+                || (flat && values as u64 > rg.num_rows() as u64)
+            {
+                return Err(format!(
+                    "says column `{name}` of row group {g} holds {values} values in {} rows",
+                    rg.num_rows()
+                ));
+            }
+        }
+    }
+    if total != rows {
+        return Err(format!(
+            "has row groups of {total} rows in all, manifest.json says {rows}"
+        ));
+    }
+    Ok(())
+}
+
+/// How many [`contain`] calls are running; while any is, the panic hook keeps quiet and keeps
+/// the message for the error instead.
+static CONTAINING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static CONTAINED_MESSAGE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Runs `f`, a read by polars of the Parquet file `path`, turning a panic inside it into the
+/// same one-line error as any other corrupt file. The checks of [`check_footer`] stop the
+/// corruptions known to panic polars' reader; this catches those nobody has found yet. A panic
+/// in polars' own threads reaches here too: rayon carries it back to the caller.
+fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use std::sync::atomic::Ordering::SeqCst;
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CONTAINING.load(SeqCst) == 0 {
+                return previous(info);
+            }
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            let mut kept = CONTAINED_MESSAGE.lock().unwrap_or_else(|e| e.into_inner());
+            kept.get_or_insert(msg);
+        }));
+    });
+    CONTAINING.fetch_add(1, SeqCst);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINING.fetch_sub(1, SeqCst);
+    r.unwrap_or_else(|_| {
+        let msg = CONTAINED_MESSAGE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(|| "a panic".into());
+        Err(Error::snapshot(
+            path,
+            format!(
+                "corrupt Parquet: the reader failed on it ({})",
+                msg.replace('\n', " ")
+            ),
+        ))
+    })
+}
+
 fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
@@ -383,4 +498,26 @@ fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_a_read_becomes_one_error_naming_the_file() {
+        let e = contain(Path::new("x/part-0.parquet"), || -> Result<()> {
+            panic!("range end index 1099511627780 out of range\nfor slice")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("snapshot x/part-0.parquet: corrupt Parquet")
+                && e.contains("1099511627780"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        // Outside `contain`, and after it, a read goes on as before.
+        assert_eq!(contain(Path::new("y"), || Ok(7)).unwrap(), 7);
+    }
 }

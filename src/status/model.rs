@@ -419,7 +419,65 @@ pub fn from_value(value: Value, origin: &str) -> Result<Status> {
         origin: origin.to_string(),
         reason: e.to_string(),
     })?;
-    Ok(normalise(raw))
+    let status = normalise(raw);
+    check_ranges(&status).map_err(|reason| Error::StatusDocument {
+        origin: origin.to_string(),
+        reason,
+    })?;
+    Ok(status)
+}
+
+/// No figure either runner reports is wider than 64 bits (the C++ runner counts in `uint64_t`
+/// and `time_t`, the Rust runner in `u64` and `i64`), times and durations included: a value
+/// beyond 2^64 is not one a runner wrote, and taken as it is (5e307 ms) it turns shares and
+/// rates into nonsense.
+const MAX_FIGURE: f64 = 18_446_744_073_709_551_616.0;
+
+/// The figures that may be negative: the share compression saved is below zero when a NAR
+/// grew. Every other figure is a count, a size, a time or a duration.
+const SIGNED: [&str; 1] = ["nar_compression_savings"];
+
+/// Checks every figure of `status` (walked through its serialised form, so that none is
+/// forgotten) against [`MAX_FIGURE`] and, but for [`SIGNED`], against zero. Non-finite values
+/// were already dropped by [`Num`]. Returns which field is wrong, as a path of the normalised
+/// document (`machines.<name>.current_jobs`).
+fn check_ranges(status: &Status) -> std::result::Result<(), String> {
+    let v = serde_json::to_value(status).map_err(|e| e.to_string())?;
+    check_value(&v, "", "")
+}
+
+fn check_value(v: &Value, path: &str, key: &str) -> std::result::Result<(), String> {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        Value::Object(m) => m.iter().try_for_each(|(k, x)| check_value(x, &join(k), k)),
+        // Machines and the like are named by their name, which says more than an index.
+        Value::Array(a) => a.iter().enumerate().try_for_each(|(i, x)| {
+            let name = x.get("name").and_then(Value::as_str);
+            let here = name.map_or_else(|| format!("{path}[{i}]"), &join);
+            check_value(x, &here, key)
+        }),
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            if !x.is_finite() || x.abs() > MAX_FIGURE {
+                Err(format!(
+                    "`{path}` is {x:e}, beyond any figure a runner reports (2^64)"
+                ))
+            } else if x < 0.0 && !SIGNED.contains(&key) {
+                Err(format!(
+                    "`{path}` is {x}: a count, size, time or duration cannot be negative"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 /// serde_json's message, said the way a user reads it (a cut-off body is the common case).
