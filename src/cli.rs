@@ -413,8 +413,13 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if matches!(e.downcast_ref(), Some(crate::Error::Interrupted)) => {
-            eprintln!("hydra-bottleneck: interrupted; nothing half-written was left behind");
-            ExitCode::from(EXIT_INTERRUPTED)
+            let sig = crate::interrupt::signal().unwrap_or(libc::SIGINT);
+            let by = match sig {
+                libc::SIGINT => String::new(),
+                other => format!(" by {}", crate::interrupt::name(other)),
+            };
+            eprintln!("hydra-bottleneck: interrupted{by}; nothing half-written was left behind");
+            ExitCode::from(exit_code_for(sig))
         }
         Err(e) => {
             eprintln!("hydra-bottleneck: error: {e:#}");
@@ -423,9 +428,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The exit code after Ctrl-C: 128 + SIGINT, what a shell reports for a process SIGINT ended,
-/// so scripts see the same whether we stopped at a safe point or were killed outright.
-const EXIT_INTERRUPTED: u8 = 130;
+/// The exit code after a stop asked for by `sig`: 128 + its number (130 for SIGINT, 143 for
+/// SIGTERM, 129 for SIGHUP), what a shell reports for a process that signal ended, so scripts
+/// see the same whether we stopped at a safe point or were killed outright.
+fn exit_code_for(sig: libc::c_int) -> u8 {
+    u8::try_from(128 + sig).unwrap_or(130)
+}
 
 fn init_logging(quiet: bool) {
     let default = if quiet { "error" } else { "warn" };

@@ -76,18 +76,29 @@ fn spawn(args: &[&str]) -> Child {
 }
 
 fn sigint(child: &Child) {
+    send(child, "INT");
+}
+
+/// Sends the signal named `sig` (`INT`, `TERM`, `HUP`) to `child`.
+fn send(child: &Child, sig: &str) {
     let ok = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{sig}"), &child.id().to_string()])
         .status()
         .unwrap()
         .success();
-    assert!(ok, "kill -INT failed");
+    assert!(ok, "kill -{sig} failed");
 }
 
 /// The Ctrl-C contract: exit 130, one line saying so, no panic, nothing on stdout.
 fn assert_interrupted(o: &Output) {
+    assert_stopped(o, 130);
+}
+
+/// The contract of a stop asked for by a signal: exit `code` (128 + the signal), one line
+/// saying so, no panic, nothing on stdout.
+fn assert_stopped(o: &Output, code: i32) {
     let err = stderr(o);
-    assert_eq!(o.status.code(), Some(130), "stderr: {err}");
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
     assert!(!err.contains("panicked"), "{err}");
     let last = err.lines().last().unwrap_or_default();
     assert!(
@@ -395,6 +406,24 @@ fn ctrl_c_during_a_report_leaves_no_report_and_keeps_an_old_one() {
 
 #[test]
 fn ctrl_c_while_a_snapshot_is_written_leaves_nothing() {
+    signal_while_a_snapshot_is_written_leaves_nothing("INT", 130);
+}
+
+/// What `timeout`, systemd and CI runners send: handled like Ctrl-C, with the shell's code.
+#[test]
+fn sigterm_while_a_snapshot_is_written_leaves_nothing() {
+    signal_while_a_snapshot_is_written_leaves_nothing("TERM", 143);
+}
+
+/// A closed terminal or SSH session.
+#[test]
+fn sighup_while_a_snapshot_is_written_leaves_nothing() {
+    signal_while_a_snapshot_is_written_leaves_nothing("HUP", 129);
+}
+
+/// Sends `sig` while `sample --out` writes its Parquet files: the run stops with `code` and
+/// leaves no staged directory.
+fn signal_while_a_snapshot_is_written_leaves_nothing(sig: &str, code: i32) {
     let out = tempfile::tempdir().unwrap();
     let snap = out.path().join("snap");
     // The sample at scale 4 takes seconds to write as Parquet (scale 2 took 1.8 s on a busy
@@ -423,9 +452,9 @@ fn ctrl_c_while_a_snapshot_is_written_leaves_nothing() {
         assert!(started.elapsed() < PATIENCE, "no file written");
         std::thread::sleep(Duration::from_millis(20));
     }
-    sigint(&child);
+    send(&child, sig);
     let o = child.wait_with_output().unwrap();
-    assert_interrupted(&o);
+    assert_stopped(&o, code);
     assert_empty(out.path());
 }
 
