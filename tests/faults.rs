@@ -458,6 +458,43 @@ fn signal_while_a_snapshot_is_written_leaves_nothing(sig: &str, code: i32) {
     assert_empty(out.path());
 }
 
+/// A directory that appears at `--out` while a run without --force writes (a second run into
+/// the same path, or someone's `mkdir` and files) is left intact: the run fails with one line
+/// and takes its staged output away, rather than moving the newcomer aside and deleting it.
+#[test]
+fn a_destination_created_during_the_run_survives_intact() {
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("snap");
+    let child = spawn(&[
+        "sample",
+        "--out",
+        snap.to_str().unwrap(),
+        "--scale",
+        "4",
+        "--quiet",
+    ]);
+    let started = Instant::now();
+    // The start-up check has passed once the staged directory exists.
+    while !names_in(out.path()).iter().any(|n| n.contains(".partial-")) {
+        assert!(started.elapsed() < PATIENCE, "writing never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::create_dir(&snap).unwrap();
+    std::fs::write(snap.join("theirs"), "not to be lost").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_one_line_error(&o, "appeared while this run was writing");
+    assert!(o.stdout.is_empty(), "nothing reported as written");
+    assert_eq!(
+        contents(&snap),
+        [("theirs".to_string(), b"not to be lost".to_vec())]
+    );
+    assert_eq!(
+        names_in(out.path()),
+        ["snap"],
+        "no staged or moved-aside leftover"
+    );
+}
+
 /// Serves a binary cache of one uncompressed NAR, `nar/<name>`, sending its body in pieces of
 /// 16 KiB a tenth of a second apart (160 KiB/s), so that a download of it takes seconds.
 /// Returns the cache URL and the store path.

@@ -22,7 +22,7 @@ use crate::dataset::{
     CORE_TABLES, Dataset, DatasetMeta, Omit, Origin, TRUTH_TABLES, TableDef, Truth,
 };
 use crate::error::{Error, Result};
-use crate::output::{StagedDir, write_file_atomic};
+use crate::output::{Existing, StagedDir, write_file_atomic};
 use crate::window::Window;
 
 pub const FORMAT: &str = "hydra-bottleneck-snapshot";
@@ -63,9 +63,16 @@ pub struct FileEntry {
 }
 
 /// Writes `ds` as a snapshot at `dest` (atomically: a partial snapshot is never left behind).
+/// An existing snapshot there is replaced only with `replace`; without it, whatever appears at
+/// `dest` while the snapshot is written is left as it is and the write fails.
 pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
     crate::interrupt::check()?;
-    let staged = StagedDir::new(dest, replace)?;
+    let existing = if replace {
+        Existing::Replace
+    } else {
+        Existing::Refuse
+    };
+    let staged = StagedDir::new(dest, existing)?;
     let mut tables = BTreeMap::new();
     for (def, df) in ds.tables() {
         // On Ctrl-C (here, or between day files) `staged` is dropped and removes itself.
