@@ -669,11 +669,10 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
             .collect::<crate::Result<Vec<_>>>()?
     };
     let saved = match &args.compression {
-        Some(p) => Some((
-            compress::read_saved(p)?,
-            std::fs::read(p).map_err(|e| crate::Error::io(p, e))?,
-            p,
-        )),
+        Some(p) => {
+            let bytes = compress::read_saved_bytes(p)?;
+            Some((compress::parse_saved(&bytes, p)?, bytes, p))
+        }
         None => None,
     };
     let codecs = compress::parse_list(&args.codecs)?;
