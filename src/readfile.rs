@@ -38,9 +38,9 @@ fn kind(meta: &Metadata) -> &'static str {
 pub fn human(cap: u64) -> String {
     const MIB: u64 = 1 << 20;
     const KIB: u64 = 1 << 10;
-    if cap >= MIB && cap % MIB == 0 {
+    if cap >= MIB && cap.is_multiple_of(MIB) {
         format!("{} MiB", cap / MIB)
-    } else if cap >= KIB && cap % KIB == 0 {
+    } else if cap >= KIB && cap.is_multiple_of(KIB) {
         format!("{} KiB", cap / KIB)
     } else {
         format!("{cap} bytes")

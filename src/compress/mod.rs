@@ -222,7 +222,7 @@ pub fn read_saved_bytes(path: &std::path::Path) -> Result<Vec<u8>> {
 pub fn parse_saved(text: &[u8], path: &std::path::Path) -> Result<Saved> {
     let bad = |why: String| Error::Invalid(format!("{}: {why}", path.display()));
     let v: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        serde_json::from_slice(text).map_err(|e| bad(format!("not JSON: {e}")))?;
     let codecs = v.get("codecs").and_then(|c| c.as_array()).ok_or_else(|| {
         bad("no `codecs` list: expected the output of `compress --format json`".into())
     })?;
