@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::dataset::Runner;
-use crate::output::{Format, print_rows};
+use crate::output::{Existing, Format, print_rows};
 use crate::progress::Progress;
 use crate::source::into::Ddl;
 use crate::source::{self, Preset, ReadOptions, SampleSpec, SourceSpec, snapshot};
@@ -113,9 +113,12 @@ enum Command {
 struct QueryArgs {
     #[command(subcommand)]
     action: QueryAction,
-    /// Also write the result as a Parquet file.
+    /// Also write the result as a Parquet file; it must not exist, unless --force.
     #[arg(long, global = true, value_name = "FILE")]
     parquet: Option<PathBuf>,
+    /// Replace an existing --parquet file.
+    #[arg(long, global = true, requires = "parquet")]
+    force: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -424,8 +427,13 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if matches!(e.downcast_ref(), Some(crate::Error::Interrupted)) => {
-            eprintln!("hydra-bottleneck: interrupted; nothing half-written was left behind");
-            ExitCode::from(EXIT_INTERRUPTED)
+            let sig = crate::interrupt::signal().unwrap_or(libc::SIGINT);
+            let by = match sig {
+                libc::SIGINT => String::new(),
+                other => format!(" by {}", crate::interrupt::name(other)),
+            };
+            eprintln!("hydra-bottleneck: interrupted{by}; nothing half-written was left behind");
+            ExitCode::from(exit_code_for(sig))
         }
         Err(e) => {
             eprintln!("hydra-bottleneck: error: {e:#}");
@@ -434,9 +442,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The exit code after Ctrl-C: 128 + SIGINT, what a shell reports for a process SIGINT ended,
-/// so scripts see the same whether we stopped at a safe point or were killed outright.
-const EXIT_INTERRUPTED: u8 = 130;
+/// The exit code after a stop asked for by `sig`: 128 + its number (130 for SIGINT, 143 for
+/// SIGTERM, 129 for SIGHUP), what a shell reports for a process that signal ended, so scripts
+/// see the same whether we stopped at a safe point or were killed outright.
+fn exit_code_for(sig: libc::c_int) -> u8 {
+    u8::try_from(128 + sig).unwrap_or(130)
+}
 
 fn init_logging(quiet: bool) {
     let default = if quiet { "error" } else { "warn" };
@@ -613,8 +624,8 @@ fn cmd_simulate(common: &Common, args: &SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `reports/<date>-<source>`, numbered `-2`, `-3`, … when taken: the default never replaces
-/// an earlier report.
+/// `reports/<date>-<source>`; written with [`Existing::NextFree`], which numbers it `-2`, `-3`,
+/// … when taken: the default never replaces an earlier report.
 fn default_report_dir(spec: &SourceSpec) -> PathBuf {
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let source = match spec {
@@ -635,15 +646,7 @@ fn default_report_dir(spec: &SourceSpec) -> PathBuf {
             }
         })
         .collect();
-    let base = PathBuf::from("reports").join(format!("{date}-{source}"));
-    let taken = |p: &PathBuf| std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some());
-    let mut dir = base.clone();
-    let mut n = 2;
-    while taken(&dir) {
-        dir = base.with_file_name(format!("{date}-{source}-{n}"));
-        n += 1;
-    }
-    dir
+    PathBuf::from("reports").join(format!("{date}-{source}"))
 }
 
 /// The report's simulation replays at most this many steps, the latest whole days: it runs
@@ -677,15 +680,14 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
             .collect::<crate::Result<Vec<_>>>()?
     };
     let saved = match &args.compression {
-        Some(p) => Some((
-            compress::read_saved(p)?,
-            std::fs::read(p).map_err(|e| crate::Error::io(p, e))?,
-            p,
-        )),
+        Some(p) => {
+            let bytes = compress::read_saved_bytes(p)?;
+            Some((compress::parse_saved(&bytes, p)?, bytes, p))
+        }
         None => None,
     };
     let codecs = compress::parse_list(&args.codecs)?;
-    let out = match &args.out {
+    let (out, existing) = match &args.out {
         Some(dir) => {
             if !args.force && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
                 return Err(crate::Error::Invalid(format!(
@@ -695,9 +697,16 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            dir.clone()
+            let existing = if args.force {
+                Existing::Replace
+            } else {
+                Existing::Refuse
+            };
+            (dir.clone(), existing)
         }
-        None => default_report_dir(&spec),
+        // The name is taken when the report is complete, atomically: a run that finishes
+        // meanwhile (or a second run started at the same moment) keeps its directory.
+        None => (default_report_dir(&spec), Existing::NextFree),
     };
     if spec.is_sample() {
         common.note("no --db or --snapshot given: reporting on the built-in sample workload");
@@ -866,7 +875,7 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
         &out,
         &report::WriteOptions {
             png: !args.no_png,
-            replace: args.force,
+            existing,
             compression_json,
         },
     )?;
@@ -941,6 +950,17 @@ fn cmd_query(common: &Common, args: &QueryArgs) -> anyhow::Result<()> {
         .into());
     };
     let params = crate::conninfo::resolve(db, &|k| std::env::var(k).ok())?;
+    // Refused before the query runs; the write refuses again if the file appeared meanwhile.
+    if let Some(path) = &args.parquet
+        && !args.force
+        && std::fs::symlink_metadata(path).is_ok()
+    {
+        return Err(crate::Error::Invalid(format!(
+            "{} exists; choose another file or pass --force to replace it",
+            path.display()
+        ))
+        .into());
+    }
     let timeout = Duration::from_secs(common.statement_timeout.max(1));
     let table = runtime()?.block_on(async {
         match &args.action {
@@ -966,7 +986,7 @@ fn cmd_query(common: &Common, args: &QueryArgs) -> anyhow::Result<()> {
         }
     })?;
     if let Some(path) = &args.parquet {
-        crate::query::write_parquet(&table, path)?;
+        crate::query::write_parquet(&table, path, args.force)?;
         common.note(&format!("wrote {}", path.display()));
     }
     let header: Vec<&str> = table.columns.iter().map(String::as_str).collect();

@@ -68,6 +68,9 @@ pub struct ConnParams {
     pub dbname: String,
     pub user: String,
     pub password: Option<Secret>,
+    /// Without a password: the password file (`passfile`, `PGPASSFILE`, `~/.pgpass`), read only
+    /// if the server asks for a password ([`ConnParams::password_from_file`]).
+    pub passfile: Option<PathBuf>,
     pub sslmode: SslMode,
     pub sslrootcert: Option<PathBuf>,
     pub connect_timeout: Option<Duration>,
@@ -429,25 +432,63 @@ pub fn resolve(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Conn
             (secs > 0).then(|| Duration::from_secs(secs.max(2)))
         }
     };
-    let mut params = ConnParams {
+    let password = get("password", "PGPASSWORD").map(Secret);
+    // Not read now: most servers a reader meets (a unix socket with peer authentication) ask
+    // for no password, and a file never read cannot hang or fail the run.
+    let passfile = match password {
+        Some(_) => None,
+        None => get("passfile", "PGPASSFILE")
+            .map(PathBuf::from)
+            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".pgpass"))),
+    };
+    Ok(ConnParams {
         host,
         port,
         dbname,
         user,
-        password: get("password", "PGPASSWORD").map(Secret),
+        password,
+        passfile,
         sslmode,
         sslrootcert,
         connect_timeout,
-    };
-    if params.password.is_none() {
-        let passfile = get("passfile", "PGPASSFILE")
-            .map(PathBuf::from)
-            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".pgpass")));
-        if let Some(text) = passfile.and_then(|p| std::fs::read_to_string(p).ok()) {
-            params.password = pgpass_lookup(&text, &params).map(Secret);
+    })
+}
+
+/// The most read of a password file: a line per server and role is under a hundred bytes, so
+/// 1 MiB is thousands of them; libpq reads any size, but nothing that large is a `.pgpass`.
+const PASSFILE_CAP: u64 = 1 << 20;
+
+impl ConnParams {
+    /// The password for this connection from the password file, as libpq finds it: the first
+    /// matching line, from a regular file that only its owner may read or write (libpq ignores
+    /// one with group or world access, and so do we). `Err` says why there is none, for the
+    /// one line that reports a server asking for a password; it never holds a password.
+    pub fn password_from_file(&self) -> std::result::Result<Secret, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(path) = &self.passfile else {
+            return Err("no password file".into());
+        };
+        let shown = path.display();
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(format!("no password file {shown}"));
+            }
+            Err(e) => return Err(format!("password file {shown}: {e}")),
+        };
+        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+            return Err(format!(
+                "password file {shown} has group or world access and was ignored (as libpq \
+                 does); permissions should be u=rw (0600) or less"
+            ));
         }
+        // Not a regular file (a device, a FIFO) or too large: refused by the reader, by name.
+        let text = crate::readfile::read_capped_string(path, "password file", PASSFILE_CAP)
+            .map_err(|e| e.to_string())?;
+        pgpass_lookup(&text, self)
+            .map(Secret)
+            .ok_or_else(|| format!("no line of password file {shown} matches {self}"))
     }
-    Ok(params)
 }
 
 /// libpq's compiled-in socket directory on Debian, or `/tmp` where that does not exist.
@@ -626,6 +667,7 @@ mod tests {
             dbname: "hydra".into(),
             user: "re:ader".into(),
             password: None,
+            passfile: None,
             sslmode: SslMode::Prefer,
             sslrootcert: None,
             connect_timeout: None,

@@ -51,9 +51,13 @@ pub fn parse(text: &str) -> Result<Vec<Machine>> {
     parse_named(text, "machines file")
 }
 
+/// The most read of a machines file: a line per machine is about a hundred bytes, so 16 MiB
+/// is well over a hundred thousand machines, a hundred times the largest farms.
+pub const MACHINES_FILE_CAP: u64 = 16 << 20;
+
 /// Reads and parses a machines file; errors name the file and the line.
 pub fn read(path: &Path) -> Result<Vec<Machine>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::readfile::read_capped_string(path, "machines file", MACHINES_FILE_CAP)?;
     parse_named(&text, &path.display().to_string())
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Files and directories are written beside their destination under a temporary name and renamed
 //! into place at the end, so an interrupted or failed run never leaves a half-written output, and
-//! an existing output is replaced only when the new one is complete.
+//! an existing output is replaced only when the new one is complete, and only when asked
+//! (`--force`): otherwise the final rename refuses to replace anything.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,14 +30,40 @@ fn temp_sibling(dest: &Path, tag: &str) -> PathBuf {
     dest.with_file_name(format!(".{name}.{tag}-{}", std::process::id()))
 }
 
-/// Writes `bytes` to `dest` atomically (temporary file, fsync, rename).
+/// Writes `bytes` to `dest` atomically (temporary file, fsync, rename), replacing a file there.
 pub fn write_file_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    write_file_staged(dest, bytes, true)
+}
+
+/// Writes `bytes` to `dest` atomically, and only if nothing is there: an existing `dest` is
+/// refused, at the start and at the final rename, naming `--force`.
+pub fn write_file_new(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let exists = || {
+        Error::Invalid(format!(
+            "{} exists; choose another file or pass --force to replace it",
+            dest.display()
+        ))
+    };
+    if std::fs::symlink_metadata(dest).is_ok() {
+        return Err(exists());
+    }
+    write_file_staged(dest, bytes, false).map_err(|e| match e {
+        Error::Io { cause, .. } if is_taken(&cause) => exists(),
+        other => other,
+    })
+}
+
+fn write_file_staged(dest: &Path, bytes: &[u8], replace: bool) -> Result<()> {
     let tmp = temp_sibling(dest, "partial");
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, dest)
+        if replace {
+            std::fs::rename(&tmp, dest)
+        } else {
+            rename_no_replace(&tmp, dest)
+        }
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -57,27 +84,124 @@ pub fn is_relative_inside(rel: &str) -> bool {
             .all(|c| !c.is_empty() && c != ".." && c != ".")
 }
 
+/// What a staged output does about a destination that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refused unless it is an empty directory: at the start, and again at the commit, which
+    /// never replaces anything (so what appears there during the run, a second run's output
+    /// or a directory someone made, is left as it is and the run fails).
+    Refuse,
+    /// Replaced, only once the new output is complete (`--force`).
+    Replace,
+    /// The destination, or if that is taken the first free `NAME-2`, `NAME-3`, …, taken at
+    /// the commit without replacing anything: two runs to the same default path end in two
+    /// directories.
+    NextFree,
+}
+
+/// How many numbered names [`Existing::NextFree`] tries before giving up: far more reports
+/// of one source on one day than anyone writes, and few enough that a directory full of
+/// them fails in a moment instead of trying names for ever.
+const MAX_NUMBERED: u32 = 10_000;
+
+/// Renames `from` to `to` unless `to` exists, in one step, so that nothing that appears at `to`
+/// meanwhile is ever replaced; an existing `to` gives `AlreadyExists` (or, on the fallback for
+/// a directory, `ENOTEMPTY`).
+///
+/// Linux does this with `renameat2(RENAME_NOREPLACE)`. Where the filesystem or kernel lacks
+/// it (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`: older NFS, some FUSE filesystems), a file is
+/// hard-linked and unlinked (a link never replaces), and a directory is renamed plainly:
+/// `rename(2)` replaces only an empty directory, so nothing with contents is lost either way.
+pub fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+        };
+        let (f, t) = (c(from)?, c(to)?);
+        // SAFETY: both paths are NUL-terminated C strings that live across the call; the
+        // system call only reads them. Called through `syscall` rather than glibc's wrapper,
+        // which older C libraries lack.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                f.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+        ) {
+            return Err(e);
+        }
+    }
+    if std::fs::symlink_metadata(from)?.is_dir() {
+        std::fs::rename(from, to)
+    } else {
+        std::fs::hard_link(from, to)?;
+        std::fs::remove_file(from)
+    }
+}
+
+/// Whether a rename failed because its destination exists.
+fn is_taken(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::AlreadyExists
+        || matches!(e.raw_os_error(), Some(libc::EEXIST | libc::ENOTEMPTY))
+}
+
+/// Moves the directory `from` to `to` without replacing anything but an empty directory
+/// (which `--out` accepts: `mkdir out` first is common).
+fn place_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    match rename_no_replace(from, to) {
+        Err(e) if is_taken(&e) && is_empty_dir(to) => {
+            // `remove_dir` removes only an empty directory, and the rename after it still
+            // refuses whatever appears in between.
+            std::fs::remove_dir(to).map_err(|_| e)?;
+            rename_no_replace(from, to)
+        }
+        other => other,
+    }
+}
+
+/// True for a directory (not a link to one) with no entries.
+fn is_empty_dir(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+        && std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_none())
+}
+
 /// A directory being written: files go into a temporary sibling, which [`StagedDir::commit`]
 /// moves to the destination. Dropped without commit, it removes itself.
 pub struct StagedDir {
     dest: PathBuf,
     tmp: PathBuf,
+    existing: Existing,
     committed: bool,
 }
 
 impl StagedDir {
-    /// Refuses a destination that exists and is not empty unless `replace` is set.
-    pub fn new(dest: &Path, replace: bool) -> Result<Self> {
-        if let Ok(mut entries) = std::fs::read_dir(dest)
+    /// Refuses a destination that exists and is not an empty directory, unless `existing`
+    /// says to replace it or to take the next free name.
+    pub fn new(dest: &Path, existing: Existing) -> Result<Self> {
+        if existing == Existing::Refuse
+            && let Ok(mut entries) = std::fs::read_dir(dest)
             && entries.next().is_some()
-            && !replace
         {
             return Err(Error::Invalid(format!(
                 "{} exists and is not empty; choose another directory or pass --force to replace it",
                 dest.display()
             )));
         }
-        if dest.exists() && !dest.is_dir() {
+        if existing != Existing::NextFree && dest.exists() && !dest.is_dir() {
             return Err(Error::Invalid(format!(
                 "{} exists and is not a directory",
                 dest.display()
@@ -94,6 +218,7 @@ impl StagedDir {
         Ok(StagedDir {
             dest: dest.to_path_buf(),
             tmp,
+            existing,
             committed: false,
         })
     }
@@ -103,22 +228,75 @@ impl StagedDir {
         &self.tmp
     }
 
-    /// Moves the finished directory into place, replacing an old one only now.
+    /// Moves the finished directory into place and says where: the destination, or with
+    /// [`Existing::NextFree`] the name it took. Only [`Existing::Replace`] replaces an old
+    /// output, and only now.
     pub fn commit(mut self) -> Result<PathBuf> {
+        let dest = match self.existing {
+            Existing::Refuse => {
+                place_dir(&self.tmp, &self.dest).map_err(|e| {
+                    if is_taken(&e) {
+                        Error::Invalid(format!(
+                            "{} appeared while this run was writing and was left as it is; \
+                             choose another directory or pass --force to replace it",
+                            self.dest.display()
+                        ))
+                    } else {
+                        Error::io(&self.dest, e)
+                    }
+                })?;
+                self.dest.clone()
+            }
+            Existing::NextFree => self.commit_next_free()?,
+            Existing::Replace => self.commit_replacing()?,
+        };
+        self.committed = true;
+        Ok(dest)
+    }
+
+    fn commit_next_free(&self) -> Result<PathBuf> {
+        let name = self
+            .dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "output".into());
+        for n in 1..=MAX_NUMBERED {
+            let candidate = if n == 1 {
+                self.dest.clone()
+            } else {
+                self.dest.with_file_name(format!("{name}-{n}"))
+            };
+            match place_dir(&self.tmp, &candidate) {
+                Ok(()) => return Ok(candidate),
+                Err(e) if is_taken(&e) => continue,
+                Err(e) => return Err(Error::io(&candidate, e)),
+            }
+        }
+        Err(Error::Invalid(format!(
+            "{} and {MAX_NUMBERED} numbered names after it are taken; choose a directory with --out",
+            self.dest.display()
+        )))
+    }
+
+    fn commit_replacing(&self) -> Result<PathBuf> {
         let old = temp_sibling(&self.dest, "old");
-        let had_old = self.dest.exists();
+        let had_old = std::fs::symlink_metadata(&self.dest).is_ok();
         if had_old {
             std::fs::rename(&self.dest, &old).map_err(|e| Error::io(&self.dest, e))?;
         }
-        if let Err(e) = std::fs::rename(&self.tmp, &self.dest) {
+        if let Err(e) = place_dir(&self.tmp, &self.dest) {
             if had_old {
-                let _ = std::fs::rename(&old, &self.dest);
+                let _ = rename_no_replace(&old, &self.dest);
             }
             return Err(Error::io(&self.dest, e));
         }
-        self.committed = true;
         if had_old {
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+            let removed = if std::fs::symlink_metadata(&old).is_ok_and(|m| m.is_dir()) {
+                std::fs::remove_dir_all(&old)
+            } else {
+                std::fs::remove_file(&old)
+            };
+            removed.map_err(|e| Error::io(&old, e))?;
         }
         Ok(self.dest.clone())
     }
@@ -235,21 +413,90 @@ mod tests {
         std::fs::create_dir(&dest).unwrap();
         std::fs::write(dest.join("old"), "old").unwrap();
         assert!(
-            StagedDir::new(&dest, false).is_err(),
+            StagedDir::new(&dest, Existing::Refuse).is_err(),
             "a full directory needs --force"
         );
         {
-            let staged = StagedDir::new(&dest, true).unwrap();
+            let staged = StagedDir::new(&dest, Existing::Replace).unwrap();
             std::fs::write(staged.path().join("new"), "new").unwrap();
             // dropped without commit: the old output survives, the partial one is gone
         }
         assert!(dest.join("old").exists());
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
-        let staged = StagedDir::new(&dest, true).unwrap();
+        let staged = StagedDir::new(&dest, Existing::Replace).unwrap();
         std::fs::write(staged.path().join("new"), "new").unwrap();
         staged.commit().unwrap();
         assert!(dest.join("new").exists() && !dest.join("old").exists());
         assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
+    }
+
+    /// A second run, or someone, creates the destination while a run without --force writes:
+    /// the commit leaves it as it is and fails, and the staged directory goes.
+    #[test]
+    fn staged_dir_never_replaces_what_appeared_meanwhile() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("out");
+        let staged = StagedDir::new(&dest, Existing::Refuse).unwrap();
+        std::fs::write(staged.path().join("new"), "new").unwrap();
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::write(dest.join("theirs"), "theirs").unwrap();
+        let err = staged.commit().unwrap_err().to_string();
+        assert!(err.contains("appeared while this run was writing"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("theirs")).unwrap(),
+            "theirs"
+        );
+        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(root.path()).unwrap().count(),
+            1,
+            "no staged leftover"
+        );
+        // A file appearing there is refused the same way.
+        std::fs::remove_dir_all(&dest).unwrap();
+        let staged = StagedDir::new(&dest, Existing::Refuse).unwrap();
+        std::fs::write(&dest, "a file").unwrap();
+        assert!(staged.commit().is_err());
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "a file");
+    }
+
+    /// `mkdir out` before `--out out` is fine: an empty directory is taken over.
+    #[test]
+    fn staged_dir_takes_an_empty_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("out");
+        std::fs::create_dir(&dest).unwrap();
+        let staged = StagedDir::new(&dest, Existing::Refuse).unwrap();
+        std::fs::write(staged.path().join("new"), "new").unwrap();
+        assert_eq!(staged.commit().unwrap(), dest);
+        assert!(dest.join("new").exists());
+    }
+
+    /// Two runs to the same default path: the second to finish takes the next free name.
+    #[test]
+    fn staged_dir_next_free_takes_a_numbered_name() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("2025-06-02-sample");
+        let staged = StagedDir::new(&dest, Existing::NextFree).unwrap();
+        std::fs::write(staged.path().join("second"), "").unwrap();
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::write(dest.join("first"), "").unwrap();
+        let got = staged.commit().unwrap();
+        assert_eq!(got, root.path().join("2025-06-02-sample-2"));
+        assert!(got.join("second").exists() && dest.join("first").exists());
+    }
+
+    #[test]
+    fn rename_no_replace_refuses_an_existing_file() {
+        let root = tempfile::tempdir().unwrap();
+        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "b").unwrap();
+        assert!(is_taken(&rename_no_replace(&a, &b).unwrap_err()));
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "b");
+        std::fs::remove_file(&b).unwrap();
+        rename_no_replace(&a, &b).unwrap();
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "a");
     }
 
     #[test]

@@ -77,18 +77,29 @@ fn spawn(args: &[&str]) -> Child {
 }
 
 fn sigint(child: &Child) {
+    send(child, "INT");
+}
+
+/// Sends the signal named `sig` (`INT`, `TERM`, `HUP`) to `child`.
+fn send(child: &Child, sig: &str) {
     let ok = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{sig}"), &child.id().to_string()])
         .status()
         .unwrap()
         .success();
-    assert!(ok, "kill -INT failed");
+    assert!(ok, "kill -{sig} failed");
 }
 
 /// The Ctrl-C contract: exit 130, one line saying so, no panic, nothing on stdout.
 fn assert_interrupted(o: &Output) {
+    assert_stopped(o, 130);
+}
+
+/// The contract of a stop asked for by a signal: exit `code` (128 + the signal), one line
+/// saying so, no panic, nothing on stdout.
+fn assert_stopped(o: &Output, code: i32) {
     let err = stderr(o);
-    assert_eq!(o.status.code(), Some(130), "stderr: {err}");
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
     assert!(!err.contains("panicked"), "{err}");
     let last = err.lines().last().unwrap_or_default();
     assert!(
@@ -396,6 +407,24 @@ fn ctrl_c_during_a_report_leaves_no_report_and_keeps_an_old_one() {
 
 #[test]
 fn ctrl_c_while_a_snapshot_is_written_leaves_nothing() {
+    signal_while_a_snapshot_is_written_leaves_nothing("INT", 130);
+}
+
+/// What `timeout`, systemd and CI runners send: handled like Ctrl-C, with the shell's code.
+#[test]
+fn sigterm_while_a_snapshot_is_written_leaves_nothing() {
+    signal_while_a_snapshot_is_written_leaves_nothing("TERM", 143);
+}
+
+/// A closed terminal or SSH session.
+#[test]
+fn sighup_while_a_snapshot_is_written_leaves_nothing() {
+    signal_while_a_snapshot_is_written_leaves_nothing("HUP", 129);
+}
+
+/// Sends `sig` while `sample --out` writes its Parquet files: the run stops with `code` and
+/// leaves no staged directory.
+fn signal_while_a_snapshot_is_written_leaves_nothing(sig: &str, code: i32) {
     let out = tempfile::tempdir().unwrap();
     let snap = out.path().join("snap");
     // The sample at scale 4 takes seconds to write as Parquet (scale 2 took 1.8 s on a busy
@@ -424,10 +453,47 @@ fn ctrl_c_while_a_snapshot_is_written_leaves_nothing() {
         assert!(started.elapsed() < PATIENCE, "no file written");
         std::thread::sleep(Duration::from_millis(20));
     }
-    sigint(&child);
+    send(&child, sig);
     let o = child.wait_with_output().unwrap();
-    assert_interrupted(&o);
+    assert_stopped(&o, code);
     assert_empty(out.path());
+}
+
+/// A directory that appears at `--out` while a run without --force writes (a second run into
+/// the same path, or someone's `mkdir` and files) is left intact: the run fails with one line
+/// and takes its staged output away, rather than moving the newcomer aside and deleting it.
+#[test]
+fn a_destination_created_during_the_run_survives_intact() {
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("snap");
+    let child = spawn(&[
+        "sample",
+        "--out",
+        snap.to_str().unwrap(),
+        "--scale",
+        "4",
+        "--quiet",
+    ]);
+    let started = Instant::now();
+    // The start-up check has passed once the staged directory exists.
+    while !names_in(out.path()).iter().any(|n| n.contains(".partial-")) {
+        assert!(started.elapsed() < PATIENCE, "writing never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::create_dir(&snap).unwrap();
+    std::fs::write(snap.join("theirs"), "not to be lost").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_one_line_error(&o, "appeared while this run was writing");
+    assert!(o.stdout.is_empty(), "nothing reported as written");
+    assert_eq!(
+        contents(&snap),
+        [("theirs".to_string(), b"not to be lost".to_vec())]
+    );
+    assert_eq!(
+        names_in(out.path()),
+        ["snap"],
+        "no staged or moved-aside leftover"
+    );
 }
 
 /// Serves a binary cache of one uncompressed NAR, `nar/<name>`, sending its body in pieces of

@@ -129,6 +129,38 @@ fn ad_hoc_results_in_every_format() {
         df.column("mean_size").unwrap().dtype(),
         &polars::prelude::DataType::Float64
     );
+    // The file now exists: writing it again needs --force, and it is left as it was.
+    let before = std::fs::read(&pq).unwrap();
+    let again = |force: bool| {
+        let mut args = vec![
+            "query",
+            "sql",
+            "SELECT 1 AS one",
+            "--db",
+            &db,
+            "--parquet",
+            pq.to_str().unwrap(),
+        ];
+        if force {
+            args.push("--force");
+        }
+        run(&args)
+    };
+    let o = again(false);
+    assert_one_line_error(&o, "pass --force");
+    assert!(o.stdout.is_empty(), "no rows printed for a refused run");
+    assert_eq!(std::fs::read(&pq).unwrap(), before);
+    let o = again(true);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let df = polars::prelude::ParquetReader::new(std::fs::File::open(&pq).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(df.height(), 1, "--force replaced it");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no leftovers"
+    );
     // A type we do not show is a clear error, not a panic.
     let o = run(&["query", "sql", "SELECT now() AS t", "--db", &db]);
     assert_eq!(o.status.code(), Some(1));

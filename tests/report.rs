@@ -477,6 +477,61 @@ fn the_default_directory_is_dated_and_never_replaced() {
     }
 }
 
+/// Two runs started together into the same default path: both checked the path free at the
+/// start, and each takes a name only when it is done, so both reports survive (the second to
+/// finish as `-2`) instead of the later one replacing the earlier.
+#[test]
+fn two_runs_to_the_default_path_end_in_two_directories() {
+    let cwd = tempfile::tempdir().unwrap();
+    let compression = sample_dir().join("compression.json");
+    let start = || {
+        common::bin()
+            .current_dir(cwd.path())
+            .args([
+                "report",
+                "--quiet",
+                "--no-png",
+                "--no-simulation",
+                "--compression",
+            ])
+            .arg(&compression)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let mut wrote = Vec::new();
+    for child in [a, b] {
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        wrote.push(String::from_utf8_lossy(&o.stdout).into_owned());
+    }
+    let mut dirs = names(&cwd.path().join("reports"));
+    dirs.sort();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    assert!(
+        dirs[0].ends_with("-sample") && dirs[1].ends_with("-sample-2"),
+        "{dirs:?}"
+    );
+    for d in &dirs {
+        let dir = cwd.path().join("reports").join(d);
+        assert!(
+            dir.join("report.json").exists(),
+            "{d} is not a whole report"
+        );
+        // Each run names the directory it really wrote.
+        assert_eq!(
+            wrote
+                .iter()
+                .filter(|w| w.contains(&format!("{d}/")))
+                .count(),
+            1,
+            "{d}: {wrote:?}"
+        );
+    }
+}
+
 #[test]
 fn an_existing_out_directory_needs_force() {
     let tmp = tempfile::tempdir().unwrap();

@@ -24,7 +24,247 @@ fn assert_hidden(o: &Output, secret: &str, what: &str) {
     );
 }
 
+// ---- files given to read -----------------------------------------------------------------------
+
+/// A file given to read that is a device, a FIFO, or larger than the cap for its kind: the run
+/// ends at once in one line naming it, never hangs or reads for ever.
+struct Hostile {
+    /// What the file is for, for messages.
+    what: &'static str,
+    /// The arguments that make the tool read `path`.
+    args: fn(&Path) -> Vec<String>,
+    /// The file's cap: one byte more is refused.
+    cap: u64,
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+fn p(path: &Path) -> String {
+    path.display().to_string()
+}
+
+const HOSTILE: &[Hostile] = &[
+    Hostile {
+        what: "scenario",
+        args: |f| [s(&["report", "--no-compression", "--scenario"]), vec![p(f)]].concat(),
+        cap: 1 << 20,
+    },
+    Hostile {
+        what: "cost file",
+        args: |f| [s(&["report", "--no-compression", "--costs"]), vec![p(f)]].concat(),
+        cap: 1 << 20,
+    },
+    Hostile {
+        what: "saved measurement",
+        args: |f| [s(&["report", "--compression"]), vec![p(f)]].concat(),
+        cap: 256 << 20,
+    },
+    Hostile {
+        what: "machines file",
+        args: |f| {
+            let status = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/status/hydra-1477-2025-machines.json");
+            [s(&["status"]), vec![p(&status), "--machines".into(), p(f)]].concat()
+        },
+        cap: 16 << 20,
+    },
+    Hostile {
+        what: "status series",
+        args: |f| [s(&["status", "--series"]), vec![p(f)]].concat(),
+        cap: 1 << 30,
+    },
+    Hostile {
+        what: "list of store paths",
+        args: |f| {
+            [
+                s(&["compress", "--input", "http://127.0.0.1:9/", "--paths"]),
+                vec![p(f)],
+            ]
+            .concat()
+        },
+        cap: 64 << 20,
+    },
+    Hostile {
+        what: "status document",
+        args: |f| vec!["status".into(), p(f)],
+        cap: 16 << 20,
+    },
+];
+
+/// Each kind of file given on the command line, as a FIFO and one byte over its cap. (A FIFO
+/// blocked the read for ever before; `/dev/zero` has its own test below, since without the
+/// checks it fills memory rather than fails.)
+#[test]
+fn a_fifo_or_an_oversized_file_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    for h in HOSTILE {
+        let o = run_bounded(bin().args((h.args)(&fifo)));
+        assert_one_line_error(&o, "is a FIFO, not a regular file");
+        let big = dir.path().join(h.what.replace(' ', "-"));
+        sparse(&big, h.cap + 1);
+        let o = run_bounded(bin().args((h.args)(&big)));
+        assert_one_line_error(&o, "larger than");
+        assert!(stderr(&o).contains(h.what), "{}", stderr(&o));
+        std::fs::remove_file(&big).unwrap();
+    }
+}
+
+#[test]
+fn dev_zero_is_refused_without_a_read() {
+    for h in HOSTILE {
+        let o = run_bounded(bin().args((h.args)(Path::new("/dev/zero"))));
+        assert_one_line_error(&o, "/dev/zero is a character device, not a regular file");
+    }
+    // `--compare` reads DIR/report.json, here a link to /dev/zero.
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("report.json")).unwrap();
+    let o = run_bounded(
+        bin()
+            .args(["report", "--no-compression", "--compare"])
+            .arg(dir.path()),
+    );
+    assert_one_line_error(&o, "is a character device, not a regular file");
+}
+
+/// `--compare DIR` with DIR/report.json a FIFO or over its cap.
+#[test]
+fn a_compared_report_that_is_a_fifo_or_oversized_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    mkfifo(&json);
+    let compare = |d: &Path| {
+        run_bounded(
+            bin()
+                .args(["report", "--no-compression", "--compare"])
+                .arg(d),
+        )
+    };
+    assert_one_line_error(&compare(dir.path()), "is a FIFO, not a regular file");
+    std::fs::remove_file(&json).unwrap();
+    sparse(&json, (256 << 20) + 1);
+    assert_one_line_error(&compare(dir.path()), "larger than 256 MiB");
+}
+
+/// A snapshot's `manifest.json` and `machines` as FIFOs or over their caps.
+#[test]
+fn a_snapshot_file_that_is_a_fifo_or_oversized_is_one_clear_line() {
+    let root = tempfile::tempdir().unwrap();
+    let snap = root.path().join("snap");
+    let o = run(&["sample", "--out", snap.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let analyze = || run_bounded(bin().args(["analyze", "ledger", "--snapshot"]).arg(&snap));
+    assert!(analyze().status.success());
+    for (name, cap) in [("machines", 16u64 << 20), ("manifest.json", 64 << 20)] {
+        let f = snap.join(name);
+        let saved = std::fs::read(&f).unwrap();
+        std::fs::remove_file(&f).unwrap();
+        mkfifo(&f);
+        assert_one_line_error(&analyze(), "is a FIFO, not a regular file");
+        std::fs::remove_file(&f).unwrap();
+        sparse(&f, cap + 1);
+        assert_one_line_error(&analyze(), "larger than");
+        std::fs::write(&f, saved).unwrap();
+    }
+    assert!(analyze().status.success());
+}
+
 // ---- passwords --------------------------------------------------------------------------------
+
+/// A connection string for the reader over TCP (where the server asks for a password), with
+/// no password given.
+fn reader_without_password(pg: &TestPg) -> String {
+    format!(
+        "host=127.0.0.1 port={} user=reader dbname=postgres sslmode=disable",
+        pg.port
+    )
+}
+
+/// `query sql 'SELECT 1'` on `db`, with `PGPASSFILE` set to `passfile`.
+fn select_one(db: &str, passfile: &Path) -> Output {
+    run_bounded(
+        bin()
+            .args(["query", "sql", "SELECT 1 AS one", "--db", db])
+            .env("PGPASSFILE", passfile),
+    )
+}
+
+/// The password file is read only when the server asks for a password: through the unix
+/// socket, which trusts, a FIFO as PGPASSFILE (which would block any read for ever) is never
+/// opened and the query runs.
+#[test]
+fn the_password_file_is_read_only_when_a_password_is_asked_for() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pgpass");
+    mkfifo(&fifo);
+    let o = select_one(&db, &fifo);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Over TCP the server asks for a password: a good password file (mode 0600) is used, and one
+/// that is a FIFO, too large, or readable by others is refused in one line naming it.
+#[test]
+fn a_hostile_password_file_is_one_clear_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let pg = TestPg::start();
+    let _ = pg.database();
+    let db = reader_without_password(&pg);
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    std::fs::write(&good, format!("*:*:*:reader:{READER_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = select_one(&db, &good);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_hidden(&o, READER_PASSWORD, "a password from the password file");
+    // The same through `passfile=` in the connection string.
+    let o = run_bounded(bin().args([
+        "query",
+        "sql",
+        "SELECT 1",
+        "--db",
+        &format!("{db} passfile={}", good.display()),
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let open = dir.path().join("open");
+    std::fs::write(&open, format!("*:*:*:reader:{READER_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    let big = dir.path().join("big");
+    sparse(&big, (1 << 20) + 1);
+    std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let absent = dir.path().join("absent");
+    let nothing = dir.path().join("nothing");
+    std::fs::write(&nothing, "otherhost:*:*:*:x\n").unwrap();
+    std::fs::set_permissions(&nothing, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for (file, needle) in [
+        (open.as_path(), "has group or world access"),
+        (fifo.as_path(), "is a FIFO, not a regular file"),
+        (big.as_path(), "larger than 1 MiB"),
+        (nothing.as_path(), "no line of password file"),
+        (absent.as_path(), "no password file"),
+    ] {
+        let o = select_one(&db, file);
+        assert_one_line_error(&o, "the server asks for a password and none was given");
+        assert_one_line_error(&o, needle);
+        assert_hidden(&o, READER_PASSWORD, needle);
+    }
+}
+
+/// `/dev/zero` as the password file grew to 24 GB before: now it is refused without a read.
+#[test]
+fn dev_zero_as_the_password_file_is_refused() {
+    let pg = TestPg::start();
+    let _ = pg.database();
+    let o = select_one(&reader_without_password(&pg), Path::new("/dev/zero"));
+    assert_one_line_error(&o, "/dev/zero is a character device, not a regular file");
+}
 
 #[test]
 fn no_error_path_shows_the_password() {

@@ -411,3 +411,77 @@ fn a_footer_with_an_absurd_column_chunk_is_one_line_not_a_panic() {
         }
     }
 }
+
+/// Symbolic links inside a snapshot are refused, naming the link, and never followed: two
+/// links to `.` in a table's directory made the walk endless (memory growing), and a link to
+/// `/` walked the whole filesystem. A link that leads to a good file elsewhere is refused too:
+/// a snapshot is what is inside its directory.
+#[test]
+fn links_inside_a_snapshot_are_refused_naming_them() {
+    use std::os::unix::fs::symlink;
+    type Damage = fn(&Path, &Path) -> PathBuf;
+    let cases: [(&str, Damage); 6] = [
+        ("two links to the table's directory itself", |dir, _| {
+            symlink(".", dir.join("steps/a")).unwrap();
+            symlink(".", dir.join("steps/b")).unwrap();
+            dir.join("steps")
+        }),
+        ("a link to the root", |dir, _| {
+            symlink("/", dir.join("steps/root")).unwrap();
+            dir.join("steps/root")
+        }),
+        ("the manifest a link to a copy outside", |dir, outside| {
+            let away = outside.join("manifest.json");
+            std::fs::rename(dir.join("manifest.json"), &away).unwrap();
+            symlink(&away, dir.join("manifest.json")).unwrap();
+            dir.join("manifest.json")
+        }),
+        ("a listed Parquet file a link", |dir, outside| {
+            let f = first_file(dir, "jobsets");
+            let away = outside.join("part.parquet");
+            std::fs::rename(&f, &away).unwrap();
+            symlink(&away, &f).unwrap();
+            f
+        }),
+        ("a table's directory a link", |dir, outside| {
+            let away = outside.join("builds");
+            std::fs::rename(dir.join("builds"), &away).unwrap();
+            symlink(&away, dir.join("builds")).unwrap();
+            dir.join("builds")
+        }),
+        ("the machines file a link to a device", |dir, _| {
+            std::fs::remove_file(dir.join("machines")).unwrap();
+            symlink("/dev/zero", dir.join("machines")).unwrap();
+            dir.join("machines")
+        }),
+    ];
+    for (what, damage) in cases {
+        let root = tempfile::tempdir().unwrap();
+        let dir = sample_snapshot(root.path());
+        let outside = tempfile::tempdir().unwrap();
+        let named = damage(&dir, outside.path());
+        let o = run_bounded(bin().args(["analyze", "ledger", "--snapshot"]).arg(&dir));
+        assert_one_line_error(&o, "is a symbolic link");
+        assert!(
+            stderr(&o).contains(&named.display().to_string()),
+            "{what}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+/// A table's directory nested deeper than any snapshot's layout is refused at the bound (the
+/// one thing that ends a walk through a bind mount that contains itself, which is no link).
+#[test]
+fn a_table_directory_nested_too_deep_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot(root.path());
+    let deep = dir.join("steps/a/b/c/d/e");
+    std::fs::create_dir_all(&deep).unwrap();
+    let o = run_bounded(bin().args(["analyze", "ledger", "--snapshot"]).arg(&dir));
+    assert_one_line_error(&o, "nested more than 4 directories deep");
+    // Within the bound, an empty directory is no harm.
+    std::fs::remove_dir(&deep).unwrap();
+    let o = run_bounded(bin().args(["analyze", "ledger", "--snapshot"]).arg(&dir));
+    assert!(o.status.success(), "{}", stderr(&o));
+}

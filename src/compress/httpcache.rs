@@ -152,18 +152,25 @@ pub fn hash_part(s: &str) -> Option<&str> {
         .then_some(hash)
 }
 
+/// The most read of a `--paths` list: a store path is under 200 bytes, so 64 MiB is some
+/// 300 000 paths, more NARs than a measurement downloads.
+const PATHS_CAP: u64 = 64 << 20;
+
 /// Reads `--paths`: one store path or hash a line; blank lines and `#` comments are skipped,
 /// repeats dropped. `-` reads stdin.
 pub fn read_paths(file: &Path) -> Result<Vec<String>> {
-    let text = if file == Path::new("-") {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| Error::io("stdin", e))?;
-        s
+    let bytes = if file == Path::new("-") {
+        crate::readfile::read_stream_capped(
+            &mut std::io::stdin().lock(),
+            "stdin",
+            "list of store paths",
+            PATHS_CAP,
+        )?
     } else {
-        fs::read_to_string(file).map_err(|e| Error::io(file, e))?
+        crate::readfile::read_capped(file, "list of store paths", PATHS_CAP)?
     };
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Invalid(format!("{}: not UTF-8 text", file.display())))?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {

@@ -262,7 +262,7 @@ fn cache(
             {
                 continue;
             }
-            let text = fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+            let text = crate::readfile::read_capped_string(&p, "narinfo", httpcache::MAX_NARINFO)?;
             infos.push(parse_narinfo(&text, &p.display().to_string())?);
         }
     }
@@ -333,7 +333,7 @@ pub fn find_in_cache(dir: &Path, store_path: &str) -> Result<Option<NarSource>> 
     if !p.is_file() {
         return Ok(None);
     }
-    let text = fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+    let text = crate::readfile::read_capped_string(&p, "narinfo", httpcache::MAX_NARINFO)?;
     let info = parse_narinfo(&text, &p.display().to_string())?;
     NarSource::from_cache(dir, info).map(Some)
 }

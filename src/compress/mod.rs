@@ -206,10 +206,23 @@ pub struct Saved {
 /// could not time (an instant run) was written as `null` and reads as 0, which projections
 /// skip.
 pub fn read_saved(path: &std::path::Path) -> Result<Saved> {
-    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_saved(&read_saved_bytes(path)?, path)
+}
+
+/// The most read of a saved measurement: it lists each measured NAR in a few hundred bytes, so
+/// 256 MiB is about a million NARs, more than any corpus is measured on.
+const SAVED_MEASUREMENT_CAP: u64 = 256 << 20;
+
+/// The bytes of a saved measurement, within [`SAVED_MEASUREMENT_CAP`].
+pub fn read_saved_bytes(path: &std::path::Path) -> Result<Vec<u8>> {
+    crate::readfile::read_capped(path, "saved measurement", SAVED_MEASUREMENT_CAP)
+}
+
+/// Parses what [`read_saved_bytes`] read; `path` names it in errors.
+pub fn parse_saved(text: &[u8], path: &std::path::Path) -> Result<Saved> {
     let bad = |why: String| Error::Invalid(format!("{}: {why}", path.display()));
     let v: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        serde_json::from_slice(text).map_err(|e| bad(format!("not JSON: {e}")))?;
     let codecs = v.get("codecs").and_then(|c| c.as_array()).ok_or_else(|| {
         bad("no `codecs` list: expected the output of `compress --format json`".into())
     })?;

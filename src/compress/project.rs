@@ -71,6 +71,10 @@ impl Default for Costs {
     }
 }
 
+/// The most read of a cost file: a handful of prices, one per system at most; 1 MiB is
+/// thousands of times that.
+const COSTS_CAP: u64 = 1 << 20;
+
 /// Reads a cost file (TOML with any of the [`Costs`] fields).
 /// The largest value a cost file may give: a billion of its currency per core-hour, TiB-month
 /// or machine-month (or a billion TiB served a month) is beyond any farm, so a larger value is
@@ -79,7 +83,7 @@ impl Default for Costs {
 pub const MAX_COST: f64 = 1e9;
 
 pub fn read_costs(path: &Path) -> Result<Costs> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::readfile::read_capped_string(path, "cost file", COSTS_CAP)?;
     let costs: Costs = toml::from_str(&text)
         .map_err(|e| Error::Invalid(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
     let by_system = costs

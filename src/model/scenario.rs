@@ -105,9 +105,13 @@ pub fn examples() -> Vec<Scenario> {
         .collect()
 }
 
+/// The most read of a scenario file: a scenario is a few dozen lines of TOML (the built-in
+/// examples are under 2 KiB); 1 MiB leaves room for long comments and nothing else.
+const SCENARIO_CAP: u64 = 1 << 20;
+
 /// Reads a scenario file; errors name the file.
 pub fn read(path: &Path) -> Result<Scenario> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::readfile::read_capped_string(path, "scenario", SCENARIO_CAP)?;
     parse(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
 }
 

@@ -518,7 +518,7 @@ impl<'a> FromSql<'a> for Numeric {
 }
 
 /// Writes `table` as Parquet (atomically), with a column type per JSON value kind.
-pub fn write_parquet(table: &Table, path: &std::path::Path) -> Result<()> {
+pub fn write_parquet(table: &Table, path: &std::path::Path, replace: bool) -> Result<()> {
     use polars::prelude::*;
     use serde_json::Value;
     let mut cols = Vec::with_capacity(table.columns.len());
@@ -553,7 +553,11 @@ pub fn write_parquet(table: &Table, path: &std::path::Path) -> Result<()> {
         .with_compression(ParquetCompression::Zstd(None))
         .finish(&mut df)
         .map_err(|e| Error::frame("query result", e))?;
-    crate::output::write_file_atomic(path, &buf)
+    if replace {
+        crate::output::write_file_atomic(path, &buf)
+    } else {
+        crate::output::write_file_new(path, &buf)
+    }
 }
 
 #[cfg(test)]

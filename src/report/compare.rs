@@ -55,11 +55,19 @@ pub struct Row {
     pub change_pct: Option<f64>,
 }
 
+/// The most read of an old `report.json`: the built-in sample's is about 200 KiB, and it grows
+/// with machines, jobsets and systems, not with history; 256 MiB is a thousand times that.
+const REPORT_JSON_CAP: u64 = 256 << 20;
+
 /// Reads `dir/report.json`.
 pub fn read(dir: &Path) -> Result<Previous> {
     let path = dir.join("report.json");
     let bad = |why: String| Error::Invalid(format!("--compare {}: {why}", path.display()));
-    let bytes = std::fs::read(&path).map_err(|e| bad(format!("cannot read it ({e})")))?;
+    let bytes = match crate::readfile::read_capped(&path, "report", REPORT_JSON_CAP) {
+        Ok(b) => b,
+        Err(Error::Io { cause, .. }) => return Err(bad(format!("cannot read it ({cause})"))),
+        Err(e) => return Err(Error::Invalid(format!("--compare: {e}"))),
+    };
     let v: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a JSON document ({e})")))?;
     match v.get("format_version").and_then(serde_json::Value::as_u64) {

@@ -1188,8 +1188,9 @@ fn method(f: &Findings, c: Option<&Compression>) -> Method {
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
     pub png: bool,
-    /// Replace an existing, non-empty output directory (only once the new one is complete).
-    pub replace: bool,
+    /// What to do about an existing output directory: refuse it, replace it (only once the
+    /// new one is complete), or take the next free numbered name (the default directory).
+    pub existing: crate::output::Existing,
     /// Bytes of the codec measurement used, saved as `compression.json` beside the report so
     /// that a later run can reuse it with `--compression`.
     pub compression_json: Option<Vec<u8>>,
@@ -1203,9 +1204,10 @@ pub struct Written {
 }
 
 /// Writes the report into `dir` (report.md, report.html, report.json, the charts): all into a
-/// temporary sibling first, renamed into place at the end.
+/// temporary sibling first, renamed into place at the end. [`Written::dir`] says where it went
+/// (with [`crate::output::Existing::NextFree`], perhaps a numbered sibling of `dir`).
 pub fn write(report: &Report, dir: &Path, opts: &WriteOptions) -> Result<Written> {
-    let staged = crate::output::StagedDir::new(dir, opts.replace)?;
+    let staged = crate::output::StagedDir::new(dir, opts.existing)?;
     let mut files = Vec::new();
     let put = |name: &str, bytes: &[u8], files: &mut Vec<String>| -> Result<()> {
         let p = staged.path().join(name);

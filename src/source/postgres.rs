@@ -22,7 +22,7 @@ use tokio_postgres::Client;
 
 use super::pgcopy::CopyDecoder;
 use super::tls;
-use crate::conninfo::{ConnParams, SslMode};
+use crate::conninfo::{ConnParams, Secret, SslMode};
 use crate::dataset::{
     BUILDS, Dataset, DatasetMeta, EVALS, JOBSETS, Omit, Origin, Runner, STEP_OUTPUTS, STEPS,
     TableDef,
@@ -195,64 +195,56 @@ pub fn pg_reason(e: &tokio_postgres::Error) -> String {
     s
 }
 
+/// Whether a connection failed because the server asked for a password and none was given
+/// (tokio-postgres says so only in its message; its error kinds are private).
+fn password_missing(e: &tokio_postgres::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|c| c.to_string() == "password missing")
+}
+
 /// Opens a session. `read_only` is false only for `sample --into`, the one writer.
+///
+/// Without a password, the password file is read only if the server asks for one:
+/// tokio-postgres takes the password before connecting and cannot ask for it later, so the
+/// first attempt goes without, and only on the server's demand is the file read and the
+/// connection made again with what it holds. A server that trusts the client (a unix socket
+/// with peer authentication, the usual way to a local Hydra) never causes the file to be read,
+/// and one that asks costs one more connection attempt.
 pub async fn connect(
     params: &ConnParams,
     read_only: bool,
     statement_timeout: Duration,
 ) -> Result<Session> {
-    let mut cfg = tokio_postgres::Config::new();
-    cfg.host(&params.host)
-        .port(params.port)
-        .user(&params.user)
-        .dbname(&params.dbname)
-        .application_name("hydra-bottleneck");
-    if let Some(pw) = &params.password {
-        cfg.password(pw.expose());
-    }
-    if let Some(t) = params.connect_timeout {
-        cfg.connect_timeout(t);
-    }
-    let mut options = format!(
-        "-c statement_timeout={} -c lock_timeout={LOCK_TIMEOUT_MS}",
-        statement_timeout.as_millis()
-    );
-    if read_only {
-        // pg_catalog first and nothing another role can write to: unqualified names in our own
-        // statements can only mean the built-ins, whatever schemas the database owner made
-        // (a schema named after our role is on the default path, "$user", public). The Hydra
-        // schema is added to the path only for `query` (`Session::with_hydra_schema_on_path`).
-        // standard_conforming_strings is pinned so the server reads string literals as the
-        // statement check parsed them (`query::guard`).
-        options.push_str(
-            " -c default_transaction_read_only=on -c search_path=pg_catalog,pg_temp \
-             -c standard_conforming_strings=on",
-        );
-    }
-    cfg.options(&options);
     let target = params.redacted();
     let connect_err = |e: tokio_postgres::Error| Error::Connect {
         target: target.clone(),
         reason: pg_reason(&e),
     };
     let conn_error = Arc::new(Mutex::new(None));
-    let client = if params.is_unix_socket() || params.sslmode == SslMode::Disable {
-        cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
-        let (client, conn) = cfg
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(connect_err)?;
-        spawn_connection(conn, conn_error.clone());
-        client
+    let tls = if params.is_unix_socket() || params.sslmode == SslMode::Disable {
+        None
     } else {
-        cfg.ssl_mode(match params.sslmode {
-            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            _ => tokio_postgres::config::SslMode::Require,
-        });
-        let tls = tls::connector(params)?;
-        let (client, conn) = cfg.connect(tls).await.map_err(connect_err)?;
-        spawn_connection(conn, conn_error.clone());
-        client
+        Some(tls::connector(params)?)
+    };
+    let attempt = |password| {
+        open(
+            params,
+            password,
+            tls.clone(),
+            read_only,
+            statement_timeout,
+            &conn_error,
+        )
+    };
+    let client = match attempt(None).await {
+        Ok(client) => client,
+        Err(e) if params.password.is_none() && password_missing(&e) => {
+            let password = params.password_from_file().map_err(|why| Error::Connect {
+                target: target.clone(),
+                reason: format!("the server asks for a password and none was given: {why}"),
+            })?;
+            attempt(Some(&password)).await.map_err(connect_err)?
+        }
+        Err(e) => return Err(connect_err(e)),
     };
     let mut session = Session {
         client,
@@ -458,6 +450,64 @@ impl Session {
             .await
             .map_err(|e| self.error("setting the search path", e))?;
         Ok(())
+    }
+}
+
+/// One connection attempt; `password` overrides the one in `params` (from the password file),
+/// `tls` is the connector unless the connection goes without TLS.
+async fn open(
+    params: &ConnParams,
+    password: Option<&Secret>,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    read_only: bool,
+    statement_timeout: Duration,
+    conn_error: &Arc<Mutex<Option<String>>>,
+) -> Result<Client, tokio_postgres::Error> {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(&params.host)
+        .port(params.port)
+        .user(&params.user)
+        .dbname(&params.dbname)
+        .application_name("hydra-bottleneck");
+    if let Some(pw) = password.or(params.password.as_ref()) {
+        cfg.password(pw.expose());
+    }
+    if let Some(t) = params.connect_timeout {
+        cfg.connect_timeout(t);
+    }
+    let mut options = format!(
+        "-c statement_timeout={} -c lock_timeout={LOCK_TIMEOUT_MS}",
+        statement_timeout.as_millis()
+    );
+    if read_only {
+        // pg_catalog first and nothing another role can write to: unqualified names in our own
+        // statements can only mean the built-ins, whatever schemas the database owner made
+        // (a schema named after our role is on the default path, "$user", public). The Hydra
+        // schema is added to the path only for `query` (`Session::with_hydra_schema_on_path`).
+        // standard_conforming_strings is pinned so the server reads string literals as the
+        // statement check parsed them (`query::guard`).
+        options.push_str(
+            " -c default_transaction_read_only=on -c search_path=pg_catalog,pg_temp \
+             -c standard_conforming_strings=on",
+        );
+    }
+    cfg.options(&options);
+    match tls {
+        None => {
+            cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
+            spawn_connection(conn, conn_error.clone());
+            Ok(client)
+        }
+        Some(tls) => {
+            cfg.ssl_mode(match params.sslmode {
+                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                _ => tokio_postgres::config::SslMode::Require,
+            });
+            let (client, conn) = cfg.connect(tls).await?;
+            spawn_connection(conn, conn_error.clone());
+            Ok(client)
+        }
     }
 }
 

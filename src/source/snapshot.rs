@@ -10,6 +10,11 @@
 //! ```
 //! Files are zstd-compressed Parquet. The manifest lists every file with its row count and byte
 //! size; reading checks each against it, so a truncated, swapped or missing file is named.
+//!
+//! A snapshot holds no symbolic links, and reading refuses one, naming it: a link to `.` made
+//! the walk of a table's directory endless, and a link to `/` would walk (or read) the whole
+//! filesystem. Files are read only if regular and within a cap, so a device or FIFO named
+//! `manifest.json` cannot hang the read or fill memory.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -22,7 +27,7 @@ use crate::dataset::{
     CORE_TABLES, Dataset, DatasetMeta, Omit, Origin, TRUTH_TABLES, TableDef, Truth,
 };
 use crate::error::{Error, Result};
-use crate::output::{StagedDir, write_file_atomic};
+use crate::output::{Existing, StagedDir, write_file_atomic};
 use crate::window::Window;
 
 pub const FORMAT: &str = "hydra-bottleneck-snapshot";
@@ -31,6 +36,16 @@ pub const FORMAT_VERSION: u32 = 1;
 const MANIFEST: &str = "manifest.json";
 const MACHINES: &str = "machines";
 const SECONDS_PER_DAY: i64 = 86_400;
+
+/// The most read of `manifest.json`: about 150 bytes per file listed, one file per table per
+/// day, so ten years of history is some 4 MiB; 64 MiB is far past any snapshot written here.
+const MANIFEST_CAP: u64 = 64 << 20;
+
+/// How deep the walk of a table's directory goes. A snapshot written here has one level
+/// (`day=…/part-0.parquet`); Hive-style writers add a level per partition key, and a few keys
+/// are all anyone uses. Links are refused, but a bind mount that contains itself is no link:
+/// the bound is what ends the walk then.
+const MAX_TABLE_DEPTH: usize = 4;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -63,9 +78,16 @@ pub struct FileEntry {
 }
 
 /// Writes `ds` as a snapshot at `dest` (atomically: a partial snapshot is never left behind).
+/// An existing snapshot there is replaced only with `replace`; without it, whatever appears at
+/// `dest` while the snapshot is written is left as it is and the write fails.
 pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
     crate::interrupt::check()?;
-    let staged = StagedDir::new(dest, replace)?;
+    let existing = if replace {
+        Existing::Replace
+    } else {
+        Existing::Refuse
+    };
+    let staged = StagedDir::new(dest, existing)?;
     let mut tables = BTreeMap::new();
     for (def, df) in ds.tables() {
         // On Ctrl-C (here, or between day files) `staged` is dropped and removes itself.
@@ -173,17 +195,45 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     if !dir.is_dir() {
         return Err(Error::snapshot(dir, "no such directory"));
     }
-    let text = std::fs::read(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::snapshot(
-                &path,
-                "missing: this directory is not a hydra-bottleneck snapshot",
-            )
-        } else {
-            Error::io(&path, e)
-        }
-    })?;
+    let text =
+        read_inside(dir, MANIFEST, "snapshot manifest", MANIFEST_CAP).map_err(|e| match e {
+            Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
+                Error::snapshot(
+                    &path,
+                    "missing: this directory is not a hydra-bottleneck snapshot",
+                )
+            }
+            other => other,
+        })?;
     parse_manifest(&text, &path)
+}
+
+/// `dir/rel`, refused if it or a directory on the way is a symbolic link (`rel` is
+/// `/`-separated and checked to stay inside). A missing part is no error here: whoever opens
+/// the path says so.
+fn no_links(dir: &Path, rel: &str) -> Result<PathBuf> {
+    let mut p = dir.to_path_buf();
+    for part in rel.split('/') {
+        p.push(part);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => return Err(link_refused(&p)),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(dir.join(rel))
+}
+
+fn link_refused(p: &Path) -> Error {
+    Error::snapshot(
+        p,
+        "is a symbolic link; a snapshot holds none (copy the file in its place)",
+    )
+}
+
+/// Reads the file `rel` of the snapshot at `dir`: no link, a regular file, at most `cap` bytes.
+fn read_inside(dir: &Path, rel: &str, what: &str, cap: u64) -> Result<Vec<u8>> {
+    crate::readfile::read_capped(&no_links(dir, rel)?, what, cap)
 }
 
 /// Parses and checks the bytes of a manifest; `path` names it in errors. Whatever the bytes,
@@ -259,8 +309,14 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
     }
     let machines = match &manifest.machines {
         Some(name) => {
+            let bytes = read_inside(
+                dir,
+                name,
+                "machines file",
+                crate::machines::MACHINES_FILE_CAP,
+            )?;
             let p = dir.join(name);
-            Some(std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?)
+            Some(String::from_utf8(bytes).map_err(|_| Error::snapshot(&p, "not UTF-8 text"))?)
         }
         None => None,
     };
@@ -306,12 +362,17 @@ fn read_table(
     omit: Omit,
 ) -> Result<DataFrame> {
     let kept: Vec<String> = def.kept(omit).into_iter().map(String::from).collect();
-    // The paths were checked to stay inside the snapshot when the manifest was parsed.
-    let listed: Vec<PathBuf> = entry.files.iter().map(|f| dir.join(&f.path)).collect();
+    // The paths were checked to stay inside the snapshot when the manifest was parsed; here,
+    // that no link on the way leads out of it.
+    let listed: Vec<PathBuf> = entry
+        .files
+        .iter()
+        .map(|f| no_links(dir, &f.path))
+        .collect::<Result<_>>()?;
     // Every Parquet file under the table's directory must be listed: a stray file means the
     // directory and the manifest disagree about what the table holds.
     let mut found = Vec::new();
-    collect_parquet(&dir.join(def.name), &mut found)?;
+    collect_parquet(&no_links(dir, def.name)?, 0, &mut found)?;
     if let Some(stray) = found.iter().find(|p| !listed.contains(p)) {
         return Err(Error::snapshot(stray, "is not listed in manifest.json"));
     }
@@ -319,13 +380,16 @@ fn read_table(
     for (f, path) in entry.files.iter().zip(&listed) {
         let meta = std::fs::metadata(path)
             .map_err(|_| Error::snapshot(path, "listed in manifest.json but missing"))?;
+        if !meta.is_file() {
+            return Err(Error::snapshot(path, "is not a regular file"));
+        }
         if meta.len() != f.bytes {
             return Err(Error::snapshot(
                 path,
                 format!("is {} bytes, manifest.json says {}", meta.len(), f.bytes),
             ));
         }
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let (file, _) = crate::readfile::open_regular(path, "snapshot file")?;
         let corrupt = |e: PolarsError| Error::snapshot(path, format!("corrupt Parquet: {e}"));
         let df = contain(path, || {
             let mut reader = ParquetReader::new(file);
@@ -484,15 +548,30 @@ fn contain<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
-fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// The Parquet files under `dir`, `depth` levels below a table's directory; a symbolic link
+/// is refused, not followed, and the walk stops at [`MAX_TABLE_DEPTH`].
+fn collect_parquet(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(());
     };
     for e in entries {
         let e = e.map_err(|err| Error::io(dir, err))?;
         let p = e.path();
-        if p.is_dir() {
-            collect_parquet(&p, out)?;
+        // The entry's own type: a link is not followed to what it names.
+        let kind = e.file_type().map_err(|err| Error::io(&p, err))?;
+        if kind.is_symlink() {
+            return Err(link_refused(&p));
+        } else if kind.is_dir() {
+            if depth + 1 > MAX_TABLE_DEPTH {
+                return Err(Error::snapshot(
+                    &p,
+                    format!(
+                        "is nested more than {MAX_TABLE_DEPTH} directories deep in its table; \
+                         not a snapshot's layout"
+                    ),
+                ));
+            }
+            collect_parquet(&p, depth + 1, out)?;
         } else if p.extension().is_some_and(|x| x == "parquet") {
             out.push(p);
         }

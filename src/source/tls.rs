@@ -55,11 +55,15 @@ pub fn connector(params: &ConnParams) -> Result<MakeRustlsConnect> {
     Ok(MakeRustlsConnect::new(config))
 }
 
+/// The most read of an `sslrootcert` file: the whole Mozilla CA bundle is about 200 KiB of
+/// PEM, so 16 MiB holds any bundle of certificates anyone uses.
+const ROOT_CERTS_CAP: u64 = 16 << 20;
+
 fn roots(file: Option<PathBuf>) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     match file {
         Some(path) if path.as_os_str() != "system" => {
-            let data = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let data = crate::readfile::read_capped(&path, "sslrootcert", ROOT_CERTS_CAP)?;
             let mut reader = std::io::BufReader::new(&data[..]);
             for cert in rustls_pemfile::certs(&mut reader) {
                 let cert = cert.map_err(|e| Error::io(&path, e))?;

@@ -84,7 +84,8 @@ pub fn read_source(source: &Source, timeout: Duration) -> Result<String> {
         Source::Url(u) => fetch::get(u, timeout),
         Source::Stdin => bounded(&mut std::io::stdin().lock(), "stdin"),
         Source::File(p) => {
-            let mut f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+            // A regular file only: a FIFO or a device would block or never end.
+            let (mut f, _) = crate::readfile::open_regular(p, "status document")?;
             bounded(&mut f, &p.display().to_string())
         }
     }

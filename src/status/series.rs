@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::figures::{Row, merge_machines, row, type_slots};
 use super::model::{self, Status};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::machines::Machine;
 
 /// One line of a series file, as `--watch` writes it.
@@ -42,9 +42,15 @@ pub struct Series {
     pub first_bad_line: Option<usize>,
 }
 
+/// The most read of a series file, which is held in memory whole and parsed: a week of samples
+/// at the default 30 s interval is 20 160 lines, and at some 50 KB per status document (a
+/// runner with a hundred machines) that is about 1 GB. A longer series is split (`split -l`)
+/// and summarised in parts.
+const SERIES_CAP: u64 = 1 << 30;
+
 /// Reads a series file; a line that is not a sample is counted, not fatal.
 pub fn read(path: &Path) -> Result<Series> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::readfile::read_capped_string(path, "status series", SERIES_CAP)?;
     Ok(parse(&text, &path.display().to_string()))
 }
 

@@ -56,3 +56,39 @@ pub fn loaded(scale: &str, schema: &str) -> (TestPg, String, String) {
     let name = db.rsplit('=').next().unwrap().to_string();
     (pg, db, name)
 }
+
+/// Bound on waiting for a run that must end by itself: far above what any run here takes on a
+/// loaded two-core machine, so only a hang (a read blocked on a FIFO) reaches it.
+pub const HANG: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `cmd` to its end, or kills it and fails the test if it is still running after
+/// [`HANG`]: a hang shows as a failure, not as a test that never ends.
+pub fn run_bounded(cmd: &mut Command) -> Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the binary");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("waiting for the binary").is_none() {
+        if started.elapsed() > HANG {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("collecting the output")
+}
+
+/// Makes a FIFO at `path`: opening or reading it blocks until a writer comes, which none does.
+pub fn mkfifo(path: &std::path::Path) {
+    let ok = Command::new("mkfifo").arg(path).status().unwrap().success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+/// A sparse file of `len` bytes at `path`: as large as asked, without the disk.
+pub fn sparse(path: &std::path::Path, len: u64) {
+    std::fs::File::create(path).unwrap().set_len(len).unwrap();
+}
