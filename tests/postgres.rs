@@ -275,3 +275,50 @@ fn tls_follows_libpq_sslmode() {
     let err = ssl_in_use("localhost", "sslmode=require sslrootcert=/nonexistent.crt").unwrap_err();
     assert!(err.contains("/nonexistent.crt"), "{err}");
 }
+
+/// `report --db` with `extra` arguments: its report.json.
+fn db_report(db: &str, name: &str, extra: &[&str]) -> serde_json::Value {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join(name);
+    let mut args = vec![
+        "report",
+        "--db",
+        db,
+        "--no-compression",
+        "--no-simulation",
+        "--no-png",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert!(o.status.success(), "report {extra:?}: {}", stderr(&o));
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_window_beyond_the_database_history_measures_only_what_it_holds() {
+    let pg = TestPg::start();
+    let db = load_sample(&pg, "0.05", "87");
+    let whole = db_report(&db, "whole", &[]);
+    assert!(whole["window"].get("note").is_none(), "{}", whole["window"]);
+    // The history starts on 2025-06-02: five months before it are not five months of idle slots.
+    for extra in [
+        &["--since", "2025-01-01"][..],
+        &["--since", "2025-01-01", "--until", "2029-01-01"][..],
+    ] {
+        let wide = db_report(&db, "wide", extra);
+        for key in ["capacity", "waterfall", "recommendations"] {
+            assert_eq!(wide[key], whole[key], "{key} differs with {extra:?}");
+        }
+        for key in ["since", "until", "days", "month_factor"] {
+            assert_eq!(wide["window"][key], whole["window"][key], "window.{key}");
+        }
+        let note = wide["window"]["note"].as_str().expect("a note");
+        assert!(note.contains("2025-01-01"), "{note}");
+    }
+    // A window after the last step holds nothing to measure.
+    let o = run(&["report", "--db", &db, "--since", "2099-01-01", "--quiet"]);
+    assert_one_line_error(&o, "no build step");
+}
