@@ -21,6 +21,7 @@ pub mod nar;
 pub mod output;
 pub mod progress;
 pub mod query;
+pub mod redact;
 pub mod report;
 pub mod source;
 pub mod status;
