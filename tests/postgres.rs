@@ -58,9 +58,12 @@ fn sample_into_postgres_then_snapshot_gives_back_the_generators_frames() {
     assert_frames_equal(&from_snapshot, &generated);
     assert_eq!(from_snapshot.meta.runner, Runner::Cpp);
 
-    // A second load into the same database is refused: it already holds Hydra data.
+    // A second load into the same database is refused: it already holds Hydra's tables.
     let again = run(&["sample", "--into", &db, "--scale", "0.01"]);
-    assert_one_line_error(&again, "already holds Hydra data");
+    assert_one_line_error(
+        &again,
+        "schema public already holds buildmetrics, buildoutputs",
+    );
 }
 
 #[test]
@@ -321,4 +324,49 @@ fn a_window_beyond_the_database_history_measures_only_what_it_holds() {
     // A window after the last step holds nothing to measure.
     let o = run(&["report", "--db", &db, "--since", "2099-01-01", "--quiet"]);
     assert_one_line_error(&o, "no build step");
+}
+
+#[test]
+fn sample_into_refuses_a_database_holding_anything_of_its_own() {
+    let pg = TestPg::start();
+    for (what, sql, named) in [
+        ("a table", "CREATE TABLE invoices (x int)", "invoices"),
+        ("a view", "CREATE VIEW totals AS SELECT 1 AS x", "totals"),
+        ("a sequence", "CREATE SEQUENCE order_no", "order_no"),
+        (
+            "a table in the schema of the search path",
+            "CREATE SCHEMA shop; ALTER DATABASE current SET search_path = shop; \
+             CREATE TABLE shop.orders (x int)",
+            "schema shop already holds orders",
+        ),
+        (
+            "many tables",
+            "CREATE TABLE a1 (x int); CREATE TABLE a2 (x int); CREATE TABLE a3 (x int); \
+             CREATE TABLE a4 (x int); CREATE TABLE a5 (x int)",
+            "a1, a2, a3 and 2 more",
+        ),
+    ] {
+        let db = pg.database();
+        let name = db.rsplit('=').next().unwrap().to_string();
+        pg.psql(&name, &sql.replace("current", &name));
+        let o = run(&["sample", "--into", &db, "--scale", "0.01"]);
+        assert_one_line_error(&o, named);
+        assert!(
+            stderr(&o).contains("is not empty"),
+            "{what}: {}",
+            stderr(&o)
+        );
+        // Nothing was created or loaded.
+        let hydra = pg.psql(
+            &name,
+            "SELECT count(*) FROM pg_class WHERE relname = 'builds'",
+        );
+        assert_eq!(hydra, "0", "{what}");
+    }
+    // An extension's own objects (pg_buffercache's view, in public) are not the database's.
+    let db = pg.database();
+    let name = db.rsplit('=').next().unwrap().to_string();
+    pg.psql(&name, "CREATE EXTENSION pg_buffercache");
+    let o = run(&["sample", "--into", &db, "--scale", "0.01", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
