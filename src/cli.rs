@@ -399,7 +399,8 @@ struct SampleArgs {
         conflicts_with = "into"
     )]
     out: Option<PathBuf>,
-    /// Load the sample into this empty database (the only command that writes).
+    /// Load the sample into this empty database (the only command that writes): one whose
+    /// schema of the search path (public, as a rule) holds no table, view or sequence yet.
     #[arg(long, value_name = "CONNINFO")]
     into: Option<String>,
     /// The workload to generate.

@@ -115,9 +115,10 @@ const KEYS: &[&str] = &[
 /// offending part but never repeat a password.
 pub fn parse(input: &str) -> Result<BTreeMap<String, String>> {
     let s = input.trim();
-    let map = if let Some(rest) = s
-        .strip_prefix("postgresql://")
-        .or_else(|| s.strip_prefix("postgres://"))
+    // Schemes are case-insensitive (RFC 3986), so `POSTGRESQL://` is a URL too, never a key=value
+    // string whose error would quote it.
+    let map = if let Some(rest) = crate::redact::strip_scheme(s, "postgresql")
+        .or_else(|| crate::redact::strip_scheme(s, "postgres"))
     {
         if password_runs_past_authority(rest) {
             return Err(Error::Conninfo(

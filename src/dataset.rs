@@ -520,8 +520,12 @@ pub struct DatasetMeta {
     pub runner: Runner,
     /// How `runner` was decided: given by the user, or the evidence it was detected from.
     pub runner_basis: String,
-    /// The window the rows were selected with (absolute unix seconds).
+    /// The window the rows were selected with (absolute unix seconds): the span the data covers,
+    /// which is narrower than the window asked for when that reached beyond the data.
     pub window: Window,
+    /// Set when the window asked for reached beyond the data: what was asked, what is measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_note: Option<String>,
 }
 
 /// Everything one analysis run reads.
@@ -546,6 +550,27 @@ pub struct Truth {
 }
 
 impl Dataset {
+    /// The span the rows cover: the earliest step start or build queued time at or after
+    /// `since`, and the latest step stop or start. A build owning a step in the window may have
+    /// been queued long before it, so queued times before `since` do not count.
+    pub fn extent(&self, since: Option<i64>) -> PolarsResult<(Option<i64>, Option<i64>)> {
+        let times = |df: &DataFrame, name: &str| -> PolarsResult<Int64Chunked> {
+            Ok(df.column(name)?.as_materialized_series().i64()?.clone())
+        };
+        let (start, stop) = (
+            times(&self.steps, "start_time")?,
+            times(&self.steps, "stop_time")?,
+        );
+        let queued = times(&self.builds, "timestamp")?;
+        let queued = match since {
+            Some(s) => queued.filter(&queued.gt_eq(s))?.min(),
+            None => queued.min(),
+        };
+        let first = [start.min(), queued].into_iter().flatten().min();
+        let last = [stop.max(), start.max()].into_iter().flatten().max();
+        Ok((first, last))
+    }
+
     /// The core tables with their definitions, in snapshot order.
     pub fn core_tables(&self) -> [(&'static TableDef, &DataFrame); 5] {
         [

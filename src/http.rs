@@ -1,6 +1,6 @@
 //! The HTTP client the commands share — the queue-runner status poller and the binary-cache
 //! reader: ureq over rustls, a User-Agent naming this tool and its version, error statuses read
-//! and reported by us, every failure said in one line, and credentials in a URL never shown.
+//! and reported by us, every failure said in one line, and credentials in a URL never shown ([`crate::redact`]).
 
 use std::time::Duration;
 
@@ -64,68 +64,9 @@ pub fn humantime(d: Duration) -> String {
     }
 }
 
-/// The credentials of `scheme://user:password@host/…`, if the URL has any.
-fn userinfo(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    authority.rsplit_once('@').map(|(info, _)| info)
-}
-
-/// `url` as people may see it: `https://user:secret@host/x` becomes `https://***@host/x`.
-/// The user name goes too, since tokens are often passed as one.
-pub fn redact(url: &str) -> String {
-    match userinfo(url) {
-        Some(info) => url.replacen(&format!("{info}@"), "***@", 1),
-        None => url.to_string(),
-    }
-}
-
-/// `text` with the credentials of `url` (should the text quote them, as some errors quote
-/// the URL they failed on) replaced by `***`.
-pub fn scrub(text: &str, url: &str) -> String {
-    match userinfo(url) {
-        Some(info) if !info.is_empty() => {
-            let mut t = text.replace(info, "***");
-            // The password alone, should a message show it apart from the user name.
-            if let Some((_, pass)) = info.split_once(':')
-                && !pass.is_empty()
-            {
-                t = t.replace(pass, "***");
-            }
-            t
-        }
-        _ => text.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_are_redacted() {
-        assert_eq!(
-            redact("https://alice:hunter2@cache.example/nar/x.nar.xz"),
-            "https://***@cache.example/nar/x.nar.xz"
-        );
-        assert_eq!(
-            redact("http://token@127.0.0.1:8080"),
-            "http://***@127.0.0.1:8080"
-        );
-        // An @ in the path is not a credential.
-        assert_eq!(
-            redact("https://cache.example/a@b"),
-            "https://cache.example/a@b"
-        );
-        assert_eq!(
-            scrub(
-                "invalid uri https://alice:hunter2@x and hunter2",
-                "https://alice:hunter2@x"
-            ),
-            "invalid uri https://***@x and ***"
-        );
-        assert_eq!(scrub("nothing", "https://x"), "nothing");
-    }
 
     #[test]
     fn durations_read_naturally() {

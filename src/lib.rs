@@ -22,6 +22,7 @@ pub mod output;
 pub mod progress;
 pub mod query;
 pub mod readfile;
+pub mod redact;
 pub mod report;
 pub mod source;
 pub mod status;

@@ -51,8 +51,28 @@ impl std::str::FromStr for TimeSpec {
     }
 }
 
-/// Parses one bound; the error says what forms are accepted.
+/// The latest time a bound may name, unix seconds (2100-01-01): Hydra keeps its times in 32-bit
+/// columns, which end in 2038, so a bound much past that is a typo, not a window of data.
+pub const LATEST_TIME: i64 = 4_102_444_800;
+
+/// Parses one bound; the error says what forms are accepted. A time before 1970 or after
+/// [`LATEST_TIME`], or a duration reaching back before 1970 from now, is refused here, so that
+/// no window arithmetic later overflows or measures centuries no data covers.
 pub fn parse_time(input: &str) -> Result<TimeSpec, String> {
+    let spec = parse_any_time(input)?;
+    match spec {
+        TimeSpec::At(t) if !(0..=LATEST_TIME).contains(&t) => Err(format!(
+            "`{input}` lies outside the times any Hydra history can have (1970-01-01 to {})",
+            fmt_time(LATEST_TIME)
+        )),
+        TimeSpec::Ago(d) if d > chrono::Utc::now().timestamp() => Err(format!(
+            "`{input}` reaches back before 1970: no Hydra history is that old"
+        )),
+        _ => Ok(spec),
+    }
+}
+
+fn parse_any_time(input: &str) -> Result<TimeSpec, String> {
     let s = input.trim();
     let bad = || {
         format!(
@@ -131,6 +151,14 @@ impl WindowSpec {
             since: self.since.map(|s| s.resolve(anchor)),
             until: self.until.map(|u| u.resolve(anchor)),
         };
+        // A duration that [`parse_time`] let through can still reach before 1970 from an
+        // anchor in the past (the end of an old snapshot).
+        if w.since.into_iter().chain(w.until).any(|t| t < 0) {
+            return Err(format!(
+                "the window reaches back before 1970 from {}: no Hydra history is that old",
+                fmt_time(anchor)
+            ));
+        }
         if let (Some(s), Some(u)) = (w.since, w.until)
             && s >= u
         {
@@ -305,6 +333,11 @@ mod tests {
             "3d4",
             "2026-13-01",
             "99999999999999999999d",
+            "106751991167300d",
+            "@-5",
+            "1900-01-01",
+            "9999-01-01",
+            "99999999999",
         ] {
             if s == "30" {
                 continue; // a bare number is a timestamp

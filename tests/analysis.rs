@@ -82,6 +82,7 @@ fn dataset(steps: &[S], builds: &[B], window: Window) -> Dataset {
             schema_version: None,
             runner: Runner::Cpp,
             runner_basis: "test".into(),
+            window_note: None,
             window,
         },
         steps: t.finish(),

@@ -58,9 +58,12 @@ fn sample_into_postgres_then_snapshot_gives_back_the_generators_frames() {
     assert_frames_equal(&from_snapshot, &generated);
     assert_eq!(from_snapshot.meta.runner, Runner::Cpp);
 
-    // A second load into the same database is refused: it already holds Hydra data.
+    // A second load into the same database is refused: it already holds Hydra's tables.
     let again = run(&["sample", "--into", &pg.conninfo(&dbname(&db)), "--scale", "0.01"]);
-    assert_one_line_error(&again, "already holds Hydra data");
+    assert_one_line_error(
+        &again,
+        "schema public already holds buildmetrics, buildoutputs",
+    );
 }
 
 #[test]
@@ -338,4 +341,96 @@ fn window_queries_use_upstreams_indexes() {
         assert!(from_db.steps.height() > 100, "{what}");
         assert!((from_db.steps.height() as i64) < steps / 50, "{what}");
     }
+}
+
+/// `report --db` with `extra` arguments: its report.json.
+fn db_report(db: &str, name: &str, extra: &[&str]) -> serde_json::Value {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join(name);
+    let mut args = vec![
+        "report",
+        "--db",
+        db,
+        "--no-compression",
+        "--no-simulation",
+        "--no-png",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    assert!(o.status.success(), "report {extra:?}: {}", stderr(&o));
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_window_beyond_the_database_history_measures_only_what_it_holds() {
+    let pg = TestPg::start();
+    let db = load_sample(&pg, "0.05", "87");
+    let whole = db_report(&db, "whole", &[]);
+    assert!(whole["window"].get("note").is_none(), "{}", whole["window"]);
+    // The history starts on 2025-06-02: five months before it are not five months of idle slots.
+    for extra in [
+        &["--since", "2025-01-01"][..],
+        &["--since", "2025-01-01", "--until", "2029-01-01"][..],
+    ] {
+        let wide = db_report(&db, "wide", extra);
+        for key in ["capacity", "waterfall", "recommendations"] {
+            assert_eq!(wide[key], whole[key], "{key} differs with {extra:?}");
+        }
+        for key in ["since", "until", "days", "month_factor"] {
+            assert_eq!(wide["window"][key], whole["window"][key], "window.{key}");
+        }
+        let note = wide["window"]["note"].as_str().expect("a note");
+        assert!(note.contains("2025-01-01"), "{note}");
+    }
+    // A window after the last step holds nothing to measure.
+    let o = run(&["report", "--db", &db, "--since", "2099-01-01", "--quiet"]);
+    assert_one_line_error(&o, "no build step");
+}
+
+#[test]
+fn sample_into_refuses_a_database_holding_anything_of_its_own() {
+    let pg = TestPg::start();
+    for (what, sql, named) in [
+        ("a table", "CREATE TABLE invoices (x int)", "invoices"),
+        ("a view", "CREATE VIEW totals AS SELECT 1 AS x", "totals"),
+        ("a sequence", "CREATE SEQUENCE order_no", "order_no"),
+        (
+            "a table in the schema of the search path",
+            "CREATE SCHEMA shop; ALTER DATABASE current SET search_path = shop; \
+             CREATE TABLE shop.orders (x int)",
+            "schema shop already holds orders",
+        ),
+        (
+            "many tables",
+            "CREATE TABLE a1 (x int); CREATE TABLE a2 (x int); CREATE TABLE a3 (x int); \
+             CREATE TABLE a4 (x int); CREATE TABLE a5 (x int)",
+            "a1, a2, a3 and 2 more",
+        ),
+    ] {
+        let db = pg.database();
+        let name = db.rsplit('=').next().unwrap().to_string();
+        pg.psql(&name, &sql.replace("current", &name));
+        let o = run(&["sample", "--into", &db, "--scale", "0.01"]);
+        assert_one_line_error(&o, named);
+        assert!(
+            stderr(&o).contains("is not empty"),
+            "{what}: {}",
+            stderr(&o)
+        );
+        // Nothing was created or loaded.
+        let hydra = pg.psql(
+            &name,
+            "SELECT count(*) FROM pg_class WHERE relname = 'builds'",
+        );
+        assert_eq!(hydra, "0", "{what}");
+    }
+    // An extension's own objects (pg_buffercache's view, in public) are not the database's.
+    let db = pg.database();
+    let name = db.rsplit('=').next().unwrap().to_string();
+    pg.psql(&name, "CREATE EXTENSION pg_buffercache");
+    let o = run(&["sample", "--into", &db, "--scale", "0.01", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -545,3 +545,62 @@ fn an_existing_out_directory_needs_force() {
     common::assert_one_line_error(&o, "--force");
     assert!(tmp.path().join("keep").exists());
 }
+
+/// A quick report of the sample (no simulation) with `extra` arguments, as JSON, and its stdout.
+fn quick_report(name: &str, extra: &[&str]) -> (serde_json::Value, String, PathBuf) {
+    let out = scratch(name);
+    let mut args = sample_args(&out);
+    args.push("--no-simulation".into());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let stdout = run_ok(&args);
+    let json = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    (json, stdout, out)
+}
+
+#[test]
+fn a_window_beyond_the_data_is_narrowed_to_it_and_says_so() {
+    let (whole, whole_stdout, _) = quick_report("window-whole", &[]);
+    let (wide, stdout, dir) = quick_report("window-wide", &["--since", "2025-01-01"]);
+    // The same capacity as the whole sample: the months before it hold no data, not idle slots.
+    for key in ["capacity", "waterfall", "recommendations", "headlines"] {
+        assert_eq!(wide[key], whole[key], "{key} differs");
+    }
+    for key in ["since", "until", "days", "month_factor"] {
+        assert_eq!(wide["window"][key], whole["window"][key], "window.{key}");
+    }
+    assert!(whole["window"].get("note").is_none(), "{}", whole["window"]);
+    assert!(!whole_stdout.contains("note:"), "{whole_stdout}");
+    let note = wide["window"]["note"]
+        .as_str()
+        .expect("a note in report.json");
+    assert!(
+        note.contains("2025-01-01") && note.contains("2025-06-02"),
+        "{note}"
+    );
+    // On the first lines of every form.
+    let head = |text: &str| text.lines().take(4).collect::<Vec<_>>().join("\n");
+    assert!(head(&stdout).contains(note), "{stdout}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(head(&md).contains(note), "{md}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let body = &html[html.find("<body").unwrap()..];
+    let first_p = &body[..body.find("</p>").unwrap()];
+    assert!(first_p.contains("Window narrowed"), "{first_p}");
+}
+
+#[test]
+fn an_absurd_bound_is_one_clear_line() {
+    for (bound, needle) in [
+        ("106751991167300d", "before 1970"),
+        ("1900-01-01", "outside the times"),
+        ("@-1", "outside the times"),
+        ("3000-01-01", "outside the times"),
+    ] {
+        let o = common::run(&["report", "--since", bound, "--quiet"]);
+        let err = common::stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{bound}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.contains(bound) && first.contains(needle), "{err}");
+    }
+}

@@ -413,6 +413,123 @@ fn status_watch_never_records_the_credentials_of_its_url() {
     assert_hidden(&o, "hunter2-pw", "status URL");
 }
 
+#[test]
+fn no_form_of_url_shows_its_credentials() {
+    // Every request is refused: each form below ends in an error that names its URL.
+    let base = serve(|_, _path, stream| {
+        let _ = stream
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    });
+    let host = base.trim_start_matches("http://").to_string();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = dir.path().join("paths");
+    std::fs::write(&paths, "/nix/store/00000000000000000000000000000000-x\n").unwrap();
+    let paths = paths.to_str().unwrap().to_string();
+    // (what, secrets, arguments, the error it must give)
+    let cases: Vec<(&str, Vec<&str>, Vec<String>, &str)> = vec![
+        (
+            "an upper-case scheme",
+            vec!["alice", "pw-upper"],
+            vec!["status".into(), format!("HTTP://alice:pw-upper@{host}/x")],
+            "404",
+        ),
+        (
+            "a token in the query",
+            vec!["tok-query", "sig-query"],
+            vec![
+                "status".into(),
+                format!("{base}/x?token=tok-query&a=1&X-Amz-Signature=sig-query"),
+            ],
+            "404",
+        ),
+        (
+            "an upper-case binary cache",
+            vec!["carol", "pw-cache", "tok-cache"],
+            vec![
+                "compress".into(),
+                "--input".into(),
+                format!("HTTP://carol:pw-cache@{host}/?api_key=tok-cache"),
+                "--paths".into(),
+                paths.clone(),
+            ],
+            "404",
+        ),
+        (
+            "a file:// URL",
+            vec!["dave", "pw-file"],
+            vec![
+                "compress".into(),
+                "--input".into(),
+                "file://dave:pw-file@localhost/tmp/x".into(),
+            ],
+            "no user or password",
+        ),
+        (
+            "an upper-case file:// URL",
+            vec!["dave", "pw-file"],
+            vec![
+                "compress".into(),
+                "--input".into(),
+                "FILE://dave:pw-file@localhost/tmp/x".into(),
+            ],
+            "no user or password",
+        ),
+        (
+            "an upper-case libpq URL",
+            vec!["pw-libpq"],
+            vec![
+                "query".into(),
+                "sql".into(),
+                "SELECT 1".into(),
+                "--db".into(),
+                format!(
+                    "POSTGRESQL://erin:pw-libpq@127.0.0.1:{closed}/hydra?sslmode=disable&connect_timeout=2"
+                ),
+            ],
+            "cannot connect",
+        ),
+    ];
+    for (what, secrets, args, expect) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run(&args);
+        assert_one_line_error(&o, expect);
+        for secret in secrets {
+            assert_hidden(&o, secret, what);
+        }
+    }
+    // The series of a watch records its source without them.
+    let out = dir.path().join("s.jsonl");
+    let url = format!("HtTp://frank:pw-watch@{host}/x?access_token=tok-watch&sig=sig-watch&n=1");
+    let o = run(&[
+        "status",
+        "--watch",
+        &url,
+        "--out",
+        out.to_str().unwrap(),
+        "--interval",
+        "50ms",
+        "--samples",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    for secret in ["frank", "pw-watch", "tok-watch", "sig-watch"] {
+        assert!(!text.contains(secret), "{secret} recorded: {text}");
+        assert_hidden(&o, secret, "status --watch");
+    }
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first["source"],
+        format!("HtTp://***@{host}/x?access_token=***&sig=***&n=1").as_str()
+    );
+}
+
 // ---- the database is only read ----------------------------------------------------------------
 
 #[test]

@@ -289,20 +289,22 @@ impl Distribution {
 }
 
 /// The analysis window in seconds: the dataset's recorded window, or where it is open, the
-/// extent of the step and build times.
-pub fn span(ds: &Dataset, steps: &Steps) -> Option<(i64, i64)> {
-    let lo = ds
-        .meta
-        .window
-        .since
-        .or_else(|| (0..steps.len()).filter_map(|i| steps.start(i)).min())?;
-    let hi = ds.meta.window.until.or_else(|| {
-        (0..steps.len())
-            .flat_map(|i| [steps.stop(i), steps.start(i)])
-            .flatten()
-            .max()
-    })?;
-    (hi > lo).then_some((lo, hi))
+/// extent of the step and build times ([`Dataset::extent`], the rule a window asked for is
+/// narrowed by, so that an open bound and one beyond the data measure the same span).
+pub fn span(ds: &Dataset) -> Result<Option<(i64, i64)>> {
+    let w = ds.meta.window;
+    let (first, last) = match (w.since, w.until) {
+        (Some(s), Some(u)) => (Some(s), Some(u)),
+        _ => ds
+            .extent(None)
+            .map_err(|e| Error::frame("the data's extent", e))?,
+    };
+    // The step that stopped last is inside `[lo, hi)`, as where a window asked for is narrowed.
+    let last = last.map(|t| t.saturating_add(1));
+    let (Some(lo), Some(hi)) = (w.since.or(first), w.until.or(last)) else {
+        return Ok(None);
+    };
+    Ok((hi > lo).then_some((lo, hi)))
 }
 
 #[cfg(test)]
@@ -423,6 +425,9 @@ pub struct Findings {
     pub runner_basis: String,
     pub since: i64,
     pub until: i64,
+    /// Set when the window asked for reached beyond the data (see [`crate::dataset::DatasetMeta`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_note: Option<String>,
     pub quality: quality::Quality,
     pub ledger: ledger::Ledger,
     pub overhead: Overhead,
@@ -440,7 +445,7 @@ pub const DEPS_ESTIMATOR: &str = "D is a dependency of S when both belong to the
 pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
     let steps = Steps::from_frame(&ds.steps)?;
     let (quality, usable) = quality::check(ds, &steps)?;
-    let (lo, hi) = span(ds, &steps).unwrap_or((0, 0));
+    let (lo, hi) = span(ds)?.unwrap_or((0, 0));
     let utilization = utilization::utilization(&steps, &usable, lo, hi);
     let gap_s = opts.gap_s.unwrap_or(deps::DEFAULT_GAP_S);
     let edges = deps::estimate(&steps, &usable, gap_s);
@@ -468,6 +473,7 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
         runner_basis: ds.meta.runner_basis.clone(),
         since: lo,
         until: hi,
+        window_note: ds.meta.window_note.clone(),
         quality,
         ledger,
         overhead: {

@@ -30,9 +30,10 @@ use sha2::{Digest, Sha256};
 
 use super::input::{NarInfo, parse_narinfo};
 use crate::error::{Error, Result};
-use crate::http::{describe, humantime, redact, scrub, status_line};
+use crate::http::{describe, humantime, status_line};
 use crate::nar::{NarHash, parse_nix_base32};
 use crate::progress::Progress;
+use crate::redact::{redact, scrub};
 
 /// Where notes for stderr go (progress lines, retries, skipped paths).
 pub type Note<'a> = &'a (dyn Fn(&str) + Sync);
@@ -697,7 +698,7 @@ impl HttpCache {
 
     /// The absolute URL of a narinfo's `URL:` field (relative to the cache, unless absolute).
     pub fn nar_url(&self, rel: &str) -> String {
-        if rel.starts_with("http://") || rel.starts_with("https://") {
+        if crate::redact::is_http(rel) {
             rel.to_string()
         } else {
             format!("{}/{}", self.url, rel.trim_start_matches('/'))

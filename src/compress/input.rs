@@ -128,9 +128,39 @@ pub fn spread<T: Clone + PartialEq>(sorted: Vec<T>, n: usize) -> Vec<T> {
     picks
 }
 
-/// Is `input` an http(s):// URL?
+/// Is `input` an http(s):// URL (the scheme in any case)?
 pub fn is_http(input: &str) -> bool {
-    input.starts_with("http://") || input.starts_with("https://")
+    crate::redact::is_http(input)
+}
+
+/// The local path `input` names: a plain path, or a `file://` URL (the scheme in any case;
+/// `file:///dir?compression=xz`, whose store options do not matter for reading, or
+/// `file://localhost/dir`). A URL of another scheme, or a `file://` URL with a user or password,
+/// is refused (redacted) rather than taken for a path and quoted in a "no such file" error.
+fn local_path(input: &str) -> Result<PathBuf> {
+    let Some(sch) = crate::redact::scheme(input) else {
+        return Ok(PathBuf::from(input));
+    };
+    let shown = || crate::redact::redact(input);
+    let Some(rest) = crate::redact::strip_scheme(input, "file") else {
+        return Err(Error::Invalid(format!(
+            "{}: a {sch}:// URL is not read here; give a path, a file:// URL or an http(s):// URL",
+            shown()
+        )));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(Error::Invalid(format!(
+            "{}: a file:// URL names no user or password; write file:///path",
+            shown()
+        )));
+    }
+    let rest = if authority.eq_ignore_ascii_case("localhost") {
+        &rest[authority.len()..]
+    } else {
+        rest
+    };
+    Ok(PathBuf::from(rest.split('?').next().unwrap_or(rest)))
 }
 
 /// Resolves `--input` values into NAR sources. `sample` keeps that many NARs of each binary
@@ -154,7 +184,7 @@ pub fn resolve_with(
     let mut caches = 0;
     for input in inputs {
         if is_http(input) {
-            let shown = crate::http::redact(input);
+            let shown = crate::redact::redact(input);
             let Some(paths) = paths else {
                 return Err(Error::Invalid(format!(
                     "{shown}: an HTTP binary cache cannot be listed; name the store paths to \
@@ -166,10 +196,7 @@ pub fn resolve_with(
             out.extend(http_cache(input, sample, paths, http, note)?);
             continue;
         }
-        let path = PathBuf::from(input.strip_prefix("file://").map_or(input.as_str(), |p| {
-            // file:///dir?compression=xz: the store options do not matter for reading.
-            p.split('?').next().unwrap_or(p)
-        }));
+        let path = local_path(input)?;
         let meta = fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
         if meta.is_dir() && path.join("nix-cache-info").is_file() {
             caches += 1;
@@ -317,10 +344,7 @@ impl CacheRef {
         if is_http(s) {
             return Ok(CacheRef::Http(Arc::new(HttpCache::open(s, http, note)?)));
         }
-        let p = s.strip_prefix("file://").unwrap_or(s);
-        Ok(CacheRef::Local(PathBuf::from(
-            p.split('?').next().unwrap_or(p),
-        )))
+        Ok(CacheRef::Local(local_path(s)?))
     }
 }
 
@@ -367,7 +391,7 @@ pub fn fetch(sources: &mut [NarSource], http: &HttpOptions, note: Note) -> Resul
     ));
     for s in sources.iter_mut() {
         if let (Kind::Remote(c, comp), Some(info)) = (&s.kind, &s.expected) {
-            s.origin = Some(crate::http::redact(&c.nar_url(&info.url)));
+            s.origin = Some(crate::redact::redact(&c.nar_url(&info.url)));
             s.kind = Kind::File(c.local_path(info), *comp);
         }
     }

@@ -128,6 +128,9 @@ fn summary(r: &Report, v: &mut Vec<Block>) {
     let cur = r.costs.currency.as_str();
     let c = &r.capacity;
     let machines = c.machines.len();
+    if let Some(note) = &r.window.note {
+        v.push(para(vec![b("Window narrowed: "), t(format!("{note}."))]));
+    }
     v.push(para(vec![
         t(format!(
             "Source: {}. Window {} – {} ({} days), queue runner {}, {} machines with {} slots. ",

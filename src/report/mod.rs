@@ -183,6 +183,9 @@ pub struct WindowInfo {
     pub days: f64,
     /// Multiplies a figure of the window into a figure per month (730 h ÷ the window's hours).
     pub month_factor: f64,
+    /// Set when the window asked for reached beyond the data, and so was narrowed to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -582,6 +585,7 @@ pub fn build(inp: Inputs<'_>) -> Result<Report> {
             until_utc: crate::window::fmt_time(f.until),
             days: round(window_h / 24.0, 2),
             month_factor: round(month, 4),
+            note: f.window_note.clone(),
         },
         costs: costs.clone(),
         headlines: Vec::new(),
@@ -1254,7 +1258,7 @@ pub fn summary_text(r: &Report, w: &Written) -> String {
     s.push_str(&doc::title(r));
     s.push('\n');
     s.push_str(&format!(
-        "window {} – {} ({} days), queue runner {}, {} machines, {} slots\n\n",
+        "window {} – {} ({} days), queue runner {}, {} machines, {} slots\n",
         r.window.since_utc,
         r.window.until_utc,
         fmt::num(r.window.days, 1),
@@ -1262,6 +1266,10 @@ pub fn summary_text(r: &Report, w: &Written) -> String {
         r.capacity.machines.len(),
         r.capacity.total.slots
     ));
+    if let Some(note) = &r.window.note {
+        s.push_str(&format!("note: {note}\n"));
+    }
+    s.push('\n');
     s.push_str(&format!(
         "capacity a month ({cur}, estimates from the cost file):\n"
     ));

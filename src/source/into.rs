@@ -1,8 +1,8 @@
 //! `sample --into`: the one command that writes to a database, and only to an empty one.
 //!
-//! It creates the Hydra tables from our DDL when they do not exist (schema 80, the C++ runner's
-//! era the sample models, or 87), refuses any database whose Hydra tables hold rows, and loads
-//! every table in one transaction with `COPY … FROM STDIN (FORMAT csv)`, so a failure leaves the
+//! It refuses any database whose target schema already holds a table, view or sequence (Hydra's
+//! or anyone else's), creates the Hydra tables from our DDL (schema 80, the C++ runner's era the
+//! sample models, or 87), and loads every table in one transaction with `COPY … FROM STDIN (FORMAT csv)`, so a failure leaves the
 //! database as it was.
 
 use futures_util::SinkExt;
@@ -44,46 +44,68 @@ impl std::str::FromStr for Ddl {
 /// Rows loaded per table, in load order.
 pub type LoadSummary = Vec<(&'static str, usize)>;
 
-/// Loads `ds` into the database at `params`, creating the tables with `ddl` if there are none.
+/// How many of the relations found are named when a database is refused: enough to recognise
+/// it, few enough for one line.
+const NAMED: usize = 3;
+
+/// Refuses a database whose schema the load would create its tables in (the first of the
+/// search path, `public` as a rule) holds tables, views or sequences of its own, so that the
+/// load never mixes the sample with someone's data or changes their objects (an extension's
+/// own tables, such as PostGIS's, do not count). The error names a few of them.
+async fn refuse_unless_empty(s: &Session, params: &ConnParams) -> Result<()> {
+    let rows = s
+        .client
+        .query(
+            "SELECT current_schema()::text, c.relname::text \
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE n.nspname = current_schema() \
+                AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') \
+                AND NOT EXISTS (SELECT 1 FROM pg_depend d \
+                                 WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid \
+                                   AND d.deptype = 'e') \
+              ORDER BY c.relname",
+            &[],
+        )
+        .await
+        .map_err(|e| s.error("checking that the database is empty", e))?;
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let schema: Option<String> = first.get(0);
+    // A name may hold anything a quoted identifier can, a newline too: escaped, it stays one line.
+    let names: Vec<String> = rows
+        .iter()
+        .take(NAMED)
+        .map(|r| r.get::<_, String>(1).escape_debug().to_string())
+        .collect();
+    let more = match rows.len().saturating_sub(NAMED) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Err(Error::Invalid(format!(
+        "{} is not empty: schema {} already holds {}{more}; `sample --into` only loads into an \
+         empty database (create one with `createdb`)",
+        params.redacted(),
+        schema.unwrap_or_default(),
+        names.join(", ")
+    )))
+}
+
+/// Loads `ds` into the database at `params`, in tables it creates with `ddl`: the target
+/// schema must hold no table, view or sequence ([`refuse_unless_empty`]).
 pub async fn load_into(params: &ConnParams, ds: &Dataset, ddl: Ddl) -> Result<LoadSummary> {
     // Loading 1 M steps takes a while; the statement timeout is for analysis reads, not this.
     let s = connect(params, false, std::time::Duration::from_secs(3600)).await?;
-    let exists: bool = s
-        .client
-        .query_one("SELECT to_regclass('builds') IS NOT NULL", &[])
-        .await
-        .map_err(|e| s.error("looking for Hydra tables", e))?
-        .get(0);
-    if exists {
-        let held: i64 = s
-            .client
-            .query_one(
-                "SELECT (SELECT count(*) FROM (SELECT 1 FROM builds LIMIT 1) b) \
-                      + (SELECT count(*) FROM (SELECT 1 FROM buildsteps LIMIT 1) s) \
-                      + (SELECT count(*) FROM (SELECT 1 FROM jobsets LIMIT 1) j) \
-                      + (SELECT count(*) FROM (SELECT 1 FROM projects LIMIT 1) p)",
-                &[],
-            )
-            .await
-            .map_err(|e| s.error("checking that the Hydra tables are empty", e))?
-            .get(0);
-        if held > 0 {
-            return Err(Error::Invalid(format!(
-                "{} already holds Hydra data; `sample --into` only loads into an empty database",
-                params.redacted()
-            )));
-        }
-    }
     s.client
         .batch_execute("BEGIN")
         .await
         .map_err(|e| s.error("starting the load", e))?;
-    if !exists {
-        s.client
-            .batch_execute(ddl.sql())
-            .await
-            .map_err(|e| s.error("creating the Hydra tables", e))?;
-    }
+    // Checked inside the load's transaction, so that nothing can appear between check and load.
+    refuse_unless_empty(&s, params).await?;
+    s.client
+        .batch_execute(ddl.sql())
+        .await
+        .map_err(|e| s.error("creating the Hydra tables", e))?;
     let mut summary = Vec::new();
     for (table, columns, rows) in tables(ds)? {
         let n = copy_in(&s, table, &columns, rows).await?;

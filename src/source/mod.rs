@@ -54,7 +54,9 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
             // The SQL applies the window and the COPY decoder drops omitted columns as they
             // arrive; the frames are put in order once the runtime is left behind.
             let ds = runtime.block_on(crate::interrupt::until(postgres::read(&params, opts)))?;
-            return normalize(ds);
+            // A database vouches for no bound: its history may begin after --since.
+            let asked = ds.meta.window;
+            return cover(normalize(ds)?, asked, Window::default());
         }
         // A snapshot's tables are put in order as they are read.
         SourceSpec::Snapshot(dir) => snapshot::read_omitting(dir, opts.omit)?,
@@ -86,7 +88,67 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
     }
     // The rows kept stay in order, but polars' filter may leave a column in several chunks or
     // compact its strings apart from the builds' paths that shared them.
-    normalize(restrict(ds, inside)?)
+    cover(normalize(restrict(ds, inside)?)?, window, recorded)
+}
+
+/// Narrows `ds.meta.window` to the span the data covers, and notes it when the window asked
+/// for reached further, so that no figure counts hours nobody recorded as idle capacity.
+///
+/// Where `vouched` is bounded (the sample's week, a snapshot's recorded window) the source
+/// recorded everything up to that bound, so a window asked for is only cut to it (by
+/// [`Window::within`], before): a farm idle at the edge of a recorded window was idle. Where it is
+/// open (every side of a database, which may have begun its history after --since, and a
+/// snapshot read whole from one) a bound asked for moves in to the earliest step start or build
+/// queued time inside it, and to the latest step stop (or start). An open bound stays open: the
+/// analysis takes the data's extent there already. A window asked for that holds no step at all
+/// is refused.
+fn cover(mut ds: Dataset, asked: Window, vouched: Window) -> Result<Dataset> {
+    if asked == Window::default() {
+        return Ok(ds);
+    }
+    // A snapshot's own note spoke of the window it was asked for, not of this one.
+    ds.meta.window_note = None;
+    if ds.steps.height() == 0 {
+        return Err(Error::Invalid(format!(
+            "no build step of {} lies in the window {}: there is nothing to measure",
+            ds.meta.origin.describe(),
+            asked.describe()
+        )));
+    }
+    let err = |e: PolarsError| Error::frame("the window's data extent", e);
+    let (first, last) = ds.extent(ds.meta.window.since).map_err(err)?;
+    let mut w = ds.meta.window;
+    if let (Some(s), Some(first)) = (w.since, first)
+        && vouched.since.is_none()
+    {
+        w.since = Some(s.max(first));
+    }
+    if let (Some(u), Some(last)) = (w.until, last)
+        && vouched.until.is_none()
+    {
+        // The step that stopped last stopped before `u`: +1 keeps it inside `[since, until)`.
+        w.until = Some(u.min(last.saturating_add(1)));
+    }
+    if let (Some(s), Some(u)) = (w.since, w.until)
+        && s >= u
+    {
+        return Err(Error::Invalid(format!(
+            "the build steps of {} in the window {} have no times: there is nothing to measure",
+            ds.meta.origin.describe(),
+            asked.describe()
+        )));
+    }
+    let reaches = |a: Option<i64>, b: Option<i64>, beyond: fn(&i64, &i64) -> bool| matches!((a, b), (Some(a), Some(b)) if beyond(&a, &b));
+    if reaches(asked.since, w.since, i64::lt) || reaches(asked.until, w.until, i64::gt) {
+        ds.meta.window_note = Some(format!(
+            "the window asked for ({}) reaches beyond the data: every figure is measured over \
+             {}, the span the data covers",
+            asked.describe(),
+            w.describe()
+        ));
+    }
+    ds.meta.window = w;
+    Ok(ds)
 }
 
 /// `ds` with the columns in `omit` replaced by nulls that hold no data: for the sample, which is

@@ -1014,6 +1014,7 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
             runner,
             runner_basis,
             window,
+            window_note: None,
         },
     };
     Ok(ds)

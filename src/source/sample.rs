@@ -204,6 +204,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
                 since: Some(WEEK_START_S),
                 until: Some(WEEK_START_S + (WEEK_MS / 1000) as i64),
             },
+            window_note: None,
         },
         steps: f.steps,
         builds: f.builds,

@@ -59,6 +59,9 @@ pub struct Manifest {
     pub runner: crate::dataset::Runner,
     pub runner_basis: String,
     pub window: Window,
+    /// Why `window` is narrower than the window the snapshot was asked for, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_note: Option<String>,
     pub tables: BTreeMap<String, TableEntry>,
     pub machines: Option<String>,
 }
@@ -112,6 +115,7 @@ pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
         runner: ds.meta.runner,
         runner_basis: ds.meta.runner_basis.clone(),
         window: ds.meta.window,
+        window_note: ds.meta.window_note.clone(),
         tables,
         machines,
     };
@@ -344,6 +348,7 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
             runner: manifest.runner,
             runner_basis: manifest.runner_basis.clone(),
             window: manifest.window,
+            window_note: manifest.window_note.clone(),
         },
         steps,
         builds,

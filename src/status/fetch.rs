@@ -56,8 +56,8 @@ pub fn get(url: &str, timeout: Duration) -> Result<String> {
 
 fn get_with(agent: &ureq::Agent, url: &str, timeout: Duration) -> Result<String> {
     let fail = |reason: String| Error::Http {
-        url: crate::http::redact(url),
-        reason: crate::http::scrub(&reason, url),
+        url: crate::redact::redact(url),
+        reason: crate::redact::scrub(&reason, url),
     };
     let mut resp = agent
         .get(url)
@@ -203,7 +203,7 @@ async fn watch_loop(opts: &WatchOptions, file: &mut std::fs::File) -> Result<Wat
     };
     // The URL as written into the series and into messages: credentials in it are sent with
     // each request but never recorded.
-    let shown = crate::http::redact(&opts.url);
+    let shown = crate::redact::redact(&opts.url);
     let mut failures: u32 = 0;
     let mut last_error = String::new();
     loop {

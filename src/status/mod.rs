@@ -37,11 +37,11 @@ pub enum Source {
 }
 
 impl Source {
-    /// `-` is stdin, `http://…`/`https://…` a URL, anything else a file.
+    /// `-` is stdin, `http://…`/`https://…` (in any case) a URL, anything else a file.
     pub fn parse(s: &str) -> Source {
         if s == "-" {
             Source::Stdin
-        } else if s.starts_with("http://") || s.starts_with("https://") {
+        } else if crate::redact::is_http(s) {
             Source::Url(s.to_string())
         } else {
             Source::File(PathBuf::from(s))
@@ -53,7 +53,7 @@ impl Source {
         match self {
             Source::File(p) => p.display().to_string(),
             Source::Stdin => "stdin".into(),
-            Source::Url(u) => crate::http::redact(u),
+            Source::Url(u) => crate::redact::redact(u),
         }
     }
 }
