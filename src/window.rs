@@ -259,15 +259,17 @@ impl Window {
             .and(col("stop_time").is_not_null());
         let mut overlaps = lit(true);
         if let Some(s) = self.since {
-            overlaps = overlaps.and(col("stop_time").is_null().or(col("stop_time").gt_eq(lit(s))));
+            overlaps = overlaps.and(
+                col("stop_time")
+                    .is_null()
+                    .or(col("stop_time").gt_eq(lit(s))),
+            );
         }
         if let Some(u) = self.until {
             overlaps = overlaps.and(col("start_time").is_null().or(col("start_time").lt(lit(u))));
         }
         let running = col("busy").neq(lit(0)).fill_null(lit(false));
-        when(both.or(running))
-            .then(overlaps)
-            .otherwise(queued)
+        when(both.or(running)).then(overlaps).otherwise(queued)
     }
 
     /// The same `[since, until)` rule over one time column of a frame.

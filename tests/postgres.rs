@@ -59,7 +59,13 @@ fn sample_into_postgres_then_snapshot_gives_back_the_generators_frames() {
     assert_eq!(from_snapshot.meta.runner, Runner::Cpp);
 
     // A second load into the same database is refused: it already holds Hydra's tables.
-    let again = run(&["sample", "--into", &pg.conninfo(&dbname(&db)), "--scale", "0.01"]);
+    let again = run(&[
+        "sample",
+        "--into",
+        &pg.conninfo(&dbname(&db)),
+        "--scale",
+        "0.01",
+    ]);
     assert_one_line_error(
         &again,
         "schema public already holds buildmetrics, buildoutputs",
@@ -291,7 +297,10 @@ fn window_queries_use_upstreams_indexes() {
     let name = dbname(&db);
     // A real Hydra's tables have statistics; a fresh load has them once ANALYZE has run.
     pg.psql(&name, "ANALYZE");
-    let steps: i64 = pg.psql(&name, "SELECT count(*) FROM buildsteps").parse().unwrap();
+    let steps: i64 = pg
+        .psql(&name, "SELECT count(*) FROM buildsteps")
+        .parse()
+        .unwrap();
     assert!(steps >= 1_000_000, "{steps} steps");
     let params = hydra_bottleneck::conninfo::resolve(&db, &|_| None).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();

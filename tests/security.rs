@@ -682,7 +682,14 @@ fn query_sql_cannot_run_programs_or_write_files_on_the_server() {
         "SELECT query_to_xml('copy (select 1) to program ''id''', true, true, '')".to_string(),
         "SELECT 1 FOR UPDATE".to_string(),
     ] {
-        let o = run(&["query", "sql", &sql, "--db", &admin, "--allow-privileged-role"]);
+        let o = run(&[
+            "query",
+            "sql",
+            &sql,
+            "--db",
+            &admin,
+            "--allow-privileged-role",
+        ]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "`{sql}` must be refused: {err}");
         let last = err.lines().last().unwrap_or_default();
@@ -690,7 +697,10 @@ fn query_sql_cannot_run_programs_or_write_files_on_the_server() {
         assert!(!err.contains("panicked"), "{err}");
     }
     assert!(!Path::new(&program).exists(), "a program ran on the server");
-    assert!(!Path::new(&file).exists(), "a file was written on the server");
+    assert!(
+        !Path::new(&file).exists(),
+        "a file was written on the server"
+    );
     assert_eq!(backends(), before, "a backend was signalled");
     // Without the flag a privileged role runs nothing, not even a plain read; it is told why.
     let o = run(&["query", "sql", "SELECT 1", "--db", &admin]);
@@ -698,7 +708,14 @@ fn query_sql_cannot_run_programs_or_write_files_on_the_server() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("is a superuser"), "{err}");
     assert!(err.contains("--allow-privileged-role"), "{err}");
-    let o = run(&["query", "sql", "SELECT 1 AS one", "--db", &admin, "--allow-privileged-role"]);
+    let o = run(&[
+        "query",
+        "sql",
+        "SELECT 1 AS one",
+        "--db",
+        &admin,
+        "--allow-privileged-role",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -707,9 +724,19 @@ fn query_sql_cannot_run_programs_or_write_files_on_the_server() {
 #[test]
 fn the_roles_powers_are_read_on_connecting() {
     let (pg, reader_db, name) = loaded("0.05", "87");
-    let o = run(&["query", "sql", "SELECT count(*) AS n FROM builds", "--db", &reader_db]);
+    let o = run(&[
+        "query",
+        "sql",
+        "SELECT count(*) AS n FROM builds",
+        "--db",
+        &reader_db,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).is_empty(), "a read-only role is not warned about: {}", stderr(&o));
+    assert!(
+        stderr(&o).is_empty(),
+        "a read-only role is not warned about: {}",
+        stderr(&o)
+    );
     pg.psql(&name, "GRANT pg_signal_backend TO reader");
     let o = run(&["query", "sql", "SELECT 1", "--db", &reader_db]);
     let err = stderr(&o);
@@ -769,18 +796,34 @@ fn the_database_owner_cannot_hijack_our_session_through_the_search_path() {
     );
     // The trap works on a session that does not pin its path.
     let trap = pg.psql_output(&name, "SELECT x FROM buildsteps LIMIT 1");
-    assert!(trap.status.success(), "{}", String::from_utf8_lossy(&trap.stderr));
+    assert!(
+        trap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trap.stderr)
+    );
     assert!(Path::new(&marker).exists(), "the trap itself must work");
     std::fs::remove_file(&marker).unwrap();
     for args in [
         &["analyze", "ledger"][..],
-        &["snapshot", "--out", tmp.path().join("snap").to_str().unwrap()][..],
+        &[
+            "snapshot",
+            "--out",
+            tmp.path().join("snap").to_str().unwrap(),
+        ][..],
         &["query", "run", "machine-utilization"][..],
-        &["query", "sql", "SELECT count(*) FROM buildsteps", "--allow-privileged-role"][..],
+        &[
+            "query",
+            "sql",
+            "SELECT count(*) FROM buildsteps",
+            "--allow-privileged-role",
+        ][..],
     ] {
         let o = bin().args(args).args(["--db", &admin]).output().unwrap();
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-        assert!(!Path::new(&marker).exists(), "{args:?} ran the owner's code");
+        assert!(
+            !Path::new(&marker).exists(),
+            "{args:?} ran the owner's code"
+        );
     }
     // An overload of a built-in name in Hydra's schema could be picked over the built-in by a
     // closer argument type: under a privileged role, `query` refuses to run there.
@@ -792,7 +835,11 @@ fn the_database_owner_cannot_hijack_our_session_through_the_search_path() {
     );
     let o = run(&["query", "run", "machine-utilization", "--db", &admin]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("defines lower under the name of a built-in"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("defines lower under the name of a built-in"),
+        "{}",
+        stderr(&o)
+    );
     // A column of a type the owner made converts through the owner's functions: refused.
     pg.psql(
         &name,
@@ -817,7 +864,10 @@ fn the_database_owner_cannot_hijack_our_session_through_the_search_path() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
-        err.lines().last().unwrap().contains("public.buildsteps is a view"),
+        err.lines()
+            .last()
+            .unwrap()
+            .contains("public.buildsteps is a view"),
         "{err}"
     );
 }

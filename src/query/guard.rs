@@ -39,7 +39,8 @@ const LARGE_OBJECTS: &str = "large objects: lo_import and lo_export read and wri
 const CONFIG: &str = "reloads the server's configuration or rotates its log";
 const SIGNALS: &str = "signals another session";
 const ADVISORY: &str = "takes or releases advisory locks, which can outlive the transaction";
-const FOREIGN: &str = "opens a connection to another database, where this session's READ ONLY does not apply";
+const FOREIGN: &str =
+    "opens a connection to another database, where this session's READ ONLY does not apply";
 const SETTINGS: &str = "changes a setting of the session (transaction_read_only, search_path, …)";
 const XID: &str = "assigns a transaction id, a write to the server's state";
 const SEQUENCES: &str = "advances or sets a sequence, which no rollback undoes";
@@ -279,7 +280,8 @@ fn statement_words(node: &str) -> String {
 /// have refused. `Err` names what slipped through.
 #[doc(hidden)]
 pub fn accepted_is_a_query(sql: &str) -> Result<(), String> {
-    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|e| e.to_string())?;
+    let parsed =
+        pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|e| e.to_string())?;
     let types = parsed.statement_types();
     if !(types == ["SelectStmt"] || types == ["ExplainStmt"]) {
         return Err(format!("statement types {types:?}"));
@@ -375,7 +377,10 @@ mod tests {
             ("SHOW search_path", "SHOW"),
             ("VACUUM builds", "VACUUM"),
             ("EXPLAIN ANALYZE DELETE FROM builds", "DELETE"),
-            ("EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1", "CREATE TABLE AS"),
+            (
+                "EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1",
+                "CREATE TABLE AS",
+            ),
         ] {
             let why = refused(sql);
             assert!(why.contains(words), "{sql}: {why}");
@@ -430,13 +435,19 @@ mod tests {
                 format!("SELECT * FROM {name}('x')"),
                 format!("SELECT * FROM builds WHERE id = (SELECT {name}())"),
                 format!("WITH a AS (SELECT upper({name}()::text)) SELECT * FROM a"),
-                format!("SELECT 1 UNION ALL SELECT length({}(1))", name.to_uppercase()),
+                format!(
+                    "SELECT 1 UNION ALL SELECT length({}(1))",
+                    name.to_uppercase()
+                ),
                 format!("EXPLAIN ANALYZE SELECT \"{name}\"()"),
                 format!("VALUES (coalesce(NULL, {name}(1)))"),
                 format!("SELECT CASE WHEN true THEN {name}() END ORDER BY {name}()"),
             ] {
                 let why = refused(&sql);
-                assert!(why.contains(&name) && why.contains(r.reason), "{sql}: {why}");
+                assert!(
+                    why.contains(&name) && why.contains(r.reason),
+                    "{sql}: {why}"
+                );
             }
         }
     }
@@ -458,7 +469,10 @@ mod tests {
         let _ = check(&deep);
         let chain = format!("SELECT {}", vec!["1"; 400].join(" || "));
         // Either checked in full or refused; never accepted with a refused call hidden deep.
-        let hidden = format!("SELECT {} || pg_read_file('/etc/passwd')", vec!["'a'"; 400].join(" || "));
+        let hidden = format!(
+            "SELECT {} || pg_read_file('/etc/passwd')",
+            vec!["'a'"; 400].join(" || ")
+        );
         assert!(check(&hidden).is_err());
         let _ = check(&chain);
     }

@@ -623,7 +623,9 @@ mod server_tests {
         let params = crate::conninfo::resolve(&db, &|_| None).unwrap();
         let rt = crate::source::postgres::runtime().unwrap();
         rt.block_on(async {
-            let s = connect(&params, true, Duration::from_secs(30)).await.unwrap();
+            let s = connect(&params, true, Duration::from_secs(30))
+                .await
+                .unwrap();
             s.with_hydra_schema_on_path().await.unwrap();
             let err = read_only(&s, "t", "SET TRANSACTION READ WRITE", &[], 10)
                 .await

@@ -744,10 +744,16 @@ const EVALS_MAP: &ColumnMap = &[
 
 /// Whether some column map reads `table.column`.
 fn is_read(table: &str, column: &str) -> bool {
-    [STEPS_MAP, BUILDS_MAP, STEP_OUTPUTS_MAP, JOBSETS_MAP, EVALS_MAP]
-        .iter()
-        .flat_map(|m| m.iter())
-        .any(|(alias, c, _)| *c == column && alias_table(alias) == table)
+    [
+        STEPS_MAP,
+        BUILDS_MAP,
+        STEP_OUTPUTS_MAP,
+        JOBSETS_MAP,
+        EVALS_MAP,
+    ]
+    .iter()
+    .flat_map(|m| m.iter())
+    .any(|(alias, c, _)| *c == column && alias_table(alias) == table)
         || (table == "schemaversion" && column == "version")
         || (table == "systemstatus" && column == "what")
 }
