@@ -453,7 +453,7 @@ pub fn table_def(name: &str) -> Option<&'static TableDef> {
 }
 
 /// Which queue runner wrote the step rows. Step times mean different things under each
-/// (hydra-facts §3), so every analysis must know.
+/// (docs/hydra.md §3), so every analysis must know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Runner {

@@ -97,7 +97,7 @@ fn the_2025_machines_from_issue_1477_give_the_published_figures() {
         2_103_510.0 + 68.811_599_731_445_3 * 41_019.0,
     );
     assert!(close(f.queue.not_building_share.unwrap(), 1.0 - b / t));
-    // 37 % and 33 %, as quoted in hydra-facts.md.
+    // 37 % and 33 %, as quoted in docs/hydra.md §3.
     assert_eq!((x86.not_building_share.unwrap() * 100.0).round(), 37.0);
     assert_eq!((arm.not_building_share.unwrap() * 100.0).round(), 33.0);
 }

@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 
-/// Step status codes (hydra-facts §2).
+/// Step status codes (docs/hydra.md §2).
 pub mod status {
     pub const SUCCESS: i32 = 0;
     pub const FAILED: i32 = 1;

@@ -14,8 +14,8 @@ use super::CodecSummary;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 
-/// Prices, in one currency. Every default is an estimate from public figures (hydra-facts.md
-/// "Costs"), written next to it; a cost file replaces any of them.
+/// Prices, in one currency. Every default is an estimate from public figures (docs/hydra.md
+/// §6), written next to it; a cost file replaces any of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Costs {

@@ -18,11 +18,11 @@ use super::workload::UPLOAD_BYTES_PER_MS;
 use super::{CompressOn, Config, MachineSort, Ordering, Workload};
 use crate::error::{Error, Result};
 
-/// Jobset shares look back this far: a jobset's build seconds of the last 24 h (hydra-facts §4).
+/// Jobset shares look back this far: a jobset's build seconds of the last 24 h (docs/hydra.md §4).
 const SHARE_WINDOW_MS: u64 = 86_400_000;
 
 /// A failing machine is disabled for 60 · 3^(n−1) s after its n-th failure in a row, n ≤ 4
-/// (build-remote.cc; hydra-facts §4); a failure within 30 s of the last is not counted again.
+/// (build-remote.cc; docs/hydra.md §4); a failure within 30 s of the last is not counted again.
 const DISABLE_BASE_MS: u64 = 60_000;
 const DISABLE_MAX_STEPS: u32 = 4;
 const FAILURE_DEBOUNCE_MS: u64 = 30_000;
@@ -426,7 +426,7 @@ impl<'a> Sim<'a> {
     }
 
     /// Repeatedly: the first machine in sort order with a free slot that supports a runnable
-    /// task takes the best task it supports (hydra-facts §4).
+    /// task takes the best task it supports (docs/hydra.md §4).
     fn dispatch(&mut self) {
         if self.classes.iter().all(|c| c.runnable == 0) || self.free.is_empty() {
             return;
@@ -625,7 +625,7 @@ impl<'a> Sim<'a> {
         self.local_free -= 1;
         let m = self.run.machine[ti] as usize;
         self.run.stages.held_waiting_ms[m] += (self.now - self.run.build_stop_ms[ti]) as f64;
-        // The builder slot is released once output copying starts (hydra-facts §3).
+        // The builder slot is released once output copying starts (docs/hydra.md §3).
         self.release_slot(m, ti);
         let (cpu, up, bytes) = self.compress_upload(ti);
         self.run.stages.compress_qr_ms += cpu;

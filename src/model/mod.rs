@@ -4,7 +4,7 @@
 //!
 //! - [`workload`] turns a dataset into tasks (one per recorded step attempt on a builder), their
 //!   dependencies and the machines; service times come from the history.
-//! - [`engine`] runs the simulation: the dispatcher (hydra-facts §4), the per-machine send lock,
+//! - [`engine`] runs the simulation: the dispatcher (docs/hydra.md §4), the per-machine send lock,
 //!   building, the local worker slots, compression and upload.
 //! - [`calibrate`] compares a replay of the observed configuration with what really happened.
 //! - [`scenario`] reads what-if files and compares them with the baseline over several seeds.
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use engine::{Run, simulate};
 pub use workload::{Machine, Task, Workload};
 
-/// How runnable steps are ordered (hydra-facts §4).
+/// How runnable steps are ordered (docs/hydra.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Ordering {
@@ -37,7 +37,7 @@ pub enum Ordering {
     WithCriticalPath,
 }
 
-/// How machines with a free slot are ordered (hydra-facts §4).
+/// How machines with a free slot are ordered (docs/hydra.md §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MachineSort {
@@ -76,7 +76,7 @@ pub struct Codec {
 
 impl Codec {
     /// Reference figures, used unless `--compression` gives figures measured on the user's own
-    /// NARs (hydra-facts §6): xz-6, zstd-19 and zstd-3 measured on this project's development
+    /// NARs (docs/hydra.md §6): xz-6, zstd-19 and zstd-3 measured on this project's development
     /// machine (Debian xz 5.4.1 / zstd 1.5.4, one thread, a 52.5 MB NAR of the Python standard
     /// library); zstd-1 from lzbench on the Silesia corpus (one core).
     pub fn reference(name: &str) -> Option<Codec> {
@@ -84,19 +84,19 @@ impl Codec {
             "xz-6" => (
                 2.9,
                 0.195,
-                "measured on a Python stdlib NAR (hydra-facts §6)",
+                "measured on a Python stdlib NAR (docs/hydra.md §6)",
             ),
             "zstd-19" => (
                 2.6,
                 0.212,
-                "measured on a Python stdlib NAR (hydra-facts §6)",
+                "measured on a Python stdlib NAR (docs/hydra.md §6)",
             ),
             "zstd-3" => (
                 305.0,
                 0.281,
-                "measured on a Python stdlib NAR (hydra-facts §6)",
+                "measured on a Python stdlib NAR (docs/hydra.md §6)",
             ),
-            "zstd-1" => (422.0, 0.346, "lzbench, Silesia corpus (hydra-facts §6)"),
+            "zstd-1" => (422.0, 0.346, "lzbench, Silesia corpus (docs/hydra.md §6)"),
             "none" => (f64::INFINITY, 1.0, "no compression"),
             _ => return None,
         };
@@ -142,7 +142,7 @@ pub struct Config {
 pub const NOISE_SIGMA: f64 = 0.15;
 
 /// Local worker slots when the history does not say: hydra.nixos.org's old queue-runner host
-/// ran with 30 (hydra-facts §3).
+/// ran with 30 (docs/hydra.md §3).
 pub const DEFAULT_LOCAL_WORKERS: u32 = 30;
 
 /// What `simulate` is asked.
@@ -212,18 +212,35 @@ pub fn latest_days(
     // one, when it ends at or after `since` (a running one without a stop always), and a
     // finished step without times when its build was queued at or after `since`: so the cut
     // is placed among those times, each step's own.
-    let col_i64 = |df: &polars::prelude::DataFrame, name: &str| -> crate::Result<Vec<Option<i64>>> {
-        Ok(df.column(name).map_err(err)?.i64().map_err(err)?.iter().collect())
-    };
-    let col_i32 = |df: &polars::prelude::DataFrame, name: &str| -> crate::Result<Vec<Option<i32>>> {
-        Ok(df.column(name).map_err(err)?.i32().map_err(err)?.iter().collect())
-    };
+    let col_i64 =
+        |df: &polars::prelude::DataFrame, name: &str| -> crate::Result<Vec<Option<i64>>> {
+            Ok(df
+                .column(name)
+                .map_err(err)?
+                .i64()
+                .map_err(err)?
+                .iter()
+                .collect())
+        };
+    let col_i32 =
+        |df: &polars::prelude::DataFrame, name: &str| -> crate::Result<Vec<Option<i32>>> {
+            Ok(df
+                .column(name)
+                .map_err(err)?
+                .i32()
+                .map_err(err)?
+                .iter()
+                .collect())
+        };
     let queued: std::collections::HashMap<i32, i64> = col_i32(&ds.builds, "id")?
         .into_iter()
         .zip(col_i64(&ds.builds, "timestamp")?)
         .filter_map(|(id, t)| Some((id?, t?)))
         .collect();
-    let (starts, stops) = (col_i64(&ds.steps, "start_time")?, col_i64(&ds.steps, "stop_time")?);
+    let (starts, stops) = (
+        col_i64(&ds.steps, "start_time")?,
+        col_i64(&ds.steps, "stop_time")?,
+    );
     let (busy, builds) = (col_i32(&ds.steps, "busy")?, col_i32(&ds.steps, "build")?);
     let mut always = 0usize;
     let mut ends: Vec<i64> = Vec::with_capacity(total);
@@ -277,7 +294,7 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         (None, Some(text)) => Some(crate::machines::parse(text)?),
         (None, None) => None,
     };
-    // The history's configuration, by runner (hydra-facts §3): the C++ runner compressed with
+    // The history's configuration, by runner (docs/hydra.md §3): the C++ runner compressed with
     // xz-6 on the queue-runner host behind a send lock; the Rust runner on hydra.nixos.org
     // compresses zstd-19 on the builders and orders by critical path.
     let (history_codec, base) = match ds.meta.runner {

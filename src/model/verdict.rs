@@ -17,7 +17,7 @@ pub const LOADS: [f64; 7] = [1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0];
 pub const SATURATED: f64 = 0.85;
 
 /// The queue-runner host's cores: the C++ runner defaults its local worker slots to
-/// max(4, CPUs) − 2 (hydra-facts §3), so a host with W slots is taken to have W + 2 cores.
+/// max(4, CPUs) − 2 (docs/hydra.md §3), so a host with W slots is taken to have W + 2 cores.
 pub const EXTRA_CORES: u32 = 2;
 
 /// The upload link of the queue-runner host (or of all builders together), assumed 10 Gbit/s.

@@ -35,9 +35,9 @@ pub const LINK_BYTES_PER_MS: f64 = 40_000.0;
 pub const UPLOAD_BYTES_PER_MS: f64 = 30_000.0;
 /// The queue monitor loads one build at a time: reading its derivation graph from the store,
 /// assumed 5 ms a build; substitutions of the build's inputs happen in the same pass, taking
-/// their recorded time (hydra-facts §3; queue-monitor.cc).
+/// their recorded time (docs/hydra.md §3; queue-monitor.cc).
 pub const LOAD_MS_PER_BUILD: u64 = 5;
-/// The queue runner's retry back-off: 60 · 3^(n−1) s after the n-th failed try (hydra-facts §4).
+/// The queue runner's retry back-off: 60 · 3^(n−1) s after the n-th failed try (docs/hydra.md §4).
 pub const RETRY_BASE_MS: u64 = 60_000;
 
 /// A builder of the simulated farm.

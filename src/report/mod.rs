@@ -35,7 +35,7 @@ use fmt::round;
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The codec a Hydra compresses with unless configured otherwise: Nix's binary-cache store
-/// defaults to `compression=xz` at xz's default preset 6 (hydra-facts §6). The compression
+/// defaults to `compression=xz` at xz's default preset 6 (docs/hydra.md §6). The compression
 /// recommendation prices a change away from it.
 pub const CURRENT_CODEC: &str = "xz-6";
 

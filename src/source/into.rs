@@ -14,7 +14,7 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::output::csv_field;
 
-/// The DDL variants we ship (written from hydra-facts.md and upstream's schema snapshots).
+/// The DDL variants we ship (written from docs/hydra.md §1 and upstream's schema snapshots).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ddl {
     V80,

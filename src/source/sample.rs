@@ -20,7 +20,7 @@
 //! 3. **Queue monitor.** Builds are loaded one at a time (5 ms each, plus substitutions, which
 //!    become type-1 steps); a build whose outputs are valid finishes at once as a cached build;
 //!    one whose closure holds a cached failure fails at once with a status-8 step.
-//! 4. **Dispatcher** (C++ rules of hydra-facts §4): runnable steps ordered by global priority,
+//! 4. **Dispatcher** (C++ rules of docs/hydra.md §4): runnable steps ordered by global priority,
 //!    lowest jobset share used (build seconds in the last 24 h / scheduling shares), local
 //!    priority, required features, reverse dependencies, lowest build id; machines ordered by
 //!    round(currentJobs / speedFactor), speed factor, currentJobs; the first machine with a free
@@ -29,11 +29,11 @@
 //! 5. **A step's life on a machine**: wait for the machine's send lock → send inputs (SSH setup
 //!    plus input closure / link) → build (base time / speed factor, 10 % noise) → wait for one of
 //!    the queue-runner host's local worker slots, still holding the builder slot → the builder
-//!    slot is released as output copying starts (hydra-facts §3) → receive and compress (output
+//!    slot is released as output copying starts (docs/hydra.md §3) → receive and compress (output
 //!    NAR / link, plus output / xz at 2.9 MB/s, plus upload) → done; dependents become runnable.
 //!    Failures skip the copy back. Aborts are retried with back-off and disable the machine.
 //!
-//! What is recorded is what the C++ runner writes (hydra-facts §3): start/stop are the builder's
+//! What is recorded is what the C++ runner writes (docs/hydra.md §3): start/stop are the builder's
 //! build start and stop; `overhead_ms` is send + receive; the send-lock and local-slot waits are
 //! not stored (they are in `truth_steps`); steps still running at the end of the week have a
 //! null status and stop, a non-zero `busy`, and the dispatch time as start. Propagated failures
@@ -61,16 +61,16 @@
 //! | Bursts | Poisson 5/week, +8 pushes each on trunk, trunk-combined, staging-next within 30 min | assumed (merge waves) |
 //! | Mass rebuild | 24 000 builds × scale, Wed 09:30 UTC; core libs 3.5 % of builds, 1 + Poisson(0.5) per leaf | assumed (stdenv change on staging-next) |
 //! | Systems | nixpkgs jobs 36 / 28 / 14 / 22 % (x86_64-linux / aarch64-linux / x86_64-darwin / aarch64-darwin) | assumed |
-//! | Build time (speed 1) | leaves log-normal median 3.5 s σ 1.9; heavy 0.3 % Pareto(2.2 h, 1.6) ≤ 16 h; tests median 150 s σ 0.7, 10 % long (45 min); core 120 s σ 1.2; chain per step (2 s–50 min) | mean 30–50 s per step (hydra-facts §3: 33.0 and 45.8 s on hydra.nixos.org) |
+//! | Build time (speed 1) | leaves log-normal median 3.5 s σ 1.9; heavy 0.3 % Pareto(2.2 h, 1.6) ≤ 16 h; tests median 150 s σ 0.7, 10 % long (45 min); core 120 s σ 1.2; chain per step (2 s–50 min) | mean 30–50 s per step (docs/hydra.md §3: 33.0 and 45.8 s on hydra.nixos.org) |
 //! | Output NAR | log-normal median 1 MB σ 2.3 (ρ 0.5 with build time); tests 50 kB | assumed, tail of GBs |
 //! | Inputs sent | log-normal median 160 MB σ 1.2 (ρ 0.35) | assumed (builders GC often) |
 //! | Send | SSH setup log-normal median 2.5 s σ 0.6 + inputs / 40 MB/s | assumed |
-//! | Receive | 1.5 s + NAR / 40 MB/s + NAR / 2.9 MB/s (xz -6) + 19.5 % of NAR / 30 MB/s | hydra-facts §6 (xz measured) |
-//! | Local worker slots | 14 × scale | C++ default max(4, CPUs) − 2 on a 16-core host (hydra-facts §3) |
+//! | Receive | 1.5 s + NAR / 40 MB/s + NAR / 2.9 MB/s (xz -6) + 19.5 % of NAR / 30 MB/s | docs/hydra.md §6 (xz measured) |
+//! | Local worker slots | 14 × scale | C++ default max(4, CPUs) − 2 on a 16-core host (docs/hydra.md §3) |
 //! | Machines | 30 × scale: 12 / 8 / 4 / 6 per system, maxJobs 2–32, speed 1–4, big-parallel / kvm / nixos-test, one big-parallel-only | assumed, shaped like NixOS/infra |
 //! | Build failure (status 1) | 1.2–5 % per jobset (core 1 %, chain 0) | assumed (1–5 % of new builds fail on hydra.nixos.org evaluation pages) |
-//! | Abort (3) | 0.2 % per attempt, 3 % on every 15th machine; retry 60·3^(n−1) s + ≤ 10 s, 5 tries; machine disabled 60·3^(n−1) s + ≤ 30 s | rates assumed; back-off hydra-facts §4 |
-//! | Time-out (7) | hangs 0.08 % (tests 0.6 %) killed after 2 h max-silent; builds past 10 h | hydra-facts §4 (timeouts); rates assumed |
+//! | Abort (3) | 0.2 % per attempt, 3 % on every 15th machine; retry 60·3^(n−1) s + ≤ 10 s, 5 tries; machine disabled 60·3^(n−1) s + ≤ 30 s | rates assumed; back-off docs/hydra.md §4 |
+//! | Time-out (7) | hangs 0.08 % (tests 0.6 %) killed after 2 h max-silent; builds past 10 h | docs/hydra.md §4 (timeouts); rates assumed |
 //! | Log limit (10), output limit (11) | 0.02 %; outputs > 8 GiB | assumed; `max_output_size` raised from the 2 GiB default |
 //! | Determinism check | 0.5 % built twice, 20 % of those differ, 10 % of those fail (12) | assumed |
 //! | Failed with output (6) | 0.5 % of successful NixOS tests | assumed |

@@ -1,6 +1,6 @@
 //! Every tuning constant of the `nixos-week` preset, each with its source or the reasoning behind
-//! it. "hydra-facts §N" is /work/shared/hydra-facts.md (facts gathered from NixOS/hydra, NixOS/nix
-//! and NixOS/infra); "assumed" marks a value chosen for plausibility where no public figure
+//! it. "docs/hydra.md §N" is the project's notes on Hydra's interfaces (facts from NixOS/hydra,
+//! NixOS/nix and NixOS/infra, with the upstream files and commits); "assumed" marks a value chosen for plausibility where no public figure
 //! exists, with the reasoning next to it. Times are milliseconds unless the name says otherwise.
 
 // ---------------------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ pub(super) const USER_CANCEL_MEAN_MS: f64 = 3_600_000.0;
 // ---------------------------------------------------------------------------------------------
 
 /// Local worker slots bounding concurrent output copying and compression. The C++ default is
-/// max(4, CPUs) − 2 (hydra-facts §3); the sample's queue-runner host has 16 cores, so 14 (the
+/// max(4, CPUs) − 2 (docs/hydra.md §3); the sample's queue-runner host has 16 cores, so 14 (the
 /// old hydra.nixos.org host had 30 for a farm several times this one). Scaled with the farm so
 /// that `--scale` keeps the load shape.
 pub(super) const LOCAL_WORKER_SLOTS: f64 = 14.0;
@@ -128,7 +128,7 @@ pub(super) const LOCAL_WORKER_SLOTS: f64 = 14.0;
 pub(super) const LOAD_MS_PER_BUILD: u64 = 5;
 
 // ---------------------------------------------------------------------------------------------
-// Copying and compressing (what `overhead` measures, hydra-facts §3 and §6)
+// Copying and compressing (what `overhead` measures, docs/hydra.md §3 and §6)
 // ---------------------------------------------------------------------------------------------
 
 /// Opening an SSH connection and starting `nix-store --serve` per step, the query of which input
@@ -140,9 +140,9 @@ pub(super) const SEND_SETUP_SIGMA: f64 = 0.6;
 /// Throughput of one `nix-store --serve` stream between the queue runner and a builder over
 /// SSH (assumed 40 MB/s: one TCP stream across the internet, SSH cipher on one core).
 pub(super) const LINK_BYTES_PER_MS: f64 = 40_000.0;
-/// xz -6 compression on the queue-runner host: 2.9 MB/s per core (hydra-facts §6, measured).
+/// xz -6 compression on the queue-runner host: 2.9 MB/s per core (docs/hydra.md §6, measured).
 pub(super) const XZ_BYTES_PER_MS: f64 = 2_900.0;
-/// xz -6 output is 19.5 % of the NAR (hydra-facts §6, measured).
+/// xz -6 output is 19.5 % of the NAR (docs/hydra.md §6, measured).
 pub(super) const XZ_RATIO: f64 = 0.195;
 /// Upload of the compressed NAR to the S3 binary cache (assumed 30 MB/s from the host).
 pub(super) const UPLOAD_BYTES_PER_MS: f64 = 30_000.0;
@@ -176,7 +176,7 @@ const MB: f64 = 1e6;
 /// heavy tail below: most derivations are small (wrappers, scripts, small libraries) and a few
 /// take hours. Together with tests and hangs this gives a mean of ~40 s per finished step once
 /// divided by the speed factors, inside the 33–46 s published for hydra.nixos.org builders
-/// (hydra-facts §3). Output NAR median 1 MB with σ 2.3: a tail of GB-sized outputs (CUDA, LLVM,
+/// (docs/hydra.md §3). Output NAR median 1 MB with σ 2.3: a tail of GB-sized outputs (CUDA, LLVM,
 /// VM images). Inputs sent median 160 MB (builders collect garbage often, so much of a build
 /// closure is sent again; stdenv alone is ~300 MB).
 pub(super) const LEAF: KindParams = KindParams {
@@ -272,17 +272,17 @@ pub(super) const BUILD_JITTER_SIGMA: f64 = 0.1;
 
 /// Aborts (status 3: lost connection, builder crash, misc failure) per attempt, and on the one
 /// flaky builder per ~15 (assumed; hydra.nixos.org machine pages regularly show one builder
-/// with consecutive failures). Aborts are retried (hydra-facts §4).
+/// with consecutive failures). Aborts are retried (docs/hydra.md §4).
 pub(super) const ABORT_P: f64 = 0.002;
 pub(super) const FLAKY_ABORT_P: f64 = 0.03;
 /// Retries: up to 5 tries, the n-th after 60·3^(n−1) s plus a few random seconds; a failing
-/// machine is disabled for 60·3^(n−1) s, n capped at 4 (hydra-facts §4, build-remote.cc).
+/// machine is disabled for 60·3^(n−1) s, n capped at 4 (docs/hydra.md §4, build-remote.cc).
 pub(super) const MAX_TRIES: u32 = 5;
 pub(super) const RETRY_INTERVAL_MS: u64 = 60_000;
 pub(super) const RETRY_BACKOFF: u64 = 3;
 pub(super) const RETRY_JITTER_MS: u64 = 10_000;
 pub(super) const DISABLE_JITTER_MS: u64 = 30_000;
-/// Build timeout and max-silent (hydra-facts §4: timeout 36000 s; hydra.nixos.org jobs 7200 s
+/// Build timeout and max-silent (docs/hydra.md §4: timeout 36000 s; hydra.nixos.org jobs 7200 s
 /// max silent). A step whose build runs past the timeout is stopped there (status 7).
 pub(super) const TIMEOUT_MS: f64 = 36_000_000.0;
 pub(super) const MAX_SILENT_MS: f64 = 7_200_000.0;
@@ -421,7 +421,7 @@ pub(super) const FARM: [(f64, &[MachineTemplate]); 4] = [
 /// Host-name stems for the machines file (under the reserved `.example` domain).
 pub(super) const HOST_STEMS: [&str; 4] = ["x86-linux", "arm-linux", "mac-intel", "mac-arm"];
 /// Systems each machine announces: x86_64 Linux builders also build i686-linux, as on
-/// hydra.nixos.org (hydra-facts §4's example line).
+/// hydra.nixos.org (docs/hydra.md §4's example line).
 pub(super) const MACHINE_SYSTEMS: [&str; 4] = [
     "x86_64-linux,i686-linux",
     "aarch64-linux",

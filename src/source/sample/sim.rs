@@ -140,7 +140,7 @@ pub(super) enum Phase {
 }
 
 impl Phase {
-    /// BuildSteps.busy of a step still in this phase (hydra-facts §2). Waiting for the send
+    /// BuildSteps.busy of a step still in this phase (docs/hydra.md §2). Waiting for the send
     /// lock happens while the C++ runner reports "connecting".
     pub fn busy(self) -> i32 {
         match self {
@@ -225,7 +225,7 @@ impl Row {
     }
 }
 
-/// Sort key of a machine (hydra-facts §4): round(currentJobs / speedFactor) ascending, speed
+/// Sort key of a machine (docs/hydra.md §4): round(currentJobs / speedFactor) ascending, speed
 /// factor descending, currentJobs descending; the index breaks the remaining ties.
 type MKey = (u32, Reverse<u32>, Reverse<u32>, u16);
 
@@ -652,7 +652,7 @@ impl Sim {
     }
 
     fn make_runnable(&mut self, n: u32) {
-        // Reverse dependencies still waiting, for the dispatcher's sort (hydra-facts §4).
+        // Reverse dependencies still waiting, for the dispatcher's sort (docs/hydra.md §4).
         let mut rd = 0;
         let mut l = self.nodes[n as usize].rdeps_head;
         while l != NONE {
@@ -1214,7 +1214,7 @@ impl Sim {
         row.phase = Phase::Receiving;
         row.recv_start = now;
         let (m, at) = (row.machine as usize, now + row.recv_ms);
-        // The builder slot is released once output copying starts (hydra-facts §3).
+        // The builder slot is released once output copying starts (docs/hydra.md §3).
         self.free_slot(m);
         self.schedule(at, Ev::ReceiveDone(r));
     }
