@@ -9,7 +9,7 @@ use common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -422,13 +422,11 @@ fn sighup_while_a_snapshot_is_written_leaves_nothing() {
     signal_while_a_snapshot_is_written_leaves_nothing("HUP", 129);
 }
 
-/// Sends `sig` while `sample --out` writes its Parquet files: the run stops with `code` and
-/// leaves no staged directory.
-fn signal_while_a_snapshot_is_written_leaves_nothing(sig: &str, code: i32) {
-    let out = tempfile::tempdir().unwrap();
-    let snap = out.path().join("snap");
-    // The sample at scale 4 takes seconds to write as Parquet (scale 2 took 1.8 s on a busy
-    // two-core machine); the staged directory appears when writing starts.
+/// Starts `sample --out snap` (in `out`) and waits until its staged directory appears: the
+/// child, that directory, and when it started. The sample at scale 4 takes seconds to write as
+/// Parquet (scale 2 took 1.8 s on a busy two-core machine); the staged directory appears when
+/// writing starts.
+fn start_writing_a_sample(out: &Path, snap: &Path) -> (Child, PathBuf, Instant) {
     let child = spawn(&[
         "sample",
         "--out",
@@ -438,16 +436,21 @@ fn signal_while_a_snapshot_is_written_leaves_nothing(sig: &str, code: i32) {
         "--quiet",
     ]);
     let started = Instant::now();
-    let staged = loop {
-        if let Some(n) = names_in(out.path())
-            .into_iter()
-            .find(|n| n.contains(".partial-"))
-        {
-            break out.path().join(n);
+    loop {
+        if let Some(n) = names_in(out).into_iter().find(|n| n.contains(".partial-")) {
+            return (child, out.join(n), started);
         }
         assert!(started.elapsed() < PATIENCE, "writing never started");
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+}
+
+/// Sends `sig` while `sample --out` writes its Parquet files: the run stops with `code` and
+/// leaves no staged directory.
+fn signal_while_a_snapshot_is_written_leaves_nothing(sig: &str, code: i32) {
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("snap");
+    let (child, staged, started) = start_writing_a_sample(out.path(), &snap);
     // Some Parquet files are written already: the interruption comes mid-snapshot.
     while contents(&staged).is_empty() {
         assert!(started.elapsed() < PATIENCE, "no file written");
@@ -466,20 +469,8 @@ fn signal_while_a_snapshot_is_written_leaves_nothing(sig: &str, code: i32) {
 fn a_destination_created_during_the_run_survives_intact() {
     let out = tempfile::tempdir().unwrap();
     let snap = out.path().join("snap");
-    let child = spawn(&[
-        "sample",
-        "--out",
-        snap.to_str().unwrap(),
-        "--scale",
-        "4",
-        "--quiet",
-    ]);
-    let started = Instant::now();
     // The start-up check has passed once the staged directory exists.
-    while !names_in(out.path()).iter().any(|n| n.contains(".partial-")) {
-        assert!(started.elapsed() < PATIENCE, "writing never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (child, _, _) = start_writing_a_sample(out.path(), &snap);
     std::fs::create_dir(&snap).unwrap();
     std::fs::write(snap.join("theirs"), "not to be lost").unwrap();
     let o = child.wait_with_output().unwrap();
