@@ -436,13 +436,14 @@ fn start_writing_a_sample(out: &Path, snap: &Path) -> (Child, PathBuf, Instant) 
         "--quiet",
     ]);
     let started = Instant::now();
-    loop {
+    let staged = loop {
         if let Some(n) = names_in(out).into_iter().find(|n| n.contains(".partial-")) {
-            return (child, out.join(n), started);
+            break out.join(n);
         }
         assert!(started.elapsed() < PATIENCE, "writing never started");
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    (child, staged, started)
 }
 
 /// Sends `sig` while `sample --out` writes its Parquet files: the run stops with `code` and
