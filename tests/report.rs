@@ -458,13 +458,7 @@ fn the_default_directory_is_dated_and_never_replaced() {
         assert!(o.status.success(), "{}", common::stderr(&o));
         assert!(o.stderr.is_empty(), "--quiet: {}", common::stderr(&o));
     }
-    let mut dirs = names(&cwd.path().join("reports"));
-    dirs.sort();
-    assert_eq!(dirs.len(), 2, "{dirs:?}");
-    assert!(
-        dirs[0].ends_with("-sample") && dirs[1].ends_with("-sample-2"),
-        "{dirs:?}"
-    );
+    let dirs = two_sample_report_dirs(cwd.path());
     let first = cwd.path().join("reports").join(&dirs[0]);
     // PNG copies by default, and the measurement used, for --compression next time.
     for f in [
@@ -507,13 +501,7 @@ fn two_runs_to_the_default_path_end_in_two_directories() {
         assert!(o.status.success(), "{}", common::stderr(&o));
         wrote.push(String::from_utf8_lossy(&o.stdout).into_owned());
     }
-    let mut dirs = names(&cwd.path().join("reports"));
-    dirs.sort();
-    assert_eq!(dirs.len(), 2, "{dirs:?}");
-    assert!(
-        dirs[0].ends_with("-sample") && dirs[1].ends_with("-sample-2"),
-        "{dirs:?}"
-    );
+    let dirs = two_sample_report_dirs(cwd.path());
     for d in &dirs {
         let dir = cwd.path().join("reports").join(d);
         assert!(
@@ -603,4 +591,17 @@ fn an_absurd_bound_is_one_clear_line() {
         let first = err.lines().next().unwrap_or_default();
         assert!(first.contains(bound) && first.contains(needle), "{err}");
     }
+}
+
+/// The two report directories two runs left under `cwd/reports`, in order: the default name
+/// and the next free one.
+fn two_sample_report_dirs(cwd: &Path) -> Vec<String> {
+    let mut dirs = names(&cwd.join("reports"));
+    dirs.sort();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    assert!(
+        dirs[0].ends_with("-sample") && dirs[1].ends_with("-sample-2"),
+        "{dirs:?}"
+    );
+    dirs
 }

@@ -117,6 +117,17 @@ fn an_existing_output_is_kept_unless_forced() {
 
 /// Breaks a fresh copy of the sample snapshot with `damage`, then expects reading it to fail
 /// with one line naming `needle`.
+/// `snapshot --snapshot dir --out out`: a snapshot read and written again.
+fn copy_snapshot(dir: &Path, out: &Path) -> std::process::Output {
+    run(&[
+        "snapshot",
+        "--snapshot",
+        dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 fn broken(damage: impl FnOnce(&Path), needle: &str) {
     let root = tempfile::tempdir().unwrap();
     let dir = sample_snapshot(root.path());
@@ -124,13 +135,7 @@ fn broken(damage: impl FnOnce(&Path), needle: &str) {
     let err = snapshot::read(&dir).unwrap_err().to_string();
     assert!(err.contains(needle), "`{needle}` not in: {err}");
     let out = root.path().join("copy");
-    let o = run(&[
-        "snapshot",
-        "--snapshot",
-        dir.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = copy_snapshot(&dir, &out);
     assert_one_line_error(&o, needle);
     assert!(!out.exists());
 }
@@ -398,14 +403,7 @@ fn a_footer_with_an_absurd_column_chunk_is_one_line_not_a_panic() {
                 err.contains(f.to_str().unwrap()) && err.contains("corrupt Parquet"),
                 "{field} in {table}: {err}"
             );
-            let out = root.path().join("copy");
-            let o = run(&[
-                "snapshot",
-                "--snapshot",
-                dir.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ]);
+            let o = copy_snapshot(&dir, &root.path().join("copy"));
             assert_one_line_error(&o, &name);
             assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
         }
