@@ -185,6 +185,17 @@ impl WindowSpec {
 /// come within half of it (`source::postgres::read`).
 pub const STEP_HORIZON_SECS: i64 = 48 * 3600;
 
+/// Which lower bounds of a window keep a step ([`Window::kept_from`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptFrom {
+    /// Every `since` at or before this time.
+    Since(i64),
+    /// Every `since`: a running step that has not stopped.
+    Always,
+    /// None: a timeless step whose build is not known.
+    Never,
+}
+
 /// Absolute bounds, unix seconds; `None` is open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
@@ -270,6 +281,26 @@ impl Window {
         }
         let running = col("busy").neq(lit(0)).fill_null(lit(false));
         when(both.or(running)).then(overlaps).otherwise(queued)
+    }
+
+    /// The same rule for one step, seen from its start side: from which `since` on the step is
+    /// still inside (with `until` unchanged). A step with both times, or a running one, is kept
+    /// while its stop is at or after `since` (a running one without a stop always); a finished
+    /// step without times while its build's queue time (`queued_at`) is. Used to place a cut
+    /// among the steps (`model::latest_days`) by the rule [`Window::step_expr`] applies.
+    pub fn kept_from(
+        start: Option<i64>,
+        stop: Option<i64>,
+        busy: Option<i32>,
+        queued_at: Option<i64>,
+    ) -> KeptFrom {
+        let running = busy.is_some_and(|b| b != 0);
+        match (start, stop) {
+            (Some(_), Some(stop)) => KeptFrom::Since(stop),
+            (_, Some(stop)) if running => KeptFrom::Since(stop),
+            (_, None) if running => KeptFrom::Always,
+            _ => queued_at.map_or(KeptFrom::Never, KeptFrom::Since),
+        }
     }
 
     /// The same `[since, until)` rule over one time column of a frame.
@@ -361,6 +392,58 @@ mod tests {
             until: Some(TimeSpec::At(10)),
         };
         assert!(empty.resolve(0).is_err());
+    }
+
+    /// The per-step form and the frame form of the rule keep the same steps.
+    #[test]
+    fn kept_from_agrees_with_the_frame_rule() {
+        use polars::prelude::*;
+        let start = [Some(10), None, None, None, Some(10), None, Some(10)];
+        let stop = [Some(50), Some(50), None, None, None, Some(50), None];
+        let busy = [
+            Some(0),
+            Some(30),
+            Some(30),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(30),
+        ];
+        let queued_at = [Some(5), Some(5), Some(5), Some(40), Some(60), None, Some(5)];
+        let df = df!(
+            "start_time" => start, "stop_time" => stop, "busy" => busy,
+            "queued_at" => queued_at
+        )
+        .unwrap();
+        for since in [0, 40, 50, 51, 70] {
+            let w = Window {
+                since: Some(since),
+                until: None,
+            };
+            let queued = col("queued_at").gt_eq(lit(since)).fill_null(lit(false));
+            let kept = df
+                .clone()
+                .lazy()
+                .select([w.step_expr(queued).alias("kept")])
+                .collect()
+                .unwrap();
+            let kept: Vec<bool> = kept
+                .column("kept")
+                .unwrap()
+                .bool()
+                .unwrap()
+                .iter()
+                .map(|k| k.unwrap_or(false))
+                .collect();
+            for i in 0..start.len() {
+                let by_step = match Window::kept_from(start[i], stop[i], busy[i], queued_at[i]) {
+                    KeptFrom::Since(t) => since <= t,
+                    KeptFrom::Always => true,
+                    KeptFrom::Never => false,
+                };
+                assert_eq!(by_step, kept[i], "row {i}, since {since}");
+            }
+        }
     }
 
     #[test]

@@ -208,55 +208,35 @@ pub fn latest_days(
         return Ok(None);
     }
     let err = |e| crate::Error::frame("steps", e);
-    // The window rule (`window::Window::step_expr`) keeps a step with both times, or a running
-    // one, when it ends at or after `since` (a running one without a stop always), and a
-    // finished step without times when its build was queued at or after `since`: so the cut
-    // is placed among those times, each step's own.
-    let col_i64 =
-        |df: &polars::prelude::DataFrame, name: &str| -> crate::Result<Vec<Option<i64>>> {
-            Ok(df
-                .column(name)
-                .map_err(err)?
-                .i64()
-                .map_err(err)?
-                .iter()
-                .collect())
-        };
-    let col_i32 =
-        |df: &polars::prelude::DataFrame, name: &str| -> crate::Result<Vec<Option<i32>>> {
-            Ok(df
-                .column(name)
-                .map_err(err)?
-                .i32()
-                .map_err(err)?
-                .iter()
-                .collect())
-        };
-    let queued: std::collections::HashMap<i32, i64> = col_i32(&ds.builds, "id")?
-        .into_iter()
-        .zip(col_i64(&ds.builds, "timestamp")?)
+    let i64s = |df: &polars::prelude::DataFrame, name: &str| {
+        df.column(name).and_then(|c| c.i64().cloned()).map_err(err)
+    };
+    let i32s = |df: &polars::prelude::DataFrame, name: &str| {
+        df.column(name).and_then(|c| c.i32().cloned()).map_err(err)
+    };
+    // The cut is placed among the times from which each step is kept, by the window rule.
+    let queued: std::collections::HashMap<i32, i64> = i32s(&ds.builds, "id")?
+        .iter()
+        .zip(i64s(&ds.builds, "timestamp")?.iter())
         .filter_map(|(id, t)| Some((id?, t?)))
         .collect();
     let (starts, stops) = (
-        col_i64(&ds.steps, "start_time")?,
-        col_i64(&ds.steps, "stop_time")?,
+        i64s(&ds.steps, "start_time")?,
+        i64s(&ds.steps, "stop_time")?,
     );
-    let (busy, builds) = (col_i32(&ds.steps, "busy")?, col_i32(&ds.steps, "build")?);
+    let (busy, builds) = (i32s(&ds.steps, "busy")?, i32s(&ds.steps, "build")?);
     let mut always = 0usize;
     let mut ends: Vec<i64> = Vec::with_capacity(total);
-    for i in 0..total {
-        let running = busy[i].is_some_and(|b| b != 0);
-        match (starts[i], stops[i]) {
-            (Some(_), Some(stop)) => ends.push(stop),
-            (_, stop) if running => match stop {
-                Some(stop) => ends.push(stop),
-                None => always += 1,
-            },
-            _ => {
-                if let Some(&t) = builds[i].and_then(|b| queued.get(&b)) {
-                    ends.push(t);
-                }
-            }
+    let steps = starts
+        .iter()
+        .zip(stops.iter())
+        .zip(busy.iter().zip(builds.iter()));
+    for ((start, stop), (busy, build)) in steps {
+        let queued_at = build.and_then(|b| queued.get(&b).copied());
+        match crate::window::Window::kept_from(start, stop, busy, queued_at) {
+            crate::window::KeptFrom::Since(t) => ends.push(t),
+            crate::window::KeptFrom::Always => always += 1,
+            crate::window::KeptFrom::Never => {}
         }
     }
     let budget = max_steps.saturating_sub(always);
