@@ -384,19 +384,7 @@ fn status_watch_never_records_the_credentials_of_its_url() {
     let with_creds = base.replace("http://", "http://alice:hunter2-pw@") + "/queue-runner-status";
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s.jsonl");
-    let o = run(&[
-        "status",
-        "--watch",
-        &with_creds,
-        "--out",
-        out.to_str().unwrap(),
-        "--interval",
-        "50ms",
-        "--samples",
-        "2",
-        "--format",
-        "json",
-    ]);
+    let o = watch_twice(&with_creds, &out, &["--format", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 2, "{text}");
@@ -508,17 +496,7 @@ fn no_form_of_url_shows_its_credentials() {
     // The series of a watch records its source without them.
     let out = dir.path().join("s.jsonl");
     let url = format!("HtTp://frank:pw-watch@{host}/x?access_token=tok-watch&sig=sig-watch&n=1");
-    let o = run(&[
-        "status",
-        "--watch",
-        &url,
-        "--out",
-        out.to_str().unwrap(),
-        "--interval",
-        "50ms",
-        "--samples",
-        "2",
-    ]);
+    let o = watch_twice(&url, &out, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 2, "{text}");

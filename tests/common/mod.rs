@@ -92,3 +92,22 @@ pub fn mkfifo(path: &std::path::Path) {
 pub fn sparse(path: &std::path::Path, len: u64) {
     std::fs::File::create(path).unwrap().set_len(len).unwrap();
 }
+
+/// `status --watch URL --out OUT --interval 50ms --samples 2`, then `extra`: two polls of a
+/// loopback server, a fraction of a second in all.
+pub fn watch_twice(url: &str, out: &std::path::Path, extra: &[&str]) -> Output {
+    let out = out.to_str().unwrap();
+    let mut args = vec![
+        "status",
+        "--watch",
+        url,
+        "--out",
+        out,
+        "--interval",
+        "50ms",
+        "--samples",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
