@@ -362,20 +362,17 @@ async fn read_only(
         while let Some(row) = futures_util::StreamExt::next(&mut stream).await {
             crate::interrupt::check()?;
             let row = row.map_err(|e| s.error(what, e))?;
-            if out.len() == max_rows || bytes > MAX_RESULT_BYTES {
+            let over = if out.len() == max_rows {
+                Some((format!("{max_rows} rows"), ", or raise --max-rows"))
+            } else if bytes > MAX_RESULT_BYTES {
+                Some((format!("{} MiB of values", MAX_RESULT_BYTES >> 20), ""))
+            } else {
+                None
+            };
+            if let Some((limit, hint)) = over {
                 return Err(Error::Invalid(format!(
-                    "{what}: the result has more than {} (the most one result may hold); add a \
-                     LIMIT or aggregate{}",
-                    if out.len() == max_rows {
-                        format!("{max_rows} rows")
-                    } else {
-                        format!("{} MiB of values", MAX_RESULT_BYTES >> 20)
-                    },
-                    if out.len() == max_rows {
-                        ", or raise --max-rows"
-                    } else {
-                        ""
-                    }
+                    "{what}: the result has more than {limit} (the most one result may hold); \
+                     add a LIMIT or aggregate{hint}"
                 )));
             }
             let mut vals = Vec::with_capacity(columns.len());
