@@ -4,11 +4,12 @@
 //!
 //! The stages, each in its own module: `source` (reading), `dataset` (the frames every stage
 //! shares), `window` (which rows), `analysis` (findings), `compress` (codecs), `report` (the
-//! cost-reduction report), and the command layer in `cli`.
+//! cost-reduction report), and the commands as functions in `app`. The command line itself is
+//! the binary's (src/cli.rs): nothing here knows clap.
 
 pub mod alloc;
 pub mod analysis;
-pub mod cli;
+pub mod app;
 pub mod compress;
 pub mod conninfo;
 pub mod dataset;

@@ -1,5 +1,8 @@
-//! The `hydra-bottleneck` binary: everything is in the library; see `cli.rs`.
+//! The `hydra-bottleneck` binary: the command line (`cli`) over the library's commands
+//! (`hydra_bottleneck::app`).
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    hydra_bottleneck::cli::main()
+    cli::main()
 }

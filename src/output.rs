@@ -1,4 +1,4 @@
-//! Writing results safely and in the format asked for.
+//! Writing files and directories safely (how a command's outcome is printed is `app::render`).
 //!
 //! Files and directories are written beside their destination under a temporary name and renamed
 //! into place at the end, so an interrupted or failed run never leaves a half-written output, and
@@ -8,18 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use crate::error::{Error, Result};
-
-/// `--format`: how data goes to stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
-    #[default]
-    Table,
-    Json,
-    Csv,
-}
 
 /// A temporary sibling of `dest`, unique to this process.
 fn temp_sibling(dest: &Path, tag: &str) -> PathBuf {
@@ -307,89 +296,6 @@ impl Drop for StagedDir {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.tmp);
         }
-    }
-}
-
-/// Prints rows as a table, JSON (an array of objects) or CSV. `rows` are already strings for
-/// table and CSV; `json` is the same data, typed.
-pub fn print_rows<T: Serialize>(
-    format: Format,
-    header: &[&str],
-    rows: &[Vec<String>],
-    json: &T,
-) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let res = match format {
-        Format::Json => serde_json::to_writer_pretty(&mut out, json)
-            .map_err(std::io::Error::other)
-            .and_then(|_| writeln!(out)),
-        Format::Csv => {
-            let mut r = writeln!(
-                out,
-                "{}",
-                header
-                    .iter()
-                    .map(|h| csv_field(h))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            for row in rows {
-                r = r.and_then(|_| {
-                    writeln!(
-                        out,
-                        "{}",
-                        row.iter()
-                            .map(|f| csv_field(f))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    )
-                });
-            }
-            r
-        }
-        Format::Table => {
-            let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-            for row in rows {
-                for (w, f) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(f.chars().count());
-                }
-            }
-            let line = |cells: Vec<&str>| {
-                cells
-                    .iter()
-                    .zip(&widths)
-                    .enumerate()
-                    .map(|(i, (c, w))| {
-                        // Numbers read best right-aligned, names left-aligned.
-                        if i > 0
-                            && c.chars()
-                                .next()
-                                .is_some_and(|ch| ch.is_ascii_digit() || ch == '-')
-                        {
-                            format!("{c:>w$}")
-                        } else {
-                            format!("{c:<w$}")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("  ")
-                    .trim_end()
-                    .to_string()
-            };
-            let mut r = writeln!(out, "{}", line(header.to_vec()));
-            for row in rows {
-                r = r.and_then(|_| {
-                    writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))
-                });
-            }
-            r
-        }
-    };
-    match res {
-        // A closed pipe (`| head`) is the reader's choice, not our failure.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| Error::io("stdout", e)),
     }
 }
 

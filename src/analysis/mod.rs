@@ -360,15 +360,6 @@ pub struct Options {
     pub codec_speeds: Vec<(String, f64)>,
 }
 
-/// Reads `(codec, compression MB/s per core)` from the JSON `compress --format json` writes.
-pub fn codec_speeds(path: &std::path::Path) -> Result<Vec<(String, f64)>> {
-    Ok(crate::compress::read_saved(path)?
-        .codecs
-        .into_iter()
-        .map(|c| (c.codec, c.compress_mb_s_core))
-        .collect())
-}
-
 /// How one measured codec compares with the overhead's growth with output size.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CodecComparison {

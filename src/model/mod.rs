@@ -436,17 +436,3 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         assumptions,
     })
 }
-
-/// Codecs from the results of `compress --format json`: speed and ratio of each.
-pub fn measured_codecs(path: &std::path::Path) -> crate::Result<Vec<Codec>> {
-    Ok(crate::compress::read_saved(path)?
-        .codecs
-        .into_iter()
-        .map(|c| Codec {
-            name: c.codec,
-            mb_s_core: c.compress_mb_s_core,
-            ratio: c.ratio_pct / 100.0,
-            source: format!("measured ({})", path.display()),
-        })
-        .collect())
-}

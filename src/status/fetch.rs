@@ -98,8 +98,6 @@ pub struct WatchOptions {
     pub timeout: Duration,
     /// Stop after this many requests (each is one line); `None` runs until Ctrl-C.
     pub samples: Option<u64>,
-    /// No per-sample notes on stderr.
-    pub quiet: bool,
 }
 
 /// What a watch did.
@@ -169,8 +167,9 @@ pub fn next_delay(interval: Duration, failures: u32) -> Duration {
         .min(cap)
 }
 
-/// Polls `opts.url` until Ctrl-C or the sample count, appending one line per request.
-pub fn watch(opts: &WatchOptions) -> Result<WatchReport> {
+/// Polls `opts.url` until Ctrl-C or the sample count, appending one line per request; `note`
+/// hears of each sample as it is taken.
+pub fn watch(opts: &WatchOptions, note: &dyn Fn(&str)) -> Result<WatchReport> {
     if opts.interval < MIN_INTERVAL {
         return Err(Error::Invalid(format!(
             "--interval {} is too short; poll a Hydra every 10 s or slower",
@@ -182,13 +181,17 @@ pub fn watch(opts: &WatchOptions) -> Result<WatchReport> {
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("starting the async runtime: {e}")))?;
-    let result = rt.block_on(watch_loop(opts, &mut file));
+    let result = rt.block_on(watch_loop(opts, &mut file, note));
     // A request still running after Ctrl-C is abandoned, not waited for.
     rt.shutdown_background();
     result
 }
 
-async fn watch_loop(opts: &WatchOptions, file: &mut std::fs::File) -> Result<WatchReport> {
+async fn watch_loop(
+    opts: &WatchOptions,
+    file: &mut std::fs::File,
+    note: &dyn Fn(&str),
+) -> Result<WatchReport> {
     let agent = agent(opts.timeout);
     // Ctrl-C as `cli` installed it (crate::interrupt); without that, nothing ends the watch
     // but the sample count or a kill, which loses nothing either (each line is written whole).
@@ -236,14 +239,12 @@ async fn watch_loop(opts: &WatchOptions, file: &mut std::fs::File) -> Result<Wat
             Ok((value, status)) => {
                 failures = 0;
                 report.documents += 1;
-                if !opts.quiet {
-                    eprintln!(
-                        "sample {}: {} runnable, {} active steps",
-                        report.lines + 1,
-                        fmt_opt(status.runnable_steps),
-                        fmt_opt(status.active_steps)
-                    );
-                }
+                note(&format!(
+                    "sample {}: {} runnable, {} active steps",
+                    report.lines + 1,
+                    fmt_opt(status.runnable_steps),
+                    fmt_opt(status.active_steps)
+                ));
                 SampleLine {
                     t,
                     source: shown.clone(),
@@ -255,13 +256,11 @@ async fn watch_loop(opts: &WatchOptions, file: &mut std::fs::File) -> Result<Wat
                 failures = failures.saturating_add(1);
                 report.failed += 1;
                 last_error = e.to_string();
-                if !opts.quiet {
-                    eprintln!(
-                        "sample {}: {e}; next try in {}",
-                        report.lines + 1,
-                        humantime(next_delay(opts.interval, failures))
-                    );
-                }
+                note(&format!(
+                    "sample {}: {e}; next try in {}",
+                    report.lines + 1,
+                    humantime(next_delay(opts.interval, failures))
+                ));
                 SampleLine {
                     t,
                     source: shown.clone(),

@@ -8,8 +8,8 @@
 //! - [`series`]: the JSON-lines series `--watch` writes, and its summary (pure functions).
 //! - [`fetch`]: the HTTP client (bounded in time and size) and the watch loop.
 //!
-//! This module owns the `status` command's logic; `cli` only turns arguments into the option
-//! structs here.
+//! The `status` command itself (which of these to run, and how the result is printed) is
+//! `app::status`.
 
 pub mod fetch;
 pub mod figures;
@@ -26,7 +26,6 @@ pub use model::{RunnerKind, Status, parse};
 pub use series::{SeriesSummary, summarise};
 
 use crate::error::{Error, Result};
-use crate::output::{Format, print_rows};
 
 /// Where one document comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,106 +94,6 @@ pub fn read_source(source: &Source, timeout: Duration) -> Result<String> {
 pub fn load(source: &Source, timeout: Duration) -> Result<Status> {
     let text = read_source(source, timeout)?;
     model::parse(&text, &source.describe())
-}
-
-/// What `status SOURCE` is asked to do.
-#[derive(Debug, Clone)]
-pub struct ShowOptions {
-    pub source: Source,
-    pub machines: Option<PathBuf>,
-    pub timeout: Duration,
-}
-
-const HEADER: [&str; 6] = ["section", "subject", "figure", "value", "unit", "note"];
-
-/// A value for the table (rounded for reading) or CSV (as precise as it is).
-fn cell(v: Option<f64>, format: Format) -> String {
-    match v {
-        None => String::new(),
-        Some(v) if format == Format::Csv => format!("{v}"),
-        Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
-        Some(v) if v.abs() >= 100.0 => format!("{v:.1}"),
-        Some(v) => format!("{v:.3}"),
-    }
-}
-
-fn print_figure_rows<T: serde::Serialize>(format: Format, rows: &[Row], json: &T) -> Result<()> {
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.section.to_string(),
-                r.subject.clone(),
-                r.figure.to_string(),
-                cell(r.value, format),
-                r.unit.to_string(),
-                r.note.clone(),
-            ]
-        })
-        .collect();
-    print_rows(format, &HEADER, &table, json)
-}
-
-/// `status SOURCE`: reads one document and prints its derived figures.
-pub fn show(opts: &ShowOptions, format: Format) -> Result<Figures> {
-    let machines = opts
-        .machines
-        .as_deref()
-        .map(crate::machines::read)
-        .transpose()?;
-    let status = load(&opts.source, opts.timeout)?;
-    let figures = derive(&status, machines.as_deref());
-    print_figure_rows(format, &figures::rows(&figures), &figures)?;
-    Ok(figures)
-}
-
-/// `status --watch URL --out FILE`: collects a series, then prints what it did.
-pub fn watch(opts: &WatchOptions, format: Format) -> Result<WatchReport> {
-    let report = fetch::watch(opts)?;
-    let rows = vec![vec![
-        report.out.display().to_string(),
-        report.lines.to_string(),
-        report.documents.to_string(),
-        report.failed.to_string(),
-        report.stopped_by.to_string(),
-    ]];
-    print_rows(
-        format,
-        &["file", "lines", "documents", "failed", "stopped by"],
-        &rows,
-        &report,
-    )?;
-    Ok(report)
-}
-
-/// `status --series FILE`: summarises a series and prints the summary.
-pub fn show_series(
-    path: &std::path::Path,
-    machines: Option<&std::path::Path>,
-    format: Format,
-    quiet: bool,
-) -> Result<SeriesSummary> {
-    let machines = machines.map(crate::machines::read).transpose()?;
-    let s = series::read(path)?;
-    if s.samples.is_empty() {
-        return Err(Error::StatusDocument {
-            origin: path.display().to_string(),
-            reason: format!(
-                "no status documents in the series ({} failed requests, {} unreadable lines)",
-                s.errors, s.bad_lines
-            ),
-        });
-    }
-    if !quiet && let Some(line) = s.first_bad_line {
-        eprintln!(
-            "{}: skipped {} unreadable line(s), the first at line {line}",
-            path.display(),
-            s.bad_lines
-        );
-    }
-    let summary = summarise(&s, machines.as_deref());
-    print_figure_rows(format, &series::rows(&summary), &summary)?;
-    Ok(summary)
 }
 
 /// `30s`, `500ms`, `2m`, `1h`, or a number of seconds (`0.5`).

@@ -1,0 +1,107 @@
+//! What several commands read the same way, written once: the note that the built-in sample is
+//! used, the dataset, the machines file (given, or the one that came with the data), a cost
+//! file, a saved codec measurement and which of its codecs have a usable speed, a connection
+//! string, and the async runtime.
+
+use std::path::Path;
+
+use super::Context;
+use crate::compress::CodecSummary;
+use crate::compress::project::Costs;
+use crate::conninfo::ConnParams;
+use crate::dataset::{Dataset, Omit};
+use crate::error::{Error, Result};
+use crate::machines::Machine;
+
+impl Context<'_> {
+    /// Says that no source was given and the built-in sample is used: "no --db or --snapshot
+    /// given: " and what the command does with it ("analysing the built-in sample workload").
+    pub(super) fn note_if_sample(&self, doing: &str) {
+        if self.source.is_sample() {
+            self.note(&format!("no --db or --snapshot given: {doing}"));
+        }
+    }
+
+    /// Reads the history in the window; `omit`: the columns the command never reads.
+    pub(super) fn load(&self, omit: Omit) -> Result<Dataset> {
+        crate::source::load(&self.source, &self.read_options(omit))
+    }
+}
+
+/// The machines file at `given`, if one is given.
+pub(super) fn machines_file(given: Option<&Path>) -> Result<Option<Vec<Machine>>> {
+    given.map(crate::machines::read).transpose()
+}
+
+/// The machines file at `given`; else the one that came with the data (taken out of `ds`: it is
+/// parsed here once); else none, and slots are inferred from the history.
+pub(super) fn machines_or_bundled(
+    given: Option<&Path>,
+    ds: &mut Dataset,
+) -> Result<Option<Vec<Machine>>> {
+    match given {
+        Some(_) => machines_file(given),
+        None => ds
+            .machines
+            .take()
+            .map(|text| crate::machines::parse(&text))
+            .transpose()
+            .map_err(|e| Error::Invalid(format!("the machines file that came with the data: {e}"))),
+    }
+}
+
+/// The cost file at `given`, else the documented defaults.
+pub(super) fn costs(given: Option<&Path>) -> Result<Costs> {
+    given.map_or_else(
+        || Ok(Costs::default()),
+        crate::compress::project::read_costs,
+    )
+}
+
+/// The codecs of a saved `compress --format json` measurement.
+pub(super) fn saved_codecs(path: &Path) -> Result<Vec<CodecSummary>> {
+    Ok(crate::compress::read_saved(path)?.codecs)
+}
+
+/// The codecs whose compression speed was timed: an instant run could not be timed and reads
+/// as 0, which would make a codec look infinitely slow.
+pub(super) fn timed(codecs: &[CodecSummary]) -> impl Iterator<Item = &CodecSummary> {
+    codecs
+        .iter()
+        .filter(|k| k.compress_mb_s_core.is_finite() && k.compress_mb_s_core > 0.0)
+}
+
+/// `(codec, compression MB/s per core)`, set beside the overhead fit.
+pub(super) fn speeds<'c>(codecs: impl IntoIterator<Item = &'c CodecSummary>) -> Vec<(String, f64)> {
+    codecs
+        .into_iter()
+        .map(|c| (c.codec.clone(), c.compress_mb_s_core))
+        .collect()
+}
+
+/// The codecs as the model takes them; `source` says where the figures come from.
+pub(super) fn model_codecs<'c>(
+    codecs: impl IntoIterator<Item = &'c CodecSummary>,
+    source: &str,
+) -> Vec<crate::model::Codec> {
+    codecs
+        .into_iter()
+        .map(|c| crate::model::Codec {
+            name: c.codec.clone(),
+            mb_s_core: c.compress_mb_s_core,
+            ratio: c.ratio_pct / 100.0,
+            source: source.to_string(),
+        })
+        .collect()
+}
+
+/// A connection string completed from the PG* environment and ~/.pgpass, as psql does.
+pub(super) fn conninfo(given: &str) -> Result<ConnParams> {
+    crate::conninfo::resolve(given, &|k| std::env::var(k).ok())
+}
+
+/// The runtime a command that talks to PostgreSQL runs its async part on.
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
+    crate::source::postgres::runtime()
+        .map_err(|e| Error::Invalid(format!("starting the async runtime: {e}")))
+}

@@ -1,0 +1,87 @@
+//! `sample`: the built-in sample workload, written as a snapshot or loaded into an empty
+//! database (the only command that writes to a database).
+
+use std::path::PathBuf;
+
+use super::render::{Printer, Render};
+use super::{Context, inputs};
+use crate::error::Result;
+use crate::source::into::{Ddl, LoadSummary};
+use crate::source::snapshot::{self, Manifest};
+use crate::source::{SampleSpec, sample};
+
+/// Where the sample goes.
+#[derive(Debug, Clone)]
+pub enum SampleTarget {
+    /// A snapshot directory; `force` replaces one that exists, only once the new one is
+    /// complete.
+    Snapshot { out: PathBuf, force: bool },
+    /// An empty database (a libpq connection string), given Hydra's schema `schema` when it
+    /// has no Hydra tables.
+    Database { conninfo: String, schema: Ddl },
+}
+
+/// What `sample` is asked.
+#[derive(Debug, Clone)]
+pub struct SampleOptions {
+    pub spec: SampleSpec,
+    pub target: SampleTarget,
+}
+
+/// What `sample` did.
+#[derive(Debug, Clone)]
+pub enum Sampled {
+    /// The snapshot written.
+    Snapshot(Box<Manifest>),
+    /// Rows loaded per table.
+    Loaded(LoadSummary),
+}
+
+/// Generates the sample and writes or loads it.
+pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
+    if let SampleTarget::Snapshot { .. } = opts.target {
+        // Only the snapshot is staged and safe to stop; loading into a database is one
+        // transaction, which a killed client aborts on the server.
+        crate::interrupt::install()?;
+    }
+    let ds = sample::generate(&opts.spec)?;
+    match &opts.target {
+        SampleTarget::Snapshot { out, force } => {
+            let manifest = snapshot::write(&ds, out, *force)?;
+            ctx.note(&format!(
+                "wrote the {} sample (seed {}, scale {}) to {}",
+                opts.spec.preset,
+                opts.spec.seed,
+                opts.spec.scale,
+                out.display()
+            ));
+            Ok(Sampled::Snapshot(Box::new(manifest)))
+        }
+        SampleTarget::Database { conninfo, schema } => {
+            let params = inputs::conninfo(conninfo)?;
+            let summary = inputs::runtime()?
+                .block_on(crate::source::into::load_into(&params, &ds, *schema))?;
+            ctx.note(&format!("loaded the sample into {}", params.redacted()));
+            Ok(Sampled::Loaded(summary))
+        }
+    }
+}
+
+impl Render for Sampled {
+    fn render(&self, p: &mut Printer<'_>) -> Result<()> {
+        match self {
+            Sampled::Snapshot(manifest) => manifest.render(p),
+            Sampled::Loaded(summary) => {
+                let rows: Vec<Vec<String>> = summary
+                    .iter()
+                    .map(|(t, n)| vec![t.to_string(), n.to_string()])
+                    .collect();
+                let json: Vec<serde_json::Value> = summary
+                    .iter()
+                    .map(|(t, n)| serde_json::json!({"table": t, "rows": n}))
+                    .collect();
+                p.rows(&["table", "rows"], &rows, &json)
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! `snapshot`: the history in the window saved as an offline snapshot.
+
+use std::path::PathBuf;
+
+use super::Context;
+use super::render::{Printer, Render};
+use crate::error::Result;
+use crate::source::snapshot::{self, Manifest};
+
+/// What `snapshot` is asked.
+#[derive(Debug, Clone)]
+pub struct SnapshotOptions {
+    /// The directory to write; it must not exist or be empty, unless `force`.
+    pub out: PathBuf,
+    /// Replace an existing snapshot at `out`, only once the new one is complete.
+    pub force: bool,
+}
+
+/// Reads the history and writes it as a snapshot; Ctrl-C leaves nothing half-written.
+pub fn run(ctx: &Context<'_>, opts: &SnapshotOptions) -> Result<Manifest> {
+    crate::interrupt::install()?;
+    ctx.note_if_sample("snapshotting the built-in sample workload");
+    let ds = ctx.load(&[])?;
+    ctx.note(&format!(
+        "read {} steps and {} builds from {} ({}; runner {}: {})",
+        ds.steps.height(),
+        ds.builds.height(),
+        ds.meta.origin.describe(),
+        ds.meta.window.describe(),
+        ds.meta.runner,
+        ds.meta.runner_basis
+    ));
+    let manifest = snapshot::write(&ds, &opts.out, opts.force)?;
+    ctx.note(&format!("wrote snapshot {}", opts.out.display()));
+    Ok(manifest)
+}
+
+/// A snapshot as written: a row per table (also what `sample --out` prints).
+impl Render for Manifest {
+    fn render(&self, p: &mut Printer<'_>) -> Result<()> {
+        let rows: Vec<Vec<String>> = self
+            .tables
+            .iter()
+            .map(|(name, t)| {
+                vec![
+                    name.clone(),
+                    t.rows.to_string(),
+                    t.files.len().to_string(),
+                    t.files.iter().map(|f| f.bytes).sum::<u64>().to_string(),
+                ]
+            })
+            .collect();
+        p.rows(&["table", "rows", "files", "bytes"], &rows, self)
+    }
+}
