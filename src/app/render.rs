@@ -148,7 +148,7 @@ mod tests {
         ];
         assert_eq!(
             printed(Format::Table, &["name", "n"], &rows),
-            "name    n\na       1\nbb, c  22\n"
+            "name   n\na       1\nbb, c  22\n"
         );
         assert_eq!(
             printed(Format::Csv, &["name", "n"], &rows),
