@@ -193,8 +193,9 @@ async fn watch_loop(
     note: &dyn Fn(&str),
 ) -> Result<WatchReport> {
     let agent = agent(opts.timeout);
-    // Ctrl-C as `cli` installed it (crate::interrupt); without that, nothing ends the watch
-    // but the sample count or a kill, which loses nothing either (each line is written whole).
+    // Ctrl-C as `app::status` installed it (crate::interrupt); without that, nothing ends the
+    // watch but the sample count or a kill, which loses nothing either (each line is written
+    // whole).
     let ctrl_c = crate::interrupt::signalled();
     tokio::pin!(ctrl_c);
     let mut report = WatchReport {
