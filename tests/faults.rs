@@ -70,17 +70,7 @@ fn spawn(args: &[&str]) -> Child {
 }
 
 fn sigint(child: &Child) {
-    send(child, "INT");
-}
-
-/// Sends the signal named `sig` (`INT`, `TERM`, `HUP`) to `child`.
-fn send(child: &Child, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{sig} failed");
+    signal(child, "INT");
 }
 
 /// The Ctrl-C contract: exit 130, one line saying so, no panic, nothing on stdout.
@@ -450,7 +440,7 @@ fn signal_while_a_snapshot_is_written_leaves_nothing(sig: &str, code: i32) {
         assert!(started.elapsed() < PATIENCE, "no file written");
         std::thread::sleep(Duration::from_millis(20));
     }
-    send(&child, sig);
+    signal(&child, sig);
     let o = child.wait_with_output().unwrap();
     assert_stopped(&o, code);
     assert_empty(out.path());

@@ -205,11 +205,7 @@ fn a_wrong_password_is_refused_without_echoing_it() {
 #[test]
 fn an_unreachable_server_is_one_clear_line() {
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let o = run(&[
         "snapshot",
         "--db",

@@ -5,7 +5,6 @@
 mod support;
 use support::*;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -285,12 +284,7 @@ fn no_error_path_shows_the_password() {
     let port = pg.port.to_string();
     // The reader may log in but read nothing of Hydra's, and nothing at all in this database.
     pg.psql(&name, "CREATE TABLE private (x int)");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let closed = free_port().to_string();
     let wrong = "Wr0ng-Secret-pw";
     // (what, port, password, command, the error it must give)
     let cases: [(&str, &str, &str, &[&str], &str); 6] = [
@@ -412,11 +406,7 @@ fn no_form_of_url_shows_its_credentials() {
     // Every request is refused: each form below ends in an error that names its URL.
     let base = http::serve(|_| Response::not_found()).url();
     let host = base.trim_start_matches("http://").to_string();
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let dir = tempfile::tempdir().unwrap();
     let paths = dir.path().join("paths");
     std::fs::write(&paths, "/nix/store/00000000000000000000000000000000-x\n").unwrap();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hydra_bottleneck::status::{self, RunnerKind, series};
 use support::http::{self, Response};
-use support::{hb, run, stderr};
+use support::{hb, run, signal, stderr};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -447,11 +447,7 @@ fn watch_stops_cleanly_on_ctrl_c() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    signal(&child, "INT");
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let csv = String::from_utf8(o.stdout).unwrap();

@@ -42,6 +42,17 @@ pub(crate) fn run(args: &[&str]) -> Output {
     hb().args(args).run()
 }
 
+/// Sends the signal named `sig` (`INT`, `TERM`, `HUP`) to a spawned run, as a user's Ctrl-C
+/// or a service manager would.
+pub(crate) fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} failed");
+}
+
 impl Hb {
     pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Hb {
         self.cmd.arg(arg);

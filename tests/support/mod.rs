@@ -12,8 +12,8 @@ pub(crate) mod pg;
 use std::process::Output;
 use std::time::Duration;
 
-pub(crate) use bin::{hb, run};
-pub(crate) use pg::{TestPg, dbname};
+pub(crate) use bin::{hb, run, signal};
+pub(crate) use pg::{TestPg, dbname, free_port};
 
 pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

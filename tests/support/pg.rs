@@ -391,7 +391,9 @@ fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (p("ca.crt"), p("server.crt"), p("server.key"))
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listened on a moment ago: for a server to start on, or for a
+/// client to find closed.
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
