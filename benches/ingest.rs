@@ -14,8 +14,12 @@ use hydra_bottleneck::progress::Progress;
 use hydra_bottleneck::source::into::{Ddl, load_into};
 use hydra_bottleneck::source::postgres::{connect, copy_frame, inspect, queries};
 use hydra_bottleneck::source::sample::{SampleSpec, generate};
-use hydra_bottleneck::testpg::TestPg;
 use hydra_bottleneck::window::Window;
+
+#[path = "../tests/support/pg.rs"]
+#[allow(dead_code)] // the benchmark uses a few of its helpers
+mod pg;
+use pg::TestPg;
 
 fn ingest(c: &mut Criterion) {
     let scale: f64 = std::env::var("HB_BENCH_SCALE")

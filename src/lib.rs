@@ -28,9 +28,15 @@ pub mod report;
 pub mod source;
 pub mod status;
 pub mod strings;
-/// A throwaway PostgreSQL server for tests and benchmarks.
-#[doc(hidden)]
-pub mod testpg;
+/// The tests' throwaway PostgreSQL server (tests/support/pg.rs), for the unit tests that need
+/// one; it is not part of the library.
+#[cfg(test)]
+#[path = "../tests/support/pg.rs"]
+#[allow(dead_code)] // the unit tests use a few of its helpers
+mod testpg;
+// tests/support/pg.rs names the library as the integration tests and benchmarks see it.
+#[cfg(test)]
+extern crate self as hydra_bottleneck;
 pub mod window;
 
 pub use error::{Error, Result};

@@ -1,6 +1,6 @@
 //! Findings checked against answers computed by hand on small handcrafted datasets.
 
-mod common;
+mod support;
 
 use hydra_bottleneck::analysis::{Steps, quality, utilization, waiting, waste};
 use hydra_bottleneck::dataset::{
@@ -561,7 +561,7 @@ fn measured_codec_speeds_are_set_beside_the_overhead_fit() {
         .map(|i| format!("line {i} of a small tree\n"))
         .collect();
     std::fs::write(tree.join("a.txt"), &text).unwrap();
-    let o = common::run(&[
+    let o = support::run(&[
         "compress",
         "--input",
         tree.to_str().unwrap(),
@@ -571,10 +571,10 @@ fn measured_codec_speeds_are_set_beside_the_overhead_fit() {
         "json",
         "-q",
     ]);
-    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(o.status.success(), "{}", support::stderr(&o));
     let json = dir.path().join("c.json");
     std::fs::write(&json, &o.stdout).unwrap();
-    let o = common::run(&[
+    let o = support::run(&[
         "analyze",
         "overhead",
         "--compression",
@@ -583,7 +583,7 @@ fn measured_codec_speeds_are_set_beside_the_overhead_fit() {
         "json",
         "-q",
     ]);
-    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(o.status.success(), "{}", support::stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let c = &v["codecs"][0];
     assert_eq!(c["codec"], "xz-1");
@@ -592,7 +592,7 @@ fn measured_codec_speeds_are_set_beside_the_overhead_fit() {
     let share = c["share_of_size_overhead"].as_f64().unwrap();
     assert!((share - implied / speed).abs() < 1e-9);
     // A file that is not compress output is named.
-    let o = common::run(&[
+    let o = support::run(&[
         "analyze",
         "overhead",
         "--compression",
@@ -600,7 +600,7 @@ fn measured_codec_speeds_are_set_beside_the_overhead_fit() {
         "-q",
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(common::stderr(&o).contains("/etc/hostname"));
+    assert!(support::stderr(&o).contains("/etc/hostname"));
 }
 
 #[test]

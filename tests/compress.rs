@@ -5,12 +5,18 @@
 //! its directory, and over HTTP from a loopback server that injects faults (a cut body,
 //! a 503, a corrupt NAR, an overlong body, absent paths, credentials in the URL).
 
+mod support;
+
+use std::collections::HashSet;
 use std::fs;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use hydra_bottleneck::compress::{self, Codec, Options, parse_list};
 use hydra_bottleneck::nar::{self, NarHash};
+use support::hb;
+use support::http::{self, Response};
 
 /// Text-like bytes that compress (a few words in a seeded order) so codecs have work to do.
 fn corpus(len: usize, seed: u64) -> Vec<u8> {
@@ -397,11 +403,6 @@ fn pareto_keeps_only_undominated_codecs() {
 
 #[test]
 fn projection_onto_the_farm_volume_and_a_cost_file() {
-    mod common {
-        pub fn bin() -> std::process::Command {
-            std::process::Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"))
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
     std::fs::create_dir(&tree).unwrap();
@@ -415,7 +416,7 @@ fn projection_onto_the_farm_volume_and_a_cost_file() {
         "currency = \"USD\"\ncore_hour = 0.5\nstorage_tib_month = 20\n",
     )
     .unwrap();
-    let out = common::bin()
+    let out = hb()
         .args([
             "compress",
             "--input",
@@ -431,8 +432,7 @@ fn projection_onto_the_farm_volume_and_a_cost_file() {
             "json",
             "-q",
         ])
-        .output()
-        .unwrap();
+        .run();
     assert!(
         out.status.success(),
         "{}",
@@ -466,7 +466,7 @@ fn projection_onto_the_farm_volume_and_a_cost_file() {
     assert!(p["peak_hour_cores"].as_f64().unwrap() >= hours / 24.0);
 
     std::fs::write(&costs, "core_hours = 1\n").unwrap();
-    let out = common::bin()
+    let out = hb()
         .args([
             "compress",
             "--input",
@@ -475,8 +475,7 @@ fn projection_onto_the_farm_volume_and_a_cost_file() {
             "zstd-1",
         ])
         .args(["--project", "--costs", costs.to_str().unwrap(), "-q"])
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -496,12 +495,11 @@ fn projection_onto_the_farm_volume_and_a_cost_file() {
         ),
     ] {
         std::fs::write(&costs, text).unwrap();
-        let out = common::bin()
+        let out = hb()
             .args(["compress", "--input", tree.to_str().unwrap()])
             .args(["--codecs", "zstd-1", "--project", "-q", "--costs"])
             .arg(&costs)
-            .output()
-            .unwrap();
+            .run();
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
@@ -587,11 +585,10 @@ fn snapshot_with_output(dir: &Path, out_path: &str, size: i64) -> std::path::Pat
 #[test]
 fn from_outputs_finds_build_outputs_in_the_store_or_a_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_hydra-bottleneck");
     // 1. The output exists locally: it is packed from there.
     let local = tree(dir.path());
     let snap = snapshot_with_output(dir.path(), local.to_str().unwrap(), 12345);
-    let out = Command::new(bin)
+    let out = hb()
         .args([
             "compress",
             "--snapshot",
@@ -600,8 +597,7 @@ fn from_outputs_finds_build_outputs_in_the_store_or_a_cache() {
             "3",
         ])
         .args(["--codecs", "zstd-1", "--format", "json", "-q"])
-        .output()
-        .unwrap();
+        .run();
     assert!(
         out.status.success(),
         "{}",
@@ -629,7 +625,7 @@ fn from_outputs_finds_build_outputs_in_the_store_or_a_cache() {
     .unwrap();
     fs::remove_dir_all(&snap).unwrap();
     let snap = snapshot_with_output(dir.path(), store_path, 12345);
-    let out = Command::new(bin)
+    let out = hb()
         .args([
             "compress",
             "--snapshot",
@@ -639,8 +635,7 @@ fn from_outputs_finds_build_outputs_in_the_store_or_a_cache() {
         ])
         .args(["--cache", &format!("file://{}", cache.display())])
         .args(["--codecs", "zstd-1", "--format", "json", "-q"])
-        .output()
-        .unwrap();
+        .run();
     assert!(
         out.status.success(),
         "{}",
@@ -650,7 +645,7 @@ fn from_outputs_finds_build_outputs_in_the_store_or_a_cache() {
     assert_eq!(v["measurements"][0]["nar"], store_path);
 
     // 3. Nowhere: one clear line.
-    let out = Command::new(bin)
+    let out = hb()
         .args([
             "compress",
             "--snapshot",
@@ -659,8 +654,7 @@ fn from_outputs_finds_build_outputs_in_the_store_or_a_cache() {
             "1",
         ])
         .args(["--codecs", "zstd-1", "-q"])
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -671,175 +665,58 @@ fn from_outputs_finds_build_outputs_in_the_store_or_a_cache() {
 
 // ---- http(s):// binary caches ------------------------------------------------------------------
 
-mod http {
-    //! A small HTTP/1.1 server on loopback serving the files of a real binary cache, with Range
-    //! requests, a log of what was asked, and faults to inject.
+/// Faults to inject into [`serve_cache`]'s answers, by request path (`/nar/….nar.xz`,
+/// `/….narinfo`).
+#[derive(Debug, Default)]
+struct Faults {
+    /// The next answer sends half the body under the full Content-Length, then closes.
+    cut_once: HashSet<String>,
+    /// The next answer is 503 with `Retry-After: 1`.
+    unavailable_once: HashSet<String>,
+    /// Every answer has one byte of the file flipped.
+    corrupt: HashSet<String>,
+    /// Every answer has no Content-Length and 1000 bytes more than the file.
+    overlong: HashSet<String>,
+}
 
-    use std::collections::HashSet;
-    use std::io::{BufRead, BufReader, Write};
-    use std::net::{SocketAddr, TcpListener, TcpStream};
-    use std::path::{Component, Path, PathBuf};
-    use std::sync::{Arc, Mutex};
+/// Serves the files of the binary cache under `root` on loopback until the test ends, with
+/// Range requests and the faults the returned handle holds.
+fn serve_cache(root: &Path) -> (http::Server, Arc<Mutex<Faults>>) {
+    let faults = Arc::new(Mutex::new(Faults::default()));
+    let (root, injected) = (root.to_path_buf(), faults.clone());
+    let server = http::serve(move |req| cache_answer(&root, &injected, req));
+    (server, faults)
+}
 
-    /// One request as the server saw it.
-    #[derive(Debug, Clone)]
-    pub struct Req {
-        pub path: String,
-        pub range: Option<String>,
-        pub user_agent: Option<String>,
-        pub authorization: Option<String>,
+fn cache_answer(root: &Path, faults: &Mutex<Faults>, req: &http::Request) -> Response {
+    let path = &req.path;
+    let (cut, unavailable, corrupt, overlong) = {
+        let mut f = faults.lock().unwrap();
+        (
+            f.cut_once.remove(path),
+            f.unavailable_once.remove(path),
+            f.corrupt.contains(path),
+            f.overlong.contains(path),
+        )
+    };
+    if unavailable {
+        return Response::new(503, "Service Unavailable").header("Retry-After", "1");
     }
-
-    /// Faults, by request path (`/nar/….nar.xz`, `/….narinfo`).
-    #[derive(Debug, Default)]
-    pub struct Faults {
-        /// The next answer sends half the body under the full Content-Length, then closes.
-        pub cut_once: HashSet<String>,
-        /// The next answer is 503 with `Retry-After: 1`.
-        pub unavailable_once: HashSet<String>,
-        /// Every answer has one byte of the file flipped.
-        pub corrupt: HashSet<String>,
-        /// Every answer has no Content-Length and 1000 bytes more than the file.
-        pub overlong: HashSet<String>,
+    let rel = PathBuf::from(path.trim_start_matches('/'));
+    let safe = rel.components().all(|c| matches!(c, Component::Normal(_)));
+    let Some(mut data) = safe.then(|| fs::read(root.join(&rel)).ok()).flatten() else {
+        return Response::not_found();
+    };
+    if corrupt {
+        let i = data.len() / 2;
+        data[i] ^= 0xff;
     }
-
-    pub struct Server {
-        pub addr: SocketAddr,
-        pub log: Arc<Mutex<Vec<Req>>>,
-        pub faults: Arc<Mutex<Faults>>,
+    if overlong {
+        data.extend(std::iter::repeat_n(7u8, 1000));
+        return Response::ok(data).no_length();
     }
-
-    impl Server {
-        pub fn url(&self) -> String {
-            format!("http://{}", self.addr)
-        }
-
-        pub fn requests(&self) -> Vec<Req> {
-            self.log.lock().unwrap().clone()
-        }
-    }
-
-    /// Serves the files under `root` until the test ends.
-    pub fn serve(root: &Path) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let faults = Arc::new(Mutex::new(Faults::default()));
-        let (root, log2, faults2) = (root.to_path_buf(), log.clone(), faults.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (root, log, faults) = (root.clone(), log2.clone(), faults2.clone());
-                std::thread::spawn(move || {
-                    let _ = answer(stream, &root, &log, &faults);
-                });
-            }
-        });
-        Server { addr, log, faults }
-    }
-
-    fn answer(
-        mut stream: TcpStream,
-        root: &Path,
-        log: &Mutex<Vec<Req>>,
-        faults: &Mutex<Faults>,
-    ) -> std::io::Result<()> {
-        let mut reader = BufReader::new(stream.try_clone()?);
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-        let path = target.split('?').next().unwrap_or("/").to_string();
-        let mut req = Req {
-            path: path.clone(),
-            range: None,
-            user_agent: None,
-            authorization: None,
-        };
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                let v = Some(v.trim().to_string());
-                match k.trim().to_ascii_lowercase().as_str() {
-                    "range" => req.range = v,
-                    "user-agent" => req.user_agent = v,
-                    "authorization" => req.authorization = v,
-                    _ => {}
-                }
-            }
-        }
-        log.lock().unwrap().push(req.clone());
-        let (cut, unavailable, corrupt, overlong) = {
-            let mut f = faults.lock().unwrap();
-            (
-                f.cut_once.remove(&path),
-                f.unavailable_once.remove(&path),
-                f.corrupt.contains(&path),
-                f.overlong.contains(&path),
-            )
-        };
-        let head = |status: &str, extra: &str, len: Option<usize>| {
-            let len = len
-                .map(|n| format!("Content-Length: {n}\r\n"))
-                .unwrap_or_default();
-            format!("HTTP/1.1 {status}\r\n{extra}{len}Connection: close\r\n\r\n")
-        };
-        if unavailable {
-            stream.write_all(
-                head("503 Service Unavailable", "Retry-After: 1\r\n", Some(0)).as_bytes(),
-            )?;
-            return Ok(());
-        }
-        let rel = PathBuf::from(path.trim_start_matches('/'));
-        let file = root.join(&rel);
-        let safe = rel.components().all(|c| matches!(c, Component::Normal(_)));
-        let Some(mut data) = safe.then(|| std::fs::read(&file).ok()).flatten() else {
-            stream.write_all(head("404 Not Found", "", Some(0)).as_bytes())?;
-            return Ok(());
-        };
-        if corrupt {
-            let i = data.len() / 2;
-            data[i] ^= 0xff;
-        }
-        if overlong {
-            data.extend(std::iter::repeat_n(7u8, 1000));
-            stream.write_all(head("200 OK", "", None).as_bytes())?;
-            stream.write_all(&data)?;
-            return Ok(());
-        }
-        let from = req
-            .range
-            .as_deref()
-            .and_then(|r| r.strip_prefix("bytes="))
-            .and_then(|r| r.strip_suffix('-'))
-            .and_then(|n| n.parse::<usize>().ok());
-        let (status, extra, body) = match from {
-            Some(n) if n >= data.len() => {
-                let cr = format!("Content-Range: bytes */{}\r\n", data.len());
-                stream.write_all(head("416 Range Not Satisfiable", &cr, Some(0)).as_bytes())?;
-                return Ok(());
-            }
-            Some(n) => (
-                "206 Partial Content",
-                format!(
-                    "Content-Range: bytes {n}-{}/{}\r\n",
-                    data.len() - 1,
-                    data.len()
-                ),
-                &data[n..],
-            ),
-            None => ("200 OK", String::new(), &data[..]),
-        };
-        stream.write_all(head(status, &extra, Some(body.len())).as_bytes())?;
-        if cut {
-            stream.write_all(&body[..body.len() / 2])?;
-            stream.flush()?;
-            return stream.shutdown(std::net::Shutdown::Both);
-        }
-        stream.write_all(body)
-    }
+    let answer = Response::ranged(&data, req);
+    if cut { answer.cut_in_half() } else { answer }
 }
 
 /// Seeded bytes that do not compress, so a NAR file is as large as its NAR.
@@ -913,12 +790,6 @@ fn write_paths(dir: &Path, paths: &[&str]) -> String {
     p.display().to_string()
 }
 
-fn hb() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"));
-    c.env_remove("HYDRA_BOTTLENECK_LOG");
-    c
-}
-
 fn json_of(out: &std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),
@@ -947,15 +818,14 @@ fn an_http_cache_is_read_end_to_end_with_xz_and_zstd() {
     wanted.push(ABSENT);
     let paths = write_paths(work.path(), &wanted);
     for (compression, cache) in [("xz", &caches.xz), ("zstd", &caches.zstd)] {
-        let server = http::serve(cache);
+        let (server, _) = serve_cache(cache);
         let xdg = work.path().join(format!("xdg-{compression}"));
         // Without --download-dir: the XDG cache directory.
         let out = hb()
             .args(["compress", "--input", &server.url(), "--paths", &paths])
             .args(["--codecs", "zstd-1", "--format", "json"])
             .env("XDG_CACHE_HOME", &xdg)
-            .output()
-            .unwrap();
+            .run();
         let v = json_of(&out);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -984,7 +854,7 @@ fn an_http_cache_is_read_end_to_end_with_xz_and_zstd() {
         }
         let reqs = server.requests();
         assert!(
-            reqs.iter().all(|r| r.user_agent.as_deref().is_some_and(
+            reqs.iter().all(|r| r.header("user-agent").is_some_and(
                 |u| u.starts_with(&format!("hydra-bottleneck/{}", env!("CARGO_PKG_VERSION")))
             )),
             "{reqs:?}"
@@ -1001,7 +871,7 @@ fn an_http_cache_is_read_end_to_end_with_xz_and_zstd() {
             reqs.iter().filter(|r| r.path.starts_with("/nar/")).count(),
             3
         );
-        assert!(reqs.iter().all(|r| r.range.is_none()), "{reqs:?}");
+        assert!(reqs.iter().all(|r| r.header("range").is_none()), "{reqs:?}");
 
         // Again, sampling one NAR by NarSize: the middle one, from the download directory.
         let before = server.requests().len();
@@ -1014,8 +884,7 @@ fn an_http_cache_is_read_end_to_end_with_xz_and_zstd() {
                 downloads.parent().unwrap().to_str().unwrap(),
             ])
             .args(["--codecs", "zstd-1", "--format", "json"])
-            .output()
-            .unwrap();
+            .run();
         let v = json_of(&out);
         assert_eq!(v["corpus"].as_array().unwrap().len(), 1);
         assert_eq!(v["corpus"][0]["nar"], caches.paths[1].as_str());
@@ -1036,11 +905,11 @@ fn an_http_cache_is_read_end_to_end_with_xz_and_zstd() {
 fn a_cut_download_resumes_with_range_and_a_503_is_retried() {
     let caches = nix_caches();
     let work = tempfile::tempdir().unwrap();
-    let server = http::serve(&caches.xz);
+    let (server, faults) = serve_cache(&caches.xz);
     let big = narinfo(&caches.xz, &caches.paths[2]);
     let mid_hash = &caches.paths[1]["/nix/store/".len()..][..32];
     {
-        let mut f = server.faults.lock().unwrap();
+        let mut f = faults.lock().unwrap();
         f.cut_once.insert(format!("/{}", big.url));
         f.unavailable_once.insert(format!("/{mid_hash}.narinfo"));
     }
@@ -1051,8 +920,7 @@ fn a_cut_download_resumes_with_range_and_a_503_is_retried() {
         .args(["compress", "--input", &server.url(), "--paths", &paths])
         .args(["--download-dir", dl.to_str().unwrap()])
         .args(["--codecs", "zstd-1", "--format", "json"])
-        .output()
-        .unwrap();
+        .run();
     let v = json_of(&out);
     assert_eq!(v["corpus"].as_array().unwrap().len(), 3);
     let big_entry = v["corpus"]
@@ -1064,19 +932,15 @@ fn a_cut_download_resumes_with_range_and_a_503_is_retried() {
     assert_eq!(big_entry["nar_size"].as_u64(), Some(big.nar_size));
     assert_eq!(big_entry["file_size"].as_u64(), big.file_size);
     let reqs = server.requests();
-    let nar_reqs: Vec<&http::Req> = reqs
+    let nar_reqs: Vec<&http::Request> = reqs
         .iter()
         .filter(|r| r.path == format!("/{}", big.url))
         .collect();
     assert_eq!(nar_reqs.len(), 2, "{nar_reqs:?}");
-    assert_eq!(nar_reqs[0].range, None);
-    let resumed_at: u64 = nar_reqs[1]
-        .range
-        .as_deref()
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.strip_suffix('-'))
-        .and_then(|n| n.parse().ok())
-        .expect("the second request asks for the rest with Range");
+    assert_eq!(nar_reqs[0].header("range"), None);
+    let resumed_at = nar_reqs[1]
+        .range_from()
+        .expect("the second request asks for the rest with Range") as u64;
     let size = big.file_size.unwrap();
     assert!(
         resumed_at > 0 && resumed_at < size,
@@ -1126,15 +990,14 @@ fn a_cut_download_resumes_with_range_and_a_503_is_retried() {
         .args(["compress", "--input", &server.url(), "--paths", &paths])
         .args(["--download-dir", dl.to_str().unwrap()])
         .args(["--codecs", "zstd-1", "--format", "json"])
-        .output()
-        .unwrap();
+        .run();
     let v = json_of(&out);
     assert_eq!(v["corpus"].as_array().unwrap().len(), 3);
     let reqs = server.requests()[before..].to_vec();
     let ranges = |info: &compress::input::NarInfo| -> Vec<Option<String>> {
         reqs.iter()
             .filter(|r| r.path == format!("/{}", info.url))
-            .map(|r| r.range.clone())
+            .map(|r| r.header("range").map(String::from))
             .collect()
     };
     assert_eq!(
@@ -1154,23 +1017,17 @@ fn a_cut_download_resumes_with_range_and_a_503_is_retried() {
 fn a_corrupt_nar_or_an_overlong_body_is_an_error_naming_the_path() {
     let caches = nix_caches();
     let work = tempfile::tempdir().unwrap();
-    let server = http::serve(&caches.zstd);
+    let (server, faults) = serve_cache(&caches.zstd);
     let big = narinfo(&caches.zstd, &caches.paths[2]);
     let nar_path = format!("/{}", big.url);
     let paths = write_paths(work.path(), &[&caches.paths[2]]);
-    server
-        .faults
-        .lock()
-        .unwrap()
-        .corrupt
-        .insert(nar_path.clone());
+    faults.lock().unwrap().corrupt.insert(nar_path.clone());
     let dl = work.path().join("dl");
     let run = |dl: &Path| {
         hb().args(["compress", "--input", &server.url(), "--paths", &paths])
             .args(["--download-dir", dl.to_str().unwrap()])
             .args(["--codecs", "zstd-1", "-q"])
-            .output()
-            .unwrap()
+            .run()
     };
     let out = run(&dl);
     let err = one_line_error(&out);
@@ -1186,7 +1043,7 @@ fn a_corrupt_nar_or_an_overlong_body_is_an_error_naming_the_path() {
 
     // A body that runs past the announced size is cut off.
     {
-        let mut f = server.faults.lock().unwrap();
+        let mut f = faults.lock().unwrap();
         f.corrupt.clear();
         f.overlong.insert(nar_path.clone());
     }
@@ -1215,8 +1072,7 @@ fn a_corrupt_nar_or_an_overlong_body_is_an_error_naming_the_path() {
         .args(["compress", "--input", &server.url(), "--paths", &paths])
         .args(["--download-dir", work.path().join("dl3").to_str().unwrap()])
         .args(["--codecs", "zstd-1", "-q"])
-        .output()
-        .unwrap();
+        .run();
     let err = one_line_error(&out);
     assert!(
         err.contains(&caches.paths[1])
@@ -1230,14 +1086,13 @@ fn a_corrupt_nar_or_an_overlong_body_is_an_error_naming_the_path() {
 fn an_http_cache_needs_store_paths_and_says_what_is_missing() {
     let caches = nix_caches();
     let work = tempfile::tempdir().unwrap();
-    let server = http::serve(&caches.xz);
+    let (server, _) = serve_cache(&caches.xz);
     let dl = work.path().join("dl");
     let base = |extra: &[&str]| {
         hb().args(["compress", "--input", &server.url()])
             .args(["--download-dir", dl.to_str().unwrap(), "--codecs", "zstd-1"])
             .args(extra)
-            .output()
-            .unwrap()
+            .run()
     };
     // No paths: it cannot be listed, and nothing is asked of the server.
     let err = one_line_error(&base(&[]));
@@ -1267,8 +1122,7 @@ fn an_http_cache_needs_store_paths_and_says_what_is_missing() {
             dl.to_str().unwrap(),
             "-q",
         ])
-        .output()
-        .unwrap();
+        .run();
     let err = one_line_error(&out);
     assert!(
         err.contains("/elsewhere/nix-cache-info") && err.contains("not a binary cache"),
@@ -1313,8 +1167,7 @@ fn an_http_cache_needs_store_paths_and_says_what_is_missing() {
             work.path().join("fresh").to_str().unwrap(),
         ])
         .args(["--codecs", "zstd-1", "-q"])
-        .output()
-        .unwrap();
+        .run();
     let err = one_line_error(&out);
     assert!(
         err.contains(&caches.paths[0])
@@ -1328,11 +1181,11 @@ fn an_http_cache_needs_store_paths_and_says_what_is_missing() {
 fn credentials_in_a_cache_url_are_sent_but_never_shown() {
     let caches = nix_caches();
     let work = tempfile::tempdir().unwrap();
-    let server = http::serve(&caches.xz);
+    let (server, faults) = serve_cache(&caches.xz);
     let big = narinfo(&caches.xz, &caches.paths[2]);
     let hash = &caches.paths[2]["/nix/store/".len()..][..32];
     {
-        let mut f = server.faults.lock().unwrap();
+        let mut f = faults.lock().unwrap();
         f.unavailable_once.insert(format!("/{hash}.narinfo"));
         f.corrupt.insert(format!("/{}", big.url));
     }
@@ -1342,8 +1195,7 @@ fn credentials_in_a_cache_url_are_sent_but_never_shown() {
         .args(["compress", "--input", &url, "--paths", &paths])
         .args(["--download-dir", work.path().join("dl").to_str().unwrap()])
         .args(["--codecs", "zstd-1"])
-        .output()
-        .unwrap();
+        .run();
     one_line_error(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("hunter2") && !err.contains("alice"), "{err}");
@@ -1356,7 +1208,7 @@ fn credentials_in_a_cache_url_are_sent_but_never_shown() {
     let reqs = server.requests();
     assert!(
         reqs.iter()
-            .all(|r| r.authorization.as_deref() == Some("Basic YWxpY2U6aHVudGVyMg==")),
+            .all(|r| r.header("authorization") == Some("Basic YWxpY2U6aHVudGVyMg==")),
         "{reqs:?}"
     );
 }
@@ -1365,7 +1217,7 @@ fn credentials_in_a_cache_url_are_sent_but_never_shown() {
 fn from_outputs_finds_build_outputs_in_an_http_cache() {
     let caches = nix_caches();
     let work = tempfile::tempdir().unwrap();
-    let server = http::serve(&caches.zstd);
+    let (server, _) = serve_cache(&caches.zstd);
     let snap = snapshot_with_output(work.path(), &caches.paths[1], 12345);
     let out = hb()
         .args([
@@ -1378,8 +1230,7 @@ fn from_outputs_finds_build_outputs_in_an_http_cache() {
         .args(["--cache", &server.url()])
         .args(["--download-dir", work.path().join("dl").to_str().unwrap()])
         .args(["--codecs", "zstd-1", "--format", "json", "-q"])
-        .output()
-        .unwrap();
+        .run();
     let v = json_of(&out);
     let info = narinfo(&caches.zstd, &caches.paths[1]);
     assert_eq!(v["corpus"][0]["nar"], caches.paths[1].as_str());
@@ -1622,8 +1473,7 @@ fn a_large_nar_is_measured_in_memory_that_does_not_grow_with_it() {
         .args(["--spill-dir", spill_dir.to_str().unwrap()])
         .stdout(fs::File::create(&json).unwrap())
         .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .spawn();
     let (code, peak) = wait_peak_rss(child);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
@@ -1700,14 +1550,12 @@ fn an_xz_asking_for_a_huge_dictionary_or_a_zstd_bomb_is_refused() {
     let ok = hb()
         .args(["compress", "--input", preset9.to_str().unwrap()])
         .args(["--codecs", "zstd-1", "--format", "json", "-q"])
-        .output()
-        .unwrap();
+        .run();
     assert_eq!(json_of(&ok)["corpus"][0]["nar_size"], nar_bytes.len());
     let out = hb()
         .args(["compress", "--input", hostile.to_str().unwrap()])
         .args(["--codecs", "zstd-1", "-q"])
-        .output()
-        .unwrap();
+        .run();
     let line = one_line_error(&out);
     assert!(
         line.contains("hostile.nar.xz") && line.contains("more than 128 MiB of memory"),
@@ -1738,8 +1586,7 @@ fn an_xz_asking_for_a_huge_dictionary_or_a_zstd_bomb_is_refused() {
             "--spill-dir",
             spill_dir.to_str().unwrap(),
         ])
-        .output()
-        .unwrap();
+        .run();
     let line = one_line_error(&out);
     assert!(
         line.contains("bomb.nar.zst") && line.contains("more than --max-nar-mib 16 MiB"),

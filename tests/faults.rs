@@ -4,16 +4,14 @@
 //! ends in one clear line (exit 1, or 130 for Ctrl-C) or a correct result, and never leaves a
 //! partial output behind.
 
-mod common;
-use common::*;
+mod support;
+use support::*;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
-use hydra_bottleneck::testpg::TestPg;
+use support::http::{self, Response};
 
 /// Small enough to load in a few seconds, large enough to hold every table's kinds of rows
 /// (about 12 000 steps).
@@ -68,26 +66,11 @@ fn wait_for_copy_of_steps(pg: &TestPg, name: &str) -> String {
 }
 
 fn spawn(args: &[&str]) -> Child {
-    bin()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting the binary")
+    hb().args(args).spawn()
 }
 
 fn sigint(child: &Child) {
-    send(child, "INT");
-}
-
-/// Sends the signal named `sig` (`INT`, `TERM`, `HUP`) to `child`.
-fn send(child: &Child, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{sig} failed");
+    signal(child, "INT");
 }
 
 /// The Ctrl-C contract: exit 130, one line saying so, no panic, nothing on stdout.
@@ -457,7 +440,7 @@ fn signal_while_a_snapshot_is_written_leaves_nothing(sig: &str, code: i32) {
         assert!(started.elapsed() < PATIENCE, "no file written");
         std::thread::sleep(Duration::from_millis(20));
     }
-    send(&child, sig);
+    signal(&child, sig);
     let o = child.wait_with_output().unwrap();
     assert_stopped(&o, code);
     assert_empty(out.path());
@@ -501,65 +484,18 @@ fn slow_cache(nar: Vec<u8>) -> (String, String) {
          FileSize: {len}\nNarHash: {hash}\nNarSize: {len}\nReferences: \n",
         len = nar.len()
     );
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let (narinfo, nar) = (narinfo.clone(), nar.clone());
-            std::thread::spawn(move || {
-                let mut line = String::new();
-                let mut r = BufReader::new(stream.try_clone().unwrap());
-                let _ = r.read_line(&mut line);
-                let mut range_from = 0usize;
-                loop {
-                    let mut h = String::new();
-                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
-                        range_from = v.trim().trim_end_matches('-').parse().unwrap_or(0);
-                    }
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let (status, body, extra): (&str, Vec<u8>, String) = if path == "/nix-cache-info" {
-                    ("200 OK", b"StoreDir: /nix/store\n".to_vec(), String::new())
-                } else if path.ends_with(".narinfo") {
-                    ("200 OK", narinfo.into_bytes(), String::new())
-                } else if path.ends_with("slow.nar") && range_from > 0 {
-                    (
-                        "206 Partial Content",
-                        nar[range_from..].to_vec(),
-                        format!(
-                            "Content-Range: bytes {range_from}-{}/{}\r\n",
-                            nar.len() - 1,
-                            nar.len()
-                        ),
-                    )
-                } else if path.ends_with("slow.nar") {
-                    ("200 OK", nar, String::new())
-                } else {
-                    ("404 Not Found", Vec::new(), String::new())
-                };
-                let head = format!(
-                    "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                if stream.write_all(head.as_bytes()).is_err() {
-                    return;
-                }
-                for piece in body.chunks(16 << 10) {
-                    if stream.write_all(piece).is_err() {
-                        return;
-                    }
-                    if path.ends_with("slow.nar") {
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                }
-            });
+    let server = http::serve(move |req| {
+        if req.path == "/nix-cache-info" {
+            Response::ok("StoreDir: /nix/store\n")
+        } else if req.path.ends_with(".narinfo") {
+            Response::ok(narinfo.as_str())
+        } else if req.path.ends_with("slow.nar") {
+            Response::ranged(&nar, req).pace(16 << 10, Duration::from_millis(100))
+        } else {
+            Response::not_found()
         }
     });
-    (url, store_path)
+    (server.url(), store_path)
 }
 
 /// A NAR of one regular file of `len` bytes that do not compress.
@@ -624,7 +560,7 @@ fn ctrl_c_during_a_download_keeps_the_part_for_the_next_run() {
         "the part holds the NAR's first bytes"
     );
     // The next run resumes from it and measures the whole NAR.
-    let o = bin().args(args).output().unwrap();
+    let o = hb().args(args).run();
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["corpus"][0]["nar_size"], nar.len());
@@ -663,31 +599,12 @@ fn ctrl_c_during_measurements_writes_nothing() {
 #[test]
 fn ctrl_c_during_a_slow_status_request_keeps_whole_lines() {
     // Answers the first two requests at once and the rest after 30 s.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://{}/queue-runner-status",
-        listener.local_addr().unwrap()
-    );
-    std::thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                if n >= 2 {
-                    std::thread::sleep(Duration::from_secs(30));
-                }
-                let body = r#"{"status":"up","nrQueuedBuilds":7,"nrRunnableSteps":3}"#;
-                let _ = stream.write_all(
-                    format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                    .as_bytes(),
-                );
-            });
-        }
+    let server = http::serve(|req| {
+        let body = r#"{"status":"up","nrQueuedBuilds":7,"nrRunnableSteps":3}"#;
+        let late = if req.n >= 2 { 30 } else { 0 };
+        Response::ok(body).delay(Duration::from_secs(late))
     });
+    let url = format!("{}/queue-runner-status", server.url());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s.jsonl");
     let child = spawn(&[

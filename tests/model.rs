@@ -2,8 +2,9 @@
 //! hand-checked farms under each ordering rule, calibration against the sample's own history,
 //! scenarios and the command line.
 
+mod support;
+
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use hydra_bottleneck::compress::project::Costs;
@@ -14,6 +15,7 @@ use hydra_bottleneck::model::{
     scenario, simulate,
 };
 use hydra_bottleneck::source::{SampleSpec, sample};
+use support::bin::{Hb, hb};
 
 fn sample_ds() -> &'static Dataset {
     static DS: OnceLock<Dataset> = OnceLock::new();
@@ -556,13 +558,9 @@ fn bad_scenarios_are_refused_with_what_and_where() {
 // The command line
 // ---------------------------------------------------------------------------------------------
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_hydra-bottleneck"))
-}
-
 /// Runs `cmd`, which must succeed, and returns its stdout.
-fn stdout_of(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
+fn stdout_of(cmd: Hb) -> String {
+    let out = cmd.run();
     assert!(
         out.status.success(),
         "{}",
@@ -574,12 +572,11 @@ fn stdout_of(cmd: &mut Command) -> String {
 #[test]
 fn simulate_prints_calibration_comparison_and_verdict() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bin()
+    let out = hb()
         .args(["simulate", "--seeds", "2", "--scenario"])
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/zstd-3.toml"))
         .current_dir(dir.path())
-        .output()
-        .unwrap();
+        .run();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -595,7 +592,7 @@ fn simulate_prints_calibration_comparison_and_verdict() {
     ] {
         assert!(stdout.contains(want), "no `{want}` in\n{stdout}");
     }
-    let json = bin()
+    let json = hb()
         .args([
             "simulate",
             "--seeds",
@@ -604,8 +601,7 @@ fn simulate_prints_calibration_comparison_and_verdict() {
             "--format",
             "json",
         ])
-        .output()
-        .unwrap();
+        .run();
     assert!(json.status.success());
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["seeds"].as_array().unwrap().len(), 2);
@@ -634,11 +630,7 @@ fn simulate_refuses_a_missing_or_bad_scenario_in_one_line() {
             "huge.toml: `add_machines.count` is 4000000000",
         ),
     ] {
-        let out = bin()
-            .args(["simulate", "--scenario"])
-            .arg(&arg)
-            .output()
-            .unwrap();
+        let out = hb().args(["simulate", "--scenario"]).arg(&arg).run();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains(want), "{stderr}");
@@ -656,13 +648,12 @@ fn codecs_measured_with_compress_replace_the_reference_figures() {
         .map(|i| format!("line {i} of a text file\n"))
         .collect();
     std::fs::write(tree.join("a.txt"), &text).unwrap();
-    let out = bin()
+    let out = hb()
         .args([
             "compress", "--codecs", "zstd-3", "--format", "json", "--input",
         ])
         .arg(&tree)
-        .output()
-        .unwrap();
+        .run();
     assert!(
         out.status.success(),
         "{}",
@@ -673,8 +664,7 @@ fn codecs_measured_with_compress_replace_the_reference_figures() {
     let scenario = dir.path().join("z.toml");
     std::fs::write(&scenario, "name = 'z'\ncodec = 'zstd-3'\n").unwrap();
     let stdout = stdout_of(
-        bin()
-            .args(["simulate", "--seeds", "1", "--no-verdict", "--compression"])
+        hb().args(["simulate", "--seeds", "1", "--no-verdict", "--compression"])
             .arg(&saved)
             .arg("--scenario")
             .arg(&scenario),
@@ -686,11 +676,7 @@ fn codecs_measured_with_compress_replace_the_reference_figures() {
     assert!(line.contains("measured.json"), "{line}");
     // A file that is not compress output is one clear error.
     std::fs::write(&saved, "{\"rows\": []}").unwrap();
-    let out = bin()
-        .args(["simulate", "--compression"])
-        .arg(&saved)
-        .output()
-        .unwrap();
+    let out = hb().args(["simulate", "--compression"]).arg(&saved).run();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -782,8 +768,7 @@ fn simulate_compares_a_status_json_given_with_status() {
     let file = dir.path().join("status.json");
     std::fs::write(&file, status_json_from_truth(sample_ds(), 1.0)).unwrap();
     let stdout = stdout_of(
-        bin()
-            .args(["simulate", "--seeds", "1", "--no-verdict", "--status"])
+        hb().args(["simulate", "--seeds", "1", "--no-verdict", "--status"])
             .arg(&file),
     );
     assert!(
@@ -796,11 +781,7 @@ fn simulate_compares_a_status_json_given_with_status() {
     );
     // A bad document: one line naming it, before any simulating.
     std::fs::write(&file, "{not json").unwrap();
-    let out = bin()
-        .args(["simulate", "--status"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = hb().args(["simulate", "--status"]).arg(&file).run();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

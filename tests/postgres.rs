@@ -1,13 +1,13 @@
 //! Against a real PostgreSQL: the sample loaded with `sample --into` is read back read-only,
 //! through the CLI and the library, for both schema variants; failures are single clear lines.
 
-mod common;
-use common::*;
+mod support;
+use support::*;
 
 use hydra_bottleneck::dataset::{Dataset, Runner};
 use hydra_bottleneck::source::{self, ReadOptions, SampleSpec, SourceSpec};
-use hydra_bottleneck::testpg::{ADMIN_PASSWORD, READER_PASSWORD, TestPg};
 use hydra_bottleneck::window::{TimeSpec, WindowSpec};
+use support::pg::{ADMIN_PASSWORD, READER_PASSWORD};
 
 /// A fifth of the week keeps each load under a few seconds while still holding every status,
 /// machine and system of the preset.
@@ -183,7 +183,7 @@ fn a_wrong_password_is_refused_without_echoing_it() {
     assert_one_line_error(&o, "password authentication failed");
     assert!(!stderr(&o).contains(wrong));
     // The same through PGPASSWORD.
-    let o = bin()
+    let o = hb()
         .args([
             "snapshot",
             "--db",
@@ -191,8 +191,7 @@ fn a_wrong_password_is_refused_without_echoing_it() {
         ])
         .args(["--out", "/nonexistent/x"])
         .env("PGPASSWORD", wrong)
-        .output()
-        .unwrap();
+        .run();
     assert_one_line_error(&o, "password authentication failed");
     assert!(!stderr(&o).contains(wrong));
     // And the right password gets in (the reader role may read nothing, so it stops at the schema).
@@ -206,11 +205,7 @@ fn a_wrong_password_is_refused_without_echoing_it() {
 #[test]
 fn an_unreachable_server_is_one_clear_line() {
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let o = run(&[
         "snapshot",
         "--db",

@@ -1,7 +1,7 @@
 //! Named and ad-hoc queries against a real PostgreSQL holding the sample.
 
-mod common;
-use common::*;
+mod support;
+use support::*;
 
 #[test]
 fn every_named_query_runs_on_the_sample() {

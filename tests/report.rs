@@ -3,7 +3,7 @@
 //! nothing wider than the page and no console error, `--compare` sets figures side by side and
 //! refuses a bad old report cleanly, and a simulation section renders when one is given.
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,11 +40,8 @@ fn sample_args(out: &Path) -> Vec<String> {
 }
 
 fn run_ok(args: &[String]) -> String {
-    let o = common::bin()
-        .args(args)
-        .output()
-        .expect("running the binary");
-    assert!(o.status.success(), "report failed: {}", common::stderr(&o));
+    let o = support::hb().args(args).run();
+    assert!(o.status.success(), "report failed: {}", support::stderr(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -430,7 +427,7 @@ fn compare_refuses_a_missing_corrupt_or_foreign_report_and_writes_nothing() {
     ];
     for (old, needle) in cases {
         let out = tmp.path().join("out");
-        let o = common::run(&[
+        let o = support::run(&[
             "report",
             "--no-compression",
             "--compare",
@@ -438,7 +435,7 @@ fn compare_refuses_a_missing_corrupt_or_foreign_report_and_writes_nothing() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        common::assert_one_line_error(&o, needle);
+        support::assert_one_line_error(&o, needle);
         assert!(!out.exists(), "{} was written", out.display());
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
     }
@@ -449,14 +446,13 @@ fn the_default_directory_is_dated_and_never_replaced() {
     let cwd = tempfile::tempdir().unwrap();
     let compression = sample_dir().join("compression.json");
     for _ in 0..2 {
-        let o = common::bin()
+        let o = support::hb()
             .current_dir(cwd.path())
             .args(["report", "--quiet", "--compression"])
             .arg(&compression)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", common::stderr(&o));
-        assert!(o.stderr.is_empty(), "--quiet: {}", common::stderr(&o));
+            .run();
+        assert!(o.status.success(), "{}", support::stderr(&o));
+        assert!(o.stderr.is_empty(), "--quiet: {}", support::stderr(&o));
     }
     let dirs = two_sample_report_dirs(cwd.path());
     let first = cwd.path().join("reports").join(&dirs[0]);
@@ -479,7 +475,7 @@ fn two_runs_to_the_default_path_end_in_two_directories() {
     let cwd = tempfile::tempdir().unwrap();
     let compression = sample_dir().join("compression.json");
     let start = || {
-        common::bin()
+        support::hb()
             .current_dir(cwd.path())
             .args([
                 "report",
@@ -489,16 +485,13 @@ fn two_runs_to_the_default_path_end_in_two_directories() {
                 "--compression",
             ])
             .arg(&compression)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
             .spawn()
-            .unwrap()
     };
     let (a, b) = (start(), start());
     let mut wrote = Vec::new();
     for child in [a, b] {
         let o = child.wait_with_output().unwrap();
-        assert!(o.status.success(), "{}", common::stderr(&o));
+        assert!(o.status.success(), "{}", support::stderr(&o));
         wrote.push(String::from_utf8_lossy(&o.stdout).into_owned());
     }
     let dirs = two_sample_report_dirs(cwd.path());
@@ -524,13 +517,13 @@ fn two_runs_to_the_default_path_end_in_two_directories() {
 fn an_existing_out_directory_needs_force() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("keep"), "x").unwrap();
-    let o = common::run(&[
+    let o = support::run(&[
         "report",
         "--no-compression",
         "--out",
         tmp.path().to_str().unwrap(),
     ]);
-    common::assert_one_line_error(&o, "--force");
+    support::assert_one_line_error(&o, "--force");
     assert!(tmp.path().join("keep").exists());
 }
 
@@ -584,8 +577,8 @@ fn an_absurd_bound_is_one_clear_line() {
         ("@-1", "outside the times"),
         ("3000-01-01", "outside the times"),
     ] {
-        let o = common::run(&["report", "--since", bound, "--quiet"]);
-        let err = common::stderr(&o);
+        let o = support::run(&["report", "--since", bound, "--quiet"]);
+        let err = support::stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{bound}: {err}");
         assert!(!err.contains("panicked"), "{err}");
         let first = err.lines().next().unwrap_or_default();

@@ -2,18 +2,16 @@
 //! write to the database, take an unbounded answer from a server, or write a file outside the
 //! directory it was given because a server named it so.
 
-mod common;
-use common::*;
+mod support;
+use support::*;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Output;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hydra_bottleneck::nar::NarHash;
-use hydra_bottleneck::testpg::{READER_PASSWORD, TestPg};
+use support::http::{self, Response};
+use support::pg::READER_PASSWORD;
 
 /// Neither output stream of `o` shows `secret`.
 fn assert_hidden(o: &Output, secret: &str, what: &str) {
@@ -102,11 +100,11 @@ fn a_fifo_or_an_oversized_file_is_one_clear_line() {
     let fifo = dir.path().join("fifo");
     mkfifo(&fifo);
     for h in HOSTILE {
-        let o = run_bounded(bin().args((h.args)(&fifo)));
+        let o = hb().args((h.args)(&fifo)).within(HANG).run();
         assert_one_line_error(&o, "is a FIFO, not a regular file");
         let big = dir.path().join(h.what.replace(' ', "-"));
         sparse(&big, h.cap + 1);
-        let o = run_bounded(bin().args((h.args)(&big)));
+        let o = hb().args((h.args)(&big)).within(HANG).run();
         assert_one_line_error(&o, "larger than");
         assert!(stderr(&o).contains(h.what), "{}", stderr(&o));
         std::fs::remove_file(&big).unwrap();
@@ -116,17 +114,20 @@ fn a_fifo_or_an_oversized_file_is_one_clear_line() {
 #[test]
 fn dev_zero_is_refused_without_a_read() {
     for h in HOSTILE {
-        let o = run_bounded(bin().args((h.args)(Path::new("/dev/zero"))));
+        let o = hb()
+            .args((h.args)(Path::new("/dev/zero")))
+            .within(HANG)
+            .run();
         assert_one_line_error(&o, "/dev/zero is a character device, not a regular file");
     }
     // `--compare` reads DIR/report.json, here a link to /dev/zero.
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink("/dev/zero", dir.path().join("report.json")).unwrap();
-    let o = run_bounded(
-        bin()
-            .args(["report", "--no-compression", "--compare"])
-            .arg(dir.path()),
-    );
+    let o = hb()
+        .args(["report", "--no-compression", "--compare"])
+        .arg(dir.path())
+        .within(HANG)
+        .run();
     assert_one_line_error(&o, "is a character device, not a regular file");
 }
 
@@ -137,11 +138,10 @@ fn a_compared_report_that_is_a_fifo_or_oversized_is_one_clear_line() {
     let json = dir.path().join("report.json");
     mkfifo(&json);
     let compare = |d: &Path| {
-        run_bounded(
-            bin()
-                .args(["report", "--no-compression", "--compare"])
-                .arg(d),
-        )
+        hb().args(["report", "--no-compression", "--compare"])
+            .arg(d)
+            .within(HANG)
+            .run()
     };
     assert_one_line_error(&compare(dir.path()), "is a FIFO, not a regular file");
     std::fs::remove_file(&json).unwrap();
@@ -156,7 +156,12 @@ fn a_snapshot_file_that_is_a_fifo_or_oversized_is_one_clear_line() {
     let snap = root.path().join("snap");
     let o = run(&["sample", "--out", snap.to_str().unwrap(), "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let analyze = || run_bounded(bin().args(["analyze", "ledger", "--snapshot"]).arg(&snap));
+    let analyze = || {
+        hb().args(["analyze", "ledger", "--snapshot"])
+            .arg(&snap)
+            .within(HANG)
+            .run()
+    };
     assert!(analyze().status.success());
     for (name, cap) in [("machines", 16u64 << 20), ("manifest.json", 64 << 20)] {
         let f = snap.join(name);
@@ -185,11 +190,10 @@ fn reader_without_password(pg: &TestPg) -> String {
 
 /// `query sql 'SELECT 1'` on `db`, with `PGPASSFILE` set to `passfile`.
 fn select_one(db: &str, passfile: &Path) -> Output {
-    run_bounded(
-        bin()
-            .args(["query", "sql", "SELECT 1 AS one", "--db", db])
-            .env("PGPASSFILE", passfile),
-    )
+    hb().args(["query", "sql", "SELECT 1 AS one", "--db", db])
+        .env("PGPASSFILE", passfile)
+        .within(HANG)
+        .run()
 }
 
 /// The password file is read only when the server asks for a password: through the unix
@@ -225,13 +229,16 @@ fn a_hostile_password_file_is_one_clear_line() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_hidden(&o, READER_PASSWORD, "a password from the password file");
     // The same through `passfile=` in the connection string.
-    let o = run_bounded(bin().args([
-        "query",
-        "sql",
-        "SELECT 1",
-        "--db",
-        &format!("{db} passfile={}", good.display()),
-    ]));
+    let o = hb()
+        .args([
+            "query",
+            "sql",
+            "SELECT 1",
+            "--db",
+            &format!("{db} passfile={}", good.display()),
+        ])
+        .within(HANG)
+        .run();
     assert!(o.status.success(), "{}", stderr(&o));
 
     let open = dir.path().join("open");
@@ -277,12 +284,7 @@ fn no_error_path_shows_the_password() {
     let port = pg.port.to_string();
     // The reader may log in but read nothing of Hydra's, and nothing at all in this database.
     pg.psql(&name, "CREATE TABLE private (x int)");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let closed = free_port().to_string();
     let wrong = "Wr0ng-Secret-pw";
     // (what, port, password, command, the error it must give)
     let cases: [(&str, &str, &str, &[&str], &str); 6] = [
@@ -352,12 +354,11 @@ fn no_error_path_shows_the_password() {
             ("in key=value", keywords.as_str(), None),
             ("in PGPASSWORD", bare.as_str(), Some(pw)),
         ] {
-            let mut c = bin();
-            c.args(args).args(["--db", conn]);
+            let mut c = hb().args(args).args(["--db", conn]);
             if let Some(pw) = env {
-                c.env("PGPASSWORD", pw);
+                c = c.env("PGPASSWORD", pw);
             }
-            let o = c.output().unwrap();
+            let o = c.run();
             let label = format!("{what}, password {how}");
             assert_one_line_error(&o, expect);
             assert_hidden(&o, pw, &label);
@@ -369,18 +370,14 @@ fn no_error_path_shows_the_password() {
 fn status_watch_never_records_the_credentials_of_its_url() {
     let body = r#"{"status":"up","nrQueuedBuilds":4}"#;
     // The first answer is a document, the second a failure: both kinds of line are written.
-    let base = serve(move |n, _path, stream| {
-        let reply = if n == 0 {
-            format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
+    let base = http::serve(move |req| {
+        if req.n == 0 {
+            Response::ok(body)
         } else {
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                .to_string()
-        };
-        let _ = stream.write_all(reply.as_bytes());
-    });
+            Response::new(503, "Service Unavailable")
+        }
+    })
+    .url();
     let with_creds = base.replace("http://", "http://alice:hunter2-pw@") + "/queue-runner-status";
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s.jsonl");
@@ -407,16 +404,9 @@ fn status_watch_never_records_the_credentials_of_its_url() {
 #[test]
 fn no_form_of_url_shows_its_credentials() {
     // Every request is refused: each form below ends in an error that names its URL.
-    let base = serve(|_, _path, stream| {
-        let _ = stream
-            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    });
+    let base = http::serve(|_| Response::not_found()).url();
     let host = base.trim_start_matches("http://").to_string();
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let dir = tempfile::tempdir().unwrap();
     let paths = dir.path().join("paths");
     std::fs::write(&paths, "/nix/store/00000000000000000000000000000000-x\n").unwrap();
@@ -799,7 +789,7 @@ fn the_database_owner_cannot_hijack_our_session_through_the_search_path() {
             "--allow-privileged-role",
         ][..],
     ] {
-        let o = bin().args(args).args(["--db", &admin]).output().unwrap();
+        let o = hb().args(args).args(["--db", &admin]).run();
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
         assert!(
             !Path::new(&marker).exists(),
@@ -855,56 +845,15 @@ fn the_database_owner_cannot_hijack_our_session_through_the_search_path() {
 
 // ---- bounded answers from servers ---------------------------------------------------------------
 
-/// Serves on loopback: `answer(n, path, stream)` for the n-th connection (from 0). Returns the
-/// base URL.
-fn serve(answer: impl Fn(usize, &str, &mut TcpStream) + Send + Sync + 'static) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let answer = Arc::new(answer);
-    std::thread::spawn(move || {
-        for (n, stream) in listener.incoming().enumerate() {
-            let Ok(mut stream) = stream else { continue };
-            let answer = answer.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                let _ = r.read_line(&mut line);
-                loop {
-                    let mut h = String::new();
-                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                answer(n, &path, &mut stream);
-            });
-        }
-    });
-    url
-}
-
-/// Sends a 200 head without a length, then `piece` every `every` until the client goes or
-/// `total` bytes were sent.
-fn trickle(stream: &mut TcpStream, piece: &[u8], every: Duration, total: usize) {
-    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
-    let mut sent = 0;
-    while sent < total {
-        if stream.write_all(piece).is_err() {
-            return;
-        }
-        sent += piece.len();
-        std::thread::sleep(every);
-    }
-}
-
 #[test]
 fn status_answers_are_bounded_in_size_and_time() {
     // 17 MiB of JSON-looking text, past the 16 MiB bound, sent as fast as it goes.
-    let big = serve(|_, _, s| trickle(s, &[b' '; 1 << 20], Duration::ZERO, 17 << 20));
+    let big = http::serve(|_| Response::trickle(&[b' '; 1 << 20], Duration::ZERO, 17 << 20)).url();
     let o = run(&["status", &big, "--timeout", "30s"]);
     assert_one_line_error(&o, "the answer is larger than 16 MiB");
     // A body that never stops coming, a byte at a time: the timeout covers the whole answer.
-    let slow = serve(|_, _, s| trickle(s, b" ", Duration::from_millis(100), usize::MAX));
+    let slow =
+        http::serve(|_| Response::trickle(b" ", Duration::from_millis(100), usize::MAX)).url();
     let started = Instant::now();
     let o = run(&["status", &slow, "--timeout", "2s"]);
     assert_one_line_error(&o, "no complete answer within 2 s");
@@ -922,44 +871,38 @@ fn binary_cache_answers_are_bounded_in_size_and_time() {
     let paths = work.path().join("paths");
     std::fs::write(&paths, format!("/nix/store/{h}-x\n")).unwrap();
     let compress = |url: &str| {
-        bin()
-            .args([
-                "compress",
-                "--input",
-                url,
-                "--paths",
-                paths.to_str().unwrap(),
-            ])
-            .args(["--download-dir", work.path().join("d").to_str().unwrap()])
-            .args(["--timeout", "2s", "--codecs", "zstd-1", "--quiet"])
-            .output()
-            .unwrap()
+        hb().args([
+            "compress",
+            "--input",
+            url,
+            "--paths",
+            paths.to_str().unwrap(),
+        ])
+        .args(["--download-dir", work.path().join("d").to_str().unwrap()])
+        .args(["--timeout", "2s", "--codecs", "zstd-1", "--quiet"])
+        .run()
     };
-    let info = b"StoreDir: /nix/store\n";
+    let info = "StoreDir: /nix/store\n";
     // A narinfo of 100 KiB, past the 64 KiB bound.
-    let big = serve(move |_, path, s| {
-        if path == "/nix-cache-info" {
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", info.len());
-            let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(info);
+    let big = http::serve(move |req| {
+        if req.path == "/nix-cache-info" {
+            Response::ok(info)
         } else {
-            trickle(s, &[b'#'; 1024], Duration::ZERO, 100 << 10);
+            Response::trickle(&[b'#'; 1024], Duration::ZERO, 100 << 10)
         }
     });
-    let o = compress(&big);
+    let o = compress(&big.url());
     assert_one_line_error(&o, "larger than 64 KiB");
     // A narinfo that trickles: each try is cut at the timeout, and the tries are few.
-    let slow = serve(move |_, path, s| {
-        if path == "/nix-cache-info" {
-            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", info.len());
-            let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(info);
+    let slow = http::serve(move |req| {
+        if req.path == "/nix-cache-info" {
+            Response::ok(info)
         } else {
-            trickle(s, b"#", Duration::from_millis(100), usize::MAX);
+            Response::trickle(b"#", Duration::from_millis(100), usize::MAX)
         }
     });
     let started = Instant::now();
-    let o = compress(&slow);
+    let o = compress(&slow.url());
     assert_one_line_error(&o, "gave up after 5 tries");
     // Five tries of 2 s, and waits of 1 + 2 + 4 + 8 s between them.
     assert!(
@@ -978,20 +921,17 @@ fn binary_cache_answers_are_bounded_in_size_and_time() {
         // As large as the narinfo says: the server never gets there.
         1 << 20
     );
-    let trickling = serve(move |_, path, s| {
-        let body: &[u8] = if path == "/nix-cache-info" {
-            info
-        } else if path.ends_with(".narinfo") {
-            narinfo.as_bytes()
+    let trickling = http::serve(move |req| {
+        if req.path == "/nix-cache-info" {
+            Response::ok(info)
+        } else if req.path.ends_with(".narinfo") {
+            Response::ok(narinfo.as_str())
         } else {
-            return trickle(s, &[0u8; 1024], Duration::from_millis(200), 1 << 20);
-        };
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
-        let _ = s.write_all(head.as_bytes());
-        let _ = s.write_all(body);
+            Response::trickle(&[0u8; 1024], Duration::from_millis(200), 1 << 20)
+        }
     });
     let started = Instant::now();
-    let o = compress(&trickling);
+    let o = compress(&trickling.url());
     assert_one_line_error(&o, "the transfer stalled");
     assert!(
         stderr(&o).contains("gave up after 5 tries"),
@@ -1019,22 +959,18 @@ fn hostile_cache(url_field: &'static str, nar: Vec<u8>) -> (String, String) {
          FileSize: {len}\nNarHash: {hash}\nNarSize: {len}\n",
         len = nar.len()
     );
-    let base = serve(move |_, path, s| {
-        let body: Vec<u8> = if path == "/nix-cache-info" {
-            b"StoreDir: /nix/store\n".to_vec()
-        } else if path.ends_with(".narinfo") {
-            narinfo.clone().into_bytes()
-        } else if path.ends_with("escape.nar") {
-            nar.clone()
+    let server = http::serve(move |req| {
+        if req.path == "/nix-cache-info" {
+            Response::ok("StoreDir: /nix/store\n")
+        } else if req.path.ends_with(".narinfo") {
+            Response::ok(narinfo.as_str())
+        } else if req.path.ends_with("escape.nar") {
+            Response::ok(nar.as_slice())
         } else {
-            let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
-            return;
-        };
-        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
-        let _ = s.write_all(head.as_bytes());
-        let _ = s.write_all(&body);
+            Response::not_found()
+        }
     });
-    (base, store_path)
+    (server.url(), store_path)
 }
 
 fn small_nar(dir: &Path) -> Vec<u8> {
@@ -1079,7 +1015,7 @@ fn a_narinfo_url_cannot_place_a_download_outside_the_download_dir() {
         let (url, store_path) = hostile_cache(url_field, nar);
         let paths = work.path().join("paths");
         std::fs::write(&paths, format!("{store_path}\n")).unwrap();
-        let o = bin()
+        let o = hb()
             .args([
                 "compress",
                 "--input",
@@ -1089,8 +1025,7 @@ fn a_narinfo_url_cannot_place_a_download_outside_the_download_dir() {
             ])
             .args(["--download-dir", downloads.to_str().unwrap()])
             .args(["--codecs", "zstd-1", "--format", "json"])
-            .output()
-            .unwrap();
+            .run();
         assert!(o.status.success(), "{url_field}: {}", stderr(&o));
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v["corpus"][0]["nar"], store_path.as_str());
@@ -1135,11 +1070,10 @@ fn a_local_cache_narinfo_cannot_name_a_file_outside_the_cache() {
             ),
         )
         .unwrap();
-        let o = bin()
+        let o = hb()
             .args(["compress", "--input", cache.to_str().unwrap()])
             .args(["--codecs", "zstd-1", "--quiet"])
-            .output()
-            .unwrap();
+            .run();
         assert_one_line_error(&o, "points outside the binary cache");
     }
 }

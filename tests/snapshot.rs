@@ -1,8 +1,8 @@
 //! Snapshots on disk and the command line around them, without a database: the sample written
 //! with `sample --out` reads back identical, and every way a snapshot can be broken is named.
 
-mod common;
-use common::*;
+mod support;
+use support::*;
 
 use std::path::{Path, PathBuf};
 
@@ -458,7 +458,11 @@ fn links_inside_a_snapshot_are_refused_naming_them() {
         let dir = sample_snapshot(root.path());
         let outside = tempfile::tempdir().unwrap();
         let named = damage(&dir, outside.path());
-        let o = run_bounded(bin().args(["analyze", "ledger", "--snapshot"]).arg(&dir));
+        let o = hb()
+            .args(["analyze", "ledger", "--snapshot"])
+            .arg(&dir)
+            .within(HANG)
+            .run();
         assert_one_line_error(&o, "is a symbolic link");
         assert!(
             stderr(&o).contains(&named.display().to_string()),
@@ -476,10 +480,18 @@ fn a_table_directory_nested_too_deep_is_refused() {
     let dir = sample_snapshot(root.path());
     let deep = dir.join("steps/a/b/c/d/e");
     std::fs::create_dir_all(&deep).unwrap();
-    let o = run_bounded(bin().args(["analyze", "ledger", "--snapshot"]).arg(&dir));
+    let o = hb()
+        .args(["analyze", "ledger", "--snapshot"])
+        .arg(&dir)
+        .within(HANG)
+        .run();
     assert_one_line_error(&o, "nested more than 4 directories deep");
     // Within the bound, an empty directory is no harm.
     std::fs::remove_dir(&deep).unwrap();
-    let o = run_bounded(bin().args(["analyze", "ledger", "--snapshot"]).arg(&dir));
+    let o = hb()
+        .args(["analyze", "ledger", "--snapshot"])
+        .arg(&dir)
+        .within(HANG)
+        .run();
     assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -1,34 +1,19 @@
 //! `status`: real published documents, a local HTTP server on loopback (including a slow one,
 //! a 500, a truncated body and invalid JSON), the watch loop, and a hand-checked series.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hydra_bottleneck::status::{self, RunnerKind, series};
-
-const BIN: &str = env!("CARGO_BIN_EXE_hydra-bottleneck");
+use support::http::{self, Response};
+use support::{hb, run, signal, stderr};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/status")
         .join(name)
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("HYDRA_BOTTLENECK_LOG")
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -212,20 +197,10 @@ fn a_rust_runner_document() {
 
 #[test]
 fn stdin_and_bad_files() {
-    let mut child = Command::new(BIN)
+    let o = hb()
         .args(["status", "-", "--format", "json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"nrRunnableSteps": 7.0, "machineTypes": {"x86_64-linux": {"runnable": 7, "running": 1}}}"#)
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+        .stdin(&br#"{"nrRunnableSteps": 7.0, "machineTypes": {"x86_64-linux": {"runnable": 7, "running": 1}}}"#[..])
+        .run();
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["queue"]["runnable_steps"], 7.0);
@@ -276,81 +251,29 @@ fn stdin_and_bad_files() {
 
 // ---- a status server on loopback -------------------------------------------------------------
 
-#[derive(Clone)]
-enum Reply {
-    Ok(String),
-    Status(u16, &'static str),
-    /// Answers after this long.
-    Slow(Duration, String),
-    /// Promises more bytes than it sends, then closes.
-    Truncated(String),
+/// A failure status, with a short body.
+fn failure(code: u16, reason: &str) -> Response {
+    Response::new(code, reason).body("oops\n")
 }
 
-/// Serves `reply(n)` to the n-th request (from 0), on 127.0.0.1 only, until the test ends.
-fn serve(reply: impl Fn(usize) -> Reply + Send + Sync + 'static) -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let reply = Arc::new(reply);
-    let counter = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let n = counter.fetch_add(1, Ordering::SeqCst);
-            let reply = reply.clone();
-            std::thread::spawn(move || {
-                // Read the request head; its content does not matter here.
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(k) => head.extend_from_slice(&buf[..k]),
-                    }
-                }
-                let response = match reply(n) {
-                    Reply::Ok(body) => ok(&body),
-                    Reply::Status(code, reason) => format!(
-                        "HTTP/1.1 {code} {reason}\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops\n"
-                    ),
-                    Reply::Slow(d, body) => {
-                        std::thread::sleep(d);
-                        ok(&body)
-                    }
-                    Reply::Truncated(body) => format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                        body.len() + 1000,
-                        &body[..body.len() / 2]
-                    ),
-                };
-                let _ = stream.write_all(response.as_bytes());
-                let _ = stream.flush();
-            });
-        }
-    });
-    (addr, hits)
-}
-
-fn ok(body: &str) -> String {
-    format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
+/// `body` announced whole, but only its first half sent before the server closes.
+fn truncated(body: &str) -> Response {
+    Response::json(&body.as_bytes()[..body.len() / 2]).claim_length(body.len() + 1000)
 }
 
 fn doc() -> String {
     std::fs::read_to_string(fixture("hydra-559-2018.json")).unwrap()
 }
 
-fn url(addr: SocketAddr) -> String {
-    format!("http://{addr}/queue-runner-status")
+fn url(server: &http::Server) -> String {
+    format!("{}/queue-runner-status", server.url())
 }
 
 #[test]
 fn a_status_url() {
     let body = doc();
-    let (addr, _) = serve(move |_| Reply::Ok(body.clone()));
-    let o = run(&["status", &url(addr), "--format", "json"]);
+    let server = http::serve(move |_| Response::json(body.as_str()));
+    let o = run(&["status", &url(&server), "--format", "json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["queue"]["runnable_steps"], 85.0);
@@ -358,14 +281,14 @@ fn a_status_url() {
 }
 
 /// Each failure is one line on stderr, naming the URL and what went wrong, and exit code 1.
-fn fails_with(reply: Reply, expect: &str) {
-    let (addr, _) = serve(move |_| reply.clone());
+fn fails_with(reply: Response, expect: &str) {
+    let server = http::serve(move |_| reply.clone());
     let started = Instant::now();
-    let o = run(&["status", &url(addr), "--timeout", "1s"]);
+    let o = run(&["status", &url(&server), "--timeout", "1s"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let e = stderr(&o);
     assert_eq!(e.lines().count(), 1, "{e}");
-    assert!(e.contains(&url(addr)), "{e}");
+    assert!(e.contains(&url(&server)), "{e}");
     assert!(e.contains(expect), "expected `{expect}` in: {e}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -373,7 +296,7 @@ fn fails_with(reply: Reply, expect: &str) {
 #[test]
 fn a_slow_server_times_out() {
     fails_with(
-        Reply::Slow(Duration::from_secs(4), doc()),
+        Response::json(doc()).delay(Duration::from_secs(4)),
         "no complete answer within 1 s",
     );
 }
@@ -381,20 +304,20 @@ fn a_slow_server_times_out() {
 #[test]
 fn a_server_error() {
     fails_with(
-        Reply::Status(500, "Internal Server Error"),
+        failure(500, "Internal Server Error"),
         "the server answered HTTP 500 Internal Server Error",
     );
 }
 
 #[test]
 fn a_truncated_body() {
-    fails_with(Reply::Truncated(doc()), "truncated");
+    fails_with(truncated(&doc()), "truncated");
 }
 
 #[test]
 fn invalid_json() {
     fails_with(
-        Reply::Ok("<html>queue runner is down</html>".into()),
+        Response::json("<html>queue runner is down</html>"),
         "not a queue-runner status: not valid JSON",
     );
 }
@@ -413,12 +336,12 @@ fn lines_of(path: &Path) -> Vec<serde_json::Value> {
 fn watch_retries_after_each_kind_of_failure_and_keeps_every_line() {
     let body = doc();
     // 500, slow, truncated, invalid JSON, then good answers.
-    let (addr, hits) = serve(move |n| match n {
-        0 => Reply::Status(500, "Internal Server Error"),
-        1 => Reply::Slow(Duration::from_secs(3), body.clone()),
-        2 => Reply::Truncated(body.clone()),
-        3 => Reply::Ok("{\"status\": ".into()),
-        _ => Reply::Ok(body.clone()),
+    let server = http::serve(move |req| match req.n {
+        0 => failure(500, "Internal Server Error"),
+        1 => Response::json(body.as_str()).delay(Duration::from_secs(3)),
+        2 => truncated(&body),
+        3 => Response::json("{\"status\": "),
+        _ => Response::json(body.as_str()),
     });
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("series.jsonl");
@@ -431,7 +354,7 @@ fn watch_retries_after_each_kind_of_failure_and_keeps_every_line() {
     let o = run(&[
         "status",
         "--watch",
-        &url(addr),
+        &url(&server),
         "--out",
         out.to_str().unwrap(),
         "--interval",
@@ -449,7 +372,7 @@ fn watch_retries_after_each_kind_of_failure_and_keeps_every_line() {
     assert_eq!(report["documents"], 2);
     assert_eq!(report["failed"], 4);
     assert_eq!(report["stopped_by"], "sample count");
-    assert_eq!(hits.load(Ordering::SeqCst), 6);
+    assert_eq!(server.count(), 6);
     let lines = lines_of(&out);
     assert_eq!(lines.len(), 7);
     assert_eq!(lines[0]["source"], "earlier");
@@ -472,13 +395,13 @@ fn watch_retries_after_each_kind_of_failure_and_keeps_every_line() {
 
 #[test]
 fn watch_that_never_succeeds_fails_but_keeps_its_lines() {
-    let (addr, _) = serve(|_| Reply::Status(503, "Service Unavailable"));
+    let server = http::serve(|_| failure(503, "Service Unavailable"));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s.jsonl");
     let o = run(&[
         "status",
         "--watch",
-        &url(addr),
+        &url(&server),
         "--out",
         out.to_str().unwrap(),
         "--interval",
@@ -499,14 +422,14 @@ fn watch_that_never_succeeds_fails_but_keeps_its_lines() {
 #[test]
 fn watch_stops_cleanly_on_ctrl_c() {
     let body = doc();
-    let (addr, _) = serve(move |_| Reply::Ok(body.clone()));
+    let server = http::serve(move |_| Response::json(body.as_str()));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s.jsonl");
-    let child = Command::new(BIN)
+    let child = hb()
         .args([
             "status",
             "--watch",
-            &url(addr),
+            &url(&server),
             "--out",
             out.to_str().unwrap(),
             "--interval",
@@ -515,10 +438,7 @@ fn watch_stops_cleanly_on_ctrl_c() {
             "csv",
             "--quiet",
         ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     let started = Instant::now();
     while lines_of(&out).len() < 3 {
         assert!(
@@ -527,11 +447,7 @@ fn watch_stops_cleanly_on_ctrl_c() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    signal(&child, "INT");
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let csv = String::from_utf8(o.stdout).unwrap();

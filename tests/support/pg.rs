@@ -1,36 +1,41 @@
-//! A throwaway PostgreSQL server for the tests and benchmarks (not used by the tool itself).
+//! A throwaway PostgreSQL server for the tests and benchmarks (not part of the shipped library).
 //!
 //! [`TestPg::start`] runs `initdb` and `pg_ctl` of the installed PostgreSQL in a temporary
 //! directory, listening on a unix socket there and on a free loopback port, and stops and removes
 //! it on drop. Run as root, the server runs as the `postgres` user (PostgreSQL refuses root).
 //! With `HYDRA_TEST_DATABASE_URL` set, that server is used instead and each [`TestPg::database`]
 //! is a fresh database on it.
+//!
+//! Part of `tests/support`, and also included on its own by the benchmarks and by the
+//! library's unit tests (`src/lib.rs`, in its test build only): it names the library
+//! `hydra_bottleneck` in all of them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The password of the `reader` role every test cluster has, for password-authentication tests.
-pub const READER_PASSWORD: &str = "s3cret-Reader-pw";
+pub(crate) const READER_PASSWORD: &str = "s3cret-Reader-pw";
 /// The superuser's password, for connections over TCP.
-pub const ADMIN_PASSWORD: &str = "postgres-admin-pw";
+pub(crate) const ADMIN_PASSWORD: &str = "postgres-admin-pw";
 
-pub struct TestPg {
+/// A server the tests started (stopped on drop), or the one `HYDRA_TEST_DATABASE_URL` names.
+pub(crate) struct TestPg {
     dir: Option<tempfile::TempDir>,
     bin: PathBuf,
     as_postgres: bool,
     /// `host=… port=… user=…` of the superuser, without dbname.
     admin: String,
-    pub port: u16,
+    pub(crate) port: u16,
     /// With [`TestPg::start_tls`]: the test CA that signed the server's certificate (valid for
     /// the name `localhost` only, not for `127.0.0.1`).
-    pub ca_cert: Option<PathBuf>,
+    pub(crate) ca_cert: Option<PathBuf>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The database name of a connection string made by [`TestPg`] (its last `dbname=`).
-pub fn dbname(conninfo: &str) -> String {
+pub(crate) fn dbname(conninfo: &str) -> String {
     conninfo
         .rsplit("dbname=")
         .next()
@@ -42,18 +47,18 @@ pub fn dbname(conninfo: &str) -> String {
 impl TestPg {
     /// Starts a server (or attaches to `HYDRA_TEST_DATABASE_URL`). Panics with a clear message
     /// when PostgreSQL is not installed: the tests cannot run without it.
-    pub fn start() -> TestPg {
+    pub(crate) fn start() -> TestPg {
         Self::start_with(false)
     }
 
     /// Starts a server that also accepts TLS, with a certificate from a throwaway CA.
-    pub fn start_tls() -> TestPg {
+    pub(crate) fn start_tls() -> TestPg {
         Self::start_with(true)
     }
 
     fn start_with(tls: bool) -> TestPg {
         if let Ok(url) = std::env::var("HYDRA_TEST_DATABASE_URL") {
-            let params = crate::conninfo::resolve(&url, &|k| std::env::var(k).ok())
+            let params = hydra_bottleneck::conninfo::resolve(&url, &|k| std::env::var(k).ok())
                 .expect("HYDRA_TEST_DATABASE_URL must be a valid connection string");
             let mut admin = format!(
                 "host={} port={} user={}",
@@ -138,7 +143,7 @@ impl TestPg {
     }
 
     /// Creates a fresh, empty database and returns its superuser connection string.
-    pub fn database(&self) -> String {
+    pub(crate) fn database(&self) -> String {
         let name = format!(
             "hb_{}_{}",
             std::process::id(),
@@ -149,13 +154,13 @@ impl TestPg {
     }
 
     /// The superuser connection string for `dbname`.
-    pub fn conninfo(&self, dbname: &str) -> String {
+    pub(crate) fn conninfo(&self, dbname: &str) -> String {
         format!("{} dbname={dbname}", self.admin)
     }
 
     /// The README's recipe for a role that can only read, applied to the `reader` role in
     /// `dbname`; returns that role's connection string (what the tool should be given).
-    pub fn grant_reader(&self, dbname: &str) -> String {
+    pub(crate) fn grant_reader(&self, dbname: &str) -> String {
         self.psql(
             dbname,
             &format!(
@@ -169,7 +174,7 @@ impl TestPg {
     }
 
     /// The `reader` role's connection string for `dbname` (no grants made).
-    pub fn reader_conninfo(&self, dbname: &str) -> String {
+    pub(crate) fn reader_conninfo(&self, dbname: &str) -> String {
         let host = self
             .admin
             .split_whitespace()
@@ -180,7 +185,7 @@ impl TestPg {
     }
 
     /// Runs SQL through psql as the superuser; panics with psql's message on failure.
-    pub fn psql(&self, dbname: &str, sql: &str) -> String {
+    pub(crate) fn psql(&self, dbname: &str, sql: &str) -> String {
         let out = self.psql_output(dbname, sql);
         assert!(
             out.status.success(),
@@ -190,7 +195,7 @@ impl TestPg {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    pub fn psql_output(&self, dbname: &str, sql: &str) -> Output {
+    pub(crate) fn psql_output(&self, dbname: &str, sql: &str) -> Output {
         Command::new(self.bin.join("psql"))
             .arg(self.conninfo(dbname))
             .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql])
@@ -198,14 +203,14 @@ impl TestPg {
             .expect("running psql")
     }
 
-    pub fn data_dir(&self) -> Option<PathBuf> {
+    pub(crate) fn data_dir(&self) -> Option<PathBuf> {
         self.dir.as_ref().map(|d| d.path().join("data"))
     }
 
     /// Stops the server with `pg_ctl stop -m MODE` (`fast`: backends are told to end;
     /// `immediate`: they are killed, as in a crash), waiting until it is down. Panics on a
     /// server the tests did not start.
-    pub fn stop(&self, mode: &str) {
+    pub(crate) fn stop(&self, mode: &str) {
         let data = self
             .data_dir()
             .expect("only a server the tests started can be stopped");
@@ -217,7 +222,7 @@ impl TestPg {
 
     /// A hot standby of this server: `pg_basebackup -R` of its data, started read-only on a
     /// port of its own, replicating from it. Its databases and roles are this server's.
-    pub fn standby(&self) -> TestPg {
+    pub(crate) fn standby(&self) -> TestPg {
         let dir = self
             .dir
             .as_ref()
@@ -386,7 +391,9 @@ fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (p("ca.crt"), p("server.crt"), p("server.key"))
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listened on a moment ago: for a server to start on, or for a
+/// client to find closed.
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
