@@ -536,7 +536,7 @@ fn cmd_simulate(common: &Common, args: &SimulateArgs) -> anyhow::Result<()> {
     let machines = args
         .machines
         .as_deref()
-        .map(crate::machines::read)
+        .map(crate::nix::machines::read)
         .transpose()?;
     let codecs = match &args.compression {
         Some(p) => model::measured_codecs(p)?,
@@ -720,11 +720,11 @@ fn cmd_report(common: &Common, args: &ReportArgs) -> anyhow::Result<()> {
     let mut ds = source::load(&spec, &common.read_options(crate::dataset::NOT_ANALYSED))?;
     stage.done();
     let machines = match &args.machines {
-        Some(p) => Some(crate::machines::read(p)?),
+        Some(p) => Some(crate::nix::machines::read(p)?),
         None => ds
             .machines
             .take()
-            .map(|text| crate::machines::parse(&text))
+            .map(|text| crate::nix::machines::parse(&text))
             .transpose()
             .context("the machines file that came with the data")?,
     };
@@ -1003,11 +1003,11 @@ fn cmd_analyze(common: &Common, args: &AnalyzeArgs) -> anyhow::Result<()> {
     }
     let mut ds = source::load(&spec, &common.read_options(crate::dataset::NOT_ANALYSED))?;
     let machines = match &args.machines {
-        Some(p) => Some(crate::machines::read(p)?),
+        Some(p) => Some(crate::nix::machines::read(p)?),
         None => ds
             .machines
             .take()
-            .map(|text| crate::machines::parse(&text))
+            .map(|text| crate::nix::machines::parse(&text))
             .transpose()
             .context("the machines file that came with the data")?,
     };

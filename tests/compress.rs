@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use hydra_bottleneck::compress::{self, Codec, Options, parse_list};
-use hydra_bottleneck::nar::{self, NarHash};
+use hydra_bottleneck::nix::nar::{self, NarHash};
 
 /// Text-like bytes that compress (a few words in a seeded order) so codecs have work to do.
 fn corpus(len: usize, seed: u64) -> Vec<u8> {
@@ -898,10 +898,10 @@ fn nix_caches() -> NixCaches {
 }
 
 /// The narinfo of `store_path` in the cache directory `cache`.
-fn narinfo(cache: &Path, store_path: &str) -> compress::input::NarInfo {
+fn narinfo(cache: &Path, store_path: &str) -> hydra_bottleneck::nix::NarInfo {
     let hash = &store_path["/nix/store/".len()..][..32];
     let p = cache.join(format!("{hash}.narinfo"));
-    compress::input::parse_narinfo(&fs::read_to_string(&p).unwrap(), "test").unwrap()
+    hydra_bottleneck::nix::narinfo::parse(&fs::read_to_string(&p).unwrap(), "test").unwrap()
 }
 
 /// A store path no cache has.
@@ -1114,7 +1114,7 @@ fn a_cut_download_resumes_with_range_and_a_503_is_retried() {
     fs::create_dir_all(&site).unwrap();
     let mid = narinfo(&caches.xz, &caches.paths[1]);
     let small = narinfo(&caches.xz, &caches.paths[0]);
-    let part = |info: &compress::input::NarInfo| {
+    let part = |info: &hydra_bottleneck::nix::NarInfo| {
         site.join(format!("{}.part", info.url.rsplit('/').next().unwrap()))
     };
     let mid_file = fs::read(caches.xz.join(&mid.url)).unwrap();
@@ -1131,7 +1131,7 @@ fn a_cut_download_resumes_with_range_and_a_503_is_retried() {
     let v = json_of(&out);
     assert_eq!(v["corpus"].as_array().unwrap().len(), 3);
     let reqs = server.requests()[before..].to_vec();
-    let ranges = |info: &compress::input::NarInfo| -> Vec<Option<String>> {
+    let ranges = |info: &hydra_bottleneck::nix::NarInfo| -> Vec<Option<String>> {
         reqs.iter()
             .filter(|r| r.path == format!("/{}", info.url))
             .map(|r| r.range.clone())

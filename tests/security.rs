@@ -12,7 +12,7 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hydra_bottleneck::nar::NarHash;
+use hydra_bottleneck::nix::nar::NarHash;
 use hydra_bottleneck::testpg::{READER_PASSWORD, TestPg};
 
 /// Neither output stream of `o` shows `secret`.
@@ -1041,7 +1041,7 @@ fn small_nar(dir: &Path) -> Vec<u8> {
     let f = dir.join("file");
     std::fs::write(&f, "hello from a hostile cache\n").unwrap();
     let mut nar = Vec::new();
-    hydra_bottleneck::nar::dump_path(&f, &mut nar).unwrap();
+    hydra_bottleneck::nix::nar::dump_path(&f, &mut nar).unwrap();
     nar
 }
 

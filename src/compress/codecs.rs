@@ -20,6 +20,7 @@ use xz2::stream::{Action, Check, MtStreamBuilder, Status, Stream};
 use zstd::stream::raw::CParameter;
 
 use crate::error::{Error, Result};
+use crate::nix::narinfo::NarCompression;
 
 /// The grid run when `--codecs` is not given: the two defaults Hydra deployments use (xz-6 and
 /// zstd-19, the latter also in Nix's frame layout), the fast ends of both families, and zstd-9
@@ -212,10 +213,10 @@ impl Codec {
     }
 
     /// The format the codec writes.
-    pub fn family(&self) -> Compression {
+    pub fn family(&self) -> NarCompression {
         match self {
-            Codec::Xz { .. } => Compression::Xz,
-            Codec::Zstd { .. } => Compression::Zstd,
+            Codec::Xz { .. } => NarCompression::Xz,
+            Codec::Zstd { .. } => NarCompression::Zstd,
         }
     }
 
@@ -527,28 +528,6 @@ fn zstd_frames(
     })
 }
 
-/// How a NAR file or narinfo says it is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Xz,
-    Zstd,
-    /// Old binary caches' default (Nix reads a narinfo without `Compression` as bzip2).
-    Bzip2,
-}
-
-impl Compression {
-    /// The name a narinfo gives it.
-    pub fn narinfo_name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Xz => "xz",
-            Compression::Zstd => "zstd",
-            Compression::Bzip2 => "bzip2",
-        }
-    }
-}
-
 /// Memory liblzma may take to decode an xz stream; a stream whose headers ask for more (its
 /// LZMA2 dictionary, which a header may declare up to 4 GiB and the decoder allocates) is
 /// refused before the allocation. xz's largest preset, -9, has a 64 MiB dictionary and decodes
@@ -565,7 +544,7 @@ const DECODE_CHUNK: usize = 256 << 10;
 /// frames) or `.bz2` buffer into `out` (cleared first; `hint` is the expected size). Truncated or
 /// corrupt input is an error that says so.
 pub fn decompress(
-    kind: Compression,
+    kind: NarCompression,
     input: &[u8],
     hint: usize,
     out: &mut Vec<u8>,
@@ -580,7 +559,7 @@ pub fn decompress(
 /// the caller refuses): a file from elsewhere (a binary cache) cannot make us write much more than
 /// its narinfo announced. Truncated or corrupt input is an error that says so and how far in.
 pub fn decompress_stream(
-    kind: Compression,
+    kind: NarCompression,
     input: impl BufRead,
     out: &mut dyn Write,
     limit: u64,
@@ -609,27 +588,27 @@ pub fn decompress_stream(
 }
 
 /// A streaming decoder of `kind` over `input`.
-fn decoder<'a>(kind: Compression, input: impl BufRead + 'a) -> io::Result<Box<dyn Read + 'a>> {
+fn decoder<'a>(kind: NarCompression, input: impl BufRead + 'a) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match kind {
-        Compression::None => Box::new(input),
-        Compression::Xz => {
+        NarCompression::None => Box::new(input),
+        NarCompression::Xz => {
             let stream = Stream::new_stream_decoder(XZ_DECODER_MEMLIMIT, xz2::stream::CONCATENATED)
                 .map_err(io::Error::other)?;
             Box::new(xz2::bufread::XzDecoder::new_stream(input, stream))
         }
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
-        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
+        NarCompression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+        NarCompression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
     })
 }
 
 /// A decoder's error said plainly: an early end of input as truncation, anything else with how
 /// many compressed bytes had been read.
-fn explain(kind: Compression, e: io::Error, read: u64) -> io::Error {
+fn explain(kind: NarCompression, e: io::Error, read: u64) -> io::Error {
     let name = kind.narinfo_name();
     if e.kind() == io::ErrorKind::UnexpectedEof {
         let where_ = match kind {
-            Compression::Xz => " without its end marker",
-            Compression::Zstd => " inside a frame",
+            NarCompression::Xz => " without its end marker",
+            NarCompression::Zstd => " inside a frame",
             _ => "",
         };
         return io::Error::new(

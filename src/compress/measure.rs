@@ -26,11 +26,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::codecs::{Codec, Compression, decompress_stream};
+use super::codecs::{Codec, decompress_stream};
 use super::cpu::{process_cpu, thread_cpu};
 use super::input::LoadedNar;
 use crate::error::{Error, Result};
-use crate::nar::NarHash;
+use crate::nix::nar::NarHash;
+use crate::nix::narinfo::NarCompression;
 
 /// Compressed bytes go from the encoder to the checking thread in pieces of this size: large
 /// enough that handing one over (a channel send, a wake-up) costs nothing next to producing it,
@@ -215,7 +216,7 @@ struct Checked {
 /// the result. Ends when the encoder closes the pipe; a stream that is cut or corrupt is an
 /// error.
 fn check(
-    family: Compression,
+    family: NarCompression,
     rx: Receiver<Vec<u8>>,
     spare: SyncSender<Vec<u8>>,
 ) -> io::Result<Checked> {

@@ -1,7 +1,7 @@
 //! `compress`: what each codec and level costs on *our* NARs — compressed size, compression CPU,
 //! decompression speed — measured here, every result decompressed and verified.
 //!
-//! [`input`] finds and loads the NARs (trees packed by [`crate::nar`], NAR files, binary
+//! [`input`] finds and loads the NARs (trees packed by [`crate::nix::nar`], NAR files, binary
 //! caches, or a default corpus of local files); [`httpcache`] reads http(s):// binary caches
 //! into a download directory; [`outputs`] picks the farm's own build outputs; [`codecs`]
 //! names and runs xz and zstd;
@@ -24,14 +24,14 @@ use std::sync::RwLock;
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use codecs::{Codec, Compression, DEFAULT_GRID, parse_list};
+pub use codecs::{Codec, DEFAULT_GRID, parse_list};
 pub use httpcache::HttpOptions;
 pub use input::{LoadedNar, NarSource};
 pub use measure::{CodecSummary, Measurement};
 pub use spool::{NarBytes, Spill};
 
 use crate::error::{Error, Result};
-use crate::nar::NarHash;
+use crate::nix::nar::NarHash;
 
 /// The default corpus is capped at this many bytes of file contents: large enough that every
 /// codec's speed settles (xz and zstd -19 reach steady state within a few MiB per NAR), small

@@ -210,7 +210,7 @@ pub fn apply(
         let keep: Vec<bool> = w
             .machines
             .iter()
-            .map(|m| m.name != *name && crate::machines::host_of(&m.name) != name)
+            .map(|m| m.name != *name && crate::nix::machines::host_of(&m.name) != name)
             .collect();
         if keep.iter().all(|&k| k) {
             return Err(Error::Invalid(format!(
@@ -265,7 +265,7 @@ pub fn apply(
                     })?
             }
             (None, Some(line)) => {
-                let parsed = crate::machines::parse(line).map_err(|e| {
+                let parsed = crate::nix::machines::parse(line).map_err(|e| {
                     Error::Invalid(format!("scenario `{}`: add_machines line: {e}", s.name))
                 })?;
                 let Some(m) = parsed.first() else {

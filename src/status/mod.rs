@@ -140,7 +140,7 @@ pub fn show(opts: &ShowOptions, format: Format) -> Result<Figures> {
     let machines = opts
         .machines
         .as_deref()
-        .map(crate::machines::read)
+        .map(crate::nix::machines::read)
         .transpose()?;
     let status = load(&opts.source, opts.timeout)?;
     let figures = derive(&status, machines.as_deref());
@@ -174,7 +174,7 @@ pub fn show_series(
     format: Format,
     quiet: bool,
 ) -> Result<SeriesSummary> {
-    let machines = machines.map(crate::machines::read).transpose()?;
+    let machines = machines.map(crate::nix::machines::read).transpose()?;
     let s = series::read(path)?;
     if s.samples.is_empty() {
         return Err(Error::StatusDocument {
