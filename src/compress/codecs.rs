@@ -50,9 +50,12 @@ const XZ_EXTREME: u32 = 0x8000_0000;
 /// (liblzma does not expose it through xz2).
 const XZ_ENCODER_MIB: [u64; 10] = [3, 9, 17, 32, 48, 94, 94, 186, 370, 674];
 
+/// A codec with its settings, as named on the command line (`xz-6`, `zstd-19-nix`): what is
+/// measured, and what compresses and decompresses. (The model's figures for a codec, its speed
+/// and ratio, are [`crate::model::Codec`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "family", rename_all = "lowercase")]
-pub enum Codec {
+pub enum CodecSpec {
     Xz {
         preset: u32,
         extreme: bool,
@@ -66,10 +69,10 @@ pub enum Codec {
     },
 }
 
-impl fmt::Display for Codec {
+impl fmt::Display for CodecSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Codec::Xz {
+            CodecSpec::Xz {
                 preset,
                 extreme,
                 threads,
@@ -80,7 +83,7 @@ impl fmt::Display for Codec {
                 }
                 Ok(())
             }
-            Codec::Zstd {
+            CodecSpec::Zstd {
                 level,
                 long,
                 threads,
@@ -104,7 +107,7 @@ impl fmt::Display for Codec {
     }
 }
 
-impl std::str::FromStr for Codec {
+impl std::str::FromStr for CodecSpec {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
@@ -146,7 +149,7 @@ impl std::str::FromStr for Codec {
                 if preset > 9 {
                     return Err(bad("xz presets are 0 to 9"));
                 }
-                Ok(Codec::Xz {
+                Ok(CodecSpec::Xz {
                     preset,
                     extreme,
                     threads: threads.unwrap_or(1),
@@ -158,7 +161,7 @@ impl std::str::FromStr for Codec {
                     return Err(bad("zstd levels are 1 to 22"));
                 }
                 let default_threads = if nix_frames { NIX_THREADS } else { 1 };
-                Ok(Codec::Zstd {
+                Ok(CodecSpec::Zstd {
                     level,
                     long,
                     threads: threads.unwrap_or(default_threads),
@@ -171,15 +174,15 @@ impl std::str::FromStr for Codec {
 }
 
 /// Parses `--codecs`: a comma-separated list, or `default` / `full`.
-pub fn parse_list(s: &str) -> Result<Vec<Codec>> {
+pub fn parse_list(s: &str) -> Result<Vec<CodecSpec>> {
     let s = match s.trim() {
         "default" => DEFAULT_GRID,
         "full" => FULL_GRID,
         other => other,
     };
-    let mut out: Vec<Codec> = Vec::new();
+    let mut out: Vec<CodecSpec> = Vec::new();
     for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let c: Codec = name.parse()?;
+        let c: CodecSpec = name.parse()?;
         if !out.contains(&c) {
             out.push(c);
         }
@@ -190,12 +193,12 @@ pub fn parse_list(s: &str) -> Result<Vec<Codec>> {
     Ok(out)
 }
 
-impl Codec {
+impl CodecSpec {
     /// Threads the codec runs (besides the caller's). A codec with more than one is measured
     /// alone, by process CPU time, because its worker threads are invisible to thread CPU time.
     pub fn threads(&self) -> u32 {
         match *self {
-            Codec::Xz { threads, .. } | Codec::Zstd { threads, .. } => threads,
+            CodecSpec::Xz { threads, .. } | CodecSpec::Zstd { threads, .. } => threads,
         }
     }
 
@@ -215,8 +218,8 @@ impl Codec {
     /// The format the codec writes.
     pub fn family(&self) -> NarCompression {
         match self {
-            Codec::Xz { .. } => NarCompression::Xz,
-            Codec::Zstd { .. } => NarCompression::Zstd,
+            CodecSpec::Xz { .. } => NarCompression::Xz,
+            CodecSpec::Zstd { .. } => NarCompression::Zstd,
         }
     }
 
@@ -231,7 +234,7 @@ impl Codec {
     ) -> Result<Option<u64>> {
         let what = || format!("compressing with {self}");
         match *self {
-            Codec::Xz {
+            CodecSpec::Xz {
                 preset,
                 extreme,
                 threads,
@@ -250,7 +253,7 @@ impl Codec {
                 xz_stream(stream, input, out).map_err(|e| Error::codec(what(), e))?;
                 Ok(Self::xz_memory(preset, extreme, threads))
             }
-            Codec::Zstd {
+            CodecSpec::Zstd {
                 level,
                 long,
                 threads,
@@ -264,7 +267,7 @@ impl Codec {
         }
     }
 
-    /// Compresses `input` in memory ([`Codec::compress_stream`] into a buffer); returns the
+    /// Compresses `input` in memory ([`CodecSpec::compress_stream`] into a buffer); returns the
     /// compressed bytes and the encoder's working memory.
     pub fn compress(&self, input: &[u8]) -> Result<(Vec<u8>, Option<u64>)> {
         let mut out = Vec::with_capacity(input.len() / 4);

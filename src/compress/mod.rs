@@ -24,7 +24,7 @@ use std::sync::RwLock;
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use codecs::{Codec, DEFAULT_GRID, parse_list};
+pub use codecs::{CodecSpec, DEFAULT_GRID, parse_list};
 pub use httpcache::HttpOptions;
 pub use input::{LoadedNar, NarSource};
 pub use measure::{CodecSummary, Measurement};
@@ -46,7 +46,7 @@ pub const DEFAULT_NAR_CAP: u64 = 16 << 20;
 pub struct Options {
     /// `--input` values; empty for the default corpus.
     pub inputs: Vec<String>,
-    pub codecs: Vec<Codec>,
+    pub codecs: Vec<CodecSpec>,
     /// `--sample N`: NARs per binary cache, spread over their sizes.
     pub sample: Option<usize>,
     /// `--paths`: the store paths (or hashes) to take from binary caches; an HTTP cache,
@@ -238,7 +238,7 @@ pub fn parse_saved(text: &[u8], path: &std::path::Path) -> Result<Saved> {
                 .get("codec")
                 .and_then(|x| x.as_str())
                 .ok_or_else(|| bad("a codec entry has no `codec` name".into()))?;
-            let spec: Codec = name.parse().map_err(|e| bad(format!("{e}")))?;
+            let spec: CodecSpec = name.parse().map_err(|e| bad(format!("{e}")))?;
             Ok(CodecSummary {
                 codec: name.to_string(),
                 spec,
