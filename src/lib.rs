@@ -15,6 +15,7 @@ pub mod dataset;
 pub mod error;
 pub mod http;
 pub mod interrupt;
+pub mod interval;
 pub mod model;
 pub mod nix;
 pub mod output;

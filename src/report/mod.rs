@@ -27,8 +27,8 @@ use crate::compress::CodecSummary;
 use crate::compress::project::{self, Costs, MONTH_HOURS, Projection};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::interval::round;
 use crate::nix::BuildMachine;
-use fmt::round;
 
 /// The version of `report.json`'s layout. Raised when a field changes meaning or is removed
 /// (adding one does not); `--compare` refuses a report of another version.
@@ -40,7 +40,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const CURRENT_CODEC: &str = "xz-6";
 
 /// A figure with its uncertainty: the low, middle and high estimates (the model's type).
-pub use crate::model::scenario::Interval;
+pub use crate::interval::Interval;
 
 /// One figure the model is checked against: the history's value and the model's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
