@@ -1012,7 +1012,7 @@ fn cmd_analyze(common: &Common, args: &AnalyzeArgs) -> anyhow::Result<()> {
             .context("the machines file that came with the data")?,
     };
     let codec_speeds = match &args.compression {
-        Some(p) => crate::analysis::codec_speeds(p)?,
+        Some(p) => crate::compress::codec_speeds(p)?,
         None => Vec::new(),
     };
     let opts = crate::analysis::Options {

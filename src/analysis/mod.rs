@@ -355,18 +355,10 @@ pub struct Options {
     pub machines: Option<Vec<crate::nix::BuildMachine>>,
     /// The dependency estimator's gap, seconds ([`deps::DEFAULT_GAP_S`] when `None`).
     pub gap_s: Option<i64>,
-    /// Measured compression speeds (codec, MB/s per core), from `compress --format json`, to
-    /// compare with the overhead's size-proportional part.
+    /// Measured compression speeds (codec, MB/s per core), from `compress --format json`
+    /// ([`crate::compress::codec_speeds`] reads them), to compare with the overhead's
+    /// size-proportional part.
     pub codec_speeds: Vec<(String, f64)>,
-}
-
-/// Reads `(codec, compression MB/s per core)` from the JSON `compress --format json` writes.
-pub fn codec_speeds(path: &std::path::Path) -> Result<Vec<(String, f64)>> {
-    Ok(crate::compress::read_saved(path)?
-        .codecs
-        .into_iter()
-        .map(|c| (c.codec, c.compress_mb_s_core))
-        .collect())
 }
 
 /// How one measured codec compares with the overhead's growth with output size.

@@ -193,6 +193,16 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
     })
 }
 
+/// Reads `(codec, compression MB/s per core)` from the JSON `compress --format json` writes:
+/// what the analysis sets beside the overhead fit.
+pub fn codec_speeds(path: &std::path::Path) -> Result<Vec<(String, f64)>> {
+    Ok(read_saved(path)?
+        .codecs
+        .into_iter()
+        .map(|c| (c.codec, c.compress_mb_s_core))
+        .collect())
+}
+
 /// A measurement saved by `compress --format json`, as far as a projection needs it.
 #[derive(Debug, Clone)]
 pub struct Saved {
