@@ -970,7 +970,7 @@ fn cmd_query(common: &Common, args: &QueryArgs) -> anyhow::Result<()> {
                 params: given,
             } => {
                 let q = crate::query::find(name)?;
-                crate::query::run(&params, &q, given, timeout).await
+                crate::source::sql::run_named(&params, &q, given, timeout).await
             }
             QueryAction::Sql {
                 sql,
@@ -981,7 +981,7 @@ fn cmd_query(common: &Common, args: &QueryArgs) -> anyhow::Result<()> {
                     allow_privileged_role: *allow_privileged_role,
                     max_rows: *max_rows,
                 };
-                crate::query::sql(&params, sql, timeout, opts).await
+                crate::source::sql::run_adhoc(&params, sql, timeout, opts).await
             }
             QueryAction::List => unreachable!("handled above"),
         }

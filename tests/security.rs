@@ -590,7 +590,7 @@ fn ad_hoc_sql_runs_only_read_only() {
         assert_eq!(state(), before, "`{sql}` changed the database");
     }
     // The statement check refuses both before they reach the server (the look at the
-    // transaction afterwards is tested in `query::tests`).
+    // transaction afterwards is tested in `source::sql::tests`).
     let o = run(&["query", "sql", "SET TRANSACTION READ WRITE", "--db", &db]);
     assert_one_line_error(&o, "refused: SET/RESET");
     let o = run(&[
