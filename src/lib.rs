@@ -4,7 +4,8 @@
 //!
 //! The stages, each in its own module: `source` (reading), `dataset` (the frames every stage
 //! shares), `window` (which rows), `analysis` (findings), `compress` (codecs), `report` (the
-//! cost-reduction report), and the command layer in `cli`.
+//! cost-reduction report), and the command layer in `cli`. `nix` holds Nix's formats (NAR,
+//! narinfo, binary caches, the machines file); `interval` the figures model and report share.
 
 pub mod alloc;
 pub mod analysis;

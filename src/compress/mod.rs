@@ -2,11 +2,11 @@
 //! decompression speed — measured here, every result decompressed and verified.
 //!
 //! [`input`] finds and loads the NARs (trees packed by [`crate::nix::nar`], NAR files, binary
-//! caches, or a default corpus of local files); [`httpcache`] reads http(s):// binary caches
-//! into a download directory; [`outputs`] picks the farm's own build outputs; [`codecs`]
-//! names and runs xz and zstd;
-//! [`measure`] times one codec on one NAR honestly (CPU time per core), streaming, and
-//! summarises; [`spool`] keeps each NAR readable for every codec — in memory when small, in an
+//! caches, or a default corpus of local files); [`httpcache`] chooses what to take from
+//! http(s):// binary caches and keeps it in a download directory (the formats and the cache
+//! protocol are [`crate::nix`]'s); [`outputs`] picks the farm's own build outputs; [`codecs`]
+//! names and runs xz and zstd; [`measure`] times one codec on one NAR honestly (CPU time per
+//! core), streaming, and summarises; [`project`] turns the figures into the farm's costs; [`spool`] keeps each NAR readable for every codec — in memory when small, in an
 //! unnamed temporary file when large — so that memory does not grow with the NAR's size;
 //! [`cpu`] reads the kernel's clocks. rayon spreads the work over NARs and codecs.
 
