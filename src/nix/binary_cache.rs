@@ -496,11 +496,11 @@ impl BinaryCache {
         let url = self.nar_url(&info.url);
         let what = |why: &str| format!("{}: {why}", info.store_path);
         if dest.is_file() {
-            match verify_file(&dest, info) {
+            match verify_file(dest, info) {
                 Ok(()) => return Ok(false),
                 Err(why) => {
                     note(&format!("{}: {why}; downloading it again", dest.display()));
-                    fs::remove_file(&dest).map_err(|e| Error::io(&dest, e))?;
+                    fs::remove_file(dest).map_err(|e| Error::io(dest, e))?;
                 }
             }
         }
@@ -529,7 +529,7 @@ impl BinaryCache {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        if dest.is_file() && verify_file(&dest, info).is_ok() {
+        if dest.is_file() && verify_file(dest, info).is_ok() {
             if part.metadata().is_ok_and(|m| m.len() == 0) {
                 let _ = fs::remove_file(&part_path);
             }
@@ -610,7 +610,7 @@ impl BinaryCache {
             }
         }
         part.sync_all().map_err(io)?;
-        fs::rename(&part_path, &dest).map_err(|e| Error::io(&dest, e))?;
+        fs::rename(&part_path, dest).map_err(|e| Error::io(dest, e))?;
         Ok(true)
     }
 
