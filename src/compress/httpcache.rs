@@ -213,7 +213,9 @@ impl HttpCache {
         Ok(found)
     }
 
-    /// Where the NAR file of `info` is kept ([`local_path`]).
+    /// Where the NAR file of `info` is kept: `<download dir>/<host and path of the cache>/<file
+    /// name of its URL>`. Binary caches name NAR files by their hash, so names do not clash
+    /// within a cache, and the directory per cache keeps caches apart.
     pub fn local_path(&self, info: &NarInfo) -> PathBuf {
         local_path(&self.dir, self.cache.shown(), info)
     }
@@ -225,10 +227,8 @@ impl HttpCache {
     }
 }
 
-/// Where the NAR file of `info` from the cache shown as `cache` (its URL, credentials
-/// redacted) is kept: `<dir>/<host and path of the cache>/<file name of its URL>`. Binary
-/// caches name NAR files by their hash, so names do not clash within a cache, and the
-/// directory per cache keeps caches apart.
+/// [`HttpCache::local_path`] in the download directory `dir`, for the cache shown as `cache`
+/// (its URL, credentials redacted: they are no part of a file name).
 fn local_path(dir: &Path, cache: &str, info: &NarInfo) -> PathBuf {
     let after_scheme = cache.split_once("://").map_or(cache, |x| x.1);
     let site = after_scheme
