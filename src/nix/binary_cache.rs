@@ -90,7 +90,7 @@ pub enum Lookup {
     Found(NarInfo),
     /// No narinfo (HTTP 404, or 403 as S3 answers for a missing key; Nix reads both so).
     Absent,
-    /// Its FileSize or NarSize is over `--max-nar-mib`.
+    /// Its FileSize or NarSize is over the bound the cache was opened with (`--max-nar-mib`).
     TooLarge(NarInfo),
 }
 
