@@ -21,7 +21,7 @@ fn analytics(c: &mut Criterion) {
     let machines = ds
         .machines
         .as_deref()
-        .map(|t| hydra_bottleneck::machines::parse(t).unwrap());
+        .map(|t| hydra_bottleneck::nix::machines::parse(t).unwrap());
     let opts = Options {
         machines,
         ..Options::default()

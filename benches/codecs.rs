@@ -3,7 +3,7 @@
 //! Throughput is NAR bytes, so compression and decompression MB/s read directly.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hydra_bottleneck::compress::Codec;
+use hydra_bottleneck::compress::CodecSpec;
 
 /// Half text-like (words from a small vocabulary), half binary-like (small integers with
 /// structure), as a package output mixes them; seeded, so every run measures the same bytes.
@@ -37,7 +37,7 @@ fn corpus(len: usize) -> Vec<u8> {
 fn bench(c: &mut Criterion) {
     let data = corpus(8 << 20);
     for name in ["xz-1", "xz-6", "zstd-1", "zstd-3", "zstd-19", "zstd-19-nix"] {
-        let codec: Codec = name.parse().unwrap();
+        let codec: CodecSpec = name.parse().unwrap();
         let (compressed, _) = codec.compress(&data).unwrap();
         let mut g = c.benchmark_group(name);
         g.throughput(Throughput::Bytes(data.len() as u64));

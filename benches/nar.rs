@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hydra_bottleneck::nar;
+use hydra_bottleneck::nix::nar;
 
 /// A tree shaped like a package output: a few big binaries, many small files.
 pub fn make_tree(root: &Path) {

@@ -5,7 +5,8 @@
 //! The stages, each in its own module: `source` (reading), `dataset` (the frames every stage
 //! shares), `window` (which rows), `analysis` (findings), `compress` (codecs), `report` (the
 //! cost-reduction report), and the commands as functions in `app`. The command line itself is
-//! the binary's (src/cli.rs): nothing here knows clap.
+//! the binary's (src/cli.rs): nothing here knows clap. `nix` holds Nix's formats (NAR, narinfo,
+//! binary caches, the machines file); `interval` the figures model and report share.
 
 pub mod alloc;
 pub mod analysis;
@@ -16,9 +17,9 @@ pub mod dataset;
 pub mod error;
 pub mod http;
 pub mod interrupt;
-pub mod machines;
+pub mod interval;
 pub mod model;
-pub mod nar;
+pub mod nix;
 pub mod output;
 pub mod progress;
 pub mod query;

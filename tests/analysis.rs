@@ -367,7 +367,7 @@ fn the_ledger_buckets_sum_to_the_slots_available() {
     let (ds, steps, usable, _) = prepared();
     let u = utilization::utilization(&steps, &usable, 0, 3600);
     let edges = deps::estimate(&steps, &usable, deps::DEFAULT_GAP_S);
-    let machines = hydra_bottleneck::machines::parse(
+    let machines = hydra_bottleneck::nix::machines::parse(
         "ssh://b1 x86_64-linux - 4 1 - - -\nssh://b2 x86_64-linux,aarch64-linux - 2 1 - - -\n",
     )
     .unwrap();
@@ -514,7 +514,7 @@ fn findings_on_the_sample_against_its_ground_truth() {
         ..SampleSpec::default()
     })
     .unwrap();
-    let machines = hydra_bottleneck::machines::parse(ds.machines.as_deref().unwrap()).unwrap();
+    let machines = hydra_bottleneck::nix::machines::parse(ds.machines.as_deref().unwrap()).unwrap();
     let f = analyze(
         &ds,
         &Options {

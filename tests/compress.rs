@@ -13,8 +13,8 @@ use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use hydra_bottleneck::compress::{self, Codec, Options, parse_list};
-use hydra_bottleneck::nar::{self, NarHash};
+use hydra_bottleneck::compress::{self, CodecSpec, Options, parse_list};
+use hydra_bottleneck::nix::nar::{self, NarHash};
 use support::hb;
 use support::http::{self, Response};
 
@@ -68,7 +68,7 @@ fn codec_names_parse_and_print() {
         "zstd-19-nix-t2",
         "zstd-22",
     ] {
-        let c: Codec = name.parse().unwrap();
+        let c: CodecSpec = name.parse().unwrap();
         assert_eq!(c.to_string(), name);
     }
     for bad in [
@@ -81,7 +81,7 @@ fn codec_names_parse_and_print() {
         "zstd",
         "xz-x",
     ] {
-        let err = bad.parse::<Codec>().unwrap_err().to_string();
+        let err = bad.parse::<CodecSpec>().unwrap_err().to_string();
         assert!(err.contains(bad), "{err}");
     }
     assert_eq!(parse_list("default").unwrap().len(), 7);
@@ -101,7 +101,7 @@ fn every_family_roundtrips() {
         "zstd-3-t2",
         "zstd-3-nix",
     ] {
-        let c: Codec = name.parse().unwrap();
+        let c: CodecSpec = name.parse().unwrap();
         let (comp, _) = c.compress(&data).unwrap();
         assert!(comp.len() < data.len() / 2, "{name} did not compress");
         let mut out = Vec::new();
@@ -110,7 +110,7 @@ fn every_family_roundtrips() {
     }
     // Empty input too.
     for name in ["xz-6", "zstd-19", "zstd-19-nix"] {
-        let c: Codec = name.parse().unwrap();
+        let c: CodecSpec = name.parse().unwrap();
         let (comp, _) = c.compress(&[]).unwrap();
         let mut out = vec![1];
         c.decompress(&comp, 0, &mut out).unwrap();
@@ -121,7 +121,7 @@ fn every_family_roundtrips() {
 #[test]
 fn nix_layout_writes_independent_16_mib_frames() {
     let data = corpus(40 << 20, 3);
-    let c: Codec = "zstd-1-nix".parse().unwrap();
+    let c: CodecSpec = "zstd-1-nix".parse().unwrap();
     let (comp, _) = c.compress(&data).unwrap();
     let mut frames = 0;
     let mut rest = &comp[..];
@@ -148,7 +148,7 @@ fn truncated_compressed_nars_are_a_clear_error() {
     let mut nar_bytes = Vec::new();
     nar::dump_path(&root, &mut nar_bytes).unwrap();
     for (codec, ext) in [("xz-6", "xz"), ("zstd-3", "zst")] {
-        let c: Codec = codec.parse().unwrap();
+        let c: CodecSpec = codec.parse().unwrap();
         let (comp, _) = c.compress(&nar_bytes).unwrap();
         let whole = dir.path().join(format!("whole.nar.{ext}"));
         fs::write(&whole, &comp).unwrap();
@@ -214,7 +214,7 @@ fn ratios_match_the_command_line_tools() {
         ("zstd-3", "zstd", &["-3", "-c", "-q"][..]),
         ("zstd-19", "zstd", &["-19", "-c", "-q"][..]),
     ] {
-        let c: Codec = codec.parse().unwrap();
+        let c: CodecSpec = codec.parse().unwrap();
         let ours = c.compress(&data).unwrap().0.len() as f64;
         let theirs = cli_size(tool, args, &path) as f64;
         // Within 0.5 % of the tool, or smaller: the zstd built into the crate (1.5.7) is newer
@@ -775,10 +775,10 @@ fn nix_caches() -> NixCaches {
 }
 
 /// The narinfo of `store_path` in the cache directory `cache`.
-fn narinfo(cache: &Path, store_path: &str) -> compress::input::NarInfo {
+fn narinfo(cache: &Path, store_path: &str) -> hydra_bottleneck::nix::NarInfo {
     let hash = &store_path["/nix/store/".len()..][..32];
     let p = cache.join(format!("{hash}.narinfo"));
-    compress::input::parse_narinfo(&fs::read_to_string(&p).unwrap(), "test").unwrap()
+    hydra_bottleneck::nix::narinfo::parse(&fs::read_to_string(&p).unwrap(), "test").unwrap()
 }
 
 /// A store path no cache has.
@@ -978,7 +978,7 @@ fn a_cut_download_resumes_with_range_and_a_503_is_retried() {
     fs::create_dir_all(&site).unwrap();
     let mid = narinfo(&caches.xz, &caches.paths[1]);
     let small = narinfo(&caches.xz, &caches.paths[0]);
-    let part = |info: &compress::input::NarInfo| {
+    let part = |info: &hydra_bottleneck::nix::NarInfo| {
         site.join(format!("{}.part", info.url.rsplit('/').next().unwrap()))
     };
     let mid_file = fs::read(caches.xz.join(&mid.url)).unwrap();
@@ -994,7 +994,7 @@ fn a_cut_download_resumes_with_range_and_a_503_is_retried() {
     let v = json_of(&out);
     assert_eq!(v["corpus"].as_array().unwrap().len(), 3);
     let reqs = server.requests()[before..].to_vec();
-    let ranges = |info: &compress::input::NarInfo| -> Vec<Option<String>> {
+    let ranges = |info: &hydra_bottleneck::nix::NarInfo| -> Vec<Option<String>> {
         reqs.iter()
             .filter(|r| r.path == format!("/{}", info.url))
             .map(|r| r.header("range").map(String::from))
@@ -1307,8 +1307,8 @@ fn streamed_and_in_memory_measurements_write_the_same_bytes() {
             (&*codec.to_string(), &*codec.to_string())
         );
         let (xz, single_zstd_frame, nix_frames) = match *codec {
-            Codec::Xz { .. } => (true, false, false),
-            Codec::Zstd { nix_frames, .. } => (false, !nix_frames, nix_frames),
+            CodecSpec::Xz { .. } => (true, false, false),
+            CodecSpec::Zstd { nix_frames, .. } => (false, !nix_frames, nix_frames),
         };
         if !xz {
             // In memory, zstd writes what compressing the NAR in one call writes, as before
@@ -1420,7 +1420,7 @@ fn a_streamed_input_that_is_cut_or_corrupt_fails_clearly() {
         );
 
         // The codecs' own streams, corrupted, are refused the same way.
-        let codec: Codec = format!("{tool}-3").parse().unwrap();
+        let codec: CodecSpec = format!("{tool}-3").parse().unwrap();
         let (mut ours, _) = codec.compress(&nar_bytes).unwrap();
         let mid = ours.len() / 2;
         ours[mid] ^= 0x55;

@@ -475,7 +475,7 @@ fn a_destination_created_during_the_run_survives_intact() {
 /// 16 KiB a tenth of a second apart (160 KiB/s), so that a download of it takes seconds.
 /// Returns the cache URL and the store path.
 fn slow_cache(nar: Vec<u8>) -> (String, String) {
-    use hydra_bottleneck::nar::NarHash;
+    use hydra_bottleneck::nix::nar::NarHash;
     let hash = NarHash::of(&nar);
     let store_hash = "0a1b2c3d4f5g6h7i8j9kalbmcndpfqgs";
     let store_path = format!("/nix/store/{store_hash}-slow");
@@ -513,7 +513,7 @@ fn nar_of(len: usize) -> Vec<u8> {
     let f = dir.path().join("blob");
     std::fs::write(&f, bytes).unwrap();
     let mut nar = Vec::new();
-    hydra_bottleneck::nar::dump_path(&f, &mut nar).unwrap();
+    hydra_bottleneck::nix::nar::dump_path(&f, &mut nar).unwrap();
     nar
 }
 

@@ -27,7 +27,7 @@ fn sample_workload() -> &'static Workload {
     W.get_or_init(|| {
         let ds = sample_ds();
         let machines =
-            hydra_bottleneck::machines::parse(ds.machines.as_deref().expect("machines file"))
+            hydra_bottleneck::nix::machines::parse(ds.machines.as_deref().expect("machines file"))
                 .expect("machines");
         model::workload::from_dataset(
             ds,
@@ -811,7 +811,8 @@ fn a_report_simulation_over_a_long_history_replays_its_latest_whole_days() {
         "{note}"
     );
     // Every task of the cut history still simulates.
-    let machines = hydra_bottleneck::machines::parse(kept.machines.as_deref().unwrap()).unwrap();
+    let machines =
+        hydra_bottleneck::nix::machines::parse(kept.machines.as_deref().unwrap()).unwrap();
     let w = model::workload::from_dataset(
         &kept,
         Some(&machines),

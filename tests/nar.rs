@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use hydra_bottleneck::Error;
-use hydra_bottleneck::nar::{self, MAX_DEPTH, NarHash};
+use hydra_bottleneck::nix::nar::{self, MAX_DEPTH, NarHash};
 use proptest::prelude::*;
 
 fn nix(tool: &str, args: &[&str], path: &Path) -> Vec<u8> {

@@ -3,9 +3,9 @@
 //! that runs on stable with the other tests; the NAR reader's own properties are in nar.rs.
 
 use hydra_bottleneck::Error;
-use hydra_bottleneck::compress::input::parse_narinfo;
 use hydra_bottleneck::conninfo;
 use hydra_bottleneck::dataset::{STEP_OUTPUTS, STEPS};
+use hydra_bottleneck::nix::narinfo;
 use hydra_bottleneck::source::pgcopy::{CopyDecoder, CopyEncoder};
 use hydra_bottleneck::source::snapshot;
 use hydra_bottleneck::status;
@@ -291,7 +291,7 @@ proptest! {
 
     #[test]
     fn narinfos_parse_or_fail_cleanly(text in "(([A-Za-z]{1,9}: ?[ -~]{0,60})?\n){0,10}") {
-        if let Err(e) = parse_narinfo(&text, "prop.narinfo") {
+        if let Err(e) = narinfo::parse(&text, "prop.narinfo") {
             prop_assert!(e.to_string().starts_with("prop.narinfo: "), "{}", e);
         }
     }

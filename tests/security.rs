@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use hydra_bottleneck::nar::NarHash;
+use hydra_bottleneck::nix::nar::NarHash;
 use support::http::{self, Response};
 use support::pg::READER_PASSWORD;
 
@@ -580,7 +580,7 @@ fn ad_hoc_sql_runs_only_read_only() {
         assert_eq!(state(), before, "`{sql}` changed the database");
     }
     // The statement check refuses both before they reach the server (the look at the
-    // transaction afterwards is tested in `query::tests`).
+    // transaction afterwards is tested in `source::sql::tests`).
     let o = run(&["query", "sql", "SET TRANSACTION READ WRITE", "--db", &db]);
     assert_one_line_error(&o, "refused: SET/RESET");
     let o = run(&[
@@ -977,7 +977,7 @@ fn small_nar(dir: &Path) -> Vec<u8> {
     let f = dir.join("file");
     std::fs::write(&f, "hello from a hostile cache\n").unwrap();
     let mut nar = Vec::new();
-    hydra_bottleneck::nar::dump_path(&f, &mut nar).unwrap();
+    hydra_bottleneck::nix::nar::dump_path(&f, &mut nar).unwrap();
     nar
 }
 

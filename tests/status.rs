@@ -523,7 +523,7 @@ fn a_series_summarised() {
     .join("\n");
     std::fs::write(&path, text).unwrap();
 
-    let file = hydra_bottleneck::machines::read(&machines).unwrap();
+    let file = hydra_bottleneck::nix::machines::read(&machines).unwrap();
     let s = series::summarise(&series::read(&path).unwrap(), Some(&file));
     assert_eq!((s.samples, s.errors, s.span_s), (3, 1, Some(1200.0)));
     let t = &s.machine_types[0];

@@ -22,7 +22,7 @@ use super::deps::Edge;
 use super::utilization::add_interval;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::machines::Machine;
+use crate::nix::BuildMachine;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Row {
@@ -91,7 +91,7 @@ pub struct Inputs<'a> {
     /// The data-quality mask over `steps`.
     pub usable: &'a [bool],
     /// The machines file, if given.
-    pub machines: Option<&'a [Machine]>,
+    pub machines: Option<&'a [BuildMachine]>,
     /// Peak concurrency per machine (from [`super::utilization`]), for unknown slot counts.
     pub peaks: &'a BTreeMap<String, usize>,
     /// The estimated dependencies, for when steps became runnable.
@@ -146,7 +146,9 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                 .keys()
                 .filter(|k| {
                     !slot.contains_key(**k)
-                        && !list.iter().any(|m| m.host() == crate::machines::host_of(k))
+                        && !list
+                            .iter()
+                            .any(|m| m.host() == crate::nix::machines::host_of(k))
                 })
                 .collect();
             if !unknown.is_empty() {
@@ -168,7 +170,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         let key = machines
             .and_then(|list| {
                 list.iter()
-                    .find(|x| x.uri == *m || x.host() == crate::machines::host_of(m))
+                    .find(|x| x.uri == *m || x.host() == crate::nix::machines::host_of(m))
                     .map(|x| x.uri.clone())
             })
             .unwrap_or_else(|| m.to_string());
@@ -186,7 +188,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                 machines
                     .and_then(|list| {
                         list.iter()
-                            .find(|x| x.host() == crate::machines::host_of(m))
+                            .find(|x| x.host() == crate::nix::machines::host_of(m))
                             .map(|x| x.uri.clone())
                     })
                     .unwrap_or_else(|| m.to_string())

@@ -352,11 +352,12 @@ pub fn resolution(span_s: i64) -> i64 {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// The machines file (`--machines`), for configured slot counts.
-    pub machines: Option<Vec<crate::machines::Machine>>,
+    pub machines: Option<Vec<crate::nix::BuildMachine>>,
     /// The dependency estimator's gap, seconds ([`deps::DEFAULT_GAP_S`] when `None`).
     pub gap_s: Option<i64>,
-    /// Measured compression speeds (codec, MB/s per core), from `compress --format json`, to
-    /// compare with the overhead's size-proportional part.
+    /// Measured compression speeds (codec, MB/s per core), from `compress --format json`
+    /// ([`crate::compress::codec_speeds`] reads them), to compare with the overhead's
+    /// size-proportional part.
     pub codec_speeds: Vec<(String, f64)>,
 }
 

@@ -62,7 +62,7 @@ impl Default for CompressOptions {
             max_nar_mib: httpcache::DEFAULT_MAX_NAR_MIB,
             in_memory_mib: spool::IN_MEMORY_MAX >> 20,
             spill_dir: None,
-            timeout: httpcache::DEFAULT_TIMEOUT,
+            timeout: crate::nix::binary_cache::DEFAULT_TIMEOUT,
             project: false,
             costs: None,
         }

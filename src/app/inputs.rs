@@ -11,7 +11,7 @@ use crate::compress::project::Costs;
 use crate::conninfo::ConnParams;
 use crate::dataset::{Dataset, Omit};
 use crate::error::{Error, Result};
-use crate::machines::Machine;
+use crate::nix::machines::BuildMachine;
 
 impl Context<'_> {
     /// Says that no source was given and the built-in sample is used: "no --db or --snapshot
@@ -29,8 +29,8 @@ impl Context<'_> {
 }
 
 /// The machines file at `given`, if one is given.
-pub(super) fn machines_file(given: Option<&Path>) -> Result<Option<Vec<Machine>>> {
-    given.map(crate::machines::read).transpose()
+pub(super) fn machines_file(given: Option<&Path>) -> Result<Option<Vec<BuildMachine>>> {
+    given.map(crate::nix::machines::read).transpose()
 }
 
 /// The machines file at `given`; else the one that came with the data (taken out of `ds`: it is
@@ -38,13 +38,13 @@ pub(super) fn machines_file(given: Option<&Path>) -> Result<Option<Vec<Machine>>
 pub(super) fn machines_or_bundled(
     given: Option<&Path>,
     ds: &mut Dataset,
-) -> Result<Option<Vec<Machine>>> {
+) -> Result<Option<Vec<BuildMachine>>> {
     match given {
         Some(_) => machines_file(given),
         None => ds
             .machines
             .take()
-            .map(|text| crate::machines::parse(&text))
+            .map(|text| crate::nix::machines::parse(&text))
             .transpose()
             .map_err(|e| Error::Invalid(format!("the machines file that came with the data: {e}"))),
     }

@@ -72,9 +72,11 @@ pub fn run(ctx: &Context<'_>, opts: &QueryOptions) -> Result<QueryOutcome> {
                 params: given,
             } => {
                 let q = crate::query::find(name)?;
-                crate::query::run(&params, &q, given, timeout).await
+                crate::source::sql::run_named(&params, &q, given, timeout).await
             }
-            QueryAction::Sql { sql, opts } => crate::query::sql(&params, sql, timeout, *opts).await,
+            QueryAction::Sql { sql, opts } => {
+                crate::source::sql::run_adhoc(&params, sql, timeout, *opts).await
+            }
             QueryAction::List => unreachable!("answered above"),
         }
     })?;

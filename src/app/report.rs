@@ -275,7 +275,7 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
 /// JSON to save beside the report.
 fn measure(
     ctx: &Context<'_>,
-    codecs: Vec<compress::Codec>,
+    codecs: Vec<compress::CodecSpec>,
     corpus_mib: u64,
 ) -> Result<(Compression, Vec<u8>)> {
     let stage = ctx

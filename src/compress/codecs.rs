@@ -20,6 +20,7 @@ use xz2::stream::{Action, Check, MtStreamBuilder, Status, Stream};
 use zstd::stream::raw::CParameter;
 
 use crate::error::{Error, Result};
+use crate::nix::narinfo::NarCompression;
 
 /// The grid run when `--codecs` is not given: the two defaults Hydra deployments use (xz-6 and
 /// zstd-19, the latter also in Nix's frame layout), the fast ends of both families, and zstd-9
@@ -49,9 +50,12 @@ const XZ_EXTREME: u32 = 0x8000_0000;
 /// (liblzma does not expose it through xz2).
 const XZ_ENCODER_MIB: [u64; 10] = [3, 9, 17, 32, 48, 94, 94, 186, 370, 674];
 
+/// A codec with its settings, as named on the command line (`xz-6`, `zstd-19-nix`): what is
+/// measured, and what compresses and decompresses. (The model's figures for a codec, its speed
+/// and ratio, are [`crate::model::Codec`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "family", rename_all = "lowercase")]
-pub enum Codec {
+pub enum CodecSpec {
     Xz {
         preset: u32,
         extreme: bool,
@@ -65,10 +69,10 @@ pub enum Codec {
     },
 }
 
-impl fmt::Display for Codec {
+impl fmt::Display for CodecSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Codec::Xz {
+            CodecSpec::Xz {
                 preset,
                 extreme,
                 threads,
@@ -79,7 +83,7 @@ impl fmt::Display for Codec {
                 }
                 Ok(())
             }
-            Codec::Zstd {
+            CodecSpec::Zstd {
                 level,
                 long,
                 threads,
@@ -103,7 +107,7 @@ impl fmt::Display for Codec {
     }
 }
 
-impl std::str::FromStr for Codec {
+impl std::str::FromStr for CodecSpec {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
@@ -145,7 +149,7 @@ impl std::str::FromStr for Codec {
                 if preset > 9 {
                     return Err(bad("xz presets are 0 to 9"));
                 }
-                Ok(Codec::Xz {
+                Ok(CodecSpec::Xz {
                     preset,
                     extreme,
                     threads: threads.unwrap_or(1),
@@ -157,7 +161,7 @@ impl std::str::FromStr for Codec {
                     return Err(bad("zstd levels are 1 to 22"));
                 }
                 let default_threads = if nix_frames { NIX_THREADS } else { 1 };
-                Ok(Codec::Zstd {
+                Ok(CodecSpec::Zstd {
                     level,
                     long,
                     threads: threads.unwrap_or(default_threads),
@@ -170,15 +174,15 @@ impl std::str::FromStr for Codec {
 }
 
 /// Parses `--codecs`: a comma-separated list, or `default` / `full`.
-pub fn parse_list(s: &str) -> Result<Vec<Codec>> {
+pub fn parse_list(s: &str) -> Result<Vec<CodecSpec>> {
     let s = match s.trim() {
         "default" => DEFAULT_GRID,
         "full" => FULL_GRID,
         other => other,
     };
-    let mut out: Vec<Codec> = Vec::new();
+    let mut out: Vec<CodecSpec> = Vec::new();
     for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let c: Codec = name.parse()?;
+        let c: CodecSpec = name.parse()?;
         if !out.contains(&c) {
             out.push(c);
         }
@@ -189,12 +193,12 @@ pub fn parse_list(s: &str) -> Result<Vec<Codec>> {
     Ok(out)
 }
 
-impl Codec {
+impl CodecSpec {
     /// Threads the codec runs (besides the caller's). A codec with more than one is measured
     /// alone, by process CPU time, because its worker threads are invisible to thread CPU time.
     pub fn threads(&self) -> u32 {
         match *self {
-            Codec::Xz { threads, .. } | Codec::Zstd { threads, .. } => threads,
+            CodecSpec::Xz { threads, .. } | CodecSpec::Zstd { threads, .. } => threads,
         }
     }
 
@@ -212,10 +216,10 @@ impl Codec {
     }
 
     /// The format the codec writes.
-    pub fn family(&self) -> Compression {
+    pub fn family(&self) -> NarCompression {
         match self {
-            Codec::Xz { .. } => Compression::Xz,
-            Codec::Zstd { .. } => Compression::Zstd,
+            CodecSpec::Xz { .. } => NarCompression::Xz,
+            CodecSpec::Zstd { .. } => NarCompression::Zstd,
         }
     }
 
@@ -230,7 +234,7 @@ impl Codec {
     ) -> Result<Option<u64>> {
         let what = || format!("compressing with {self}");
         match *self {
-            Codec::Xz {
+            CodecSpec::Xz {
                 preset,
                 extreme,
                 threads,
@@ -249,7 +253,7 @@ impl Codec {
                 xz_stream(stream, input, out).map_err(|e| Error::codec(what(), e))?;
                 Ok(Self::xz_memory(preset, extreme, threads))
             }
-            Codec::Zstd {
+            CodecSpec::Zstd {
                 level,
                 long,
                 threads,
@@ -263,7 +267,7 @@ impl Codec {
         }
     }
 
-    /// Compresses `input` in memory ([`Codec::compress_stream`] into a buffer); returns the
+    /// Compresses `input` in memory ([`CodecSpec::compress_stream`] into a buffer); returns the
     /// compressed bytes and the encoder's working memory.
     pub fn compress(&self, input: &[u8]) -> Result<(Vec<u8>, Option<u64>)> {
         let mut out = Vec::with_capacity(input.len() / 4);
@@ -527,28 +531,6 @@ fn zstd_frames(
     })
 }
 
-/// How a NAR file or narinfo says it is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Xz,
-    Zstd,
-    /// Old binary caches' default (Nix reads a narinfo without `Compression` as bzip2).
-    Bzip2,
-}
-
-impl Compression {
-    /// The name a narinfo gives it.
-    pub fn narinfo_name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Xz => "xz",
-            Compression::Zstd => "zstd",
-            Compression::Bzip2 => "bzip2",
-        }
-    }
-}
-
 /// Memory liblzma may take to decode an xz stream; a stream whose headers ask for more (its
 /// LZMA2 dictionary, which a header may declare up to 4 GiB and the decoder allocates) is
 /// refused before the allocation. xz's largest preset, -9, has a 64 MiB dictionary and decodes
@@ -565,7 +547,7 @@ const DECODE_CHUNK: usize = 256 << 10;
 /// frames) or `.bz2` buffer into `out` (cleared first; `hint` is the expected size). Truncated or
 /// corrupt input is an error that says so.
 pub fn decompress(
-    kind: Compression,
+    kind: NarCompression,
     input: &[u8],
     hint: usize,
     out: &mut Vec<u8>,
@@ -580,7 +562,7 @@ pub fn decompress(
 /// the caller refuses): a file from elsewhere (a binary cache) cannot make us write much more than
 /// its narinfo announced. Truncated or corrupt input is an error that says so and how far in.
 pub fn decompress_stream(
-    kind: Compression,
+    kind: NarCompression,
     input: impl BufRead,
     out: &mut dyn Write,
     limit: u64,
@@ -609,27 +591,27 @@ pub fn decompress_stream(
 }
 
 /// A streaming decoder of `kind` over `input`.
-fn decoder<'a>(kind: Compression, input: impl BufRead + 'a) -> io::Result<Box<dyn Read + 'a>> {
+fn decoder<'a>(kind: NarCompression, input: impl BufRead + 'a) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match kind {
-        Compression::None => Box::new(input),
-        Compression::Xz => {
+        NarCompression::None => Box::new(input),
+        NarCompression::Xz => {
             let stream = Stream::new_stream_decoder(XZ_DECODER_MEMLIMIT, xz2::stream::CONCATENATED)
                 .map_err(io::Error::other)?;
             Box::new(xz2::bufread::XzDecoder::new_stream(input, stream))
         }
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
-        Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
+        NarCompression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+        NarCompression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
     })
 }
 
 /// A decoder's error said plainly: an early end of input as truncation, anything else with how
 /// many compressed bytes had been read.
-fn explain(kind: Compression, e: io::Error, read: u64) -> io::Error {
+fn explain(kind: NarCompression, e: io::Error, read: u64) -> io::Error {
     let name = kind.narinfo_name();
     if e.kind() == io::ErrorKind::UnexpectedEof {
         let where_ = match kind {
-            Compression::Xz => " without its end marker",
-            Compression::Zstd => " inside a frame",
+            NarCompression::Xz => " without its end marker",
+            NarCompression::Zstd => " inside a frame",
             _ => "",
         };
         return io::Error::new(

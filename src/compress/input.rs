@@ -1,12 +1,13 @@
 //! Where the NARs come from: a directory or store path (packed here), a `.nar`, a compressed
 //! `.nar.xz`/`.nar.zst`/`.nar.bz2`, a binary cache — local (a directory with `nix-cache-info`,
 //! or a `file://` URL) or remote (`http(s)://`, read by [`super::httpcache`]) — or, without
-//! any input, a small default corpus of real files on this machine.
+//! any input, a small default corpus of real files on this machine. The formats (NAR,
+//! narinfo) are [`crate::nix`]'s.
 //!
 //! Every NAR is validated by the reader when it is loaded; NARs from a binary cache are also
 //! checked against their narinfo (FileSize, FileHash, NarSize, NarHash).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -16,11 +17,14 @@ use std::sync::Arc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::codecs::{Compression, decompress_stream};
-use super::httpcache::{self, HttpCache, HttpOptions, Note, hash_part};
+use super::codecs::decompress_stream;
+use super::httpcache::{self, HttpCache, HttpOptions};
 use super::spool::{IO_CHUNK, NarBytes, Spill, Spool, read_at};
 use crate::error::{Error, Result};
-use crate::nar::{self, NarHash, NarSummary};
+use crate::nix::binary_cache::{MAX_NARINFO, Note};
+use crate::nix::nar::{self, NarHash, NarSummary};
+use crate::nix::narinfo::{self, NarCompression, NarInfo};
+use crate::nix::store_path::hash_part;
 
 /// One NAR to measure, before it is read.
 #[derive(Debug, Clone, Serialize)]
@@ -41,9 +45,9 @@ enum Kind {
     /// A file system tree, packed here.
     Pack(PathBuf),
     /// A NAR file, compressed or not.
-    File(PathBuf, Compression),
+    File(PathBuf, NarCompression),
     /// A NAR file of an HTTP binary cache, to be downloaded ([`fetch`]).
-    Remote(Arc<HttpCache>, Compression),
+    Remote(Arc<HttpCache>, NarCompression),
 }
 
 /// A NAR ready to be read as often as needed (in memory, or in a file when large), validated.
@@ -53,64 +57,6 @@ pub struct LoadedNar {
     pub summary: NarSummary,
     /// For a NAR from a binary cache: the size of its compressed file, and how it is compressed.
     pub file: Option<(u64, &'static str)>,
-}
-
-/// The fields of a `.narinfo` we use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NarInfo {
-    pub store_path: String,
-    pub url: String,
-    pub compression: String,
-    pub file_hash: Option<NarHash>,
-    pub file_size: Option<u64>,
-    pub nar_hash: NarHash,
-    pub nar_size: u64,
-}
-
-/// Parses a narinfo; `what` names it in errors.
-pub fn parse_narinfo(text: &str, what: &str) -> Result<NarInfo> {
-    let mut f: BTreeMap<&str, &str> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| Error::Invalid(format!("{what}: line '{line}' is not 'Key: value'")))?;
-        f.insert(k.trim(), v.trim());
-    }
-    let get = |k: &str| {
-        f.get(k)
-            .copied()
-            .ok_or_else(|| Error::Invalid(format!("{what}: no {k} field")))
-    };
-    let num = |k: &str, v: &str| {
-        v.parse::<u64>()
-            .map_err(|_| Error::Invalid(format!("{what}: {k} '{v}' is not a number")))
-    };
-    let hash = |k: &str, v: &str| {
-        v.parse::<NarHash>()
-            .map_err(|e| Error::Invalid(format!("{what}: {k}: {e}")))
-    };
-    Ok(NarInfo {
-        store_path: get("StorePath")?.to_string(),
-        url: get("URL")?.to_string(),
-        // Nix reads a narinfo without Compression as bzip2, its historical default.
-        compression: f.get("Compression").copied().unwrap_or("bzip2").to_string(),
-        file_hash: f.get("FileHash").map(|v| hash("FileHash", v)).transpose()?,
-        file_size: f.get("FileSize").map(|v| num("FileSize", v)).transpose()?,
-        nar_hash: hash("NarHash", get("NarHash")?)?,
-        nar_size: num("NarSize", get("NarSize")?)?,
-    })
-}
-
-fn compression_of(name: &str, what: &str) -> Result<Compression> {
-    match name {
-        "none" | "" => Ok(Compression::None),
-        "xz" => Ok(Compression::Xz),
-        "zstd" => Ok(Compression::Zstd),
-        "bzip2" => Ok(Compression::Bzip2),
-        other => Err(Error::Invalid(format!(
-            "{what}: compression '{other}' is not supported (xz, zstd, bzip2 or none)"
-        ))),
-    }
 }
 
 /// Evenly spaced ranks from the smallest to the largest of `sorted` (sorted by size): `n` of
@@ -208,13 +154,13 @@ pub fn resolve_with(
         let kind = if !meta.is_file() {
             Kind::Pack(path)
         } else if lower.ends_with(".nar") {
-            Kind::File(path, Compression::None)
+            Kind::File(path, NarCompression::None)
         } else if lower.ends_with(".xz") {
-            Kind::File(path, Compression::Xz)
+            Kind::File(path, NarCompression::Xz)
         } else if lower.ends_with(".zst") {
-            Kind::File(path, Compression::Zstd)
+            Kind::File(path, NarCompression::Zstd)
         } else if lower.ends_with(".bz2") {
-            Kind::File(path, Compression::Bzip2)
+            Kind::File(path, NarCompression::Bzip2)
         } else {
             Kind::Pack(path)
         };
@@ -289,8 +235,8 @@ fn cache(
             {
                 continue;
             }
-            let text = crate::readfile::read_capped_string(&p, "narinfo", httpcache::MAX_NARINFO)?;
-            infos.push(parse_narinfo(&text, &p.display().to_string())?);
+            let text = crate::readfile::read_capped_string(&p, "narinfo", MAX_NARINFO)?;
+            infos.push(narinfo::parse(&text, &p.display().to_string())?);
         }
     }
     if let Some(w) = &wanted {
@@ -357,12 +303,12 @@ pub fn find_in_cache(dir: &Path, store_path: &str) -> Result<Option<NarSource>> 
     if !p.is_file() {
         return Ok(None);
     }
-    let text = crate::readfile::read_capped_string(&p, "narinfo", httpcache::MAX_NARINFO)?;
-    let info = parse_narinfo(&text, &p.display().to_string())?;
+    let text = crate::readfile::read_capped_string(&p, "narinfo", MAX_NARINFO)?;
+    let info = narinfo::parse(&text, &p.display().to_string())?;
     NarSource::from_cache(dir, info).map(Some)
 }
 
-/// Downloads the NAR files of every source from an HTTP cache ([`httpcache::MAX_CONCURRENT`]
+/// Downloads the NAR files of every source from an HTTP cache ([`crate::nix::binary_cache::MAX_CONCURRENT`]
 /// at a time, resumable, verified), after which they are read like local files. Says on
 /// stderr what was downloaded and what was found complete in the download directory.
 pub fn fetch(sources: &mut [NarSource], http: &HttpOptions, note: Note) -> Result<()> {
@@ -402,7 +348,7 @@ impl NarSource {
     /// A NAR of the binary cache at `dir`, described by `info`.
     fn from_cache(dir: &Path, info: NarInfo) -> Result<Self> {
         let what = format!("{} (in {})", info.store_path, dir.display());
-        let compression = compression_of(&info.compression, &what)?;
+        let compression = NarCompression::from_narinfo(&info.compression, &what)?;
         // The narinfo names the file; it must be one of the cache's, not any file on the host.
         if !crate::output::is_relative_inside(&info.url) {
             return Err(Error::Invalid(format!(
@@ -432,7 +378,7 @@ impl NarSource {
     /// An NAR of the HTTP binary cache `cache`, described by `info`; [`fetch`] downloads it.
     pub fn remote(cache: Arc<HttpCache>, info: NarInfo) -> Result<Self> {
         let what = format!("{} (in {})", info.store_path, cache.shown());
-        let compression = compression_of(&info.compression, &what)?;
+        let compression = NarCompression::from_narinfo(&info.compression, &what)?;
         Ok(NarSource {
             name: info.store_path.clone(),
             kind: Kind::Remote(cache, compression),
@@ -502,7 +448,7 @@ impl NarSource {
     /// A NAR file checked against the narinfo's FileSize and FileHash, and decompressed (to no
     /// more than the narinfo's NarSize) into a spool; an uncompressed one is read in place when
     /// large. Returns the NAR and the file's size.
-    fn read_file(&self, p: &Path, c: Compression, spill: &Spill) -> Result<(NarBytes, u64)> {
+    fn read_file(&self, p: &Path, c: NarCompression, spill: &Spill) -> Result<(NarBytes, u64)> {
         let f = File::open(p).map_err(|e| Error::io(p, e))?;
         let size = f.metadata().map_err(|e| Error::io(p, e))?.len();
         if let Some(info) = &self.expected {
@@ -516,7 +462,7 @@ impl NarSource {
                 p.display()
             ))
         };
-        if c == Compression::None {
+        if c == NarCompression::None {
             // A plain `.nar` already takes its size on disk and is read in place: no bound of
             // ours makes it any smaller, so only the narinfo's is checked.
             if size > nar_size {

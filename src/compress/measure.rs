@@ -26,11 +26,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::codecs::{Codec, Compression, decompress_stream};
+use super::codecs::{CodecSpec, decompress_stream};
 use super::cpu::{process_cpu, thread_cpu};
 use super::input::LoadedNar;
 use crate::error::{Error, Result};
-use crate::nar::NarHash;
+use crate::nix::nar::NarHash;
+use crate::nix::narinfo::NarCompression;
 
 /// Compressed bytes go from the encoder to the checking thread in pieces of this size: large
 /// enough that handing one over (a channel send, a wake-up) costs nothing next to producing it,
@@ -74,7 +75,7 @@ pub struct Measurement {
 #[derive(Debug, Clone, Serialize)]
 pub struct CodecSummary {
     pub codec: String,
-    pub spec: Codec,
+    pub spec: CodecSpec,
     pub nars: usize,
     pub nar_bytes: u64,
     pub compressed_bytes: u64,
@@ -101,7 +102,7 @@ fn mb_per_s(bytes: u64, d: f64) -> f64 {
 
 /// Measures `codec` on `nar`. `gate` is shared by all measurements of a run: single-threaded
 /// codecs hold it shared, threaded ones exclusively.
-pub fn measure(nar: &LoadedNar, codec: Codec, gate: &RwLock<()>) -> Result<Measurement> {
+pub fn measure(nar: &LoadedNar, codec: CodecSpec, gate: &RwLock<()>) -> Result<Measurement> {
     let threaded = codec.threads() > 1;
     let (_shared, _exclusive);
     let clock: fn() -> Duration = if threaded {
@@ -215,7 +216,7 @@ struct Checked {
 /// the result. Ends when the encoder closes the pipe; a stream that is cut or corrupt is an
 /// error.
 fn check(
-    family: Compression,
+    family: NarCompression,
     rx: Receiver<Vec<u8>>,
     spare: SyncSender<Vec<u8>>,
 ) -> io::Result<Checked> {
@@ -450,7 +451,7 @@ pub fn flag_outliers(ms: &mut [Measurement]) {
 }
 
 /// Totals per codec, in the order of `codecs`, with the Pareto frontier marked.
-pub fn summarize(codecs: &[Codec], ms: &[Measurement]) -> Vec<CodecSummary> {
+pub fn summarize(codecs: &[CodecSpec], ms: &[Measurement]) -> Vec<CodecSummary> {
     let mut out: Vec<CodecSummary> = codecs
         .iter()
         .map(|c| {

@@ -1,12 +1,12 @@
 //! `compress`: what each codec and level costs on *our* NARs — compressed size, compression CPU,
 //! decompression speed — measured here, every result decompressed and verified.
 //!
-//! [`input`] finds and loads the NARs (trees packed by [`crate::nar`], NAR files, binary
-//! caches, or a default corpus of local files); [`httpcache`] reads http(s):// binary caches
-//! into a download directory; [`outputs`] picks the farm's own build outputs; [`codecs`]
-//! names and runs xz and zstd;
-//! [`measure`] times one codec on one NAR honestly (CPU time per core), streaming, and
-//! summarises; [`spool`] keeps each NAR readable for every codec — in memory when small, in an
+//! [`input`] finds and loads the NARs (trees packed by [`crate::nix::nar`], NAR files, binary
+//! caches, or a default corpus of local files); [`httpcache`] chooses what to take from
+//! http(s):// binary caches and keeps it in a download directory (the formats and the cache
+//! protocol are [`crate::nix`]'s); [`outputs`] picks the farm's own build outputs; [`codecs`]
+//! names and runs xz and zstd; [`measure`] times one codec on one NAR honestly (CPU time per
+//! core), streaming, and summarises; [`project`] turns the figures into the farm's costs; [`spool`] keeps each NAR readable for every codec — in memory when small, in an
 //! unnamed temporary file when large — so that memory does not grow with the NAR's size;
 //! [`cpu`] reads the kernel's clocks. rayon spreads the work over NARs and codecs.
 
@@ -24,14 +24,14 @@ use std::sync::RwLock;
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use codecs::{Codec, Compression, DEFAULT_GRID, parse_list};
+pub use codecs::{CodecSpec, DEFAULT_GRID, parse_list};
 pub use httpcache::HttpOptions;
 pub use input::{LoadedNar, NarSource};
 pub use measure::{CodecSummary, Measurement};
 pub use spool::{NarBytes, Spill};
 
 use crate::error::{Error, Result};
-use crate::nar::NarHash;
+use crate::nix::nar::NarHash;
 
 /// The default corpus is capped at this many bytes of file contents: large enough that every
 /// codec's speed settles (xz and zstd -19 reach steady state within a few MiB per NAR), small
@@ -46,7 +46,7 @@ pub const DEFAULT_NAR_CAP: u64 = 16 << 20;
 pub struct Options {
     /// `--input` values; empty for the default corpus.
     pub inputs: Vec<String>,
-    pub codecs: Vec<Codec>,
+    pub codecs: Vec<CodecSpec>,
     /// `--sample N`: NARs per binary cache, spread over their sizes.
     pub sample: Option<usize>,
     /// `--paths`: the store paths (or hashes) to take from binary caches; an HTTP cache,
@@ -193,6 +193,16 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
     })
 }
 
+/// Reads `(codec, compression MB/s per core)` from the JSON `compress --format json` writes:
+/// what the analysis sets beside the overhead fit.
+pub fn codec_speeds(path: &std::path::Path) -> Result<Vec<(String, f64)>> {
+    Ok(read_saved(path)?
+        .codecs
+        .into_iter()
+        .map(|c| (c.codec, c.compress_mb_s_core))
+        .collect())
+}
+
 /// A measurement saved by `compress --format json`, as far as a projection needs it.
 #[derive(Debug, Clone)]
 pub struct Saved {
@@ -238,7 +248,7 @@ pub fn parse_saved(text: &[u8], path: &std::path::Path) -> Result<Saved> {
                 .get("codec")
                 .and_then(|x| x.as_str())
                 .ok_or_else(|| bad("a codec entry has no `codec` name".into()))?;
-            let spec: Codec = name.parse().map_err(|e| bad(format!("{e}")))?;
+            let spec: CodecSpec = name.parse().map_err(|e| bad(format!("{e}")))?;
             Ok(CodecSummary {
                 codec: name.to_string(),
                 spec,

@@ -5,10 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use super::httpcache::{HttpOptions, Note};
+use super::httpcache::HttpOptions;
 use super::input::{CacheRef, NarSource, find_in_cache, spread};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::nix::binary_cache::Note;
 
 /// Output paths of finished, non-cached builds with a recorded size, `n` of them at evenly
 /// spaced ranks of `Builds.size` (so the pick spans small and large outputs). One path per build:

@@ -149,7 +149,7 @@ pub const DEFAULT_LOCAL_WORKERS: u32 = 30;
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The machines file; else the one that came with the data, else inferred.
-    pub machines: Option<Vec<crate::machines::Machine>>,
+    pub machines: Option<Vec<crate::nix::BuildMachine>>,
     pub scenarios: Vec<scenario::Scenario>,
     /// Seeds per configuration (each a run with its own build-time noise).
     pub seeds: u32,
@@ -271,7 +271,7 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
     use crate::dataset::Runner;
     let machines = match (&opts.machines, &ds.machines) {
         (Some(m), _) => Some(m.clone()),
-        (None, Some(text)) => Some(crate::machines::parse(text)?),
+        (None, Some(text)) => Some(crate::nix::machines::parse(text)?),
         (None, None) => None,
     };
     // The history's configuration, by runner (docs/hydra.md §3): the C++ runner compressed with

@@ -27,6 +27,7 @@ use super::calibrate::{self, Figures};
 use super::{Codec, CompressOn, Config, MachineSort, Ordering, Run, Workload, simulate};
 use crate::compress::project::Costs;
 use crate::error::{Error, Result};
+use crate::interval::Interval;
 
 /// A scenario file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -210,7 +211,7 @@ pub fn apply(
         let keep: Vec<bool> = w
             .machines
             .iter()
-            .map(|m| m.name != *name && crate::machines::host_of(&m.name) != name)
+            .map(|m| m.name != *name && crate::nix::machines::host_of(&m.name) != name)
             .collect();
         if keep.iter().all(|&k| k) {
             return Err(Error::Invalid(format!(
@@ -265,7 +266,7 @@ pub fn apply(
                     })?
             }
             (None, Some(line)) => {
-                let parsed = crate::machines::parse(line).map_err(|e| {
+                let parsed = crate::nix::machines::parse(line).map_err(|e| {
                     Error::Invalid(format!("scenario `{}`: add_machines line: {e}", s.name))
                 })?;
                 let Some(m) = parsed.first() else {
@@ -311,58 +312,6 @@ pub fn codec(name: &str, measured: &[Codec]) -> Result<Codec> {
                  xz-6, zstd-1, zstd-3, zstd-19, none"
             ))
         })
-}
-
-/// A figure with its uncertainty: the lowest, middle and highest estimates (over the seeds).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    pub lo: f64,
-    pub mid: f64,
-    pub hi: f64,
-}
-
-impl Interval {
-    pub fn point(x: f64) -> Interval {
-        Interval {
-            lo: x,
-            mid: x,
-            hi: x,
-        }
-    }
-
-    pub fn scale(self, f: f64) -> Interval {
-        Interval {
-            lo: self.lo * f,
-            mid: self.mid * f,
-            hi: self.hi * f,
-        }
-    }
-
-    /// Rounded to `d` decimals, so that serialised figures do not carry float noise.
-    pub fn rounded(self, d: i32) -> Interval {
-        use crate::report::fmt::round;
-        Interval {
-            lo: round(self.lo, d),
-            mid: round(self.mid, d),
-            hi: round(self.hi, d),
-        }
-    }
-
-    pub fn of(mut v: Vec<f64>) -> Interval {
-        v.sort_by(f64::total_cmp);
-        if v.is_empty() {
-            return Interval {
-                lo: 0.0,
-                mid: 0.0,
-                hi: 0.0,
-            };
-        }
-        Interval {
-            lo: v[0],
-            mid: v[v.len() / 2],
-            hi: v[v.len() - 1],
-        }
-    }
 }
 
 /// Slot-hours of the simulated farm by where they went, the capacity ledger's buckets.

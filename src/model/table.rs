@@ -1,7 +1,8 @@
 //! The simulation's findings as rows of text, for the terminal, CSV and the report.
 
 use super::Summary;
-use super::scenario::{Interval, Outcome};
+use super::scenario::Outcome;
+use crate::interval::Interval;
 
 pub const CALIBRATION_HEADER: [&str; 5] = ["metric", "unit", "observed", "modelled", "error %"];
 

@@ -177,7 +177,7 @@ impl Workload {
     }
 
     /// A machine of the machines file, in this workload's indexes.
-    pub fn machine(&mut self, m: &crate::machines::Machine) -> Result<Machine> {
+    pub fn machine(&mut self, m: &crate::nix::BuildMachine) -> Result<Machine> {
         let systems = m.systems.iter().map(|s| self.system_index(s)).collect();
         let supported =
             self.feature_mask(&m.supported_features)? | self.feature_mask(&m.mandatory_features)?;
@@ -219,7 +219,7 @@ pub enum DepsFrom {
 /// from the history (slots = peak concurrency, speed factor 1, no features; said so).
 pub fn from_dataset(
     ds: &Dataset,
-    machines: Option<&[crate::machines::Machine]>,
+    machines: Option<&[crate::nix::BuildMachine]>,
     deps_from: DepsFrom,
     history_codec: Codec,
 ) -> Result<Workload> {
@@ -302,7 +302,7 @@ pub fn from_dataset(
         let name = steps.machine(i);
         let found = by_name
             .get(name)
-            .or_else(|| by_name.get(crate::machines::host_of(name)))
+            .or_else(|| by_name.get(crate::nix::machines::host_of(name)))
             .copied();
         let m = match found {
             Some(m) => m,

@@ -95,7 +95,7 @@ fn h(key: &str, label: &str, unit: &str, value: f64) -> Headline {
         key: key.into(),
         label: label.into(),
         unit: unit.into(),
-        value: super::fmt::round(value, 2),
+        value: crate::interval::round(value, 2),
     }
 }
 
@@ -204,7 +204,7 @@ pub fn compare(prev: &Previous, r: &Report) -> Comparison {
                 .iter()
                 .find(|o| o.key == n.key)
                 .map(|o| o.value);
-            let change = before.map(|b| super::fmt::round(n.value - b, 2));
+            let change = before.map(|b| crate::interval::round(n.value - b, 2));
             Row {
                 key: n.key.clone(),
                 label: n.label.clone(),
@@ -214,7 +214,7 @@ pub fn compare(prev: &Previous, r: &Report) -> Comparison {
                 change,
                 change_pct: before
                     .filter(|b| *b != 0.0)
-                    .map(|b| super::fmt::round(100.0 * (n.value - b) / b.abs(), 1)),
+                    .map(|b| crate::interval::round(100.0 * (n.value - b) / b.abs(), 1)),
             }
         })
         .collect();

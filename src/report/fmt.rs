@@ -1,18 +1,9 @@
 //! Numbers as the report prints them: thousands separated, units said, precision chosen for the
 //! reader (a slot-hour figure to the hour, a share to a tenth of a percent). Markdown, HTML,
-//! charts and the stdout summary all print through here, so they agree to the digit.
+//! charts and the stdout summary all print through here, so they agree to the digit. The rounding
+//! of serialised figures is [`crate::interval::round`], shared with the model.
 
-/// Rounds to `d` decimals: the JSON keeps figures at the precision they mean something at, which
-/// also keeps it the same on every machine (no last-bit noise of float arithmetic).
-pub fn round(x: f64, d: i32) -> f64 {
-    if !x.is_finite() {
-        return 0.0;
-    }
-    let m = 10f64.powi(d);
-    let r = (x * m).round() / m;
-    // -0.0 prints as "-0"; nobody means that.
-    if r == 0.0 { 0.0 } else { r }
-}
+use crate::interval::round;
 
 /// `1234567.8` → `1,234,568` (no decimals).
 pub fn int(x: f64) -> String {
@@ -109,7 +100,6 @@ mod tests {
         assert_eq!(secs(18474.0), "5.1 h");
         assert_eq!(secs(42.0), "42 s");
         assert_eq!(secs(900.0), "15 min");
-        assert_eq!(round(-0.0001, 2), 0.0);
         assert_eq!(signed(-3.0, "-3 h"), "−3 h");
     }
 }

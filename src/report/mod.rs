@@ -27,8 +27,8 @@ use crate::compress::CodecSummary;
 use crate::compress::project::{self, Costs, MONTH_HOURS, Projection};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::machines::Machine;
-use fmt::round;
+use crate::interval::round;
+use crate::nix::BuildMachine;
 
 /// The version of `report.json`'s layout. Raised when a field changes meaning or is removed
 /// (adding one does not); `--compare` refuses a report of another version.
@@ -40,7 +40,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const CURRENT_CODEC: &str = "xz-6";
 
 /// A figure with its uncertainty: the low, middle and high estimates (the model's type).
-pub use crate::model::scenario::Interval;
+pub use crate::interval::Interval;
 
 /// One figure the model is checked against: the history's value and the model's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -478,7 +478,7 @@ pub struct Inputs<'a> {
     pub findings: &'a Findings,
     /// The machines file, for the machines' features (a machine that alone has a feature is
     /// never proposed for retirement).
-    pub machines: Option<&'a [Machine]>,
+    pub machines: Option<&'a [BuildMachine]>,
     pub costs: &'a Costs,
     pub compression: Option<Compression>,
     pub simulation: Option<Simulation>,
@@ -897,10 +897,10 @@ fn utilization_section(f: &Findings, cap: &Capacity) -> UtilizationSection {
 /// may name `ssh://build@b1` where the steps say `b1`).
 pub fn series_for<'a>(series: &'a BTreeMap<String, Vec<f64>>, key: &str) -> Option<&'a [f64]> {
     series.get(key).map(Vec::as_slice).or_else(|| {
-        let host = crate::machines::host_of(key);
+        let host = crate::nix::machines::host_of(key);
         series
             .iter()
-            .find(|(k, _)| crate::machines::host_of(k) == host)
+            .find(|(k, _)| crate::nix::machines::host_of(k) == host)
             .map(|(_, v)| v.as_slice())
     })
 }
@@ -908,7 +908,7 @@ pub fn series_for<'a>(series: &'a BTreeMap<String, Vec<f64>>, key: &str) -> Opti
 /// Hosts without the domain every one of them shares: `ssh://build@x86-01.farm.example` →
 /// `x86-01`.
 pub fn short_names<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let hosts: Vec<&str> = keys.map(crate::machines::host_of).collect();
+    let hosts: Vec<&str> = keys.map(crate::nix::machines::host_of).collect();
     let mut suffix: Option<&str> = None;
     if hosts.len() > 1
         && let Some(first) = hosts.first()

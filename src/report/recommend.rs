@@ -13,7 +13,7 @@ use super::{BucketPrices, Capacity, CompressionSection, Interval, LedgerRow, Sim
 use crate::analysis::Findings;
 use crate::compress::project::{Costs, MONTH_HOURS};
 use crate::dataset::Runner;
-use crate::machines::Machine;
+use crate::nix::BuildMachine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,7 +62,7 @@ pub struct Context<'a> {
     pub costs: &'a Costs,
     pub compression: Option<&'a CompressionSection>,
     pub simulation: Option<&'a Simulation>,
-    pub machines: Option<&'a [Machine]>,
+    pub machines: Option<&'a [BuildMachine]>,
 }
 
 /// Every recommendation with a positive expected saving, largest first.
@@ -284,7 +284,7 @@ fn names(ms: &[&LedgerRow], all: &[LedgerRow]) -> String {
 fn retire<'a>(
     members: &[&'a LedgerRow],
     need: u32,
-    machines: Option<&[Machine]>,
+    machines: Option<&[BuildMachine]>,
 ) -> (Vec<&'a LedgerRow>, u32) {
     let mut order: Vec<&LedgerRow> = members.to_vec();
     order.sort_by(|a, b| a.slots.cmp(&b.slots).then_with(|| b.key.cmp(&a.key)));
@@ -294,7 +294,8 @@ fn retire<'a>(
                 list.iter()
                     .find(|m| {
                         m.uri == key
-                            || crate::machines::host_of(&m.uri) == crate::machines::host_of(key)
+                            || crate::nix::machines::host_of(&m.uri)
+                                == crate::nix::machines::host_of(key)
                     })
                     .map(|m| m.supported_features.clone())
             })
@@ -787,8 +788,8 @@ mod tests {
         }
     }
 
-    fn machine(uri: &str, features: &[&str]) -> Machine {
-        Machine {
+    fn machine(uri: &str, features: &[&str]) -> BuildMachine {
+        BuildMachine {
             uri: uri.into(),
             systems: vec!["x86_64-linux".into()],
             ssh_key: None,

@@ -1,12 +1,14 @@
 //! Sources of a dataset: a live Hydra database (read-only), a Parquet snapshot, or the built-in
 //! sample. Only this module talks to PostgreSQL or reads files of Hydra; every source returns the
-//! same [`Dataset`], sorted by each table's key and filtered by one window rule.
+//! same [`Dataset`], sorted by each table's key and filtered by one window rule. The queries of
+//! `query` run on a database here too ([`sql`]).
 
 pub mod into;
 pub mod pgcopy;
 pub mod postgres;
 pub mod sample;
 pub mod snapshot;
+pub mod sql;
 mod tls;
 
 use std::path::PathBuf;

@@ -317,7 +317,7 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
                 dir,
                 name,
                 "machines file",
-                crate::machines::MACHINES_FILE_CAP,
+                crate::nix::machines::MACHINES_FILE_CAP,
             )?;
             let p = dir.join(name);
             Some(String::from_utf8(bytes).map_err(|_| Error::snapshot(&p, "not UTF-8 text"))?)

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::model::{MachineStatus, RunnerKind, Status};
-use crate::machines::{Machine, host_of};
+use crate::nix::machines::{BuildMachine, host_of};
 
 /// Everything `status SOURCE` reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -139,7 +139,7 @@ fn not_building(m: &MachineStatus) -> (Option<f64>, &'static str) {
 }
 
 /// The machines-file entry for a status machine: the same URI, else the same host.
-fn file_entry<'a>(name: &str, file: &'a [Machine]) -> Option<&'a Machine> {
+fn file_entry<'a>(name: &str, file: &'a [BuildMachine]) -> Option<&'a BuildMachine> {
     file.iter()
         .find(|m| m.uri == name)
         .or_else(|| file.iter().find(|m| m.host() == host_of(name)))
@@ -182,7 +182,7 @@ pub fn supports(m: &MachineStatus, machine_type: &str) -> bool {
 /// file, and adds the file's machines the runner does not list. Returns where maxJobs came from.
 pub fn merge_machines(
     status: &[MachineStatus],
-    file: Option<&[Machine]>,
+    file: Option<&[BuildMachine]>,
 ) -> Vec<(MachineStatus, &'static str, bool)> {
     let mut out: Vec<(MachineStatus, &'static str, bool)> = status
         .iter()
@@ -273,7 +273,7 @@ pub fn type_slots(
 }
 
 /// The derived figures of one document.
-pub fn derive(status: &Status, file: Option<&[Machine]>) -> Figures {
+pub fn derive(status: &Status, file: Option<&[BuildMachine]>) -> Figures {
     let merged = merge_machines(&status.machines, file);
     let now = status.time;
     let machines: Vec<MachineFigures> = merged
@@ -744,7 +744,8 @@ mod tests {
         let f = derive(&s, None);
         assert_eq!(f.machine_types[0].free_slots, None);
         assert_eq!(f.machine_types[0].wait_per_runnable_s, Some(5.0));
-        let file = crate::machines::parse("ssh://a x - 4\nssh://build@b x - 4\nc x - 2\n").unwrap();
+        let file =
+            crate::nix::machines::parse("ssh://a x - 4\nssh://build@b x - 4\nc x - 2\n").unwrap();
         let f = derive(&s, Some(&file));
         let t = &f.machine_types[0];
         // a: 4 − 1 free; b disabled (time 1000 < 2000); c: in the file only, 2 free.

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::figures::{Row, merge_machines, row, type_slots};
 use super::model::{self, Status};
 use crate::error::Result;
-use crate::machines::Machine;
+use crate::nix::BuildMachine;
 
 /// One line of a series file, as `--watch` writes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,7 +185,7 @@ type Counter = (
 );
 
 /// Summarises a series. `file` supplies maxJobs the runner does not report (C++ runner).
-pub fn summarise(series: &Series, file: Option<&[Machine]>) -> SeriesSummary {
+pub fn summarise(series: &Series, file: Option<&[BuildMachine]>) -> SeriesSummary {
     let mut ordered: Vec<(f64, &Status)> = series.samples.iter().map(|(t, s)| (*t, s)).collect();
     ordered.sort_by(|a, b| a.0.total_cmp(&b.0));
     let first = ordered.first().map(|s| s.0);

@@ -1,4 +1,5 @@
-//! The build machines file (`/etc/nix/machines`, Hydra's `build_machines`): one builder a line,
+//! The build machines file (`/etc/nix/machines`, Hydra's `build_machines`; NixOS/nix
+//! `src/libstore/machines.cc` `parseBuilderLine`, docs/hydra.md §4): one builder a line,
 //! `URI systems sshKey maxJobs speedFactor supportedFeatures mandatoryFeatures publicHostKey`,
 //! whitespace-separated, `-` for an empty field, lists comma-separated, `#` starting a comment.
 //!
@@ -12,8 +13,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+/// One line of a machines file: a builder as configured (not as the queue runner last saw it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Machine {
+pub struct BuildMachine {
     /// The store URI as written (`ssh://build@b1`, `b1`, `localhost`).
     pub uri: String,
     /// System types it builds (`x86_64-linux`); empty when the field was `-` or missing.
@@ -26,7 +28,7 @@ pub struct Machine {
     pub mandatory_features: Vec<String>,
 }
 
-impl Machine {
+impl BuildMachine {
     /// The host part of the URI, without scheme, user or port: what the Rust queue runner calls
     /// a machine (its builders report a hostname), and a fallback to match the C++ runner's names.
     pub fn host(&self) -> &str {
@@ -47,7 +49,7 @@ pub fn host_of(uri: &str) -> &str {
 }
 
 /// Parses the text of a machines file; errors name the line.
-pub fn parse(text: &str) -> Result<Vec<Machine>> {
+pub fn parse(text: &str) -> Result<Vec<BuildMachine>> {
     parse_named(text, "machines file")
 }
 
@@ -56,12 +58,12 @@ pub fn parse(text: &str) -> Result<Vec<Machine>> {
 pub const MACHINES_FILE_CAP: u64 = 16 << 20;
 
 /// Reads and parses a machines file; errors name the file and the line.
-pub fn read(path: &Path) -> Result<Vec<Machine>> {
+pub fn read(path: &Path) -> Result<Vec<BuildMachine>> {
     let text = crate::readfile::read_capped_string(path, "machines file", MACHINES_FILE_CAP)?;
     parse_named(&text, &path.display().to_string())
 }
 
-fn parse_named(text: &str, name: &str) -> Result<Vec<Machine>> {
+fn parse_named(text: &str, name: &str) -> Result<Vec<BuildMachine>> {
     let mut machines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -120,7 +122,7 @@ fn parse_named(text: &str, name: &str) -> Result<Vec<Machine>> {
                 supported_features.push(f.clone());
             }
         }
-        machines.push(Machine {
+        machines.push(BuildMachine {
             uri,
             systems: list(1),
             ssh_key: field(2).map(str::to_string),
