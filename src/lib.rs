@@ -3,7 +3,8 @@
 //! where builder capacity is lost and what each fix would save.
 //!
 //! The stages, each in its own module: `source` (reading), `dataset` (the frames every stage
-//! shares), `window` (which rows), `analysis` (findings), `compress` (codecs), `report` (the
+//! shares), `window` (which rows), `analysis` (findings), `dispatch` (the queue runner's rules,
+//! shared by the sample generator and the `model`), `compress` (codecs), `report` (the
 //! cost-reduction report), and the command layer in `cli`.
 
 pub mod alloc;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod compress;
 pub mod conninfo;
 pub mod dataset;
+pub mod dispatch;
 pub mod error;
 pub mod http;
 pub mod interrupt;
