@@ -11,6 +11,8 @@
 //!   what it is.
 //! - [`queue`]: the dispatcher's state and the decision it makes, machine-major as the C++
 //!   runner's `doDispatch`.
+//! - [`semaphore`]: the waits after dispatch, for a machine's send lock and for a local worker
+//!   slot of the queue-runner host.
 //! - [`status`]: the build and step status codes, as one enum.
 //!
 //! Nothing here knows time other than as milliseconds given by the caller, nor draws a random
@@ -19,6 +21,7 @@
 pub mod backoff;
 pub mod machine;
 pub mod queue;
+pub mod semaphore;
 pub mod share;
 pub mod status;
 pub mod step;
@@ -26,6 +29,7 @@ pub mod step;
 pub use backoff::MachineHealth;
 pub use machine::{MachineKey, MachineSort};
 pub use queue::Dispatcher;
+pub use semaphore::FifoSemaphore;
 pub use share::JobsetShares;
 pub use status::BuildStatus;
 pub use step::{AnyStepKey, CppStepKey, StepFacts, StepKey, StepSort};

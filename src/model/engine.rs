@@ -7,7 +7,7 @@
 //! the workload's origin; nothing reads a clock, and the seed fixes every random draw.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::workload::UPLOAD_BYTES_PER_MS;
 use super::{CompressOn, Config, Workload};
-use crate::dispatch::{AnyStepKey, Dispatcher, JobsetShares, StepFacts, StepSort};
+use crate::dispatch::{AnyStepKey, Dispatcher, FifoSemaphore, JobsetShares, StepFacts, StepSort};
 use crate::error::{Error, Result};
 
 /// What a run produced: per task its times and machine, and per stage how busy it was.
@@ -117,10 +117,9 @@ struct Sim<'a> {
     /// Machines that may be disabled now (pruned as they come back): few at any time, so the
     /// dispatch-loss count need not look at every machine at every instant.
     disabled: Vec<usize>,
-    send_busy: Vec<bool>,
-    send_queue: Vec<VecDeque<u32>>,
-    local_free: u32,
-    local_queue: VecDeque<u32>,
+    /// Per machine, tasks sending inputs one at a time (when `cfg.send_lock`).
+    send_lock: Vec<FifoSemaphore<u32>>,
+    local_slots: FifoSemaphore<u32>,
     shares: JobsetShares,
     rdeps: Vec<u32>,
     critical: Vec<f64>,
@@ -221,10 +220,8 @@ impl<'a> Sim<'a> {
             class_of,
             queue,
             disabled: Vec::new(),
-            send_busy: vec![false; nm],
-            send_queue: vec![VecDeque::new(); nm],
-            local_free: cfg.local_workers.max(1),
-            local_queue: VecDeque::new(),
+            send_lock: vec![FifoSemaphore::new(1); nm],
+            local_slots: FifoSemaphore::new(cfg.local_workers.max(1)),
             shares: JobsetShares::new(w.shares.iter().copied()),
             rdeps,
             critical,
@@ -331,9 +328,7 @@ impl<'a> Sim<'a> {
         self.run.machine[ti] = m as u16;
         self.queue.take_slot(m, self.now);
         if self.cfg.send_lock {
-            if self.send_busy[m] {
-                self.send_queue[m].push_back(t);
-            } else {
+            if self.send_lock[m].acquire(t) {
                 self.start_send(t);
             }
         } else {
@@ -344,7 +339,6 @@ impl<'a> Sim<'a> {
 
     fn start_send(&mut self, t: u32) {
         let m = self.run.machine[t as usize] as usize;
-        self.send_busy[m] = true;
         let send = self.w.tasks[t as usize].send_ms.round() as u64;
         self.run.stages.send_lock_ms[m] += send as f64;
         let at = self.now + send;
@@ -354,11 +348,10 @@ impl<'a> Sim<'a> {
     fn on_send_done(&mut self, t: u32) {
         let ti = t as usize;
         let m = self.run.machine[ti] as usize;
-        if self.cfg.send_lock {
-            self.send_busy[m] = false;
-            if let Some(next) = self.send_queue[m].pop_front() {
-                self.start_send(next);
-            }
+        if self.cfg.send_lock
+            && let Some(next) = self.send_lock[m].release(|_| true)
+        {
+            self.start_send(next);
         }
         self.run.build_start_ms[ti] = self.now;
         let build = (self.work[ti] / self.w.machines[m].speed).round().max(0.0) as u64;
@@ -396,10 +389,8 @@ impl<'a> Sim<'a> {
         }
         match self.cfg.compress_on {
             CompressOn::QueueRunner => {
-                if self.local_free > 0 {
+                if self.local_slots.acquire(t) {
                     self.start_receive(t);
-                } else {
-                    self.local_queue.push_back(t);
                 }
             }
             CompressOn::Builders => {
@@ -468,7 +459,6 @@ impl<'a> Sim<'a> {
 
     fn start_receive(&mut self, t: u32) {
         let ti = t as usize;
-        self.local_free -= 1;
         let m = self.run.machine[ti] as usize;
         self.run.stages.held_waiting_ms[m] += (self.now - self.run.build_stop_ms[ti]) as f64;
         // The builder slot is released once output copying starts (docs/hydra.md §3).
@@ -487,8 +477,7 @@ impl<'a> Sim<'a> {
         let ti = t as usize;
         match self.cfg.compress_on {
             CompressOn::QueueRunner => {
-                self.local_free += 1;
-                if let Some(next) = self.local_queue.pop_front() {
+                if let Some(next) = self.local_slots.release(|_| true) {
                     self.start_receive(next);
                 }
             }

@@ -8,7 +8,7 @@
 //! O(n log n) overall. Stale heap entries are skipped lazily (a version number per derivation).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -17,7 +17,8 @@ use super::params::*;
 use super::{lognormal, normal, uniform};
 use crate::dispatch::machine::supports_features;
 use crate::dispatch::{
-    BuildStatus, CppStepKey, Dispatcher, JobsetShares, MachineSort, StepFacts, backoff,
+    BuildStatus, CppStepKey, Dispatcher, FifoSemaphore, JobsetShares, MachineSort, StepFacts,
+    backoff,
 };
 
 pub(super) const NONE: u32 = u32::MAX;
@@ -239,8 +240,8 @@ pub(super) struct Machine {
     pub speed: f64,
     pub flaky: bool,
     pub uri: String,
-    send_busy: bool,
-    send_queue: VecDeque<u32>,
+    /// Step rows sending inputs to it, one at a time.
+    send_lock: FifoSemaphore<u32>,
 }
 
 impl Machine {
@@ -253,8 +254,7 @@ impl Machine {
             speed: t.speed,
             flaky,
             uri,
-            send_busy: false,
-            send_queue: VecDeque::new(),
+            send_lock: FifoSemaphore::new(1),
         }
     }
 
@@ -314,8 +314,8 @@ pub(super) struct Sim {
     queue: Dispatcher<CppStepKey, (u32, u32)>,
     /// Machine class in `queue` per (system, required features).
     class_of: [[u8; 8]; 4],
-    local_free: u32,
-    local_queue: VecDeque<u32>,
+    /// The queue-runner host's local worker slots, for step rows copying outputs back.
+    local_slots: FifoSemaphore<u32>,
     pub nodes: Vec<Node>,
     pub deps: Vec<u32>,
     rdeps: Vec<Rdep>,
@@ -355,8 +355,7 @@ impl Sim {
             machines,
             queue,
             class_of: [[u8::MAX; 8]; 4],
-            local_free: local,
-            local_queue: VecDeque::new(),
+            local_slots: FifoSemaphore::new(local),
             nodes: Vec::new(),
             deps: Vec::new(),
             rdeps: Vec::new(),
@@ -973,9 +972,7 @@ impl Sim {
         node.state = NState::Running;
         node.cur_row = r;
         self.queue.take_slot(m, now);
-        if self.machines[m].send_busy {
-            self.machines[m].send_queue.push_back(r);
-        } else {
+        if self.machines[m].send_lock.acquire(r) {
             self.start_send(r);
         }
     }
@@ -989,18 +986,17 @@ impl Sim {
         let row = &mut self.rows[r as usize];
         row.phase = Phase::Sending;
         row.send_start = now;
-        let (m, at) = (row.machine as usize, now + row.send_ms);
-        self.machines[m].send_busy = true;
+        let at = now + row.send_ms;
         self.schedule(at, Ev::SendDone(r));
     }
 
     fn release_send_lock(&mut self, m: usize) {
-        self.machines[m].send_busy = false;
-        while let Some(next) = self.machines[m].send_queue.pop_front() {
-            if !self.rows[next as usize].cancelled {
-                self.start_send(next);
-                break;
-            }
+        let rows = &self.rows;
+        if let Some(next) = self.machines[m]
+            .send_lock
+            .release(|&r| !rows[r as usize].cancelled)
+        {
+            self.start_send(next);
         }
     }
 
@@ -1035,10 +1031,8 @@ impl Sim {
         if outcome == Outcome::Success {
             self.queue.machine_worked(m);
             self.rows[r as usize].phase = Phase::WaitLocal;
-            if self.local_free > 0 {
+            if self.local_slots.acquire(r) {
                 self.start_receive(r);
-            } else {
-                self.local_queue.push_back(r);
             }
             return;
         }
@@ -1079,7 +1073,6 @@ impl Sim {
 
     fn start_receive(&mut self, r: u32) {
         let now = self.now;
-        self.local_free -= 1;
         let row = &mut self.rows[r as usize];
         row.phase = Phase::Receiving;
         row.recv_start = now;
@@ -1090,12 +1083,9 @@ impl Sim {
     }
 
     fn on_receive_done(&mut self, r: u32) {
-        self.local_free += 1;
-        while let Some(next) = self.local_queue.pop_front() {
-            if !self.rows[next as usize].cancelled {
-                self.start_receive(next);
-                break;
-            }
+        let rows = &self.rows;
+        if let Some(next) = self.local_slots.release(|&r| !rows[r as usize].cancelled) {
+            self.start_receive(next);
         }
         self.end_row(r, BuildStatus::Success, true);
         let n = self.rows[r as usize].node;
