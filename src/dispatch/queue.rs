@@ -4,12 +4,14 @@
 //! per jobset, in binary heaps by their [`StepKey`]; machines with a free slot are kept, per
 //! class they can build, in ordered sets by their [`MachineKey`]. Both are kept up to date as
 //! steps and slots come and go, so each decision costs O(classes × jobsets + log n) rather than
-//! the C++ runner's sort of everything.
+//! the C++ runner's sort of everything. The jobset shares ([`JobsetShares`]) live here too, since
+//! only the decision reads them.
 
 use std::collections::{BTreeSet, BinaryHeap};
 
 use super::backoff::MachineHealth;
 use super::machine::{MachineKey, MachineSort};
+use super::share::JobsetShares;
 use super::step::{StepKey, across_jobsets};
 
 /// What the dispatcher knows of one machine.
@@ -35,23 +37,21 @@ struct Class<K: Ord, T: Ord> {
     free: BTreeSet<MachineKey>,
 }
 
-/// Runnable steps (`T`, ranked by `K`) and machine slots.
+/// Runnable steps (`T`, ranked by `K`), machine slots and jobset shares.
 #[derive(Debug)]
 pub struct Dispatcher<K: Ord, T: Ord> {
     sort: MachineSort,
-    jobsets: usize,
+    shares: JobsetShares,
     machines: Vec<Slots>,
     classes: Vec<Class<K, T>>,
-    /// Machines with a key.
-    free_machines: usize,
 }
 
 impl<K: StepKey, T: Ord + Copy> Dispatcher<K, T> {
     /// A dispatcher over machines given as (maxJobs, speed factor), ordered by `sort`, for
-    /// steps of `jobsets` jobsets; every machine is idle and enabled.
+    /// steps of jobsets with these scheduling shares; every machine is idle and enabled.
     pub fn new(
         sort: MachineSort,
-        jobsets: usize,
+        shares: impl IntoIterator<Item = u32>,
         machines: impl IntoIterator<Item = (u32, f64)>,
     ) -> Self {
         let machines = machines
@@ -67,10 +67,9 @@ impl<K: StepKey, T: Ord + Copy> Dispatcher<K, T> {
             .collect();
         let mut d = Dispatcher {
             sort,
-            jobsets,
+            shares: JobsetShares::new(shares),
             machines,
             classes: Vec::new(),
-            free_machines: 0,
         };
         for m in 0..d.machines.len() {
             d.refresh(m, 0);
@@ -92,7 +91,9 @@ impl<K: StepKey, T: Ord + Copy> Dispatcher<K, T> {
             }
         }
         self.classes.push(Class {
-            heaps: (0..self.jobsets).map(|_| BinaryHeap::new()).collect(),
+            heaps: (0..self.shares.used().len())
+                .map(|_| BinaryHeap::new())
+                .collect(),
             runnable: 0,
             free,
         });
@@ -114,8 +115,21 @@ impl<K: StepKey, T: Ord + Copy> Dispatcher<K, T> {
         self.classes.iter().any(|c| c.runnable > 0)
     }
 
-    pub fn has_free_machine(&self) -> bool {
-        self.free_machines > 0
+    /// Charges a finished step's build `seconds` to `jobset` at `at_ms` ([`JobsetShares`]).
+    pub fn charge(&mut self, jobset: usize, at_ms: u64, seconds: f64) {
+        self.shares.charge(jobset, at_ms, seconds);
+    }
+
+    /// Starts a dispatch pass at `now_ms`: brings the shares up to date, as the C++ runner does
+    /// at the start of `State::doDispatch` (dispatcher.cc, a9581bcd). Returns `false`, doing
+    /// nothing, when no step is runnable; otherwise call [`Dispatcher::next`] until it returns
+    /// `None`.
+    pub fn start_pass(&mut self, now_ms: u64) -> bool {
+        if !self.has_runnable() {
+            return false;
+        }
+        self.shares.update(now_ms);
+        true
     }
 
     /// Runnable steps of `class`.
@@ -167,7 +181,6 @@ impl<K: StepKey, T: Ord + Copy> Dispatcher<K, T> {
     pub fn refresh(&mut self, m: usize, now_ms: u64) {
         let slots = &mut self.machines[m];
         if let Some(old) = slots.key.take() {
-            self.free_machines -= 1;
             for &c in &slots.classes {
                 self.classes[c].free.remove(&old);
             }
@@ -177,28 +190,24 @@ impl<K: StepKey, T: Ord + Copy> Dispatcher<K, T> {
                 .sort
                 .key(m, slots.current_jobs, slots.max_jobs, slots.speed);
             slots.key = Some(key);
-            self.free_machines += 1;
             for &c in &slots.classes {
                 self.classes[c].free.insert(key);
             }
         }
     }
 
-    /// The next dispatch: the first machine in machine order with a free slot and a runnable
-    /// step it can build takes the best such step, jobsets' queues compared with `share_used`
-    /// ([`across_jobsets`]). `live` tells whether a queued entry is still runnable. Returns the
-    /// machine and the step, taken off its queue (the caller takes the slot); `None` when no
-    /// free machine can build any runnable step.
+    /// The next dispatch of a pass ([`Dispatcher::start_pass`]): the first machine in machine
+    /// order with a free slot and a runnable step it can build takes the best such step,
+    /// jobsets' queues compared by the shares used at the pass's start ([`across_jobsets`]).
+    /// `live` tells whether a queued entry is still runnable. Returns the machine and the step,
+    /// taken off its queue (the caller takes the slot); `None` when no free machine can build
+    /// any runnable step.
     ///
     /// Follows NixOS/hydra src/hydra-queue-runner/dispatcher.cc, `State::doDispatch` (a9581bcd):
     /// machine-major, re-sorting machines after each step. The C++ runner sorts every step once
     /// per pass, so a share that changes during a pass is seen at the next; here it is seen at
     /// once.
-    pub fn next(
-        &mut self,
-        share_used: &[f64],
-        mut live: impl FnMut(&T) -> bool,
-    ) -> Option<(usize, T)> {
+    pub fn next(&mut self, mut live: impl FnMut(&T) -> bool) -> Option<(usize, T)> {
         let mut best: Option<MachineKey> = None;
         for c in &self.classes {
             if c.runnable == 0 {
@@ -211,6 +220,7 @@ impl<K: StepKey, T: Ord + Copy> Dispatcher<K, T> {
             }
         }
         let m = best?.index();
+        let share_used = self.shares.used();
         let mut pick: Option<(K, f64, usize, usize)> = None;
         for &c in &self.machines[m].classes {
             let class = &mut self.classes[c];
@@ -263,16 +273,19 @@ mod tests {
     /// Two machines (0: speed 1, 1 slot; 1: speed 2, 2 slots), two classes (0: both machines;
     /// 1: machine 0 only) and two jobsets.
     fn farm() -> Dispatcher<CppStepKey, u32> {
-        let mut d = Dispatcher::new(MachineSort::Cpp, 2, [(1, 1.0), (2, 2.0)]);
+        let mut d = Dispatcher::new(MachineSort::Cpp, [1, 1], [(1, 1.0), (2, 2.0)]);
         assert_eq!(d.add_class(|_| true), 0);
         assert_eq!(d.add_class(|m| m == 0), 1);
         d
     }
 
-    /// Dispatches until nothing fits: (machine, step) in order.
-    fn drain(d: &mut Dispatcher<CppStepKey, u32>, shares: &[f64]) -> Vec<(usize, u32)> {
+    /// A pass at `now`: (machine, step) in order.
+    fn drain(d: &mut Dispatcher<CppStepKey, u32>, now: u64) -> Vec<(usize, u32)> {
         let mut out = Vec::new();
-        while let Some((m, s)) = d.next(shares, |_| true) {
+        if !d.start_pass(now) {
+            return out;
+        }
+        while let Some((m, s)) = d.next(|_| true) {
             d.take_slot(m, 0);
             out.push((m, s));
         }
@@ -289,11 +302,11 @@ mod tests {
         // Machine 1 (load 0, faster) first: it cannot build class 1, so it takes 11 (priority
         // 5); then, at load round(1 / 2) = 1, machine 0 (load 0) takes 12 (priority 9); machine
         // 1 takes 13; it is full and machine 0 too, so 10 waits.
-        assert_eq!(drain(&mut d, &[0.0, 0.0]), [(1, 11), (0, 12), (1, 13)]);
-        assert!(d.has_runnable() && !d.has_free_machine());
+        assert_eq!(drain(&mut d, 0), [(1, 11), (0, 12), (1, 13)]);
+        assert!(d.has_runnable() && d.classes.iter().all(|c| c.free.is_empty()));
         d.release_slot(0, 5);
-        assert_eq!(drain(&mut d, &[0.0, 0.0]), [(0, 10)]);
-        assert!(!d.has_runnable());
+        assert_eq!(drain(&mut d, 5), [(0, 10)]);
+        assert!(!d.has_runnable() && drain(&mut d, 6).is_empty());
     }
 
     #[test]
@@ -301,8 +314,11 @@ mod tests {
         let mut d = farm();
         d.push(0, 0, key(5, 10), 10);
         d.push(0, 1, key(1, 11), 11);
+        d.charge(0, 0, 2.0);
+        d.charge(1, 0, 1.0);
         // Jobset 0 has used more: its better-ranked step waits.
-        assert_eq!(d.next(&[2.0, 1.0], |_| true), Some((1, 11)));
+        assert!(d.start_pass(1));
+        assert_eq!(d.next(|_| true), Some((1, 11)));
     }
 
     #[test]
@@ -312,9 +328,11 @@ mod tests {
         d.push(1, 0, key(1, 11), 11);
         d.withdraw(1);
         assert_eq!(d.machine_failed(0, 1_000, 0), Some(61_000));
-        assert_eq!(d.next(&[0.0, 0.0], |&s| s != 10), None);
+        assert!(d.start_pass(1_000));
+        assert_eq!(d.next(|&s| s != 10), None);
         d.refresh(0, 61_000);
-        assert_eq!(d.next(&[0.0, 0.0], |&s| s != 10), Some((0, 11)));
+        assert!(d.start_pass(61_000));
+        assert_eq!(d.next(|&s| s != 10), Some((0, 11)));
         assert!(!d.has_runnable());
     }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::workload::UPLOAD_BYTES_PER_MS;
 use super::{CompressOn, Config, Workload};
-use crate::dispatch::{AnyStepKey, Dispatcher, FifoSemaphore, JobsetShares, StepFacts, StepSort};
+use crate::dispatch::{AnyStepKey, Dispatcher, FifoSemaphore, StepFacts, StepSort};
 use crate::error::{Error, Result};
 
 /// What a run produced: per task its times and machine, and per stage how busy it was.
@@ -120,7 +120,6 @@ struct Sim<'a> {
     /// Per machine, tasks sending inputs one at a time (when `cfg.send_lock`).
     send_lock: Vec<FifoSemaphore<u32>>,
     local_slots: FifoSemaphore<u32>,
-    shares: JobsetShares,
     rdeps: Vec<u32>,
     critical: Vec<f64>,
     nfeat: Vec<u32>,
@@ -154,7 +153,7 @@ impl<'a> Sim<'a> {
         }
         let mut queue = Dispatcher::new(
             cfg.machine_sort,
-            w.shares.len(),
+            w.shares.iter().copied(),
             w.machines.iter().map(|m| (m.max_jobs, m.speed)),
         );
         for &(system, required) in &classes {
@@ -222,7 +221,6 @@ impl<'a> Sim<'a> {
             disabled: Vec::new(),
             send_lock: vec![FifoSemaphore::new(1); nm],
             local_slots: FifoSemaphore::new(cfg.local_workers.max(1)),
-            shares: JobsetShares::new(w.shares.iter().copied()),
             rdeps,
             critical,
             nfeat,
@@ -313,11 +311,10 @@ impl<'a> Sim<'a> {
     /// Repeatedly: the first machine in sort order with a free slot that supports a runnable
     /// task takes the best task it supports (docs/hydra.md §4).
     fn dispatch(&mut self) {
-        if !self.queue.has_runnable() || !self.queue.has_free_machine() {
+        if !self.queue.start_pass(self.now) {
             return;
         }
-        self.shares.update(self.now);
-        while let Some((m, t)) = self.queue.next(self.shares.used(), |_| true) {
+        while let Some((m, t)) = self.queue.next(|_| true) {
             self.assign(t, m);
         }
     }
@@ -495,7 +492,7 @@ impl<'a> Sim<'a> {
         self.done += 1;
         let j = self.w.tasks[ti].jobset as usize;
         let secs = (self.run.build_stop_ms[ti] - self.run.build_start_ms[ti]) as f64 / 1000.0;
-        self.shares.charge(j, self.now, secs);
+        self.queue.charge(j, self.now, secs);
         let (start, end) = (
             self.dependents.0[ti] as usize,
             self.dependents.0[ti + 1] as usize,

@@ -17,8 +17,7 @@ use super::params::*;
 use super::{lognormal, normal, uniform};
 use crate::dispatch::machine::supports_features;
 use crate::dispatch::{
-    BuildStatus, CppStepKey, Dispatcher, FifoSemaphore, JobsetShares, MachineSort, StepFacts,
-    backoff,
+    BuildStatus, CppStepKey, Dispatcher, FifoSemaphore, MachineSort, StepFacts, backoff,
 };
 
 pub(super) const NONE: u32 = u32::MAX;
@@ -334,7 +333,6 @@ pub(super) struct Sim {
     pub trunk_recent: [Vec<u32>; 4],
     /// Visit mark for graph walks.
     epoch: u32,
-    shares: JobsetShares,
 }
 
 impl Sim {
@@ -343,7 +341,7 @@ impl Sim {
         let jobsets = JOBSETS.len();
         let queue = Dispatcher::new(
             MachineSort::Cpp,
-            jobsets,
+            JOBSETS.iter().map(|d| d.shares.max(1).unsigned_abs()),
             machines.iter().map(|m| (m.max_jobs, m.speed)),
         );
         Sim {
@@ -369,7 +367,6 @@ impl Sim {
             last_eval: vec![NONE; jobsets],
             trunk_recent: Default::default(),
             epoch: 0,
-            shares: JobsetShares::new(JOBSETS.iter().map(|d| d.shares.max(1).unsigned_abs())),
         }
     }
 
@@ -812,11 +809,10 @@ impl Sim {
     /// Repeatedly: the first machine in sort order with a free slot that supports a runnable
     /// step takes the best step it supports. Stops when no such pair is left.
     fn dispatch(&mut self) {
-        if !self.queue.has_runnable() {
+        if !self.queue.start_pass(self.now) {
             return;
         }
-        self.shares.update(self.now);
-        while let Some((m, (n, _))) = self.queue.next(self.shares.used(), |&(n, ver)| {
+        while let Some((m, (n, _))) = self.queue.next(|&(n, ver)| {
             let node = &self.nodes[n as usize];
             node.state == NState::Runnable && node.ver == ver
         }) {
@@ -1155,7 +1151,7 @@ impl Sim {
         let secs = (row.build_stop - row.build_start) as f64 / 1000.0;
         let now = self.now;
         let j = self.builds[row.build as usize].jobset as usize;
-        self.shares.charge(j, now, secs);
+        self.queue.charge(j, now, secs);
     }
 
     /// A step failed for good: every queued build needing it fails (builder.cc failStep), each
