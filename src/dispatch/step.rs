@@ -256,7 +256,7 @@ mod tests {
     /// The steps' indices in dispatch order under `sort`, all in one jobset.
     fn order(sort: StepSort) -> Vec<u32> {
         let mut f = facts();
-        f.sort_by(|a, b| sort.key(b).cmp(&sort.key(a)));
+        f.sort_by_key(|f| Reverse(sort.key(f)));
         f.iter().map(|f| f.step).collect()
     }
 

@@ -1,10 +1,11 @@
-//! The simulation itself: events in one binary heap ordered by (time, sequence), runnable tasks
-//! in per-(machine class, jobset) heaps, machines with a free slot in one ordered set. Each task
-//! on a machine passes through: the per-machine send lock (when the configuration has one),
-//! sending inputs, building, then either a local worker slot on the queue-runner host (holding
-//! the builder slot until copying starts, as the C++ runner does) for receiving, compressing and
-//! uploading, or compression and upload on the builder itself. Time is integer milliseconds from
-//! the workload's origin; nothing reads a clock, and the seed fixes every random draw.
+//! The simulation itself: events in one binary heap ordered by (time, sequence); runnable tasks
+//! and machine slots are the [`Dispatcher`]'s, which applies the queue runner's rules
+//! ([`crate::dispatch`]). Each task on a machine passes through: the per-machine send lock (when
+//! the configuration has one), sending inputs, building, then either a local worker slot on the
+//! queue-runner host (holding the builder slot until copying starts, as the C++ runner does) for
+//! receiving, compressing and uploading, or compression and upload on the builder itself. Time
+//! is integer milliseconds from the workload's origin; nothing reads a clock, and the seed fixes
+//! every random draw.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

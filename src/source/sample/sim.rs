@@ -3,9 +3,10 @@
 //! State lives in flat vectors indexed by `u32` (derivations, builds, step rows); the dependency
 //! graph is static (edges are fixed when a derivation is created) and each derivation's
 //! dependents are a linked list in one arena, so a million steps need no per-step allocation.
-//! Events are kept in one binary heap ordered by (time, sequence number), runnable steps in
-//! per-(machine type, jobset) heaps and free machines in per-machine-type ordered sets:
-//! O(n log n) overall. Stale heap entries are skipped lazily (a version number per derivation).
+//! Events are kept in one binary heap ordered by (time, sequence number); runnable steps and free
+//! machines are the [`Dispatcher`]'s, which applies the queue runner's rules
+//! ([`crate::dispatch`]): O(n log n) overall. Stale queue entries are skipped lazily (a version
+//! number per derivation).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -803,7 +804,7 @@ impl Sim {
     }
 
     // -----------------------------------------------------------------------------------------
-    // Dispatching (dispatcher.cc, simplified as the module documentation says)
+    // Dispatching (the rules are crate::dispatch's)
     // -----------------------------------------------------------------------------------------
 
     /// Repeatedly: the first machine in sort order with a free slot that supports a runnable
