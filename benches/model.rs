@@ -8,7 +8,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hydra_bottleneck::model::workload::{DepsFrom, from_dataset};
 use hydra_bottleneck::model::{
-    Codec, CompressOn, Config, MachineSort, NOISE_SIGMA, Ordering, simulate,
+    Codec, CompressOn, Config, MachineSort, NOISE_SIGMA, StepSort, simulate,
 };
 use hydra_bottleneck::source::sample::{SampleSpec, generate, local_worker_slots};
 
@@ -26,7 +26,7 @@ fn model(c: &mut Criterion) {
     let xz = Codec::reference("xz-6").unwrap();
     let w = from_dataset(&ds, Some(&machines), DepsFrom::Best, xz.clone()).unwrap();
     let cfg = Config {
-        ordering: Ordering::Cpp,
+        ordering: StepSort::Cpp,
         machine_sort: MachineSort::Cpp,
         local_workers: local_worker_slots(scale),
         compress_on: CompressOn::QueueRunner,

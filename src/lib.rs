@@ -3,7 +3,8 @@
 //! where builder capacity is lost and what each fix would save.
 //!
 //! The stages, each in its own module: `source` (reading), `dataset` (the frames every stage
-//! shares), `window` (which rows), `analysis` (findings), `compress` (codecs), `report` (the
+//! shares), `window` (which rows), `analysis` (findings), `dispatch` (the queue runner's rules,
+//! shared by the sample generator and the `model`), `compress` (codecs), `report` (the
 //! cost-reduction report), and the commands as functions in `app`. The command line itself is
 //! the binary's (src/cli.rs): nothing here knows clap. `nix` holds Nix's formats (NAR, narinfo,
 //! binary caches, the machines file); `interval` the figures model and report share.
@@ -14,6 +15,7 @@ pub mod app;
 pub mod compress;
 pub mod conninfo;
 pub mod dataset;
+pub mod dispatch;
 pub mod error;
 pub mod http;
 pub mod interrupt;

@@ -11,7 +11,7 @@ use hydra_bottleneck::compress::project::Costs;
 use hydra_bottleneck::dataset::{Dataset, Runner};
 use hydra_bottleneck::model::workload::{DepsFrom, Observed};
 use hydra_bottleneck::model::{
-    self, Codec, CompressOn, Config, Machine, MachineSort, Ordering, Task, Workload, calibrate,
+    self, Codec, CompressOn, Config, Machine, MachineSort, StepSort, Task, Workload, calibrate,
     scenario, simulate,
 };
 use hydra_bottleneck::source::{SampleSpec, sample};
@@ -41,7 +41,7 @@ fn sample_workload() -> &'static Workload {
 
 fn cpp_config(seed: u64, noise: f64) -> Config {
     Config {
-        ordering: Ordering::Cpp,
+        ordering: StepSort::Cpp,
         machine_sort: MachineSort::Cpp,
         local_workers: sample::local_worker_slots(1.0),
         compress_on: CompressOn::QueueRunner,
@@ -121,7 +121,7 @@ fn every_sample_step_runs_once_within_max_jobs_after_its_dependencies() {
     let mut cfg = cpp_config(2, model::NOISE_SIGMA);
     cfg.compress_on = CompressOn::Builders;
     cfg.send_lock = false;
-    cfg.ordering = Ordering::WithCriticalPath;
+    cfg.ordering = StepSort::WithCriticalPath;
     cfg.machine_sort = MachineSort::SpeedFactor;
     check_invariants(w, &simulate(w, &cfg).unwrap());
 }
@@ -257,7 +257,7 @@ fn tiny() -> Workload {
     }
 }
 
-fn tiny_run(ordering: Ordering) -> Vec<(u16, u64, u64)> {
+fn tiny_run(ordering: StepSort) -> Vec<(u16, u64, u64)> {
     let w = tiny();
     let cfg = Config {
         ordering,
@@ -277,7 +277,7 @@ fn cpp_ordering_local_priority_then_reverse_dependencies() {
     // t=0: the faster M1 first (same round(jobs/speed), higher speed): T4 (priority 10); then
     // M0: T1 (one reverse dependency) before T0. t=1: T2 (a dependent) before T0.
     assert_eq!(
-        tiny_run(Ordering::Cpp),
+        tiny_run(StepSort::Cpp),
         vec![
             (0, 1000, 11000), // T0 on M0
             (0, 0, 1000),     // T1 on M0
@@ -291,7 +291,7 @@ fn cpp_ordering_local_priority_then_reverse_dependencies() {
 #[test]
 fn legacy_ordering_local_priority_then_build_id() {
     assert_eq!(
-        tiny_run(Ordering::Legacy),
+        tiny_run(StepSort::Legacy),
         vec![
             (0, 0, 10000),   // T0 (build 1) on M0
             (1, 1000, 1500), // T1 after T4 on M1
@@ -305,7 +305,7 @@ fn legacy_ordering_local_priority_then_build_id() {
 #[test]
 fn with_rdeps_ordering_reverse_dependencies_before_priority() {
     assert_eq!(
-        tiny_run(Ordering::WithRdeps),
+        tiny_run(StepSort::WithRdeps),
         vec![
             (0, 2000, 12000), // T0 last
             (1, 0, 500),      // T1 first: one reverse dependency
@@ -319,7 +319,7 @@ fn with_rdeps_ordering_reverse_dependencies_before_priority() {
 #[test]
 fn with_critical_path_ordering_longest_chain_first() {
     assert_eq!(
-        tiny_run(Ordering::WithCriticalPath),
+        tiny_run(StepSort::WithCriticalPath),
         vec![
             (0, 0, 10000),   // T0: critical path 10 s, second
             (1, 0, 500),     // T1: chain of 11 s, first

@@ -17,7 +17,8 @@ use std::collections::HashSet;
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::{Steps, status};
+use super::Steps;
+use crate::dispatch::BuildStatus;
 use crate::error::{Error, Result};
 
 /// Default gap: under the C++ runner a step starts after its last dependency's outputs are
@@ -82,7 +83,7 @@ fn build_edges(steps: &Steps, members: &[usize], gap_s: i64, edges: &mut Vec<Edg
             let (true, Some(stop)) = (d != s, steps.stop(d)) else {
                 continue;
             };
-            if steps.status(d) != Some(status::SUCCESS) || stop > start {
+            if steps.status(d) != Some(BuildStatus::Success) || stop > start {
                 continue;
             }
             if start - stop <= gap_s {

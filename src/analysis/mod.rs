@@ -25,43 +25,8 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::dataset::Dataset;
+use crate::dispatch::BuildStatus;
 use crate::error::{Error, Result};
-
-/// Step status codes (docs/hydra.md §2).
-pub mod status {
-    pub const SUCCESS: i32 = 0;
-    pub const FAILED: i32 = 1;
-    pub const DEP_FAILED: i32 = 2;
-    pub const ABORTED: i32 = 3;
-    pub const CANCELLED: i32 = 4;
-    pub const FAILED_WITH_OUTPUT: i32 = 6;
-    pub const TIMED_OUT: i32 = 7;
-    pub const CACHED_FAILURE: i32 = 8;
-    pub const UNSUPPORTED: i32 = 9;
-    pub const LOG_LIMIT: i32 = 10;
-    pub const NAR_SIZE_LIMIT: i32 = 11;
-    pub const NOT_DETERMINISTIC: i32 = 12;
-    pub const RESOLVED: i32 = 13;
-
-    pub fn name(code: i32) -> &'static str {
-        match code {
-            SUCCESS => "success",
-            FAILED => "failed",
-            DEP_FAILED => "dependency failed",
-            ABORTED => "aborted",
-            CANCELLED => "cancelled",
-            FAILED_WITH_OUTPUT => "failed with output",
-            TIMED_OUT => "timed out",
-            CACHED_FAILURE => "cached failure",
-            UNSUPPORTED => "unsupported system",
-            LOG_LIMIT => "log limit exceeded",
-            NAR_SIZE_LIMIT => "output size limit exceeded",
-            NOT_DETERMINISTIC => "not deterministic",
-            RESOLVED => "resolved",
-            _ => "unknown",
-        }
-    }
-}
 
 /// The step columns the analyses use, read by row index.
 ///
@@ -166,10 +131,10 @@ impl Steps {
         self.kind.get(i).unwrap_or(0)
     }
 
-    /// The step's status code; `None` while it runs.
+    /// The step's status (docs/hydra.md §2); `None` while it runs.
     #[inline]
-    pub fn status(&self, i: usize) -> Option<i32> {
-        self.status.get(i)
+    pub fn status(&self, i: usize) -> Option<BuildStatus> {
+        self.status.get(i).map(BuildStatus::from_code)
     }
 
     #[inline]
@@ -509,7 +474,9 @@ fn overhead_points(
 ) -> Result<(String, Vec<(f64, f64)>)> {
     let (from, size) = step_sizes(ds, steps)?;
     let points = (0..steps.len())
-        .filter(|&i| usable[i] && steps.status(i) == Some(status::SUCCESS) && steps.kind(i) == 0)
+        .filter(|&i| {
+            usable[i] && steps.status(i) == Some(BuildStatus::Success) && steps.kind(i) == 0
+        })
         .filter_map(|i| {
             let s = size[i]?;
             let o = steps.overhead_ms(i)?;

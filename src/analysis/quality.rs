@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::{Steps, status};
+use super::Steps;
 use crate::dataset::Dataset;
+use crate::dispatch::BuildStatus;
 use crate::error::{Error, Result};
 
 /// A build step longer than this is not a build: Hydra's default timeout is 10 h and jobs rarely
@@ -86,7 +87,9 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
         finished(i)
             && !matches!(
                 steps.status(i),
-                Some(status::DEP_FAILED | status::CACHED_FAILURE | status::UNSUPPORTED)
+                Some(
+                    BuildStatus::DepFailed | BuildStatus::CachedFailure | BuildStatus::Unsupported
+                )
             )
     };
     run(

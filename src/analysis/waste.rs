@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::{Steps, status};
+use super::Steps;
 use crate::dataset::Dataset;
+use crate::dispatch::BuildStatus;
 use crate::error::{Error, Result};
 
 pub const DEFINITION: &str = "A step's slot time is its build time (stopTime − startTime) plus its \
@@ -54,14 +55,14 @@ pub struct Waste {
     pub most_rebuilt: Vec<(String, usize, f64)>,
 }
 
-fn category(code: i32) -> Option<&'static str> {
-    Some(match code {
-        status::FAILED | status::FAILED_WITH_OUTPUT => "failed",
-        status::TIMED_OUT => "timed out",
-        status::LOG_LIMIT | status::NAR_SIZE_LIMIT => "over a limit",
-        status::NOT_DETERMINISTIC => "not deterministic",
-        status::ABORTED => "aborted",
-        status::CANCELLED => "cancelled",
+fn category(status: BuildStatus) -> Option<&'static str> {
+    Some(match status {
+        BuildStatus::Failed | BuildStatus::FailedWithOutput => "failed",
+        BuildStatus::TimedOut => "timed out",
+        BuildStatus::LogLimitExceeded | BuildStatus::NarSizeLimitExceeded => "over a limit",
+        BuildStatus::NotDeterministic => "not deterministic",
+        BuildStatus::Aborted => "aborted",
+        BuildStatus::Cancelled => "cancelled",
         _ => return None,
     })
 }
@@ -104,7 +105,7 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
         total += slot_s;
         let (cat, wasted_s) = match steps.status(i).and_then(category) {
             Some(c) => (c, slot_s),
-            None if steps.status(i) == Some(status::SUCCESS) => {
+            None if steps.status(i) == Some(BuildStatus::Success) => {
                 let rounds = steps.times_built(i).unwrap_or(1).max(1);
                 if rebuilt[i] {
                     ("rebuilt", slot_s)
@@ -222,7 +223,7 @@ fn rebuilds<'a>(
         for &i in group {
             let i = i as usize;
             seconds += slot_s(i);
-            if steps.status(i) == Some(status::SUCCESS) {
+            if steps.status(i) == Some(BuildStatus::Success) {
                 rebuilt[i] = built_ok;
                 built_ok = true;
             }

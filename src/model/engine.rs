@@ -1,13 +1,14 @@
-//! The simulation itself: events in one binary heap ordered by (time, sequence), runnable tasks
-//! in per-(machine class, jobset) heaps, machines with a free slot in one ordered set. Each task
-//! on a machine passes through: the per-machine send lock (when the configuration has one),
-//! sending inputs, building, then either a local worker slot on the queue-runner host (holding
-//! the builder slot until copying starts, as the C++ runner does) for receiving, compressing and
-//! uploading, or compression and upload on the builder itself. Time is integer milliseconds from
-//! the workload's origin; nothing reads a clock, and the seed fixes every random draw.
+//! The simulation itself: events in one binary heap ordered by (time, sequence); runnable tasks
+//! and machine slots are the [`Dispatcher`]'s, which applies the queue runner's rules
+//! ([`crate::dispatch`]). Each task on a machine passes through: the per-machine send lock (when
+//! the configuration has one), sending inputs, building, then either a local worker slot on the
+//! queue-runner host (holding the builder slot until copying starts, as the C++ runner does) for
+//! receiving, compressing and uploading, or compression and upload on the builder itself. Time
+//! is integer milliseconds from the workload's origin; nothing reads a clock, and the seed fixes
+//! every random draw.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -15,17 +16,9 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 
 use super::workload::UPLOAD_BYTES_PER_MS;
-use super::{CompressOn, Config, MachineSort, Ordering, Workload};
+use super::{CompressOn, Config, Workload};
+use crate::dispatch::{AnyStepKey, Dispatcher, FifoSemaphore, StepFacts, StepSort};
 use crate::error::{Error, Result};
-
-/// Jobset shares look back this far: a jobset's build seconds of the last 24 h (docs/hydra.md §4).
-const SHARE_WINDOW_MS: u64 = 86_400_000;
-
-/// A failing machine is disabled for 60 · 3^(n−1) s after its n-th failure in a row, n ≤ 4
-/// (build-remote.cc; docs/hydra.md §4); a failure within 30 s of the last is not counted again.
-const DISABLE_BASE_MS: u64 = 60_000;
-const DISABLE_MAX_STEPS: u32 = 4;
-const FAILURE_DEBOUNCE_MS: u64 = 30_000;
 
 /// What a run produced: per task its times and machine, and per stage how busy it was.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,22 +95,6 @@ enum Ev {
     Enable,
 }
 
-/// Ordering key of a runnable task apart from the jobset share (compared first after the
-/// global priority): larger is better.
-type SKey = (i32, i64, i64, i64, Reverse<i32>, Reverse<u32>);
-
-/// Machine sort key: smaller is better; the last field is the machine index.
-type MKey = (i64, i64, i64, u16);
-
-/// One (system, required features) pair and the tasks of it that are runnable.
-struct Class {
-    system: u16,
-    required: u64,
-    /// One heap per jobset, since a jobset's share used changes over time.
-    heaps: Vec<BinaryHeap<(SKey, u32)>>,
-    runnable: usize,
-}
-
 /// Runs the workload under `cfg`.
 pub fn simulate(w: &Workload, cfg: &Config) -> Result<Run> {
     Sim::new(w, cfg)?.run()
@@ -134,23 +111,16 @@ struct Sim<'a> {
     release: Vec<u64>,
     work: Vec<f64>,
     dependents: (Vec<u32>, Vec<(u32, u32)>),
+    /// Each task's machine class (a system and required features) in `queue`.
     class_of: Vec<u32>,
-    classes: Vec<Class>,
-    machine_classes: Vec<Vec<u32>>,
-    cur: Vec<u32>,
-    disabled_until: Vec<u64>,
+    /// Runnable tasks and machine slots: the dispatcher's state (docs/hydra.md §4).
+    queue: Dispatcher<AnyStepKey, u32>,
     /// Machines that may be disabled now (pruned as they come back): few at any time, so the
     /// dispatch-loss count need not look at every machine at every instant.
     disabled: Vec<usize>,
-    failures: Vec<(u32, u64)>,
-    key: Vec<Option<MKey>>,
-    free: BTreeSet<MKey>,
-    send_busy: Vec<bool>,
-    send_queue: Vec<VecDeque<u32>>,
-    local_free: u32,
-    local_queue: VecDeque<u32>,
-    share_log: Vec<VecDeque<(u64, f64)>>,
-    share_sum: Vec<f64>,
+    /// Per machine, tasks sending inputs one at a time (when `cfg.send_lock`).
+    send_lock: Vec<FifoSemaphore<u32>>,
+    local_slots: FifoSemaphore<u32>,
     rdeps: Vec<u32>,
     critical: Vec<f64>,
     nfeat: Vec<u32>,
@@ -168,48 +138,35 @@ impl<'a> Sim<'a> {
                 cfg.load
             )));
         }
-        // Classes and which machines serve them.
-        let mut classes: Vec<Class> = Vec::new();
+        // Machine classes, (system, required features), and which machines serve them.
+        let mut classes: Vec<(u16, u64)> = Vec::new();
         let mut class_of = Vec::with_capacity(n);
         for t in &w.tasks {
-            let c = match classes
-                .iter()
-                .position(|c| c.system == t.system && c.required == t.required)
-            {
+            let class = (t.system, t.required);
+            let c = match classes.iter().position(|&c| c == class) {
                 Some(c) => c,
                 None => {
-                    classes.push(Class {
-                        system: t.system,
-                        required: t.required,
-                        heaps: (0..w.shares.len()).map(|_| BinaryHeap::new()).collect(),
-                        runnable: 0,
-                    });
+                    classes.push(class);
                     classes.len() - 1
                 }
             };
             class_of.push(c as u32);
         }
-        let machine_classes: Vec<Vec<u32>> = w
-            .machines
-            .iter()
-            .map(|m| {
-                (0..classes.len() as u32)
-                    .filter(|&c| {
-                        let c = &classes[c as usize];
-                        m.supports(c.system, c.required)
-                    })
-                    .collect()
-            })
-            .collect();
-        for (c, class) in classes.iter().enumerate() {
-            if !machine_classes.iter().any(|mc| mc.contains(&(c as u32))) {
-                let sys = &w.systems[class.system as usize];
+        let mut queue = Dispatcher::new(
+            cfg.machine_sort,
+            w.shares.iter().copied(),
+            w.machines.iter().map(|m| (m.max_jobs, m.speed)),
+        );
+        for &(system, required) in &classes {
+            if !w.machines.iter().any(|m| m.supports(system, required)) {
+                let sys = &w.systems[system as usize];
                 return Err(Error::Invalid(format!(
                     "no machine can build {sys} steps that ran with features [{}]: the \
                      scenario removed every machine for them",
-                    features(w, class.required)
+                    features(w, required)
                 )));
             }
+            queue.add_class(|m| w.machines[m].supports(system, required));
         }
 
         let dependents = w.dependents();
@@ -243,7 +200,7 @@ impl<'a> Sim<'a> {
         let rdeps: Vec<u32> = (0..n)
             .map(|t| dependents.0[t + 1] - dependents.0[t])
             .collect();
-        let critical = if cfg.ordering == Ordering::WithCriticalPath {
+        let critical = if cfg.ordering == StepSort::WithCriticalPath {
             critical_paths(w, &dependents, &work)
         } else {
             Vec::new()
@@ -261,20 +218,10 @@ impl<'a> Sim<'a> {
             work,
             dependents,
             class_of,
-            classes,
-            machine_classes,
-            cur: vec![0; nm],
-            disabled_until: vec![0; nm],
+            queue,
             disabled: Vec::new(),
-            failures: vec![(0, 0); nm],
-            key: vec![None; nm],
-            free: BTreeSet::new(),
-            send_busy: vec![false; nm],
-            send_queue: vec![VecDeque::new(); nm],
-            local_free: cfg.local_workers.max(1),
-            local_queue: VecDeque::new(),
-            share_log: vec![VecDeque::new(); w.shares.len()],
-            share_sum: vec![0.0; w.shares.len()],
+            send_lock: vec![FifoSemaphore::new(1); nm],
+            local_slots: FifoSemaphore::new(cfg.local_workers.max(1)),
             rdeps,
             critical,
             nfeat,
@@ -295,9 +242,6 @@ impl<'a> Sim<'a> {
             },
             done: 0,
         };
-        for m in 0..nm {
-            sim.refresh(m);
-        }
         for t in 0..n {
             if sim.pending[t] == 0 {
                 let at = sim.release[t];
@@ -325,7 +269,7 @@ impl<'a> Sim<'a> {
                 Ev::SendDone => self.on_send_done(idx),
                 Ev::BuildDone => self.on_build_done(idx),
                 Ev::Done => self.on_done(idx),
-                Ev::Enable => self.refresh(idx as usize),
+                Ev::Enable => self.queue.refresh(idx as usize, self.now),
             }
             // Dispatch once all events of this instant are in.
             if self.events.peek().is_none_or(|Reverse(e)| e.0 > t) {
@@ -345,132 +289,33 @@ impl<'a> Sim<'a> {
         Ok(self.run)
     }
 
-    fn skey(&self, t: usize) -> SKey {
+    fn skey(&self, t: usize) -> AnyStepKey {
         let task = &self.w.tasks[t];
-        let id = Reverse(task.build);
-        let tie = Reverse(t as u32);
-        let (p, rd, nf) = (
-            i64::from(task.priority),
-            i64::from(self.rdeps[t]),
-            i64::from(self.nfeat[t]),
-        );
-        match self.cfg.ordering {
-            Ordering::Cpp => (task.global_priority, p, nf, rd, id, tie),
-            Ordering::Legacy => (task.global_priority, p, 0, 0, id, tie),
-            Ordering::WithRdeps => (task.global_priority, rd, p, 0, id, tie),
-            Ordering::WithCriticalPath => (
-                task.global_priority,
-                self.critical[t].round() as i64,
-                p,
-                0,
-                id,
-                tie,
-            ),
-        }
+        self.cfg.ordering.key(&StepFacts {
+            global_priority: task.global_priority,
+            local_priority: task.priority,
+            required_features: self.nfeat[t],
+            rdeps: self.rdeps[t],
+            critical_path: self.critical.get(t).map_or(0, |&ms| ms.round() as u64),
+            lowest_build: i64::from(task.build),
+            step: t as u32,
+        })
     }
 
     fn on_ready(&mut self, t: u32) {
         let key = self.skey(t as usize);
         let c = self.class_of[t as usize] as usize;
         let j = self.w.tasks[t as usize].jobset as usize;
-        self.classes[c].heaps[j].push((key, t));
-        self.classes[c].runnable += 1;
-    }
-
-    fn mkey(&self, m: usize) -> MKey {
-        let mach = &self.w.machines[m];
-        let cur = i64::from(self.cur[m]);
-        let speed_milli = (mach.speed * 1000.0).round() as i64;
-        match self.cfg.machine_sort {
-            MachineSort::Cpp => (
-                (cur as f64 / mach.speed).round() as i64,
-                -speed_milli,
-                -cur,
-                m as u16,
-            ),
-            MachineSort::SpeedFactor => (-speed_milli, cur, 0, m as u16),
-            MachineSort::CoresSpeed => {
-                (-(i64::from(mach.max_jobs) * speed_milli), cur, 0, m as u16)
-            }
-        }
-    }
-
-    /// Re-files machine `m` in the free set after its job count changed.
-    fn refresh(&mut self, m: usize) {
-        if let Some(old) = self.key[m].take() {
-            self.free.remove(&old);
-        }
-        if self.cur[m] < self.w.machines[m].max_jobs && self.now >= self.disabled_until[m] {
-            let k = self.mkey(m);
-            self.key[m] = Some(k);
-            self.free.insert(k);
-        }
-    }
-
-    fn shares(&mut self) -> Vec<f64> {
-        let horizon = self.now.saturating_sub(SHARE_WINDOW_MS);
-        for j in 0..self.share_log.len() {
-            while let Some(&(t, s)) = self.share_log[j].front() {
-                if t >= horizon {
-                    break;
-                }
-                self.share_sum[j] -= s;
-                self.share_log[j].pop_front();
-            }
-        }
-        self.share_sum
-            .iter()
-            .zip(&self.w.shares)
-            .map(|(s, &sh)| s.max(0.0) / f64::from(sh.max(1)))
-            .collect()
+        self.queue.push(c, j, key, t);
     }
 
     /// Repeatedly: the first machine in sort order with a free slot that supports a runnable
     /// task takes the best task it supports (docs/hydra.md §4).
     fn dispatch(&mut self) {
-        if self.classes.iter().all(|c| c.runnable == 0) || self.free.is_empty() {
+        if !self.queue.start_pass(self.now) {
             return;
         }
-        let shares = self.shares();
-        loop {
-            let mut chosen = None;
-            for &k in &self.free {
-                let m = k.3 as usize;
-                if self.machine_classes[m]
-                    .iter()
-                    .any(|&c| self.classes[c as usize].runnable > 0)
-                {
-                    chosen = Some(m);
-                    break;
-                }
-            }
-            let Some(m) = chosen else { break };
-            let mut pick: Option<(SKey, f64, usize, usize)> = None;
-            for &c in &self.machine_classes[m] {
-                let class = &self.classes[c as usize];
-                if class.runnable == 0 {
-                    continue;
-                }
-                for (j, heap) in class.heaps.iter().enumerate() {
-                    let Some(&(key, _)) = heap.peek() else {
-                        continue;
-                    };
-                    let better = match pick {
-                        None => true,
-                        Some((pk, ps, _, _)) => {
-                            better_step(key, shares[j], pk, ps) == std::cmp::Ordering::Greater
-                        }
-                    };
-                    if better {
-                        pick = Some((key, shares[j], c as usize, j));
-                    }
-                }
-            }
-            let Some((_, _, c, j)) = pick else { break };
-            let Some((_, t)) = self.classes[c].heaps[j].pop() else {
-                break;
-            };
-            self.classes[c].runnable -= 1;
+        while let Some((m, t)) = self.queue.next(|_| true) {
             self.assign(t, m);
         }
     }
@@ -479,12 +324,9 @@ impl<'a> Sim<'a> {
         let ti = t as usize;
         self.run.dispatch_ms[ti] = self.now;
         self.run.machine[ti] = m as u16;
-        self.cur[m] += 1;
-        self.refresh(m);
+        self.queue.take_slot(m, self.now);
         if self.cfg.send_lock {
-            if self.send_busy[m] {
-                self.send_queue[m].push_back(t);
-            } else {
+            if self.send_lock[m].acquire(t) {
                 self.start_send(t);
             }
         } else {
@@ -495,7 +337,6 @@ impl<'a> Sim<'a> {
 
     fn start_send(&mut self, t: u32) {
         let m = self.run.machine[t as usize] as usize;
-        self.send_busy[m] = true;
         let send = self.w.tasks[t as usize].send_ms.round() as u64;
         self.run.stages.send_lock_ms[m] += send as f64;
         let at = self.now + send;
@@ -505,11 +346,10 @@ impl<'a> Sim<'a> {
     fn on_send_done(&mut self, t: u32) {
         let ti = t as usize;
         let m = self.run.machine[ti] as usize;
-        if self.cfg.send_lock {
-            self.send_busy[m] = false;
-            if let Some(next) = self.send_queue[m].pop_front() {
-                self.start_send(next);
-            }
+        if self.cfg.send_lock
+            && let Some(next) = self.send_lock[m].release(|_| true)
+        {
+            self.start_send(next);
         }
         self.run.build_start_ms[ti] = self.now;
         let build = (self.work[ti] / self.w.machines[m].speed).round().max(0.0) as u64;
@@ -538,7 +378,7 @@ impl<'a> Sim<'a> {
         if task.aborted {
             self.machine_failed(m);
         } else {
-            self.failures[m].0 = 0;
+            self.queue.machine_worked(m);
         }
         if !task.success {
             self.release_slot(m, ti);
@@ -547,10 +387,8 @@ impl<'a> Sim<'a> {
         }
         match self.cfg.compress_on {
             CompressOn::QueueRunner => {
-                if self.local_free > 0 {
+                if self.local_slots.acquire(t) {
                     self.start_receive(t);
-                } else {
-                    self.local_queue.push_back(t);
                 }
             }
             CompressOn::Builders => {
@@ -572,21 +410,23 @@ impl<'a> Sim<'a> {
     /// no runnable step it supports).
     fn idle_with_work(&mut self) -> u32 {
         let now = self.now;
-        self.disabled.retain(|&m| self.disabled_until[m] > now);
+        self.disabled
+            .retain(|&m| self.queue.disabled_until_ms(m) > now);
         if self.disabled.is_empty() {
             return 0;
         }
         let mut left: Vec<usize> = Vec::new();
         let mut slots = 0;
         for &m in &self.disabled {
-            let mut free = self.w.machines[m].max_jobs.saturating_sub(self.cur[m]) as usize;
-            for &c in &self.machine_classes[m] {
-                let c = c as usize;
+            let mut free = self.w.machines[m]
+                .max_jobs
+                .saturating_sub(self.queue.current_jobs(m)) as usize;
+            for &c in self.queue.classes_of(m) {
                 if left.len() <= c {
                     left.resize(c + 1, usize::MAX);
                 }
                 if left[c] == usize::MAX {
-                    left[c] = self.classes[c].runnable;
+                    left[c] = self.queue.runnable(c);
                 }
                 let take = free.min(left[c]);
                 left[c] -= take;
@@ -597,32 +437,26 @@ impl<'a> Sim<'a> {
         slots
     }
 
+    /// An abort disables the machine for a while (docs/hydra.md §4). The replay draws no
+    /// jitter for it: the 0–29 s the C++ runner adds would only blur the history's timings.
     fn machine_failed(&mut self, m: usize) {
-        let (n, last) = self.failures[m];
-        if n > 0 && last + FAILURE_DEBOUNCE_MS > self.now {
+        let Some(until) = self.queue.machine_failed(m, self.now, 0) else {
             return;
-        }
-        let n = (n + 1).min(DISABLE_MAX_STEPS);
-        self.failures[m] = (n, self.now);
-        self.disabled_until[m] = self.now + DISABLE_BASE_MS * 3u64.pow(n - 1);
+        };
         if !self.disabled.contains(&m) {
             self.disabled.push(m);
         }
-        self.refresh(m);
-        let at = self.disabled_until[m];
-        self.schedule(at, Ev::Enable, m as u32);
+        self.schedule(until, Ev::Enable, m as u32);
     }
 
     fn release_slot(&mut self, m: usize, t: usize) {
         self.run.stages.slot_ms[m] += (self.now - self.run.dispatch_ms[t]) as f64;
         self.run.slot_free_ms[t] = self.now;
-        self.cur[m] -= 1;
-        self.refresh(m);
+        self.queue.release_slot(m, self.now);
     }
 
     fn start_receive(&mut self, t: u32) {
         let ti = t as usize;
-        self.local_free -= 1;
         let m = self.run.machine[ti] as usize;
         self.run.stages.held_waiting_ms[m] += (self.now - self.run.build_stop_ms[ti]) as f64;
         // The builder slot is released once output copying starts (docs/hydra.md §3).
@@ -641,8 +475,7 @@ impl<'a> Sim<'a> {
         let ti = t as usize;
         match self.cfg.compress_on {
             CompressOn::QueueRunner => {
-                self.local_free += 1;
-                if let Some(next) = self.local_queue.pop_front() {
+                if let Some(next) = self.local_slots.release(|_| true) {
                     self.start_receive(next);
                 }
             }
@@ -660,8 +493,7 @@ impl<'a> Sim<'a> {
         self.done += 1;
         let j = self.w.tasks[ti].jobset as usize;
         let secs = (self.run.build_stop_ms[ti] - self.run.build_start_ms[ti]) as f64 / 1000.0;
-        self.share_log[j].push_back((self.now, secs));
-        self.share_sum[j] += secs;
+        self.queue.charge(j, self.now, secs);
         let (start, end) = (
             self.dependents.0[ti] as usize,
             self.dependents.0[ti + 1] as usize,
@@ -677,14 +509,6 @@ impl<'a> Sim<'a> {
             }
         }
     }
-}
-
-/// `Greater` when step a goes before step b: higher global priority, then lower share used,
-/// then the rest of the key.
-fn better_step(a: SKey, a_share: f64, b: SKey, b_share: f64) -> std::cmp::Ordering {
-    a.0.cmp(&b.0)
-        .then_with(|| b_share.total_cmp(&a_share))
-        .then_with(|| (a.1, a.2, a.3, a.4, a.5).cmp(&(b.1, b.2, b.3, b.4, b.5)))
 }
 
 /// Longest chain of build work from each task to the end of the graph, including its own.

@@ -19,37 +19,9 @@ pub mod workload;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::dispatch::{MachineSort, StepSort};
 pub use engine::{Run, simulate};
 pub use workload::{Machine, Task, Workload};
-
-/// How runnable steps are ordered (docs/hydra.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Ordering {
-    /// The C++ runner: global priority, jobset share used, local priority, required features,
-    /// reverse dependencies, build id.
-    Cpp,
-    /// Rust runner `Legacy`: global priority, share, local priority, build id.
-    Legacy,
-    /// Rust runner `WithRdeps`: reverse dependencies right after the share.
-    WithRdeps,
-    /// Rust runner `WithCriticalPath`: critical-path length right after the share.
-    WithCriticalPath,
-}
-
-/// How machines with a free slot are ordered (docs/hydra.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MachineSort {
-    /// The C++ runner: round(currentJobs / speedFactor) ascending, speedFactor descending,
-    /// currentJobs descending.
-    Cpp,
-    /// Rust runner: speed factor descending (then fewest current jobs).
-    SpeedFactor,
-    /// Rust runner: CPU cores × speed factor descending. The history does not record cores;
-    /// maxJobs stands in for them (said in the output).
-    CoresSpeed,
-}
 
 /// Where outputs are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,7 +93,7 @@ impl Codec {
 /// Everything about the queue runner that a scenario may change.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
-    pub ordering: Ordering,
+    pub ordering: StepSort,
     pub machine_sort: MachineSort,
     /// Local worker slots of the queue-runner host (`max_local_worker_threads`).
     pub local_workers: u32,
@@ -281,7 +253,7 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         Runner::Cpp => (
             "xz-6",
             (
-                Ordering::Cpp,
+                StepSort::Cpp,
                 MachineSort::Cpp,
                 CompressOn::QueueRunner,
                 true,
@@ -290,7 +262,7 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         Runner::Rust => (
             "zstd-19",
             (
-                Ordering::WithCriticalPath,
+                StepSort::WithCriticalPath,
                 MachineSort::SpeedFactor,
                 CompressOn::Builders,
                 false,

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::calibrate::{self, Figures};
-use super::{Codec, CompressOn, Config, MachineSort, Ordering, Run, Workload, simulate};
+use super::{Codec, CompressOn, Config, MachineSort, Run, StepSort, Workload, simulate};
 use crate::compress::project::Costs;
 use crate::error::{Error, Result};
 use crate::interval::Interval;
@@ -43,7 +43,7 @@ pub struct Scenario {
     #[serde(default)]
     pub local_workers: Option<u32>,
     #[serde(default)]
-    pub ordering: Option<Ordering>,
+    pub ordering: Option<StepSort>,
     #[serde(default)]
     pub machine_sort: Option<MachineSort>,
     #[serde(default)]

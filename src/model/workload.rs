@@ -21,8 +21,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::Codec;
-use crate::analysis::{self, Steps, status};
+use crate::analysis::{self, Steps};
 use crate::dataset::{Dataset, Runner};
+use crate::dispatch::{BuildStatus, backoff, machine::supports_features};
 use crate::error::{Error, Result};
 
 /// Receiving outputs: a fixed cost per step (connection, `nix-store --import` set-up, database
@@ -37,8 +38,6 @@ pub const UPLOAD_BYTES_PER_MS: f64 = 30_000.0;
 /// assumed 5 ms a build; substitutions of the build's inputs happen in the same pass, taking
 /// their recorded time (docs/hydra.md §3; queue-monitor.cc).
 pub const LOAD_MS_PER_BUILD: u64 = 5;
-/// The queue runner's retry back-off: 60 · 3^(n−1) s after the n-th failed try (docs/hydra.md §4).
-pub const RETRY_BASE_MS: u64 = 60_000;
 
 /// A builder of the simulated farm.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,8 +55,7 @@ pub struct Machine {
 impl Machine {
     pub fn supports(&self, system: u16, required: u64) -> bool {
         self.systems.contains(&system)
-            && required & self.mandatory == self.mandatory
-            && required & !self.supported == 0
+            && supports_features(self.supported, self.mandatory, required)
     }
 }
 
@@ -388,7 +386,7 @@ pub fn from_dataset(
             Runner::Cpp => build_ms,
             Runner::Rust => (build_ms - overhead).max(0.0),
         };
-        let success = steps.status(i) == Some(status::SUCCESS);
+        let success = steps.status(i) == Some(BuildStatus::Success);
         let out = sizes[i].map(|s| s.max(0) as f64);
         let (send, receive, out_bytes) = split_overhead(overhead, success, out, &w.history_codec);
         index.insert((steps.build(i), steps.stepnr(i)), w.tasks.len() as u32);
@@ -408,7 +406,7 @@ pub fn from_dataset(
             receive_ms: receive,
             out_bytes,
             success,
-            aborted: steps.status(i) == Some(status::ABORTED),
+            aborted: steps.status(i) == Some(BuildStatus::Aborted),
             observed: Observed {
                 machine: m,
                 start_ms: ms(start),
@@ -483,8 +481,10 @@ pub fn from_dataset(
                 continue;
             }
             failures += 1;
-            let backoff = RETRY_BASE_MS * 3u64.pow(failures.min(4) - 1);
-            edges.push((pair[1], pair[0], backoff.min(u64::from(u32::MAX)) as u32));
+            // History may hold more failed tries of a derivation than one build's tries (it
+            // was queued again): the wait never grows past the last one a runner makes.
+            let wait = backoff::backoff_ms(failures.min(backoff::MAX_TRIES - 1));
+            edges.push((pair[1], pair[0], wait.min(u64::from(u32::MAX)) as u32));
         }
     }
     edges.sort_unstable();

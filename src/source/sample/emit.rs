@@ -10,6 +10,7 @@ use super::workload::output_names;
 use crate::dataset::{
     BUILDS, EVALS, JOBSETS as JOBSETS_T, STEP_OUTPUTS, STEPS, TRUTH_DEPS, TRUTH_STEPS, TableBuilder,
 };
+use crate::dispatch::BuildStatus;
 
 /// Rows per finished batch of a frame.
 const BATCH: usize = 1 << 16;
@@ -103,7 +104,7 @@ fn steps(sim: &Sim, order: &[u32]) -> DataFrame {
             0
         };
         t.i32(4, Some(busy));
-        t.i32(5, row.status);
+        t.i32(5, row.status.map(BuildStatus::code));
         t.i64(6, row.start_ms.map(abs_s));
         t.i64(7, row.stop_ms.map(abs_s));
         let machine = if row.machine == NO_MACHINE {
@@ -143,7 +144,7 @@ fn builds(sim: &Sim) -> DataFrame {
         t.i64(8, build.start_ms.filter(|_| done).map(abs_s));
         t.i64(9, build.stop_ms.filter(|_| done).map(abs_s));
         t.bool(10, Some(done));
-        t.i32(11, done.then_some(build.status));
+        t.i32(11, done.then_some(build.status.code()));
         t.bool(12, done.then_some(build.is_cached));
         t.i32(13, Some(build.prio));
         t.i32(14, Some(build.gprio));
@@ -209,7 +210,7 @@ fn evals(sim: &Sim) -> DataFrame {
         let all_done = sim.builds[range.clone()].iter().all(|b| b.finished);
         let succeeded = sim.builds[range]
             .iter()
-            .filter(|b| b.finished && b.status == 0)
+            .filter(|b| b.finished && b.status == BuildStatus::Success)
             .count();
         // nrSucceeded is filled in once every build of the evaluation has finished.
         let nr_succeeded = all_done

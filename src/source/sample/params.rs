@@ -275,13 +275,8 @@ pub(super) const BUILD_JITTER_SIGMA: f64 = 0.1;
 /// with consecutive failures). Aborts are retried (docs/hydra.md §4).
 pub(super) const ABORT_P: f64 = 0.002;
 pub(super) const FLAKY_ABORT_P: f64 = 0.03;
-/// Retries: up to 5 tries, the n-th after 60·3^(n−1) s plus a few random seconds; a failing
-/// machine is disabled for 60·3^(n−1) s, n capped at 4 (docs/hydra.md §4, build-remote.cc).
-pub(super) const MAX_TRIES: u32 = 5;
-pub(super) const RETRY_INTERVAL_MS: u64 = 60_000;
-pub(super) const RETRY_BACKOFF: u64 = 3;
-pub(super) const RETRY_JITTER_MS: u64 = 10_000;
-pub(super) const DISABLE_JITTER_MS: u64 = 30_000;
+// Retries of aborted steps and the disabling of failing machines follow the queue runner's
+// rules in `crate::dispatch::backoff`.
 /// Build timeout and max-silent (docs/hydra.md §4: timeout 36000 s; hydra.nixos.org jobs 7200 s
 /// max silent). A step whose build runs past the timeout is stopped there (status 7).
 pub(super) const TIMEOUT_MS: f64 = 36_000_000.0;

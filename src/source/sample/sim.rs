@@ -3,18 +3,23 @@
 //! State lives in flat vectors indexed by `u32` (derivations, builds, step rows); the dependency
 //! graph is static (edges are fixed when a derivation is created) and each derivation's
 //! dependents are a linked list in one arena, so a million steps need no per-step allocation.
-//! Events are kept in one binary heap ordered by (time, sequence number), runnable steps in
-//! per-(machine type, jobset) heaps and free machines in per-machine-type ordered sets:
-//! O(n log n) overall. Stale heap entries are skipped lazily (a version number per derivation).
+//! Events are kept in one binary heap ordered by (time, sequence number); runnable steps and free
+//! machines are the [`Dispatcher`]'s, which applies the queue runner's rules
+//! ([`crate::dispatch`]): O(n log n) overall. Stale queue entries are skipped lazily (a version
+//! number per derivation).
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::params::*;
 use super::{lognormal, normal, uniform};
+use crate::dispatch::machine::supports_features;
+use crate::dispatch::{
+    BuildStatus, CppStepKey, Dispatcher, FifoSemaphore, MachineSort, StepFacts, backoff,
+};
 
 pub(super) const NONE: u32 = u32::MAX;
 pub(super) const NO_MACHINE: u16 = u16::MAX;
@@ -117,7 +122,7 @@ pub(super) struct Build {
     pub loaded: bool,
     pub holds_ref: bool,
     pub finished: bool,
-    pub status: i32,
+    pub status: BuildStatus,
     pub start_ms: Option<u64>,
     pub stop_ms: Option<u64>,
     pub is_cached: bool,
@@ -158,7 +163,7 @@ impl Phase {
 pub(super) enum Outcome {
     Success,
     Abort,
-    Fail(i32),
+    Fail(BuildStatus),
 }
 
 /// One row of BuildSteps, with the truth of its life.
@@ -172,7 +177,7 @@ pub(super) struct Row {
     pub substitution: bool,
     pub machine: u16,
     /// `None` while running.
-    pub status: Option<i32>,
+    pub status: Option<BuildStatus>,
     pub start_ms: Option<u64>,
     pub stop_ms: Option<u64>,
     pub propagated_from: u32,
@@ -225,10 +230,6 @@ impl Row {
     }
 }
 
-/// Sort key of a machine (docs/hydra.md §4): round(currentJobs / speedFactor) ascending, speed
-/// factor descending, currentJobs descending; the index breaks the remaining ties.
-type MKey = (u32, Reverse<u32>, Reverse<u32>, u16);
-
 /// One builder of the machines file, with its dispatcher state.
 #[derive(Debug, Clone)]
 pub(super) struct Machine {
@@ -239,14 +240,8 @@ pub(super) struct Machine {
     pub speed: f64,
     pub flaky: bool,
     pub uri: String,
-    cur: u32,
-    disabled_until: u64,
-    consecutive_failures: u32,
-    last_failure: Option<u64>,
-    send_busy: bool,
-    send_queue: VecDeque<u32>,
-    classes: Vec<usize>,
-    key: Option<MKey>,
+    /// Step rows sending inputs to it, one at a time.
+    send_lock: FifoSemaphore<u32>,
 }
 
 impl Machine {
@@ -259,35 +254,18 @@ impl Machine {
             speed: t.speed,
             flaky,
             uri,
-            cur: 0,
-            disabled_until: 0,
-            consecutive_failures: 0,
-            last_failure: None,
-            send_busy: false,
-            send_queue: VecDeque::new(),
-            classes: Vec::new(),
-            key: None,
+            send_lock: FifoSemaphore::new(1),
         }
     }
 
-    /// The Nix rule: the system matches, the machine has every feature the step requires, and
-    /// the step requires every mandatory feature of the machine.
     fn supports(&self, sys: u8, feat: u8) -> bool {
-        self.sys == sys && feat & !self.supported == 0 && self.mandatory & !feat == 0
+        self.sys == sys
+            && supports_features(
+                u64::from(self.supported),
+                u64::from(self.mandatory),
+                u64::from(feat),
+            )
     }
-}
-
-/// Within one (class, jobset) queue: global priority, local priority, required features and
-/// reverse dependencies descending, then lowest build id and node (ascending, hence Reverse).
-type SKey = (i32, i32, u8, u32, Reverse<u32>, Reverse<u32>);
-
-/// Runnable steps of one machine type (system and required features).
-#[derive(Debug)]
-struct Class {
-    /// One queue per jobset, because the jobset's share used changes over time.
-    heaps: Vec<BinaryHeap<(SKey, u32, u32)>>,
-    runnable: u32,
-    free: BTreeSet<MKey>,
 }
 
 /// What happens at an instant; the `u32` is an evaluation, build, step row or derivation.
@@ -331,10 +309,13 @@ pub(super) struct Sim {
     events: BinaryHeap<Reverse<(u64, u64, Ev)>>,
     seq: u64,
     pub machines: Vec<Machine>,
-    classes: Vec<Class>,
+    /// Runnable steps, queued as (derivation, version), and machine slots: the C++ runner's
+    /// dispatcher (docs/hydra.md §4).
+    queue: Dispatcher<CppStepKey, (u32, u32)>,
+    /// Machine class in `queue` per (system, required features).
     class_of: [[u8; 8]; 4],
-    local_free: u32,
-    local_queue: VecDeque<u32>,
+    /// The queue-runner host's local worker slots, for step rows copying outputs back.
+    local_slots: FifoSemaphore<u32>,
     pub nodes: Vec<Node>,
     pub deps: Vec<u32>,
     rdeps: Vec<Rdep>,
@@ -353,27 +334,27 @@ pub(super) struct Sim {
     pub trunk_recent: [Vec<u32>; 4],
     /// Visit mark for graph walks.
     epoch: u32,
-    /// Per jobset: (stop time, build seconds) of recent steps and their sum, for share used.
-    share_log: Vec<VecDeque<(u64, f64)>>,
-    share_sum: Vec<f64>,
-    shares: Vec<f64>,
 }
 
 impl Sim {
     pub fn new(scale: f64, rng: ChaCha8Rng, exec: ChaCha8Rng, machines: Vec<Machine>) -> Sim {
         let local = super::local_worker_slots(scale);
         let jobsets = JOBSETS.len();
-        let mut sim = Sim {
+        let queue = Dispatcher::new(
+            MachineSort::Cpp,
+            JOBSETS.iter().map(|d| d.shares.max(1).unsigned_abs()),
+            machines.iter().map(|m| (m.max_jobs, m.speed)),
+        );
+        Sim {
             rng,
             exec,
             now: 0,
             events: BinaryHeap::new(),
             seq: 0,
             machines,
-            classes: Vec::new(),
+            queue,
             class_of: [[u8::MAX; 8]; 4],
-            local_free: local,
-            local_queue: VecDeque::new(),
+            local_slots: FifoSemaphore::new(local),
             nodes: Vec::new(),
             deps: Vec::new(),
             rdeps: Vec::new(),
@@ -387,14 +368,7 @@ impl Sim {
             last_eval: vec![NONE; jobsets],
             trunk_recent: Default::default(),
             epoch: 0,
-            share_log: vec![VecDeque::new(); jobsets],
-            share_sum: vec![0.0; jobsets],
-            shares: vec![0.0; jobsets],
-        };
-        for m in 0..sim.machines.len() {
-            sim.refresh_machine(m);
         }
-        sim
     }
 
     pub fn schedule(&mut self, at: u64, ev: Ev) {
@@ -421,7 +395,7 @@ impl Sim {
                         self.make_runnable(n);
                     }
                 }
-                Ev::Enable(m) => self.refresh_machine(m as usize),
+                Ev::Enable(m) => self.queue.refresh(usize::from(m), t),
                 Ev::Cancel(e) => self.on_cancel(e),
                 Ev::CancelBuild(b) => self.cancel_build(b),
             }
@@ -515,20 +489,8 @@ impl Sim {
         if c != u8::MAX {
             return c;
         }
-        let c = self.classes.len();
-        self.classes.push(Class {
-            heaps: (0..JOBSETS.len()).map(|_| BinaryHeap::new()).collect(),
-            runnable: 0,
-            free: BTreeSet::new(),
-        });
-        for m in 0..self.machines.len() {
-            if self.machines[m].supports(sys, feat) {
-                self.machines[m].classes.push(c);
-                if let Some(k) = self.machines[m].key {
-                    self.classes[c].free.insert(k);
-                }
-            }
-        }
+        let machines = &self.machines;
+        let c = self.queue.add_class(|m| machines[m].supports(sys, feat));
         self.class_of[sys as usize][feat as usize & 7] = c as u8;
         c as u8
     }
@@ -550,7 +512,8 @@ impl Sim {
             let node = &self.nodes[top as usize];
             let (size, closure) = (node.out_size, node.out_size + node.closure_extra);
             let now = self.now;
-            self.finish_build(b, 0, Some(now), Some(now), true, Some((size, closure)));
+            let sizes = Some((size, closure));
+            self.finish_build(b, BuildStatus::Success, Some(now), Some(now), true, sizes);
             return;
         }
         // Substitutions happen while the build is loaded, before its steps exist.
@@ -565,7 +528,7 @@ impl Sim {
             let stepnr = self.alloc_stepnr(b);
             let mut row = Row::plain(b, stepnr, n);
             row.substitution = true;
-            row.status = Some(0);
+            row.status = Some(BuildStatus::Success);
             row.start_ms = Some(t);
             row.stop_ms = Some(t + dur);
             row.phase = Phase::Finished;
@@ -579,13 +542,13 @@ impl Sim {
         self.builds[bi].holds_ref = true;
         if let Some(f) = failed {
             // A derivation of the closure is in FailedPaths: the build fails at once with a
-            // cached-failure step (queue-monitor.cc), status 1 if it is the top level, else 2.
+            // cached-failure step (queue-monitor.cc).
             let stepnr = self.alloc_stepnr(b);
             let mut row = Row::plain(b, stepnr, f);
-            row.status = Some(8);
+            row.status = Some(BuildStatus::CachedFailure);
             row.phase = Phase::Finished;
             self.rows.push(row);
-            let status = if f == top { 1 } else { 2 };
+            let status = BuildStatus::CachedFailure.for_build(f == top);
             let now = self.now;
             self.finish_build(b, status, Some(now), Some(now), true, None);
             self.release(b, false);
@@ -670,17 +633,17 @@ impl Sim {
         node.state = NState::Runnable;
         node.ver += 1;
         node.rdeps_count = rd;
-        let key: SKey = (
-            node.gprio,
-            node.prio,
-            node.feat.count_ones() as u8,
-            rd,
-            Reverse(node.first_build),
-            Reverse(n),
-        );
+        let key = CppStepKey::from(&StepFacts {
+            global_priority: node.gprio,
+            local_priority: node.prio,
+            required_features: node.feat.count_ones(),
+            rdeps: rd,
+            critical_path: 0,
+            lowest_build: i64::from(node.first_build),
+            step: n,
+        });
         let (c, j, ver) = (node.class as usize, node.jobset as usize, node.ver);
-        self.classes[c].heaps[j].push((key, n, ver));
-        self.classes[c].runnable += 1;
+        self.queue.push(c, j, key, (n, ver));
     }
 
     /// Drops one reference to `n`; derivations no build needs any more leave the runner's
@@ -700,8 +663,7 @@ impl Sim {
             match node.state {
                 NState::Pending | NState::Runnable | NState::Retry => {
                     if node.state == NState::Runnable {
-                        let c = node.class as usize;
-                        self.classes[c].runnable -= 1;
+                        self.queue.withdraw(node.class as usize);
                     }
                     let node = &mut self.nodes[x as usize];
                     node.state = NState::Inactive;
@@ -732,7 +694,7 @@ impl Sim {
     fn finish_build(
         &mut self,
         b: u32,
-        status: i32,
+        status: BuildStatus,
         start: Option<u64>,
         stop: Option<u64>,
         cached: bool,
@@ -780,7 +742,7 @@ impl Sim {
         }
         // Hydra's web UI sets start and stop to the time of the cancellation.
         let now = self.now;
-        self.finish_build(b, 4, Some(now), Some(now), false, None);
+        self.finish_build(b, BuildStatus::Cancelled, Some(now), Some(now), false, None);
         self.release(b, true);
     }
 
@@ -822,7 +784,7 @@ impl Sim {
         row.recv_ms = 0;
         row.cancelled = true;
         row.phase = Phase::Finished;
-        row.status = Some(4);
+        row.status = Some(BuildStatus::Cancelled);
         row.start_ms = Some(if phase >= Phase::Building {
             row.build_start
         } else {
@@ -842,101 +804,19 @@ impl Sim {
     }
 
     // -----------------------------------------------------------------------------------------
-    // Dispatching (dispatcher.cc, simplified as the module documentation says)
+    // Dispatching (the rules are crate::dispatch's)
     // -----------------------------------------------------------------------------------------
-
-    fn refresh_machine(&mut self, m: usize) {
-        let now = self.now;
-        let mach = &mut self.machines[m];
-        if let Some(old) = mach.key.take() {
-            for &c in &mach.classes {
-                self.classes[c].free.remove(&old);
-            }
-        }
-        if now >= mach.disabled_until && mach.cur < mach.max_jobs {
-            let speed_milli = (mach.speed * 1000.0).round() as u32;
-            let load = (f64::from(mach.cur) / mach.speed).round() as u32;
-            let key = (load, Reverse(speed_milli), Reverse(mach.cur), m as u16);
-            mach.key = Some(key);
-            for &c in &mach.classes {
-                self.classes[c].free.insert(key);
-            }
-        }
-    }
-
-    fn clean_heap(&mut self, c: usize, j: usize) {
-        while let Some(&(_, n, ver)) = self.classes[c].heaps[j].peek() {
-            let node = &self.nodes[n as usize];
-            if node.state == NState::Runnable && node.ver == ver {
-                return;
-            }
-            self.classes[c].heaps[j].pop();
-        }
-    }
-
-    /// Each jobset's share used: build seconds of its steps finished in the last 24 h divided
-    /// by its scheduling shares (into `self.shares`).
-    fn update_shares(&mut self) {
-        let horizon = self.now.saturating_sub(DAY_MS);
-        for (j, def) in JOBSETS.iter().enumerate() {
-            while let Some(&(t, s)) = self.share_log[j].front() {
-                if t >= horizon {
-                    break;
-                }
-                self.share_sum[j] -= s;
-                self.share_log[j].pop_front();
-            }
-            self.shares[j] = self.share_sum[j].max(0.0) / f64::from(def.shares.max(1));
-        }
-    }
 
     /// Repeatedly: the first machine in sort order with a free slot that supports a runnable
     /// step takes the best step it supports. Stops when no such pair is left.
     fn dispatch(&mut self) {
-        if self.classes.iter().all(|c| c.runnable == 0) {
+        if !self.queue.start_pass(self.now) {
             return;
         }
-        self.update_shares();
-        loop {
-            let mut best: Option<MKey> = None;
-            for c in &self.classes {
-                if c.runnable == 0 {
-                    continue;
-                }
-                if let Some(&k) = c.free.first()
-                    && best.is_none_or(|b| k < b)
-                {
-                    best = Some(k);
-                }
-            }
-            let Some(k) = best else { break };
-            let m = k.3 as usize;
-            let mut pick: Option<(SKey, f64, usize, usize)> = None;
-            for ci in 0..self.machines[m].classes.len() {
-                let c = self.machines[m].classes[ci];
-                if self.classes[c].runnable == 0 {
-                    continue;
-                }
-                for j in 0..JOBSETS.len() {
-                    let share = self.shares[j];
-                    self.clean_heap(c, j);
-                    let Some(&(key, _, _)) = self.classes[c].heaps[j].peek() else {
-                        continue;
-                    };
-                    let better = match pick {
-                        None => true,
-                        Some((pk, ps, _, _)) => step_order(key, share, pk, ps) == Ordering::Greater,
-                    };
-                    if better {
-                        pick = Some((key, share, c, j));
-                    }
-                }
-            }
-            let Some((_, _, c, j)) = pick else { break };
-            let Some((_, n, _)) = self.classes[c].heaps[j].pop() else {
-                break;
-            };
-            self.classes[c].runnable -= 1;
+        while let Some((m, (n, _))) = self.queue.next(|&(n, ver)| {
+            let node = &self.nodes[n as usize];
+            node.state == NState::Runnable && node.ver == ver
+        }) {
             self.assign(n, m);
         }
     }
@@ -1025,16 +905,16 @@ impl Sim {
             outcome = Outcome::Abort;
             build_ms = natural * uniform(rng);
         } else if natural > TIMEOUT_MS {
-            outcome = Outcome::Fail(7);
+            outcome = Outcome::Fail(BuildStatus::TimedOut);
             build_ms = TIMEOUT_MS;
         } else if u < abort_p + node.fail_p {
-            outcome = Outcome::Fail(1);
+            outcome = Outcome::Fail(BuildStatus::Failed);
             build_ms = natural * (0.05 + 0.95 * uniform(rng));
         } else if u < abort_p + node.fail_p + hang_p {
-            outcome = Outcome::Fail(7);
+            outcome = Outcome::Fail(BuildStatus::TimedOut);
             build_ms = (natural * uniform(rng) + MAX_SILENT_MS).min(TIMEOUT_MS);
         } else if u < abort_p + node.fail_p + hang_p + LOG_LIMIT_P {
-            outcome = Outcome::Fail(10);
+            outcome = Outcome::Fail(BuildStatus::LogLimitExceeded);
             build_ms = natural * (0.3 + 0.7 * uniform(rng));
         } else {
             if rng.random::<f64>() < DET_CHECK_P {
@@ -1043,12 +923,12 @@ impl Sim {
                 if rng.random::<f64>() < NONDET_P {
                     nondet = true;
                     if rng.random::<f64>() < NONDET_FAIL_P {
-                        outcome = Outcome::Fail(12);
+                        outcome = Outcome::Fail(BuildStatus::NotDeterministic);
                     }
                 }
             }
             if outcome == Outcome::Success && node.out_size > MAX_OUTPUT_SIZE {
-                outcome = Outcome::Fail(11);
+                outcome = Outcome::Fail(BuildStatus::NarSizeLimitExceeded);
             }
             if outcome == Outcome::Success
                 && node.kind == Kind::Test
@@ -1088,11 +968,8 @@ impl Sim {
         let node = &mut self.nodes[n as usize];
         node.state = NState::Running;
         node.cur_row = r;
-        self.machines[m].cur += 1;
-        self.refresh_machine(m);
-        if self.machines[m].send_busy {
-            self.machines[m].send_queue.push_back(r);
-        } else {
+        self.queue.take_slot(m, now);
+        if self.machines[m].send_lock.acquire(r) {
             self.start_send(r);
         }
     }
@@ -1106,24 +983,22 @@ impl Sim {
         let row = &mut self.rows[r as usize];
         row.phase = Phase::Sending;
         row.send_start = now;
-        let (m, at) = (row.machine as usize, now + row.send_ms);
-        self.machines[m].send_busy = true;
+        let at = now + row.send_ms;
         self.schedule(at, Ev::SendDone(r));
     }
 
     fn release_send_lock(&mut self, m: usize) {
-        self.machines[m].send_busy = false;
-        while let Some(next) = self.machines[m].send_queue.pop_front() {
-            if !self.rows[next as usize].cancelled {
-                self.start_send(next);
-                break;
-            }
+        let rows = &self.rows;
+        if let Some(next) = self.machines[m]
+            .send_lock
+            .release(|&r| !rows[r as usize].cancelled)
+        {
+            self.start_send(next);
         }
     }
 
     fn free_slot(&mut self, m: usize) {
-        self.machines[m].cur = self.machines[m].cur.saturating_sub(1);
-        self.refresh_machine(m);
+        self.queue.release_slot(m, self.now);
     }
 
     fn on_send_done(&mut self, r: u32) {
@@ -1151,18 +1026,16 @@ impl Sim {
             (row.machine as usize, row.node, row.outcome)
         };
         if outcome == Outcome::Success {
-            self.machines[m].consecutive_failures = 0;
+            self.queue.machine_worked(m);
             self.rows[r as usize].phase = Phase::WaitLocal;
-            if self.local_free > 0 {
+            if self.local_slots.acquire(r) {
                 self.start_receive(r);
-            } else {
-                self.local_queue.push_back(r);
             }
             return;
         }
         let status = match outcome {
             Outcome::Fail(s) => s,
-            _ => 3,
+            _ => BuildStatus::Aborted,
         };
         self.end_row(r, status, false);
         self.free_slot(m);
@@ -1171,45 +1044,32 @@ impl Sim {
             let node = &mut self.nodes[n as usize];
             node.tries += 1;
             node.cur_row = NONE;
-            if u32::from(node.tries) < MAX_TRIES {
+            if backoff::may_retry(u32::from(node.tries)) {
                 node.state = NState::Retry;
                 node.ver += 1;
                 let ver = node.ver;
-                let back = RETRY_INTERVAL_MS * RETRY_BACKOFF.pow(u32::from(node.tries) - 1);
-                let jitter = self.exec.random_range(0..RETRY_JITTER_MS);
+                let back = backoff::backoff_ms(u32::from(node.tries));
+                let jitter = self.exec.random_range(0..backoff::RETRY_JITTER_MS);
                 self.schedule(now + back + jitter, Ev::Retry(n, ver));
                 return;
             }
         } else {
-            self.machines[m].consecutive_failures = 0;
+            self.queue.machine_worked(m);
         }
-        // Failure (1 and 12 are cached in FailedPaths; time-outs, log limits and aborts are not).
-        self.fail_node(n, r, status, status == 1 || status == 12);
+        self.fail_node(n, r, status, status.cached_in_failed_paths());
     }
 
-    /// build-remote.cc: count a failure unless one was counted less than 30 s ago, and disable
-    /// the machine for 60·3^(n−1) s (n ≤ 4) plus up to 30 random seconds.
+    /// An abort disables the machine for a while (docs/hydra.md §4).
     fn machine_failed(&mut self, m: usize) {
-        let now = self.now;
-        let jitter = self.exec.random_range(0..DISABLE_JITTER_MS);
-        let mach = &mut self.machines[m];
-        let recent = mach
-            .last_failure
-            .is_some_and(|t| t + 30_000 > now && mach.consecutive_failures > 0);
-        if recent {
-            return;
+        // Drawn whether or not the failure counts, so the stream of draws does not depend on it.
+        let jitter = self.exec.random_range(0..backoff::DISABLE_JITTER_MS);
+        if let Some(until) = self.queue.machine_failed(m, self.now, jitter) {
+            self.schedule(until, Ev::Enable(m as u16));
         }
-        mach.consecutive_failures = (mach.consecutive_failures + 1).min(4);
-        mach.last_failure = Some(now);
-        let delta = RETRY_INTERVAL_MS * RETRY_BACKOFF.pow(mach.consecutive_failures - 1) + jitter;
-        mach.disabled_until = now + delta;
-        self.refresh_machine(m);
-        self.schedule(now + delta, Ev::Enable(m as u16));
     }
 
     fn start_receive(&mut self, r: u32) {
         let now = self.now;
-        self.local_free -= 1;
         let row = &mut self.rows[r as usize];
         row.phase = Phase::Receiving;
         row.recv_start = now;
@@ -1220,14 +1080,11 @@ impl Sim {
     }
 
     fn on_receive_done(&mut self, r: u32) {
-        self.local_free += 1;
-        while let Some(next) = self.local_queue.pop_front() {
-            if !self.rows[next as usize].cancelled {
-                self.start_receive(next);
-                break;
-            }
+        let rows = &self.rows;
+        if let Some(next) = self.local_slots.release(|&r| !rows[r as usize].cancelled) {
+            self.start_receive(next);
         }
-        self.end_row(r, 0, true);
+        self.end_row(r, BuildStatus::Success, true);
         let n = self.rows[r as usize].node;
         {
             let node = &mut self.nodes[n as usize];
@@ -1253,7 +1110,11 @@ impl Sim {
                 if b.loaded && !b.finished {
                     // markSucceededBuild: builds other than the one the step is recorded
                     // under count as cached; `nix-support/failed` makes the build status 6.
-                    let status = if fwo { 6 } else { 0 };
+                    let status = if fwo {
+                        BuildStatus::FailedWithOutput
+                    } else {
+                        BuildStatus::Success
+                    };
                     self.finish_build(
                         rd.target,
                         status,
@@ -1277,7 +1138,7 @@ impl Sim {
     }
 
     /// Records the end of a dispatched row: the builder's start and stop, and the overhead.
-    fn end_row(&mut self, r: u32, status: i32, received: bool) {
+    fn end_row(&mut self, r: u32, status: BuildStatus, received: bool) {
         let row = &mut self.rows[r as usize];
         row.phase = Phase::Finished;
         row.status = Some(status);
@@ -1291,13 +1152,12 @@ impl Sim {
         let secs = (row.build_stop - row.build_start) as f64 / 1000.0;
         let now = self.now;
         let j = self.builds[row.build as usize].jobset as usize;
-        self.share_log[j].push_back((now, secs));
-        self.share_sum[j] += secs;
+        self.queue.charge(j, now, secs);
     }
 
     /// A step failed for good: every queued build needing it fails (builder.cc failStep), each
     /// other one with a step row naming the build it inherited the failure from.
-    fn fail_node(&mut self, n: u32, r: u32, status: i32, cacheable: bool) {
+    fn fail_node(&mut self, n: u32, r: u32, status: BuildStatus, cacheable: bool) {
         let dependents = self.dependent_builds(n);
         {
             let node = &mut self.nodes[n as usize];
@@ -1326,7 +1186,7 @@ impl Sim {
                 self.rows.push(row);
             }
             let top = self.builds[b2 as usize].top;
-            let build_status = if top != n && status == 1 { 2 } else { status };
+            let build_status = status.for_build(top == n);
             self.finish_build(b2, build_status, start, stop, false, None);
             self.release(b2, false);
         }
@@ -1344,14 +1204,6 @@ impl Sim {
             }
         }
     }
-}
-
-/// Step order across jobset queues: global priority, then lowest share used, then the rest of
-/// the key. `Greater` means `a` goes first.
-fn step_order(a: SKey, a_share: f64, b: SKey, b_share: f64) -> Ordering {
-    a.0.cmp(&b.0)
-        .then_with(|| b_share.total_cmp(&a_share))
-        .then_with(|| (a.1, a.2, a.3, a.4, a.5).cmp(&(b.1, b.2, b.3, b.4, b.5)))
 }
 
 fn nonzero(ms: u64) -> Option<u64> {

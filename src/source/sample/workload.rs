@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use super::params::*;
 use super::sim::{Build, Ev, Eval, Kind, NState, Sim, subst_ms};
 use super::{exp_sample, lognormal, normal, poisson};
+use crate::dispatch::BuildStatus;
 
 /// Relative activity (mean 1 over the week) at a time from the week start.
 pub(super) struct Activity {
@@ -376,7 +377,7 @@ impl Sim {
                 loaded: false,
                 holds_ref: false,
                 finished: false,
-                status: 0,
+                status: BuildStatus::Success,
                 start_ms: None,
                 stop_ms: None,
                 is_cached: false,
