@@ -2,6 +2,9 @@
 //! ledger, queue waits, waste, overhead fit) over the sample at `--scale 10`, about a million
 //! steps. Target (issue 4): ≤ 10 s on 2 cores. `HB_BENCH_SCALE` changes the scale.
 
+// A benchmark's setup that fails should stop it: unwrap and expect are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -2,6 +2,9 @@
 //! text- and binary-like content, compressed and decompressed by each family at a few levels.
 //! Throughput is NAR bytes, so compression and decompression MB/s read directly.
 
+// A benchmark's setup that fails should stop it: unwrap and expect are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hydra_bottleneck::compress::CodecSpec;
 

@@ -5,6 +5,9 @@
 //! `cargo bench --bench ingest` starts its own throwaway PostgreSQL (or uses
 //! `HYDRA_TEST_DATABASE_URL`); `HB_BENCH_SCALE` changes the sample scale.
 
+// A benchmark's setup that fails should stop it: unwrap and expect are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -3,6 +3,9 @@
 //! built from the dataset. Target (issue 5): ≥ 1 M steps simulated in ≤ 10 s on 2 cores.
 //! `HB_BENCH_SCALE` changes the scale.
 
+// A benchmark's setup that fails should stop it: unwrap and expect are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -3,6 +3,9 @@
 //! sink, and its NAR validated from memory; beside them `nix-store --dump` on the same tree
 //! (when installed), the reference packing must match. Throughput is NAR bytes.
 
+// A benchmark's setup that fails should stop it: unwrap and expect are its assertions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;

@@ -422,7 +422,7 @@ struct SampleArgs {
 }
 
 /// Runs the program; the whole of `main`.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     hydra_bottleneck::alloc::return_freed_blocks();
     let cli = Cli::parse();
     init_logging(cli.common.quiet);

@@ -656,6 +656,8 @@ pub struct TableBuilder {
     interned: Vec<Option<Interner>>,
     rows: usize,
     done: Vec<DataFrame>,
+    /// The first batch that could not be made into a frame (see `flush`).
+    failed: Option<crate::Error>,
 }
 
 impl TableBuilder {
@@ -679,6 +681,7 @@ impl TableBuilder {
             interned,
             rows: 0,
             done: Vec::new(),
+            failed: None,
         }
     }
 
@@ -714,9 +717,14 @@ impl TableBuilder {
             .zip(self.def.columns)
             .filter_map(|(b, def)| b.finish(def))
             .collect();
-        let df =
-            DataFrame::new(self.rows, columns).expect("builders of one table have equal length");
-        self.done.push(df);
+        match DataFrame::new(self.rows, columns) {
+            Ok(df) => self.done.push(df),
+            // Only a caller that appended a column twice, or not at all, in one row gets here:
+            // the table is wrong from then on, and `finish` says so.
+            Err(e) => {
+                self.failed.get_or_insert(self.error(e));
+            }
+        }
         self.rows = 0;
     }
 
@@ -751,10 +759,13 @@ impl TableBuilder {
     pub fn str(&mut self, col: usize, v: Option<&str>) {
         match &mut self.cols[col] {
             ColumnBuilder::Str(b) => b.push(v),
-            ColumnBuilder::Shared => self.interned[col]
-                .as_mut()
-                .expect("a shared column has its interner")
-                .push(v),
+            // Every `Shared` column has its interner (`omitting` makes one for each, and `fresh`
+            // rebuilds the same kinds of column at the same places).
+            ColumnBuilder::Shared => {
+                if let Some(interner) = self.interned[col].as_mut() {
+                    interner.push(v);
+                }
+            }
             ColumnBuilder::Skip => {}
             _ => unreachable!("column {} of {} is not str", col, self.def.name),
         }
@@ -769,33 +780,40 @@ impl TableBuilder {
         self.len() == 0
     }
 
-    /// All rows as one frame (one chunk per batch, and one for each shared column).
-    pub fn finish(mut self) -> DataFrame {
+    /// A frame error while building this table.
+    fn error(&self, reason: impl std::fmt::Display) -> crate::Error {
+        crate::Error::frame(format!("building table {}", self.def.name), reason)
+    }
+
+    /// All rows as one frame (one chunk per batch, and one for each shared column). Fails only if
+    /// a row did not get exactly one value for each column.
+    pub fn finish(mut self) -> crate::Result<DataFrame> {
         self.flush();
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let height = self.len();
-        let mut parts = self.done.into_iter();
+        let mut parts = std::mem::take(&mut self.done).into_iter();
         let mut df = parts.next().unwrap_or_default();
         for part in parts {
-            df.vstack_mut_owned(part)
-                .expect("batches of one table share a schema");
+            df.vstack_mut_owned(part).map_err(|e| self.error(e))?;
         }
-        let mut interned = self.interned.into_iter();
+        let mut interned = std::mem::take(&mut self.interned).into_iter();
         let columns = self
             .def
             .columns
             .iter()
-            .map(|c| match interned.next().flatten() {
-                Some(i) => i.finish(c.name.into()).into_column(),
-                None if is_omitted(self.omit, self.def.name, c.name) => {
-                    Column::full_null(c.name.into(), height, &c.ty.dtype())
-                }
-                None if height == 0 => Column::new_empty(c.name.into(), &c.ty.dtype()),
-                None => df
-                    .column(c.name)
-                    .expect("every kept column was built")
-                    .clone(),
+            .map(|c| {
+                Ok(match interned.next().flatten() {
+                    Some(i) => i.finish(c.name.into()).into_column(),
+                    None if is_omitted(self.omit, self.def.name, c.name) => {
+                        Column::full_null(c.name.into(), height, &c.ty.dtype())
+                    }
+                    None if height == 0 => Column::new_empty(c.name.into(), &c.ty.dtype()),
+                    None => df.column(c.name).map_err(|e| self.error(e))?.clone(),
+                })
             })
-            .collect();
-        DataFrame::new(height, columns).expect("every column has the table's height")
+            .collect::<crate::Result<Vec<_>>>()?;
+        DataFrame::new(height, columns).map_err(|e| self.error(e))
     }
 }

@@ -2,6 +2,9 @@
 //! report pipeline writes what the committed example holds, and outcomes print through the one
 //! printer in each format.
 
+// A test fails by panicking: an unwrap or expect here is an assertion (and in tests/support/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use hydra_bottleneck::analysis::table::Finding;

@@ -5,6 +5,9 @@
 //! its directory, and over HTTP from a loopback server that injects faults (a cut body,
 //! a 503, a corrupt NAR, an overlong body, absent paths, credentials in the URL).
 
+// A test fails by panicking: an unwrap or expect here is an assertion (and in tests/support/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashSet;
@@ -569,9 +572,9 @@ fn snapshot_with_output(dir: &Path, out_path: &str, size: i64) -> std::path::Pat
                 until: Some(86_400),
             },
         },
-        steps: s.finish(),
-        builds: b.finish(),
-        step_outputs: o.finish(),
+        steps: s.finish().unwrap(),
+        builds: b.finish().unwrap(),
+        step_outputs: o.finish().unwrap(),
         jobsets: JOBSETS.empty(),
         evals: EVALS.empty(),
         truth: None,

@@ -4,6 +4,9 @@
 //! ends in one clear line (exit 1, or 130 for Ctrl-C) or a correct result, and never leaves a
 //! partial output behind.
 
+// A test fails by panicking: an unwrap or expect here is an assertion (and in tests/support/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 use support::*;
 

@@ -3,6 +3,9 @@
 //! reader must refuse, with the byte offset it names. A randomized test mutates valid NARs and
 //! checks the reader never panics.
 
+// A test fails by panicking: an unwrap or expect here is an assertion (and in tests/support/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;

@@ -2,6 +2,9 @@
 //! never a panic. These are the fuzz targets' entry points (fuzz/) in a short, bounded form
 //! that runs on stable with the other tests; the NAR reader's own properties are in nar.rs.
 
+// A test fails by panicking: an unwrap or expect here is an assertion (and in tests/support/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use hydra_bottleneck::Error;
 use hydra_bottleneck::conninfo;
 use hydra_bottleneck::dataset::{STEP_OUTPUTS, STEPS};

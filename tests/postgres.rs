@@ -1,6 +1,9 @@
 //! Against a real PostgreSQL: the sample loaded with `sample --into` is read back read-only,
 //! through the CLI and the library, for both schema variants; failures are single clear lines.
 
+// A test fails by panicking: an unwrap or expect here is an assertion (and in tests/support/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 use support::*;
 

@@ -1,5 +1,8 @@
 //! Named and ad-hoc queries against a real PostgreSQL holding the sample.
 
+// A test fails by panicking: an unwrap or expect here is an assertion (and in tests/support/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 use support::*;
 

@@ -3,6 +3,9 @@
 //! nothing wider than the page and no console error, `--compare` sets figures side by side and
 //! refuses a bad old report cleanly, and a simulation section renders when one is given.
 
+// A test fails by panicking: an unwrap or expect here is an assertion (and in tests/support/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,9 @@
 //! write to the database, take an unbounded answer from a server, or write a file outside the
 //! directory it was given because a server named it so.
 
+// A test fails by panicking: an unwrap or expect here is an assertion (and in tests/support/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 use support::*;
 

@@ -1,6 +1,9 @@
 //! Snapshots on disk and the command line around them, without a database: the sample written
 //! with `sample --out` reads back identical, and every way a snapshot can be broken is named.
 
+// A test fails by panicking: an unwrap or expect here is an assertion (and in tests/support/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 use support::*;
 

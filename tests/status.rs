@@ -1,6 +1,9 @@
 //! `status`: real published documents, a local HTTP server on loopback (including a slow one,
 //! a 500, a truncated body and invalid JSON), the watch loop, and a hand-checked series.
 
+// A test fails by panicking: an unwrap or expect here is an assertion (and in tests/support/).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -151,7 +151,7 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
         .transpose()?;
     let costs = inputs::costs(opts.costs.as_deref())?;
     let scenarios = if opts.scenarios.is_empty() {
-        crate::model::scenario::examples()
+        crate::model::scenario::examples()?
     } else {
         opts.scenarios
             .iter()

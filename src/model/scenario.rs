@@ -96,12 +96,12 @@ pub const EXAMPLES: [(&str, &str); 6] = [
     ),
 ];
 
-/// The built-in example scenarios, parsed.
-pub fn examples() -> Vec<Scenario> {
+/// The built-in example scenarios, parsed (tests/report.rs runs every one).
+pub fn examples() -> Result<Vec<Scenario>> {
     EXAMPLES
         .iter()
         .map(|(name, text)| {
-            parse(text).unwrap_or_else(|e| panic!("built-in scenario {name} does not parse: {e}"))
+            parse(text).map_err(|e| Error::Invalid(format!("built-in scenario {name}: {e}")))
         })
         .collect()
 }

@@ -110,9 +110,10 @@ pub fn verdict(w: &Workload, cfg: &Config) -> Result<Verdict> {
             break;
         }
     }
-    let statement = match &binding {
-        Some((stage, load)) => {
-            let l = levels.last().expect("at least one level ran");
+    // A binding stage is only found at a level that was then pushed, so `levels.last()` is that
+    // level whenever `binding` is set.
+    let statement = match (&binding, levels.last()) {
+        (Some((stage, load)), Some(l)) => {
             let others: Vec<String> = l
                 .stages
                 .iter()
@@ -133,7 +134,7 @@ pub fn verdict(w: &Workload, cfg: &Config) -> Result<Verdict> {
                 others.join(", ")
             )
         }
-        None => format!(
+        _ => format!(
             "no stage reaches {:.0} % even at {}× the recorded load",
             SATURATED * 100.0,
             LOADS[LOADS.len() - 1]

@@ -72,7 +72,7 @@ impl CopyDecoder {
                 self.offset + self.carry.len() as u64
             ));
         }
-        Ok(self.builder.finish())
+        self.builder.finish().map_err(|e| e.to_string())
     }
 
     /// Decodes from `buf`; returns how many bytes were consumed (whole units only).

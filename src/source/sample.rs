@@ -188,7 +188,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
     }
     sim.run();
     sim.finalize();
-    let f = emit::frames(&sim);
+    let f = emit::frames(&sim)?;
     let machines = emit::machines_file(&sim);
     Ok(Dataset {
         meta: DatasetMeta {

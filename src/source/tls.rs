@@ -18,7 +18,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::conninfo::{ConnParams, SslMode};
 use crate::error::{Error, Result};
 
-pub fn connector(params: &ConnParams) -> Result<MakeRustlsConnect> {
+pub(super) fn connector(params: &ConnParams) -> Result<MakeRustlsConnect> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

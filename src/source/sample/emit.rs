@@ -7,6 +7,7 @@ use polars::prelude::DataFrame;
 use super::params::*;
 use super::sim::{NO_MACHINE, NONE, Phase, Sim};
 use super::workload::output_names;
+use crate::Result;
 use crate::dataset::{
     BUILDS, EVALS, JOBSETS as JOBSETS_T, STEP_OUTPUTS, STEPS, TRUTH_DEPS, TRUTH_STEPS, TableBuilder,
 };
@@ -60,21 +61,21 @@ pub(super) struct Frames {
     pub truth_steps: DataFrame,
 }
 
-pub(super) fn frames(sim: &Sim) -> Frames {
+pub(super) fn frames(sim: &Sim) -> Result<Frames> {
     let mut order: Vec<u32> = (0..sim.rows.len() as u32).collect();
     order.sort_unstable_by_key(|&r| {
         let row = &sim.rows[r as usize];
         (row.build, row.stepnr)
     });
-    Frames {
-        steps: steps(sim, &order),
-        builds: builds(sim),
-        step_outputs: step_outputs(sim, &order),
-        jobsets: jobsets(),
-        evals: evals(sim),
-        truth_deps: truth_deps(sim, &order),
-        truth_steps: truth_steps(sim, &order),
-    }
+    Ok(Frames {
+        steps: steps(sim, &order)?,
+        builds: builds(sim)?,
+        step_outputs: step_outputs(sim, &order)?,
+        jobsets: jobsets()?,
+        evals: evals(sim)?,
+        truth_deps: truth_deps(sim, &order)?,
+        truth_steps: truth_steps(sim, &order)?,
+    })
 }
 
 fn drv_path(buf: &mut String, sim: &Sim, n: u32) {
@@ -87,7 +88,7 @@ fn drv_path(buf: &mut String, sim: &Sim, n: u32) {
     buf.push_str(".drv");
 }
 
-fn steps(sim: &Sim, order: &[u32]) -> DataFrame {
+fn steps(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
     let mut t = TableBuilder::new(&STEPS, BATCH);
     let mut buf = String::new();
     for &r in order {
@@ -126,7 +127,7 @@ fn steps(sim: &Sim, order: &[u32]) -> DataFrame {
     t.finish()
 }
 
-fn builds(sim: &Sim) -> DataFrame {
+fn builds(sim: &Sim) -> Result<DataFrame> {
     let mut t = TableBuilder::new(&BUILDS, BATCH);
     let mut buf = String::new();
     for (b, build) in sim.builds.iter().enumerate() {
@@ -157,7 +158,7 @@ fn builds(sim: &Sim) -> DataFrame {
     t.finish()
 }
 
-fn step_outputs(sim: &Sim, order: &[u32]) -> DataFrame {
+fn step_outputs(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
     let mut t = TableBuilder::new(&STEP_OUTPUTS, BATCH);
     let mut buf = String::new();
     for &r in order {
@@ -187,7 +188,7 @@ fn step_outputs(sim: &Sim, order: &[u32]) -> DataFrame {
     t.finish()
 }
 
-fn jobsets() -> DataFrame {
+fn jobsets() -> Result<DataFrame> {
     let mut t = TableBuilder::new(&JOBSETS_T, BATCH);
     for (j, def) in JOBSETS.iter().enumerate() {
         t.i32(0, Some(j as i32 + 1));
@@ -201,7 +202,7 @@ fn jobsets() -> DataFrame {
     t.finish()
 }
 
-fn evals(sim: &Sim) -> DataFrame {
+fn evals(sim: &Sim) -> Result<DataFrame> {
     let mut t = TableBuilder::new(&EVALS, BATCH);
     for (e, ev) in sim.evals.iter().enumerate() {
         let range = ev.builds_start as usize..(ev.builds_start + ev.builds_len) as usize;
@@ -228,7 +229,7 @@ fn evals(sim: &Sim) -> DataFrame {
     t.finish()
 }
 
-fn truth_deps(sim: &Sim, order: &[u32]) -> DataFrame {
+fn truth_deps(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
     let mut t = TableBuilder::new(&TRUTH_DEPS, BATCH);
     let mut edges: Vec<(i32, i32)> = Vec::new();
     for &r in order {
@@ -256,7 +257,7 @@ fn truth_deps(sim: &Sim, order: &[u32]) -> DataFrame {
     t.finish()
 }
 
-fn truth_steps(sim: &Sim, order: &[u32]) -> DataFrame {
+fn truth_steps(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
     let mut t = TableBuilder::new(&TRUTH_STEPS, BATCH);
     let base_ms = WEEK_START_S * 1000;
     for &r in order {

@@ -147,7 +147,7 @@ pub(super) enum Phase {
 impl Phase {
     /// BuildSteps.busy of a step still in this phase (docs/hydra.md §2). Waiting for the send
     /// lock happens while the C++ runner reports "connecting".
-    pub fn busy(self) -> i32 {
+    pub(super) fn busy(self) -> i32 {
         match self {
             Phase::WaitLock => 10,
             Phase::Sending => 20,
@@ -245,7 +245,7 @@ pub(super) struct Machine {
 }
 
 impl Machine {
-    pub fn new(sys: u8, t: &MachineTemplate, flaky: bool, uri: String) -> Machine {
+    pub(super) fn new(sys: u8, t: &MachineTemplate, flaky: bool, uri: String) -> Machine {
         Machine {
             sys,
             supported: t.supported,
@@ -337,7 +337,12 @@ pub(super) struct Sim {
 }
 
 impl Sim {
-    pub fn new(scale: f64, rng: ChaCha8Rng, exec: ChaCha8Rng, machines: Vec<Machine>) -> Sim {
+    pub(super) fn new(
+        scale: f64,
+        rng: ChaCha8Rng,
+        exec: ChaCha8Rng,
+        machines: Vec<Machine>,
+    ) -> Sim {
         let local = super::local_worker_slots(scale);
         let jobsets = JOBSETS.len();
         let queue = Dispatcher::new(
@@ -371,13 +376,13 @@ impl Sim {
         }
     }
 
-    pub fn schedule(&mut self, at: u64, ev: Ev) {
+    pub(super) fn schedule(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
         self.events.push(Reverse((at, self.seq, ev)));
     }
 
     /// Runs every event before the end of the week.
-    pub fn run(&mut self) {
+    pub(super) fn run(&mut self) {
         while let Some(Reverse((t, _, ev))) = self.events.pop() {
             if t >= WEEK_MS {
                 break;
@@ -410,7 +415,7 @@ impl Sim {
 
     /// Adds a derivation with its dependencies (distinct, created earlier: the graph is a DAG).
     #[allow(clippy::too_many_arguments)]
-    pub fn add_node(
+    pub(super) fn add_node(
         &mut self,
         kind: Kind,
         sys: u8,
@@ -474,12 +479,12 @@ impl Sim {
     }
 
     /// Registers build `b` as a direct dependent of its top-level derivation.
-    pub fn link_build(&mut self, b: u32) {
+    pub(super) fn link_build(&mut self, b: u32) {
         let top = self.builds[b as usize].top;
         self.push_rdep(top, b, true);
     }
 
-    pub fn node_deps(&self, n: u32) -> std::ops::Range<usize> {
+    pub(super) fn node_deps(&self, n: u32) -> std::ops::Range<usize> {
         let node = &self.nodes[n as usize];
         node.deps_start as usize..(node.deps_start + node.deps_len) as usize
     }
@@ -1193,7 +1198,7 @@ impl Sim {
     }
 
     /// Ends the week: whatever is still running keeps its row open (status null, busy set).
-    pub fn finalize(&mut self) {
+    pub(super) fn finalize(&mut self) {
         for row in &mut self.rows {
             if row.phase != Phase::Finished && row.phase != Phase::NotDispatched {
                 row.status = None;

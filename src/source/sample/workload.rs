@@ -17,7 +17,7 @@ pub(super) struct Activity {
 }
 
 impl Activity {
-    pub fn new() -> Activity {
+    pub(super) fn new() -> Activity {
         // Mean and maximum on a 10-minute grid; the curve is smooth, so this is exact enough.
         let steps = (WEEK_MS / (10 * MINUTE_MS)) as usize;
         let mut sum = 0.0;
@@ -34,7 +34,7 @@ impl Activity {
         }
     }
 
-    pub fn at(&self, t_ms: u64) -> f64 {
+    pub(super) fn at(&self, t_ms: u64) -> f64 {
         raw_activity(t_ms) / self.norm
     }
 }
