@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::model;
+use super::document;
 use super::series::SampleLine;
 use crate::error::{Error, Result};
 use crate::http::humantime;
@@ -226,14 +226,14 @@ async fn watch_loop(
         let checked = outcome.and_then(|body| {
             let value: Value = serde_json::from_str(&body).map_err(|_| {
                 // Reuse the parser's wording (truncated or not JSON).
-                model::parse(&body, &shown)
+                document::parse(&body, &shown)
                     .err()
                     .unwrap_or_else(|| Error::StatusDocument {
                         origin: shown.clone(),
                         reason: "not valid JSON".into(),
                     })
             })?;
-            let status = model::from_value(value.clone(), &shown)?;
+            let status = document::from_value(value.clone(), &shown)?;
             Ok((value, status))
         });
         let line = match checked {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::model::{MachineStatus, RunnerKind, Status};
+use super::document::{MachineStatus, RunnerKind, Status};
 use crate::nix::machines::{BuildMachine, host_of};
 
 /// Everything `status SOURCE` reports.
@@ -711,7 +711,7 @@ pub fn rows(f: &Figures) -> Vec<Row> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::parse;
+    use super::super::document::parse;
     use super::*;
 
     #[test]

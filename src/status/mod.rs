@@ -3,7 +3,7 @@
 //! `/status`), deriving what it says about lost builder capacity, collecting it over time, and
 //! summarising such a series.
 //!
-//! - [`model`]: lenient parsing of both runners' documents into one [`Status`].
+//! - [`document`]: lenient parsing of both runners' documents into one [`Status`].
 //! - [`figures`]: derived figures of one document (pure functions).
 //! - [`series`]: the JSON-lines series `--watch` writes, and its summary (pure functions).
 //! - [`fetch`]: the HTTP client (bounded in time and size) and the watch loop.
@@ -11,18 +11,18 @@
 //! The `status` command itself (which of these to run, and how the result is printed) is
 //! `app::status`.
 
+pub mod document;
 pub mod fetch;
 pub mod figures;
-pub mod model;
 pub mod series;
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use document::{RunnerKind, Status, parse};
 pub use fetch::{WatchOptions, WatchReport};
 pub use figures::{Figures, Row, derive};
-pub use model::{RunnerKind, Status, parse};
 pub use series::{SeriesSummary, summarise};
 
 use crate::error::{Error, Result};
@@ -93,7 +93,7 @@ pub fn read_source(source: &Source, timeout: Duration) -> Result<String> {
 /// Reads and parses one document.
 pub fn load(source: &Source, timeout: Duration) -> Result<Status> {
     let text = read_source(source, timeout)?;
-    model::parse(&text, &source.describe())
+    document::parse(&text, &source.describe())
 }
 
 /// `30s`, `500ms`, `2m`, `1h`, or a number of seconds (`0.5`).

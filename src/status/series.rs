@@ -11,8 +11,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::document::{self, Status};
 use super::figures::{Row, merge_machines, row, type_slots};
-use super::model::{self, Status};
 use crate::error::Result;
 use crate::nix::BuildMachine;
 
@@ -64,7 +64,7 @@ pub fn parse(text: &str, origin: &str) -> Series {
         match sample {
             Some(SampleLine {
                 t, status: Some(v), ..
-            }) => match model::from_value(v, &format!("{origin}, line {}", i + 1)) {
+            }) => match document::from_value(v, &format!("{origin}, line {}", i + 1)) {
                 Ok(st) => s.samples.push((t, st)),
                 Err(_) => {
                     s.bad_lines += 1;
@@ -271,14 +271,14 @@ pub fn summarise(series: &Series, file: Option<&[BuildMachine]>) -> SeriesSummar
         })
         .collect();
 
-    let sum_s3 = |s: &Status, f: fn(&model::S3Status) -> Option<f64>| -> Option<f64> {
+    let sum_s3 = |s: &Status, f: fn(&document::S3Status) -> Option<f64>| -> Option<f64> {
         s.s3.iter()
             .map(f)
             .sum::<Option<f64>>()
             .filter(|_| !s.s3.is_empty())
     };
     let store =
-        |s: &Status, f: fn(&model::StoreStatus) -> Option<f64>| s.store.as_ref().and_then(f);
+        |s: &Status, f: fn(&document::StoreStatus) -> Option<f64>| s.store.as_ref().and_then(f);
     let counters: Vec<Counter> = vec![
         (
             "steps done",
@@ -365,7 +365,7 @@ pub fn summarise(series: &Series, file: Option<&[BuildMachine]>) -> SeriesSummar
     let machines = mnames
         .into_iter()
         .map(|name| {
-            let get = |f: fn(&model::MachineStatus) -> Option<f64>| {
+            let get = |f: fn(&document::MachineStatus) -> Option<f64>| {
                 let name = name.clone();
                 move |s: &Status| s.machines.iter().find(|m| m.name == name).and_then(f)
             };
