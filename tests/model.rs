@@ -14,7 +14,7 @@ use hydra_bottleneck::compress::project::Costs;
 use hydra_bottleneck::dataset::{Dataset, Runner};
 use hydra_bottleneck::model::workload::{DepsFrom, Observed};
 use hydra_bottleneck::model::{
-    self, Codec, CompressOn, Config, Machine, MachineSort, StepSort, Task, Workload, calibrate,
+    self, Codec, CompressOn, Config, FarmMachine, MachineSort, StepSort, Task, Workload, calibrate,
     scenario, simulate,
 };
 use hydra_bottleneck::source::{SampleSpec, sample};
@@ -220,7 +220,7 @@ fn tiny() -> Workload {
             overhead_ms: 0,
         },
     };
-    let machine = |name: &str, speed: f64| Machine {
+    let machine = |name: &str, speed: f64| FarmMachine {
         name: name.into(),
         systems: vec![0],
         supported: 0,
@@ -338,7 +338,7 @@ fn the_send_lock_serialises_sending_and_local_slots_hold_the_builder_slot() {
     // One machine with two slots, two independent 1 s builds that each send for 2 s and
     // receive for 3 s; one local worker slot.
     let mut w = tiny();
-    w.machines = vec![Machine {
+    w.machines = vec![FarmMachine {
         max_jobs: 2,
         ..w.machines[0].clone()
     }];

@@ -77,7 +77,7 @@ pub const DEFAULT_CORPUS_MIB: u64 = compress::DEFAULT_CORPUS_CAP >> 20;
 pub enum Compressed {
     /// The measurement; `per_nar`: printed a row per NAR and codec.
     Measured {
-        report: compress::Report,
+        report: compress::CodecReport,
         per_nar: bool,
     },
     /// The measurement projected onto the farm's output volume at `costs`.
@@ -85,7 +85,7 @@ pub enum Compressed {
         volume: Volume,
         costs: Costs,
         projections: Vec<Projection>,
-        report: compress::Report,
+        report: compress::CodecReport,
     },
 }
 

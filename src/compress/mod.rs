@@ -97,8 +97,10 @@ pub struct CorpusEntry {
     pub file_compression: Option<&'static str>,
 }
 
+/// What one run of the codec grid measured: the corpus, each codec's summary and every single
+/// measurement. (The cost-reduction report is `report::Report`.)
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct CodecReport {
     /// True when no input was given and the default corpus of local files was measured.
     pub default_corpus: bool,
     pub threads: usize,
@@ -108,7 +110,7 @@ pub struct Report {
 }
 
 /// Measures every codec on every NAR. `note` receives progress lines for stderr.
-pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
+pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<CodecReport> {
     let default_corpus = opts.inputs.is_empty() && opts.extra.is_empty();
     let sources = if default_corpus {
         let s = input::default_corpus(opts.corpus_cap, opts.nar_cap);
@@ -184,7 +186,7 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<Report> {
     }
     measure::flag_outliers(&mut measurements);
     let codecs = measure::summarize(&opts.codecs, &measurements);
-    Ok(Report {
+    Ok(CodecReport {
         default_corpus,
         threads: rayon::current_num_threads(),
         corpus,

@@ -107,7 +107,7 @@ fn by_type(w: &Workload, busy_ms: &[f64]) -> Vec<f64> {
 }
 
 /// Machines with the same key are alike to the dispatcher.
-fn type_key(m: &super::Machine) -> String {
+fn type_key(m: &super::FarmMachine) -> String {
     format!(
         "{:?}/{}/{}/{}/{}",
         m.systems, m.supported, m.mandatory, m.max_jobs, m.speed

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::dispatch::{MachineSort, StepSort};
 pub use engine::{Run, simulate};
-pub use workload::{Machine, Task, Workload};
+pub use workload::{FarmMachine, Task, Workload};
 
 /// Where outputs are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -39,9 +39,10 @@ pub const UPLOAD_BYTES_PER_MS: f64 = 30_000.0;
 /// their recorded time (docs/hydra.md §3; queue-monitor.cc).
 pub const LOAD_MS_PER_BUILD: u64 = 5;
 
-/// A builder of the simulated farm.
+/// A builder of the farm the model simulates: what it can build and how fast (the machines
+/// file's line is `nix::BuildMachine`; the sample generator has its own, with dispatcher state).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Machine {
+pub struct FarmMachine {
     pub name: String,
     /// Indexes into [`Workload::systems`].
     pub systems: Vec<u16>,
@@ -52,7 +53,7 @@ pub struct Machine {
     pub speed: f64,
 }
 
-impl Machine {
+impl FarmMachine {
     pub fn supports(&self, system: u16, required: u64) -> bool {
         self.systems.contains(&system)
             && supports_features(self.supported, self.mandatory, required)
@@ -106,7 +107,7 @@ pub struct Workload {
     pub span_ms: u64,
     pub systems: Vec<String>,
     pub features: Vec<String>,
-    pub machines: Vec<Machine>,
+    pub machines: Vec<FarmMachine>,
     /// Where the machines come from.
     pub machines_from: String,
     pub tasks: Vec<Task>,
@@ -175,11 +176,11 @@ impl Workload {
     }
 
     /// A machine of the machines file, in this workload's indexes.
-    pub fn machine(&mut self, m: &crate::nix::BuildMachine) -> Result<Machine> {
+    pub fn machine(&mut self, m: &crate::nix::BuildMachine) -> Result<FarmMachine> {
         let systems = m.systems.iter().map(|s| self.system_index(s)).collect();
         let supported =
             self.feature_mask(&m.supported_features)? | self.feature_mask(&m.mandatory_features)?;
-        Ok(Machine {
+        Ok(FarmMachine {
             name: m.uri.clone(),
             systems,
             supported,
@@ -307,7 +308,7 @@ pub fn from_dataset(
             None => {
                 inferred += 1;
                 let idx = w.machines.len() as u16;
-                w.machines.push(Machine {
+                w.machines.push(FarmMachine {
                     name: name.to_string(),
                     systems: Vec::new(),
                     supported: 0,

@@ -104,7 +104,7 @@ use crate::error::{Error, Result};
 use crate::window::Window;
 
 use params::*;
-use sim::{Ev, Machine, Sim};
+use sim::{Ev, GeneratedMachine, Sim};
 
 /// Which workload to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +221,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
 
 /// The machines of the farm at `scale`: per system, the scale-1 count times `scale` (at least
 /// one), cycling through the system's templates.
-fn farm(scale: f64) -> Vec<Machine> {
+fn farm(scale: f64) -> Vec<GeneratedMachine> {
     let mut out = Vec::new();
     for (sys, (count, templates)) in FARM.iter().enumerate() {
         let n = (count * scale).round().max(1.0) as usize;
@@ -229,7 +229,7 @@ fn farm(scale: f64) -> Vec<Machine> {
             let t = &templates[i % templates.len()];
             let k = out.len();
             let uri = format!("ssh://build@{}-{:02}.farm.example", HOST_STEMS[sys], i + 1);
-            out.push(Machine::new(
+            out.push(GeneratedMachine::new(
                 sys as u8,
                 t,
                 k % FLAKY_EVERY == FLAKY_EVERY / 2,

@@ -230,9 +230,10 @@ impl Row {
     }
 }
 
-/// One builder of the machines file, with its dispatcher state.
+/// One builder the generator invents (and writes into the sample's machines file), with its
+/// dispatcher state and whether it fails steps (`flaky`).
 #[derive(Debug, Clone)]
-pub(super) struct Machine {
+pub(super) struct GeneratedMachine {
     pub sys: u8,
     pub supported: u8,
     pub mandatory: u8,
@@ -244,9 +245,9 @@ pub(super) struct Machine {
     send_lock: FifoSemaphore<u32>,
 }
 
-impl Machine {
-    pub(super) fn new(sys: u8, t: &MachineTemplate, flaky: bool, uri: String) -> Machine {
-        Machine {
+impl GeneratedMachine {
+    pub(super) fn new(sys: u8, t: &MachineTemplate, flaky: bool, uri: String) -> GeneratedMachine {
+        GeneratedMachine {
             sys,
             supported: t.supported,
             mandatory: t.mandatory,
@@ -308,7 +309,7 @@ pub(super) struct Sim {
     pub now: u64,
     events: BinaryHeap<Reverse<(u64, u64, Ev)>>,
     seq: u64,
-    pub machines: Vec<Machine>,
+    pub machines: Vec<GeneratedMachine>,
     /// Runnable steps, queued as (derivation, version), and machine slots: the C++ runner's
     /// dispatcher (docs/hydra.md §4).
     queue: Dispatcher<CppStepKey, (u32, u32)>,
@@ -341,7 +342,7 @@ impl Sim {
         scale: f64,
         rng: ChaCha8Rng,
         exec: ChaCha8Rng,
-        machines: Vec<Machine>,
+        machines: Vec<GeneratedMachine>,
     ) -> Sim {
         let local = super::local_worker_slots(scale);
         let jobsets = JOBSETS.len();
