@@ -317,8 +317,8 @@ impl Window {
     }
 
     pub fn describe(&self) -> String {
-        let f = |t: Option<i64>| t.map(fmt_time).unwrap_or_else(|| "…".into());
-        format!("{} to {}", f(self.since), f(self.until))
+        let bound = |t: Option<i64>| t.map(fmt_time).unwrap_or_else(|| "…".into());
+        format!("{} to {}", bound(self.since), bound(self.until))
     }
 }
 

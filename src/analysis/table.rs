@@ -24,11 +24,11 @@ fn json<T: Serialize>(v: &T) -> Result<Value> {
     serde_json::to_value(v).map_err(|e| Error::frame("findings", e))
 }
 
-fn h(x: f64) -> String {
+fn one_decimal(x: f64) -> String {
     format!("{x:.1}")
 }
 
-fn s(x: f64) -> String {
+fn whole(x: f64) -> String {
     format!("{x:.0}")
 }
 
@@ -42,13 +42,13 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                     scope.to_string(),
                     r.key.clone(),
                     r.slots.to_string(),
-                    h(r.available_h),
-                    h(r.building_h),
-                    h(r.overhead_h),
-                    h(r.held_h),
-                    h(r.dispatch_loss_h),
-                    h(r.idle_h),
-                    h(r.over_committed_h),
+                    one_decimal(r.available_h),
+                    one_decimal(r.building_h),
+                    one_decimal(r.overhead_h),
+                    one_decimal(r.held_h),
+                    one_decimal(r.dispatch_loss_h),
+                    one_decimal(r.idle_h),
+                    one_decimal(r.over_committed_h),
                 ]
             };
             let mut rows: Vec<Vec<String>> = l.machines.iter().map(|r| row("machine", r)).collect();
@@ -87,15 +87,15 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                         scope.to_string(),
                         g.key.clone(),
                         g.to_start.count.to_string(),
-                        s(g.to_start.p50),
-                        s(g.to_start.p90),
-                        s(g.to_start.p99),
-                        s(g.to_start.max),
+                        whole(g.to_start.p50),
+                        whole(g.to_start.p90),
+                        whole(g.to_start.p99),
+                        whole(g.to_start.max),
                         g.to_finish.count.to_string(),
-                        s(g.to_finish.p50),
-                        s(g.to_finish.p90),
-                        s(g.to_finish.p99),
-                        s(g.to_finish.max),
+                        whole(g.to_finish.p50),
+                        whole(g.to_finish.p90),
+                        whole(g.to_finish.p99),
+                        whole(g.to_finish.max),
                     ]);
                 }
             }
@@ -164,7 +164,7 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                         "category".into(),
                         c.name.into(),
                         c.steps.to_string(),
-                        h(c.slot_hours),
+                        one_decimal(c.slot_hours),
                     ]
                 })
                 .collect();
@@ -172,14 +172,14 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                 "total".into(),
                 "wasted".into(),
                 String::new(),
-                h(w.wasted_slot_hours),
+                one_decimal(w.wasted_slot_hours),
             ]);
             rows.extend(w.by_jobset.iter().map(|o| {
                 vec![
                     "jobset".into(),
                     o.jobset.clone(),
                     o.steps.to_string(),
-                    h(o.slot_hours),
+                    one_decimal(o.slot_hours),
                 ]
             }));
             rows.extend(w.top_jobs.iter().map(|o| {
@@ -187,7 +187,7 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                     "job".into(),
                     format!("{}:{}", o.jobset, o.job),
                     o.steps.to_string(),
-                    h(o.slot_hours),
+                    one_decimal(o.slot_hours),
                 ]
             }));
             (vec!["scope", "name", "steps", "slot_hours"], rows, json(w)?)
@@ -244,7 +244,7 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
             let row = match &o.fit {
                 Some(fit) => vec![
                     fit.points.to_string(),
-                    s(fit.fixed_ms),
+                    whole(fit.fixed_ms),
                     format!("{:.1}", fit.ms_per_mib),
                     fit.implied_mb_per_s
                         .map(|v| format!("{v:.2}"))

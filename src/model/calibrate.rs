@@ -66,7 +66,7 @@ pub fn figures(w: &Workload, times: &Times<'_>) -> Figures {
         .map(|(b, &s)| s.saturating_sub(queued(w.builds[b].0, times.load)) as f64 / 1000.0)
         .collect();
     waits.sort_by(f64::total_cmp);
-    let q = |p: f64| {
+    let quantile = |p: f64| {
         if waits.is_empty() {
             0.0
         } else {
@@ -88,9 +88,9 @@ pub fn figures(w: &Workload, times: &Times<'_>) -> Figures {
     let days = (w.span_ms as f64 / times.load / 86_400_000.0).max(1.0 / 24.0);
     Figures {
         per_hour,
-        wait_p50_s: q(0.5),
-        wait_p90_s: q(0.9),
-        wait_p99_s: q(0.99),
+        wait_p50_s: quantile(0.5),
+        wait_p90_s: quantile(0.9),
+        wait_p99_s: quantile(0.99),
         busy_by_type_h: by_type(w, &busy),
         busy_h: busy.iter().map(|ms| ms / 3.6e6).collect(),
         mass_rebuild_h,

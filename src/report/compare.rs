@@ -90,7 +90,7 @@ pub fn read(dir: &Path) -> Result<Previous> {
     Ok(prev)
 }
 
-fn h(key: &str, label: &str, unit: &str, value: f64) -> Headline {
+fn headline(key: &str, label: &str, unit: &str, value: f64) -> Headline {
     Headline {
         key: key.into(),
         label: label.into(),
@@ -105,21 +105,21 @@ pub fn headlines(r: &Report) -> Vec<Headline> {
     let cur = r.costs.currency.as_str();
     let mut v = Vec::new();
     for w in &r.waterfall {
-        v.push(h(
+        v.push(headline(
             &format!("{}_slot_hours_per_month", w.key),
             &format!("{} (slot-hours/month)", w.label),
             "h",
             w.slot_hours_per_month,
         ));
         if w.key != "available" {
-            v.push(h(
+            v.push(headline(
                 &format!("{}_share_pct", w.key),
                 &format!("{} (share of available)", w.label),
                 "%",
                 w.share_pct,
             ));
         }
-        v.push(h(
+        v.push(headline(
             &format!("{}_cost_per_month", w.key),
             &format!("{} (cost/month, estimate)", w.label),
             cur,
@@ -127,36 +127,51 @@ pub fn headlines(r: &Report) -> Vec<Headline> {
         ));
     }
     let ws = &r.waiting.overall.to_start;
-    v.push(h("wait_to_start_p50_s", "queue wait p50", "s", ws.p50));
-    v.push(h("wait_to_start_p90_s", "queue wait p90", "s", ws.p90));
-    v.push(h("wait_to_start_p99_s", "queue wait p99", "s", ws.p99));
-    v.push(h(
+    v.push(headline(
+        "wait_to_start_p50_s",
+        "queue wait p50",
+        "s",
+        ws.p50,
+    ));
+    v.push(headline(
+        "wait_to_start_p90_s",
+        "queue wait p90",
+        "s",
+        ws.p90,
+    ));
+    v.push(headline(
+        "wait_to_start_p99_s",
+        "queue wait p99",
+        "s",
+        ws.p99,
+    ));
+    v.push(headline(
         "backlog_max",
         "largest backlog (builds queued)",
         "builds",
         r.waiting.backlog_max as f64,
     ));
-    v.push(h(
+    v.push(headline(
         "builds_per_day",
         "builds started per day",
         "builds",
         ws.count as f64 / r.window.days.max(1e-9),
     ));
-    v.push(h(
+    v.push(headline(
         "wasted_pct",
         "wasted share of step slot time",
         "%",
         r.waste.wasted_pct,
     ));
     if let Some(fit) = &r.overhead.fit {
-        v.push(h(
+        v.push(headline(
             "overhead_fixed_ms",
             "overhead per step, fixed part",
             "ms",
             fit.fixed_ms,
         ));
         if let Some(mb) = fit.implied_mb_per_s {
-            v.push(h(
+            v.push(headline(
                 "overhead_mb_per_s",
                 "overhead throughput (size-proportional part)",
                 "MB/s",
@@ -169,7 +184,7 @@ pub fn headlines(r: &Report) -> Vec<Headline> {
         .as_ref()
         .and_then(|c| c.peak_hour_cores_current.map(|x| (c, x)))
     {
-        v.push(h(
+        v.push(headline(
             "peak_hour_cores_current_codec",
             &format!("cores {} needs in the busiest hour", c.0.current_codec),
             "cores",
@@ -177,13 +192,13 @@ pub fn headlines(r: &Report) -> Vec<Headline> {
         ));
     }
     let best = r.recommendations.first();
-    v.push(h(
+    v.push(headline(
         "top_saving_per_month",
         "expected saving of the top recommendation (per month)",
         cur,
         best.map_or(0.0, |b| b.saving_per_month.mid),
     ));
-    v.push(h(
+    v.push(headline(
         "excluded_steps",
         "steps excluded by data-quality checks",
         "steps",

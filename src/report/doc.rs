@@ -37,11 +37,11 @@ pub enum Block {
     EndSummary,
 }
 
-fn t(s: impl Into<String>) -> Inline {
+fn plain(s: impl Into<String>) -> Inline {
     Inline::Text(s.into())
 }
 
-fn b(s: impl Into<String>) -> Inline {
+fn strong(s: impl Into<String>) -> Inline {
     Inline::Strong(s.into())
 }
 
@@ -50,7 +50,7 @@ fn para(parts: Vec<Inline>) -> Block {
 }
 
 fn text(s: impl Into<String>) -> Block {
-    Block::Para(vec![t(s)])
+    Block::Para(vec![plain(s)])
 }
 
 fn heading(level: u8, id: &str, s: &str) -> Block {
@@ -129,10 +129,13 @@ fn summary(r: &Report, v: &mut Vec<Block>) {
     let c = &r.capacity;
     let machines = c.machines.len();
     if let Some(note) = &r.window.note {
-        v.push(para(vec![b("Window narrowed: "), t(format!("{note}."))]));
+        v.push(para(vec![
+            strong("Window narrowed: "),
+            plain(format!("{note}.")),
+        ]));
     }
     v.push(para(vec![
-        t(format!(
+        plain(format!(
             "Source: {}. Window {} – {} ({} days), queue runner {}, {} machines with {} slots. ",
             r.source.origin,
             r.window.since_utc,
@@ -142,9 +145,9 @@ fn summary(r: &Report, v: &mut Vec<Block>) {
             machines,
             c.total.slots
         )),
-        t("Money figures are "),
-        b("estimates"),
-        t(format!(
+        plain("Money figures are "),
+        strong("estimates"),
+        plain(format!(
             " from the cost file's prices (a builder machine at {} a month unless the cost file \
              says otherwise), scaled to a month of 730 hours.",
             money(r.costs.machine_month, cur)
@@ -159,35 +162,37 @@ fn summary(r: &Report, v: &mut Vec<Block>) {
             .filter(|w| !matches!(w.key.as_str(), "available" | "building"))
             .max_by(|a, b| a.slot_hours.total_cmp(&b.slot_hours));
         let mut parts = vec![
-            t(format!(
+            plain(format!(
                 "Of {} slot-hours a month ({} a month), ",
                 int(avail.slot_hours_per_month),
                 money(avail.cost_per_month, cur)
             )),
-            b(format!("{} built useful work", pct(build.share_pct))),
-            t(". "),
+            strong(format!("{} built useful work", pct(build.share_pct))),
+            plain(". "),
         ];
         if let Some(w) = biggest {
-            parts.push(t("The largest loss is "));
-            parts.push(b(format!(
+            parts.push(plain("The largest loss is "));
+            parts.push(strong(format!(
                 "{}: {} ({} a month)",
                 w.label,
                 pct(w.share_pct),
                 money(w.cost_per_month, cur)
             )));
-            parts.push(t(". "));
+            parts.push(plain(". "));
         }
         match r.recommendations.first() {
             Some(top) => {
-                parts.push(t("The change that buys the most: "));
-                parts.push(b(top.title.clone()));
-                parts.push(t(format!(
+                parts.push(plain("The change that buys the most: "));
+                parts.push(strong(top.title.clone()));
+                parts.push(plain(format!(
                     ", expected to save {} a month (confidence {}).",
                     range(top.saving_per_month, cur),
                     top.confidence
                 )));
             }
-            None => parts.push(t("No change with a positive expected saving was found.")),
+            None => parts.push(plain(
+                "No change with a positive expected saving was found.",
+            )),
         }
         v.push(para(parts));
     }
@@ -237,21 +242,21 @@ fn summary(r: &Report, v: &mut Vec<Block>) {
                 &format!("{}. {}", x.rank, x.title),
             ));
             v.push(para(vec![
-                b("Do:"),
-                t(format!(" {} ", x.action)),
-                b("Saves:"),
-                t(format!(
+                strong("Do:"),
+                plain(format!(" {} ", x.action)),
+                strong("Saves:"),
+                plain(format!(
                     " {} a month, {} slot-hours a month (expected; range {}–{} {cur}). ",
                     money(x.saving_per_month.mid, cur),
                     int(x.saving_slot_hours_per_month.mid),
                     int(x.saving_per_month.lo),
                     int(x.saving_per_month.hi)
                 )),
-                b("Confidence:"),
-                t(format!(" {} — {}.", x.confidence, x.confidence_basis)),
+                strong("Confidence:"),
+                plain(format!(" {} — {}.", x.confidence, x.confidence_basis)),
             ]));
             v.push(Block::List(
-                x.evidence.iter().map(|e| vec![t(e.clone())]).collect(),
+                x.evidence.iter().map(|e| vec![plain(e.clone())]).collect(),
             ));
         }
         v.push(text(
@@ -392,7 +397,7 @@ fn utilization(r: &Report, v: &mut Vec<Block>) {
             r.capacity
                 .notes
                 .iter()
-                .map(|n| vec![t(n.clone())])
+                .map(|n| vec![plain(n.clone())])
                 .collect(),
         ));
     }
@@ -469,17 +474,17 @@ fn overhead(r: &Report, v: &mut Vec<Block>) {
     match &o.fit {
         Some(fit) => {
             v.push(para(vec![
-                t(format!(
+                plain(format!(
                     "Over {} steps with a known output size ({}): ",
                     int(fit.points as f64),
                     o.sizes_from
                 )),
-                b(format!(
+                strong(format!(
                     "overhead ≈ {} + {} per MiB of output",
                     secs(fit.fixed_ms / 1000.0),
                     fmt::secs(fit.ms_per_mib / 1000.0)
                 )),
-                t(format!(
+                plain(format!(
                     ", a size-proportional throughput of {}; size explains {} of the overhead \
                      ({} of slot time), the fixed part per step the rest ({}). The median step is \
                      {} off the line.",
@@ -652,14 +657,14 @@ fn compression(r: &Report, v: &mut Vec<Block>) {
     ));
     v.push(para(match c.peak_hour_cores_current {
         Some(n) => vec![
-            t(format!("Peak-hour core count: {} needs ", c.current_codec)),
-            b(format!("{} cores", num(n, 1))),
-            t(
+            plain(format!("Peak-hour core count: {} needs ", c.current_codec)),
+            strong(format!("{} cores", num(n, 1))),
+            plain(
                 " compressing to keep up with the busiest hour's output (under the C++ runner, on \
                the queue-runner host, within its local worker slots).",
             ),
         ],
-        None => vec![t(format!(
+        None => vec![plain(format!(
             "Peak-hour core count: {} was not measured.",
             c.current_codec
         ))],
@@ -768,7 +773,7 @@ fn simulation(r: &Report, v: &mut Vec<Block>) {
     }
     if !s.verdict.is_empty() {
         v.push(Block::List(
-            s.verdict.iter().map(|x| vec![t(x.clone())]).collect(),
+            s.verdict.iter().map(|x| vec![plain(x.clone())]).collect(),
         ));
     }
 }
@@ -828,21 +833,30 @@ fn method(r: &Report, v: &mut Vec<Block>) {
     v.push(Block::List(
         m.definitions
             .iter()
-            .map(|d| vec![b(format!("{}:", d.term)), t(format!(" {}", d.meaning))])
+            .map(|d| {
+                vec![
+                    strong(format!("{}:", d.term)),
+                    plain(format!(" {}", d.meaning)),
+                ]
+            })
             .collect(),
     ));
     v.push(heading(3, "sources", "Sources"));
     v.push(Block::List(
-        m.sources.iter().map(|s| vec![t(s.clone())]).collect(),
+        m.sources.iter().map(|s| vec![plain(s.clone())]).collect(),
     ));
     v.push(heading(3, "assumptions", "Assumptions"));
-    let mut a: Vec<Vec<Inline>> = m.assumptions.iter().map(|s| vec![t(s.clone())]).collect();
-    a.push(vec![t(format!(
+    let mut a: Vec<Vec<Inline>> = m
+        .assumptions
+        .iter()
+        .map(|s| vec![plain(s.clone())])
+        .collect();
+    a.push(vec![plain(format!(
         "Dependency estimate: {}.",
         m.dependency_estimate
     ))]);
     let c = &r.costs;
-    a.push(vec![t(format!(
+    a.push(vec![plain(format!(
         "Prices ({}): machine {} a month{}; core-hour {}; storage {} per TiB-month; egress {} \
          per TiB, {} TiB a month served.",
         c.currency,
@@ -867,8 +881,8 @@ fn method(r: &Report, v: &mut Vec<Block>) {
     v.push(Block::List(a));
     v.push(heading(3, "run", "This run"));
     v.push(Block::List(vec![
-        vec![t(format!("Source: {}", r.source.origin))],
-        vec![t(format!(
+        vec![plain(format!("Source: {}", r.source.origin))],
+        vec![plain(format!(
             "Queue runner: {} ({}){}",
             r.source.runner,
             r.source.runner_basis,
@@ -877,19 +891,19 @@ fn method(r: &Report, v: &mut Vec<Block>) {
                 .map(|s| format!("; schema version {s}"))
                 .unwrap_or_default()
         ))],
-        vec![t(format!(
+        vec![plain(format!(
             "Window: {} – {} ({} days)",
             r.window.since_utc,
             r.window.until_utc,
             num(r.window.days, 2)
         ))],
-        vec![t(format!("Report format: {}", r.format_version))],
+        vec![plain(format!("Report format: {}", r.format_version))],
     ]));
     v.push(para(vec![
-        t(format!(
+        plain(format!(
             "Generated {} by hydra-bottleneck {}",
             r.generated_at, r.tool_version
         )),
-        t("."),
+        plain("."),
     ]));
 }

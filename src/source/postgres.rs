@@ -798,11 +798,11 @@ fn select_list(def: &TableDef, map: &ColumnMap, info: &SchemaInfo, omit: Omit) -
 /// three parts, `Window::step_sql_parts`; builds by `timestamp` and primary key; step outputs
 /// by primary key), never by scanning a whole table of the history on the production primary.
 pub fn queries(info: &SchemaInfo, w: &Window, omit: Omit) -> Vec<(&'static TableDef, String)> {
-    let t = |table: &str| info.schema.qualify(table);
+    let qualified = |table: &str| info.schema.qualify(table);
     let bounded = w.since.is_some() || w.until.is_some();
     let queued = format!(
         "SELECT q.id FROM {} q WHERE {}",
-        t("builds"),
+        qualified("builds"),
         w.time_sql("q.timestamp")
     );
     let parts = w.step_sql_parts("s", &queued);
@@ -810,7 +810,7 @@ pub fn queries(info: &SchemaInfo, w: &Window, omit: Omit) -> Vec<(&'static Table
     let steps_where = |what: &str, parts: &[String], glue: &str| {
         parts
             .iter()
-            .map(|p| format!("SELECT {what} FROM {} s WHERE {p}", t("buildsteps")))
+            .map(|p| format!("SELECT {what} FROM {} s WHERE {p}", qualified("buildsteps")))
             .collect::<Vec<_>>()
             .join(glue)
     };
@@ -818,7 +818,7 @@ pub fn queries(info: &SchemaInfo, w: &Window, omit: Omit) -> Vec<(&'static Table
     let steps = if bounded {
         steps_where(&step_list, &parts, " UNION ALL ")
     } else {
-        format!("SELECT {step_list} FROM {} s", t("buildsteps"))
+        format!("SELECT {step_list} FROM {} s", qualified("buildsteps"))
     };
     // Schemas before 80 named a build's jobset by (project, jobset) text columns.
     let join = if info.has("builds", "jobset_id") {
@@ -857,13 +857,17 @@ pub fn queries(info: &SchemaInfo, w: &Window, omit: Omit) -> Vec<(&'static Table
             "b",
             &["id"],
             &build_list,
-            format!("{} b LEFT JOIN {} j ON {join}", t("builds"), t("jobsets")),
+            format!(
+                "{} b LEFT JOIN {} j ON {join}",
+                qualified("builds"),
+                qualified("jobsets")
+            ),
         )
     } else {
         format!(
             "SELECT {build_list} FROM {} b LEFT JOIN {} j ON {join}",
-            t("builds"),
-            t("jobsets"),
+            qualified("builds"),
+            qualified("jobsets"),
         )
     };
     let outputs = info.has_table("buildstepoutputs").then(|| {
@@ -874,22 +878,22 @@ pub fn queries(info: &SchemaInfo, w: &Window, omit: Omit) -> Vec<(&'static Table
                 "o",
                 &["build", "stepnr"],
                 &list,
-                format!("{} o", t("buildstepoutputs")),
+                format!("{} o", qualified("buildstepoutputs")),
             )
         } else {
-            format!("SELECT {list} FROM {} o", t("buildstepoutputs"))
+            format!("SELECT {list} FROM {} o", qualified("buildstepoutputs"))
         }
     });
     let jobsets = format!(
         "SELECT {} FROM {} j",
         select_list(&JOBSETS, JOBSETS_MAP, info, omit),
-        t("jobsets")
+        qualified("jobsets")
     );
     let evals = info.has_table("jobsetevals").then(|| {
         format!(
             "SELECT {} FROM {} e WHERE {}",
             select_list(&EVALS, EVALS_MAP, info, omit),
-            t("jobsetevals"),
+            qualified("jobsetevals"),
             w.time_sql("e.timestamp")
         )
     });

@@ -503,7 +503,7 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-fn ms(n: Num) -> Option<f64> {
+fn ms_to_s(n: Num) -> Option<f64> {
     n.0.map(|v| v / 1000.0)
 }
 
@@ -548,7 +548,7 @@ fn normalise(raw: RawStatus) -> Status {
                 name,
                 runnable: q.total_runnable.0.or(q.active_runnable.0),
                 running: None,
-                wait_time_s: ms(q.wait_time_ms),
+                wait_time_s: ms_to_s(q.wait_time_ms),
                 last_active: None,
             })
             .collect();
@@ -623,14 +623,14 @@ fn normalise(raw: RawStatus) -> Status {
             .total_step_time
             .0
             .or(qr.total_step_time.0)
-            .or(ms(raw.total_step_time_ms))
-            .or(ms(qr.total_step_time_ms)),
+            .or(ms_to_s(raw.total_step_time_ms))
+            .or(ms_to_s(qr.total_step_time_ms)),
         total_step_build_time_s: raw
             .total_step_build_time
             .0
             .or(qr.total_step_build_time.0)
-            .or(ms(raw.total_step_build_time_ms))
-            .or(ms(qr.total_step_build_time_ms)),
+            .or(ms_to_s(raw.total_step_build_time_ms))
+            .or(ms_to_s(qr.total_step_build_time_ms)),
         queue_wakeups: pick(raw.nr_queue_wakeups, qr.nr_queue_wakeups),
         dispatcher_wakeups: pick(raw.nr_dispatcher_wakeups, qr.nr_dispatcher_wakeups),
         dispatch_time_ms: pick(raw.dispatch_time_ms, qr.dispatch_time_ms),
@@ -644,8 +644,10 @@ fn normalise(raw: RawStatus) -> Status {
 
 fn machine(name: String, m: RawMachine) -> MachineStatus {
     let s = m.stats.0.map(|b| *b).unwrap_or_default();
-    let n = |a: Num, b: Num| a.0.or(b.0);
-    let secs = |a: Num, b: Num, a_ms: Num, b_ms: Num| a.0.or(b.0).or(ms(a_ms)).or(ms(b_ms));
+    // The Rust runner's field (under `stats`) where the C++ runner's is absent.
+    let first = |a: Num, b: Num| a.0.or(b.0);
+    let secs =
+        |a: Num, b: Num, a_ms: Num, b_ms: Num| a.0.or(b.0).or(ms_to_s(a_ms)).or(ms_to_s(b_ms));
     let systems = if !m.system_types.0.is_empty() {
         m.system_types.0
     } else if !m.systems.0.is_empty() {
@@ -672,10 +674,10 @@ fn machine(name: String, m: RawMachine) -> MachineStatus {
         systems,
         supported_features: supported,
         mandatory_features: mandatory,
-        max_jobs: n(m.max_jobs, s.max_jobs),
-        speed_factor: n(m.speed_factor, s.speed_factor),
-        current_jobs: n(m.current_jobs, s.current_jobs),
-        steps_done: n(m.nr_steps_done, s.nr_steps_done),
+        max_jobs: first(m.max_jobs, s.max_jobs),
+        speed_factor: first(m.speed_factor, s.speed_factor),
+        current_jobs: first(m.current_jobs, s.current_jobs),
+        steps_done: first(m.nr_steps_done, s.nr_steps_done),
         total_step_time_s: secs(
             m.total_step_time,
             s.total_step_time,
@@ -700,11 +702,11 @@ fn machine(name: String, m: RawMachine) -> MachineStatus {
             m.avg_step_build_time_ms,
             s.avg_step_build_time_ms,
         ),
-        idle_since: n(m.idle_since, s.idle_since),
-        disabled_until: n(m.disabled_until, s.disabled_until),
-        last_failure: n(m.last_failure, s.last_failure),
-        consecutive_failures: n(m.consecutive_failures, s.consecutive_failures),
-        since_last_ping_s: n(m.since_last_ping, s.since_last_ping),
+        idle_since: first(m.idle_since, s.idle_since),
+        disabled_until: first(m.disabled_until, s.disabled_until),
+        last_failure: first(m.last_failure, s.last_failure),
+        consecutive_failures: first(m.consecutive_failures, s.consecutive_failures),
+        since_last_ping_s: first(m.since_last_ping, s.since_last_ping),
     }
 }
 
