@@ -233,7 +233,13 @@ fn rebuilds<'a>(
             often.push((path, group.len(), seconds));
         }
     }
-    often.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.total_cmp(&a.2)).then(a.0.cmp(b.0)));
+    // The most builds first, then the most slot time, then by path.
+    often.sort_by(|(a_path, a_builds, a_s), (b_path, b_builds, b_s)| {
+        b_builds
+            .cmp(a_builds)
+            .then(b_s.total_cmp(a_s))
+            .then(a_path.cmp(b_path))
+    });
     often.truncate(TOP);
     (rebuilt, often)
 }

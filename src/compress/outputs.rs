@@ -117,7 +117,7 @@ pub fn pick(ds: &Dataset, n: usize) -> Result<Vec<(String, i64)>> {
         }
     }
     let mut all: Vec<(String, i64)> = chosen.into_values().map(|(p, s, _)| (p, s)).collect();
-    all.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    all.sort_by(|(a_path, a_size), (b_path, b_size)| (a_size, a_path).cmp(&(b_size, b_path)));
     all.dedup_by(|a, b| a.0 == b.0);
     Ok(spread(all, n))
 }

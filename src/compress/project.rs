@@ -171,7 +171,7 @@ pub fn volume(ds: &Dataset) -> Result<Volume> {
     let days = span_s / 86_400.0;
     let (peak_hour, peak_hour_bytes) = per_hour
         .iter()
-        .max_by(|a, b| a.1.total_cmp(b.1))
+        .max_by(|(_, a_bytes), (_, b_bytes)| a_bytes.total_cmp(b_bytes))
         .map(|(h, v)| (*h, *v))
         .unwrap_or((0, 0.0));
     Ok(Volume {

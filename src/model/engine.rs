@@ -83,6 +83,18 @@ pub struct Stages {
     pub dispatch_loss_ms: f64,
 }
 
+/// An event in the heap (reversed there: the smallest first): the earliest `at_ms`, and among
+/// events of one instant the one scheduled first (`seq`, unique), so a run never depends on how
+/// the heap breaks ties.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
+    at_ms: u64,
+    seq: u64,
+    ev: Ev,
+    /// The task, or the machine for [`Ev::Enable`].
+    target: u32,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     /// Dependencies done and released: runnable.
@@ -105,7 +117,7 @@ struct Sim<'a> {
     cfg: &'a Config,
     now: u64,
     seq: u64,
-    events: BinaryHeap<Reverse<(u64, u64, Ev, u32)>>,
+    events: BinaryHeap<Reverse<Due>>,
     pending: Vec<u32>,
     ready_at: Vec<u64>,
     release: Vec<u64>,
@@ -253,14 +265,24 @@ impl<'a> Sim<'a> {
 
     fn schedule(&mut self, at: u64, ev: Ev, idx: u32) {
         self.seq += 1;
-        self.events
-            .push(Reverse((at.max(self.now), self.seq, ev, idx)));
+        self.events.push(Reverse(Due {
+            at_ms: at.max(self.now),
+            seq: self.seq,
+            ev,
+            target: idx,
+        }));
     }
 
     fn run(mut self) -> Result<Run> {
         // Slots idle with runnable work for them, from the last instant to the next.
         let mut loss_slots = 0u32;
-        while let Some(Reverse((t, _, ev, idx))) = self.events.pop() {
+        while let Some(Reverse(Due {
+            at_ms: t,
+            ev,
+            target: idx,
+            ..
+        })) = self.events.pop()
+        {
             self.run.stages.dispatch_loss_ms += f64::from(loss_slots) * (t - self.now) as f64;
             loss_slots = 0;
             self.now = t;
@@ -272,7 +294,11 @@ impl<'a> Sim<'a> {
                 Ev::Enable => self.queue.refresh(idx as usize, self.now),
             }
             // Dispatch once all events of this instant are in.
-            if self.events.peek().is_none_or(|Reverse(e)| e.0 > t) {
+            if self
+                .events
+                .peek()
+                .is_none_or(|Reverse(next)| next.at_ms > t)
+            {
                 self.dispatch();
                 loss_slots = self.idle_with_work();
             }

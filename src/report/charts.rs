@@ -668,7 +668,7 @@ fn codecs<DB: DrawingBackend>(
         .filter(|k| k.pareto)
         .map(|k| (k.compress_mb_s_core, k.ratio_pct))
         .collect();
-    front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    front.sort_by(|(a_speed, _), (b_speed, _)| a_speed.total_cmp(b_speed));
     chart
         .draw_series(LineSeries::new(front, OKABE_ITO[5].stroke_width(2)))?
         .label("Pareto frontier (ratio, compression CPU, decompression speed)")

@@ -187,7 +187,7 @@ type Counter = (
 /// Summarises a series. `file` supplies maxJobs the runner does not report (C++ runner).
 pub fn summarise(series: &Series, file: Option<&[BuildMachine]>) -> SeriesSummary {
     let mut ordered: Vec<(f64, &Status)> = series.samples.iter().map(|(t, s)| (*t, s)).collect();
-    ordered.sort_by(|a, b| a.0.total_cmp(&b.0));
+    ordered.sort_by(|(a_time, _), (b_time, _)| a_time.total_cmp(b_time));
     let first = ordered.first().map(|s| s.0);
     let last = ordered.last().map(|s| s.0);
 

@@ -269,6 +269,16 @@ impl GeneratedMachine {
     }
 }
 
+/// An event in the heap (reversed there: the smallest first): the earliest `at_ms`, and among
+/// events of one instant the one scheduled first (`seq`, unique), so the sample never depends on
+/// how the heap breaks ties.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
+    at_ms: u64,
+    seq: u64,
+    ev: Ev,
+}
+
 /// What happens at an instant; the `u32` is an evaluation, build, step row or derivation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Ev {
@@ -307,7 +317,7 @@ pub(super) struct Sim {
     /// What happens on the machines (durations, outcomes): a stream of its own.
     pub exec: ChaCha8Rng,
     pub now: u64,
-    events: BinaryHeap<Reverse<(u64, u64, Ev)>>,
+    events: BinaryHeap<Reverse<Due>>,
     seq: u64,
     pub machines: Vec<GeneratedMachine>,
     /// Runnable steps, queued as (derivation, version), and machine slots: the C++ runner's
@@ -379,12 +389,16 @@ impl Sim {
 
     pub(super) fn schedule(&mut self, at: u64, ev: Ev) {
         self.seq += 1;
-        self.events.push(Reverse((at, self.seq, ev)));
+        self.events.push(Reverse(Due {
+            at_ms: at,
+            seq: self.seq,
+            ev,
+        }));
     }
 
     /// Runs every event before the end of the week.
     pub(super) fn run(&mut self) {
-        while let Some(Reverse((t, _, ev))) = self.events.pop() {
+        while let Some(Reverse(Due { at_ms: t, ev, .. })) = self.events.pop() {
             if t >= WEEK_MS {
                 break;
             }
