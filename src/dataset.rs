@@ -817,3 +817,20 @@ impl TableBuilder {
         DataFrame::new(height, columns).map_err(|e| self.error(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_with_a_column_set_twice_is_an_error_not_a_panic() {
+        for batch in [1, 4] {
+            let mut t = TableBuilder::new(&JOBSETS, batch);
+            t.i32(0, Some(1));
+            t.i32(0, Some(2));
+            t.end_row();
+            let err = t.finish().unwrap_err().to_string();
+            assert!(err.starts_with("building table jobsets: "), "{err}");
+        }
+    }
+}
