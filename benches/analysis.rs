@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hydra_bottleneck::analysis::{Options, analyze};
-use hydra_bottleneck::source::sample::{SampleSpec, generate};
+use hydra_bottleneck::sample::{SampleSpec, generate};
 
 fn analytics(c: &mut Criterion) {
     let scale: f64 = std::env::var("HB_BENCH_SCALE")

@@ -10,7 +10,7 @@ use hydra_bottleneck::model::workload::{DepsFrom, from_dataset};
 use hydra_bottleneck::model::{
     Codec, CompressOn, Config, MachineSort, NOISE_SIGMA, StepSort, simulate,
 };
-use hydra_bottleneck::source::sample::{SampleSpec, generate, local_worker_slots};
+use hydra_bottleneck::sample::{SampleSpec, generate, local_worker_slots};
 
 fn model(c: &mut Criterion) {
     let scale: f64 = std::env::var("HB_BENCH_SCALE")

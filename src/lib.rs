@@ -28,6 +28,7 @@ pub mod query;
 pub mod readfile;
 pub mod redact;
 pub mod report;
+pub mod sample;
 pub mod source;
 pub mod status;
 pub mod strings;

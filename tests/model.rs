@@ -14,7 +14,7 @@ use hydra_bottleneck::model::{
     self, Codec, CompressOn, Config, Machine, MachineSort, StepSort, Task, Workload, calibrate,
     scenario, simulate,
 };
-use hydra_bottleneck::source::{SampleSpec, sample};
+use hydra_bottleneck::sample::{self, SampleSpec};
 use support::bin::{Hb, hb};
 
 fn sample_ds() -> &'static Dataset {

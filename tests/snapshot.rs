@@ -6,7 +6,8 @@ use support::*;
 
 use std::path::{Path, PathBuf};
 
-use hydra_bottleneck::source::{self, SampleSpec, snapshot};
+use hydra_bottleneck::sample::{self, SampleSpec};
+use hydra_bottleneck::source::{self, snapshot};
 
 const SCALE: &str = "0.1";
 
@@ -35,7 +36,7 @@ fn the_sample_roundtrips_through_a_snapshot() {
     let dir = sample_snapshot(root.path());
     let back = snapshot::read(&dir).unwrap();
     let generated = source::normalize(
-        source::sample::generate(&SampleSpec {
+        sample::generate(&SampleSpec {
             scale: 0.1,
             ..SampleSpec::default()
         })

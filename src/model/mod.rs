@@ -287,7 +287,7 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
                 _ => 1.0,
             };
             (
-                crate::source::sample::local_worker_slots(scale),
+                crate::sample::local_worker_slots(scale),
                 "the sample generator's configuration".to_string(),
             )
         }

@@ -2,6 +2,12 @@
 //! simulating the farm, so that every timestamp comes out of a schedule that could have
 //! happened and the generator knows the truth behind it.
 //!
+//! It is a peer of [`crate::model`], not a data source: both run the queue runner's rules in
+//! [`crate::dispatch`]; the generator writes the history a farm under those rules would have
+//! left (and the truth behind it), the model replays a history under a configuration.
+//! [`crate::source::load`] calls [`generate`] when no database or snapshot is given, so every
+//! command reads the sample through the same door as real data.
+//!
 //! # The model
 //!
 //! 1. **Evaluations** (`workload`). Pushes to each jobset's inputs arrive as a Poisson process
