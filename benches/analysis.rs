@@ -18,10 +18,7 @@ fn analytics(c: &mut Criterion) {
         ..SampleSpec::default()
     })
     .unwrap();
-    let machines = ds
-        .machines
-        .as_deref()
-        .map(|t| hydra_bottleneck::nix::machines::parse(t).unwrap());
+    let machines = ds.machines.as_ref().map(|b| b.machines.clone());
     let opts = Options {
         machines,
         ..Options::default()

@@ -22,7 +22,7 @@ fn model(c: &mut Criterion) {
         ..SampleSpec::default()
     })
     .unwrap();
-    let machines = hydra_bottleneck::nix::machines::parse(ds.machines.as_deref().unwrap()).unwrap();
+    let machines = ds.machines.as_ref().unwrap().machines.clone();
     let xz = Codec::reference("xz-6").unwrap();
     let w = from_dataset(&ds, Some(&machines), DepsFrom::Best, xz.clone()).unwrap();
     let cfg = Config {

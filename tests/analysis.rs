@@ -83,6 +83,7 @@ fn dataset(steps: &[S], builds: &[B], window: Window) -> Dataset {
             runner: Runner::Cpp,
             runner_basis: "test".into(),
             window_note: None,
+            queue_runner: None,
             window,
         },
         steps: t.finish(),
@@ -514,7 +515,7 @@ fn findings_on_the_sample_against_its_ground_truth() {
         ..SampleSpec::default()
     })
     .unwrap();
-    let machines = hydra_bottleneck::nix::machines::parse(ds.machines.as_deref().unwrap()).unwrap();
+    let machines = ds.machines.as_ref().unwrap().machines.clone();
     let f = analyze(
         &ds,
         &Options {

@@ -243,7 +243,7 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
     use crate::dataset::Runner;
     let machines = match (&opts.machines, &ds.machines) {
         (Some(m), _) => Some(m.clone()),
-        (None, Some(text)) => Some(crate::nix::machines::parse(text)?),
+        (None, Some(bundled)) => Some(bundled.machines.clone()),
         (None, None) => None,
     };
     // The history's configuration, by runner (docs/hydra.md §3): the C++ runner compressed with
@@ -275,23 +275,13 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         None => workload::DepsFrom::Best,
     };
     let w = workload::from_dataset(ds, machines.as_deref(), deps, history_codec.clone())?;
-    let (local_workers, local_workers_from) = match (opts.local_workers, &ds.meta.origin) {
+    let (local_workers, local_workers_from) = match (opts.local_workers, &ds.meta.queue_runner) {
         (Some(n), _) => (n, "given with --local-workers".to_string()),
-        (None, o) if o.is_sample() => {
-            let scale = match o {
-                crate::dataset::Origin::Sample { scale, .. } => *scale,
-                crate::dataset::Origin::Snapshot { from, .. } => match from.as_ref() {
-                    crate::dataset::Origin::Sample { scale, .. } => *scale,
-                    _ => 1.0,
-                },
-                _ => 1.0,
-            };
-            (
-                crate::sample::local_worker_slots(scale),
-                "the sample generator's configuration".to_string(),
-            )
-        }
-        (None, _) => (
+        (None, Some(q)) => (
+            q.local_workers,
+            "the sample generator's configuration".to_string(),
+        ),
+        (None, None) => (
             DEFAULT_LOCAL_WORKERS,
             format!(
                 "assumed {DEFAULT_LOCAL_WORKERS} (hydra.nixos.org's old host); give --local-workers"

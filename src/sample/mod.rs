@@ -105,7 +105,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use crate::dataset::{Dataset, DatasetMeta, Origin, Runner, Truth};
+use crate::dataset::{
+    BundledMachines, Dataset, DatasetMeta, Origin, QueueRunnerConfig, Runner, Truth,
+};
 use crate::error::{Error, Result};
 use crate::window::Window;
 
@@ -211,6 +213,9 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
                 until: Some(WEEK_START_S + (WEEK_MS / 1000) as i64),
             },
             window_note: None,
+            queue_runner: Some(QueueRunnerConfig {
+                local_workers: local_worker_slots(spec.scale),
+            }),
         },
         steps: f.steps,
         builds: f.builds,
@@ -221,7 +226,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
             deps: f.truth_deps,
             steps: f.truth_steps,
         }),
-        machines: Some(machines),
+        machines: Some(BundledMachines::parse(machines)?),
     })
 }
 
@@ -318,8 +323,9 @@ mod tests {
     /// maxJobs and system of every machine, from the machines file.
     fn machines(ds: &Dataset) -> HashMap<String, (i64, String)> {
         ds.machines
-            .as_deref()
+            .as_ref()
             .unwrap()
+            .text
             .lines()
             .filter(|l| !l.starts_with('#'))
             .map(|l| {
@@ -968,7 +974,7 @@ mod tests {
     #[test]
     fn the_machines_file_describes_the_farm() {
         let ds = week();
-        let text = ds.machines.as_deref().unwrap();
+        let text = &ds.machines.as_ref().unwrap().text;
         let ms = machines(ds);
         assert!((25..=35).contains(&ms.len()), "{} machines", ms.len());
         let jobs: Vec<i64> = ms.values().map(|v| v.0).collect();
