@@ -39,10 +39,15 @@ pub(super) fn machines_or_bundled(
     given: Option<&Path>,
     ds: &mut Dataset,
 ) -> Result<Option<Vec<BuildMachine>>> {
-    match given {
-        Some(_) => machines_file(given),
-        None => Ok(ds.machines.take().map(|bundled| bundled.machines)),
-    }
+    Ok(given_or_bundled(machines_file(given)?, ds))
+}
+
+/// The machines given, else the ones that came with the data (taken out of `ds`).
+pub(super) fn given_or_bundled(
+    given: Option<Vec<BuildMachine>>,
+    ds: &mut Dataset,
+) -> Option<Vec<BuildMachine>> {
+    given.or_else(|| ds.machines.take().map(|bundled| bundled.machines))
 }
 
 /// The cost file at `given`, else the documented defaults.
