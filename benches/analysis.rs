@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hydra_bottleneck::analysis::{Options, analyze};
-use hydra_bottleneck::source::sample::{SampleSpec, generate};
+use hydra_bottleneck::sample::{SampleSpec, generate};
 
 fn analytics(c: &mut Criterion) {
     let scale: f64 = std::env::var("HB_BENCH_SCALE")
@@ -21,10 +21,7 @@ fn analytics(c: &mut Criterion) {
         ..SampleSpec::default()
     })
     .unwrap();
-    let machines = ds
-        .machines
-        .as_deref()
-        .map(|t| hydra_bottleneck::nix::machines::parse(t).unwrap());
+    let machines = ds.machines.as_ref().map(|b| b.machines.clone());
     let opts = Options {
         machines,
         ..Options::default()

@@ -14,9 +14,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::{StreamExt, pin_mut};
 use hydra_bottleneck::dataset::STEPS;
 use hydra_bottleneck::progress::Progress;
+use hydra_bottleneck::sample::{SampleSpec, generate};
 use hydra_bottleneck::source::into::{Ddl, load_into};
 use hydra_bottleneck::source::postgres::{connect, copy_frame, inspect, queries};
-use hydra_bottleneck::source::sample::{SampleSpec, generate};
 use hydra_bottleneck::window::Window;
 
 #[path = "../tests/support/pg.rs"]

@@ -13,7 +13,7 @@ use hydra_bottleneck::model::workload::{DepsFrom, from_dataset};
 use hydra_bottleneck::model::{
     Codec, CompressOn, Config, MachineSort, NOISE_SIGMA, StepSort, simulate,
 };
-use hydra_bottleneck::source::sample::{SampleSpec, generate, local_worker_slots};
+use hydra_bottleneck::sample::{SampleSpec, generate, local_worker_slots};
 
 fn model(c: &mut Criterion) {
     let scale: f64 = std::env::var("HB_BENCH_SCALE")
@@ -25,7 +25,7 @@ fn model(c: &mut Criterion) {
         ..SampleSpec::default()
     })
     .unwrap();
-    let machines = hydra_bottleneck::nix::machines::parse(ds.machines.as_deref().unwrap()).unwrap();
+    let machines = ds.machines.as_ref().unwrap().machines.clone();
     let xz = Codec::reference("xz-6").unwrap();
     let w = from_dataset(&ds, Some(&machines), DepsFrom::Best, xz.clone()).unwrap();
     let cfg = Config {

@@ -14,7 +14,8 @@ use hydra_bottleneck::analysis::table::Finding;
 use hydra_bottleneck::app::{self, Context, Format, Printer, Render};
 use hydra_bottleneck::dataset::Runner;
 use hydra_bottleneck::progress::Progress;
-use hydra_bottleneck::source::{Preset, SampleSpec, SourceSpec};
+use hydra_bottleneck::sample::{Preset, SampleSpec};
+use hydra_bottleneck::source::SourceSpec;
 use hydra_bottleneck::window::{TimeSpec, WindowSpec};
 
 #[derive(Parser, Debug)]

@@ -526,6 +526,35 @@ pub struct DatasetMeta {
     /// Set when the window asked for reached beyond the data: what was asked, what is measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_note: Option<String>,
+    /// The queue runner's configuration, where the data states it: the sample generator records
+    /// the one it simulated. A Hydra database does not hold it; the model then assumes values
+    /// and says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_runner: Option<QueueRunnerConfig>,
+}
+
+/// What of the queue runner's configuration a dataset can carry beside its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRunnerConfig {
+    /// Local worker slots on the queue-runner host (the C++ runner's `--max-local-workers`
+    /// analogue the sample models): what receiving and compressing outputs queue for.
+    pub local_workers: u32,
+}
+
+/// The machines file that came with the data: its text (what a snapshot writes back) and its
+/// machines, parsed once when the data is loaded so that no command parses it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BundledMachines {
+    pub text: String,
+    pub machines: Vec<crate::nix::BuildMachine>,
+}
+
+impl BundledMachines {
+    /// Parses `text`; a file that does not parse is an error of the data it came with.
+    pub fn parse(text: String) -> crate::Result<BundledMachines> {
+        let machines = crate::nix::machines::parse(&text)?;
+        Ok(BundledMachines { text, machines })
+    }
 }
 
 /// Everything one analysis run reads.
@@ -540,7 +569,7 @@ pub struct Dataset {
     /// Ground truth, present only for the built-in sample (and snapshots of it).
     pub truth: Option<Truth>,
     /// The machines file (`/etc/nix/machines` format) that came with the data, if any.
-    pub machines: Option<String>,
+    pub machines: Option<BundledMachines>,
 }
 
 #[derive(Debug, Clone)]

@@ -2,12 +2,13 @@
 //! from Hydra's PostgreSQL database (or an offline snapshot, or a built-in sample), and answers
 //! where builder capacity is lost and what each fix would save.
 //!
-//! The stages, each in its own module: `source` (reading), `dataset` (the frames every stage
-//! shares), `window` (which rows), `analysis` (findings), `dispatch` (the queue runner's rules,
-//! shared by the sample generator and the `model`), `compress` (codecs), `report` (the
-//! cost-reduction report), and the commands as functions in `app`. The command line itself is
-//! the binary's (src/cli.rs): nothing here knows clap. `nix` holds Nix's formats (NAR, narinfo,
-//! binary caches, the machines file); `interval` the figures model and report share.
+//! The stages, each in its own module: `source` reads (PostgreSQL, snapshots) into a `dataset`
+//! (the frames every stage shares) filtered by one `window` rule; `sample` generates a farm's
+//! history and `model` replays one, both on the queue runner's rules in `dispatch`; `analysis`
+//! computes findings, `compress` measures codecs on Nix's formats (`nix`), `status` reads the
+//! runner's own documents, and `report` writes the cost-reduction report. The commands are
+//! functions in `app`; the command line itself is the binary's (src/cli.rs), so nothing here
+//! knows clap. ARCHITECTURE.md draws the pipeline and says where each kind of change goes.
 
 pub mod alloc;
 pub mod analysis;
@@ -28,6 +29,7 @@ pub mod query;
 pub mod readfile;
 pub mod redact;
 pub mod report;
+pub mod sample;
 pub mod source;
 pub mod status;
 pub mod strings;

@@ -86,6 +86,7 @@ fn dataset(steps: &[S], builds: &[B], window: Window) -> Dataset {
             runner: Runner::Cpp,
             runner_basis: "test".into(),
             window_note: None,
+            queue_runner: None,
             window,
         },
         steps: t.finish().unwrap(),
@@ -511,13 +512,13 @@ fn the_dependency_estimate_follows_the_gap_rule() {
 #[test]
 fn findings_on_the_sample_against_its_ground_truth() {
     use hydra_bottleneck::analysis::{Options, analyze};
-    use hydra_bottleneck::source::sample::{SampleSpec, generate};
+    use hydra_bottleneck::sample::{SampleSpec, generate};
     let ds = generate(&SampleSpec {
         scale: 0.3,
         ..SampleSpec::default()
     })
     .unwrap();
-    let machines = hydra_bottleneck::nix::machines::parse(ds.machines.as_deref().unwrap()).unwrap();
+    let machines = ds.machines.as_ref().unwrap().machines.clone();
     let f = analyze(
         &ds,
         &Options {
@@ -609,8 +610,8 @@ fn measured_codec_speeds_are_set_beside_the_overhead_fit() {
 #[test]
 fn the_dependency_estimate_does_not_depend_on_row_order() {
     use hydra_bottleneck::analysis::deps::estimate;
+    use hydra_bottleneck::sample::{SampleSpec, generate};
     use hydra_bottleneck::source::normalize;
-    use hydra_bottleneck::source::sample::{SampleSpec, generate};
     let ds = normalize(
         generate(&SampleSpec {
             scale: 0.05,

@@ -567,6 +567,7 @@ fn snapshot_with_output(dir: &Path, out_path: &str, size: i64) -> std::path::Pat
             runner: Runner::Cpp,
             runner_basis: "test".into(),
             window_note: None,
+            queue_runner: None,
             window: hydra_bottleneck::window::Window {
                 since: Some(0),
                 until: Some(86_400),

@@ -17,7 +17,7 @@ use hydra_bottleneck::model::{
     self, Codec, CompressOn, Config, FarmMachine, MachineSort, StepSort, Task, Workload, calibrate,
     scenario, simulate,
 };
-use hydra_bottleneck::source::{SampleSpec, sample};
+use hydra_bottleneck::sample::{self, SampleSpec};
 use support::bin::{Hb, hb};
 
 fn sample_ds() -> &'static Dataset {
@@ -29,9 +29,12 @@ fn sample_workload() -> &'static Workload {
     static W: OnceLock<Workload> = OnceLock::new();
     W.get_or_init(|| {
         let ds = sample_ds();
-        let machines =
-            hydra_bottleneck::nix::machines::parse(ds.machines.as_deref().expect("machines file"))
-                .expect("machines");
+        let machines = ds
+            .machines
+            .as_ref()
+            .expect("machines file")
+            .machines
+            .clone();
         model::workload::from_dataset(
             ds,
             Some(&machines),
@@ -814,8 +817,7 @@ fn a_report_simulation_over_a_long_history_replays_its_latest_whole_days() {
         "{note}"
     );
     // Every task of the cut history still simulates.
-    let machines =
-        hydra_bottleneck::nix::machines::parse(kept.machines.as_deref().unwrap()).unwrap();
+    let machines = kept.machines.as_ref().unwrap().machines.clone();
     let w = model::workload::from_dataset(
         &kept,
         Some(&machines),

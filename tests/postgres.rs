@@ -8,7 +8,8 @@ mod support;
 use support::*;
 
 use hydra_bottleneck::dataset::{Dataset, Runner};
-use hydra_bottleneck::source::{self, ReadOptions, SampleSpec, SourceSpec};
+use hydra_bottleneck::sample::SampleSpec;
+use hydra_bottleneck::source::{self, ReadOptions, SourceSpec};
 use hydra_bottleneck::window::{TimeSpec, WindowSpec};
 use support::pg::{ADMIN_PASSWORD, READER_PASSWORD};
 
@@ -56,7 +57,8 @@ fn sample_into_postgres_then_snapshot_gives_back_the_generators_frames() {
     assert_eq!(manifest["origin"]["kind"], "postgres");
 
     let from_snapshot = source::snapshot::read(&snap).unwrap();
-    let generated = source::normalize(source::sample::generate(&spec()).unwrap()).unwrap();
+    let generated =
+        source::normalize(hydra_bottleneck::sample::generate(&spec()).unwrap()).unwrap();
     assert!(generated.steps.height() > 10_000);
     assert_frames_equal(&from_snapshot, &generated);
     assert_eq!(from_snapshot.meta.runner, Runner::Cpp);
@@ -83,7 +85,8 @@ fn schema_87_is_read_and_the_runner_is_detected_from_it() {
     assert_eq!(ds.meta.schema_version, Some(87));
     assert_eq!(ds.meta.runner, Runner::Rust);
     assert!(ds.meta.runner_basis.contains("87"));
-    let generated = source::normalize(source::sample::generate(&spec()).unwrap()).unwrap();
+    let generated =
+        source::normalize(hydra_bottleneck::sample::generate(&spec()).unwrap()).unwrap();
     assert_frames_equal(&ds, &generated);
     // --runner overrides detection and says so.
     let opts = ReadOptions {
@@ -117,7 +120,7 @@ fn an_older_schema_without_newer_columns_reads_them_as_nulls() {
 fn the_window_selects_the_same_rows_in_sql_as_over_frames() {
     let pg = TestPg::start();
     let db = load_sample(&pg, &SCALE.to_string(), "87");
-    let generated = source::sample::generate(&spec()).unwrap();
+    let generated = hydra_bottleneck::sample::generate(&spec()).unwrap();
     let start = generated.meta.window.since.unwrap();
     let window = WindowSpec {
         since: Some(TimeSpec::At(start + 2 * 86_400)),

@@ -9,7 +9,8 @@ use support::*;
 
 use std::path::{Path, PathBuf};
 
-use hydra_bottleneck::source::{self, SampleSpec, snapshot};
+use hydra_bottleneck::sample::{self, SampleSpec};
+use hydra_bottleneck::source::{self, snapshot};
 
 const SCALE: &str = "0.1";
 
@@ -38,7 +39,7 @@ fn the_sample_roundtrips_through_a_snapshot() {
     let dir = sample_snapshot(root.path());
     let back = snapshot::read(&dir).unwrap();
     let generated = source::normalize(
-        source::sample::generate(&SampleSpec {
+        sample::generate(&SampleSpec {
             scale: 0.1,
             ..SampleSpec::default()
         })
@@ -54,6 +55,9 @@ fn the_sample_roundtrips_through_a_snapshot() {
     }
     assert_eq!(back.machines, generated.machines);
     assert!(back.meta.origin.is_sample());
+    // The generator's queue-runner configuration travels with the data, resolved once.
+    assert!(generated.meta.queue_runner.is_some());
+    assert_eq!(back.meta.queue_runner, generated.meta.queue_runner);
     // Steps are partitioned by day: a week gives at least seven files.
     let m = snapshot::read_manifest(&dir).unwrap();
     assert!(m.tables["steps"].files.len() >= 7);
@@ -141,6 +145,30 @@ fn broken(damage: impl FnOnce(&Path), needle: &str) {
     let o = copy_snapshot(&dir, &out);
     assert_one_line_error(&o, needle);
     assert!(!out.exists());
+}
+
+#[test]
+fn a_sample_snapshot_from_before_the_recorded_configuration_still_carries_it() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot(root.path());
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let recorded = m.as_object_mut().unwrap().remove("queue_runner");
+    assert!(recorded.is_some(), "the manifest records the configuration");
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let back = snapshot::read(&dir).unwrap();
+    assert_eq!(
+        back.meta.queue_runner.map(|q| q.local_workers),
+        Some(sample::local_worker_slots(0.1))
+    );
+}
+
+#[test]
+fn a_machines_file_that_does_not_parse_is_named_at_load() {
+    broken(
+        |dir| std::fs::write(dir.join("machines"), "ssh://b x86_64-linux - many\n").unwrap(),
+        "machines file, line 1: maxJobs `many`",
+    );
 }
 
 #[test]

@@ -33,21 +33,21 @@ pub(super) fn machines_file(given: Option<&Path>) -> Result<Option<Vec<BuildMach
     given.map(crate::nix::machines::read).transpose()
 }
 
-/// The machines file at `given`; else the one that came with the data (taken out of `ds`: it is
-/// parsed here once); else none, and slots are inferred from the history.
+/// The machines file at `given`; else the one that came with the data (taken out of `ds`,
+/// parsed when the data was loaded); else none, and slots are inferred from the history.
 pub(super) fn machines_or_bundled(
     given: Option<&Path>,
     ds: &mut Dataset,
 ) -> Result<Option<Vec<BuildMachine>>> {
-    match given {
-        Some(_) => machines_file(given),
-        None => ds
-            .machines
-            .take()
-            .map(|text| crate::nix::machines::parse(&text))
-            .transpose()
-            .map_err(|e| Error::Invalid(format!("the machines file that came with the data: {e}"))),
-    }
+    Ok(given_or_bundled(machines_file(given)?, ds))
+}
+
+/// The machines given, else the ones that came with the data (taken out of `ds`).
+pub(super) fn given_or_bundled(
+    given: Option<Vec<BuildMachine>>,
+    ds: &mut Dataset,
+) -> Option<Vec<BuildMachine>> {
+    given.or_else(|| ds.machines.take().map(|bundled| bundled.machines))
 }
 
 /// The cost file at `given`, else the documented defaults.

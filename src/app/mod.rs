@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use crate::dataset::Runner;
 use crate::progress::Progress;
-use crate::source::{ReadOptions, SampleSpec, SourceSpec};
+use crate::sample::SampleSpec;
+use crate::source::{ReadOptions, SourceSpec};
 use crate::window::WindowSpec;
 
 pub use render::{Format, Printer, Render};

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use super::render::{Printer, Render};
 use super::{Context, inputs};
 use crate::error::Result;
+use crate::sample::{self, SampleSpec};
 use crate::source::into::{Ddl, LoadSummary};
 use crate::source::snapshot::{self, Manifest};
-use crate::source::{SampleSpec, sample};
 
 /// Where the sample goes.
 #[derive(Debug, Clone)]

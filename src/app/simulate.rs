@@ -59,7 +59,7 @@ pub fn run(ctx: &Context<'_>, opts: &SimulateOptions) -> Result<Summary> {
         .iter()
         .map(|p| model::scenario::read(p))
         .collect::<Result<Vec<_>>>()?;
-    let machines = inputs::machines_file(opts.machines.as_deref())?;
+    let given = inputs::machines_file(opts.machines.as_deref())?;
     let codecs = match &opts.compression {
         Some(p) => inputs::model_codecs(
             &inputs::saved_codecs(p)?,
@@ -77,9 +77,9 @@ pub fn run(ctx: &Context<'_>, opts: &SimulateOptions) -> Result<Summary> {
         None => None,
     };
     ctx.note_if_sample("simulating the built-in sample workload");
-    let ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
+    let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
+    let machines = inputs::given_or_bundled(given, &mut ds);
     let stage = ctx.progress.stage("simulating");
-    // Without a machines file given, the model takes the one that came with the data.
     let summary = model::run(
         &ds,
         &model::Options {

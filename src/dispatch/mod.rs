@@ -31,5 +31,5 @@ pub use machine::{MachineKey, MachineSort};
 pub use queue::Dispatcher;
 pub use semaphore::FifoSemaphore;
 pub use share::JobsetShares;
-pub use status::BuildStatus;
+pub use status::{BuildStatus, StepState};
 pub use step::{AnyStepKey, CppStepKey, StepFacts, StepKey, StepSort};

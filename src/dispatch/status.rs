@@ -132,6 +132,37 @@ impl BuildStatus {
     }
 }
 
+/// What a running step is doing, as the C++ runner stores it in `BuildSteps.busy` while the
+/// step runs (0 once it ended): NixOS/hydra src/hydra-queue-runner/state.hh, enum `StepState`
+/// (a9581bcd), set by `buildRemote` in build-remote.cc through `updateStep`. The wait for a
+/// machine's send lock happens inside `sendInputs`, after `updateStep(ssSendingInputs)`, so a
+/// step waiting for the lock reads as sending inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepState {
+    Preparing,
+    Connecting,
+    SendingInputs,
+    Building,
+    WaitingForLocalSlot,
+    ReceivingOutputs,
+    PostProcessing,
+}
+
+impl StepState {
+    /// The value stored in `BuildSteps.busy`.
+    pub fn code(self) -> i32 {
+        match self {
+            StepState::Preparing => 1,
+            StepState::Connecting => 10,
+            StepState::SendingInputs => 20,
+            StepState::Building => 30,
+            StepState::WaitingForLocalSlot => 35,
+            StepState::ReceivingOutputs => 40,
+            StepState::PostProcessing => 50,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +188,23 @@ mod tests {
         assert_eq!(NotDeterministic.for_build(false), NotDeterministic);
         assert!(Failed.cached_in_failed_paths() && NotDeterministic.cached_in_failed_paths());
         assert!(!TimedOut.cached_in_failed_paths() && !Aborted.cached_in_failed_paths());
+    }
+
+    #[test]
+    fn step_states_store_upstreams_busy_values() {
+        use StepState::*;
+        let codes: Vec<i32> = [
+            Preparing,
+            Connecting,
+            SendingInputs,
+            Building,
+            WaitingForLocalSlot,
+            ReceivingOutputs,
+            PostProcessing,
+        ]
+        .iter()
+        .map(|s| s.code())
+        .collect();
+        assert_eq!(codes, [1, 10, 20, 30, 35, 40, 50]);
     }
 }

@@ -120,7 +120,8 @@ pub const DEFAULT_LOCAL_WORKERS: u32 = 30;
 /// What `simulate` is asked.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The machines file; else the one that came with the data, else inferred.
+    /// The build machines (the caller decides between a given file and the one that came with
+    /// the data); without them, slots are inferred from the history.
     pub machines: Option<Vec<crate::nix::BuildMachine>>,
     pub scenarios: Vec<scenario::Scenario>,
     /// Seeds per configuration (each a run with its own build-time noise).
@@ -241,11 +242,7 @@ pub fn latest_days(
 /// Builds the workload, calibrates, and runs the baseline and every scenario.
 pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summary> {
     use crate::dataset::Runner;
-    let machines = match (&opts.machines, &ds.machines) {
-        (Some(m), _) => Some(m.clone()),
-        (None, Some(text)) => Some(crate::nix::machines::parse(text)?),
-        (None, None) => None,
-    };
+    let machines = opts.machines.clone();
     // The history's configuration, by runner (docs/hydra.md §3): the C++ runner compressed with
     // xz-6 on the queue-runner host behind a send lock; the Rust runner on hydra.nixos.org
     // compresses zstd-19 on the builders and orders by critical path.
@@ -275,23 +272,13 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         None => workload::DepsFrom::Best,
     };
     let w = workload::from_dataset(ds, machines.as_deref(), deps, history_codec.clone())?;
-    let (local_workers, local_workers_from) = match (opts.local_workers, &ds.meta.origin) {
+    let (local_workers, local_workers_from) = match (opts.local_workers, &ds.meta.queue_runner) {
         (Some(n), _) => (n, "given with --local-workers".to_string()),
-        (None, o) if o.is_sample() => {
-            let scale = match o {
-                crate::dataset::Origin::Sample { scale, .. } => *scale,
-                crate::dataset::Origin::Snapshot { from, .. } => match from.as_ref() {
-                    crate::dataset::Origin::Sample { scale, .. } => *scale,
-                    _ => 1.0,
-                },
-                _ => 1.0,
-            };
-            (
-                crate::source::sample::local_worker_slots(scale),
-                "the sample generator's configuration".to_string(),
-            )
-        }
-        (None, _) => (
+        (None, Some(q)) => (
+            q.local_workers,
+            "the sample generator's configuration".to_string(),
+        ),
+        (None, None) => (
             DEFAULT_LOCAL_WORKERS,
             format!(
                 "assumed {DEFAULT_LOCAL_WORKERS} (hydra.nixos.org's old host); give --local-workers"

@@ -6,7 +6,7 @@
 pub mod into;
 pub mod pgcopy;
 pub mod postgres;
-pub mod sample;
+
 pub mod snapshot;
 pub mod sql;
 mod tls;
@@ -21,8 +21,8 @@ use crate::dataset::{Dataset, TableDef, Truth};
 use crate::error::{Error, Result};
 use crate::window::Window;
 
+use crate::sample::SampleSpec;
 pub use postgres::ReadOptions;
-pub use sample::{Preset, SampleSpec};
 
 /// Where to read from.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
         }
         // A snapshot's tables are put in order as they are read.
         SourceSpec::Snapshot(dir) => snapshot::read_omitting(dir, opts.omit)?,
-        SourceSpec::Sample(s) => normalize(omitting(sample::generate(s)?, opts.omit)?)?,
+        SourceSpec::Sample(s) => normalize(omitting(crate::sample::generate(s)?, opts.omit)?)?,
     };
     if let Some(r) = opts.runner
         && r != ds.meta.runner
@@ -422,7 +422,7 @@ mod tests {
             scale: 0.05,
             ..Default::default()
         };
-        let ds = normalize(sample::generate(&spec).unwrap()).unwrap();
+        let ds = normalize(crate::sample::generate(&spec).unwrap()).unwrap();
         let (since, until) = (ds.meta.window.since.unwrap(), ds.meta.window.until.unwrap());
         let window = Window {
             since: Some(since + (until - since) / 2),

@@ -1025,6 +1025,7 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
             runner_basis,
             window,
             window_note: None,
+            queue_runner: None,
         },
     };
     Ok(ds)

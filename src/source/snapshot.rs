@@ -24,7 +24,8 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{
-    CORE_TABLES, Dataset, DatasetMeta, Omit, Origin, TRUTH_TABLES, TableDef, Truth,
+    BundledMachines, CORE_TABLES, Dataset, DatasetMeta, Omit, Origin, QueueRunnerConfig,
+    TRUTH_TABLES, TableDef, Truth,
 };
 use crate::error::{Error, Result};
 use crate::output::{Existing, StagedDir, write_file_atomic};
@@ -64,6 +65,22 @@ pub struct Manifest {
     pub window_note: Option<String>,
     pub tables: BTreeMap<String, TableEntry>,
     pub machines: Option<String>,
+    /// The queue runner's configuration the source recorded (the sample's); absent in
+    /// snapshots written before it was recorded, and then resolved from `origin` on reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_runner: Option<QueueRunnerConfig>,
+}
+
+/// The queue runner's configuration of a sample snapshot written before manifests recorded it:
+/// the generator's at the snapshot's scale.
+fn sample_config(origin: &Origin) -> Option<QueueRunnerConfig> {
+    match origin {
+        Origin::Sample { scale, .. } => Some(QueueRunnerConfig {
+            local_workers: crate::sample::local_worker_slots(*scale),
+        }),
+        Origin::Snapshot { from, .. } => sample_config(from),
+        Origin::Postgres { .. } => None,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -98,9 +115,9 @@ pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
         tables.insert(def.name.to_string(), entry);
     }
     let machines = match &ds.machines {
-        Some(text) => {
+        Some(bundled) => {
             let p = staged.path().join(MACHINES);
-            std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+            std::fs::write(&p, &bundled.text).map_err(|e| Error::io(&p, e))?;
             Some(MACHINES.to_string())
         }
         None => None,
@@ -118,6 +135,7 @@ pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
         window_note: ds.meta.window_note.clone(),
         tables,
         machines,
+        queue_runner: ds.meta.queue_runner,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::frame("manifest", e))?;
     write_file_atomic(&staged.path().join(MANIFEST), &json)?;
@@ -320,7 +338,9 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
                 crate::nix::machines::MACHINES_FILE_CAP,
             )?;
             let p = dir.join(name);
-            Some(String::from_utf8(bytes).map_err(|_| Error::snapshot(&p, "not UTF-8 text"))?)
+            let text =
+                String::from_utf8(bytes).map_err(|_| Error::snapshot(&p, "not UTF-8 text"))?;
+            Some(BundledMachines::parse(text).map_err(|e| Error::snapshot(&p, e))?)
         }
         None => None,
     };
@@ -349,6 +369,9 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
             runner_basis: manifest.runner_basis.clone(),
             window: manifest.window,
             window_note: manifest.window_note.clone(),
+            queue_runner: manifest
+                .queue_runner
+                .or_else(|| sample_config(&manifest.origin)),
         },
         steps,
         builds,

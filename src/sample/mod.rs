@@ -2,6 +2,12 @@
 //! simulating the farm, so that every timestamp comes out of a schedule that could have
 //! happened and the generator knows the truth behind it.
 //!
+//! It is a peer of [`crate::model`], not a data source: both run the queue runner's rules in
+//! [`crate::dispatch`]; the generator writes the history a farm under those rules would have
+//! left (and the truth behind it), the model replays a history under a configuration.
+//! [`crate::source::load`] calls [`generate`] when no database or snapshot is given, so every
+//! command reads the sample through the same door as real data.
+//!
 //! # The model
 //!
 //! 1. **Evaluations** (`workload`). Pushes to each jobset's inputs arrive as a Poisson process
@@ -99,7 +105,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use crate::dataset::{Dataset, DatasetMeta, Origin, Runner, Truth};
+use crate::dataset::{
+    BundledMachines, Dataset, DatasetMeta, Origin, QueueRunnerConfig, Runner, Truth,
+};
 use crate::error::{Error, Result};
 use crate::window::Window;
 
@@ -205,6 +213,9 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
                 until: Some(WEEK_START_S + (WEEK_MS / 1000) as i64),
             },
             window_note: None,
+            queue_runner: Some(QueueRunnerConfig {
+                local_workers: local_worker_slots(spec.scale),
+            }),
         },
         steps: f.steps,
         builds: f.builds,
@@ -215,7 +226,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
             deps: f.truth_deps,
             steps: f.truth_steps,
         }),
-        machines: Some(machines),
+        machines: Some(BundledMachines::parse(machines)?),
     })
 }
 
@@ -312,8 +323,9 @@ mod tests {
     /// maxJobs and system of every machine, from the machines file.
     fn machines(ds: &Dataset) -> HashMap<String, (i64, String)> {
         ds.machines
-            .as_deref()
+            .as_ref()
             .unwrap()
+            .text
             .lines()
             .filter(|l| !l.starts_with('#'))
             .map(|l| {
@@ -962,7 +974,7 @@ mod tests {
     #[test]
     fn the_machines_file_describes_the_farm() {
         let ds = week();
-        let text = ds.machines.as_deref().unwrap();
+        let text = &ds.machines.as_ref().unwrap().text;
         let ms = machines(ds);
         assert!((25..=35).contains(&ms.len()), "{} machines", ms.len());
         let jobs: Vec<i64> = ms.values().map(|v| v.0).collect();

@@ -18,7 +18,7 @@ use super::params::*;
 use super::{lognormal, normal, uniform};
 use crate::dispatch::machine::supports_features;
 use crate::dispatch::{
-    BuildStatus, CppStepKey, Dispatcher, FifoSemaphore, MachineSort, StepFacts, backoff,
+    BuildStatus, CppStepKey, Dispatcher, FifoSemaphore, MachineSort, StepFacts, StepState, backoff,
 };
 
 pub(super) const NONE: u32 = u32::MAX;
@@ -145,17 +145,17 @@ pub(super) enum Phase {
 }
 
 impl Phase {
-    /// BuildSteps.busy of a step still in this phase (docs/hydra.md §2). Waiting for the send
-    /// lock happens while the C++ runner reports "connecting".
+    /// BuildSteps.busy of a step still in this phase (docs/hydra.md §2): its
+    /// [`StepState`], whose doc says why waiting for the send lock reads as sending inputs.
     pub(super) fn busy(self) -> i32 {
-        match self {
-            Phase::WaitLock => 10,
-            Phase::Sending => 20,
-            Phase::Building => 30,
-            Phase::WaitLocal => 35,
-            Phase::Receiving => 40,
-            Phase::NotDispatched | Phase::Finished => 0,
-        }
+        let state = match self {
+            Phase::WaitLock | Phase::Sending => StepState::SendingInputs,
+            Phase::Building => StepState::Building,
+            Phase::WaitLocal => StepState::WaitingForLocalSlot,
+            Phase::Receiving => StepState::ReceivingOutputs,
+            Phase::NotDispatched | Phase::Finished => return 0,
+        };
+        state.code()
     }
 }
 
@@ -1233,4 +1233,18 @@ fn nonzero(ms: u64) -> Option<u64> {
 /// Time to substitute a path of `size` bytes from the binary cache.
 pub(super) fn subst_ms(size: u64) -> u64 {
     (SUBST_SETUP_MS + size as f64 / SUBST_BYTES_PER_MS).round() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The C++ runner takes a machine's send lock inside `sendInputs`, after reporting
+    /// `ssSendingInputs`: a step waiting for the lock is stored as sending, not connecting.
+    #[test]
+    fn a_step_waiting_for_the_send_lock_reads_as_sending_inputs() {
+        assert_eq!(Phase::WaitLock.busy(), StepState::SendingInputs.code());
+        assert_eq!(Phase::Sending.busy(), 20);
+        assert_eq!(Phase::Finished.busy(), 0);
+    }
 }
