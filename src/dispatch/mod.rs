@@ -14,10 +14,12 @@
 //! - [`semaphore`]: the waits after dispatch, for a machine's send lock and for a local worker
 //!   slot of the queue-runner host.
 //! - [`status`]: the build and step status codes, as one enum.
+//! - [`agenda`]: the simulations' clock — events earliest first, ties in scheduling order.
 //!
 //! Nothing here knows time other than as milliseconds given by the caller, nor draws a random
 //! number: jitter is drawn by the caller, so each simulation keeps its own random streams.
 
+pub mod agenda;
 pub mod backoff;
 pub mod machine;
 pub mod queue;
@@ -26,6 +28,7 @@ pub mod share;
 pub mod status;
 pub mod step;
 
+pub use agenda::Agenda;
 pub use backoff::MachineHealth;
 pub use machine::{MachineKey, MachineSort};
 pub use queue::Dispatcher;

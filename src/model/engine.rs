@@ -7,9 +7,6 @@
 //! is integer milliseconds from the workload's origin; nothing reads a clock, and the seed fixes
 //! every random draw.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -17,7 +14,7 @@ use serde::Serialize;
 
 use super::workload::UPLOAD_BYTES_PER_MS;
 use super::{CompressOn, Config, Workload};
-use crate::dispatch::{AnyStepKey, Dispatcher, FifoSemaphore, StepFacts, StepSort};
+use crate::dispatch::{Agenda, AnyStepKey, Dispatcher, FifoSemaphore, StepFacts, StepSort};
 use crate::error::{Error, Result};
 
 /// What a run produced: per task its times and machine, and per stage how busy it was.
@@ -83,18 +80,6 @@ pub struct Stages {
     pub dispatch_loss_ms: f64,
 }
 
-/// An event in the heap (reversed there: the smallest first): the earliest `at_ms`, and among
-/// events of one instant the one scheduled first (`seq`, unique), so a run never depends on how
-/// the heap breaks ties.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Due {
-    at_ms: u64,
-    seq: u64,
-    ev: Ev,
-    /// The task, or the machine for [`Ev::Enable`].
-    target: u32,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
     /// Dependencies done and released: runnable.
@@ -116,8 +101,8 @@ struct Sim<'a> {
     w: &'a Workload,
     cfg: &'a Config,
     now: u64,
-    seq: u64,
-    events: BinaryHeap<Reverse<Due>>,
+    /// The event, and the task it concerns (the machine for [`Ev::Enable`]).
+    events: Agenda<(Ev, u32)>,
     pending: Vec<u32>,
     ready_at: Vec<u64>,
     release: Vec<u64>,
@@ -222,8 +207,7 @@ impl<'a> Sim<'a> {
             w,
             cfg,
             now: 0,
-            seq: 0,
-            events: BinaryHeap::with_capacity(n),
+            events: Agenda::with_capacity(n),
             pending: (0..n).map(|t| w.deps_of(t).len() as u32).collect(),
             ready_at: vec![0; n],
             release,
@@ -264,25 +248,13 @@ impl<'a> Sim<'a> {
     }
 
     fn schedule(&mut self, at: u64, ev: Ev, idx: u32) {
-        self.seq += 1;
-        self.events.push(Reverse(Due {
-            at_ms: at.max(self.now),
-            seq: self.seq,
-            ev,
-            target: idx,
-        }));
+        self.events.schedule(at.max(self.now), (ev, idx));
     }
 
     fn run(mut self) -> Result<Run> {
         // Slots idle with runnable work for them, from the last instant to the next.
         let mut loss_slots = 0u32;
-        while let Some(Reverse(Due {
-            at_ms: t,
-            ev,
-            target: idx,
-            ..
-        })) = self.events.pop()
-        {
+        while let Some((t, (ev, idx))) = self.events.pop() {
             self.run.stages.dispatch_loss_ms += f64::from(loss_slots) * (t - self.now) as f64;
             loss_slots = 0;
             self.now = t;
@@ -294,11 +266,7 @@ impl<'a> Sim<'a> {
                 Ev::Enable => self.queue.refresh(idx as usize, self.now),
             }
             // Dispatch once all events of this instant are in.
-            if self
-                .events
-                .peek()
-                .is_none_or(|Reverse(next)| next.at_ms > t)
-            {
+            if self.events.next_at().is_none_or(|next| next > t) {
                 self.dispatch();
                 loss_slots = self.idle_with_work();
             }

@@ -8,9 +8,6 @@
 //! ([`crate::dispatch`]): O(n log n) overall. Stale queue entries are skipped lazily (a version
 //! number per derivation).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -18,7 +15,8 @@ use super::params::*;
 use super::{lognormal, normal, uniform};
 use crate::dispatch::machine::supports_features;
 use crate::dispatch::{
-    BuildStatus, CppStepKey, Dispatcher, FifoSemaphore, MachineSort, StepFacts, StepState, backoff,
+    Agenda, BuildStatus, CppStepKey, Dispatcher, FifoSemaphore, MachineSort, StepFacts, StepState,
+    backoff,
 };
 
 pub(super) const NONE: u32 = u32::MAX;
@@ -269,16 +267,6 @@ impl GeneratedMachine {
     }
 }
 
-/// An event in the heap (reversed there: the smallest first): the earliest `at_ms`, and among
-/// events of one instant the one scheduled first (`seq`, unique), so the sample never depends on
-/// how the heap breaks ties.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Due {
-    at_ms: u64,
-    seq: u64,
-    ev: Ev,
-}
-
 /// What happens at an instant; the `u32` is an evaluation, build, step row or derivation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Ev {
@@ -317,8 +305,7 @@ pub(super) struct Sim {
     /// What happens on the machines (durations, outcomes): a stream of its own.
     pub exec: ChaCha8Rng,
     pub now: u64,
-    events: BinaryHeap<Reverse<Due>>,
-    seq: u64,
+    events: Agenda<Ev>,
     pub machines: Vec<GeneratedMachine>,
     /// Runnable steps, queued as (derivation, version), and machine slots: the C++ runner's
     /// dispatcher (docs/hydra.md §4).
@@ -365,8 +352,7 @@ impl Sim {
             rng,
             exec,
             now: 0,
-            events: BinaryHeap::new(),
-            seq: 0,
+            events: Agenda::default(),
             machines,
             queue,
             class_of: [[u8::MAX; 8]; 4],
@@ -388,17 +374,12 @@ impl Sim {
     }
 
     pub(super) fn schedule(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.events.push(Reverse(Due {
-            at_ms: at,
-            seq: self.seq,
-            ev,
-        }));
+        self.events.schedule(at, ev);
     }
 
     /// Runs every event before the end of the week.
     pub(super) fn run(&mut self) {
-        while let Some(Reverse(Due { at_ms: t, ev, .. })) = self.events.pop() {
+        while let Some((t, ev)) = self.events.pop() {
             if t >= WEEK_MS {
                 break;
             }
