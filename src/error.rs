@@ -24,7 +24,7 @@ pub enum Error {
     Connect {
         target: String,
         #[source]
-        source: Postgres,
+        source: PgFailure,
     },
 
     /// A query failed, or what the server sent for it cannot be read; `what` names the query or
@@ -33,7 +33,7 @@ pub enum Error {
     Database {
         what: String,
         #[source]
-        source: Postgres,
+        source: PgFailure,
     },
 
     /// The database is reachable but is not a Hydra database we can read (no Hydra schema, a
@@ -179,20 +179,20 @@ pub enum Error {
 
 /// A PostgreSQL failure in one line: the server's message with its detail and hint, or the
 /// client's cause chain, or a reason of ours (a value that cannot be read, a password file).
-/// The driver's error, where there is one, is kept for a caller to act on ([`Postgres::code`]).
+/// The driver's error, where there is one, is kept for a caller to act on ([`PgFailure::code`]).
 ///
 /// It is a source with no source of its own: its line already holds the driver's causes, which
 /// would otherwise be printed twice (and the server's detail on lines of their own).
 #[derive(Debug)]
-pub struct Postgres {
+pub struct PgFailure {
     line: String,
     error: Option<tokio_postgres::Error>,
 }
 
-impl Postgres {
+impl PgFailure {
     /// The driver's error, said in `line`.
     pub fn driver(line: String, error: tokio_postgres::Error) -> Self {
-        Postgres {
+        PgFailure {
             line,
             error: Some(error),
         }
@@ -200,7 +200,7 @@ impl Postgres {
 
     /// A reason of ours, with no driver error behind it.
     pub fn reason(line: impl Into<String>) -> Self {
-        Postgres {
+        PgFailure {
             line: line.into(),
             error: None,
         }
@@ -217,13 +217,13 @@ impl Postgres {
     }
 }
 
-impl std::fmt::Display for Postgres {
+impl std::fmt::Display for PgFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.line)
     }
 }
 
-impl std::error::Error for Postgres {}
+impl std::error::Error for PgFailure {}
 
 impl Error {
     /// The message with its causes after it, `: `-joined: the one line the command line prints.
@@ -328,7 +328,7 @@ mod tests {
         assert_eq!(e.line(), "/x/y: No such file");
         let e = Error::Database {
             what: "reading builds".into(),
-            source: Postgres::reason("ERROR: boom (detail)"),
+            source: PgFailure::reason("ERROR: boom (detail)"),
         };
         assert_eq!(e.line(), "database: reading builds: ERROR: boom (detail)");
         assert_eq!(

@@ -27,7 +27,7 @@ use crate::dataset::{
     BUILDS, Dataset, DatasetMeta, EVALS, JOBSETS, Omit, Origin, Runner, STEP_OUTPUTS, STEPS,
     TableDef,
 };
-use crate::error::{Error, Postgres, Result};
+use crate::error::{Error, PgFailure, Result};
 use crate::progress::Progress;
 use crate::window::{Window, WindowSpec};
 
@@ -164,7 +164,7 @@ impl Session {
         }
         Error::Database {
             what: what.into(),
-            source: Postgres::driver(reason, e),
+            source: PgFailure::driver(reason, e),
         }
     }
 }
@@ -217,7 +217,7 @@ pub async fn connect(
     let target = params.redacted();
     let connect_err = |e: tokio_postgres::Error| Error::Connect {
         target: target.clone(),
-        source: Postgres::driver(pg_reason(&e), e),
+        source: PgFailure::driver(pg_reason(&e), e),
     };
     let conn_error = Arc::new(Mutex::new(None));
     let tls = if params.is_unix_socket() || params.sslmode == SslMode::Disable {
@@ -240,7 +240,7 @@ pub async fn connect(
         Err(e) if params.password.is_none() && password_missing(&e) => {
             let password = params.password_from_file().map_err(|why| Error::Connect {
                 target: target.clone(),
-                source: Postgres::reason(format!(
+                source: PgFailure::reason(format!(
                     "the server asks for a password and none was given: {why}"
                 )),
             })?;
@@ -943,7 +943,7 @@ pub async fn copy_frame(
         let chunk = chunk.map_err(|e| s.error(&what, e))?;
         decoder.feed(&chunk).map_err(|reason| Error::Database {
             what: what.clone(),
-            source: Postgres::reason(reason),
+            source: PgFailure::reason(reason),
         })?;
         let rows = decoder.rows();
         // Touching the bar costs an atomic or two; once per thousand rows is plenty.
@@ -955,7 +955,7 @@ pub async fn copy_frame(
     bar.finish_and_clear();
     decoder.finish().map_err(|reason| Error::Database {
         what,
-        source: Postgres::reason(reason),
+        source: PgFailure::reason(reason),
     })
 }
 

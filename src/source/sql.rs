@@ -11,7 +11,7 @@ use tokio_postgres::types::{FromSql, Type};
 
 use super::postgres::{Session, connect};
 use crate::conninfo::ConnParams;
-use crate::error::{Error, Postgres, Result};
+use crate::error::{Error, PgFailure, Result};
 use crate::query::{Bound, DEFAULT_MAX_ROWS, Query, SqlOptions, Table, bind, guard};
 
 /// What the values of one result may take in memory, whatever the row count: a few wide text
@@ -126,7 +126,7 @@ async fn read_only(
             for (i, c) in stmt.columns().iter().enumerate() {
                 let v = value(&row, i, c.type_()).map_err(|why| Error::Database {
                     what: what.to_string(),
-                    source: Postgres::reason(format!("column `{}`: {why}", c.name())),
+                    source: PgFailure::reason(format!("column `{}`: {why}", c.name())),
                 })?;
                 bytes += match &v {
                     serde_json::Value::String(t) => t.len() + 24,
