@@ -546,7 +546,7 @@ impl TryFrom<SampleArgs> for app::sample::SampleOptions {
             },
             (None, Some(conninfo)) => SampleTarget::Database {
                 conninfo,
-                schema: a.schema.parse().map_err(hydra_bottleneck::Error::Invalid)?,
+                schema: a.schema.parse().map_err(hydra_bottleneck::Error::Usage)?,
             },
             (None, None) => unreachable!("clap requires --out or --into"),
         };

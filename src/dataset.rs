@@ -810,8 +810,8 @@ impl TableBuilder {
     }
 
     /// A frame error while building this table.
-    fn error(&self, reason: impl std::fmt::Display) -> crate::Error {
-        crate::Error::frame(format!("building table {}", self.def.name), reason)
+    fn error(&self, cause: PolarsError) -> crate::Error {
+        crate::Error::frame(format!("building table {}", self.def.name), cause)
     }
 
     /// All rows as one frame (one chunk per batch, and one for each shared column). Fails only if

@@ -58,11 +58,10 @@ pub fn install() -> Result<()> {
         };
         if rc != 0 {
             INSTALLED.store(false, Ordering::SeqCst);
-            return Err(Error::Invalid(format!(
-                "cannot handle {}: {}",
-                name(sig),
-                std::io::Error::last_os_error()
-            )));
+            return Err(Error::system(
+                format!("cannot handle {}", name(sig)),
+                std::io::Error::last_os_error(),
+            ));
         }
     }
     Ok(())

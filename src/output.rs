@@ -27,17 +27,15 @@ pub fn write_file_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
 /// Writes `bytes` to `dest` atomically, and only if nothing is there: an existing `dest` is
 /// refused, at the start and at the final rename, naming `--force`.
 pub fn write_file_new(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let exists = || {
-        Error::Invalid(format!(
-            "{} exists; choose another file or pass --force to replace it",
-            dest.display()
-        ))
+    let exists = || Error::Exists {
+        target: dest.display().to_string(),
+        reason: "exists; choose another file or pass --force to replace it".into(),
     };
     if std::fs::symlink_metadata(dest).is_ok() {
         return Err(exists());
     }
     write_file_staged(dest, bytes, false).map_err(|e| match e {
-        Error::Io { cause, .. } if is_taken(&cause) => exists(),
+        Error::Io { source, .. } if is_taken(&source) => exists(),
         other => other,
     })
 }
@@ -185,16 +183,18 @@ impl StagedDir {
             && let Ok(mut entries) = std::fs::read_dir(dest)
             && entries.next().is_some()
         {
-            return Err(Error::Invalid(format!(
-                "{} exists and is not empty; choose another directory or pass --force to replace it",
-                dest.display()
-            )));
+            return Err(Error::Exists {
+                target: dest.display().to_string(),
+                reason: "exists and is not empty; choose another directory or pass --force to \
+                         replace it"
+                    .into(),
+            });
         }
         if existing != Existing::NextFree && dest.exists() && !dest.is_dir() {
-            return Err(Error::Invalid(format!(
-                "{} exists and is not a directory",
-                dest.display()
-            )));
+            return Err(Error::Exists {
+                target: dest.display().to_string(),
+                reason: "exists and is not a directory".into(),
+            });
         }
         if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -225,11 +225,12 @@ impl StagedDir {
             Existing::Refuse => {
                 place_dir(&self.tmp, &self.dest).map_err(|e| {
                     if is_taken(&e) {
-                        Error::Invalid(format!(
-                            "{} appeared while this run was writing and was left as it is; \
-                             choose another directory or pass --force to replace it",
-                            self.dest.display()
-                        ))
+                        Error::Exists {
+                            target: self.dest.display().to_string(),
+                            reason: "appeared while this run was writing and was left as it \
+                                     is; choose another directory or pass --force to replace it"
+                                .into(),
+                        }
                     } else {
                         Error::io(&self.dest, e)
                     }
@@ -261,10 +262,12 @@ impl StagedDir {
                 Err(e) => return Err(Error::io(&candidate, e)),
             }
         }
-        Err(Error::Invalid(format!(
-            "{} and {MAX_NUMBERED} numbered names after it are taken; choose a directory with --out",
-            self.dest.display()
-        )))
+        Err(Error::Exists {
+            target: self.dest.display().to_string(),
+            reason: format!(
+                "and {MAX_NUMBERED} numbered names after it are taken; choose a directory with --out"
+            ),
+        })
     }
 
     fn commit_replacing(&self) -> Result<PathBuf> {

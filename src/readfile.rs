@@ -48,19 +48,19 @@ pub fn human(cap: u64) -> String {
 }
 
 fn not_regular(what: &str, path: &Path, meta: &Metadata) -> Error {
-    Error::Invalid(format!(
-        "{what} {} is {}, not a regular file",
-        path.display(),
-        kind(meta)
-    ))
+    Error::Unreadable {
+        what: what.into(),
+        path: path.into(),
+        reason: format!("is {}, not a regular file", kind(meta)),
+    }
 }
 
 fn too_large(what: &str, path: &Path, cap: u64) -> Error {
-    Error::Invalid(format!(
-        "{what} {} is larger than {}, the most read for a {what}",
-        path.display(),
-        human(cap)
-    ))
+    Error::Unreadable {
+        what: what.into(),
+        path: path.into(),
+        reason: format!("is larger than {}, the most read for a {what}", human(cap)),
+    }
 }
 
 /// Opens `path` for reading if it is a regular file (symbolic links followed), without ever
@@ -116,8 +116,11 @@ pub fn read_opened(
 
 /// [`read_capped`], as UTF-8 text.
 pub fn read_capped_string(path: &Path, what: &str, cap: u64) -> Result<String> {
-    String::from_utf8(read_capped(path, what, cap)?)
-        .map_err(|_| Error::Invalid(format!("{what} {} is not UTF-8 text", path.display())))
+    String::from_utf8(read_capped(path, what, cap)?).map_err(|_| Error::Unreadable {
+        what: what.into(),
+        path: path.into(),
+        reason: "is not UTF-8 text".into(),
+    })
 }
 
 /// Reads at most `cap` bytes of `r` (stdin, say), refusing more; `name` names it in errors.

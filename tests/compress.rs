@@ -166,7 +166,7 @@ fn truncated_compressed_nars_are_a_clear_error() {
                 .load()
                 .err()
                 .expect("a truncated file must fail")
-                .to_string();
+                .line();
             assert!(
                 err.contains("cut.nar") && err.contains("truncated"),
                 "{ext}: {err}"
@@ -192,7 +192,7 @@ fn truncated_compressed_nars_are_a_clear_error() {
     let cut = dir.path().join("cut.nar.bz2");
     fs::write(&cut, &comp[..comp.len() / 2]).unwrap();
     let sources = compress::input::resolve(&[cut.display().to_string()], None).unwrap();
-    let err = sources[0].load().err().expect("truncated").to_string();
+    let err = sources[0].load().err().expect("truncated").line();
     assert!(
         err.contains("cut.nar.bz2") && err.contains("truncated"),
         "{err}"
@@ -1358,7 +1358,7 @@ fn streamed_and_in_memory_measurements_write_the_same_bytes() {
     let err = run(&tree, 0, &dir.path().join("nowhere"))
         .err()
         .unwrap()
-        .to_string();
+        .line();
     assert!(
         err.contains("nowhere") && err.contains("big") && err.contains("temporary file"),
         "{err}"
@@ -1401,7 +1401,7 @@ fn a_streamed_input_that_is_cut_or_corrupt_fails_clearly() {
 
         let cut = dir.path().join(format!("cut.nar.{ext}"));
         fs::write(&cut, &comp[..comp.len() / 2]).unwrap();
-        let err = load(&cut).err().expect("a cut file must fail").to_string();
+        let err = load(&cut).err().expect("a cut file must fail").line();
         assert!(
             err.contains("cut.nar")
                 && err.contains("truncated")
@@ -1417,7 +1417,7 @@ fn a_streamed_input_that_is_cut_or_corrupt_fails_clearly() {
         let err = load(&corrupt)
             .err()
             .expect("a corrupt file must fail")
-            .to_string();
+            .line();
         assert!(
             err.contains("corrupt.nar") && err.contains(word) && err.contains("compressed bytes"),
             "{ext}: {err}"
@@ -1432,7 +1432,7 @@ fn a_streamed_input_that_is_cut_or_corrupt_fails_clearly() {
         let err = codec
             .decompress(&ours, nar_bytes.len(), &mut out)
             .unwrap_err()
-            .to_string();
+            .line();
         assert!(
             err.contains(&format!("decompressing {codec}")) && err.contains(word),
             "{err}"

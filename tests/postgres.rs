@@ -248,7 +248,7 @@ fn tls_follows_libpq_sslmode() {
         rt.block_on(async {
             let s = source::postgres::connect(&params, true, std::time::Duration::from_secs(30))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.line())?;
             let row = s
                 .client
                 .query_one(

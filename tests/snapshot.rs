@@ -139,7 +139,7 @@ fn broken(damage: impl FnOnce(&Path), needle: &str) {
     let root = tempfile::tempdir().unwrap();
     let dir = sample_snapshot(root.path());
     damage(&dir);
-    let err = snapshot::read(&dir).unwrap_err().to_string();
+    let err = snapshot::read(&dir).unwrap_err().line();
     assert!(err.contains(needle), "`{needle}` not in: {err}");
     let out = root.path().join("copy");
     let o = copy_snapshot(&dir, &out);
@@ -429,7 +429,7 @@ fn a_footer_with_an_absurd_column_chunk_is_one_line_not_a_panic() {
             patch_first_column_chunk(&dir, table, nth, 1 << 40);
             let f = first_file(&dir, table);
             let name = f.file_name().unwrap().to_str().unwrap().to_string();
-            let err = snapshot::read(&dir).unwrap_err().to_string();
+            let err = snapshot::read(&dir).unwrap_err().line();
             assert!(
                 err.contains(f.to_str().unwrap()) && err.contains("corrupt Parquet"),
                 "{field} in {table}: {err}"

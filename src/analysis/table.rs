@@ -21,7 +21,7 @@ pub enum Finding {
 type Table = (Vec<&'static str>, Vec<Vec<String>>, Value);
 
 fn json<T: Serialize>(v: &T) -> Result<Value> {
-    serde_json::to_value(v).map_err(|e| Error::frame("findings", e))
+    serde_json::to_value(v).map_err(|e| Error::json("findings", e))
 }
 
 fn one_decimal(x: f64) -> String {

@@ -66,7 +66,7 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
 impl Render for Analysis {
     fn render(&self, p: &mut Printer<'_>) -> Result<()> {
         if self.finding == Finding::All && p.format() != Format::Json {
-            return Err(Error::Invalid(
+            return Err(Error::Usage(
                 "`analyze all` prints every finding and needs --format json".into(),
             ));
         }

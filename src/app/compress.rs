@@ -128,7 +128,7 @@ pub fn run(ctx: &Context<'_>, opts: &CompressOptions) -> Result<Compressed> {
         let picks = compress::outputs::pick(ds, n)?;
         let located = compress::outputs::locate(&picks, &opts.caches, &measure.http, ctx.note)?;
         if located.found.is_empty() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::NoData(format!(
                 "none of the {} output paths picked from {} is in the local store or a --cache \
                  (the first: {})",
                 picks.len(),

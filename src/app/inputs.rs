@@ -102,6 +102,5 @@ pub(super) fn conninfo(given: &str) -> Result<ConnParams> {
 
 /// The runtime a command that talks to PostgreSQL runs its async part on.
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
-    crate::source::postgres::runtime()
-        .map_err(|e| Error::Invalid(format!("starting the async runtime: {e}")))
+    crate::source::postgres::runtime().map_err(|e| Error::system("starting the async runtime", e))
 }

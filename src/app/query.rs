@@ -47,7 +47,7 @@ pub fn run(ctx: &Context<'_>, opts: &QueryOptions) -> Result<QueryOutcome> {
         return Ok(QueryOutcome::List(crate::query::all()?));
     }
     let SourceSpec::Postgres(db) = &ctx.source else {
-        return Err(Error::Invalid(
+        return Err(Error::Usage(
             "`query` reads a live Hydra database: give --db (for a snapshot or the sample, \
              use `analyze`)"
                 .into(),
@@ -59,10 +59,10 @@ pub fn run(ctx: &Context<'_>, opts: &QueryOptions) -> Result<QueryOutcome> {
         && !opts.force
         && std::fs::symlink_metadata(path).is_ok()
     {
-        return Err(Error::Invalid(format!(
-            "{} exists; choose another file or pass --force to replace it",
-            path.display()
-        )));
+        return Err(Error::Exists {
+            target: path.display().to_string(),
+            reason: "exists; choose another file or pass --force to replace it".into(),
+        });
     }
     let timeout = ctx.statement_timeout;
     let table = inputs::runtime()?.block_on(async {

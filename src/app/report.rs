@@ -120,11 +120,12 @@ fn destination(ctx: &Context<'_>, opts: &ReportOptions) -> Result<(PathBuf, Exis
     match &opts.out {
         Some(dir) => {
             if !opts.force && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
-                return Err(Error::Invalid(format!(
-                    "{} exists and is not empty; choose another directory or pass --force to \
-                     replace it",
-                    dir.display()
-                )));
+                return Err(Error::Exists {
+                    target: dir.display().to_string(),
+                    reason: "exists and is not empty; choose another directory or pass --force \
+                             to replace it"
+                        .into(),
+                });
             }
             let existing = if opts.force {
                 Existing::Replace
@@ -292,7 +293,7 @@ fn measure(
     let measured = compress::run(&opts, &|_| {})?;
     stage.done();
     let bytes = serde_json::to_vec_pretty(&measured)
-        .map_err(|e| Error::frame("serialising the measurement", e))?;
+        .map_err(|e| Error::json("serialising the measurement", e))?;
     Ok((
         Compression {
             source: format!(

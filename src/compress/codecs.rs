@@ -112,7 +112,7 @@ impl std::str::FromStr for CodecSpec {
 
     fn from_str(s: &str) -> Result<Self> {
         let bad = |why: &str| {
-            Error::Invalid(format!(
+            Error::Usage(format!(
                 "codec '{s}': {why} (examples: xz-6, xz-9e, xz-6-t2, zstd-3, zstd-19-long, zstd-19-t2, zstd-19-nix)"
             ))
         };
@@ -188,7 +188,7 @@ pub fn parse_list(s: &str) -> Result<Vec<CodecSpec>> {
         }
     }
     if out.is_empty() {
-        return Err(Error::Invalid("--codecs: no codec given".into()));
+        return Err(Error::Usage("--codecs: no codec given".into()));
     }
     Ok(out)
 }
@@ -249,7 +249,7 @@ impl CodecSpec {
                 } else {
                     Stream::new_easy_encoder(p, Check::Crc64)
                 }
-                .map_err(|e| Error::codec(what(), e))?;
+                .map_err(|e| Error::codec(what(), io::Error::other(e)))?;
                 xz_stream(stream, input, out).map_err(|e| Error::codec(what(), e))?;
                 Ok(Self::xz_memory(preset, extreme, threads))
             }

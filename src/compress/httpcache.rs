@@ -73,7 +73,7 @@ impl HttpOptions {
             .clone()
             .or_else(default_download_dir)
             .ok_or_else(|| {
-                Error::Invalid(
+                Error::Usage(
                     "no download directory: neither XDG_CACHE_HOME nor HOME is set; give \
                      --download-dir DIR"
                         .into(),
@@ -100,7 +100,7 @@ pub fn read_paths(file: &Path) -> Result<Vec<String>> {
         crate::readfile::read_capped(file, "list of store paths", PATHS_CAP)?
     };
     let text = String::from_utf8(bytes)
-        .map_err(|_| Error::Invalid(format!("{}: not UTF-8 text", file.display())))?;
+        .map_err(|_| Error::parse(file.display().to_string(), "not UTF-8 text"))?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -109,21 +109,20 @@ pub fn read_paths(file: &Path) -> Result<Vec<String>> {
             continue;
         }
         let hash = hash_part(line).ok_or_else(|| {
-            Error::Invalid(format!(
-                "{} line {}: '{line}' is neither a store path nor a store path hash",
-                file.display(),
-                i + 1
-            ))
+            Error::parse(
+                format!("{} line {}", file.display(), i + 1),
+                format!("'{line}' is neither a store path nor a store path hash"),
+            )
         })?;
         if seen.insert(hash.to_string()) {
             out.push(line.to_string());
         }
     }
     if out.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{}: no store paths in it",
-            file.display()
-        )));
+        return Err(Error::parse(
+            file.display().to_string(),
+            "no store paths in it",
+        ));
     }
     Ok(out)
 }
@@ -307,7 +306,7 @@ fn bounded_map<T: Sync, R: Send>(
         }
     }
     if missing {
-        return Err(Error::Invalid("a worker thread stopped early".into()));
+        return Err(Error::Internal("a worker thread stopped early".into()));
     }
     Ok(out)
 }
@@ -449,7 +448,7 @@ mod tests {
         assert_eq!(out, items.iter().map(|x| x * 2).collect::<Vec<_>>());
         let e = bounded_map(&items, 4, |&x| {
             if x == 7 {
-                Err(Error::Invalid("seven".into()))
+                Err(Error::Internal("seven".into()))
             } else {
                 Ok(x)
             }

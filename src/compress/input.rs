@@ -89,14 +89,14 @@ fn local_path(input: &str) -> Result<PathBuf> {
     };
     let shown = || crate::redact::redact(input);
     let Some(rest) = crate::redact::strip_scheme(input, "file") else {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{}: a {sch}:// URL is not read here; give a path, a file:// URL or an http(s):// URL",
             shown()
         )));
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "{}: a file:// URL names no user or password; write file:///path",
             shown()
         )));
@@ -132,7 +132,7 @@ pub fn resolve_with(
         if is_http(input) {
             let shown = crate::redact::redact(input);
             let Some(paths) = paths else {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Usage(format!(
                     "{shown}: an HTTP binary cache cannot be listed; name the store paths to \
                      measure with --paths FILE (one store path or hash a line), or use \
                      --from-outputs N --cache URL"
@@ -172,7 +172,7 @@ pub fn resolve_with(
         });
     }
     if paths.is_some() && caches == 0 {
-        return Err(Error::Invalid(
+        return Err(Error::Usage(
             "--paths names store paths to take from a binary cache, and no --input is one".into(),
         ));
     }
@@ -194,7 +194,7 @@ fn http_cache(
         note(&msg);
     }
     if found.infos.is_empty() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::NoData(format!(
             "{}: none of the {} paths given has a NAR to measure there{}",
             cache.shown(),
             paths.len(),
@@ -259,7 +259,7 @@ fn cache(
         }
     }
     if infos.is_empty() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::NoData(format!(
             "{}: a binary cache without any .narinfo{}",
             dir.display(),
             if wanted.is_some() {
@@ -351,10 +351,13 @@ impl NarSource {
         let compression = NarCompression::from_narinfo(&info.compression, &what)?;
         // The narinfo names the file; it must be one of the cache's, not any file on the host.
         if !crate::output::is_relative_inside(&info.url) {
-            return Err(Error::Invalid(format!(
-                "{what}: the narinfo's URL `{}` points outside the binary cache",
-                info.url
-            )));
+            return Err(Error::refused(
+                what,
+                format!(
+                    "the narinfo's URL `{}` points outside the binary cache",
+                    info.url
+                ),
+            ));
         }
         Ok(NarSource {
             name: info.store_path.clone(),
@@ -409,7 +412,7 @@ impl NarSource {
             }
             Kind::Remote(cache, c) => {
                 let Some(info) = &self.expected else {
-                    return Err(Error::Invalid(format!("{}: no narinfo", self.name)));
+                    return Err(Error::Internal(format!("{}: no narinfo", self.name)));
                 };
                 cache.download(info, &indicatif::ProgressBar::hidden(), &|_| {})?;
                 let (bytes, size) = self.read_file(&cache.local_path(info), *c, spill)?;
@@ -428,14 +431,13 @@ impl NarSource {
         if let Some(info) = &self.expected
             && (info.nar_size != summary.nar_size || info.nar_hash != summary.nar_hash)
         {
-            return Err(Error::Invalid(format!(
-                "{}: narinfo says NarSize {} NarHash {}, the NAR has {} bytes and {}",
+            return Err(Error::corrupt(
                 self.shown_name(),
-                info.nar_size,
-                info.nar_hash,
-                summary.nar_size,
-                summary.nar_hash
-            )));
+                format!(
+                    "narinfo says NarSize {} NarHash {}, the NAR has {} bytes and {}",
+                    info.nar_size, info.nar_hash, summary.nar_size, summary.nar_hash
+                ),
+            ));
         }
         Ok(LoadedNar {
             name: self.name.clone(),
@@ -456,11 +458,13 @@ impl NarSource {
         }
         let nar_size = self.expected.as_ref().map_or(u64::MAX, |i| i.nar_size);
         let too_long = || {
-            Error::Invalid(format!(
-                "{}: narinfo says NarSize {nar_size}, {} decompresses to more",
+            Error::corrupt(
                 self.shown_name(),
-                p.display()
-            ))
+                format!(
+                    "narinfo says NarSize {nar_size}, {} decompresses to more",
+                    p.display()
+                ),
+            )
         };
         if c == NarCompression::None {
             // A plain `.nar` already takes its size on disk and is read in place: no bound of
@@ -496,11 +500,14 @@ impl NarSource {
             } else {
                 format!("{shown} ({file})")
             };
-            return Err(Error::Invalid(format!(
-                "{named}: decompresses to more than --max-nar-mib {} MiB ({size} bytes \
-                 compressed); refused (raise --max-nar-mib to measure a NAR this large)",
-                spill.max_nar >> 20
-            )));
+            return Err(Error::refused(
+                named,
+                format!(
+                    "decompresses to more than --max-nar-mib {} MiB ({size} bytes compressed); \
+                     refused (raise --max-nar-mib to measure a NAR this large)",
+                    spill.max_nar >> 20
+                ),
+            ));
         }
         Ok((spool.finish().map_err(|e| Error::io(p, e))?, size))
     }
@@ -519,10 +526,10 @@ impl NarSource {
         if let Some(want) = info.file_size
             && want != size
         {
-            return Err(Error::Invalid(format!(
-                "{}: narinfo says FileSize {want}, the file has {size} bytes",
-                path.display(),
-            )));
+            return Err(Error::corrupt(
+                path.display().to_string(),
+                format!("narinfo says FileSize {want}, the file has {size} bytes"),
+            ));
         }
         if let Some(h) = info.file_hash {
             let mut hasher = Sha256::new();
@@ -537,10 +544,10 @@ impl NarSource {
             }
             let got = NarHash(hasher.finalize().into());
             if got != h {
-                return Err(Error::Invalid(format!(
-                    "{}: narinfo says FileHash {h}, the file hashes to {got}",
-                    path.display()
-                )));
+                return Err(Error::corrupt(
+                    path.display().to_string(),
+                    format!("narinfo says FileHash {h}, the file hashes to {got}"),
+                ));
             }
         }
         Ok(())

@@ -149,7 +149,11 @@ pub fn measure(nar: &LoadedNar, codec: CodecSpec, gate: &RwLock<()>) -> Result<M
             Ok(memory) => Ok((memory, input.spent, c1, w1)),
             // The encoder stopped because the checking thread did: its error is the cause.
             Err(e) if broken => Err(match &checked {
-                Err(c) => Error::codec(format!("decompressing {codec}"), c),
+                // Said again rather than moved: `checked` is returned as it is.
+                Err(c) => Error::codec(
+                    format!("decompressing {codec}"),
+                    io::Error::new(c.kind(), c.to_string()),
+                ),
                 Ok(_) => e,
             }),
             Err(e) => Err(e),
@@ -159,7 +163,7 @@ pub fn measure(nar: &LoadedNar, codec: CodecSpec, gate: &RwLock<()>) -> Result<M
     let (memory, read_cpu, c1, w1) = compressed?;
     let checked = checked.map_err(|e| Error::codec(format!("decompressing {codec}"), e))?;
     if checked.nar_hash != nar.summary.nar_hash || checked.nar_bytes != len {
-        return Err(Error::codec(
+        return Err(Error::corrupt(
             what(),
             format!(
                 "decompressed {} bytes hashing to {}, but the NAR is {len} bytes hashing to {}",

@@ -135,7 +135,7 @@ pub fn run(opts: &Options, note: &(dyn Fn(&str) + Sync)) -> Result<CodecReport> 
         s
     };
     if sources.is_empty() {
-        return Err(Error::Invalid(
+        return Err(Error::NoData(
             "no NARs to measure (give --input DIR, FILE.nar[.xz|.zst] or a binary cache)".into(),
         ));
     }
@@ -232,7 +232,7 @@ pub fn read_saved_bytes(path: &std::path::Path) -> Result<Vec<u8>> {
 
 /// Parses what [`read_saved_bytes`] read; `path` names it in errors.
 pub fn parse_saved(text: &[u8], path: &std::path::Path) -> Result<Saved> {
-    let bad = |why: String| Error::Invalid(format!("{}: {why}", path.display()));
+    let bad = |why: String| Error::parse(path.display().to_string(), why);
     let v: serde_json::Value =
         serde_json::from_slice(text).map_err(|e| bad(format!("not JSON: {e}")))?;
     let codecs = v.get("codecs").and_then(|c| c.as_array()).ok_or_else(|| {

@@ -85,7 +85,7 @@ pub const MAX_COST: f64 = 1e9;
 pub fn read_costs(path: &Path) -> Result<Costs> {
     let text = crate::readfile::read_capped_string(path, "cost file", COSTS_CAP)?;
     let costs: Costs = toml::from_str(&text)
-        .map_err(|e| Error::Invalid(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
+        .map_err(|e| Error::parse(path.display().to_string(), one_line(&e.to_string())))?;
     let by_system = costs
         .machine_month_by_system
         .iter()
@@ -107,10 +107,10 @@ pub fn read_costs(path: &Path) -> Result<Costs> {
             } else {
                 format!("{v:e}")
             };
-            return Err(Error::Invalid(format!(
-                "{}: `{name}` is {shown}; it must be a number from 0 to {MAX_COST:e}",
-                path.display()
-            )));
+            return Err(Error::parse(
+                path.display().to_string(),
+                format!("`{name}` is {shown}; it must be a number from 0 to {MAX_COST:e}"),
+            ));
         }
     }
     Ok(costs)

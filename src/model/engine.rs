@@ -130,7 +130,7 @@ impl<'a> Sim<'a> {
         let n = w.tasks.len();
         let nm = w.machines.len();
         if cfg.load <= 0.0 || !cfg.load.is_finite() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Model(format!(
                 "load factor {} must be positive",
                 cfg.load
             )));
@@ -157,7 +157,7 @@ impl<'a> Sim<'a> {
         for &(system, required) in &classes {
             if !w.machines.iter().any(|m| m.supports(system, required)) {
                 let sys = &w.systems[system as usize];
-                return Err(Error::Invalid(format!(
+                return Err(Error::Model(format!(
                     "no machine can build {sys} steps that ran with features [{}]: the \
                      scenario removed every machine for them",
                     features(w, required)
@@ -272,7 +272,7 @@ impl<'a> Sim<'a> {
             }
         }
         if self.done != self.w.tasks.len() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Model(format!(
                 "the simulation stopped with {} of {} steps never run (a dependency cycle or \
                  a step no machine can take)",
                 self.w.tasks.len() - self.done,

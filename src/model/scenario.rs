@@ -101,7 +101,7 @@ pub fn examples() -> Result<Vec<Scenario>> {
     EXAMPLES
         .iter()
         .map(|(name, text)| {
-            parse(text).map_err(|e| Error::Invalid(format!("built-in scenario {name}: {e}")))
+            parse(text).map_err(|e| Error::Internal(format!("built-in scenario {name}: {e}")))
         })
         .collect()
 }
@@ -113,7 +113,7 @@ const SCENARIO_CAP: u64 = 1 << 20;
 /// Reads a scenario file; errors name the file.
 pub fn read(path: &Path) -> Result<Scenario> {
     let text = crate::readfile::read_capped_string(path, "scenario", SCENARIO_CAP)?;
-    parse(&text).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+    parse(&text).map_err(|e| Error::parse(path.display().to_string(), e))
 }
 
 /// The most machines a farm may have in the model: machines are numbered by `u16`, and
@@ -214,7 +214,7 @@ pub fn apply(
             .map(|m| m.name != *name && crate::nix::machines::host_of(&m.name) != name)
             .collect();
         if keep.iter().all(|&k| k) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Model(format!(
                 "scenario `{}`: no machine `{name}` to remove",
                 s.name
             )));
@@ -243,7 +243,7 @@ pub fn apply(
         let template = match (&a.like, &a.line) {
             (Some(sys), _) => {
                 let si = w.systems.iter().position(|x| x == sys).ok_or_else(|| {
-                    Error::Invalid(format!(
+                    Error::Model(format!(
                         "scenario `{}`: no {sys} machine to copy (systems: {})",
                         s.name,
                         w.systems.join(", ")
@@ -258,7 +258,7 @@ pub fn apply(
                     })
                     .cloned()
                     .ok_or_else(|| {
-                        Error::Invalid(format!(
+                        Error::Model(format!(
                             "scenario `{}`: every {sys} machine has mandatory features; add \
                              one with `line` instead",
                             s.name
@@ -267,10 +267,10 @@ pub fn apply(
             }
             (None, Some(line)) => {
                 let parsed = crate::nix::machines::parse(line).map_err(|e| {
-                    Error::Invalid(format!("scenario `{}`: add_machines line: {e}", s.name))
+                    Error::Model(format!("scenario `{}`: add_machines line: {e}", s.name))
                 })?;
                 let Some(m) = parsed.first() else {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Model(format!(
                         "scenario `{}`: an empty add_machines line",
                         s.name
                     )));
@@ -282,7 +282,7 @@ pub fn apply(
         // Checked before the copies are made: a count of billions would otherwise be
         // allocated first and refused after.
         if w.machines.len() + a.count as usize > MAX_MACHINES {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Model(format!(
                 "scenario `{}`: `add_machines.count` {} would make {} machines, more than the \
                  {MAX_MACHINES} the model can hold",
                 s.name,
@@ -307,7 +307,7 @@ pub fn codec(name: &str, measured: &[Codec]) -> Result<Codec> {
         .cloned()
         .or_else(|| Codec::reference(name))
         .ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::Usage(format!(
                 "unknown codec `{name}`: give a measurement with --compression, or use one of \
                  xz-6, zstd-1, zstd-3, zstd-19, none"
             ))

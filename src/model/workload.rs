@@ -166,7 +166,7 @@ impl Workload {
         for n in names {
             let i = index_of(&mut self.features, n);
             if i >= 64 {
-                return Err(Error::Invalid(
+                return Err(Error::Model(
                     "the model supports at most 64 distinct system features".into(),
                 ));
             }
@@ -239,7 +239,7 @@ pub fn from_dataset(
         })
         .collect();
     if rows.is_empty() {
-        return Err(Error::Invalid(
+        return Err(Error::NoData(
             "the window holds no build steps that ran on a machine: nothing to simulate".into(),
         ));
     }

@@ -435,7 +435,7 @@ impl BinaryCache {
     /// cache's store directory.
     pub fn lookup(&self, path: &str, note: Note) -> Result<Lookup> {
         let hash = hash_part(path).ok_or_else(|| {
-            Error::Invalid(format!(
+            Error::Usage(format!(
                 "'{path}' is neither a store path nor a store path hash"
             ))
         })?;
@@ -443,7 +443,7 @@ impl BinaryCache {
             && path.starts_with('/')
             && !path.starts_with(&format!("{dir}/"))
         {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "{path} is not in {}'s store directory {dir}",
                 self.shown
             )));

@@ -70,7 +70,7 @@ fn parse_named(text: &str, name: &str) -> Result<Vec<BuildMachine>> {
         if line.is_empty() {
             continue;
         }
-        let bad = |reason: String| Error::Invalid(format!("{name}, line {}: {reason}", i + 1));
+        let bad = |reason: String| Error::parse(format!("{name}, line {}", i + 1), reason);
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.len() > 8 {
             return Err(bad(format!(

@@ -29,21 +29,21 @@ pub fn parse(text: &str, what: &str) -> Result<NarInfo> {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let (k, v) = line
             .split_once(':')
-            .ok_or_else(|| Error::Invalid(format!("{what}: line '{line}' is not 'Key: value'")))?;
+            .ok_or_else(|| Error::parse(what, format!("line '{line}' is not 'Key: value'")))?;
         f.insert(k.trim(), v.trim());
     }
     let get = |k: &str| {
         f.get(k)
             .copied()
-            .ok_or_else(|| Error::Invalid(format!("{what}: no {k} field")))
+            .ok_or_else(|| Error::parse(what, format!("no {k} field")))
     };
     let num = |k: &str, v: &str| {
         v.parse::<u64>()
-            .map_err(|_| Error::Invalid(format!("{what}: {k} '{v}' is not a number")))
+            .map_err(|_| Error::parse(what, format!("{k} '{v}' is not a number")))
     };
     let hash = |k: &str, v: &str| {
         v.parse::<NarHash>()
-            .map_err(|e| Error::Invalid(format!("{what}: {k}: {e}")))
+            .map_err(|e| Error::parse(what, format!("{k}: {e}")))
     };
     Ok(NarInfo {
         store_path: get("StorePath")?.to_string(),
@@ -87,9 +87,10 @@ impl NarCompression {
             "xz" => Ok(NarCompression::Xz),
             "zstd" => Ok(NarCompression::Zstd),
             "bzip2" => Ok(NarCompression::Bzip2),
-            other => Err(Error::Invalid(format!(
-                "{what}: compression '{other}' is not supported (xz, zstd, bzip2 or none)"
-            ))),
+            other => Err(Error::parse(
+                what,
+                format!("compression '{other}' is not supported (xz, zstd, bzip2 or none)"),
+            )),
         }
     }
 }

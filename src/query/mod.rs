@@ -96,7 +96,7 @@ pub struct Query {
 
 /// Parses one query file's header.
 pub fn parse(file: &str, text: &str) -> Result<Query> {
-    let bad = |line: usize, why: &str| Error::Invalid(format!("queries/{file}:{line}: {why}"));
+    let bad = |line: usize, why: &str| Error::parse(format!("queries/{file}:{line}"), why);
     let (mut name, mut description, mut params) = (None, None, Vec::new());
     for (i, line) in text.lines().enumerate() {
         let Some(rest) = line.strip_prefix("--") else {
@@ -149,7 +149,7 @@ pub fn find(name: &str) -> Result<Query> {
     let all = all()?;
     let names: Vec<String> = all.iter().map(|q| q.name.clone()).collect();
     all.into_iter().find(|q| q.name == name).ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::Usage(format!(
             "no query named `{name}` (known: {})",
             names.join(", ")
         ))
@@ -168,7 +168,7 @@ pub enum Bound {
 pub fn bind(q: &Query, given: &[(String, String)], now: i64) -> Result<Vec<Bound>> {
     for (k, _) in given {
         if !q.params.iter().any(|p| &p.name == k) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "query `{}` has no parameter `{k}` (it takes: {})",
                 q.name,
                 q.params
@@ -189,9 +189,9 @@ pub fn bind(q: &Query, given: &[(String, String)], now: i64) -> Result<Vec<Bound
                 .map(|(_, v)| v.clone())
                 .or_else(|| p.default.clone())
                 .ok_or_else(|| {
-                    Error::Invalid(format!("query `{}` needs --param {}=…", q.name, p.name))
+                    Error::Usage(format!("query `{}` needs --param {}=…", q.name, p.name))
                 })?;
-            let bad = |why: String| Error::Invalid(format!("--param {}={value}: {why}", p.name));
+            let bad = |why: String| Error::Usage(format!("--param {}={value}: {why}", p.name));
             Ok(match p.ty {
                 ParamType::Int => Bound::Int(
                     value

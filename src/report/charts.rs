@@ -172,7 +172,10 @@ fn dispatch<DB: DrawingBackend>(
 }
 
 fn chart_error(name: &str, e: impl std::fmt::Display) -> Error {
-    Error::frame(format!("chart {name}"), e)
+    Error::Chart {
+        what: format!("chart {name}"),
+        reason: e.to_string(),
+    }
 }
 
 /// Every chart of the report as SVG.

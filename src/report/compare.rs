@@ -62,11 +62,23 @@ const REPORT_JSON_CAP: u64 = 256 << 20;
 /// Reads `dir/report.json`.
 pub fn read(dir: &Path) -> Result<Previous> {
     let path = dir.join("report.json");
-    let bad = |why: String| Error::Invalid(format!("--compare {}: {why}", path.display()));
+    let bad = |why: String| Error::parse(format!("--compare {}", path.display()), why);
     let bytes = match crate::readfile::read_capped(&path, "report", REPORT_JSON_CAP) {
         Ok(b) => b,
-        Err(Error::Io { cause, .. }) => return Err(bad(format!("cannot read it ({cause})"))),
-        Err(e) => return Err(Error::Invalid(format!("--compare: {e}"))),
+        Err(Error::Io { source, .. }) => {
+            return Err(Error::Usage(format!(
+                "--compare {}: cannot read it ({source})",
+                path.display()
+            )));
+        }
+        Err(Error::Unreadable { what, path, reason }) => {
+            return Err(Error::Unreadable {
+                what: format!("--compare: {what}"),
+                path,
+                reason,
+            });
+        }
+        Err(e) => return Err(e),
     };
     let v: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a JSON document ({e})")))?;

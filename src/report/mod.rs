@@ -511,7 +511,7 @@ pub fn build(inp: Inputs<'_>) -> Result<Report> {
     let f = inp.findings;
     let window_h = ((f.until - f.since) as f64 / 3600.0).max(0.0);
     if window_h <= 0.0 {
-        return Err(Error::Invalid(
+        return Err(Error::NoData(
             "the window holds no step times: nothing to report".into(),
         ));
     }
@@ -1239,7 +1239,7 @@ pub fn write(report: &Report, dir: &Path, opts: &WriteOptions) -> Result<Written
         html::render(report, &blocks, &drawn).as_bytes(),
         &mut files,
     )?;
-    let mut json = serde_json::to_vec_pretty(report).map_err(|e| Error::frame("report", e))?;
+    let mut json = serde_json::to_vec_pretty(report).map_err(|e| Error::json("report", e))?;
     json.push(b'\n');
     put("report.json", &json, &mut files)?;
     if let Some(c) = &opts.compression_json {

@@ -176,7 +176,7 @@ pub fn local_worker_slots(scale: f64) -> u32 {
 
 pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
     if !spec.scale.is_finite() || spec.scale <= 0.0 || spec.scale > MAX_SCALE {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "--scale must be a number greater than 0 and at most {MAX_SCALE}, not {}",
             spec.scale
         )));
@@ -1036,7 +1036,7 @@ mod tests {
                 ..SampleSpec::default()
             })
             .unwrap_err();
-            assert!(matches!(err, Error::Invalid(_)), "{scale}: {err}");
+            assert!(matches!(err, Error::Usage(_)), "{scale}: {err}");
             assert!(err.to_string().contains("--scale"), "{err}");
         }
     }

@@ -82,13 +82,15 @@ async fn refuse_unless_empty(s: &Session, params: &ConnParams) -> Result<()> {
         0 => String::new(),
         n => format!(" and {n} more"),
     };
-    Err(Error::Invalid(format!(
-        "{} is not empty: schema {} already holds {}{more}; `sample --into` only loads into an \
-         empty database (create one with `createdb`)",
-        params.redacted(),
-        schema.unwrap_or_default(),
-        names.join(", ")
-    )))
+    Err(Error::Exists {
+        target: params.redacted(),
+        reason: format!(
+            "is not empty: schema {} already holds {}{more}; `sample --into` only loads into an \
+             empty database (create one with `createdb`)",
+            schema.unwrap_or_default(),
+            names.join(", ")
+        ),
+    })
 }
 
 /// Loads `ds` into the database at `params`, in tables it creates with `ddl`: the target
@@ -311,7 +313,7 @@ async fn copy_in(
             match cell {
                 Cell::Col(name) => {
                     let col = frame_cols[i]
-                        .ok_or_else(|| Error::frame(what.clone(), format!("no column {name}")))?;
+                        .ok_or_else(|| Error::Internal(format!("{what}: no column {name}")))?;
                     let v = col.get(row).map_err(|e| Error::frame(what.clone(), e))?;
                     push_value(&mut buf, &v);
                 }

@@ -49,10 +49,8 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
     let mut ds = match spec {
         SourceSpec::Postgres(conn) => {
             let params = conninfo::resolve(conn, &|k| std::env::var(k).ok())?;
-            let runtime = postgres::runtime().map_err(|e| Error::Database {
-                what: "starting the async runtime".into(),
-                reason: e.to_string(),
-            })?;
+            let runtime =
+                postgres::runtime().map_err(|e| Error::system("starting the async runtime", e))?;
             // The SQL applies the window and the COPY decoder drops omitted columns as they
             // arrive; the frames are put in order once the runtime is left behind.
             let ds = runtime.block_on(crate::interrupt::until(postgres::read(&params, opts)))?;
@@ -74,7 +72,7 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
     let anchor = recorded
         .until
         .unwrap_or_else(|| chrono::Utc::now().timestamp());
-    let window = opts.window.resolve(anchor).map_err(Error::Invalid)?;
+    let window = opts.window.resolve(anchor).map_err(Error::Usage)?;
     if opts.window.is_unbounded() {
         return Ok(ds);
     }
@@ -82,7 +80,7 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
     if let (Some(s), Some(u)) = (inside.since, inside.until)
         && s >= u
     {
-        return Err(Error::Invalid(format!(
+        return Err(Error::NoData(format!(
             "the window {} lies outside the data, which covers {}",
             window.describe(),
             recorded.describe()
@@ -111,7 +109,7 @@ fn cover(mut ds: Dataset, asked: Window, vouched: Window) -> Result<Dataset> {
     // A snapshot's own note spoke of the window it was asked for, not of this one.
     ds.meta.window_note = None;
     if ds.steps.height() == 0 {
-        return Err(Error::Invalid(format!(
+        return Err(Error::NoData(format!(
             "no build step of {} lies in the window {}: there is nothing to measure",
             ds.meta.origin.describe(),
             asked.describe()
@@ -134,7 +132,7 @@ fn cover(mut ds: Dataset, asked: Window, vouched: Window) -> Result<Dataset> {
     if let (Some(s), Some(u)) = (w.since, w.until)
         && s >= u
     {
-        return Err(Error::Invalid(format!(
+        return Err(Error::NoData(format!(
             "the build steps of {} in the window {} have no times: there is nothing to measure",
             ds.meta.origin.describe(),
             asked.describe()
@@ -177,8 +175,9 @@ pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
         let df = crate::dataset::share_repeated(def, df)
             .and_then(|df| sort_by_key(def, df))
             .map_err(|e| Error::frame(def.name, e))?;
+        // Every reader builds its frames by the definitions: a mismatch is our bug.
         def.check(&df)
-            .map_err(|e| Error::frame(format!("table {}", def.name), e))?;
+            .map_err(|e| Error::Internal(format!("table {}: {e}", def.name)))?;
         Ok(df)
     };
     use crate::dataset::*;

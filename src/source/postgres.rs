@@ -27,7 +27,7 @@ use crate::dataset::{
     BUILDS, Dataset, DatasetMeta, EVALS, JOBSETS, Omit, Origin, Runner, STEP_OUTPUTS, STEPS,
     TableDef,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, PgFailure, Result};
 use crate::progress::Progress;
 use crate::window::{Window, WindowSpec};
 
@@ -164,7 +164,7 @@ impl Session {
         }
         Error::Database {
             what: what.into(),
-            reason,
+            source: PgFailure::driver(reason, e),
         }
     }
 }
@@ -217,7 +217,7 @@ pub async fn connect(
     let target = params.redacted();
     let connect_err = |e: tokio_postgres::Error| Error::Connect {
         target: target.clone(),
-        reason: pg_reason(&e),
+        source: PgFailure::driver(pg_reason(&e), e),
     };
     let conn_error = Arc::new(Mutex::new(None));
     let tls = if params.is_unix_socket() || params.sslmode == SslMode::Disable {
@@ -240,7 +240,9 @@ pub async fn connect(
         Err(e) if params.password.is_none() && password_missing(&e) => {
             let password = params.password_from_file().map_err(|why| Error::Connect {
                 target: target.clone(),
-                reason: format!("the server asks for a password and none was given: {why}"),
+                source: PgFailure::reason(format!(
+                    "the server asks for a password and none was given: {why}"
+                )),
             })?;
             attempt(Some(&password)).await.map_err(connect_err)?
         }
@@ -262,9 +264,12 @@ pub async fn connect(
             .map_err(|e| session.error("checking read-only mode", e))?;
         let value: String = row.get(0);
         if value != "on" {
-            return Err(Error::Schema(format!(
-                "the session is not read-only (default_transaction_read_only = {value}); refusing to read"
-            )));
+            return Err(Error::refused(
+                "database",
+                format!(
+                    "the session is not read-only (default_transaction_read_only = {value}); refusing to read"
+                ),
+            ));
         }
         let role = role_powers(&session).await?;
         if role.is_privileged() {
@@ -378,10 +383,13 @@ async fn locate_hydra_schema(s: &Session, role: &RolePowers) -> Result<HydraSche
                 "f" => "a foreign table",
                 _ => "not a table",
             };
-            return Err(Error::Schema(format!(
-                "{name}.{table} is {what}, not a table as Hydra creates it: refusing to read it \
+            return Err(Error::refused(
+                "database",
+                format!(
+                    "{name}.{table} is {what}, not a table as Hydra creates it: refusing to read it \
                  (a view runs its owner's code as the role reading it)"
-            )));
+                ),
+            ));
         }
     }
     if role.is_privileged()
@@ -389,11 +397,14 @@ async fn locate_hydra_schema(s: &Session, role: &RolePowers) -> Result<HydraSche
         && !role.bypassrls
         && let Some((_, table)) = with_policies.iter().find(|(n, _)| *n == name)
     {
-        return Err(Error::Schema(format!(
-            "{name}.{table} has row-level security, whose policies run as the role reading: \
+        return Err(Error::refused(
+            "database",
+            format!(
+                "{name}.{table} has row-level security, whose policies run as the role reading: \
              refusing to read it as a privileged role ({}); connect as a role that can only read",
-            role.describe()
-        )));
+                role.describe()
+            ),
+        ));
     }
     Ok(HydraSchema {
         ident: quote_ident(&name),
@@ -434,12 +445,15 @@ impl Session {
                 .map_err(|e| self.error("checking the Hydra schema's functions", e))?;
             let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
             if !names.is_empty() {
-                return Err(Error::Schema(format!(
-                    "schema {} defines {} under the name of a built-in: refusing to run SQL \
+                return Err(Error::refused(
+                    "database",
+                    format!(
+                        "schema {} defines {} under the name of a built-in: refusing to run SQL \
                      there as a privileged role (it could be called instead of the built-in)",
-                    schema.name,
-                    names.join(", ")
-                )));
+                        schema.name,
+                        names.join(", ")
+                    ),
+                ));
             }
         }
         self.client
@@ -571,12 +585,15 @@ pub async fn inspect(s: &Session) -> Result<SchemaInfo> {
         // function, a cast), which run as the role reading: only built-in types are read.
         let udt_schema: String = row.get(2);
         if udt_schema != "pg_catalog" && is_read(&table, &column) {
-            return Err(Error::Schema(format!(
-                "{}.{table}.{column} has type {udt_schema}.{}, not a built-in type as Hydra \
+            return Err(Error::refused(
+                "database",
+                format!(
+                    "{}.{table}.{column} has type {udt_schema}.{}, not a built-in type as Hydra \
                  creates it: refusing to read it (its conversions run the type owner's code)",
-                schema.name,
-                row.get::<_, String>(3)
-            )));
+                    schema.name,
+                    row.get::<_, String>(3)
+                ),
+            ));
         }
         columns.entry(table).or_default().insert(column);
     }
@@ -930,7 +947,7 @@ pub async fn copy_frame(
         let chunk = chunk.map_err(|e| s.error(&what, e))?;
         decoder.feed(&chunk).map_err(|reason| Error::Database {
             what: what.clone(),
-            reason,
+            source: PgFailure::reason(reason),
         })?;
         let rows = decoder.rows();
         // Touching the bar costs an atomic or two; once per thousand rows is plenty.
@@ -940,9 +957,10 @@ pub async fn copy_frame(
         }
     }
     bar.finish_and_clear();
-    decoder
-        .finish()
-        .map_err(|reason| Error::Database { what, reason })
+    decoder.finish().map_err(|reason| Error::Database {
+        what,
+        source: PgFailure::reason(reason),
+    })
 }
 
 /// The async runtime every database operation runs on: one thread, which reads the socket
@@ -969,7 +987,7 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
         None => detect_runner(&info),
     };
     let now = s.now().await?;
-    let window = opts.window.resolve(now).map_err(Error::Invalid)?;
+    let window = opts.window.resolve(now).map_err(Error::Usage)?;
     for (table, what) in [
         ("buildstepoutputs", "step outputs"),
         ("jobsetevals", "evaluations"),

@@ -137,7 +137,7 @@ pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
         machines,
         queue_runner: ds.meta.queue_runner,
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::frame("manifest", e))?;
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::json("manifest", e))?;
     write_file_atomic(&staged.path().join(MANIFEST), &json)?;
     // The last point to stop: after the commit the snapshot is complete, and kept.
     crate::interrupt::check()?;
@@ -219,7 +219,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     }
     let text =
         read_inside(dir, MANIFEST, "snapshot manifest", MANIFEST_CAP).map_err(|e| match e {
-            Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Error::snapshot(
                     &path,
                     "missing: this directory is not a hydra-bottleneck snapshot",

@@ -11,7 +11,7 @@ use tokio_postgres::types::{FromSql, Type};
 
 use super::postgres::{Session, connect};
 use crate::conninfo::ConnParams;
-use crate::error::{Error, Result};
+use crate::error::{Error, PgFailure, Result};
 use crate::query::{Bound, DEFAULT_MAX_ROWS, Query, SqlOptions, Table, bind, guard};
 
 /// What the values of one result may take in memory, whatever the row count: a few wide text
@@ -54,17 +54,20 @@ pub async fn run_adhoc(
     timeout: Duration,
     opts: SqlOptions,
 ) -> Result<Table> {
-    guard::check(text).map_err(|why| Error::Invalid(format!("query sql: {why}")))?;
+    guard::check(text).map_err(|why| Error::refused("query sql", why))?;
     let s = connect(params, true, timeout).await?;
     if let Some(role) = s.role.as_ref().filter(|r| r.is_privileged())
         && !opts.allow_privileged_role
     {
-        return Err(Error::Invalid(format!(
-            "query sql: refusing to run ad-hoc SQL as a privileged role ({}); connect as a role \
-             that can only read (README: \"Pointing it at a real Hydra\"), or pass \
-             --allow-privileged-role",
-            role.describe()
-        )));
+        return Err(Error::refused(
+            "query sql",
+            format!(
+                "refusing to run ad-hoc SQL as a privileged role ({}); connect as a role that \
+                 can only read (README: \"Pointing it at a real Hydra\"), or pass \
+                 --allow-privileged-role",
+                role.describe()
+            ),
+        ));
     }
     s.with_hydra_schema_on_path().await?;
     read_only(&s, "query sql", text, &[], opts.max_rows).await
@@ -111,16 +114,19 @@ async fn read_only(
                 None
             };
             if let Some((limit, hint)) = over {
-                return Err(Error::Invalid(format!(
-                    "{what}: the result has more than {limit} (the most one result may hold); \
-                     add a LIMIT or aggregate{hint}"
-                )));
+                return Err(Error::refused(
+                    what,
+                    format!(
+                        "the result has more than {limit} (the most one result may hold); add a \
+                         LIMIT or aggregate{hint}"
+                    ),
+                ));
             }
             let mut vals = Vec::with_capacity(columns.len());
             for (i, c) in stmt.columns().iter().enumerate() {
                 let v = value(&row, i, c.type_()).map_err(|why| Error::Database {
                     what: what.to_string(),
-                    reason: format!("column `{}`: {why}", c.name()),
+                    source: PgFailure::reason(format!("column `{}`: {why}", c.name())),
                 })?;
                 bytes += match &v {
                     serde_json::Value::String(t) => t.len() + 24,
@@ -147,9 +153,11 @@ async fn read_only(
             )
             .await
             .map_err(|e| s.error(what, e))?;
-        let refuse = |why: String| Error::Database {
-            what: what.to_string(),
-            reason: format!("refused: {why} (rolled back; only reads are run)"),
+        let refuse = |why: String| {
+            Error::refused(
+                format!("database: {what}"),
+                format!("refused: {why} (rolled back; only reads are run)"),
+            )
         };
         if state.get::<_, String>(0) != "on" {
             return Err(refuse(

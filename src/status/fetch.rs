@@ -171,7 +171,7 @@ pub fn next_delay(interval: Duration, failures: u32) -> Duration {
 /// hears of each sample as it is taken.
 pub fn watch(opts: &WatchOptions, note: &dyn Fn(&str)) -> Result<WatchReport> {
     if opts.interval < MIN_INTERVAL {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "--interval {} is too short; poll a Hydra every 10 s or slower",
             humantime(opts.interval)
         )));
@@ -180,7 +180,7 @@ pub fn watch(opts: &WatchOptions, note: &dyn Fn(&str)) -> Result<WatchReport> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Invalid(format!("starting the async runtime: {e}")))?;
+        .map_err(|e| Error::system("starting the async runtime", e))?;
     let result = rt.block_on(watch_loop(opts, &mut file, note));
     // A request still running after Ctrl-C is abandoned, not waited for.
     rt.shutdown_background();
@@ -256,9 +256,9 @@ async fn watch_loop(
             Err(e) => {
                 failures = failures.saturating_add(1);
                 report.failed += 1;
-                last_error = e.to_string();
+                last_error = e.line();
                 note(&format!(
-                    "sample {}: {e}; next try in {}",
+                    "sample {}: {last_error}; next try in {}",
                     report.lines + 1,
                     humantime(next_delay(opts.interval, failures))
                 ));

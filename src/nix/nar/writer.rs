@@ -113,11 +113,13 @@ impl<W: Write> Packer<W> {
                 .map_err(|e| Error::io(&*path, e))?;
             // The entries' nodes would be at depth + 1, which Nix refuses from MAX_DEPTH on.
             if !names.is_empty() && depth + 1 >= MAX_DEPTH {
-                return Err(Error::Invalid(format!(
-                    "{}: holds entries {MAX_DEPTH} directories below the root, past Nix's maximum \
-                     NAR depth, which Nix neither packs nor reads back",
-                    path.display()
-                )));
+                return Err(Error::refused(
+                    path.display().to_string(),
+                    format!(
+                        "holds entries {MAX_DEPTH} directories below the root, past Nix's \
+                         maximum NAR depth, which Nix neither packs nor reads back"
+                    ),
+                ));
             }
             names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
             for name in names {
@@ -140,10 +142,10 @@ impl<W: Write> Packer<W> {
             } else {
                 "of an unknown type"
             };
-            return Err(Error::Invalid(format!(
-                "{}: is {kind}; a NAR holds only regular files, directories and symlinks",
-                path.display()
-            )));
+            return Err(Error::refused(
+                path.display().to_string(),
+                format!("is {kind}; a NAR holds only regular files, directories and symlinks"),
+            ));
         }
         self.str(b")")
     }
@@ -158,10 +160,10 @@ impl<W: Write> Packer<W> {
             Error::io(path, e)
         })?;
         if copied != len {
-            return Err(Error::Invalid(format!(
-                "{}: changed size while being packed ({len} bytes expected, {copied} read)",
-                path.display()
-            )));
+            return Err(Error::corrupt(
+                path.display().to_string(),
+                format!("changed size while being packed ({len} bytes expected, {copied} read)"),
+            ));
         }
         self.stats.nar_size += len;
         self.stats.content_bytes += len;
