@@ -858,7 +858,7 @@ mod tests {
             t.i32(0, Some(1));
             t.i32(0, Some(2));
             t.end_row();
-            let err = t.finish().unwrap_err().to_string();
+            let err = t.finish().unwrap_err().line();
             assert!(err.starts_with("building table jobsets: "), "{err}");
         }
     }
