@@ -4,6 +4,7 @@
 //! summarising such a series.
 //!
 //! - [`document`]: lenient parsing of both runners' documents into one [`Status`].
+//! - [`metrics`]: the Prometheus text format a `/metrics` URL serves (strict parser, renderer).
 //! - [`figures`]: derived figures of one document (pure functions).
 //! - [`series`]: the JSON-lines series `--watch` writes, and its summary (pure functions).
 //! - [`fetch`]: the HTTP client (bounded in time and size) and the watch loop.
@@ -14,6 +15,7 @@
 pub mod document;
 pub mod fetch;
 pub mod figures;
+pub mod metrics;
 pub mod series;
 
 use std::io::Read;
