@@ -30,7 +30,7 @@
 //! - `hydraqueuerunner_machine_type_wait_time` is milliseconds (`BuildQueue::wait_time_ms`),
 //!   hydra_exporter's `machine_type_wait_time_total` seconds (the C++ `waitTime`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -564,26 +564,40 @@ fn figure(v: f64, unit: Unit) -> Option<f64> {
     })
 }
 
-/// The family `name` (without prefix) of `exp`, if present.
-fn family<'e>(e: &'e Exposition, exp: Exporter, name: &str) -> Option<&'e Family> {
-    let full = format!("{}{name}", exp.prefix());
-    e.family(&full)
+/// An exposition's families by name, looked up once per figure.
+struct Families<'e> {
+    by_name: HashMap<&'e str, &'e Family>,
+    exp: Exporter,
+}
+
+impl<'e> Families<'e> {
+    fn new(e: &'e Exposition, exp: Exporter) -> Families<'e> {
+        Families {
+            by_name: e.families.iter().map(|f| (f.name.as_str(), f)).collect(),
+            exp,
+        }
+    }
+
+    /// The family `name` (without prefix), if present.
+    fn get(&self, name: &str) -> Option<&'e Family> {
+        let full = format!("{}{name}", self.exp.prefix());
+        self.by_name.get(full.as_str()).copied()
+    }
 }
 
 /// Fills `T`s keyed by the value of `label` from the labelled samples of each name in `table`.
 fn labelled<T: Default>(
-    e: &Exposition,
-    exp: Exporter,
+    e: &Families<'_>,
     table: &[Name<T>],
     label: &str,
     make: impl Fn(&str) -> T,
 ) -> BTreeMap<String, T> {
     let mut out: BTreeMap<String, T> = BTreeMap::new();
     for n in table {
-        let Some((name, unit)) = n.of(exp) else {
+        let Some((name, unit)) = n.of(e.exp) else {
             continue;
         };
-        let Some(f) = family(e, exp, name) else {
+        let Some(f) = e.get(name) else {
             continue;
         };
         for s in f.samples.iter().filter(|s| s.suffix == Suffix::None) {
@@ -602,14 +616,15 @@ fn labelled<T: Default>(
 }
 
 /// Fills one `T` from the unlabelled samples of `table`; `None` when none is present.
-fn unlabelled<T: Default>(e: &Exposition, exp: Exporter, table: &[Name<T>]) -> Option<T> {
+fn unlabelled<T: Default>(e: &Families<'_>, table: &[Name<T>]) -> Option<T> {
     let mut t = T::default();
     let mut any = false;
     for n in table {
-        let Some((name, unit)) = n.of(exp) else {
+        let Some((name, unit)) = n.of(e.exp) else {
             continue;
         };
-        if let Some(v) = family(e, exp, name)
+        if let Some(v) = e
+            .get(name)
             .and_then(Family::value)
             .and_then(|v| figure(v, unit))
         {
@@ -627,12 +642,14 @@ pub fn to_status(e: &Exposition, origin: &str) -> Result<(Exporter, Status)> {
         reason,
     };
     let exp = detect(e).map_err(|why| fail(format!("Prometheus text, but {why}")))?;
+    let fams = Families::new(e, exp);
     let mut status = Status::empty(exp.runner());
     for n in GLOBAL {
         let Some((name, unit)) = n.of(exp) else {
             continue;
         };
-        if let Some(v) = family(e, exp, name)
+        if let Some(v) = fams
+            .get(name)
             .and_then(Family::value)
             .and_then(|v| figure(v, unit))
         {
@@ -644,7 +661,7 @@ pub fn to_status(e: &Exposition, origin: &str) -> Result<(Exporter, Status)> {
         Exporter::RustRunner => MACHINE_LABEL.0,
         Exporter::HydraExporter => MACHINE_LABEL.1,
     };
-    status.machines = labelled(e, exp, MACHINE, machine_label, |name| MachineStatus {
+    status.machines = labelled(&fams, MACHINE, machine_label, |name| MachineStatus {
         name: name.to_string(),
         ..MachineStatus::default()
     })
@@ -655,7 +672,7 @@ pub fn to_status(e: &Exposition, origin: &str) -> Result<(Exporter, Status)> {
         Exporter::RustRunner => TYPE_LABEL.0,
         Exporter::HydraExporter => TYPE_LABEL.1,
     };
-    status.machine_types = labelled(e, exp, TYPE, type_label, |name| MachineTypeStatus {
+    status.machine_types = labelled(&fams, TYPE, type_label, |name| MachineTypeStatus {
         name: name.to_string(),
         ..MachineTypeStatus::default()
     })
@@ -671,9 +688,9 @@ pub fn to_status(e: &Exposition, origin: &str) -> Result<(Exporter, Status)> {
         }
     }
 
-    status.store = unlabelled(e, exp, STORE);
+    status.store = unlabelled(&fams, STORE);
     status.s3 = match exp {
-        Exporter::RustRunner => labelled(e, exp, S3, S3_LABEL, |bucket| S3Status {
+        Exporter::RustRunner => labelled(&fams, S3, S3_LABEL, |bucket| S3Status {
             bucket: Some(bucket.to_string()),
             ..S3Status::default()
         })
@@ -682,7 +699,7 @@ pub fn to_status(e: &Exposition, origin: &str) -> Result<(Exporter, Status)> {
         // hydra_exporter writes its S3 figures whether or not the runner reported any (a Go
         // struct's zero values), and reads them from inside `store`, where only older C++
         // runners put them: all zero means "not reported", not "nothing uploaded".
-        Exporter::HydraExporter => unlabelled(e, exp, S3)
+        Exporter::HydraExporter => unlabelled(&fams, S3)
             .filter(|s: &S3Status| {
                 [s.put, s.put_bytes, s.get, s.get_bytes, s.head]
                     .iter()
@@ -693,7 +710,7 @@ pub fn to_status(e: &Exposition, origin: &str) -> Result<(Exporter, Status)> {
     };
 
     let (jobsets, label) = jobset_family(exp);
-    if let Some(f) = family(e, exp, jobsets) {
+    if let Some(f) = fams.get(jobsets) {
         let mut names: Vec<&str> = f.samples.iter().filter_map(|s| s.label(label)).collect();
         names.sort_unstable();
         names.dedup();
@@ -704,12 +721,16 @@ pub fn to_status(e: &Exposition, origin: &str) -> Result<(Exporter, Status)> {
     Ok((exp, status))
 }
 
-/// The part of `e` a series keeps: the families the mapping reads for `exp`, without their
-/// HELP lines, in the format. A `/metrics` body also carries the process's own metrics and
-/// histograms the ledger does not use; keeping only these holds a line of a week's series near
-/// the size of a status document.
+/// The part of `e` a series keeps: the families the mapping reads for `exp` but the jobsets,
+/// without their HELP lines, in the format. A `/metrics` body also carries the process's own
+/// metrics, histograms the ledger does not use, and two samples per jobset in the queue (1,600
+/// of the 2,400 samples of hydra.nixos.org's size) only to be counted; leaving those out holds a
+/// line of a week's series near the size of a status document (some 30 KB for 40 machines), so
+/// a series read back counts no jobsets.
 pub fn record(e: &Exposition, exp: Exporter) -> String {
-    let keep = names(exp);
+    let (jobsets, _) = jobset_family(exp);
+    let jobsets = format!("{}{jobsets}", exp.prefix());
+    let keep: Vec<String> = names(exp).into_iter().filter(|n| *n != jobsets).collect();
     let mut out = String::new();
     for f in e.families.iter().filter(|f| keep.contains(&f.name)) {
         metrics::render_family(&mut out, f, false);
