@@ -60,8 +60,8 @@ impl Exporter {
     }
 
     /// The runner whose figures it carries: hydra_exporter reads the C++ document (it expects
-    /// a numeric `time` and `s3` inside `store`, so the Rust document does not fit it; docs/hydra.md
-    /// §5).
+    /// a numeric `time` and `s3` inside `store`, so the Rust document does not fit it;
+    /// docs/hydra.md §5).
     pub fn runner(self) -> RunnerKind {
         match self {
             Exporter::RustRunner => RunnerKind::Rust,
@@ -725,8 +725,8 @@ pub fn to_status(e: &Exposition, origin: &str) -> Result<(Exporter, Status)> {
 /// without their HELP lines, in the format. A `/metrics` body also carries the process's own
 /// metrics, histograms the ledger does not use, and two samples per jobset in the queue (1,600
 /// of the 2,400 samples of hydra.nixos.org's size) only to be counted; leaving those out holds a
-/// line of a week's series near the size of a status document (some 30 KB for 40 machines), so
-/// a series read back counts no jobsets.
+/// line of a week's series near the size of a status document (25 KB for 40 machines and 10
+/// systems), so a series read back counts no jobsets.
 pub fn record(e: &Exposition, exp: Exporter) -> String {
     let (jobsets, _) = jobset_family(exp);
     let jobsets = format!("{}{jobsets}", exp.prefix());

@@ -742,7 +742,8 @@ fn check_histogram(f: &Family) -> Result<(), ParseError> {
             Suffix::Bucket => {
                 let b = bound(s, "le");
                 if let Some((prev, prev_line)) = g.last
-                    && !(b > prev)
+                    // Not increasing, NaN bounds included.
+                    && b.partial_cmp(&prev) != Some(std::cmp::Ordering::Greater)
                 {
                     return Err(ParseError {
                         line: s.line,
@@ -800,7 +801,7 @@ fn check_summary(f: &Family) -> Result<(), ParseError> {
         }
         let q = bound(s, "quantile");
         if let Some(&(prev, prev_line)) = last.get(&key)
-            && !(q > prev)
+            && q.partial_cmp(&prev) != Some(std::cmp::Ordering::Greater)
         {
             return Err(ParseError {
                 line: s.line,
