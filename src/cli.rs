@@ -102,7 +102,7 @@ enum Command {
     Simulate(SimulateArgs),
     /// Measure xz and zstd on NARs and project the cost onto the farm's output.
     Compress(CompressArgs),
-    /// Read the queue runner's status JSON, once or as a time series.
+    /// Read the queue runner's status JSON or /metrics, once or as a time series.
     Status(StatusArgs),
     /// Write the built-in sample workload as a snapshot, or load it into an empty database.
     Sample(SampleArgs),
@@ -348,15 +348,16 @@ struct ReportArgs {
 #[derive(Args, Debug)]
 struct StatusArgs {
     /// A saved status JSON file, `-` for stdin, or the URL of a Hydra's /queue-runner-status
-    /// (C++ runner) or the Rust runner's /status.
+    /// (C++ runner) or the Rust runner's /status; or the same of a /metrics text (the Rust
+    /// runner's, or hydra_exporter's).
     #[arg(
         value_name = "SOURCE",
         required_unless_present_any = ["watch", "series"],
         conflicts_with_all = ["watch", "series"]
     )]
     source: Option<String>,
-    /// Poll this status URL and append one JSON line per sample to --out, until Ctrl-C or
-    /// --samples.
+    /// Poll this status or /metrics URL and append one JSON line per sample to --out, until
+    /// Ctrl-C or --samples.
     #[arg(long, value_name = "URL", requires = "out", conflicts_with = "series")]
     watch: Option<String>,
     /// With --watch: the JSON-lines file to append to (created if missing, never truncated).

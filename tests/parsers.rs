@@ -439,3 +439,205 @@ proptest! {
         }
     }
 }
+
+/// A `/metrics` text with one of everything the parser reads: HELP and TYPE lines, labels with
+/// every escape, NaN and the infinities, a timestamp, a histogram, a summary, and the Rust queue
+/// runner's names, so that it also reads as a status.
+const METRICS: &str = r#"# HELP hydraqueuerunner_steps_runnable Steps \\ ready\nto run.
+# TYPE hydraqueuerunner_steps_runnable gauge
+hydraqueuerunner_steps_runnable 42
+# TYPE hydraqueuerunner_machine_type_runnable gauge
+hydraqueuerunner_machine_type_runnable{machine_type="x86_64-linux"} 38
+hydraqueuerunner_machine_type_runnable{machine_type="a\\b\"c\nd"} 4 1780315200000
+# TYPE hydraqueuerunner_machine_type_running gauge
+hydraqueuerunner_machine_type_running{machine_type="x86_64-linux"} 8
+# TYPE hydraqueuerunner_machine_current_jobs gauge
+hydraqueuerunner_machine_current_jobs{hostname="builder-a",} 8
+hydraqueuerunner_machine_current_jobs { hostname = "builder-b" } 2
+# TYPE hydraqueuerunner_s3_put_speed gauge
+hydraqueuerunner_s3_put_speed{remote_store="c"} NaN
+# TYPE hydraqueuerunner_job_wait_time_seconds histogram
+hydraqueuerunner_job_wait_time_seconds_bucket{machine_type="x86_64-linux",le="1"} 10
+hydraqueuerunner_job_wait_time_seconds_bucket{machine_type="x86_64-linux",le="+Inf"} 12
+hydraqueuerunner_job_wait_time_seconds_sum{machine_type="x86_64-linux"} 1.5e+03
+hydraqueuerunner_job_wait_time_seconds_count{machine_type="x86_64-linux"} 12
+# TYPE go_gc_duration_seconds summary
+go_gc_duration_seconds{quantile="0"} 2.1e-05
+go_gc_duration_seconds{quantile="1"} +Inf
+go_gc_duration_seconds_sum -Inf
+go_gc_duration_seconds_count 412
+untyped_thing 1
+"#;
+
+/// Any text: an exposition whose rendering reads back as itself (and, when it is a queue
+/// runner's, a status whose kept part reads back as the same status but for the jobsets), or one
+/// error naming a line of the text, in one line.
+fn check_metrics(text: &str) -> Result<(), TestCaseError> {
+    use hydra_bottleneck::status::{exporters, metrics};
+    match metrics::parse(text) {
+        Ok(e) => {
+            let back = metrics::parse(&metrics::render(&e));
+            prop_assert_eq!(back.as_ref(), Ok(&e));
+            if let Ok((exp, s)) = exporters::to_status(&e, "prop") {
+                let f = status::derive(&s, None);
+                let _ = status::figures::rows(&f);
+                let (_, exp2, s2) = status::parse_metrics(&exporters::record(&e, exp), "prop")
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(exp2, exp);
+                // A series keeps everything but the jobsets, which it does not count.
+                prop_assert_eq!(s2, status::Status { jobsets: 0, ..s });
+            }
+        }
+        Err(pe) => {
+            prop_assert!(
+                pe.line >= 1 && pe.line <= text.split('\n').count(),
+                "line {} of a text of {} lines: {}",
+                pe.line,
+                text.split('\n').count(),
+                pe
+            );
+            prop_assert!(!pe.to_string().contains('\n'), "{}", pe);
+        }
+    }
+    Ok(())
+}
+
+/// Pieces of the text format, strung into lines that are nearly right.
+const METRIC_PIECES: &[&str] = &[
+    "# HELP ",
+    "# TYPE ",
+    "#",
+    "x",
+    "x_bucket",
+    "x_sum",
+    "x_count",
+    "hydraqueuerunner_steps_runnable",
+    "hydra_queue_runner_machine_type_runnable",
+    " counter",
+    " gauge",
+    " histogram",
+    " summary",
+    " untyped",
+    "{",
+    "}",
+    "le=\"",
+    "quantile=\"",
+    "machine_type=\"",
+    "host=\"",
+    "\"",
+    ",",
+    "=",
+    "+Inf",
+    "-Inf",
+    "NaN",
+    "0.5",
+    "1",
+    "1e999",
+    "-3",
+    " ",
+    "\t",
+    "\\",
+    "\\n",
+    "\\\"",
+    "\r",
+    "é",
+    " 1700000000000",
+];
+
+/// A well-formed family of counters, gauges or untyped samples: a unique name, unique label
+/// sets, any value (NaN and the infinities included) and timestamp, help with escapes.
+fn family(i: usize) -> impl Strategy<Value = hydra_bottleneck::status::metrics::Family> {
+    use hydra_bottleneck::status::metrics::{Family, Kind, Sample, Suffix};
+    let value = prop_oneof![
+        any::<f64>(),
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+        (-1e6..1e6f64),
+    ];
+    let sample = (
+        prop::collection::vec(("l[a-zA-Z0-9_]{0,4}", "(?s).{0,10}"), 0..4),
+        value,
+        prop::option::of(any::<i64>()),
+    );
+    (
+        "[a-zA-Z_:][a-zA-Z0-9_:]{0,8}",
+        prop::sample::select(vec![Kind::Counter, Kind::Gauge, Kind::Untyped]),
+        prop::option::of("[a-zA-Z0-9\\\\\n\"{}#= é€]{0,20}"),
+        prop::collection::vec(sample, 0..5),
+    )
+        .prop_map(move |(name, kind, help, samples)| Family {
+            name: format!("{name}_{i}"),
+            kind,
+            help: help.map(|h| h.trim_matches([' ', '\t']).to_string()),
+            samples: samples
+                .into_iter()
+                .enumerate()
+                .map(|(k, (labels, value, timestamp_ms))| {
+                    let mut seen = std::collections::HashSet::new();
+                    let mut labels: Vec<(String, String)> = labels
+                        .into_iter()
+                        .filter(|(n, _)| seen.insert(n.clone()))
+                        .collect();
+                    // A label of its own index keeps every sample's series apart.
+                    labels.push(("i".into(), k.to_string()));
+                    Sample {
+                        suffix: Suffix::None,
+                        labels,
+                        value,
+                        timestamp_ms,
+                        line: 0,
+                    }
+                })
+                .collect(),
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    /// The `/metrics` parser on any text (the fuzz target `metrics_text` in short).
+    #[test]
+    fn metrics_texts_parse_or_fail_cleanly(text in "(?s).{0,300}") {
+        check_metrics(&text)?;
+    }
+
+    #[test]
+    fn nearly_right_metrics_parse_or_fail_cleanly(
+        lines in prop::collection::vec(
+            prop::collection::vec(prop::sample::select(METRIC_PIECES), 0..10),
+            0..8,
+        ),
+        final_newline in any::<bool>(),
+    ) {
+        let mut text = lines.iter().map(|l| l.concat()).collect::<Vec<_>>().join("\n");
+        if final_newline {
+            text.push('\n');
+        }
+        check_metrics(&text)?;
+    }
+
+    #[test]
+    fn mutated_metrics_parse_or_fail_cleanly(edits in prop::collection::vec(edit(), 1..6)) {
+        let bytes = apply(METRICS.as_bytes().to_vec(), &edits);
+        check_metrics(&String::from_utf8_lossy(&bytes))?;
+    }
+
+    /// Our rendering of any well-formed exposition reads back as the same exposition.
+    #[test]
+    fn metrics_round_trip_through_our_rendering(
+        families in (0..6usize).prop_flat_map(|n| (0..n).map(family).collect::<Vec<_>>())
+    ) {
+        use hydra_bottleneck::status::metrics;
+        let e = metrics::Exposition { families };
+        let text = metrics::render(&e);
+        prop_assert_eq!(metrics::parse(&text), Ok(e), "{}", text);
+    }
+}
+
+#[test]
+fn the_metrics_seed_parses_and_reads_as_a_status() {
+    let s = status::parse_body(METRICS, None, "seed").unwrap();
+    assert_eq!(s.runnable_steps, Some(42.0));
+    assert_eq!(s.machines.len(), 2);
+}

@@ -583,3 +583,462 @@ fn a_series_summarised() {
         "{table}"
     );
 }
+
+// ---- /metrics: the Prometheus text of both exporters -----------------------------------------
+
+fn metrics_fixture(name: &str) -> String {
+    std::fs::read_to_string(fixture(name)).unwrap()
+}
+
+/// The Rust runner's /metrics (tests/fixtures/status/rust-runner-metrics.prom, written from
+/// NixOS/hydra state/metrics.rs `PromMetrics::new`): every figure the mapping reads, by hand.
+#[test]
+fn the_rust_runners_metrics() {
+    let text = metrics_fixture("rust-runner-metrics.prom");
+    let e = status::metrics::parse(&text).unwrap();
+    assert_eq!(
+        e.families.len(),
+        96 + 7,
+        "96 registered families and 7 of the process"
+    );
+    assert_eq!(e.samples(), 183, "every line not a comment");
+    let s = status::parse_body(&text, None, "fixture").unwrap();
+    assert_eq!(s.runner, RunnerKind::Rust);
+    assert_eq!((s.time, s.uptime_s), (Some(1_780_315_200.0), Some(7200.0)));
+    assert_eq!(
+        (s.queued_builds, s.unfinished_steps, s.runnable_steps),
+        (Some(1200.0), Some(5400.0), Some(42.0))
+    );
+    assert_eq!(
+        (s.steps_building, s.steps_waiting, s.unsupported_steps),
+        (Some(10.0), Some(30.0), Some(1.0))
+    );
+    assert_eq!(
+        (s.steps_copying_to, s.steps_copying_from),
+        (Some(3.0), Some(1.0))
+    );
+    // The Rust runner has neither an active-step count nor local worker slots.
+    assert_eq!(
+        (s.active_steps, s.steps_waiting_for_local_slot),
+        (None, None)
+    );
+    assert_eq!(
+        (s.builds_done, s.steps_started, s.steps_done),
+        (Some(800.0), Some(3010.0), Some(3000.0))
+    );
+    assert_eq!((s.retries, s.max_retries), (Some(4.0), Some(2.0)));
+    assert_eq!(
+        (s.total_step_time_s, s.total_step_build_time_s),
+        (Some(360_000.0), Some(288_000.0))
+    );
+    assert_eq!(
+        (s.queue_wakeups, s.dispatcher_wakeups, s.dispatch_time_ms),
+        (Some(55.0), Some(900.0), Some(45_000.0))
+    );
+    assert_eq!((s.bytes_sent, s.bytes_received), (None, None));
+    assert_eq!(s.jobsets, 2);
+
+    let a = &s.machines[0];
+    assert_eq!(a.name, "builder-a");
+    assert_eq!((a.current_jobs, a.steps_done), (Some(8.0), Some(2000.0)));
+    assert_eq!(
+        (a.total_step_time_s, a.total_step_build_time_s),
+        (Some(240_000.0), Some(180_000.0))
+    );
+    assert_eq!((a.max_jobs, a.enabled), (None, None), "not in the metrics");
+    let b = &s.machines[1];
+    assert_eq!(
+        (b.current_jobs, b.consecutive_failures),
+        (Some(2.0), Some(2.0))
+    );
+
+    // machine_type_runnable counts the running steps too: runnable is the rest.
+    let arm = &s.machine_types[0];
+    assert_eq!(arm.name, "aarch64-linux");
+    assert_eq!(
+        (
+            arm.runnable,
+            arm.running,
+            arm.waiting,
+            arm.disabled,
+            arm.wait_time_s
+        ),
+        (Some(2.0), Some(2.0), Some(0.0), Some(2.0), Some(20.0))
+    );
+    let x86 = &s.machine_types[1];
+    assert_eq!(
+        (
+            x86.runnable,
+            x86.running,
+            x86.waiting,
+            x86.disabled,
+            x86.wait_time_s
+        ),
+        (Some(30.0), Some(8.0), Some(30.0), Some(0.0), Some(600.0))
+    );
+
+    let store = s.store.as_ref().unwrap();
+    assert_eq!(store.nar_write_bytes, Some(3_145_728_000.0));
+    assert_eq!(store.nar_write_compression_time_ms, Some(600_000.0));
+    assert_eq!(store.nar_compression_savings, Some(0.75));
+    assert_eq!(s.s3.len(), 1);
+    assert_eq!(s.s3[0].bucket.as_deref(), Some("nix-cache"));
+    assert_eq!(
+        (
+            s.s3[0].put_bytes,
+            s.s3[0].put_time_ms,
+            s.s3[0].cost_dollar_approx
+        ),
+        (Some(2_147_483_648.0), Some(512_000.0), Some(0.0052))
+    );
+
+    // With a machines file for maxJobs and systems, the free slots and the dispatch loss now.
+    let file = hydra_bottleneck::nix::machines::parse(
+        "ssh://builder-a x86_64-linux - 8 1\nssh://builder-b aarch64-linux - 4 1\n",
+    )
+    .unwrap();
+    let f = status::derive(&s, Some(&file));
+    let t = |n: &str| f.machine_types.iter().find(|t| t.name == n).unwrap();
+    assert_eq!(
+        (
+            t("x86_64-linux").free_slots,
+            t("x86_64-linux").idle_while_runnable
+        ),
+        (Some(0.0), Some(0.0))
+    );
+    assert_eq!(
+        (
+            t("aarch64-linux").free_slots,
+            t("aarch64-linux").idle_while_runnable
+        ),
+        (Some(2.0), Some(2.0))
+    );
+    assert!(close(
+        f.queue.not_building_share.unwrap(),
+        1.0 - 288.0 / 360.0
+    ));
+}
+
+/// hydra_exporter before the C++ runner (tests/fixtures/status/hydra-exporter.prom, written from
+/// its collector/queue_runner.go): the same figures as the runner's own document, where the
+/// published document has them.
+#[test]
+fn hydra_exporters_metrics() {
+    let text = metrics_fixture("hydra-exporter.prom");
+    let s = status::parse_body(&text, None, "fixture").unwrap();
+    assert_eq!(s.runner, RunnerKind::Cpp);
+    assert_eq!(
+        (s.time, s.uptime_s),
+        (Some(1_744_531_200.0), Some(3_898_523.0))
+    );
+    assert_eq!(
+        (
+            s.queued_builds,
+            s.unfinished_steps,
+            s.runnable_steps,
+            s.active_steps
+        ),
+        (Some(27_481.0), Some(102_548.0), Some(5160.0), Some(268.0))
+    );
+    assert_eq!(
+        (s.steps_building, s.steps_copying_to, s.steps_copying_from),
+        (Some(199.0), Some(41.0), Some(12.0))
+    );
+    assert_eq!(
+        (s.bytes_sent, s.bytes_received),
+        (Some(5.43187e12), Some(2.1904e13))
+    );
+    assert_eq!(
+        (s.total_step_time_s, s.total_step_build_time_s),
+        (Some(654_321_098.0), Some(412_345_678.0))
+    );
+    assert_eq!(s.dispatch_time_ms, Some(123_456_789.0));
+    assert_eq!(s.jobsets, 2);
+    assert_eq!(s.machine_types.len(), 4);
+    let kvm = s
+        .machine_types
+        .iter()
+        .find(|t| t.name == "x86_64-linux:kvm,nixos-test")
+        .unwrap();
+    assert_eq!(
+        (kvm.runnable, kvm.running, kvm.wait_time_s),
+        (Some(48.0), Some(15.0), Some(600_000.0))
+    );
+    assert_eq!((kvm.waiting, kvm.disabled), (None, None));
+    let store = s.store.as_ref().unwrap();
+    assert_eq!(store.nar_write_compression_time_ms, Some(987_654_321.0));
+    assert!(s.s3.is_empty(), "all-zero S3 figures are not reported ones");
+
+    // The machines block of hydra.nixos.org's document (issue #1477) and the exporter's series
+    // of the same machines give the same figures.
+    let doc = status::parse(
+        &std::fs::read_to_string(fixture("hydra-1477-2025-machines.json")).unwrap(),
+        "1477",
+    )
+    .unwrap();
+    let (from_doc, from_metrics) = (status::derive(&doc, None), status::derive(&s, None));
+    let m = |f: &status::Figures, n: &str| {
+        f.machines
+            .iter()
+            .find(|m| m.name.contains(n))
+            .unwrap()
+            .clone()
+    };
+    for name in ["elated-minsky", "goofy-hopcroft"] {
+        let (d, x) = (m(&from_doc, name), m(&from_metrics, name));
+        assert_eq!(
+            (d.steps_done, d.current_jobs),
+            (x.steps_done, x.current_jobs)
+        );
+        assert_eq!(d.state, x.state);
+        // goofy-hopcroft's total step time is cut off in the published copy: the fixture has
+        // avgStepTime × nrStepsDone, rounded to the second.
+        assert!(
+            (d.not_building_share.unwrap() - x.not_building_share.unwrap()).abs() < 1e-6,
+            "{name}"
+        );
+    }
+    let sleepy = m(&from_metrics, "sleepy-noether");
+    assert_eq!(sleepy.state, "disabled");
+    assert_eq!(sleepy.consecutive_failures, Some(3.0));
+}
+
+/// A scraped file, stdin and the table: the command reads a /metrics text as it reads a document.
+#[test]
+fn status_of_a_scraped_file() {
+    let o = run(&[
+        "status",
+        fixture("rust-runner-metrics.prom").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["runner"], "rust");
+    assert_eq!(v["queue"]["runnable_steps"], 42.0);
+    assert_eq!(v["machine_types"][1]["waiting"], 30.0);
+    let o = hb()
+        .args(["status", "-", "--format", "csv"])
+        .stdin(metrics_fixture("hydra-exporter.prom").as_bytes())
+        .run();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("machine type,x86_64-linux,runnable,4300,")),
+        "{csv}"
+    );
+}
+
+/// Bad /metrics input: one line naming the source and the line, exit 1, no panic.
+#[test]
+fn bad_metrics_are_one_line_with_the_line_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = metrics_fixture("rust-runner-metrics.prom");
+    let at = 1 + good
+        .lines()
+        .position(|l| l == "hydraqueuerunner_steps_building 10")
+        .unwrap();
+    let not_a_number = format!("Prometheus text, line {at}: \"ten\" is not a number");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            good.replace(
+                "hydraqueuerunner_steps_building 10",
+                "hydraqueuerunner_steps_building ten",
+            ),
+            &not_a_number,
+        ),
+        (
+            good.trim_end().to_string(),
+            "the last line does not end with a line feed",
+        ),
+        (
+            good.replace(
+                "machine_type=\"x86_64-linux\"} 38",
+                "machine_type=\"x86_64-linux} 38",
+            ),
+            "is not closed",
+        ),
+        (
+            "# TYPE go_goroutines gauge\ngo_goroutines 7\n".to_string(),
+            "expected the Rust queue runner's /metrics (hydraqueuerunner_*)",
+        ),
+    ];
+    for (text, needle) in cases {
+        let path = dir.path().join("m.prom");
+        std::fs::write(&path, &text).unwrap();
+        let o = run(&["status", path.to_str().unwrap()]);
+        support::assert_one_line_error(&o, needle);
+        assert!(
+            stderr(&o).contains("m.prom: not a queue-runner status"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+/// The loopback server answering as the Rust runner's /metrics does: a farm of 40 machines and
+/// 10 machine types, read over HTTP once.
+#[test]
+fn a_metrics_url() {
+    use support::metrics::Farm;
+    let farm = Farm::LARGE;
+    let body = farm.body(0);
+    let server = http::serve(move |req| match req.path.as_str() {
+        "/metrics" => Response::metrics(body.as_str()),
+        _ => Response::not_found(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let machines = dir.path().join("machines");
+    std::fs::write(&machines, farm.machines_file()).unwrap();
+    let url = format!("{}/metrics", server.url());
+    let o = run(&[
+        "status",
+        &url,
+        "--machines",
+        machines.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["runner"], "rust");
+    let ms = v["machines"].as_array().unwrap();
+    assert_eq!(ms.len(), 40);
+    assert!(ms.iter().all(|m| m["max_jobs_from"] == "machines file"));
+    let types = v["machine_types"].as_array().unwrap();
+    assert_eq!(types.len(), 10);
+    for t in types {
+        let name = t["name"].as_str().unwrap();
+        let j = (0..10).find(|&j| Farm::system(j) == name).unwrap();
+        assert_eq!(t["runnable"], Farm::waiting(j) as f64, "{name}");
+        assert_eq!(t["running"], Farm::running(j) as f64, "{name}");
+        // Four machines per type, 8 slots each, minus their current jobs.
+        let free: u64 = (0..40)
+            .filter(|i| i % 10 == j)
+            .map(|i| 8 - Farm::current_jobs(i))
+            .sum();
+        assert_eq!(t["free_slots"], free as f64, "{name}");
+        assert_eq!(
+            t["idle_while_runnable"],
+            free.min(Farm::waiting(j)) as f64,
+            "{name}"
+        );
+    }
+    // Served without a Content-Type, the text is known by its first line.
+    let plain = Farm::LARGE.body(0);
+    let server = http::serve(move |_| Response::ok(plain.as_str()));
+    let o = run(&["status", &server.url(), "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // OpenMetrics is refused in one line rather than half read.
+    let server = http::serve(|_| {
+        Response::ok("# TYPE a counter\na_total 1\n# EOF\n").header(
+            "Content-Type",
+            "application/openmetrics-text; version=1.0.0",
+        )
+    });
+    let o = run(&["status", &server.url()]);
+    support::assert_one_line_error(&o, "OpenMetrics, which is not read");
+}
+
+/// `status --watch` on a /metrics URL: each answer becomes a line holding the families read, a
+/// failure and a bad text become error lines, and `--series` summarises it as it does documents.
+#[test]
+fn watch_a_metrics_url_and_summarise_it() {
+    use support::metrics::Farm;
+    let farm = Farm {
+        machines: 4,
+        types: 2,
+        jobsets: 3,
+    };
+    let server = http::serve(move |req| match req.n {
+        1 => failure(500, "Internal Server Error"),
+        2 => Response::metrics("hydraqueuerunner_steps_runnable 4\nhydraqueuerunner_x{"),
+        n => Response::metrics(farm.body(n as u64)),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.jsonl");
+    let o = run(&[
+        "status",
+        "--watch",
+        &format!("{}/metrics", server.url()),
+        "--out",
+        out.to_str().unwrap(),
+        "--interval",
+        "50ms",
+        "--samples",
+        "5",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (report["documents"].clone(), report["failed"].clone()),
+        (3.into(), 2.into())
+    );
+    let lines = lines_of(&out);
+    assert_eq!(lines.len(), 5);
+    let kept = lines[0]["metrics"].as_str().unwrap();
+    assert!(lines[0]["status"].is_null());
+    // Only the families the mapping reads are kept: no histograms, no process metrics.
+    assert!(
+        kept.contains("hydraqueuerunner_machine_type_runnable{machine_type=\"x86_64-linux\"} 1\n")
+    );
+    assert!(!kept.contains("process_") && !kept.contains("_bucket") && !kept.contains("# HELP"));
+    assert!(kept.len() * 3 < farm.body(0).len(), "{}", kept.len());
+    assert!(lines[1]["error"].as_str().unwrap().contains("HTTP 500"));
+    let bad = lines[2]["error"].as_str().unwrap();
+    assert!(bad.contains("Prometheus text, line 2"), "{bad}");
+
+    let s = series::read(&out).unwrap();
+    assert_eq!((s.samples.len(), s.errors, s.bad_lines), (3, 2, 0));
+    let machines = dir.path().join("machines");
+    std::fs::write(&machines, farm.machines_file()).unwrap();
+    let file = hydra_bottleneck::nix::machines::read(&machines).unwrap();
+    let sum = series::summarise(&s, Some(&file));
+    let x86 = sum
+        .machine_types
+        .iter()
+        .find(|t| t.name == "x86_64-linux")
+        .unwrap();
+    // Type 0: nothing waiting; machines 0 and 2 build it with 8 − 0 and 8 − 2 slots free.
+    assert_eq!(x86.mean_runnable, 0.0);
+    assert_eq!(x86.mean_free_slots, Some(14.0));
+    assert_eq!(x86.mean_idle_while_runnable, Some(0.0));
+    let arm = sum
+        .machine_types
+        .iter()
+        .find(|t| t.name == "aarch64-linux")
+        .unwrap();
+    // Type 1: 5 waiting; machines 1 and 3 with 7 and 5 slots free.
+    assert_eq!(arm.mean_runnable, 5.0);
+    assert_eq!(arm.mean_free_slots, Some(12.0));
+    assert_eq!(arm.mean_idle_while_runnable, Some(5.0));
+    // The counters move by 10 steps per machine between the runner's samples (ticks 0, 3, 4).
+    let done = sum
+        .rates
+        .iter()
+        .find(|r| r.counter == "steps done")
+        .unwrap();
+    assert_eq!(done.increase, 4.0 * 10.0 * 4.0);
+    let m0 = sum
+        .machines
+        .iter()
+        .find(|m| m.name == "builder-00")
+        .unwrap();
+    assert!(close(m0.not_building_share.unwrap(), 0.25));
+
+    let o = run(&[
+        "status",
+        "--series",
+        out.to_str().unwrap(),
+        "--machines",
+        machines.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["samples"], 3);
+}

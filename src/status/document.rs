@@ -241,6 +241,8 @@ struct RawMachineType {
 struct RawQueueStats {
     total_runnable: Num,
     active_runnable: Num,
+    nr_runnable_waiting: Num,
+    nr_runnable_disabled: Num,
     wait_time_ms: Num,
 }
 
@@ -330,7 +332,7 @@ pub struct Status {
     pub s3: Vec<S3Status>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MachineStatus {
     /// The runner's name for it: the store URI (C++) or the builder's hostname (Rust).
     pub name: String,
@@ -355,18 +357,24 @@ pub struct MachineStatus {
 }
 
 /// Steps waiting per machine type (`system` or `system:feature,…`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MachineTypeStatus {
     pub name: String,
     pub runnable: Option<f64>,
-    /// The C++ runner only.
+    /// The C++ runner, and the Rust runner's `/metrics`.
     pub running: Option<f64>,
+    /// Rust runner: runnable steps the dispatcher tried and found no builder ready for
+    /// (`nrRunnableWaiting`, `hydraqueuerunner_machine_type_waiting`).
+    pub waiting: Option<f64>,
+    /// Rust runner: runnable steps waiting out a retry delay (`nrRunnableDisabled`,
+    /// `hydraqueuerunner_machine_type_disabled`).
+    pub disabled: Option<f64>,
     /// Summed seconds that the runnable steps of this type have waited.
     pub wait_time_s: Option<f64>,
     pub last_active: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StoreStatus {
     pub nar_info_read: Option<f64>,
     pub nar_info_missing: Option<f64>,
@@ -382,7 +390,7 @@ pub struct StoreStatus {
     pub nar_compression_speed_mib_s: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct S3Status {
     /// The bucket (Rust runner); `None` for the C++ runner's single store.
     pub bucket: Option<String>,
@@ -395,6 +403,45 @@ pub struct S3Status {
     pub get_time_ms: Option<f64>,
     pub head: Option<f64>,
     pub cost_dollar_approx: Option<f64>,
+}
+
+impl Status {
+    /// A status of `runner` that says nothing yet: every figure missing, no machines.
+    pub fn empty(runner: RunnerKind) -> Status {
+        Status {
+            runner,
+            state: None,
+            time: None,
+            uptime_s: None,
+            queued_builds: None,
+            unfinished_steps: None,
+            runnable_steps: None,
+            active_steps: None,
+            steps_building: None,
+            steps_copying_to: None,
+            steps_copying_from: None,
+            steps_waiting: None,
+            steps_waiting_for_local_slot: None,
+            unsupported_steps: None,
+            builds_done: None,
+            steps_started: None,
+            steps_done: None,
+            retries: None,
+            max_retries: None,
+            bytes_sent: None,
+            bytes_received: None,
+            total_step_time_s: None,
+            total_step_build_time_s: None,
+            queue_wakeups: None,
+            dispatcher_wakeups: None,
+            dispatch_time_ms: None,
+            jobsets: 0,
+            machines: Vec::new(),
+            machine_types: Vec::new(),
+            store: None,
+            s3: Vec::new(),
+        }
+    }
 }
 
 /// Parses a status document; `origin` names where it came from, for the error message.
@@ -441,7 +488,7 @@ const SIGNED: [&str; 1] = ["nar_compression_savings"];
 /// forgotten) against [`MAX_FIGURE`] and, but for [`SIGNED`], against zero. Non-finite values
 /// were already dropped by [`Num`]. Returns which field is wrong, as a path of the normalised
 /// document (`machines.<name>.current_jobs`).
-fn check_ranges(status: &Status) -> std::result::Result<(), String> {
+pub(super) fn check_ranges(status: &Status) -> std::result::Result<(), String> {
     let v = serde_json::to_value(status).map_err(|e| e.to_string())?;
     check_value(&v, "", "")
 }
@@ -532,6 +579,8 @@ fn normalise(raw: RawStatus) -> Status {
             name,
             runnable: t.runnable.0,
             running: t.running.0,
+            waiting: None,
+            disabled: None,
             wait_time_s: t.wait_time.0,
             last_active: t.last_active.0,
         })
@@ -548,6 +597,8 @@ fn normalise(raw: RawStatus) -> Status {
                 name,
                 runnable: q.total_runnable.0.or(q.active_runnable.0),
                 running: None,
+                waiting: q.nr_runnable_waiting.0,
+                disabled: q.nr_runnable_disabled.0,
                 wait_time_s: ms_to_s(q.wait_time_ms),
                 last_active: None,
             })

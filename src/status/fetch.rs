@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::document;
 use super::series::SampleLine;
+use super::{Format, exporters};
 use crate::error::{Error, Result};
 use crate::http::humantime;
 
@@ -49,19 +50,28 @@ fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
-/// GETs `url` and returns the body as text; every failure is one line naming the URL.
-pub fn get(url: &str, timeout: Duration) -> Result<String> {
+/// A body as served: its text and, when the server said, its `Content-Type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    pub text: String,
+    pub content_type: Option<String>,
+}
+
+/// GETs `url` and returns the body; every failure is one line naming the URL.
+pub fn get(url: &str, timeout: Duration) -> Result<Body> {
     get_with(&agent(timeout), url, timeout)
 }
 
-fn get_with(agent: &ureq::Agent, url: &str, timeout: Duration) -> Result<String> {
+fn get_with(agent: &ureq::Agent, url: &str, timeout: Duration) -> Result<Body> {
     let fail = |reason: String| Error::Http {
         url: crate::redact::redact(url),
         reason: crate::redact::scrub(&reason, url),
     };
     let mut resp = agent
         .get(url)
-        // Hydra's web server answers JSON to clients that ask for it.
+        // Hydra's web server answers JSON to clients that ask for it. A /metrics endpoint
+        // serves its text format whatever is asked (the Rust runner), or falls back to it for a
+        // client that does not ask for protobuf or OpenMetrics (client_golang, hydra_exporter).
         .header("Accept", "application/json")
         .call()
         .map_err(|e| fail(describe(&e, timeout)))?;
@@ -72,13 +82,19 @@ fn get_with(agent: &ureq::Agent, url: &str, timeout: Duration) -> Result<String>
             crate::http::status_line(status)
         )));
     }
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let bytes = resp
         .body_mut()
         .with_config()
         .limit(MAX_BODY)
         .read_to_vec()
         .map_err(|e| fail(describe(&e, timeout)))?;
-    String::from_utf8(bytes).map_err(|_| fail("the body is not UTF-8 text".into()))
+    let text = String::from_utf8(bytes).map_err(|_| fail("the body is not UTF-8 text".into()))?;
+    Ok(Body { text, content_type })
 }
 
 fn describe(e: &ureq::Error, timeout: Duration) -> String {
@@ -223,21 +239,30 @@ async fn watch_loop(
             r = request => r.map_err(|e| Error::Http { url: shown.clone(), reason: format!("request thread failed: {e}") }).and_then(|r| r),
             _ = &mut ctrl_c => { report.stopped_by = "Ctrl-C"; break; }
         };
+        // A status document is kept whole; a /metrics text as the families the mapping reads.
         let checked = outcome.and_then(|body| {
-            let value: Value = serde_json::from_str(&body).map_err(|_| {
-                // Reuse the parser's wording (truncated or not JSON).
-                document::parse(&body, &shown)
-                    .err()
-                    .unwrap_or_else(|| Error::StatusDocument {
-                        origin: shown.clone(),
-                        reason: "not valid JSON".into(),
-                    })
-            })?;
-            let status = document::from_value(value.clone(), &shown)?;
-            Ok((value, status))
+            match super::format_of(&body.text, body.content_type.as_deref(), &shown)? {
+                Format::Json => {
+                    let value: Value = serde_json::from_str(&body.text).map_err(|_| {
+                        // Reuse the parser's wording (truncated or not JSON).
+                        document::parse(&body.text, &shown)
+                            .err()
+                            .unwrap_or_else(|| Error::StatusDocument {
+                                origin: shown.clone(),
+                                reason: "not valid JSON".into(),
+                            })
+                    })?;
+                    let status = document::from_value(value.clone(), &shown)?;
+                    Ok((status, Some(value), None))
+                }
+                Format::Metrics => {
+                    let (e, exp, status) = super::parse_metrics(&body.text, &shown)?;
+                    Ok((status, None, Some(exporters::record(&e, exp))))
+                }
+            }
         });
         let line = match checked {
-            Ok((value, status)) => {
+            Ok((status, value, metrics)) => {
                 failures = 0;
                 report.documents += 1;
                 note(&format!(
@@ -249,7 +274,8 @@ async fn watch_loop(
                 SampleLine {
                     t,
                     source: shown.clone(),
-                    status: Some(value),
+                    status: value,
+                    metrics,
                     error: None,
                 }
             }
@@ -266,6 +292,7 @@ async fn watch_loop(
                     t,
                     source: shown.clone(),
                     status: None,
+                    metrics: None,
                     error: Some(last_error.clone()),
                 }
             }
@@ -329,6 +356,7 @@ mod tests {
             t: 3.0,
             source: "x".into(),
             status: None,
+            metrics: None,
             error: Some("e".into()),
         };
         append(&mut f, &p, &line).unwrap();

@@ -64,6 +64,10 @@ pub struct TypeFigures {
     pub name: String,
     pub runnable: Option<f64>,
     pub running: Option<f64>,
+    /// Rust runner: runnable steps the dispatcher found no builder ready for.
+    pub waiting: Option<f64>,
+    /// Rust runner: runnable steps waiting out a retry delay.
+    pub disabled: Option<f64>,
     pub wait_time_s: Option<f64>,
     /// Summed wait over the runnable steps, per step.
     pub wait_per_runnable_s: Option<f64>,
@@ -322,6 +326,8 @@ pub fn derive(status: &Status, file: Option<&[BuildMachine]>) -> Figures {
                 name: t.name.clone(),
                 runnable: t.runnable,
                 running: t.running,
+                waiting: t.waiting,
+                disabled: t.disabled,
                 wait_time_s: t.wait_time_s,
                 wait_per_runnable_s: ratio(t.wait_time_s, t.runnable),
                 machines: n,
@@ -573,6 +579,22 @@ pub fn rows(f: &Figures) -> Vec<Row> {
             n.clone(),
             "running",
             t.running,
+            "steps",
+            "",
+        ));
+        r.push(row(
+            "machine type",
+            n.clone(),
+            "waiting for a builder",
+            t.waiting,
+            "steps",
+            "runnable, no builder was ready at the last dispatch",
+        ));
+        r.push(row(
+            "machine type",
+            n.clone(),
+            "in retry delay",
+            t.disabled,
             "steps",
             "",
         ));

@@ -4,6 +4,9 @@
 //! summarising such a series.
 //!
 //! - [`document`]: lenient parsing of both runners' documents into one [`Status`].
+//! - [`metrics`]: the Prometheus text format a `/metrics` URL serves (strict parser, renderer).
+//! - [`exporters`]: the Rust runner's `hydraqueuerunner_*` and hydra_exporter's
+//!   `hydra_queue_runner_*` metrics read into the same [`Status`].
 //! - [`figures`]: derived figures of one document (pure functions).
 //! - [`series`]: the JSON-lines series `--watch` writes, and its summary (pure functions).
 //! - [`fetch`]: the HTTP client (bounded in time and size) and the watch loop.
@@ -12,8 +15,10 @@
 //! `app::status`.
 
 pub mod document;
+pub mod exporters;
 pub mod fetch;
 pub mod figures;
+pub mod metrics;
 pub mod series;
 
 use std::io::Read;
@@ -21,7 +26,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use document::{RunnerKind, Status, parse};
-pub use fetch::{WatchOptions, WatchReport};
+pub use exporters::Exporter;
+pub use fetch::{Body, WatchOptions, WatchReport};
 pub use figures::{Figures, Row, derive};
 pub use series::{SeriesSummary, summarise};
 
@@ -57,8 +63,9 @@ impl Source {
     }
 }
 
-/// Reads one document's text, within [`fetch::MAX_BODY`] whatever the source.
-pub fn read_source(source: &Source, timeout: Duration) -> Result<String> {
+/// Reads one document's text, within [`fetch::MAX_BODY`] whatever the source; a URL's answer
+/// comes with its `Content-Type`.
+pub fn read_source(source: &Source, timeout: Duration) -> Result<Body> {
     let too_large = || Error::StatusDocument {
         origin: source.describe(),
         reason: format!(
@@ -79,21 +86,81 @@ pub fn read_source(source: &Source, timeout: Duration) -> Result<String> {
             reason: "not UTF-8 text".into(),
         })
     };
-    match source {
-        Source::Url(u) => fetch::get(u, timeout),
-        Source::Stdin => bounded(&mut std::io::stdin().lock(), "stdin"),
+    let text = match source {
+        Source::Url(u) => return fetch::get(u, timeout),
+        Source::Stdin => bounded(&mut std::io::stdin().lock(), "stdin")?,
         Source::File(p) => {
             // A regular file only: a FIFO or a device would block or never end.
             let (mut f, _) = crate::readfile::open_regular(p, "status document")?;
-            bounded(&mut f, &p.display().to_string())
+            bounded(&mut f, &p.display().to_string())?
         }
+    };
+    Ok(Body {
+        text,
+        content_type: None,
+    })
+}
+
+/// Reads and parses one document or `/metrics` answer.
+pub fn load(source: &Source, timeout: Duration) -> Result<Status> {
+    let body = read_source(source, timeout)?;
+    parse_body(&body.text, body.content_type.as_deref(), &source.describe())
+}
+
+/// The two formats a status source may serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A queue runner's status document.
+    Json,
+    /// The Prometheus text format of a `/metrics` URL.
+    Metrics,
+}
+
+/// Which format a body is in: what its `Content-Type` says (`text/plain; version=0.0.4`, or
+/// JSON), else what it starts with (a JSON document with `{`, the text format with `#` or a
+/// metric name). Anything else is taken for JSON, whose parser says best what is wrong with an
+/// HTML error page or an empty answer.
+pub fn format_of(text: &str, content_type: Option<&str>, origin: &str) -> Result<Format> {
+    if let Some(ct) = content_type {
+        if metrics::is_content_type(ct) {
+            return Ok(Format::Metrics);
+        }
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        if mime.eq_ignore_ascii_case("application/openmetrics-text") {
+            return Err(Error::StatusDocument {
+                origin: origin.to_string(),
+                reason: "the answer is OpenMetrics, which is not read; serve the Prometheus text                          format (text/plain; version=0.0.4)"
+                    .into(),
+            });
+        }
+        if mime.to_ascii_lowercase().ends_with("json") {
+            return Ok(Format::Json);
+        }
+    }
+    Ok(if metrics::looks_like(text) {
+        Format::Metrics
+    } else {
+        Format::Json
+    })
+}
+
+/// Parses one body of either format into a [`Status`]; `origin` names it in errors.
+pub fn parse_body(text: &str, content_type: Option<&str>, origin: &str) -> Result<Status> {
+    match format_of(text, content_type, origin)? {
+        Format::Json => document::parse(text, origin),
+        Format::Metrics => parse_metrics(text, origin).map(|(_, _, s)| s),
     }
 }
 
-/// Reads and parses one document.
-pub fn load(source: &Source, timeout: Duration) -> Result<Status> {
-    let text = read_source(source, timeout)?;
-    document::parse(&text, &source.describe())
+/// Parses a `/metrics` text and reads it into a [`Status`]: the parsed text, who wrote it, and
+/// the status.
+pub fn parse_metrics(text: &str, origin: &str) -> Result<(metrics::Exposition, Exporter, Status)> {
+    let e = metrics::parse(text).map_err(|e| Error::StatusDocument {
+        origin: origin.to_string(),
+        reason: format!("Prometheus text, {e}"),
+    })?;
+    let (exp, status) = exporters::to_status(&e, origin)?;
+    Ok((e, exp, status))
 }
 
 /// `30s`, `500ms`, `2m`, `1h`, or a number of seconds (`0.5`).

@@ -1,4 +1,5 @@
-//! A time series of status documents (the JSON lines `status --watch` appends) and its summary:
+//! A time series of status documents or `/metrics` answers (the JSON lines `status --watch`
+//! appends) and its summary:
 //! runnable steps against free slots per machine type, stage occupancy, and counter rates.
 //!
 //! Every sample counts the same (a mean over samples, not over time): `--watch` takes them at a
@@ -25,6 +26,10 @@ pub struct SampleLine {
     /// The document as served, whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Value>,
+    /// A `/metrics` answer instead: the families `status::exporters` reads, in the Prometheus
+    /// text format (`exporters::record`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
     /// Why there is no document this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -66,6 +71,17 @@ pub fn parse(text: &str, origin: &str) -> Series {
                 t, status: Some(v), ..
             }) => match document::from_value(v, &format!("{origin}, line {}", i + 1)) {
                 Ok(st) => s.samples.push((t, st)),
+                Err(_) => {
+                    s.bad_lines += 1;
+                    s.first_bad_line.get_or_insert(i + 1);
+                }
+            },
+            Some(SampleLine {
+                t,
+                metrics: Some(m),
+                ..
+            }) => match super::parse_metrics(&m, &format!("{origin}, line {}", i + 1)) {
+                Ok((_, _, st)) => s.samples.push((t, st)),
                 Err(_) => {
                     s.bad_lines += 1;
                     s.first_bad_line.get_or_insert(i + 1);

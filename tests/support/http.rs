@@ -1,5 +1,5 @@
 //! The one loopback HTTP server of the tests. [`serve`] answers each request with what a
-//! test's function returns for it: a status document, a binary cache's file, an error, or a
+//! test's function returns for it: a status document, a `/metrics` text, a binary cache's file, an error, or a
 //! misbehaving answer (late, paced, cut short, longer than announced). The server logs every
 //! request and counts connections, for tests that check what the tool asked, and how often.
 //!
@@ -95,6 +95,12 @@ impl Response {
     /// `200 OK` with `body` as `application/json`, as the queue runner's status is served.
     pub(crate) fn json(body: impl Into<Vec<u8>>) -> Response {
         Response::ok(body).header("Content-Type", "application/json")
+    }
+
+    /// `200 OK` with `body` as the Prometheus text format, with the `Content-Type` the Rust
+    /// queue runner's `/metrics` sends (NixOS/hydra `server/http.rs` `handler::metrics::get`).
+    pub(crate) fn metrics(body: impl Into<Vec<u8>>) -> Response {
+        Response::ok(body).header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
     }
 
     /// `404 Not Found`, empty.

@@ -1,5 +1,6 @@
 //! What the integration tests share, kept out of the shipped library: a throwaway PostgreSQL
 //! ([`pg`]), one loopback HTTP server ([`http`]), one way to run the built binary ([`bin`]),
+//! a queue runner's `/metrics` body at any size ([`metrics`]),
 //! and the checks and fixtures several test files use. Each test file includes it with
 //! `mod support;`; the benchmarks and the library's unit tests include `pg.rs` alone.
 
@@ -7,6 +8,7 @@
 
 pub(crate) mod bin;
 pub(crate) mod http;
+pub(crate) mod metrics;
 pub(crate) mod pg;
 
 use std::process::Output;
