@@ -689,7 +689,12 @@ fn the_fuzz_seeds_are_derivations() {
         let path = e.unwrap().path();
         let bytes = fs::read(&path).unwrap();
         let d = drv::parse(&bytes, &path.display().to_string()).unwrap();
-        assert_eq!(drv::unparse(&d).as_bytes(), &bytes[..], "{}", path.display());
+        assert_eq!(
+            drv::unparse(&d).as_bytes(),
+            &bytes[..],
+            "{}",
+            path.display()
+        );
         never_panics(&bytes);
         n += 1;
     }
