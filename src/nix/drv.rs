@@ -78,8 +78,9 @@ use crate::readfile;
 /// builder through `execve`, where Linux allows 128 KiB per variable and a few MiB in all, so
 /// real derivations are kilobytes and the largest (a whole configuration in the environment, or
 /// structured attributes, which go through a file instead) are a few MiB. 16 MiB leaves room
-/// for those and keeps a wrong file (or many read at once) from filling memory: a parsed
-/// derivation takes at most about eight times its file.
+/// for those and keeps a wrong file (or many read at once) from filling memory: every list
+/// element takes at least 3 bytes of the file, and 32 bytes raw plus 24 decoded while it is
+/// read, so a parse needs at most about 20 times its file (320 MiB at the cap).
 pub const MAX_DRV_SIZE: u64 = 16 << 20;
 
 /// Dynamic-derivation outputs (`("drv",(["out"],[("out",…)]))`, "the outputs of the derivation
