@@ -152,6 +152,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A store derivation (`.drv`) that is not in Nix's ATerm form; `offset` is the byte of the
+    /// file where the problem starts, `what` names the file.
+    #[error("{what}: malformed derivation at byte {offset}: {reason}")]
+    Drv {
+        what: String,
+        offset: u64,
+        reason: String,
+    },
+
     /// Compressing or decompressing failed; `what` names the codec and the input, the codec's
     /// I/O error is the source.
     #[error("{what}")]

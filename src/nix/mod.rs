@@ -3,6 +3,8 @@
 //! analysis, model, report, compress); only the shared helpers for errors, HTTP, bounded file
 //! reads and redaction. `compress` and the machines-file readers build on it:
 //!
+//! - [`drv`]: store derivations (`.drv`, ATerm), whose input derivations are a step's true
+//!   dependencies;
 //! - [`nar`]: Nix archives — packing a tree as `nix-store --dump` does, validating one as
 //!   strictly as Nix, and the NarHash;
 //! - [`narinfo`]: the `.narinfo` a binary cache keeps for each store path, and how its NAR file
@@ -15,6 +17,7 @@
 //! binary caches).
 
 pub mod binary_cache;
+pub mod drv;
 pub mod machines;
 pub mod nar;
 pub mod narinfo;
