@@ -405,41 +405,52 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn help(&mut self, rest: &'a str) -> Result<(), String> {
-        let rest = rest.trim_start_matches([' ', '\t']);
-        let (name, doc) = split_token(rest);
+    /// The metric name a HELP or TYPE line (`keyword`) starts with, checked, and the rest.
+    fn metadata_name(keyword: &str, rest: &'a str) -> Result<(&'a str, &'a str), String> {
+        let (name, rest) = split_token(rest.trim_start_matches([' ', '\t']));
         if name.is_empty() {
-            return Err("a HELP line without a metric name".into());
+            return Err(format!("a {keyword} line without a metric name"));
         }
         check_metric_name(name)?;
-        let doc = unescape_help(doc.trim_start_matches([' ', '\t']))?;
+        Ok((name, rest.trim_start_matches([' ', '\t'])))
+    }
+
+    /// The family a HELP or TYPE line (`keyword`) describes: entered, and refused when `seen`
+    /// says it already had such a line or when its samples came first.
+    fn metadata_family(
+        &mut self,
+        keyword: &str,
+        name: &'a str,
+        seen: impl Fn(&Self, usize) -> bool,
+    ) -> Result<usize, String> {
         let f = self.family_named(name);
         self.enter(f, name)?;
-        let family = &mut self.families[f];
-        if family.help.is_some() {
+        if seen(self, f) {
             return Err(format!(
-                "a second HELP line for {}: one per metric",
+                "a second {keyword} line for {}: one per metric",
                 shown(name)
             ));
         }
-        if !family.samples.is_empty() {
+        if !self.families[f].samples.is_empty() {
             return Err(format!(
-                "the HELP line of {} comes after its samples: HELP and TYPE come first",
+                "the {keyword} line of {} comes after its samples: HELP and TYPE come first",
                 shown(name)
             ));
         }
-        family.help = Some(doc);
+        Ok(f)
+    }
+
+    fn help(&mut self, rest: &'a str) -> Result<(), String> {
+        let (name, doc) = Self::metadata_name("HELP", rest)?;
+        let doc = unescape_help(doc)?;
+        let f = self.metadata_family("HELP", name, |p, f| p.families[f].help.is_some())?;
+        self.families[f].help = Some(doc);
         Ok(())
     }
 
     fn type_line(&mut self, rest: &'a str) -> Result<(), String> {
-        let rest = rest.trim_start_matches([' ', '\t']);
-        let (name, rest) = split_token(rest);
-        if name.is_empty() {
-            return Err("a TYPE line without a metric name".into());
-        }
-        check_metric_name(name)?;
-        let (kind, rest) = split_token(rest.trim_start_matches([' ', '\t']));
+        let (name, rest) = Self::metadata_name("TYPE", rest)?;
+        let (kind, rest) = split_token(rest);
         if kind.is_empty() {
             return Err(format!("the TYPE line of {} names no type", shown(name)));
         }
@@ -456,20 +467,7 @@ impl<'a> Parser<'a> {
                 shown(rest.trim_start_matches([' ', '\t']))
             ));
         }
-        let f = self.family_named(name);
-        self.enter(f, name)?;
-        if self.typed[f] {
-            return Err(format!(
-                "a second TYPE line for {}: one per metric",
-                shown(name)
-            ));
-        }
-        if !self.families[f].samples.is_empty() {
-            return Err(format!(
-                "the TYPE line of {} comes after its samples: HELP and TYPE come first",
-                shown(name)
-            ));
-        }
+        let f = self.metadata_family("TYPE", name, |p, f| p.typed[f])?;
         self.typed[f] = true;
         self.families[f].kind = kind;
         Ok(())
