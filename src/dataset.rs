@@ -570,6 +570,11 @@ pub struct Dataset {
     pub truth: Option<Truth>,
     /// The machines file (`/etc/nix/machines` format) that came with the data, if any.
     pub machines: Option<BundledMachines>,
+    /// The queue runner's own series over the window (Prometheus, `status --watch`, a snapshot's
+    /// `runner_series`, or the sample's runner), if any.
+    pub timeline: Option<crate::status::timeline::Timeline>,
+    /// The derivation graph of the steps, as far as a store held it (`--drv-store`, the sample).
+    pub drv_graph: Option<crate::nix::graph::DrvGraph>,
 }
 
 #[derive(Debug, Clone)]

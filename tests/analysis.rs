@@ -96,6 +96,8 @@ fn dataset(steps: &[S], builds: &[B], window: Window) -> Dataset {
         evals: EVALS.empty(),
         truth: None,
         machines: None,
+        timeline: None,
+        drv_graph: None,
     }
 }
 

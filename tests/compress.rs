@@ -580,6 +580,8 @@ fn snapshot_with_output(dir: &Path, out_path: &str, size: i64) -> std::path::Pat
         evals: EVALS.empty(),
         truth: None,
         machines: None,
+        timeline: None,
+        drv_graph: None,
     };
     let snap = dir.join("snap");
     hydra_bottleneck::source::snapshot::write(&ds, &snap, false).unwrap();

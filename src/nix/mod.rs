@@ -18,6 +18,7 @@
 
 pub mod binary_cache;
 pub mod drv;
+pub mod graph;
 pub mod machines;
 pub mod nar;
 pub mod narinfo;

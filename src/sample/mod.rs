@@ -227,6 +227,8 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
             steps: f.truth_steps,
         }),
         machines: Some(BundledMachines::parse(machines)?),
+        timeline: None,
+        drv_graph: None,
     })
 }
 

@@ -394,6 +394,8 @@ pub fn restrict(ds: Dataset, window: Window) -> Result<Dataset> {
         evals,
         truth,
         machines: ds.machines,
+        timeline: ds.timeline,
+        drv_graph: ds.drv_graph,
     })
 }
 

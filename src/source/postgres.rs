@@ -1034,6 +1034,8 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
         evals: take(&EVALS),
         truth: None,
         machines: None,
+        timeline: None,
+        drv_graph: None,
         meta: DatasetMeta {
             origin: Origin::Postgres {
                 conninfo: params.redacted(),

@@ -9,6 +9,7 @@
 //!   `hydra_queue_runner_*` metrics read into the same [`Status`].
 //! - [`figures`]: derived figures of one document (pure functions).
 //! - [`series`]: the JSON-lines series `--watch` writes, and its summary (pure functions).
+//! - [`timeline`]: the runner's series on a regular grid, as the capacity ledger reads it.
 //! - [`fetch`]: the HTTP client (bounded in time and size) and the watch loop.
 //!
 //! The `status` command itself (which of these to run, and how the result is printed) is
@@ -20,6 +21,7 @@ pub mod fetch;
 pub mod figures;
 pub mod metrics;
 pub mod series;
+pub mod timeline;
 
 use std::io::Read;
 use std::path::PathBuf;

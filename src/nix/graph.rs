@@ -1,0 +1,19 @@
+//! The derivation graph as far as a store holds it: for each derivation asked about, the
+//! derivations its `.drv` names in `inputDrvs`. Filled from a store directory (`--drv-store`,
+//! `source::drvstore`) or by the sample generator, which knows its graph; the ledger joins it with
+//! the steps to learn when each step became runnable (`analysis::graph`).
+
+use std::collections::HashMap;
+
+/// Input derivations per derivation path, with how much of what was asked was found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DrvGraph {
+    /// Where the `.drv` files were read ("/nix/store", "the sample's derivations").
+    pub source: String,
+    /// `drvPath` → the `drvPath`s of its `inputDrvs`, full store paths as the steps name them.
+    pub inputs: HashMap<String, Vec<String>>,
+    /// Distinct derivations asked about.
+    pub asked: usize,
+    /// Of those, how many `.drv` files were found and parsed.
+    pub found: usize,
+}
