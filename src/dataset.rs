@@ -581,6 +581,58 @@ pub struct Dataset {
 pub struct Truth {
     pub deps: DataFrame,
     pub steps: DataFrame,
+    /// Dispatch loss per machine and hour, as the generator's runner lived it
+    /// (`sample::losses`): `machine`, `hour` (unix seconds), `dispatch_loss_ms` (slot time an
+    /// undelayed dispatcher would have used, counting steps from when they were ready) and
+    /// `dispatcher_ms` (the same counting steps from when the runner listed them as runnable;
+    /// the rest is the queue monitor's) and `held_ms` (slots held waiting for the send lock or
+    /// a local worker slot). Not kept by snapshots.
+    pub losses: Option<DataFrame>,
+}
+
+/// The truth of the ledger's unrecorded buckets over a window, slot-hours.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TruthLosses {
+    /// Whole dispatch loss (steps counted from when they were ready).
+    pub dispatch_loss_h: f64,
+    /// Its dispatcher part (steps on the runner's runnable list); the rest is the queue monitor's.
+    pub dispatcher_h: f64,
+    pub held_h: f64,
+    /// The same per machine (URI).
+    pub by_machine: std::collections::BTreeMap<String, (f64, f64, f64)>,
+}
+
+impl Truth {
+    /// Sums [`Truth::losses`] over the whole hours inside `[lo, hi)` (unix seconds).
+    pub fn losses_in(&self, lo: i64, hi: i64) -> PolarsResult<Option<TruthLosses>> {
+        let Some(df) = &self.losses else {
+            return Ok(None);
+        };
+        let machine = df.column("machine")?.str()?;
+        let hour = df.column("hour")?.i64()?;
+        let cols = ["dispatch_loss_ms", "dispatcher_ms", "held_ms"]
+            .map(|c| df.column(c).and_then(|c| c.i64().cloned()));
+        let [loss, disp, held] = cols;
+        let (loss, disp, held) = (loss?, disp?, held?);
+        let mut out = TruthLosses::default();
+        for i in 0..df.height() {
+            let (Some(m), Some(h)) = (machine.get(i), hour.get(i)) else {
+                continue;
+            };
+            if h < lo || h + 3600 > hi {
+                continue;
+            }
+            let v = |c: &Int64Chunked| c.get(i).unwrap_or(0) as f64 / 3.6e6;
+            let e = out.by_machine.entry(m.to_string()).or_default();
+            e.0 += v(&loss);
+            e.1 += v(&disp);
+            e.2 += v(&held);
+            out.dispatch_loss_h += v(&loss);
+            out.dispatcher_h += v(&disp);
+            out.held_h += v(&held);
+        }
+        Ok(Some(out))
+    }
 }
 
 impl Dataset {

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::Steps;
 use super::deps::Edge;
-use super::utilization::add_interval;
+use super::dispatch_loss;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::nix::BuildMachine;
@@ -35,6 +35,9 @@ pub struct Row {
     pub overhead_h: f64,
     pub held_h: f64,
     pub dispatch_loss_h: f64,
+    /// When dispatch loss is an interval, its upper end (`dispatch_loss_h` is then the lower).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch_loss_high_h: Option<f64>,
     pub idle_h: f64,
     /// Recorded work beyond the slots, hours (not part of the sum).
     pub over_committed_h: f64,
@@ -59,6 +62,9 @@ impl Row {
         self.overhead_h += o.overhead_h;
         self.held_h += o.held_h;
         self.dispatch_loss_h += o.dispatch_loss_h;
+        if let Some(h) = o.dispatch_loss_high_h {
+            *self.dispatch_loss_high_h.get_or_insert(0.0) += h;
+        }
         self.idle_h += o.idle_h;
         self.over_committed_h += o.over_committed_h;
     }
@@ -72,6 +78,11 @@ pub struct Ledger {
     pub slots_basis: String,
     /// Where the held bucket comes from.
     pub held_basis: String,
+    /// Where the dispatch-loss bucket comes from, and how it is built.
+    pub dispatch_basis: String,
+    /// Dispatch loss split by stage of the runner, hours, where the data allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch_split: Option<DispatchSplit>,
     pub machines: Vec<Row>,
     /// Machines grouped by their first system type.
     pub by_system: Vec<Row>,
@@ -79,9 +90,28 @@ pub struct Ledger {
     pub notes: Vec<String>,
 }
 
+/// Dispatch loss by the runner's stage that lost it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct DispatchSplit {
+    /// Builds queued but not yet loaded by the queue monitor: their ready steps could not be
+    /// dispatched (the derivation graph's whole loss less the series' dispatcher part).
+    pub queue_monitor_h: f64,
+    /// Steps on the runner's runnable list while a capable slot was free (the series).
+    pub dispatcher_h: f64,
+}
+
 struct Slot {
     slots: u32,
     systems: Vec<String>,
+}
+
+/// Where the dependencies in [`Inputs::edges`] come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runnable {
+    /// The derivation graph: `found` of `asked` steps had their `.drv` read.
+    Graph { found: usize, asked: usize },
+    /// The same-build estimate ([`super::deps`]).
+    Estimate,
 }
 
 /// What the ledger is computed from.
@@ -94,8 +124,12 @@ pub struct Inputs<'a> {
     pub machines: Option<&'a [BuildMachine]>,
     /// Peak concurrency per machine (from [`super::utilization`]), for unknown slot counts.
     pub peaks: &'a BTreeMap<String, usize>,
-    /// The estimated dependencies, for when steps became runnable.
+    /// The dependencies, for when steps became runnable: the derivation graph's or the
+    /// estimate's, as `runnable` says.
     pub edges: &'a [Edge],
+    pub runnable: Runnable,
+    /// The runner's own series, if any.
+    pub timeline: Option<&'a crate::status::timeline::Timeline>,
     pub lo: i64,
     pub hi: i64,
 }
@@ -108,15 +142,12 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         usable,
         machines,
         peaks,
-        edges,
         lo,
         hi,
+        ..
     } = input;
     let mut notes = Vec::new();
     let span = (hi - lo).max(0);
-    let res = super::resolution(span);
-    let start = lo.div_euclid(res) * res;
-    let nb = ((hi - start) + res - 1).div_euclid(res).max(0) as usize;
 
     // Slots and systems per machine key (the URI as the steps name it).
     let mut slot: BTreeMap<String, Slot> = BTreeMap::new();
@@ -197,13 +228,10 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         })
         .collect();
 
-    // Building and overhead per machine, and building concurrency per bucket.
-    // Rows and timelines exist for every machine up front, so the per-step loop only looks them
-    // up (a million steps, a few dozen machines).
+    // Building and overhead per machine. Rows exist for every machine up front, so the
+    // per-step loop only looks them up (a million steps, a few dozen machines).
     let mut rows: BTreeMap<String, Row> =
         slot.keys().map(|k| (k.clone(), Row::default())).collect();
-    let mut busy: HashMap<String, Vec<f64>> =
-        slot.keys().map(|k| (k.clone(), vec![0.0; nb])).collect();
     let mut last: Option<(&str, &String)> = None;
     for i in 0..steps.len() {
         if !usable[i] || steps.machine(i).is_empty() {
@@ -232,9 +260,6 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             let (ca, cb) = (a.max(lo), b.min(hi));
             if cb > ca {
                 row.building_h += (cb - ca) as f64 / 3600.0;
-                if let Some(series) = busy.get_mut(key) {
-                    add_interval(series, start, res, ca, cb);
-                }
             }
         }
         if let (Some(o), Some(b)) = (steps.overhead_ms(i), steps.stop(i))
@@ -245,9 +270,62 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         }
     }
 
-    // Held: only the sample's ground truth knows it.
-    let held_basis = match &ds.truth {
-        Some(t) => {
+    // Held slots and dispatch loss, from the best source the data has (`dispatch_loss`).
+    let list: Vec<dispatch_loss::Machine> = slot
+        .iter()
+        .map(|(key, s)| {
+            let file = machines.and_then(|l| l.iter().find(|m| m.uri == *key));
+            dispatch_loss::Machine {
+                key: key.clone(),
+                slots: f64::from(s.slots),
+                systems: s.systems.clone(),
+                supported: file
+                    .map(|m| m.supported_features.clone())
+                    .unwrap_or_default(),
+                mandatory: file
+                    .map(|m| m.mandatory_features.clone())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let series = input
+        .timeline
+        .map(|tl| dispatch_loss::from_series(tl, &list, lo, hi))
+        .filter(|s| s.samples > s.missing);
+    let covered = |s: &dispatch_loss::SeriesLoss| {
+        s.covered
+            .map_or(0.0, |(a, b)| (b - a) as f64 / span.max(1) as f64)
+    };
+    if let Some(s) = &series {
+        if covered(s) < 0.999 {
+            notes.push(format!(
+                "the runner's series covers {:.0} % of the window; held slots and the \
+                 dispatcher's loss are measured there only",
+                covered(s) * 100.0
+            ));
+        }
+        if !s.unmatched.is_empty() {
+            notes.push(format!(
+                "{} machine(s) of the runner's series match no machine of the ledger: {}",
+                s.unmatched.len(),
+                s.unmatched.join(", ")
+            ));
+        }
+    }
+    let held_basis = match (&series, &ds.truth) {
+        (Some(s), _) if s.has_stages => {
+            for (m, h) in list.iter().zip(&s.held.hours) {
+                rows.entry(m.key.clone()).or_default().held_h += h;
+            }
+            format!(
+                "measured: the runner's stage counters ({}), steps holding a slot while waiting \
+                 for the send lock or a local download slot, every {} s (grid error ±{:.1} slot-h)",
+                input.timeline.map_or("", |t| t.source.as_str()),
+                input.timeline.map_or(0, |t| t.step_s),
+                s.held.error_h
+            )
+        }
+        (_, Some(t)) => {
             let held = truth_held(t, steps, lo, hi)?;
             for (m, h) in held {
                 if let Some(k) = key_of.get(m.as_str()) {
@@ -256,7 +334,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             }
             "the sample's ground truth (send-lock and local-slot waits)".to_string()
         }
-        None => {
+        _ => {
             notes.push(
                 "time held while waiting for the send lock or a local worker slot is not \
                  recorded in the database; it is counted in dispatch loss or idle"
@@ -266,14 +344,69 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         }
     };
 
-    // Runnable-but-waiting step-time per system and bucket.
-    let waiting = waiting_by_system(ds, steps, usable, edges, start, res, nb)?;
+    // Dispatch loss: the point figure where the derivation graph or the series measures it,
+    // else an interval.
+    let occupied = occupied_intervals(ds, steps, usable, &list, &key_of);
+    let free = match input.timeline {
+        Some(tl) if series.is_some() => dispatch_loss::Free::Series(tl),
+        _ => dispatch_loss::Free::Occupied(&occupied),
+    };
+    let step = input.timeline.map_or(LOSS_STEP_S, |t| t.step_s.max(1));
+    let from = |edges: Option<&[Edge]>, free: &dispatch_loss::Free<'_>| -> Result<_> {
+        let waiting = waiting_intervals(ds, steps, usable, edges)?;
+        Ok(dispatch_loss::from_intervals(
+            &waiting, free, &list, lo, hi, step,
+        ))
+    };
+    let mut split = None;
+    let (loss, high, dispatch_basis) = match (input.runnable, &series) {
+        (Runnable::Graph { found, asked }, _) => {
+            let total = from(Some(input.edges), &free)?;
+            let source = if series.is_some() {
+                "free slots from the runner's series"
+            } else {
+                "free slots from the steps' build times (time spent sending or waiting counts as \
+                 free: an overestimate)"
+            };
+            if let Some(s) = &series {
+                split = Some((
+                    (total.total() - s.dispatcher.total()).max(0.0),
+                    s.dispatcher.total(),
+                ));
+            }
+            let basis = format!(
+                "measured: the derivation graph ({found} of {asked} steps' .drv found); a step \
+                 waits from when its build was queued and its inputs' steps had finished until \
+                 it started; {source}; sampled every {step} s (grid error ±{:.1} slot-h)",
+                total.error_h
+            );
+            (total, None, basis)
+        }
+        (Runnable::Estimate, Some(s)) => {
+            let high = from(None, &free)?;
+            let basis = format!(
+                "an interval: from the runner's series, the dispatcher's part ({:.0} slot-h, \
+                 steps on its runnable list while a capable slot was free; measured) up to the \
+                 same with every step counted from when its build was queued (an upper bound: \
+                 dependencies are not known without the derivation graph, --drv-store)",
+                s.dispatcher.total()
+            );
+            (s.dispatcher.clone(), Some(high), basis)
+        }
+        (Runnable::Estimate, None) => {
+            let low = from(Some(input.edges), &free)?;
+            let high = from(None, &free)?;
+            let basis = "an interval (estimate, low confidence): the lower end counts a step \
+                 from when every earlier step of its build had finished (the dependency \
+                 estimate, which also takes steps as dependencies that were not), the upper end \
+                 from when its build was queued; free slots from the steps' build times. The \
+                 runner's series (--prometheus) or the derivation graph (--drv-store) measure it"
+                .to_string();
+            (low, Some(high), basis)
+        }
+    };
 
-    // Allocate idle slot time: dispatch loss where runnable work for the machine's systems waited
-    // (greedily, so that the same waiting step-time is not claimed by two machines), else idle.
-    let mut remaining = waiting;
-    let bucket_h = res as f64 / 3600.0;
-    for (key, s) in &slot {
+    for (i, (key, s)) in slot.iter().enumerate() {
         let row = rows.entry(key.clone()).or_default();
         row.key = key.clone();
         row.system = s.systems.first().cloned().unwrap_or_default();
@@ -297,28 +430,8 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             row.held_h *= f;
             continue;
         }
-        // Idle per bucket from building concurrency; its share in buckets with waiting work.
-        let b = busy.get(key);
-        let (mut idle_sum, mut loss_sum) = (0.0, 0.0);
-        for bi in 0..nb {
-            let idle_b = (f64::from(s.slots) - b.map_or(0.0, |v| v[bi])).max(0.0) * bucket_h;
-            idle_sum += idle_b;
-            let mut claim = 0.0;
-            for sys in &s.systems {
-                if let Some(w) = remaining.get_mut(sys) {
-                    let take = (idle_b - claim).min(w[bi] * bucket_h).max(0.0);
-                    w[bi] -= take / bucket_h;
-                    claim += take;
-                }
-            }
-            loss_sum += claim;
-        }
-        let share = if idle_sum > 0.0 {
-            loss_sum / idle_sum
-        } else {
-            0.0
-        };
-        row.dispatch_loss_h = idle_total * share;
+        row.dispatch_loss_h = loss.hours[i].min(idle_total);
+        row.dispatch_loss_high_h = high.as_ref().map(|h| h.hours[i].min(idle_total));
         row.idle_h = idle_total - row.dispatch_loss_h;
     }
     rows.retain(|k, _| slot.contains_key(k));
@@ -341,6 +454,11 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         until: hi,
         slots_basis,
         held_basis,
+        dispatch_basis,
+        dispatch_split: split.map(|(queue_monitor_h, dispatcher_h)| DispatchSplit {
+            queue_monitor_h,
+            dispatcher_h,
+        }),
         machines: rows.into_values().collect(),
         by_system: by_system.into_values().collect(),
         total,
@@ -348,36 +466,39 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
     })
 }
 
-/// For each system, the number of runnable-but-not-started steps per bucket (averaged).
-fn waiting_by_system(
+/// The grid dispatch loss is sampled on when no series sets it: a minute, fine enough that a
+/// step waiting a few minutes is seen (a week is 10,080 instants, a year 525,600).
+const LOSS_STEP_S: i64 = 60;
+
+/// Steps waiting to be dispatched, as `(system, ready, started)`: ready when the build was
+/// queued and, with `edges`, every dependency's outputs had been copied back (its stop plus its
+/// overhead, which includes that copy); started at its recorded start.
+fn waiting_intervals(
     ds: &Dataset,
     steps: &Steps,
     usable: &[bool],
-    edges: &[Edge],
-    start: i64,
-    res: i64,
-    nb: usize,
-) -> Result<HashMap<String, Vec<f64>>> {
+    edges: Option<&[Edge]>,
+) -> Result<Vec<dispatch_loss::Waiting>> {
     let queued = super::quality::build_queue_times(ds)?;
-    let index: HashMap<(i32, i32), usize> = (0..steps.len())
-        .map(|i| ((steps.build(i), steps.stepnr(i)), i))
-        .collect();
     let mut ready: Vec<Option<i64>> = (0..steps.len())
         .map(|i| queued.get(&steps.build(i)).copied())
         .collect();
-    for e in edges {
-        if let (Some(&s), Some(&d)) = (
-            index.get(&(e.build, e.stepnr)),
-            index.get(&(e.dep_build, e.dep_stepnr)),
-        ) && let Some(stop) = steps.stop(d)
-        {
-            // The dependency's outputs are copied back after it stops building; that copy is
-            // part of its overhead, so the step cannot be runnable before stop + overhead.
-            let copied = stop + steps.overhead_ms(d).unwrap_or(0).max(0) / 1000;
-            ready[s] = Some(ready[s].map_or(copied, |r| r.max(copied)));
+    if let Some(edges) = edges {
+        let index: HashMap<(i32, i32), usize> = (0..steps.len())
+            .map(|i| ((steps.build(i), steps.stepnr(i)), i))
+            .collect();
+        for e in edges {
+            if let (Some(&s), Some(&d)) = (
+                index.get(&(e.build, e.stepnr)),
+                index.get(&(e.dep_build, e.dep_stepnr)),
+            ) && let Some(stop) = steps.stop(d)
+            {
+                let copied = stop + steps.overhead_ms(d).unwrap_or(0).max(0) / 1000;
+                ready[s] = Some(ready[s].map_or(copied, |r| r.max(copied)));
+            }
         }
     }
-    let mut out: HashMap<String, Vec<f64>> = HashMap::new();
+    let mut out = Vec::new();
     for i in 0..steps.len() {
         if !usable[i] || steps.machine(i).is_empty() {
             continue;
@@ -385,16 +506,42 @@ fn waiting_by_system(
         if let (Some(r), Some(s)) = (ready[i], steps.start(i))
             && s > r
         {
-            let sys = steps.system(i);
-            if !out.contains_key(sys) {
-                out.insert(sys.to_string(), vec![0.0; nb]);
-            }
-            if let Some(series) = out.get_mut(sys) {
-                add_interval(series, start, res, r, s);
-            }
+            out.push((steps.system(i).to_string(), r, s));
         }
     }
     Ok(out)
+}
+
+/// Slots the history shows taken: each step's build, `[start, stop)`, on its machine (an index
+/// into `list`). Sending inputs and waiting are not recorded, so this undercounts what is taken.
+fn occupied_intervals(
+    ds: &Dataset,
+    steps: &Steps,
+    usable: &[bool],
+    list: &[dispatch_loss::Machine],
+    key_of: &HashMap<&str, String>,
+) -> Vec<(usize, i64, i64)> {
+    let index: HashMap<&str, usize> = list
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.key.as_str(), i))
+        .collect();
+    let rust = ds.meta.runner == crate::dataset::Runner::Rust;
+    (0..steps.len())
+        .filter(|&i| usable[i] && !steps.machine(i).is_empty())
+        .filter_map(|i| {
+            let m = *index.get(key_of.get(steps.machine(i))?.as_str())?;
+            let a = steps.start(i)?;
+            // A step still running holds its slot to the end of the window.
+            let b = steps.stop(i).unwrap_or(i64::MAX);
+            let b = if rust {
+                a.max(b.saturating_sub(steps.overhead_ms(i).unwrap_or(0).max(0) / 1000))
+            } else {
+                b
+            };
+            Some((m, a, b))
+        })
+        .collect()
 }
 
 /// Hours each machine's slots were held by send-lock and local-slot waits, from the truth.

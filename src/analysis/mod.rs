@@ -6,13 +6,17 @@
 //! - [`quality`]: odd rows, counted and excluded where they would distort figures;
 //! - [`waiting`]: how long builds wait in the queue, and the backlog over time;
 //! - [`utilization`]: concurrent steps per machine and system over time;
-//! - [`waste`]: slot-hours spent on work that bought nothing.
+//! - [`waste`]: slot-hours spent on work that bought nothing;
+//! - [`ledger`]: every slot-hour of the window in one bucket; [`dispatch_loss`] measures its
+//!   two unrecorded buckets (held slots, dispatch loss) from the runner's series or the
+//!   derivation graph, or bounds them from the history alone.
 
 // The analyses walk several parallel column vectors of one step table by index; an index loop
 // says that more plainly than a zip of five iterators.
 #![allow(clippy::needless_range_loop)]
 
 pub mod deps;
+pub mod dispatch_loss;
 pub mod ledger;
 pub mod overhead;
 pub mod quality;
@@ -318,6 +322,9 @@ pub fn resolution(span_s: i64) -> i64 {
 pub struct Options {
     /// The machines file (`--machines`), for configured slot counts.
     pub machines: Option<Vec<crate::nix::BuildMachine>>,
+    /// Leave the runner's series out even when the data has one (to see what the database
+    /// alone gives).
+    pub ignore_series: bool,
     /// The dependency estimator's gap, seconds ([`deps::DEFAULT_GAP_S`] when `None`).
     pub gap_s: Option<i64>,
     /// Measured compression speeds (codec, MB/s per core), from `compress --format json`
@@ -417,6 +424,8 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
         machines: opts.machines.as_deref(),
         peaks: &utilization.peak_by_machine,
         edges: &edges,
+        runnable: ledger::Runnable::Estimate,
+        timeline: ds.timeline.as_ref().filter(|_| !opts.ignore_series),
         lo,
         hi,
     })?;

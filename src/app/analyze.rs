@@ -55,6 +55,7 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
             machines,
             gap_s: opts.gap_s,
             codec_speeds,
+            ignore_series: false,
         },
     )?;
     Ok(Analysis {

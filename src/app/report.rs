@@ -207,6 +207,7 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
                 .as_ref()
                 .map(|(c, _)| inputs::speeds(inputs::timed(&c.codecs)))
                 .unwrap_or_default(),
+            ignore_series: false,
         },
     )?;
     let data = report::DataFacts::of(&ds)?;

@@ -108,6 +108,25 @@ pub fn supports_features(supported: u64, mandatory: u64, required: u64) -> bool 
     required & !supported == 0 && mandatory & !required == 0
 }
 
+/// The same rule by name, for a machine type as the runners name it in their status and
+/// metrics: `x86_64-linux`, or `x86_64-linux:big-parallel,kvm` for a step requiring features
+/// (the platform, `:`, the sorted features; C++ `State::createStep`, a9581bcd). `supported`
+/// includes the mandatory features, as in the machines file.
+pub fn supports_type<S: AsRef<str>>(
+    systems: &[S],
+    supported: &[S],
+    mandatory: &[S],
+    machine_type: &str,
+) -> bool {
+    let (system, features) = machine_type.split_once(':').unwrap_or((machine_type, ""));
+    let required = || features.split(',').filter(|f| !f.is_empty());
+    systems.iter().any(|s| s.as_ref() == system)
+        && required().all(|f| supported.iter().any(|s| s.as_ref() == f))
+        && mandatory
+            .iter()
+            .all(|m| required().any(|f| f == m.as_ref()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,8 @@
 //! - [`semaphore`]: the waits after dispatch, for a machine's send lock and for a local worker
 //!   slot of the queue-runner host.
 //! - [`status`]: the build and step status codes, as one enum.
+//! - [`ideal`]: what a dispatcher with no delay would have started at an instant: the measure
+//!   of dispatch loss, for every source that estimates it.
 //! - [`agenda`]: the simulations' clock — events earliest first, ties in scheduling order.
 //!
 //! Nothing here knows time other than as milliseconds given by the caller, nor draws a random
@@ -21,6 +23,7 @@
 
 pub mod agenda;
 pub mod backoff;
+pub mod ideal;
 pub mod machine;
 pub mod queue;
 pub mod semaphore;
@@ -30,6 +33,7 @@ pub mod step;
 
 pub use agenda::Agenda;
 pub use backoff::MachineHealth;
+pub use ideal::Ideal;
 pub use machine::{MachineKey, MachineSort};
 pub use queue::Dispatcher;
 pub use semaphore::FifoSemaphore;

@@ -97,6 +97,7 @@
 //! hours. Generation (release, 2 cores): ~0.4 s at scale 1, ~5 s at scale 10 (1.08 M steps).
 
 mod emit;
+mod losses;
 mod params;
 mod sim;
 mod workload;
@@ -197,6 +198,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
     sim.run();
     sim.finalize();
     let f = emit::frames(&sim)?;
+    let swept = losses::sweep(&sim)?;
     let machines = emit::machines_file(&sim);
     Ok(Dataset {
         meta: DatasetMeta {
@@ -225,9 +227,10 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
         truth: Some(Truth {
             deps: f.truth_deps,
             steps: f.truth_steps,
+            losses: Some(swept.truth),
         }),
         machines: Some(BundledMachines::parse(machines)?),
-        timeline: None,
+        timeline: Some(swept.timeline),
         drv_graph: None,
     })
 }

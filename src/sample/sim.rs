@@ -95,6 +95,10 @@ pub(super) struct Node {
     pub outputs: u8,
     pub last_row: u32,
     pub cur_row: u32,
+    /// When the runner last put it on its runnable list (ms from the week start).
+    pub runnable_at: u64,
+    /// When its outputs became valid in the destination store (0: before the week).
+    pub done_at: u64,
 }
 
 /// A dependent of a derivation: a derivation that needs it, or a build whose top level it is.
@@ -194,6 +198,12 @@ pub(super) struct Row {
     pub send_ms: u64,
     pub build_ms: u64,
     pub recv_ms: u64,
+    /// When the step became runnable in the sense of the ledger's truth (`losses`): a queued
+    /// build needed it and every dependency's outputs were valid. Not later than `runnable_ms`.
+    pub ready_ms: u64,
+    /// When the runner put it on its runnable list (the queue monitor had loaded a build
+    /// needing it, or its last dependency finished, or its retry time came).
+    pub runnable_ms: u64,
 }
 
 impl Row {
@@ -224,6 +234,8 @@ impl Row {
             send_ms: 0,
             build_ms: 0,
             recv_ms: 0,
+            ready_ms: 0,
+            runnable_ms: 0,
         }
     }
 }
@@ -257,7 +269,7 @@ impl GeneratedMachine {
         }
     }
 
-    fn supports(&self, sys: u8, feat: u8) -> bool {
+    pub(super) fn supports(&self, sys: u8, feat: u8) -> bool {
         self.sys == sys
             && supports_features(
                 u64::from(self.supported),
@@ -311,7 +323,7 @@ pub(super) struct Sim {
     /// dispatcher (docs/hydra.md §4).
     queue: Dispatcher<CppStepKey, (u32, u32)>,
     /// Machine class in `queue` per (system, required features).
-    class_of: [[u8; 8]; 4],
+    pub(super) class_of: [[u8; 8]; 4],
     /// The queue-runner host's local worker slots, for step rows copying outputs back.
     local_slots: FifoSemaphore<u32>,
     pub nodes: Vec<Node>,
@@ -332,6 +344,8 @@ pub(super) struct Sim {
     pub trunk_recent: [Vec<u32>; 4],
     /// Visit mark for graph walks.
     epoch: u32,
+    /// Machines disabled after a failure: (machine, from, until), ms from the week start.
+    pub disabled: Vec<(u16, u64, u64)>,
 }
 
 impl Sim {
@@ -370,6 +384,7 @@ impl Sim {
             last_eval: vec![NONE; jobsets],
             trunk_recent: Default::default(),
             epoch: 0,
+            disabled: Vec::new(),
         }
     }
 
@@ -460,6 +475,8 @@ impl Sim {
             outputs,
             last_row: NONE,
             cur_row: NONE,
+            runnable_at: 0,
+            done_at: 0,
         });
         id
     }
@@ -537,6 +554,7 @@ impl Sim {
             self.rows.push(row);
             let node = &mut self.nodes[n as usize];
             node.state = NState::Done;
+            node.done_at = t;
             node.last_row = (self.rows.len() - 1) as u32;
         }
         let failed = self.activate(b);
@@ -630,8 +648,10 @@ impl Sim {
             rd += u32::from(alive);
             l = r.next;
         }
+        let now = self.now;
         let node = &mut self.nodes[n as usize];
         node.state = NState::Runnable;
+        node.runnable_at = now;
         node.ver += 1;
         node.rdeps_count = rd;
         let key = CppStepKey::from(&StepFacts {
@@ -879,6 +899,19 @@ impl Sim {
         out
     }
 
+    /// When `n` became runnable for the ledger's truth: the first loaded build needing it was
+    /// queued and every dependency's outputs were valid.
+    fn ready_at(&self, n: u32) -> u64 {
+        let node = &self.nodes[n as usize];
+        let queued = match node.first_build {
+            NONE => node.runnable_at,
+            b => self.builds[b as usize].queued_ms,
+        };
+        self.node_deps(n)
+            .map(|i| self.nodes[self.deps[i] as usize].done_at)
+            .fold(queued, u64::max)
+    }
+
     fn assign(&mut self, n: u32, m: usize) {
         let now = self.now;
         let rec = self.pick_build(n);
@@ -952,6 +985,13 @@ impl Sim {
         row.failed_with_output = fwo;
         row.dispatch_ms = now;
         row.start_ms = Some(now);
+        row.runnable_ms = node.runnable_at;
+        row.ready_ms = if node.tries > 0 {
+            // A retry waits for its back-off on purpose: runnable again when the runner says.
+            node.runnable_at
+        } else {
+            self.ready_at(n).min(node.runnable_at)
+        };
         row.send_ms = send_ms.round().max(1.0) as u64;
         row.build_ms = build_ms.round().max(1.0) as u64;
         row.recv_ms = recv_ms.round() as u64;
@@ -1065,6 +1105,7 @@ impl Sim {
         // Drawn whether or not the failure counts, so the stream of draws does not depend on it.
         let jitter = self.exec.random_range(0..backoff::DISABLE_JITTER_MS);
         if let Some(until) = self.queue.machine_failed(m, self.now, jitter) {
+            self.disabled.push((m as u16, self.now, until));
             self.schedule(until, Ev::Enable(m as u16));
         }
     }
@@ -1090,6 +1131,7 @@ impl Sim {
         {
             let node = &mut self.nodes[n as usize];
             node.state = NState::Done;
+            node.done_at = self.now;
             node.last_row = r;
             node.cur_row = NONE;
             node.needed = 0;

@@ -194,6 +194,7 @@ pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
         ds.truth = Some(Truth {
             deps: sort(&TRUTH_DEPS, t.deps)?,
             steps: sort(&TRUTH_STEPS, t.steps)?,
+            losses: t.losses,
         });
     }
     Ok(ds)
@@ -374,6 +375,8 @@ pub fn restrict(ds: Dataset, window: Window) -> Result<Dataset> {
         Some(t) => Some(Truth {
             deps: follow_steps(t.deps, "truth_deps")?,
             steps: follow_steps(t.steps, "truth_steps")?,
+            // Per machine and hour: the ledger sums the hours of its window.
+            losses: t.losses,
         }),
         None => None,
     };

@@ -355,7 +355,11 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
         take(&crate::dataset::TRUTH_DEPS),
         take(&crate::dataset::TRUTH_STEPS),
     ) {
-        (Some(deps), Some(steps)) => Some(Truth { deps, steps }),
+        (Some(deps), Some(steps)) => Some(Truth {
+            deps,
+            steps,
+            losses: None,
+        }),
         _ => None,
     };
     super::normalize(Dataset {

@@ -171,15 +171,12 @@ fn state_of(m: &MachineStatus, now: Option<f64>) -> String {
 /// Whether a machine can take a step of `machine_type` (`system` or `system:f1,f2`): it builds
 /// the system, supports every required feature, and every feature it demands is required.
 pub fn supports(m: &MachineStatus, machine_type: &str) -> bool {
-    let (system, features) = machine_type.split_once(':').unwrap_or((machine_type, ""));
-    let required: Vec<&str> = features.split(',').filter(|f| !f.is_empty()).collect();
-    m.systems.iter().any(|s| s == system)
-        && required
-            .iter()
-            .all(|f| m.supported_features.iter().any(|s| s == f))
-        && m.mandatory_features
-            .iter()
-            .all(|f| required.contains(&f.as_str()))
+    crate::dispatch::machine::supports_type(
+        &m.systems,
+        &m.supported_features,
+        &m.mandatory_features,
+        machine_type,
+    )
 }
 
 /// Fills what the status lacks (maxJobs above all, under the C++ runner) from the machines

@@ -73,6 +73,9 @@ pub struct Timeline {
     /// `machine_type_runnable` counts running steps too; whoever builds the timeline subtracts
     /// `machine_type_running`, so this is always the steps waiting.
     pub runnable: BTreeMap<String, Vec<f64>>,
+    /// Steps running per machine type (`machine_type_running`, the C++ `machineTypes.running`),
+    /// where the source has it; may be empty.
+    pub running: BTreeMap<String, Vec<f64>>,
     /// Jobs each machine holds (its `currentJobs`: builder slots reserved, whatever the step is
     /// doing), by machine name (hostname under the Rust runner, URI under the C++ runner).
     pub current_jobs: BTreeMap<String, Vec<f64>>,

@@ -1,0 +1,402 @@
+//! Dispatch loss and held slots per machine, from whichever source the data has: the ledger's
+//! two buckets that the database does not record (docs/hydra.md §3, "what the step timings
+//! mean"). Pure functions; the ledger ([`super::ledger`]) chooses the source and labels it.
+//!
+//! Dispatch loss at an instant is what an undelayed dispatcher would have started
+//! ([`crate::dispatch::Ideal`]): waiting steps matched against free slots of machines that can
+//! build them. It is sampled on a grid and each sample stands for one interval:
+//!
+//! - [`from_series`]: the runner's own series. Waiting steps are its runnable gauge per machine
+//!   type (steps on the runner's list: the **dispatcher's** part of the loss, since a build the
+//!   queue monitor has not loaded yet has no runnable step); free slots are `maxJobs` less the
+//!   machine's current jobs. Held slots are the stage counters' steps that hold a slot without
+//!   building or copying (waiting for the send lock or a local download slot; else current jobs
+//!   less building and copying), shared among machines by their current jobs.
+//! - [`from_intervals`]: waiting steps as intervals `[ready, started)` from the history, with
+//!   `ready` from the derivation graph (exact) or bounded without it; free slots from the series
+//!   when there is one, else from the steps' own times. Counting steps from when they were
+//!   ready, this is the **whole** loss (queue monitor and dispatcher).
+//!
+//! Error of the grid: each figure is also computed from the even and the odd samples alone;
+//! half their difference estimates the error of the full-rate figure (a change the grid does not
+//! see shifts one of the halves, not both alike). The ledger states it beside the figure.
+
+use crate::dispatch::Ideal;
+use crate::dispatch::machine::supports_type;
+use crate::status::timeline::{Stage, Timeline};
+
+/// A machine of the ledger, as the dispatch-loss sources need it.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// The ledger's key for it (a URI from the machines file, or the name the steps use).
+    pub key: String,
+    pub slots: f64,
+    pub systems: Vec<String>,
+    /// Includes the mandatory features; empty when unknown (no machines file).
+    pub supported: Vec<String>,
+    pub mandatory: Vec<String>,
+}
+
+impl Machine {
+    /// Whether it can build steps of machine type `ty`. Without a machines file the features
+    /// are unknown and only the system is compared.
+    pub fn can_build(&self, ty: &str) -> bool {
+        if self.supported.is_empty() && self.mandatory.is_empty() {
+            let system = ty.split_once(':').map_or(ty, |(s, _)| s);
+            return self.systems.iter().any(|s| s == system);
+        }
+        supports_type(&self.systems, &self.supported, &self.mandatory, ty)
+    }
+}
+
+/// Hours per machine (in the order of the machines given), with the grid's error estimate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PerMachine {
+    pub hours: Vec<f64>,
+    /// Half the difference between the even and the odd samples' totals, hours.
+    pub error_h: f64,
+}
+
+impl PerMachine {
+    fn new(n: usize) -> PerMachine {
+        PerMachine {
+            hours: vec![0.0; n],
+            error_h: 0.0,
+        }
+    }
+
+    pub fn total(&self) -> f64 {
+        self.hours.iter().sum()
+    }
+}
+
+/// What the series says about `[lo, hi)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeriesLoss {
+    /// The dispatcher's part of dispatch loss.
+    pub dispatcher: PerMachine,
+    pub held: PerMachine,
+    /// Whether the series has stage counters to measure held slots with.
+    pub has_stages: bool,
+    /// The part of the window the samples cover, `[a, b)`.
+    pub covered: Option<(i64, i64)>,
+    pub samples: usize,
+    /// Samples in the covered part with no value (a failed scrape, a gap).
+    pub missing: usize,
+    /// Machines of the series that match no machine of the ledger.
+    pub unmatched: Vec<String>,
+}
+
+/// Which of `machines` a series' machine name is: the same key, else the same host (the Rust
+/// runner names machines by hostname, the machines file by URI).
+pub fn match_machine(machines: &[Machine], name: &str) -> Option<usize> {
+    machines.iter().position(|m| m.key == name).or_else(|| {
+        let host = crate::nix::machines::host_of(name);
+        machines
+            .iter()
+            .position(|m| crate::nix::machines::host_of(&m.key) == host)
+    })
+}
+
+fn ideal_for(types: &[&str], machines: &[Machine]) -> Ideal {
+    let capable = types
+        .iter()
+        .map(|ty| {
+            (0..machines.len())
+                .filter(|&m| machines[m].can_build(ty))
+                .collect()
+        })
+        .collect();
+    let slots: Vec<f64> = machines.iter().map(|m| m.slots).collect();
+    Ideal::new(capable, &slots)
+}
+
+/// The seconds of `[lo, hi)` that the sample at `t` stands for (`[t, t + step)`).
+fn weight(t: i64, step: i64, lo: i64, hi: i64) -> f64 {
+    ((t + step).min(hi) - t.max(lo)).max(0) as f64
+}
+
+/// Dispatcher loss and held slots from the runner's series over `[lo, hi)`.
+pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64) -> SeriesLoss {
+    let n = machines.len();
+    let mut out = SeriesLoss {
+        dispatcher: PerMachine::new(n),
+        held: PerMachine::new(n),
+        ..SeriesLoss::default()
+    };
+    let types: Vec<&str> = tl.runnable.keys().map(String::as_str).collect();
+    let ideal = ideal_for(&types, machines);
+    let runnable: Vec<&Vec<f64>> = tl.runnable.values().collect();
+    let mut jobs: Vec<(usize, &Vec<f64>)> = Vec::new();
+    for (name, series) in &tl.current_jobs {
+        match match_machine(machines, name) {
+            Some(m) => jobs.push((m, series)),
+            None => out.unmatched.push(name.clone()),
+        }
+    }
+    let stage = |s: Stage| tl.stages.get(&s);
+    let held_stages: Vec<&Vec<f64>> = [Stage::WaitingSendLock, Stage::WaitingDownloadSlot]
+        .into_iter()
+        .filter_map(stage)
+        .collect();
+    let working: Vec<&Vec<f64>> = [Stage::Building, Stage::CopyingTo]
+        .into_iter()
+        .filter_map(stage)
+        .collect();
+    out.has_stages = !held_stages.is_empty() || !working.is_empty();
+
+    let range = tl.range(lo - tl.step_s + 1, hi);
+    let (mut first, mut last) = (None, None);
+    let mut waiting = vec![0.0; types.len()];
+    let (mut free, mut claimed, mut cur) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let mut halves = [[0.0; 2]; 2];
+    for i in range {
+        let t = tl.times[i];
+        let w = weight(t, tl.step_s, lo, hi);
+        if w <= 0.0 {
+            continue;
+        }
+        first.get_or_insert(t.max(lo));
+        last = Some((t + tl.step_s).min(hi));
+        out.samples += 1;
+        cur.fill(0.0);
+        let mut ok = !jobs.is_empty();
+        for &(m, s) in &jobs {
+            let v = s.get(i).copied().unwrap_or(f64::NAN);
+            ok &= v.is_finite();
+            cur[m] += v;
+        }
+        for (k, s) in runnable.iter().enumerate() {
+            let v = s.get(i).copied().unwrap_or(f64::NAN);
+            ok &= v.is_finite();
+            waiting[k] = v.max(0.0);
+        }
+        if !ok {
+            out.missing += 1;
+            continue;
+        }
+        for m in 0..n {
+            free[m] = (machines[m].slots - cur[m]).max(0.0);
+        }
+        claimed.fill(0.0);
+        let got = ideal.claim(&waiting, &mut free, &mut claimed);
+        let h = w / 3600.0;
+        for m in 0..n {
+            out.dispatcher.hours[m] += claimed[m] * h;
+        }
+        halves[0][i % 2] += got * h;
+
+        // Held: slots reserved while the step neither builds nor copies.
+        let value = |s: &Vec<f64>| s.get(i).copied().filter(|v| v.is_finite()).unwrap_or(0.0);
+        let held = if !held_stages.is_empty() {
+            held_stages.iter().map(|s| value(s)).sum::<f64>()
+        } else if !working.is_empty() {
+            (cur.iter().sum::<f64>() - working.iter().map(|s| value(s)).sum::<f64>()).max(0.0)
+        } else {
+            0.0
+        };
+        let total_jobs: f64 = cur.iter().sum();
+        if held > 0.0 && total_jobs > 0.0 {
+            for m in 0..n {
+                out.held.hours[m] += held * cur[m] / total_jobs * h;
+            }
+            halves[1][i % 2] += held * h;
+        }
+    }
+    // Each half holds every other sample: doubled, it estimates the whole.
+    out.dispatcher.error_h = (halves[0][0] - halves[0][1]).abs();
+    out.held.error_h = (halves[1][0] - halves[1][1]).abs();
+    out.covered = first.zip(last);
+    out
+}
+
+/// Steps waiting, as intervals: `(machine type, ready, started)`, unix seconds.
+pub type Waiting = (String, i64, i64);
+
+/// Free slots over time for [`from_intervals`]: from the series where it has a sample, else
+/// from what the history records as occupying each machine.
+pub enum Free<'a> {
+    Series(&'a Timeline),
+    /// Intervals `(machine index, from, to)` during which a slot was taken.
+    Occupied(&'a [(usize, i64, i64)]),
+}
+
+/// Dispatch loss over `[lo, hi)` from waiting intervals, sampled every `step` seconds at the
+/// instants `lo + k·step` (or at the series' sample times when free slots come from a series).
+pub fn from_intervals(
+    waiting: &[Waiting],
+    free: &Free<'_>,
+    machines: &[Machine],
+    lo: i64,
+    hi: i64,
+    step: i64,
+) -> PerMachine {
+    let n = machines.len();
+    let mut out = PerMachine::new(n);
+    let (t0, step, points) = match free {
+        Free::Series(tl) => {
+            let r = tl.range(lo - tl.step_s + 1, hi);
+            let t0 = tl.times.get(r.start).copied().unwrap_or(lo);
+            (t0, tl.step_s, r.len())
+        }
+        Free::Occupied(_) => (
+            lo,
+            step,
+            ((hi - lo) + step - 1).div_euclid(step).max(0) as usize,
+        ),
+    };
+    if points == 0 || step <= 0 {
+        return out;
+    }
+    // Instants `t0 + k·step` inside `[a, b)`: k from ceil((a − t0)/step) to ceil((b − t0)/step).
+    let index = |t: i64| {
+        ((t - t0) + step - 1)
+            .div_euclid(step)
+            .clamp(0, points as i64) as usize
+    };
+    let mut types: Vec<&str> = waiting.iter().map(|w| w.0.as_str()).collect();
+    types.sort_unstable();
+    types.dedup();
+    let mut counts = vec![vec![0.0f64; points + 1]; types.len()];
+    for (ty, a, b) in waiting {
+        let (ka, kb) = (index(*a), index(*b));
+        if kb > ka
+            && let Ok(c) = types.binary_search(&ty.as_str())
+        {
+            counts[c][ka] += 1.0;
+            counts[c][kb] -= 1.0;
+        }
+    }
+    for c in &mut counts {
+        let mut acc = 0.0;
+        for v in c.iter_mut() {
+            acc += *v;
+            *v = acc;
+        }
+    }
+    // Slots taken per machine at each instant.
+    let mut taken = vec![vec![0.0f64; points + 1]; n];
+    match free {
+        Free::Series(tl) => {
+            let r = tl.range(lo - tl.step_s + 1, hi);
+            for (name, s) in &tl.current_jobs {
+                if let Some(m) = match_machine(machines, name) {
+                    for (k, i) in r.clone().enumerate() {
+                        let v = s.get(i).copied().unwrap_or(f64::NAN);
+                        // A missing sample: assume the machine full (nothing claimed).
+                        taken[m][k] += if v.is_finite() { v } else { f64::INFINITY };
+                    }
+                }
+            }
+        }
+        Free::Occupied(intervals) => {
+            for &(m, a, b) in *intervals {
+                let (ka, kb) = (index(a), index(b));
+                if kb > ka && m < n {
+                    taken[m][ka] += 1.0;
+                    taken[m][kb] -= 1.0;
+                }
+            }
+            for c in &mut taken {
+                let mut acc = 0.0;
+                for v in c.iter_mut() {
+                    acc += *v;
+                    *v = acc;
+                }
+            }
+        }
+    }
+    let ideal = ideal_for(&types, machines);
+    let mut wait_k = vec![0.0; types.len()];
+    let (mut free_k, mut claimed) = (vec![0.0; n], vec![0.0; n]);
+    let mut halves = [0.0; 2];
+    for k in 0..points {
+        let t = t0 + k as i64 * step;
+        let w = weight(t, step, lo, hi);
+        if w <= 0.0 {
+            continue;
+        }
+        for (c, counts) in counts.iter().enumerate() {
+            wait_k[c] = counts[k];
+        }
+        if wait_k.iter().all(|&x| x <= 0.0) {
+            continue;
+        }
+        for m in 0..n {
+            free_k[m] = (machines[m].slots - taken[m][k]).max(0.0);
+        }
+        claimed.fill(0.0);
+        let got = ideal.claim(&wait_k, &mut free_k, &mut claimed);
+        let h = w / 3600.0;
+        for m in 0..n {
+            out.hours[m] += claimed[m] * h;
+        }
+        halves[k % 2] += got * h;
+    }
+    out.error_h = (halves[0] - halves[1]).abs();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(key: &str, slots: f64, systems: &[&str]) -> Machine {
+        Machine {
+            key: key.into(),
+            slots,
+            systems: systems.iter().map(|s| s.to_string()).collect(),
+            supported: vec![],
+            mandatory: vec![],
+        }
+    }
+
+    /// One machine with 2 slots, one busy throughout; 3 steps runnable during the first half
+    /// of an hour sampled every 60 s: one free slot is lost for half an hour.
+    #[test]
+    fn the_series_counts_free_slots_against_runnable_steps() {
+        let times: Vec<i64> = (0..60).map(|k| k * 60).collect();
+        let mut tl = Timeline {
+            step_s: 60,
+            times: times.clone(),
+            ..Timeline::default()
+        };
+        tl.runnable.insert(
+            "x86_64-linux".into(),
+            times
+                .iter()
+                .map(|&t| if t < 1800 { 3.0 } else { 0.0 })
+                .collect(),
+        );
+        tl.current_jobs
+            .insert("ssh://b1".into(), vec![1.0; times.len()]);
+        tl.stages
+            .insert(Stage::WaitingSendLock, vec![0.5; times.len()]);
+        let ms = [machine("b1", 2.0, &["x86_64-linux"])];
+        let s = from_series(&tl, &ms, 0, 3600);
+        assert!((s.dispatcher.total() - 0.5).abs() < 1e-9, "{s:?}");
+        assert!((s.held.total() - 0.5).abs() < 1e-9, "{s:?}");
+        assert_eq!(s.samples, 60);
+        assert_eq!(s.covered, Some((0, 3600)));
+    }
+
+    #[test]
+    fn intervals_are_counted_at_the_instants_they_contain() {
+        let ms = [machine("b1", 4.0, &["x86_64-linux"])];
+        // Two steps waiting for 10 minutes each, the machine idle: 20 slot-minutes.
+        let waiting = vec![
+            ("x86_64-linux".to_string(), 600, 1200),
+            ("x86_64-linux".to_string(), 900, 1500),
+        ];
+        let got = from_intervals(&waiting, &Free::Occupied(&[]), &ms, 0, 3600, 60);
+        assert!((got.total() - 20.0 / 60.0).abs() < 1e-9, "{got:?}");
+        // The machine full meanwhile: nothing lost.
+        let full = [(0, 0, 3600), (0, 0, 3600), (0, 0, 3600), (0, 0, 3600)];
+        let got = from_intervals(&waiting, &Free::Occupied(&full), &ms, 0, 3600, 60);
+        assert_eq!(got.total(), 0.0);
+        // A step of a system the machine does not build is not its loss.
+        let other = vec![("aarch64-linux".to_string(), 0, 3600)];
+        let got = from_intervals(&other, &Free::Occupied(&[]), &ms, 0, 3600, 60);
+        assert_eq!(got.total(), 0.0);
+    }
+}
