@@ -32,16 +32,18 @@ pub struct Machine {
     pub key: String,
     pub slots: f64,
     pub systems: Vec<String>,
-    /// Includes the mandatory features; empty when unknown (no machines file).
+    /// Includes the mandatory features.
     pub supported: Vec<String>,
     pub mandatory: Vec<String>,
+    /// Whether the features are known (a machines file); else only systems are compared.
+    pub features_known: bool,
 }
 
 impl Machine {
     /// Whether it can build steps of machine type `ty`. Without a machines file the features
     /// are unknown and only the system is compared.
     pub fn can_build(&self, ty: &str) -> bool {
-        if self.supported.is_empty() && self.mandatory.is_empty() {
+        if !self.features_known {
             let system = ty.split_once(':').map_or(ty, |(s, _)| s);
             return self.systems.iter().any(|s| s == system);
         }
@@ -58,7 +60,7 @@ pub struct PerMachine {
 }
 
 impl PerMachine {
-    fn new(n: usize) -> PerMachine {
+    pub fn new(n: usize) -> PerMachine {
         PerMachine {
             hours: vec![0.0; n],
             error_h: 0.0,
@@ -127,6 +129,12 @@ pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64) -> Ser
     let types: Vec<&str> = tl.runnable.keys().map(String::as_str).collect();
     let ideal = ideal_for(&types, machines);
     let runnable: Vec<&Vec<f64>> = tl.runnable.values().collect();
+    let disabled: Vec<(usize, &Vec<f64>)> = tl
+        .disabled
+        .iter()
+        .filter_map(|(name, s)| Some((match_machine(machines, name)?, s)))
+        .collect();
+    let mut off = vec![false; n];
     let mut jobs: Vec<(usize, &Vec<f64>)> = Vec::new();
     for (name, series) in &tl.current_jobs {
         match match_machine(machines, name) {
@@ -175,8 +183,16 @@ pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64) -> Ser
             out.missing += 1;
             continue;
         }
+        off.fill(false);
+        for &(m, s) in &disabled {
+            off[m] |= s.get(i).is_some_and(|&v| v > 0.0);
+        }
         for m in 0..n {
-            free[m] = (machines[m].slots - cur[m]).max(0.0);
+            free[m] = if off[m] {
+                0.0
+            } else {
+                (machines[m].slots - cur[m]).max(0.0)
+            };
         }
         claimed.fill(0.0);
         let got = ideal.claim(&waiting, &mut free, &mut claimed);
@@ -288,6 +304,15 @@ pub fn from_intervals(
                     }
                 }
             }
+            for (name, s) in &tl.disabled {
+                if let Some(m) = match_machine(machines, name) {
+                    for (k, i) in r.clone().enumerate() {
+                        if s.get(i).is_some_and(|&v| v > 0.0) {
+                            taken[m][k] = f64::INFINITY;
+                        }
+                    }
+                }
+            }
         }
         Free::Occupied(intervals) => {
             for &(m, a, b) in *intervals {
@@ -348,6 +373,7 @@ mod tests {
             systems: systems.iter().map(|s| s.to_string()).collect(),
             supported: vec![],
             mandatory: vec![],
+            features_known: false,
         }
     }
 

@@ -285,6 +285,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                 mandatory: file
                     .map(|m| m.mandatory_features.clone())
                     .unwrap_or_default(),
+                features_known: file.is_some(),
             }
         })
         .collect();
@@ -394,13 +395,17 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             (s.dispatcher.clone(), Some(high), basis)
         }
         (Runnable::Estimate, None) => {
-            let low = from(Some(input.edges), &free)?;
+            // Nothing in the database proves that a slot was free while a step was ready:
+            // sending inputs and waiting for locks are not recorded, so even the
+            // dependency estimate's waits (`input.edges`) may all have been spent in them.
+            let low = dispatch_loss::PerMachine::new(list.len());
             let high = from(None, &free)?;
-            let basis = "an interval (estimate, low confidence): the lower end counts a step \
-                 from when every earlier step of its build had finished (the dependency \
-                 estimate, which also takes steps as dependencies that were not), the upper end \
-                 from when its build was queued; free slots from the steps' build times. The \
-                 runner's series (--prometheus) or the derivation graph (--drv-store) measure it"
+            let basis = "an interval (estimate, low confidence): the database alone proves no \
+                 loss (lower end 0: sending inputs and waiting for locks are not recorded, so a \
+                 slot that looks free may have been taken); the upper end counts every step as \
+                 waiting from when its build was queued and every slot as free outside the \
+                 steps' build times. The runner's series (--prometheus) or the derivation graph \
+                 (--drv-store) measure it"
                 .to_string();
             (low, Some(high), basis)
         }

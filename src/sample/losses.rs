@@ -179,6 +179,7 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
     let mut s_runnable = vec![Vec::with_capacity(points); nc];
     let mut s_running = vec![Vec::with_capacity(points); nc];
     let mut s_jobs = vec![Vec::with_capacity(points); nm];
+    let mut s_disabled = vec![Vec::with_capacity(points); nm];
     let mut s_stages: Vec<Vec<f64>> = vec![Vec::with_capacity(points); 5];
     let (mut free, mut scratch, mut claimed) = (vec![0.0; nm], vec![0.0; nm], vec![0.0; nm]);
 
@@ -209,6 +210,7 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
             }
             for m in 0..nm {
                 s_jobs[m].push(busy[m]);
+                s_disabled[m].push(f64::from(u8::from(disabled[m] > 0)));
             }
             for (i, s) in s_stages.iter_mut().enumerate() {
                 s.push(stages[i]);
@@ -293,10 +295,10 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
                 .insert(name.clone(), std::mem::take(&mut s_running[c]));
         }
     }
-    for (m, series) in s_jobs.into_iter().enumerate() {
-        timeline
-            .current_jobs
-            .insert(sim.machines[m].uri.clone(), series);
+    for (m, (jobs, disabled)) in s_jobs.into_iter().zip(s_disabled).enumerate() {
+        let uri = &sim.machines[m].uri;
+        timeline.current_jobs.insert(uri.clone(), jobs);
+        timeline.disabled.insert(uri.clone(), disabled);
     }
     let stages: BTreeMap<Stage, Vec<f64>> = Stage::ALL.into_iter().zip(s_stages).collect();
     timeline.stages = stages;

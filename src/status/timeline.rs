@@ -79,6 +79,10 @@ pub struct Timeline {
     /// Jobs each machine holds (its `currentJobs`: builder slots reserved, whatever the step is
     /// doing), by machine name (hostname under the Rust runner, URI under the C++ runner).
     pub current_jobs: BTreeMap<String, Vec<f64>>,
+    /// 1 while a machine is disabled after failures (C++ `disabledUntil` in the future), 0
+    /// otherwise, where the source says; a disabled machine's free slots are not free to the
+    /// dispatcher. The Rust runner never disables machines.
+    pub disabled: BTreeMap<String, Vec<f64>>,
     /// Farm-wide stage counters.
     pub stages: BTreeMap<Stage, Vec<f64>>,
 }
