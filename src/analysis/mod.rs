@@ -13,6 +13,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod deps;
+pub mod graph;
 pub mod ledger;
 pub mod overhead;
 pub mod quality;
