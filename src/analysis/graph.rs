@@ -241,8 +241,10 @@ mod tests {
         format!("{P}{}-{name}.drv", h.to_string().repeat(32))
     }
 
-    /// Steps: (build, stepnr, drv, status, start, stop, machine).
-    fn steps(rows: &[(i32, i32, &str, Option<i32>, Option<i64>, Option<i64>, &str)]) -> Steps {
+    /// A step: (build, stepnr, drv, status, start, stop, machine).
+    type Row<'a> = (i32, i32, &'a str, Option<i32>, Option<i64>, Option<i64>, &'a str);
+
+    fn steps(rows: &[Row<'_>]) -> Steps {
         let df = df! {
             "build" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
             "stepnr" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
