@@ -242,7 +242,15 @@ mod tests {
     }
 
     /// A step: (build, stepnr, drv, status, start, stop, machine).
-    type Row<'a> = (i32, i32, &'a str, Option<i32>, Option<i64>, Option<i64>, &'a str);
+    type Row<'a> = (
+        i32,
+        i32,
+        &'a str,
+        Option<i32>,
+        Option<i64>,
+        Option<i64>,
+        &'a str,
+    );
 
     fn steps(rows: &[Row<'_>]) -> Steps {
         let df = df! {
