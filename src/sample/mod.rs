@@ -198,6 +198,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
     sim.finalize();
     let f = emit::frames(&sim)?;
     let machines = emit::machines_file(&sim);
+    let drv_graph = emit::drv_graph(&sim);
     Ok(Dataset {
         meta: DatasetMeta {
             origin: Origin::Sample {
@@ -228,7 +229,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
         }),
         machines: Some(BundledMachines::parse(machines)?),
         timeline: None,
-        drv_graph: None,
+        drv_graph: Some(drv_graph),
     })
 }
 
