@@ -174,6 +174,18 @@ struct AnalyzeArgs {
     /// Results of `compress --format json`, to set measured codec speeds beside the overhead fit.
     #[arg(long, value_name = "FILE")]
     compression: Option<PathBuf>,
+    #[command(flatten)]
+    drv: DrvStoreArg,
+}
+
+/// `--drv-store`, shared by the commands that read a dataset's derivation graph.
+#[derive(Args, Debug)]
+struct DrvStoreArg {
+    /// A directory of the steps' .drv files (a Nix store, or a copy of one), for the
+    /// derivation graph that tells when each step became runnable; default: /nix/store when
+    /// it holds them, else the same-build estimate (said so).
+    #[arg(long, value_name = "DIR")]
+    drv_store: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,6 +302,8 @@ struct SimulateArgs {
     /// step times join the calibration.
     #[arg(long, value_name = "FILE|URL")]
     status: Option<String>,
+    #[command(flatten)]
+    drv: DrvStoreArg,
 }
 
 #[derive(Args, Debug)]
@@ -342,6 +356,8 @@ struct ReportArgs {
     /// Leave out the simulation section.
     #[arg(long)]
     no_simulation: bool,
+    #[command(flatten)]
+    drv: DrvStoreArg,
 }
 
 /// `status`: one document (file, `-`, URL), a watch that collects a series, or a series summary.
@@ -390,6 +406,8 @@ struct SnapshotArgs {
     /// Replace an existing snapshot at --out (only once the new one is complete).
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    drv: DrvStoreArg,
 }
 
 #[derive(Args, Debug)]
@@ -532,6 +550,7 @@ impl From<SnapshotArgs> for app::snapshot::SnapshotOptions {
         app::snapshot::SnapshotOptions {
             out: a.out,
             force: a.force,
+            drv_store: a.drv.drv_store,
         }
     }
 }
@@ -578,6 +597,7 @@ impl From<AnalyzeArgs> for app::analyze::AnalyzeOptions {
             machines: a.machines,
             gap_s: a.gap,
             compression: a.compression,
+            drv_store: a.drv.drv_store,
         }
     }
 }
@@ -599,6 +619,7 @@ impl From<ReportArgs> for app::report::ReportOptions {
             seeds: a.seeds,
             local_workers: a.local_workers,
             simulation: !a.no_simulation,
+            drv_store: a.drv.drv_store,
         }
     }
 }
@@ -643,6 +664,7 @@ impl From<SimulateArgs> for app::simulate::SimulateOptions {
                 .status
                 .as_deref()
                 .map(hydra_bottleneck::status::Source::parse),
+            drv_store: a.drv.drv_store,
         }
     }
 }

@@ -94,7 +94,7 @@ pub struct Ledger {
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct DispatchSplit {
     /// Builds queued but not yet loaded by the queue monitor: their ready steps could not be
-    /// dispatched (the derivation graph's whole loss less the series' dispatcher part).
+    /// dispatched (at most the derivation graph's bound less the series' dispatcher part).
     pub queue_monitor_h: f64,
     /// Steps on the runner's runnable list while a capable slot was free (the series).
     pub dispatcher_h: f64,
@@ -362,26 +362,43 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
     let mut split = None;
     let (loss, high, dispatch_basis) = match (input.runnable, &series) {
         (Runnable::Graph { found, asked }, _) => {
-            let total = from(Some(input.edges), &free)?;
+            // The graph bounds the loss from above: it knows each step's dependencies, but not
+            // its required features (which machines could take it), its dependencies' waits for
+            // a local slot, nor its own send time, each of which makes a step look waiting
+            // while no slot could take it (tests/losses.rs measures how far above the truth).
+            let high = from(Some(input.edges), &free)?;
+            let (low, low_says) = match &series {
+                Some(s) => (
+                    s.dispatcher.clone(),
+                    "the runner's series: steps on its runnable list while a capable slot was \
+                     free (measured)",
+                ),
+                None => (
+                    dispatch_loss::PerMachine::new(list.len()),
+                    "0: the database proves no loss",
+                ),
+            };
+            if let Some(s) = &series {
+                split = Some((
+                    (high.total() - s.dispatcher.total()).max(0.0),
+                    s.dispatcher.total(),
+                ));
+            }
             let source = if series.is_some() {
                 "free slots from the runner's series"
             } else {
                 "free slots from the steps' build times (time spent sending or waiting counts as \
-                 free: an overestimate)"
+                 free)"
             };
-            if let Some(s) = &series {
-                split = Some((
-                    (total.total() - s.dispatcher.total()).max(0.0),
-                    s.dispatcher.total(),
-                ));
-            }
             let basis = format!(
-                "measured: the derivation graph ({found} of {asked} steps' .drv found); a step \
-                 waits from when its build was queued and its inputs' steps had finished until \
-                 it started; {source}; sampled every {step} s (grid error ±{:.1} slot-h)",
-                total.error_h
+                "an interval: lower end from {low_says}; upper end from the derivation graph \
+                 ({found} of {asked} steps' .drv found), a step waiting from when its build was \
+                 queued and its inputs' steps had finished until it started, {source}, sampled \
+                 every {step} s (grid error ±{:.1} slot-h); an upper bound, since required \
+                 features and send times are not known",
+                high.error_h
             );
-            (total, None, basis)
+            (low, Some(high), basis)
         }
         (Runnable::Estimate, Some(s)) => {
             let high = from(None, &free)?;

@@ -17,6 +17,7 @@
 
 pub mod deps;
 pub mod dispatch_loss;
+pub mod graph;
 pub mod ledger;
 pub mod overhead;
 pub mod quality;
@@ -325,6 +326,8 @@ pub struct Options {
     /// Leave the runner's series out even when the data has one (to see what the database
     /// alone gives).
     pub ignore_series: bool,
+    /// Leave the derivation graph out even when the data has one.
+    pub ignore_graph: bool,
     /// The dependency estimator's gap, seconds ([`deps::DEFAULT_GAP_S`] when `None`).
     pub gap_s: Option<i64>,
     /// Measured compression speeds (codec, MB/s per core), from `compress --format json`
@@ -399,6 +402,45 @@ pub struct Findings {
     pub utilization: utilization::Utilization,
     pub waste: waste::Waste,
     pub dependencies: Dependencies,
+    /// Where the ledger's runnable times come from.
+    pub runnable_basis: RunnableBasis,
+}
+
+/// Which dependencies the ledger takes to learn when each step became runnable: the derivation
+/// graph when the data came with one (`--drv-store`, a snapshot's `store/`, the sample), else
+/// the same-build estimate.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunnableBasis {
+    /// The `.drv` files' input derivations joined with the steps ([`graph`]).
+    Graph {
+        coverage: graph::Coverage,
+        edges: usize,
+        /// Against the sample's true graph, when the dataset has one.
+        accuracy: Option<deps::Accuracy>,
+    },
+    /// The same-build estimate ([`deps`]).
+    Estimate { gap_s: i64, edges: usize },
+}
+
+impl RunnableBasis {
+    /// One sentence saying where runnable times come from.
+    pub fn describe(&self) -> String {
+        match self {
+            RunnableBasis::Graph { coverage: c, .. } => format!(
+                "the derivation graph ({}): the .drv of {:.1} % of the steps found, {} of their \
+                 {} input derivations built in the window, {} valid before it",
+                c.source,
+                100.0 * c.share_found,
+                c.inputs_matched,
+                c.inputs,
+                c.inputs_before_window
+            ),
+            RunnableBasis::Estimate { gap_s, .. } => format!(
+                "the same-build dependency estimate (gap {gap_s} s); no derivation graph was given"
+            ),
+        }
+    }
 }
 
 pub const DEPS_ESTIMATOR: &str = "D is a dependency of S when both belong to the same build, D \
@@ -417,14 +459,41 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
         Some(t) => Some(deps::accuracy(&edges, &t.deps, gap_s)?),
         None => None,
     };
+    // The derivation graph, when the data came with one, tells the ledger when each step became
+    // runnable; the estimate otherwise.
+    let joined = ds
+        .drv_graph
+        .as_ref()
+        .filter(|_| !opts.ignore_graph)
+        .map(|g| graph::join(g, &steps, &usable));
+    let runnable_basis = match &joined {
+        Some(j) => RunnableBasis::Graph {
+            coverage: j.coverage.clone(),
+            edges: j.edges.len(),
+            accuracy: match &ds.truth {
+                Some(t) => Some(deps::accuracy(&j.edges, &t.deps, gap_s)?),
+                None => None,
+            },
+        },
+        None => RunnableBasis::Estimate {
+            gap_s,
+            edges: edges.len(),
+        },
+    };
     let ledger = ledger::ledger(&ledger::Inputs {
         ds,
         steps: &steps,
         usable: &usable,
         machines: opts.machines.as_deref(),
         peaks: &utilization.peak_by_machine,
-        edges: &edges,
-        runnable: ledger::Runnable::Estimate,
+        edges: joined.as_ref().map_or(&edges, |j| &j.edges),
+        runnable: match &joined {
+            Some(j) => ledger::Runnable::Graph {
+                found: j.coverage.steps_found,
+                asked: j.coverage.steps,
+            },
+            None => ledger::Runnable::Estimate,
+        },
         timeline: ds.timeline.as_ref().filter(|_| !opts.ignore_series),
         lo,
         hi,
@@ -470,6 +539,7 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
             edges: edges.len(),
             accuracy,
         },
+        runnable_basis,
     })
 }
 

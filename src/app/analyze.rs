@@ -20,6 +20,8 @@ pub struct AnalyzeOptions {
     pub gap_s: Option<i64>,
     /// A saved `compress --format json`, to set measured codec speeds beside the overhead fit.
     pub compression: Option<PathBuf>,
+    /// A directory of `.drv` files (`--drv-store`) for the derivation graph.
+    pub drv_store: Option<PathBuf>,
 }
 
 impl Default for AnalyzeOptions {
@@ -29,6 +31,7 @@ impl Default for AnalyzeOptions {
             machines: None,
             gap_s: None,
             compression: None,
+            drv_store: None,
         }
     }
 }
@@ -42,8 +45,12 @@ pub struct Analysis {
 
 /// Reads the history and computes every finding.
 pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
+    if let Some(dir) = &opts.drv_store {
+        crate::source::drvstore::check_dir(dir)?;
+    }
     ctx.note_if_sample("analysing the built-in sample workload");
     let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
+    ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
     let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
     let codec_speeds = match &opts.compression {
         Some(p) => inputs::speeds(&inputs::saved_codecs(p)?),
@@ -56,6 +63,7 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
             gap_s: opts.gap_s,
             codec_speeds,
             ignore_series: false,
+            ignore_graph: false,
         },
     )?;
     Ok(Analysis {

@@ -1,7 +1,7 @@
 //! What several commands read the same way, written once: the note that the built-in sample is
 //! used, the dataset, the machines file (given, or the one that came with the data), a cost
 //! file, a saved codec measurement and which of its codecs have a usable speed, a connection
-//! string, and the async runtime.
+//! string, the derivation graph (`--drv-store`), and the async runtime.
 
 use std::path::Path;
 
@@ -25,6 +25,29 @@ impl Context<'_> {
     /// Reads the history in the window; `omit`: the columns the command never reads.
     pub(super) fn load(&self, omit: Omit) -> Result<Dataset> {
         crate::source::load(&self.source, &self.read_options(omit))
+    }
+
+    /// Gives `ds` its derivation graph: the `.drv` files of `given` (`--drv-store`), else the
+    /// graph the data came with (the sample's, a snapshot's `store/`), else the local
+    /// `/nix/store` when it holds the steps' derivations. Notes in one line how many of the
+    /// window's steps had their `.drv` found, or that there is no graph.
+    pub(super) fn drv_graph(&self, ds: &mut Dataset, given: Option<&Path>) -> Result<()> {
+        use crate::source::drvstore;
+        if drvstore::attach(ds, given)? == drvstore::Attached::None {
+            self.note(&format!(
+                "no --drv-store given and {} holds none of the steps' derivations: when steps \
+                 became runnable is estimated from dependencies within each build",
+                drvstore::DEFAULT_STORE
+            ));
+        }
+        if let Some(g) = &ds.drv_graph {
+            let steps = crate::analysis::Steps::from_frame(&ds.steps)?;
+            self.note(&crate::analysis::graph::note(g, &steps));
+            for n in &g.notes {
+                self.note(n);
+            }
+        }
+        Ok(())
     }
 }
 

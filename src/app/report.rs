@@ -45,6 +45,8 @@ pub struct ReportOptions {
     pub local_workers: Option<u32>,
     /// Include the simulation section.
     pub simulation: bool,
+    /// A directory of `.drv` files (`--drv-store`) for the derivation graph.
+    pub drv_store: Option<PathBuf>,
 }
 
 /// The codecs a report measures by default: the C++ runner's xz-6 and the zstd levels a
@@ -72,6 +74,7 @@ impl Default for ReportOptions {
             seeds: crate::model::DEFAULT_SEEDS,
             local_workers: None,
             simulation: true,
+            drv_store: None,
         }
     }
 }
@@ -167,6 +170,9 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
         None => None,
     };
     let codecs = compress::parse_list(&opts.codecs)?;
+    if let Some(dir) = &opts.drv_store {
+        crate::source::drvstore::check_dir(dir)?;
+    }
     let (out, existing) = destination(ctx, opts)?;
     ctx.note_if_sample("reporting on the built-in sample workload");
 
@@ -174,6 +180,7 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
     let stage = progress.stage("reading the history");
     let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
     stage.done();
+    ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
     let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
 
     let compression = if let Some((s, bytes, path)) = saved {
@@ -208,6 +215,7 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
                 .map(|(c, _)| inputs::speeds(inputs::timed(&c.codecs)))
                 .unwrap_or_default(),
             ignore_series: false,
+            ignore_graph: false,
         },
     )?;
     let data = report::DataFacts::of(&ds)?;

@@ -31,6 +31,8 @@ pub struct SimulateOptions {
     /// A queue-runner status document (a file, `-` or a URL): its per-machine step times join
     /// the calibration.
     pub status: Option<crate::status::Source>,
+    /// A directory of `.drv` files (`--drv-store`) for the derivation graph.
+    pub drv_store: Option<PathBuf>,
 }
 
 impl Default for SimulateOptions {
@@ -45,6 +47,7 @@ impl Default for SimulateOptions {
             gap_s: None,
             verdict: true,
             status: None,
+            drv_store: None,
         }
     }
 }
@@ -68,6 +71,9 @@ pub fn run(ctx: &Context<'_>, opts: &SimulateOptions) -> Result<Summary> {
         None => Vec::new(),
     };
     let costs = inputs::costs(opts.costs.as_deref())?;
+    if let Some(dir) = &opts.drv_store {
+        crate::source::drvstore::check_dir(dir)?;
+    }
     // Read before the dataset: a bad status document should fail before minutes of loading.
     let status = match &opts.status {
         Some(source) => Some((
@@ -78,6 +84,7 @@ pub fn run(ctx: &Context<'_>, opts: &SimulateOptions) -> Result<Summary> {
     };
     ctx.note_if_sample("simulating the built-in sample workload");
     let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
+    ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
     let machines = inputs::given_or_bundled(given, &mut ds);
     let stage = ctx.progress.stage("simulating");
     let summary = model::run(

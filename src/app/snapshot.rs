@@ -14,13 +14,19 @@ pub struct SnapshotOptions {
     pub out: PathBuf,
     /// Replace an existing snapshot at `out`, only once the new one is complete.
     pub force: bool,
+    /// A directory of `.drv` files (`--drv-store`): the graph is written into `store/`.
+    pub drv_store: Option<PathBuf>,
 }
 
 /// Reads the history and writes it as a snapshot; Ctrl-C leaves nothing half-written.
 pub fn run(ctx: &Context<'_>, opts: &SnapshotOptions) -> Result<Manifest> {
     crate::interrupt::install()?;
+    if let Some(dir) = &opts.drv_store {
+        crate::source::drvstore::check_dir(dir)?;
+    }
     ctx.note_if_sample("snapshotting the built-in sample workload");
-    let ds = ctx.load(&[])?;
+    let mut ds = ctx.load(&[])?;
+    ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
     ctx.note(&format!(
         "read {} steps and {} builds from {} ({}; runner {}: {})",
         ds.steps.height(),
@@ -38,7 +44,7 @@ pub fn run(ctx: &Context<'_>, opts: &SnapshotOptions) -> Result<Manifest> {
 /// A snapshot as written: a row per table (also what `sample --out` prints).
 impl Render for Manifest {
     fn render(&self, p: &mut Printer<'_>) -> Result<()> {
-        let rows: Vec<Vec<String>> = self
+        let mut rows: Vec<Vec<String>> = self
             .tables
             .iter()
             .map(|(name, t)| {
@@ -50,6 +56,11 @@ impl Render for Manifest {
                 ]
             })
             .collect();
+        // The derivations: one .drv file a derivation.
+        if let Some(s) = &self.drv_store {
+            let n = s.files.to_string();
+            rows.push(vec![s.path.clone(), n.clone(), n, String::new()]);
+        }
         p.rows(&["table", "rows", "files", "bytes"], &rows, self)
     }
 }

@@ -9,7 +9,8 @@
 //!   upload), capped at the recorded overhead, and the rest is sending. A failed attempt copies
 //!   nothing back: all its overhead is sending.
 //!
-//! Dependencies are the sample's ground truth when present, else the estimate of
+//! Dependencies are the sample's ground truth when present, else the derivation graph joined
+//! with the steps (`analysis::graph`) when the data came with one, else the estimate of
 //! `analysis::deps`; a retried attempt also waits for the attempt before it, plus the queue
 //! runner's back-off of 60 · 3^(n−1) s. Required system features are not recorded: a task may
 //! run only on machines that support every feature of the machine it ran on (never on a machine
@@ -208,7 +209,8 @@ fn index_of(list: &mut Vec<String>, name: &str) -> u16 {
 /// Which dependencies to replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DepsFrom {
-    /// Ground truth where the dataset has it (the sample), else the estimate.
+    /// Ground truth where the dataset has it (the sample), else the derivation graph where it
+    /// has one, else the estimate.
     Best,
     /// Always the estimate, with this gap in seconds.
     Estimate(i64),
@@ -443,6 +445,16 @@ pub fn from_dataset(
             }
         }
         w.deps_from = "the sample's ground truth".into();
+    } else if let (DepsFrom::Best, Some(g)) = (deps_from, &ds.drv_graph) {
+        for e in analysis::graph::join(g, &steps, &usable).edges {
+            if let (Some(&t), Some(&d)) = (
+                index.get(&(e.build, e.stepnr)),
+                index.get(&(e.dep_build, e.dep_stepnr)),
+            ) {
+                edges.push((t, d, 0));
+            }
+        }
+        w.deps_from = format!("the derivation graph ({})", g.source);
     } else {
         let gap = match deps_from {
             DepsFrom::Estimate(g) => g,

@@ -16,4 +16,13 @@ pub struct DrvGraph {
     pub asked: usize,
     /// Of those, how many `.drv` files were found and parsed.
     pub found: usize,
+    /// Of those, how many had no `.drv` file in the directory (or a name that is no store
+    /// path of one, such as schema 86's placeholders): built before the store was kept, or
+    /// collected since.
+    pub missing: usize,
+    /// Of those, how many `.drv` files could not be read or parsed (not a regular file, past
+    /// the size cap, malformed); each is left out, not fatal.
+    pub unparsable: usize,
+    /// What a reader should know of how the graph was read (the first unparsable file, named).
+    pub notes: Vec<String>,
 }

@@ -375,7 +375,16 @@ fn dispatch(ctx: &Context<'_>) -> Option<Recommendation> {
                 )
             }),
     );
-    if let Some(a) = ctx.findings.dependencies.accuracy {
+    let graph = matches!(
+        ctx.findings.runnable_basis,
+        crate::analysis::RunnableBasis::Graph { .. }
+    );
+    if graph {
+        evidence.push(format!(
+            "'runnable' rests on {}",
+            ctx.findings.runnable_basis.describe()
+        ));
+    } else if let Some(a) = ctx.findings.dependencies.accuracy {
         evidence.push(format!(
             "the dependency estimate behind 'runnable' finds {:.0} % of the true dependencies \
              ({:.0} % within a build) on the sample: steps waiting on another build's step look \
@@ -407,9 +416,15 @@ fn dispatch(ctx: &Context<'_>) -> Option<Recommendation> {
         saving_per_month: m,
         evidence,
         confidence: Confidence::Low,
-        confidence_basis: "'runnable' rests on the estimated dependencies, and how much a \
-                           dispatcher change recovers is assumed, not measured"
-            .into(),
+        confidence_basis: format!(
+            "'runnable' rests on {}, and how much a dispatcher change recovers is assumed, not \
+             measured",
+            if graph {
+                "the derivation graph"
+            } else {
+                "the estimated dependencies"
+            }
+        ),
     })
 }
 

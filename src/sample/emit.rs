@@ -342,3 +342,36 @@ pub(super) fn machines_file(sim: &Sim) -> String {
     }
     s
 }
+
+/// The derivation graph of the steps, as their `.drv` files would give it: for the derivation
+/// of every step row, the derivations it depends on (`inputDrvs`), whether or not they were
+/// built in the week; source "the sample's derivations".
+pub(super) fn drv_graph(sim: &Sim) -> crate::nix::graph::DrvGraph {
+    let mut g = crate::nix::graph::DrvGraph {
+        source: "the sample's derivations".into(),
+        ..Default::default()
+    };
+    let mut seen = vec![false; sim.nodes.len()];
+    let mut buf = String::new();
+    for row in &sim.rows {
+        let n = row.node;
+        if std::mem::replace(&mut seen[n as usize], true) {
+            continue;
+        }
+        let mut inputs: Vec<String> = sim
+            .node_deps(n)
+            .map(|i| {
+                drv_path(&mut buf, sim, sim.deps[i]);
+                buf.clone()
+            })
+            .collect();
+        // As a `.drv` lists them: sorted, each once.
+        inputs.sort_unstable();
+        inputs.dedup();
+        drv_path(&mut buf, sim, n);
+        g.inputs.insert(buf.clone(), inputs);
+    }
+    g.asked = g.inputs.len();
+    g.found = g.inputs.len();
+    g
+}

@@ -200,6 +200,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
     let f = emit::frames(&sim)?;
     let swept = losses::sweep(&sim)?;
     let machines = emit::machines_file(&sim);
+    let drv_graph = emit::drv_graph(&sim);
     Ok(Dataset {
         meta: DatasetMeta {
             origin: Origin::Sample {
@@ -231,7 +232,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
         }),
         machines: Some(BundledMachines::parse(machines)?),
         timeline: Some(swept.timeline),
-        drv_graph: None,
+        drv_graph: Some(drv_graph),
     })
 }
 

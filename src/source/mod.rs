@@ -3,6 +3,7 @@
 //! same [`Dataset`], sorted by each table's key and filtered by one window rule. The queries of
 //! `query` run on a database here too ([`sql`]).
 
+pub mod drvstore;
 pub mod into;
 pub mod pgcopy;
 pub mod postgres;

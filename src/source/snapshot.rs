@@ -7,6 +7,7 @@
 //! steps/day=unknown/part-0.parquet       rows without a time
 //! jobsets/part-0.parquet                 small tables: one file
 //! machines                               the machines file, when the source had one
+//! store/<hash>-<name>.drv                the derivation graph as .drv files, when the data had one
 //! ```
 //! Files are zstd-compressed Parquet. The manifest lists every file with its row count and byte
 //! size; reading checks each against it, so a truncated, swapped or missing file is named.
@@ -36,6 +37,8 @@ pub const FORMAT: &str = "hydra-bottleneck-snapshot";
 pub const FORMAT_VERSION: u32 = 1;
 const MANIFEST: &str = "manifest.json";
 const MACHINES: &str = "machines";
+/// The directory of `.drv` files (a store-like directory, read by `source::drvstore`).
+const STORE: &str = "store";
 const SECONDS_PER_DAY: i64 = 86_400;
 
 /// The most read of `manifest.json`: about 150 bytes per file listed, one file per table per
@@ -69,6 +72,21 @@ pub struct Manifest {
     /// snapshots written before it was recorded, and then resolved from `origin` on reading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_runner: Option<QueueRunnerConfig>,
+    /// The derivation graph as `.drv` files, when the data had one; absent in snapshots
+    /// written before graphs were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drv_store: Option<StoreEntry>,
+}
+
+/// The `.drv` files of a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoreEntry {
+    /// Relative to the snapshot directory.
+    pub path: String,
+    /// How many `.drv` files it holds.
+    pub files: u64,
+    /// Where the graph came from when the snapshot was written.
+    pub source: String,
 }
 
 /// The queue runner's configuration of a sample snapshot written before manifests recorded it:
@@ -122,6 +140,20 @@ pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
         }
         None => None,
     };
+    let drv_store = match &ds.drv_graph {
+        Some(g) => {
+            let p = staged.path().join(STORE);
+            std::fs::create_dir(&p).map_err(|e| Error::io(&p, e))?;
+            let files = super::drvstore::write(ds, &p)? as u64;
+            Some(StoreEntry {
+                path: STORE.into(),
+                files,
+                source: g.source.clone(),
+            })
+        }
+        None => None,
+    };
+    crate::interrupt::check()?;
     let manifest = Manifest {
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
@@ -136,6 +168,7 @@ pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
         tables,
         machines,
         queue_runner: ds.meta.queue_runner,
+        drv_store,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::json("manifest", e))?;
     write_file_atomic(&staged.path().join(MANIFEST), &json)?;
@@ -285,6 +318,7 @@ pub fn parse_manifest(text: &[u8], path: &Path) -> Result<Manifest> {
     for name in files
         .map(|f| f.path.as_str())
         .chain(manifest.machines.as_deref())
+        .chain(manifest.drv_store.as_ref().map(|s| s.path.as_str()))
     {
         if !crate::output::is_relative_inside(name) {
             return Err(Error::snapshot(
@@ -362,7 +396,7 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
         }),
         _ => None,
     };
-    super::normalize(Dataset {
+    let mut ds = super::normalize(Dataset {
         meta: DatasetMeta {
             origin: Origin::Snapshot {
                 dir: dir.display().to_string(),
@@ -384,10 +418,22 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
         evals,
         truth,
         machines,
-        // The runner's series and the derivation graph are carried by later snapshot formats.
+        // The runner's series is carried by later snapshot formats.
         timeline: None,
         drv_graph: None,
-    })
+    })?;
+    if let Some(store) = &manifest.drv_store {
+        let p = no_links(dir, &store.path)?;
+        let steps = crate::analysis::Steps::from_frame(&ds.steps)?;
+        let paths = super::drvstore::distinct_drv_paths(&steps);
+        let source = format!("{} ({})", p.display(), store.source);
+        let graph =
+            super::drvstore::read_graph(&p, &paths, &source).map_err(|e| Error::snapshot(&p, e))?;
+        drop(paths);
+        drop(steps);
+        ds.drv_graph = Some(graph);
+    }
+    Ok(ds)
 }
 
 fn read_table(
