@@ -385,10 +385,16 @@ fn the_ledger_buckets_sum_to_the_slots_available() {
             machines: m,
             peaks: &u.peak_by_machine,
             edges: &edges,
+            runnable: ledger::Runnable::Estimate,
+            timeline: None,
             lo: 0,
             hi: 3600,
         })
         .unwrap();
+        // Without series or graph, dispatch loss is an interval from 0.
+        assert!(l.dispatch_basis.starts_with("an interval"));
+        assert_eq!(l.total.dispatch_loss_h, 0.0);
+        assert!(l.total.dispatch_loss_high_h.is_some());
         for r in l.machines.iter().chain(&l.by_system).chain([&l.total]) {
             let sum: f64 = r.buckets().iter().sum();
             assert!(

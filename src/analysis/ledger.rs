@@ -91,7 +91,7 @@ pub struct Ledger {
 }
 
 /// Dispatch loss by the runner's stage that lost it.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq)]
 pub struct DispatchSplit {
     /// Builds queued but not yet loaded by the queue monitor: their ready steps could not be
     /// dispatched (at most the derivation graph's bound less the series' dispatcher part).

@@ -330,7 +330,10 @@ fn ledger_rows(rows: &[super::LedgerRow], cur: &str) -> Vec<Vec<String>> {
                 num(m.building_h, 1),
                 num(m.overhead_h, 1),
                 num(m.held_h, 1),
-                num(m.dispatch_loss_h, 1),
+                match m.dispatch_loss_high_h {
+                    Some(h) => format!("{}–{}", num(m.dispatch_loss_h, 1), num(h, 1)),
+                    None => num(m.dispatch_loss_h, 1),
+                },
                 num(m.idle_h, 1),
                 pct(m.busy_pct),
                 money(m.cost_per_month, cur),
@@ -380,8 +383,16 @@ fn utilization(r: &Report, v: &mut Vec<Block>) {
     ));
     v.extend(chart(r, "utilization"));
     v.push(text(format!(
-        "The capacity ledger per system and machine (hours over the window). Slots: {}. Held: {}.",
-        r.capacity.slots_basis, r.capacity.held_basis
+        "The capacity ledger per system and machine (hours over the window). Slots: {}. Held: {}. \
+         Dispatch loss: {}{}.",
+        r.capacity.slots_basis,
+        r.capacity.held_basis,
+        r.capacity.dispatch_basis,
+        r.capacity.dispatch_split.map_or(String::new(), |s| format!(
+            " (by stage: queue monitor at most {} h, dispatcher {} h)",
+            num(s.queue_monitor_h, 1),
+            num(s.dispatcher_h, 1)
+        ))
     )));
     let mut header = LEDGER_HEADER;
     header[0] = "system";

@@ -222,6 +222,9 @@ pub struct LedgerRow {
     pub overhead_h: f64,
     pub held_h: f64,
     pub dispatch_loss_h: f64,
+    /// When dispatch loss is an interval, its upper end (`dispatch_loss_h` is the lower).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_loss_high_h: Option<f64>,
     pub idle_h: f64,
     pub over_committed_h: f64,
     /// Share of the available slot time not idle (building, overhead, held), percent.
@@ -233,6 +236,12 @@ pub struct LedgerRow {
 pub struct Capacity {
     pub slots_basis: String,
     pub held_basis: String,
+    /// Where dispatch loss comes from, and how it is built.
+    #[serde(default)]
+    pub dispatch_basis: String,
+    /// Dispatch loss by the runner's stage, where the data allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_split: Option<crate::analysis::ledger::DispatchSplit>,
     pub by_system: Vec<LedgerRow>,
     pub machines: Vec<LedgerRow>,
     pub total: LedgerRow,
@@ -686,6 +695,7 @@ fn ledger_row(
         overhead_h: round(r.overhead_h, 2),
         held_h: round(r.held_h, 2),
         dispatch_loss_h: round(r.dispatch_loss_h, 2),
+        dispatch_loss_high_h: r.dispatch_loss_high_h.map(|h| round(h, 2)),
         idle_h: round(r.idle_h, 2),
         over_committed_h: round(r.over_committed_h, 2),
         busy_pct: round(pct_of(busy, r.available_h), 2),
@@ -727,6 +737,8 @@ fn capacity(f: &Findings, costs: &Costs, month: f64) -> Capacity {
     Capacity {
         slots_basis: l.slots_basis.clone(),
         held_basis: l.held_basis.clone(),
+        dispatch_basis: l.dispatch_basis.clone(),
+        dispatch_split: l.dispatch_split,
         by_system,
         machines,
         total,

@@ -335,15 +335,28 @@ const DISPATCH_RECOVERABLE: Interval = Interval {
 
 fn dispatch(ctx: &Context<'_>) -> Option<Recommendation> {
     let t = &ctx.capacity.total;
-    if t.dispatch_loss_h <= 0.0 {
+    // Where the ledger has an interval, the saving spans from the recoverable share of its lower
+    // end to all of its upper end, and the recommendation ranks by the lower end.
+    let low = t.dispatch_loss_h;
+    let high = t.dispatch_loss_high_h.unwrap_or(low).max(low);
+    if high <= 0.0 {
         return None;
     }
-    let (h, m) = recovered(
-        t.dispatch_loss_h,
-        ctx.prices.dispatch_loss,
-        ctx.month,
-        DISPATCH_RECOVERABLE,
-    );
+    let (h, m) = if high > low {
+        let h = Interval {
+            lo: low * ctx.month * DISPATCH_RECOVERABLE.lo,
+            mid: low * ctx.month * DISPATCH_RECOVERABLE.mid,
+            hi: high * ctx.month * DISPATCH_RECOVERABLE.hi,
+        };
+        (h, h.scale(ctx.prices.dispatch_loss))
+    } else {
+        recovered(
+            low,
+            ctx.prices.dispatch_loss,
+            ctx.month,
+            DISPATCH_RECOVERABLE,
+        )
+    };
     let mut worst: Vec<&LedgerRow> = ctx.capacity.by_system.iter().collect();
     worst.sort_by(|a, b| {
         b.dispatch_loss_h
@@ -353,14 +366,16 @@ fn dispatch(ctx: &Context<'_>) -> Option<Recommendation> {
     let mut evidence = vec![format!(
         "{} of {} slot-hours ({}) sat idle while steps the machine could build were runnable, \
          worth {} a month",
-        fmt::int(t.dispatch_loss_h),
+        if high > low {
+            format!("between {} and {}", fmt::int(low), fmt::int(high))
+        } else {
+            fmt::int(low)
+        },
         fmt::int(t.available_h),
         fmt::pct(super::pct_of(t.dispatch_loss_h, t.available_h)),
-        money(
-            ctx,
-            t.dispatch_loss_h * ctx.prices.dispatch_loss * ctx.month
-        )
+        money(ctx, high * ctx.prices.dispatch_loss * ctx.month)
     )];
+    evidence.push(format!("source: {}", ctx.capacity.dispatch_basis));
     evidence.extend(
         worst
             .iter()
@@ -796,6 +811,7 @@ mod tests {
             overhead_h: 0.0,
             held_h: 0.0,
             dispatch_loss_h: 0.0,
+            dispatch_loss_high_h: None,
             idle_h: 0.0,
             over_committed_h: 0.0,
             busy_pct: 0.0,
