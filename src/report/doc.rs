@@ -303,17 +303,22 @@ fn waterfall(r: &Report, v: &mut Vec<Block>) {
             "slot-hours/month",
             &format!("cost/month ({cur}, estimate)"),
             "what it is",
+            "source",
         ],
         r.waterfall
             .iter()
             .map(|w| {
                 vec![
                     w.label.clone(),
-                    int(w.slot_hours),
+                    match w.slot_hours_high {
+                        Some(h) => format!("{}–{}", int(w.slot_hours), int(h)),
+                        None => int(w.slot_hours),
+                    },
                     pct(w.share_pct),
                     int(w.slot_hours_per_month),
                     int(w.cost_per_month),
                     w.definition.clone(),
+                    w.source.clone(),
                 ]
             })
             .collect(),

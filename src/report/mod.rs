@@ -209,6 +209,13 @@ pub struct WaterfallStep {
     /// What these slot-hours cost per month at the machines' prices (an estimate).
     pub cost_per_month: f64,
     pub definition: String,
+    /// Where the figure comes from: database columns, the runner's series, the derivation
+    /// graph, the sample's truth, or an estimate.
+    #[serde(default)]
+    pub source: String,
+    /// When the bucket is an interval, its upper end (`slot_hours` is the lower).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_hours_high: Option<f64>,
 }
 
 /// A ledger row as the report shows it: hours over the window, and money per month.
@@ -810,10 +817,37 @@ fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<W
         ),
         (t.idle_h, t.idle_h * p.idle),
     ];
+    let l = &f.ledger;
+    let held_source = if l.held_basis.starts_with("measured") {
+        "the runner's series (stage counters)"
+    } else if l.held_basis.contains("ground truth") {
+        "the sample's ground truth"
+    } else {
+        "not recorded (0)"
+    };
+    let dispatch_source = match (
+        l.dispatch_basis.contains("derivation graph ("),
+        l.dispatch_basis.contains("runner's series:"),
+    ) {
+        (true, true) => "interval: the runner's series up to the derivation graph",
+        (true, false) => "interval: 0 up to the derivation graph",
+        (false, true) => "interval: the runner's series up to queue times",
+        (false, false) => "interval (estimate): 0 up to queue times",
+    };
+    let sources = [
+        "the machines file (maxJobs) or observed concurrency",
+        "BuildSteps startTime/stopTime",
+        "BuildSteps overhead",
+        held_source,
+        dispatch_source,
+        "BuildSteps status and times",
+        "the remainder",
+    ];
     WATERFALL_DEFINITIONS
         .iter()
         .zip(vals)
-        .map(|(&(key, label, def), (h, money))| WaterfallStep {
+        .zip(sources)
+        .map(|((&(key, label, def), (h, money)), source)| WaterfallStep {
             key: key.into(),
             label: label.into(),
             slot_hours: round(h, 2),
@@ -821,6 +855,11 @@ fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<W
             slot_hours_per_month: round(h * month, 1),
             cost_per_month: round(money * month, 2),
             definition: def.into(),
+            source: source.into(),
+            slot_hours_high: (key == "dispatch_loss")
+                .then_some(t.dispatch_loss_high_h)
+                .flatten()
+                .map(|h| round(h, 2)),
         })
         .collect()
 }

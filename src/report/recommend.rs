@@ -79,7 +79,9 @@ pub fn all(ctx: &Context<'_>) -> Vec<Recommendation> {
     .into_iter()
     .flatten()
     .chain(scenarios(ctx))
-    .filter(|r| r.saving_per_month.mid > 0.0 || r.saving_slot_hours_per_month.mid > 0.0)
+    // An interval whose lower end is 0 still stands (ranked by its middle, so below every
+    // measured saving).
+    .filter(|r| r.saving_per_month.hi > 0.0 || r.saving_slot_hours_per_month.hi > 0.0)
     .map(rounded)
     .collect();
     v.sort_by(|a, b| {
