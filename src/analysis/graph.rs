@@ -28,8 +28,8 @@
 //!
 //! # Speed
 //!
-//! Successful steps are sorted once by (derivation, stop) and indexed by a hash map of base
-//! names; each input is one hash look-up and a binary search. The steps are joined in parallel
+//! Successful steps are numbered by derivation (a hash map of base names), sorted once by
+//! (number, stop); each input is one hash look-up and a binary search. The steps are joined in parallel
 //! (rayon) over row chunks.
 
 use std::collections::HashMap;
@@ -98,19 +98,26 @@ struct Counts {
 /// Joins `graph` with `steps` (the usable ones, by `usable`): see the module's rule.
 pub fn join(graph: &DrvGraph, steps: &Steps, usable: &[bool]) -> Joined {
     let n = steps.len();
-    // Successful usable steps with a stop, in order of (derivation, stop, row).
-    let mut done: Vec<(&str, i64, u32)> = (0..n)
+    // Successful usable steps with a stop, each derivation numbered (by base name) so that
+    // they sort as integers, in order of (derivation, stop, row).
+    let mut ids: HashMap<&str, u32> = HashMap::with_capacity(n);
+    let mut done: Vec<(u32, i64, u32)> = (0..n)
         .filter(|&i| usable[i] && steps.status(i) == Some(BuildStatus::Success))
-        .filter_map(|i| Some((base(steps.drv_path(i)?), steps.stop(i)?, i as u32)))
+        .filter_map(|i| {
+            let d = base(steps.drv_path(i)?);
+            let stop = steps.stop(i)?;
+            let next = ids.len() as u32;
+            Some((*ids.entry(d).or_insert(next), stop, i as u32))
+        })
         .collect();
     done.par_sort_unstable();
-    // Each derivation's run of `done`.
-    let mut runs: HashMap<&str, (u32, u32)> = HashMap::with_capacity(done.len());
+    // Each derivation's run of `done`, by its number.
+    let mut runs: Vec<(u32, u32)> = vec![(0, 0); ids.len()];
     let mut k = 0;
     while k < done.len() {
         let d = done[k].0;
         let end = k + done[k..].partition_point(|e| e.0 == d);
-        runs.insert(d, (k as u32, end as u32));
+        runs[d as usize] = (k as u32, end as u32);
         k = end;
     }
     let chunks: Vec<(Vec<Edge>, Counts)> = (0..n.div_ceil(CHUNK))
@@ -133,7 +140,7 @@ pub fn join(graph: &DrvGraph, steps: &Steps, usable: &[bool]) -> Joined {
                 }
                 let start = steps.start(s);
                 for d in inputs {
-                    let Some(&(lo, hi)) = runs.get(base(d)) else {
+                    let Some(&(lo, hi)) = ids.get(base(d)).map(|&id| &runs[id as usize]) else {
                         counts.before_window += usize::from(counted);
                         continue;
                     };
