@@ -549,8 +549,9 @@ fn findings_on_the_sample_against_its_ground_truth() {
     let sum: f64 = l.total.buckets().iter().sum();
     assert!((sum - l.total.available_h).abs() < 1e-6 * l.total.available_h);
     assert!(l.slots_basis.contains("machines file"));
-    // Held time comes from the truth, and the truth's own total agrees.
-    assert!(l.held_basis.contains("ground truth"));
+    // Held time comes from the runner's series the sample carries (tests/losses.rs holds it
+    // against the truth).
+    assert!(l.held_basis.starts_with("measured"), "{}", l.held_basis);
     assert!(l.total.held_h > 0.0);
     let fit = f.overhead.fit.expect("sizes are known in the sample");
     // The generator copies at 40 MB/s and compresses with xz at 2.9 MB/s: together about 2.7 MB/s.
