@@ -38,8 +38,9 @@ impl Ideal {
     pub fn claim(&self, waiting: &[f64], free: &mut [f64], claimed: &mut [f64]) -> f64 {
         let mut total = 0.0;
         for &c in &self.order {
-            let mut want = waiting.get(c).copied().unwrap_or(0.0);
-            if !(want > 0.0) {
+            // NaN (a missing sample) claims nothing, like 0.
+            let mut want = waiting.get(c).copied().filter(|w| *w > 0.0).unwrap_or(0.0);
+            if want == 0.0 {
                 continue;
             }
             for &m in &self.capable[c] {

@@ -176,11 +176,21 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
     let mut dispatcher_ms = vec![vec![0.0; hours]; nm];
     let mut held_ms = vec![vec![0.0; hours]; nm];
     let points = WEEK_MS.div_ceil(SERIES_STEP_MS) as usize;
-    let mut s_runnable = vec![Vec::with_capacity(points); nc];
-    let mut s_running = vec![Vec::with_capacity(points); nc];
-    let mut s_jobs = vec![Vec::with_capacity(points); nm];
-    let mut s_disabled = vec![Vec::with_capacity(points); nm];
-    let mut s_stages: Vec<Vec<f64>> = vec![Vec::with_capacity(points); 5];
+    let mut s_runnable = (0..nc)
+        .map(|_| Vec::with_capacity(points))
+        .collect::<Vec<Vec<f64>>>();
+    let mut s_running = (0..nc)
+        .map(|_| Vec::with_capacity(points))
+        .collect::<Vec<Vec<f64>>>();
+    let mut s_jobs = (0..nm)
+        .map(|_| Vec::with_capacity(points))
+        .collect::<Vec<Vec<f64>>>();
+    let mut s_disabled = (0..nm)
+        .map(|_| Vec::with_capacity(points))
+        .collect::<Vec<Vec<f64>>>();
+    let mut s_stages: Vec<Vec<f64>> = (0..5)
+        .map(|_| Vec::with_capacity(points))
+        .collect::<Vec<Vec<f64>>>();
     let (mut free, mut scratch, mut claimed) = (vec![0.0; nm], vec![0.0; nm], vec![0.0; nm]);
 
     let mut k = 0; // next change
