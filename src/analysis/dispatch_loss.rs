@@ -226,6 +226,17 @@ pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64) -> Ser
     out
 }
 
+/// Turns rows of +1/−1 changes into running counts.
+fn cumulate(rows: &mut [Vec<f64>]) {
+    for row in rows {
+        let mut acc = 0.0;
+        for v in row.iter_mut() {
+            acc += *v;
+            *v = acc;
+        }
+    }
+}
+
 /// Steps waiting, as intervals: `(machine type, ready, started)`, unix seconds.
 pub type Waiting = (String, i64, i64);
 
@@ -283,13 +294,7 @@ pub fn from_intervals(
             counts[c][kb] -= 1.0;
         }
     }
-    for c in &mut counts {
-        let mut acc = 0.0;
-        for v in c.iter_mut() {
-            acc += *v;
-            *v = acc;
-        }
-    }
+    cumulate(&mut counts);
     // Slots taken per machine at each instant.
     let mut taken = vec![vec![0.0f64; points + 1]; n];
     match free {
@@ -322,13 +327,7 @@ pub fn from_intervals(
                     taken[m][kb] -= 1.0;
                 }
             }
-            for c in &mut taken {
-                let mut acc = 0.0;
-                for v in c.iter_mut() {
-                    acc += *v;
-                    *v = acc;
-                }
-            }
+            cumulate(&mut taken);
         }
     }
     let ideal = ideal_for(&types, machines);
