@@ -38,6 +38,7 @@ use super::document::{
     MachineStatus, MachineTypeStatus, RunnerKind, S3Status, Status, StoreStatus, check_ranges,
 };
 use super::metrics::{self, Exposition, Family, Suffix};
+use super::timeline::Stage;
 use crate::error::{Error, Result};
 
 /// Who wrote a text.
@@ -246,8 +247,8 @@ const MACHINE: &[Name<MachineStatus>] = &[
         set: |m: &mut MachineStatus, v: f64| m.enabled = Some(v != 0.0),
     },
     Name {
-        rust: Some(("machine_current_jobs", S)),
-        exporter: Some(("machine_current_jobs", S)),
+        rust: Some((MACHINE_CURRENT_JOBS, S)),
+        exporter: Some((MACHINE_CURRENT_JOBS, S)),
         set: to!(MachineStatus, current_jobs),
     },
     Name {
@@ -293,13 +294,13 @@ const TYPE_LABEL: (&str, &str) = ("machine_type", "machineType");
 const TYPE: &[Name<MachineTypeStatus>] = &[
     Name {
         // Rust: queue length, running steps included; made runnable − running below.
-        rust: Some(("machine_type_runnable", S)),
-        exporter: Some(("machine_type_runnable", S)),
+        rust: Some((TYPE_RUNNABLE, S)),
+        exporter: Some((TYPE_RUNNABLE, S)),
         set: to!(MachineTypeStatus, runnable),
     },
     Name {
-        rust: Some(("machine_type_running", S)),
-        exporter: Some(("machine_type_running", S)),
+        rust: Some((TYPE_RUNNING, S)),
+        exporter: Some((TYPE_RUNNING, S)),
         set: to!(MachineTypeStatus, running),
     },
     Name {
@@ -435,6 +436,50 @@ const JOBSETS: ((&str, &str), (&str, &str)) = (
     ("jobset_seconds_total", "name"),
 );
 
+/// The names the runner's series is read under (`status::prometheus`, and the watch file's
+/// resampling through [`Status`]): runnable and running steps per machine type, each machine's
+/// current jobs, and the farm's stage counters, without the prefix.
+pub const TYPE_RUNNABLE: &str = "machine_type_runnable";
+pub const TYPE_RUNNING: &str = "machine_type_running";
+pub const MACHINE_CURRENT_JOBS: &str = "machine_current_jobs";
+
+impl Exporter {
+    /// The label of a machine type's samples.
+    pub fn type_label(self) -> &'static str {
+        match self {
+            Exporter::RustRunner => TYPE_LABEL.0,
+            Exporter::HydraExporter => TYPE_LABEL.1,
+        }
+    }
+
+    /// The label of a machine's samples.
+    pub fn machine_label(self) -> &'static str {
+        match self {
+            Exporter::RustRunner => MACHINE_LABEL.0,
+            Exporter::HydraExporter => MACHINE_LABEL.1,
+        }
+    }
+
+    /// Whether its runnable-per-type gauge counts the running steps too (the Rust runner's
+    /// queue length; see the module doc), so that the steps waiting are runnable − running.
+    pub fn runnable_includes_running(self) -> bool {
+        self == Exporter::RustRunner
+    }
+
+    /// The family (without prefix) of a stage counter, where this exporter has one. Neither
+    /// exports the C++ runner's `nrStepsWaitingForDownloadSlot`: hydra_exporter's struct has
+    /// no field for it, and the Rust runner has no local download slots.
+    pub fn stage_family(self, stage: Stage) -> Option<&'static str> {
+        match stage {
+            Stage::Building => Some("steps_building"),
+            Stage::CopyingTo => Some("steps_copying_to"),
+            Stage::CopyingFrom => Some("steps_copying_from"),
+            Stage::WaitingSendLock => Some("steps_waiting"),
+            Stage::WaitingDownloadSlot => None,
+        }
+    }
+}
+
 /// The families of the ledger: without any of them a series says nothing of lost capacity.
 /// Each is (figure, Rust runner's name, hydra_exporter's name).
 const CORE: &[(&str, Option<&str>, Option<&str>)] = &[
@@ -445,13 +490,13 @@ const CORE: &[(&str, Option<&str>, Option<&str>)] = &[
     ),
     (
         "runnable steps per machine type",
-        Some("machine_type_runnable"),
-        Some("machine_type_runnable"),
+        Some(TYPE_RUNNABLE),
+        Some(TYPE_RUNNABLE),
     ),
     (
         "running steps per machine type",
-        Some("machine_type_running"),
-        Some("machine_type_running"),
+        Some(TYPE_RUNNING),
+        Some(TYPE_RUNNING),
     ),
     (
         "steps building",
@@ -460,8 +505,8 @@ const CORE: &[(&str, Option<&str>, Option<&str>)] = &[
     ),
     (
         "current jobs per machine",
-        Some("machine_current_jobs"),
-        Some("machine_current_jobs"),
+        Some(MACHINE_CURRENT_JOBS),
+        Some(MACHINE_CURRENT_JOBS),
     ),
 ];
 
@@ -657,10 +702,7 @@ pub fn to_status(e: &Exposition, origin: &str) -> Result<(Exporter, Status)> {
         }
     }
 
-    let machine_label = match exp {
-        Exporter::RustRunner => MACHINE_LABEL.0,
-        Exporter::HydraExporter => MACHINE_LABEL.1,
-    };
+    let machine_label = exp.machine_label();
     status.machines = labelled(&fams, MACHINE, machine_label, |name| MachineStatus {
         name: name.to_string(),
         ..MachineStatus::default()
@@ -668,17 +710,14 @@ pub fn to_status(e: &Exposition, origin: &str) -> Result<(Exporter, Status)> {
     .into_values()
     .collect();
 
-    let type_label = match exp {
-        Exporter::RustRunner => TYPE_LABEL.0,
-        Exporter::HydraExporter => TYPE_LABEL.1,
-    };
+    let type_label = exp.type_label();
     status.machine_types = labelled(&fams, TYPE, type_label, |name| MachineTypeStatus {
         name: name.to_string(),
         ..MachineTypeStatus::default()
     })
     .into_values()
     .collect();
-    if exp == Exporter::RustRunner {
+    if exp.runnable_includes_running() {
         for t in &mut status.machine_types {
             // The queue's length counts the running steps too (see the module doc). A scrape
             // between the two updates can show fewer queued than running; that is none waiting.

@@ -10,6 +10,7 @@
 //! - [`figures`]: derived figures of one document (pure functions).
 //! - [`series`]: the JSON-lines series `--watch` writes, and its summary (pure functions).
 //! - [`timeline`]: the runner's series on a regular grid, as the capacity ledger reads it.
+//! - [`prometheus`]: the runner's series over a window from a Prometheus server's range query.
 //! - [`fetch`]: the HTTP client (bounded in time and size) and the watch loop.
 //!
 //! The `status` command itself (which of these to run, and how the result is printed) is
@@ -20,6 +21,7 @@ pub mod exporters;
 pub mod fetch;
 pub mod figures;
 pub mod metrics;
+pub mod prometheus;
 pub mod series;
 pub mod timeline;
 
