@@ -694,6 +694,8 @@ pub fn fetch(opts: &Options) -> Result<Fetched> {
             runnable,
             current_jobs,
             stages,
+            // Not read yet: hydra_exporter's `machine_enabled` would fill `disabled`.
+            ..Timeline::default()
         },
         exporter: exp,
         requests,
