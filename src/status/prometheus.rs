@@ -185,12 +185,13 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -528,10 +529,10 @@ fn prom_error(kind: Option<&str>, error: Option<&str>) -> String {
 /// What an error answer's body says: Prometheus' own error, or the first line of a proxy's
 /// text (cut short), or nothing.
 fn said_in(body: &[u8]) -> Option<String> {
-    if let Ok(a) = serde_json::from_slice::<Answer<'_>>(body) {
-        if a.error.is_some() || a.error_type.is_some() {
-            return Some(prom_error(a.error_type.as_deref(), a.error.as_deref()));
-        }
+    if let Ok(a) = serde_json::from_slice::<Answer<'_>>(body)
+        && (a.error.is_some() || a.error_type.is_some())
+    {
+        return Some(prom_error(a.error_type.as_deref(), a.error.as_deref()));
     }
     let text = String::from_utf8_lossy(body);
     let line = crate::http::one_line(text.lines().next().unwrap_or(""));
