@@ -134,10 +134,10 @@ fn dispatch_loss_from_the_derivation_graph_matches_the_truth() {
         );
         let graph = l.total.dispatch_loss_high_h.expect("the graph bounds it");
         assert!(l.total.dispatch_loss_h <= t.dispatch_loss_h + 1e-9);
-        // Not yet within 5 % of the truth (164.8 slot-h against 12.2 on this sample): the graph
-        // gives dependencies, but a step's required features (so which machines could take
-        // it), its dependencies' local-slot waits and its own send time are still unknown, and
-        // each makes it look waiting while no slot could take it. What holds: the graph's
+        // Not yet within 5 % of the truth (86.5 slot-h against 12.2 on this sample): the graph
+        // gives dependencies and required features, but a step's own send time and its
+        // dependencies' local-slot waits are not recorded, and each makes it look waiting while
+        // no slot could take it. What holds: the graph's
         // figure brackets the truth from above and improves on counting from queue time.
         assert!(graph >= t.dispatch_loss_h);
         let upper = analyze(ds, ignore_series, true)

@@ -362,10 +362,10 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
     let mut split = None;
     let (loss, high, dispatch_basis) = match (input.runnable, &series) {
         (Runnable::Graph { found, asked }, _) => {
-            // The graph bounds the loss from above: it knows each step's dependencies, but not
-            // its required features (which machines could take it), its dependencies' waits for
-            // a local slot, nor its own send time, each of which makes a step look waiting
-            // while no slot could take it (tests/losses.rs measures how far above the truth).
+            // The graph bounds the loss from above: it knows each step's dependencies and
+            // required features, but not its dependencies' waits for a local slot nor its own
+            // send time, each of which makes a step look waiting while no slot could take it
+            // (tests/losses.rs measures how far above the truth).
             let high = from(Some(input.edges), &free)?;
             let (low, low_says) = match &series {
                 Some(s) => (
@@ -394,8 +394,9 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                 "an interval: lower end from {low_says}; upper end from the derivation graph \
                  ({found} of {asked} steps' .drv found), a step waiting from when its build was \
                  queued and its inputs' steps had finished until it started, {source}, sampled \
-                 every {step} s (grid error ±{:.1} slot-h); an upper bound, since required \
-                 features and send times are not known",
+                 every {step} s (grid error ±{:.1} slot-h), machine types with the .drv's required \
+                 features; an upper bound, since a step's send time and its inputs' waits for a \
+                 local slot are not recorded",
                 high.error_h
             );
             (low, Some(high), basis)
@@ -528,7 +529,15 @@ fn waiting_intervals(
         if let (Some(r), Some(s)) = (ready[i], steps.start(i))
             && s > r
         {
-            out.push((steps.system(i).to_string(), r, s));
+            // With the graph, the step's machine type names its required features too.
+            let features = edges
+                .and(ds.drv_graph.as_ref())
+                .and_then(|g| g.features.get(steps.drv_path(i)?));
+            let ty = match features {
+                Some(f) => format!("{}:{f}", steps.system(i)),
+                None => steps.system(i).to_string(),
+            };
+            out.push((ty, r, s));
         }
     }
     Ok(out)

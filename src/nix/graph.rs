@@ -12,6 +12,9 @@ pub struct DrvGraph {
     pub source: String,
     /// `drvPath` → the `drvPath`s of its `inputDrvs`, full store paths as the steps name them.
     pub inputs: HashMap<String, Vec<String>>,
+    /// `drvPath` → its `requiredSystemFeatures`, sorted and joined with `,` (as the runners name
+    /// a machine type after them); only derivations that require some.
+    pub features: HashMap<String, String>,
     /// Distinct derivations asked about.
     pub asked: usize,
     /// Of those, how many `.drv` files were found and parsed.

@@ -369,6 +369,16 @@ pub(super) fn drv_graph(sim: &Sim) -> crate::nix::graph::DrvGraph {
         inputs.sort_unstable();
         inputs.dedup();
         drv_path(&mut buf, sim, n);
+        let feat = sim.nodes[n as usize].feat;
+        let mut features: Vec<&str> = FEATURE_NAMES
+            .iter()
+            .filter(|(bit, _)| feat & bit != 0)
+            .map(|(_, name)| *name)
+            .collect();
+        if !features.is_empty() {
+            features.sort_unstable();
+            g.features.insert(buf.clone(), features.join(","));
+        }
         g.inputs.insert(buf.clone(), inputs);
     }
     g.asked = g.inputs.len();

@@ -67,9 +67,23 @@ pub fn check_dir(dir: &Path) -> Result<()> {
 
 /// What became of one derivation asked about.
 enum Read {
-    Found(Vec<String>),
+    Found(Vec<String>, Option<String>),
     Missing,
     Unparsable(String),
+}
+
+/// The derivation's `requiredSystemFeatures` (whitespace-separated in its environment), sorted
+/// and joined with `,`: how both runners name the machine type of a step that requires features
+/// (C++ `State::createStep`, a9581bcd; docs/hydra.md §5).
+fn required_features(d: &Derivation<'_>) -> Option<String> {
+    let (_, v) = d
+        .env
+        .iter()
+        .find(|(k, _)| k.as_ref() == "requiredSystemFeatures")?;
+    let mut f: Vec<&str> = v.as_ref().split_whitespace().collect();
+    f.sort_unstable();
+    f.dedup();
+    (!f.is_empty()).then(|| f.join(","))
 }
 
 fn read_one(dir: &Path, drv_path: &str) -> Read {
@@ -86,7 +100,10 @@ fn read_one(dir: &Path, drv_path: &str) -> Read {
         Err(e) => return Read::Unparsable(e.to_string()),
     };
     match drv::parse(&bytes, &file.display().to_string()) {
-        Ok(d) => Read::Found(d.input_drvs.iter().map(|i| i.path.to_string()).collect()),
+        Ok(d) => Read::Found(
+            d.input_drvs.iter().map(|i| i.path.to_string()).collect(),
+            required_features(&d),
+        ),
         Err(e) => Read::Unparsable(e.to_string()),
     }
 }
@@ -105,9 +122,12 @@ pub fn read_graph(dir: &Path, drv_paths: &[&str], source: &str) -> Result<DrvGra
     let mut first_bad: Option<String> = None;
     for (path, r) in drv_paths.iter().zip(read) {
         match r {
-            Read::Found(inputs) => {
+            Read::Found(inputs, features) => {
                 g.found += 1;
                 g.inputs.insert(path.to_string(), inputs);
+                if let Some(f) = features {
+                    g.features.insert(path.to_string(), f);
+                }
             }
             Read::Missing => g.missing += 1,
             Read::Unparsable(why) => {
@@ -188,7 +208,11 @@ pub fn write(ds: &Dataset, dir: &Path) -> Result<usize> {
     keys.sort_unstable();
     keys.par_iter()
         .map(|path| -> Result<()> {
-            let text = drv::unparse(&known.derivation(path, &graph.inputs[*path]));
+            let text = drv::unparse(&known.derivation(
+                path,
+                &graph.inputs[*path],
+                graph.features.get(*path).map(String::as_str),
+            ));
             let file = drv::drv_file(dir, path)?;
             crate::output::write_file_atomic(&file, text.as_bytes())
         })
@@ -274,7 +298,12 @@ impl<'a> Known<'a> {
     /// The derivation `path` as written: its outputs (input-addressed, with the paths the steps
     /// recorded; `out` with no path when none was), its inputs needing `out` where they have one
     /// (else their first output), the builder, and an environment as `derivation` sets it.
-    fn derivation(&self, path: &'a str, inputs: &'a [String]) -> Derivation<'a> {
+    fn derivation(
+        &self,
+        path: &'a str,
+        inputs: &'a [String],
+        features: Option<&'a str>,
+    ) -> Derivation<'a> {
         let key = base(path);
         let name = key
             .split_once('-')
@@ -309,6 +338,9 @@ impl<'a> Known<'a> {
             ("system".into(), platform.into()),
         ];
         env.extend(outputs.iter().map(|(n, p)| ((*n).into(), (*p).into())));
+        if let Some(f) = features {
+            env.push(("requiredSystemFeatures".into(), f.replace(',', " ").into()));
+        }
         env.sort_by(|a, b| a.0.cmp(&b.0));
         env.dedup_by(|a, b| a.0 == b.0);
         Derivation {
