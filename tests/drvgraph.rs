@@ -145,7 +145,7 @@ let
 in rec {
   lib = mk "lib" { };
   tool = mk "tool" { };
-  app = mk "app" { inherit lib tool; };
+  app = mk "app" { inherit lib tool; requiredSystemFeatures = [ "kvm" "big-parallel" ]; };
   top = mk "top" { inherit app; };
   old = mk "old" { };
   other = mk "other" { inherit lib old; };
@@ -298,6 +298,14 @@ fn real_derivations_give_the_edges_across_builds_that_the_estimate_cannot_see() 
     assert_eq!((g.asked, g.found, g.missing, g.unparsable), (7, 5, 1, 1));
     assert_eq!(g.notes.len(), 1);
     assert!(g.notes[0].contains("corrupt.drv"), "{:?}", g.notes);
+    // `app` requires features: its machine type names them, sorted (C++ `createStep`).
+    assert_eq!(
+        g.features.get(&made.paths["app"]).map(String::as_str),
+        Some("big-parallel,kvm"),
+        "{:?}",
+        g.features
+    );
+    assert_eq!(g.features.len(), 1, "{:?}", g.features);
     // The inputs are what nix-instantiate wrote.
     assert_eq!(
         g.inputs[&made.paths["app"]],
