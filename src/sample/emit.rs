@@ -316,11 +316,7 @@ pub(super) fn machines_file(sim: &Sim) -> String {
          # URI systems sshKey maxJobs speedFactor supportedFeatures mandatoryFeatures publicHostKey\n",
     );
     let features = |mask: u8| {
-        let names: Vec<&str> = FEATURE_NAMES
-            .iter()
-            .filter(|(bit, _)| mask & bit != 0)
-            .map(|(_, n)| *n)
-            .collect();
+        let names = feature_names(mask);
         if names.is_empty() {
             "-".to_string()
         } else {
@@ -370,13 +366,8 @@ pub(super) fn drv_graph(sim: &Sim) -> crate::nix::graph::DrvGraph {
         inputs.dedup();
         drv_path(&mut buf, sim, n);
         let feat = sim.nodes[n as usize].feat;
-        let mut features: Vec<&str> = FEATURE_NAMES
-            .iter()
-            .filter(|(bit, _)| feat & bit != 0)
-            .map(|(_, name)| *name)
-            .collect();
+        let features = feature_names(feat);
         if !features.is_empty() {
-            features.sort_unstable();
             g.features.insert(buf.clone(), features.join(","));
         }
         g.inputs.insert(buf.clone(), inputs);

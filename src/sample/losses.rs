@@ -69,12 +69,7 @@ pub(super) struct Losses {
 /// The machine type a step of `sys` requiring `feat` belongs to, as the C++ runner names it
 /// (`State::createStep`: the platform, then `:` and the sorted required features if any).
 fn class_name(sys: u8, feat: u8) -> String {
-    let mut features: Vec<&str> = FEATURE_NAMES
-        .iter()
-        .filter(|(bit, _)| feat & bit != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    features.sort_unstable();
+    let features = feature_names(feat);
     let system = SYSTEMS[sys as usize];
     if features.is_empty() {
         system.to_string()

@@ -337,6 +337,17 @@ pub(super) const NT: u8 = 4;
 pub(super) const FEATURE_NAMES: [(u8, &str); 3] =
     [(BP, "big-parallel"), (KVM, "kvm"), (NT, "nixos-test")];
 
+/// The names of the features in `mask`, sorted (as the runners join them into a machine type).
+pub(super) fn feature_names(mask: u8) -> Vec<&'static str> {
+    let mut names: Vec<&str> = FEATURE_NAMES
+        .iter()
+        .filter(|(bit, _)| mask & bit != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 /// One builder: maxJobs, speed factor, supported and mandatory features.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct MachineTemplate {
