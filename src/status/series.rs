@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::document::{self, Status};
 use super::figures::{Row, merge_machines, row, type_slots};
+use super::timeline::{Stage, Timeline};
 use crate::error::Result;
 use crate::nix::BuildMachine;
 
@@ -573,6 +574,101 @@ pub fn rows(s: &SeriesSummary) -> Vec<Row> {
     r
 }
 
+/// The series on a regular grid, as the capacity ledger reads it: the multiples of `step_s`
+/// (seconds; `None`: the median interval between samples, in whole seconds) within `window`
+/// (`[lo, hi)`, unix seconds) and the span of the samples. Each point takes the latest sample at
+/// or before it, if that is less than one step old; else it is `NaN`, as is a figure the sample
+/// lacks. A document's runnable steps per machine type are already those waiting (the Rust
+/// runner's queue length less its running steps, `super::exporters`); machines are keyed by the
+/// runner's name for them. `None` when no sample falls in the window.
+pub fn to_timeline(
+    series: &Series,
+    step_s: Option<i64>,
+    window: Option<(i64, i64)>,
+    source: &str,
+) -> Option<Timeline> {
+    let mut ordered: Vec<(f64, &Status)> = series
+        .samples
+        .iter()
+        .filter(|(t, _)| t.is_finite())
+        .map(|(t, s)| (*t, s))
+        .collect();
+    ordered.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let step = step_s.unwrap_or_else(|| median_interval(&ordered)).max(1);
+    let (first, last) = (ordered.first()?.0, ordered.last()?.0);
+    let (lo, hi) = window.unwrap_or((i64::MIN, i64::MAX));
+    // The grid: multiples of the step from the first sample (or the window's start) to the
+    // last sample's interval (or the window's end).
+    let start = (first.ceil() as i64).max(lo);
+    let end = (last.floor() as i64).saturating_add(step).min(hi);
+    let times = super::prometheus::grid((start, end), step);
+    if times.is_empty() {
+        return None;
+    }
+    let n = times.len();
+    let mut tl = Timeline {
+        source: source.to_string(),
+        naming: format!(
+            "status --watch samples ({})",
+            ordered
+                .first()
+                .map(|(_, s)| s.runner.to_string())
+                .unwrap_or_default()
+        ),
+        step_s: step,
+        times,
+        ..Timeline::default()
+    };
+    let nan = || vec![f64::NAN; n];
+    let mut j = 0usize;
+    for (i, &t) in tl.times.iter().enumerate() {
+        // The latest sample at or before t.
+        while j < ordered.len() && ordered[j].0 <= t as f64 {
+            j += 1;
+        }
+        let Some(&(ts, s)) = j.checked_sub(1).and_then(|k| ordered.get(k)) else {
+            continue;
+        };
+        if t as f64 - ts >= step as f64 {
+            continue;
+        }
+        let val = |v: Option<f64>| v.filter(|x| x.is_finite()).unwrap_or(f64::NAN);
+        for mt in &s.machine_types {
+            tl.runnable.entry(mt.name.clone()).or_insert_with(nan)[i] = val(mt.runnable);
+        }
+        for m in &s.machines {
+            tl.current_jobs.entry(m.name.clone()).or_insert_with(nan)[i] = val(m.current_jobs);
+        }
+        for (stage, v) in [
+            (Stage::Building, s.steps_building),
+            (Stage::CopyingTo, s.steps_copying_to),
+            (Stage::CopyingFrom, s.steps_copying_from),
+            (Stage::WaitingSendLock, s.steps_waiting),
+            (Stage::WaitingDownloadSlot, s.steps_waiting_for_local_slot),
+        ] {
+            if let Some(v) = v {
+                tl.stages.entry(stage).or_insert_with(nan)[i] = val(Some(v));
+            }
+        }
+    }
+    Some(tl)
+}
+
+/// The median time between consecutive samples, whole seconds (at least 1); the default
+/// interval of `--watch` when there are fewer than two.
+fn median_interval(ordered: &[(f64, &Status)]) -> i64 {
+    let mut gaps: Vec<f64> = ordered
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .filter(|g| *g > 0.0)
+        .collect();
+    if gaps.is_empty() {
+        return super::fetch::DEFAULT_INTERVAL.as_secs() as i64;
+    }
+    gaps.sort_by(f64::total_cmp);
+    (gaps[gaps.len() / 2].round() as i64).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -598,5 +694,39 @@ mod tests {
         // 30 before the restart, 5 after it, over one hour.
         assert_eq!((r.increase, r.over_s, r.resets), (35.0, 3600.0, 1));
         assert!((r.value - 35.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_series_on_a_grid_takes_the_latest_sample_within_one_step() {
+        let line = |t: f64, runnable: u32, jobs: u32| {
+            format!(
+                r#"{{"t": {t}, "source": "x", "status": {{"nrStepsBuilding": {jobs}, "machineTypes": {{"x86_64-linux": {{"runnable": {runnable}, "running": 1}}}}, "machines": {{"ssh://b1": {{"currentJobs": {jobs}}}}}}}}}"#
+            )
+        };
+        // Samples at 1 s past 0, 30 and 60; none near 90 and 120; one at 150.
+        let text = [
+            line(1.0, 5, 2),
+            line(31.0, 6, 3),
+            line(61.0, 7, 4),
+            line(150.0, 8, 5),
+        ]
+        .join("\n");
+        let series = parse(&text, "s.jsonl");
+        let tl = to_timeline(&series, Some(30), None, "s.jsonl").unwrap();
+        assert_eq!(tl.times, [30, 60, 90, 120, 150]);
+        let r = &tl.runnable["x86_64-linux"];
+        assert_eq!(r[..3], [5.0, 6.0, 7.0]);
+        assert!(
+            r[3].is_nan(),
+            "the sample at 61 is a step old at 120: {r:?}"
+        );
+        assert_eq!(r[4], 8.0);
+        assert_eq!(tl.current_jobs["ssh://b1"][0], 2.0);
+        assert_eq!(tl.stages[&Stage::Building][2], 4.0);
+        assert!(!tl.stages.contains_key(&Stage::CopyingTo));
+        // The window bounds the grid; the median interval is the default step.
+        let tl = to_timeline(&series, None, Some((60, 100)), "s").unwrap();
+        assert_eq!((tl.step_s, tl.times.as_slice()), (30, &[60, 90][..]));
+        assert!(to_timeline(&series, None, Some((1000, 2000)), "s").is_none());
     }
 }
