@@ -134,12 +134,25 @@ fn dispatch_loss_from_the_derivation_graph_matches_the_truth() {
         );
         let graph = l.total.dispatch_loss_high_h.expect("the graph bounds it");
         assert!(l.total.dispatch_loss_h <= t.dispatch_loss_h + 1e-9);
-        // Not yet within 5 % of the truth (86.5 slot-h against 12.2 on this sample): the graph
-        // gives dependencies and required features, but a step's own send time and its
-        // dependencies' local-slot waits are not recorded, and each makes it look waiting while
-        // no slot could take it. What holds: the graph's
-        // figure brackets the truth from above and improves on counting from queue time.
-        assert!(graph >= t.dispatch_loss_h);
+        if ignore_series {
+            // Without the series a step's lock wait and send time count as waiting and the slot
+            // held meanwhile as free: an upper bound, 0–582 slot-h against 12.2 on this sample.
+            assert!(graph >= t.dispatch_loss_h);
+        } else {
+            // With it, the slots held before each build say when a step was dispatched
+            // (analysis::dispatched): 16.1 slot-h against 12.2. The rest of the gap is not the
+            // inference (the generator's own dispatch times give 14.3), so it is held within a
+            // third of the truth, not 5 %; without that inference it was 86.5.
+            assert!(
+                within(graph, t.dispatch_loss_h, 0.35),
+                "graph and series {graph:.1} slot-h, truth {:.1}",
+                t.dispatch_loss_h
+            );
+            assert!(
+                l.dispatch_basis
+                    .contains("until the series shows a slot held")
+            );
+        }
         let upper = analyze(ds, ignore_series, true)
             .ledger
             .total

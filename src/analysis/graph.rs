@@ -240,7 +240,6 @@ pub fn note(graph: &DrvGraph, steps: &Steps) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use polars::prelude::*;
 
     const P: &str = "/nix/store/";
 
@@ -248,35 +247,7 @@ mod tests {
         format!("{P}{}-{name}.drv", h.to_string().repeat(32))
     }
 
-    /// A step: (build, stepnr, drv, status, start, stop, machine).
-    type Row<'a> = (
-        i32,
-        i32,
-        &'a str,
-        Option<i32>,
-        Option<i64>,
-        Option<i64>,
-        &'a str,
-    );
-
-    fn steps(rows: &[Row<'_>]) -> Steps {
-        let df = df! {
-            "build" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-            "stepnr" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-            "type" => rows.iter().map(|_| 0).collect::<Vec<_>>(),
-            "drv_path" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
-            "status" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
-            "start_time" => rows.iter().map(|r| r.4).collect::<Vec<_>>(),
-            "stop_time" => rows.iter().map(|r| r.5).collect::<Vec<_>>(),
-            "machine" => rows.iter().map(|r| r.6).collect::<Vec<_>>(),
-            "system" => rows.iter().map(|_| "x86_64-linux").collect::<Vec<_>>(),
-            "overhead_ms" => rows.iter().map(|_| None::<i64>).collect::<Vec<_>>(),
-            "times_built" => rows.iter().map(|_| None::<i32>).collect::<Vec<_>>(),
-            "propagated_from" => rows.iter().map(|_| None::<i32>).collect::<Vec<_>>(),
-        }
-        .unwrap();
-        Steps::from_frame(&df).unwrap()
-    }
+    use crate::analysis::test_steps::{Row, steps};
 
     fn edge(b: i32, s: i32, db: i32, ds: i32) -> Edge {
         Edge {

@@ -347,14 +347,28 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
 
     // Dispatch loss: the point figure where the derivation graph or the series measures it,
     // else an interval.
-    let occupied = occupied_intervals(ds, steps, usable, &list, &key_of);
+    let on = machine_of_steps(steps, usable, &list, &key_of);
+    let occupied = occupied_intervals(ds, steps, usable, &on);
+    // When waiting ended: after a retry's back-off at the earliest, and under the C++ runner at
+    // the dispatch the series shows (its start records the build, after sending).
+    let not_before = super::dispatched::retry_not_before(steps, usable);
+    let dispatched = match (input.timeline, &series) {
+        (Some(tl), Some(_)) if ds.meta.runner != crate::dataset::Runner::Rust => Some(
+            super::dispatched::dispatched_from_series(tl, steps, usable, &list, &on),
+        ),
+        _ => None,
+    };
+    let ends = Ends {
+        not_before: &not_before,
+        dispatched: dispatched.as_deref(),
+    };
     let free = match input.timeline {
         Some(tl) if series.is_some() => dispatch_loss::Free::Series(tl),
         _ => dispatch_loss::Free::Occupied(&occupied),
     };
     let step = input.timeline.map_or(LOSS_STEP_S, |t| t.step_s.max(1));
     let from = |edges: Option<&[Edge]>, free: &dispatch_loss::Free<'_>| -> Result<_> {
-        let waiting = waiting_intervals(ds, steps, usable, edges)?;
+        let waiting = waiting_intervals(ds, steps, usable, edges, &ends)?;
         Ok(dispatch_loss::from_intervals(
             &waiting, free, &list, lo, hi, step,
         ))
@@ -362,10 +376,11 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
     let mut split = None;
     let (loss, high, dispatch_basis) = match (input.runnable, &series) {
         (Runnable::Graph { found, asked }, _) => {
-            // The graph bounds the loss from above: it knows each step's dependencies and
-            // required features, but not its dependencies' waits for a local slot nor its own
-            // send time, each of which makes a step look waiting while no slot could take it
-            // (tests/losses.rs measures how far above the truth).
+            // The graph knows each step's dependencies and required features. Without the
+            // series it bounds the loss from above: a step's own lock wait and send time, and
+            // the slots held meanwhile, are not recorded, so it looks waiting while no slot
+            // could take it. With the series those come from the held slots
+            // (`super::dispatched`); tests/losses.rs measures how near the truth each lands.
             let high = from(Some(input.edges), &free)?;
             let (low, low_says) = match &series {
                 Some(s) => (
@@ -384,19 +399,33 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                     s.dispatcher.total(),
                 ));
             }
-            let source = if series.is_some() {
-                "free slots from the runner's series"
+            let (until, free_from, kind) = if ends.dispatched.is_some() {
+                (
+                    "until the series shows a slot held for it (its machine's held slots not \
+                     building, first come first served)",
+                    "free slots from the runner's series",
+                    "an estimate from measured parts (the dispatch times are inferred)",
+                )
+            } else if series.is_some() {
+                (
+                    "until it started",
+                    "free slots from the runner's series",
+                    "an upper bound: a step's lock wait and send time count as waiting",
+                )
             } else {
-                "free slots from the steps' build times (time spent sending or waiting counts as \
-                 free)"
+                (
+                    "until it started",
+                    "free slots from the steps' build times",
+                    "an upper bound: a step's lock wait and send time count as waiting, and \
+                     the slots held meanwhile as free",
+                )
             };
             let basis = format!(
                 "an interval: lower end from {low_says}; upper end from the derivation graph \
                  ({found} of {asked} steps' .drv found), a step waiting from when its build was \
-                 queued and its inputs' steps had finished until it started, {source}, sampled \
-                 every {step} s (grid error ±{:.1} slot-h), machine types with the .drv's required \
-                 features; an upper bound, since a step's send time and its inputs' waits for a \
-                 local slot are not recorded",
+                 queued, any retry's back-off had passed and its inputs' steps had finished, \
+                 {until}; {free_from}, sampled every {step} s (grid error ±{:.1} slot-h), machine \
+                 types with the .drv's required features; {kind}",
                 high.error_h
             );
             (low, Some(high), basis)
@@ -406,8 +435,9 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             let basis = format!(
                 "an interval: from the runner's series, the dispatcher's part ({:.0} slot-h, \
                  steps on its runnable list while a capable slot was free; measured) up to the \
-                 same with every step counted from when its build was queued (an upper bound: \
-                 dependencies are not known without the derivation graph, --drv-store)",
+                 same with every step counted from when its build was queued (and any retry's \
+                 back-off had passed) until a slot was held for it (an upper bound: dependencies \
+                 are not known without the derivation graph, --drv-store)",
                 s.dispatcher.total()
             );
             (s.dispatcher.clone(), Some(high), basis)
@@ -493,14 +523,24 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
 /// step waiting a few minutes is seen (a week is 10,080 instants, a year 525,600).
 const LOSS_STEP_S: i64 = 60;
 
-/// Steps waiting to be dispatched, as `(system, ready, started)`: ready when the build was
-/// queued and, with `edges`, every dependency's outputs had been copied back (its stop plus its
-/// overhead, which includes that copy); started at its recorded start.
+/// What ends a step's wait besides its build start, per step row ([`super::dispatched`]).
+struct Ends<'a> {
+    /// Runnable again only after the back-off that follows aborted tries.
+    not_before: &'a [Option<i64>],
+    /// Dispatched (a slot held for it) before its recorded start, as the series shows.
+    dispatched: Option<&'a [Option<i64>]>,
+}
+
+/// Steps waiting to be dispatched, as `(system, ready, dispatched)`: ready when the build was
+/// queued, any retry's back-off had passed and, with `edges`, every dependency's outputs had
+/// been copied back (its stop plus its overhead, which includes that copy); dispatched where
+/// the series shows it, else at its recorded start.
 fn waiting_intervals(
     ds: &Dataset,
     steps: &Steps,
     usable: &[bool],
     edges: Option<&[Edge]>,
+    ends: &Ends<'_>,
 ) -> Result<Vec<dispatch_loss::Waiting>> {
     let queued = super::quality::build_queue_times(ds)?;
     let mut ready: Vec<Option<i64>> = (0..steps.len())
@@ -526,7 +566,15 @@ fn waiting_intervals(
         if !usable[i] || steps.machine(i).is_empty() {
             continue;
         }
-        if let (Some(r), Some(s)) = (ready[i], steps.start(i))
+        let ready = match (ready[i], ends.not_before[i]) {
+            (Some(r), Some(b)) => Some(r.max(b)),
+            (r, _) => r,
+        };
+        let start = ends
+            .dispatched
+            .and_then(|d| d[i])
+            .or_else(|| steps.start(i));
+        if let (Some(r), Some(s)) = (ready, start)
             && s > r
         {
             // With the graph, the step's machine type names its required features too.
@@ -549,19 +597,13 @@ fn occupied_intervals(
     ds: &Dataset,
     steps: &Steps,
     usable: &[bool],
-    list: &[dispatch_loss::Machine],
-    key_of: &HashMap<&str, String>,
+    on: &[Option<usize>],
 ) -> Vec<(usize, i64, i64)> {
-    let index: HashMap<&str, usize> = list
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.key.as_str(), i))
-        .collect();
     let rust = ds.meta.runner == crate::dataset::Runner::Rust;
     (0..steps.len())
-        .filter(|&i| usable[i] && !steps.machine(i).is_empty())
+        .filter(|&i| usable[i])
         .filter_map(|i| {
-            let m = *index.get(key_of.get(steps.machine(i))?.as_str())?;
+            let m = on[i]?;
             let a = steps.start(i)?;
             // A step still running holds its slot to the end of the window.
             let b = steps.stop(i).unwrap_or(i64::MAX);
@@ -571,6 +613,28 @@ fn occupied_intervals(
                 b
             };
             Some((m, a, b))
+        })
+        .collect()
+}
+
+/// The machine each usable step ran on, as an index into `list`.
+fn machine_of_steps(
+    steps: &Steps,
+    usable: &[bool],
+    list: &[dispatch_loss::Machine],
+    key_of: &HashMap<&str, String>,
+) -> Vec<Option<usize>> {
+    let index: HashMap<&str, usize> = list
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.key.as_str(), i))
+        .collect();
+    (0..steps.len())
+        .map(|i| {
+            if !usable[i] || steps.machine(i).is_empty() {
+                return None;
+            }
+            index.get(key_of.get(steps.machine(i))?.as_str()).copied()
         })
         .collect()
 }

@@ -17,6 +17,7 @@
 
 pub mod deps;
 pub mod dispatch_loss;
+pub mod dispatched;
 pub mod graph;
 pub mod ledger;
 pub mod overhead;
@@ -275,6 +276,44 @@ pub fn span(ds: &Dataset) -> Result<Option<(i64, i64)>> {
         return Ok(None);
     };
     Ok((hi > lo).then_some((lo, hi)))
+}
+
+/// Steps made from rows, for the unit tests of the analysis modules.
+#[cfg(test)]
+pub(crate) mod test_steps {
+    use polars::prelude::*;
+
+    use super::Steps;
+
+    /// A step: (build, stepnr, drv, status, start, stop, machine).
+    pub(crate) type Row<'a> = (
+        i32,
+        i32,
+        &'a str,
+        Option<i32>,
+        Option<i64>,
+        Option<i64>,
+        &'a str,
+    );
+
+    pub(crate) fn steps(rows: &[Row<'_>]) -> Steps {
+        let df = df! {
+            "build" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            "stepnr" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            "type" => rows.iter().map(|_| 0).collect::<Vec<_>>(),
+            "drv_path" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            "status" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            "start_time" => rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+            "stop_time" => rows.iter().map(|r| r.5).collect::<Vec<_>>(),
+            "machine" => rows.iter().map(|r| r.6).collect::<Vec<_>>(),
+            "system" => rows.iter().map(|_| "x86_64-linux").collect::<Vec<_>>(),
+            "overhead_ms" => rows.iter().map(|_| None::<i64>).collect::<Vec<_>>(),
+            "times_built" => rows.iter().map(|_| None::<i32>).collect::<Vec<_>>(),
+            "propagated_from" => rows.iter().map(|_| None::<i32>).collect::<Vec<_>>(),
+        }
+        .unwrap();
+        Steps::from_frame(&df).unwrap()
+    }
 }
 
 #[cfg(test)]

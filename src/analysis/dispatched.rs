@@ -1,0 +1,317 @@
+//! The two ends of a step's wait for dispatch that the history does not record directly
+//! (docs/hydra.md §5, "when a step stopped waiting"):
+//!
+//! - [`retry_not_before`]: a step that follows aborted tries of the same derivation was not
+//!   runnable before the last try stopped plus the runner's back-off (60 · 3^(n−1) s after the
+//!   n-th, [`crate::dispatch::backoff`]). Counting it as waiting from when its inputs were built
+//!   would count the back-off as dispatch loss; the runner waits on purpose.
+//! - [`dispatched_from_series`]: under the C++ runner a step's `startTime` is when the builder
+//!   started building, after the step waited for the machine's send lock and had its inputs
+//!   sent — a slot was held for it before that. The runner's series says how many slots each
+//!   machine held at each sample (`currentJobs`); the history says how many of them were
+//!   building. The rest were held before a build (lock wait, sending) or after one (waiting for
+//!   a local slot to receive outputs). Both queues are first come, first served (the send lock
+//!   per machine, the local slots farm-wide; NixOS/hydra src/hydra-queue-runner/build-remote.cc
+//!   and state.hh, a9581bcd), so the steps held before their build on a machine are the next
+//!   ones to start there, and the steps waiting for a local slot are the latest to have
+//!   finished building, across the farm (the stage counter `nrStepsWaitingForDownloadSlot`
+//!   says how many). A step is taken as dispatched from the first sample of the unbroken run of
+//!   samples, up to its start, at which it was among its machine's held-before-build steps.
+//!
+//! Pure: the ledger ([`super::ledger`]) passes the steps, the series and which machine each
+//! step ran on.
+
+use std::collections::HashMap;
+
+use super::Steps;
+use super::dispatch_loss::{Machine, match_machine};
+use crate::dispatch::BuildStatus;
+use crate::dispatch::backoff::backoff_ms;
+use crate::status::timeline::{Stage, Timeline};
+
+/// For each step (row), the earliest time it was runnable again after aborted tries of its
+/// derivation: the latest aborted try that stopped at or before the step's start (any build:
+/// the runner's step object is shared by the builds that need it), plus the back-off after as
+/// many aborted tries in a row as end there. `None` for a step no abort precedes.
+pub fn retry_not_before(steps: &Steps, usable: &[bool]) -> Vec<Option<i64>> {
+    let n = steps.len();
+    // Stops of the aborted tries, per derivation, ascending.
+    let mut aborted: HashMap<&str, Vec<i64>> = HashMap::new();
+    for i in 0..n {
+        if usable[i]
+            && steps.status(i) == Some(BuildStatus::Aborted)
+            && let (Some(d), Some(stop)) = (steps.drv_path(i), steps.stop(i))
+        {
+            aborted.entry(d).or_default().push(stop);
+        }
+    }
+    if aborted.is_empty() {
+        return vec![None; n];
+    }
+    // Every try of a derivation that had an abort, in order of start: a success or a
+    // non-retried failure between aborts ends a run of tries.
+    let mut tries: HashMap<&str, Vec<(i64, i64, bool)>> = HashMap::new();
+    for i in 0..n {
+        if let Some(d) = steps.drv_path(i)
+            && usable[i]
+            && aborted.contains_key(d)
+            && let Some(start) = steps.start(i)
+        {
+            let stop = steps.stop(i).unwrap_or(i64::MAX);
+            let was_aborted = steps.status(i) == Some(BuildStatus::Aborted);
+            tries.entry(d).or_default().push((start, stop, was_aborted));
+        }
+    }
+    for v in tries.values_mut() {
+        v.sort_unstable();
+    }
+    (0..n)
+        .map(|i| {
+            let d = steps.drv_path(i)?;
+            let start = steps.start(i)?;
+            let v = tries.get(d)?;
+            // Tries that stopped by this one's start, latest last.
+            let before: Vec<&(i64, i64, bool)> =
+                v.iter().filter(|t| t.0 < start && t.1 <= start).collect();
+            let run = before.iter().rev().take_while(|t| t.2).count();
+            let last = before.last().filter(|t| t.2)?;
+            Some(last.1 + (backoff_ms(run as u32) / 1000) as i64)
+        })
+        .collect()
+}
+
+/// For each step (row), when it was dispatched as the series shows it (see the module's doc),
+/// where that is before its start; `None` elsewhere (no series sample before its start, a
+/// machine the series does not name, or no held slot left for it). `on`: the step's machine,
+/// an index into `machines`, for steps placed on one.
+pub fn dispatched_from_series(
+    tl: &Timeline,
+    steps: &Steps,
+    usable: &[bool],
+    machines: &[Machine],
+    on: &[Option<usize>],
+) -> Vec<Option<i64>> {
+    let n = steps.len();
+    let mut out = vec![None; n];
+    let points = tl.times.len();
+    if points == 0 {
+        return out;
+    }
+    // Slots held per machine at each sample; NaN where a machine's sample is missing.
+    let mut held = vec![vec![0.0f64; points]; machines.len()];
+    let mut named = vec![false; machines.len()];
+    for (name, s) in &tl.current_jobs {
+        if let Some(m) = match_machine(machines, name) {
+            named[m] = true;
+            for (k, h) in held[m].iter_mut().enumerate() {
+                *h += s.get(k).copied().unwrap_or(f64::NAN);
+            }
+        }
+    }
+    // Steps per machine in order of start, and their stops sorted.
+    let mut starts: Vec<Vec<(i64, usize)>> = vec![Vec::new(); machines.len()];
+    let mut stops: Vec<Vec<i64>> = vec![Vec::new(); machines.len()];
+    // Successful builds' stops across the farm, with their machine: candidates for the local
+    // slot queue.
+    let mut finished: Vec<(i64, usize)> = Vec::new();
+    for i in 0..n {
+        let (Some(m), Some(start)) = (on[i], steps.start(i)) else {
+            continue;
+        };
+        if !usable[i] || m >= machines.len() {
+            continue;
+        }
+        starts[m].push((start, i));
+        if let Some(stop) = steps.stop(i) {
+            stops[m].push(stop);
+            if steps.status(i) == Some(BuildStatus::Success) {
+                finished.push((stop, m));
+            }
+        }
+    }
+    for v in &mut starts {
+        v.sort_unstable();
+    }
+    for v in &mut stops {
+        v.sort_unstable();
+    }
+    finished.sort_unstable();
+    let waiting_local = tl.stages.get(&Stage::WaitingDownloadSlot);
+    // Per machine, the samples' count of steps held after their build.
+    let mut after = vec![vec![0u32; points]; machines.len()];
+    if let Some(w) = waiting_local {
+        for (k, &t) in tl.times.iter().enumerate() {
+            let c = w.get(k).copied().filter(|x| x.is_finite()).unwrap_or(0.0);
+            let p = finished.partition_point(|f| f.0 <= t);
+            for &(_, m) in &finished[p.saturating_sub(c.round().max(0.0) as usize)..p] {
+                after[m][k] += 1;
+            }
+        }
+    }
+    for m in 0..machines.len() {
+        if !named[m] || starts[m].is_empty() {
+            continue;
+        }
+        let s = &starts[m];
+        // For each of the machine's steps (by position in `s`): the sample a run of being held
+        // began at, and the last sample it was held at.
+        let mut since = vec![usize::MAX; s.len()];
+        let mut last = vec![usize::MAX; s.len()];
+        for (k, &t) in tl.times.iter().enumerate() {
+            let h = held[m][k];
+            if !h.is_finite() {
+                continue;
+            }
+            let started = s.partition_point(|x| x.0 <= t);
+            let building = started - stops[m].partition_point(|&x| x <= t);
+            let before = (h.round() as i64 - building as i64 - i64::from(after[m][k])).max(0);
+            for j in started..(started + before as usize).min(s.len()) {
+                if k == 0 || last[j] != k - 1 {
+                    since[j] = k;
+                }
+                last[j] = k;
+            }
+        }
+        for (j, &(start, row)) in s.iter().enumerate() {
+            // Held up to the last sample before its start: dispatched at the run's first.
+            let before_start = tl.times.partition_point(|&t| t < start);
+            if before_start > 0 && last[j] == before_start - 1 {
+                out[row] = Some(tl.times[since[j]]);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::analysis::test_steps::steps;
+
+    const D: &str = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x.drv";
+    const ABORTED: Option<i32> = Some(3);
+    const OK: Option<i32> = Some(0);
+
+    #[test]
+    fn a_retry_waits_out_the_back_off_of_the_aborts_before_it() {
+        let s = steps(&[
+            (1, 1, D, ABORTED, Some(0), Some(100), "m"),
+            (1, 2, D, ABORTED, Some(200), Some(300), "m"),
+            // Two aborts in a row: 60 · 3 s after the second.
+            (1, 3, D, OK, Some(1000), Some(1100), "m"),
+            // A success ends the run: the next abort starts it again.
+            (2, 1, D, ABORTED, Some(2000), Some(2100), "m"),
+            (2, 2, D, OK, Some(2500), Some(2600), "m"),
+        ]);
+        let got = retry_not_before(&s, &[true; 5]);
+        assert_eq!(
+            got,
+            vec![None, Some(160), Some(480), None, Some(2160)],
+            "after one abort 60 s, after two 180 s"
+        );
+        // An unusable abort is no evidence of a retry.
+        let got = retry_not_before(&s, &[true, false, true, true, true]);
+        assert_eq!(got[2], Some(160), "{got:?}");
+    }
+
+    fn machine(key: &str, slots: f64) -> Machine {
+        Machine {
+            key: key.into(),
+            slots,
+            systems: vec!["x86_64-linux".into()],
+            supported: vec![],
+            mandatory: vec![],
+            features_known: false,
+        }
+    }
+
+    fn timeline(jobs: &[(&str, Vec<f64>)], local: Vec<f64>) -> Timeline {
+        let n = jobs[0].1.len();
+        Timeline {
+            step_s: 30,
+            times: (0..n as i64).map(|k| k * 30).collect(),
+            current_jobs: jobs
+                .iter()
+                .map(|(m, v)| (m.to_string(), v.clone()))
+                .collect(),
+            stages: BTreeMap::from([(Stage::WaitingDownloadSlot, local)]),
+            ..Timeline::default()
+        }
+    }
+
+    #[test]
+    fn the_next_steps_to_start_on_a_machine_hold_its_slots_not_building() {
+        // On m: A builds 0–600; B dispatched at 60, sent until its start at 200; C dispatched at
+        // 120 behind B's send lock, starts at 400. Samples every 30 s.
+        let s = steps(&[
+            (1, 1, D, OK, Some(0), Some(600), "m"),
+            (1, 2, D, OK, Some(200), Some(700), "m"),
+            (1, 3, D, OK, Some(400), Some(800), "m"),
+        ]);
+        let jobs: Vec<f64> = (0..30)
+            .map(|k| match k * 30 {
+                t if t < 60 => 1.0,
+                t if t < 120 => 2.0,
+                t if t < 600 => 3.0,
+                t if t < 700 => 2.0,
+                t if t < 800 => 1.0,
+                _ => 0.0,
+            })
+            .collect();
+        let tl = timeline(&[("m", jobs)], vec![0.0; 30]);
+        let on = vec![Some(0); 3];
+        let got = dispatched_from_series(&tl, &s, &[true; 3], &[machine("m", 4.0)], &on);
+        assert_eq!(got, vec![None, Some(60), Some(120)]);
+    }
+
+    #[test]
+    fn slots_held_waiting_for_a_local_slot_are_the_latest_finished_builds() {
+        // On m: A builds 0–100 and then waits for a local slot until 300, holding its slot; B is
+        // dispatched at 240 and starts at 330. Without the stage counter A's wait would read as
+        // B's dispatch from 120 on.
+        let s = steps(&[
+            (1, 1, D, OK, Some(0), Some(100), "m"),
+            (1, 2, D, OK, Some(330), Some(500), "m"),
+        ]);
+        let jobs: Vec<f64> = (0..20)
+            .map(|k| match k * 30 {
+                t if t < 240 => 1.0,
+                t if t < 300 => 2.0,
+                t if t < 500 => 1.0,
+                _ => 0.0,
+            })
+            .collect();
+        let local: Vec<f64> = (0..20)
+            .map(|k| {
+                if (120..300).contains(&(k * 30)) {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let on = vec![Some(0); 2];
+        let m = [machine("m", 4.0)];
+        let tl = timeline(&[("m", jobs.clone())], local);
+        assert_eq!(
+            dispatched_from_series(&tl, &s, &[true; 2], &m, &on),
+            vec![None, Some(240)]
+        );
+        let blind = timeline(&[("m", jobs)], vec![0.0; 20]);
+        assert_eq!(
+            dispatched_from_series(&blind, &s, &[true; 2], &m, &on)[1],
+            Some(120),
+            "the test's premise: the counter is what tells the two apart"
+        );
+        // A machine the series does not name: nothing inferred.
+        let other = [machine("n", 4.0)];
+        let on_n = vec![Some(0); 2];
+        let tl_n = timeline(&[("elsewhere", vec![9.0; 20])], vec![0.0; 20]);
+        assert_eq!(
+            dispatched_from_series(&tl_n, &s, &[true; 2], &other, &on_n),
+            vec![None, None]
+        );
+    }
+}
