@@ -127,3 +127,48 @@ pub(super) fn conninfo(given: &str) -> Result<ConnParams> {
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     crate::source::postgres::runtime().map_err(|e| Error::system("starting the async runtime", e))
 }
+
+/// The ledger buckets the history measured, to calibrate the replay's against: the sample's
+/// ground truth where the data has one; else held slots where the runner's series measured
+/// them, and dispatch loss where a source measured it as a figure, not an interval.
+pub(super) fn measured_buckets(
+    ds: &Dataset,
+    ledger: &crate::analysis::ledger::Ledger,
+) -> Result<Vec<crate::model::calibrate::Measured>> {
+    use crate::model::calibrate::{Bucket, Measured};
+    let truth = match &ds.truth {
+        Some(t) => t
+            .losses_in(ledger.since, ledger.until)
+            .map_err(|e| Error::frame("truth_losses", e))?,
+        None => None,
+    };
+    let measured = |bucket, slot_h, source: &str| Measured {
+        bucket,
+        slot_h,
+        source: source.to_string(),
+    };
+    if let Some(t) = truth {
+        let source = "the sample's ground truth";
+        return Ok(vec![
+            measured(Bucket::Held, t.held_h, source),
+            measured(Bucket::DispatchLoss, t.dispatch_loss_h, source),
+        ]);
+    }
+    let mut out = Vec::new();
+    // The ledger's basis names a measured figure with this word first, and only such a one.
+    if ledger.held_basis.starts_with("measured") {
+        out.push(measured(
+            Bucket::Held,
+            ledger.total.held_h,
+            "the runner's series",
+        ));
+    }
+    if ledger.total.dispatch_loss_high_h.is_none() {
+        out.push(measured(
+            Bucket::DispatchLoss,
+            ledger.total.dispatch_loss_h,
+            "the ledger",
+        ));
+    }
+    Ok(out)
+}

@@ -222,6 +222,7 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
     stage.done();
     crate::interrupt::check()?;
     let simulation = if opts.simulation {
+        let measured = inputs::measured_buckets(&ds, &findings.ledger)?;
         let codecs = compression
             .as_ref()
             .map(|(c, _)| {
@@ -241,6 +242,7 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
                 gap_s: None,
                 verdict: true,
                 status: None,
+                measured,
             },
         )?)
     } else {

@@ -86,6 +86,16 @@ pub fn run(ctx: &Context<'_>, opts: &SimulateOptions) -> Result<Summary> {
     let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
     ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
     let machines = inputs::given_or_bundled(given, &mut ds);
+    // The ledger's measured buckets, for the replay's held slots and dispatch loss to be
+    // calibrated against.
+    let findings = crate::analysis::analyze(
+        &ds,
+        &crate::analysis::Options {
+            machines: machines.clone(),
+            ..crate::analysis::Options::default()
+        },
+    )?;
+    let measured = inputs::measured_buckets(&ds, &findings.ledger)?;
     let stage = ctx.progress.stage("simulating");
     let summary = model::run(
         &ds,
@@ -99,6 +109,7 @@ pub fn run(ctx: &Context<'_>, opts: &SimulateOptions) -> Result<Summary> {
             gap_s: opts.gap_s,
             verdict: opts.verdict,
             status,
+            measured,
         },
     )?;
     stage.done();

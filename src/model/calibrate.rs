@@ -178,13 +178,7 @@ pub struct Row {
 
 /// The calibration table: observed against modelled.
 pub fn compare(obs: &Figures, sim: &Figures) -> Vec<Row> {
-    let rel = |o: f64, m: f64| {
-        if o.abs() < 1e-9 {
-            if m.abs() < 1e-9 { 0.0 } else { 100.0 }
-        } else {
-            (m - o).abs() / o.abs() * 100.0
-        }
-    };
+    let rel = relative_pct;
     // Series: the sum of absolute differences over the sum of observed values (weighted mean
     // absolute percentage error), so quiet hours do not dominate.
     let wape = |o: &[f64], m: &[f64]| {
@@ -248,6 +242,57 @@ pub fn compare(obs: &Figures, sim: &Figures) -> Vec<Row> {
         });
     }
     rows
+}
+
+/// A bucket of the capacity ledger that the history measured (docs/hydra.md §5): what the
+/// replay's own bucket is held against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub bucket: Bucket,
+    /// Slot-hours over the history's window.
+    pub slot_h: f64,
+    /// Where the figure comes from ("the runner's series", "the sample's ground truth").
+    pub source: String,
+}
+
+/// The ledger buckets calibration compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// Slots held while waiting for the send lock or a local worker slot.
+    Held,
+    /// Slots idle while a step they could build was ready.
+    DispatchLoss,
+}
+
+/// Calibration rows for the measured buckets against the replay's (`replay`, the exact replay
+/// of the observed configuration over the same span). A bucket the history only bounds is not
+/// measured and has no row: an interval is no figure to calibrate against.
+pub fn bucket_rows(measured: &[Measured], replay: &super::scenario::Buckets) -> Vec<Row> {
+    measured
+        .iter()
+        .map(|m| {
+            let (name, modelled) = match m.bucket {
+                Bucket::Held => ("held idle", replay.held_h),
+                Bucket::DispatchLoss => ("dispatch loss", replay.dispatch_loss_h),
+            };
+            Row {
+                metric: format!("{name} (observed: {})", m.source),
+                unit: "slot-h".into(),
+                observed: m.slot_h,
+                modelled,
+                error_pct: relative_pct(m.slot_h, modelled),
+            }
+        })
+        .collect()
+}
+
+/// |m − o| / |o| in per cent; 0 when both are 0 and 100 when only the observed is.
+fn relative_pct(o: f64, m: f64) -> f64 {
+    if o.abs() < 1e-9 {
+        if m.abs() < 1e-9 { 0.0 } else { 100.0 }
+    } else {
+        (m - o).abs() / o.abs() * 100.0
+    }
 }
 
 /// What the status JSON's per-machine step time means, and how the replay is measured alike.

@@ -138,6 +138,8 @@ pub struct Options {
     /// A queue-runner status JSON and where it came from: its per-machine step times join the
     /// calibration.
     pub status: Option<(String, crate::status::Status)>,
+    /// Ledger buckets the history measured (held slots, dispatch loss), for calibration rows.
+    pub measured: Vec<calibrate::Measured>,
 }
 
 /// Default seeds per configuration: five runs give a lowest–median–highest interval in a few
@@ -312,6 +314,10 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
     if let Some(c) = &status_check {
         calibration.push(c.row.clone());
     }
+    calibration.extend(calibrate::bucket_rows(
+        &opts.measured,
+        &scenario::buckets(&w, &replay, w.span_ms as f64),
+    ));
     let seeds: Vec<u64> = (1..=u64::from(opts.seeds.max(1))).collect();
     let baseline = scenario::evaluate("baseline", None, &w, &cfg, &seeds, &opts.costs)?;
     let mut scenarios = Vec::new();
@@ -342,9 +348,17 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
             workload::LINK_BYTES_PER_MS / 1000.0,
             workload::UPLOAD_BYTES_PER_MS / 1000.0
         ),
-        "required system features are not recorded: a step may run only where every feature \
-         of the machine it ran on is supported"
-            .into(),
+        match &ds.drv_graph {
+            Some(g) => format!(
+                "required system features from the derivations ({}); a step whose .drv was not \
+                 found may run only where every feature of the machine it ran on is supported",
+                g.source
+            ),
+            None => "required system features are not recorded: a step may run only where every \
+                 feature of the machine it ran on is supported (give --drv-store for the \
+                 derivations' own)"
+                .into(),
+        },
         format!(
             "build times vary between seeds by a mean-one log-normal factor (sigma {NOISE_SIGMA})"
         ),

@@ -432,7 +432,7 @@ pub fn evaluate(
     })
 }
 
-fn buckets(w: &Workload, r: &Run, span_ms: f64) -> Buckets {
+pub(super) fn buckets(w: &Workload, r: &Run, span_ms: f64) -> Buckets {
     let mut b = Buckets {
         available_h: w
             .machines

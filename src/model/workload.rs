@@ -12,10 +12,14 @@
 //! Dependencies are the sample's ground truth when present, else the derivation graph joined
 //! with the steps (`analysis::graph`) when the data came with one, else the estimate of
 //! `analysis::deps`; a retried attempt also waits for the attempt before it, plus the queue
-//! runner's back-off of 60 · 3^(n−1) s. Required system features are not recorded: a task may
-//! run only on machines that support every feature of the machine it ran on (never on a machine
-//! that might lack what it needed), and a machine's mandatory features admit only tasks that ran
-//! on a machine with them.
+//! runner's back-off of 60 · 3^(n−1) s. Required system features are the derivation's own
+//! (`requiredSystemFeatures` of its `.drv`) where the graph has it. Else, since the database does
+//! not record them, a task may run only on machines that support every feature of the machine
+//! it ran on (never on a machine that might lack what it needed), and a machine's mandatory
+//! features admit only tasks that ran on a machine with them. That guess confines plain steps
+//! that ran on a big-parallel builder to the big-parallel builders: on the built-in sample it
+//! doubled the replay's send-lock waits (held idle 532 slot-h against a true 279; with the
+//! graph's features, 297).
 
 use std::collections::HashMap;
 
@@ -380,6 +384,22 @@ pub fn from_dataset(
         });
         let m = by_name[steps.machine(i)];
         let system = w.system_index(steps.system(i));
+        // The derivation's own required features where the graph has them; else every feature
+        // of the machine it ran on (see the module's doc).
+        let listed = ds.drv_graph.as_ref().and_then(|g| {
+            let d = steps.drv_path(i)?;
+            g.inputs
+                .contains_key(d)
+                .then(|| g.features.get(d).map_or("", String::as_str))
+        });
+        let required = match listed {
+            Some("") => 0,
+            Some(f) => {
+                let names: Vec<String> = f.split(',').map(str::to_string).collect();
+                w.feature_mask(&names)?
+            }
+            None => w.machines[m as usize].supported,
+        };
         let mach = &w.machines[m as usize];
         let (start, stop) = (steps.start(i).unwrap_or(0), steps.stop(i).unwrap_or(0));
         let overhead = steps.overhead_ms(i).unwrap_or(0).max(0) as f64;
@@ -400,7 +420,7 @@ pub fn from_dataset(
             release_ms: ms(b.queued),
             load: load_of[&steps.build(i)],
             system,
-            required: mach.supported,
+            required,
             jobset: js,
             global_priority: b.global_priority,
             priority: b.priority,
