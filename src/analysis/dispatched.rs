@@ -18,6 +18,14 @@
 //!   says how many). A step is taken as dispatched from the first sample of the unbroken run of
 //!   samples, up to its start, at which it was among its machine's held-before-build steps.
 //!
+//! The history's times are whole seconds, cut down (`time(0)`), and the waits measured here
+//! are often shorter than a second: a step ready in second `s` became ready somewhere in
+//! `[s, s + 1)`. Counted from `s`, every step would look waiting for half a second too long,
+//! and on a farm with free slots that half second is all dispatch loss (on the built-in sample
+//! 4 slot-h of 12). [`surely_after`] gives the first whole second at or after the event's
+//! expected instant, which counts it at the sample instants (whole seconds) as often as the
+//! true instant would.
+//!
 //! Pure: the ledger ([`super::ledger`]) passes the steps, the series and which machine each
 //! step ran on.
 
@@ -28,6 +36,12 @@ use super::dispatch_loss::{Machine, match_machine};
 use crate::dispatch::BuildStatus;
 use crate::dispatch::backoff::backoff_ms;
 use crate::status::timeline::{Stage, Timeline};
+
+/// The first whole second at which an event recorded in second `second`, `plus_ms` later, had
+/// happened on average: `second + 0.5 s + plus_ms`, rounded up (see the module's doc).
+pub fn surely_after(second: i64, plus_ms: i64) -> i64 {
+    (second * 1000 + 500 + plus_ms + 999).div_euclid(1000)
+}
 
 /// For each step (row), the earliest time it was runnable again after aborted tries of its
 /// derivation: the latest aborted try that stopped at or before the step's start (any build:
@@ -75,7 +89,7 @@ pub fn retry_not_before(steps: &Steps, usable: &[bool]) -> Vec<Option<i64>> {
                 v.iter().filter(|t| t.0 < start && t.1 <= start).collect();
             let run = before.iter().rev().take_while(|t| t.2).count();
             let last = before.last().filter(|t| t.2)?;
-            Some(last.1 + (backoff_ms(run as u32) / 1000) as i64)
+            Some(surely_after(last.1, backoff_ms(run as u32) as i64))
         })
         .collect()
 }
@@ -208,12 +222,15 @@ mod tests {
         let got = retry_not_before(&s, &[true; 5]);
         assert_eq!(
             got,
-            vec![None, Some(160), Some(480), None, Some(2160)],
-            "after one abort 60 s, after two 180 s"
+            vec![None, Some(161), Some(481), None, Some(2161)],
+            "after one abort 60 s, after two 180 s (each from the middle of its second)"
         );
+        assert_eq!(surely_after(10, 0), 11, "within second 10: surely so at 11");
+        assert_eq!(surely_after(10, 400), 11);
+        assert_eq!(surely_after(10, 600), 12, "10.5 s + 0.6 s is past 11");
         // An unusable abort is no evidence of a retry.
         let got = retry_not_before(&s, &[true, false, true, true, true]);
-        assert_eq!(got[2], Some(160), "{got:?}");
+        assert_eq!(got[2], Some(161), "{got:?}");
     }
 
     fn machine(key: &str, slots: f64) -> Machine {

@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::Steps;
 use super::deps::Edge;
 use super::dispatch_loss;
+use super::dispatched::surely_after;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::nix::BuildMachine;
@@ -544,7 +545,7 @@ fn waiting_intervals(
 ) -> Result<Vec<dispatch_loss::Waiting>> {
     let queued = super::quality::build_queue_times(ds)?;
     let mut ready: Vec<Option<i64>> = (0..steps.len())
-        .map(|i| queued.get(&steps.build(i)).copied())
+        .map(|i| queued.get(&steps.build(i)).map(|&q| surely_after(q, 0)))
         .collect();
     if let Some(edges) = edges {
         let index: HashMap<(i32, i32), usize> = (0..steps.len())
@@ -556,7 +557,7 @@ fn waiting_intervals(
                 index.get(&(e.dep_build, e.dep_stepnr)),
             ) && let Some(stop) = steps.stop(d)
             {
-                let copied = stop + steps.overhead_ms(d).unwrap_or(0).max(0) / 1000;
+                let copied = surely_after(stop, steps.overhead_ms(d).unwrap_or(0).max(0));
                 ready[s] = Some(ready[s].map_or(copied, |r| r.max(copied)));
             }
         }
