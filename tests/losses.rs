@@ -140,11 +140,13 @@ fn dispatch_loss_from_the_derivation_graph_matches_the_truth() {
             assert!(graph >= t.dispatch_loss_h);
         } else {
             // With it, the slots held before each build say when a step was dispatched
-            // (analysis::dispatched): 16.1 slot-h against 12.2. The rest of the gap is not the
-            // inference (the generator's own dispatch times give 14.3), so it is held within a
-            // third of the truth, not 5 %; without that inference it was 86.5.
+            // (analysis::dispatched; the generator's own dispatch times give the same figure to
+            // 0.1 slot-h), and each recorded second counts from its middle: 11.2 slot-h against
+            // 12.2. What is left is the dependencies' send time, which the C++ runner records
+            // only inside their overhead, so a step looks ready a little late. Without the
+            // inference it was 86.5, counting from the start of each second 16.1.
             assert!(
-                within(graph, t.dispatch_loss_h, 0.35),
+                within(graph, t.dispatch_loss_h, 0.10),
                 "graph and series {graph:.1} slot-h, truth {:.1}",
                 t.dispatch_loss_h
             );
