@@ -405,7 +405,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                     "until the series shows a slot held for it (its machine's held slots not \
                      building, first come first served)",
                     "free slots from the runner's series",
-                    "an estimate from measured parts (the dispatch times are inferred)",
+                    "",
                 )
             } else if series.is_some() {
                 (
@@ -421,15 +421,32 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                      the slots held meanwhile as free",
                 )
             };
-            let basis = format!(
-                "an interval: lower end from {low_says}; upper end from the derivation graph \
-                 ({found} of {asked} steps' .drv found), a step waiting from when its build was \
-                 queued, any retry's back-off had passed and its inputs' steps had finished, \
-                 {until}; {free_from}, sampled every {step} s (grid error ±{:.1} slot-h), machine \
-                 types with the .drv's required features; {kind}",
+            let how = format!(
+                "the derivation graph ({found} of {asked} steps' .drv found), a step waiting from \
+                 when its build was queued, any retry's back-off had passed and its inputs' steps \
+                 had finished, {until}; {free_from}, sampled every {step} s (grid error ±{:.1} \
+                 slot-h), machine types with the .drv's required features",
                 high.error_h
             );
-            (low, Some(high), basis)
+            if ends.dispatched.is_some() {
+                // Both ends of every wait and the free slots are measured or inferred from
+                // measurements: a figure, not a bound (within 10 % of the sample's truth,
+                // tests/losses.rs). It cannot be below the dispatcher's part, which the series
+                // measures directly.
+                let mut point = high;
+                for (p, l) in point.hours.iter_mut().zip(&low.hours) {
+                    *p = p.max(*l);
+                }
+                let basis = format!(
+                    "measured: the runner's series with {how}; the dispatcher's part from \
+                     {low_says}"
+                );
+                (point, None, basis)
+            } else {
+                let basis =
+                    format!("an interval: lower end from {low_says}; upper end from {how}; {kind}");
+                (low, Some(high), basis)
+            }
         }
         (Runnable::Estimate, Some(s)) => {
             let high = from(None, &free)?;

@@ -394,7 +394,14 @@ fn utilization(r: &Report, v: &mut Vec<Block>) {
         r.capacity.held_basis,
         r.capacity.dispatch_basis,
         r.capacity.dispatch_split.map_or(String::new(), |s| format!(
-            " (by stage: queue monitor at most {} h, dispatcher {} h)",
+            " (by stage: queue monitor {}{} h, dispatcher {} h)",
+            // Only a measured whole makes the queue monitor's part (the whole less the
+            // dispatcher's) a figure; beside an upper end it is an upper end too.
+            if r.capacity.dispatch_basis.starts_with("measured") {
+                ""
+            } else {
+                "at most "
+            },
             num(s.queue_monitor_h, 1),
             num(s.dispatcher_h, 1)
         ))

@@ -829,6 +829,9 @@ fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<W
         l.dispatch_basis.contains("derivation graph ("),
         l.dispatch_basis.contains("runner's series:"),
     ) {
+        _ if l.dispatch_basis.starts_with("measured") => {
+            "the runner's series with the derivation graph (measured)"
+        }
         (true, true) => "interval: the runner's series up to the derivation graph",
         (true, false) => "interval: 0 up to the derivation graph",
         (false, true) => "interval: the runner's series up to queue times",
@@ -1194,6 +1197,7 @@ fn method(f: &Findings, c: Option<&Compression>) -> Method {
         format!("queue runner: {} ({})", f.runner, f.runner_basis),
         format!("slots: {}", f.ledger.slots_basis),
         format!("held time: {}", f.ledger.held_basis),
+        format!("dispatch loss: {}", f.ledger.dispatch_basis),
         format!("output sizes: {}", f.overhead.sizes_from),
     ];
     sources.push(match c {

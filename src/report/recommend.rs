@@ -433,15 +433,21 @@ fn dispatch(ctx: &Context<'_>) -> Option<Recommendation> {
         saving_per_month: m,
         evidence,
         confidence: Confidence::Low,
-        confidence_basis: format!(
-            "'runnable' rests on {}, and how much a dispatcher change recovers is assumed, not \
-             measured",
-            if graph {
-                "the derivation graph"
-            } else {
-                "the estimated dependencies"
-            }
-        ),
+        confidence_basis: if ctx.capacity.dispatch_basis.starts_with("measured") {
+            "the loss is measured (the runner's series with the derivation graph), but how \
+             much a dispatcher change recovers is assumed"
+                .to_string()
+        } else {
+            format!(
+                "'runnable' rests on {}, and how much a dispatcher change recovers is assumed, \
+                 not measured",
+                if graph {
+                    "the derivation graph"
+                } else {
+                    "the estimated dependencies"
+                }
+            )
+        },
     })
 }
 
