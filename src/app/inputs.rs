@@ -145,16 +145,26 @@ pub(super) fn measured_buckets(
     let measured = |bucket, slot_h, source: &str| Measured {
         bucket,
         slot_h,
+        per_hour: Vec::new(),
         source: source.to_string(),
     };
+    let mut out = Vec::new();
+    if let Some(tl) = &ds.timeline {
+        let per_hour = runnable_per_hour(tl, ledger.since, ledger.until);
+        if !per_hour.is_empty() {
+            let mean = per_hour.iter().map(|h| h.1).sum::<f64>() / per_hour.len() as f64;
+            out.push(Measured {
+                per_hour,
+                ..measured(Bucket::Runnable, mean, "the runner's series")
+            });
+        }
+    }
     if let Some(t) = truth {
         let source = "the sample's ground truth";
-        return Ok(vec![
-            measured(Bucket::Held, t.held_h, source),
-            measured(Bucket::DispatchLoss, t.dispatch_loss_h, source),
-        ]);
+        out.push(measured(Bucket::Held, t.held_h, source));
+        out.push(measured(Bucket::DispatchLoss, t.dispatch_loss_h, source));
+        return Ok(out);
     }
-    let mut out = Vec::new();
     // The ledger's basis names a measured figure with this word first, and only such a one.
     if ledger.held_basis.starts_with("measured") {
         out.push(measured(
@@ -171,4 +181,33 @@ pub(super) fn measured_buckets(
         ));
     }
     Ok(out)
+}
+
+/// The series' runnable steps (all machine types) averaged over each whole hour of `[lo, hi)`,
+/// as `(hour's start, mean)`; an hour with fewer than half its samples is left out rather than
+/// averaged from a few.
+fn runnable_per_hour(tl: &crate::status::timeline::Timeline, lo: i64, hi: i64) -> Vec<(i64, f64)> {
+    let per_hour = (3600 / tl.step_s.max(1)).max(1) as usize;
+    let mut hours: std::collections::BTreeMap<i64, (f64, usize)> = Default::default();
+    for (k, &t) in tl.times.iter().enumerate() {
+        let start = t.div_euclid(3600) * 3600;
+        if start < lo || start + 3600 > hi {
+            continue;
+        }
+        let v: f64 = tl
+            .runnable
+            .values()
+            .map(|s| s.get(k).copied().unwrap_or(f64::NAN))
+            .sum();
+        if v.is_finite() {
+            let e = hours.entry(start).or_default();
+            e.0 += v;
+            e.1 += 1;
+        }
+    }
+    hours
+        .into_iter()
+        .filter(|(_, (_, n))| 2 * n >= per_hour)
+        .map(|(h, (sum, n))| (h, sum / n as f64))
+        .collect()
 }

@@ -179,13 +179,7 @@ pub struct Row {
 /// The calibration table: observed against modelled.
 pub fn compare(obs: &Figures, sim: &Figures) -> Vec<Row> {
     let rel = relative_pct;
-    // Series: the sum of absolute differences over the sum of observed values (weighted mean
-    // absolute percentage error), so quiet hours do not dominate.
-    let wape = |o: &[f64], m: &[f64]| {
-        let tot: f64 = o.iter().sum();
-        let diff: f64 = o.iter().zip(m).map(|(a, b)| (a - b).abs()).sum();
-        if tot > 0.0 { diff / tot * 100.0 } else { 0.0 }
-    };
+    // Series are compared by their weighted mean absolute percentage error.
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     // Throughput per hour is compared over 6-hour blocks: single hours are dominated by when
     // within the hour the last seconds of a step fall, which no replay reproduces.
@@ -249,8 +243,11 @@ pub fn compare(obs: &Figures, sim: &Figures) -> Vec<Row> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measured {
     pub bucket: Bucket,
-    /// Slot-hours over the history's window.
+    /// Slot-hours over the history's window ([`Bucket::Runnable`]: the mean over the hours).
     pub slot_h: f64,
+    /// [`Bucket::Runnable`]: the mean number of runnable steps in each whole hour, as
+    /// `(hour's start, unix seconds, mean)`; empty for the other buckets.
+    pub per_hour: Vec<(i64, f64)>,
     /// Where the figure comes from ("the runner's series", "the sample's ground truth").
     pub source: String,
 }
@@ -262,28 +259,83 @@ pub enum Bucket {
     Held,
     /// Slots idle while a step they could build was ready.
     DispatchLoss,
+    /// Steps on the runner's runnable list, hour by hour.
+    Runnable,
 }
 
 /// Calibration rows for the measured buckets against the replay's (`replay`, the exact replay
 /// of the observed configuration over the same span). A bucket the history only bounds is not
 /// measured and has no row: an interval is no figure to calibrate against.
-pub fn bucket_rows(measured: &[Measured], replay: &super::scenario::Buckets) -> Vec<Row> {
+///
+/// Runnable steps are compared hour by hour over the hours both cover (the weighted mean
+/// absolute percentage error, as throughput is); `origin_ms` is the replay's origin, unix
+/// milliseconds, and `runnable_ms_by_hour` its [`super::engine::Stages::runnable_ms_by_hour`].
+pub fn bucket_rows(
+    measured: &[Measured],
+    replay: &super::scenario::Buckets,
+    origin_ms: i64,
+    runnable_ms_by_hour: &[f64],
+) -> Vec<Row> {
     measured
         .iter()
-        .map(|m| {
-            let (name, modelled) = match m.bucket {
-                Bucket::Held => ("held idle", replay.held_h),
-                Bucket::DispatchLoss => ("dispatch loss", replay.dispatch_loss_h),
+        .filter_map(|m| {
+            let (name, unit, observed, modelled, error_pct) = match m.bucket {
+                Bucket::Held => (
+                    "held idle",
+                    "slot-h",
+                    m.slot_h,
+                    replay.held_h,
+                    relative_pct(m.slot_h, replay.held_h),
+                ),
+                Bucket::DispatchLoss => (
+                    "dispatch loss",
+                    "slot-h",
+                    m.slot_h,
+                    replay.dispatch_loss_h,
+                    relative_pct(m.slot_h, replay.dispatch_loss_h),
+                ),
+                Bucket::Runnable => {
+                    // The replay's hours start at its origin; the series' at whole hours. An
+                    // origin inside an hour shifts the comparison by less than that hour.
+                    let (o, s): (Vec<f64>, Vec<f64>) = m
+                        .per_hour
+                        .iter()
+                        .filter_map(|&(start, mean)| {
+                            let h = (start * 1000 - origin_ms).div_euclid(3_600_000);
+                            let r = runnable_ms_by_hour.get(usize::try_from(h).ok()?)?;
+                            mean.is_finite().then_some((mean, r / 3.6e6))
+                        })
+                        .unzip();
+                    if o.is_empty() {
+                        return None;
+                    }
+                    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+                    (
+                        "runnable steps, hour by hour",
+                        "steps (mean)",
+                        mean(&o),
+                        mean(&s),
+                        wape(&o, &s),
+                    )
+                }
             };
-            Row {
+            Some(Row {
                 metric: format!("{name} (observed: {})", m.source),
-                unit: "slot-h".into(),
-                observed: m.slot_h,
+                unit: unit.into(),
+                observed,
                 modelled,
-                error_pct: relative_pct(m.slot_h, modelled),
-            }
+                error_pct,
+            })
         })
         .collect()
+}
+
+/// The sum of absolute differences over the sum of observed values, in per cent (weighted mean
+/// absolute percentage error), so quiet hours do not dominate.
+fn wape(o: &[f64], m: &[f64]) -> f64 {
+    let tot: f64 = o.iter().sum();
+    let diff: f64 = o.iter().zip(m).map(|(a, b)| (a - b).abs()).sum();
+    if tot > 0.0 { diff / tot * 100.0 } else { 0.0 }
 }
 
 /// |m − o| / |o| in per cent; 0 when both are 0 and 100 when only the observed is.

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::workload::UPLOAD_BYTES_PER_MS;
 use super::{CompressOn, Config, Workload};
-use crate::dispatch::{Agenda, AnyStepKey, Dispatcher, FifoSemaphore, StepFacts, StepSort};
+use crate::dispatch::{Agenda, AnyStepKey, Dispatcher, FifoSemaphore, Ideal, StepFacts, StepSort};
 use crate::error::{Error, Result};
 
 /// What a run produced: per task its times and machine, and per stage how busy it was.
@@ -74,14 +74,24 @@ pub struct Stages {
     pub upload_ms: f64,
     /// Bytes uploaded.
     pub uploaded_bytes: f64,
-    /// Builder-slot time left idle while a step the machine could build was runnable: the
-    /// ledger's dispatch loss. The dispatcher here starts a step the moment a slot and a step
-    /// meet, so this is the free slots of machines disabled after a failure.
+    /// Builder-slot time left idle while a step the machine could build was ready: the
+    /// ledger's dispatch loss, by the same rule ([`crate::dispatch::Ideal`]): a step is ready
+    /// once its build is queued and its dependencies are done, and waits until dispatched;
+    /// free slots are those of enabled machines. The dispatcher here starts a step the moment a
+    /// slot and a loaded step meet, so what it counts is the queue monitor's part: steps of
+    /// builds queued but not loaded yet.
     pub dispatch_loss_ms: f64,
+    /// Steps on the runnable list (loaded, ready, not yet dispatched), integrated over each
+    /// hour from the origin: step-milliseconds, so `/ 3.6e6` is the hour's mean — what the
+    /// runner's runnable gauge averages to.
+    pub runnable_ms_by_hour: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Ev {
+    /// Build queued and dependencies done: ready, though not yet loaded (dispatch loss counts
+    /// from here).
+    Queued,
     /// Dependencies done and released: runnable.
     Ready,
     SendDone,
@@ -91,6 +101,8 @@ enum Ev {
     /// A disabled machine is enabled again.
     Enable,
 }
+
+const HOUR_MS: u64 = 3_600_000;
 
 /// Runs the workload under `cfg`.
 pub fn simulate(w: &Workload, cfg: &Config) -> Result<Run> {
@@ -112,9 +124,15 @@ struct Sim<'a> {
     class_of: Vec<u32>,
     /// Runnable tasks and machine slots: the dispatcher's state (docs/hydra.md §4).
     queue: Dispatcher<AnyStepKey, u32>,
-    /// Machines that may be disabled now (pruned as they come back): few at any time, so the
-    /// dispatch-loss count need not look at every machine at every instant.
-    disabled: Vec<usize>,
+    /// Ready steps not yet dispatched, per class, and the rule that matches them with free
+    /// slots ([`Stages::dispatch_loss_ms`]).
+    ready: Vec<f64>,
+    ready_total: u64,
+    /// Steps on the runnable list: pushed to the dispatcher and not yet dispatched.
+    runnable_total: u64,
+    ideal: Ideal,
+    free: Vec<f64>,
+    claimed: Vec<f64>,
     /// Per machine, tasks sending inputs one at a time (when `cfg.send_lock`).
     send_lock: Vec<FifoSemaphore<u32>>,
     local_slots: FifoSemaphore<u32>,
@@ -165,6 +183,21 @@ impl<'a> Sim<'a> {
             }
             queue.add_class(|m| w.machines[m].supports(system, required));
         }
+        let ideal = Ideal::new(
+            classes
+                .iter()
+                .map(|&(system, required)| {
+                    (0..nm)
+                        .filter(|&m| w.machines[m].supports(system, required))
+                        .collect()
+                })
+                .collect(),
+            &w.machines
+                .iter()
+                .map(|m| f64::from(m.max_jobs))
+                .collect::<Vec<_>>(),
+        );
+        let nclasses = classes.len();
 
         let dependents = w.dependents();
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -215,7 +248,12 @@ impl<'a> Sim<'a> {
             dependents,
             class_of,
             queue,
-            disabled: Vec::new(),
+            ready: vec![0.0; nclasses],
+            ready_total: 0,
+            runnable_total: 0,
+            ideal,
+            free: vec![0.0; nm],
+            claimed: vec![0.0; nm],
             send_lock: vec![FifoSemaphore::new(1); nm],
             local_slots: FifoSemaphore::new(cfg.local_workers.max(1)),
             rdeps,
@@ -241,6 +279,7 @@ impl<'a> Sim<'a> {
         for t in 0..n {
             if sim.pending[t] == 0 {
                 let at = sim.release[t];
+                sim.schedule(sim.queued_at(t), Ev::Queued, t as u32);
                 sim.schedule(at, Ev::Ready, t as u32);
             }
         }
@@ -252,13 +291,18 @@ impl<'a> Sim<'a> {
     }
 
     fn run(mut self) -> Result<Run> {
-        // Slots idle with runnable work for them, from the last instant to the next.
-        let mut loss_slots = 0u32;
+        // Slots idle with ready work for them, from the last instant to the next.
+        let mut loss_slots = 0.0;
         while let Some((t, (ev, idx))) = self.events.pop() {
-            self.run.stages.dispatch_loss_ms += f64::from(loss_slots) * (t - self.now) as f64;
-            loss_slots = 0;
+            self.run.stages.dispatch_loss_ms += loss_slots * (t - self.now) as f64;
+            loss_slots = 0.0;
+            self.count_runnable(t);
             self.now = t;
             match ev {
+                Ev::Queued => {
+                    self.ready[self.class_of[idx as usize] as usize] += 1.0;
+                    self.ready_total += 1;
+                }
                 Ev::Ready => self.on_ready(idx),
                 Ev::SendDone => self.on_send_done(idx),
                 Ev::BuildDone => self.on_build_done(idx),
@@ -296,7 +340,27 @@ impl<'a> Sim<'a> {
         })
     }
 
+    /// Adds the runnable steps from now to `until` to the hours they fall in.
+    fn count_runnable(&mut self, until: u64) {
+        if self.runnable_total == 0 {
+            return;
+        }
+        let n = self.runnable_total as f64;
+        let by_hour = &mut self.run.stages.runnable_ms_by_hour;
+        let mut from = self.now;
+        while from < until {
+            let h = (from / HOUR_MS) as usize;
+            let to = until.min((h as u64 + 1) * HOUR_MS);
+            if by_hour.len() <= h {
+                by_hour.resize(h + 1, 0.0);
+            }
+            by_hour[h] += n * (to - from) as f64;
+            from = to;
+        }
+    }
+
     fn on_ready(&mut self, t: u32) {
+        self.runnable_total += 1;
         let key = self.skey(t as usize);
         let c = self.class_of[t as usize] as usize;
         let j = self.w.tasks[t as usize].jobset as usize;
@@ -316,6 +380,9 @@ impl<'a> Sim<'a> {
 
     fn assign(&mut self, t: u32, m: usize) {
         let ti = t as usize;
+        self.ready[self.class_of[ti] as usize] -= 1.0;
+        self.ready_total -= 1;
+        self.runnable_total -= 1;
         self.run.dispatch_ms[ti] = self.now;
         self.run.machine[ti] = m as u16;
         self.queue.take_slot(m, self.now);
@@ -399,36 +466,32 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Free slots of disabled machines that runnable steps could use, each runnable step
-    /// counted for one slot only (after [`Sim::dispatch`], an enabled machine's free slot has
-    /// no runnable step it supports).
-    fn idle_with_work(&mut self) -> u32 {
+    /// Free slots of enabled machines that ready steps could use, each step counted for one
+    /// slot only ([`Ideal::claim`], the rule the ledger and the sample's truth use).
+    fn idle_with_work(&mut self) -> f64 {
+        if self.ready_total == 0 {
+            return 0.0;
+        }
         let now = self.now;
-        self.disabled
-            .retain(|&m| self.queue.disabled_until_ms(m) > now);
-        if self.disabled.is_empty() {
-            return 0;
+        for (m, f) in self.free.iter_mut().enumerate() {
+            *f = if self.queue.disabled_until_ms(m) > now {
+                0.0
+            } else {
+                f64::from(
+                    self.w.machines[m]
+                        .max_jobs
+                        .saturating_sub(self.queue.current_jobs(m)),
+                )
+            };
         }
-        let mut left: Vec<usize> = Vec::new();
-        let mut slots = 0;
-        for &m in &self.disabled {
-            let mut free = self.w.machines[m]
-                .max_jobs
-                .saturating_sub(self.queue.current_jobs(m)) as usize;
-            for &c in self.queue.classes_of(m) {
-                if left.len() <= c {
-                    left.resize(c + 1, usize::MAX);
-                }
-                if left[c] == usize::MAX {
-                    left[c] = self.queue.runnable(c);
-                }
-                let take = free.min(left[c]);
-                left[c] -= take;
-                free -= take;
-                slots += take as u32;
-            }
-        }
-        slots
+        self.claimed.fill(0.0);
+        self.ideal
+            .claim(&self.ready, &mut self.free, &mut self.claimed)
+    }
+
+    /// When task `t`'s build was queued, under the configured load.
+    fn queued_at(&self, t: usize) -> u64 {
+        super::calibrate::queued(self.w.tasks[t].release_ms, self.cfg.load)
     }
 
     /// An abort disables the machine for a while (docs/hydra.md §4). The replay draws no
@@ -437,9 +500,6 @@ impl<'a> Sim<'a> {
         let Some(until) = self.queue.machine_failed(m, self.now, 0) else {
             return;
         };
-        if !self.disabled.contains(&m) {
-            self.disabled.push(m);
-        }
         self.schedule(until, Ev::Enable, m as u32);
     }
 
@@ -499,6 +559,8 @@ impl<'a> Sim<'a> {
             self.pending[di] -= 1;
             if self.pending[di] == 0 {
                 let at = self.ready_at[di].max(self.release[di]);
+                let queued = self.ready_at[di].max(self.queued_at(di));
+                self.schedule(queued, Ev::Queued, d);
                 self.schedule(at, Ev::Ready, d);
             }
         }

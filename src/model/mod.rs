@@ -317,6 +317,8 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
     calibration.extend(calibrate::bucket_rows(
         &opts.measured,
         &scenario::buckets(&w, &replay, w.span_ms as f64),
+        w.origin_ms,
+        &replay.stages.runnable_ms_by_hour,
     ));
     let seeds: Vec<u64> = (1..=u64::from(opts.seeds.max(1))).collect();
     let baseline = scenario::evaluate("baseline", None, &w, &cfg, &seeds, &opts.costs)?;
