@@ -531,3 +531,89 @@ fn prometheus_and_a_watch_file_are_one_or_the_other() {
     let o = hb().args(["analyze", "--prometheus-step", "60"]).run();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// `snapshot --prometheus`: the series read is what the snapshot keeps, and what a later
+/// offline read gives back.
+#[test]
+fn a_snapshot_keeps_the_series_read_from_prometheus() {
+    let tl = sample_tl();
+    let prom = Prom::of_timeline(tl, Exporter::RustRunner, &["qr:8080"]);
+    let server = serve(move |r| prom.answer(r));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("snap");
+    let o = hb()
+        .args([
+            "snapshot",
+            "--quiet",
+            "--prometheus",
+            &server.url(),
+            "--out",
+        ])
+        .arg(&dir)
+        .run();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let back = hydra_bottleneck::source::snapshot::read(&dir).unwrap();
+    let got = back.timeline.expect("the snapshot keeps the series");
+    assert_eq!(
+        got.source,
+        format!("Prometheus at {}, query_range step 30 s", server.url())
+    );
+    assert_eq!(got.naming, "hydraqueuerunner");
+    assert_eq!(got.times, tl.times);
+    same_family(&got.runnable, &tl.runnable, 1.0);
+    same_family(&got.current_jobs, &tl.current_jobs, 1.0);
+}
+
+/// `--runner-series`: a `status --watch` file, resampled onto its own grid over the window.
+#[test]
+fn a_watch_file_is_read_over_the_window() {
+    let tl = sample_tl();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("series.jsonl");
+    // Three C++ status documents, 30 s apart, at the start of the sample's week.
+    let lines: Vec<String> = (0..3)
+        .map(|i| {
+            serde_json::json!({
+                "t": tl.times[0] + 30 * i,
+                "source": "http://hydra/queue-runner-status",
+                "status": {
+                    "status": "up",
+                    "nrStepsBuilding": 5,
+                    "nrStepsWaiting": 2,
+                    "machineTypes": {"x86_64-linux": {"runnable": 3, "running": 5}},
+                    "machines": {"ssh://b1": {"enabled": true, "currentJobs": 7}}
+                }
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let o = hb().arg("analyze").arg("--runner-series").arg(&file).run();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let note = err
+        .lines()
+        .find(|l| l.starts_with("runner's series: "))
+        .unwrap_or_else(|| panic!("no note: {err}"));
+    for s in [
+        "status --watch samples (C++ queue runner)",
+        "step 30 s (the median interval",
+        "3 samples",
+        "3 of 20160 points",
+        "1 machine types, 1 machines",
+    ] {
+        assert!(note.contains(s), "`{s}` not in: {note}");
+    }
+
+    // A file whose samples all fall outside the window: one line.
+    std::fs::write(
+        &file,
+        r#"{"t": 1000, "source": "x", "status": {"status": "up"}}"#.to_string() + "\n",
+    )
+    .unwrap();
+    let o = hb()
+        .args(["analyze", "--quiet", "--runner-series"])
+        .arg(&file)
+        .run();
+    assert_one_line_error(&o, "no sample of the runner's series falls in the window");
+}
