@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use hydra_bottleneck::status::exporters::{self, Exporter};
-use hydra_bottleneck::status::timeline::{Stage, Timeline};
+use hydra_bottleneck::status::timeline::Timeline;
 
 use super::http::{Request, Response};
 
