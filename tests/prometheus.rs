@@ -244,8 +244,8 @@ fn a_gap_shorter_than_the_lookback_is_filled_and_a_longer_one_stays_missing() {
     let b2 = &got.timeline.current_jobs["b2"];
     let served = &tl.current_jobs["b2"];
     // Prometheus' five-minute lookback: points 100..=109 take the sample of point 99.
-    for i in 100..110 {
-        assert_eq!(b2[i], served[99], "point {i}");
+    for (i, v) in b2.iter().enumerate().take(110).skip(100) {
+        assert_eq!(*v, served[99], "point {i}");
     }
     assert!(b2[110..120].iter().all(|v| v.is_nan()));
     assert_eq!(b2[120], served[120]);

@@ -68,6 +68,15 @@ impl Render for Manifest {
             let n = s.files.to_string();
             rows.push(vec![s.path.clone(), n.clone(), n, String::new()]);
         }
+        // The runner's series: one file, a row a sample time.
+        if let Some(s) = &self.runner_series {
+            rows.push(vec![
+                "runner_series".into(),
+                s.file.rows.to_string(),
+                "1".into(),
+                s.file.bytes.to_string(),
+            ]);
+        }
         p.rows(&["table", "rows", "files", "bytes"], &rows, self)
     }
 }

@@ -82,22 +82,20 @@ fn params(req: &Request) -> BTreeMap<String, String> {
 }
 
 /// A time: unix seconds, possibly fractional (RFC 3339 is not needed here).
-fn time(v: Option<&String>, name: &str) -> Result<f64, Response> {
+fn time(v: Option<&String>, name: &str) -> Result<f64, String> {
     v.and_then(|s| s.parse::<f64>().ok()).ok_or_else(|| {
-        bad(&format!(
+        format!(
             "invalid parameter \"{name}\": cannot parse \"{}\" to a valid timestamp",
             v.map_or("", |s| s.as_str())
-        ))
+        )
     })
 }
 
 /// A step: seconds as a number, or with an `s` (`30s`).
-fn step(v: Option<&String>) -> Result<f64, Response> {
+fn step(v: Option<&String>) -> Result<f64, String> {
     let s = v.map_or("", |s| s.as_str());
     s.trim_end_matches('s').parse::<f64>().map_err(|_| {
-        bad(&format!(
-            "invalid parameter \"step\": cannot parse \"{s}\" to a valid duration"
-        ))
+        format!("invalid parameter \"step\": cannot parse \"{s}\" to a valid duration")
     })
 }
 
@@ -226,33 +224,32 @@ impl Prom {
         }
         match self.query_range(&params(req)) {
             Ok(body) => Response::json(body),
-            Err(r) => r,
+            Err(why) => bad(&why),
         }
     }
 
-    fn query_range(&self, p: &BTreeMap<String, String>) -> Result<String, Response> {
+    /// The answer's body, or why the request is bad data.
+    fn query_range(&self, p: &BTreeMap<String, String>) -> Result<String, String> {
         let start = time(p.get("start"), "start")?;
         let end = time(p.get("end"), "end")?;
         if end < start {
-            return Err(bad("end timestamp must not be before start time"));
+            return Err(String::from("end timestamp must not be before start time"));
         }
         let step = step(p.get("step"))?;
         if step <= 0.0 {
-            return Err(bad(
+            return Err(String::from(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer",
             ));
         }
         // Go divides two durations as integers (nanoseconds): whole steps.
         if ((end - start) / step).floor() > MAX_STEPS {
-            return Err(bad(
+            return Err(String::from(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));
         }
         let q = p.get("query").map_or("", |s| s.as_str());
         let Some((name, by)) = parse_expr(q) else {
-            return Err(bad(&format!(
-                "1:1: parse error: unexpected expression {q:?}"
-            )));
+            return Err(format!("1:1: parse error: unexpected expression {q:?}"));
         };
         let chosen: Vec<&Series> = self
             .series
