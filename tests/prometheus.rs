@@ -35,7 +35,8 @@ fn sample_tl() -> &'static Timeline {
 }
 
 /// A small series: 200 points every 30 s, two machine types, two machines, every stage; machine
-/// `b2` missed its scrapes for ten minutes (points 100 to 119).
+/// `b2` missed its scrapes for ten minutes (points 100 to 119); `b1` was disabled for five
+/// (points 50 to 59).
 fn small_tl() -> Timeline {
     let step = 30;
     let t0 = 1_764_892_800; // 2025-12-05 00:00 UTC, a multiple of the step
@@ -61,6 +62,10 @@ fn small_tl() -> Timeline {
         *v = f64::NAN;
     }
     tl.current_jobs.insert("b2".into(), b2);
+    // b1 disabled after failures for five minutes.
+    let mut off = vec![0.0; n];
+    off[50..60].fill(1.0);
+    tl.disabled.insert("b1".into(), off);
     for (k, s) in Stage::ALL.into_iter().enumerate() {
         tl.stages.insert(s, f(k + 1, k));
     }
@@ -150,6 +155,12 @@ fn a_window_of_several_pieces_is_read_whole() {
     assert_eq!(got.timeline.times, tl.times);
     same_family(&got.timeline.runnable, &tl.runnable, 1.0);
     same_family(&got.timeline.current_jobs, &tl.current_jobs, 1.0);
+    // Disabled machines, from their disabled-until times.
+    same_family(&got.timeline.disabled, &tl.disabled, 1.0);
+    assert!(
+        tl.disabled.values().flatten().any(|v| *v > 0.0),
+        "the sample disables a machine at some point"
+    );
     for (stage, v) in &got.timeline.stages {
         assert!(same(v, &tl.stages[stage]), "{stage:?}");
     }
@@ -157,12 +168,12 @@ fn a_window_of_several_pieces_is_read_whole() {
     assert_eq!(got.timeline.stages.len(), 4);
     assert!(got.stages_absent.is_empty());
     // Two pieces for each of: the Rust runner's runnable (tried first, absent), hydra_exporter's
-    // runnable, current jobs and four stages; each piece within Prometheus' bound (the server
+    // runnable, current jobs, disabled-until and four stages; each piece within Prometheus' bound (the server
     // refuses more), and the pieces meet without a gap or an overlap.
     let pieces = tl.len().div_ceil(prometheus::MAX_POINTS);
     assert_eq!(pieces, 2);
-    assert_eq!(got.requests, 7 * pieces);
-    assert_eq!(server.count(), 7 * pieces);
+    assert_eq!(got.requests, 8 * pieces);
+    assert_eq!(server.count(), 8 * pieces);
     let starts: std::collections::BTreeSet<String> = server
         .requests()
         .iter()
@@ -226,12 +237,15 @@ fn a_runner_scraped_twice_is_summed_by_the_query() {
         got.timeline.stages[&Stage::Building][3],
         2.0 * tl.stages[&Stage::Building][3]
     );
+    // A time is not summed: the machine is disabled exactly where it was.
+    same_family(&got.timeline.disabled, &tl.disabled, 1.0);
     let q = queries(&server);
     assert!(
         q.contains(&"sum by (machineType) (hydra_queue_runner_machine_type_runnable)".into()),
         "{q:?}"
     );
     assert!(q.contains(&"sum by (host) (hydra_queue_runner_machine_current_jobs)".into()));
+    assert!(q.contains(&"max by (host) (hydra_queue_runner_machine_disabled_until)".into()));
     assert!(q.contains(&"sum(hydra_queue_runner_steps_waiting)".into()));
 }
 

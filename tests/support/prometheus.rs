@@ -2,8 +2,8 @@
 //! benchmark of `status::prometheus`: [`Prom::answer`] answers `GET /api/v1/query_range` as
 //! Prometheus' `web/api/v1/api.go` (`queryRange`) does, and nothing else.
 //!
-//! What it evaluates, really rather than by rote: the expressions `NAME`, `sum(NAME)` and
-//! `sum by (LABEL) (NAME)` over the raw samples it holds, at `start`, `start + step`, … up to
+//! What it evaluates, really rather than by rote: the expressions `NAME`, `sum(NAME)`,
+//! `sum by (LABEL) (NAME)` and `max by (LABEL) (NAME)` over the raw samples it holds, at `start`, `start + step`, … up to
 //! `end`, each series taking its latest sample at or before the instant and no older than the
 //! lookback (five minutes, Prometheus' default `--query.lookback-delta`). So a runner scraped
 //! under two `instance` labels is summed, as Prometheus would sum it. A point no series has is
@@ -99,25 +99,30 @@ fn step(v: Option<&String>) -> Result<f64, String> {
     })
 }
 
-/// An expression this server evaluates: the metric's name and the label summed by (`Some("")`
-/// for `sum(…)`, `None` for the bare name).
-fn parse_expr(q: &str) -> Option<(String, Option<String>)> {
+/// An expression this server evaluates: the metric's name, the label aggregated by (`Some("")`
+/// for `sum(…)`, `None` for the bare name), and whether the aggregation is `max` (else `sum`).
+fn parse_expr(q: &str) -> Option<(String, Option<String>, bool)> {
     let q = q.trim();
     let name_ok = |n: &str| {
         !n.is_empty()
             && n.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
     };
+    if let Some(rest) = q.strip_prefix("max by (") {
+        let (label, rest) = rest.split_once(')')?;
+        let inner = rest.trim().strip_prefix('(')?.strip_suffix(')')?.trim();
+        return name_ok(inner).then(|| (inner.to_string(), Some(label.trim().to_string()), true));
+    }
     if let Some(rest) = q.strip_prefix("sum by (") {
         let (label, rest) = rest.split_once(')')?;
         let inner = rest.trim().strip_prefix('(')?.strip_suffix(')')?.trim();
-        return name_ok(inner).then(|| (inner.to_string(), Some(label.trim().to_string())));
+        return name_ok(inner).then(|| (inner.to_string(), Some(label.trim().to_string()), false));
     }
     if let Some(rest) = q.strip_prefix("sum(") {
         let inner = rest.strip_suffix(')')?.trim();
-        return name_ok(inner).then(|| (inner.to_string(), Some(String::new())));
+        return name_ok(inner).then(|| (inner.to_string(), Some(String::new()), false));
     }
-    name_ok(q).then(|| (q.to_string(), None))
+    name_ok(q).then(|| (q.to_string(), None, false))
 }
 
 /// The value as Prometheus writes it (Go's `strconv.FormatFloat(v, 'f', -1, 64)`).
@@ -162,7 +167,8 @@ impl Prom {
     /// The series a runner with timeline `tl` would have exported under `exp`'s names, scraped
     /// as each of `instances` (the `instance` label; the same values under each). Under the
     /// Rust runner's names the runnable gauge counts the running steps too, as the runner's
-    /// does; hydra_exporter exports no download-slot stage.
+    /// does; hydra_exporter exports no download-slot stage, and each machine's disabled state as
+    /// its disabled-until time.
     pub(crate) fn of_timeline(tl: &Timeline, exp: Exporter, instances: &[&str]) -> Prom {
         let mut p = Prom::default();
         let pre = exp.prefix();
@@ -200,6 +206,21 @@ impl Prom {
                     &tl.times,
                     jobs,
                 );
+            }
+            if !exp.runnable_includes_running() {
+                // hydra_exporter's copy of the C++ `disabledUntil`: a time past the sample's
+                // while the machine is disabled, else 0.
+                for (m, flags) in &tl.disabled {
+                    let lab = [base[0], base[1], (exp.machine_label(), m.as_str())];
+                    let until: Vec<f64> = tl
+                        .times
+                        .iter()
+                        .zip(flags)
+                        .map(|(&t, &f)| if f > 0.0 { (t + tl.step_s) as f64 } else { 0.0 })
+                        .collect();
+                    let name = format!("{pre}{}", exporters::MACHINE_DISABLED_UNTIL);
+                    p.add(&name, &lab, &tl.times, &until);
+                }
             }
             for (stage, v) in &tl.stages {
                 if let Some(f) = exp.stage_family(*stage) {
@@ -248,7 +269,7 @@ impl Prom {
             ));
         }
         let q = p.get("query").map_or("", |s| s.as_str());
-        let Some((name, by)) = parse_expr(q) else {
+        let Some((name, by, max)) = parse_expr(q) else {
             return Err(format!("1:1: parse error: unexpected expression {q:?}"));
         };
         let chosen: Vec<&Series> = self
@@ -280,7 +301,10 @@ impl Prom {
                     continue;
                 }
                 let row = out.entry(key.clone()).or_default();
-                *row.entry(k).or_insert(0.0) += v;
+                let e = row
+                    .entry(k)
+                    .or_insert(if max { f64::NEG_INFINITY } else { 0.0 });
+                *e = if max { e.max(v) } else { *e + v };
             }
         }
         let mut body =
