@@ -103,7 +103,7 @@ fn env(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
-/// The share of a timeline's points at which any machine type or machine has a sample.
+/// How many of a timeline's points hold a sample of some machine type or machine.
 fn sampled_points(tl: &Timeline) -> usize {
     (0..tl.len())
         .filter(|&i| {
