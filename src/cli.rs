@@ -176,6 +176,8 @@ struct AnalyzeArgs {
     compression: Option<PathBuf>,
     #[command(flatten)]
     drv: DrvStoreArg,
+    #[command(flatten)]
+    series: SeriesArg,
 }
 
 /// `--drv-store`, shared by the commands that read a dataset's derivation graph.
@@ -186,6 +188,43 @@ struct DrvStoreArg {
     /// it holds them, else the same-build estimate (said so).
     #[arg(long, value_name = "DIR")]
     drv_store: Option<PathBuf>,
+}
+
+/// Where the queue runner's series comes from, shared by the commands whose ledger reads it
+/// (held slots, the dispatcher's loss); it replaces the series the data came with.
+#[derive(Args, Debug)]
+struct SeriesArg {
+    /// Read the queue runner's series over the window from this Prometheus server
+    /// (http://prometheus:9090): the Rust runner's hydraqueuerunner_* or hydra_exporter's
+    /// hydra_queue_runner_* families. Credentials: --prometheus-token-file, else a bearer token
+    /// in HYDRA_BOTTLENECK_PROMETHEUS_TOKEN, else user:password in the URL, else
+    /// HYDRA_BOTTLENECK_PROMETHEUS_USER and _PASSWORD.
+    #[arg(long, value_name = "URL", conflicts_with = "runner_series")]
+    prometheus: Option<String>,
+    /// With --prometheus: the grid's step, seconds [default: 30].
+    #[arg(long, value_name = "SECONDS", requires = "prometheus",
+          value_parser = clap::value_parser!(i64).range(1..))]
+    prometheus_step: Option<i64>,
+    /// With --prometheus: a file holding a bearer token (one line).
+    #[arg(long, value_name = "FILE", requires = "prometheus")]
+    prometheus_token_file: Option<PathBuf>,
+    /// Read the queue runner's series from this file written by `status --watch`.
+    #[arg(long, value_name = "FILE.jsonl")]
+    runner_series: Option<PathBuf>,
+}
+
+impl SeriesArg {
+    fn source(self) -> Option<app::SeriesSource> {
+        match (self.prometheus, self.runner_series) {
+            (Some(url), _) => Some(app::SeriesSource::Prometheus {
+                url,
+                step_s: self.prometheus_step,
+                token_file: self.prometheus_token_file,
+            }),
+            (None, Some(path)) => Some(app::SeriesSource::WatchFile(path)),
+            (None, None) => None,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -358,6 +397,8 @@ struct ReportArgs {
     no_simulation: bool,
     #[command(flatten)]
     drv: DrvStoreArg,
+    #[command(flatten)]
+    series: SeriesArg,
 }
 
 /// `status`: one document (file, `-`, URL), a watch that collects a series, or a series summary.
@@ -408,6 +449,8 @@ struct SnapshotArgs {
     force: bool,
     #[command(flatten)]
     drv: DrvStoreArg,
+    #[command(flatten)]
+    series: SeriesArg,
 }
 
 #[derive(Args, Debug)]
@@ -551,6 +594,7 @@ impl From<SnapshotArgs> for app::snapshot::SnapshotOptions {
             out: a.out,
             force: a.force,
             drv_store: a.drv.drv_store,
+            series: a.series.source(),
         }
     }
 }
@@ -598,6 +642,7 @@ impl From<AnalyzeArgs> for app::analyze::AnalyzeOptions {
             gap_s: a.gap,
             compression: a.compression,
             drv_store: a.drv.drv_store,
+            series: a.series.source(),
         }
     }
 }
@@ -620,6 +665,7 @@ impl From<ReportArgs> for app::report::ReportOptions {
             local_workers: a.local_workers,
             simulation: !a.no_simulation,
             drv_store: a.drv.drv_store,
+            series: a.series.source(),
         }
     }
 }

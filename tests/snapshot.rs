@@ -526,3 +526,118 @@ fn a_table_directory_nested_too_deep_is_refused() {
         .run();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// `a == b` where NaN equals NaN, point by point, series by series.
+fn same_timeline(
+    a: &hydra_bottleneck::status::timeline::Timeline,
+    b: &hydra_bottleneck::status::timeline::Timeline,
+) -> bool {
+    type Map = std::collections::BTreeMap<String, Vec<f64>>;
+    let same = |x: &[f64], y: &[f64]| {
+        x.len() == y.len()
+            && x.iter()
+                .zip(y)
+                .all(|(p, q)| p == q || (p.is_nan() && q.is_nan()))
+    };
+    let fam = |x: &Map, y: &Map| {
+        x.len() == y.len() && x.iter().zip(y).all(|((k, v), (l, w))| k == l && same(v, w))
+    };
+    (&a.source, &a.naming, a.step_s, &a.times) == (&b.source, &b.naming, b.step_s, &b.times)
+        && fam(&a.runnable, &b.runnable)
+        && fam(&a.running, &b.running)
+        && fam(&a.current_jobs, &b.current_jobs)
+        && fam(&a.disabled, &b.disabled)
+        && a.stages.len() == b.stages.len()
+        && a.stages
+            .iter()
+            .zip(&b.stages)
+            .all(|((s, v), (t, w))| s == t && same(v, w))
+}
+
+#[test]
+fn the_runner_series_roundtrips_through_a_snapshot() {
+    let root = tempfile::tempdir().unwrap();
+    let mut ds = sample::generate(&SampleSpec {
+        scale: 0.1,
+        ..SampleSpec::default()
+    })
+    .unwrap();
+    // A missing sample (a failed scrape) must stay missing, not become 0.
+    let tl = ds.timeline.as_mut().expect("the sample has its series");
+    let first = tl.current_jobs.keys().next().unwrap().clone();
+    tl.current_jobs.get_mut(&first).unwrap()[3] = f64::NAN;
+    let tl = tl.clone();
+    let dir = root.path().join("snap");
+    let m = snapshot::write(&ds, &dir, false).unwrap();
+    let entry = m.runner_series.as_ref().expect("listed in the manifest");
+    assert_eq!(entry.file.rows, tl.len() as u64);
+    let back = snapshot::read(&dir).unwrap();
+    let got = back.timeline.expect("read back");
+    assert!(
+        same_timeline(&got, &tl),
+        "the series differs after the roundtrip"
+    );
+    assert!(got.current_jobs[&first][3].is_nan());
+    assert!(!tl.stages.is_empty() && !tl.disabled.is_empty() && !tl.running.is_empty());
+}
+
+#[test]
+fn a_snapshot_without_a_series_still_loads() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot(root.path());
+    // As written before series were kept: no `runner_series` in the manifest, no file.
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let file = m["runner_series"]["file"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    m.as_object_mut().unwrap().remove("runner_series");
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    std::fs::remove_file(dir.join(file)).unwrap();
+    let back = snapshot::read(&dir).unwrap();
+    assert!(back.timeline.is_none());
+}
+
+#[test]
+fn a_series_file_that_is_not_one_is_named() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot(root.path());
+    let m = snapshot::read_manifest(&dir).unwrap();
+    let entry = m.runner_series.unwrap();
+    // Another table's file in its place, its size and rows written into the manifest.
+    let other = first_file(&dir, "jobsets");
+    let target = dir.join(&entry.file.path);
+    std::fs::copy(&other, &target).unwrap();
+    let path = dir.join("manifest.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["runner_series"]["file"]["bytes"] = std::fs::metadata(&target).unwrap().len().into();
+    v["runner_series"]["file"]["rows"] = m.tables["jobsets"].rows.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let o = run(&["analyze", "--quiet", "--snapshot", dir.to_str().unwrap()]);
+    assert_one_line_error(&o, "not a runner's series: its first column is not `time`");
+}
+
+#[test]
+fn a_report_from_a_snapshot_takes_held_slots_from_its_series() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot(root.path());
+    let out = root.path().join("report");
+    let o = run(&[
+        "report",
+        "--quiet",
+        "--snapshot",
+        dir.to_str().unwrap(),
+        "--no-compression",
+        "--no-simulation",
+        "--no-png",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("measured: the runner's stage counters (the sample's runner"),
+        "held slots not from the series:\n{md}"
+    );
+}

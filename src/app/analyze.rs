@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::render::{Format, Printer, Render};
-use super::{Context, inputs};
+use super::{Context, SeriesSource, inputs};
 use crate::analysis::Findings;
 use crate::analysis::table::{Finding, tabulate};
 use crate::error::{Error, Result};
@@ -22,6 +22,8 @@ pub struct AnalyzeOptions {
     pub compression: Option<PathBuf>,
     /// A directory of `.drv` files (`--drv-store`) for the derivation graph.
     pub drv_store: Option<PathBuf>,
+    /// The runner's series to read (`--prometheus`, `--runner-series`) instead of the data's.
+    pub series: Option<SeriesSource>,
 }
 
 impl Default for AnalyzeOptions {
@@ -32,6 +34,7 @@ impl Default for AnalyzeOptions {
             gap_s: None,
             compression: None,
             drv_store: None,
+            series: None,
         }
     }
 }
@@ -48,9 +51,13 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
     if let Some(dir) = &opts.drv_store {
         crate::source::drvstore::check_dir(dir)?;
     }
+    if let Some(s) = &opts.series {
+        s.check()?;
+    }
     ctx.note_if_sample("analysing the built-in sample workload");
     let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
     ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
+    ctx.runner_series(&mut ds, opts.series.as_ref())?;
     let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
     let codec_speeds = match &opts.compression {
         Some(p) => inputs::speeds(&inputs::saved_codecs(p)?),

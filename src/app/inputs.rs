@@ -1,9 +1,10 @@
 //! What several commands read the same way, written once: the note that the built-in sample is
 //! used, the dataset, the machines file (given, or the one that came with the data), a cost
 //! file, a saved codec measurement and which of its codecs have a usable speed, a connection
-//! string, the derivation graph (`--drv-store`), and the async runtime.
+//! string, the derivation graph (`--drv-store`), the runner's series (`--prometheus`,
+//! `--runner-series`), and the async runtime.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Context;
 use crate::compress::CodecSummary;
@@ -12,6 +13,7 @@ use crate::conninfo::ConnParams;
 use crate::dataset::{Dataset, Omit};
 use crate::error::{Error, Result};
 use crate::nix::machines::BuildMachine;
+use crate::status::timeline::Timeline;
 
 impl Context<'_> {
     /// Says that no source was given and the built-in sample is used: "no --db or --snapshot
@@ -47,6 +49,194 @@ impl Context<'_> {
                 self.note(n);
             }
         }
+        Ok(())
+    }
+}
+
+/// Where the runner's series is read from when the command line names one (`--prometheus`,
+/// `--runner-series`). It replaces the series the data came with (the sample's runner, a
+/// snapshot's `runner_series`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeriesSource {
+    /// A Prometheus server's HTTP API (`status::prometheus`).
+    Prometheus {
+        /// The server's base URL, credentials and all as given (they are taken out before any
+        /// request and never shown).
+        url: String,
+        /// The grid's step, seconds; `None`: [`crate::status::prometheus::DEFAULT_STEP_S`].
+        step_s: Option<i64>,
+        /// A file holding a bearer token.
+        token_file: Option<PathBuf>,
+    },
+    /// A JSON-lines file `status --watch` wrote (`status::series`).
+    WatchFile(PathBuf),
+}
+
+impl SeriesSource {
+    /// What can be checked before the history is read, which may take minutes: the token file
+    /// holds one token, the step is positive, the watch file is a regular file.
+    pub(super) fn check(&self) -> Result<()> {
+        match self {
+            SeriesSource::Prometheus {
+                url,
+                step_s,
+                token_file,
+            } => {
+                if let Some(s) = step_s.filter(|s| *s <= 0) {
+                    return Err(Error::Usage(format!(
+                        "--prometheus-step {s} is not a positive number of seconds"
+                    )));
+                }
+                crate::status::prometheus::resolve_auth(url, token_file.as_deref(), &env)?;
+                Ok(())
+            }
+            SeriesSource::WatchFile(p) => {
+                crate::readfile::open_regular(p, "status series")?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The process environment, as `status::prometheus::resolve_auth` takes it.
+fn env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+/// How many of a timeline's points hold a sample of some machine type or machine.
+fn sampled_points(tl: &Timeline) -> usize {
+    (0..tl.len())
+        .filter(|&i| {
+            tl.runnable
+                .values()
+                .chain(tl.current_jobs.values())
+                .any(|s| s.get(i).is_some_and(|v| v.is_finite()))
+        })
+        .count()
+}
+
+impl Context<'_> {
+    /// Gives `ds` the runner's series read from `given` over the dataset's window, replacing the
+    /// one it came with; notes in one line where from, on which grid, how many points and how
+    /// much of the window they cover, and in another line each stage counter the server held
+    /// no series of. Without `given`, `ds` keeps its own.
+    pub(super) fn runner_series(
+        &self,
+        ds: &mut Dataset,
+        given: Option<&SeriesSource>,
+    ) -> Result<()> {
+        let Some(given) = given else {
+            return Ok(());
+        };
+        let Some(window) = crate::analysis::span(ds)? else {
+            return Err(Error::NoData(
+                "the data has no window to read the runner's series over (no step or build \
+                 with a time)"
+                    .into(),
+            ));
+        };
+        let shown = crate::window::Window {
+            since: Some(window.0),
+            until: Some(window.1),
+        }
+        .describe();
+        let (tl, how) = match given {
+            SeriesSource::Prometheus {
+                url,
+                step_s,
+                token_file,
+            } => {
+                use crate::status::prometheus;
+                let (bare, auth) = prometheus::resolve_auth(url, token_file.as_deref(), &env)?;
+                let mut opts = prometheus::Options::new(bare, window);
+                opts.step_s = step_s.unwrap_or(prometheus::DEFAULT_STEP_S);
+                opts.auth = auth;
+                opts.progress = self.progress;
+                let got = prometheus::fetch(&opts)?;
+                let p = got.exporter.prefix();
+                for stage in &got.stages_absent {
+                    let name = got
+                        .exporter
+                        .stage_family(*stage)
+                        .map_or_else(String::new, |f| format!("{p}{f}"));
+                    self.note(&format!(
+                        "runner's series: Prometheus held no series of `{name}` ({} steps) in \
+                         the window, which {} exports; the ledger goes without that stage \
+                         counter",
+                        stage.as_str().replace('_', " "),
+                        got.exporter
+                    ));
+                }
+                let step_said = match step_s {
+                    Some(s) => format!("step {s} s"),
+                    None => format!(
+                        "step {} s (the default; --prometheus-step)",
+                        prometheus::DEFAULT_STEP_S
+                    ),
+                };
+                let pieces = got.timeline.len().div_ceil(prometheus::MAX_POINTS);
+                let how = format!(
+                    "{} ({}), {step_said}, {} piece(s) of at most {} points, {} requests",
+                    got.timeline.source.split(',').next().unwrap_or_default(),
+                    got.exporter,
+                    pieces,
+                    prometheus::MAX_POINTS,
+                    got.requests
+                );
+                (got.timeline, how)
+            }
+            SeriesSource::WatchFile(path) => {
+                let stage = self.progress.stage("reading the runner's series");
+                let series = crate::status::series::read(path)?;
+                let name = path.display().to_string();
+                let tl = crate::status::series::to_timeline(&series, None, Some(window), &name)
+                    .ok_or_else(|| {
+                        Error::NoData(format!(
+                            "{name}: no sample of the runner's series falls in the window {shown} \
+                             ({} samples read, {} error lines, {} lines not a sample)",
+                            series.samples.len(),
+                            series.errors,
+                            series.bad_lines
+                        ))
+                    })?;
+                stage.done();
+                let how = format!(
+                    "{name} ({}), step {} s (the median interval between its samples), \
+                     {} samples, {} error lines, {} lines not a sample",
+                    tl.naming,
+                    tl.step_s,
+                    series.samples.len(),
+                    series.errors,
+                    series.bad_lines
+                );
+                (tl, how)
+            }
+        };
+        let sampled = sampled_points(&tl);
+        let whole = crate::status::prometheus::grid(window, tl.step_s.max(1)).len();
+        self.note(&format!(
+            "runner's series: {how}; {} of {} points of the window {shown} hold a sample \
+             ({:.0} %); {} machine types, {} machines, stage counters: {}{}",
+            sampled,
+            whole,
+            100.0 * sampled as f64 / whole.max(1) as f64,
+            tl.runnable.len(),
+            tl.current_jobs.len(),
+            if tl.stages.is_empty() {
+                "none".to_string()
+            } else {
+                tl.stages
+                    .keys()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            match &ds.timeline {
+                Some(old) => format!("; replaces the series the data came with ({})", old.source),
+                None => String::new(),
+            }
+        ));
+        ds.timeline = Some(tl);
         Ok(())
     }
 }

@@ -31,6 +31,7 @@ use crate::sample::SampleSpec;
 use crate::source::{ReadOptions, SourceSpec};
 use crate::window::WindowSpec;
 
+pub use inputs::SeriesSource;
 pub use render::{Format, Printer, Render};
 
 /// The bound on every database statement when none is given (`--statement-timeout`), as

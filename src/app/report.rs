@@ -47,6 +47,8 @@ pub struct ReportOptions {
     pub simulation: bool,
     /// A directory of `.drv` files (`--drv-store`) for the derivation graph.
     pub drv_store: Option<PathBuf>,
+    /// The runner's series to read (`--prometheus`, `--runner-series`) instead of the data's.
+    pub series: Option<super::SeriesSource>,
 }
 
 /// The codecs a report measures by default: the C++ runner's xz-6 and the zstd levels a
@@ -75,6 +77,7 @@ impl Default for ReportOptions {
             local_workers: None,
             simulation: true,
             drv_store: None,
+            series: None,
         }
     }
 }
@@ -173,6 +176,9 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
     if let Some(dir) = &opts.drv_store {
         crate::source::drvstore::check_dir(dir)?;
     }
+    if let Some(s) = &opts.series {
+        s.check()?;
+    }
     let (out, existing) = destination(ctx, opts)?;
     ctx.note_if_sample("reporting on the built-in sample workload");
 
@@ -181,6 +187,7 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
     let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
     stage.done();
     ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
+    ctx.runner_series(&mut ds, opts.series.as_ref())?;
     let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
 
     let compression = if let Some((s, bytes, path)) = saved {

@@ -16,6 +16,9 @@ pub struct SnapshotOptions {
     pub force: bool,
     /// A directory of `.drv` files (`--drv-store`): the graph is written into `store/`.
     pub drv_store: Option<PathBuf>,
+    /// The runner's series to read (`--prometheus`, `--runner-series`) and write into the
+    /// snapshot instead of the data's own.
+    pub series: Option<super::SeriesSource>,
 }
 
 /// Reads the history and writes it as a snapshot; Ctrl-C leaves nothing half-written.
@@ -24,9 +27,13 @@ pub fn run(ctx: &Context<'_>, opts: &SnapshotOptions) -> Result<Manifest> {
     if let Some(dir) = &opts.drv_store {
         crate::source::drvstore::check_dir(dir)?;
     }
+    if let Some(s) = &opts.series {
+        s.check()?;
+    }
     ctx.note_if_sample("snapshotting the built-in sample workload");
     let mut ds = ctx.load(&[])?;
     ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
+    ctx.runner_series(&mut ds, opts.series.as_ref())?;
     ctx.note(&format!(
         "read {} steps and {} builds from {} ({}; runner {}: {})",
         ds.steps.height(),
@@ -60,6 +67,15 @@ impl Render for Manifest {
         if let Some(s) = &self.drv_store {
             let n = s.files.to_string();
             rows.push(vec![s.path.clone(), n.clone(), n, String::new()]);
+        }
+        // The runner's series: one file, a row a sample time.
+        if let Some(s) = &self.runner_series {
+            rows.push(vec![
+                "runner_series".into(),
+                s.file.rows.to_string(),
+                "1".into(),
+                s.file.bytes.to_string(),
+            ]);
         }
         p.rows(&["table", "rows", "files", "bytes"], &rows, self)
     }

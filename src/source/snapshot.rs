@@ -8,9 +8,20 @@
 //! jobsets/part-0.parquet                 small tables: one file
 //! machines                               the machines file, when the source had one
 //! store/<hash>-<name>.drv                the derivation graph as .drv files, when the data had one
+//! runner_series/part-0.parquet           the queue runner's series, when the data had one
 //! ```
 //! Files are zstd-compressed Parquet. The manifest lists every file with its row count and byte
 //! size; reading checks each against it, so a truncated, swapped or missing file is named.
+//!
+//! The runner's series ([`crate::status::timeline::Timeline`]) is one Parquet file, wide: a
+//! `time` column (unix seconds, `step_s` apart) and one `Float64` column a series, named
+//! `family/key` (`runnable/x86_64-linux`, `current_jobs/ssh://b1`, `stage/building`; see
+//! [`SERIES_FAMILIES`]), `NaN` where a sample is missing. Wide rather than long (time, family,
+//! key, value): a month every 30 s of 40 machines and 10 machine types is some 9 M long rows with
+//! two strings each, several hundred MB in memory to write, where wide it is 86,400 rows of
+//! numbers. The manifest's `runner_series` says where it came from and its step; it is not a
+//! table of [`CORE_TABLES`], so older readers, which ignore fields they do not know, still read
+//! the rest of the snapshot.
 //!
 //! A snapshot holds no symbolic links, and reading refuses one, naming it: a link to `.` made
 //! the walk of a table's directory endless, and a link to `/` would walk (or read) the whole
@@ -39,6 +50,12 @@ const MANIFEST: &str = "manifest.json";
 const MACHINES: &str = "machines";
 /// The directory of `.drv` files (a store-like directory, read by `source::drvstore`).
 const STORE: &str = "store";
+/// The runner's series, one file.
+const SERIES: &str = "runner_series/part-0.parquet";
+/// The series' time column.
+const SERIES_TIME: &str = "time";
+/// The families of a timeline as its columns name them, before the `/`.
+pub const SERIES_FAMILIES: [&str; 5] = ["runnable", "running", "current_jobs", "disabled", "stage"];
 const SECONDS_PER_DAY: i64 = 86_400;
 
 /// The most read of `manifest.json`: about 150 bytes per file listed, one file per table per
@@ -76,6 +93,23 @@ pub struct Manifest {
     /// written before graphs were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drv_store: Option<StoreEntry>,
+    /// The queue runner's series, when the data had one; absent in snapshots written before
+    /// series were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_series: Option<SeriesEntry>,
+}
+
+/// The runner's series of a snapshot: its file and what [`crate::status::timeline::Timeline`]
+/// says beside the numbers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SeriesEntry {
+    pub file: FileEntry,
+    /// Where the series came from (never a credential: the timeline's source is redacted).
+    pub source: String,
+    /// Which metric names it was read under.
+    pub naming: String,
+    /// The sampling interval, seconds.
+    pub step_s: i64,
 }
 
 /// The `.drv` files of a snapshot.
@@ -153,6 +187,11 @@ pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
         }
         None => None,
     };
+    let runner_series = ds
+        .timeline
+        .as_ref()
+        .map(|tl| write_series(staged.path(), tl))
+        .transpose()?;
     crate::interrupt::check()?;
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -169,6 +208,7 @@ pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
         machines,
         queue_runner: ds.meta.queue_runner,
         drv_store,
+        runner_series,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::json("manifest", e))?;
     write_file_atomic(&staged.path().join(MANIFEST), &json)?;
@@ -223,6 +263,136 @@ fn write_table(root: &Path, def: &TableDef, df: &DataFrame) -> Result<TableEntry
         rows: df.height() as u64,
         files,
     })
+}
+
+/// The columns of a timeline: `(family/key, values)`, family by family in
+/// [`SERIES_FAMILIES`]' order.
+fn series_columns(tl: &crate::status::timeline::Timeline) -> Vec<(String, &Vec<f64>)> {
+    fn keyed<'a>(family: &str, m: &'a BTreeMap<String, Vec<f64>>) -> Vec<(String, &'a Vec<f64>)> {
+        m.iter()
+            .map(|(k, v)| (format!("{family}/{k}"), v))
+            .collect()
+    }
+    let mut all = keyed(SERIES_FAMILIES[0], &tl.runnable);
+    all.extend(keyed(SERIES_FAMILIES[1], &tl.running));
+    all.extend(keyed(SERIES_FAMILIES[2], &tl.current_jobs));
+    all.extend(keyed(SERIES_FAMILIES[3], &tl.disabled));
+    all.extend(
+        tl.stages
+            .iter()
+            .map(|(s, v)| (format!("{}/{}", SERIES_FAMILIES[4], s.as_str()), v)),
+    );
+    all
+}
+
+/// Writes the runner's series as [`SERIES`].
+fn write_series(root: &Path, tl: &crate::status::timeline::Timeline) -> Result<SeriesEntry> {
+    let n = tl.len();
+    let mut cols = vec![Column::new(SERIES_TIME.into(), tl.times.clone())];
+    for (name, v) in series_columns(tl) {
+        if v.len() != n {
+            return Err(Error::snapshot(
+                root.join(SERIES),
+                format!("series `{name}` has {} points, the grid {n}", v.len()),
+            ));
+        }
+        cols.push(Column::new(name.as_str().into(), v.clone()));
+    }
+    let df = DataFrame::new(n, cols).map_err(|e| Error::frame("runner_series", e))?;
+    Ok(SeriesEntry {
+        file: write_part(root, SERIES, df)?,
+        source: tl.source.clone(),
+        naming: tl.naming.clone(),
+        step_s: tl.step_s,
+    })
+}
+
+/// Reads the runner's series a manifest lists, checking it as a table's file is checked and
+/// its grid and column names against what [`write_series`] writes.
+fn read_series(dir: &Path, entry: &SeriesEntry) -> Result<crate::status::timeline::Timeline> {
+    use crate::status::timeline::{Stage, Timeline};
+    let path = no_links(dir, &entry.file.path)?;
+    let meta = std::fs::metadata(&path)
+        .map_err(|_| Error::snapshot(&path, "listed in manifest.json but missing"))?;
+    if !meta.is_file() {
+        return Err(Error::snapshot(&path, "is not a regular file"));
+    }
+    if meta.len() != entry.file.bytes {
+        return Err(Error::snapshot(
+            &path,
+            format!(
+                "is {} bytes, manifest.json says {}",
+                meta.len(),
+                entry.file.bytes
+            ),
+        ));
+    }
+    let (file, _) = crate::readfile::open_regular(&path, "snapshot file")?;
+    let corrupt = |e: PolarsError| Error::snapshot(&path, format!("corrupt Parquet: {e}"));
+    let df = contain(&path, || {
+        let mut reader = ParquetReader::new(file);
+        let footer = reader.get_metadata().map_err(corrupt)?;
+        check_footer(footer, meta.len(), entry.file.rows)
+            .map_err(|why| Error::snapshot(&path, format!("corrupt Parquet: its footer {why}")))?;
+        reader.finish().map_err(corrupt)
+    })?;
+    let bad = |why: String| Error::snapshot(&path, format!("not a runner's series: {why}"));
+    if entry.step_s <= 0 {
+        return Err(bad(format!("its step is {} s", entry.step_s)));
+    }
+    let mut cols = df.columns().iter();
+    let times: Vec<i64> = match cols.next() {
+        Some(c) if c.name().as_str() == SERIES_TIME && c.dtype() == &DataType::Int64 => c
+            .i64()
+            .map_err(corrupt)?
+            .iter()
+            .collect::<Option<Vec<i64>>>()
+            .ok_or_else(|| bad("a time is null".into()))?,
+        _ => {
+            return Err(bad(format!(
+                "its first column is not `{SERIES_TIME}` (Int64)"
+            )));
+        }
+    };
+    if let Some(w) = times.windows(2).find(|w| w[1] - w[0] != entry.step_s) {
+        return Err(bad(format!(
+            "times {} and {} are not {} s apart",
+            w[0], w[1], entry.step_s
+        )));
+    }
+    let mut tl = Timeline {
+        source: entry.source.clone(),
+        naming: entry.naming.clone(),
+        step_s: entry.step_s,
+        times,
+        ..Timeline::default()
+    };
+    for c in cols {
+        let name = c.name().as_str();
+        let values: Vec<f64> = c
+            .f64()
+            .map_err(|_| bad(format!("column `{name}` is not Float64")))?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect();
+        let (family, key) = name
+            .split_once('/')
+            .ok_or_else(|| bad(format!("column `{name}` is not `family/key`")))?;
+        let key = key.to_string();
+        match family {
+            "runnable" => tl.runnable.insert(key, values),
+            "running" => tl.running.insert(key, values),
+            "current_jobs" => tl.current_jobs.insert(key, values),
+            "disabled" => tl.disabled.insert(key, values),
+            "stage" => {
+                let stage = Stage::parse(&key)
+                    .ok_or_else(|| bad(format!("column `{name}` names no stage")))?;
+                tl.stages.insert(stage, values)
+            }
+            _ => return Err(bad(format!("column `{name}` names no family"))),
+        };
+    }
+    Ok(tl)
 }
 
 fn write_part(root: &Path, rel: &str, mut df: DataFrame) -> Result<FileEntry> {
@@ -319,6 +489,12 @@ pub fn parse_manifest(text: &[u8], path: &Path) -> Result<Manifest> {
         .map(|f| f.path.as_str())
         .chain(manifest.machines.as_deref())
         .chain(manifest.drv_store.as_ref().map(|s| s.path.as_str()))
+        .chain(
+            manifest
+                .runner_series
+                .as_ref()
+                .map(|s| s.file.path.as_str()),
+        )
     {
         if !crate::output::is_relative_inside(name) {
             return Err(Error::snapshot(
@@ -418,8 +594,11 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
         evals,
         truth,
         machines,
-        // The runner's series is carried by later snapshot formats.
-        timeline: None,
+        timeline: manifest
+            .runner_series
+            .as_ref()
+            .map(|e| read_series(dir, e))
+            .transpose()?,
         drv_graph: None,
     })?;
     if let Some(store) = &manifest.drv_store {

@@ -278,7 +278,7 @@ const MACHINE: &[Name<MachineStatus>] = &[
     },
     Name {
         rust: None,
-        exporter: Some(("machine_disabled_until", S)),
+        exporter: Some((MACHINE_DISABLED_UNTIL, S)),
         set: to!(MachineStatus, disabled_until),
     },
     Name {
@@ -442,6 +442,9 @@ const JOBSETS: ((&str, &str), (&str, &str)) = (
 pub const TYPE_RUNNABLE: &str = "machine_type_runnable";
 pub const TYPE_RUNNING: &str = "machine_type_running";
 pub const MACHINE_CURRENT_JOBS: &str = "machine_current_jobs";
+/// hydra_exporter's copy of the C++ `disabledUntil` (unix seconds; a machine is disabled after
+/// failures while it is in the future). The Rust runner never disables a machine.
+pub const MACHINE_DISABLED_UNTIL: &str = "machine_disabled_until";
 
 impl Exporter {
     /// The label of a machine type's samples.

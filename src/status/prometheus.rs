@@ -10,7 +10,10 @@
 //! `hydraqueuerunner_*` are tried first, then hydra_exporter's `hydra_queue_runner_*`; the
 //! first whose runnable-per-type family holds a series in the window is the one read. Under
 //! the Rust runner `machine_type_runnable` counts running steps too, so the steps waiting are
-//! runnable − running (read as its own family and subtracted here, point by point).
+//! runnable − running (read as its own family and subtracted here, point by point). Under
+//! hydra_exporter each machine's `machine_disabled_until` is read as `max by (host)` (a time,
+//! which a sum would push decades ahead) and a machine is disabled at a point while it is later
+//! than the point.
 //!
 //! The answer, as the API documents it: `{"status":"success","data":{"resultType":"matrix",
 //! "result":[{"metric":{labels},"values":[[<unix seconds>,"<value>"],…]}]}}`, or
@@ -592,10 +595,11 @@ pub fn fetch(opts: &Options) -> Result<Fetched> {
         endpoint: format!("{}/api/v1/query_range", opts.url.trim_end_matches('/')),
         shown,
         times,
-        // Runnable, running (Rust), current jobs and four stages: seven families at most.
+        // Runnable, running (Rust) or disabled-until (hydra_exporter), current jobs and four
+        // stages: seven families past the detection.
         bar: opts.progress.items(
             "reading the runner's series from Prometheus",
-            (7 * pieces) as u64,
+            (8 * pieces) as u64,
         ),
     };
     let mut requests = 0;
@@ -665,6 +669,30 @@ pub fn fetch(opts: &Options) -> Result<Fetched> {
         client.bar.finish_and_clear();
         return Err(absent(&name));
     }
+    // Machines disabled after failures (C++ runner, through hydra_exporter): disabled while
+    // their disabled-until time is past the point's. `max`, not `sum`: a time summed over two
+    // scrapes of the same runner would lie decades ahead.
+    let mut disabled = BTreeMap::new();
+    if exp == Exporter::HydraExporter {
+        let label = exp.machine_label();
+        let name = format!("{p}{}", exporters::MACHINE_DISABLED_UNTIL);
+        let until = client.family(&format!("max by ({label}) ({name})"), Some(label))?;
+        requests += pieces;
+        for (m, row) in until {
+            let flags = row
+                .iter()
+                .zip(&client.times)
+                .map(|(u, &t)| {
+                    if u.is_nan() {
+                        f64::NAN
+                    } else {
+                        f64::from(u8::from(*u > t as f64))
+                    }
+                })
+                .collect();
+            disabled.insert(m, flags);
+        }
+    }
     let mut stages = BTreeMap::new();
     let mut stages_absent = Vec::new();
     for stage in Stage::ALL {
@@ -694,8 +722,8 @@ pub fn fetch(opts: &Options) -> Result<Fetched> {
             times: client.times.clone(),
             runnable,
             current_jobs,
+            disabled,
             stages,
-            // Not read yet: hydra_exporter's `machine_enabled` would fill `disabled`.
             ..Timeline::default()
         },
         exporter: exp,

@@ -21,12 +21,15 @@ pub(crate) struct Hb {
     within: Option<Duration>,
 }
 
-/// A run of the binary without the caller's `PGPASSWORD` (a test that wants one sets it) or
-/// `HYDRA_BOTTLENECK_LOG` (its log lines would break the one-line error contract the tests
-/// check).
+/// A run of the binary without the caller's `PGPASSWORD` or Prometheus credentials (a test
+/// that wants one sets it) or `HYDRA_BOTTLENECK_LOG` (its log lines would break the one-line
+/// error contract the tests check).
 pub(crate) fn hb() -> Hb {
     let mut cmd = Command::new(BIN);
     cmd.env_remove("PGPASSWORD")
+        .env_remove("HYDRA_BOTTLENECK_PROMETHEUS_TOKEN")
+        .env_remove("HYDRA_BOTTLENECK_PROMETHEUS_USER")
+        .env_remove("HYDRA_BOTTLENECK_PROMETHEUS_PASSWORD")
         .env_remove("HYDRA_BOTTLENECK_LOG");
     Hb {
         cmd,

@@ -1,6 +1,7 @@
 //! What the integration tests share, kept out of the shipped library: a throwaway PostgreSQL
 //! ([`pg`]), one loopback HTTP server ([`http`]), one way to run the built binary ([`bin`]),
-//! a queue runner's `/metrics` body at any size ([`metrics`]),
+//! a queue runner's `/metrics` body at any size ([`metrics`]), a Prometheus server's range
+//! queries over series it holds ([`prometheus`]),
 //! and the checks and fixtures several test files use. Each test file includes it with
 //! `mod support;`; the benchmarks and the library's unit tests include `pg.rs` alone.
 
@@ -10,6 +11,7 @@ pub(crate) mod bin;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod pg;
+pub(crate) mod prometheus;
 
 use std::process::Output;
 use std::time::Duration;
