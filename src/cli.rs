@@ -343,6 +343,8 @@ struct SimulateArgs {
     status: Option<String>,
     #[command(flatten)]
     drv: DrvStoreArg,
+    #[command(flatten)]
+    series: SeriesArg,
 }
 
 #[derive(Args, Debug)]
@@ -711,6 +713,7 @@ impl From<SimulateArgs> for app::simulate::SimulateOptions {
                 .as_deref()
                 .map(hydra_bottleneck::status::Source::parse),
             drv_store: a.drv.drv_store,
+            series: a.series.source(),
         }
     }
 }

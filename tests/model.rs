@@ -406,7 +406,7 @@ fn a_retry_waits_for_the_back_off_and_an_abort_disables_the_machine() {
 }
 
 #[test]
-fn a_disabled_machine_with_work_waiting_is_dispatch_loss() {
+fn dispatch_loss_is_a_ready_step_of_an_unloaded_build_beside_a_free_slot_not_a_disabled_one() {
     let mut w = tiny();
     // T0 (aborted) and its retry T1, T2 (build 2, 30 s), T3 (build 3, 2 s).
     w.tasks.remove(3);
@@ -419,16 +419,30 @@ fn a_disabled_machine_with_work_waiting_is_dispatch_loss() {
     w.deps = vec![(0, 60_000)];
     w.loads[1] = (1000, 0);
     w.loads[2] = (2000, 0);
+    for t in &mut w.tasks {
+        t.release_ms = w.loads[t.load as usize].0;
+    }
     let run = simulate(&w, &cpp_config(0, 0.0)).unwrap();
     check_invariants(&w, &run);
     // T0 aborts on M1 at 0.5 s: M1 is disabled until 60.5 s. T2 takes M0 from 1 s to 31 s.
-    // T3, runnable from 2 s, waits for M0 while M1 sits disabled: 29 s of one idle slot.
+    // T3, runnable from 2 s, waits for M0 while M1 sits disabled: a disabled machine's slot is
+    // not free to the dispatcher, so this is no dispatch loss (the ledger's rule, and the
+    // sample's truth).
     assert_eq!((run.machine[2], run.dispatch_ms[2]), (0, 1000));
     assert_eq!((run.machine[3], run.dispatch_ms[3]), (0, 31_000));
-    assert_eq!(run.stages.dispatch_loss_ms, 29_000.0);
-    // Without the failure nothing waits for a machine that could take it.
+    assert_eq!(run.stages.dispatch_loss_ms, 0.0);
+    // Without the failure a slot is free from 1 s until T1's back-off ends at 60.5 s. Build 3,
+    // queued at 2 s, now takes the queue monitor 5 s to load: its step is ready and a capable
+    // slot free from 2 s to 7 s — the queue monitor's dispatch loss.
     w.tasks[0].success = true;
     w.tasks[0].aborted = false;
+    w.loads[2] = (2000, 5000);
+    let run = simulate(&w, &cpp_config(0, 0.0)).unwrap();
+    check_invariants(&w, &run);
+    assert_eq!(run.dispatch_ms[3], 7000);
+    assert_eq!(run.stages.dispatch_loss_ms, 5000.0);
+    // Loaded at once, it is dispatched at once: nothing lost.
+    w.loads[2] = (2000, 0);
     let run = simulate(&w, &cpp_config(0, 0.0)).unwrap();
     assert_eq!(run.stages.dispatch_loss_ms, 0.0);
 }
@@ -615,8 +629,8 @@ fn simulate_prints_calibration_comparison_and_verdict() {
     assert!(v["verdict"].is_null());
     // The ledger's unrecorded buckets are calibrated too, against the sample's truth: held
     // slots within 10 % (the replay takes each step's required features from its derivation;
-    // with the machine's features instead it held 532 slot-h against 279). Dispatch loss is
-    // compared but not yet within 10 %: the replay lacks the queue monitor's loading pace.
+    // with the machine's features instead it held 532 slot-h against 279) and dispatch loss
+    // within 10 % (by the ledger's rule, the queue monitor's part: 12.8 against 12.2).
     let row = |name: &str| {
         v["calibration"]
             .as_array()
@@ -626,13 +640,21 @@ fn simulate_prints_calibration_comparison_and_verdict() {
             .unwrap_or_else(|| panic!("no `{name}` row in {}", v["calibration"]))
             .clone()
     };
-    let held = row("held idle (observed: the sample's ground truth)");
-    println!("{held}");
-    assert!(held["error_pct"].as_f64().unwrap() <= 10.0, "{held}");
-    let loss = row("dispatch loss (observed: the sample's ground truth)");
-    println!("{loss}");
-    assert!(loss["observed"].as_f64().unwrap() > 0.0, "{loss}");
-    assert!(loss["error_pct"].as_f64().unwrap() <= 35.0, "{loss}");
+    for name in [
+        "held idle (observed: the sample's ground truth)",
+        "dispatch loss (observed: the sample's ground truth)",
+    ] {
+        let r = row(name);
+        println!("{r}");
+        assert!(r["observed"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["error_pct"].as_f64().unwrap() <= 10.0, "{r}");
+    }
+    // Runnable steps hour by hour against the runner's series: compared, not yet within 10 %
+    // (15.6 %: the replay drains the mass rebuild's backlog more slowly, its makespan 7 % long).
+    let r = row("runnable steps, hour by hour (observed: the runner's series)");
+    println!("{r}");
+    assert!(r["observed"].as_f64().unwrap() > 10.0, "{r}");
+    assert!(r["error_pct"].as_f64().unwrap() <= 25.0, "{r}");
 }
 
 #[test]

@@ -33,6 +33,9 @@ pub struct SimulateOptions {
     pub status: Option<crate::status::Source>,
     /// A directory of `.drv` files (`--drv-store`) for the derivation graph.
     pub drv_store: Option<PathBuf>,
+    /// The runner's series to read (`--prometheus`, `--runner-series`) instead of the data's:
+    /// the calibration holds the replay's held slots and runnable steps against it.
+    pub series: Option<super::SeriesSource>,
 }
 
 impl Default for SimulateOptions {
@@ -48,6 +51,7 @@ impl Default for SimulateOptions {
             verdict: true,
             status: None,
             drv_store: None,
+            series: None,
         }
     }
 }
@@ -74,6 +78,9 @@ pub fn run(ctx: &Context<'_>, opts: &SimulateOptions) -> Result<Summary> {
     if let Some(dir) = &opts.drv_store {
         crate::source::drvstore::check_dir(dir)?;
     }
+    if let Some(s) = &opts.series {
+        s.check()?;
+    }
     // Read before the dataset: a bad status document should fail before minutes of loading.
     let status = match &opts.status {
         Some(source) => Some((
@@ -85,6 +92,7 @@ pub fn run(ctx: &Context<'_>, opts: &SimulateOptions) -> Result<Summary> {
     ctx.note_if_sample("simulating the built-in sample workload");
     let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
     ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
+    ctx.runner_series(&mut ds, opts.series.as_ref())?;
     let machines = inputs::given_or_bundled(given, &mut ds);
     // The ledger's measured buckets, for the replay's held slots and dispatch loss to be
     // calibrated against.

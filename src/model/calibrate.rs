@@ -269,7 +269,8 @@ pub enum Bucket {
 ///
 /// Runnable steps are compared hour by hour over the hours both cover (the weighted mean
 /// absolute percentage error, as throughput is); `origin_ms` is the replay's origin, unix
-/// milliseconds, and `runnable_ms_by_hour` its [`super::engine::Stages::runnable_ms_by_hour`].
+/// milliseconds, and `runnable_ms_by_hour` its [`super::engine::Stages::runnable_ms_by_hour`]
+/// (wall-clock hours from the origin's).
 pub fn bucket_rows(
     measured: &[Measured],
     replay: &super::scenario::Buckets,
@@ -295,13 +296,13 @@ pub fn bucket_rows(
                     relative_pct(m.slot_h, replay.dispatch_loss_h),
                 ),
                 Bucket::Runnable => {
-                    // The replay's hours start at its origin; the series' at whole hours. An
-                    // origin inside an hour shifts the comparison by less than that hour.
+                    // The replay counts wall-clock hours from the one its origin falls in.
+                    let first = origin_ms.div_euclid(3_600_000) * 3_600_000;
                     let (o, s): (Vec<f64>, Vec<f64>) = m
                         .per_hour
                         .iter()
                         .filter_map(|&(start, mean)| {
-                            let h = (start * 1000 - origin_ms).div_euclid(3_600_000);
+                            let h = (start * 1000 - first).div_euclid(3_600_000);
                             let r = runnable_ms_by_hour.get(usize::try_from(h).ok()?)?;
                             mean.is_finite().then_some((mean, r / 3.6e6))
                         })

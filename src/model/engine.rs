@@ -82,8 +82,9 @@ pub struct Stages {
     /// builds queued but not loaded yet.
     pub dispatch_loss_ms: f64,
     /// Steps on the runnable list (loaded, ready, not yet dispatched), integrated over each
-    /// hour from the origin: step-milliseconds, so `/ 3.6e6` is the hour's mean — what the
-    /// runner's runnable gauge averages to.
+    /// wall-clock hour, the first being the one the origin falls in (`Workload::origin_ms`):
+    /// step-milliseconds, so `/ 3.6e6` is the hour's mean — what the runner's runnable gauge
+    /// averages to over that hour.
     pub runnable_ms_by_hour: Vec<f64>,
 }
 
@@ -347,7 +348,9 @@ impl<'a> Sim<'a> {
         }
         let n = self.runnable_total as f64;
         let by_hour = &mut self.run.stages.runnable_ms_by_hour;
-        let mut from = self.now;
+        // Time from the start of the origin's wall-clock hour.
+        let offset = self.w.origin_ms.rem_euclid(HOUR_MS as i64) as u64;
+        let (mut from, until) = (self.now + offset, until + offset);
         while from < until {
             let h = (from / HOUR_MS) as usize;
             let to = until.min((h as u64 + 1) * HOUR_MS);
