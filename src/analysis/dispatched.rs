@@ -10,13 +10,17 @@
 //!   sent — a slot was held for it before that. The runner's series says how many slots each
 //!   machine held at each sample (`currentJobs`); the history says how many of them were
 //!   building. The rest were held before a build (lock wait, sending) or after one (waiting for
-//!   a local slot to receive outputs). Both queues are first come, first served (the send lock
-//!   per machine, the local slots farm-wide; NixOS/hydra src/hydra-queue-runner/build-remote.cc
-//!   and state.hh, a9581bcd), so the steps held before their build on a machine are the next
-//!   ones to start there, and the steps waiting for a local slot are the latest to have
-//!   finished building, across the farm (the stage counter `nrStepsWaitingForDownloadSlot`
-//!   says how many). A step is taken as dispatched from the first sample of the unbroken run of
-//!   samples, up to its start, at which it was among its machine's held-before-build steps.
+//!   a local slot to receive outputs). Both queues are taken as first come, first served (the
+//!   send lock per machine, the local slots farm-wide; NixOS/hydra
+//!   src/hydra-queue-runner/build-remote.cc and state.hh, a9581bcd), so the steps held before
+//!   their build on a machine are the next ones to start there, and the steps waiting for a
+//!   local slot are the latest to have finished building, across the farm (the stage counter
+//!   `nrStepsWaitingForDownloadSlot` says how many). A step is taken as dispatched from the
+//!   first sample of the unbroken run of samples, up to its start, at which it was among its
+//!   machine's held-before-build steps. The runner's primitives (a `std::timed_mutex`, a
+//!   `std::counting_semaphore`) do not promise that order; where they break it, the count held
+//!   at each sample stays exact and only which of a machine's steps it is put on moves
+//!   (docs/hydra.md §5, "What the series and the graph measure").
 //!
 //! The history's times are whole seconds, cut down (`time(0)`), and the waits measured here
 //! are often shorter than a second: a step ready in second `s` became ready somewhere in
