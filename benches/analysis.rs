@@ -1,6 +1,10 @@
 //! All analytics (`analysis::analyze`: data quality, utilization, dependency estimate, capacity
 //! ledger, queue waits, waste, overhead fit) over the sample at `--scale 10`, about a million
 //! steps. Target (issue 4): ≤ 10 s on 2 cores. `HB_BENCH_SCALE` changes the scale.
+//!
+//! Beside it, the same with the runner's series the sample carries ignored: what measuring held
+//! slots and dispatch loss from the series (with the derivation graph) adds. Target (issue 16):
+//! ≤ 20 %.
 
 // A benchmark's setup that fails should stop it: unwrap and expect are its assertions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -31,7 +35,18 @@ fn analytics(c: &mut Criterion) {
     group.throughput(Throughput::Elements(rows as u64));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(60));
+    assert!(
+        ds.timeline.is_some(),
+        "the sample carries its runner's series"
+    );
     group.bench_function("all_findings", |b| b.iter(|| analyze(&ds, &opts).unwrap()));
+    let without = Options {
+        ignore_series: true,
+        ..opts.clone()
+    };
+    group.bench_function("all_findings_without_series", |b| {
+        b.iter(|| analyze(&ds, &without).unwrap())
+    });
     group.finish();
 }
 

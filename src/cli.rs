@@ -481,9 +481,30 @@ struct SampleArgs {
     /// With --into: the Hydra schema version to create when the database has no Hydra tables.
     #[arg(long, default_value = "80", value_parser = ["80", "87"])]
     schema: String,
-    /// With --out: replace an existing directory (only once the new one is complete).
+    /// With --out: replace an existing directory (only once the new one is complete); with
+    /// --series-out, an existing file.
     #[arg(long)]
     force: bool,
+    /// Also write the series the sample's runner would have exported, every 30 s, as a
+    /// `status --watch` file of /metrics scrapes (read it back with --runner-series).
+    #[arg(long, value_name = "FILE")]
+    series_out: Option<PathBuf>,
+    /// With --series-out: whose metric names: the Rust runner's own (hydraqueuerunner_*) or
+    /// hydra_exporter's reading of the C++ runner (hydra_queue_runner_*).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "hydra-exporter",
+        requires = "series_out"
+    )]
+    series_names: SeriesNames,
+}
+
+/// The metric names `sample --series-out` writes under.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SeriesNames {
+    RustRunner,
+    HydraExporter,
 }
 
 /// Runs the program; the whole of `main`.
@@ -616,7 +637,20 @@ impl TryFrom<SampleArgs> for app::sample::SampleOptions {
             },
             (None, None) => unreachable!("clap requires --out or --into"),
         };
+        let series = a.series_out.map(|file| app::sample::SeriesOut {
+            file,
+            names: match a.series_names {
+                SeriesNames::RustRunner => {
+                    hydra_bottleneck::status::exporters::Exporter::RustRunner
+                }
+                SeriesNames::HydraExporter => {
+                    hydra_bottleneck::status::exporters::Exporter::HydraExporter
+                }
+            },
+            force: a.force,
+        });
         Ok(app::sample::SampleOptions {
+            series,
             spec: SampleSpec {
                 preset: a.preset,
                 seed: a.seed,

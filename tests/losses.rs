@@ -6,11 +6,16 @@
 // A test fails by panicking: an unwrap or expect here is an assertion (and in tests/support/).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::OnceLock;
 
 use hydra_bottleneck::analysis::{self, Findings, Options};
 use hydra_bottleneck::dataset::{Dataset, TruthLosses};
 use hydra_bottleneck::sample::{self, SampleSpec};
+use hydra_bottleneck::status::exporters::Exporter;
+use hydra_bottleneck::status::series;
+use support::hb;
 
 fn sample_ds() -> &'static Dataset {
     static DS: OnceLock<Dataset> = OnceLock::new();
@@ -173,4 +178,76 @@ fn dispatch_loss_from_the_derivation_graph_matches_the_truth() {
             assert_eq!(split.dispatcher_h, 0.0, "{split:?}");
         }
     }
+}
+
+#[test]
+fn the_samples_series_under_either_exporters_names_reads_back_and_measures_held_slots() {
+    let ds = sample_ds();
+    let tl = ds.timeline.as_ref().expect("the sample's series");
+    for exp in [Exporter::HydraExporter, Exporter::RustRunner] {
+        // As a deployment has it: the lines `status --watch` appends, one scrape a line.
+        let text = series::to_watch_lines(tl, exp, "the sample's runner").unwrap();
+        let read = series::parse(&text, "test");
+        assert_eq!((read.bad_lines, read.errors), (0, 0), "{exp}");
+        let back = series::to_timeline(&read, Some(tl.step_s), None, "read back").unwrap();
+        assert_eq!(back.times, tl.times, "{exp}");
+        // Waiting steps per type survive either naming (the Rust runner's runnable counts the
+        // running ones, and reading takes them off again), and so do each machine's jobs.
+        assert_eq!(back.runnable, tl.runnable, "{exp}");
+        assert_eq!(back.current_jobs, tl.current_jobs, "{exp}");
+    }
+
+    // End to end: the sample written with its series, read back by `analyze`.
+    let dir = tempfile::tempdir().unwrap();
+    let f = analyze(ds, false, true);
+    let truth_held = truth(&f).held_h;
+    for names in ["hydra-exporter", "rust-runner"] {
+        let snap = dir.path().join(format!("snap-{names}"));
+        let file = dir.path().join(format!("{names}.jsonl"));
+        let out = hb()
+            .args(["sample", "--out"])
+            .arg(&snap)
+            .arg("--series-out")
+            .arg(&file)
+            .args(["--series-names", names])
+            .run();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = hb()
+            .args(["analyze", "ledger", "--format", "json", "--snapshot"])
+            .arg(&snap)
+            .arg("--runner-series")
+            .arg(&file)
+            .run();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let held = v["total"]["held_h"].as_f64().unwrap();
+        let basis = v["held_basis"].as_str().unwrap();
+        println!("{names}: held {held:.1} slot-h, truth {truth_held:.1}; {basis}");
+        assert!(basis.contains(&file.display().to_string()), "{basis}");
+        // Neither exporter has the download-slot counter: held is current jobs less building
+        // and sending, which counts both waits.
+        assert!(basis.contains("current jobs less"), "{basis}");
+        assert!(
+            within(held, truth_held, 0.05),
+            "{names}: {held:.1} against {truth_held:.1}"
+        );
+    }
+    // An existing series file is not overwritten without --force.
+    let file = dir.path().join("hydra-exporter.jsonl");
+    let before = std::fs::read(&file).unwrap();
+    let out = hb()
+        .args(["sample", "--out"])
+        .arg(dir.path().join("again"))
+        .arg("--series-out")
+        .arg(&file)
+        .run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("exists; give --force"), "{stderr}");
+    assert_eq!(std::fs::read(&file).unwrap(), before);
 }

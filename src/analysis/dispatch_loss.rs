@@ -80,6 +80,8 @@ pub struct SeriesLoss {
     pub held: PerMachine,
     /// Whether the series has stage counters to measure held slots with.
     pub has_stages: bool,
+    /// How held slots were counted from them, as the ledger says it.
+    pub held_how: &'static str,
     /// The part of the window the samples cover, `[a, b)`.
     pub covered: Option<(i64, i64)>,
     pub samples: usize,
@@ -118,8 +120,11 @@ fn weight(t: i64, step: i64, lo: i64, hi: i64) -> f64 {
     ((t + step).min(hi) - t.max(lo)).max(0) as f64
 }
 
-/// Dispatcher loss and held slots from the runner's series over `[lo, hi)`.
-pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64) -> SeriesLoss {
+/// Dispatcher loss and held slots from the runner's series over `[lo, hi)`. `cpp`: the C++
+/// runner wrote the history, whose finished builds hold their slot until receiving starts, so
+/// that a series without the download-slot counter (neither exporter has it) still measures
+/// held slots as current jobs less building and sending.
+pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64, cpp: bool) -> SeriesLoss {
     let n = machines.len();
     let mut out = SeriesLoss {
         dispatcher: PerMachine::new(n),
@@ -143,7 +148,7 @@ pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64) -> Ser
         }
     }
     let stage = |s: Stage| tl.stages.get(&s);
-    let held_stages: Vec<&Vec<f64>> = [Stage::WaitingSendLock, Stage::WaitingDownloadSlot]
+    let mut held_stages: Vec<&Vec<f64>> = [Stage::WaitingSendLock, Stage::WaitingDownloadSlot]
         .into_iter()
         .filter_map(stage)
         .collect();
@@ -151,6 +156,16 @@ pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64) -> Ser
         .into_iter()
         .filter_map(stage)
         .collect();
+    // Under the C++ runner without the download-slot counter, the send-lock counter alone
+    // misses the finished builds waiting for a local slot: the difference counts both.
+    out.held_how = "steps holding a slot while waiting for the send lock or a local download slot";
+    if cpp && stage(Stage::WaitingDownloadSlot).is_none() && working.len() == 2 {
+        held_stages.clear();
+        out.held_how = "current jobs less the steps building and sending (the exporter has no \
+                        download-slot counter)";
+    } else if held_stages.is_empty() && !working.is_empty() {
+        out.held_how = "current jobs less the steps building and sending";
+    }
     out.has_stages = !held_stages.is_empty() || !working.is_empty();
 
     let range = tl.range(lo - tl.step_s + 1, hi);
@@ -398,7 +413,7 @@ mod tests {
         tl.stages
             .insert(Stage::WaitingSendLock, vec![0.5; times.len()]);
         let ms = [machine("b1", 2.0, &["x86_64-linux"])];
-        let s = from_series(&tl, &ms, 0, 3600);
+        let s = from_series(&tl, &ms, 0, 3600, true);
         assert!((s.dispatcher.total() - 0.5).abs() < 1e-9, "{s:?}");
         assert!((s.held.total() - 0.5).abs() < 1e-9, "{s:?}");
         assert_eq!(s.samples, 60);

@@ -247,7 +247,7 @@ mod tests {
         format!("{P}{}-{name}.drv", h.to_string().repeat(32))
     }
 
-    use crate::analysis::test_steps::{Row, steps};
+    use crate::analysis::test_steps::steps;
 
     fn edge(b: i32, s: i32, db: i32, ds: i32) -> Edge {
         Edge {

@@ -292,7 +292,10 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         .collect();
     let series = input
         .timeline
-        .map(|tl| dispatch_loss::from_series(tl, &list, lo, hi))
+        .map(|tl| {
+            let cpp = ds.meta.runner != crate::dataset::Runner::Rust;
+            dispatch_loss::from_series(tl, &list, lo, hi, cpp)
+        })
         .filter(|s| s.samples > s.missing);
     let covered = |s: &dispatch_loss::SeriesLoss| {
         s.covered
@@ -320,9 +323,10 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                 rows.entry(m.key.clone()).or_default().held_h += h;
             }
             format!(
-                "measured: the runner's stage counters ({}), steps holding a slot while waiting \
-                 for the send lock or a local download slot, every {} s (grid error ±{:.1} slot-h)",
+                "measured: the runner's stage counters ({}), {}, every {} s (grid error ±{:.1} \
+                 slot-h)",
                 input.timeline.map_or("", |t| t.source.as_str()),
+                s.held_how,
                 input.timeline.map_or(0, |t| t.step_s),
                 s.held.error_h
             )

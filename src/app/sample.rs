@@ -26,6 +26,18 @@ pub enum SampleTarget {
 pub struct SampleOptions {
     pub spec: SampleSpec,
     pub target: SampleTarget,
+    /// Also write the series the sample's runner would have exported, as a `status --watch`
+    /// file of `/metrics` scrapes under these names.
+    pub series: Option<SeriesOut>,
+}
+
+/// Where the sample's series goes, and under whose metric names.
+#[derive(Debug, Clone)]
+pub struct SeriesOut {
+    pub file: PathBuf,
+    pub names: crate::status::exporters::Exporter,
+    /// Replace an existing file.
+    pub force: bool,
 }
 
 /// What `sample` did.
@@ -44,7 +56,19 @@ pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
         // transaction, which a killed client aborts on the server.
         crate::interrupt::install()?;
     }
+    if let Some(s) = &opts.series
+        && !s.force
+        && s.file.exists()
+    {
+        return Err(crate::error::Error::Usage(format!(
+            "{} exists; give --force to replace it",
+            s.file.display()
+        )));
+    }
     let ds = sample::generate(&opts.spec)?;
+    if let Some(s) = &opts.series {
+        write_series(ctx, &ds, s)?;
+    }
     match &opts.target {
         SampleTarget::Snapshot { out, force } => {
             let manifest = snapshot::write(&ds, out, *force)?;
@@ -65,6 +89,25 @@ pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
             Ok(Sampled::Loaded(summary))
         }
     }
+}
+
+/// Writes the sample's runner's series as `s` asks, whole or not at all.
+fn write_series(ctx: &Context<'_>, ds: &crate::dataset::Dataset, s: &SeriesOut) -> Result<()> {
+    let Some(tl) = &ds.timeline else {
+        return Err(crate::error::Error::NoData(
+            "this sample has no runner's series to write".into(),
+        ));
+    };
+    let text = crate::status::series::to_watch_lines(tl, s.names, "the built-in sample's runner")?;
+    crate::output::write_file_atomic(&s.file, text.as_bytes())?;
+    ctx.note(&format!(
+        "wrote the sample's runner's series ({} samples every {} s, {} names) to {}",
+        tl.times.len(),
+        tl.step_s,
+        s.names,
+        s.file.display()
+    ));
+    Ok(())
 }
 
 impl Render for Sampled {

@@ -780,6 +780,91 @@ pub fn record(e: &Exposition, exp: Exporter) -> String {
     out
 }
 
+/// What a runner whose series is `tl` would have served on `/metrics` at sample `k`, under
+/// `exp`'s names: runnable and running steps per machine type (the Rust runner's runnable
+/// counting its running steps too, as its queue does), each machine's current jobs, its
+/// disabled-until time (hydra_exporter's copy of the C++ `disabledUntil`: one step past the
+/// sample while disabled, else 0), and the stage counters the exporter has. Only the families
+/// the ledger reads, so the text is what [`record`] would keep of a real scrape. A figure the
+/// series lacks at `k` (`NaN`) is left out, as a failed field would be.
+pub fn exposition(tl: &super::timeline::Timeline, k: usize, exp: Exporter) -> String {
+    use std::fmt::Write as _;
+    let pre = exp.prefix();
+    let at = |v: &[f64]| v.get(k).copied().filter(|x| x.is_finite());
+    // Label values as the text format quotes them.
+    let quote = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let mut out = String::new();
+    let mut family = |name: &str, samples: Vec<(Option<(&str, &str)>, f64)>| {
+        if samples.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "# TYPE {pre}{name} gauge");
+        for (label, v) in samples {
+            match label {
+                Some((l, value)) => {
+                    let _ = writeln!(out, "{pre}{name}{{{l}=\"{}\"}} {v}", quote(value));
+                }
+                None => {
+                    let _ = writeln!(out, "{pre}{name} {v}");
+                }
+            }
+        }
+    };
+    let running = |ty: &str| tl.running.get(ty).and_then(|r| at(r));
+    let runnable: Vec<_> = tl
+        .runnable
+        .iter()
+        .filter_map(|(ty, w)| {
+            let waiting = at(w)?;
+            let v = if exp.runnable_includes_running() {
+                waiting + running(ty)?
+            } else {
+                waiting
+            };
+            Some((Some((exp.type_label(), ty.as_str())), v))
+        })
+        .collect();
+    family(TYPE_RUNNABLE, runnable);
+    let running_rows: Vec<_> = tl
+        .running
+        .iter()
+        .filter_map(|(ty, r)| Some((Some((exp.type_label(), ty.as_str())), at(r)?)))
+        .collect();
+    family(TYPE_RUNNING, running_rows);
+    let jobs: Vec<_> = tl
+        .current_jobs
+        .iter()
+        .filter_map(|(m, j)| Some((Some((exp.machine_label(), m.as_str())), at(j)?)))
+        .collect();
+    family(MACHINE_CURRENT_JOBS, jobs);
+    if !exp.runnable_includes_running() {
+        let t = tl.times.get(k).copied().unwrap_or(0);
+        let until: Vec<_> = tl
+            .disabled
+            .iter()
+            .filter_map(|(m, d)| {
+                let v = if at(d)? > 0.0 {
+                    (t + tl.step_s) as f64
+                } else {
+                    0.0
+                };
+                Some((Some((exp.machine_label(), m.as_str())), v))
+            })
+            .collect();
+        family(MACHINE_DISABLED_UNTIL, until);
+    }
+    for (stage, v) in &tl.stages {
+        if let (Some(name), Some(x)) = (exp.stage_family(*stage), at(v)) {
+            family(name, vec![(None, x)]);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -574,6 +574,33 @@ pub fn rows(s: &SeriesSummary) -> Vec<Row> {
     r
 }
 
+/// `tl` as the lines `status --watch` would have appended had it scraped, every sample, a
+/// runner exporting under `exp`'s names ([`super::exporters::exposition`]): what a deployment
+/// that watched its runner has, to be read back with `--runner-series`. `source` names where the
+/// scrapes are said to come from.
+pub fn to_watch_lines(
+    tl: &Timeline,
+    exp: super::exporters::Exporter,
+    source: &str,
+) -> Result<String> {
+    let mut out = String::new();
+    for (k, &t) in tl.times.iter().enumerate() {
+        let line = SampleLine {
+            t: t as f64,
+            source: source.to_string(),
+            status: None,
+            metrics: Some(super::exporters::exposition(tl, k, exp)),
+            error: None,
+        };
+        let json = serde_json::to_string(&line).map_err(|e| {
+            crate::error::Error::system("writing a series line", std::io::Error::other(e))
+        })?;
+        out.push_str(&json);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// The series on a regular grid, as the capacity ledger reads it: the multiples of `step_s`
 /// (seconds; `None`: the median interval between samples, in whole seconds) within `window`
 /// (`[lo, hi)`, unix seconds) and the span of the samples. Each point takes the latest sample at
