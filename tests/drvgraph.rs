@@ -271,12 +271,7 @@ fn history(pg: &TestPg, made: &Made) -> String {
 }
 
 fn e(b: i32, s: i32, db: i32, ds: i32) -> Edge {
-    Edge {
-        build: b,
-        stepnr: s,
-        dep_build: db,
-        dep_stepnr: ds,
-    }
+    Edge::new(b, s, db, ds)
 }
 
 #[test]

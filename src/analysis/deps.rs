@@ -36,6 +36,18 @@ pub struct Edge {
     pub dep_stepnr: i32,
 }
 
+impl Edge {
+    /// Step `stepnr` of build `build` waited for step `dep_stepnr` of build `dep_build`.
+    pub fn new(build: i32, stepnr: i32, dep_build: i32, dep_stepnr: i32) -> Edge {
+        Edge {
+            build,
+            stepnr,
+            dep_build,
+            dep_stepnr,
+        }
+    }
+}
+
 pub fn estimate(steps: &Steps, usable: &[bool], gap_s: i64) -> Vec<Edge> {
     let n = steps.len();
     // Every source sorts steps by (build, stepnr), so a build's steps are one run of rows and

@@ -250,12 +250,7 @@ mod tests {
     use crate::analysis::test_steps::steps;
 
     fn edge(b: i32, s: i32, db: i32, ds: i32) -> Edge {
-        Edge {
-            build: b,
-            stepnr: s,
-            dep_build: db,
-            dep_stepnr: ds,
-        }
+        Edge::new(b, s, db, ds)
     }
 
     #[test]
