@@ -440,10 +440,40 @@ pub const TRUTH_STEPS: TableDef = TableDef {
     ],
 };
 
+/// Ground truth only the sample generator knows: the ledger's unrecorded buckets, exactly, per
+/// machine and hour (`sample::losses`), for the ledger's sources to be held against.
+pub const TRUTH_LOSSES: TableDef = TableDef {
+    name: "truth_losses",
+    doc: "Sample only: true dispatch loss (and its dispatcher part) and held slot time per \
+          machine and hour.",
+    partition_by: None,
+    key: &["hour", "machine"],
+    columns: &[
+        col("machine", Str, "the machine's store URI"),
+        col("hour", I64, "the hour's start, unix seconds"),
+        col(
+            "dispatch_loss_ms",
+            I64,
+            "slot time idle while a step it could build was ready (build queued, inputs valid)",
+        ),
+        col(
+            "dispatcher_ms",
+            I64,
+            "of it, while the step was on the runner's runnable list; the rest is the queue \
+             monitor's",
+        ),
+        col(
+            "held_ms",
+            I64,
+            "slot time held waiting for the send lock or a local worker slot",
+        ),
+    ],
+};
+
 /// The tables every source provides, in the order snapshots list them.
 pub const CORE_TABLES: [&TableDef; 5] = [&STEPS, &BUILDS, &STEP_OUTPUTS, &JOBSETS, &EVALS];
 /// The sample's extra ground-truth tables.
-pub const TRUTH_TABLES: [&TableDef; 2] = [&TRUTH_DEPS, &TRUTH_STEPS];
+pub const TRUTH_TABLES: [&TableDef; 3] = [&TRUTH_DEPS, &TRUTH_STEPS, &TRUTH_LOSSES];
 
 pub fn table_def(name: &str) -> Option<&'static TableDef> {
     CORE_TABLES
@@ -586,7 +616,7 @@ pub struct Truth {
     /// undelayed dispatcher would have used, counting steps from when they were ready) and
     /// `dispatcher_ms` (the same counting steps from when the runner listed them as runnable;
     /// the rest is the queue monitor's) and `held_ms` (slots held waiting for the send lock or
-    /// a local worker slot). Not kept by snapshots.
+    /// a local worker slot); a snapshot keeps it as the table `truth_losses` ([`TRUTH_LOSSES`]).
     pub losses: Option<DataFrame>,
 }
 
@@ -674,6 +704,9 @@ impl Dataset {
         if let Some(t) = &self.truth {
             all.push((&TRUTH_DEPS, &t.deps));
             all.push((&TRUTH_STEPS, &t.steps));
+            if let Some(l) = &t.losses {
+                all.push((&TRUTH_LOSSES, l));
+            }
         }
         all
     }

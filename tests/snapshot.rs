@@ -53,6 +53,16 @@ fn the_sample_roundtrips_through_a_snapshot() {
             def.name
         );
     }
+    // Every table comes back, the truth of the ledger's unrecorded buckets included.
+    assert_eq!(back.tables().len(), generated.tables().len());
+    let losses = |d: &hydra_bottleneck::dataset::Dataset| {
+        d.truth
+            .as_ref()
+            .and_then(|t| t.losses_in(i64::MIN / 2, i64::MAX / 2).unwrap())
+            .expect("the truth of the losses")
+    };
+    assert_eq!(losses(&back), losses(&generated));
+    assert!(losses(&back).held_h > 0.0);
     assert_eq!(back.machines, generated.machines);
     assert!(back.meta.origin.is_sample());
     // The generator's queue-runner configuration travels with the data, resolved once.

@@ -256,11 +256,13 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
         t = next;
     }
 
-    // The truth table: per machine and hour.
+    // The truth table: per machine and hour, in the order of its key (hour, machine).
     let (mut machine, mut hour_start) = (vec![], vec![]);
     let (mut loss, mut disp, mut hold) = (vec![], vec![], vec![]);
-    for m in 0..nm {
-        for h in 0..hours {
+    let mut by_uri: Vec<usize> = (0..nm).collect();
+    by_uri.sort_by(|&a, &b| sim.machines[a].uri.cmp(&sim.machines[b].uri));
+    for h in 0..hours {
+        for &m in &by_uri {
             machine.push(sim.machines[m].uri.clone());
             hour_start.push(WEEK_START_S + (h as u64 * HOUR_MS / 1000) as i64);
             loss.push(total_ms[m][h].round() as i64);

@@ -568,7 +568,7 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
         (Some(deps), Some(steps)) => Some(Truth {
             deps,
             steps,
-            losses: None,
+            losses: take(&crate::dataset::TRUTH_LOSSES),
         }),
         _ => None,
     };
