@@ -653,3 +653,72 @@ fn the_dependency_estimate_does_not_depend_on_row_order() {
         edges.len()
     );
 }
+
+#[test]
+fn under_the_rust_runner_a_step_holds_its_slot_from_start_to_stop_import_and_upload_included() {
+    use hydra_bottleneck::analysis::{deps, ledger};
+    // One slot. Build 1's step runs 0–1000 s on the runner's clock, 400 s of it importing and
+    // uploading (its overhead); build 2, queued at 100 s, gets the slot when it frees at 1000 s.
+    // The slot was never free while build 2 waited: no dispatch loss, not even as an upper end.
+    let mut ds = dataset(
+        &[
+            (
+                1,
+                1,
+                Some(0),
+                Some(0),
+                Some(1000),
+                M1,
+                Some(400_000),
+                "/nix/store/a.drv",
+                1,
+            ),
+            (
+                2,
+                1,
+                Some(0),
+                Some(1000),
+                Some(1100),
+                M1,
+                Some(0),
+                "/nix/store/b.drv",
+                1,
+            ),
+        ],
+        &[
+            (1, "js", "a", "x86_64-linux", 0, Some(1000), false),
+            (2, "js", "b", "x86_64-linux", 100, Some(1100), false),
+        ],
+        Window {
+            since: Some(0),
+            until: Some(1200),
+        },
+    );
+    ds.meta.runner = Runner::Rust;
+    let steps = Steps::from_frame(&ds.steps).unwrap();
+    let (_, usable) = quality::check(&ds, &steps).unwrap();
+    let machines =
+        hydra_bottleneck::nix::machines::parse("ssh://b1 x86_64-linux - 1 1 - - -\n").unwrap();
+    let l = ledger::ledger(&ledger::Inputs {
+        ds: &ds,
+        steps: &steps,
+        usable: &usable,
+        machines: Some(&machines[..]),
+        peaks: &Default::default(),
+        edges: &deps::estimate(&steps, &usable, deps::DEFAULT_GAP_S),
+        runnable: ledger::Runnable::Estimate,
+        timeline: None,
+        lo: 0,
+        hi: 1200,
+    })
+    .unwrap();
+    assert_eq!(l.total.dispatch_loss_h, 0.0);
+    // Counting the slot free once the build proper ended (stop − overhead) made 600–1000 s
+    // look idle beside a waiting step: 420 s on the minute grid.
+    assert_eq!(
+        l.total.dispatch_loss_high_h,
+        Some(0.0),
+        "{}",
+        l.dispatch_basis
+    );
+}

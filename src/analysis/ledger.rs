@@ -353,7 +353,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
     // Dispatch loss: the point figure where the derivation graph or the series measures it,
     // else an interval.
     let on = machine_of_steps(steps, usable, &list, &key_of);
-    let occupied = occupied_intervals(ds, steps, usable, &on);
+    let occupied = occupied_intervals(steps, usable, &on);
     // When waiting ended: after a retry's back-off at the earliest, and under the C++ runner at
     // the dispatch the series shows (its start records the build, after sending).
     let not_before = super::dispatched::retry_not_before(steps, usable);
@@ -404,7 +404,19 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                     s.dispatcher.total(),
                 ));
             }
-            let (until, free_from, kind) = if ends.dispatched.is_some() {
+            let rust = ds.meta.runner == crate::dataset::Runner::Rust;
+            let (until, free_from, kind) = if rust {
+                (
+                    "until the runner took it for a machine (its startTime)",
+                    if series.is_some() {
+                        "free slots from the runner's series"
+                    } else {
+                        "free slots from the steps' times (the slot's whole hold)"
+                    },
+                    "an upper bound: a machine below maxJobs that its load or pressure \
+                     thresholds held back counts as free",
+                )
+            } else if ends.dispatched.is_some() {
                 (
                     "until the series shows a slot held for it (its machine's held slots not \
                      building, first come first served)",
@@ -613,15 +625,18 @@ fn waiting_intervals(
     Ok(out)
 }
 
-/// Slots the history shows taken: each step's build, `[start, stop)`, on its machine (an index
-/// into `list`). Sending inputs and waiting are not recorded, so this undercounts what is taken.
+/// Slots the history shows taken: each step's `[start, stop)` on its machine (an index into
+/// `list`). Under the C++ runner that is the build alone: the send-lock wait and sending before
+/// it, and the wait for a local slot after it, held the slot unrecorded, so this undercounts
+/// what was taken. Under the Rust runner `startTime` is the runner's clock when it took the
+/// step for a machine (`Job::result.set_start_time_now` in `State::realise_drv_on_valid_machine`,
+/// `subprojects/hydra-queue-runner/src/state/mod.rs`, 14332fbf) and `stopTime` when the builder
+/// reported it done, import and upload included, so the span is the slot's whole hold.
 fn occupied_intervals(
-    ds: &Dataset,
     steps: &Steps,
     usable: &[bool],
     on: &[Option<usize>],
 ) -> Vec<(usize, i64, i64)> {
-    let rust = ds.meta.runner == crate::dataset::Runner::Rust;
     (0..steps.len())
         .filter(|&i| usable[i])
         .filter_map(|i| {
@@ -629,11 +644,6 @@ fn occupied_intervals(
             let a = steps.start(i)?;
             // A step still running holds its slot to the end of the window.
             let b = steps.stop(i).unwrap_or(i64::MAX);
-            let b = if rust {
-                a.max(b.saturating_sub(steps.overhead_ms(i).unwrap_or(0).max(0) / 1000))
-            } else {
-                b
-            };
             Some((m, a, b))
         })
         .collect()
