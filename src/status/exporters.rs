@@ -829,18 +829,25 @@ pub fn exposition(tl: &super::timeline::Timeline, k: usize, exp: Exporter) -> St
         })
         .collect();
     family(TYPE_RUNNABLE, runnable);
-    let running_rows: Vec<_> = tl
-        .running
-        .iter()
-        .filter_map(|(ty, r)| Some((Some((exp.type_label(), ty.as_str())), at(r)?)))
-        .collect();
-    family(TYPE_RUNNING, running_rows);
-    let jobs: Vec<_> = tl
-        .current_jobs
-        .iter()
-        .filter_map(|(m, j)| Some((Some((exp.machine_label(), m.as_str())), at(j)?)))
-        .collect();
-    family(MACHINE_CURRENT_JOBS, jobs);
+    /// A series per label value, as it stands at sample `k`.
+    fn labelled<'a>(
+        series: &'a BTreeMap<String, Vec<f64>>,
+        label: &'static str,
+        k: usize,
+    ) -> Vec<(Option<(&'static str, &'a str)>, f64)> {
+        series
+            .iter()
+            .filter_map(|(key, v)| {
+                let x = v.get(k).copied().filter(|x| x.is_finite())?;
+                Some((Some((label, key.as_str())), x))
+            })
+            .collect()
+    }
+    family(TYPE_RUNNING, labelled(&tl.running, exp.type_label(), k));
+    family(
+        MACHINE_CURRENT_JOBS,
+        labelled(&tl.current_jobs, exp.machine_label(), k),
+    );
     if !exp.runnable_includes_running() {
         let t = tl.times.get(k).copied().unwrap_or(0);
         let until: Vec<_> = tl
