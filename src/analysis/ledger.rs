@@ -486,7 +486,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                  loss (lower end 0: sending inputs and waiting for locks are not recorded, so a \
                  slot that looks free may have been taken); the upper end counts every step as \
                  waiting from when its build was queued and every slot as free outside the \
-                 steps' build times. The runner's own series or the derivation graph \
+                 steps' recorded times. The runner's own series with the derivation graph \
                  (--drv-store) measure it"
                 .to_string();
             (low, Some(high), basis)
