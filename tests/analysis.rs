@@ -722,3 +722,70 @@ fn under_the_rust_runner_a_step_holds_its_slot_from_start_to_stop_import_and_upl
         l.dispatch_basis
     );
 }
+
+#[test]
+fn under_the_rust_runner_a_dependents_wait_starts_at_its_dependencys_stop() {
+    use hydra_bottleneck::analysis::{deps::Edge, ledger};
+    // Two slots. Build 2's step needs build 1's, which the runner saw done at 1000 s (its 400 s
+    // of import and upload inside its times); it started at 1100 s while a slot was free from
+    // 1000 s. Under the C++ runner the outputs would be back only at stop + overhead, 1400 s.
+    let mut ds = dataset(
+        &[
+            (
+                1,
+                1,
+                Some(0),
+                Some(0),
+                Some(1000),
+                M1,
+                Some(400_000),
+                "/nix/store/a.drv",
+                1,
+            ),
+            (
+                2,
+                1,
+                Some(0),
+                Some(1100),
+                Some(1200),
+                M1,
+                Some(0),
+                "/nix/store/b.drv",
+                1,
+            ),
+        ],
+        &[
+            (1, "js", "a", "x86_64-linux", 0, Some(1000), false),
+            (2, "js", "b", "x86_64-linux", 0, Some(1200), false),
+        ],
+        Window {
+            since: Some(0),
+            until: Some(1200),
+        },
+    );
+    let machines =
+        hydra_bottleneck::nix::machines::parse("ssh://b1 x86_64-linux - 2 1 - - -\n").unwrap();
+    let high = |ds: &Dataset| {
+        let steps = Steps::from_frame(&ds.steps).unwrap();
+        let (_, usable) = quality::check(ds, &steps).unwrap();
+        let l = ledger::ledger(&ledger::Inputs {
+            ds,
+            steps: &steps,
+            usable: &usable,
+            machines: Some(&machines[..]),
+            peaks: &Default::default(),
+            edges: &[Edge::new(2, 1, 1, 1)],
+            runnable: ledger::Runnable::Graph { found: 2, asked: 2 },
+            timeline: None,
+            lo: 0,
+            hi: 1200,
+        })
+        .unwrap();
+        l.total.dispatch_loss_high_h.unwrap() * 3600.0
+    };
+    assert_eq!(high(&ds), 0.0, "C++: ready at 1400 s, after it started");
+    ds.meta.runner = Runner::Rust;
+    // Ready from 1001 s (the middle of second 1000, rounded up): the minute grid's instants
+    // 1020 and 1080 each stand for 60 s of one free slot.
+    assert_eq!(high(&ds), 120.0);
+}

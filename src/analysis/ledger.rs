@@ -567,8 +567,8 @@ struct Ends<'a> {
 
 /// Steps waiting to be dispatched, as `(system, ready, dispatched)`: ready when the build was
 /// queued, any retry's back-off had passed and, with `edges`, every dependency's outputs had
-/// been copied back (its stop plus its overhead, which includes that copy); dispatched where
-/// the series shows it, else at its recorded start.
+/// been copied back (C++ runner: its stop plus its overhead, which includes that copy; Rust
+/// runner: its stop); dispatched where the series shows it, else at its recorded start.
 fn waiting_intervals(
     ds: &Dataset,
     steps: &Steps,
@@ -577,6 +577,7 @@ fn waiting_intervals(
     ends: &Ends<'_>,
 ) -> Result<Vec<dispatch_loss::Waiting>> {
     let queued = super::quality::build_queue_times(ds)?;
+    let rust = ds.meta.runner == crate::dataset::Runner::Rust;
     let mut ready: Vec<Option<i64>> = (0..steps.len())
         .map(|i| queued.get(&steps.build(i)).map(|&q| surely_after(q, 0)))
         .collect();
@@ -590,7 +591,16 @@ fn waiting_intervals(
                 index.get(&(e.dep_build, e.dep_stepnr)),
             ) && let Some(stop) = steps.stop(d)
             {
-                let copied = surely_after(stop, steps.overhead_ms(d).unwrap_or(0).max(0));
+                // Under the C++ runner the outputs came back after the build's end, within
+                // the overhead (receiving follows it; sending before the build is in it too, so
+                // this is late, never early). Under the Rust runner `stopTime` is already the
+                // runner's clock after the builder uploaded them.
+                let after = if rust {
+                    0
+                } else {
+                    steps.overhead_ms(d).unwrap_or(0).max(0)
+                };
+                let copied = surely_after(stop, after);
                 ready[s] = Some(ready[s].map_or(copied, |r| r.max(copied)));
             }
         }
