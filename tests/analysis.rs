@@ -654,12 +654,10 @@ fn the_dependency_estimate_does_not_depend_on_row_order() {
     );
 }
 
-#[test]
-fn under_the_rust_runner_a_step_holds_its_slot_from_start_to_stop_import_and_upload_included() {
-    use hydra_bottleneck::analysis::{deps, ledger};
-    // One slot. Build 1's step runs 0–1000 s on the runner's clock, 400 s of it importing and
-    // uploading (its overhead); build 2, queued at 100 s, gets the slot when it frees at 1000 s.
-    // The slot was never free while build 2 waited: no dispatch loss, not even as an upper end.
+/// Build 1's step on b1 from 0 to 1000 s, 400 s of it overhead (import and upload under the
+/// Rust runner), and build 2's step, queued at `queued`, from `start` to `stop`; the window is
+/// 0–1200 s.
+fn two_steps(runner: Runner, queued: i64, start: i64, stop: i64) -> Dataset {
     let mut ds = dataset(
         &[
             (
@@ -677,8 +675,8 @@ fn under_the_rust_runner_a_step_holds_its_slot_from_start_to_stop_import_and_upl
                 2,
                 1,
                 Some(0),
-                Some(1000),
-                Some(1100),
+                Some(start),
+                Some(stop),
                 M1,
                 Some(0),
                 "/nix/store/b.drv",
@@ -687,31 +685,57 @@ fn under_the_rust_runner_a_step_holds_its_slot_from_start_to_stop_import_and_upl
         ],
         &[
             (1, "js", "a", "x86_64-linux", 0, Some(1000), false),
-            (2, "js", "b", "x86_64-linux", 100, Some(1100), false),
+            (2, "js", "b", "x86_64-linux", queued, Some(stop), false),
         ],
         Window {
             since: Some(0),
             until: Some(1200),
         },
     );
-    ds.meta.runner = Runner::Rust;
+    ds.meta.runner = runner;
+    ds
+}
+
+/// The ledger of `ds` over 0–1200 s with `slots` slots on b1, dependencies from `edges` (the
+/// gap estimate when `None`, else the derivation graph's).
+fn ledger_of(
+    ds: &Dataset,
+    slots: u32,
+    edges: Option<&[hydra_bottleneck::analysis::deps::Edge]>,
+) -> hydra_bottleneck::analysis::ledger::Ledger {
+    use hydra_bottleneck::analysis::{deps, ledger};
     let steps = Steps::from_frame(&ds.steps).unwrap();
-    let (_, usable) = quality::check(&ds, &steps).unwrap();
-    let machines =
-        hydra_bottleneck::nix::machines::parse("ssh://b1 x86_64-linux - 1 1 - - -\n").unwrap();
-    let l = ledger::ledger(&ledger::Inputs {
-        ds: &ds,
+    let (_, usable) = quality::check(ds, &steps).unwrap();
+    let machines = hydra_bottleneck::nix::machines::parse(&format!(
+        "ssh://b1 x86_64-linux - {slots} 1 - - -\n"
+    ))
+    .unwrap();
+    let estimated = deps::estimate(&steps, &usable, deps::DEFAULT_GAP_S);
+    let (edges, runnable) = match edges {
+        Some(e) => (e, ledger::Runnable::Graph { found: 2, asked: 2 }),
+        None => (&estimated[..], ledger::Runnable::Estimate),
+    };
+    ledger::ledger(&ledger::Inputs {
+        ds,
         steps: &steps,
         usable: &usable,
         machines: Some(&machines[..]),
         peaks: &Default::default(),
-        edges: &deps::estimate(&steps, &usable, deps::DEFAULT_GAP_S),
-        runnable: ledger::Runnable::Estimate,
+        edges,
+        runnable,
         timeline: None,
         lo: 0,
         hi: 1200,
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn under_the_rust_runner_a_step_holds_its_slot_from_start_to_stop_import_and_upload_included() {
+    // One slot. Build 1's step runs 0–1000 s on the runner's clock, 400 s of it importing and
+    // uploading (its overhead); build 2, queued at 100 s, gets the slot when it frees at 1000 s.
+    // The slot was never free while build 2 waited: no dispatch loss, not even as an upper end.
+    let l = ledger_of(&two_steps(Runner::Rust, 100, 1000, 1100), 1, None);
     assert_eq!(l.total.dispatch_loss_h, 0.0);
     // Counting the slot free once the build proper ended (stop − overhead) made 600–1000 s
     // look idle beside a waiting step: 420 s on the minute grid.
@@ -725,67 +749,21 @@ fn under_the_rust_runner_a_step_holds_its_slot_from_start_to_stop_import_and_upl
 
 #[test]
 fn under_the_rust_runner_a_dependents_wait_starts_at_its_dependencys_stop() {
-    use hydra_bottleneck::analysis::{deps::Edge, ledger};
+    use hydra_bottleneck::analysis::deps::Edge;
     // Two slots. Build 2's step needs build 1's, which the runner saw done at 1000 s (its 400 s
     // of import and upload inside its times); it started at 1100 s while a slot was free from
     // 1000 s. Under the C++ runner the outputs would be back only at stop + overhead, 1400 s.
-    let mut ds = dataset(
-        &[
-            (
-                1,
-                1,
-                Some(0),
-                Some(0),
-                Some(1000),
-                M1,
-                Some(400_000),
-                "/nix/store/a.drv",
-                1,
-            ),
-            (
-                2,
-                1,
-                Some(0),
-                Some(1100),
-                Some(1200),
-                M1,
-                Some(0),
-                "/nix/store/b.drv",
-                1,
-            ),
-        ],
-        &[
-            (1, "js", "a", "x86_64-linux", 0, Some(1000), false),
-            (2, "js", "b", "x86_64-linux", 0, Some(1200), false),
-        ],
-        Window {
-            since: Some(0),
-            until: Some(1200),
-        },
-    );
-    let machines =
-        hydra_bottleneck::nix::machines::parse("ssh://b1 x86_64-linux - 2 1 - - -\n").unwrap();
-    let high = |ds: &Dataset| {
-        let steps = Steps::from_frame(&ds.steps).unwrap();
-        let (_, usable) = quality::check(ds, &steps).unwrap();
-        let l = ledger::ledger(&ledger::Inputs {
-            ds,
-            steps: &steps,
-            usable: &usable,
-            machines: Some(&machines[..]),
-            peaks: &Default::default(),
-            edges: &[Edge::new(2, 1, 1, 1)],
-            runnable: ledger::Runnable::Graph { found: 2, asked: 2 },
-            timeline: None,
-            lo: 0,
-            hi: 1200,
-        })
-        .unwrap();
+    let edges = [Edge::new(2, 1, 1, 1)];
+    let high = |runner| {
+        let l = ledger_of(&two_steps(runner, 0, 1100, 1200), 2, Some(&edges));
         l.total.dispatch_loss_high_h.unwrap() * 3600.0
     };
-    assert_eq!(high(&ds), 0.0, "C++: ready at 1400 s, after it started");
-    ds.meta.runner = Runner::Rust;
+    assert_eq!(
+        high(Runner::Cpp),
+        0.0,
+        "C++: ready at 1400 s, after it started"
+    );
     // Ready from 1001 s (the middle of second 1000, rounded up): the minute grid's instants
     // 1020 and 1080 each stand for 60 s of one free slot.
-    assert_eq!(high(&ds), 120.0);
+    assert_eq!(high(Runner::Rust), 120.0);
 }

@@ -91,6 +91,12 @@ pub struct Ledger {
     pub notes: Vec<String>,
 }
 
+/// Whether a basis of the ledger (`held_basis`, `dispatch_basis`) is of a measured figure: the
+/// ledger starts such a basis, and only such a one, with "measured".
+pub fn is_measured(basis: &str) -> bool {
+    basis.starts_with("measured")
+}
+
 /// Dispatch loss by the runner's stage that lost it.
 #[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq)]
 pub struct DispatchSplit {

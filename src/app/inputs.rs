@@ -355,8 +355,7 @@ pub(super) fn measured_buckets(
         out.push(measured(Bucket::DispatchLoss, t.dispatch_loss_h, source));
         return Ok(out);
     }
-    // The ledger's basis names a measured figure with this word first, and only such a one.
-    if ledger.held_basis.starts_with("measured") {
+    if crate::analysis::ledger::is_measured(&ledger.held_basis) {
         out.push(measured(
             Bucket::Held,
             ledger.total.held_h,

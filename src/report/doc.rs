@@ -397,7 +397,7 @@ fn utilization(r: &Report, v: &mut Vec<Block>) {
             " (by stage: queue monitor {}{} h, dispatcher {} h)",
             // Only a measured whole makes the queue monitor's part (the whole less the
             // dispatcher's) a figure; beside an upper end it is an upper end too.
-            if r.capacity.dispatch_basis.starts_with("measured") {
+            if crate::analysis::ledger::is_measured(&r.capacity.dispatch_basis) {
                 ""
             } else {
                 "at most "

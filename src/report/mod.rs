@@ -818,7 +818,7 @@ fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<W
         (t.idle_h, t.idle_h * p.idle),
     ];
     let l = &f.ledger;
-    let held_source = if l.held_basis.starts_with("measured") {
+    let held_source = if crate::analysis::ledger::is_measured(&l.held_basis) {
         "the runner's series (stage counters)"
     } else if l.held_basis.contains("ground truth") {
         "the sample's ground truth"
@@ -829,7 +829,7 @@ fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<W
         l.dispatch_basis.contains("derivation graph ("),
         l.dispatch_basis.contains("runner's series:"),
     ) {
-        _ if l.dispatch_basis.starts_with("measured") => {
+        _ if crate::analysis::ledger::is_measured(&l.dispatch_basis) => {
             "the runner's series with the derivation graph (measured)"
         }
         (true, true) => "interval: the runner's series up to the derivation graph",

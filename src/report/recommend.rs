@@ -433,7 +433,7 @@ fn dispatch(ctx: &Context<'_>) -> Option<Recommendation> {
         saving_per_month: m,
         evidence,
         confidence: Confidence::Low,
-        confidence_basis: if ctx.capacity.dispatch_basis.starts_with("measured") {
+        confidence_basis: if crate::analysis::ledger::is_measured(&ctx.capacity.dispatch_basis) {
             "the loss is measured (the runner's series with the derivation graph), but how \
              much a dispatcher change recovers is assumed"
                 .to_string()
