@@ -74,6 +74,13 @@ fn held_slots_and_the_dispatchers_loss_from_the_series_match_the_truth() {
         l.dispatch_basis
     );
     assert!(l.held_basis.starts_with("measured"), "{}", l.held_basis);
+    let err = l.held_error_h.expect("a sampled figure states its error");
+    assert!(
+        (l.total.held_h - t.held_h).abs() <= err && err < 0.05 * t.held_h,
+        "held from the series {:.1} ± {err:.1} slot-h, truth {:.1}",
+        l.total.held_h,
+        t.held_h
+    );
     assert!(
         within(l.total.held_h, t.held_h, 0.05),
         "held from the series {:.1} slot-h, truth {:.1}",
@@ -146,13 +153,21 @@ fn dispatch_loss_from_the_derivation_graph_matches_the_truth() {
         } else {
             // With it, the slots held before each build say when a step was dispatched
             // (analysis::dispatched; the generator's own dispatch times give the same figure to
-            // 0.1 slot-h), and each recorded second counts from its middle: 11.2 slot-h against
-            // 12.2. What is left is the dependencies' send time, which the C++ runner records
-            // only inside their overhead, so a step looks ready a little late. Without the
-            // inference it was 86.5, counting from the start of each second 16.1.
+            // 0.2 slot-h), and each recorded second counts from its middle: 11.2 slot-h against
+            // 12.2. What is left is the 30 s sampling itself: the loss comes in bursts of a few
+            // minutes (builds queued faster than the queue monitor loads them), and the same
+            // exact waits sampled at other phases of the grid give 10.5 to 15.1 slot-h. The
+            // ledger states that error, and the truth must lie inside it.
+            let err = l.dispatch_error_h.expect("a sampled figure states its error");
+            println!("  sampling error ±{err:.2} slot-h");
             assert!(
-                within(graph, t.dispatch_loss_h, 0.10),
-                "graph and series {graph:.1} slot-h, truth {:.1}",
+                (graph - t.dispatch_loss_h).abs() <= err,
+                "graph and series {graph:.1} ± {err:.1} slot-h, truth {:.1}",
+                t.dispatch_loss_h
+            );
+            assert!(
+                within(graph, t.dispatch_loss_h, 0.10) && err < 0.15 * t.dispatch_loss_h,
+                "graph and series {graph:.1} ± {err:.1} slot-h, truth {:.1}",
                 t.dispatch_loss_h
             );
             assert!(

@@ -84,6 +84,13 @@ pub struct Ledger {
     /// Dispatch loss split by stage of the runner, hours, where the data allows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dispatch_split: Option<DispatchSplit>,
+    /// The sampling error (about 95 %) of a held or dispatch-loss figure measured on a grid of
+    /// samples, hours (`analysis::dispatch_loss`'s doc says how it is estimated); `None` where
+    /// the figure is not sampled or is an interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_error_h: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch_error_h: Option<f64>,
     pub machines: Vec<Row>,
     /// Machines grouped by their first system type.
     pub by_system: Vec<Row>,
@@ -329,7 +336,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                 rows.entry(m.key.clone()).or_default().held_h += h;
             }
             format!(
-                "measured: the runner's stage counters ({}), {}, every {} s (grid error ±{:.1} \
+                "measured: the runner's stage counters ({}), {}, every {} s (sampling error ±{:.1} \
                  slot-h)",
                 input.timeline.map_or("", |t| t.source.as_str()),
                 s.held_how,
@@ -385,6 +392,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         ))
     };
     let mut split = None;
+    let mut dispatch_error_h = None;
     let (loss, high, dispatch_basis) = match (input.runnable, &series) {
         (Runnable::Graph { found, asked }, _) => {
             // The graph knows each step's dependencies and required features. Without the
@@ -446,7 +454,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             let how = format!(
                 "the derivation graph ({found} of {asked} steps' .drv found), a step waiting from \
                  when its build was queued, any retry's back-off had passed and its inputs' steps \
-                 had finished, {until}; {free_from}, sampled every {step} s (grid error ±{:.1} \
+                 had finished, {until}; {free_from}, sampled every {step} s (sampling error ±{:.1} \
                  slot-h), machine types with the .drv's required features",
                 high.error_h
             );
@@ -455,6 +463,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                 // measurements: a figure, not a bound (within 10 % of the sample's truth,
                 // tests/losses.rs). It cannot be below the dispatcher's part, which the series
                 // measures directly.
+                dispatch_error_h = Some(high.error_h);
                 let mut point = high;
                 for (p, l) in point.hours.iter_mut().zip(&low.hours) {
                     *p = p.max(*l);
@@ -548,6 +557,11 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         slots_basis,
         held_basis,
         dispatch_basis,
+        held_error_h: series
+            .as_ref()
+            .filter(|s| s.has_stages)
+            .map(|s| s.held.error_h),
+        dispatch_error_h,
         dispatch_split: split.map(|(queue_monitor_h, dispatcher_h)| DispatchSplit {
             queue_monitor_h,
             dispatcher_h,
