@@ -158,7 +158,9 @@ fn dispatch_loss_from_the_derivation_graph_matches_the_truth() {
             // minutes (builds queued faster than the queue monitor loads them), and the same
             // exact waits sampled at other phases of the grid give 10.5 to 15.1 slot-h. The
             // ledger states that error, and the truth must lie inside it.
-            let err = l.dispatch_error_h.expect("a sampled figure states its error");
+            let err = l
+                .dispatch_error_h
+                .expect("a sampled figure states its error");
             println!("  sampling error ±{err:.2} slot-h");
             assert!(
                 (graph - t.dispatch_loss_h).abs() <= err,

@@ -234,12 +234,43 @@ fn an_unknown_format_version_is_refused() {
             let text = std::fs::read_to_string(&p).unwrap();
             std::fs::write(
                 &p,
-                text.replace("\"format_version\": 1", "\"format_version\": 99"),
+                text.replace(
+                    &format!("\"format_version\": {}", snapshot::FORMAT_VERSION),
+                    "\"format_version\": 99",
+                ),
             )
             .unwrap();
         },
         "format version 99 is not supported",
     );
+}
+
+/// A version-1 snapshot (before the truth table `truth_losses`) still reads: the same snapshot
+/// with that table and its files taken out and the version set back reads, with no truth of
+/// losses, while a version-1 manifest listing the table is one this build wrote and reads too.
+#[test]
+fn a_version_1_snapshot_still_reads() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot(root.path());
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(m["format_version"], snapshot::FORMAT_VERSION);
+    assert!(snapshot::FORMAT_VERSION > 1, "the test's premise");
+    m["format_version"] = 1.into();
+    let tables = m["tables"].as_object_mut().unwrap();
+    assert!(tables.remove("truth_losses").is_some(), "{tables:?}");
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    std::fs::remove_dir_all(dir.join("truth_losses")).unwrap();
+    let back = snapshot::read(&dir).unwrap();
+    let truth = back.truth.expect("the other truth tables");
+    assert!(truth.losses.is_none());
+    assert!(back.steps.height() > 0);
+    // Older than any version there was: refused, naming the range read.
+    m["format_version"] = 0.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let err = snapshot::read(&dir).unwrap_err().line();
+    assert!(err.contains("format version 0 is not supported"), "{err}");
+    assert!(err.contains("versions 1 to 2"), "{err}");
 }
 
 #[test]

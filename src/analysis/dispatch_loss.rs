@@ -465,7 +465,10 @@ mod tests {
         }
         let want = 2.0 * 30.0 * (8.0f64 / 12.0).sqrt() / 3600.0;
         assert!((e.hours(30) - want).abs() < 1e-12, "{}", e.hours(30));
-        assert!((e.hours(60) - 2.0 * want).abs() < 1e-12, "a coarser grid, a larger error");
+        assert!(
+            (e.hours(60) - 2.0 * want).abs() < 1e-12,
+            "a coarser grid, a larger error"
+        );
         let mut flat = SamplingError::default();
         for v in [3.0, 3.0, 3.0] {
             flat.push(v);
@@ -473,7 +476,11 @@ mod tests {
         assert_eq!(flat.hours(30), 0.0, "a constant is sampled exactly");
         flat.gap();
         flat.push(0.0);
-        assert_eq!(flat.hours(30), 0.0, "no difference is taken across a missing sample");
+        assert_eq!(
+            flat.hours(30),
+            0.0,
+            "no difference is taken across a missing sample"
+        );
     }
 
     #[test]

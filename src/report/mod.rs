@@ -249,6 +249,12 @@ pub struct Capacity {
     /// Dispatch loss by the runner's stage, where the data allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatch_split: Option<crate::analysis::ledger::DispatchSplit>,
+    /// The sampling error (about 95 %) of held and dispatch loss where a grid of samples
+    /// measured them, hours (`analysis::ledger::Ledger`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_error_h: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_error_h: Option<f64>,
     pub by_system: Vec<LedgerRow>,
     pub machines: Vec<LedgerRow>,
     pub total: LedgerRow,
@@ -746,6 +752,8 @@ fn capacity(f: &Findings, costs: &Costs, month: f64) -> Capacity {
         held_basis: l.held_basis.clone(),
         dispatch_basis: l.dispatch_basis.clone(),
         dispatch_split: l.dispatch_split,
+        held_error_h: l.held_error_h,
+        dispatch_error_h: l.dispatch_error_h,
         by_system,
         machines,
         total,

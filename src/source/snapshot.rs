@@ -44,8 +44,18 @@ use crate::output::{Existing, StagedDir, write_file_atomic};
 use crate::window::Window;
 
 pub const FORMAT: &str = "hydra-bottleneck-snapshot";
-/// Bumped whenever the layout or a table's columns change; readers refuse other versions.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the layout or a table's columns change, so that an older reader refuses a
+/// snapshot it would misread with one line saying so. Readers read every version from
+/// [`OLDEST_READABLE`] to their own:
+///
+/// - 1: the Hydra tables by day, the machines file, and later the optional `.drv` store and the
+///   runner's series (optional manifest fields, absent in the first snapshots);
+/// - 2: adds the sample's truth table `truth_losses` (a version-1 reader would refuse it as an
+///   unknown table, naming the table rather than the version).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this reader still reads: a version-1 snapshot is a version-2 one without
+/// `truth_losses`.
+pub const OLDEST_READABLE: u32 = 1;
 const MANIFEST: &str = "manifest.json";
 const MACHINES: &str = "machines";
 /// The directory of `.drv` files (a store-like directory, read by `source::drvstore`).
@@ -471,11 +481,14 @@ pub fn parse_manifest(text: &[u8], path: &Path) -> Result<Manifest> {
         return Err(Error::snapshot(path, format!("not a {FORMAT} manifest")));
     }
     let version = probe.get("format_version").and_then(|v| v.as_u64());
-    if version != Some(u64::from(FORMAT_VERSION)) {
+    if !version
+        .is_some_and(|v| (u64::from(OLDEST_READABLE)..=u64::from(FORMAT_VERSION)).contains(&v))
+    {
         return Err(Error::snapshot(
             path,
             format!(
-                "format version {} is not supported (this tool reads version {FORMAT_VERSION})",
+                "format version {} is not supported (this tool reads versions \
+                 {OLDEST_READABLE} to {FORMAT_VERSION})",
                 version.map(|v| v.to_string()).unwrap_or_else(|| "?".into())
             ),
         ));
