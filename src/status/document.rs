@@ -398,6 +398,9 @@ pub struct Status {
     /// Rust runner: the name of the map they came from, `queueStats` (master) or
     /// `mainQueueStats` (the named-queues line).
     pub queue_stats_field: Option<String>,
+    /// Rust runner: what its queue listings (`/status/queues`) say of the steps waiting now;
+    /// filled by [`super::add_queue_waits`], empty from a document alone.
+    pub waits: Vec<super::queues::QueueWaits>,
     pub store: Option<StoreStatus>,
     pub s3: Vec<S3Status>,
 }
@@ -564,6 +567,7 @@ impl Status {
             machine_types: Vec::new(),
             queues: Vec::new(),
             queue_stats_field: None,
+            waits: Vec::new(),
             store: None,
             s3: Vec::new(),
         }
@@ -812,6 +816,7 @@ fn normalise(raw: RawStatus) -> Status {
         machine_types,
         queues,
         queue_stats_field,
+        waits: Vec::new(),
         store,
         s3,
     }
