@@ -1362,3 +1362,20 @@ fn sub_endpoints_only_of_the_runners_own_url_and_their_failure_is_a_note() {
     );
     assert_eq!(e.lines().count(), 1, "{e}");
 }
+
+#[test]
+fn the_phase_split_from_the_runners_metrics() {
+    let text = metrics_fixture("rust-runner-metrics.prom");
+    let (_, _, s) = status::parse_metrics(&text, "metrics").unwrap();
+    let f = status::derive(&s, None);
+    // steps_total_{,import,build,upload}_time_ms: 360,000,000, 18,000,000, 288,000,000,
+    // 27,000,000.
+    let r = f.runner_phases.unwrap();
+    assert_eq!(
+        (r.slot_s, r.import_s, r.build_s, r.upload_s, r.other_s),
+        (360_000.0, 18_000.0, 288_000.0, 27_000.0, 27_000.0)
+    );
+    let a = f.machines.iter().find(|m| m.name == "builder-a").unwrap();
+    let p = a.phases.as_ref().unwrap();
+    assert_eq!((p.import_s, p.upload_s), (12_000.0, 18_000.0));
+}

@@ -475,7 +475,7 @@ pub fn derive(status: &Status, file: Option<&[BuildMachine]>) -> Figures {
         status.steps_done,
         "totals",
     );
-    let notes = notes(status, &machines, phases.as_ref(), runner_phases.as_ref());
+    let notes = notes(status, phases.as_ref(), runner_phases.as_ref());
 
     Figures {
         runner: status.runner,
@@ -646,12 +646,7 @@ const DIFFERS: f64 = 0.01;
 
 /// The lines on what a figure of this document does not mean (docs/hydra.md §5; each from
 /// the upstream code named, NixOS/hydra `subprojects/hydra-queue-runner/src/`, 14332fbf).
-fn notes(
-    status: &Status,
-    machines: &[MachineFigures],
-    phases: Option<&Phases>,
-    runner: Option<&Phases>,
-) -> Vec<Note> {
+fn notes(status: &Status, phases: Option<&Phases>, runner: Option<&Phases>) -> Vec<Note> {
     let mut out = Vec::new();
     let mut note = |field: &str, text: String| {
         out.push(Note {
@@ -747,7 +742,12 @@ fn notes(
             ),
         );
     }
-    if machines.iter().any(|m| m.phases.is_some()) {
+    // Only a document has the averages (the runner's /metrics carries the totals alone).
+    if status
+        .machines
+        .iter()
+        .any(|m| m.avg_step_import_time_s.is_some())
+    {
         note(
             "machines.*.stats.avgStep*TimeMs",
             "whole milliseconds of the totals over nrStepsDone, which also counts a step \
