@@ -1293,6 +1293,93 @@ mod tests {
     }
 
     #[test]
+    fn phase_split_from_totals_or_averages() {
+        let m = MachineStatus {
+            steps_done: Some(4.0),
+            avg_step_time_s: Some(100.0),
+            avg_step_import_time_s: Some(10.0),
+            avg_step_build_time_s: Some(70.0),
+            avg_step_upload_time_s: Some(5.0),
+            ..MachineStatus::default()
+        };
+        let p = machine_phases(&m).unwrap();
+        assert_eq!(p.basis, "averages");
+        assert_eq!((p.slot_s, p.other_s, p.build_share), (400.0, 60.0, 0.7));
+        // Phases past the runner's total (the builder's clock against the runner's) widen the
+        // slot: no negative rest.
+        let q = split(
+            Some(10.0),
+            [Some(2.0), Some(9.0), Some(1.0)],
+            Some(1.0),
+            "totals",
+        )
+        .unwrap();
+        assert_eq!((q.slot_s, q.other_s, q.other_share), (12.0, 0.0, 0.0));
+        assert!(split(Some(0.0), [Some(0.0); 3], Some(0.0), "totals").is_none());
+        // The C++ runner has no import/upload: no split.
+        assert!(
+            machine_phases(&MachineStatus {
+                total_step_time_s: Some(5.0),
+                total_step_build_time_s: Some(4.0),
+                ..MachineStatus::default()
+            })
+            .is_none()
+        );
+        let both = sum_phases(&[&p, &q]).unwrap();
+        assert_eq!(
+            (both.slot_s, both.steps, both.basis),
+            (412.0, Some(5.0), "averages")
+        );
+    }
+
+    #[test]
+    fn capacity_limits_as_the_runner_tests_them() {
+        let base = MachineStatus {
+            load1: Some(9.0),
+            load1_threshold: Some(8.0),
+            store_free_percent: Some(5.0),
+            store_avail_threshold: Some(10.0),
+            current_jobs: Some(2.0),
+            max_jobs: Some(4.0),
+            ..MachineStatus::default()
+        };
+        assert_eq!(
+            capacity_limits(&base),
+            ["store 5.0 % free < 10 %", "load 9.0 > 8"]
+        );
+        // With CPU pressure reported, load is not looked at; memory and I/O pressure are.
+        let psi = MachineStatus {
+            cpu_some_avg10: Some(10.0),
+            cpu_psi_threshold: Some(75.0),
+            mem_full_avg10: Some(90.0),
+            mem_psi_threshold: Some(80.0),
+            io_full_avg10: Some(99.0),
+            io_psi_threshold: None,
+            store_free_percent: None,
+            current_jobs: Some(4.0),
+            ..base
+        };
+        assert_eq!(
+            capacity_limits(&psi),
+            ["maxJobs reached (4 of 4)", "memory pressure 90.0 > 80"]
+        );
+    }
+
+    #[test]
+    fn no_rust_notes_on_a_cpp_document() {
+        let s = parse(
+            r#"{"machines": {"a": {"systemTypes": ["x"], "currentJobs": 9}},
+                "machineTypes": {"x": {"runnable": 1, "waitTime": 5}}}"#,
+            "t",
+        )
+        .unwrap();
+        let f = derive(&s, None);
+        assert!(f.notes.is_empty(), "{:?}", f.notes);
+        assert_eq!(f.machine_types[0].wait_per_runnable_s, Some(5.0));
+        assert!(f.phases.is_none() && f.runner_phases.is_none());
+    }
+
+    #[test]
     fn store_figures_from_counters() {
         let s = parse(
             r#"{"store": {"narWriteBytes": 10485760, "narWriteCompressedBytes": 2097152,
