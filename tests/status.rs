@@ -1379,3 +1379,25 @@ fn the_phase_split_from_the_runners_metrics() {
     let p = a.phases.as_ref().unwrap();
     assert_eq!((p.import_s, p.upload_s), (12_000.0, 18_000.0));
 }
+
+#[test]
+fn a_failed_queue_listing_keeps_the_urls_password_out_of_the_note() {
+    let doc = std::fs::read_to_string(fixture("rust-runner-master.json")).unwrap();
+    let server = runner(vec![("/status", doc)]);
+    let with_password = server.url().replacen("://", "://alice:pw-s3cret@", 1);
+    let o = run(&[
+        "status",
+        &format!("{with_password}/status"),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("the current waits are not shown"), "{e}");
+    assert!(
+        !e.contains("pw-s3cret") && !String::from_utf8_lossy(&o.stdout).contains("pw-s3cret"),
+        "{e}"
+    );
+    let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/status", "/status/queues"]);
+}
