@@ -187,7 +187,8 @@ fn a_rust_runner_document() {
         (x86.runnable, x86.wait_time_s, x86.free_slots),
         (Some(30.0), Some(600.0), Some(0.0))
     );
-    assert_eq!(x86.wait_per_runnable_s, Some(20.0));
+    // waitTimeMs is a counter since the runner started, which divides into nothing.
+    assert_eq!(x86.wait_per_runnable_s, None);
     let arm = f
         .machine_types
         .iter()
@@ -1041,4 +1042,362 @@ fn watch_a_metrics_url_and_summarise_it() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["samples"], 3);
+}
+
+// ---- the Rust runner's /status as master writes it ------------------------------------------
+
+/// A `/status/queues` answer as NixOS/hydra `io/response_types.rs` `QueueResponse` and
+/// `io/step_info.rs` `StepInfo` write it (14332fbf): per system, `scheduled` steps on a
+/// builder, then `waiting` ones runnable since 1, 2, … minutes before the fixtures' time
+/// (2026-06-01T12:00:00Z).
+fn queue_listing(systems: &[(&str, usize, usize)]) -> String {
+    let step = |sys: &str, i: usize, scheduled: bool, minutes: usize| {
+        let (h, m) = (11 - (minutes - 1) / 60, 59 - (minutes - 1) % 60);
+        serde_json::json!({
+            "drvPath": format!("/nix/store/{i:032}-{sys}-{minutes}.drv"),
+            "alreadyScheduled": scheduled, "runnable": true, "finished": false,
+            "cancelled": false, "runnableSince": format!("2026-06-01T{h:02}:{m:02}:00Z"),
+            "tries": 0, "lowestShareUsed": 0.5, "highestGlobalPriority": 0,
+            "highestLocalPriority": 0, "lowestBuildId": 1000 + i,
+        })
+    };
+    let queues: serde_json::Map<String, serde_json::Value> = systems
+        .iter()
+        .map(|(sys, scheduled, waiting)| {
+            let on_builders = (0..*scheduled).map(|i| step(sys, i, true, 1));
+            let queued = (1..=*waiting).map(|k| step(sys, scheduled + k, false, k));
+            (
+                sys.to_string(),
+                serde_json::Value::Array(on_builders.chain(queued).collect()),
+            )
+        })
+        .collect();
+    serde_json::json!({ "queues": queues }).to_string()
+}
+
+/// The runner's router (`server/http.rs`): its paths with or without the trailing slash,
+/// anything else `404` with `{"error": "Not found"}`.
+fn runner(routes: Vec<(&'static str, String)>) -> http::Server {
+    http::serve(move |req| {
+        let path = req.path.trim_end_matches('/');
+        match routes.iter().find(|(p, _)| *p == path) {
+            Some((_, body)) => Response::json(body.as_str()),
+            None => Response::new(404, "Not Found")
+                .header("Content-Type", "application/json")
+                .body(r#"{"error":"Not found"}"#),
+        }
+    })
+}
+
+fn json_of(o: &std::process::Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn by_name<'a>(v: &'a serde_json::Value, list: &str, name: &str) -> &'a serde_json::Value {
+    v[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {list}"))
+}
+
+fn has_note(v: &serde_json::Value, field: &str) -> bool {
+    v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["field"].as_str() == Some(field))
+}
+
+#[test]
+fn masters_status_gives_runnable_free_slots_and_the_phase_split() {
+    let doc = std::fs::read_to_string(fixture("rust-runner-master.json")).unwrap();
+    let listing = queue_listing(&[("x86_64-linux", 14, 120), ("aarch64-linux", 2, 10)]);
+    let server = runner(vec![("/status", doc), ("/status/queues", listing)]);
+    let o = run(&[
+        "status",
+        &format!("{}/status", server.url()),
+        "--format",
+        "json",
+    ]);
+    let v = json_of(&o);
+    assert_eq!(v["runner"], "rust");
+    let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/status", "/status/queues"]);
+
+    // Per system, from `queueStats`: runnable is totalRunnable − activeRunnable.
+    let x86 = by_name(&v, "machine_types", "x86_64-linux");
+    for (k, want) in [
+        ("runnable", 120.0),
+        ("running", 14.0),
+        ("waiting", 100.0),
+        ("disabled", 3.0),
+        ("wait_time_s", 7200.0),
+        // x86-1 is full (8 of 8), x86-2 runs 6 of 8.
+        ("free_slots", 2.0),
+        ("idle_while_runnable", 2.0),
+        // From /status/queues: 120 waiting, runnable 1 … 120 minutes before the document.
+        ("waiting_now", 120.0),
+        ("oldest_wait_s", 7200.0),
+        ("mean_wait_s", 60.0 * 121.0 / 2.0),
+    ] {
+        assert_eq!(x86[k], want, "x86_64-linux {k}");
+    }
+    assert!(x86["wait_per_runnable_s"].is_null());
+    let arm = by_name(&v, "machine_types", "aarch64-linux");
+    assert_eq!(
+        (arm["runnable"].as_f64(), arm["free_slots"].as_f64()),
+        (Some(10.0), Some(2.0))
+    );
+
+    // Per machine: free slots, the runner's verdict and why, the phase split.
+    let free = |n: &str| by_name(&v, "machines", n)["free_slots"].as_f64();
+    assert_eq!(
+        (
+            free("x86-1.example"),
+            free("x86-2.example"),
+            free("arm-1.example")
+        ),
+        (Some(0.0), Some(2.0), Some(2.0))
+    );
+    let arm1 = by_name(&v, "machines", "arm-1.example");
+    assert_eq!(arm1["has_capacity"], false);
+    assert_eq!(arm1["capacity_limits"][0], "CPU pressure 95.0 > 75");
+    let shares = |p: &serde_json::Value| {
+        ["import_share", "build_share", "upload_share", "other_share"]
+            .map(|k| p[k].as_f64().unwrap())
+    };
+    let split = |p: &serde_json::Value, want: [f64; 4]| {
+        for (got, want) in shares(p).iter().zip(want) {
+            assert!(close(*got, want), "{p}");
+        }
+    };
+    split(
+        &by_name(&v, "machines", "x86-1.example")["phases"],
+        [0.10, 0.80, 0.05, 0.05],
+    );
+    split(
+        &by_name(&v, "machines", "x86-2.example")["phases"],
+        [0.05, 0.85, 0.05, 0.05],
+    );
+    split(&arm1["phases"], [0.20, 0.70, 0.05, 0.05]);
+    // In total: 1000 + 200 + 100 h over the listed machines; the runner's own totals hold
+    // 1400 h, a builder it no longer lists included.
+    split(&v["phases"], [0.10, 0.80, 0.05, 0.05]);
+    assert!(close(
+        v["phases"]["slot_s"].as_f64().unwrap(),
+        1300.0 * 3600.0
+    ));
+    assert!(close(
+        v["phases"]["other_s"].as_f64().unwrap(),
+        65.0 * 3600.0
+    ));
+    assert!(close(
+        v["runner_phases"]["slot_s"].as_f64().unwrap(),
+        1400.0 * 3600.0
+    ));
+    split(&v["runner_phases"], [0.10, 0.80, 0.05, 0.05]);
+
+    for field in [
+        "queueStats.*.avgRunnableTime",
+        "queueStats.*.waitTimeMs",
+        "queueStats.*.totalRunnable",
+        "queueStats.*.nrRunnableWaiting",
+        "machines",
+        "machines.*.stats.disabledUntil",
+        "machines.*.stats.totalStepTimeMs",
+        "store",
+    ] {
+        assert!(has_note(&v, field), "no note on {field}: {}", v["notes"]);
+    }
+    let nr_waiting = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["field"] == "queueStats.*.nrRunnableWaiting")
+        .unwrap();
+    assert!(
+        nr_waiting["text"]
+            .as_str()
+            .unwrap()
+            .contains("summed 106 against the runner's nrStepsWaiting 110"),
+        "{nr_waiting}"
+    );
+
+    // The table: the split per machine and in total, and a line per quirk.
+    let o = run(&["status", &format!("{}/status/", server.url())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8(o.stdout).unwrap();
+    let line = |section: &str, subject: &str, figure: &str| {
+        table
+            .lines()
+            .find(|l| {
+                let c: Vec<&str> = l
+                    .split("  ")
+                    .filter(|c| !c.is_empty())
+                    .map(str::trim)
+                    .collect();
+                c.first() == Some(&section)
+                    && c.get(1) == Some(&subject)
+                    && c.get(2) == Some(&figure)
+            })
+            .unwrap_or_else(|| panic!("no {section}/{subject}/{figure} in\n{table}"))
+            .to_string()
+    };
+    assert!(line("phases", "all listed machines", "build").contains("80  % of slot time"));
+    assert!(line("phases", "runner totals", "slot time of finished steps").contains("1400  h"));
+    assert!(line("machine", "x86-2.example", "upload").contains("5  % of slot time"));
+    assert!(line("machine type", "x86_64-linux", "longest wait now").contains("7200  s"));
+    assert!(line("note", "queueStats.*.avgRunnableTime", "quirk").contains("always 0"));
+}
+
+#[test]
+fn the_named_queues_line_reads_like_master_and_adds_ofborg() {
+    let master = status::parse(
+        &std::fs::read_to_string(fixture("rust-runner-master.json")).unwrap(),
+        "master",
+    )
+    .unwrap();
+    let doc = std::fs::read_to_string(fixture("rust-runner-named-queues.json")).unwrap();
+    let named = status::parse(&doc, "named").unwrap();
+    // The main queue is master's queue under another name; ofborg's steps wait for the same
+    // builders, so the per-system figures are their sums.
+    let (m, n) = (status::derive(&master, None), status::derive(&named, None));
+    let arm = |f: &status::Figures| {
+        f.machine_types
+            .iter()
+            .find(|t| t.name == "aarch64-linux")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(arm(&m), arm(&n));
+    let x86 = n
+        .machine_types
+        .iter()
+        .find(|t| t.name == "x86_64-linux")
+        .unwrap();
+    assert_eq!(
+        (x86.runnable, x86.running, x86.waiting, x86.free_slots),
+        (Some(125.0), Some(15.0), Some(105.0), Some(2.0))
+    );
+    assert_eq!(m.phases, n.phases);
+
+    // From the runner: its main and ofborg listings (it has no plain /status/queues).
+    let listing = queue_listing(&[("x86_64-linux", 14, 120), ("aarch64-linux", 2, 10)]);
+    let ofborg = queue_listing(&[("x86_64-linux", 1, 5)]);
+    let server = runner(vec![
+        ("/status", doc),
+        ("/status/queues/main", listing),
+        ("/status/queues/ofborg", ofborg),
+    ]);
+    let v = json_of(&run(&[
+        "status",
+        &format!("{}/status", server.url()),
+        "--format",
+        "json",
+    ]));
+    let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        ["/status", "/status/queues/main", "/status/queues/ofborg"]
+    );
+    let x86 = by_name(&v, "machine_types", "x86_64-linux");
+    assert_eq!(
+        (x86["waiting_now"].as_f64(), x86["oldest_wait_s"].as_f64()),
+        (Some(125.0), Some(7200.0))
+    );
+    assert!(
+        has_note(&v, "mainQueueStats.*.avgRunnableTime"),
+        "{}",
+        v["notes"]
+    );
+    let queues: Vec<(&str, &str)> = v["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (q["queue"].as_str().unwrap(), q["system"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        queues,
+        [
+            ("main", "aarch64-linux"),
+            ("main", "x86_64-linux"),
+            ("ofborg", "x86_64-linux")
+        ]
+    );
+}
+
+#[test]
+fn sub_endpoints_only_of_the_runners_own_url_and_their_failure_is_a_note() {
+    let doc = std::fs::read_to_string(fixture("rust-runner-master.json")).unwrap();
+    // hydra-server's proxy serves /status alone: nothing more is asked of it.
+    let body = doc.clone();
+    let proxy = http::serve(move |_| Response::json(body.as_str()));
+    let v = json_of(&run(&["status", &url(&proxy), "--format", "json"]));
+    assert_eq!(proxy.count(), 1);
+    assert!(by_name(&v, "machine_types", "x86_64-linux")["waiting_now"].is_null());
+
+    // A runner whose listing fails: the figures of /status, and one line saying what is
+    // missing and why.
+    let server = runner(vec![("/status", doc)]);
+    let o = run(&[
+        "status",
+        &format!("{}/status", server.url()),
+        "--format",
+        "json",
+    ]);
+    let v = json_of(&o);
+    assert_eq!(
+        by_name(&v, "machine_types", "x86_64-linux")["runnable"],
+        120.0
+    );
+    let e = stderr(&o);
+    assert!(
+        e.contains("the current waits are not shown")
+            && e.contains("/status/queues")
+            && e.contains("404"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
+}
+
+#[test]
+fn the_phase_split_from_the_runners_metrics() {
+    let text = metrics_fixture("rust-runner-metrics.prom");
+    let (_, _, s) = status::parse_metrics(&text, "metrics").unwrap();
+    let f = status::derive(&s, None);
+    // steps_total_{,import,build,upload}_time_ms: 360,000,000, 18,000,000, 288,000,000,
+    // 27,000,000.
+    let r = f.runner_phases.unwrap();
+    assert_eq!(
+        (r.slot_s, r.import_s, r.build_s, r.upload_s, r.other_s),
+        (360_000.0, 18_000.0, 288_000.0, 27_000.0, 27_000.0)
+    );
+    let a = f.machines.iter().find(|m| m.name == "builder-a").unwrap();
+    let p = a.phases.as_ref().unwrap();
+    assert_eq!((p.import_s, p.upload_s), (12_000.0, 18_000.0));
+}
+
+#[test]
+fn a_failed_queue_listing_keeps_the_urls_password_out_of_the_note() {
+    let doc = std::fs::read_to_string(fixture("rust-runner-master.json")).unwrap();
+    let server = runner(vec![("/status", doc)]);
+    let with_password = server.url().replacen("://", "://alice:pw-s3cret@", 1);
+    let o = run(&[
+        "status",
+        &format!("{with_password}/status"),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("the current waits are not shown"), "{e}");
+    assert!(
+        !e.contains("pw-s3cret") && !String::from_utf8_lossy(&o.stdout).contains("pw-s3cret"),
+        "{e}"
+    );
+    let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/status", "/status/queues"]);
 }

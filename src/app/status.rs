@@ -47,7 +47,11 @@ pub fn run(ctx: &Context<'_>, opts: &StatusOptions) -> Result<StatusOutcome> {
             timeout,
         } => {
             let machines = inputs::machines_file(machines.as_deref())?;
-            let status = crate::status::load(source, *timeout)?;
+            let mut status = crate::status::load(source, *timeout)?;
+            // The Rust runner's own /status URL also lists its queues: the waits now.
+            for line in crate::status::add_queue_waits(&mut status, source, *timeout) {
+                ctx.note(&line);
+            }
             Ok(StatusOutcome::Figures(Box::new(figures::derive(
                 &status,
                 machines.as_deref(),

@@ -9,6 +9,15 @@
 //!
 //! Units are normalised: the C++ runner reports step times in seconds, the Rust runner in
 //! milliseconds (`…Ms`); [`Status`] holds seconds.
+//!
+//! The Rust runner's `/status` is read from the structs that write it (NixOS/hydra
+//! `subprojects/hydra-queue-runner/src/io/`, all `rename_all = "camelCase"`, at 14332fbf):
+//! `response_types.rs` `DumpResponse` (`queueRunner`, `machines` by hostname, `jobsets`,
+//! `store`, `s3` by bucket), `queue_runner.rs` `QueueRunnerStats`, `stats.rs`
+//! `BuildQueueStats`, `machine.rs` `Machine`, `MachineStats`, `PressureState`. Master names the
+//! per-system map `queueStats`; the named-queues line of development (pull request #1777,
+//! 85df2b89) calls it `mainQueueStats` and adds `ofborgQueueStats` (left out when ofborg is not
+//! configured). Both are read; [`Status::queues`] keeps each queue's figures as reported.
 
 use std::collections::BTreeMap;
 
@@ -189,7 +198,15 @@ struct RawStatus {
     machines: Map<RawMachine>,
     jobsets: Map<Value>,
     machine_types: Map<RawMachineType>,
+    /// Rust runner, master: the per-system queue statistics.
+    queue_stats: Map<RawQueueStats>,
+    /// Rust runner, named-queues line: the same map for the main queue, and ofborg's.
     main_queue_stats: Map<RawQueueStats>,
+    ofborg_queue_stats: Map<RawQueueStats>,
+    total_step_import_time_ms: Num,
+    total_step_upload_time_ms: Num,
+    machines_total: Num,
+    machines_in_use: Num,
     store: Nested<RawStore>,
     s3: Value,
     queue_runner: Nested<Box<RawStatus>>,
@@ -219,11 +236,48 @@ struct RawMachine {
     total_step_build_time_ms: Num,
     avg_step_time_ms: Num,
     avg_step_build_time_ms: Num,
+    total_step_import_time_ms: Num,
+    total_step_upload_time_ms: Num,
+    avg_step_import_time_ms: Num,
+    avg_step_upload_time_ms: Num,
     disabled_until: Num,
     last_failure: Num,
     consecutive_failures: Num,
     since_last_ping: Num,
+    last_ping: Num,
+    has_capacity: Flag,
+    has_dynamic_capacity: Flag,
+    has_static_capacity: Flag,
+    load1: Num,
+    load5: Num,
+    load15: Num,
+    load1_threshold: Num,
+    cpu_psi_threshold: Num,
+    mem_psi_threshold: Num,
+    io_psi_threshold: Num,
+    build_dir_free_percent: Num,
+    store_free_percent: Num,
+    build_dir_avail_threshold: Num,
+    store_avail_threshold: Num,
+    pressure: Nested<RawPressureState>,
     stats: Nested<Box<RawMachine>>,
+}
+
+/// A builder's pressure stall information (`io/machine.rs` `PressureState`; each part is
+/// `null` when the builder's kernel does not report it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RawPressureState {
+    cpu_some: Nested<RawPressure>,
+    mem_full: Nested<RawPressure>,
+    io_full: Nested<RawPressure>,
+}
+
+/// One PSI line (`io/machine.rs` `Pressure`: `avg10`, `avg60`, `avg300` in percent, `total`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RawPressure {
+    avg10: Num,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -235,7 +289,8 @@ struct RawMachineType {
     last_active: Num,
 }
 
-/// The Rust runner's per-system queue statistics (`queueRunner.mainQueueStats`).
+/// The Rust runner's per-system queue statistics (`queueRunner.queueStats`, or
+/// `mainQueueStats` and `ofborgQueueStats`): `io/stats.rs` `BuildQueueStats`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct RawQueueStats {
@@ -243,6 +298,7 @@ struct RawQueueStats {
     active_runnable: Num,
     nr_runnable_waiting: Num,
     nr_runnable_disabled: Num,
+    avg_runnable_time: Num,
     wait_time_ms: Num,
 }
 
@@ -322,14 +378,54 @@ pub struct Status {
     pub bytes_received: Option<f64>,
     pub total_step_time_s: Option<f64>,
     pub total_step_build_time_s: Option<f64>,
+    /// Rust runner: the builders' import (inputs in) and upload (outputs out) phases of the
+    /// finished steps, summed by the runner (`totalStepImportTimeMs`, `totalStepUploadTimeMs`).
+    pub total_step_import_time_s: Option<f64>,
+    pub total_step_upload_time_s: Option<f64>,
+    /// Rust runner: builders connected (`machinesTotal`, which counts builders sharing a
+    /// hostname apart, where `machines` keeps one of them) and those with jobs.
+    pub machines_total: Option<f64>,
+    pub machines_in_use: Option<f64>,
     pub queue_wakeups: Option<f64>,
     pub dispatcher_wakeups: Option<f64>,
     pub dispatch_time_ms: Option<f64>,
     pub jobsets: usize,
     pub machines: Vec<MachineStatus>,
     pub machine_types: Vec<MachineTypeStatus>,
+    /// Rust runner: each queue's per-system statistics as reported (the figures of
+    /// [`Status::machine_types`] are derived from them).
+    pub queues: Vec<QueueStats>,
+    /// Rust runner: the name of the map they came from, `queueStats` (master) or
+    /// `mainQueueStats` (the named-queues line).
+    pub queue_stats_field: Option<String>,
+    /// Rust runner: what its queue listings (`/status/queues`) say of the steps waiting now;
+    /// filled by [`super::add_queue_waits`], empty from a document alone.
+    pub waits: Vec<super::queues::QueueWaits>,
     pub store: Option<StoreStatus>,
     pub s3: Vec<S3Status>,
+}
+
+/// One queue of one system under the Rust runner, as `BuildQueueStats` reports it
+/// (`io/stats.rs`; what each figure counts is in `state/queue.rs`, docs/hydra.md §5).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QueueStats {
+    /// `main` (master's only queue, or the named-queues line's main queue) or `ofborg`.
+    pub queue: String,
+    pub system: String,
+    /// Steps of the queue handed to a builder and not finished (`activeRunnable`).
+    pub active_runnable: Option<f64>,
+    /// The queue's length at the dispatcher's last pass, its active steps included
+    /// (`totalRunnable`).
+    pub total_runnable: Option<f64>,
+    /// `nrRunnableWaiting`: found no builder at the dispatcher's last pass (see the notes of
+    /// `figures`: a partial count).
+    pub nr_runnable_waiting: Option<f64>,
+    /// `nrRunnableDisabled`: waiting out a retry delay.
+    pub nr_runnable_disabled: Option<f64>,
+    /// `avgRunnableTime`: never written upstream, so 0.
+    pub avg_runnable_time: Option<f64>,
+    /// `waitTimeMs`: a counter since the runner started, not a current wait.
+    pub wait_time_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -349,6 +445,33 @@ pub struct MachineStatus {
     pub total_step_build_time_s: Option<f64>,
     pub avg_step_time_s: Option<f64>,
     pub avg_step_build_time_s: Option<f64>,
+    /// Rust runner: the builder's import and upload phases of its finished steps.
+    pub total_step_import_time_s: Option<f64>,
+    pub total_step_upload_time_s: Option<f64>,
+    pub avg_step_import_time_s: Option<f64>,
+    pub avg_step_upload_time_s: Option<f64>,
+    /// Rust runner: whether the runner would hand it a step now, by its machine-free
+    /// function (`hasCapacity`), by maxJobs alone (`hasStaticCapacity`) and by load and
+    /// pressure alone (`hasDynamicCapacity`); `state/machine.rs` `Machine::has_capacity`.
+    pub has_capacity: Option<bool>,
+    pub has_static_capacity: Option<bool>,
+    pub has_dynamic_capacity: Option<bool>,
+    /// Rust runner: the builder's last ping: load averages, and the 10-second pressure
+    /// averages (%) that `has_dynamic_capacity` compares with the thresholds.
+    pub load1: Option<f64>,
+    pub load5: Option<f64>,
+    pub load15: Option<f64>,
+    pub load1_threshold: Option<f64>,
+    pub cpu_some_avg10: Option<f64>,
+    pub cpu_psi_threshold: Option<f64>,
+    pub mem_full_avg10: Option<f64>,
+    pub mem_psi_threshold: Option<f64>,
+    pub io_full_avg10: Option<f64>,
+    pub io_psi_threshold: Option<f64>,
+    pub build_dir_free_percent: Option<f64>,
+    pub build_dir_avail_threshold: Option<f64>,
+    pub store_free_percent: Option<f64>,
+    pub store_avail_threshold: Option<f64>,
     pub idle_since: Option<f64>,
     pub disabled_until: Option<f64>,
     pub last_failure: Option<f64>,
@@ -432,12 +555,19 @@ impl Status {
             bytes_received: None,
             total_step_time_s: None,
             total_step_build_time_s: None,
+            total_step_import_time_s: None,
+            total_step_upload_time_s: None,
+            machines_total: None,
+            machines_in_use: None,
             queue_wakeups: None,
             dispatcher_wakeups: None,
             dispatch_time_ms: None,
             jobsets: 0,
             machines: Vec::new(),
             machine_types: Vec::new(),
+            queues: Vec::new(),
+            queue_stats_field: None,
+            waits: Vec::new(),
             store: None,
             s3: Vec::new(),
         }
@@ -557,6 +687,7 @@ fn ms_to_s(n: Num) -> Option<f64> {
 fn normalise(raw: RawStatus) -> Status {
     // The Rust runner nests its counters under `queueRunner` and a machine's under `stats`.
     let rust = raw.queue_runner.0.is_some()
+        || !raw.queue_stats.0.is_empty()
         || !raw.main_queue_stats.0.is_empty()
         || raw.machines.0.values().any(|m| m.stats.0.is_some());
     let qr = raw.queue_runner.0.map(|b| *b).unwrap_or_default();
@@ -585,24 +716,13 @@ fn normalise(raw: RawStatus) -> Status {
             last_active: t.last_active.0,
         })
         .collect();
+    let (queues, queue_stats_field) = rust_queues(
+        [raw.queue_stats, qr.queue_stats],
+        [raw.main_queue_stats, qr.main_queue_stats],
+        [raw.ofborg_queue_stats, qr.ofborg_queue_stats],
+    );
     if machine_types.is_empty() {
-        let stats = if raw.main_queue_stats.0.is_empty() {
-            qr.main_queue_stats.0
-        } else {
-            raw.main_queue_stats.0
-        };
-        machine_types = stats
-            .into_iter()
-            .map(|(name, q)| MachineTypeStatus {
-                name,
-                runnable: q.total_runnable.0.or(q.active_runnable.0),
-                running: None,
-                waiting: q.nr_runnable_waiting.0,
-                disabled: q.nr_runnable_disabled.0,
-                wait_time_s: ms_to_s(q.wait_time_ms),
-                last_active: None,
-            })
-            .collect();
+        machine_types = types_of_queues(&queues);
     }
 
     let mut s3 = s3_list(&raw.s3);
@@ -682,15 +802,93 @@ fn normalise(raw: RawStatus) -> Status {
             .or(qr.total_step_build_time.0)
             .or(ms_to_s(raw.total_step_build_time_ms))
             .or(ms_to_s(qr.total_step_build_time_ms)),
+        total_step_import_time_s: ms_to_s(raw.total_step_import_time_ms)
+            .or(ms_to_s(qr.total_step_import_time_ms)),
+        total_step_upload_time_s: ms_to_s(raw.total_step_upload_time_ms)
+            .or(ms_to_s(qr.total_step_upload_time_ms)),
+        machines_total: pick(raw.machines_total, qr.machines_total),
+        machines_in_use: pick(raw.machines_in_use, qr.machines_in_use),
         queue_wakeups: pick(raw.nr_queue_wakeups, qr.nr_queue_wakeups),
         dispatcher_wakeups: pick(raw.nr_dispatcher_wakeups, qr.nr_dispatcher_wakeups),
         dispatch_time_ms: pick(raw.dispatch_time_ms, qr.dispatch_time_ms),
         jobsets: raw.jobsets.0.len().max(qr.jobsets.0.len()),
         machines,
         machine_types,
+        queues,
+        queue_stats_field,
+        waits: Vec::new(),
         store,
         s3,
     }
+}
+
+/// The Rust runner's queues: master's `queueStats` (the main queue), else the named-queues
+/// line's `mainQueueStats`, and its `ofborgQueueStats`; each map from the top level or, as
+/// the runner writes it, from `queueRunner`. Returns them with the name of the map read.
+fn rust_queues(
+    master: [Map<RawQueueStats>; 2],
+    named: [Map<RawQueueStats>; 2],
+    ofborg: [Map<RawQueueStats>; 2],
+) -> (Vec<QueueStats>, Option<String>) {
+    let either = |[a, b]: [Map<RawQueueStats>; 2]| if a.0.is_empty() { b.0 } else { a.0 };
+    let (master, named, ofborg) = (either(master), either(named), either(ofborg));
+    let field = if !master.is_empty() {
+        Some("queueStats")
+    } else if !named.is_empty() || !ofborg.is_empty() {
+        Some("mainQueueStats")
+    } else {
+        None
+    };
+    let main = if master.is_empty() { named } else { master };
+    let one = |queue: &str, (system, q): (String, RawQueueStats)| QueueStats {
+        queue: queue.to_string(),
+        system,
+        active_runnable: q.active_runnable.0,
+        total_runnable: q.total_runnable.0,
+        nr_runnable_waiting: q.nr_runnable_waiting.0,
+        nr_runnable_disabled: q.nr_runnable_disabled.0,
+        avg_runnable_time: q.avg_runnable_time.0,
+        wait_time_ms: q.wait_time_ms.0,
+    };
+    let queues = main
+        .into_iter()
+        .map(|e| one("main", e))
+        .chain(ofborg.into_iter().map(|e| one("ofborg", e)))
+        .collect();
+    (queues, field.map(str::to_string))
+}
+
+/// Per system over the Rust runner's queues (both queues' steps wait for the same builders):
+/// runnable is the steps not handed to a builder, `totalRunnable − activeRunnable` (the
+/// queue keeps a step until it finishes, `state/queue.rs` `BuildQueue::scrube_jobs`; between
+/// the two updates the difference can dip below zero, which is none), running the active
+/// ones, and the wait-time counter in seconds, as the runner's `/metrics` read the same
+/// (`super::exporters`).
+fn types_of_queues(queues: &[QueueStats]) -> Vec<MachineTypeStatus> {
+    let mut by: BTreeMap<&str, MachineTypeStatus> = BTreeMap::new();
+    let add = |a: &mut Option<f64>, b: Option<f64>| {
+        if let Some(b) = b {
+            *a = Some(a.unwrap_or(0.0) + b);
+        }
+    };
+    for q in queues {
+        let t = by
+            .entry(q.system.as_str())
+            .or_insert_with(|| MachineTypeStatus {
+                name: q.system.clone(),
+                ..MachineTypeStatus::default()
+            });
+        let not_running = match (q.total_runnable, q.active_runnable) {
+            (Some(total), Some(active)) => Some((total - active).max(0.0)),
+            (total, _) => total,
+        };
+        add(&mut t.runnable, not_running);
+        add(&mut t.running, q.active_runnable);
+        add(&mut t.waiting, q.nr_runnable_waiting);
+        add(&mut t.disabled, q.nr_runnable_disabled);
+        add(&mut t.wait_time_s, q.wait_time_ms.map(|v| v / 1000.0));
+    }
+    by.into_values().collect()
 }
 
 fn machine(name: String, m: RawMachine) -> MachineStatus {
@@ -699,6 +897,15 @@ fn machine(name: String, m: RawMachine) -> MachineStatus {
     let first = |a: Num, b: Num| a.0.or(b.0);
     let secs =
         |a: Num, b: Num, a_ms: Num, b_ms: Num| a.0.or(b.0).or(ms_to_s(a_ms)).or(ms_to_s(b_ms));
+    let first_ms = |a: Num, b: Num| ms_to_s(a).or(ms_to_s(b));
+    // Pressure is under `stats` as the runner writes it; a part is null when the builder's
+    // kernel has no PSI.
+    let psi = [&m.pressure.0, &s.pressure.0];
+    let pressure = |part: fn(&RawPressureState) -> &Nested<RawPressure>| {
+        psi.iter()
+            .filter_map(|p| p.as_ref())
+            .find_map(|p| part(p).0.as_ref().and_then(|x| x.avg10.0))
+    };
     let systems = if !m.system_types.0.is_empty() {
         m.system_types.0
     } else if !m.systems.0.is_empty() {
@@ -753,6 +960,33 @@ fn machine(name: String, m: RawMachine) -> MachineStatus {
             m.avg_step_build_time_ms,
             s.avg_step_build_time_ms,
         ),
+        total_step_import_time_s: first_ms(
+            m.total_step_import_time_ms,
+            s.total_step_import_time_ms,
+        ),
+        total_step_upload_time_s: first_ms(
+            m.total_step_upload_time_ms,
+            s.total_step_upload_time_ms,
+        ),
+        avg_step_import_time_s: first_ms(m.avg_step_import_time_ms, s.avg_step_import_time_ms),
+        avg_step_upload_time_s: first_ms(m.avg_step_upload_time_ms, s.avg_step_upload_time_ms),
+        has_capacity: m.has_capacity.0.or(s.has_capacity.0),
+        has_static_capacity: m.has_static_capacity.0.or(s.has_static_capacity.0),
+        has_dynamic_capacity: m.has_dynamic_capacity.0.or(s.has_dynamic_capacity.0),
+        load1: first(m.load1, s.load1),
+        load5: first(m.load5, s.load5),
+        load15: first(m.load15, s.load15),
+        load1_threshold: first(m.load1_threshold, s.load1_threshold),
+        cpu_some_avg10: pressure(|p| &p.cpu_some),
+        cpu_psi_threshold: first(m.cpu_psi_threshold, s.cpu_psi_threshold),
+        mem_full_avg10: pressure(|p| &p.mem_full),
+        mem_psi_threshold: first(m.mem_psi_threshold, s.mem_psi_threshold),
+        io_full_avg10: pressure(|p| &p.io_full),
+        io_psi_threshold: first(m.io_psi_threshold, s.io_psi_threshold),
+        build_dir_free_percent: first(m.build_dir_free_percent, s.build_dir_free_percent),
+        build_dir_avail_threshold: first(m.build_dir_avail_threshold, s.build_dir_avail_threshold),
+        store_free_percent: first(m.store_free_percent, s.store_free_percent),
+        store_avail_threshold: first(m.store_avail_threshold, s.store_avail_threshold),
         idle_since: first(m.idle_since, s.idle_since),
         disabled_until: first(m.disabled_until, s.disabled_until),
         last_failure: first(m.last_failure, s.last_failure),
@@ -865,10 +1099,110 @@ mod tests {
         assert_eq!(m.current_jobs, Some(3.0));
         assert_eq!(m.total_step_time_s, Some(4.0));
         assert_eq!(m.systems, ["x86_64-linux"]);
-        assert_eq!(s.machine_types[0].runnable, Some(7.0));
+        // 7 on the queue, 2 of them handed to a builder.
+        assert_eq!(s.machine_types[0].runnable, Some(5.0));
+        assert_eq!(s.machine_types[0].running, Some(2.0));
         assert_eq!(s.machine_types[0].wait_time_s, Some(9.0));
         assert_eq!(s.s3[0].bucket.as_deref(), Some("cache"));
         assert_eq!(s.jobsets, 1);
+    }
+
+    /// One queue entry as `io/stats.rs` `BuildQueueStats` writes it.
+    fn queue(active: u32, total: u32, waiting: u32, disabled: u32, wait_ms: u32) -> String {
+        format!(
+            r#"{{"activeRunnable": {active}, "totalRunnable": {total},
+                "nrRunnableWaiting": {waiting}, "nrRunnableDisabled": {disabled},
+                "avgRunnableTime": 0, "waitTimeMs": {wait_ms}}}"#
+        )
+    }
+
+    #[test]
+    fn masters_queue_stats_and_the_named_queues_line_read_alike() {
+        let x86 = queue(8, 38, 5, 1, 90_000);
+        let master = format!(r#"{{"queueRunner": {{"queueStats": {{"x86_64-linux": {x86}}}}}}}"#);
+        let named = format!(
+            r#"{{"queueRunner": {{"mainQueueStats": {{"x86_64-linux": {x86}}},
+                 "ofborgQueueStats": {{"x86_64-linux": {}}}}}}}"#,
+            queue(2, 5, 3, 0, 1_000)
+        );
+        let m = parse(&master, "t").unwrap();
+        assert_eq!(m.runner, RunnerKind::Rust);
+        assert_eq!(m.queue_stats_field.as_deref(), Some("queueStats"));
+        assert_eq!(m.queues.len(), 1);
+        let t = &m.machine_types[0];
+        // The queue keeps its running steps: runnable and not running is 38 − 8.
+        assert_eq!(
+            (t.runnable, t.running, t.waiting, t.disabled, t.wait_time_s),
+            (Some(30.0), Some(8.0), Some(5.0), Some(1.0), Some(90.0))
+        );
+        let n = parse(&named, "t").unwrap();
+        assert_eq!(n.queue_stats_field.as_deref(), Some("mainQueueStats"));
+        let names: Vec<&str> = n.queues.iter().map(|q| q.queue.as_str()).collect();
+        assert_eq!(names, ["main", "ofborg"]);
+        // Both queues wait for the same builders: one type, summed.
+        let t = &n.machine_types[0];
+        assert_eq!(
+            (t.runnable, t.running, t.waiting, t.wait_time_s),
+            (Some(33.0), Some(10.0), Some(8.0), Some(91.0))
+        );
+        // ofborgQueueStats is left out when ofborg is not configured, and a dip of the queue
+        // below its active steps (between two updates) is none waiting.
+        let dip = format!(
+            r#"{{"queueRunner": {{"mainQueueStats": {{"x": {}}}}}}}"#,
+            queue(4, 3, 0, 0, 0)
+        );
+        let d = parse(&dip, "t").unwrap();
+        assert_eq!(d.queues.len(), 1);
+        assert_eq!(d.machine_types[0].runnable, Some(0.0));
+    }
+
+    #[test]
+    fn a_machines_phases_capacity_and_pressure() {
+        let s = parse(
+            r#"{"queueRunner": {"totalStepImportTimeMs": 7000, "totalStepUploadTimeMs": 9000,
+                  "machinesTotal": 3, "machinesInUse": 1},
+                "machines": {"b": {"hostname": "b", "maxJobs": 4, "hasCapacity": false,
+                  "hasDynamicCapacity": false, "hasStaticCapacity": true,
+                  "load1Threshold": 8.0, "cpuPsiThreshold": 75.0, "memPsiThreshold": 80.0,
+                  "ioPsiThreshold": null, "storeAvailThreshold": 10.0,
+                  "stats": {"currentJobs": 1, "totalStepImportTimeMs": 3000,
+                    "totalStepUploadTimeMs": 4000, "avgStepImportTimeMs": 1500,
+                    "load1": 9.5, "storeFreePercent": 55.5,
+                    "pressure": {"cpuSome": {"avg10": 90.5, "avg60": 1.0, "avg300": 1.0,
+                                             "total": 5}, "memSome": null, "memFull": null,
+                                 "ioSome": null, "ioFull": null, "irqFull": null}}}}}"#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            (s.total_step_import_time_s, s.total_step_upload_time_s),
+            (Some(7.0), Some(9.0))
+        );
+        assert_eq!(
+            (s.machines_total, s.machines_in_use),
+            (Some(3.0), Some(1.0))
+        );
+        let m = &s.machines[0];
+        assert_eq!(
+            (m.total_step_import_time_s, m.total_step_upload_time_s),
+            (Some(3.0), Some(4.0))
+        );
+        assert_eq!(m.avg_step_import_time_s, Some(1.5));
+        assert_eq!(
+            (
+                m.has_capacity,
+                m.has_static_capacity,
+                m.has_dynamic_capacity
+            ),
+            (Some(false), Some(true), Some(false))
+        );
+        assert_eq!((m.load1, m.load1_threshold), (Some(9.5), Some(8.0)));
+        assert_eq!(
+            (m.cpu_some_avg10, m.cpu_psi_threshold),
+            (Some(90.5), Some(75.0))
+        );
+        assert_eq!((m.mem_full_avg10, m.io_psi_threshold), (None, None));
+        assert_eq!(m.store_free_percent, Some(55.5));
     }
 
     #[test]

@@ -220,6 +220,27 @@ const GLOBAL: &[Name<Status>] = &[
         set: to!(Status, total_step_build_time_s),
     },
     Name {
+        // The builders' import and upload phases (the C++ runner has no such split).
+        rust: Some(("steps_total_import_time_ms", MS)),
+        exporter: None,
+        set: to!(Status, total_step_import_time_s),
+    },
+    Name {
+        rust: Some(("steps_total_upload_time_ms", MS)),
+        exporter: None,
+        set: to!(Status, total_step_upload_time_s),
+    },
+    Name {
+        rust: Some(("machines_total", S)),
+        exporter: None,
+        set: to!(Status, machines_total),
+    },
+    Name {
+        rust: Some(("machines_in_use", S)),
+        exporter: None,
+        set: to!(Status, machines_in_use),
+    },
+    Name {
         rust: Some(("monitor_checks", S)),
         exporter: Some(("queue_wakeups", S)),
         set: to!(Status, queue_wakeups),
@@ -265,6 +286,16 @@ const MACHINE: &[Name<MachineStatus>] = &[
         rust: Some(("machine_total_step_build_time_ms", MS)),
         exporter: Some(("machine_step_build_time", S)),
         set: to!(MachineStatus, total_step_build_time_s),
+    },
+    Name {
+        rust: Some(("machine_total_step_import_time_ms", MS)),
+        exporter: None,
+        set: to!(MachineStatus, total_step_import_time_s),
+    },
+    Name {
+        rust: Some(("machine_total_step_upload_time_ms", MS)),
+        exporter: None,
+        set: to!(MachineStatus, total_step_upload_time_s),
     },
     Name {
         rust: Some(("machine_consecutive_failures", S)),

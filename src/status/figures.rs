@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::document::{MachineStatus, RunnerKind, Status};
+use super::document::{MachineStatus, QueueStats, RunnerKind, Status};
 use crate::nix::machines::{BuildMachine, host_of};
 
 /// Everything `status SOURCE` reports.
@@ -16,9 +16,51 @@ pub struct Figures {
     pub queue: Queue,
     pub machines: Vec<MachineFigures>,
     pub machine_types: Vec<TypeFigures>,
+    /// Rust runner: each queue's per-system figures as reported (`queueStats`, or
+    /// `mainQueueStats` and `ofborgQueueStats`).
+    pub queues: Vec<QueueStats>,
     pub stages: Stages,
+    /// Rust runner: where the listed machines' slot time went, summed over them.
+    pub phases: Option<Phases>,
+    /// Rust runner: the same from the runner's own totals (`queueRunner.totalStep…TimeMs`).
+    pub runner_phases: Option<Phases>,
     pub store: Option<StoreFigures>,
     pub s3: Vec<S3Figures>,
+    /// What makes a reported figure meaningless or partial, one line each.
+    pub notes: Vec<Note>,
+}
+
+/// Where the slot time of finished steps went under the Rust runner. A step holds its slot
+/// from dispatch to the builder's report on the runner's clock (`totalStepTimeMs`,
+/// `state/build.rs` `RemoteBuild::get_total_step_time_ms`, start set in
+/// `realise_drv_on_valid_machine`); within it the builder reports three phases
+/// (`BuildTimings`: importing the inputs, building, uploading the outputs). The rest
+/// (`other`) is sending the step, the builder's own waits and the runner's handling of the
+/// result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Phases {
+    pub steps: Option<f64>,
+    /// The slot time: the runner's total, or the phases' sum where that is larger.
+    pub slot_s: f64,
+    pub import_s: f64,
+    pub build_s: f64,
+    pub upload_s: f64,
+    pub other_s: f64,
+    /// Each phase's share of the slot time.
+    pub import_share: f64,
+    pub build_share: f64,
+    pub upload_share: f64,
+    pub other_share: f64,
+    /// `totals`, or `averages` (× steps done) when the totals are not reported.
+    pub basis: &'static str,
+}
+
+/// One line on a figure the runner reports but which does not mean what its name says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Note {
+    /// The field (or fields) it is about.
+    pub field: String,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -57,6 +99,16 @@ pub struct MachineFigures {
     pub consecutive_failures: Option<f64>,
     pub last_failure: Option<f64>,
     pub idle_since: Option<f64>,
+    /// Rust runner: the import/build/upload split of its finished steps' slot time.
+    pub phases: Option<Phases>,
+    /// Rust runner: whether it would take a step now (`hasCapacity`), and which of the
+    /// runner's limits its last ping exceeds (`state/machine.rs` `Machine::has_capacity`).
+    pub has_capacity: Option<bool>,
+    pub capacity_limits: Vec<String>,
+    pub load1: Option<f64>,
+    pub cpu_some_avg10: Option<f64>,
+    pub mem_full_avg10: Option<f64>,
+    pub io_full_avg10: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,8 +121,16 @@ pub struct TypeFigures {
     /// Rust runner: runnable steps waiting out a retry delay.
     pub disabled: Option<f64>,
     pub wait_time_s: Option<f64>,
-    /// Summed wait over the runnable steps, per step.
+    /// What `wait_time_s` is (the two runners' figures differ).
+    pub wait_time_meaning: &'static str,
+    /// Summed wait over the runnable steps, per step (C++ runner; the Rust runner's figure is
+    /// a counter, which divides into nothing).
     pub wait_per_runnable_s: Option<f64>,
+    /// Rust runner, from its queue listing (`/status/queues`): the steps waiting for a
+    /// builder now, and how long they have been runnable.
+    pub waiting_now: Option<f64>,
+    pub oldest_wait_s: Option<f64>,
+    pub mean_wait_s: Option<f64>,
     /// Machines that can build this type (system, features) and are not disabled.
     pub machines: usize,
     /// Their free job slots, when every one's maxJobs is known.
@@ -227,17 +287,7 @@ pub fn merge_machines(
                     mandatory_features: e.mandatory_features.clone(),
                     max_jobs: Some(f64::from(e.max_jobs)),
                     speed_factor: Some(e.speed_factor),
-                    current_jobs: None,
-                    steps_done: None,
-                    total_step_time_s: None,
-                    total_step_build_time_s: None,
-                    avg_step_time_s: None,
-                    avg_step_build_time_s: None,
-                    idle_since: None,
-                    disabled_until: None,
-                    last_failure: None,
-                    consecutive_failures: None,
-                    since_last_ping_s: None,
+                    ..MachineStatus::default()
                 },
                 "machines file",
                 false,
@@ -309,16 +359,26 @@ pub fn derive(status: &Status, file: Option<&[BuildMachine]>) -> Figures {
                 consecutive_failures: m.consecutive_failures,
                 last_failure: m.last_failure.filter(|t| *t > 0.0),
                 idle_since: m.idle_since.filter(|t| *t > 0.0),
+                phases: machine_phases(m),
+                has_capacity: m.has_capacity,
+                capacity_limits: capacity_limits(m),
+                load1: m.load1,
+                cpu_some_avg10: m.cpu_some_avg10,
+                mem_full_avg10: m.mem_full_avg10,
+                io_full_avg10: m.io_full_avg10,
             }
         })
         .collect();
 
     let all: Vec<MachineStatus> = merged.into_iter().map(|(m, _, _)| m).collect();
+    let rust = status.runner == RunnerKind::Rust;
+    let waits = super::queues::by_system(&status.waits);
     let machine_types = status
         .machine_types
         .iter()
         .map(|t| {
             let (n, free) = type_slots(&all, &t.name, now);
+            let w = waits.get(t.name.as_str());
             TypeFigures {
                 name: t.name.clone(),
                 runnable: t.runnable,
@@ -326,7 +386,20 @@ pub fn derive(status: &Status, file: Option<&[BuildMachine]>) -> Figures {
                 waiting: t.waiting,
                 disabled: t.disabled,
                 wait_time_s: t.wait_time_s,
-                wait_per_runnable_s: ratio(t.wait_time_s, t.runnable),
+                wait_time_meaning: if rust {
+                    "counter since the runner started: each step's delay from runnable to \
+                     entering the queue, added once"
+                } else {
+                    "summed over the runnable steps"
+                },
+                wait_per_runnable_s: if rust {
+                    None
+                } else {
+                    ratio(t.wait_time_s, t.runnable)
+                },
+                waiting_now: w.map(|w| w.waiting),
+                oldest_wait_s: w.and_then(|w| w.oldest_wait_s),
+                mean_wait_s: w.and_then(|w| w.mean_wait_s),
                 machines: n,
                 free_slots: free,
                 idle_while_runnable: free.zip(t.runnable).map(|(f, r)| f.min(r)),
@@ -390,6 +463,20 @@ pub fn derive(status: &Status, file: Option<&[BuildMachine]>) -> Figures {
         .or_else(|| ratio(status.total_step_build_time_s, status.total_step_time_s))
         .map(|r| 1.0 - r);
 
+    let listed: Vec<&Phases> = machines.iter().filter_map(|m| m.phases.as_ref()).collect();
+    let phases = sum_phases(&listed);
+    let runner_phases = split(
+        status.total_step_time_s,
+        [
+            status.total_step_import_time_s,
+            status.total_step_build_time_s,
+            status.total_step_upload_time_s,
+        ],
+        status.steps_done,
+        "totals",
+    );
+    let notes = notes(status, phases.as_ref(), runner_phases.as_ref());
+
     Figures {
         runner: status.runner,
         state: status.state.clone(),
@@ -407,6 +494,7 @@ pub fn derive(status: &Status, file: Option<&[BuildMachine]>) -> Figures {
         },
         machines,
         machine_types,
+        queues: status.queues.clone(),
         stages: Stages {
             active: status.active_steps,
             building: status.steps_building,
@@ -415,9 +503,280 @@ pub fn derive(status: &Status, file: Option<&[BuildMachine]>) -> Figures {
             waiting_for_local_slot: status.steps_waiting_for_local_slot,
             waiting: status.steps_waiting,
         },
+        phases,
+        runner_phases,
         store,
         s3,
+        notes,
     }
+}
+
+/// A split of `slot` seconds into import, build and upload (in that order) and the rest;
+/// `None` unless all four are known and there is slot time. Phases summing past the slot
+/// (the builder's clock against the runner's, or rounded averages) widen the slot to them.
+fn split(
+    slot: Option<f64>,
+    [import, build, upload]: [Option<f64>; 3],
+    steps: Option<f64>,
+    basis: &'static str,
+) -> Option<Phases> {
+    let (total, import, build, upload) = (slot?, import?, build?, upload?);
+    let parts = import + build + upload;
+    let slot = total.max(parts);
+    if slot <= 0.0 {
+        return None;
+    }
+    Some(Phases {
+        steps,
+        slot_s: slot,
+        import_s: import,
+        build_s: build,
+        upload_s: upload,
+        other_s: slot - parts,
+        import_share: import / slot,
+        build_share: build / slot,
+        upload_share: upload / slot,
+        other_share: (slot - parts) / slot,
+        basis,
+    })
+}
+
+/// A machine's split, from its totals, else from its averages × steps done (the runner's
+/// averages are the totals divided by the steps, in whole milliseconds).
+fn machine_phases(m: &MachineStatus) -> Option<Phases> {
+    split(
+        m.total_step_time_s,
+        [
+            m.total_step_import_time_s,
+            m.total_step_build_time_s,
+            m.total_step_upload_time_s,
+        ],
+        m.steps_done,
+        "totals",
+    )
+    .or_else(|| {
+        let n = m.steps_done?;
+        let x = |a: Option<f64>| a.map(|v| v * n);
+        split(
+            x(m.avg_step_time_s),
+            [
+                x(m.avg_step_import_time_s),
+                x(m.avg_step_build_time_s),
+                x(m.avg_step_upload_time_s),
+            ],
+            Some(n),
+            "averages",
+        )
+    })
+}
+
+/// The machines' splits summed.
+fn sum_phases(ps: &[&Phases]) -> Option<Phases> {
+    if ps.is_empty() {
+        return None;
+    }
+    let sum = |f: fn(&Phases) -> f64| ps.iter().map(|p| f(p)).sum::<f64>();
+    let steps = ps.iter().map(|p| p.steps).sum::<Option<f64>>();
+    let basis = if ps.iter().all(|p| p.basis == "totals") {
+        "totals"
+    } else {
+        "averages"
+    };
+    split(
+        Some(sum(|p| p.slot_s)),
+        [
+            Some(sum(|p| p.import_s)),
+            Some(sum(|p| p.build_s)),
+            Some(sum(|p| p.upload_s)),
+        ],
+        steps,
+        basis,
+    )
+}
+
+/// The runner's limits a machine's last report exceeds, as `state/machine.rs`
+/// `Machine::has_capacity` and `has_dynamic_capacity` test them (14332fbf): free space of the
+/// build directory and the store below their thresholds; maxJobs reached (a limit under the
+/// `Static` and `DynamicWithMaxJobLimit` machine-free functions); and, when the builder reports
+/// CPU pressure, CPU (some), memory (full) and I/O (full) pressure above theirs, else the load
+/// above its threshold (under the two dynamic functions).
+fn capacity_limits(m: &MachineStatus) -> Vec<String> {
+    let mut out = Vec::new();
+    for (what, free, min) in [
+        (
+            "build dir",
+            m.build_dir_free_percent,
+            m.build_dir_avail_threshold,
+        ),
+        ("store", m.store_free_percent, m.store_avail_threshold),
+    ] {
+        if let (Some(f), Some(t)) = (free, min)
+            && f < t
+        {
+            out.push(format!("{what} {f:.1} % free < {t} %"));
+        }
+    }
+    if let (Some(c), Some(j)) = (m.current_jobs, m.max_jobs)
+        && c >= j
+    {
+        out.push(format!("maxJobs reached ({c} of {j})"));
+    }
+    let over = |what: &str, v: Option<f64>, t: Option<f64>| match (v, t) {
+        (Some(v), Some(t)) if v > t => Some(format!("{what} {v:.1} > {t}")),
+        _ => None,
+    };
+    if m.cpu_some_avg10.is_some() {
+        out.extend(over("CPU pressure", m.cpu_some_avg10, m.cpu_psi_threshold));
+        out.extend(over(
+            "memory pressure",
+            m.mem_full_avg10,
+            m.mem_psi_threshold,
+        ));
+        out.extend(over("I/O pressure", m.io_full_avg10, m.io_psi_threshold));
+    } else {
+        out.extend(over("load", m.load1, m.load1_threshold));
+    }
+    out
+}
+
+/// Share of a whole above which two sums that should agree are said to differ: the runner's
+/// totals and its machines' are the same counters, so any real gap is a builder that left,
+/// while 1 % absorbs the rounding of a document read between two updates.
+const DIFFERS: f64 = 0.01;
+
+/// The lines on what a figure of this document does not mean (docs/hydra.md §5; each from
+/// the upstream code named, NixOS/hydra `subprojects/hydra-queue-runner/src/`, 14332fbf).
+fn notes(status: &Status, phases: Option<&Phases>, runner: Option<&Phases>) -> Vec<Note> {
+    let mut out = Vec::new();
+    let mut note = |field: &str, text: String| {
+        out.push(Note {
+            field: field.to_string(),
+            text,
+        })
+    };
+    if status.runner != RunnerKind::Rust {
+        return out;
+    }
+    let field = status.queue_stats_field.as_deref().unwrap_or("queueStats");
+    if !status.queues.is_empty() {
+        note(
+            &format!("{field}.*.avgRunnableTime"),
+            format!(
+                "never written by the runner (state/queue.rs BuildQueue), always 0: not shown; {}",
+                if status.waits.is_empty() {
+                    "the waits now are in /status/queues, read when the URL is the runner's own \
+                     /status"
+                } else {
+                    "the waits now are from /status/queues"
+                }
+            ),
+        );
+        note(
+            &format!("{field}.*.waitTimeMs"),
+            "a counter since the runner started: each step adds its delay from runnable to \
+             entering the queue, once (BuildQueue::insert_new_jobs); not the wait of the steps \
+             queued now"
+                .into(),
+        );
+        note(
+            &format!("{field}.*.totalRunnable"),
+            "the queue's length, its steps running on a builder included (activeRunnable): \
+             runnable here is totalRunnable − activeRunnable"
+                .into(),
+        );
+        let per_system: Option<f64> = status.queues.iter().map(|q| q.nr_runnable_waiting).sum();
+        note(
+            &format!("{field}.*.nrRunnableWaiting"),
+            format!(
+                "partial: stored after each step the dispatcher tries on a builder \
+                 (Queues::process), so the steps counted after the capacity ran out or after \
+                 the last step tried are dropped, a queue none of whose steps is tried keeps its \
+                 old figures, and a system with no free builder gets its whole queue, running \
+                 steps included{}",
+                match (per_system, status.steps_waiting) {
+                    (Some(p), Some(w)) if p != w =>
+                        format!("; summed {p} against the runner's nrStepsWaiting {w}"),
+                    _ => String::new(),
+                }
+            ),
+        );
+    }
+    let listed = status.machines.len() as f64;
+    if let Some(total) = status.machines_total
+        && total > listed
+    {
+        note(
+            "machines",
+            format!(
+                "builders connected (machinesTotal): {total}, listed: {listed}; the map is \
+                 keyed by hostname (server/http.rs), so builders sharing one hide each other"
+            ),
+        );
+    }
+    if status
+        .machines
+        .iter()
+        .any(|m| m.disabled_until == Some(0.0))
+    {
+        note(
+            "machines.*.stats.disabledUntil",
+            "never written by the Rust runner (state/machine.rs Stats), always 0: a failing \
+             builder is not shown disabled; consecutiveFailures still counts its failures"
+                .into(),
+        );
+    }
+    let over: Vec<String> = status
+        .machines
+        .iter()
+        .filter(|m| matches!((m.current_jobs, m.max_jobs), (Some(c), Some(j)) if c > j))
+        .map(|m| m.name.clone())
+        .collect();
+    if !over.is_empty() {
+        note(
+            "machines.*.maxJobs",
+            format!(
+                "more jobs than maxJobs on {}: the machine-free function is Dynamic, which \
+                 ignores maxJobs (Machine::has_capacity); their free slots are shown as 0 and \
+                 hasCapacity is the runner's own verdict",
+                over.join(", ")
+            ),
+        );
+    }
+    // Only a document has the averages (the runner's /metrics carries the totals alone).
+    if status
+        .machines
+        .iter()
+        .any(|m| m.avg_step_import_time_s.is_some())
+    {
+        note(
+            "machines.*.stats.avgStep*TimeMs",
+            "whole milliseconds of the totals over nrStepsDone, which also counts a step \
+             dropped without a time (Machine::remove_job); the split uses the totals"
+                .into(),
+        );
+    }
+    if let (Some(p), Some(r)) = (phases, runner)
+        && r.slot_s - p.slot_s > DIFFERS * r.slot_s
+    {
+        note(
+            "machines.*.stats.totalStepTimeMs",
+            format!(
+                "the listed machines hold {:.1} h of the runner's {:.1} h of slot time: a \
+                 builder that disconnects takes its counters with it",
+                p.slot_s / 3600.0,
+                r.slot_s / 3600.0
+            ),
+        );
+    }
+    if status.store.is_none() {
+        note(
+            "store",
+            "null from this runner (io/response_types.rs DumpResponse: not available over the \
+             daemon protocol): no NAR or compression figures"
+                .into(),
+        );
+    }
+    out
 }
 
 /// One row of the long output table: what it is about, which figure, its value, its unit, and
@@ -559,7 +918,50 @@ pub fn rows(f: &Figures) -> Vec<Row> {
                 "not reported by the runner; give --machines".into()
             },
         ));
-        r.push(row("machine", n, "free slots", m.free_slots, "", ""));
+        r.push(row(
+            "machine",
+            n.clone(),
+            "free slots",
+            m.free_slots,
+            "",
+            "max jobs − current jobs",
+        ));
+        if let Some(ok) = m.has_capacity {
+            r.push(row(
+                "machine",
+                n.clone(),
+                "takes a step now",
+                Some(if ok { 1.0 } else { 0.0 }),
+                "yes = 1",
+                if m.capacity_limits.is_empty() {
+                    "the runner's hasCapacity".to_string()
+                } else {
+                    format!(
+                        "the runner's hasCapacity; over: {}",
+                        m.capacity_limits.join(", ")
+                    )
+                },
+            ));
+        }
+        r.push(row(
+            "machine",
+            n.clone(),
+            "load",
+            m.load1,
+            "",
+            "average over a minute",
+        ));
+        r.push(row(
+            "machine",
+            n.clone(),
+            "CPU pressure",
+            m.cpu_some_avg10,
+            "%",
+            "some, 10 s average",
+        ));
+        if let Some(p) = &m.phases {
+            phase_rows(&mut r, "machine", &n, p);
+        }
     }
     for t in &f.machine_types {
         let n = t.name.clone();
@@ -601,7 +1003,7 @@ pub fn rows(f: &Figures) -> Vec<Row> {
             "wait time",
             t.wait_time_s,
             "s",
-            "summed over the runnable steps",
+            t.wait_time_meaning,
         ));
         r.push(row(
             "machine type",
@@ -621,12 +1023,62 @@ pub fn rows(f: &Figures) -> Vec<Row> {
         ));
         r.push(row(
             "machine type",
-            n,
+            n.clone(),
             "idle while runnable",
             t.idle_while_runnable,
             "slots",
             "min(runnable, free slots)",
         ));
+        for (fig, v, unit, note) in [
+            (
+                "waiting now",
+                t.waiting_now,
+                "steps",
+                "on the queue, not on a builder (/status/queues)",
+            ),
+            (
+                "longest wait now",
+                t.oldest_wait_s,
+                "s",
+                "since runnable, at the runner's time",
+            ),
+            ("mean wait now", t.mean_wait_s, "s", ""),
+        ] {
+            r.push(row("machine type", n.clone(), fig, v, unit, note));
+        }
+    }
+    // The queues apart only when there is more than the main one: the machine types above are
+    // their sums.
+    if f.queues.iter().any(|q| q.queue != "main") {
+        for q in &f.queues {
+            let subject = format!("{} ({} queue)", q.system, q.queue);
+            let not_running = q
+                .total_runnable
+                .zip(q.active_runnable)
+                .map(|(t, a)| (t - a).max(0.0));
+            for (fig, v, note) in [
+                ("runnable", not_running, "totalRunnable − activeRunnable"),
+                ("running", q.active_runnable, "activeRunnable"),
+                (
+                    "waiting for a builder",
+                    q.nr_runnable_waiting,
+                    "nrRunnableWaiting",
+                ),
+                (
+                    "in retry delay",
+                    q.nr_runnable_disabled,
+                    "nrRunnableDisabled",
+                ),
+            ] {
+                r.push(row("queues", subject.clone(), fig, v, "steps", note));
+            }
+        }
+    }
+    if let Some(p) = &f.phases {
+        phase_rows(&mut r, "phases", "all listed machines", p);
+    }
+    if let Some(p) = &f.runner_phases {
+        phase_rows(&mut r, "phases", "runner totals", p);
     }
     let s = &f.stages;
     for (fig, v) in [
@@ -724,8 +1176,72 @@ pub fn rows(f: &Figures) -> Vec<Row> {
     }
     // What the runner did not report is left out of the table (JSON keeps it as null), except
     // states and maxJobs, whose absence is itself worth saying.
-    r.retain(|x| x.value.is_some() || x.figure == "state" || x.figure == "max jobs");
+    for n in &f.notes {
+        r.push(row(
+            "note",
+            n.field.clone(),
+            "quirk",
+            None,
+            "",
+            n.text.clone(),
+        ));
+    }
+    r.retain(|x| {
+        x.value.is_some() || x.figure == "state" || x.figure == "max jobs" || x.section == "note"
+    });
     r
+}
+
+/// The slot time of finished steps and each phase's share of it, as rows.
+fn phase_rows(r: &mut Vec<Row>, section: &'static str, subject: &str, p: &Phases) {
+    r.push(row(
+        section,
+        subject,
+        "slot time of finished steps",
+        Some(p.slot_s / 3600.0),
+        "h",
+        format!(
+            "dispatch to report on the runner's clock{}, from the {}",
+            p.steps.map(|n| format!(", {n} steps")).unwrap_or_default(),
+            p.basis
+        ),
+    ));
+    let per_step = |s: f64| {
+        p.steps
+            .filter(|n| *n > 0.0)
+            .map(|n| format!(", {:.1} s per step", s / n))
+            .unwrap_or_default()
+    };
+    for (fig, secs, share, what) in [
+        (
+            "import",
+            p.import_s,
+            p.import_share,
+            "builder copying the inputs in",
+        ),
+        ("build", p.build_s, p.build_share, "builder building"),
+        (
+            "upload",
+            p.upload_s,
+            p.upload_share,
+            "builder copying the outputs out",
+        ),
+        (
+            "other",
+            p.other_s,
+            p.other_share,
+            "sending the step, the builder's waits, the result's handling",
+        ),
+    ] {
+        r.push(row(
+            section,
+            subject,
+            fig,
+            Some(share * 100.0),
+            "% of slot time",
+            format!("{what}: {:.2} h{}", secs / 3600.0, per_step(secs)),
+        ));
+    }
 }
 
 #[cfg(test)]
@@ -774,6 +1290,93 @@ mod tests {
         assert_eq!(f.machines[1].free_slots, Some(0.0));
         assert_eq!(f.machines[2].state, "in machines file, not in status");
         assert_eq!(f.machines[0].max_jobs_from, "machines file");
+    }
+
+    #[test]
+    fn phase_split_from_totals_or_averages() {
+        let m = MachineStatus {
+            steps_done: Some(4.0),
+            avg_step_time_s: Some(100.0),
+            avg_step_import_time_s: Some(10.0),
+            avg_step_build_time_s: Some(70.0),
+            avg_step_upload_time_s: Some(5.0),
+            ..MachineStatus::default()
+        };
+        let p = machine_phases(&m).unwrap();
+        assert_eq!(p.basis, "averages");
+        assert_eq!((p.slot_s, p.other_s, p.build_share), (400.0, 60.0, 0.7));
+        // Phases past the runner's total (the builder's clock against the runner's) widen the
+        // slot: no negative rest.
+        let q = split(
+            Some(10.0),
+            [Some(2.0), Some(9.0), Some(1.0)],
+            Some(1.0),
+            "totals",
+        )
+        .unwrap();
+        assert_eq!((q.slot_s, q.other_s, q.other_share), (12.0, 0.0, 0.0));
+        assert!(split(Some(0.0), [Some(0.0); 3], Some(0.0), "totals").is_none());
+        // The C++ runner has no import/upload: no split.
+        assert!(
+            machine_phases(&MachineStatus {
+                total_step_time_s: Some(5.0),
+                total_step_build_time_s: Some(4.0),
+                ..MachineStatus::default()
+            })
+            .is_none()
+        );
+        let both = sum_phases(&[&p, &q]).unwrap();
+        assert_eq!(
+            (both.slot_s, both.steps, both.basis),
+            (412.0, Some(5.0), "averages")
+        );
+    }
+
+    #[test]
+    fn capacity_limits_as_the_runner_tests_them() {
+        let base = MachineStatus {
+            load1: Some(9.0),
+            load1_threshold: Some(8.0),
+            store_free_percent: Some(5.0),
+            store_avail_threshold: Some(10.0),
+            current_jobs: Some(2.0),
+            max_jobs: Some(4.0),
+            ..MachineStatus::default()
+        };
+        assert_eq!(
+            capacity_limits(&base),
+            ["store 5.0 % free < 10 %", "load 9.0 > 8"]
+        );
+        // With CPU pressure reported, load is not looked at; memory and I/O pressure are.
+        let psi = MachineStatus {
+            cpu_some_avg10: Some(10.0),
+            cpu_psi_threshold: Some(75.0),
+            mem_full_avg10: Some(90.0),
+            mem_psi_threshold: Some(80.0),
+            io_full_avg10: Some(99.0),
+            io_psi_threshold: None,
+            store_free_percent: None,
+            current_jobs: Some(4.0),
+            ..base
+        };
+        assert_eq!(
+            capacity_limits(&psi),
+            ["maxJobs reached (4 of 4)", "memory pressure 90.0 > 80"]
+        );
+    }
+
+    #[test]
+    fn no_rust_notes_on_a_cpp_document() {
+        let s = parse(
+            r#"{"machines": {"a": {"systemTypes": ["x"], "currentJobs": 9}},
+                "machineTypes": {"x": {"runnable": 1, "waitTime": 5}}}"#,
+            "t",
+        )
+        .unwrap();
+        let f = derive(&s, None);
+        assert!(f.notes.is_empty(), "{:?}", f.notes);
+        assert_eq!(f.machine_types[0].wait_per_runnable_s, Some(5.0));
+        assert!(f.phases.is_none() && f.runner_phases.is_none());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`metrics`]: the Prometheus text format a `/metrics` URL serves (strict parser, renderer).
 //! - [`exporters`]: the Rust runner's `hydraqueuerunner_*` and hydra_exporter's
 //!   `hydra_queue_runner_*` metrics read into the same [`Status`].
+//! - [`queues`]: the Rust runner's queue listings (`/status/queues`), the current waits
+//!   `/status` lacks.
 //! - [`figures`]: derived figures of one document (pure functions).
 //! - [`series`]: the JSON-lines series `--watch` writes, and its summary (pure functions).
 //! - [`timeline`]: the runner's series on a regular grid, as the capacity ledger reads it.
@@ -22,6 +24,7 @@ pub mod fetch;
 pub mod figures;
 pub mod metrics;
 pub mod prometheus;
+pub mod queues;
 pub mod series;
 pub mod timeline;
 
@@ -111,6 +114,34 @@ pub fn load(source: &Source, timeout: Duration) -> Result<Status> {
     parse_body(&body.text, body.content_type.as_deref(), &source.describe())
 }
 
+/// Adds to a Rust runner's `status` what its queue listings say of the steps waiting now
+/// ([`queues::endpoints`]: only when `source` is the runner's own `/status` URL). A listing
+/// that cannot be read leaves the figures without it; each such failure comes back as one
+/// line for the user.
+pub fn add_queue_waits(status: &mut Status, source: &Source, timeout: Duration) -> Vec<String> {
+    let Source::Url(url) = source else {
+        return Vec::new();
+    };
+    if status.runner != RunnerKind::Rust {
+        return Vec::new();
+    }
+    // The runner's clock at /status, else ours: both requests are a moment apart.
+    let now = status.time.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    });
+    let mut notes = Vec::new();
+    for (queue, u) in queues::endpoints(url, status) {
+        let origin = crate::redact::redact(&u);
+        match fetch::get(&u, timeout).and_then(|b| queues::parse(&b.text, &origin, &queue, now)) {
+            Ok(w) => status.waits.extend(w),
+            Err(e) => notes.push(format!("the current waits are not shown: {e}")),
+        }
+    }
+    notes
+}
+
 /// The two formats a status source may serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -133,7 +164,8 @@ pub fn format_of(text: &str, content_type: Option<&str>, origin: &str) -> Result
         if mime.eq_ignore_ascii_case("application/openmetrics-text") {
             return Err(Error::StatusDocument {
                 origin: origin.to_string(),
-                reason: "the answer is OpenMetrics, which is not read; serve the Prometheus text                          format (text/plain; version=0.0.4)"
+                reason: "the answer is OpenMetrics, which is not read; serve the Prometheus text \
+                 format (text/plain; version=0.0.4)"
                     .into(),
             });
         }
