@@ -58,10 +58,12 @@ struct Common {
     /// End of the window (exclusive), in the same forms as --since.
     #[arg(long, global = true, value_name = "TIME", value_parser = parse_time)]
     until: Option<TimeSpec>,
-    /// Which queue runner wrote the steps (their times mean different things); detected from
-    /// the schema when not given.
-    #[arg(long, global = true, value_enum)]
-    runner: Option<RunnerArg>,
+    /// Which queue runner wrote the steps (their times mean different things): cpp, rust, or
+    /// rust@TIME for a history that moved to the Rust runner at TIME (an absolute time; earlier
+    /// steps are the C++ runner's). Detected from the steps' machine names, else the schema,
+    /// when not given.
+    #[arg(long, global = true, value_name = "RUNNER", value_parser = parse_runner)]
+    runner: Option<(Runner, Option<i64>)>,
     /// How data is printed on stdout.
     #[arg(long, global = true, value_enum, default_value_t = FormatArg::Table)]
     format: FormatArg,
@@ -77,10 +79,20 @@ fn parse_time(s: &str) -> Result<TimeSpec, String> {
     hydra_bottleneck::window::parse_time(s)
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum RunnerArg {
-    Cpp,
-    Rust,
+/// `cpp`, `rust` or `rust@TIME` (the switch from the C++ runner, an absolute time).
+fn parse_runner(s: &str) -> Result<(Runner, Option<i64>), String> {
+    match (s, s.split_once('@')) {
+        ("cpp", _) => Ok((Runner::Cpp, None)),
+        ("rust", _) => Ok((Runner::Rust, None)),
+        (_, Some(("rust", at))) => match parse_time(at)? {
+            TimeSpec::At(t) => Ok((Runner::Rust, Some(t))),
+            TimeSpec::Ago(_) => Err(format!(
+                "`{at}`: the switch to the Rust runner must be an absolute time \
+                 (2025-12-22 or 2025-12-22T14:00:00Z)"
+            )),
+        },
+        _ => Err(format!("`{s}` is not cpp, rust or rust@TIME")),
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -569,10 +581,8 @@ impl Common {
                 since: self.since,
                 until: self.until,
             },
-            runner: self.runner.map(|r| match r {
-                RunnerArg::Cpp => Runner::Cpp,
-                RunnerArg::Rust => Runner::Rust,
-            }),
+            runner: self.runner.map(|r| r.0),
+            runner_switch: self.runner.and_then(|r| r.1),
             statement_timeout: Duration::from_secs(self.statement_timeout.max(1)),
             progress: Progress::new(self.quiet),
             note: if self.quiet { &|_| {} } else { &to_stderr },

@@ -550,6 +550,11 @@ pub struct DatasetMeta {
     pub runner: Runner,
     /// How `runner` was decided: given by the user, or the evidence it was detected from.
     pub runner_basis: String,
+    /// When the history spans both runners (`source::era`): steps that started at or after
+    /// this instant (unix seconds) were written by the Rust runner, earlier ones by the C++
+    /// runner; `runner` is then the Rust one. [`DatasetMeta::runner_at`] reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_switch: Option<i64>,
     /// The window the rows were selected with (absolute unix seconds): the span the data covers,
     /// which is narrower than the window asked for when that reached beyond the data.
     pub window: Window,
@@ -561,6 +566,17 @@ pub struct DatasetMeta {
     /// and says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_runner: Option<QueueRunnerConfig>,
+}
+
+impl DatasetMeta {
+    /// The runner that wrote a step that started at `start`: each step is read by its own
+    /// era's rules. A step with no start (never started) belongs to the latest era.
+    pub fn runner_at(&self, start: Option<i64>) -> Runner {
+        match (self.runner_switch, start) {
+            (Some(at), Some(s)) if s < at => Runner::Cpp,
+            _ => self.runner,
+        }
+    }
 }
 
 /// What of the queue runner's configuration a dataset can carry beside its rows.

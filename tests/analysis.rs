@@ -85,6 +85,7 @@ fn dataset(steps: &[S], builds: &[B], window: Window) -> Dataset {
             schema_version: None,
             runner: Runner::Cpp,
             runner_basis: "test".into(),
+            runner_switch: None,
             window_note: None,
             queue_runner: None,
             window,

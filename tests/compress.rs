@@ -566,6 +566,7 @@ fn snapshot_with_output(dir: &Path, out_path: &str, size: i64) -> std::path::Pat
             schema_version: None,
             runner: Runner::Cpp,
             runner_basis: "test".into(),
+            runner_switch: None,
             window_note: None,
             queue_runner: None,
             window: hydra_bottleneck::window::Window {

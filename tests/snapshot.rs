@@ -255,7 +255,7 @@ fn a_version_1_snapshot_still_reads() {
     let path = dir.join("manifest.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(m["format_version"], snapshot::FORMAT_VERSION);
-    assert!(snapshot::FORMAT_VERSION > 1, "the test's premise");
+    const { assert!(snapshot::FORMAT_VERSION > 1, "the test's premise") };
     m["format_version"] = 1.into();
     let tables = m["tables"].as_object_mut().unwrap();
     assert!(tables.remove("truth_losses").is_some(), "{tables:?}");

@@ -268,7 +268,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             // Under the Rust runner a step's times span import, build and upload (stopTime is the
             // runner's clock) and overhead is import + upload: take it off so that it is not
             // counted twice. Under the C++ runner the times are the build alone.
-            if ds.meta.runner == crate::dataset::Runner::Rust {
+            if ds.meta.runner_at(Some(a)) == crate::dataset::Runner::Rust {
                 b = a.max(b - steps.overhead_ms(i).unwrap_or(0).max(0) / 1000);
             }
             let (ca, cb) = (a.max(lo), b.min(hi));
@@ -303,10 +303,16 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             }
         })
         .collect();
+    // Under one runner throughout, its rules; where the window spans the switch, each step is
+    // read by its own era's (`DatasetMeta::runner_at`), and what is decided once for the
+    // window — how the series counts held slots, the wording — by the era of its middle.
+    let window_runner = ds.meta.runner_at(Some(lo + (hi - lo) / 2));
+    let cpp_steps = ds.meta.runner == crate::dataset::Runner::Cpp
+        || ds.meta.runner_switch.is_some_and(|at| at > lo);
     let series = input
         .timeline
         .map(|tl| {
-            let cpp = ds.meta.runner != crate::dataset::Runner::Rust;
+            let cpp = window_runner != crate::dataset::Runner::Rust;
             dispatch_loss::from_series(tl, &list, lo, hi, cpp)
         })
         .filter(|s| s.samples > s.missing);
@@ -371,9 +377,9 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
     // the dispatch the series shows (its start records the build, after sending).
     let not_before = super::dispatched::retry_not_before(steps, usable);
     let dispatched = match (input.timeline, &series) {
-        (Some(tl), Some(_)) if ds.meta.runner != crate::dataset::Runner::Rust => Some(
-            super::dispatched::dispatched_from_series(tl, steps, usable, &list, &on),
-        ),
+        (Some(tl), Some(_)) if cpp_steps => Some(super::dispatched::dispatched_from_series(
+            tl, steps, usable, &list, &on,
+        )),
         _ => None,
     };
     let ends = Ends {
@@ -418,7 +424,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                     s.dispatcher.total(),
                 ));
             }
-            let rust = ds.meta.runner == crate::dataset::Runner::Rust;
+            let rust = window_runner == crate::dataset::Runner::Rust;
             let (until, free_from, kind) = if rust {
                 (
                     "until the runner took it for a machine (its startTime)",
@@ -597,7 +603,7 @@ fn waiting_intervals(
     ends: &Ends<'_>,
 ) -> Result<Vec<dispatch_loss::Waiting>> {
     let queued = super::quality::build_queue_times(ds)?;
-    let rust = ds.meta.runner == crate::dataset::Runner::Rust;
+    let rust = |i: usize| ds.meta.runner_at(steps.start(i)) == crate::dataset::Runner::Rust;
     let mut ready: Vec<Option<i64>> = (0..steps.len())
         .map(|i| queued.get(&steps.build(i)).map(|&q| surely_after(q, 0)))
         .collect();
@@ -615,7 +621,7 @@ fn waiting_intervals(
                 // the overhead (receiving follows it; sending before the build is in it too, so
                 // this is late, never early). Under the Rust runner `stopTime` is already the
                 // runner's clock after the builder uploaded them.
-                let after = if rust {
+                let after = if rust(d) {
                     0
                 } else {
                     steps.overhead_ms(d).unwrap_or(0).max(0)
@@ -634,8 +640,11 @@ fn waiting_intervals(
             (Some(r), Some(b)) => Some(r.max(b)),
             (r, _) => r,
         };
+        // The dispatch the series shows is the C++ runner's (its start records the build);
+        // under the Rust runner the start is the dispatch.
         let start = ends
             .dispatched
+            .filter(|_| !rust(i))
             .and_then(|d| d[i])
             .or_else(|| steps.start(i));
         if let (Some(r), Some(s)) = (ready, start)

@@ -44,8 +44,10 @@ pub struct Context<'a> {
     pub source: SourceSpec,
     /// Which rows of the history.
     pub window: WindowSpec,
-    /// Which queue runner wrote the steps; detected from the schema when `None`.
+    /// Which queue runner wrote the steps; detected from the rows when `None`.
     pub runner: Option<Runner>,
+    /// With `runner` Rust: the instant the history moved to it from the C++ runner.
+    pub runner_switch: Option<i64>,
     /// Upper bound on every database statement.
     pub statement_timeout: Duration,
     /// Bars and spinners while a command runs.
@@ -62,6 +64,7 @@ impl Context<'static> {
             source,
             window: WindowSpec::default(),
             runner: None,
+            runner_switch: None,
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
             progress: Progress::hidden(),
             note: &|_| {},
@@ -84,6 +87,7 @@ impl Context<'_> {
         ReadOptions {
             window: self.window,
             runner: self.runner,
+            runner_switch: self.runner_switch,
             statement_timeout: self.statement_timeout,
             progress: self.progress,
             omit,

@@ -405,7 +405,7 @@ pub fn from_dataset(
         let overhead = steps.overhead_ms(i).unwrap_or(0).max(0) as f64;
         let build_ms = ((stop - start).max(0) * 1000) as f64;
         // Under the Rust runner stopTime is the runner's clock at the end: take the overhead out.
-        let build_ms = match ds.meta.runner {
+        let build_ms = match ds.meta.runner_at(steps.start(i)) {
             Runner::Cpp => build_ms,
             Runner::Rust => (build_ms - overhead).max(0.0),
         };

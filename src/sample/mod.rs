@@ -211,6 +211,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
             schema_version: None,
             runner: Runner::Cpp,
             runner_basis: "the built-in sample models the C++ queue runner".into(),
+            runner_switch: None,
             window: Window {
                 since: Some(WEEK_START_S),
                 until: Some(WEEK_START_S + (WEEK_MS / 1000) as i64),

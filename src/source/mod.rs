@@ -4,6 +4,7 @@
 //! `query` run on a database here too ([`sql`]).
 
 pub mod drvstore;
+pub mod era;
 pub mod into;
 pub mod pgcopy;
 pub mod postgres;
@@ -17,7 +18,7 @@ use std::path::PathBuf;
 use polars::prelude::*;
 
 use crate::conninfo;
-use crate::dataset::{Dataset, TableDef, Truth};
+use crate::dataset::{Dataset, Runner, TableDef, Truth};
 
 use crate::error::{Error, Result};
 use crate::window::Window;
@@ -57,18 +58,15 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
             let ds = runtime.block_on(crate::interrupt::until(postgres::read(&params, opts)))?;
             // A database vouches for no bound: its history may begin after --since.
             let asked = ds.meta.window;
-            return cover(normalize(ds)?, asked, Window::default());
+            let mut ds = normalize(ds)?;
+            decide_runner(&mut ds, opts)?;
+            return cover(ds, asked, Window::default());
         }
         // A snapshot's tables are put in order as they are read.
         SourceSpec::Snapshot(dir) => snapshot::read_omitting(dir, opts.omit)?,
         SourceSpec::Sample(s) => normalize(omitting(crate::sample::generate(s)?, opts.omit)?)?,
     };
-    if let Some(r) = opts.runner
-        && r != ds.meta.runner
-    {
-        ds.meta.runner = r;
-        ds.meta.runner_basis = "given with --runner".into();
-    }
+    decide_runner(&mut ds, opts)?;
     let recorded = ds.meta.window;
     let anchor = recorded
         .until
@@ -90,6 +88,45 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
     // The rows kept stay in order, but polars' filter may leave a column in several chunks or
     // compact its strings apart from the builds' paths that shared them.
     cover(normalize(restrict(ds, inside)?)?, window, recorded)
+}
+
+/// Which runner wrote the steps: the one given (`--runner`), else the rows' evidence
+/// ([`era::detect`]) where they have any, else the source's own guess (the schema version, a
+/// snapshot's manifest, the sample's configuration) stands.
+fn decide_runner(ds: &mut Dataset, opts: &ReadOptions) -> Result<()> {
+    match opts.runner {
+        Some(r) => {
+            if r != ds.meta.runner || opts.runner_switch != ds.meta.runner_switch {
+                ds.meta.runner_basis = match opts.runner_switch {
+                    Some(_) => "given with --runner rust@TIME".into(),
+                    None => "given with --runner".into(),
+                };
+            }
+            ds.meta.runner = r;
+            ds.meta.runner_switch = opts.runner_switch.filter(|_| r == Runner::Rust);
+        }
+        // The rows' own evidence, where they have any, over the schema's guess.
+        None => {
+            if let Some(e) = era::detect(step_machines(&ds.steps)?) {
+                ds.meta.runner = e.runner;
+                ds.meta.runner_switch = e.switch;
+                ds.meta.runner_basis = e.basis;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `(startTime, machine)` of every step, for [`era::detect`].
+fn step_machines(steps: &DataFrame) -> Result<impl Iterator<Item = (Option<i64>, Option<&str>)>> {
+    let err = |e| Error::frame("steps", e);
+    let start = steps
+        .column("start_time")
+        .map_err(err)?
+        .i64()
+        .map_err(err)?;
+    let machine = steps.column("machine").map_err(err)?.str().map_err(err)?;
+    Ok(start.iter().zip(machine.iter()))
 }
 
 /// Narrows `ds.meta.window` to the span the data covers, and notes it when the window asked

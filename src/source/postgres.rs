@@ -41,6 +41,8 @@ pub struct ReadOptions {
     pub window: WindowSpec,
     /// The runner the user named; otherwise it is detected.
     pub runner: Option<Runner>,
+    /// With `runner`: the switch to the Rust runner the user named (`--runner rust@TIME`).
+    pub runner_switch: Option<i64>,
     /// Bound on every statement. A month of hydra.nixos.org steps is a few million rows, which
     /// COPY streams in well under a minute; 15 minutes leaves room for a cold cache.
     pub statement_timeout: Duration,
@@ -54,6 +56,7 @@ impl Default for ReadOptions {
         ReadOptions {
             window: WindowSpec::default(),
             runner: None,
+            runner_switch: None,
             statement_timeout: Duration::from_secs(15 * 60),
             progress: Progress::hidden(),
             omit: &[],
@@ -1043,6 +1046,7 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
             schema_version: info.version,
             runner,
             runner_basis,
+            runner_switch: None,
             window,
             window_note: None,
             queue_runner: None,

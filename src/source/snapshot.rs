@@ -89,6 +89,9 @@ pub struct Manifest {
     pub schema_version: Option<i32>,
     pub runner: crate::dataset::Runner,
     pub runner_basis: String,
+    /// When the history spans both runners (`DatasetMeta::runner_switch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_switch: Option<i64>,
     pub window: Window,
     /// Why `window` is narrower than the window the snapshot was asked for, if it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +215,7 @@ pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
         schema_version: ds.meta.schema_version,
         runner: ds.meta.runner,
         runner_basis: ds.meta.runner_basis.clone(),
+        runner_switch: ds.meta.runner_switch,
         window: ds.meta.window,
         window_note: ds.meta.window_note.clone(),
         tables,
@@ -594,6 +598,7 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
             schema_version: manifest.schema_version,
             runner: manifest.runner,
             runner_basis: manifest.runner_basis.clone(),
+            runner_switch: manifest.runner_switch,
             window: manifest.window,
             window_note: manifest.window_note.clone(),
             queue_runner: manifest
