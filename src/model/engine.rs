@@ -207,7 +207,8 @@ impl<'a> Sim<'a> {
             .tasks
             .iter()
             .map(|t| {
-                if sigma > 0.0 {
+                // A time limit does not vary between runs.
+                if sigma > 0.0 && !t.time_limited {
                     let z: f64 = StandardNormal.sample(&mut rng);
                     // Mean one: exp(σz − σ²/2).
                     t.work_ms * (sigma * z - sigma * sigma / 2.0).exp()
@@ -416,7 +417,12 @@ impl<'a> Sim<'a> {
             self.start_send(next);
         }
         self.run.build_start_ms[ti] = self.now;
-        let build = (self.work[ti] / self.w.machines[m].speed).round().max(0.0) as u64;
+        let speed = if self.w.tasks[ti].time_limited {
+            1.0
+        } else {
+            self.w.machines[m].speed
+        };
+        let build = (self.work[ti] / speed).round().max(0.0) as u64;
         let at = self.now + build;
         self.schedule(at, Ev::BuildDone, t);
     }
