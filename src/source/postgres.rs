@@ -424,7 +424,9 @@ impl Session {
     /// unqualified (the named queries, ad-hoc SQL). A function or operator there under a
     /// built-in's name can still win over the built-in when its argument types match better
     /// (PostgreSQL resolves overloads across the whole path), so under a privileged role such
-    /// an overload is refused, naming it.
+    /// an overload is refused, naming it. Only code the schema's owner could have written
+    /// counts: a function (or an operator's function) in C or `internal` was made by a
+    /// superuser, as upstream's `hydra.sql` makes pg_trgm's `%` and `<->` in Hydra's schema.
     pub async fn with_hydra_schema_on_path(&self) -> Result<()> {
         let schema = self.schema()?;
         if self.role.as_ref().is_some_and(RolePowers::is_privileged) {
@@ -433,12 +435,17 @@ impl Session {
                 .query(
                     "SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p \
                      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-                     WHERE n.nspname = $1 AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc b \
+                     JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
+                     WHERE n.nspname = $1 AND l.lanname NOT IN ('c', 'internal') \
+                     AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc b \
                        WHERE b.pronamespace = 'pg_catalog'::pg_catalog.regnamespace \
                        AND b.proname = p.proname) \
                      UNION SELECT DISTINCT o.oprname::text FROM pg_catalog.pg_operator o \
                      JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace \
-                     WHERE n.nspname = $1 ORDER BY 1 LIMIT 5",
+                     JOIN pg_catalog.pg_proc f ON f.oid = o.oprcode \
+                     JOIN pg_catalog.pg_language l ON l.oid = f.prolang \
+                     WHERE n.nspname = $1 AND l.lanname NOT IN ('c', 'internal') \
+                     ORDER BY 1 LIMIT 5",
                     &[&schema.name],
                 )
                 .await
