@@ -661,3 +661,25 @@ fn our_ddl_has_upstreams_foreign_keys_the_projects_owner_among_them() {
         assert!(!refused.status.success(), "{ddl:?}");
     }
 }
+
+#[test]
+fn sample_into_refuses_a_new_hydra_whose_code_another_role_owns() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    let name = dbname(&db);
+    // hydra-init run as the role `hydra` (pg_trgm, which it may not create, is skipped).
+    pg.psql(
+        &name,
+        "CREATE ROLE hydra LOGIN; GRANT CREATE ON SCHEMA public TO hydra",
+    );
+    pg.psql(&name, &format!("SET ROLE hydra; {}", Ddl::V87.sql()));
+    // The superuser would run hydra's triggers with its own powers.
+    let o = run(&["sample", "--into", &db, "--scale", "0.01"]);
+    assert_one_line_error(&o, "table builds is owned by role hydra");
+    assert_eq!(pg.psql(&name, "SELECT count(*) FROM builds"), "0");
+    // As the role that made them, the tables are filled.
+    let as_hydra = db.replace("user=postgres", "user=hydra");
+    let o = run(&["sample", "--into", &as_hydra, "--scale", "0.01", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(pg.psql(&name, "SELECT count(*) FROM builds"), "0");
+}

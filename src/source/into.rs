@@ -204,7 +204,61 @@ async fn classify(s: &Session, params: &ConnParams) -> Result<Target> {
             held.join(", ")
         )));
     }
+    refuse_others_code(s).await?;
     Ok(Target::EmptyHydra)
+}
+
+/// The tables a load writes to, directly or through upstream's NrBuilds trigger.
+const WRITTEN: [&str; 9] = [
+    "users",
+    "projects",
+    "jobsets",
+    "builds",
+    "buildsteps",
+    "buildstepoutputs",
+    "jobsetevals",
+    "nrbuilds",
+    "systemstatus",
+];
+
+/// Refuses to fill tables that run another role's code as ours: a trigger's function, a
+/// column's default or a check runs as the role writing, so a table (its defaults and checks)
+/// or a trigger function owned by a role that is neither ours nor a superuser could act with
+/// our powers. `hydra-init` run as the role that loads leaves nothing of the kind.
+async fn refuse_others_code(s: &Session) -> Result<()> {
+    let rows = s
+        .client
+        .query(
+            "WITH us AS (SELECT oid FROM pg_roles WHERE rolname = current_user), \
+                  trusted AS (SELECT oid FROM pg_roles WHERE rolsuper OR oid = (SELECT oid FROM us)) \
+             SELECT 'table ' || c.relname, pg_get_userbyid(c.relowner)::text \
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE n.nspname = current_schema() AND c.relname = ANY ($1) \
+                AND c.relowner NOT IN (SELECT oid FROM trusted) \
+             UNION ALL \
+             SELECT 'trigger ' || t.tgname || ' on ' || c.relname, pg_get_userbyid(p.proowner)::text \
+               FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+               JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = t.tgfoid \
+              WHERE NOT t.tgisinternal AND n.nspname = current_schema() AND c.relname = ANY ($1) \
+                AND p.proowner NOT IN (SELECT oid FROM trusted) \
+             ORDER BY 1",
+            &[&WRITTEN.as_slice()],
+        )
+        .await
+        .map_err(|e| s.error("checking who owns Hydra's tables", e))?;
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let (what, owner): (String, String) = (first.get(0), first.get(1));
+    Err(Error::refused(
+        "sample --into",
+        format!(
+            "{} is owned by role {owner}, not by the role loading nor a superuser: its code \
+             would run with this role's powers; load as {owner}",
+            what.escape_debug(),
+            owner = owner.escape_debug()
+        ),
+    ))
 }
 
 /// How store paths are written, which depends on the columns the tables have.
