@@ -490,8 +490,10 @@ struct SampleArgs {
     /// Grow the workload linearly (builds and machines); 10 gives about a million steps.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
-    /// With --into: the Hydra schema version to create when the database has no Hydra tables.
-    #[arg(long, default_value = "80", value_parser = ["80", "87"])]
+    /// With --into: the Hydra schema version to create when the database has no Hydra tables
+    /// (89: store paths part-way through hydra-backfill-store-dirs; ignored when the database
+    /// already holds a new Hydra's empty tables, which are filled as they are).
+    #[arg(long, default_value = "80", value_parser = ["80", "87", "88", "89", "90"])]
     schema: String,
     /// With --out: replace an existing directory (only once the new one is complete); with
     /// --series-out, an existing file.

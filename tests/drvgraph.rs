@@ -225,7 +225,7 @@ fn history(pg: &TestPg, made: &Made) -> String {
     let p = |n: &str| made.paths[n].clone();
     let t0 = 1_750_000_000;
     let mut sql = format!(
-        "INSERT INTO schemaversion VALUES (87);
+        "INSERT INTO users (username, emailaddress, password) VALUES ('o', '', '!');
          INSERT INTO projects (name, displayname, owner) VALUES ('p', 'p', 'o');
          INSERT INTO jobsets (name, project, nixexprinput, nixexprpath, emailoverride)
            VALUES ('j', 'p', 'src', 'release.nix', '');

@@ -9,6 +9,7 @@ use support::*;
 
 use hydra_bottleneck::dataset::{Dataset, Runner};
 use hydra_bottleneck::sample::SampleSpec;
+use hydra_bottleneck::source::into::Ddl;
 use hydra_bottleneck::source::{self, ReadOptions, SourceSpec};
 use hydra_bottleneck::window::{TimeSpec, WindowSpec};
 use support::pg::{ADMIN_PASSWORD, READER_PASSWORD};
@@ -63,7 +64,7 @@ fn sample_into_postgres_then_snapshot_gives_back_the_generators_frames() {
     assert_frames_equal(&from_snapshot, &generated);
     assert_eq!(from_snapshot.meta.runner, Runner::Cpp);
 
-    // A second load into the same database is refused: it already holds Hydra's tables.
+    // A second load into the same database is refused: its Hydra tables hold a history.
     let again = run(&[
         "sample",
         "--into",
@@ -73,7 +74,7 @@ fn sample_into_postgres_then_snapshot_gives_back_the_generators_frames() {
     ]);
     assert_one_line_error(
         &again,
-        "schema public already holds buildmetrics, buildoutputs",
+        "schema public already holds a Hydra history (projects, jobsets, builds",
     );
 }
 
@@ -449,4 +450,242 @@ fn sample_into_refuses_a_database_holding_anything_of_its_own() {
     pg.psql(&name, "CREATE EXTENSION pg_buffercache");
     let o = run(&["sample", "--into", &db, "--scale", "0.01", "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The generated sample's frames at the tests' scale, as every source returns them.
+fn generated() -> Dataset {
+    source::normalize(hydra_bottleneck::sample::generate(&spec()).unwrap()).unwrap()
+}
+
+/// How many distinct derivations the builds and steps of `ds` name.
+fn drv_paths(ds: &Dataset) -> usize {
+    let mut all = ds.builds.column("drv_path").unwrap().clone();
+    all.append(ds.steps.column("drv_path").unwrap()).unwrap();
+    all.n_unique().unwrap()
+}
+
+#[test]
+fn schemas_88_to_90_read_back_the_generators_frames_whatever_form_a_path_is_stored_in() {
+    let pg = TestPg::start();
+    let want = generated();
+    for version in ["88", "89", "90"] {
+        let db = load_sample(&pg, &SCALE.to_string(), version);
+        let name = dbname(&db);
+        let count = |sql: &str| pg.psql(&name, sql).parse::<usize>().unwrap();
+        // 88 widened the times (upgrade-88).
+        assert_eq!(
+            pg.psql(
+                &name,
+                "SELECT data_type FROM information_schema.columns \
+                 WHERE table_name = 'buildsteps' AND column_name = 'starttime'"
+            ),
+            "bigint",
+            "{version}"
+        );
+        let forms = |table: &str, column: &str| {
+            (
+                count(&format!(
+                    "SELECT count(*) FROM {table} WHERE storedir IS NOT NULL AND strpos({column}, '/') = 0"
+                )),
+                count(&format!(
+                    "SELECT count(*) FROM {table} WHERE storedir IS NULL AND strpos({column}, '/') > 0"
+                )),
+            )
+        };
+        match version {
+            "89" => {
+                // Part-way through hydra-backfill-store-dirs: Builds converted whole, steps and
+                // step outputs in both forms, so that a build's row and its own step's row
+                // often hold the same derivation in different forms.
+                let (converted, full) = forms("builds", "drvpath");
+                assert!(converted > 0 && full == 0, "builds {converted}/{full}");
+                for (table, column) in [("buildsteps", "drvpath"), ("buildstepoutputs", "path")] {
+                    let (converted, full) = forms(table, column);
+                    assert!(
+                        converted > 1000 && full > 1000,
+                        "{table} {converted}/{full}"
+                    );
+                }
+                let split = count(
+                    "SELECT count(*) FROM builds b JOIN buildsteps s ON s.build = b.id \
+                     WHERE b.drvpath = substring(s.drvpath from '[^/]*$') AND s.storedir IS NULL",
+                );
+                assert!(split > 100, "{split} builds whose step holds the full path");
+                // As stored, many a derivation is two values.
+                let union =
+                    "(SELECT drvpath FROM builds UNION ALL SELECT drvpath FROM buildsteps) d";
+                let stored = count(&format!("SELECT count(DISTINCT drvpath) FROM {union}"));
+                let derivations = count(&format!(
+                    "SELECT count(DISTINCT substring(drvpath from '[^/]*$')) FROM {union}"
+                ));
+                assert!(stored > derivations + 100, "{stored} {derivations}");
+                assert_eq!(derivations, drv_paths(&want));
+            }
+            "90" => {
+                for (table, column) in [("buildsteps", "drvpath"), ("buildstepoutputs", "path")] {
+                    assert_eq!(forms(table, column).1, 0, "{table}");
+                }
+                // upgrade-90's composite key ties a step's store dir to its build's.
+                assert_eq!(
+                    pg.psql(
+                        &name,
+                        "SELECT count(*) FROM pg_constraint WHERE conrelid = 'buildsteps'::regclass \
+                         AND contype = 'f' AND confrelid = 'builds'::regclass \
+                         AND array_length(conkey, 1) = 2"
+                    ),
+                    "1"
+                );
+            }
+            // Before 89 there is no storeDir: every path is whole.
+            _ => assert_eq!(
+                count(
+                    "SELECT count(*) FROM information_schema.columns WHERE column_name = 'storedir'"
+                ),
+                0
+            ),
+        }
+        let ds = read(&db, &ReadOptions::default()).unwrap();
+        assert_eq!(ds.meta.schema_version, Some(version.parse().unwrap()));
+        assert_eq!(ds.meta.runner, Runner::Rust);
+        // Read back, every path is one full path again: one derivation, one value.
+        assert_frames_equal(&ds, &want);
+        assert_eq!(drv_paths(&ds), drv_paths(&want));
+    }
+}
+
+/// A new Hydra: Hydra's tables made by `ddl` (upstream-equivalent, docs/hydra.md §1) as
+/// `hydra-init` leaves them, with a user of its own as `hydra-create-user` adds one, then
+/// `extra` (another line of development's columns, say); returns the superuser's
+/// connection string.
+fn new_hydra(pg: &TestPg, ddl: Ddl, extra: &str) -> String {
+    let db = pg.database();
+    let name = dbname(&db);
+    pg.psql(&name, ddl.sql());
+    pg.psql(
+        &name,
+        &format!(
+            "INSERT INTO users (username, emailaddress, password) VALUES ('alice', 'a@example.org', 'x'); {extra}"
+        ),
+    );
+    db
+}
+
+#[test]
+fn sample_into_fills_a_new_hydras_empty_tables_meeting_upstreams_foreign_keys() {
+    let pg = TestPg::start();
+    let want = generated();
+    // The competing schema 89 (NixOS/hydra @ 73b2d884) adds two columns to JobsetEvals, one
+    // a foreign key to Builds.
+    let eval_build = "ALTER TABLE jobsetevals ADD COLUMN eval_build integer; \
+         ALTER TABLE jobsetevals ADD CONSTRAINT jobsetevals_eval_build_fkey \
+           FOREIGN KEY (eval_build) REFERENCES builds(id) ON DELETE SET NULL; \
+         ALTER TABLE jobsetevals ADD COLUMN completed bigint; \
+         UPDATE schemaversion SET version = 89";
+    for (ddl, extra, version) in [
+        (Ddl::V87, "", "87"),
+        (Ddl::V88, eval_build, "89"),
+        (Ddl::V89, "", "89"),
+        (Ddl::V90, "", "90"),
+    ] {
+        let db = new_hydra(&pg, ddl, extra);
+        let name = dbname(&db);
+        let o = run(&["sample", "--into", &db, "--scale", &SCALE.to_string()]);
+        assert!(o.status.success(), "{ddl:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!(
+                "filled the new Hydra's empty tables (schema {version})"
+            )),
+            "{}",
+            stderr(&o)
+        );
+        // The projects' owner has its Users row; the user that was there is untouched.
+        assert_eq!(
+            pg.psql(
+                &name,
+                "SELECT string_agg(DISTINCT u.username, ',' ORDER BY u.username) \
+                 FROM projects p JOIN users u ON u.username = p.owner"
+            ),
+            "hydra-bottleneck"
+        );
+        assert_eq!(
+            pg.psql(&name, "SELECT count(*) FROM users WHERE username = 'alice'"),
+            "1"
+        );
+        // Upstream's trigger-kept count of finished builds is right, and the trigger is on.
+        assert_eq!(
+            pg.psql(
+                &name,
+                "SELECT (SELECT count FROM nrbuilds WHERE what = 'finished') = \
+                        (SELECT count(*) FROM builds WHERE finished = 1), \
+                        (SELECT tgenabled FROM pg_trigger WHERE tgname = 'nrbuildsfinished')"
+            ),
+            "t|O"
+        );
+        let ds = read(&pg.grant_reader(&name), &ReadOptions::default()).unwrap();
+        assert_eq!(ds.meta.schema_version, Some(version.parse().unwrap()));
+        assert_frames_equal(&ds, &want);
+    }
+    // hydra.sql alone leaves SchemaVersion empty (hydra-init writes its row): still filled,
+    // and the note says what readers will lack.
+    let db = new_hydra(&pg, Ddl::V87, "DELETE FROM schemaversion");
+    let o = run(&["sample", "--into", &db, "--scale", "0.01"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("give them --runner"), "{}", stderr(&o));
+}
+
+#[test]
+fn our_ddl_has_upstreams_foreign_keys_the_projects_owner_among_them() {
+    let pg = TestPg::start();
+    for ddl in [Ddl::V80, Ddl::V87, Ddl::V90] {
+        let db = pg.database();
+        let name = dbname(&db);
+        pg.psql(&name, ddl.sql());
+        // Foreign keys of hydra.sql (schema 87: 34; 80 has the same); 90 swaps the steps' key
+        // to the build for a composite one and adds four.
+        let keys: usize = pg
+            .psql(
+                &name,
+                "SELECT count(*) FROM pg_constraint WHERE contype = 'f'",
+            )
+            .parse()
+            .unwrap();
+        let want = if ddl == Ddl::V90 { 37 } else { 34 };
+        assert_eq!(keys, want, "{ddl:?}");
+        assert_eq!(
+            pg.psql(
+                &name,
+                "SELECT confrelid::regclass::text FROM pg_constraint \
+                 WHERE conname = 'projects_owner_fkey'"
+            ),
+            "users",
+            "{ddl:?}"
+        );
+        let refused = pg.psql_output(
+            &name,
+            "INSERT INTO projects (name, displayname, owner) VALUES ('p', 'p', 'nobody')",
+        );
+        assert!(!refused.status.success(), "{ddl:?}");
+    }
+}
+
+#[test]
+fn sample_into_refuses_a_new_hydra_whose_code_another_role_owns() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    let name = dbname(&db);
+    // hydra-init run as the role `hydra` (pg_trgm, which it may not create, is skipped).
+    pg.psql(
+        &name,
+        "CREATE ROLE hydra LOGIN; GRANT CREATE ON SCHEMA public TO hydra",
+    );
+    pg.psql(&name, &format!("SET ROLE hydra; {}", Ddl::V87.sql()));
+    // The superuser would run hydra's triggers with its own powers.
+    let o = run(&["sample", "--into", &db, "--scale", "0.01"]);
+    assert_one_line_error(&o, "table builds is owned by role hydra");
+    assert_eq!(pg.psql(&name, "SELECT count(*) FROM builds"), "0");
+    // As the role that made them, the tables are filled.
+    let as_hydra = db.replace("user=postgres", "user=hydra");
+    let o = run(&["sample", "--into", &as_hydra, "--scale", "0.01", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(pg.psql(&name, "SELECT count(*) FROM builds"), "0");
 }

@@ -85,7 +85,21 @@ pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
             let params = inputs::conninfo(conninfo)?;
             let summary = inputs::runtime()?
                 .block_on(crate::source::into::load_into(&params, &ds, *schema))?;
-            ctx.note(&format!("loaded the sample into {}", params.redacted()));
+            let how = match (summary.created, summary.schema_version) {
+                (true, v) => format!(
+                    "created Hydra's tables (schema {})",
+                    v.map_or("?".into(), |v| v.to_string())
+                ),
+                (false, Some(v)) => format!("filled the new Hydra's empty tables (schema {v})"),
+                (false, None) => "filled the new Hydra's empty tables; their SchemaVersion is \
+                                  empty (hydra.sql without hydra-init), so readers cannot tell \
+                                  the runner from it: give them --runner"
+                    .to_string(),
+            };
+            ctx.note(&format!(
+                "loaded the sample into {}: {how}",
+                params.redacted()
+            ));
             Ok(Sampled::Loaded(summary))
         }
     }
@@ -116,10 +130,12 @@ impl Render for Sampled {
             Sampled::Snapshot(manifest) => manifest.render(p),
             Sampled::Loaded(summary) => {
                 let rows: Vec<Vec<String>> = summary
+                    .tables
                     .iter()
                     .map(|(t, n)| vec![t.to_string(), n.to_string()])
                     .collect();
                 let json: Vec<serde_json::Value> = summary
+                    .tables
                     .iter()
                     .map(|(t, n)| serde_json::json!({"table": t, "rows": n}))
                     .collect();

@@ -1,9 +1,22 @@
 //! `sample --into`: the one command that writes to a database, and only to an empty one.
 //!
-//! It refuses any database whose target schema already holds a table, view or sequence (Hydra's
-//! or anyone else's), creates the Hydra tables from our DDL (schema 80, the C++ runner's era the
-//! sample models, or 87), and loads every table in one transaction with `COPY … FROM STDIN (FORMAT csv)`, so a failure leaves the
-//! database as it was.
+//! Two databases count as empty. One whose target schema (the first of the search path,
+//! `public` as a rule) holds no table, view or sequence of its own: the load creates Hydra's
+//! tables there from our DDL ([`Ddl`]: schema 80, the C++ runner's era the sample models, 87,
+//! or 88–90 made from 87 by our rendering of upstream's migrations), written from upstream's
+//! schema constraint by constraint (`ddl/`, docs/hydra.md §1). And one that holds Hydra's schema
+//! with no history in it, as `hydra-init` (or upstream's `hydra.sql` alone) leaves a new Hydra:
+//! the load fills those tables, whatever version and line of development made them, by the
+//! columns they have ([`Target`]). Anything else is refused, naming what was found.
+//!
+//! Upstream's foreign keys are met, not bypassed: the projects' owner gets its `Users` row.
+//! Where the tables have a `storeDir` (schema 89 and later), store paths are written in the
+//! converted form (basename, store dir beside it); at 89, where `storeDir` may be null, the
+//! rows are left as `hydra-backfill-store-dirs` leaves them part-way ([`StoreDirs::Partway`]),
+//! so that both forms are there to be read. Every table is loaded in one transaction with
+//! `COPY … FROM STDIN (FORMAT csv)`, so a failure leaves the database as it was.
+
+use std::collections::{HashMap, HashSet};
 
 use futures_util::SinkExt;
 use polars::prelude::*;
@@ -14,18 +27,51 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::output::csv_field;
 
-/// The DDL variants we ship (written from docs/hydra.md §1 and upstream's schema snapshots).
+/// The DDL variants we ship: the version `sample --into` creates in an empty database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ddl {
     V80,
     V87,
+    /// 87 and our rendering of upstream's upgrade-88 (times to bigint).
+    V88,
+    /// 88 and the store-dir line's upgrade-89 (a nullable storeDir beside each store path).
+    V89,
+    /// 89 and upgrade-90 (storeDir mandatory, tied to the parent row's).
+    V90,
 }
 
 impl Ddl {
+    /// The whole script: the schema, then each migration up to the version, as `hydra-init`
+    /// would have applied them.
     pub fn sql(self) -> &'static str {
         match self {
             Ddl::V80 => include_str!("ddl/hydra-80.sql"),
             Ddl::V87 => include_str!("ddl/hydra-87.sql"),
+            Ddl::V88 => concat!(
+                include_str!("ddl/hydra-87.sql"),
+                include_str!("ddl/upgrade-88.sql")
+            ),
+            Ddl::V89 => concat!(
+                include_str!("ddl/hydra-87.sql"),
+                include_str!("ddl/upgrade-88.sql"),
+                include_str!("ddl/upgrade-89.sql")
+            ),
+            Ddl::V90 => concat!(
+                include_str!("ddl/hydra-87.sql"),
+                include_str!("ddl/upgrade-88.sql"),
+                include_str!("ddl/upgrade-89.sql"),
+                include_str!("ddl/upgrade-90.sql")
+            ),
+        }
+    }
+
+    pub fn version(self) -> i32 {
+        match self {
+            Ddl::V80 => 80,
+            Ddl::V87 => 87,
+            Ddl::V88 => 88,
+            Ddl::V89 => 89,
+            Ddl::V90 => 90,
         }
     }
 }
@@ -36,23 +82,67 @@ impl std::str::FromStr for Ddl {
         match s {
             "80" => Ok(Ddl::V80),
             "87" => Ok(Ddl::V87),
-            _ => Err(format!("schema `{s}` is not one we ship (80 or 87)")),
+            "88" => Ok(Ddl::V88),
+            "89" => Ok(Ddl::V89),
+            "90" => Ok(Ddl::V90),
+            _ => Err(format!(
+                "schema `{s}` is not one we ship (80, 87, 88, 89 or 90)"
+            )),
         }
     }
 }
 
-/// Rows loaded per table, in load order.
-pub type LoadSummary = Vec<(&'static str, usize)>;
+/// What a load did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadSummary {
+    /// Rows loaded per table, in load order.
+    pub tables: Vec<(&'static str, usize)>,
+    /// Whether the tables were created from our DDL (else they were there, empty).
+    pub created: bool,
+    /// The database's SchemaVersion after the load.
+    pub schema_version: Option<i32>,
+    /// How store paths were written.
+    pub store_dirs: StoreDirs,
+}
 
 /// How many of the relations found are named when a database is refused: enough to recognise
 /// it, few enough for one line.
 const NAMED: usize = 3;
 
-/// Refuses a database whose schema the load would create its tables in (the first of the
-/// search path, `public` as a rule) holds tables, views or sequences of its own, so that the
-/// load never mixes the sample with someone's data or changes their objects (an extension's
-/// own tables, such as PostGIS's, do not count). The error names a few of them.
-async fn refuse_unless_empty(s: &Session, params: &ConnParams) -> Result<()> {
+/// The tables the load writes, each of which must be there for a Hydra schema to be filled.
+const LOADED: [&str; 7] = [
+    "users",
+    "projects",
+    "jobsets",
+    "builds",
+    "buildsteps",
+    "buildstepoutputs",
+    "jobsetevals",
+];
+
+/// The tables that hold a Hydra's history: a schema whose every one is empty is a new Hydra.
+const HISTORY: [&str; 6] = [
+    "projects",
+    "jobsets",
+    "builds",
+    "buildsteps",
+    "buildstepoutputs",
+    "jobsetevals",
+];
+
+/// The database the load was given, as found inside its transaction.
+enum Target {
+    /// Nothing of its own in the target schema: our DDL creates Hydra's tables.
+    Empty,
+    /// Hydra's tables, none of them holding history: they are filled as they are.
+    EmptyHydra,
+}
+
+/// Tells what the target schema holds. Refuses a schema with tables, views or sequences of
+/// its own (an extension's own, such as PostGIS's, do not count) unless they are Hydra's
+/// tables without history, so that the load never mixes the sample with someone's data; the
+/// error names a few of them.
+async fn classify(s: &Session, params: &ConnParams) -> Result<Target> {
     let rows = s
         .client
         .query(
@@ -69,32 +159,204 @@ async fn refuse_unless_empty(s: &Session, params: &ConnParams) -> Result<()> {
         .await
         .map_err(|e| s.error("checking that the database is empty", e))?;
     let Some(first) = rows.first() else {
-        return Ok(());
+        return Ok(Target::Empty);
     };
-    let schema: Option<String> = first.get(0);
-    // A name may hold anything a quoted identifier can, a newline too: escaped, it stays one line.
-    let names: Vec<String> = rows
-        .iter()
-        .take(NAMED)
-        .map(|r| r.get::<_, String>(1).escape_debug().to_string())
-        .collect();
-    let more = match rows.len().saturating_sub(NAMED) {
-        0 => String::new(),
-        n => format!(" and {n} more"),
-    };
-    Err(Error::Exists {
+    let schema: String = first.get::<_, Option<String>>(0).unwrap_or_default();
+    let names: Vec<String> = rows.iter().map(|r| r.get::<_, String>(1)).collect();
+    let refuse = |what: String| Error::Exists {
         target: params.redacted(),
         reason: format!(
-            "is not empty: schema {} already holds {}{more}; `sample --into` only loads into an \
-             empty database (create one with `createdb`)",
-            schema.unwrap_or_default(),
-            names.join(", ")
+            "is not empty: schema {schema} already holds {what}; `sample --into` only loads \
+             into an empty database (create one with `createdb`) or a new Hydra's empty tables"
         ),
+    };
+    let is_hydra = std::iter::once("schemaversion")
+        .chain(LOADED)
+        .all(|t| names.iter().any(|n| n == t));
+    if !is_hydra {
+        // A name may hold anything a quoted identifier can, a newline too: escaped, it stays
+        // one line.
+        let shown: Vec<String> = names
+            .iter()
+            .take(NAMED)
+            .map(|n| n.escape_debug().to_string())
+            .collect();
+        let more = match names.len().saturating_sub(NAMED) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        return Err(refuse(format!("{}{more}", shown.join(", "))));
+    }
+    let holding = HISTORY
+        .iter()
+        .map(|t| format!("SELECT '{t}' WHERE EXISTS (SELECT 1 FROM {t})"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let held = s
+        .client
+        .query(&holding, &[])
+        .await
+        .map_err(|e| s.error("checking that Hydra's tables are empty", e))?;
+    let held: Vec<String> = held.iter().map(|r| r.get::<_, String>(0)).collect();
+    if !held.is_empty() {
+        return Err(refuse(format!(
+            "a Hydra history ({} hold rows)",
+            held.join(", ")
+        )));
+    }
+    refuse_others_code(s).await?;
+    Ok(Target::EmptyHydra)
+}
+
+/// The tables a load writes to, directly or through upstream's NrBuilds trigger.
+const WRITTEN: [&str; 9] = [
+    "users",
+    "projects",
+    "jobsets",
+    "builds",
+    "buildsteps",
+    "buildstepoutputs",
+    "jobsetevals",
+    "nrbuilds",
+    "systemstatus",
+];
+
+/// Refuses to fill tables that run another role's code as ours: a trigger's function, a
+/// column's default or a check runs as the role writing, so a table (its defaults and checks)
+/// or a trigger function owned by a role that is neither ours nor a superuser could act with
+/// our powers. `hydra-init` run as the role that loads leaves nothing of the kind.
+async fn refuse_others_code(s: &Session) -> Result<()> {
+    let rows = s
+        .client
+        .query(
+            "WITH us AS (SELECT oid FROM pg_roles WHERE rolname = current_user), \
+                  trusted AS (SELECT oid FROM pg_roles WHERE rolsuper OR oid = (SELECT oid FROM us)) \
+             SELECT 'table ' || c.relname, pg_get_userbyid(c.relowner)::text \
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE n.nspname = current_schema() AND c.relname = ANY ($1) \
+                AND c.relowner NOT IN (SELECT oid FROM trusted) \
+             UNION ALL \
+             SELECT 'trigger ' || t.tgname || ' on ' || c.relname, pg_get_userbyid(p.proowner)::text \
+               FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+               JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_proc p ON p.oid = t.tgfoid \
+              WHERE NOT t.tgisinternal AND n.nspname = current_schema() AND c.relname = ANY ($1) \
+                AND p.proowner NOT IN (SELECT oid FROM trusted) \
+             ORDER BY 1",
+            &[&WRITTEN.as_slice()],
+        )
+        .await
+        .map_err(|e| s.error("checking who owns Hydra's tables", e))?;
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let (what, owner): (String, String) = (first.get(0), first.get(1));
+    Err(Error::refused(
+        "sample --into",
+        format!(
+            "{} is owned by role {owner}, not by the role loading nor a superuser: its code \
+             would run with this role's powers; load as {owner}",
+            what.escape_debug(),
+            owner = owner.escape_debug()
+        ),
+    ))
+}
+
+/// How store paths are written, which depends on the columns the tables have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreDirs {
+    /// No storeDir column (before 89): full paths.
+    Full,
+    /// storeDir is mandatory (90): every path a basename, its store dir beside it.
+    Converted,
+    /// storeDir may be null (89): as `hydra-backfill-store-dirs` (NixOS/hydra @ 9b3e8af9)
+    /// leaves the tables part-way through. It converts Builds first, whole, by ascending id,
+    /// then BuildSteps, BuildOutputs and BuildStepOutputs by ascending build; and Hydra itself
+    /// writes every new row converted. So: all builds converted; the steps of the oldest half
+    /// of the builds converted (the backfill's progress), and the steps and step outputs of
+    /// the newest quarter (written after the upgrade); the rest full paths with a null
+    /// storeDir.
+    Partway,
+}
+
+/// What the target's tables look like, read from the catalog once the tables are there.
+struct Shape {
+    /// Columns per loaded table, lower case.
+    columns: HashMap<String, HashSet<String>>,
+    store_dirs: StoreDirs,
+    version: Option<i32>,
+    /// The NrBuilds('finished') trigger, if it is on Builds and ours to switch off.
+    nr_builds_trigger: Option<String>,
+}
+
+impl Shape {
+    fn has(&self, table: &str, column: &str) -> bool {
+        self.columns.get(table).is_some_and(|c| c.contains(column))
+    }
+}
+
+async fn shape(s: &Session) -> Result<Shape> {
+    let tables: Vec<&str> = LOADED.iter().copied().chain(["systemstatus"]).collect();
+    let rows = s
+        .client
+        .query(
+            "SELECT table_name::text, column_name::text, is_nullable::text \
+               FROM information_schema.columns \
+              WHERE table_schema = current_schema() AND table_name = ANY ($1)",
+            &[&tables],
+        )
+        .await
+        .map_err(|e| s.error("reading the columns of Hydra's tables", e))?;
+    let mut columns: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut store_dir_nullable = None;
+    for r in &rows {
+        let (table, column, nullable): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        if table == "builds" && column == "storedir" {
+            store_dir_nullable = Some(nullable == "YES");
+        }
+        columns.entry(table).or_default().insert(column);
+    }
+    let store_dirs = match store_dir_nullable {
+        None => StoreDirs::Full,
+        Some(false) => StoreDirs::Converted,
+        Some(true) => StoreDirs::Partway,
+    };
+    let version = s
+        .client
+        .query_opt("SELECT version::int4 FROM schemaversion LIMIT 1", &[])
+        .await
+        .map_err(|e| s.error("reading SchemaVersion", e))?
+        .map(|r| r.get::<_, i32>(0));
+    // Upstream's trigger updates one NrBuilds row per finished build: a hundred thousand
+    // updates of one row in one transaction, each walking the row's growing chain of versions.
+    // Where the role owns Builds, the trigger is off during the load and the count is added
+    // once after it.
+    let trigger = s
+        .client
+        .query_opt(
+            "SELECT t.tgname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE n.nspname = current_schema() AND c.relname = 'builds' \
+                AND t.tgname = 'nrbuildsfinished' AND pg_has_role(c.relowner, 'USAGE')",
+            &[],
+        )
+        .await
+        .map_err(|e| s.error("looking for the NrBuilds trigger", e))?
+        .map(|r| r.get::<_, String>(0));
+    Ok(Shape {
+        columns,
+        store_dirs,
+        version,
+        nr_builds_trigger: trigger,
     })
 }
 
-/// Loads `ds` into the database at `params`, in tables it creates with `ddl`: the target
-/// schema must hold no table, view or sequence ([`refuse_unless_empty`]).
+/// The name the sample's projects are owned by, and its `Users` row: upstream's
+/// `Projects.owner` references `Users(userName)`. The password column holds a hash of the
+/// password in Hydra; `!` is the hash of none, so nobody can sign in as this user.
+const OWNER: &str = "hydra-bottleneck";
+
+/// Loads `ds` into the database at `params`: into tables it creates with `ddl` when the target
+/// schema holds nothing, or into a new Hydra's empty tables ([`classify`]).
 pub async fn load_into(params: &ConnParams, ds: &Dataset, ddl: Ddl) -> Result<LoadSummary> {
     // Loading 1 M steps takes a while; the statement timeout is for analysis reads, not this.
     let s = connect(params, false, std::time::Duration::from_secs(3600)).await?;
@@ -103,17 +365,54 @@ pub async fn load_into(params: &ConnParams, ds: &Dataset, ddl: Ddl) -> Result<Lo
         .await
         .map_err(|e| s.error("starting the load", e))?;
     // Checked inside the load's transaction, so that nothing can appear between check and load.
-    refuse_unless_empty(&s, params).await?;
+    let created = match classify(&s, params).await? {
+        Target::Empty => {
+            s.client
+                .batch_execute(ddl.sql())
+                .await
+                .map_err(|e| s.error("creating the Hydra tables", e))?;
+            true
+        }
+        Target::EmptyHydra => false,
+    };
+    let shape = shape(&s).await?;
     s.client
-        .batch_execute(ddl.sql())
+        .execute(
+            "INSERT INTO users (username, emailaddress, password) VALUES ($1, '', '!') \
+             ON CONFLICT (username) DO NOTHING",
+            &[&OWNER],
+        )
         .await
-        .map_err(|e| s.error("creating the Hydra tables", e))?;
+        .map_err(|e| s.error("writing the projects' owner into Users", e))?;
+    if let Some(t) = &shape.nr_builds_trigger {
+        s.client
+            .batch_execute(&format!("ALTER TABLE builds DISABLE TRIGGER {t}"))
+            .await
+            .map_err(|e| s.error("pausing the NrBuilds trigger", e))?;
+    }
     let mut summary = Vec::new();
-    for (table, columns, rows) in tables(ds)? {
+    for (table, columns, rows) in tables(ds, shape.store_dirs)? {
+        if let Some((missing, _)) = columns.iter().find(|(c, _)| !shape.has(table, c)) {
+            return Err(Error::Schema(format!(
+                "{}: table {table} has no column {missing}: `sample --into` fills Hydra's \
+                 tables of schema 80 or later",
+                params.redacted()
+            )));
+        }
         let n = copy_in(&s, table, &columns, rows).await?;
         summary.push((table, n));
     }
-    if ds.meta.runner == crate::dataset::Runner::Cpp {
+    if let Some(t) = &shape.nr_builds_trigger {
+        s.client
+            .batch_execute(&format!(
+                "ALTER TABLE builds ENABLE TRIGGER {t}; \
+                 UPDATE nrbuilds SET count = count + \
+                   (SELECT count(*) FROM builds WHERE finished = 1) WHERE what = 'finished'"
+            ))
+            .await
+            .map_err(|e| s.error("counting the finished builds into NrBuilds", e))?;
+    }
+    if ds.meta.runner == crate::dataset::Runner::Cpp && shape.columns.contains_key("systemstatus") {
         // The C++ runner keeps its status JSON here; readers take it as a sign of that runner.
         s.client
             .execute(
@@ -133,7 +432,12 @@ pub async fn load_into(params: &ConnParams, ds: &Dataset, ddl: Ddl) -> Result<Lo
         )
         .await
         .map_err(|e| s.error("finishing the load", e))?;
-    Ok(summary)
+    Ok(LoadSummary {
+        tables: summary,
+        created,
+        schema_version: shape.version,
+        store_dirs: shape.store_dirs,
+    })
 }
 
 /// One cell source of a Hydra column.
@@ -149,8 +453,37 @@ enum Cell {
 type TableLoad = (&'static str, Vec<(&'static str, Cell)>, DataFrame);
 
 /// What to write into each Hydra table, in foreign-key order.
-fn tables(ds: &Dataset) -> Result<Vec<TableLoad>> {
+fn tables(ds: &Dataset, store_dirs: StoreDirs) -> Result<Vec<TableLoad>> {
     let err = |e: PolarsError| Error::frame("preparing the load", e);
+    let (builds_paths, steps_paths, outputs_paths) = match store_dirs {
+        StoreDirs::Full => (
+            vec![("drvpath", Cell::Col("drv_path"))],
+            vec![("drvpath", Cell::Col("drv_path"))],
+            vec![("path", Cell::Col("path"))],
+        ),
+        StoreDirs::Converted => (
+            store_path_cells(&ds.builds, "id", "drv_path", |_| true)?,
+            store_path_cells(&ds.steps, "build", "drv_path", |_| true)?,
+            store_path_cells(&ds.step_outputs, "build", "path", |_| true)?,
+        ),
+        StoreDirs::Partway => {
+            let mut ids: Vec<i64> = i64_values(&ds.builds, "id")?
+                .into_iter()
+                .flatten()
+                .collect();
+            ids.sort_unstable();
+            let at = |q: usize| ids.get(ids.len() * q / 4).copied().unwrap_or(0);
+            // The backfill has reached the middle build; Hydra wrote the newest quarter.
+            let (reached, upgraded) = (at(2), at(3));
+            (
+                store_path_cells(&ds.builds, "id", "drv_path", |_| true)?,
+                store_path_cells(&ds.steps, "build", "drv_path", |b| {
+                    b < reached || b >= upgraded
+                })?,
+                store_path_cells(&ds.step_outputs, "build", "path", |b| b >= upgraded)?,
+            )
+        }
+    };
     let projects = ds
         .jobsets
         .select(["project"])
@@ -167,7 +500,7 @@ fn tables(ds: &Dataset) -> Result<Vec<TableLoad>> {
             vec![
                 ("name", Cell::Col("project")),
                 ("displayname", Cell::Rows(project_names.clone())),
-                ("owner", Cell::Text("hydra-bottleneck".into())),
+                ("owner", Cell::Text(OWNER.into())),
             ],
             projects,
         ),
@@ -195,7 +528,6 @@ fn tables(ds: &Dataset) -> Result<Vec<TableLoad>> {
                 ("jobset_id", Cell::Col("jobset_id")),
                 ("job", Cell::Col("job")),
                 ("nixname", Cell::Col("nix_name")),
-                ("drvpath", Cell::Col("drv_path")),
                 ("system", Cell::Col("system")),
                 ("priority", Cell::Col("priority")),
                 ("globalpriority", Cell::Col("global_priority")),
@@ -205,7 +537,10 @@ fn tables(ds: &Dataset) -> Result<Vec<TableLoad>> {
                 ("buildstatus", Cell::Col("build_status")),
                 ("size", Cell::Col("size")),
                 ("closuresize", Cell::Col("closure_size")),
-            ],
+            ]
+            .into_iter()
+            .chain(builds_paths)
+            .collect(),
             ds.builds.clone(),
         ),
         (
@@ -214,7 +549,6 @@ fn tables(ds: &Dataset) -> Result<Vec<TableLoad>> {
                 ("build", Cell::Col("build")),
                 ("stepnr", Cell::Col("stepnr")),
                 ("type", Cell::Col("type")),
-                ("drvpath", Cell::Col("drv_path")),
                 ("busy", Cell::Col("busy")),
                 ("status", Cell::Col("status")),
                 ("starttime", Cell::Col("start_time")),
@@ -225,7 +559,10 @@ fn tables(ds: &Dataset) -> Result<Vec<TableLoad>> {
                 ("overhead", Cell::Col("overhead_ms")),
                 ("timesbuilt", Cell::Col("times_built")),
                 ("isnondeterministic", Cell::Col("is_non_deterministic")),
-            ],
+            ]
+            .into_iter()
+            .chain(steps_paths)
+            .collect(),
             ds.steps.clone(),
         ),
         (
@@ -234,8 +571,10 @@ fn tables(ds: &Dataset) -> Result<Vec<TableLoad>> {
                 ("build", Cell::Col("build")),
                 ("stepnr", Cell::Col("stepnr")),
                 ("name", Cell::Col("name")),
-                ("path", Cell::Col("path")),
-            ],
+            ]
+            .into_iter()
+            .chain(outputs_paths)
+            .collect(),
             ds.step_outputs.clone(),
         ),
         (
@@ -253,6 +592,50 @@ fn tables(ds: &Dataset) -> Result<Vec<TableLoad>> {
             ],
             ds.evals.clone(),
         ),
+    ])
+}
+
+/// The store dir a path without one is taken to be in: Nix's default, and hydra.nixos.org's.
+/// The backfill gives such a value its deployment's store dir the same way.
+pub const DEFAULT_STORE_DIR: &str = "/nix/store";
+
+/// The cells of a store-path column and its storeDir, each row's path converted (basename,
+/// store dir beside it) where `converted(build)` says so and left whole with a null store dir
+/// elsewhere. A null path has a null store dir in either form (upgrade-90's check).
+fn store_path_cells(
+    df: &DataFrame,
+    build: &str,
+    path: &'static str,
+    converted: impl Fn(i64) -> bool,
+) -> Result<Vec<(&'static str, Cell)>> {
+    let builds = i64_values(df, build)?;
+    let paths = str_values(df, path)?;
+    let mut bases = Vec::with_capacity(paths.len());
+    let mut dirs = Vec::with_capacity(paths.len());
+    for (b, p) in builds.into_iter().zip(paths) {
+        match p {
+            Some(p) if b.is_some_and(&converted) => {
+                let (dir, base) = match p.rsplit_once('/') {
+                    Some((dir, base)) => (dir.to_string(), base.to_string()),
+                    None => (DEFAULT_STORE_DIR.to_string(), p),
+                };
+                bases.push(Some(base));
+                dirs.push(Some(dir));
+            }
+            p => {
+                bases.push(p);
+                dirs.push(None);
+            }
+        }
+    }
+    let column = if path == "drv_path" {
+        "drvpath"
+    } else {
+        "path"
+    };
+    Ok(vec![
+        (column, Cell::Rows(bases)),
+        ("storedir", Cell::Rows(dirs)),
     ])
 }
 

@@ -10,7 +10,14 @@
 //! Rows arrive through `COPY (SELECT …) TO STDOUT (FORMAT binary)` and are decoded straight into
 //! column builders ([`super::pgcopy`]), batch by batch, without a struct per row. The SELECT lists
 //! come from the column maps below and the columns the database really has
-//! (`information_schema.columns`): a column an older schema lacks is read as NULL.
+//! (`information_schema.columns`): a column an older schema lacks is read as NULL, and one it
+//! has that we do not know (another line of development's, such as `JobsetEvals.eval_build`)
+//! is not asked for.
+//!
+//! Store paths become one value per path here, whatever form their row holds them in
+//! ([`store_path_sql`]): from schema 89 a row may hold the basename with its `storeDir`
+//! beside it, or (until `hydra-backfill-store-dirs` has reached it) the full path with a null
+//! `storeDir`; every frame holds the full path.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -427,7 +434,9 @@ impl Session {
     /// unqualified (the named queries, ad-hoc SQL). A function or operator there under a
     /// built-in's name can still win over the built-in when its argument types match better
     /// (PostgreSQL resolves overloads across the whole path), so under a privileged role such
-    /// an overload is refused, naming it.
+    /// an overload is refused, naming it. Only code the schema's owner could have written
+    /// counts: a function (or an operator's function) in C or `internal` was made by a
+    /// superuser, as upstream's `hydra.sql` makes pg_trgm's `%` and `<->` in Hydra's schema.
     pub async fn with_hydra_schema_on_path(&self) -> Result<()> {
         let schema = self.schema()?;
         if self.role.as_ref().is_some_and(RolePowers::is_privileged) {
@@ -436,12 +445,17 @@ impl Session {
                 .query(
                     "SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p \
                      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-                     WHERE n.nspname = $1 AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc b \
+                     JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
+                     WHERE n.nspname = $1 AND l.lanname NOT IN ('c', 'internal') \
+                     AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc b \
                        WHERE b.pronamespace = 'pg_catalog'::pg_catalog.regnamespace \
                        AND b.proname = p.proname) \
                      UNION SELECT DISTINCT o.oprname::text FROM pg_catalog.pg_operator o \
                      JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace \
-                     WHERE n.nspname = $1 ORDER BY 1 LIMIT 5",
+                     JOIN pg_catalog.pg_proc f ON f.oid = o.oprcode \
+                     JOIN pg_catalog.pg_language l ON l.oid = f.prolang \
+                     WHERE n.nspname = $1 AND l.lanname NOT IN ('c', 'internal') \
+                     ORDER BY 1 LIMIT 5",
                     &[&schema.name],
                 )
                 .await
@@ -762,6 +776,27 @@ const EVALS_MAP: &ColumnMap = &[
     ("e", "nrsucceeded", "{}::int4"),
 ];
 
+/// The store-path columns of the maps, as (alias, column): each has a `storeDir` beside it
+/// from schema 89 (NixOS/hydra upgrade-89.sql, store-dir line; docs/hydra.md §1).
+const STORE_PATH_COLUMNS: [(&str, &str); 3] = [("s", "drvpath"), ("b", "drvpath"), ("o", "path")];
+
+/// The store dir a basename is taken to be in when its row's `storeDir` is null: Nix's
+/// default. Upstream never writes that (a null storeDir goes with a full path), but its
+/// backfill gives a value without a slash the deployment's store dir in the same way.
+pub const ASSUMED_STORE_DIR: &str = crate::source::into::DEFAULT_STORE_DIR;
+
+/// `column` (qualified) as a full store path: a value with a `/` is one already (a row not
+/// converted yet), a basename gets its row's `storeDir` in front (converted; `storeDir` has no
+/// trailing slash), or [`ASSUMED_STORE_DIR`] where that is null. The one place where the two
+/// forms meet, so that one derivation is one value in every frame (the waste finding's
+/// "built twice", the dependency graph, the outputs `compress --from-outputs` looks up).
+fn store_path_sql(column: &str, alias: &str) -> String {
+    format!(
+        "(CASE WHEN strpos({column}, '/') > 0 THEN {column} \
+         ELSE coalesce({alias}.storedir, '{ASSUMED_STORE_DIR}') || '/' || {column} END)"
+    )
+}
+
 /// Whether some column map reads `table.column`.
 fn is_read(table: &str, column: &str) -> bool {
     [
@@ -774,6 +809,7 @@ fn is_read(table: &str, column: &str) -> bool {
     .iter()
     .flat_map(|m| m.iter())
     .any(|(alias, c, _)| *c == column && alias_table(alias) == table)
+        || (column == "storedir" && ["buildsteps", "builds", "buildstepoutputs"].contains(&table))
         || (table == "schemaversion" && column == "version")
         || (table == "systemstatus" && column == "what")
 }
@@ -797,8 +833,17 @@ fn select_list(def: &TableDef, map: &ColumnMap, info: &SchemaInfo, omit: Omit) -
         .iter()
         .zip(map)
         .map(|(c, (alias, hydra, template))| {
-            if kept.contains(&c.name) && info.has(alias_table(alias), hydra) {
-                template.replace("{}", &format!("{alias}.{hydra}"))
+            let table = alias_table(alias);
+            if kept.contains(&c.name) && info.has(table, hydra) {
+                let column = format!("{alias}.{hydra}");
+                let value = if STORE_PATH_COLUMNS.contains(&(*alias, *hydra))
+                    && info.has(table, "storedir")
+                {
+                    store_path_sql(&column, alias)
+                } else {
+                    column
+                };
+                template.replace("{}", &value)
             } else {
                 let ty = match c.ty {
                     crate::dataset::ColType::I32 => "int4",
@@ -1109,6 +1154,32 @@ mod tests {
         assert_eq!(detect_runner(&info(Some(85), true)).0, Runner::Cpp);
         assert_eq!(detect_runner(&info(Some(85), false)).0, Runner::Rust);
         assert!(detect_runner(&info(Some(85), false)).1.contains("estimate"));
+    }
+
+    #[test]
+    fn store_paths_are_made_whole_only_where_the_table_has_a_store_dir() {
+        let cols = |extra: &[&str]| -> HashSet<String> {
+            STEPS_MAP
+                .iter()
+                .map(|(_, c, _)| c.to_string())
+                .chain(extra.iter().map(|c| c.to_string()))
+                .collect()
+        };
+        let info = |extra: &[&str]| SchemaInfo {
+            version: Some(89),
+            columns: HashMap::from([("buildsteps".to_string(), cols(extra))]),
+            has_cpp_status_row: false,
+            schema: public(),
+        };
+        let before = select_list(&STEPS, STEPS_MAP, &info(&[]), &[]);
+        assert!(before.contains("s.drvpath::text") && !before.contains("storedir"));
+        let after = select_list(&STEPS, STEPS_MAP, &info(&["storedir"]), &[]);
+        assert!(after.contains(&format!(
+            "(CASE WHEN strpos(s.drvpath, '/') > 0 THEN s.drvpath ELSE coalesce(s.storedir, \
+             '{ASSUMED_STORE_DIR}') || '/' || s.drvpath END)::text"
+        )));
+        // Only the path is rewritten.
+        assert!(after.contains("s.machine::text"));
     }
 
     #[test]

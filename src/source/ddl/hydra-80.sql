@@ -1,24 +1,17 @@
--- hydra-bottleneck: test schema for a Hydra database at schema version 80,
--- the C++ queue runner era.
+-- hydra-bottleneck: a Hydra database at schema version 80, the C++ queue runner's era, as
+-- `hydra-init` leaves a new one.
 --
--- Mirrors the tables this tool reads as they stand in NixOS/hydra at schema
--- version 80 (subprojects/hydra/sql/schemas/hydra-80.sql): same table and
--- column names, column order, types, defaults, NULL-ability, keys, checks and
--- the indexes the tool's queries lean on. Written for this tool's tests and as
--- the target schema of `sample --into`; it is not Hydra's own DDL.
---
--- Left out on purpose: Users and every foreign key to it (Projects.owner is
--- plain text here), all other Hydra tables (EvaluationErrors, BuildProducts,
--- BuildInputs, ...), triggers, functions, NOTIFY hooks, the FailedPaths
--- insert rule, the pg_trgm index on builds.drvpath, and the
--- NrBuilds('finished', 0) seed row (nothing here keeps it up to date).
+-- Written for this tool from the facts of NixOS/hydra's schema at version 80
+-- (subprojects/hydra/sql/schemas/hydra-80.sql @ 442bdaec, extracted from f1209095), the same
+-- way as hydra-87.sql: every table, column, key, check, foreign key, rule, trigger, index and
+-- seed row. Comments are ours. docs/hydra.md §1.
 --
 -- How it differs from version 87, for a reader of these tables:
 --   * BuildSteps.drvPath may be null (NOT NULL came with version 86);
 --   * BuildSteps has no resolvedDrvPath and no status-13 check (version 87);
 --   * BuildOutputs.path and BuildStepOutputs.path are NOT NULL (relaxed in 84);
---   * Jobsets lacks enable_dynamic_run_command (added in 82), and so does
---     Projects (added between 83 and 87).
+--   * Jobsets and Projects lack enable_dynamic_run_command (82 and later);
+--   * JobsetEvalInputs lacks shortRevLength, RunCommandLogs its uuid (and their index).
 -- Builds already uses jobset_id only: version 80 is the first without the old
 -- Builds.project / Builds.jobset text columns. JobsetEvals has used jobset_id
 -- since version 72.
@@ -31,17 +24,43 @@ create table SchemaVersion (
 );
 insert into SchemaVersion (version) values (80);
 
+create table Users (
+    userName        text primary key not null,
+    fullName        text,
+    emailAddress    text not null,
+    password        text not null,              -- a password hash, never a password
+    emailOnError    integer not null default 0,
+    type            text not null default 'hydra', -- how the user signs in
+    publicDashboard boolean not null default false
+);
+
+create table UserRoles (
+    userName text not null,
+    role     text not null,
+    primary key (userName, role),
+    foreign key (userName) references Users(userName) on delete cascade on update cascade
+);
+
 create table Projects (
     name        text primary key not null,
     displayName text not null,
     description text,
     enabled     integer not null default 1,
     hidden      integer not null default 0,
-    owner       text not null,             -- a user name; no Users table here
+    owner       text not null,                  -- a Users.userName: a project needs its owner's row
     homepage    text,
     declfile    text,
     decltype    text,
-    declvalue   text
+    declvalue   text,
+    foreign key (owner) references Users(userName) on update cascade
+);
+
+create table ProjectMembers (
+    project  text not null,
+    userName text not null,
+    primary key (project, userName),
+    foreign key (project) references Projects(name) on delete cascade on update cascade,
+    foreign key (userName) references Users(userName) on delete cascade on update cascade
 );
 
 create table Jobsets (
@@ -60,11 +79,11 @@ create table Jobsets (
     hidden           integer not null default 0,
     emailOverride    text not null,
     keepnr           integer not null default 3,
-    checkInterval    integer not null default 300,
+    checkInterval    integer not null default 300, -- seconds between polls, 0 never
     schedulingShares integer not null default 100,
     fetchErrorMsg    text,
     forceEval        boolean,
-    startTime        integer,
+    startTime        integer,                      -- set while an evaluation runs
     type             integer not null default 0,   -- 0 legacy, 1 flake
     flake            text,
     constraint jobsets_schedulingshares_nonzero_check check (schedulingShares > 0),
@@ -77,6 +96,62 @@ create table Jobsets (
     primary key (project, name),
     foreign key (project) references Projects(name) on delete cascade on update cascade,
     constraint Jobsets_id_unique unique (id)
+);
+
+-- The queue runner and the evaluator listen for these channels.
+create function notifyJobsetSharesChanged() returns trigger as
+    'begin notify jobset_shares_changed; return null; end;' language plpgsql;
+create trigger JobsetSharesChanged after update on Jobsets for each row
+    when (old.schedulingShares != new.schedulingShares)
+    execute procedure notifyJobsetSharesChanged();
+
+create function notifyJobsetsAdded() returns trigger as
+    'begin notify jobsets_added; return null; end;' language plpgsql;
+create trigger JobsetsAdded after insert on Jobsets
+    execute procedure notifyJobsetsAdded();
+
+create function notifyJobsetsDeleted() returns trigger as
+    'begin notify jobsets_deleted; return null; end;' language plpgsql;
+create trigger JobsetsDeleted after delete on Jobsets
+    execute procedure notifyJobsetsDeleted();
+
+create function notifyJobsetSchedulingChanged() returns trigger as
+    'begin notify jobset_scheduling_changed; return null; end;' language plpgsql;
+create trigger JobsetSchedulingChanged after update on Jobsets for each row
+    when (((old.triggerTime is distinct from new.triggerTime) and (new.triggerTime is not null))
+          or (old.checkInterval != new.checkInterval)
+          or (old.enabled != new.enabled))
+    execute procedure notifyJobsetSchedulingChanged();
+
+create table JobsetRenames (
+    project text not null,
+    from_   text not null,
+    to_     text not null,
+    primary key (project, from_),
+    foreign key (project) references Projects(name) on delete cascade on update cascade,
+    foreign key (project, to_) references Jobsets(project, name) on delete cascade on update cascade
+);
+
+create table JobsetInputs (
+    project          text not null,
+    jobset           text not null,
+    name             text not null,
+    type             text not null,
+    emailResponsible integer not null default 0,
+    primary key (project, jobset, name),
+    foreign key (project, jobset) references Jobsets(project, name) on delete cascade on update cascade
+);
+
+create table JobsetInputAlts (
+    project  text not null,
+    jobset   text not null,
+    input    text not null,
+    altnr    integer not null,
+    value    text,
+    revision text,
+    primary key (project, jobset, input, altnr),
+    foreign key (project, jobset, input) references JobsetInputs(project, jobset, name)
+        on delete cascade on update cascade
 );
 
 create table Builds (
@@ -101,7 +176,7 @@ create table Builds (
     startTime      integer,
     stopTime       integer,
     isCachedBuild  integer,
-    buildStatus    integer,
+    buildStatus    integer,                    -- docs/hydra.md §2
     size           bigint,
     closureSize    bigint,
     releaseName    text,
@@ -112,6 +187,29 @@ create table Builds (
     check (finished = 0 or (starttime is not null and starttime != 0)),
     foreign key (jobset_id) references Jobsets(id) on delete cascade
 );
+
+create function notifyBuildsDeleted() returns trigger as
+    'begin notify builds_deleted; return null; end;' language plpgsql;
+create trigger BuildsDeleted after delete on Builds
+    execute procedure notifyBuildsDeleted();
+
+create function notifyBuildRestarted() returns trigger as
+    'begin notify builds_restarted; return null; end;' language plpgsql;
+create trigger BuildRestarted after update on Builds for each row
+    when (old.finished = 1 and new.finished = 0)
+    execute procedure notifyBuildRestarted();
+
+create function notifyBuildCancelled() returns trigger as
+    'begin notify builds_cancelled; return null; end;' language plpgsql;
+create trigger BuildCancelled after update on Builds for each row
+    when (old.finished = 0 and new.finished = 1 and new.buildStatus = 4)
+    execute procedure notifyBuildCancelled();
+
+create function notifyBuildBumped() returns trigger as
+    'begin notify builds_bumped; return null; end;' language plpgsql;
+create trigger BuildBumped after update on Builds for each row
+    when (old.globalPriority != new.globalPriority)
+    execute procedure notifyBuildBumped();
 
 create table BuildOutputs (
     build integer not null,
@@ -152,6 +250,36 @@ create table BuildStepOutputs (
     foreign key (build, stepnr) references BuildSteps(build, stepnr) on delete cascade
 );
 
+create table BuildInputs (
+    id               serial primary key not null,
+    build            integer,
+    name             text not null,
+    type             text not null,
+    uri              text,
+    revision         text,
+    value            text,
+    emailResponsible integer not null default 0,
+    dependency       integer,                  -- the input build, for type 'build'
+    path             text,
+    sha256hash       text,
+    foreign key (build) references Builds(id) on delete cascade,
+    foreign key (dependency) references Builds(id)
+);
+
+create table BuildProducts (
+    build       integer not null,
+    productnr   integer not null,
+    type        text not null,
+    subtype     text not null,
+    fileSize    bigint,
+    sha256hash  text,
+    path        text,
+    name        text not null,
+    defaultPath text,
+    primary key (build, productnr),
+    foreign key (build) references Builds(id) on delete cascade
+);
+
 create table BuildMetrics (
     build     integer not null,
     name      text not null,
@@ -167,10 +295,80 @@ create table BuildMetrics (
     foreign key (project, jobset) references Jobsets(project, name) on update cascade
 );
 
+-- Caches of fetched inputs, keyed by where they came from.
+create table CachedPathInputs (
+    srcPath    text not null,
+    timestamp  integer not null,
+    lastSeen   integer not null,
+    sha256hash text not null,
+    storePath  text not null,
+    primary key (srcPath, sha256hash)
+);
+
+create table CachedSubversionInputs (
+    uri        text not null,
+    revision   integer not null,
+    sha256hash text not null,
+    storePath  text not null,
+    primary key (uri, revision)
+);
+
+create table CachedBazaarInputs (
+    uri        text not null,
+    revision   integer not null,
+    sha256hash text not null,
+    storePath  text not null,
+    primary key (uri, revision)
+);
+
+create table CachedGitInputs (
+    uri         text not null,
+    branch      text not null,
+    revision    text not null,
+    isDeepClone boolean not null,
+    sha256hash  text not null,
+    storePath   text not null,
+    primary key (uri, branch, revision, isDeepClone)
+);
+
+create table CachedDarcsInputs (
+    uri        text not null,
+    revision   text not null,
+    sha256hash text not null,
+    storePath  text not null,
+    revCount   integer not null,
+    primary key (uri, revision)
+);
+
+create table CachedHgInputs (
+    uri        text not null,
+    branch     text not null,
+    revision   text not null,
+    sha256hash text not null,
+    storePath  text not null,
+    primary key (uri, branch, revision)
+);
+
+create table CachedCVSInputs (
+    uri        text not null,
+    module     text not null,
+    timestamp  integer not null,
+    lastSeen   integer not null,
+    sha256hash text not null,
+    storePath  text not null,
+    primary key (uri, module, sha256hash)
+);
+
+create table EvaluationErrors (
+    id        serial primary key not null,
+    errorMsg  text,
+    errorTime integer
+);
+
 create table JobsetEvals (
     id                 serial primary key not null,
     jobset_id          integer not null,
-    evaluationerror_id integer,                -- EvaluationErrors(id) upstream; no FK here
+    evaluationerror_id integer,
     timestamp          integer not null,
     checkoutTime       integer not null,       -- seconds
     evalTime           integer not null,       -- seconds
@@ -181,7 +379,23 @@ create table JobsetEvals (
     flake              text,
     nixExprInput       text,
     nixExprPath        text,
-    foreign key (jobset_id) references Jobsets(id) on delete cascade
+    foreign key (jobset_id) references Jobsets(id) on delete cascade,
+    foreign key (evaluationerror_id) references EvaluationErrors(id) on delete set null
+);
+
+create table JobsetEvalInputs (
+    eval           integer not null references JobsetEvals(id) on delete cascade,
+    name           text not null,
+    altNr          integer not null,
+    type           text not null,
+    uri            text,
+    revision       text,
+    value          text,
+    dependency     integer,
+    path           text,
+    sha256hash     text,
+    primary key (eval, name, altNr),
+    foreign key (dependency) references Builds(id)
 );
 
 create table JobsetEvalMembers (
@@ -191,9 +405,75 @@ create table JobsetEvalMembers (
     primary key (eval, build)
 );
 
+create table UriRevMapper (
+    baseuri text not null,
+    uri     text not null,
+    primary key (baseuri)
+);
+
+create table NewsItems (
+    id         serial primary key not null,
+    contents   text not null,
+    createTime integer not null,
+    author     text not null,
+    foreign key (author) references Users(userName) on delete cascade on update cascade
+);
+
+create table AggregateConstituents (
+    aggregate   integer not null references Builds(id) on delete cascade,
+    constituent integer not null references Builds(id) on delete cascade,
+    primary key (aggregate, constituent)
+);
+
+create table StarredJobs (
+    userName text not null,
+    project  text not null,
+    jobset   text not null,
+    job      text not null,
+    primary key (userName, project, jobset, job),
+    foreign key (userName) references Users(userName) on update cascade on delete cascade,
+    foreign key (project) references Projects(name) on update cascade on delete cascade,
+    foreign key (project, jobset) references Jobsets(project, name) on update cascade on delete cascade
+);
+
+create table TaskRetries (
+    id         serial primary key not null,
+    channel    text not null,
+    pluginname text not null,
+    payload    text not null,
+    attempts   integer not null,
+    retry_at   integer not null
+);
+create index IndexTaskRetriesOrdered on TaskRetries(retry_at asc);
+
+create table RunCommandLogs (
+    id           serial primary key not null,
+    job_matcher  text not null,
+    build_id     integer not null,
+    command      text not null,
+    start_time   integer,
+    end_time     integer,
+    error_number integer,
+    exit_code    integer,
+    signal       integer,
+    core_dumped  boolean,
+    foreign key (build_id) references Builds(id) on delete cascade,
+    -- nothing but the command is known of a run that has not started
+    constraint RunCommandLogs_not_started_no_exit_time_no_code check (
+        (start_time is not null) or (end_time is null and error_number is null
+            and exit_code is null and signal is null and core_dumped is null)),
+    constraint RunCommandLogs_end_time_has_start_time check
+        ((end_time is null) or (start_time is not null))
+);
+
 create table FailedPaths (
     path text primary key not null
 );
+
+-- A second insert of the same path is dropped instead of failing.
+create rule IdempotentInsert as on insert to FailedPaths
+    where exists (select 1 from FailedPaths where path = new.path)
+    do instead nothing;
 
 create table SystemStatus (
     what   text primary key not null,
@@ -204,7 +484,34 @@ create table NrBuilds (
     what  text primary key not null,
     count integer not null
 );
+insert into NrBuilds (what, count) values ('finished', 0);
 
+-- NrBuilds('finished') follows every build that becomes finished or stops being so.
+create function modifyNrBuildsFinished() returns trigger as $$
+begin
+    if (tg_op = 'INSERT' and new.finished = 1)
+       or (tg_op = 'UPDATE' and old.finished = 0 and new.finished = 1) then
+        update NrBuilds set count = count + 1 where what = 'finished';
+    elsif (tg_op = 'DELETE' and old.finished = 1)
+          or (tg_op = 'UPDATE' and old.finished = 1 and new.finished = 0) then
+        update NrBuilds set count = count - 1 where what = 'finished';
+    end if;
+    return null;
+end;
+$$ language plpgsql;
+create trigger NrBuildsFinished after insert or update or delete on Builds
+    for each row execute procedure modifyNrBuildsFinished();
+
+create index IndexBuildInputsOnBuild on BuildInputs(build);
+create index IndexBuildInputsOnDependency on BuildInputs(dependency);
+create index IndexBuildMetricsOnJobTimestamp on BuildMetrics(project, jobset, job, timestamp desc);
+create index IndexBuildProducstOnBuildAndType on BuildProducts(build, type);
+create index IndexBuildProductsOnBuild on BuildProducts(build);
+create index IndexBuildStepsOnBusy on BuildSteps(busy) where busy != 0;
+create index IndexBuildStepsOnDrvPath on BuildSteps(drvpath);
+create index IndexBuildStepsOnPropagatedFrom on BuildSteps(propagatedFrom) where propagatedFrom is not null;
+create index IndexBuildStepsOnStopTime on BuildSteps(stopTime desc) where startTime is not null and stopTime is not null;
+create index IndexBuildStepOutputsOnPath on BuildStepOutputs(path);
 create index IndexBuildsOnFinished on Builds(finished) where finished = 0;
 create index IndexBuildsOnIsCurrent on Builds(isCurrent) where isCurrent = 1;
 create index IndexBuildsJobsetIdCurrentUnfinished on Builds(jobset_id) where isCurrent = 1 and finished = 0;
@@ -215,17 +522,27 @@ create index IndexBuildsOnFinishedStopTime on Builds(finished, stoptime desc);
 create index IndexBuildsOnJobsetIdFinishedId on Builds(jobset_id, job, finished, id desc);
 create index IndexFinishedSuccessfulBuilds on Builds(jobset_id, job, finished, buildstatus, id desc) where buildstatus = 0 and finished = 1;
 create index IndexBuildsOnDrvPath on Builds(drvPath);
-create index IndexBuildsOnKeep on Builds(keep) where keep = 1;
-create index IndexBuildsOnNotificationPendingSince on Builds(notificationPendingSince) where notificationPendingSince is not null;
-create index IndexBuildOutputsPath on BuildOutputs using hash(path);
-create index IndexBuildStepsOnBusy on BuildSteps(busy) where busy != 0;
-create index IndexBuildStepsOnDrvPath on BuildSteps(drvpath);
-create index IndexBuildStepsOnPropagatedFrom on BuildSteps(propagatedFrom) where propagatedFrom is not null;
-create index IndexBuildStepsOnStopTime on BuildSteps(stopTime desc) where startTime is not null and stopTime is not null;
-create index IndexBuildStepOutputsOnPath on BuildStepOutputs(path);
-create index IndexBuildMetricsOnJobTimestamp on BuildMetrics(project, jobset, job, timestamp desc);
+create index IndexCachedHgInputsOnHash on CachedHgInputs(uri, branch, sha256hash);
+create index IndexCachedGitInputsOnHash on CachedGitInputs(uri, branch, sha256hash);
+create index IndexCachedSubversionInputsOnUriRevision on CachedSubversionInputs(uri, revision);
+create index IndexCachedBazaarInputsOnUriRevision on CachedBazaarInputs(uri, revision);
 create index IndexJobsetEvalMembersOnBuild on JobsetEvalMembers(build);
 create index IndexJobsetEvalMembersOnEval on JobsetEvalMembers(eval);
+create index IndexJobsetInputAltsOnInput on JobsetInputAlts(project, jobset, input);
+create index IndexJobsetInputAltsOnJobset on JobsetInputAlts(project, jobset);
+create index IndexProjectsOnEnabled on Projects(enabled);
+create index IndexBuildOutputsPath on BuildOutputs using hash(path);
+create index IndexBuildsOnKeep on Builds(keep) where keep = 1;
 create index IndexJobsetEvalsOnJobsetId on JobsetEvals(jobset_id, id desc) where hasNewBuilds = 1;
 create index IndexJobsetIdEvals on JobsetEvals(jobset_id) where hasNewBuilds = 1;
-create index IndexProjectsOnEnabled on Projects(enabled);
+create index IndexBuildsOnNotificationPendingSince on Builds(notificationPendingSince) where notificationPendingSince is not null;
+
+-- The trigram index for searching derivation paths needs pg_trgm, which only some roles may
+-- create: without it, the index is skipped with a warning, as upstream does.
+do $$
+begin
+    create extension if not exists pg_trgm;
+    create index IndexTrgmBuildsOnDrvpath on builds using gin (drvpath gin_trgm_ops);
+exception when others then
+    raise warning 'pg_trgm is not available (%): index IndexTrgmBuildsOnDrvpath skipped', sqlerrm;
+end$$;
