@@ -322,9 +322,9 @@ struct CompressArgs {
 
 #[derive(Args, Debug)]
 struct SimulateArgs {
-    /// A scenario file (TOML; see scenarios/): compared side by side with the baseline
-    /// (repeatable).
-    #[arg(long, value_name = "FILE")]
+    /// Scenario files (TOML; see scenarios/): compared side by side with the baseline. Takes
+    /// several (`--scenario scenarios/*.toml`) and may be repeated.
+    #[arg(long, value_name = "FILE", num_args = 1.., action = clap::ArgAction::Append)]
     scenario: Vec<PathBuf>,
     /// The machines file (/etc/nix/machines format); else the one that came with the data,
     /// else machines are inferred from the history (and said so).
@@ -395,9 +395,10 @@ struct ReportArgs {
     /// Write the charts as SVG only (no PNG copies).
     #[arg(long)]
     no_png: bool,
-    /// A what-if scenario for the simulation section (repeatable); without any, the examples
-    /// of scenarios/ built into the tool.
-    #[arg(long, value_name = "FILE", conflicts_with = "no_simulation")]
+    /// What-if scenarios for the simulation section (several after one flag, or the flag
+    /// repeated); without any, the examples of scenarios/ built into the tool.
+    #[arg(long, value_name = "FILE", num_args = 1.., action = clap::ArgAction::Append,
+          conflicts_with = "no_simulation")]
     scenario: Vec<PathBuf>,
     /// Simulation runs per configuration, each with its own seed.
     #[arg(long, value_name = "N", default_value_t = hydra_bottleneck::model::DEFAULT_SEEDS,

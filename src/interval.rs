@@ -1,12 +1,20 @@
-//! Two small pieces the model and the report share, kept here so that neither reaches into the
-//! other for them: [`Interval`], a figure with its uncertainty, and [`round`], the precision
-//! figures are serialised at. How figures are printed for people is the report's
-//! (`report::fmt`).
+//! Small pieces the model and the report share, kept here so that neither reaches into the
+//! other for them: [`Interval`], a figure with its uncertainty; [`finite`], what a figure is
+//! serialised as (full precision: a reader of the JSON rounds for itself); [`round`], a figure
+//! rounded for people to read. How figures are printed for people is the report's
+//! (`report::fmt`, which rounds with [`round`]) and, for `simulate`'s tables, `model::table`.
 
 use serde::{Deserialize, Serialize};
 
-/// Rounds to `d` decimals: the JSON keeps figures at the precision they mean something at, which
-/// also keeps it the same on every machine (no last-bit noise of float arithmetic).
+/// A figure as it is serialised: at full precision (JSON holds every f64 exactly, and a small
+/// farm's per-machine minutes or a few minutes of overhead are lost at a fixed number of
+/// decimals), but never NaN or infinite (0 ÷ 0 of an empty window; JSON has no such number, and
+/// serde would write `null`, which does not read back as a figure) and never −0.
+pub fn finite(x: f64) -> f64 {
+    if !x.is_finite() || x == 0.0 { 0.0 } else { x }
+}
+
+/// Rounds to `d` decimals, for printing: NaN and infinities become 0, and −0 becomes 0.
 pub fn round(x: f64, d: i32) -> f64 {
     if !x.is_finite() {
         return 0.0;
@@ -44,12 +52,12 @@ impl Interval {
         }
     }
 
-    /// Rounded to `d` decimals, so that serialised figures do not carry float noise.
-    pub fn rounded(self, d: i32) -> Interval {
+    /// Each end and the middle as serialised ([`finite`]).
+    pub fn finite(self) -> Interval {
         Interval {
-            lo: round(self.lo, d),
-            mid: round(self.mid, d),
-            hi: round(self.hi, d),
+            lo: finite(self.lo),
+            mid: finite(self.mid),
+            hi: finite(self.hi),
         }
     }
 
@@ -84,11 +92,23 @@ mod tests {
     }
 
     #[test]
+    fn serialised_figures_keep_every_digit_but_not_nan_or_negative_zero() {
+        assert_eq!(finite(210.0 / 3600.0), 210.0 / 3600.0);
+        assert_eq!(finite(f64::INFINITY), 0.0);
+        assert_eq!(finite(f64::NAN), 0.0);
+        assert!(finite(-0.0).is_sign_positive());
+    }
+
+    #[test]
     fn intervals_of_values() {
         let i = Interval::of(vec![3.0, 1.0, 2.0, 4.0]);
         assert_eq!((i.lo, i.mid, i.hi), (1.0, 3.0, 4.0));
         assert_eq!(Interval::of(Vec::new()), Interval::default());
         assert_eq!(Interval::point(2.0).scale(1.5), Interval::point(3.0));
-        assert_eq!(Interval::point(1.0 / 3.0).rounded(2), Interval::point(0.33));
+        assert_eq!(
+            Interval::point(1.0 / 3.0).finite(),
+            Interval::point(1.0 / 3.0)
+        );
+        assert_eq!(Interval::point(f64::NAN).finite(), Interval::point(0.0));
     }
 }

@@ -707,6 +707,66 @@ fn simulate_refuses_a_missing_or_bad_scenario_in_one_line() {
     }
 }
 
+/// `--scenario a.toml b.toml` (what a shell glob gives) and `--scenario a.toml --scenario
+/// b.toml` run the same scenarios, in the order given; a missing file among several is one line
+/// naming it.
+#[test]
+fn several_scenarios_follow_one_flag_or_repeated_flags() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let a = root.join("scenarios/zstd-3.toml");
+    let b = root.join("scenarios/two-more-x86_64-builders.toml");
+    let names = |cmd: Hb| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&stdout_of(cmd)).unwrap();
+        v["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let base = || {
+        hb().args([
+            "simulate",
+            "--seeds",
+            "1",
+            "--no-verdict",
+            "--format",
+            "json",
+        ])
+    };
+    let want = ["zstd-3", "+2 x86_64 builders"];
+    assert_eq!(names(base().arg("--scenario").arg(&a).arg(&b)), want);
+    assert_eq!(
+        names(base().arg("--scenario").arg(&a).arg("--scenario").arg(&b)),
+        want
+    );
+    // Both columns in the table, beside the baseline.
+    let table = stdout_of(
+        hb().args(["simulate", "--seeds", "1", "--no-verdict", "--scenario"])
+            .arg(&a)
+            .arg(&b),
+    );
+    let header = table
+        .lines()
+        .find(|l| l.contains("baseline"))
+        .unwrap_or_else(|| panic!("no baseline column in\n{table}"));
+    for name in want {
+        assert!(header.contains(name), "no `{name}` column in `{header}`");
+    }
+    let missing = root.join("scenarios/no-such-scenario.toml");
+    let out = hb()
+        .args(["simulate", "--scenario"])
+        .arg(&a)
+        .arg(&missing)
+        .arg(&b)
+        .run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no-such-scenario.toml"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn codecs_measured_with_compress_replace_the_reference_figures() {
     let dir = tempfile::tempdir().unwrap();

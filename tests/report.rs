@@ -139,10 +139,12 @@ fn the_report_json_is_the_report_and_its_waterfall_adds_up() {
     );
     assert!(r.source.is_sample);
     let avail = r.waterfall[0].slot_hours;
+    // At full precision the bars add up to the float arithmetic's last digits (rounded to
+    // 0.01 h each, seven of them missed by up to 0.035 h).
     let parts: f64 = r.waterfall[1..].iter().map(|w| w.slot_hours).sum();
-    assert!((avail - parts).abs() < 0.1, "{avail} vs {parts}");
+    assert!((avail - parts).abs() < 1e-6 * avail, "{avail} vs {parts}");
     let money: f64 = r.waterfall[1..].iter().map(|w| w.cost_per_month).sum();
-    assert!((r.waterfall[0].cost_per_month - money).abs() < 1.0);
+    assert!((r.waterfall[0].cost_per_month - money).abs() < 1e-6 * money);
     assert!(!r.recommendations.is_empty());
     assert_eq!(r.recommendations[0].rank, 1);
     let sim = r
@@ -159,6 +161,129 @@ fn the_report_json_is_the_report_and_its_waterfall_adds_up() {
         "{md}"
     );
     assert!(md.contains("## Simulation") && !md.contains("Not run"));
+}
+
+/// report.json holds figures at full precision: each machine's ledger hours are the analysis'
+/// own, every digit (as `analyze ledger --format json` prints them), and some are finer than
+/// the 0.01 h (36 s) they were once rounded to.
+#[test]
+fn report_json_holds_the_findings_at_full_precision() {
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(generated().join("report.json")).unwrap()).unwrap();
+    let o = support::hb()
+        .args(["analyze", "ledger", "--format", "json"])
+        .run();
+    assert!(o.status.success(), "{}", support::stderr(&o));
+    let ledger: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (ours, theirs) = (
+        r["capacity"]["machines"].as_array().unwrap(),
+        ledger["machines"].as_array().unwrap(),
+    );
+    assert_eq!(ours.len(), theirs.len());
+    assert!(ours.len() >= 10);
+    let mut finer = 0;
+    for (a, b) in ours.iter().zip(theirs) {
+        assert_eq!(a["key"], b["key"]);
+        for k in [
+            "building_h",
+            "overhead_h",
+            "held_h",
+            "dispatch_loss_h",
+            "idle_h",
+        ] {
+            let (x, y) = (a[k].as_f64().unwrap(), b[k].as_f64().unwrap());
+            assert_eq!(x, y, "{} {k}: report.json {x}, the ledger {y}", a["key"]);
+            if ((x * 100.0).round() - x * 100.0).abs() > 1e-6 {
+                finer += 1;
+            }
+        }
+    }
+    assert!(finer > 0, "no figure finer than 0.01 h in {ours:?}");
+}
+
+/// Decimal numbers of `text` printed with more than 3 decimals, but for a figure below 1 with
+/// at most 3 significant digits (a core-hour price of `0.0109`): float noise, where a person
+/// reads a rounded figure.
+fn long_decimals(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let mut bad = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
+            let whole = &text[start..i];
+            i += 1;
+            let f = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            let frac = &text[f..i];
+            let significant = frac.trim_start_matches('0').len();
+            let small = whole.bytes().all(|c| c == b'0');
+            if frac.len() > 3 && !(small && significant <= 3) {
+                bad.push(text[start..i].to_string());
+            }
+        }
+    }
+    bad
+}
+
+/// What a reader sees of an HTML page: the text outside tags, less the charts' SVG drawing
+/// (coordinates) and the style sheet.
+fn visible_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let close = ["svg", "style", "script"]
+            .into_iter()
+            .find(|t| rest[1..].starts_with(t))
+            .map(|t| format!("</{t}>"));
+        let end = match close {
+            Some(c) => rest.find(&c).map_or(rest.len(), |j| j + c.len()),
+            None => rest.find('>').map_or(rest.len(), |j| j + 1),
+        };
+        out.push(' ');
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn markdown_and_html_print_figures_rounded_for_reading() {
+    assert_eq!(
+        long_decimals("3.2196255854804816 MB/s, 0.0109 EUR, 1.319, 12.5 %, 0.00012345"),
+        ["3.2196255854804816", "0.00012345"]
+    );
+    assert_eq!(
+        visible_text("<p title=\"1.23456\">a 1.5</p><svg><text>9.87654</text></svg>b"),
+        " a 1.5  b"
+    );
+    let md = std::fs::read_to_string(generated().join("report.md")).unwrap();
+    for (n, line) in md.lines().enumerate() {
+        let bad = long_decimals(line);
+        assert!(
+            bad.is_empty(),
+            "report.md line {}: {bad:?} in\n{line}",
+            n + 1
+        );
+    }
+    // The Assumed lines of the simulation say the measured speeds as people read them.
+    assert!(md.contains("xz-6: 3.22 MB/s per core"), "{md}");
+    let html = std::fs::read_to_string(generated().join("report.html")).unwrap();
+    let text = visible_text(&html);
+    assert!(text.contains("Assumed: xz-6: 3.22 MB/s"));
+    let bad = long_decimals(&text);
+    assert!(bad.is_empty(), "report.html prints {bad:?}");
 }
 
 /// Runs headless Chromium on `args` (a fresh profile each time, no network chatter).
@@ -404,6 +529,34 @@ fn compare_sets_the_old_figures_beside_the_new() {
     }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("Before and after"));
+}
+
+/// A report of format 1 (figures rounded: headlines to 0.01, hours a month to 0.1) still serves
+/// as "before": tests/fixtures/report-format-1/report.json is what `--compare` reads of the
+/// sample report as committed at format 1. Compared at the precision it holds, the same
+/// history shows no change, but where format 1 rounded a figure's inputs too (the idle cost from
+/// hours rounded to 0.01 h): there, the last digit.
+#[test]
+fn compare_reads_a_report_of_format_1_at_its_precision() {
+    let old = root().join("tests/fixtures/report-format-1");
+    let (r, stdout, _) = quick_report("compare-v1", &["--compare", old.to_str().unwrap()]);
+    assert_eq!(r["format_version"], 2);
+    let rows = r["comparison"]["rows"].as_array().unwrap();
+    assert!(rows.len() >= 20, "{rows:?}");
+    let mut moved = 0;
+    for row in rows {
+        let before = row["before"].as_f64().unwrap_or_else(|| panic!("{row}"));
+        let change = row["change"].as_f64().unwrap();
+        assert!(change.abs() <= 1e-4 * before.abs().max(1.0), "{row}");
+        if change != 0.0 {
+            moved += 1;
+        }
+    }
+    assert!(moved <= 2, "{moved} of {} moved: {rows:?}", rows.len());
+    assert!(
+        stdout.contains(&format!("{moved} of {}", rows.len())),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -375,10 +375,11 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         }
     }
     for c in codecs_used {
+        // The speed as people read it (`3.22`, `274`): it may be a measurement's every digit.
         assumptions.push(format!(
             "{}: {} MB/s per core, {:.1} % of the NAR size ({})",
             c.name,
-            c.mb_s_core,
+            table::num(c.mb_s_core),
             c.ratio * 100.0,
             c.source
         ));

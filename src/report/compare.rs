@@ -1,7 +1,8 @@
 //! `report --compare OLD_DIR`: an older report's headline figures beside this one's, with the
 //! change of each. Only `format_version` and `headlines` of the old `report.json` are read, so
 //! a report from a later version of the same format still compares; a missing, corrupt or
-//! other-format file is one clear error before anything is written.
+//! other-format file is one clear error before anything is written. Format 1 (figures rounded
+//! to 0.01) is read too: see [`OLDEST_FORMAT`].
 
 use std::path::Path;
 
@@ -9,6 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{FORMAT_VERSION, Headline, Report};
 use crate::error::{Error, Result};
+use crate::interval::{finite, round};
+
+/// The oldest `report.json` format `--compare` reads. Format 1 differs from 2 only in that its
+/// figures were rounded; its headlines mean the same, so a report written before the change
+/// still serves as "before", compared at the precision it holds ([`Previous::decimals`]).
+pub const OLDEST_FORMAT: u32 = 1;
 
 /// What is kept of an older report.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -83,11 +90,11 @@ pub fn read(dir: &Path) -> Result<Previous> {
     let v: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a JSON document ({e})")))?;
     match v.get("format_version").and_then(serde_json::Value::as_u64) {
-        Some(n) if n == u64::from(FORMAT_VERSION) => {}
+        Some(n) if (u64::from(OLDEST_FORMAT)..=u64::from(FORMAT_VERSION)).contains(&n) => {}
         Some(n) => {
             return Err(bad(format!(
-                "a report of format {n}; this version of hydra-bottleneck compares format \
-                 {FORMAT_VERSION} only"
+                "a report of format {n}; this version of hydra-bottleneck compares formats \
+                 {OLDEST_FORMAT} to {FORMAT_VERSION}"
             )));
         }
         None => {
@@ -102,12 +109,29 @@ pub fn read(dir: &Path) -> Result<Previous> {
     Ok(prev)
 }
 
+impl Previous {
+    /// The decimals the old report's headline `key` was rounded to, if any. Later formats keep
+    /// every digit; format 1 rounded each headline to 0.01 after rounding the figure it came
+    /// from: slot-hours a month, waits and the fixed overhead to 0.1 (its `builds_per_day`
+    /// divided by the window's days rounded to 0.01, a difference this cannot undo: at most
+    /// 0.07 % of a window of a week).
+    pub fn decimals(&self, key: &str) -> Option<i32> {
+        if self.format_version >= 2 {
+            return None;
+        }
+        let tenths = key.ends_with("_slot_hours_per_month")
+            || key.starts_with("wait_to_start_")
+            || key == "overhead_fixed_ms";
+        Some(if tenths { 1 } else { 2 })
+    }
+}
+
 fn headline(key: &str, label: &str, unit: &str, value: f64) -> Headline {
     Headline {
         key: key.into(),
         label: label.into(),
         unit: unit.into(),
-        value: crate::interval::round(value, 2),
+        value: finite(value),
     }
 }
 
@@ -231,7 +255,15 @@ pub fn compare(prev: &Previous, r: &Report) -> Comparison {
                 .iter()
                 .find(|o| o.key == n.key)
                 .map(|o| o.value);
-            let change = before.map(|b| crate::interval::round(n.value - b, 2));
+            // Against a rounded old report, the new figure at the same precision: an unchanged
+            // farm then shows no change, not the digits the old report dropped.
+            let (now, change) = match prev.decimals(&n.key) {
+                Some(d) => {
+                    let now = round(n.value, d);
+                    (now, before.map(|b| round(now - b, d)))
+                }
+                None => (n.value, before.map(|b| finite(n.value - b))),
+            };
             Row {
                 key: n.key.clone(),
                 label: n.label.clone(),
@@ -241,7 +273,7 @@ pub fn compare(prev: &Previous, r: &Report) -> Comparison {
                 change,
                 change_pct: before
                     .filter(|b| *b != 0.0)
-                    .map(|b| crate::interval::round(100.0 * (n.value - b) / b.abs(), 1)),
+                    .map(|b| finite(100.0 * (now - b) / b.abs())),
             }
         })
         .collect();

@@ -27,12 +27,15 @@ use crate::compress::CodecSummary;
 use crate::compress::project::{self, Costs, MONTH_HOURS, Projection};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::interval::round;
+use crate::interval::finite;
 use crate::nix::BuildMachine;
 
 /// The version of `report.json`'s layout. Raised when a field changes meaning or is removed
-/// (adding one does not); `--compare` refuses a report of another version.
-pub const FORMAT_VERSION: u32 = 1;
+/// (adding one does not); `--compare` refuses a report of another version, save the older ones
+/// it still reads ([`compare::OLDEST_FORMAT`]). 2: figures at full precision, where 1 rounded
+/// them (hours to 0.01 h, 36 s); the same fields, but a reader that took a figure as it was
+/// printed, or compared two for equality, now sees every digit — so raised.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The codec a Hydra compresses with unless configured otherwise: Nix's binary-cache store
 /// defaults to `compression=xz` at xz's default preset 6 (docs/hydra.md §6). The compression
@@ -85,31 +88,31 @@ impl Simulation {
             .map(|r| CalibrationRow {
                 metric: r.metric.clone(),
                 unit: r.unit.clone(),
-                observed: round(r.observed, 2),
-                modelled: round(r.modelled, 2),
-                error_pct: round(r.error_pct, 1),
+                observed: finite(r.observed),
+                modelled: finite(r.modelled),
+                error_pct: finite(r.error_pct),
             })
             .collect();
         let scenarios = std::iter::once(&s.baseline)
             .chain(&s.scenarios)
             .map(|o| ScenarioRow {
                 name: o.name.clone(),
-                builds_per_day: o.builds_per_day.rounded(0),
-                wait_p50_s: o.wait_p50_s.rounded(0),
-                wait_p90_s: o.wait_p90_s.rounded(0),
-                wait_p99_s: o.wait_p99_s.rounded(0),
+                builds_per_day: o.builds_per_day.finite(),
+                wait_p50_s: o.wait_p50_s.finite(),
+                wait_p90_s: o.wait_p90_s.finite(),
+                wait_p99_s: o.wait_p99_s.finite(),
                 utilization_by_system: o
                     .utilization
                     .iter()
-                    .map(|(k, v)| (k.clone(), round(v.mid, 4)))
+                    .map(|(k, v)| (k.clone(), finite(v.mid)))
                     .collect(),
-                cost_per_month: Some(o.cost_per_month.rounded(0)),
+                cost_per_month: Some(o.cost_per_month.finite()),
                 lost_slot_hours_by_bucket: vec![
-                    ("overhead".into(), round(o.buckets.overhead_h, 1)),
-                    ("held".into(), round(o.buckets.held_h, 1)),
-                    ("waste".into(), round(o.buckets.waste_h, 1)),
-                    ("dispatch loss".into(), round(o.buckets.dispatch_loss_h, 1)),
-                    ("idle".into(), round(o.buckets.idle_h, 1)),
+                    ("overhead".into(), finite(o.buckets.overhead_h)),
+                    ("held".into(), finite(o.buckets.held_h)),
+                    ("waste".into(), finite(o.buckets.waste_h)),
+                    ("dispatch loss".into(), finite(o.buckets.dispatch_loss_h)),
+                    ("idle".into(), finite(o.buckets.idle_h)),
                 ],
             })
             .collect();
@@ -605,8 +608,8 @@ pub fn build(inp: Inputs<'_>) -> Result<Report> {
             until: f.until,
             since_utc: crate::window::fmt_time(f.since),
             until_utc: crate::window::fmt_time(f.until),
-            days: round(window_h / 24.0, 2),
-            month_factor: round(month, 4),
+            days: finite(window_h / 24.0),
+            month_factor: finite(month),
             note: f.window_note.clone(),
         },
         costs: costs.clone(),
@@ -703,16 +706,16 @@ fn ledger_row(
         key: r.key.clone(),
         system: r.system.clone(),
         slots: r.slots,
-        available_h: round(r.available_h, 2),
-        building_h: round(r.building_h, 2),
-        overhead_h: round(r.overhead_h, 2),
-        held_h: round(r.held_h, 2),
-        dispatch_loss_h: round(r.dispatch_loss_h, 2),
-        dispatch_loss_high_h: r.dispatch_loss_high_h.map(|h| round(h, 2)),
-        idle_h: round(r.idle_h, 2),
-        over_committed_h: round(r.over_committed_h, 2),
-        busy_pct: round(pct_of(busy, r.available_h), 2),
-        cost_per_month: round(r.available_h * price * month, 2),
+        available_h: finite(r.available_h),
+        building_h: finite(r.building_h),
+        overhead_h: finite(r.overhead_h),
+        held_h: finite(r.held_h),
+        dispatch_loss_h: finite(r.dispatch_loss_h),
+        dispatch_loss_high_h: r.dispatch_loss_high_h.map(finite),
+        idle_h: finite(r.idle_h),
+        over_committed_h: finite(r.over_committed_h),
+        busy_pct: finite(pct_of(busy, r.available_h)),
+        cost_per_month: finite(r.available_h * price * month),
     }
 }
 
@@ -861,16 +864,16 @@ fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<W
         .map(|((&(key, label, def), (h, money)), source)| WaterfallStep {
             key: key.into(),
             label: label.into(),
-            slot_hours: round(h, 2),
-            share_pct: round(pct_of(h, t.available_h), 2),
-            slot_hours_per_month: round(h * month, 1),
-            cost_per_month: round(money * month, 2),
+            slot_hours: finite(h),
+            share_pct: finite(pct_of(h, t.available_h)),
+            slot_hours_per_month: finite(h * month),
+            cost_per_month: finite(money * month),
             definition: def.into(),
             source: source.into(),
             slot_hours_high: (key == "dispatch_loss")
                 .then_some(t.dispatch_loss_high_h)
                 .flatten()
-                .map(|h| round(h, 2)),
+                .map(finite),
         })
         .collect()
 }
@@ -909,7 +912,7 @@ fn utilization_section(f: &Findings, cap: &Capacity) -> UtilizationSection {
                     } else {
                         chunk.iter().sum::<f64>() / chunk.len() as f64
                     };
-                    round((mean / slots).min(1.0), 3)
+                    finite((mean / slots).min(1.0))
                 })
                 .collect();
             HeatRow {
@@ -938,9 +941,9 @@ fn utilization_section(f: &Findings, cap: &Capacity) -> UtilizationSection {
             SystemUse {
                 system: g.key.clone(),
                 slots: g.slots,
-                mean_building: round(mean, 2),
-                busiest_column: round(busiest, 2),
-                mean_pct: round(pct_of(mean, f64::from(g.slots)), 2),
+                mean_building: finite(mean),
+                busiest_column: finite(busiest),
+                mean_pct: finite(pct_of(mean, f64::from(g.slots))),
             }
         })
         .collect();
@@ -990,11 +993,11 @@ pub fn short_names<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<String> {
 fn dist(d: &Distribution) -> Distribution {
     Distribution {
         count: d.count,
-        p50: round(d.p50, 1),
-        p90: round(d.p90, 1),
-        p99: round(d.p99, 1),
-        max: round(d.max, 1),
-        mean: round(d.mean, 1),
+        p50: finite(d.p50),
+        p90: finite(d.p90),
+        p99: finite(d.p99),
+        max: finite(d.max),
+        mean: finite(d.mean),
     }
 }
 
@@ -1057,30 +1060,30 @@ fn overhead_section(f: &Findings, t: &LedgerRow) -> OverheadSection {
         definition: o.definition.to_string(),
         sizes_from: o.sizes_from.clone(),
         slot_hours: t.overhead_h,
-        share_of_work_pct: round(pct_of(t.overhead_h, t.overhead_h + t.building_h), 2),
+        share_of_work_pct: finite(pct_of(t.overhead_h, t.overhead_h + t.building_h)),
         fit: o.fit.map(|fit| FitInfo {
             points: fit.points,
-            fixed_ms: round(fit.fixed_ms, 1),
-            ms_per_mib: round(fit.ms_per_mib, 2),
-            implied_mb_per_s: fit.implied_mb_per_s.map(|v| round(v, 3)),
-            median_abs_residual_ms: round(fit.median_abs_residual_ms, 1),
-            size_share: round(fit.size_share, 4),
+            fixed_ms: finite(fit.fixed_ms),
+            ms_per_mib: finite(fit.ms_per_mib),
+            implied_mb_per_s: fit.implied_mb_per_s.map(finite),
+            median_abs_residual_ms: finite(fit.median_abs_residual_ms),
+            size_share: finite(fit.size_share),
         }),
-        size_part_h: round(t.overhead_h * size_share, 2),
-        fixed_part_h: round(t.overhead_h * (1.0 - size_share), 2),
+        size_part_h: finite(t.overhead_h * size_share),
+        fixed_part_h: finite(t.overhead_h * (1.0 - size_share)),
         codecs: o
             .codecs
             .iter()
             .map(|c| CodecVsFit {
                 codec: c.codec.clone(),
-                compress_mb_s_core: round(c.compress_mb_s_core, 3),
-                share_of_size_overhead: c.share_of_size_overhead.map(|v| round(v, 3)),
+                compress_mb_s_core: finite(c.compress_mb_s_core),
+                share_of_size_overhead: c.share_of_size_overhead.map(finite),
             })
             .collect(),
         scatter: o
             .sample
             .iter()
-            .map(|&(s, ms)| (round(s, 0), round(ms, 0)))
+            .map(|&(s, ms)| (finite(s), finite(ms)))
             .collect(),
     }
 }
@@ -1094,21 +1097,21 @@ fn waste_section(f: &Findings, p: &BucketPrices, month: f64) -> WasteSection {
             o.jobset.clone()
         },
         steps: o.steps,
-        slot_hours: round(o.slot_hours, 2),
+        slot_hours: finite(o.slot_hours),
     };
     WasteSection {
         definition: w.definition.to_string(),
-        total_slot_hours: round(w.total_slot_hours, 2),
-        wasted_slot_hours: round(w.wasted_slot_hours, 2),
-        wasted_pct: round(pct_of(w.wasted_slot_hours, w.total_slot_hours), 2),
+        total_slot_hours: finite(w.total_slot_hours),
+        wasted_slot_hours: finite(w.wasted_slot_hours),
+        wasted_pct: finite(pct_of(w.wasted_slot_hours, w.total_slot_hours)),
         categories: w
             .categories
             .iter()
             .map(|c| WasteCategory {
                 name: c.name.to_string(),
                 steps: c.steps,
-                slot_hours: round(c.slot_hours, 2),
-                cost_per_month: round(c.slot_hours * p.building * month, 2),
+                slot_hours: finite(c.slot_hours),
+                cost_per_month: finite(c.slot_hours * p.building * month),
             })
             .collect(),
         by_jobset: w.by_jobset.iter().map(|o| offender(o, false)).collect(),
@@ -1116,7 +1119,7 @@ fn waste_section(f: &Findings, p: &BucketPrices, month: f64) -> WasteSection {
         most_rebuilt: w
             .most_rebuilt
             .iter()
-            .map(|(d, n, h)| (d.clone(), *n, round(*h, 2)))
+            .map(|(d, n, h)| (d.clone(), *n, finite(*h)))
             .collect(),
     }
 }
@@ -1130,15 +1133,14 @@ fn compression_section(
         .into_iter()
         .map(|p| Projection {
             codec: p.codec,
-            compress_core_hours_per_day: round(p.compress_core_hours_per_day, 3),
-            peak_hour_cores: round(p.peak_hour_cores, 3),
-            stored_tib_per_month: round(p.stored_tib_per_month, 4),
-            client_decompress_core_hours_per_month: round(
+            compress_core_hours_per_day: finite(p.compress_core_hours_per_day),
+            peak_hour_cores: finite(p.peak_hour_cores),
+            stored_tib_per_month: finite(p.stored_tib_per_month),
+            client_decompress_core_hours_per_month: finite(
                 p.client_decompress_core_hours_per_month,
-                1,
             ),
-            farm_cost_per_month: round(p.farm_cost_per_month, 2),
-            client_cost_per_month: round(p.client_cost_per_month, 2),
+            farm_cost_per_month: finite(p.farm_cost_per_month),
+            client_cost_per_month: finite(p.client_cost_per_month),
         })
         .collect();
     let current = projections
@@ -1157,28 +1159,24 @@ fn compression_section(
                 codec: s.codec.clone(),
                 nars: s.nars,
                 nar_bytes: s.nar_bytes,
-                ratio_pct: round(s.ratio_pct, 2),
-                compress_mb_s_core: round(finite(s.compress_mb_s_core), 3),
-                decompress_mb_s: round(finite(s.decompress_mb_s), 1),
+                ratio_pct: finite(s.ratio_pct),
+                compress_mb_s_core: finite(s.compress_mb_s_core),
+                decompress_mb_s: finite(s.decompress_mb_s),
                 pareto: s.pareto,
             })
             .collect(),
         volume: VolumeInfo {
             basis: volume.basis.to_string(),
             builds: volume.builds,
-            days: round(volume.days, 2),
-            gb_per_day: round(volume.bytes_per_day / 1e9, 2),
+            days: finite(volume.days),
+            gb_per_day: finite(volume.bytes_per_day / 1e9),
             peak_hour: volume.peak_hour,
-            peak_hour_gb: round(volume.peak_hour_bytes / 1e9, 2),
+            peak_hour_gb: finite(volume.peak_hour_bytes / 1e9),
         },
         projections,
         current_codec: CURRENT_CODEC.to_string(),
         peak_hour_cores_current: current,
     }
-}
-
-fn finite(x: f64) -> f64 {
-    if x.is_finite() { x } else { 0.0 }
 }
 
 fn method(f: &Findings, c: Option<&Compression>) -> Method {

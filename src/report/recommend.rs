@@ -82,7 +82,7 @@ pub fn all(ctx: &Context<'_>) -> Vec<Recommendation> {
     // An interval whose lower end is 0 still stands (ranked by its middle, so below every
     // measured saving).
     .filter(|r| r.saving_per_month.hi > 0.0 || r.saving_slot_hours_per_month.hi > 0.0)
-    .map(rounded)
+    .map(serialised)
     .collect();
     v.sort_by(|a, b| {
         b.saving_per_month
@@ -96,9 +96,11 @@ pub fn all(ctx: &Context<'_>) -> Vec<Recommendation> {
     v
 }
 
-fn rounded(mut r: Recommendation) -> Recommendation {
-    r.saving_per_month = r.saving_per_month.rounded(2);
-    r.saving_slot_hours_per_month = r.saving_slot_hours_per_month.rounded(1);
+/// The savings as `report.json` holds them: full precision, never NaN (see
+/// [`crate::interval::finite`]).
+fn serialised(mut r: Recommendation) -> Recommendation {
+    r.saving_per_month = r.saving_per_month.finite();
+    r.saving_slot_hours_per_month = r.saving_slot_hours_per_month.finite();
     r
 }
 
