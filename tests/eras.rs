@@ -17,12 +17,14 @@ fn read(conn: &str, opts: &ReadOptions) -> Dataset {
     source::load(&SourceSpec::Postgres(conn.into()), opts).expect("reading the database")
 }
 
-fn building_h(ds: &Dataset) -> f64 {
+fn ledger(ds: &Dataset) -> analysis::ledger::Ledger {
     analysis::analyze(ds, &Options::default())
         .expect("analysis")
         .ledger
-        .total
-        .building_h
+}
+
+fn building_h(ds: &Dataset) -> f64 {
+    ledger(ds).total.building_h
 }
 
 #[test]
@@ -71,6 +73,21 @@ fn a_history_spanning_the_switch_is_read_with_each_steps_own_semantics() {
         "{}",
         mixed.meta.runner_basis
     );
+
+    // A machine named both ways is one machine of the ledger, its slots as before.
+    let (l0, l1) = (ledger(&before), ledger(&mixed));
+    let keys = |l: &analysis::ledger::Ledger| -> Vec<String> {
+        l.machines.iter().map(|r| r.key.clone()).collect()
+    };
+    assert_eq!(keys(&l1), keys(&l0));
+    // Slots are the most steps seen at once (no machines file): under the Rust runner a step's
+    // times span its whole hold, import and upload included, so a peak can only grow.
+    println!(
+        "available {:.1} h before, {:.1} h after",
+        l0.total.available_h, l1.total.available_h
+    );
+    assert!(l1.total.available_h >= l0.total.available_h - 1e-6);
+    assert!(l1.total.available_h <= 1.5 * l0.total.available_h);
 
     // Building time is the builds' own either way: the Rust era's overhead is taken out of its
     // steps' times, the C++ era's steps are left as they are.

@@ -799,6 +799,23 @@ fn the_database_owner_cannot_hijack_our_session_through_the_search_path() {
             "{args:?} ran the owner's code"
         );
     }
+    // An operator the owner made in Hydra's schema is the owner's code even when a built-in
+    // C function implements it (`=` on text as `textne`): refused; pg_trgm's, which upstream's
+    // hydra.sql installs there, are not (every query above ran beside them).
+    pg.psql(
+        &name,
+        "GRANT CREATE ON SCHEMA public TO owner_role; SET ROLE owner_role; \
+         CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, \
+           FUNCTION = pg_catalog.textne); RESET ROLE",
+    );
+    let o = run(&["query", "run", "machine-utilization", "--db", &admin]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("defines = under the name of a built-in"),
+        "{}",
+        stderr(&o)
+    );
+    pg.psql(&name, "DROP OPERATOR public.= (text, text)");
     // An overload of a built-in name in Hydra's schema could be picked over the built-in by a
     // closer argument type: under a privileged role, `query` refuses to run there.
     pg.psql(

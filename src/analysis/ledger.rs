@@ -211,36 +211,62 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                     .to_string();
         }
     }
-    for (m, systems) in &ran {
-        let key = machines
+    // One key per machine: the machines file's URI where it lists the machine (by URI or by
+    // host), else the name the steps use. A machine named both ways — a store URI by the C++
+    // runner, a bare hostname by the Rust one (`source::era`) — is one machine: its names
+    // share the key of the URI form.
+    let mut by_host: HashMap<&str, &str> = HashMap::new();
+    for m in ran.keys() {
+        let host = crate::nix::machines::host_of(m);
+        let e = by_host.entry(host).or_insert(m);
+        if m.contains("://") && !e.contains("://")
+            || m.contains("://") == e.contains("://") && m < e
+        {
+            *e = m;
+        }
+    }
+    let key_for = |m: &str| -> String {
+        machines
             .and_then(|list| {
                 list.iter()
-                    .find(|x| x.uri == *m || x.host() == crate::nix::machines::host_of(m))
-                    .map(|x| x.uri.clone())
-            })
-            .unwrap_or_else(|| m.to_string());
-        slot.entry(key).or_insert_with(|| Slot {
-            slots: peaks.get(*m).copied().unwrap_or(1).max(1) as u32,
-            systems: systems.clone(),
-        });
-    }
-    let key_of: HashMap<&str, String> = ran
-        .keys()
-        .map(|m| {
-            let k = if slot.contains_key(*m) {
-                m.to_string()
-            } else {
-                machines
-                    .and_then(|list| {
+                    .find(|x| x.uri == m)
+                    .or_else(|| {
                         list.iter()
                             .find(|x| x.host() == crate::nix::machines::host_of(m))
-                            .map(|x| x.uri.clone())
                     })
-                    .unwrap_or_else(|| m.to_string())
-            };
-            (*m, k)
-        })
-        .collect();
+                    .map(|x| x.uri.clone())
+            })
+            .unwrap_or_else(|| {
+                by_host
+                    .get(crate::nix::machines::host_of(m))
+                    .map_or(m, |k| *k)
+                    .to_string()
+            })
+    };
+    let key_of: HashMap<&str, String> = ran.keys().map(|m| (*m, key_for(m))).collect();
+    // In order, the name a machine is keyed by before its other name, so that its systems come
+    // first and every run lists them alike.
+    let mut names: Vec<&str> = ran.keys().copied().collect();
+    names.sort_unstable_by_key(|m| (key_of[m] != *m, *m));
+    for m in names {
+        let (key, systems) = (&key_of[m], &ran[m]);
+        // Listed in the machines file: its maxJobs stands.
+        if machines.is_some_and(|l| l.iter().any(|x| &x.uri == key)) {
+            continue;
+        }
+        // Else the most steps seen at once, the larger where a machine has two names.
+        let peak = peaks.get(m).copied().unwrap_or(1).max(1) as u32;
+        let s = slot.entry(key.clone()).or_insert_with(|| Slot {
+            slots: peak,
+            systems: Vec::new(),
+        });
+        s.slots = s.slots.max(peak);
+        for sys in systems {
+            if !s.systems.contains(sys) {
+                s.systems.push(sys.clone());
+            }
+        }
+    }
 
     // Building and overhead per machine. Rows exist for every machine up front, so the
     // per-step loop only looks them up (a million steps, a few dozen machines).

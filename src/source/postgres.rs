@@ -435,8 +435,10 @@ impl Session {
     /// built-in's name can still win over the built-in when its argument types match better
     /// (PostgreSQL resolves overloads across the whole path), so under a privileged role such
     /// an overload is refused, naming it. Only code the schema's owner could have written
-    /// counts: a function (or an operator's function) in C or `internal` was made by a
-    /// superuser, as upstream's `hydra.sql` makes pg_trgm's `%` and `<->` in Hydra's schema.
+    /// counts: a function in C or `internal` was made by a superuser, and an operator that an
+    /// installed extension made is the extension's (upstream's `hydra.sql` creates pg_trgm in
+    /// Hydra's schema, with its `%` and `<->`). An operator the owner made by hand counts even
+    /// over a built-in C function: `=` on text mapped to `textne` is one line of SQL.
     pub async fn with_hydra_schema_on_path(&self) -> Result<()> {
         let schema = self.schema()?;
         if self.role.as_ref().is_some_and(RolePowers::is_privileged) {
@@ -452,9 +454,9 @@ impl Session {
                        AND b.proname = p.proname) \
                      UNION SELECT DISTINCT o.oprname::text FROM pg_catalog.pg_operator o \
                      JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace \
-                     JOIN pg_catalog.pg_proc f ON f.oid = o.oprcode \
-                     JOIN pg_catalog.pg_language l ON l.oid = f.prolang \
-                     WHERE n.nspname = $1 AND l.lanname NOT IN ('c', 'internal') \
+                     WHERE n.nspname = $1 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
+                       WHERE d.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass \
+                       AND d.objid = o.oid AND d.deptype = 'e') \
                      ORDER BY 1 LIMIT 5",
                     &[&schema.name],
                 )
