@@ -704,6 +704,16 @@ fn ledger_of(
     slots: u32,
     edges: Option<&[hydra_bottleneck::analysis::deps::Edge]>,
 ) -> hydra_bottleneck::analysis::ledger::Ledger {
+    ledger_with(ds, slots, edges, None)
+}
+
+/// [`ledger_of`] with the runner's series.
+fn ledger_with(
+    ds: &Dataset,
+    slots: u32,
+    edges: Option<&[hydra_bottleneck::analysis::deps::Edge]>,
+    timeline: Option<&hydra_bottleneck::status::timeline::Timeline>,
+) -> hydra_bottleneck::analysis::ledger::Ledger {
     use hydra_bottleneck::analysis::{deps, ledger};
     let steps = Steps::from_frame(&ds.steps).unwrap();
     let (_, usable) = quality::check(ds, &steps).unwrap();
@@ -724,7 +734,7 @@ fn ledger_of(
         peaks: &Default::default(),
         edges,
         runnable,
-        timeline: None,
+        timeline,
         lo: 0,
         hi: 1200,
     })
@@ -767,4 +777,66 @@ fn under_the_rust_runner_a_dependents_wait_starts_at_its_dependencys_stop() {
     // Ready from 1001 s (the middle of second 1000, rounded up): the minute grid's instants
     // 1020 and 1080 each stand for 60 s of one free slot.
     assert_eq!(high(Runner::Rust), 120.0);
+}
+
+/// Under the Rust runner with the series of its `/status` (`status --watch`), which says per
+/// machine whether the machine-free function would hand it a step (`hasCapacity`), dispatch
+/// loss is a measured figure: the start is the dispatch, and the free slots are the ones the
+/// runner would fill. Two slots; build 2's step is ready at 1001 s (its dependency done at
+/// 1000 s) and starts at 1100 s, while b1 runs nothing.
+#[test]
+fn under_the_rust_runner_the_series_of_its_status_measures_dispatch_loss() {
+    use hydra_bottleneck::analysis::deps::Edge;
+    use hydra_bottleneck::status::timeline::Timeline;
+    let edges = [Edge::new(2, 1, 1, 1)];
+    let ds = two_steps(Runner::Rust, 0, 1100, 1200);
+    let times: Vec<i64> = (0..20).map(|k| k * 60).collect();
+    let during = |v: f64| -> Vec<f64> {
+        times
+            .iter()
+            .map(|&t| {
+                if (1000..1100).contains(&t) {
+                    v
+                } else {
+                    1.0 - v
+                }
+            })
+            .collect()
+    };
+    let series = |held_back: bool, known: bool| Timeline {
+        step_s: 60,
+        times: times.clone(),
+        runnable: [("x86_64-linux".to_string(), during(1.0))].into(),
+        current_jobs: [("b1".to_string(), during(0.0))].into(),
+        disabled: [(
+            "b1".to_string(),
+            times
+                .iter()
+                .map(|&t| f64::from(u8::from(held_back && (1000..1100).contains(&t))))
+                .collect(),
+        )]
+        .into(),
+        capacity_known: known,
+        ..Timeline::default()
+    };
+    // Free: the samples at 1020 and 1080 s each stand for 60 s of a lost slot.
+    let l = ledger_with(&ds, 2, Some(&edges), Some(&series(false, true)));
+    assert!(
+        l.dispatch_basis.starts_with("measured") && l.dispatch_basis.contains("hasCapacity"),
+        "{}",
+        l.dispatch_basis
+    );
+    assert_eq!(l.total.dispatch_loss_high_h, None, "a figure, not a bound");
+    assert!((l.total.dispatch_loss_h * 3600.0 - 120.0).abs() < 1e-6);
+    // Held back by load or pressure meanwhile: nothing lost.
+    let l = ledger_with(&ds, 2, Some(&edges), Some(&series(true, true)));
+    assert_eq!(l.total.dispatch_loss_h, 0.0, "{}", l.dispatch_basis);
+    // A series that does not say (the runner's /metrics has no such gauge): an upper end.
+    let l = ledger_with(&ds, 2, Some(&edges), Some(&series(false, false)));
+    assert!(
+        l.dispatch_basis.starts_with("an interval"),
+        "{}",
+        l.dispatch_basis
+    );
+    assert!((l.total.dispatch_loss_high_h.unwrap() * 3600.0 - 120.0).abs() < 1e-6);
 }

@@ -451,7 +451,18 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                 ));
             }
             let rust = window_runner == crate::dataset::Runner::Rust;
-            let (until, free_from, kind) = if rust {
+            // Under the Rust runner the series measures the free slots only where it says which
+            // machines the machine-free function held back (`status --watch` of `/status`).
+            let capacity =
+                rust && series.is_some() && input.timeline.is_some_and(|t| t.capacity_known);
+            let (until, free_from, kind) = if capacity {
+                (
+                    "until the runner took it for a machine (its startTime)",
+                    "free slots from the runner's series, less the machines its machine-free \
+                     function held back (hasCapacity false: maxJobs, load or pressure)",
+                    "",
+                )
+            } else if rust {
                 (
                     "until the runner took it for a machine (its startTime)",
                     if series.is_some() {
@@ -490,11 +501,12 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
                  slot-h), machine types with the .drv's required features",
                 high.error_h
             );
-            if ends.dispatched.is_some() {
+            if ends.dispatched.is_some() || capacity {
                 // Both ends of every wait and the free slots are measured or inferred from
                 // measurements: a figure, not a bound (within 10 % of the sample's truth,
-                // tests/losses.rs). It cannot be below the dispatcher's part, which the series
-                // measures directly.
+                // tests/losses.rs; under the Rust runner the start is the dispatch, and the
+                // series says which slots the runner would fill, tests/analysis.rs). It cannot
+                // be below the dispatcher's part, which the series measures directly.
                 dispatch_error_h = Some(high.error_h);
                 let mut point = high;
                 for (p, l) in point.hours.iter_mut().zip(&low.hours) {

@@ -208,18 +208,9 @@ async fn classify(s: &Session, params: &ConnParams) -> Result<Target> {
     Ok(Target::EmptyHydra)
 }
 
-/// The tables a load writes to, directly or through upstream's NrBuilds trigger.
-const WRITTEN: [&str; 9] = [
-    "users",
-    "projects",
-    "jobsets",
-    "builds",
-    "buildsteps",
-    "buildstepoutputs",
-    "jobsetevals",
-    "nrbuilds",
-    "systemstatus",
-];
+/// What a load writes besides [`LOADED`]: upstream's NrBuilds trigger counts builds into
+/// `nrbuilds`, and the load's own status row goes into `systemstatus`.
+const ALSO_WRITTEN: [&str; 2] = ["nrbuilds", "systemstatus"];
 
 /// Refuses to fill tables that run another role's code as ours: a trigger's function, a
 /// column's default or a check runs as the role writing, so a table (its defaults and checks)
@@ -242,7 +233,11 @@ async fn refuse_others_code(s: &Session) -> Result<()> {
               WHERE NOT t.tgisinternal AND n.nspname = current_schema() AND c.relname = ANY ($1) \
                 AND p.proowner NOT IN (SELECT oid FROM trusted) \
              ORDER BY 1",
-            &[&WRITTEN.as_slice()],
+            &[&LOADED
+                .iter()
+                .chain(&ALSO_WRITTEN)
+                .copied()
+                .collect::<Vec<&str>>()],
         )
         .await
         .map_err(|e| s.error("checking who owns Hydra's tables", e))?;

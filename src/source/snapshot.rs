@@ -123,6 +123,9 @@ pub struct SeriesEntry {
     pub naming: String,
     /// The sampling interval, seconds.
     pub step_s: i64,
+    /// `Timeline::capacity_known`; absent (false) in snapshots written before it was kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capacity_known: bool,
 }
 
 /// The `.drv` files of a snapshot.
@@ -318,6 +321,7 @@ fn write_series(root: &Path, tl: &crate::status::timeline::Timeline) -> Result<S
         source: tl.source.clone(),
         naming: tl.naming.clone(),
         step_s: tl.step_s,
+        capacity_known: tl.capacity_known,
     })
 }
 
@@ -379,6 +383,7 @@ fn read_series(dir: &Path, entry: &SeriesEntry) -> Result<crate::status::timelin
         naming: entry.naming.clone(),
         step_s: entry.step_s,
         times,
+        capacity_known: entry.capacity_known,
         ..Timeline::default()
     };
     for c in cols {

@@ -665,6 +665,17 @@ pub fn to_timeline(
         }
         for m in &s.machines {
             tl.current_jobs.entry(m.name.clone()).or_insert_with(nan)[i] = val(m.current_jobs);
+            // Taking no work at the sample: disabled after failures (C++ `disabledUntil` still
+            // ahead), or held back by the Rust runner's machine-free function.
+            let off = match (m.has_capacity, m.disabled_until) {
+                (Some(has), _) => Some(!has),
+                (None, Some(until)) => Some(until > ts),
+                (None, None) => None,
+            };
+            if let Some(off) = off {
+                tl.disabled.entry(m.name.clone()).or_insert_with(nan)[i] = f64::from(u8::from(off));
+            }
+            tl.capacity_known |= m.has_capacity.is_some();
         }
         for (stage, v) in [
             (Stage::Building, s.steps_building),
@@ -721,6 +732,31 @@ mod tests {
         // 30 before the restart, 5 after it, over one hour.
         assert_eq!((r.increase, r.over_s, r.resets), (35.0, 3600.0, 1));
         assert!((r.value - 35.0).abs() < 1e-9);
+    }
+
+    /// Watched `/status` documents of the Rust runner say per machine whether its machine-free
+    /// function would hand it a step: a machine it holds back takes no work at that sample.
+    #[test]
+    fn the_rust_runners_held_back_machines_take_no_work_in_the_series() {
+        let doc = include_str!("../../tests/fixtures/status/rust-runner-master.json");
+        let compact: serde_json::Value = serde_json::from_str(doc).unwrap();
+        let text = format!(r#"{{"t": 60, "source": "x", "status": {compact}}}"#);
+        let tl = to_timeline(&parse(&text, "w.jsonl"), Some(30), None, "w.jsonl").unwrap();
+        assert!(tl.capacity_known);
+        assert_eq!(tl.disabled["x86-1.example"][0], 1.0, "hasCapacity false");
+        assert_eq!(tl.disabled["x86-2.example"][0], 0.0, "hasCapacity true");
+        // A C++ document: disabled while disabledUntil is ahead of the sample, and nothing
+        // said about capacity.
+        let line = |until: u32| {
+            format!(
+                r#"{{"t": 60, "source": "x", "status": {{"machines": {{"ssh://b1": {{"currentJobs": 1, "disabledUntil": {until}}}}}}}}}"#
+            )
+        };
+        for (until, off) in [(0, 0.0), (1000, 1.0)] {
+            let tl = to_timeline(&parse(&line(until), "c"), Some(30), None, "c").unwrap();
+            assert!(!tl.capacity_known);
+            assert_eq!(tl.disabled["ssh://b1"][0], off, "disabledUntil {until}");
+        }
     }
 
     #[test]

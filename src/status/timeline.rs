@@ -83,6 +83,11 @@ pub struct Timeline {
     /// otherwise, where the source says; a disabled machine's free slots are not free to the
     /// dispatcher. The Rust runner never disables machines.
     pub disabled: BTreeMap<String, Vec<f64>>,
+    /// Whether `disabled` also marks the machines the Rust runner's machine-free function held
+    /// back (`hasCapacity` false in its `/status`: maxJobs, load or pressure over their
+    /// thresholds), so that free slots from the series are the ones the runner would fill.
+    /// Its `/metrics` has no such gauge: only `status --watch` of `/status` records it.
+    pub capacity_known: bool,
     /// Farm-wide stage counters.
     pub stages: BTreeMap<Stage, Vec<f64>>,
 }
