@@ -109,7 +109,8 @@ pub struct LoadSummary {
 /// it, few enough for one line.
 const NAMED: usize = 3;
 
-/// The tables the load writes, each of which must be there for a Hydra schema to be filled.
+/// The tables the load writes, each of which must be there for a Hydra schema to be filled:
+/// `users`, then [`HISTORY`].
 const LOADED: [&str; 7] = [
     "users",
     "projects",
@@ -120,15 +121,9 @@ const LOADED: [&str; 7] = [
     "jobsetevals",
 ];
 
-/// The tables that hold a Hydra's history: a schema whose every one is empty is a new Hydra.
-const HISTORY: [&str; 6] = [
-    "projects",
-    "jobsets",
-    "builds",
-    "buildsteps",
-    "buildstepoutputs",
-    "jobsetevals",
-];
+/// The tables that hold a Hydra's history: a schema whose every one is empty is a new Hydra
+/// (`hydra-create-user` may have added users already).
+const HISTORY: &[&str] = LOADED.split_at(1).1;
 
 /// The database the load was given, as found inside its transaction.
 enum Target {
