@@ -96,14 +96,12 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
 fn decide_runner(ds: &mut Dataset, opts: &ReadOptions) -> Result<()> {
     match opts.runner {
         Some(r) => {
-            if r != ds.meta.runner || opts.runner_switch != ds.meta.runner_switch {
-                ds.meta.runner_basis = match opts.runner_switch {
-                    Some(_) => "given with --runner rust@TIME".into(),
-                    None => "given with --runner".into(),
-                };
-            }
             ds.meta.runner = r;
             ds.meta.runner_switch = opts.runner_switch.filter(|_| r == Runner::Rust);
+            ds.meta.runner_basis = match ds.meta.runner_switch {
+                Some(_) => "given with --runner rust@TIME".into(),
+                None => "given with --runner".into(),
+            };
         }
         // The rows' own evidence, where they have any, over the schema's guess.
         None => {

@@ -1032,10 +1032,8 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
     let s = connect(params, true, opts.statement_timeout).await?;
     let info = inspect(&s).await?;
-    let (runner, runner_basis) = match opts.runner {
-        Some(r) => (r, "given with --runner".to_string()),
-        None => detect_runner(&info),
-    };
+    // The schema's guess; `super::load` puts `--runner` or the rows' evidence over it.
+    let (runner, runner_basis) = detect_runner(&info);
     let now = s.now().await?;
     let window = opts.window.resolve(now).map_err(Error::Usage)?;
     for (table, what) in [
