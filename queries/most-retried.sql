@@ -15,3 +15,16 @@ GROUP BY 1
 HAVING count(*) > 1
 ORDER BY attempts DESC, build_hours DESC
 LIMIT $2::int8
+-- offline:
+-- The basename is the last '/'-separated part: reversed, it is the first.
+SELECT reverse(split_part(reverse(s.drvpath), '/', 1)) AS drv_path,
+       count(*)::int8 AS attempts,
+       count(*) FILTER (WHERE s.status = 0)::int8 AS succeeded,
+       count(*) FILTER (WHERE s.status <> 0)::int8 AS failed,
+       round(sum(s.stoptime - s.starttime) / 3600.0, 2)::float8 AS build_hours
+FROM buildsteps s
+WHERE s.type = 0 AND s.stoptime >= $1 AND s.starttime IS NOT NULL
+GROUP BY reverse(split_part(reverse(s.drvpath), '/', 1))
+HAVING count(*) > 1
+ORDER BY attempts DESC, build_hours DESC
+LIMIT $2

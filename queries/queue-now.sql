@@ -8,3 +8,13 @@ FROM builds b
 WHERE b.finished = 0
 GROUP BY b.system
 ORDER BY queued DESC
+-- offline:
+-- "Now" is the end of the snapshot's recorded window.
+SELECT b.system,
+       count(*)::int8 AS queued,
+       max($now - b.timestamp)::int8 AS oldest_wait_s,
+       count(*) FILTER (WHERE b.globalpriority > 0)::int8 AS bumped
+FROM builds b
+WHERE b.finished = 0
+GROUP BY b.system
+ORDER BY queued DESC

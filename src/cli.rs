@@ -108,7 +108,8 @@ enum Command {
     Report(ReportArgs),
     /// Save the history in the window as an offline snapshot (Parquet per table, manifest.json).
     Snapshot(SnapshotArgs),
-    /// Run a named read-only query, or ad-hoc SQL, against the database.
+    /// Run a named read-only query, or ad-hoc SQL, against the database, a snapshot or the
+    /// built-in sample.
     Query(QueryArgs),
     /// Replay the history through a model of the queue runner and answer what-if questions.
     Simulate(SimulateArgs),
@@ -151,6 +152,9 @@ enum QueryAction {
     /// PostgreSQL's own parser before it is sent, in a READ ONLY transaction rolled back
     /// afterwards. COPY, DO, SET, locking clauses and functions that act outside the
     /// transaction (server files and programs, signals, advisory locks, dblink, …) are refused.
+    /// On a snapshot or the sample, one query over Hydra's tables (buildsteps, builds,
+    /// buildstepoutputs, jobsets, jobsetevals) in polars' SQL; table functions that read files
+    /// are refused.
     Sql {
         /// The statement.
         sql: String,
@@ -603,9 +607,16 @@ impl Common {
 
 /// Prints an outcome on stdout.
 fn print(outcome: &dyn Render, format: Format) -> hydra_bottleneck::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    outcome.render(&mut Printer::new(&mut out, "stdout", format))
+    use std::io::Write;
+    // Buffered: a result of a million rows is written a row at a time.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    outcome.render(&mut Printer::new(&mut out, "stdout", format))?;
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(hydra_bottleneck::Error::io("stdout", e))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

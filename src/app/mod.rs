@@ -91,6 +91,7 @@ impl Context<'_> {
             statement_timeout: self.statement_timeout,
             progress: self.progress,
             omit,
+            tables_only: false,
         }
     }
 }

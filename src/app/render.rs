@@ -67,6 +67,101 @@ impl<'a> Printer<'a> {
         self.write(|out| out.write_all(s.as_bytes()))
     }
 
+    /// Rows read one cell at a time from `src`, never held as text: CSV and JSON are written
+    /// as they are read; a table reads the rows twice, once for the column widths. JSON is an
+    /// array of objects, one per row, as [`Printer::rows`] prints them.
+    pub fn stream(&mut self, src: &dyn RowSource) -> Result<()> {
+        let header = src.header();
+        let (n, width) = (src.len(), header.len());
+        let mut cell = String::new();
+        let text = |v: &serde_json::Value, into: &mut String| {
+            into.clear();
+            match v {
+                serde_json::Value::Null => {}
+                serde_json::Value::String(s) => into.push_str(s),
+                other => into.push_str(&other.to_string()),
+            }
+        };
+        match self.format {
+            Format::Json => {
+                self.text(if n == 0 { "[]\n" } else { "[\n" })?;
+                for r in 0..n {
+                    let obj: serde_json::Map<String, serde_json::Value> = header
+                        .iter()
+                        .enumerate()
+                        .map(|(c, h)| (h.clone(), src.value(r, c)))
+                        .collect();
+                    let pretty = serde_json::to_string_pretty(&obj)
+                        .map_err(|e| Error::json("a result row", e))?;
+                    let mut block = String::with_capacity(pretty.len() + 16);
+                    for line in pretty.lines() {
+                        block.push_str("  ");
+                        block.push_str(line);
+                        block.push('\n');
+                    }
+                    if r + 1 < n {
+                        block.insert(block.len() - 1, ',');
+                    }
+                    self.text(&block)?;
+                }
+                if n > 0 {
+                    self.text("]\n")?;
+                }
+                Ok(())
+            }
+            Format::Csv => {
+                let line: Vec<String> = header.iter().map(|h| csv_field(h)).collect();
+                self.text(&(line.join(",") + "\n"))?;
+                let mut out = String::new();
+                for r in 0..n {
+                    out.clear();
+                    for c in 0..width {
+                        if c > 0 {
+                            out.push(',');
+                        }
+                        text(&src.value(r, c), &mut cell);
+                        out.push_str(&csv_field(&cell));
+                    }
+                    out.push('\n');
+                    self.text(&out)?;
+                }
+                Ok(())
+            }
+            Format::Table => {
+                let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+                for r in 0..n {
+                    for (c, w) in widths.iter_mut().enumerate() {
+                        text(&src.value(r, c), &mut cell);
+                        *w = (*w).max(cell.chars().count());
+                    }
+                }
+                let mut out = String::new();
+                let put = |out: &mut String, c: usize, s: &str| {
+                    if c > 0 {
+                        out.push_str("  ");
+                    }
+                    out.push_str(&aligned(c, s, widths[c]));
+                };
+                for (c, h) in header.iter().enumerate() {
+                    put(&mut out, c, h);
+                }
+                self.text(&(out.trim_end().to_string() + "\n"))?;
+                for r in 0..n {
+                    out.clear();
+                    for c in 0..width {
+                        text(&src.value(r, c), &mut cell);
+                        put(&mut out, c, &cell);
+                    }
+                    let end = out.trim_end().len();
+                    out.truncate(end);
+                    out.push('\n');
+                    self.text(&out)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Rows as a table, JSON or CSV: `rows` are already strings for table and CSV; `json` is
     /// the same data, typed, printed for JSON (pretty, one value).
     pub fn rows<T: Serialize>(
@@ -101,18 +196,7 @@ impl<'a> Printer<'a> {
                     cells
                         .zip(&widths)
                         .enumerate()
-                        .map(|(i, (c, w))| {
-                            // Numbers read best right-aligned, names left-aligned.
-                            if i > 0
-                                && c.chars()
-                                    .next()
-                                    .is_some_and(|ch| ch.is_ascii_digit() || ch == '-')
-                            {
-                                format!("{c:>w$}")
-                            } else {
-                                format!("{c:<w$}")
-                            }
-                        })
+                        .map(|(i, (c, &w))| aligned(i, c, w))
                         .collect::<Vec<_>>()
                         .join("  ")
                         .trim_end()
@@ -126,6 +210,31 @@ impl<'a> Printer<'a> {
             }),
         }
     }
+}
+
+/// A table cell padded to `w`: numbers read best right-aligned, names left-aligned (the first
+/// column is always a name).
+fn aligned(column: usize, c: &str, w: usize) -> String {
+    if column > 0
+        && c.chars()
+            .next()
+            .is_some_and(|ch| ch.is_ascii_digit() || ch == '-')
+    {
+        format!("{c:>w$}")
+    } else {
+        format!("{c:<w$}")
+    }
+}
+
+/// Rows the printer reads a cell at a time ([`Printer::stream`]).
+pub trait RowSource {
+    fn header(&self) -> Vec<String>;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The cell at `row`, `column`, typed as JSON.
+    fn value(&self, row: usize, column: usize) -> serde_json::Value;
 }
 
 #[cfg(test)]

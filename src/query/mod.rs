@@ -7,6 +7,7 @@
 //! ([`bind`]), never spliced.
 
 pub mod guard;
+pub mod offline;
 
 use serde::Serialize;
 
@@ -90,20 +91,50 @@ pub struct Query {
     pub file: String,
     pub description: String,
     pub params: Vec<Param>,
+    /// The text PostgreSQL runs.
     #[serde(skip)]
     pub sql: String,
+    /// How the query runs on a snapshot or the sample ([`offline`]).
+    pub offline: Offline,
 }
+
+/// Whether a named query runs without a database, and with which text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "runs", content = "text")]
+pub enum Offline {
+    /// The PostgreSQL text runs as it is on the offline engine.
+    Same,
+    /// The offline engine has its own text, after the file's `-- offline:` line: the SQL
+    /// dialects differ (`percentile_disc … WITHIN GROUP`, `to_char`), the answer does not.
+    #[serde(rename = "own")]
+    Own(#[serde(skip)] String),
+    /// It needs the live database; the reason, from the header's `-- offline: no REASON`.
+    No(String),
+}
+
+/// The line in a query file that ends the PostgreSQL text and starts the offline engine's.
+const OFFLINE_MARKER: &str = "-- offline:";
 
 /// Parses one query file's header.
 pub fn parse(file: &str, text: &str) -> Result<Query> {
     let bad = |line: usize, why: &str| Error::parse(format!("queries/{file}:{line}"), why);
     let (mut name, mut description, mut params) = (None, None, Vec::new());
+    let mut offline = Offline::Same;
     for (i, line) in text.lines().enumerate() {
         let Some(rest) = line.strip_prefix("--") else {
             break;
         };
         let rest = rest.trim();
-        if let Some(v) = rest.strip_prefix("name:") {
+        if let Some(v) = rest.strip_prefix("offline:") {
+            let Some(why) = v.trim().strip_prefix("no ") else {
+                return Err(bad(
+                    i + 1,
+                    "an `offline:` header line says `no REASON`; the offline text follows the \
+                     PostgreSQL text after a line `-- offline:`",
+                ));
+            };
+            offline = Offline::No(why.trim().to_string());
+        } else if let Some(v) = rest.strip_prefix("name:") {
             name = Some(v.trim().to_string());
         } else if let Some(v) = rest.strip_prefix("description:") {
             description = Some(v.trim().to_string());
@@ -126,12 +157,36 @@ pub fn parse(file: &str, text: &str) -> Result<Query> {
             });
         }
     }
+    // The header's own lines never hold the marker: it is the first line, after the header,
+    // that is exactly `-- offline:`.
+    let header_end = text
+        .lines()
+        .take_while(|l| l.starts_with("--"))
+        .map(|l| l.len() + 1)
+        .sum::<usize>()
+        .min(text.len());
+    let (sql, own) = match text[header_end..].find(&format!("\n{OFFLINE_MARKER}\n")) {
+        Some(at) => {
+            let at = header_end + at + 1;
+            let own = &text[at + OFFLINE_MARKER.len() + 1..];
+            (&text[..at], Some(own.to_string()))
+        }
+        None => (text, None),
+    };
+    let offline = match (offline, own) {
+        (Offline::No(_), Some(_)) => {
+            return Err(bad(1, "says `offline: no` but has an offline text"));
+        }
+        (o, None) => o,
+        (_, Some(own)) => Offline::Own(own),
+    };
     Ok(Query {
         name: name.ok_or_else(|| bad(1, "no `-- name:` line"))?,
         file: file.to_string(),
         description: description.ok_or_else(|| bad(1, "no `-- description:` line"))?,
         params,
-        sql: text.to_string(),
+        sql: sql.to_string(),
+        offline,
     })
 }
 
@@ -214,38 +269,6 @@ pub struct Table {
     pub rows: Vec<Vec<serde_json::Value>>,
 }
 
-impl Table {
-    /// The rows as display strings (empty for NULL).
-    pub fn strings(&self) -> Vec<Vec<String>> {
-        self.rows
-            .iter()
-            .map(|r| {
-                r.iter()
-                    .map(|v| match v {
-                        serde_json::Value::Null => String::new(),
-                        serde_json::Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect()
-            })
-            .collect()
-    }
-
-    /// The rows as JSON objects, one per row.
-    pub fn objects(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
-        self.rows
-            .iter()
-            .map(|r| {
-                self.columns
-                    .iter()
-                    .cloned()
-                    .zip(r.iter().cloned())
-                    .collect()
-            })
-            .collect()
-    }
-}
-
 /// How ad-hoc SQL may run.
 #[derive(Debug, Clone, Copy)]
 pub struct SqlOptions {
@@ -300,10 +323,20 @@ pub fn write_parquet(table: &Table, path: &std::path::Path, replace: bool) -> Re
     }
     let mut df =
         DataFrame::new(table.rows.len(), cols).map_err(|e| Error::frame("query result", e))?;
+    write_frame_parquet(&mut df, path, replace)
+}
+
+/// Writes a result frame as Parquet (atomically when `replace`, else only as a new file).
+pub fn write_frame_parquet(
+    df: &mut polars::prelude::DataFrame,
+    path: &std::path::Path,
+    replace: bool,
+) -> Result<()> {
+    use polars::prelude::*;
     let mut buf = Vec::new();
     ParquetWriter::new(&mut buf)
         .with_compression(ParquetCompression::Zstd(None))
-        .finish(&mut df)
+        .finish(df)
         .map_err(|e| Error::frame("query result", e))?;
     if replace {
         crate::output::write_file_atomic(path, &buf)

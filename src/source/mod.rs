@@ -63,7 +63,7 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
             return cover(ds, asked, Window::default());
         }
         // A snapshot's tables are put in order as they are read.
-        SourceSpec::Snapshot(dir) => snapshot::read_omitting(dir, opts.omit)?,
+        SourceSpec::Snapshot(dir) => snapshot::read_frames(dir, opts.omit, !opts.tables_only)?,
         SourceSpec::Sample(s) => normalize(omitting(crate::sample::generate(s)?, opts.omit)?)?,
     };
     decide_runner(&mut ds, opts)?;

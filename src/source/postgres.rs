@@ -56,6 +56,8 @@ pub struct ReadOptions {
     pub progress: Progress,
     /// Columns the command never reads: not fetched, and null in the dataset.
     pub omit: Omit,
+    /// Only the tables: a snapshot's derivation graph is not read (`query` asks the tables).
+    pub tables_only: bool,
 }
 
 impl Default for ReadOptions {
@@ -67,6 +69,7 @@ impl Default for ReadOptions {
             statement_timeout: Duration::from_secs(15 * 60),
             progress: Progress::hidden(),
             omit: &[],
+            tables_only: false,
         }
     }
 }

@@ -535,6 +535,12 @@ pub fn read(dir: &Path) -> Result<Dataset> {
 
 /// [`read`], leaving out the columns in `omit` (they read as nulls and are never decoded).
 pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
+    read_frames(dir, omit, true)
+}
+
+/// [`read_omitting`], and the derivation graph of the snapshot's store only when `graph`: a
+/// question of the tables alone (`query`) need not parse a million `.drv` files.
+pub fn read_frames(dir: &Path, omit: Omit, graph: bool) -> Result<Dataset> {
     let manifest = read_manifest(dir)?;
     let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
     for def in CORE_TABLES.into_iter().chain(TRUTH_TABLES) {
@@ -624,7 +630,7 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
             .transpose()?,
         drv_graph: None,
     })?;
-    if let Some(store) = &manifest.drv_store {
+    if let Some(store) = manifest.drv_store.as_ref().filter(|_| graph) {
         let p = no_links(dir, &store.path)?;
         let steps = crate::analysis::Steps::from_frame(&ds.steps)?;
         let paths = super::drvstore::distinct_drv_paths(&steps);
