@@ -470,6 +470,14 @@ struct SnapshotArgs {
     drv: DrvStoreArg,
     #[command(flatten)]
     series: SeriesArg,
+    /// Write a snapshot safe to publish: only allowlisted columns, hidden projects and jobsets
+    /// left out, no machines file, .drv store or connection details (README: public snapshots).
+    #[arg(long)]
+    public: bool,
+    /// With --public: replace machine names by pseudonyms keyed by the bytes of KEYFILE
+    /// (HMAC-SHA256; the same key gives the same pseudonyms in every snapshot).
+    #[arg(long, value_name = "KEYFILE", requires = "public")]
+    pseudonymize_machines: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -642,6 +650,8 @@ impl From<SnapshotArgs> for app::snapshot::SnapshotOptions {
             force: a.force,
             drv_store: a.drv.drv_store,
             series: a.series.source(),
+            public: a.public,
+            pseudonym_key: a.pseudonymize_machines,
         }
     }
 }

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use super::Context;
 use super::render::{Printer, Render};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::source::SourceSpec;
+use crate::source::public;
 use crate::source::snapshot::{self, Manifest};
 
 /// What `snapshot` is asked.
@@ -19,6 +21,11 @@ pub struct SnapshotOptions {
     /// The runner's series to read (`--prometheus`, `--runner-series`) and write into the
     /// snapshot instead of the data's own.
     pub series: Option<super::SeriesSource>,
+    /// Write a snapshot safe to publish (`--public`, [`crate::source::public`]).
+    pub public: bool,
+    /// With `public`: the file whose bytes key the machines' pseudonyms
+    /// (`--pseudonymize-machines`).
+    pub pseudonym_key: Option<PathBuf>,
 }
 
 /// Reads the history and writes it as a snapshot; Ctrl-C leaves nothing half-written.
@@ -31,6 +38,14 @@ pub fn run(ctx: &Context<'_>, opts: &SnapshotOptions) -> Result<Manifest> {
         s.check()?;
     }
     ctx.note_if_sample("snapshotting the built-in sample workload");
+    if opts.public {
+        return run_public(ctx, opts);
+    }
+    if opts.pseudonym_key.is_some() {
+        return Err(Error::Usage(
+            "--pseudonymize-machines is for public snapshots: give --public too".into(),
+        ));
+    }
     let mut ds = ctx.load(&[])?;
     ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
     ctx.runner_series(&mut ds, opts.series.as_ref())?;
@@ -45,6 +60,69 @@ pub fn run(ctx: &Context<'_>, opts: &SnapshotOptions) -> Result<Manifest> {
     ));
     let manifest = snapshot::write(&ds, &opts.out, opts.force)?;
     ctx.note(&format!("wrote snapshot {}", opts.out.display()));
+    Ok(manifest)
+}
+
+/// `snapshot --public`: reads the history with the hidden flags, makes it publishable and
+/// writes it with the manifest's `public` section.
+fn run_public(ctx: &Context<'_>, opts: &SnapshotOptions) -> Result<Manifest> {
+    if opts.drv_store.is_some() {
+        return Err(Error::Usage(
+            "--drv-store: a public snapshot holds no .drv store (derivations' environments can \
+             hold anything); leave it out"
+                .into(),
+        ));
+    }
+    let key = opts
+        .pseudonym_key
+        .as_deref()
+        .map(public::PseudonymKey::read)
+        .transpose()?;
+    // What was hidden is known from a database (its flags) and the sample (nothing); a
+    // snapshot says it only if it was public itself, and then it holds nothing hidden.
+    let earlier = match &ctx.source {
+        SourceSpec::Snapshot(dir) => {
+            let m = snapshot::read_manifest(dir)?;
+            Some(m.public.ok_or_else(|| {
+                Error::refused(
+                    format!("--public from snapshot {}", dir.display()),
+                    "it was not written with --public, so it cannot say which projects and \
+                     jobsets were hidden; write the public snapshot from --db",
+                )
+            })?)
+        }
+        _ => None,
+    };
+    let (mut ds, hidden) =
+        crate::source::load_with_hidden(&ctx.source, &ctx.read_options(&[]), true)?;
+    if matches!(ctx.source, SourceSpec::Postgres(_)) && hidden.is_none() {
+        return Err(Error::Internal(
+            "the database was read without its hidden flags".into(),
+        ));
+    }
+    ctx.runner_series(&mut ds, opts.series.as_ref())?;
+    let (before_steps, before_builds) = (ds.steps.height(), ds.builds.height());
+    let (ds, section) = public::publish(
+        ds,
+        hidden.as_ref(),
+        key.as_ref(),
+        earlier.unwrap_or_default(),
+    )?;
+    ctx.note(&format!(
+        "public: kept {} of {before_steps} steps and {} of {before_builds} builds; left out {} \
+         hidden project(s) and {} hidden jobset(s); machines {}",
+        ds.steps.height(),
+        ds.builds.height(),
+        section.hidden_projects,
+        section.hidden_jobsets,
+        if section.machines_pseudonymized {
+            "pseudonymized"
+        } else {
+            "without users"
+        }
+    ));
+    let manifest = snapshot::write_with(&ds, &opts.out, opts.force, Some(section))?;
+    ctx.note(&format!("wrote public snapshot {}", opts.out.display()));
     Ok(manifest)
 }
 

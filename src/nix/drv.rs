@@ -1112,7 +1112,7 @@ fn in_order(prev: Raw<'_>, next: Raw<'_>, context: &str) -> R<()> {
 /// A store path's base name: `<32 characters of Nix's base32>-<name>`, the name as
 /// [`check_name`] wants it, ending in `.drv` if `drv` (NixOS/nix `src/libstore/path.cc`,
 /// `StorePath::StorePath` and `checkName`).
-fn check_base_name(base: &[u8], drv: bool) -> std::result::Result<(), String> {
+pub(crate) fn check_base_name(base: &[u8], drv: bool) -> std::result::Result<(), String> {
     if base.len() < 34 || base.get(32) != Some(&b'-') {
         return Err("expected a 32-character hash, '-' and a name".to_string());
     }

@@ -8,6 +8,7 @@ pub mod era;
 pub mod into;
 pub mod pgcopy;
 pub mod postgres;
+pub mod public;
 
 pub mod snapshot;
 pub mod sql;
@@ -48,6 +49,16 @@ impl SourceSpec {
 /// snapshot or the sample, from the end of the recorded window, so the same command gives the
 /// same rows whenever it runs.
 pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
+    load_with_hidden(spec, opts, false).map(|(ds, _)| ds)
+}
+
+/// [`load`], and with `hidden` a database's hidden projects and jobsets, read in the same
+/// transaction (`None` from a snapshot or the sample, which hold none to read).
+pub fn load_with_hidden(
+    spec: &SourceSpec,
+    opts: &ReadOptions,
+    hidden: bool,
+) -> Result<(Dataset, Option<public::Hidden>)> {
     let mut ds = match spec {
         SourceSpec::Postgres(conn) => {
             let params = conninfo::resolve(conn, &|k| std::env::var(k).ok())?;
@@ -55,12 +66,14 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
                 postgres::runtime().map_err(|e| Error::system("starting the async runtime", e))?;
             // The SQL applies the window and the COPY decoder drops omitted columns as they
             // arrive; the frames are put in order once the runtime is left behind.
-            let ds = runtime.block_on(crate::interrupt::until(postgres::read(&params, opts)))?;
+            let (ds, found) = runtime.block_on(crate::interrupt::until(
+                postgres::read_with_hidden(&params, opts, hidden),
+            ))?;
             // A database vouches for no bound: its history may begin after --since.
             let asked = ds.meta.window;
             let mut ds = normalize(ds)?;
             decide_runner(&mut ds, opts)?;
-            return cover(ds, asked, Window::default());
+            return Ok((cover(ds, asked, Window::default())?, found));
         }
         // A snapshot's tables are put in order as they are read.
         SourceSpec::Snapshot(dir) => snapshot::read_frames(dir, opts.omit, !opts.tables_only)?,
@@ -73,7 +86,7 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
         .unwrap_or_else(|| chrono::Utc::now().timestamp());
     let window = opts.window.resolve(anchor).map_err(Error::Usage)?;
     if opts.window.is_unbounded() {
-        return Ok(ds);
+        return Ok((ds, None));
     }
     let inside = window.within(recorded);
     if let (Some(s), Some(u)) = (inside.since, inside.until)
@@ -87,7 +100,10 @@ pub fn load(spec: &SourceSpec, opts: &ReadOptions) -> Result<Dataset> {
     }
     // The rows kept stay in order, but polars' filter may leave a column in several chunks or
     // compact its strings apart from the builds' paths that shared them.
-    cover(normalize(restrict(ds, inside)?)?, window, recorded)
+    Ok((
+        cover(normalize(restrict(ds, inside)?)?, window, recorded)?,
+        None,
+    ))
 }
 
 /// Which runner wrote the steps: the one given (`--runner`), else the rows' evidence

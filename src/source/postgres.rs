@@ -819,6 +819,26 @@ fn is_read(table: &str, column: &str) -> bool {
         || (table == "systemstatus" && column == "what")
 }
 
+/// Whether any column of `table` (`column` `*`) or `table.column` is read: the public
+/// snapshot's list of columns never read is held to it (`source::public::NOT_READ`).
+#[cfg(test)]
+pub(crate) fn reads(table: &str, column: &str) -> bool {
+    if column == "*" {
+        return [
+            STEPS_MAP,
+            BUILDS_MAP,
+            STEP_OUTPUTS_MAP,
+            JOBSETS_MAP,
+            EVALS_MAP,
+        ]
+        .iter()
+        .flat_map(|m| m.iter())
+        .any(|(alias, _, _)| alias_table(alias) == table)
+            || HYDRA_TABLES.contains(&table) && table != "systemstatus";
+    }
+    is_read(table, column)
+}
+
 fn alias_table(alias: &str) -> &'static str {
     match alias {
         "s" => "buildsteps",
@@ -1033,6 +1053,18 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// Reads the history in `opts.window` from the database at `params`, each table in the order
 /// the server sent it ([`super::load`] sorts them).
 pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
+    read_with_hidden(params, opts, false)
+        .await
+        .map(|(ds, _)| ds)
+}
+
+/// [`read`], and with `hidden` the hidden projects and jobsets too, read in the same
+/// transaction as the rows so that both are one state of the database (`snapshot --public`).
+pub async fn read_with_hidden(
+    params: &ConnParams,
+    opts: &ReadOptions,
+    hidden: bool,
+) -> Result<(Dataset, Option<super::public::Hidden>)> {
     let s = connect(params, true, opts.statement_timeout).await?;
     let info = inspect(&s).await?;
     // The schema's guess; `super::load` puts `--runner` or the rows' evidence over it.
@@ -1058,6 +1090,11 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
         let df = copy_frame(&s, def, &select, &opts.progress, opts.omit).await?;
         frames.insert(def.name, df);
     }
+    let hidden = if hidden {
+        Some(read_hidden(&s).await?)
+    } else {
+        None
+    };
     s.client
         .batch_execute("COMMIT")
         .await
@@ -1100,7 +1137,84 @@ pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
             queue_runner: None,
         },
     };
-    Ok(ds)
+    Ok((ds, hidden))
+}
+
+/// The hidden projects (`Projects.hidden`) and the jobsets hidden themselves or in a hidden
+/// project (`Jobsets.hidden`); both columns exist since 2010 (NixOS/hydra 5f7ebaad, before
+/// SchemaVersion), `integer not null default 0` (subprojects/hydra/sql/hydra.sql @ 14332fbf).
+/// Refused, not guessed, when the role cannot read them: a public snapshot that cannot tell
+/// what is hidden would publish it.
+async fn read_hidden(s: &Session) -> Result<super::public::Hidden> {
+    let schema = s.schema()?.clone();
+    let rows = s
+        .client
+        .query(
+            "SELECT table_name::text, udt_schema::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND column_name = 'hidden' \
+             AND table_name IN ('projects', 'jobsets')",
+            &[&schema.name],
+        )
+        .await
+        .map_err(|e| s.error("reading information_schema.columns", e))?;
+    for table in ["projects", "jobsets"] {
+        let found = rows.iter().find(|r| r.get::<_, String>(0) == table);
+        match found.map(|r| r.get::<_, String>(1)) {
+            Some(udt) if udt == "pg_catalog" => {}
+            Some(udt) => {
+                return Err(Error::refused(
+                    "database",
+                    format!(
+                        "{}.{table}.hidden has a type of schema {udt}, not a built-in one as \
+                         Hydra creates it: refusing to read it (its conversions run the type \
+                         owner's code)",
+                        schema.name
+                    ),
+                ));
+            }
+            None => {
+                return Err(Error::refused(
+                    "database",
+                    format!(
+                        "--public needs {}.{table}.hidden to leave hidden projects and jobsets \
+                         out, and it is missing or this role may not read it (GRANT SELECT ON \
+                         {table} TO the role)",
+                        schema.name
+                    ),
+                ));
+            }
+        }
+    }
+    let (projects, jobsets) = (schema.qualify("projects"), schema.qualify("jobsets"));
+    let mut hidden = super::public::Hidden::default();
+    for r in s
+        .client
+        .query(
+            &format!("SELECT p.name::text FROM {projects} p WHERE p.hidden <> 0"),
+            &[],
+        )
+        .await
+        .map_err(|e| s.error("reading hidden projects", e))?
+    {
+        hidden.projects.insert(r.get(0));
+    }
+    for r in s
+        .client
+        .query(
+            &format!(
+                "SELECT j.id::int4, j.project::text, j.name::text FROM {jobsets} j \
+                 LEFT JOIN {projects} p ON p.name = j.project \
+                 WHERE j.hidden <> 0 OR p.hidden <> 0"
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| s.error("reading hidden jobsets", e))?
+    {
+        hidden.jobset_ids.insert(r.get(0));
+        hidden.jobset_names.insert((r.get(1), r.get(2)));
+    }
+    Ok(hidden)
 }
 
 /// The longest run (stop − start, seconds) among the steps of a frame, if any has both times.

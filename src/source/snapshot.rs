@@ -110,6 +110,10 @@ pub struct Manifest {
     /// series were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner_series: Option<SeriesEntry>,
+    /// Set when the snapshot was written to be published (`snapshot --public`): what was left
+    /// out and changed, and why ([`super::public`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<super::public::PublicSection>,
 }
 
 /// The runner's series of a snapshot: its file and what [`crate::status::timeline::Timeline`]
@@ -169,6 +173,17 @@ pub struct FileEntry {
 /// An existing snapshot there is replaced only with `replace`; without it, whatever appears at
 /// `dest` while the snapshot is written is left as it is and the write fails.
 pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
+    write_with(ds, dest, replace, None)
+}
+
+/// [`write`], with the manifest's `public` section when `ds` was made publishable
+/// ([`super::public::publish`]).
+pub fn write_with(
+    ds: &Dataset,
+    dest: &Path,
+    replace: bool,
+    public: Option<super::public::PublicSection>,
+) -> Result<Manifest> {
     crate::interrupt::check()?;
     let existing = if replace {
         Existing::Replace
@@ -226,6 +241,7 @@ pub fn write(ds: &Dataset, dest: &Path, replace: bool) -> Result<Manifest> {
         queue_runner: ds.meta.queue_runner,
         drv_store,
         runner_series,
+        public,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::json("manifest", e))?;
     write_file_atomic(&staged.path().join(MANIFEST), &json)?;
