@@ -58,7 +58,14 @@ fn every_named_query_gives_the_same_rows_from_the_database_and_its_snapshot() {
     let (pg, db, name) = loaded("0.1", "90");
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("snap");
-    let o = run(&["snapshot", "--db", &db, "--out", snap.to_str().unwrap(), "--quiet"]);
+    let o = run(&[
+        "snapshot",
+        "--db",
+        &db,
+        "--out",
+        snap.to_str().unwrap(),
+        "--quiet",
+    ]);
     assert!(o.status.success(), "snapshot: {}", stderr(&o));
     let snap = snap.to_str().unwrap();
     let job = pg.psql(
@@ -98,7 +105,10 @@ fn every_named_query_gives_the_same_rows_from_the_database_and_its_snapshot() {
             run(&args)
         };
         let live = rows(&ask(&["--db", &db]), &format!("{qname} on the database"));
-        let off = rows(&ask(&["--snapshot", snap]), &format!("{qname} on the snapshot"));
+        let off = rows(
+            &ask(&["--snapshot", snap]),
+            &format!("{qname} on the snapshot"),
+        );
         // Both engines name the columns alike.
         let cols = |r: &[serde_json::Map<String, Value>]| {
             r.first().map(|x| x.keys().cloned().collect::<Vec<_>>())
@@ -221,10 +231,7 @@ fn offline_sql_reads_the_tables_and_nothing_else() {
             format!("COPY builds TO '{}/out.csv'", dir.path().display()),
             "query sql",
         ),
-        (
-            format!("ATTACH DATABASE '{secret}' AS x"),
-            "query sql",
-        ),
+        (format!("ATTACH DATABASE '{secret}' AS x"), "query sql"),
         ("SELECT 1; DROP TABLE builds".to_string(), "2 statements"),
         ("SELECT * FROM users".to_string(), "no table `users`"),
     ] {
@@ -252,7 +259,11 @@ fn offline_sql_reads_the_tables_and_nothing_else() {
     let df = polars::prelude::ParquetReader::new(std::fs::File::open(&out).unwrap());
     let df = polars::prelude::SerReader::finish(df).unwrap();
     assert_eq!(df.height(), printed.len());
-    let mut names: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
+    let mut names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
     names.sort();
     assert_eq!(names, printed[0].keys().cloned().collect::<Vec<_>>());
     // An existing file is not replaced without --force.
@@ -296,15 +307,27 @@ fn the_list_says_which_queries_run_offline_and_the_sample_answers_them() {
     let all = listed();
     assert!(all.iter().all(|q| q["offline"]["runs"].is_string()));
     let o = run(&["query", "list"]);
-    assert!(String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .next()
-        .unwrap()
-        .contains("offline"));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .contains("offline")
+    );
     // The built-in sample, with no source named.
-    let o = run(&["query", "run", "step-times-by-system", "--format", "csv", "--quiet"]);
+    let o = run(&[
+        "query",
+        "run",
+        "step-times-by-system",
+        "--format",
+        "csv",
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.starts_with("system,steps,p50_s,p90_s,p99_s,max_s\n"), "{text}");
+    assert!(
+        text.starts_with("system,steps,p50_s,p90_s,p99_s,max_s\n"),
+        "{text}"
+    );
     assert!(text.contains("x86_64-linux,"), "{text}");
 }

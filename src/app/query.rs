@@ -65,9 +65,7 @@ pub fn run(ctx: &Context<'_>, opts: &QueryOptions) -> Result<QueryOutcome> {
     };
     if let Some(path) = &opts.parquet {
         match outcome {
-            QueryOutcome::Table(ref table) => {
-                crate::query::write_parquet(table, path, opts.force)?
-            }
+            QueryOutcome::Table(ref table) => crate::query::write_parquet(table, path, opts.force)?,
             QueryOutcome::Frame(mut df) => {
                 crate::query::write_frame_parquet(&mut df, path, opts.force)?;
                 ctx.note(&format!("wrote {}", path.display()));

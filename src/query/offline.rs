@@ -346,7 +346,10 @@ fn splice(text: &str, bound: &[Bound], now: i64) -> std::result::Result<String, 
                 {
                     chars.next();
                     chars.next();
-                    while chars.peek().is_some_and(|&(_, d)| d.is_ascii_alphanumeric()) {
+                    while chars
+                        .peek()
+                        .is_some_and(|&(_, d)| d.is_ascii_alphanumeric())
+                    {
                         chars.next();
                     }
                 }
@@ -521,7 +524,10 @@ mod tests {
             assert_eq!(check(ok), Ok(()), "{ok}");
         }
         for (bad, says) in [
-            ("SELECT * FROM read_parquet('/etc/passwd')", "table function"),
+            (
+                "SELECT * FROM read_parquet('/etc/passwd')",
+                "table function",
+            ),
             ("SELECT * FROM read_csv('x.csv') AS t", "table function"),
             ("SELECT * FROM users", "no table `users`"),
             ("SELECT * FROM public.builds", "no table `public.builds`"),
