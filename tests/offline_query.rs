@@ -256,8 +256,10 @@ fn offline_sql_reads_the_tables_and_nothing_else() {
         "--quiet",
     ]);
     let printed = rows(&o, "failures-by-status");
-    let df = polars::prelude::ParquetReader::new(std::fs::File::open(&out).unwrap());
-    let df = polars::prelude::SerReader::finish(df).unwrap();
+    use polars::prelude::SerReader;
+    let df = polars::prelude::ParquetReader::new(std::fs::File::open(&out).unwrap())
+        .finish()
+        .unwrap();
     assert_eq!(df.height(), printed.len());
     let mut names: Vec<String> = df
         .get_column_names()
