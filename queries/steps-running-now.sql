@@ -6,7 +6,7 @@ SELECT s.build, s.stepnr, s.machine, s.system, s.busy,
                    WHEN 40 THEN 'receiving outputs' WHEN 50 THEN 'post-processing'
                    ELSE 'other' END AS stage,
        (extract(epoch FROM now())::int8 - s.starttime)::int8 AS running_s,
-       s.drvpath AS drv_path
+       substring(s.drvpath from '[^/]*$') AS drv_path
 FROM buildsteps s
 WHERE s.busy <> 0
 ORDER BY running_s DESC NULLS LAST
@@ -18,7 +18,7 @@ SELECT s.build, s.stepnr, s.machine, s.system, s.busy,
                    WHEN 40 THEN 'receiving outputs' WHEN 50 THEN 'post-processing'
                    ELSE 'other' END AS stage,
        ($now - s.starttime)::int8 AS running_s,
-       s.drvpath AS drv_path
+       reverse(split_part(reverse(s.drvpath), '/', 1)) AS drv_path
 FROM buildsteps s
 WHERE s.busy <> 0
 ORDER BY running_s DESC NULLS LAST
