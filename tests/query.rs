@@ -171,10 +171,16 @@ fn ad_hoc_results_in_every_format() {
 }
 
 #[test]
-fn query_without_a_database_says_what_it_needs() {
-    let o = run(&["query", "run", "slowest-jobs"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("give --db"), "{}", stderr(&o));
+fn query_without_a_database_runs_on_the_sample_and_names_unknown_queries() {
+    // With no source named, the built-in sample answers (tests/offline_query.rs has the rest).
+    let o = run(&["query", "run", "slowest-jobs", "--format", "csv", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).lines().count() > 1,
+        "rows from the sample"
+    );
     let o = run(&["query", "run", "no-such-query", "--db", "host=/nonexistent"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_one_line_error(&o, "no query named `no-such-query`");
+    let o = run(&["query", "run", "no-such-query"]);
+    assert_one_line_error(&o, "no query named `no-such-query`");
 }
