@@ -59,18 +59,14 @@ pub fn run(ctx: &Context<'_>, opts: &QueryOptions) -> Result<QueryOutcome> {
             reason: "exists; choose another file or pass --force to replace it".into(),
         });
     }
-    let outcome = match &ctx.source {
+    let mut outcome = match &ctx.source {
         SourceSpec::Postgres(db) => QueryOutcome::Table(live(ctx, db, &opts.action)?),
         _ => QueryOutcome::Frame(offline(ctx, &opts.action)?),
     };
     if let Some(path) = &opts.parquet {
-        match outcome {
-            QueryOutcome::Table(ref table) => crate::query::write_parquet(table, path, opts.force)?,
-            QueryOutcome::Frame(mut df) => {
-                crate::query::write_frame_parquet(&mut df, path, opts.force)?;
-                ctx.note(&format!("wrote {}", path.display()));
-                return Ok(QueryOutcome::Frame(df));
-            }
+        match &mut outcome {
+            QueryOutcome::Table(table) => crate::query::write_parquet(table, path, opts.force)?,
+            QueryOutcome::Frame(df) => crate::query::write_frame_parquet(df, path, opts.force)?,
             QueryOutcome::List(_) => {}
         }
         ctx.note(&format!("wrote {}", path.display()));

@@ -802,18 +802,21 @@ fn store_path_sql(column: &str, alias: &str) -> String {
     )
 }
 
+/// Every table's column map, for the questions of what is read.
+const ALL_MAPS: [&ColumnMap; 5] = [
+    STEPS_MAP,
+    BUILDS_MAP,
+    STEP_OUTPUTS_MAP,
+    JOBSETS_MAP,
+    EVALS_MAP,
+];
+
 /// Whether some column map reads `table.column`.
 fn is_read(table: &str, column: &str) -> bool {
-    [
-        STEPS_MAP,
-        BUILDS_MAP,
-        STEP_OUTPUTS_MAP,
-        JOBSETS_MAP,
-        EVALS_MAP,
-    ]
-    .iter()
-    .flat_map(|m| m.iter())
-    .any(|(alias, c, _)| *c == column && alias_table(alias) == table)
+    ALL_MAPS
+        .iter()
+        .flat_map(|m| m.iter())
+        .any(|(alias, c, _)| *c == column && alias_table(alias) == table)
         || (column == "storedir" && ["buildsteps", "builds", "buildstepoutputs"].contains(&table))
         || (table == "schemaversion" && column == "version")
         || (table == "systemstatus" && column == "what")
@@ -824,16 +827,10 @@ fn is_read(table: &str, column: &str) -> bool {
 #[cfg(test)]
 pub(crate) fn reads(table: &str, column: &str) -> bool {
     if column == "*" {
-        return [
-            STEPS_MAP,
-            BUILDS_MAP,
-            STEP_OUTPUTS_MAP,
-            JOBSETS_MAP,
-            EVALS_MAP,
-        ]
-        .iter()
-        .flat_map(|m| m.iter())
-        .any(|(alias, _, _)| alias_table(alias) == table)
+        return ALL_MAPS
+            .iter()
+            .flat_map(|m| m.iter())
+            .any(|(alias, _, _)| alias_table(alias) == table)
             || HYDRA_TABLES.contains(&table) && table != "systemstatus";
     }
     is_read(table, column)
