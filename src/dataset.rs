@@ -634,6 +634,10 @@ pub struct Truth {
     /// the rest is the queue monitor's) and `held_ms` (slots held waiting for the send lock or
     /// a local worker slot); a snapshot keeps it as the table `truth_losses` ([`TRUTH_LOSSES`]).
     pub losses: Option<DataFrame>,
+    /// The Rust-runner sample only, and not kept by snapshots: per machine and hour
+    /// (`machine`, `hour`, `throttled_ms`), the slot time the machine-free function held back
+    /// for the builder's pressure while a step the machine could build was ready.
+    pub throttled: Option<DataFrame>,
 }
 
 /// The truth of the ledger's unrecorded buckets over a window, slot-hours.

@@ -96,6 +96,46 @@ impl MachineSort {
     }
 }
 
+/// When a machine may take one more step: the Rust runner's `machineFreeFn` (the C++ runner
+/// has only the first, `Static`).
+///
+/// Follows NixOS/hydra subprojects/hydra-queue-runner/src/state/machine.rs,
+/// `Machine::has_capacity`, `has_dynamic_capacity` and `has_static_capacity` (14332fbf); the
+/// thresholds are the builder's (docs/hydra.md §4). Free disk below its threshold refuses work
+/// under every function; the simulations never run a disk full, so that test is not here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FreeFn {
+    /// currentJobs < maxJobs (the Rust runner's default).
+    Static,
+    /// The builder's pressure is under its thresholds (PSI cpu-some avg10, mem-full avg10, or
+    /// without PSI load1), whatever its jobs.
+    Dynamic,
+    /// Both (hydra.nixos.org's setting, NixOS/infra `build/hydra-queue-runner.nix`).
+    DynamicWithMaxJobLimit,
+}
+
+impl FreeFn {
+    /// Whether a machine running `current_jobs` of `max_jobs`, whose last reported pressure
+    /// is `under_thresholds`, has capacity.
+    pub fn has_capacity(self, current_jobs: u32, max_jobs: u32, under_thresholds: bool) -> bool {
+        let static_ok = current_jobs < max_jobs;
+        match self {
+            FreeFn::Static => static_ok,
+            FreeFn::Dynamic => under_thresholds,
+            FreeFn::DynamicWithMaxJobLimit => static_ok && under_thresholds,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FreeFn::Static => "Static",
+            FreeFn::Dynamic => "Dynamic",
+            FreeFn::DynamicWithMaxJobLimit => "DynamicWithMaxJobLimit",
+        }
+    }
+}
+
 /// Whether a machine offering `supported` features, of which `mandatory` must be asked for,
 /// may build a step requiring `required` (each a bit set over feature names): the machine has
 /// every required feature, and the step requires every mandatory one. The system type must
@@ -171,6 +211,23 @@ mod tests {
     fn cores_times_speed_largest_first_then_fewest_jobs() {
         // Scores 4, 16, 2, 8, 16: 1 and 4 tie (1 has fewer jobs), then 3, 0, 2.
         assert_eq!(order(MachineSort::CoresSpeed, &FARM), [1, 4, 3, 0, 2]);
+    }
+
+    #[test]
+    fn the_free_functions_test_jobs_pressure_or_both() {
+        use FreeFn::*;
+        // (current jobs, max jobs, pressure under thresholds) → Static, Dynamic, both.
+        let cases = [
+            ((1, 4, true), [true, true, true]),
+            ((1, 4, false), [true, false, false]),
+            ((4, 4, true), [false, true, false]),
+            ((5, 4, false), [false, false, false]),
+        ];
+        for ((cur, max, ok), want) in cases {
+            let got =
+                [Static, Dynamic, DynamicWithMaxJobLimit].map(|f| f.has_capacity(cur, max, ok));
+            assert_eq!(got, want, "{cur}/{max} pressure ok {ok}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub mod step;
 pub use agenda::Agenda;
 pub use backoff::MachineHealth;
 pub use ideal::Ideal;
-pub use machine::{MachineKey, MachineSort};
+pub use machine::{FreeFn, MachineKey, MachineSort};
 pub use queue::Dispatcher;
 pub use semaphore::FifoSemaphore;
 pub use share::JobsetShares;

@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, BinaryHeap};
 
 use super::backoff::MachineHealth;
-use super::machine::{MachineKey, MachineSort};
+use super::machine::{FreeFn, MachineKey, MachineSort};
 use super::share::JobsetShares;
 use super::step::{StepKey, across_jobsets};
 
@@ -21,6 +21,8 @@ struct Slots {
     speed: f64,
     current_jobs: u32,
     health: MachineHealth,
+    /// Its pressure, as last reported, is under its thresholds (the dynamic free functions).
+    under_thresholds: bool,
     /// Its key while it has a free slot and is enabled.
     key: Option<MachineKey>,
     /// The classes it can build.
@@ -41,6 +43,7 @@ struct Class<K: Ord, T: Ord> {
 #[derive(Debug)]
 pub struct Dispatcher<K: Ord, T: Ord> {
     sort: MachineSort,
+    free_fn: FreeFn,
     shares: JobsetShares,
     machines: Vec<Slots>,
     classes: Vec<Class<K, T>>,
@@ -61,12 +64,14 @@ impl<K: StepKey, T: Ord + Copy> Dispatcher<K, T> {
                 speed,
                 current_jobs: 0,
                 health: MachineHealth::default(),
+                under_thresholds: true,
                 key: None,
                 classes: Vec::new(),
             })
             .collect();
         let mut d = Dispatcher {
             sort,
+            free_fn: FreeFn::Static,
             shares: JobsetShares::new(shares),
             machines,
             classes: Vec::new(),
@@ -75,6 +80,26 @@ impl<K: StepKey, T: Ord + Copy> Dispatcher<K, T> {
             d.refresh(m, 0);
         }
         d
+    }
+
+    /// Decides free machines by `free_fn` from now on (the default is [`FreeFn::Static`], the
+    /// C++ runner's only rule).
+    pub fn set_free_fn(&mut self, free_fn: FreeFn, now_ms: u64) {
+        self.free_fn = free_fn;
+        for m in 0..self.machines.len() {
+            self.refresh(m, now_ms);
+        }
+    }
+
+    /// Machine `m` reported its pressure: `under` its thresholds or not. Returns whether that
+    /// changed anything.
+    pub fn report_pressure(&mut self, m: usize, under: bool, now_ms: u64) -> bool {
+        if self.machines[m].under_thresholds == under {
+            return false;
+        }
+        self.machines[m].under_thresholds = under;
+        self.refresh(m, now_ms);
+        true
     }
 
     /// Adds a machine class that the machines for which `supports` holds can build; returns
@@ -176,8 +201,9 @@ impl<K: StepKey, T: Ord + Copy> Dispatcher<K, T> {
         self.machines[m].health.worked();
     }
 
-    /// Re-files machine `m` after its job count or its health changed: it is free while it has
-    /// a slot left and is enabled (dispatcher.cc, `State::doDispatch`).
+    /// Re-files machine `m` after its job count, pressure or health changed: it is free while
+    /// its free function gives it capacity ([`FreeFn::has_capacity`]) and it is enabled
+    /// (dispatcher.cc, `State::doDispatch`).
     pub fn refresh(&mut self, m: usize, now_ms: u64) {
         let slots = &mut self.machines[m];
         if let Some(old) = slots.key.take() {
@@ -185,7 +211,10 @@ impl<K: StepKey, T: Ord + Copy> Dispatcher<K, T> {
                 self.classes[c].free.remove(&old);
             }
         }
-        if slots.current_jobs < slots.max_jobs && slots.health.enabled_at(now_ms) {
+        let capacity =
+            self.free_fn
+                .has_capacity(slots.current_jobs, slots.max_jobs, slots.under_thresholds);
+        if capacity && slots.health.enabled_at(now_ms) {
             let key = self
                 .sort
                 .key(m, slots.current_jobs, slots.max_jobs, slots.speed);
@@ -319,6 +348,32 @@ mod tests {
         // Jobset 0 has used more: its better-ranked step waits.
         assert!(d.start_pass(1));
         assert_eq!(d.next(|_| true), Some((1, 11)));
+    }
+
+    #[test]
+    fn a_machine_over_its_pressure_threshold_gets_nothing_under_a_dynamic_free_function() {
+        let mut d = farm();
+        d.push(0, 0, key(1, 10), 10);
+        // Static: pressure does not matter.
+        assert!(d.report_pressure(1, false, 0));
+        assert!(!d.report_pressure(1, false, 0));
+        assert!(d.start_pass(0));
+        assert_eq!(d.next(|_| true), Some((1, 10)));
+        d.set_free_fn(FreeFn::DynamicWithMaxJobLimit, 0);
+        d.push(0, 0, key(1, 11), 11);
+        assert!(d.start_pass(0));
+        assert_eq!(
+            d.next(|_| true),
+            Some((0, 11)),
+            "the machine under pressure is skipped"
+        );
+        d.take_slot(0, 0);
+        d.push(0, 0, key(1, 12), 12);
+        assert!(d.start_pass(0));
+        assert_eq!(d.next(|_| true), None);
+        d.report_pressure(1, true, 0);
+        assert!(d.start_pass(0));
+        assert_eq!(d.next(|_| true), Some((1, 12)));
     }
 
     #[test]

@@ -43,8 +43,9 @@ fn push_hash(buf: &mut String, seed: u64) {
     }
 }
 
-fn abs_s(ms: u64) -> i64 {
-    WEEK_START_S + (ms / 1000) as i64
+/// Unix seconds of `ms` after the start of the simulated week.
+fn abs_s(sim: &Sim, ms: u64) -> i64 {
+    sim.week_start_s + (ms / 1000) as i64
 }
 
 fn build_id(b: u32) -> i32 {
@@ -106,8 +107,8 @@ fn steps(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
         };
         t.i32(4, Some(busy));
         t.i32(5, row.status.map(BuildStatus::code));
-        t.i64(6, row.start_ms.map(abs_s));
-        t.i64(7, row.stop_ms.map(abs_s));
+        t.i64(6, row.start_ms.map(|ms| abs_s(sim, ms)));
+        t.i64(7, row.stop_ms.map(|ms| abs_s(sim, ms)));
         let machine = if row.machine == NO_MACHINE {
             ""
         } else {
@@ -140,10 +141,10 @@ fn builds(sim: &Sim) -> Result<DataFrame> {
         t.str(4, Some(&sim.jobs[build.job as usize]));
         t.str(5, Some(SYSTEMS[top.sys as usize]));
         t.str(6, Some(&sim.names[top.name as usize]));
-        t.i64(7, Some(abs_s(build.queued_ms)));
+        t.i64(7, Some(abs_s(sim, build.queued_ms)));
         let done = build.finished;
-        t.i64(8, build.start_ms.filter(|_| done).map(abs_s));
-        t.i64(9, build.stop_ms.filter(|_| done).map(abs_s));
+        t.i64(8, build.start_ms.filter(|_| done).map(|ms| abs_s(sim, ms)));
+        t.i64(9, build.stop_ms.filter(|_| done).map(|ms| abs_s(sim, ms)));
         t.bool(10, Some(done));
         t.i32(11, done.then_some(build.status.code()));
         t.bool(12, done.then_some(build.is_cached));
@@ -218,7 +219,7 @@ fn evals(sim: &Sim) -> Result<DataFrame> {
             .then(|| ((members - new) * UNCHANGED_SUCCESS).round() as i32 + succeeded as i32);
         t.i32(0, Some(EVAL_ID_BASE + e as i32));
         t.i32(1, Some(i32::from(ev.jobset) + 1));
-        t.i64(2, Some(abs_s(ev.at_ms)));
+        t.i64(2, Some(abs_s(sim, ev.at_ms)));
         t.i64(3, Some(ev.checkout_s));
         t.i64(4, Some(ev.eval_s));
         t.bool(5, Some(ev.builds_len > 0));
@@ -259,7 +260,7 @@ fn truth_deps(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
 
 fn truth_steps(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
     let mut t = TableBuilder::new(&TRUTH_STEPS, BATCH);
-    let base_ms = WEEK_START_S * 1000;
+    let base_ms = sim.week_start_s * 1000;
     for &r in order {
         let row = &sim.rows[r as usize];
         let node = &sim.nodes[row.node as usize];
@@ -311,10 +312,15 @@ fn truth_steps(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
 
 /// The farm as an `/etc/nix/machines` file.
 pub(super) fn machines_file(sim: &Sim) -> String {
-    let mut s = String::from(
+    let mut s = String::from(if sim.form.is_rust() {
+        "# hydra-bottleneck built-in sample: the builders the history was simulated on. The Rust\n\
+         # runner has no machines file (builders announce themselves); this is what they announced,\n\
+         # named by hostname as the runner names them, in the machines file's columns.\n\
+         # host systems sshKey maxJobs speedFactor supportedFeatures mandatoryFeatures publicHostKey\n"
+    } else {
         "# hydra-bottleneck built-in sample (nixos-week): the farm the history was simulated on.\n\
-         # URI systems sshKey maxJobs speedFactor supportedFeatures mandatoryFeatures publicHostKey\n",
-    );
+         # URI systems sshKey maxJobs speedFactor supportedFeatures mandatoryFeatures publicHostKey\n"
+    });
     let features = |mask: u8| {
         let names = feature_names(mask);
         if names.is_empty() {
@@ -328,8 +334,12 @@ pub(super) fn machines_file(sim: &Sim) -> String {
             s,
             "{} {} {} {} {} {} {} -",
             m.uri,
-            MACHINE_SYSTEMS[m.sys as usize],
-            SSH_KEY,
+            (0..SYSTEMS.len() as u8)
+                .filter(|&i| m.systems & sys_bit(i) != 0)
+                .map(|i| MACHINE_SYSTEMS[usize::from(i)])
+                .collect::<Vec<_>>()
+                .join(","),
+            if sim.form.is_rust() { "-" } else { SSH_KEY },
             m.max_jobs,
             m.speed,
             features(m.supported),

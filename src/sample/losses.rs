@@ -11,8 +11,11 @@
 //!   steps per machine type, jobs per machine, and the stage counters, sampled at the instant as
 //!   a scrape would.
 //!
-//! Free slots: a machine's `maxJobs` less the slots its dispatched steps hold (from dispatch
-//! until output copying starts, docs/hydra.md §3), none while it is disabled after a failure.
+//! Free slots: a machine's `maxJobs` less the slots its dispatched steps hold (C++: from dispatch
+//! until output copying starts; Rust: until the upload ends, docs/hydra.md §3), none while it is
+//! disabled after a failure or, under the Rust runner's dynamic free functions, held back for its
+//! pressure. The slot time so held back while a step it could build was ready is the truth of
+//! the **throttled** bucket, kept apart from dispatch loss.
 
 use std::collections::BTreeMap;
 
@@ -46,6 +49,8 @@ enum What {
     Disabled,
     /// Slots of machine `i` held by a step waiting for the send lock or a local slot.
     Held,
+    /// Machine `i` held back by its free function for its pressure, as the runner saw it.
+    Throttled,
     /// Steps in stage `i` (index into [`Stage::ALL`]).
     Stage,
 }
@@ -62,6 +67,9 @@ struct Change {
 pub(super) struct Losses {
     /// Truth per machine and hour.
     pub truth: DataFrame,
+    /// Throttled slot time per machine and hour (`machine`, `hour`, `throttled_ms`): the slot
+    /// time a machine's free function held back while a step it could build was ready.
+    pub throttled: DataFrame,
     /// The series the runner would have exported.
     pub timeline: Timeline,
 }
@@ -76,6 +84,10 @@ fn class_name(sys: u8, feat: u8) -> String {
     } else {
         format!("{system}:{}", features.join(","))
     }
+}
+
+fn hours_of_week() -> usize {
+    WEEK_MS.div_ceil(HOUR_MS) as usize
 }
 
 pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
@@ -103,6 +115,7 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
     let max_jobs: Vec<f64> = sim.machines.iter().map(|m| f64::from(m.max_jobs)).collect();
     let ideal = Ideal::new(capable, &max_jobs);
 
+    let rust = sim.form.is_rust();
     let mut changes: Vec<Change> = Vec::with_capacity(sim.rows.len() * 8);
     let mut push = |a: u64, b: u64, what: What, i: usize| {
         let b = b.min(WEEK_MS);
@@ -137,8 +150,9 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
         push(row.dispatch_ms, running_end, What::Running, c);
         for (stage, a, b) in phases(row) {
             push(a, b, What::Stage, stage as usize);
-            if stage != Stage::CopyingFrom {
-                // Every phase before output copying holds the builder slot.
+            if stage != Stage::CopyingFrom || rust {
+                // C++: every phase before output copying holds the builder slot; Rust: every
+                // phase, the upload included.
                 push(a, b, What::Busy, m);
             }
             if matches!(stage, Stage::WaitingSendLock | Stage::WaitingDownloadSlot) {
@@ -157,6 +171,9 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
     for &(m, from, until) in &sim.disabled {
         push(from, until, What::Disabled, usize::from(m));
     }
+    for &(m, from, until) in &sim.throttled {
+        push(from, until, What::Throttled, usize::from(m));
+    }
     changes.sort_unstable_by_key(|c| c.t);
 
     let mut ready = vec![0.0; nc];
@@ -164,9 +181,11 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
     let mut running = vec![0.0; nc];
     let mut busy = vec![0.0; nm];
     let mut disabled = vec![0i32; nm];
+    let mut throttled = vec![0i32; nm];
+    let mut throttled_ms = vec![vec![0.0; hours_of_week()]; nm];
     let mut held = vec![0.0; nm];
     let mut stages = [0.0; 5];
-    let hours = WEEK_MS.div_ceil(HOUR_MS) as usize;
+    let hours = hours_of_week();
     let mut total_ms = vec![vec![0.0; hours]; nm];
     let mut dispatcher_ms = vec![vec![0.0; hours]; nm];
     let mut held_ms = vec![vec![0.0; hours]; nm];
@@ -204,6 +223,7 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
                 What::Busy => busy[i] += d,
                 What::Disabled => disabled[i] += ch.delta,
                 What::Held => held[i] += d,
+                What::Throttled => throttled[i] += ch.delta,
                 What::Stage => stages[i] += d,
             }
             k += 1;
@@ -215,7 +235,9 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
             }
             for m in 0..nm {
                 s_jobs[m].push(busy[m]);
-                s_disabled[m].push(f64::from(u8::from(disabled[m] > 0)));
+                // Under the Rust runner the series is `/status`'s, whose `hasCapacity` says
+                // when the free function holds a machine back (`Timeline::capacity_known`).
+                s_disabled[m].push(f64::from(u8::from(disabled[m] > 0 || throttled[m] > 0)));
             }
             for (i, s) in s_stages.iter_mut().enumerate() {
                 s.push(stages[i]);
@@ -229,13 +251,15 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
             .min(WEEK_MS);
         let dt = (next - t) as f64;
         let hour = (t / HOUR_MS) as usize;
+        let mut any_throttled = false;
         for m in 0..nm {
             held_ms[m][hour] += held[m] * dt;
-            free[m] = if disabled[m] > 0 {
+            free[m] = if disabled[m] > 0 || throttled[m] > 0 {
                 0.0
             } else {
                 (max_jobs[m] - busy[m]).max(0.0)
             };
+            any_throttled |= throttled[m] > 0 && disabled[m] == 0;
         }
         if ready.iter().any(|&w| w > 0.0) {
             scratch.copy_from_slice(&free);
@@ -243,6 +267,23 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
             ideal.claim(&ready, &mut scratch, &mut claimed);
             for m in 0..nm {
                 total_ms[m][hour] += claimed[m] * dt;
+            }
+            if any_throttled {
+                // What the held-back machines would have taken with their free slots given.
+                for m in 0..nm {
+                    scratch[m] = if disabled[m] > 0 {
+                        0.0
+                    } else {
+                        (max_jobs[m] - busy[m]).max(0.0)
+                    };
+                }
+                claimed.fill(0.0);
+                ideal.claim(&ready, &mut scratch, &mut claimed);
+                for m in 0..nm {
+                    if throttled[m] > 0 && disabled[m] == 0 {
+                        throttled_ms[m][hour] += claimed[m] * dt;
+                    }
+                }
             }
         }
         if runnable.iter().any(|&w| w > 0.0) {
@@ -258,19 +299,29 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
 
     // The truth table: per machine and hour, in the order of its key (hour, machine).
     let (mut machine, mut hour_start) = (vec![], vec![]);
-    let (mut loss, mut disp, mut hold) = (vec![], vec![], vec![]);
+    let (mut loss, mut disp, mut hold, mut thr) = (vec![], vec![], vec![], vec![]);
     let mut by_uri: Vec<usize> = (0..nm).collect();
     by_uri.sort_by(|&a, &b| sim.machines[a].uri.cmp(&sim.machines[b].uri));
     for h in 0..hours {
         for &m in &by_uri {
             machine.push(sim.machines[m].uri.clone());
-            hour_start.push(WEEK_START_S + (h as u64 * HOUR_MS / 1000) as i64);
+            hour_start.push(sim.week_start_s + (h as u64 * HOUR_MS / 1000) as i64);
             loss.push(total_ms[m][h].round() as i64);
             disp.push(dispatcher_ms[m][h].round() as i64);
             hold.push(held_ms[m][h].round() as i64);
+            thr.push(throttled_ms[m][h].round() as i64);
         }
     }
     let height = machine.len();
+    let throttled = DataFrame::new(
+        height,
+        vec![
+            Column::new("machine".into(), machine.clone()),
+            Column::new("hour".into(), hour_start.clone()),
+            Column::new("throttled_ms".into(), thr),
+        ],
+    )
+    .map_err(|e| Error::frame("truth_throttled", e))?;
     let truth = DataFrame::new(
         height,
         vec![
@@ -284,11 +335,16 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
     .map_err(|e| Error::frame("truth_losses", e))?;
 
     let mut timeline = Timeline {
-        source: "the sample's runner (what it would have exported, sampled every 30 s)".into(),
+        source: if rust {
+            "the sample's runner (its /status as `status --watch` records it, every 30 s)".into()
+        } else {
+            "the sample's runner (what it would have exported, sampled every 30 s)".into()
+        },
+        capacity_known: rust,
         naming: "sample".into(),
         step_s: (SERIES_STEP_MS / 1000) as i64,
         times: (0..s_jobs.first().map_or(0, Vec::len))
-            .map(|i| WEEK_START_S + (i as u64 * SERIES_STEP_MS / 1000) as i64)
+            .map(|i| sim.week_start_s + (i as u64 * SERIES_STEP_MS / 1000) as i64)
             .collect(),
         ..Timeline::default()
     };
@@ -309,7 +365,11 @@ pub(super) fn sweep(sim: &Sim) -> Result<Losses> {
     }
     let stages: BTreeMap<Stage, Vec<f64>> = Stage::ALL.into_iter().zip(s_stages).collect();
     timeline.stages = stages;
-    Ok(Losses { truth, timeline })
+    Ok(Losses {
+        truth,
+        throttled,
+        timeline,
+    })
 }
 
 /// The stages a dispatched row went through, with their spans (ms from the week start); a row

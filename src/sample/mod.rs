@@ -113,19 +113,34 @@ use crate::error::{Error, Result};
 use crate::window::Window;
 
 use params::*;
-use sim::{Ev, GeneratedMachine, Sim};
+use sim::{Ev, Form, GeneratedMachine, Sim};
 
 /// Which workload to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
-    /// One week of a large public Hydra (hydra.nixos.org-like), with a mass rebuild mid-week.
+    /// One week of a large public Hydra (hydra.nixos.org-like) under the C++ queue runner, with
+    /// a mass rebuild mid-week.
     NixosWeek,
+    /// The same week's workload in September 2026 on hydra.nixos.org's fleet under the Rust
+    /// queue runner with its settings (docs/hydra.md §7).
+    Nixos2026,
 }
 
 impl Preset {
+    pub const ALL: [Preset; 2] = [Preset::NixosWeek, Preset::Nixos2026];
+
     pub fn name(self) -> &'static str {
         match self {
             Preset::NixosWeek => "nixos-week",
+            Preset::Nixos2026 => "nixos-2026",
+        }
+    }
+
+    /// The queue runner the preset's farm runs.
+    pub fn runner(self) -> Runner {
+        match self {
+            Preset::NixosWeek => Runner::Cpp,
+            Preset::Nixos2026 => Runner::Rust,
         }
     }
 }
@@ -141,7 +156,10 @@ impl std::str::FromStr for Preset {
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s.trim().to_ascii_lowercase().as_str() {
             "nixos-week" => Ok(Preset::NixosWeek),
-            _ => Err(format!("unknown sample preset `{s}` (known: nixos-week)")),
+            "nixos-2026" => Ok(Preset::Nixos2026),
+            _ => Err(format!(
+                "unknown sample preset `{s}` (known: nixos-week, nixos-2026)"
+            )),
         }
     }
 }
@@ -187,9 +205,19 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
         r.set_stream(n);
         r
     };
-    let machines = farm(spec.scale);
+    let (machines, form, week_start_s) = match spec.preset {
+        Preset::NixosWeek => (farm(spec.scale), Form::Cpp, WEEK_START_S),
+        Preset::Nixos2026 => (fleet_2026(spec.scale), Form::NIXOS_2026, WEEK_START_2026_S),
+    };
     let evals = workload::plan_evals(&mut stream(1), spec.scale);
-    let mut sim = Sim::new(spec.scale, stream(2), stream(3), machines);
+    let mut sim = Sim::new(
+        spec.scale,
+        stream(2),
+        stream(3),
+        machines,
+        form,
+        week_start_s,
+    );
     for (i, e) in evals.into_iter().enumerate() {
         let at = e.at_ms;
         sim.evals.push(e);
@@ -209,15 +237,19 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
                 scale: spec.scale,
             },
             schema_version: None,
-            runner: Runner::Cpp,
-            runner_basis: "the built-in sample models the C++ queue runner".into(),
+            runner: spec.preset.runner(),
+            runner_basis: match spec.preset.runner() {
+                Runner::Cpp => "the built-in sample models the C++ queue runner".into(),
+                Runner::Rust => "the built-in sample models the Rust queue runner".into(),
+            },
             runner_switch: None,
             window: Window {
-                since: Some(WEEK_START_S),
-                until: Some(WEEK_START_S + (WEEK_MS / 1000) as i64),
+                since: Some(week_start_s),
+                until: Some(week_start_s + (WEEK_MS / 1000) as i64),
             },
             window_note: None,
-            queue_runner: Some(QueueRunnerConfig {
+            // The Rust runner has no local worker slots (docs/hydra.md §3).
+            queue_runner: (spec.preset.runner() == Runner::Cpp).then(|| QueueRunnerConfig {
                 local_workers: local_worker_slots(spec.scale),
             }),
         },
@@ -230,6 +262,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
             deps: f.truth_deps,
             steps: f.truth_steps,
             losses: Some(swept.truth),
+            throttled: Some(swept.throttled),
         }),
         machines: Some(BundledMachines::parse(machines)?),
         timeline: Some(swept.timeline),
@@ -252,6 +285,29 @@ fn farm(scale: f64) -> Vec<GeneratedMachine> {
                 t,
                 k % FLAKY_EVERY == FLAKY_EVERY / 2,
                 uri,
+            ));
+        }
+    }
+    out
+}
+
+/// hydra.nixos.org's fleet ([`FLEET_2026`]) at `scale`: each builder round(scale) times (at
+/// least once), copies named `host-2`, `host-3`…; every ~15th is flaky, as in the old farm.
+fn fleet_2026(scale: f64) -> Vec<GeneratedMachine> {
+    let copies = scale.round().max(1.0) as usize;
+    let mut out = Vec::new();
+    for c in 0..copies {
+        for f in &FLEET_2026 {
+            let host = if c == 0 {
+                f.host.to_string()
+            } else {
+                format!("{}-{}", f.host, c + 1)
+            };
+            let k = out.len();
+            out.push(GeneratedMachine::builder(
+                f,
+                k % FLAKY_EVERY == FLAKY_EVERY / 2,
+                host,
             ));
         }
     }

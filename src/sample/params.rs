@@ -725,3 +725,164 @@ pub(super) const STAGING_NEXT: usize = 2;
 pub(super) const TRUNK: usize = 0;
 /// Jobsets a burst evaluates together.
 pub(super) const BURST_JOBSETS: [usize; 3] = [0, 1, 2];
+
+// ---------------------------------------------------------------------------------------------
+// The `nixos-2026` preset: the Rust queue runner and hydra.nixos.org's fleet (docs/hydra.md §7)
+// ---------------------------------------------------------------------------------------------
+
+/// Monday 2026-09-07 00:00:00 UTC: after hydra.nixos.org's switch to the Rust runner and after
+/// its Prometheus began scraping the runner (both 2026-06-17, docs/hydra.md §7).
+pub(super) const WEEK_START_2026_S: i64 = 1_788_739_200;
+
+/// Bit of each system in a machine's set of systems (indices into [`SYSTEMS`]).
+pub(super) const fn sys_bit(sys: u8) -> u8 {
+    1 << sys
+}
+
+/// One builder of the 2026 fleet, as it announces itself to the Rust runner and as the
+/// pressure model needs it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FleetMachine {
+    /// Its hostname: what the Rust runner writes into `BuildSteps.machine` (docs/hydra.md §3).
+    pub host: &'static str,
+    /// Systems it builds, a set of [`sys_bit`]s.
+    pub systems: u8,
+    pub max_jobs: u32,
+    /// Nix's `cores` per build (NIX_BUILD_CORES).
+    pub cores_per_job: u32,
+    /// Hardware threads the builds share (the pressure model's capacity).
+    pub cpus: u32,
+    /// How fast it builds, against the workload's build times at speed factor 1 (assumed, see
+    /// [`FLEET_2026`]). The builders announce speed factor 1: NixOS/infra sets none.
+    pub pace: f64,
+    pub supported: u8,
+    pub mandatory: u8,
+    /// Linux reports PSI (pressure stall information); macOS has none, so the runner tests
+    /// load1 against its threshold instead (docs/hydra.md §4).
+    pub psi: bool,
+}
+
+const DARWIN: u8 = sys_bit(2) | sys_bit(3);
+
+/// hydra.nixos.org's builders (NixOS/infra at facf006c, docs/hydra.md §7): hostnames, maxJobs
+/// and `cores` from `builders/instances/*.nix` and `macs/profiles/{m1,m2.large}.nix`; features
+/// from the same files (elated-minsky and goofy-hopcroft everything but big-parallel;
+/// sleepy-brown big-parallel only, not mandatory; hopeful-rivest big-parallel mandatory; M1 Macs
+/// none; M2 Macs big-parallel). CPUs: maxJobs × cores, as the files size them ("8 Cores … split
+/// into 4 jobs with 2C", "2/80 cores remain spare"); hopeful-rivest has 80. The Macs build
+/// x86_64-darwin too: the builder announces Nix's extra-platforms (`hydra-builder/src/state.rs`),
+/// which on Apple silicon with Rosetta include x86_64-darwin (assumed installed; the fleet has
+/// no Intel Mac builder). 95 Linux and 28 Darwin slots.
+///
+/// Paces (assumed): two cores per job on an Epyc 9454P 2.0 and on Ampere Altra cores 1.5; 24
+/// and 26 cores per big-parallel job 4.0 and 3.0; an M1 with 2 cores per job 1.5, an M2 with 4
+/// 2.5 — the old sample's speed factors for like machines.
+pub(super) const FLEET_2026: [FleetMachine; 12] = {
+    const fn linux(
+        host: &'static str,
+        sys: u8,
+        max_jobs: u32,
+        cores_per_job: u32,
+        cpus: u32,
+        pace: f64,
+        supported: u8,
+        mandatory: u8,
+    ) -> FleetMachine {
+        FleetMachine {
+            host,
+            systems: sys_bit(sys),
+            max_jobs,
+            cores_per_job,
+            cpus,
+            pace,
+            supported,
+            mandatory,
+            psi: true,
+        }
+    }
+    const fn mac(host: &'static str, big: bool) -> FleetMachine {
+        FleetMachine {
+            host,
+            systems: DARWIN,
+            max_jobs: if big { 2 } else { 4 },
+            cores_per_job: if big { 4 } else { 2 },
+            cpus: 8,
+            pace: if big { 2.5 } else { 1.5 },
+            supported: if big { BP } else { 0 },
+            mandatory: 0,
+            psi: false,
+        }
+    }
+    [
+        linux("elated-minsky", X86_LINUX, 48, 2, 96, 2.0, KVM | NT, 0),
+        linux("sleepy-brown", X86_LINUX, 4, 24, 96, 4.0, BP, 0),
+        linux("goofy-hopcroft", ARM_LINUX, 40, 2, 80, 1.5, KVM | NT, 0),
+        linux(
+            "hopeful-rivest",
+            ARM_LINUX,
+            3,
+            26,
+            80,
+            3.0,
+            BP | KVM | NT,
+            BP,
+        ),
+        mac("enormous-catfish", false),
+        mac("growing-jennet", false),
+        mac("intense-heron", false),
+        mac("maximum-snail", false),
+        mac("sweeping-filly", false),
+        mac("norwegian-blue", false),
+        mac("eager-heisenberg", true),
+        mac("kind-lumiere", true),
+    ]
+};
+
+/// The Rust runner's settings on hydra.nixos.org (NixOS/infra `build/hydra-queue-runner.nix`,
+/// docs/hydra.md §7): the dispatcher's trigger timer at its default, the step timeouts.
+pub(super) const DISPATCH_TIMER_MS: u64 = 120_000;
+pub(super) const TIMEOUT_2026_MS: f64 = 86_400_000.0;
+pub(super) const MAX_SILENT_2026_MS: f64 = 10_800_000.0;
+/// `maxOutputSize` 4294967295 bytes.
+pub(super) const MAX_OUTPUT_SIZE_2026: u64 = 4_294_967_295;
+
+/// The builders' thresholds: PSI cpu-some avg10 above 15 % holds a Linux builder back
+/// (`cpuPsiThreshold = 15.0`, NixOS/infra `builders/common/hydra-queue-builder.nix`); the Macs
+/// set none and have no PSI, so the builder's default load1 threshold of 8 applies
+/// (`hydra-builder/src/config.rs`, docs/hydra.md §4).
+pub(super) const CPU_PSI_THRESHOLD: f64 = 15.0;
+pub(super) const LOAD1_THRESHOLD: f64 = 8.0;
+/// A builder reports its pressure to the runner every 10 s (`ping_interval`'s default,
+/// `hydra-builder/src/config.rs`); the runner decides on the last report.
+pub(super) const PING_MS: u64 = 10_000;
+/// The averaging windows of what is reported: PSI avg10 (10 s) and load1 (1 min), each an
+/// exponentially decaying average as the kernels compute them.
+pub(super) const PSI_TAU_MS: f64 = 10_000.0;
+pub(super) const LOAD1_TAU_MS: f64 = 60_000.0;
+/// Threads a building step keeps runnable, per core Nix gives it: log-normal, median 0.75,
+/// σ 0.5 (assumed: configure and install phases run one thread, `make -j` uses all cores, and
+/// some builds — Rust and Go compilers, test suites, VM tests — ignore NIX_BUILD_CORES and
+/// overshoot).
+pub(super) const THREADS_PER_CORE_MEDIAN: f64 = 0.75;
+pub(super) const THREADS_PER_CORE_SIGMA: f64 = 0.5;
+/// A step importing its inputs or compressing and uploading its outputs keeps one thread busy
+/// (zstd at level 19 compresses a NAR on one thread).
+pub(super) const COPY_THREADS: f64 = 1.0;
+/// CPU pressure ("some": the share of time at least one runnable thread waited) from the
+/// thread demand D on C CPUs: 0 up to 85 % of the CPUs, rising linearly to 100 % at 115 %
+/// (assumed: demand fluctuates within a ping interval, so waits begin before D reaches C).
+pub(super) const PSI_FROM: f64 = 0.85;
+pub(super) const PSI_SPAN: f64 = 0.30;
+
+/// Import: the builder substitutes the input closure it lacks from the binary cache
+/// (`useSubstitutes`, required for presigned uploads): a setup of narinfo queries, log-normal
+/// median 1 s σ 0.6 (assumed), and the inputs at 100 MB/s (assumed: the CDN to a data centre).
+pub(super) const IMPORT_SETUP_MEDIAN_MS: f64 = 1_000.0;
+pub(super) const IMPORT_SETUP_SIGMA: f64 = 0.6;
+pub(super) const IMPORT_BYTES_PER_MS: f64 = 100_000.0;
+/// Upload: the builder compresses each output NAR with zstd at level 19 on one core, 2.6 MB/s,
+/// to 21.2 % of its size (docs/hydra.md §6, measured), and puts it to S3 through a presigned URL
+/// at [`UPLOAD_BYTES_PER_MS`]; 0.8 s for the URL, the narinfo and the listing (assumed).
+pub(super) const ZSTD19_BYTES_PER_MS: f64 = 2_600.0;
+pub(super) const ZSTD19_RATIO: f64 = 0.212;
+pub(super) const UPLOAD_SETUP_MS: f64 = 800.0;

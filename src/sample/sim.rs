@@ -1,4 +1,8 @@
-//! The discrete-event simulation of the C++ queue runner and its farm.
+//! The discrete-event simulation of a queue runner and its farm, in either runner's form
+//! ([`Form`]): the C++ runner (send lock, builder slot released when outputs are copied back,
+//! compression in the runner's local worker slots) or the Rust runner (builders import their
+//! inputs, build, compress and upload themselves within their slot; a machine-free function that
+//! may hold a builder back for its pressure; a dispatcher woken by events and by its timer).
 //!
 //! State lives in flat vectors indexed by `u32` (derivations, builds, step rows); the dependency
 //! graph is static (edges are fixed when a derivation is created) and each derivation's
@@ -15,9 +19,51 @@ use super::params::*;
 use super::{lognormal, normal, uniform};
 use crate::dispatch::machine::supports_features;
 use crate::dispatch::{
-    Agenda, BuildStatus, CppStepKey, Dispatcher, FifoSemaphore, MachineSort, StepFacts, StepState,
-    backoff,
+    Agenda, AnyStepKey, BuildStatus, Dispatcher, FifoSemaphore, FreeFn, MachineSort, StepFacts,
+    StepSort, StepState, backoff,
 };
+
+/// Which queue runner the simulation follows (docs/hydra.md §3 and §4).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Form {
+    /// The C++ runner, as hydra.nixos.org ran it until 2025-12-22.
+    Cpp,
+    /// The Rust runner with presigned uploads.
+    Rust {
+        free_fn: FreeFn,
+        ordering: StepSort,
+        /// The dispatcher's trigger timer: it also runs this long after its last pass.
+        dispatch_timer_ms: u64,
+    },
+}
+
+impl Form {
+    /// hydra.nixos.org's Rust runner settings (docs/hydra.md §7).
+    pub(super) const NIXOS_2026: Form = Form::Rust {
+        free_fn: FreeFn::DynamicWithMaxJobLimit,
+        ordering: StepSort::WithCriticalPath,
+        dispatch_timer_ms: DISPATCH_TIMER_MS,
+    };
+
+    pub(super) fn is_rust(self) -> bool {
+        matches!(self, Form::Rust { .. })
+    }
+
+    fn ordering(self) -> StepSort {
+        match self {
+            Form::Cpp => StepSort::Cpp,
+            Form::Rust { ordering, .. } => ordering,
+        }
+    }
+
+    /// (build timeout, max silent time, largest output), ms and bytes.
+    fn limits(self) -> (f64, f64, u64) {
+        match self {
+            Form::Cpp => (TIMEOUT_MS, MAX_SILENT_MS, MAX_OUTPUT_SIZE),
+            Form::Rust { .. } => (TIMEOUT_2026_MS, MAX_SILENT_2026_MS, MAX_OUTPUT_SIZE_2026),
+        }
+    }
+}
 
 pub(super) const NONE: u32 = u32::MAX;
 pub(super) const NO_MACHINE: u16 = u16::MAX;
@@ -204,6 +250,8 @@ pub(super) struct Row {
     /// When the runner put it on its runnable list (the queue monitor had loaded a build
     /// needing it, or its last dependency finished, or its retry time came).
     pub runnable_ms: u64,
+    /// Threads it keeps runnable while building (Rust form's pressure model; 0 otherwise).
+    pub threads: f64,
 }
 
 impl Row {
@@ -236,6 +284,7 @@ impl Row {
             recv_ms: 0,
             ready_ms: 0,
             runnable_ms: 0,
+            threads: 0.0,
         }
     }
 }
@@ -244,33 +293,122 @@ impl Row {
 /// dispatcher state and whether it fails steps (`flaky`).
 #[derive(Debug, Clone)]
 pub(super) struct GeneratedMachine {
-    pub sys: u8,
+    /// The systems it builds, a set of [`sys_bit`]s.
+    pub systems: u8,
     pub supported: u8,
     pub mandatory: u8,
     pub max_jobs: u32,
+    /// The speed factor it announces (the machines file's, or the builder's).
     pub speed: f64,
+    /// How fast it builds: build time is the workload's at speed factor 1 divided by this.
+    pub pace: f64,
     pub flaky: bool,
+    /// Its store URI (C++ runner) or hostname (Rust runner): how the runner names it.
     pub uri: String,
     /// Step rows sending inputs to it, one at a time.
     send_lock: FifoSemaphore<u32>,
+    /// Its pressure, for the dynamic machine-free functions (Rust form only).
+    pub pressure: Option<Pressure>,
+}
+
+/// A builder's CPU load as it reports it: the thread demand of its steps, averaged as the
+/// kernel does (PSI cpu-some avg10 on Linux, load1 on macOS).
+#[derive(Debug, Clone)]
+pub(super) struct Pressure {
+    pub cpus: f64,
+    pub psi: bool,
+    /// Nix's `cores` per build.
+    pub cores_per_job: f64,
+    /// Threads its steps keep runnable now.
+    pub demand: f64,
+    /// The reported figure's running average, as of `at`.
+    avg: f64,
+    at: u64,
+}
+
+impl Pressure {
+    pub(super) fn new(cpus: u32, psi: bool, cores_per_job: u32) -> Pressure {
+        Pressure {
+            cpus: f64::from(cpus),
+            psi,
+            cores_per_job: f64::from(cores_per_job),
+            demand: 0.0,
+            avg: 0.0,
+            at: 0,
+        }
+    }
+
+    /// What the figure tends to under the present demand: PSI some from the demand against
+    /// the CPUs (params' `PSI_FROM`, `PSI_SPAN`), or the demand itself as load1.
+    fn instant(&self) -> f64 {
+        if self.psi {
+            100.0 * ((self.demand / self.cpus - PSI_FROM) / PSI_SPAN).clamp(0.0, 1.0)
+        } else {
+            self.demand
+        }
+    }
+
+    /// The reported figure at `now` (demand constant since the last change).
+    pub(super) fn reported(&mut self, now: u64) -> f64 {
+        let tau = if self.psi { PSI_TAU_MS } else { LOAD1_TAU_MS };
+        let target = self.instant();
+        let decay = (-((now - self.at) as f64) / tau).exp();
+        self.avg = target + (self.avg - target) * decay;
+        self.at = now;
+        self.avg
+    }
+
+    /// The demand changes by `delta` threads at `now`.
+    fn add(&mut self, now: u64, delta: f64) {
+        self.reported(now);
+        self.demand = (self.demand + delta).max(0.0);
+    }
+
+    /// Whether the reported figure is within the builder's threshold.
+    pub(super) fn under_threshold(&mut self, now: u64) -> bool {
+        let threshold = if self.psi {
+            CPU_PSI_THRESHOLD
+        } else {
+            LOAD1_THRESHOLD
+        };
+        self.reported(now) <= threshold
+    }
 }
 
 impl GeneratedMachine {
     pub(super) fn new(sys: u8, t: &MachineTemplate, flaky: bool, uri: String) -> GeneratedMachine {
         GeneratedMachine {
-            sys,
+            systems: sys_bit(sys),
             supported: t.supported,
             mandatory: t.mandatory,
             max_jobs: t.max_jobs,
             speed: t.speed,
+            pace: t.speed,
             flaky,
             uri,
             send_lock: FifoSemaphore::new(1),
+            pressure: None,
+        }
+    }
+
+    /// A builder of the 2026 fleet, named `host`.
+    pub(super) fn builder(f: &FleetMachine, flaky: bool, host: String) -> GeneratedMachine {
+        GeneratedMachine {
+            systems: f.systems,
+            supported: f.supported,
+            mandatory: f.mandatory,
+            max_jobs: f.max_jobs,
+            speed: 1.0,
+            pace: f.pace,
+            flaky,
+            uri: host,
+            send_lock: FifoSemaphore::new(1),
+            pressure: Some(Pressure::new(f.cpus, f.psi, f.cores_per_job)),
         }
     }
 
     pub(super) fn supports(&self, sys: u8, feat: u8) -> bool {
-        self.sys == sys
+        self.systems & sys_bit(sys) != 0
             && supports_features(
                 u64::from(self.supported),
                 u64::from(self.mandatory),
@@ -291,6 +429,10 @@ pub(super) enum Ev {
     Enable(u16),
     Cancel(u32),
     CancelBuild(u32),
+    /// A builder reports its pressure (Rust form).
+    Ping(u16),
+    /// The dispatcher's trigger timer (Rust form).
+    DispatchTimer,
 }
 
 /// One evaluation.
@@ -321,7 +463,7 @@ pub(super) struct Sim {
     pub machines: Vec<GeneratedMachine>,
     /// Runnable steps, queued as (derivation, version), and machine slots: the C++ runner's
     /// dispatcher (docs/hydra.md §4).
-    queue: Dispatcher<CppStepKey, (u32, u32)>,
+    queue: Dispatcher<AnyStepKey, (u32, u32)>,
     /// Machine class in `queue` per (system, required features).
     pub(super) class_of: [[u8; 8]; 4],
     /// The queue-runner host's local worker slots, for step rows copying outputs back.
@@ -346,6 +488,19 @@ pub(super) struct Sim {
     epoch: u32,
     /// Machines disabled after a failure: (machine, from, until), ms from the week start.
     pub disabled: Vec<(u16, u64, u64)>,
+    /// Which runner the farm runs.
+    pub form: Form,
+    /// The week's start, unix seconds.
+    pub week_start_s: i64,
+    /// Machines the free function held back for their pressure: (machine, from, until).
+    pub throttled: Vec<(u16, u64, u64)>,
+    /// Since when each machine is held back, while it is.
+    throttled_since: Vec<Option<u64>>,
+    /// Rust form: when the dispatcher's timer runs out, and whether a timer event is queued.
+    timer_due: u64,
+    timer_queued: bool,
+    /// Critical-path lengths, memoised per walk (`epoch`), for `WithCriticalPath`.
+    critical: Vec<(u32, u32)>,
 }
 
 impl Sim {
@@ -354,19 +509,38 @@ impl Sim {
         rng: ChaCha8Rng,
         exec: ChaCha8Rng,
         machines: Vec<GeneratedMachine>,
+        form: Form,
+        week_start_s: i64,
     ) -> Sim {
         let local = super::local_worker_slots(scale);
         let jobsets = JOBSETS.len();
-        let queue = Dispatcher::new(
-            MachineSort::Cpp,
+        // The Rust runner's default machine order is by bogomips × cores × speed factor; the
+        // fleet's builders are alike within a system and announce speed factor 1, so the order
+        // comes down to its tie-break, fewer current jobs first: `SpeedFactor` gives that.
+        let sort = match form {
+            Form::Cpp => MachineSort::Cpp,
+            Form::Rust { .. } => MachineSort::SpeedFactor,
+        };
+        let mut queue = Dispatcher::new(
+            sort,
             JOBSETS.iter().map(|d| d.shares.max(1).unsigned_abs()),
             machines.iter().map(|m| (m.max_jobs, m.speed)),
         );
+        let mut events = Agenda::default();
+        if let Form::Rust { free_fn, .. } = form {
+            queue.set_free_fn(free_fn, 0);
+            // Builders ping on their own clocks: spread the first reports over the interval.
+            let n = machines.len() as u64;
+            for m in 0..machines.len() {
+                events.schedule(PING_MS * m as u64 / n.max(1), Ev::Ping(m as u16));
+            }
+        }
+        let nm = machines.len();
         Sim {
             rng,
             exec,
             now: 0,
-            events: Agenda::default(),
+            events,
             machines,
             queue,
             class_of: [[u8::MAX; 8]; 4],
@@ -385,6 +559,13 @@ impl Sim {
             trunk_recent: Default::default(),
             epoch: 0,
             disabled: Vec::new(),
+            form,
+            week_start_s,
+            throttled: Vec::new(),
+            throttled_since: vec![None; nm],
+            timer_due: 0,
+            timer_queued: false,
+            critical: Vec::new(),
         }
     }
 
@@ -399,6 +580,7 @@ impl Sim {
                 break;
             }
             self.now = t;
+            let mut trigger = true;
             match ev {
                 Ev::Eval(e) => self.on_eval(e),
                 Ev::Load(b) => self.on_load(b),
@@ -414,8 +596,27 @@ impl Sim {
                 Ev::Enable(m) => self.queue.refresh(usize::from(m), t),
                 Ev::Cancel(e) => self.on_cancel(e),
                 Ev::CancelBuild(b) => self.cancel_build(b),
+                // A report of pressure wakes nobody: the next trigger sees it.
+                Ev::Ping(m) => {
+                    self.on_ping(usize::from(m));
+                    trigger = false;
+                }
+                Ev::DispatchTimer => {
+                    self.timer_queued = false;
+                    trigger = t >= self.timer_due;
+                    if !trigger {
+                        self.arm_timer();
+                    }
+                }
             }
-            self.dispatch();
+            if trigger {
+                self.dispatch();
+            }
+        }
+        for m in 0..self.throttled_since.len() {
+            if let Some(from) = self.throttled_since[m].take() {
+                self.throttled.push((m as u16, from, WEEK_MS));
+            }
         }
         self.now = WEEK_MS;
     }
@@ -654,17 +855,74 @@ impl Sim {
         node.runnable_at = now;
         node.ver += 1;
         node.rdeps_count = rd;
-        let key = CppStepKey::from(&StepFacts {
+        let ordering = self.form.ordering();
+        let critical_path = if ordering == StepSort::WithCriticalPath {
+            u64::from(self.critical_path(n))
+        } else {
+            0
+        };
+        let node = &self.nodes[n as usize];
+        let key = ordering.key(&StepFacts {
             global_priority: node.gprio,
             local_priority: node.prio,
             required_features: node.feat.count_ones(),
             rdeps: rd,
-            critical_path: 0,
+            critical_path,
             lowest_build: i64::from(node.first_build),
             step: n,
         });
         let (c, j, ver) = (node.class as usize, node.jobset as usize, node.ver);
         self.queue.push(c, j, key, (n, ver));
+    }
+
+    /// Steps on the longest chain of unfinished derivations that need `n`, `n` included: the
+    /// Rust runner's critical-path length (`state/step.rs` `compute_critical_paths`, 14332fbf).
+    /// The runner recomputes it at most every 60 s and counts a new step 0 until then; here it
+    /// is computed when the step becomes runnable, which is what it converges to.
+    fn critical_path(&mut self, n: u32) -> u32 {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        if self.critical.len() < self.nodes.len() {
+            self.critical.resize(self.nodes.len(), (0, 0));
+        }
+        // Iterative depth-first walk up the dependents; a node's length is 1 + its longest
+        // unfinished dependent's.
+        let mut stack = vec![(n, false)];
+        while let Some((x, expanded)) = stack.pop() {
+            if self.critical[x as usize].0 == epoch && !expanded {
+                continue;
+            }
+            if !expanded {
+                self.critical[x as usize] = (epoch, 0);
+                stack.push((x, true));
+                let mut l = self.nodes[x as usize].rdeps_head;
+                while l != NONE {
+                    let r = self.rdeps[l as usize];
+                    l = r.next;
+                    if !r.is_build
+                        && self.nodes[r.target as usize].state.active()
+                        && self.critical[r.target as usize].0 != epoch
+                    {
+                        stack.push((r.target, false));
+                    }
+                }
+            } else {
+                let mut best = 0;
+                let mut l = self.nodes[x as usize].rdeps_head;
+                while l != NONE {
+                    let r = self.rdeps[l as usize];
+                    l = r.next;
+                    if !r.is_build && self.nodes[r.target as usize].state.active() {
+                        let (e, len) = self.critical[r.target as usize];
+                        if e == epoch {
+                            best = best.max(len);
+                        }
+                    }
+                }
+                self.critical[x as usize] = (epoch, best + 1);
+            }
+        }
+        self.critical[n as usize].1
     }
 
     /// Drops one reference to `n`; derivations no build needs any more leave the runner's
@@ -813,9 +1071,19 @@ impl Sim {
         });
         row.stop_ms = Some(now);
         row.overhead_ms = nonzero(row.send_ms);
-        if phase == Phase::Sending {
+        let rust = self.form.is_rust();
+        if rust {
+            row.start_ms = Some(row.dispatch_ms);
+        }
+        let threads = match phase {
+            Phase::Sending => COPY_THREADS,
+            Phase::Building => row.threads,
+            _ => 0.0,
+        };
+        if phase == Phase::Sending && !rust {
             self.release_send_lock(m);
         }
+        self.demand(m, -threads);
         self.free_slot(m);
         let node = &mut self.nodes[n as usize];
         node.state = NState::Inactive;
@@ -831,6 +1099,14 @@ impl Sim {
     /// Repeatedly: the first machine in sort order with a free slot that supports a runnable
     /// step takes the best step it supports. Stops when no such pair is left.
     fn dispatch(&mut self) {
+        if let Form::Rust {
+            dispatch_timer_ms, ..
+        } = self.form
+        {
+            // Each pass restarts the dispatcher's timer (`start_dispatch_loop`).
+            self.timer_due = self.now + dispatch_timer_ms;
+            self.arm_timer();
+        }
         if !self.queue.start_pass(self.now) {
             return;
         }
@@ -839,6 +1115,47 @@ impl Sim {
             node.state == NState::Runnable && node.ver == ver
         }) {
             self.assign(n, m);
+        }
+    }
+
+    /// Rust form: the dispatcher also wakes its timer's length after its last pass; one timer
+    /// event is queued at a time and re-queued when a pass came in between.
+    fn arm_timer(&mut self) {
+        if !self.timer_queued {
+            self.timer_queued = true;
+            let at = self.timer_due;
+            self.schedule(at, Ev::DispatchTimer);
+        }
+    }
+
+    /// A builder reports its pressure; the runner keeps the report for its next pass.
+    fn on_ping(&mut self, m: usize) {
+        let now = self.now;
+        let Some(p) = self.machines[m].pressure.as_mut() else {
+            return;
+        };
+        let under = p.under_threshold(now);
+        self.schedule(now + PING_MS, Ev::Ping(m as u16));
+        if !self.queue.report_pressure(m, under, now) {
+            return;
+        }
+        if matches!(self.form, Form::Rust { free_fn, .. } if free_fn != FreeFn::Static) {
+            match (under, self.throttled_since[m]) {
+                (false, None) => self.throttled_since[m] = Some(now),
+                (true, Some(from)) => {
+                    self.throttled.push((m as u16, from, now));
+                    self.throttled_since[m] = None;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A step on machine `m` changes the threads it keeps runnable by `delta`.
+    fn demand(&mut self, m: usize, delta: f64) {
+        let now = self.now;
+        if let Some(p) = self.machines[m].pressure.as_mut() {
+            p.add(now, delta);
         }
     }
 
@@ -919,10 +1236,19 @@ impl Sim {
         let node = &self.nodes[n as usize];
         let mach = &self.machines[m];
         let rng = &mut self.exec;
+        let rust = self.form.is_rust();
+        let (timeout_ms, max_silent_ms, max_output) = self.form.limits();
 
-        let send_ms = lognormal(rng, SEND_SETUP_MEDIAN_MS, SEND_SETUP_SIGMA)
-            + node.in_size as f64 / LINK_BYTES_PER_MS;
-        let natural = node.base_ms / mach.speed * (BUILD_JITTER_SIGMA * normal(rng)).exp();
+        // C++: the runner sends the inputs over SSH. Rust: the builder imports them itself,
+        // substituting from the binary cache. Either way `send_ms` holds it.
+        let send_ms = if rust {
+            lognormal(rng, IMPORT_SETUP_MEDIAN_MS, IMPORT_SETUP_SIGMA)
+                + node.in_size as f64 / IMPORT_BYTES_PER_MS
+        } else {
+            lognormal(rng, SEND_SETUP_MEDIAN_MS, SEND_SETUP_SIGMA)
+                + node.in_size as f64 / LINK_BYTES_PER_MS
+        };
+        let natural = node.base_ms / mach.pace * (BUILD_JITTER_SIGMA * normal(rng)).exp();
         let abort_p = if mach.flaky { FLAKY_ABORT_P } else { ABORT_P };
         let hang_p = if node.kind == Kind::Test {
             HANG_P_TEST
@@ -938,22 +1264,22 @@ impl Sim {
         if u < abort_p {
             outcome = Outcome::Abort;
             build_ms = natural * uniform(rng);
-        } else if natural > TIMEOUT_MS {
+        } else if natural > timeout_ms {
             outcome = Outcome::Fail(BuildStatus::TimedOut);
-            build_ms = TIMEOUT_MS;
+            build_ms = timeout_ms;
         } else if u < abort_p + node.fail_p {
             outcome = Outcome::Fail(BuildStatus::Failed);
             build_ms = natural * (0.05 + 0.95 * uniform(rng));
         } else if u < abort_p + node.fail_p + hang_p {
             outcome = Outcome::Fail(BuildStatus::TimedOut);
-            build_ms = (natural * uniform(rng) + MAX_SILENT_MS).min(TIMEOUT_MS);
+            build_ms = (natural * uniform(rng) + max_silent_ms).min(timeout_ms);
         } else if u < abort_p + node.fail_p + hang_p + LOG_LIMIT_P {
             outcome = Outcome::Fail(BuildStatus::LogLimitExceeded);
             build_ms = natural * (0.3 + 0.7 * uniform(rng));
         } else {
             if rng.random::<f64>() < DET_CHECK_P {
                 times_built = 2;
-                build_ms = (natural * 2.0).min(TIMEOUT_MS);
+                build_ms = (natural * 2.0).min(timeout_ms);
                 if rng.random::<f64>() < NONDET_P {
                     nondet = true;
                     if rng.random::<f64>() < NONDET_FAIL_P {
@@ -961,7 +1287,7 @@ impl Sim {
                     }
                 }
             }
-            if outcome == Outcome::Success && node.out_size > MAX_OUTPUT_SIZE {
+            if outcome == Outcome::Success && node.out_size > max_output {
                 outcome = Outcome::Fail(BuildStatus::NarSizeLimitExceeded);
             }
             if outcome == Outcome::Success
@@ -972,10 +1298,24 @@ impl Sim {
             }
         }
         let out = node.out_size as f64;
-        let recv_ms = RECEIVE_SETUP_MS
-            + out / LINK_BYTES_PER_MS
-            + out / XZ_BYTES_PER_MS
-            + out * XZ_RATIO / UPLOAD_BYTES_PER_MS;
+        // C++: the runner receives the outputs, compresses them with xz and uploads them.
+        // Rust: the builder compresses them with zstd-19 and uploads them through presigned
+        // URLs. Either way `recv_ms` holds it.
+        let recv_ms = if rust {
+            UPLOAD_SETUP_MS + out / ZSTD19_BYTES_PER_MS + out * ZSTD19_RATIO / UPLOAD_BYTES_PER_MS
+        } else {
+            RECEIVE_SETUP_MS
+                + out / LINK_BYTES_PER_MS
+                + out / XZ_BYTES_PER_MS
+                + out * XZ_RATIO / UPLOAD_BYTES_PER_MS
+        };
+        // Drawn in the Rust form only, so the C++ form's stream of draws is unchanged.
+        let threads = match &mach.pressure {
+            Some(p) if rust => {
+                p.cores_per_job * lognormal(rng, THREADS_PER_CORE_MEDIAN, THREADS_PER_CORE_SIGMA)
+            }
+            _ => 0.0,
+        };
 
         let mut row = Row::plain(rec, stepnr, n);
         row.dispatched = true;
@@ -995,6 +1335,7 @@ impl Sim {
         row.send_ms = send_ms.round().max(1.0) as u64;
         row.build_ms = build_ms.round().max(1.0) as u64;
         row.recv_ms = recv_ms.round() as u64;
+        row.threads = threads;
         match outcome {
             Outcome::Abort => {}
             _ => {
@@ -1010,7 +1351,8 @@ impl Sim {
         node.state = NState::Running;
         node.cur_row = r;
         self.queue.take_slot(m, now);
-        if self.machines[m].send_lock.acquire(r) {
+        // The Rust runner has no send lock: the builder starts importing at once.
+        if rust || self.machines[m].send_lock.acquire(r) {
             self.start_send(r);
         }
     }
@@ -1024,8 +1366,9 @@ impl Sim {
         let row = &mut self.rows[r as usize];
         row.phase = Phase::Sending;
         row.send_start = now;
-        let at = now + row.send_ms;
+        let (m, at) = (row.machine as usize, now + row.send_ms);
         self.schedule(at, Ev::SendDone(r));
+        self.demand(m, COPY_THREADS);
     }
 
     fn release_send_lock(&mut self, m: usize) {
@@ -1048,12 +1391,15 @@ impl Sim {
         }
         let now = self.now;
         let m = self.rows[r as usize].machine as usize;
-        self.release_send_lock(m);
+        if !self.form.is_rust() {
+            self.release_send_lock(m);
+        }
         let row = &mut self.rows[r as usize];
         row.phase = Phase::Building;
         row.build_start = now;
-        let at = now + row.build_ms;
+        let (at, threads) = (now + row.build_ms, row.threads);
         self.schedule(at, Ev::BuildDone(r));
+        self.demand(m, threads - COPY_THREADS);
     }
 
     fn on_build_done(&mut self, r: u32) {
@@ -1061,19 +1407,25 @@ impl Sim {
             return;
         }
         let now = self.now;
-        let (m, n, outcome) = {
+        let (m, n, outcome, threads) = {
             let row = &mut self.rows[r as usize];
             row.build_stop = now;
-            (row.machine as usize, row.node, row.outcome)
+            (row.machine as usize, row.node, row.outcome, row.threads)
         };
+        let rust = self.form.is_rust();
         if outcome == Outcome::Success {
             self.queue.machine_worked(m);
             self.rows[r as usize].phase = Phase::WaitLocal;
-            if self.local_slots.acquire(r) {
+            // The Rust runner's builder uploads at once, in its slot (no local worker slots).
+            if rust {
+                self.demand(m, COPY_THREADS - threads);
+                self.start_receive(r);
+            } else if self.local_slots.acquire(r) {
                 self.start_receive(r);
             }
             return;
         }
+        self.demand(m, -threads);
         let status = match outcome {
             Outcome::Fail(s) => s,
             _ => BuildStatus::Aborted,
@@ -1081,7 +1433,11 @@ impl Sim {
         self.end_row(r, status, false);
         self.free_slot(m);
         if outcome == Outcome::Abort {
-            self.machine_failed(m);
+            // The Rust runner never disables a machine and retries without jitter
+            // (docs/hydra.md §4).
+            if !rust {
+                self.machine_failed(m);
+            }
             let node = &mut self.nodes[n as usize];
             node.tries += 1;
             node.cur_row = NONE;
@@ -1090,7 +1446,11 @@ impl Sim {
                 node.ver += 1;
                 let ver = node.ver;
                 let back = backoff::backoff_ms(u32::from(node.tries));
-                let jitter = self.exec.random_range(0..backoff::RETRY_JITTER_MS);
+                let jitter = if rust {
+                    0
+                } else {
+                    self.exec.random_range(0..backoff::RETRY_JITTER_MS)
+                };
                 self.schedule(now + back + jitter, Ev::Retry(n, ver));
                 return;
             }
@@ -1116,15 +1476,24 @@ impl Sim {
         row.phase = Phase::Receiving;
         row.recv_start = now;
         let (m, at) = (row.machine as usize, now + row.recv_ms);
-        // The builder slot is released once output copying starts (docs/hydra.md §3).
-        self.free_slot(m);
+        // C++: the builder slot is released once output copying starts (docs/hydra.md §3);
+        // Rust: it is held until the builder reports the upload done.
+        if !self.form.is_rust() {
+            self.free_slot(m);
+        }
         self.schedule(at, Ev::ReceiveDone(r));
     }
 
     fn on_receive_done(&mut self, r: u32) {
-        let rows = &self.rows;
-        if let Some(next) = self.local_slots.release(|&r| !rows[r as usize].cancelled) {
-            self.start_receive(next);
+        if self.form.is_rust() {
+            let m = self.rows[r as usize].machine as usize;
+            self.demand(m, -COPY_THREADS);
+            self.free_slot(m);
+        } else {
+            let rows = &self.rows;
+            if let Some(next) = self.local_slots.release(|&r| !rows[r as usize].cancelled) {
+                self.start_receive(next);
+            }
         }
         self.end_row(r, BuildStatus::Success, true);
         let n = self.rows[r as usize].node;
@@ -1185,17 +1554,28 @@ impl Sim {
         let row = &mut self.rows[r as usize];
         row.phase = Phase::Finished;
         row.status = Some(status);
-        row.start_ms = Some(row.build_start);
-        row.stop_ms = Some(row.build_stop);
         if !received {
             row.recv_start = row.build_stop;
             row.recv_ms = 0;
         }
+        let now = self.now;
+        // What each runner writes (docs/hydra.md §3): C++ the builder's build start and stop;
+        // Rust the runner's clock from taking the step to the builder's report of its end.
+        if self.form.is_rust() {
+            row.start_ms = Some(row.dispatch_ms);
+            row.stop_ms = Some(now);
+        } else {
+            row.start_ms = Some(row.build_start);
+            row.stop_ms = Some(row.build_stop);
+        }
         row.overhead_ms = nonzero(row.send_ms + row.recv_ms);
         let secs = (row.build_stop - row.build_start) as f64 / 1000.0;
-        let now = self.now;
         let j = self.builds[row.build as usize].jobset as usize;
-        self.queue.charge(j, now, secs);
+        // The Rust runner loads a jobset's share history once and never adds finished steps
+        // to it (docs/hydra.md §4, `state/jobset.rs`).
+        if !self.form.is_rust() {
+            self.queue.charge(j, now, secs);
+        }
     }
 
     /// A step failed for good: every queued build needing it fails (builder.cc failStep), each

@@ -247,6 +247,7 @@ pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
             deps: sort(&TRUTH_DEPS, t.deps)?,
             steps: sort(&TRUTH_STEPS, t.steps)?,
             losses: t.losses,
+            throttled: t.throttled,
         });
     }
     Ok(ds)
@@ -429,6 +430,7 @@ pub fn restrict(ds: Dataset, window: Window) -> Result<Dataset> {
             steps: follow_steps(t.steps, "truth_steps")?,
             // Per machine and hour: the ledger sums the hours of its window.
             losses: t.losses,
+            throttled: t.throttled,
         }),
         None => None,
     };

@@ -613,6 +613,7 @@ pub fn read_frames(dir: &Path, omit: Omit, graph: bool) -> Result<Dataset> {
             deps,
             steps,
             losses: take(&crate::dataset::TRUTH_LOSSES),
+            throttled: None,
         }),
         _ => None,
     };
