@@ -678,6 +678,145 @@ mod tests {
         }
     }
 
+    /// The 2026 preset at scale 1, seed 1, generated once.
+    fn year_2026() -> &'static Dataset {
+        static Y: OnceLock<Dataset> = OnceLock::new();
+        Y.get_or_init(|| {
+            generate(&SampleSpec {
+                preset: Preset::Nixos2026,
+                ..SampleSpec::default()
+            })
+            .unwrap()
+        })
+    }
+
+    #[test]
+    fn the_2026_sample_writes_rows_as_the_rust_runner_does() {
+        let ds = year_2026();
+        assert_eq!(ds.meta.runner, Runner::Rust);
+        assert!(ds.meta.queue_runner.is_none(), "no local worker slots");
+        let hosts: Vec<&str> = FLEET_2026.iter().map(|f| f.host).collect();
+        let s = &ds.steps;
+        let (machine, start, stop, over, system) = (
+            strs(s, "machine"),
+            i64s(s, "start_time"),
+            i64s(s, "stop_time"),
+            i64s(s, "overhead_ms"),
+            strs(s, "system"),
+        );
+        let t = &ds.truth.as_ref().unwrap().steps;
+        let col = |c| i64s(t, c);
+        let (dispatch, lock, send, build, local, recv) = (
+            col("dispatch_time_ms"),
+            col("send_lock_wait_ms"),
+            col("send_ms"),
+            col("build_ms"),
+            col("local_slot_wait_ms"),
+            col("receive_ms"),
+        );
+        let (mut finished, mut darwin_x86_on_macs) = (0, 0);
+        for i in 0..s.height() {
+            let Some(m) = machine[i].as_deref().filter(|m| !m.is_empty()) else {
+                continue;
+            };
+            // The builder's hostname, never a store URI (docs/hydra.md §3).
+            assert!(hosts.contains(&m), "machine `{m}`");
+            let Some(d) = dispatch[i] else { continue };
+            // No send lock and no local worker slot under the Rust runner.
+            assert!(lock[i].unwrap_or(0) == 0 && local[i].unwrap_or(0) == 0, "row {i}");
+            // startTime: the runner's clock when it took the step.
+            assert_eq!(start[i], Some(d / 1000), "row {i}");
+            if let (Some(stop), Some(b), Some(sd), Some(rv)) = (stop[i], build[i], send[i], recv[i]) {
+                // stopTime: the runner's clock at the builder's report, upload included;
+                // overhead: import + upload.
+                assert_eq!(stop, (d + sd + b + rv) / 1000, "row {i}");
+                assert_eq!(over[i].unwrap_or(0), sd + rv, "row {i}");
+                finished += 1;
+            }
+            if system[i].as_deref() == Some("x86_64-darwin") {
+                assert!(!m.contains("minsky") && !m.contains("hopcroft"), "{m}");
+                darwin_x86_on_macs += 1;
+            }
+        }
+        assert!(finished > 50_000, "{finished} finished steps");
+        assert!(darwin_x86_on_macs > 1_000, "the Macs build x86_64-darwin through Rosetta");
+    }
+
+    #[test]
+    fn the_2026_fleet_is_held_back_by_pressure_but_never_past_max_jobs() {
+        let ds = year_2026();
+        let ms = machines(ds);
+        let tl = ds.timeline.as_ref().unwrap();
+        assert!(tl.capacity_known, "the series says which machines were held back");
+        for (m, jobs) in &tl.current_jobs {
+            let max = ms[m].0 as f64;
+            let peak = jobs.iter().copied().fold(0.0, f64::max);
+            // DynamicWithMaxJobLimit: pressure may hold a machine back, never push it past
+            // maxJobs.
+            assert!(peak <= max, "{m}: {peak} jobs of {max}");
+        }
+        let thr = ds.truth.as_ref().unwrap().throttled.as_ref().unwrap();
+        let (names, ms_) = (strs(thr, "machine"), i64s(thr, "throttled_ms"));
+        let mut by: BTreeMap<String, f64> = BTreeMap::new();
+        for (m, v) in names.into_iter().zip(ms_) {
+            *by.entry(m.unwrap()).or_default() += v.unwrap_or(0) as f64 / 3.6e6;
+        }
+        eprintln!("throttled slot-h while a step was ready: {by:.1?}");
+        let held: BTreeMap<&String, usize> = tl
+            .disabled
+            .iter()
+            .map(|(m, v)| (m, v.iter().filter(|&&x| x > 0.0).count()))
+            .collect();
+        eprintln!("samples held back: {held:?}");
+        // The Macs have no PSI: load1 over 8 on 8 cores holds them back (docs/hydra.md §4).
+        let mac_held: usize = held
+            .iter()
+            .filter(|(m, _)| ms[**m].1.ends_with("darwin"))
+            .map(|(_, n)| n)
+            .sum();
+        assert!(mac_held > 0, "{held:?}");
+        assert!(by.values().sum::<f64>() > 0.0, "{by:?}");
+    }
+
+    /// Figures of the 2026 preset (`cargo test --lib figures_2026 -- --nocapture`): per
+    /// machine the share of slot time not building (from the truth), and per machine type the
+    /// steps waiting on the runner's runnable list (from its series).
+    #[test]
+    fn figures_2026() {
+        let ds = year_2026();
+        print_figures(ds);
+        let t = &ds.truth.as_ref().unwrap().steps;
+        let col = |c| i64s(t, c);
+        let (send, build, recv) = (col("send_ms"), col("build_ms"), col("receive_ms"));
+        let machine = strs(&ds.steps, "machine");
+        let mut slot: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+        for i in 0..t.height() {
+            let (Some(sd), Some(b), Some(rv)) = (send[i], build[i], recv[i]) else {
+                continue;
+            };
+            let e = slot.entry(machine[i].clone().unwrap()).or_default();
+            e.0 += (sd + b + rv) as f64;
+            e.1 += b as f64;
+        }
+        for (m, (all, b)) in &slot {
+            eprintln!(
+                "{m}: slot {:.0} h, not building {:.1} %",
+                all / 3.6e6,
+                100.0 * (1.0 - b / all)
+            );
+        }
+        let tl = ds.timeline.as_ref().unwrap();
+        for (ty, v) in &tl.runnable {
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let peak = v.iter().copied().fold(0.0, f64::max);
+            let busy = v.iter().filter(|&&x| x > 0.0).count() as f64 / v.len() as f64;
+            eprintln!(
+                "runnable {ty}: mean {mean:.1}, peak {peak:.0}, some waiting {:.1} % of the week",
+                100.0 * busy
+            );
+        }
+    }
+
     #[test]
     fn figures_at_scale_1() {
         let t0 = std::time::Instant::now();
