@@ -111,6 +111,11 @@ pub struct SeriesLoss {
     /// The dispatcher's part of dispatch loss.
     pub dispatcher: PerMachine,
     pub held: PerMachine,
+    /// Slot time the machine-free function held back while steps on the runnable list could
+    /// have used it: what the held-back machines' free slots below maxJobs would have taken.
+    /// Only where the series says which machines were held back (`Timeline::capacity_known`,
+    /// the Rust runner's `/status`); 0 otherwise.
+    pub throttled: PerMachine,
     /// Whether the series has stage counters to measure held slots with.
     pub has_stages: bool,
     /// How held slots were counted from them, as the ledger says it.
@@ -162,6 +167,7 @@ pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64, cpp: b
     let mut out = SeriesLoss {
         dispatcher: PerMachine::new(n),
         held: PerMachine::new(n),
+        throttled: PerMachine::new(n),
         ..SeriesLoss::default()
     };
     let types: Vec<&str> = tl.runnable.keys().map(String::as_str).collect();
@@ -206,6 +212,10 @@ pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64, cpp: b
     let mut waiting = vec![0.0; types.len()];
     let (mut free, mut claimed, mut cur) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
     let (mut err_disp, mut err_held) = (SamplingError::default(), SamplingError::default());
+    let mut err_thr = SamplingError::default();
+    // Under the Rust runner a machine off in the series was held back by its free function
+    // (it never disables machines); under the C++ runner, disabled after failures.
+    let throttling = tl.capacity_known && !cpp;
     for i in range {
         let t = tl.times[i];
         let w = weight(t, tl.step_s, lo, hi);
@@ -231,6 +241,7 @@ pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64, cpp: b
             out.missing += 1;
             err_disp.gap();
             err_held.gap();
+            err_thr.gap();
             continue;
         }
         off.fill(false);
@@ -251,6 +262,27 @@ pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64, cpp: b
             out.dispatcher.hours[m] += claimed[m] * h;
         }
         err_disp.push(got);
+        if throttling && off.iter().any(|&o| o) {
+            // The same claim with the held-back machines' slots below maxJobs given back:
+            // what they take is the throttled slot time.
+            for m in 0..n {
+                free[m] = (machines[m].slots - cur[m]).max(0.0);
+            }
+            claimed.fill(0.0);
+            let all = ideal.claim(&waiting, &mut free, &mut claimed);
+            // The steps the held-back slots would have added, shared among those machines by
+            // what they took (the claim may give them steps an open machine would have taken).
+            let extra = (all - got).max(0.0);
+            let theirs: f64 = (0..n).filter(|&m| off[m]).map(|m| claimed[m]).sum();
+            if extra > 0.0 && theirs > 0.0 {
+                for m in (0..n).filter(|&m| off[m]) {
+                    out.throttled.hours[m] += extra * claimed[m] / theirs * h;
+                }
+            }
+            err_thr.push(extra);
+        } else {
+            err_thr.push(0.0);
+        }
 
         // Held: slots reserved while the step neither builds nor copies.
         let value = |s: &Vec<f64>| s.get(i).copied().filter(|v| v.is_finite()).unwrap_or(0.0);
@@ -271,6 +303,7 @@ pub fn from_series(tl: &Timeline, machines: &[Machine], lo: i64, hi: i64, cpp: b
     }
     out.dispatcher.error_h = err_disp.hours(tl.step_s);
     out.held.error_h = err_held.hours(tl.step_s);
+    out.throttled.error_h = err_thr.hours(tl.step_s);
     out.covered = first.zip(last);
     out
 }

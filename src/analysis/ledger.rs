@@ -6,10 +6,11 @@
 //! | building | the part of each step's `[startTime, stopTime)` inside the window (under the Rust runner, less the step's overhead, which those times include) |
 //! | overhead | `BuildSteps.overhead` of the steps that stopped inside the window: sending inputs and receiving outputs (under the C++ runner receiving includes compressing, and newer C++ runners release the builder slot once receiving starts, so this is an upper bound on the slot time it takes) |
 //! | held | slot time held while nothing is recorded: waiting for the per-machine send lock and, under the C++ runner, for a local worker slot after building. The database does not record it; only the sample's ground truth (or a status series) gives it, otherwise 0 and said so |
+//! | throttled | under the Rust runner's dynamic machine-free functions, idle slot time below maxJobs that the runner withheld because the builder's load or pressure was over its threshold, while steps it could build were runnable. Measured only from a series that says which machines were held back (`status --watch` of `/status`, `hasCapacity`); otherwise 0 and said so |
 //! | dispatch loss | idle slot time while steps this machine could build were runnable but not started (runnable: the build was queued and every estimated dependency had finished) — capacity the dispatcher left unused |
 //! | idle | the rest: idle with nothing runnable for this machine |
 //!
-//! `building + overhead + held + dispatch loss + idle = available`, per machine, per system and in
+//! `building + overhead + held + throttled + dispatch loss + idle = available`, per machine, per system and in
 //! total. Where the recorded work exceeds the slots (inferred slots too low, or overhead counted
 //! after the slot was released) the excess is reported as `over_committed` and idle is zero.
 
@@ -35,6 +36,10 @@ pub struct Row {
     pub building_h: f64,
     pub overhead_h: f64,
     pub held_h: f64,
+    /// Slot time held back by the machine-free function while work waited (0 unless
+    /// measured; not in `report.json` then).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub throttled_h: f64,
     pub dispatch_loss_h: f64,
     /// When dispatch loss is an interval, its upper end (`dispatch_loss_h` is then the lower).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -46,11 +51,12 @@ pub struct Row {
 
 impl Row {
     /// The buckets, which add up to `available_h`.
-    pub fn buckets(&self) -> [f64; 5] {
+    pub fn buckets(&self) -> [f64; 6] {
         [
             self.building_h,
             self.overhead_h,
             self.held_h,
+            self.throttled_h,
             self.dispatch_loss_h,
             self.idle_h,
         ]
@@ -62,6 +68,7 @@ impl Row {
         self.building_h += o.building_h;
         self.overhead_h += o.overhead_h;
         self.held_h += o.held_h;
+        self.throttled_h += o.throttled_h;
         self.dispatch_loss_h += o.dispatch_loss_h;
         if let Some(h) = o.dispatch_loss_high_h {
             *self.dispatch_loss_high_h.get_or_insert(0.0) += h;
@@ -81,6 +88,8 @@ pub struct Ledger {
     pub held_basis: String,
     /// Where the dispatch-loss bucket comes from, and how it is built.
     pub dispatch_basis: String,
+    /// Where the throttled bucket comes from.
+    pub throttled_basis: String,
     /// Dispatch loss split by stage of the runner, hours, where the data allows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dispatch_split: Option<DispatchSplit>,
@@ -91,11 +100,17 @@ pub struct Ledger {
     pub held_error_h: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dispatch_error_h: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttled_error_h: Option<f64>,
     pub machines: Vec<Row>,
     /// Machines grouped by their first system type.
     pub by_system: Vec<Row>,
     pub total: Row,
     pub notes: Vec<String>,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// Whether a basis of the ledger (`held_basis`, `dispatch_basis`) is of a measured figure: the
@@ -395,6 +410,30 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         }
     };
 
+    // Throttled: measured where the series says which machines the free function held back.
+    let throttled = series
+        .as_ref()
+        .filter(|_| window_runner == crate::dataset::Runner::Rust)
+        .filter(|_| input.timeline.is_some_and(|t| t.capacity_known));
+    let throttled_basis = match (throttled, window_runner) {
+        (Some(s), _) => format!(
+            "measured: the runner's series ({}): machines its free function held back \
+             (hasCapacity false below maxJobs: load or pressure over the builder's threshold), \
+             the slots below maxJobs that steps on its runnable list would have taken, every \
+             {} s (sampling error ±{:.1} slot-h)",
+            input.timeline.map_or("", |t| t.source.as_str()),
+            input.timeline.map_or(0, |t| t.step_s),
+            s.throttled.error_h
+        ),
+        (None, crate::dataset::Runner::Rust) => "not measured (0): only a series of the \
+             runner's /status (status --watch) says which machines its free function held \
+             back; without it such slots count as free, in dispatch loss"
+            .to_string(),
+        (None, crate::dataset::Runner::Cpp) => {
+            "none: the C++ runner gives a machine work whenever it is below maxJobs".to_string()
+        }
+    };
+
     // Dispatch loss: the point figure where the derivation graph or the series measures it,
     // else an interval.
     let on = machine_of_steps(steps, usable, &list, &key_of);
@@ -576,6 +615,8 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             row.held_h *= f;
             continue;
         }
+        row.throttled_h = throttled.map_or(0.0, |s| s.throttled.hours[i].min(idle_total));
+        let idle_total = idle_total - row.throttled_h;
         row.dispatch_loss_h = loss.hours[i].min(idle_total);
         row.dispatch_loss_high_h = high.as_ref().map(|h| h.hours[i].min(idle_total));
         row.idle_h = idle_total - row.dispatch_loss_h;
@@ -601,6 +642,8 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
         slots_basis,
         held_basis,
         dispatch_basis,
+        throttled_basis,
+        throttled_error_h: throttled.map(|s| s.throttled.error_h),
         held_error_h: series
             .as_ref()
             .filter(|s| s.has_stages)

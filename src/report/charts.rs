@@ -216,15 +216,17 @@ fn waterfall<DB: DrawingBackend>(
     let steps = &r.waterfall;
     let n = steps.len() as u32;
     let top = steps.first().map_or(1.0, |s| s.slot_hours).max(1.0);
-    let colors = [
-        GREY,
-        OKABE_ITO[3],
-        OKABE_ITO[1],
-        OKABE_ITO[7],
-        OKABE_ITO[6],
-        OKABE_ITO[4],
-        OKABE_ITO[2],
-    ];
+    // Each bucket keeps its colour whichever buckets the report shows.
+    let color_of = |key: &str| match key {
+        "available" => GREY,
+        "building" => OKABE_ITO[3],
+        "overhead" => OKABE_ITO[1],
+        "held" => OKABE_ITO[7],
+        "throttled" => OKABE_ITO[5],
+        "dispatch_loss" => OKABE_ITO[6],
+        "waste" => OKABE_ITO[4],
+        _ => OKABE_ITO[2],
+    };
     let mut chart = ChartBuilder::on(root)
         .caption(
             format!(
@@ -265,7 +267,7 @@ fn waterfall<DB: DrawingBackend>(
             level = (level - s.slot_hours).max(0.0);
             (level, hi)
         };
-        let color = colors[i as usize % colors.len()];
+        let color = color_of(&s.key);
         let corners = [
             (SegmentValue::Exact(i), lo),
             (SegmentValue::Exact(i + 1), hi),

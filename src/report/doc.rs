@@ -325,10 +325,11 @@ fn waterfall(r: &Report, v: &mut Vec<Block>) {
     ));
 }
 
-fn ledger_rows(rows: &[super::LedgerRow], cur: &str) -> Vec<Vec<String>> {
+/// Ledger rows; `throttled` adds the Rust runner's throttled column after held.
+fn ledger_rows(rows: &[super::LedgerRow], cur: &str, throttled: bool) -> Vec<Vec<String>> {
     rows.iter()
         .map(|m| {
-            vec![
+            let mut row = vec![
                 m.key.clone(),
                 m.slots.to_string(),
                 int(m.available_h),
@@ -342,23 +343,34 @@ fn ledger_rows(rows: &[super::LedgerRow], cur: &str) -> Vec<Vec<String>> {
                 num(m.idle_h, 1),
                 pct(m.busy_pct),
                 money(m.cost_per_month, cur),
-            ]
+            ];
+            if throttled {
+                row.insert(6, num(m.throttled_h, 1));
+            }
+            row
         })
         .collect()
 }
 
-const LEDGER_HEADER: [&str; 10] = [
-    "machine",
-    "slots",
-    "available h",
-    "building h",
-    "overhead h",
-    "held h",
-    "dispatch loss h",
-    "idle h",
-    "busy",
-    "cost/month",
-];
+/// The ledger tables' header, first column named `first`.
+fn ledger_header(first: &'static str, throttled: bool) -> Vec<&'static str> {
+    let mut h = vec![
+        first,
+        "slots",
+        "available h",
+        "building h",
+        "overhead h",
+        "held h",
+        "dispatch loss h",
+        "idle h",
+        "busy",
+        "cost/month",
+    ];
+    if throttled {
+        h.insert(6, "throttled h");
+    }
+    h
+}
 
 fn utilization(r: &Report, v: &mut Vec<Block>) {
     let cur = r.costs.currency.as_str();
@@ -387,11 +399,18 @@ fn utilization(r: &Report, v: &mut Vec<Block>) {
             .collect(),
     ));
     v.extend(chart(r, "utilization"));
+    let thr =
+        !r.capacity.throttled_basis.is_empty() && !r.capacity.throttled_basis.starts_with("none");
     v.push(text(format!(
         "The capacity ledger per system and machine (hours over the window). Slots: {}. Held: {}. \
-         Dispatch loss: {}{}.",
+         {}Dispatch loss: {}{}.",
         r.capacity.slots_basis,
         r.capacity.held_basis,
+        if thr {
+            format!("Throttled: {}. ", r.capacity.throttled_basis)
+        } else {
+            String::new()
+        },
         r.capacity.dispatch_basis,
         r.capacity.dispatch_split.map_or(String::new(), |s| format!(
             " (by stage: queue monitor {}{} h, dispatcher {} h)",
@@ -406,14 +425,16 @@ fn utilization(r: &Report, v: &mut Vec<Block>) {
             num(s.dispatcher_h, 1)
         ))
     )));
-    let mut header = LEDGER_HEADER;
-    header[0] = "system";
-    let mut rows = ledger_rows(&r.capacity.by_system, cur);
-    rows.extend(ledger_rows(std::slice::from_ref(&r.capacity.total), cur));
-    v.push(table(&header, rows));
+    let mut rows = ledger_rows(&r.capacity.by_system, cur, thr);
+    rows.extend(ledger_rows(
+        std::slice::from_ref(&r.capacity.total),
+        cur,
+        thr,
+    ));
+    v.push(table(&ledger_header("system", thr), rows));
     v.push(table(
-        &LEDGER_HEADER,
-        ledger_rows(&r.capacity.machines, cur),
+        &ledger_header("machine", thr),
+        ledger_rows(&r.capacity.machines, cur, thr),
     ));
     if !r.capacity.notes.is_empty() {
         v.push(Block::List(

@@ -231,6 +231,10 @@ pub struct LedgerRow {
     pub building_h: f64,
     pub overhead_h: f64,
     pub held_h: f64,
+    /// Held back by the Rust runner's machine-free function while work waited; absent where
+    /// not measured (`analysis::ledger`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub throttled_h: f64,
     pub dispatch_loss_h: f64,
     /// When dispatch loss is an interval, its upper end (`dispatch_loss_h` is the lower).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,6 +262,11 @@ pub struct Capacity {
     pub held_error_h: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatch_error_h: Option<f64>,
+    /// Where the throttled bucket comes from (empty in reports from before it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub throttled_basis: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled_error_h: Option<f64>,
     pub by_system: Vec<LedgerRow>,
     pub machines: Vec<LedgerRow>,
     pub total: LedgerRow,
@@ -644,6 +653,7 @@ pub struct BucketPrices {
     pub building: f64,
     pub overhead: f64,
     pub held: f64,
+    pub throttled: f64,
     pub dispatch_loss: f64,
     pub idle: f64,
     pub currency: String,
@@ -651,8 +661,8 @@ pub struct BucketPrices {
 
 impl BucketPrices {
     fn of(machines: &[LedgerRow], costs: &Costs) -> BucketPrices {
-        let mut money = [0.0; 6];
-        let mut hours = [0.0; 6];
+        let mut money = [0.0; 7];
+        let mut hours = [0.0; 7];
         for m in machines {
             let p = slot_hour_price(costs, &m.system, m.slots);
             let hs = [
@@ -662,6 +672,7 @@ impl BucketPrices {
                 m.held_h,
                 m.dispatch_loss_h,
                 m.idle_h,
+                m.throttled_h,
             ];
             for (k, h) in hs.iter().enumerate() {
                 money[k] += h * p;
@@ -684,6 +695,7 @@ impl BucketPrices {
             held: avg(3),
             dispatch_loss: avg(4),
             idle: avg(5),
+            throttled: avg(6),
             currency: costs.currency.clone(),
         }
     }
@@ -710,6 +722,7 @@ fn ledger_row(
         building_h: finite(r.building_h),
         overhead_h: finite(r.overhead_h),
         held_h: finite(r.held_h),
+        throttled_h: finite(r.throttled_h),
         dispatch_loss_h: finite(r.dispatch_loss_h),
         dispatch_loss_high_h: r.dispatch_loss_high_h.map(finite),
         idle_h: finite(r.idle_h),
@@ -717,6 +730,10 @@ fn ledger_row(
         busy_pct: finite(pct_of(busy, r.available_h)),
         cost_per_month: finite(r.available_h * price * month),
     }
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn pct_of(part: f64, whole: f64) -> f64 {
@@ -757,6 +774,8 @@ fn capacity(f: &Findings, costs: &Costs, month: f64) -> Capacity {
         dispatch_split: l.dispatch_split,
         held_error_h: l.held_error_h,
         dispatch_error_h: l.dispatch_error_h,
+        throttled_basis: l.throttled_basis.clone(),
+        throttled_error_h: l.throttled_error_h,
         by_system,
         machines,
         total,
@@ -764,7 +783,7 @@ fn capacity(f: &Findings, costs: &Costs, month: f64) -> Capacity {
     }
 }
 
-pub const WATERFALL_DEFINITIONS: [(&str, &str, &str); 7] = [
+pub const WATERFALL_DEFINITIONS: [(&str, &str, &str); 8] = [
     (
         "available",
         "available",
@@ -786,6 +805,11 @@ pub const WATERFALL_DEFINITIONS: [(&str, &str, &str); 7] = [
         "a slot reserved while nothing runs on it: waiting for the per-machine send lock or a local worker slot",
     ),
     (
+        "throttled",
+        "throttled",
+        "Rust runner only: a slot below maxJobs that the machine-free function withheld while steps the machine could build were runnable, because the builder's load or pressure was over its threshold",
+    ),
+    (
         "dispatch_loss",
         "dispatch loss",
         "idle while steps the machine could build were runnable",
@@ -801,6 +825,16 @@ pub const WATERFALL_DEFINITIONS: [(&str, &str, &str); 7] = [
         "idle with nothing runnable for the machine",
     ),
 ];
+
+/// The overhead bucket under the Rust runner (docs/hydra.md §3): the builder's own phases.
+const RUST_OVERHEAD: &str = "the builder importing the inputs it lacks and compressing and \
+     uploading its outputs (BuildSteps overhead = import + upload), less that of wasted steps";
+
+/// Whether the report has a throttled bucket: only where the Rust runner's machine-free function
+/// could hold a machine back (its basis says so; a C++ runner's is "none").
+pub fn shows_throttled(l: &analysis::ledger::Ledger) -> bool {
+    !l.throttled_basis.starts_with("none")
+}
 
 fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<WaterfallStep> {
     // Waste is carved out of building and overhead (where its slot time was counted), never
@@ -821,6 +855,7 @@ fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<W
             (t.overhead_h - waste_oh) * p.overhead,
         ),
         (t.held_h, t.held_h * p.held),
+        (t.throttled_h, t.throttled_h * p.throttled),
         (t.dispatch_loss_h, t.dispatch_loss_h * p.dispatch_loss),
         (
             waste_build + waste_oh,
@@ -848,11 +883,18 @@ fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<W
         (false, true) => "interval: the runner's series up to queue times",
         (false, false) => "interval (estimate): 0 up to queue times",
     };
+    let throttled_source = if crate::analysis::ledger::is_measured(&l.throttled_basis) {
+        "the runner's series (hasCapacity)"
+    } else {
+        "not measured (0)"
+    };
+    let rust = shows_throttled(l);
     let sources = [
         "the machines file (maxJobs) or observed concurrency",
         "BuildSteps startTime/stopTime",
         "BuildSteps overhead",
         held_source,
+        throttled_source,
         dispatch_source,
         "BuildSteps status and times",
         "the remainder",
@@ -861,6 +903,7 @@ fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<W
         .iter()
         .zip(vals)
         .zip(sources)
+        .filter(|((def, _), _)| def.0 != "throttled" || rust)
         .map(|((&(key, label, def), (h, money)), source)| WaterfallStep {
             key: key.into(),
             label: label.into(),
@@ -868,7 +911,10 @@ fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<W
             share_pct: finite(pct_of(h, t.available_h)),
             slot_hours_per_month: finite(h * month),
             cost_per_month: finite(money * month),
-            definition: def.into(),
+            definition: match key {
+                "overhead" if rust => RUST_OVERHEAD.into(),
+                _ => def.into(),
+            },
             source: source.into(),
             slot_hours_high: (key == "dispatch_loss")
                 .then_some(t.dispatch_loss_high_h)
@@ -1180,11 +1226,16 @@ fn compression_section(
 }
 
 fn method(f: &Findings, c: Option<&Compression>) -> Method {
+    let rust = shows_throttled(&f.ledger);
     let mut definitions: Vec<Definition> = WATERFALL_DEFINITIONS
         .iter()
-        .map(|(_, label, def)| Definition {
+        .filter(|(key, _, _)| *key != "throttled" || rust)
+        .map(|(key, label, def)| Definition {
             term: (*label).to_string(),
-            meaning: (*def).to_string(),
+            meaning: match *key {
+                "overhead" if rust => RUST_OVERHEAD.to_string(),
+                _ => (*def).to_string(),
+            },
         })
         .collect();
     for (term, meaning) in [
@@ -1203,6 +1254,7 @@ fn method(f: &Findings, c: Option<&Compression>) -> Method {
         format!("queue runner: {} ({})", f.runner, f.runner_basis),
         format!("slots: {}", f.ledger.slots_basis),
         format!("held time: {}", f.ledger.held_basis),
+        format!("throttled: {}", f.ledger.throttled_basis),
         format!("dispatch loss: {}", f.ledger.dispatch_basis),
         format!("output sizes: {}", f.overhead.sizes_from),
     ];

@@ -820,6 +820,7 @@ mod tests {
             building_h: 0.0,
             overhead_h: 0.0,
             held_h: 0.0,
+            throttled_h: 0.0,
             dispatch_loss_h: 0.0,
             dispatch_loss_high_h: None,
             idle_h: 0.0,

@@ -723,10 +723,14 @@ mod tests {
             assert!(hosts.contains(&m), "machine `{m}`");
             let Some(d) = dispatch[i] else { continue };
             // No send lock and no local worker slot under the Rust runner.
-            assert!(lock[i].unwrap_or(0) == 0 && local[i].unwrap_or(0) == 0, "row {i}");
+            assert!(
+                lock[i].unwrap_or(0) == 0 && local[i].unwrap_or(0) == 0,
+                "row {i}"
+            );
             // startTime: the runner's clock when it took the step.
             assert_eq!(start[i], Some(d / 1000), "row {i}");
-            if let (Some(stop), Some(b), Some(sd), Some(rv)) = (stop[i], build[i], send[i], recv[i]) {
+            if let (Some(stop), Some(b), Some(sd), Some(rv)) = (stop[i], build[i], send[i], recv[i])
+            {
                 // stopTime: the runner's clock at the builder's report, upload included;
                 // overhead: import + upload.
                 assert_eq!(stop, (d + sd + b + rv) / 1000, "row {i}");
@@ -739,7 +743,10 @@ mod tests {
             }
         }
         assert!(finished > 50_000, "{finished} finished steps");
-        assert!(darwin_x86_on_macs > 1_000, "the Macs build x86_64-darwin through Rosetta");
+        assert!(
+            darwin_x86_on_macs > 1_000,
+            "the Macs build x86_64-darwin through Rosetta"
+        );
     }
 
     #[test]
@@ -747,7 +754,10 @@ mod tests {
         let ds = year_2026();
         let ms = machines(ds);
         let tl = ds.timeline.as_ref().unwrap();
-        assert!(tl.capacity_known, "the series says which machines were held back");
+        assert!(
+            tl.capacity_known,
+            "the series says which machines were held back"
+        );
         for (m, jobs) in &tl.current_jobs {
             let max = ms[m].0 as f64;
             let peak = jobs.iter().copied().fold(0.0, f64::max);
