@@ -268,3 +268,93 @@ fn the_samples_series_under_either_exporters_names_reads_back_and_measures_held_
     assert!(stderr.contains("exists; give --force"), "{stderr}");
     assert_eq!(std::fs::read(&file).unwrap(), before);
 }
+
+/// The 2026 sample (the Rust runner on hydra.nixos.org's fleet), generated once.
+fn sample_2026() -> &'static Dataset {
+    static DS: OnceLock<Dataset> = OnceLock::new();
+    DS.get_or_init(|| {
+        sample::generate(&SampleSpec {
+            preset: sample::Preset::Nixos2026,
+            ..SampleSpec::default()
+        })
+        .expect("sample")
+    })
+}
+
+#[test]
+fn under_the_rust_runner_throttled_slots_come_from_its_status_series_and_match_the_truth() {
+    let ds = sample_2026();
+    let f = analyze(ds, false, false);
+    let l = &f.ledger;
+    let truth = ds.truth.as_ref().expect("truth");
+    let t = truth
+        .losses_in(f.since, f.until)
+        .expect("truth table")
+        .expect("losses");
+    // The truth of throttled slot time, over the window's whole hours.
+    let thr = truth
+        .throttled
+        .as_ref()
+        .expect("the Rust sample's throttled truth");
+    let (hour, ms) = (
+        thr.column("hour").unwrap().i64().unwrap(),
+        thr.column("throttled_ms").unwrap().i64().unwrap(),
+    );
+    let true_throttled: f64 = hour
+        .iter()
+        .zip(ms.iter())
+        .filter(|(h, _)| h.is_some_and(|h| h >= f.since && h + 3600 <= f.until))
+        .map(|(_, v)| v.unwrap_or(0) as f64 / 3.6e6)
+        .sum();
+    println!(
+        "truth: throttled {true_throttled:.1} slot-h, dispatch loss {:.1}, held {:.1}\n\
+         ledger: throttled {:.1} ± {:?}, dispatch loss {:.1} ± {:?}, held {:.1}\n  {}\n  {}",
+        t.dispatch_loss_h,
+        t.held_h,
+        l.total.throttled_h,
+        l.throttled_error_h,
+        l.total.dispatch_loss_h,
+        l.dispatch_error_h,
+        l.total.held_h,
+        l.throttled_basis,
+        l.dispatch_basis
+    );
+    assert!(
+        true_throttled > 5.0,
+        "the premise: pressure held machines back"
+    );
+    assert!(
+        l.throttled_basis.starts_with("measured"),
+        "{}",
+        l.throttled_basis
+    );
+    assert!(
+        within(l.total.throttled_h, true_throttled, 0.10),
+        "throttled {:.1} slot-h, truth {true_throttled:.1}",
+        l.total.throttled_h
+    );
+    // No send lock, no local worker slots: nothing is held.
+    assert_eq!(t.held_h, 0.0);
+    assert!(l.total.held_h.abs() < 0.05, "{}", l.total.held_h);
+    // Dispatch loss excludes the held-back slots, as the truth does.
+    assert!(
+        within(l.total.dispatch_loss_h, t.dispatch_loss_h, 0.15),
+        "dispatch loss {:.1}, truth {:.1}",
+        l.total.dispatch_loss_h,
+        t.dispatch_loss_h
+    );
+    // The same series without hasCapacity (a Prometheus series has no such gauge): nothing is
+    // measured as throttled, and the report says so.
+    let mut blind = ds.clone();
+    if let Some(tl) = blind.timeline.as_mut() {
+        tl.capacity_known = false;
+        tl.disabled.clear();
+    }
+    let g = analyze(&blind, false, false);
+    assert_eq!(g.ledger.total.throttled_h, 0.0);
+    assert!(
+        g.ledger.throttled_basis.starts_with("not measured"),
+        "{}",
+        g.ledger.throttled_basis
+    );
+}
