@@ -51,6 +51,10 @@ struct Common {
     /// Read this snapshot directory (written by `snapshot` or `sample --out`).
     #[arg(long, global = true, value_name = "DIR")]
     snapshot: Option<PathBuf>,
+    /// With neither --db nor --snapshot, which built-in sample to read: nixos-week (the C++
+    /// queue runner, 2025) or nixos-2026 (the Rust queue runner on hydra.nixos.org's fleet).
+    #[arg(long = "sample", global = true, value_name = "PRESET", default_value_t = Preset::NixosWeek, conflicts_with_all = ["db", "snapshot"])]
+    sample_preset: Preset,
     /// Start of the window: a date (2026-11-01), date and time, unix timestamp, or a duration
     /// back from now, or from the end of a snapshot (30d, 12h, 1w).
     #[arg(long, global = true, value_name = "TIME", value_parser = parse_time)]
@@ -590,7 +594,10 @@ impl Common {
             source: match (&self.db, &self.snapshot) {
                 (Some(db), _) => SourceSpec::Postgres(db.clone()),
                 (None, Some(dir)) => SourceSpec::Snapshot(dir.clone()),
-                (None, None) => SourceSpec::Sample(SampleSpec::default()),
+                (None, None) => SourceSpec::Sample(SampleSpec {
+                    preset: self.sample_preset,
+                    ..SampleSpec::default()
+                }),
             },
             window: WindowSpec {
                 since: self.since,

@@ -29,6 +29,11 @@ fn scratch(name: &str) -> PathBuf {
     p
 }
 
+/// The committed example of the Rust-runner era (`--sample nixos-2026`).
+fn sample_2026_dir() -> PathBuf {
+    root().join("reports/sample-2026")
+}
+
 /// The arguments that generate the committed example (as `reports/regenerate-sample` does).
 fn sample_args(out: &Path) -> Vec<String> {
     vec![
@@ -46,6 +51,19 @@ fn run_ok(args: &[String]) -> String {
     let o = support::hb().args(args).run();
     assert!(o.status.success(), "report failed: {}", support::stderr(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The 2026 sample's report, generated once per test run.
+fn generated_2026() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = scratch("sample-2026");
+        let mut args = sample_args(&out);
+        args.extend(["--sample".into(), "nixos-2026".into()]);
+        let stdout = run_ok(&args);
+        assert!(stdout.contains("queue runner rust"), "{stdout}");
+        out
+    })
 }
 
 /// The sample report, generated once per test run.
@@ -99,9 +117,34 @@ const NOT_GENERATED: [&str; 1] = ["summary.png"];
 
 #[test]
 fn the_committed_sample_report_is_what_the_code_produces() {
-    let new = generated();
-    let old = sample_dir();
-    let mut committed = names(&old);
+    same_report(generated(), &sample_dir());
+}
+
+#[test]
+fn the_committed_2026_sample_report_is_what_the_code_produces() {
+    same_report(generated_2026(), &sample_2026_dir());
+    // The Rust-era buckets: throttled measured, nothing held, overhead as the builder's.
+    let md = std::fs::read_to_string(sample_2026_dir().join("report.md")).unwrap();
+    for want in [
+        "| throttled |",
+        "throttled h",
+        "importing the inputs it lacks",
+        "zstd-19 needs",
+    ] {
+        assert!(
+            md.contains(want),
+            "reports/sample-2026/report.md lacks `{want}`"
+        );
+    }
+    let old = std::fs::read_to_string(sample_dir().join("report.md")).unwrap();
+    assert!(
+        !old.contains("| throttled |"),
+        "no throttled line under the C++ runner"
+    );
+}
+
+fn same_report(new: &Path, old: &Path) {
+    let mut committed = names(old);
     committed.retain(|n| !NOT_GENERATED.contains(&n.as_str()));
     assert_eq!(
         names(new),
@@ -109,7 +152,7 @@ fn the_committed_sample_report_is_what_the_code_produces() {
         "the files differ; regenerate with reports/regenerate-sample"
     );
     for name in &committed {
-        let (a, b) = (masked(new, name), masked(&old, name));
+        let (a, b) = (masked(new, name), masked(old, name));
         if a != b {
             let line = a
                 .lines()
@@ -117,8 +160,9 @@ fn the_committed_sample_report_is_what_the_code_produces() {
                 .position(|(x, y)| x != y)
                 .unwrap_or(a.lines().count().min(b.lines().count()));
             panic!(
-                "reports/sample/{name} is stale (first difference at line {}): regenerate with \
+                "{}/{name} is stale (first difference at line {}): regenerate with \
                  reports/regenerate-sample\n  now:       {}\n  committed: {}",
+                old.display(),
                 line + 1,
                 a.lines().nth(line).unwrap_or("<end>"),
                 b.lines().nth(line).unwrap_or("<end>")

@@ -66,10 +66,16 @@ pub fn list(r: &Report) -> Vec<ChartInfo> {
         ChartInfo {
             name: "waterfall".into(),
             title: "Capacity waterfall".into(),
-            alt: "Bars from the slot-hours available down through useful building, overhead, \
-                  held idle, dispatch loss and waste to true idle, each labelled with its hours \
-                  and share."
-                .into(),
+            alt: format!(
+                "Bars from the slot-hours available down through useful building, overhead, \
+                 held idle, {}dispatch loss and waste to true idle, each labelled with its hours \
+                 and share.",
+                if r.waterfall.iter().any(|w| w.key == "throttled") {
+                    "throttled, "
+                } else {
+                    ""
+                }
+            ),
         },
         ChartInfo {
             name: "utilization".into(),

@@ -703,10 +703,10 @@ fn compression(r: &Report, v: &mut Vec<Block>) {
         Some(n) => vec![
             plain(format!("Peak-hour core count: {} needs ", c.current_codec)),
             strong(format!("{} cores", num(n, 1))),
-            plain(
-                " compressing to keep up with the busiest hour's output (under the C++ runner, on \
-               the queue-runner host, within its local worker slots).",
-            ),
+            plain(format!(
+                " compressing to keep up with the busiest hour's output ({}).",
+                c.compressed_where
+            )),
         ],
         None => vec![plain(format!(
             "Peak-hour core count: {} was not measured.",

@@ -37,10 +37,23 @@ use crate::nix::BuildMachine;
 /// printed, or compared two for equality, now sees every digit — so raised.
 pub const FORMAT_VERSION: u32 = 2;
 
-/// The codec a Hydra compresses with unless configured otherwise: Nix's binary-cache store
-/// defaults to `compression=xz` at xz's default preset 6 (docs/hydra.md §6). The compression
-/// recommendation prices a change away from it.
-pub const CURRENT_CODEC: &str = "xz-6";
+/// The codec a Hydra compresses with, and where, by the runner that wrote the history: under
+/// the C++ runner Nix's binary-cache default, `compression=xz` at xz's preset 6, on the
+/// queue-runner host (docs/hydra.md §6); under the Rust runner hydra.nixos.org's
+/// `compression=zstd&compression-level=19`, on the builders with presigned uploads (§7). The
+/// compression recommendation prices a change away from it.
+pub fn current_codec(runner: crate::dataset::Runner) -> (&'static str, &'static str) {
+    match runner {
+        crate::dataset::Runner::Cpp => (
+            "xz-6",
+            "under the C++ runner, on the queue-runner host, within its local worker slots",
+        ),
+        crate::dataset::Runner::Rust => (
+            "zstd-19",
+            "under the Rust runner with presigned uploads, on the builders, within their slots",
+        ),
+    }
+}
 
 /// A figure with its uncertainty: the low, middle and high estimates (the model's type).
 pub use crate::interval::Interval;
@@ -442,6 +455,9 @@ pub struct CompressionSection {
     pub current_codec: String,
     /// Cores the current codec needs to keep up with the busiest hour's output, if measured.
     pub peak_hour_cores_current: Option<f64>,
+    /// Where the current codec runs (queue-runner host or builders), as the text says it.
+    #[serde(default)]
+    pub compressed_where: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -555,7 +571,12 @@ pub fn build(inp: Inputs<'_>) -> Result<Report> {
     let prices = BucketPrices::of(&capacity.machines, costs);
     let waterfall = waterfall(f, &capacity.total, &prices, month);
     let compression = match &inp.compression {
-        Some(c) => Some(compression_section(&inp.data.volume, c, costs)),
+        Some(c) => Some(compression_section(
+            &inp.data.volume,
+            c,
+            costs,
+            inp.findings.runner,
+        )),
         None => None,
     };
     let utilization = utilization_section(f, &capacity);
@@ -1174,7 +1195,9 @@ fn compression_section(
     volume: &project::Volume,
     c: &Compression,
     costs: &Costs,
+    runner: crate::dataset::Runner,
 ) -> CompressionSection {
+    let (codec_now, where_now) = current_codec(runner);
     let projections: Vec<Projection> = project::project(volume, &c.codecs, costs)
         .into_iter()
         .map(|p| Projection {
@@ -1191,7 +1214,7 @@ fn compression_section(
         .collect();
     let current = projections
         .iter()
-        .find(|p| p.codec == CURRENT_CODEC)
+        .find(|p| p.codec == codec_now)
         .map(|p| p.peak_hour_cores);
     CompressionSection {
         source: c.source.clone(),
@@ -1220,7 +1243,8 @@ fn compression_section(
             peak_hour_gb: finite(volume.peak_hour_bytes / 1e9),
         },
         projections,
-        current_codec: CURRENT_CODEC.to_string(),
+        current_codec: codec_now.to_string(),
+        compressed_where: where_now.to_string(),
         peak_hour_cores_current: current,
     }
 }
@@ -1272,10 +1296,14 @@ fn method(f: &Findings, c: Option<&Compression>) -> Method {
          listed with their sources in src/compress/project.rs), not a bill. A slot-hour costs \
          the machine's monthly price ÷ (730 h × its slots)."
             .into(),
-        format!(
-            "The codec Hydra compresses with is taken to be {CURRENT_CODEC} (the binary-cache \
-             default, compression=xz)."
-        ),
+        match f.runner {
+            crate::dataset::Runner::Cpp => "The codec Hydra compresses with is taken to be xz-6 \
+                 (the binary-cache default, compression=xz)."
+                .to_string(),
+            crate::dataset::Runner::Rust => "The codec the builders compress with is taken to be \
+                 zstd-19 (hydra.nixos.org's store URI under the Rust runner)."
+                .to_string(),
+        },
         "Expected savings are intervals: the low and high ends carry the stated assumptions of \
          each recommendation; they overlap (two fixes of the same idle time do not add)."
             .into(),

@@ -581,12 +581,13 @@ fn codec(ctx: &Context<'_>) -> Option<Recommendation> {
             ),
             action: format!(
                 "Set the binary cache's compression to {} (`compression={}&compression-level={}` \
-                 in the store URI): builder slots stop waiting on {} while outputs are copied \
-                 back. Clients pay in download size: {} vs {} of the NAR.",
+                 in the store URI): builder slots stop waiting on {} ({}). Clients pay in \
+                 download size: {} vs {} of the NAR.",
                 k.codec,
                 k.codec.split('-').next().unwrap_or("zstd"),
                 k.codec.split('-').nth(1).unwrap_or("3"),
                 cur.codec,
+                c.compressed_where,
                 fmt::pct(k.ratio_pct),
                 fmt::pct(cur.ratio_pct)
             ),
@@ -597,7 +598,7 @@ fn codec(ctx: &Context<'_>) -> Option<Recommendation> {
             confidence: Confidence::Medium,
             confidence_basis: format!(
                 "the compression share of overhead is inferred from the fit's slope and a speed \
-                 measured on {}, not on the queue-runner host",
+                 measured on {}, not where the cache's NARs are compressed",
                 if c.default_corpus {
                     "a local corpus"
                 } else {
