@@ -51,10 +51,11 @@ struct Common {
     /// Read this snapshot directory (written by `snapshot` or `sample --out`).
     #[arg(long, global = true, value_name = "DIR")]
     snapshot: Option<PathBuf>,
-    /// With neither --db nor --snapshot, which built-in sample to read: nixos-week (the C++
-    /// queue runner, 2025) or nixos-2026 (the Rust queue runner on hydra.nixos.org's fleet).
-    #[arg(long = "sample", global = true, value_name = "PRESET", default_value_t = Preset::NixosWeek, conflicts_with_all = ["db", "snapshot"])]
-    sample_preset: Preset,
+    /// Which built-in sample to read (with neither --db nor --snapshot) or to write (`sample`):
+    /// nixos-week (a week in 2025 under the C++ queue runner) or nixos-2026 (a week in 2026 under
+    /// the Rust queue runner, on hydra.nixos.org's fleet with its settings).
+    #[arg(long, global = true, value_name = "PRESET", default_value_t = Preset::NixosWeek, conflicts_with_all = ["db", "snapshot"])]
+    preset: Preset,
     /// Start of the window: a date (2026-11-01), date and time, unix timestamp, or a duration
     /// back from now, or from the end of a snapshot (30d, 12h, 1w).
     #[arg(long, global = true, value_name = "TIME", value_parser = parse_time)]
@@ -498,9 +499,6 @@ struct SampleArgs {
     /// schema of the search path (public, as a rule) holds no table, view or sequence yet.
     #[arg(long, value_name = "CONNINFO")]
     into: Option<String>,
-    /// The workload to generate.
-    #[arg(long, default_value = "nixos-week")]
-    preset: Preset,
     /// Seed of the generator: the same seed gives the same history.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -595,7 +593,7 @@ impl Common {
                 (Some(db), _) => SourceSpec::Postgres(db.clone()),
                 (None, Some(dir)) => SourceSpec::Snapshot(dir.clone()),
                 (None, None) => SourceSpec::Sample(SampleSpec {
-                    preset: self.sample_preset,
+                    preset: self.preset,
                     ..SampleSpec::default()
                 }),
             },
@@ -639,7 +637,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let format = cli.common.format();
     match cli.command {
         Command::Snapshot(a) => print(&app::snapshot::run(&ctx, &a.into())?, format)?,
-        Command::Sample(a) => print(&app::sample::run(&ctx, &a.try_into()?)?, format)?,
+        Command::Sample(a) => print(
+            &app::sample::run(&ctx, &a.options(cli.common.preset)?)?,
+            format,
+        )?,
         Command::Analyze(a) => print(&app::analyze::run(&ctx, &a.into())?, format)?,
         Command::Report(a) => print(&app::report::run(&ctx, &a.into())?, format)?,
         Command::Query(a) => print(&app::query::run(&ctx, &a.into())?, format)?,
@@ -663,9 +664,10 @@ impl From<SnapshotArgs> for app::snapshot::SnapshotOptions {
     }
 }
 
-impl TryFrom<SampleArgs> for app::sample::SampleOptions {
-    type Error = hydra_bottleneck::Error;
-    fn try_from(a: SampleArgs) -> hydra_bottleneck::Result<Self> {
+impl SampleArgs {
+    /// What `sample` is asked, the workload being `preset` (the global `--preset`).
+    fn options(self, preset: Preset) -> hydra_bottleneck::Result<app::sample::SampleOptions> {
+        let a = self;
         use app::sample::SampleTarget;
         let target = match (a.out, a.into) {
             (Some(out), _) => SampleTarget::Snapshot {
@@ -693,7 +695,7 @@ impl TryFrom<SampleArgs> for app::sample::SampleOptions {
         Ok(app::sample::SampleOptions {
             series,
             spec: SampleSpec {
-                preset: a.preset,
+                preset,
                 seed: a.seed,
                 scale: a.scale,
             },

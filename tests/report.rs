@@ -29,7 +29,7 @@ fn scratch(name: &str) -> PathBuf {
     p
 }
 
-/// The committed example of the Rust-runner era (`--sample nixos-2026`).
+/// The committed example of the Rust-runner era (`--preset nixos-2026`).
 fn sample_2026_dir() -> PathBuf {
     root().join("reports/sample-2026")
 }
@@ -59,7 +59,7 @@ fn generated_2026() -> &'static Path {
     DIR.get_or_init(|| {
         let out = scratch("sample-2026");
         let mut args = sample_args(&out);
-        args.extend(["--sample".into(), "nixos-2026".into()]);
+        args.extend(["--preset".into(), "nixos-2026".into()]);
         let stdout = run_ok(&args);
         assert!(stdout.contains("queue runner rust"), "{stdout}");
         out
