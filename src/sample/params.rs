@@ -1,4 +1,4 @@
-//! Every tuning constant of the `nixos-week` preset, each with its source or the reasoning behind
+//! Every tuning constant of the `nixos-week` and `nixos-2026` presets, each with its source or the
 //! it. "docs/hydra.md §N" is the project's notes on Hydra's interfaces (facts from NixOS/hydra,
 //! NixOS/nix and NixOS/infra, with the upstream files and commits); "assumed" marks a value chosen for plausibility where no public figure
 //! exists, with the reasoning next to it. Times are milliseconds unless the name says otherwise.
