@@ -52,6 +52,9 @@ fn cpp_config(seed: u64, noise: f64) -> Config {
         local_workers: sample::local_worker_slots(1.0),
         compress_on: CompressOn::QueueRunner,
         send_lock: true,
+        runner: hydra_bottleneck::dataset::Runner::Cpp,
+        free_fn: hydra_bottleneck::model::FreeFn::Static,
+        dispatch_timer_ms: None,
         codec: Codec::reference("xz-6").unwrap(),
         load: 1.0,
         noise_sigma: noise,
@@ -222,6 +225,7 @@ fn tiny() -> Workload {
             start_ms: 0,
             stop_ms: 0,
             overhead_ms: 0,
+            rust: false,
         },
     };
     let machine = |name: &str, speed: f64| FarmMachine {
@@ -261,6 +265,7 @@ fn tiny() -> Workload {
         history_codec: Codec::reference("none").unwrap(),
         sizes_from: "test".into(),
         runner: Runner::Cpp,
+        held_back: vec![Vec::new(); 2],
     }
 }
 

@@ -128,20 +128,22 @@ pub fn observed(w: &Workload) -> Figures {
             load: 1.0,
             build_start: &|i| t[i].observed.start_ms,
             build_stop: &|i| t[i].observed.stop_ms,
-            busy_ms: &|i| {
-                (t[i].observed.stop_ms - t[i].observed.start_ms) as f64
-                    + t[i].observed.overhead_ms as f64
-            },
+            busy_ms: &|i| t[i].observed.slot_ms(),
             machine: &|i| t[i].observed.machine,
         },
     )
 }
 
-/// What a run produced, measured the way the history records it: build time plus overhead
-/// (sending, and for a success receiving, compressing and uploading; waits are not recorded).
+/// What a run produced, measured the way the history records it. The C++ runner records build
+/// time plus overhead (sending, and for a success receiving, compressing and uploading; waits
+/// are not recorded); the Rust runner the span from taking the step to its end, so a Rust row
+/// reads the replay's dispatch and end as its start and stop.
 pub fn simulated(w: &Workload, run: &Run, cfg: &super::Config) -> Figures {
     let t = &w.tasks;
     let busy = |i: usize| {
+        if t[i].observed.rust {
+            return run.end_ms[i].saturating_sub(run.dispatch_ms[i]) as f64;
+        }
         let build = (run.build_stop_ms[i] - run.build_start_ms[i]) as f64;
         let after = if t[i].success {
             let bytes = t[i].out_bytes * cfg.codec.ratio;
@@ -157,8 +159,20 @@ pub fn simulated(w: &Workload, run: &Run, cfg: &super::Config) -> Figures {
         w,
         &Times {
             load: cfg.load,
-            build_start: &|i| run.build_start_ms[i],
-            build_stop: &|i| run.build_stop_ms[i],
+            build_start: &|i| {
+                if t[i].observed.rust {
+                    run.dispatch_ms[i]
+                } else {
+                    run.build_start_ms[i]
+                }
+            },
+            build_stop: &|i| {
+                if t[i].observed.rust {
+                    run.end_ms[i]
+                } else {
+                    run.build_stop_ms[i]
+                }
+            },
             busy_ms: &busy,
             machine: &|i| run.machine[i],
         },

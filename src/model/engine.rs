@@ -14,7 +14,10 @@ use serde::Serialize;
 
 use super::workload::UPLOAD_BYTES_PER_MS;
 use super::{CompressOn, Config, Workload};
-use crate::dispatch::{Agenda, AnyStepKey, Dispatcher, FifoSemaphore, Ideal, StepFacts, StepSort};
+use crate::dataset::Runner;
+use crate::dispatch::{
+    Agenda, AnyStepKey, Dispatcher, FifoSemaphore, FreeFn, Ideal, StepFacts, StepSort,
+};
 use crate::error::{Error, Result};
 
 /// What a run produced: per task its times and machine, and per stage how busy it was.
@@ -101,6 +104,12 @@ enum Ev {
     Done,
     /// A disabled machine is enabled again.
     Enable,
+    /// The Rust runner's free function holds a machine back for its pressure, or lets it go
+    /// (the builder's report; it wakes nobody).
+    Hold,
+    Unhold,
+    /// The Rust dispatcher's trigger timer.
+    Timer,
 }
 
 const HOUR_MS: u64 = 3_600_000;
@@ -142,6 +151,9 @@ struct Sim<'a> {
     nfeat: Vec<u32>,
     run: Run,
     done: usize,
+    /// Rust form: when the dispatcher's timer runs out, and whether its event is queued.
+    timer_due: u64,
+    timer_queued: bool,
 }
 
 impl<'a> Sim<'a> {
@@ -233,7 +245,7 @@ impl<'a> Sim<'a> {
             .map(|t| dependents.0[t + 1] - dependents.0[t])
             .collect();
         let critical = if cfg.ordering == StepSort::WithCriticalPath {
-            critical_paths(w, &dependents, &work)
+            critical_paths(w, &dependents)
         } else {
             Vec::new()
         };
@@ -277,7 +289,20 @@ impl<'a> Sim<'a> {
                 makespan_ms: 0,
             },
             done: 0,
+            timer_due: 0,
+            timer_queued: false,
         };
+        if cfg.free_fn != FreeFn::Static {
+            sim.queue.set_free_fn(cfg.free_fn, 0);
+            // The holds the history's series recorded; without one, none (the workload says
+            // so): the replay cannot know the builders' pressure.
+            for (m, spans) in w.held_back.iter().enumerate() {
+                for &(from, to) in spans {
+                    sim.schedule(from, Ev::Hold, m as u32);
+                    sim.schedule(to, Ev::Unhold, m as u32);
+                }
+            }
+        }
         for t in 0..n {
             if sim.pending[t] == 0 {
                 let at = sim.release[t];
@@ -295,11 +320,14 @@ impl<'a> Sim<'a> {
     fn run(mut self) -> Result<Run> {
         // Slots idle with ready work for them, from the last instant to the next.
         let mut loss_slots = 0.0;
+        // Whether an event of this instant wakes the dispatcher.
+        let mut woken = false;
         while let Some((t, (ev, idx))) = self.events.pop() {
             self.run.stages.dispatch_loss_ms += loss_slots * (t - self.now) as f64;
             loss_slots = 0.0;
             self.count_runnable(t);
             self.now = t;
+            woken |= !matches!(ev, Ev::Hold | Ev::Unhold | Ev::Timer);
             match ev {
                 Ev::Queued => {
                     self.ready[self.class_of[idx as usize] as usize] += 1.0;
@@ -310,10 +338,26 @@ impl<'a> Sim<'a> {
                 Ev::BuildDone => self.on_build_done(idx),
                 Ev::Done => self.on_done(idx),
                 Ev::Enable => self.queue.refresh(idx as usize, self.now),
+                Ev::Hold | Ev::Unhold => {
+                    self.queue
+                        .report_pressure(idx as usize, ev == Ev::Unhold, self.now);
+                }
+                Ev::Timer => {
+                    self.timer_queued = false;
+                    if t >= self.timer_due {
+                        woken = true;
+                    } else {
+                        self.arm_timer();
+                    }
+                }
             }
-            // Dispatch once all events of this instant are in.
+            // Dispatch once all events of this instant are in; under the Rust runner only when
+            // something woke the dispatcher (a builder's report does not).
             if self.events.next_at().is_none_or(|next| next > t) {
-                self.dispatch();
+                if woken || self.cfg.dispatch_timer_ms.is_none() {
+                    self.dispatch();
+                }
+                woken = false;
                 loss_slots = self.idle_with_work();
             }
         }
@@ -374,11 +418,25 @@ impl<'a> Sim<'a> {
     /// Repeatedly: the first machine in sort order with a free slot that supports a runnable
     /// task takes the best task it supports (docs/hydra.md §4).
     fn dispatch(&mut self) {
+        if let Some(timer) = self.cfg.dispatch_timer_ms {
+            // Each pass restarts the timer (`start_dispatch_loop`).
+            self.timer_due = self.now + timer;
+            self.arm_timer();
+        }
         if !self.queue.start_pass(self.now) {
             return;
         }
         while let Some((m, t)) = self.queue.next(|_| true) {
             self.assign(t, m);
+        }
+    }
+
+    /// Queues the timer's event for `timer_due`, one at a time; an early one re-queues itself.
+    fn arm_timer(&mut self) {
+        if !self.timer_queued && self.done < self.w.tasks.len() {
+            self.timer_queued = true;
+            let at = self.timer_due;
+            self.schedule(at, Ev::Timer, 0);
         }
     }
 
@@ -445,7 +503,8 @@ impl<'a> Sim<'a> {
         self.run.build_stop_ms[ti] = self.now;
         let m = self.run.machine[ti] as usize;
         let task = &self.w.tasks[ti];
-        if task.aborted {
+        // The Rust runner never disables a machine (docs/hydra.md §4).
+        if task.aborted && self.cfg.runner == Runner::Cpp {
             self.machine_failed(m);
         } else {
             self.queue.machine_worked(m);
@@ -467,9 +526,16 @@ impl<'a> Sim<'a> {
                 self.run.stages.compress_builders_ms += cpu;
                 self.run.stages.upload_ms += up;
                 self.run.stages.uploaded_bytes += bytes;
-                // The builder imports nothing back: what the history paid for receiving is
-                // replaced by compressing and uploading from the builder.
-                let at = self.now + (cpu + up).round() as u64;
+                // The builder copies nothing back: what a C++ history paid for receiving is
+                // replaced by the presigned upload's set-up, compressing and uploading (a Rust
+                // history's receive part is that set-up already).
+                let task = &self.w.tasks[ti];
+                let setup = if task.observed.rust {
+                    task.receive_ms
+                } else {
+                    super::workload::PRESIGNED_SETUP_MS
+                };
+                let at = self.now + (setup + cpu + up).round() as u64;
                 self.schedule(at, Ev::Done, t);
             }
         }
@@ -556,7 +622,10 @@ impl<'a> Sim<'a> {
         self.done += 1;
         let j = self.w.tasks[ti].jobset as usize;
         let secs = (self.run.build_stop_ms[ti] - self.run.build_start_ms[ti]) as f64 / 1000.0;
-        self.queue.charge(j, self.now, secs);
+        // The Rust runner does not charge finished steps to the shares (docs/hydra.md §4).
+        if self.cfg.runner == Runner::Cpp {
+            self.queue.charge(j, self.now, secs);
+        }
         let (start, end) = (
             self.dependents.0[ti] as usize,
             self.dependents.0[ti + 1] as usize,
@@ -577,11 +646,10 @@ impl<'a> Sim<'a> {
 }
 
 /// Longest chain of build work from each task to the end of the graph, including its own.
-fn critical_paths(
-    w: &Workload,
-    dependents: &(Vec<u32>, Vec<(u32, u32)>),
-    work: &[f64],
-) -> Vec<f64> {
+/// Each task's critical-path length: the steps on the longest chain of tasks that depend on
+/// it, itself included, as the Rust runner counts it (`state/step.rs`
+/// `compute_critical_paths`, 14332fbf: steps, not time).
+fn critical_paths(w: &Workload, dependents: &(Vec<u32>, Vec<(u32, u32)>)) -> Vec<f64> {
     let n = w.tasks.len();
     // Kahn's order over dependencies, then lengths in reverse.
     let mut indeg: Vec<u32> = (0..n).map(|t| w.deps_of(t).len() as u32).collect();
@@ -598,14 +666,14 @@ fn critical_paths(
         }
         i += 1;
     }
-    let mut len = work.to_vec();
+    let mut len = vec![1.0; n];
     for &t in order.iter().rev() {
         let t = t as usize;
         let mut best = 0.0f64;
         for k in dependents.0[t] as usize..dependents.0[t + 1] as usize {
             best = best.max(len[dependents.1[k].0 as usize]);
         }
-        len[t] = work[t] + best;
+        len[t] = 1.0 + best;
     }
     len
 }

@@ -19,7 +19,7 @@ pub mod workload;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::dispatch::{MachineSort, StepSort};
+pub use crate::dispatch::{FreeFn, MachineSort, StepSort};
 pub use engine::{Run, simulate};
 pub use workload::{FarmMachine, Task, Workload};
 
@@ -100,6 +100,15 @@ pub struct Config {
     pub compress_on: CompressOn,
     /// One step at a time sends inputs to a machine (the C++ runner's send lock).
     pub send_lock: bool,
+    /// The runner whose remaining rules apply: the Rust runner never disables a machine and
+    /// does not charge finished steps to jobset shares (docs/hydra.md §4).
+    pub runner: crate::dataset::Runner,
+    /// When a machine takes work (the Rust runner's `machineFreeFn`). The dynamic ones replay
+    /// the pressure holds the history's series recorded ([`Workload::held_back`]).
+    pub free_fn: FreeFn,
+    /// The Rust dispatcher's trigger timer: a pass also runs this long after the last one, and
+    /// a builder's pressure falling wakes nobody. `None`: every event wakes it (the C++ runner).
+    pub dispatch_timer_ms: Option<u64>,
     pub codec: Codec,
     /// Arrivals sped up by this factor (1 = as recorded): how the verdict grows the load.
     pub load: f64,
@@ -112,6 +121,10 @@ pub struct Config {
 /// The spread of build times between seeded runs. Repeated builds of the same derivation on
 /// the same machine vary by roughly 10–20 % (CPU frequency, I/O, neighbours); 0.15 sits there.
 pub const NOISE_SIGMA: f64 = 0.15;
+
+/// The Rust dispatcher's trigger timer at its default (`dispatchTriggerTimerInS`, 120 s;
+/// docs/hydra.md §7), which hydra.nixos.org keeps.
+pub const DISPATCH_TIMER_MS: u64 = 120_000;
 
 /// Local worker slots when the history does not say: hydra.nixos.org's old queue-runner host
 /// ran with 30 (docs/hydra.md §3).
@@ -248,7 +261,9 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
     // The history's configuration, by runner (docs/hydra.md §3): the C++ runner compressed with
     // xz-6 on the queue-runner host behind a send lock; the Rust runner on hydra.nixos.org
     // compresses zstd-19 on the builders and orders by critical path.
-    let (history_codec, base) = match ds.meta.runner {
+    // The Rust runner as hydra.nixos.org runs it (docs/hydra.md §7): DynamicWithMaxJobLimit
+    // and the dispatcher's 120 s timer.
+    let (history_codec, base, free_fn, timer) = match ds.meta.runner {
         Runner::Cpp => (
             "xz-6",
             (
@@ -257,6 +272,8 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
                 CompressOn::QueueRunner,
                 true,
             ),
+            FreeFn::Static,
+            None,
         ),
         Runner::Rust => (
             "zstd-19",
@@ -266,6 +283,8 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
                 CompressOn::Builders,
                 false,
             ),
+            FreeFn::DynamicWithMaxJobLimit,
+            Some(DISPATCH_TIMER_MS),
         ),
     };
     let history_codec = scenario::codec(history_codec, &opts.codecs)?;
@@ -292,6 +311,9 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         machine_sort: base.1,
         compress_on: base.2,
         send_lock: base.3,
+        runner: ds.meta.runner,
+        free_fn,
+        dispatch_timer_ms: timer,
         local_workers,
         codec: history_codec,
         load: 1.0,

@@ -40,6 +40,10 @@ pub const RECEIVE_SETUP_MS: f64 = 1_500.0;
 pub const LINK_BYTES_PER_MS: f64 = 40_000.0;
 /// Bytes per millisecond of one upload to the binary cache (S3), assumed 30 MB/s per stream.
 pub const UPLOAD_BYTES_PER_MS: f64 = 30_000.0;
+/// Under the Rust runner with presigned uploads, the fixed cost of a builder's upload per step:
+/// asking the runner for presigned URLs, the narinfo and the listing (assumed 0.8 s, a few round
+/// trips to the runner and to S3).
+pub const PRESIGNED_SETUP_MS: f64 = 800.0;
 /// The queue monitor loads one build at a time: reading its derivation graph from the store,
 /// assumed 5 ms a build; substitutions of the build's inputs happen in the same pass, taking
 /// their recorded time (docs/hydra.md §3; queue-monitor.cc).
@@ -109,6 +113,22 @@ pub struct Observed {
     pub start_ms: u64,
     pub stop_ms: u64,
     pub overhead_ms: u64,
+    /// The Rust runner wrote the row: start is when it took the step, stop the builder's report
+    /// of its end, and the overhead (import + upload) lies between them (docs/hydra.md §3).
+    pub rust: bool,
+}
+
+impl Observed {
+    /// The builder slot time the row records: the C++ runner's build time plus its overhead
+    /// (waits are not recorded), the Rust runner's whole span.
+    pub fn slot_ms(&self) -> f64 {
+        let span = self.stop_ms.saturating_sub(self.start_ms) as f64;
+        if self.rust {
+            span
+        } else {
+            span + self.overhead_ms as f64
+        }
+    }
 }
 
 /// Everything one simulation run reads.
@@ -139,6 +159,12 @@ pub struct Workload {
     pub history_codec: Codec,
     pub sizes_from: String,
     pub runner: Runner,
+    /// Per machine, the spans (ms from the origin) the Rust runner's machine-free function held
+    /// it back for its pressure, as the history's series of `/status` recorded them
+    /// (`hasCapacity` false while below maxJobs; `Timeline::capacity_known`). Empty without
+    /// such a series: the replay cannot know the builders' pressure, and says so.
+    #[serde(skip)]
+    pub held_back: Vec<Vec<(u64, u64)>>,
 }
 
 impl Workload {
@@ -290,6 +316,7 @@ pub fn from_dataset(
         history_codec,
         sizes_from,
         runner: ds.meta.runner,
+        held_back: Vec::new(),
     };
 
     // Machines: the file, plus any machine the history names that the file lacks.
@@ -345,6 +372,8 @@ pub fn from_dataset(
         w.machines_from
             .push_str("; machines the history names but the file lacks are inferred");
     }
+    let max_jobs: Vec<u32> = w.machines.iter().map(|m| m.max_jobs).collect();
+    w.held_back = held_back(ds, &by_name, &max_jobs, w.origin_ms);
 
     // The queue monitor's order: every build of the window by queue time, with the time its
     // substitutions took.
@@ -413,14 +442,17 @@ pub fn from_dataset(
         let overhead = steps.overhead_ms(i).unwrap_or(0).max(0) as f64;
         let build_ms = ((stop - start).max(0) * 1000) as f64;
         // Under the Rust runner stopTime is the runner's clock at the end: take the overhead out.
-        let build_ms = match ds.meta.runner_at(steps.start(i)) {
-            Runner::Cpp => build_ms,
-            Runner::Rust => (build_ms - overhead).max(0.0),
+        let rust = ds.meta.runner_at(steps.start(i)) == Runner::Rust;
+        let build_ms = if rust {
+            (build_ms - overhead).max(0.0)
+        } else {
+            build_ms
         };
         let success = steps.status(i) == Some(BuildStatus::Success);
         let time_limited = steps.status(i) == Some(BuildStatus::TimedOut);
         let out = sizes[i].map(|s| s.max(0) as f64);
-        let (send, receive, out_bytes) = split_overhead(overhead, success, out, &w.history_codec);
+        let (send, receive, out_bytes) =
+            split_overhead(overhead, success, out, &w.history_codec, rust);
         index.insert((steps.build(i), steps.stepnr(i)), w.tasks.len() as u32);
         w.builds.insert(steps.build(i), (ms(b.queued), b.jobset_id));
         w.tasks.push(Task {
@@ -449,6 +481,7 @@ pub fn from_dataset(
                 start_ms: ms(start),
                 stop_ms: ms(stop),
                 overhead_ms: overhead as u64,
+                rust,
             },
         });
     }
@@ -554,42 +587,83 @@ pub fn from_dataset(
     Ok(w)
 }
 
+/// The pressure holds of the history's series, per machine: each sample that marks a machine
+/// held back stands for its interval (`step_s`), merged into spans.
+fn held_back(
+    ds: &Dataset,
+    by_name: &HashMap<String, u16>,
+    max_jobs: &[u32],
+    origin_ms: i64,
+) -> Vec<Vec<(u64, u64)>> {
+    let mut out = vec![Vec::new(); max_jobs.len()];
+    let Some(tl) = ds.timeline.as_ref().filter(|t| t.capacity_known) else {
+        return out;
+    };
+    let step = (tl.step_s.max(1) * 1000) as u64;
+    for (name, series) in &tl.disabled {
+        let Some(&m) = by_name
+            .get(name)
+            .or_else(|| by_name.get(crate::nix::machines::host_of(name)))
+        else {
+            continue;
+        };
+        // A machine that was full reports no capacity whatever its pressure: only a hold
+        // below maxJobs is the free function's.
+        let jobs = tl.current_jobs.get(name);
+        let spans: &mut Vec<(u64, u64)> = &mut out[usize::from(m)];
+        for (i, (&t, &v)) in tl.times.iter().zip(series).enumerate() {
+            let full = jobs
+                .and_then(|j| j.get(i))
+                .is_some_and(|&j| j >= f64::from(max_jobs[usize::from(m)]));
+            if v <= 0.0 || full {
+                continue;
+            }
+            let from = (t * 1000 - origin_ms).max(0) as u64;
+            match spans.last_mut() {
+                Some(last) if last.1 == from => last.1 = from + step,
+                _ => spans.push((from, from + step)),
+            }
+        }
+    }
+    out
+}
+
 /// Splits a step's recorded overhead into (send, receive without compression and upload,
 /// output bytes): the receive part is what the output size implies, capped at the overhead.
+/// Under the C++ runner receiving is a set-up, the copy over the link, compression and upload;
+/// under the Rust runner (`rust`) the builder's upload: a presigned set-up, compression and
+/// upload, with no copy back — its "receive" is the set-up alone, and sending is the import.
 fn split_overhead(
     overhead: f64,
     success: bool,
     out: Option<f64>,
     codec: &Codec,
+    rust: bool,
 ) -> (f64, f64, f64) {
     if !success {
         return (overhead, 0.0, out.unwrap_or(0.0));
     }
-    let per_byte =
-        1.0 / LINK_BYTES_PER_MS + codec.compress_ms(1.0) + codec.ratio / UPLOAD_BYTES_PER_MS;
+    let (setup, link) = if rust {
+        (PRESIGNED_SETUP_MS, 0.0)
+    } else {
+        (RECEIVE_SETUP_MS, 1.0 / LINK_BYTES_PER_MS)
+    };
+    let per_byte = link + codec.compress_ms(1.0) + codec.ratio / UPLOAD_BYTES_PER_MS;
     let bytes = match out {
         Some(b) => b,
         // Unknown size: all of the overhead beyond the setup is taken as output-driven (an
         // upper bound on the output's share, said in the method).
-        None => ((overhead - RECEIVE_SETUP_MS) / per_byte).max(0.0),
+        None => ((overhead - setup) / per_byte).max(0.0),
     };
-    let full = RECEIVE_SETUP_MS + bytes * per_byte;
+    let full = setup + bytes * per_byte;
     if full <= overhead || full <= 0.0 {
-        (
-            overhead - full,
-            RECEIVE_SETUP_MS + bytes / LINK_BYTES_PER_MS,
-            bytes,
-        )
+        (overhead - full, setup + bytes * link, bytes)
     } else {
         // The recorded overhead is smaller than the estimate: scale the whole estimate down so
         // the parts add up to what was recorded, and keep the bytes so codec changes scale.
         let k = overhead / full;
         let bytes = bytes * k;
-        (
-            0.0,
-            (RECEIVE_SETUP_MS + bytes / LINK_BYTES_PER_MS) * k,
-            bytes,
-        )
+        (0.0, (setup + bytes * link) * k, bytes)
     }
 }
 
