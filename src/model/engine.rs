@@ -73,7 +73,7 @@ pub struct Stages {
     /// CPU spent compressing on the queue-runner host, and on builders.
     pub compress_qr_ms: f64,
     pub compress_builders_ms: f64,
-    /// Time spent uploading (one stream each).
+    /// Time spent uploading (one stream each; from builders, with each upload's set-up).
     pub upload_ms: f64,
     /// Bytes uploaded.
     pub uploaded_bytes: f64,
@@ -154,6 +154,8 @@ struct Sim<'a> {
     /// Rust form: when the dispatcher's timer runs out, and whether its event is queued.
     timer_due: u64,
     timer_queued: bool,
+    /// Machines the free function holds back now.
+    held: Vec<bool>,
 }
 
 impl<'a> Sim<'a> {
@@ -291,6 +293,7 @@ impl<'a> Sim<'a> {
             done: 0,
             timer_due: 0,
             timer_queued: false,
+            held: vec![false; nm],
         };
         if cfg.free_fn != FreeFn::Static {
             sim.queue.set_free_fn(cfg.free_fn, 0);
@@ -339,6 +342,7 @@ impl<'a> Sim<'a> {
                 Ev::Done => self.on_done(idx),
                 Ev::Enable => self.queue.refresh(idx as usize, self.now),
                 Ev::Hold | Ev::Unhold => {
+                    self.held[idx as usize] = ev == Ev::Hold;
                     self.queue
                         .report_pressure(idx as usize, ev == Ev::Unhold, self.now);
                 }
@@ -535,6 +539,7 @@ impl<'a> Sim<'a> {
                 } else {
                     super::workload::PRESIGNED_SETUP_MS
                 };
+                self.run.stages.upload_ms += setup;
                 let at = self.now + (setup + cpu + up).round() as u64;
                 self.schedule(at, Ev::Done, t);
             }
@@ -549,7 +554,9 @@ impl<'a> Sim<'a> {
         }
         let now = self.now;
         for (m, f) in self.free.iter_mut().enumerate() {
-            *f = if self.queue.disabled_until_ms(m) > now {
+            // Disabled, or held back by the free function: not free to the dispatcher, and
+            // not dispatch loss (the ledger counts a hold as throttled).
+            *f = if self.queue.disabled_until_ms(m) > now || self.held[m] {
                 0.0
             } else {
                 f64::from(

@@ -449,7 +449,8 @@ pub(super) fn buckets(w: &Workload, r: &Run, span_ms: f64) -> Buckets {
             b.waste_h += build;
         }
         let before = (r.build_start_ms[i] - r.dispatch_ms[i]) as f64 / 3.6e6;
-        let send = t.send_ms / 3.6e6;
+        // As the engine schedules it: whole milliseconds.
+        let send = t.send_ms.round() / 3.6e6;
         b.overhead_h += send.min(before);
         b.held_h += (before - send).max(0.0);
     }
