@@ -157,14 +157,12 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
         .map(report::compare::read)
         .transpose()?;
     let costs = inputs::costs(opts.costs.as_deref())?;
-    let scenarios = if opts.scenarios.is_empty() {
-        crate::model::scenario::examples()?
-    } else {
-        opts.scenarios
-            .iter()
-            .map(|p| crate::model::scenario::read(p))
-            .collect::<Result<Vec<_>>>()?
-    };
+    // Files of one's own are read now; the examples are chosen by the runner of the data.
+    let own_scenarios = opts
+        .scenarios
+        .iter()
+        .map(|p| crate::model::scenario::read(p))
+        .collect::<Result<Vec<_>>>()?;
     let saved = match &opts.compression {
         Some(p) => {
             let bytes = compress::read_saved_bytes(p)?;
@@ -229,6 +227,7 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
     stage.done();
     crate::interrupt::check()?;
     let simulation = if opts.simulation {
+        let runner = ds.meta.runner;
         let measured = inputs::measured_buckets(&ds, &findings.ledger)?;
         let codecs = compression
             .as_ref()
@@ -241,7 +240,11 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
             ds,
             &crate::model::Options {
                 machines: machines.clone(),
-                scenarios,
+                scenarios: if own_scenarios.is_empty() {
+                    crate::model::scenario::examples_for(runner)?
+                } else {
+                    own_scenarios
+                },
                 seeds: opts.seeds,
                 local_workers: opts.local_workers,
                 codecs,

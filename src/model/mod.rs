@@ -68,6 +68,12 @@ impl Codec {
                 0.281,
                 "measured on a Python stdlib NAR (docs/hydra.md §6)",
             ),
+            "zstd-9" => (
+                43.8,
+                0.242,
+                "measured on the same Python stdlib NAR beside zstd-19 and xz-6 \
+                 (docs/hydra.md §6)",
+            ),
             "zstd-1" => (422.0, 0.346, "lzbench, Silesia corpus (docs/hydra.md §6)"),
             "none" => (f64::INFINITY, 1.0, "no compression"),
             _ => return None,
@@ -299,6 +305,13 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
             q.local_workers,
             "the sample generator's configuration".to_string(),
         ),
+        (None, None) if ds.meta.runner == Runner::Rust => (
+            DEFAULT_LOCAL_WORKERS,
+            format!(
+                "none under the Rust runner (a scenario that moves compression back to the \
+                 queue-runner host gets {DEFAULT_LOCAL_WORKERS}, hydra.nixos.org's old host)"
+            ),
+        ),
         (None, None) => (
             DEFAULT_LOCAL_WORKERS,
             format!(
@@ -364,14 +377,25 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
     } else {
         None
     };
+    let rust = ds.meta.runner == Runner::Rust;
     let mut assumptions = vec![
-        format!(
-            "send/receive split of the recorded overhead: receive = {:.1} s + size / {:.0} MB/s \
-             link + size / codec speed + compressed size / {:.0} MB/s upload (assumed)",
-            workload::RECEIVE_SETUP_MS / 1000.0,
-            workload::LINK_BYTES_PER_MS / 1000.0,
-            workload::UPLOAD_BYTES_PER_MS / 1000.0
-        ),
+        if rust {
+            format!(
+                "import/upload split of the recorded overhead (import + upload under the Rust \
+                 runner): upload = {:.1} s presigned set-up + size / codec speed + compressed \
+                 size / {:.0} MB/s (assumed); the rest is the import",
+                workload::PRESIGNED_SETUP_MS / 1000.0,
+                workload::UPLOAD_BYTES_PER_MS / 1000.0
+            )
+        } else {
+            format!(
+                "send/receive split of the recorded overhead: receive = {:.1} s + size / {:.0} \
+                 MB/s link + size / codec speed + compressed size / {:.0} MB/s upload (assumed)",
+                workload::RECEIVE_SETUP_MS / 1000.0,
+                workload::LINK_BYTES_PER_MS / 1000.0,
+                workload::UPLOAD_BYTES_PER_MS / 1000.0
+            )
+        },
         match &ds.drv_graph {
             Some(g) => format!(
                 "required system features from the derivations ({}); a step whose .drv was not \
@@ -386,10 +410,41 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
         format!(
             "build times vary between seeds by a mean-one log-normal factor (sigma {NOISE_SIGMA})"
         ),
-        "money: builders at the cost file's machine-month price for their system, plus \
-         compression core-hours on the queue-runner host (an estimate)"
-            .into(),
+        if rust {
+            "money: builders at the cost file's machine-month price for their system; the \
+             builders' compression is in their slots (an estimate)"
+                .into()
+        } else {
+            "money: builders at the cost file's machine-month price for their system, plus \
+             compression core-hours on the queue-runner host (an estimate)"
+                .into()
+        },
     ];
+    if cfg.free_fn != FreeFn::Static {
+        let spans: usize = w.held_back.iter().map(Vec::len).sum();
+        let machines = w.held_back.iter().filter(|s| !s.is_empty()).count();
+        assumptions.push(if spans > 0 {
+            format!(
+                "machine-free function {}: the {spans} holds below maxJobs that the runner's \
+                 /status series recorded on {machines} machines are replayed at their recorded \
+                 times; a scenario that moves work does not move the builders' pressure",
+                cfg.free_fn.name()
+            )
+        } else {
+            format!(
+                "machine-free function {}: no series of the runner's /status says when pressure \
+                 held builders back, so the replay holds none (its throughput is an upper end)",
+                cfg.free_fn.name()
+            )
+        });
+    }
+    if let Some(t) = cfg.dispatch_timer_ms {
+        assumptions.push(format!(
+            "the dispatcher wakes on events and {} s after its last pass; a builder's falling \
+             pressure wakes nobody",
+            t / 1000
+        ));
+    }
     let mut codecs_used: Vec<&Codec> = vec![&cfg.codec];
     for o in &scenarios {
         if !codecs_used.iter().any(|c| c.name == o.config.codec.name) {

@@ -9,6 +9,8 @@
 //! ordering = "with-critical-path" # cpp, legacy, with-rdeps, with-critical-path
 //! machine_sort = "speed-factor"  # cpp, speed-factor, cores-speed
 //! send_lock = false
+//! free_fn = "static"             # Rust runner: static, dynamic, dynamic-with-max-job-limit
+//! dispatch_timer_s = 10          # Rust runner: the dispatcher's trigger timer
 //! load = 1.5                     # arrivals this much faster
 //! remove_machines = ["b3"]
 //! [[add_machines]]
@@ -24,7 +26,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::calibrate::{self, Figures};
-use super::{Codec, CompressOn, Config, MachineSort, Run, StepSort, Workload, simulate};
+use super::{Codec, CompressOn, Config, FreeFn, MachineSort, Run, StepSort, Workload, simulate};
 use crate::compress::project::Costs;
 use crate::error::{Error, Result};
 use crate::interval::Interval;
@@ -48,6 +50,12 @@ pub struct Scenario {
     pub machine_sort: Option<MachineSort>,
     #[serde(default)]
     pub send_lock: Option<bool>,
+    /// The Rust runner's machine-free function.
+    #[serde(default)]
+    pub free_fn: Option<FreeFn>,
+    /// The Rust dispatcher's trigger timer, seconds.
+    #[serde(default)]
+    pub dispatch_timer_s: Option<u64>,
     #[serde(default)]
     pub load: Option<f64>,
     #[serde(default)]
@@ -96,10 +104,36 @@ pub const EXAMPLES: [(&str, &str); 6] = [
     ),
 ];
 
-/// The built-in example scenarios, parsed (tests/report.rs runs every one).
-pub fn examples() -> Result<Vec<Scenario>> {
-    EXAMPLES
-        .iter()
+/// The example scenarios of `scenarios/rust/`, for a history the Rust runner wrote: the
+/// questions its era raises (docs/hydra.md §7).
+pub const RUST_EXAMPLES: [(&str, &str); 5] = [
+    (
+        "rust/dispatch-timer-10s.toml",
+        include_str!("../../scenarios/rust/dispatch-timer-10s.toml"),
+    ),
+    (
+        "rust/static-free-fn.toml",
+        include_str!("../../scenarios/rust/static-free-fn.toml"),
+    ),
+    (
+        "rust/legacy-ordering.toml",
+        include_str!("../../scenarios/rust/legacy-ordering.toml"),
+    ),
+    (
+        "rust/one-more-aarch64-darwin.toml",
+        include_str!("../../scenarios/rust/one-more-aarch64-darwin.toml"),
+    ),
+    ("rust/zstd-9.toml", include_str!("../../scenarios/rust/zstd-9.toml")),
+];
+
+/// The built-in example scenarios for a history `runner` wrote, parsed (tests/report.rs runs
+/// every one).
+pub fn examples_for(runner: crate::dataset::Runner) -> Result<Vec<Scenario>> {
+    let list: &[(&str, &str)] = match runner {
+        crate::dataset::Runner::Cpp => &EXAMPLES,
+        crate::dataset::Runner::Rust => &RUST_EXAMPLES,
+    };
+    list.iter()
         .map(|(name, text)| {
             parse(text).map_err(|e| Error::Internal(format!("built-in scenario {name}: {e}")))
         })
@@ -130,6 +164,10 @@ pub const LOAD_RANGE: (f64, f64) = (1e-3, 1e3);
 /// machine of at most a few hundred cores; past this the value only says "unlimited".
 pub const MAX_LOCAL_WORKERS: u32 = 100_000;
 
+/// The longest dispatch trigger timer: a day, past which the dispatcher would wake only for
+/// events, which a scenario says by leaving the timer out of a C++ history.
+pub const MAX_DISPATCH_TIMER_S: u64 = 86_400;
+
 /// Parses a scenario; the error says what is wrong (TOML's own message names line and column),
 /// naming the key. Every number is range-checked here, before anything is built from it.
 pub fn parse(text: &str) -> std::result::Result<Scenario, String> {
@@ -149,6 +187,13 @@ pub fn parse(text: &str) -> std::result::Result<Scenario, String> {
         return Err(format!(
             "`load` is {shown}; it must be between {} and {} (a factor on the recorded arrivals)",
             LOAD_RANGE.0, LOAD_RANGE.1
+        ));
+    }
+    if let Some(t) = s.dispatch_timer_s
+        && !(1..=MAX_DISPATCH_TIMER_S).contains(&t)
+    {
+        return Err(format!(
+            "`dispatch_timer_s` is {t}; it must be between 1 and {MAX_DISPATCH_TIMER_S} seconds"
         ));
     }
     if let Some(n) = s.local_workers
@@ -202,6 +247,12 @@ pub fn apply(
     }
     if let Some(v) = s.send_lock {
         cfg.send_lock = v;
+    }
+    if let Some(v) = s.free_fn {
+        cfg.free_fn = v;
+    }
+    if let Some(v) = s.dispatch_timer_s {
+        cfg.dispatch_timer_ms = Some(v * 1000);
     }
     if let Some(v) = s.load {
         cfg.load = v;
