@@ -14,8 +14,8 @@ use hydra_bottleneck::compress::project::Costs;
 use hydra_bottleneck::dataset::{Dataset, Runner};
 use hydra_bottleneck::model::workload::{DepsFrom, Observed};
 use hydra_bottleneck::model::{
-    self, Codec, CompressOn, Config, FarmMachine, MachineSort, StepSort, Task, Workload, calibrate,
-    scenario, simulate,
+    self, Codec, CompressOn, Config, FarmMachine, FreeFn, MachineSort, StepSort, Task, Workload,
+    calibrate, scenario, simulate,
 };
 use hydra_bottleneck::sample::{self, SampleSpec};
 use support::bin::{Hb, hb};
@@ -284,6 +284,46 @@ fn tiny_run(ordering: StepSort) -> Vec<(u16, u64, u64)> {
         .collect()
 }
 
+/// The Rust runner's rules on the tiny farm: both machines held back for their pressure for
+/// the first 5 s. A dynamic free function gives them nothing meanwhile, and their release wakes
+/// nobody: the first step starts at the dispatcher's next timer. The idle slots while held are
+/// not dispatch loss (the ledger's throttled); those after the release, until the timer, are.
+#[test]
+fn a_held_back_machine_gets_work_at_the_next_wake_up_of_the_rust_dispatcher() {
+    let mut w = tiny();
+    w.held_back = vec![vec![(0, 5_000)], vec![(0, 5_000)]];
+    let first = |free_fn: FreeFn, timer_s: Option<u64>| {
+        let cfg = Config {
+            codec: Codec::reference("none").unwrap(),
+            runner: Runner::Rust,
+            free_fn,
+            dispatch_timer_ms: timer_s.map(|s| s * 1000),
+            send_lock: false,
+            compress_on: CompressOn::Builders,
+            ..cpp_config(0, 0.0)
+        };
+        let run = simulate(&w, &cfg).unwrap();
+        check_invariants(&w, &run);
+        (
+            run.dispatch_ms.iter().copied().min().unwrap(),
+            run.stages.dispatch_loss_ms,
+        )
+    };
+    assert_eq!(
+        first(FreeFn::Static, Some(120)).0,
+        0,
+        "static: pressure ignored"
+    );
+    let dynamic = FreeFn::DynamicWithMaxJobLimit;
+    assert_eq!(first(dynamic, Some(120)).0, 120_000);
+    let (start, loss) = first(dynamic, Some(10));
+    assert_eq!(start, 10_000);
+    // 5 s to 10 s: two free slots, three ready steps.
+    assert_eq!(loss, 10_000.0);
+    // A dispatcher every event wakes takes them at the release.
+    assert_eq!(first(dynamic, None).0, 5_000);
+}
+
 #[test]
 fn cpp_ordering_local_priority_then_reverse_dependencies() {
     // t=0: the faster M1 first (same round(jobs/speed), higher speed): T4 (priority 10); then
@@ -496,6 +536,28 @@ fn every_example_scenario_parses_and_changes_what_it_says() {
         );
     }
     assert!(seen >= 6, "only {seen} example scenarios");
+    // The Rust era's, against the Rust runner's configuration.
+    let rust = Config {
+        runner: Runner::Rust,
+        free_fn: FreeFn::DynamicWithMaxJobLimit,
+        dispatch_timer_ms: Some(120_000),
+        ordering: StepSort::WithCriticalPath,
+        compress_on: CompressOn::Builders,
+        send_lock: false,
+        codec: Codec::reference("zstd-19").unwrap(),
+        ..base
+    };
+    let examples = scenario::examples_for(Runner::Rust).unwrap();
+    assert_eq!(examples.len(), 5);
+    for s in &examples {
+        let (sw, sc) = scenario::apply(s, w, &rust, &[]).unwrap();
+        assert!(
+            sc != rust || sw.machines.len() != w.machines.len(),
+            "{} changes nothing",
+            s.name
+        );
+    }
+    assert_eq!(scenario::examples_for(Runner::Cpp).unwrap().len(), seen);
 }
 
 #[test]
@@ -680,6 +742,90 @@ fn simulate_prints_calibration_comparison_and_verdict() {
     println!("{r}");
     assert!(r["observed"].as_f64().unwrap() > 10.0, "{r}");
     assert!(r["error_pct"].as_f64().unwrap() <= 25.0, "{r}");
+}
+
+/// The 2026 sample (the Rust runner on hydra.nixos.org's fleet) replays within 10 % on every
+/// calibration row, and its era's scenarios answer their questions.
+#[test]
+fn the_rust_era_sample_calibrates_within_ten_per_cent_and_its_scenarios_answer() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/rust");
+    let mut args: Vec<String> = [
+        "simulate",
+        "--preset",
+        "nixos-2026",
+        "--seeds",
+        "2",
+        "--no-verdict",
+        "--format",
+        "json",
+    ]
+    .map(String::from)
+    .to_vec();
+    for f in [
+        "dispatch-timer-10s",
+        "static-free-fn",
+        "legacy-ordering",
+        "one-more-aarch64-darwin",
+        "zstd-9",
+    ] {
+        args.push("--scenario".into());
+        args.push(dir.join(format!("{f}.toml")).display().to_string());
+    }
+    let out = hb().args(&args).run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["runner"], "rust");
+    let rows = v["calibration"].as_array().unwrap();
+    assert!(rows.len() >= 9, "{rows:?}");
+    for r in rows {
+        println!("{r}");
+        assert!(r["error_pct"].as_f64().unwrap() <= 10.0, "{r}");
+    }
+    let base = &v["baseline"];
+    let scenario = |name: &str| {
+        v["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no scenario `{name}`"))
+            .clone()
+    };
+    let f =
+        |o: &serde_json::Value, path: &[&str]| path.iter().fold(o, |o, k| &o[*k]).as_f64().unwrap();
+    assert_eq!(base["config"]["free_fn"], "dynamic-with-max-job-limit");
+    assert_eq!(base["config"]["dispatch_timer_ms"], 120_000);
+    // WithCriticalPath drains the mass rebuild's long chains first: Legacy's worst waits are
+    // longer.
+    let legacy = scenario("legacy ordering");
+    assert!(
+        f(&legacy, &["wait_p99_s", "mid"]) > 1.5 * f(base, &["wait_p99_s", "mid"]),
+        "{legacy}"
+    );
+    // zstd-9 on the builders: far less compression CPU, more bytes stored.
+    let z9 = scenario("zstd-9 on builders");
+    assert!(
+        f(&z9, &["buckets", "compress_core_h"]) < 0.2 * f(base, &["buckets", "compress_core_h"])
+    );
+    assert!(f(&z9, &["buckets", "uploaded_gb"]) > f(base, &["buckets", "uploaded_gb"]));
+    let mac = scenario("+1 aarch64-darwin builder");
+    assert_eq!(mac["machines"], f(base, &["machines"]) as u64 + 1);
+    for name in ["dispatch timer 10 s", "static free function"] {
+        let s = scenario(name);
+        println!(
+            "{name}: dispatch loss {} slot-h",
+            s["buckets"]["dispatch_loss_h"]
+        );
+        assert!(
+            f(&s, &["buckets", "dispatch_loss_h"])
+                <= f(base, &["buckets", "dispatch_loss_h"]) + 0.5,
+            "{s}"
+        );
+    }
 }
 
 #[test]

@@ -123,7 +123,10 @@ pub const RUST_EXAMPLES: [(&str, &str); 5] = [
         "rust/one-more-aarch64-darwin.toml",
         include_str!("../../scenarios/rust/one-more-aarch64-darwin.toml"),
     ),
-    ("rust/zstd-9.toml", include_str!("../../scenarios/rust/zstd-9.toml")),
+    (
+        "rust/zstd-9.toml",
+        include_str!("../../scenarios/rust/zstd-9.toml"),
+    ),
 ];
 
 /// The built-in example scenarios for a history `runner` wrote, parsed (tests/report.rs runs
@@ -380,6 +383,10 @@ pub struct Buckets {
     /// capacity ledger's dispatch loss.
     pub dispatch_loss_h: f64,
     pub idle_h: f64,
+    /// CPU spent compressing, core-hours, wherever it ran (queue-runner host or builders).
+    pub compress_core_h: f64,
+    /// Compressed bytes uploaded to the cache (what it stores), GB.
+    pub uploaded_gb: f64,
 }
 
 /// One scenario's figures over several seeds.
@@ -512,6 +519,8 @@ pub(super) fn buckets(w: &Workload, r: &Run, span_ms: f64) -> Buckets {
         b.overhead_h += r.stages.upload_ms / 3.6e6;
     }
     b.dispatch_loss_h = r.stages.dispatch_loss_ms / 3.6e6;
+    b.compress_core_h = (r.stages.compress_qr_ms + r.stages.compress_builders_ms) / 3.6e6;
+    b.uploaded_gb = r.stages.uploaded_bytes / 1e9;
     b.idle_h =
         (b.available_h - b.building_h - b.overhead_h - b.held_h - b.waste_h - b.dispatch_loss_h)
             .max(0.0);

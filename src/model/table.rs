@@ -85,6 +85,8 @@ pub fn comparison(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
     row("slot-h waste", &|o| num(o.buckets.waste_h));
     row("slot-h dispatch loss", &|o| num(o.buckets.dispatch_loss_h));
     row("slot-h idle", &|o| num(o.buckets.idle_h));
+    row("compression core-h", &|o| num(o.buckets.compress_core_h));
+    row("GB uploaded (stored)", &|o| num(o.buckets.uploaded_gb));
     row("cost / month (estimate)", &|o| {
         interval(o.cost_per_month, 1.0)
     });
