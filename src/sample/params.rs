@@ -785,8 +785,7 @@ pub(super) const FLEET_2026: [FleetMachine; 12] = {
         cores_per_job: u32,
         cpus: u32,
         pace: f64,
-        supported: u8,
-        mandatory: u8,
+        (supported, mandatory): (u8, u8),
     ) -> FleetMachine {
         FleetMachine {
             host,
@@ -814,9 +813,9 @@ pub(super) const FLEET_2026: [FleetMachine; 12] = {
         }
     }
     [
-        linux("elated-minsky", X86_LINUX, 48, 2, 96, 2.0, KVM | NT, 0),
-        linux("sleepy-brown", X86_LINUX, 4, 24, 96, 4.0, BP, 0),
-        linux("goofy-hopcroft", ARM_LINUX, 40, 2, 80, 1.5, KVM | NT, 0),
+        linux("elated-minsky", X86_LINUX, 48, 2, 96, 2.0, (KVM | NT, 0)),
+        linux("sleepy-brown", X86_LINUX, 4, 24, 96, 4.0, (BP, 0)),
+        linux("goofy-hopcroft", ARM_LINUX, 40, 2, 80, 1.5, (KVM | NT, 0)),
         linux(
             "hopeful-rivest",
             ARM_LINUX,
@@ -824,8 +823,7 @@ pub(super) const FLEET_2026: [FleetMachine; 12] = {
             26,
             80,
             3.0,
-            BP | KVM | NT,
-            BP,
+            (BP | KVM | NT, BP),
         ),
         mac("enormous-catfish", false),
         mac("growing-jennet", false),
