@@ -419,10 +419,19 @@ fn dispatch(ctx: &Context<'_>) -> Option<Recommendation> {
              dispatcher's wake-ups. The Rust queue runner's dispatcher (step sort \
              WithCriticalPath) is the structural fix."
         }
+        // With a series of `/status` the held-back machines are the throttled bucket, not
+        // this one; without, they may be part of it.
+        Runner::Rust if crate::analysis::ledger::is_measured(&ctx.capacity.throttled_basis) => {
+            "Find why runnable steps wait while slots are free: required features no idle \
+             machine has, or the dispatcher's wake-ups (a builder whose load or pressure fell \
+             waits for the next event or for dispatchTriggerTimerInS, 120 s by default; the \
+             simulation's dispatch_timer_s scenario prices a shorter one)."
+        }
         Runner::Rust => {
             "Find why runnable steps wait while slots are free: required features no idle \
-             machine has, or machines marked busy by the load and pressure thresholds; try the \
-             WithCriticalPath step sort."
+             machine has, machines the free function held back for their load or pressure (a \
+             series of the runner's /status, status --watch, tells them apart), or the \
+             dispatcher's wake-ups (dispatchTriggerTimerInS, 120 s by default)."
         }
     };
     Some(Recommendation {
