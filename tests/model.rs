@@ -390,12 +390,15 @@ fn with_rdeps_ordering_reverse_dependencies_before_priority() {
 fn with_critical_path_ordering_longest_chain_first() {
     assert_eq!(
         tiny_run(StepSort::WithCriticalPath),
+        // Critical paths in steps, as the Rust runner counts them: T1 heads a chain of three
+        // and goes first, on the faster M1; T0 and T4 tie at one step, so local priority puts
+        // T4 before T0 on M0.
         vec![
-            (0, 0, 10000),   // T0: critical path 10 s, second
-            (1, 0, 500),     // T1: chain of 11 s, first
-            (1, 500, 3000),  // T2: 10 s
-            (1, 3000, 5500), // T3: 5 s
-            (1, 5500, 6500), // T4: 2 s, last despite priority 10
+            (0, 2000, 12000), // T0: last
+            (1, 0, 500),      // T1: chain of three steps, first
+            (1, 500, 3000),   // T2
+            (1, 3000, 5500),  // T3
+            (0, 0, 2000),     // T4: priority 10
         ]
     );
 }
