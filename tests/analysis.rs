@@ -840,3 +840,47 @@ fn under_the_rust_runner_the_series_of_its_status_measures_dispatch_loss() {
     );
     assert!((l.total.dispatch_loss_high_h.unwrap() * 3600.0 - 120.0).abs() < 1e-6);
 }
+
+/// `analyze FINDING` computes only what that finding needs (`analysis::Need`), and prints
+/// exactly what computing everything prints for it: on the sample, whose derivation graph,
+/// series and truth make every finding take its fullest path.
+#[test]
+fn each_finding_alone_equals_the_same_finding_of_the_whole_analysis() {
+    use hydra_bottleneck::analysis::table::{Finding, tabulate};
+    use hydra_bottleneck::analysis::{Need, Options, analyze};
+    let ds = hydra_bottleneck::sample::generate(&hydra_bottleneck::sample::SampleSpec {
+        scale: 0.2,
+        ..Default::default()
+    })
+    .unwrap();
+    let machines = ds.machines.as_ref().map(|m| m.machines.clone());
+    let opts = |need| Options {
+        machines: machines.clone(),
+        need,
+        ..Options::default()
+    };
+    let all = analyze(&ds, &opts(Need::ALL)).unwrap();
+    for finding in [
+        Finding::Ledger,
+        Finding::Waiting,
+        Finding::Utilization,
+        Finding::Waste,
+        Finding::Quality,
+        Finding::Deps,
+        Finding::Overhead,
+    ] {
+        let need = Need::of(finding);
+        assert_ne!(need, Need::ALL, "{finding:?} asks for everything");
+        let alone = analyze(&ds, &opts(need)).unwrap();
+        let (a, b) = (
+            tabulate(&alone, finding).unwrap(),
+            tabulate(&all, finding).unwrap(),
+        );
+        assert_eq!(a.1, b.1, "{finding:?}: the table differs");
+        assert_eq!(a.2, b.2, "{finding:?}: the JSON differs");
+    }
+    // What is not needed is left empty, not computed.
+    let waiting = analyze(&ds, &opts(Need::of(Finding::Waiting))).unwrap();
+    assert!(waiting.ledger.machines.is_empty() && waiting.waste.categories.is_empty());
+    assert!(!waiting.waiting.overall.to_start_histogram.is_empty());
+}

@@ -78,7 +78,7 @@ impl Row {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Ledger {
     pub since: i64,
     pub until: i64,

@@ -373,6 +373,86 @@ pub struct Options {
     /// ([`crate::compress::codec_speeds`] reads them), to compare with the overhead's
     /// size-proportional part.
     pub codec_speeds: Vec<(String, f64)>,
+    /// Which findings to compute; the others are left empty ([`Need::ALL`] by default).
+    pub need: Need,
+}
+
+/// Which findings a caller needs. Each costs its own passes (the ledger, which needs the
+/// dependency estimate or the derivation graph, costs most): `analyze waiting` need not pay for
+/// the ledger. Findings not needed are left at their empty defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Need {
+    pub ledger: bool,
+    pub waiting: bool,
+    pub utilization: bool,
+    pub waste: bool,
+    pub deps: bool,
+    pub overhead: bool,
+}
+
+impl Default for Need {
+    fn default() -> Self {
+        Need::ALL
+    }
+}
+
+impl Need {
+    pub const ALL: Need = Need {
+        ledger: true,
+        waiting: true,
+        utilization: true,
+        waste: true,
+        deps: true,
+        overhead: true,
+    };
+    const NONE: Need = Need {
+        ledger: false,
+        waiting: false,
+        utilization: false,
+        waste: false,
+        deps: false,
+        overhead: false,
+    };
+
+    /// What printing `finding` needs (the data-quality checks are always made: every finding
+    /// rests on them).
+    pub fn of(finding: table::Finding) -> Need {
+        use table::Finding;
+        match finding {
+            Finding::All => Need::ALL,
+            Finding::Ledger => Need {
+                ledger: true,
+                ..Need::NONE
+            },
+            Finding::Waiting => Need {
+                waiting: true,
+                ..Need::NONE
+            },
+            Finding::Utilization => Need {
+                utilization: true,
+                ..Need::NONE
+            },
+            Finding::Waste => Need {
+                waste: true,
+                ..Need::NONE
+            },
+            Finding::Quality => Need::NONE,
+            Finding::Deps => Need {
+                deps: true,
+                ..Need::NONE
+            },
+            Finding::Overhead => Need {
+                overhead: true,
+                ..Need::NONE
+            },
+        }
+    }
+
+    /// Whether the derivation graph and the runner's series are read: only the ledger uses
+    /// them.
+    pub fn graph_and_series(self) -> bool {
+        self.ledger
+    }
 }
 
 /// How one measured codec compares with the overhead's growth with output size.
@@ -387,7 +467,7 @@ pub struct CodecComparison {
 }
 
 /// The dependency estimate as reported.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Dependencies {
     pub estimator: &'static str,
     pub gap_s: i64,
@@ -397,7 +477,7 @@ pub struct Dependencies {
 }
 
 /// The overhead fit as reported.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Overhead {
     pub definition: &'static str,
     /// Where the output sizes come from.
@@ -491,27 +571,39 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
     let steps = Steps::from_frame(&ds.steps)?;
     let (quality, usable) = quality::check(ds, &steps)?;
     let (lo, hi) = span(ds)?.unwrap_or((0, 0));
-    let utilization = utilization::utilization(&steps, &usable, lo, hi);
-    let gap_s = opts.gap_s.unwrap_or(deps::DEFAULT_GAP_S);
-    let edges = deps::estimate(&steps, &usable, gap_s);
-    let accuracy = match &ds.truth {
-        Some(t) => Some(deps::accuracy(&edges, &t.deps, gap_s)?),
-        None => None,
+    let need = opts.need;
+    // The ledger's slots fall back to each machine's observed peak: it needs utilization too.
+    let utilization = if need.utilization || need.ledger {
+        utilization::utilization(&steps, &usable, lo, hi)
+    } else {
+        utilization::Utilization::default()
     };
+    let gap_s = opts.gap_s.unwrap_or(deps::DEFAULT_GAP_S);
     // The derivation graph, when the data came with one, tells the ledger when each step became
     // runnable; the estimate otherwise.
     let joined = ds
         .drv_graph
         .as_ref()
-        .filter(|_| !opts.ignore_graph)
+        .filter(|_| !opts.ignore_graph && need.ledger)
         .map(|g| graph::join(g, &steps, &usable));
+    let edges = if need.deps || (need.ledger && joined.is_none()) {
+        deps::estimate(&steps, &usable, gap_s)
+    } else {
+        Vec::new()
+    };
+    let accuracy = match &ds.truth {
+        Some(t) if need.deps => Some(deps::accuracy(&edges, &t.deps, gap_s)?),
+        _ => None,
+    };
     let runnable_basis = match &joined {
         Some(j) => RunnableBasis::Graph {
             coverage: j.coverage.clone(),
             edges: j.edges.len(),
             accuracy: match &ds.truth {
-                Some(t) => Some(deps::accuracy(&j.edges, &t.deps, gap_s)?),
-                None => None,
+                Some(t) if need.deps || need.ledger => {
+                    Some(deps::accuracy(&j.edges, &t.deps, gap_s)?)
+                }
+                _ => None,
             },
         },
         None => RunnableBasis::Estimate {
@@ -519,27 +611,43 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
             edges: edges.len(),
         },
     };
-    let ledger = ledger::ledger(&ledger::Inputs {
-        ds,
-        steps: &steps,
-        usable: &usable,
-        machines: opts.machines.as_deref(),
-        peaks: &utilization.peak_by_machine,
-        edges: joined.as_ref().map_or(&edges, |j| &j.edges),
-        runnable: match &joined {
-            Some(j) => ledger::Runnable::Graph {
-                found: j.coverage.steps_found,
-                asked: j.coverage.steps,
+    let ledger = if !need.ledger {
+        ledger::Ledger::default()
+    } else {
+        ledger::ledger(&ledger::Inputs {
+            ds,
+            steps: &steps,
+            usable: &usable,
+            machines: opts.machines.as_deref(),
+            peaks: &utilization.peak_by_machine,
+            edges: joined.as_ref().map_or(&edges, |j| &j.edges),
+            runnable: match &joined {
+                Some(j) => ledger::Runnable::Graph {
+                    found: j.coverage.steps_found,
+                    asked: j.coverage.steps,
+                },
+                None => ledger::Runnable::Estimate,
             },
-            None => ledger::Runnable::Estimate,
-        },
-        timeline: ds.timeline.as_ref().filter(|_| !opts.ignore_series),
-        lo,
-        hi,
-    })?;
-    let waiting = waiting::waiting(ds, &steps, &usable)?;
-    let waste = waste::waste(ds, &steps, &usable)?;
-    let (sizes_from, points) = overhead_points(ds, &steps, &usable)?;
+            timeline: ds.timeline.as_ref().filter(|_| !opts.ignore_series),
+            lo,
+            hi,
+        })?
+    };
+    let waiting = if need.waiting {
+        waiting::waiting(ds, &steps, &usable)?
+    } else {
+        waiting::Waiting::default()
+    };
+    let waste = if need.waste {
+        waste::waste(ds, &steps, &usable)?
+    } else {
+        waste::Waste::default()
+    };
+    let (sizes_from, points) = if need.overhead {
+        overhead_points(ds, &steps, &usable)?
+    } else {
+        (String::new(), Vec::new())
+    };
     Ok(Findings {
         origin: ds.meta.origin.describe(),
         is_sample: ds.meta.origin.is_sample(),

@@ -16,7 +16,7 @@ pub const DEFINITION: &str = "Average number of steps building at once in each b
     waiting is not included.";
 
 /// One timeline per key (a machine or a system type), all on the same buckets.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Timeline {
     pub start: i64,
     pub resolution_s: i64,
@@ -51,7 +51,7 @@ impl Timeline {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Utilization {
     pub definition: &'static str,
     pub by_machine: Timeline,

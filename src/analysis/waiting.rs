@@ -24,7 +24,7 @@ pub const HISTOGRAM_EDGES_S: [f64; 20] = [
     2e5, 5e5, 1e6,
 ];
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Group {
     pub key: String,
     pub to_start: Distribution,
@@ -51,7 +51,7 @@ pub struct BacklogPoint {
     pub queued: usize,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Waiting {
     pub definition: &'static str,
     pub overall: Group,

@@ -38,7 +38,7 @@ pub struct Offender {
     pub slot_hours: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Waste {
     pub definition: &'static str,
     /// Slot-hours of every usable step that ran on a machine, for scale.

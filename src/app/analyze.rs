@@ -55,9 +55,20 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
         s.check()?;
     }
     ctx.note_if_sample("analysing the built-in sample workload");
-    let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
-    ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
-    ctx.runner_series(&mut ds, opts.series.as_ref())?;
+    // Only what the finding asked for is read and computed: the derivation graph and the
+    // runner's series serve the ledger alone.
+    let need = crate::analysis::Need::of(opts.finding);
+    let mut ds = if need.graph_and_series() {
+        let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
+        ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
+        ctx.runner_series(&mut ds, opts.series.as_ref())?;
+        ds
+    } else {
+        let mut ds = ctx.load_tables(crate::dataset::NOT_ANALYSED)?;
+        ds.drv_graph = None;
+        ds.timeline = None;
+        ds
+    };
     let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
     let codec_speeds = match &opts.compression {
         Some(p) => inputs::speeds(&inputs::saved_codecs(p)?),
@@ -71,6 +82,7 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
             codec_speeds,
             ignore_series: false,
             ignore_graph: false,
+            need,
         },
     )?;
     Ok(Analysis {

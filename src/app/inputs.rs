@@ -29,6 +29,14 @@ impl Context<'_> {
         crate::source::load(&self.source, &self.read_options(omit))
     }
 
+    /// [`Context::load`] without a snapshot's `.drv` store, for a command that does not use
+    /// the derivation graph (reading a million `.drv` files is most of such a command's time).
+    pub(super) fn load_tables(&self, omit: Omit) -> Result<Dataset> {
+        let mut read = self.read_options(omit);
+        read.tables_only = true;
+        crate::source::load(&self.source, &read)
+    }
+
     /// Gives `ds` its derivation graph: the `.drv` files of `given` (`--drv-store`), else the
     /// graph the data came with (the sample's, a snapshot's `store/`), else the local
     /// `/nix/store` when it holds the steps' derivations. Notes in one line how many of the

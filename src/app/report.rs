@@ -221,6 +221,7 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
                 .unwrap_or_default(),
             ignore_series: false,
             ignore_graph: false,
+            need: crate::analysis::Need::ALL,
         },
     )?;
     let data = report::DataFacts::of(&ds)?;
