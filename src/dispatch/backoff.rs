@@ -2,6 +2,8 @@
 //! (docs/hydra.md §4). Both grow as 60 · 3^(n−1) s, the C++ runner's `retryInterval` and
 //! `retryBackoff` (NixOS/hydra src/hydra-queue-runner/state.hh, a9581bcd).
 
+use crate::dataset::Runner;
+
 /// Tries of a step before an abort becomes final: `maxTries` (state.hh, a9581bcd).
 pub const MAX_TRIES: u32 = 5;
 /// The first wait: `retryInterval`, 60 s (state.hh, a9581bcd).
@@ -21,6 +23,20 @@ pub const DISABLE_JITTER_MS: u64 = 30_000;
 /// parallel on a machine that went away fail together, and that is one failure
 /// (build-remote.cc, `State::buildRemote`, a9581bcd).
 pub const FAILURE_DEBOUNCE_MS: u64 = 30_000;
+
+/// Whether `runner` disables a machine after it failed a step. The C++ runner does
+/// (build-remote.cc, `State::buildRemote`, a9581bcd); the Rust runner counts consecutive
+/// failures but never sets `disabledUntil` (subprojects/hydra-queue-runner/src/state/machine.rs,
+/// 14332fbf).
+pub fn disables_machines(runner: Runner) -> bool {
+    runner == Runner::Cpp
+}
+
+/// Whether `runner` adds [`RETRY_JITTER_MS`] of jitter to a retry's wait: the C++ runner does;
+/// the Rust runner's `fail_step` waits 60 · 3^(n−1) s exactly (14332fbf).
+pub fn jitters_retries(runner: Runner) -> bool {
+    runner == Runner::Cpp
+}
 
 /// The wait after the `n`-th failure in a row (n ≥ 1), jitter aside: 60 · 3^(n−1) s.
 ///

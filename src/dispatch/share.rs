@@ -8,6 +8,14 @@ use std::collections::VecDeque;
 /// src/hydra-queue-runner/state.hh, a9581bcd).
 pub const SCHEDULING_WINDOW_MS: u64 = 86_400_000;
 
+/// Whether `runner` charges a finished step's build time to its jobsets' shares. The C++ runner
+/// does (`doBuildStep`, a9581bcd); the Rust runner loads a jobset's history once when it first
+/// sees the jobset and never adds to it (subprojects/hydra-queue-runner/src/state/jobset.rs,
+/// 14332fbf; docs/hydra.md §4).
+pub fn charges_finished_steps(runner: crate::dataset::Runner) -> bool {
+    runner == crate::dataset::Runner::Cpp
+}
+
 /// Each jobset's build seconds within the window, and the share used they make.
 ///
 /// Follows NixOS/hydra src/hydra-queue-runner/dispatcher.cc, `Jobset::addStep`,

@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use super::workload::UPLOAD_BYTES_PER_MS;
 use super::{CompressOn, Config, Workload};
-use crate::dataset::Runner;
 use crate::dispatch::{
     Agenda, AnyStepKey, Dispatcher, FifoSemaphore, FreeFn, Ideal, StepFacts, StepSort,
 };
@@ -507,8 +506,7 @@ impl<'a> Sim<'a> {
         self.run.build_stop_ms[ti] = self.now;
         let m = self.run.machine[ti] as usize;
         let task = &self.w.tasks[ti];
-        // The Rust runner never disables a machine (docs/hydra.md §4).
-        if task.aborted && self.cfg.runner == Runner::Cpp {
+        if task.aborted && crate::dispatch::backoff::disables_machines(self.cfg.runner) {
             self.machine_failed(m);
         } else {
             self.queue.machine_worked(m);
@@ -629,8 +627,7 @@ impl<'a> Sim<'a> {
         self.done += 1;
         let j = self.w.tasks[ti].jobset as usize;
         let secs = (self.run.build_stop_ms[ti] - self.run.build_start_ms[ti]) as f64 / 1000.0;
-        // The Rust runner does not charge finished steps to the shares (docs/hydra.md §4).
-        if self.cfg.runner == Runner::Cpp {
+        if crate::dispatch::share::charges_finished_steps(self.cfg.runner) {
             self.queue.charge(j, self.now, secs);
         }
         let (start, end) = (

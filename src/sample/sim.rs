@@ -49,6 +49,14 @@ impl Form {
         matches!(self, Form::Rust { .. })
     }
 
+    /// The runner whose rules apply.
+    fn runner(self) -> crate::dataset::Runner {
+        match self {
+            Form::Cpp => crate::dataset::Runner::Cpp,
+            Form::Rust { .. } => crate::dataset::Runner::Rust,
+        }
+    }
+
     fn ordering(self) -> StepSort {
         match self {
             Form::Cpp => StepSort::Cpp,
@@ -1433,9 +1441,7 @@ impl Sim {
         self.end_row(r, status, false);
         self.free_slot(m);
         if outcome == Outcome::Abort {
-            // The Rust runner never disables a machine and retries without jitter
-            // (docs/hydra.md §4).
-            if !rust {
+            if backoff::disables_machines(self.form.runner()) {
                 self.machine_failed(m);
             }
             let node = &mut self.nodes[n as usize];
@@ -1446,10 +1452,10 @@ impl Sim {
                 node.ver += 1;
                 let ver = node.ver;
                 let back = backoff::backoff_ms(u32::from(node.tries));
-                let jitter = if rust {
-                    0
-                } else {
+                let jitter = if backoff::jitters_retries(self.form.runner()) {
                     self.exec.random_range(0..backoff::RETRY_JITTER_MS)
+                } else {
+                    0
                 };
                 self.schedule(now + back + jitter, Ev::Retry(n, ver));
                 return;
@@ -1571,9 +1577,7 @@ impl Sim {
         row.overhead_ms = nonzero(row.send_ms + row.recv_ms);
         let secs = (row.build_stop - row.build_start) as f64 / 1000.0;
         let j = self.builds[row.build as usize].jobset as usize;
-        // The Rust runner loads a jobset's share history once and never adds finished steps
-        // to it (docs/hydra.md §4, `state/jobset.rs`).
-        if !self.form.is_rust() {
+        if crate::dispatch::share::charges_finished_steps(self.form.runner()) {
             self.queue.charge(j, now, secs);
         }
     }
