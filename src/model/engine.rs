@@ -145,7 +145,6 @@ struct Sim<'a> {
     /// Per machine, tasks sending inputs one at a time (when `cfg.send_lock`).
     send_lock: Vec<FifoSemaphore<u32>>,
     local_slots: FifoSemaphore<u32>,
-    rdeps: Vec<u32>,
     critical: Vec<f64>,
     nfeat: Vec<u32>,
     run: Run,
@@ -242,9 +241,6 @@ impl<'a> Sim<'a> {
             })
             .collect();
         let release = w.tasks.iter().map(|t| loaded[t.load as usize]).collect();
-        let rdeps: Vec<u32> = (0..n)
-            .map(|t| dependents.0[t + 1] - dependents.0[t])
-            .collect();
         let critical = if cfg.ordering == StepSort::WithCriticalPath {
             critical_paths(w, &dependents)
         } else {
@@ -271,7 +267,6 @@ impl<'a> Sim<'a> {
             claimed: vec![0.0; nm],
             send_lock: vec![FifoSemaphore::new(1); nm],
             local_slots: FifoSemaphore::new(cfg.local_workers.max(1)),
-            rdeps,
             critical,
             nfeat,
             run: Run {
@@ -382,11 +377,25 @@ impl<'a> Sim<'a> {
             global_priority: task.global_priority,
             local_priority: task.priority,
             required_features: self.nfeat[t],
-            rdeps: self.rdeps[t],
+            rdeps: self.live_rdeps(t),
             critical_path: self.critical.get(t).map_or(0, |&ms| ms.round() as u64),
             lowest_build: i64::from(task.build),
             step: t as u32,
         })
+    }
+
+    /// Task `t`'s dependents the runner knows of now: those whose build the queue monitor has
+    /// loaded (the C++ runner counts a step's live reverse dependencies when it makes the step
+    /// runnable; dependents of builds not yet queued are not in its memory).
+    fn live_rdeps(&self, t: usize) -> u32 {
+        let (a, b) = (
+            self.dependents.0[t] as usize,
+            self.dependents.0[t + 1] as usize,
+        );
+        self.dependents.1[a..b]
+            .iter()
+            .filter(|&&(d, _)| self.release[d as usize] <= self.now)
+            .count() as u32
     }
 
     /// Adds the runnable steps from now to `until` to the hours they fall in.
