@@ -121,7 +121,7 @@ fn an_analysis_prints_as_table_csv_and_json() {
         lines.next(),
         Some(
             "scope,key,slots,available_h,building_h,overhead_h,held_h,dispatch_loss_h,idle_h,\
-             over_committed_h"
+             over_committed_h,throttled_h"
         )
     );
     assert!(lines.last().unwrap().starts_with("total,"), "{csv}");

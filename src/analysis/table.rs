@@ -49,6 +49,8 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                     one_decimal(r.dispatch_loss_h),
                     one_decimal(r.idle_h),
                     one_decimal(r.over_committed_h),
+                    // Last, so the columns before keep their places for scripts.
+                    one_decimal(r.throttled_h),
                 ]
             };
             let mut rows: Vec<Vec<String>> = l.machines.iter().map(|r| row("machine", r)).collect();
@@ -66,6 +68,7 @@ pub fn tabulate(f: &Findings, which: Finding) -> Result<Table> {
                     "dispatch_loss_h",
                     "idle_h",
                     "over_committed_h",
+                    "throttled_h",
                 ],
                 rows,
                 json(l)?,
