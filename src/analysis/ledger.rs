@@ -109,6 +109,13 @@ pub struct Ledger {
     pub notes: Vec<String>,
 }
 
+/// Whether a ledger's throttled bucket applies at all, from its basis: only the Rust runner's
+/// free function can hold a machine back (a C++ basis says "none"; a report from before the
+/// bucket has none).
+pub fn throttling_applies(throttled_basis: &str) -> bool {
+    !throttled_basis.is_empty() && !throttled_basis.starts_with("none")
+}
+
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }

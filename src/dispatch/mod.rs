@@ -16,6 +16,7 @@
 //! - [`status`]: the build and step status codes, as one enum.
 //! - [`ideal`]: what a dispatcher with no delay would have started at an instant: the measure
 //!   of dispatch loss, for every source that estimates it.
+//! - [`timer`]: the Rust dispatcher's trigger timer.
 //! - [`agenda`]: the simulations' clock — events earliest first, ties in scheduling order.
 //!
 //! Nothing here knows time other than as milliseconds given by the caller, nor draws a random
@@ -30,6 +31,7 @@ pub mod semaphore;
 pub mod share;
 pub mod status;
 pub mod step;
+pub mod timer;
 
 pub use agenda::Agenda;
 pub use backoff::MachineHealth;
@@ -40,3 +42,4 @@ pub use semaphore::FifoSemaphore;
 pub use share::JobsetShares;
 pub use status::{BuildStatus, StepState};
 pub use step::{AnyStepKey, CppStepKey, StepFacts, StepKey, StepSort};
+pub use timer::DispatchTimer;

@@ -15,7 +15,8 @@ use serde::Serialize;
 use super::workload::UPLOAD_BYTES_PER_MS;
 use super::{CompressOn, Config, Workload};
 use crate::dispatch::{
-    Agenda, AnyStepKey, Dispatcher, FifoSemaphore, FreeFn, Ideal, StepFacts, StepSort,
+    Agenda, AnyStepKey, DispatchTimer, Dispatcher, FifoSemaphore, FreeFn, Ideal, StepFacts,
+    StepSort,
 };
 use crate::error::{Error, Result};
 
@@ -149,9 +150,8 @@ struct Sim<'a> {
     nfeat: Vec<u32>,
     run: Run,
     done: usize,
-    /// Rust form: when the dispatcher's timer runs out, and whether its event is queued.
-    timer_due: u64,
-    timer_queued: bool,
+    /// The Rust dispatcher's trigger timer (off under the C++ runner).
+    timer: DispatchTimer,
     /// Machines the free function holds back now.
     held: Vec<bool>,
 }
@@ -285,8 +285,7 @@ impl<'a> Sim<'a> {
                 makespan_ms: 0,
             },
             done: 0,
-            timer_due: 0,
-            timer_queued: false,
+            timer: DispatchTimer::new(cfg.dispatch_timer_ms),
             held: vec![false; nm],
         };
         if cfg.free_fn != FreeFn::Static {
@@ -341,11 +340,10 @@ impl<'a> Sim<'a> {
                         .report_pressure(idx as usize, ev == Ev::Unhold, self.now);
                 }
                 Ev::Timer => {
-                    self.timer_queued = false;
-                    if t >= self.timer_due {
-                        woken = true;
-                    } else {
-                        self.arm_timer();
+                    let (wakes, again) = self.timer.fired(t);
+                    woken |= wakes;
+                    if let Some(at) = again {
+                        self.schedule_timer(at);
                     }
                 }
             }
@@ -430,10 +428,8 @@ impl<'a> Sim<'a> {
     /// Repeatedly: the first machine in sort order with a free slot that supports a runnable
     /// task takes the best task it supports (docs/hydra.md §4).
     fn dispatch(&mut self) {
-        if let Some(timer) = self.cfg.dispatch_timer_ms {
-            // Each pass restarts the timer (`start_dispatch_loop`).
-            self.timer_due = self.now + timer;
-            self.arm_timer();
+        if let Some(at) = self.timer.passed(self.now) {
+            self.schedule_timer(at);
         }
         if !self.queue.start_pass(self.now) {
             return;
@@ -443,11 +439,10 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Queues the timer's event for `timer_due`, one at a time; an early one re-queues itself.
-    fn arm_timer(&mut self) {
-        if !self.timer_queued && self.done < self.w.tasks.len() {
-            self.timer_queued = true;
-            let at = self.timer_due;
+    /// Queues the timer's event, while steps are left to run (else the simulation would never
+    /// end).
+    fn schedule_timer(&mut self, at: u64) {
+        if self.done < self.w.tasks.len() {
             self.schedule(at, Ev::Timer, 0);
         }
     }

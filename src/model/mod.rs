@@ -128,6 +128,17 @@ pub struct Config {
 /// the same machine vary by roughly 10–20 % (CPU frequency, I/O, neighbours); 0.15 sits there.
 pub const NOISE_SIGMA: f64 = 0.15;
 
+/// The codec a history's outputs were compressed with, by the runner that wrote it: under the C++
+/// runner Nix's binary-cache default, `compression=xz` at preset 6, on the queue-runner host
+/// (docs/hydra.md §6); under the Rust runner hydra.nixos.org's `compression=zstd&
+/// compression-level=19`, on the builders with presigned uploads (§7).
+pub fn history_codec(runner: crate::dataset::Runner) -> &'static str {
+    match runner {
+        crate::dataset::Runner::Cpp => "xz-6",
+        crate::dataset::Runner::Rust => "zstd-19",
+    }
+}
+
 /// The Rust dispatcher's trigger timer at its default (`dispatchTriggerTimerInS`, 120 s;
 /// docs/hydra.md §7), which hydra.nixos.org keeps.
 pub const DISPATCH_TIMER_MS: u64 = 120_000;
@@ -269,9 +280,8 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
     // compresses zstd-19 on the builders and orders by critical path.
     // The Rust runner as hydra.nixos.org runs it (docs/hydra.md §7): DynamicWithMaxJobLimit
     // and the dispatcher's 120 s timer.
-    let (history_codec, base, free_fn, timer) = match ds.meta.runner {
+    let (base, free_fn, timer) = match ds.meta.runner {
         Runner::Cpp => (
-            "xz-6",
             (
                 StepSort::Cpp,
                 MachineSort::Cpp,
@@ -282,7 +292,6 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
             None,
         ),
         Runner::Rust => (
-            "zstd-19",
             (
                 StepSort::WithCriticalPath,
                 MachineSort::SpeedFactor,
@@ -293,7 +302,7 @@ pub fn run(ds: &crate::dataset::Dataset, opts: &Options) -> crate::Result<Summar
             Some(DISPATCH_TIMER_MS),
         ),
     };
-    let history_codec = scenario::codec(history_codec, &opts.codecs)?;
+    let history_codec = scenario::codec(history_codec(ds.meta.runner), &opts.codecs)?;
     let deps = match opts.gap_s {
         Some(g) => workload::DepsFrom::Estimate(g),
         None => workload::DepsFrom::Best,

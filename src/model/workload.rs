@@ -340,10 +340,7 @@ pub fn from_dataset(
     let mut inferred = 0;
     for &i in &rows {
         let name = steps.machine(i);
-        let found = by_name
-            .get(name)
-            .or_else(|| by_name.get(crate::nix::machines::host_of(name)))
-            .copied();
+        let found = machine_named(&by_name, name);
         let m = match found {
             Some(m) => m,
             None => {
@@ -587,6 +584,15 @@ pub fn from_dataset(
     Ok(w)
 }
 
+/// The machine `name` stands for: the same name, else the same host (the Rust runner names
+/// machines by hostname, a machines file by URI).
+fn machine_named(by_name: &HashMap<String, u16>, name: &str) -> Option<u16> {
+    by_name
+        .get(name)
+        .or_else(|| by_name.get(crate::nix::machines::host_of(name)))
+        .copied()
+}
+
 /// The pressure holds of the history's series, per machine: each sample that marks a machine
 /// held back stands for its interval (`step_s`), merged into spans.
 fn held_back(
@@ -601,10 +607,7 @@ fn held_back(
     };
     let step = (tl.step_s.max(1) * 1000) as u64;
     for (name, series) in &tl.disabled {
-        let Some(&m) = by_name
-            .get(name)
-            .or_else(|| by_name.get(crate::nix::machines::host_of(name)))
-        else {
+        let Some(m) = machine_named(by_name, name) else {
             continue;
         };
         // A machine that was full reports no capacity whatever its pressure: only a hold

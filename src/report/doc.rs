@@ -399,8 +399,7 @@ fn utilization(r: &Report, v: &mut Vec<Block>) {
             .collect(),
     ));
     v.extend(chart(r, "utilization"));
-    let thr =
-        !r.capacity.throttled_basis.is_empty() && !r.capacity.throttled_basis.starts_with("none");
+    let thr = crate::analysis::ledger::throttling_applies(&r.capacity.throttled_basis);
     v.push(text(format!(
         "The capacity ledger per system and machine (hours over the window). Slots: {}. Held: {}. \
          {}Dispatch loss: {}{}.",

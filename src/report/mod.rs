@@ -37,22 +37,18 @@ use crate::nix::BuildMachine;
 /// printed, or compared two for equality, now sees every digit — so raised.
 pub const FORMAT_VERSION: u32 = 2;
 
-/// The codec a Hydra compresses with, and where, by the runner that wrote the history: under
-/// the C++ runner Nix's binary-cache default, `compression=xz` at xz's preset 6, on the
-/// queue-runner host (docs/hydra.md §6); under the Rust runner hydra.nixos.org's
-/// `compression=zstd&compression-level=19`, on the builders with presigned uploads (§7). The
-/// compression recommendation prices a change away from it.
+/// The codec a Hydra compresses with ([`crate::model::history_codec`]) and where it runs, by the
+/// runner that wrote the history. The compression recommendation prices a change away from it.
 pub fn current_codec(runner: crate::dataset::Runner) -> (&'static str, &'static str) {
-    match runner {
-        crate::dataset::Runner::Cpp => (
-            "xz-6",
-            "under the C++ runner, on the queue-runner host, within its local worker slots",
-        ),
-        crate::dataset::Runner::Rust => (
-            "zstd-19",
-            "under the Rust runner with presigned uploads, on the builders, within their slots",
-        ),
-    }
+    let place = match runner {
+        crate::dataset::Runner::Cpp => {
+            "under the C++ runner, on the queue-runner host, within its local worker slots"
+        }
+        crate::dataset::Runner::Rust => {
+            "under the Rust runner with presigned uploads, on the builders, within their slots"
+        }
+    };
+    (crate::model::history_codec(runner), place)
 }
 
 /// A figure with its uncertainty: the low, middle and high estimates (the model's type).
@@ -851,12 +847,6 @@ pub const WATERFALL_DEFINITIONS: [(&str, &str, &str); 8] = [
 const RUST_OVERHEAD: &str = "the builder importing the inputs it lacks and compressing and \
      uploading its outputs (BuildSteps overhead = import + upload), less that of wasted steps";
 
-/// Whether the report has a throttled bucket: only where the Rust runner's machine-free function
-/// could hold a machine back (its basis says so; a C++ runner's is "none").
-pub fn shows_throttled(l: &analysis::ledger::Ledger) -> bool {
-    !l.throttled_basis.starts_with("none")
-}
-
 fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<WaterfallStep> {
     // Waste is carved out of building and overhead (where its slot time was counted), never
     // more than they hold, so the bars still add up to the available slot-hours.
@@ -909,7 +899,7 @@ fn waterfall(f: &Findings, t: &LedgerRow, p: &BucketPrices, month: f64) -> Vec<W
     } else {
         "not measured (0)"
     };
-    let rust = shows_throttled(l);
+    let rust = analysis::ledger::throttling_applies(&l.throttled_basis);
     let sources = [
         "the machines file (maxJobs) or observed concurrency",
         "BuildSteps startTime/stopTime",
@@ -1250,7 +1240,7 @@ fn compression_section(
 }
 
 fn method(f: &Findings, c: Option<&Compression>) -> Method {
-    let rust = shows_throttled(&f.ledger);
+    let rust = analysis::ledger::throttling_applies(&f.ledger.throttled_basis);
     let mut definitions: Vec<Definition> = WATERFALL_DEFINITIONS
         .iter()
         .filter(|(key, _, _)| *key != "throttled" || rust)

@@ -19,8 +19,8 @@ use super::params::*;
 use super::{lognormal, normal, uniform};
 use crate::dispatch::machine::supports_features;
 use crate::dispatch::{
-    Agenda, AnyStepKey, BuildStatus, Dispatcher, FifoSemaphore, FreeFn, MachineSort, StepFacts,
-    StepSort, StepState, backoff,
+    Agenda, AnyStepKey, BuildStatus, DispatchTimer, Dispatcher, FifoSemaphore, FreeFn, MachineSort,
+    StepFacts, StepSort, StepState, backoff,
 };
 
 /// Which queue runner the simulation follows (docs/hydra.md §3 and §4).
@@ -504,9 +504,8 @@ pub(super) struct Sim {
     pub throttled: Vec<(u16, u64, u64)>,
     /// Since when each machine is held back, while it is.
     throttled_since: Vec<Option<u64>>,
-    /// Rust form: when the dispatcher's timer runs out, and whether a timer event is queued.
-    timer_due: u64,
-    timer_queued: bool,
+    /// Rust form: the dispatcher's trigger timer.
+    timer: DispatchTimer,
     /// Critical-path lengths, memoised per walk (`epoch`), for `WithCriticalPath`.
     critical: Vec<(u32, u32)>,
 }
@@ -571,8 +570,12 @@ impl Sim {
             week_start_s,
             throttled: Vec::new(),
             throttled_since: vec![None; nm],
-            timer_due: 0,
-            timer_queued: false,
+            timer: DispatchTimer::new(match form {
+                Form::Cpp => None,
+                Form::Rust {
+                    dispatch_timer_ms, ..
+                } => Some(dispatch_timer_ms),
+            }),
             critical: Vec::new(),
         }
     }
@@ -610,10 +613,10 @@ impl Sim {
                     trigger = false;
                 }
                 Ev::DispatchTimer => {
-                    self.timer_queued = false;
-                    trigger = t >= self.timer_due;
-                    if !trigger {
-                        self.arm_timer();
+                    let (wakes, again) = self.timer.fired(t);
+                    trigger = wakes;
+                    if let Some(at) = again {
+                        self.schedule(at, Ev::DispatchTimer);
                     }
                 }
             }
@@ -1107,13 +1110,9 @@ impl Sim {
     /// Repeatedly: the first machine in sort order with a free slot that supports a runnable
     /// step takes the best step it supports. Stops when no such pair is left.
     fn dispatch(&mut self) {
-        if let Form::Rust {
-            dispatch_timer_ms, ..
-        } = self.form
-        {
-            // Each pass restarts the dispatcher's timer (`start_dispatch_loop`).
-            self.timer_due = self.now + dispatch_timer_ms;
-            self.arm_timer();
+        // Each pass restarts the dispatcher's timer (Rust form).
+        if let Some(at) = self.timer.passed(self.now) {
+            self.schedule(at, Ev::DispatchTimer);
         }
         if !self.queue.start_pass(self.now) {
             return;
@@ -1123,16 +1122,6 @@ impl Sim {
             node.state == NState::Runnable && node.ver == ver
         }) {
             self.assign(n, m);
-        }
-    }
-
-    /// Rust form: the dispatcher also wakes its timer's length after its last pass; one timer
-    /// event is queued at a time and re-queued when a pass came in between.
-    fn arm_timer(&mut self) {
-        if !self.timer_queued {
-            self.timer_queued = true;
-            let at = self.timer_due;
-            self.schedule(at, Ev::DispatchTimer);
         }
     }
 
