@@ -716,36 +716,30 @@ fn simulate_prints_calibration_comparison_and_verdict() {
     assert_eq!(v["seeds"].as_array().unwrap().len(), 2);
     assert!(v["calibration"].as_array().unwrap().len() >= 5);
     assert!(v["verdict"].is_null());
-    // The ledger's unrecorded buckets are calibrated too, against the sample's truth: held
-    // slots within 10 % (the replay takes each step's required features from its derivation;
-    // with the machine's features instead it held 532 slot-h against 279) and dispatch loss
-    // within 10 % (by the ledger's rule, the queue monitor's part: 12.8 against 12.2).
-    let row = |name: &str| {
-        v["calibration"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["metric"].as_str().unwrap().starts_with(name))
-            .unwrap_or_else(|| panic!("no `{name}` row in {}", v["calibration"]))
-            .clone()
-    };
+    // Every calibration row within 10 %, the ledger's unrecorded buckets included: held
+    // slots and dispatch loss against the sample's truth (the replay takes each step's required
+    // features from its derivation; with the machine's features instead it held 532 slot-h
+    // against 279), and runnable steps hour by hour against the runner's series (13.5 % while
+    // the sample's runner counted a build needing a step among the step's reverse
+    // dependencies, which the C++ sort does not: the replay then drained the mass rebuild in
+    // another order).
+    let rows = v["calibration"].as_array().unwrap();
     for name in [
         "held idle (observed: the sample's ground truth)",
         "dispatch loss (observed: the sample's ground truth)",
+        "runnable steps, hour by hour (observed: the runner's series)",
     ] {
-        let r = row(name);
+        assert!(
+            rows.iter()
+                .any(|r| r["metric"].as_str().unwrap().starts_with(name)
+                    && r["observed"].as_f64().unwrap() > 10.0),
+            "no `{name}` row with an observed figure in {rows:?}"
+        );
+    }
+    for r in rows {
         println!("{r}");
-        assert!(r["observed"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["error_pct"].as_f64().unwrap() <= 10.0, "{r}");
     }
-    // Runnable steps hour by hour against the runner's series: compared, not yet within 10 %
-    // (13.5 %: the replay drains the mass rebuild's backlog later, its makespan 4.6 % long,
-    // and the last hours of a draining backlog weigh most in the comparison; it was 16.2 %
-    // before reverse dependencies were counted as the runner knows them, live).
-    let r = row("runnable steps, hour by hour (observed: the runner's series)");
-    println!("{r}");
-    assert!(r["observed"].as_f64().unwrap() > 10.0, "{r}");
-    assert!(r["error_pct"].as_f64().unwrap() <= 25.0, "{r}");
 }
 
 /// The 2026 sample (the Rust runner on hydra.nixos.org's fleet) replays within 10 % on every

@@ -846,18 +846,15 @@ impl Sim {
     }
 
     fn make_runnable(&mut self, n: u32) {
-        // Reverse dependencies still waiting, for the dispatcher's sort (docs/hydra.md §4).
+        // Reverse dependencies still waiting, for the dispatcher's sort (docs/hydra.md §4): the
+        // steps that refer to it. A build needing it directly is not one: the C++ queue monitor
+        // files a referring build under the step's `builds`, and the sort counts `rdeps` only
+        // (`createStep` in queue-monitor.cc, `StepInfo` in dispatcher.cc).
         let mut rd = 0;
         let mut l = self.nodes[n as usize].rdeps_head;
         while l != NONE {
             let r = self.rdeps[l as usize];
-            let alive = if r.is_build {
-                let b = &self.builds[r.target as usize];
-                b.loaded && !b.finished
-            } else {
-                self.nodes[r.target as usize].state.active()
-            };
-            rd += u32::from(alive);
+            rd += u32::from(!r.is_build && self.nodes[r.target as usize].state.active());
             l = r.next;
         }
         let now = self.now;
