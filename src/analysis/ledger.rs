@@ -690,10 +690,10 @@ fn waiting_intervals(
     edges: Option<&[Edge]>,
     ends: &Ends<'_>,
 ) -> Result<Vec<dispatch_loss::Waiting>> {
-    let queued = super::quality::build_queue_times(ds)?;
+    let queued = super::quality::step_queue_times(ds, steps)?;
     let rust = |i: usize| ds.meta.runner_at(steps.start(i)) == crate::dataset::Runner::Rust;
     let mut ready: Vec<Option<i64>> = (0..steps.len())
-        .map(|i| queued.get(&steps.build(i)).map(|&q| surely_after(q, 0)))
+        .map(|i| queued[i].map(|q| surely_after(q, 0)))
         .collect();
     if let Some(edges) = edges {
         let index: HashMap<(i32, i32), usize> = (0..steps.len())

@@ -56,7 +56,8 @@ pub struct ReadOptions {
     pub progress: Progress,
     /// Columns the command never reads: not fetched, and null in the dataset.
     pub omit: Omit,
-    /// Only the tables: a snapshot's derivation graph is not read (`query` asks the tables).
+    /// Only the tables: a snapshot's derivation graph and the runner's series it carries are not
+    /// read (`query` asks the tables; findings other than the ledger use neither).
     pub tables_only: bool,
 }
 

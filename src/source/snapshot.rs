@@ -554,8 +554,9 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
     read_frames(dir, omit, true)
 }
 
-/// [`read_omitting`], and the derivation graph of the snapshot's store only when `graph`: a
-/// question of the tables alone (`query`) need not parse a million `.drv` files.
+/// [`read_omitting`], and the derivation graph of the snapshot's store and the runner's series
+/// only when `graph`: a question of the tables alone (`query`, a finding other than the ledger)
+/// need not parse a million `.drv` files nor decode the series.
 pub fn read_frames(dir: &Path, omit: Omit, graph: bool) -> Result<Dataset> {
     let manifest = read_manifest(dir)?;
     let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
@@ -643,6 +644,7 @@ pub fn read_frames(dir: &Path, omit: Omit, graph: bool) -> Result<Dataset> {
         timeline: manifest
             .runner_series
             .as_ref()
+            .filter(|_| graph)
             .map(|e| read_series(dir, e))
             .transpose()?,
         drv_graph: None,
