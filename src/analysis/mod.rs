@@ -453,6 +453,12 @@ impl Need {
     pub fn graph_and_series(self) -> bool {
         self.ledger
     }
+
+    /// Whether the sample's ground truth is read: the dependency estimate's accuracy, the
+    /// ledger (held slots against the truth) and the overhead fit (the true output sizes) use it.
+    pub fn truth(self) -> bool {
+        self.ledger || self.deps || self.overhead
+    }
 }
 
 /// How one measured codec compares with the overhead's growth with output size.

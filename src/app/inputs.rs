@@ -31,9 +31,11 @@ impl Context<'_> {
 
     /// [`Context::load`] without a snapshot's `.drv` store, for a command that does not use
     /// the derivation graph (reading a million `.drv` files is most of such a command's time).
-    pub(super) fn load_tables(&self, omit: Omit) -> Result<Dataset> {
+    /// `truth`: whether the sample's ground truth is read too.
+    pub(super) fn load_tables(&self, omit: Omit, truth: bool) -> Result<Dataset> {
         let mut read = self.read_options(omit);
         read.tables_only = true;
+        read.truth = truth;
         crate::source::load(&self.source, &read)
     }
 

@@ -92,6 +92,7 @@ impl Context<'_> {
             progress: self.progress,
             omit,
             tables_only: false,
+            truth: true,
         }
     }
 }

@@ -76,8 +76,16 @@ pub fn load_with_hidden(
             return Ok((cover(ds, asked, Window::default())?, found));
         }
         // A snapshot's tables are put in order as they are read.
-        SourceSpec::Snapshot(dir) => snapshot::read_frames(dir, opts.omit, !opts.tables_only)?,
-        SourceSpec::Sample(s) => normalize(omitting(crate::sample::generate(s)?, opts.omit)?)?,
+        SourceSpec::Snapshot(dir) => {
+            snapshot::read_frames(dir, opts.omit, !opts.tables_only, opts.truth)?
+        }
+        SourceSpec::Sample(s) => {
+            let mut ds = crate::sample::generate(s)?;
+            if !opts.truth {
+                ds.truth = None;
+            }
+            normalize(omitting(ds, opts.omit)?)?
+        }
     };
     decide_runner(&mut ds, opts)?;
     let recorded = ds.meta.window;

@@ -59,6 +59,9 @@ pub struct ReadOptions {
     /// Only the tables: a snapshot's derivation graph and the runner's series it carries are not
     /// read (`query` asks the tables; findings other than the ledger use neither).
     pub tables_only: bool,
+    /// Also read the sample's ground truth where the source has one (a snapshot of the sample,
+    /// the sample itself); a question that does not use it need not decode it.
+    pub truth: bool,
 }
 
 impl Default for ReadOptions {
@@ -71,6 +74,7 @@ impl Default for ReadOptions {
             progress: Progress::hidden(),
             omit: &[],
             tables_only: false,
+            truth: true,
         }
     }
 }

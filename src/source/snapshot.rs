@@ -551,16 +551,18 @@ pub fn read(dir: &Path) -> Result<Dataset> {
 
 /// [`read`], leaving out the columns in `omit` (they read as nulls and are never decoded).
 pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
-    read_frames(dir, omit, true)
+    read_frames(dir, omit, true, true)
 }
 
 /// [`read_omitting`], and the derivation graph of the snapshot's store and the runner's series
 /// only when `graph`: a question of the tables alone (`query`, a finding other than the ledger)
-/// need not parse a million `.drv` files nor decode the series.
-pub fn read_frames(dir: &Path, omit: Omit, graph: bool) -> Result<Dataset> {
+/// need not parse a million `.drv` files nor decode the series. The sample's ground truth only
+/// when `truth`.
+pub fn read_frames(dir: &Path, omit: Omit, graph: bool, truth: bool) -> Result<Dataset> {
     let manifest = read_manifest(dir)?;
     let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
-    for def in CORE_TABLES.into_iter().chain(TRUTH_TABLES) {
+    let truth_tables = if truth { &TRUTH_TABLES[..] } else { &[] };
+    for def in CORE_TABLES.iter().chain(truth_tables) {
         match manifest.tables.get(def.name) {
             Some(entry) => {
                 frames.insert(def.name, read_table(dir, def, entry, omit)?);
