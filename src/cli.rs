@@ -514,6 +514,11 @@ struct SampleArgs {
     /// --series-out, an existing file.
     #[arg(long)]
     force: bool,
+    /// With --out: leave the derivations' .drv files out of the snapshot (about 4 KiB of disk
+    /// a step: 4 GB at a million steps); the ledger then estimates dependencies, as on a
+    /// Hydra whose store is not at hand.
+    #[arg(long, requires = "out")]
+    without_drv_store: bool,
     /// Also write the series the sample's runner would have exported, every 30 s, as a
     /// `status --watch` file of /metrics scrapes (read it back with --runner-series).
     #[arg(long, value_name = "FILE")]
@@ -673,6 +678,7 @@ impl SampleArgs {
             (Some(out), _) => SampleTarget::Snapshot {
                 out,
                 force: a.force,
+                drv_store: !a.without_drv_store,
             },
             (None, Some(conninfo)) => SampleTarget::Database {
                 conninfo,

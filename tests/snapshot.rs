@@ -132,6 +132,48 @@ fn an_existing_output_is_kept_unless_forced() {
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
 }
 
+/// `sample --out --without-drv-store`: the same tables without the `.drv` files, and the ledger
+/// read from it says it estimated dependencies instead of reading the graph.
+#[test]
+fn a_sample_snapshot_can_leave_its_derivations_out() {
+    let root = tempfile::tempdir().unwrap();
+    let with = sample_snapshot(root.path());
+    let without = root.path().join("without");
+    let o = run(&[
+        "sample",
+        "--out",
+        without.to_str().unwrap(),
+        "--scale",
+        SCALE,
+        "--without-drv-store",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, b) = (
+        snapshot::read_manifest(&with).unwrap(),
+        snapshot::read_manifest(&without).unwrap(),
+    );
+    assert!(a.drv_store.is_some() && with.join("store").is_dir());
+    assert!(b.drv_store.is_none() && !without.join("store").exists());
+    assert_eq!(a.tables, b.tables, "the tables are the same");
+    let o = run(&[
+        "analyze",
+        "--snapshot",
+        without.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("dependencies within each build"),
+        "{}",
+        stderr(&o)
+    );
+    // Only with --out: a database has no store to leave out.
+    let o = run(&["sample", "--into", "dbname=x", "--without-drv-store"]);
+    assert!(!o.status.success());
+}
+
 /// Breaks a fresh copy of the sample snapshot with `damage`, then expects reading it to fail
 /// with one line naming `needle`.
 /// `snapshot --snapshot dir --out out`: a snapshot read and written again.

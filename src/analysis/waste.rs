@@ -211,7 +211,11 @@ fn rebuilds<'a>(
     // where those bytes tie (the same derivation, or a rare collision of prefixes), which made
     // this sort three times as fast as one over the paths (a sixth of `analyze waste` at a
     // million steps); the position keeps each derivation's builds in time order.
-    let path = |p: u32| steps.drv_path(order[p as usize] as usize).unwrap_or_default();
+    let path = |p: u32| {
+        steps
+            .drv_path(order[p as usize] as usize)
+            .unwrap_or_default()
+    };
     let mut keyed: Vec<(u64, u32)> = (0..order.len() as u32)
         .filter(|&p| {
             let i = order[p as usize] as usize;
@@ -260,7 +264,11 @@ fn rebuilds<'a>(
 /// does), else the path's first eight.
 fn hash_prefix(path: &str) -> u64 {
     let b = path.as_bytes();
-    let from = if b.len() >= 19 && path.starts_with("/nix/store/") { 11 } else { 0 };
+    let from = if b.len() >= 19 && path.starts_with("/nix/store/") {
+        11
+    } else {
+        0
+    };
     let mut k = [0u8; 8];
     let n = (b.len() - from).min(8);
     k[..n].copy_from_slice(&b[from..from + n]);

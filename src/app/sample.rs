@@ -14,8 +14,12 @@ use crate::source::snapshot::{self, Manifest};
 #[derive(Debug, Clone)]
 pub enum SampleTarget {
     /// A snapshot directory; `force` replaces one that exists, only once the new one is
-    /// complete.
-    Snapshot { out: PathBuf, force: bool },
+    /// complete; `drv_store`: with the derivations' `.drv` files.
+    Snapshot {
+        out: PathBuf,
+        force: bool,
+        drv_store: bool,
+    },
     /// An empty database (a libpq connection string), given Hydra's schema `schema` when it
     /// has no Hydra tables.
     Database { conninfo: String, schema: Ddl },
@@ -65,12 +69,19 @@ pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
             s.file.display()
         )));
     }
-    let ds = sample::generate(&opts.spec)?;
+    let mut ds = sample::generate(&opts.spec)?;
     if let Some(s) = &opts.series {
         write_series(ctx, &ds, s)?;
     }
     match &opts.target {
-        SampleTarget::Snapshot { out, force } => {
+        SampleTarget::Snapshot {
+            out,
+            force,
+            drv_store,
+        } => {
+            if !drv_store {
+                ds.drv_graph = None;
+            }
             let manifest = snapshot::write(&ds, out, *force)?;
             ctx.note(&format!(
                 "wrote the {} sample (seed {}, scale {}) to {}",
