@@ -577,7 +577,9 @@ fn compare_sets_the_old_figures_beside_the_new() {
 
 /// A report of format 1 (figures rounded: headlines to 0.01, hours a month to 0.1) still serves
 /// as "before": tests/fixtures/report-format-1/report.json is what `--compare` reads of the
-/// sample report as committed at format 1. Compared at the precision it holds, the same
+/// sample report in format 1 (the file as committed at format 1, its headlines rounded again as
+/// format 1 rounds them from the committed format-2 report each time the sample's history
+/// changes). Compared at the precision it holds, the same
 /// history shows no change, but where format 1 rounded a figure's inputs too (the idle cost from
 /// hours rounded to 0.01 h): there, the last digit.
 #[test]
