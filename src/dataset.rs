@@ -146,19 +146,29 @@ pub type Omit = &'static [(&'static str, &'static str)];
 /// hold about 1.3 GB of strings), and the status columns kept for `query` and snapshots
 /// (a step's determinism flag, a build's status and closure size), and the
 /// sample's true step timings but for the two waits the ledger counts as held.
-pub const NOT_ANALYSED: Omit = &[
-    ("step_outputs", "name"),
-    ("step_outputs", "path"),
-    ("builds", "nix_name"),
-    ("steps", "is_non_deterministic"),
-    ("builds", "build_status"),
-    ("builds", "closure_size"),
-    ("truth_steps", "input_closure_size"),
-    ("truth_steps", "dispatch_time_ms"),
-    ("truth_steps", "send_ms"),
-    ("truth_steps", "build_ms"),
-    ("truth_steps", "receive_ms"),
-];
+pub const NOT_ANALYSED: Omit = crate::not_analysed_and![];
+
+/// [`NOT_ANALYSED`] and the columns listed, as `(table, column)` pairs: what one finding leaves
+/// unread on top of what no analysis reads (`analysis::Need::omit`).
+#[macro_export]
+macro_rules! not_analysed_and {
+    [$(($t:literal, $c:literal)),* $(,)?] => {
+        &[
+            ("step_outputs", "name"),
+            ("step_outputs", "path"),
+            ("builds", "nix_name"),
+            ("steps", "is_non_deterministic"),
+            ("builds", "build_status"),
+            ("builds", "closure_size"),
+            ("truth_steps", "input_closure_size"),
+            ("truth_steps", "dispatch_time_ms"),
+            ("truth_steps", "send_ms"),
+            ("truth_steps", "build_ms"),
+            ("truth_steps", "receive_ms"),
+            $(($t, $c)),*
+        ]
+    };
+}
 
 /// String columns whose values repeat over millions of rows: machine, platform, project,
 /// jobset and job names. [`share_repeated`] stores each distinct value once per column.

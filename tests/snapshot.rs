@@ -174,6 +174,71 @@ fn a_sample_snapshot_can_leave_its_derivations_out() {
     assert!(!o.status.success());
 }
 
+/// Each finding read alone (`analyze FINDING`, which leaves unread the columns that finding
+/// does not use, `analysis::Need::omit`) prints what `analyze all` prints for it: with the
+/// sample's ground truth, and without it as a real Hydra's snapshot is (output sizes then come
+/// from `Builds.size` and the derivation paths).
+#[test]
+fn each_finding_read_alone_from_a_snapshot_equals_the_same_of_analyze_all() {
+    let root = tempfile::tempdir().unwrap();
+    let with = sample_snapshot(root.path());
+    let without = root.path().join("no-truth");
+    let cp = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&with)
+        .arg(&without)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let manifest = without.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let tables = m["tables"].as_object_mut().unwrap();
+    let truth: Vec<String> = tables
+        .keys()
+        .filter(|k| k.starts_with("truth_"))
+        .cloned()
+        .collect();
+    assert!(!truth.is_empty());
+    for t in truth {
+        tables.remove(&t);
+        std::fs::remove_dir_all(without.join(&t)).unwrap();
+    }
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let json = |dir: &Path, finding: &str| -> serde_json::Value {
+        let o = run(&[
+            "analyze",
+            finding,
+            "--snapshot",
+            dir.to_str().unwrap(),
+            "--format",
+            "json",
+            "-q",
+        ]);
+        assert!(o.status.success(), "{finding}: {}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    for dir in [&with, &without] {
+        let all = json(dir, "all");
+        for finding in ["quality", "utilization", "waiting", "waste", "overhead"] {
+            let alone = json(dir, finding);
+            assert!(!alone.is_null());
+            assert_eq!(
+                alone,
+                all[finding],
+                "{finding} read alone from {}",
+                dir.display()
+            );
+        }
+        // The fit has points either way: sizes were read.
+        assert!(
+            all["overhead"]["fit"]["points"].as_u64().unwrap() > 100,
+            "{}",
+            all["overhead"]
+        );
+    }
+}
+
 /// Breaks a fresh copy of the sample snapshot with `damage`, then expects reading it to fail
 /// with one line naming `needle`.
 /// `snapshot --snapshot dir --out out`: a snapshot read and written again.

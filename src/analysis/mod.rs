@@ -459,6 +459,100 @@ impl Need {
     pub fn truth(self) -> bool {
         self.ledger || self.deps || self.overhead
     }
+
+    /// The columns a source need not read for these findings: those no analysis reads, and
+    /// for a single finding that reads few, the rest. Every finding reads what the data-quality
+    /// checks read (`quality::check`: the steps' build, number, type, status, times, machine,
+    /// propagation and overhead; the builds' id and queue time). Reading only these made
+    /// `analyze utilization` a fifth faster at a million steps; tests/snapshot.rs holds each
+    /// finding read this way to the same finding of `analyze all`.
+    pub fn omit(self) -> crate::dataset::Omit {
+        use crate::not_analysed_and;
+        // Builds' columns only waiting, waste and overhead read.
+        macro_rules! and_builds {
+            [$(($t:literal, $c:literal)),* $(,)?] => {
+                not_analysed_and![
+                    ("builds", "jobset_id"),
+                    ("builds", "start_time"),
+                    ("builds", "global_priority"),
+                    $(($t, $c)),*
+                ]
+            };
+        }
+        const WAITING: crate::dataset::Omit = and_builds![
+            ("steps", "drv_path"),
+            ("steps", "system"),
+            ("steps", "times_built"),
+            ("builds", "job"),
+            ("builds", "drv_path"),
+            ("builds", "size"),
+        ];
+        const UTILIZATION: crate::dataset::Omit = and_builds![
+            ("steps", "drv_path"),
+            ("steps", "times_built"),
+            ("builds", "project"),
+            ("builds", "jobset"),
+            ("builds", "job"),
+            ("builds", "system"),
+            ("builds", "drv_path"),
+            ("builds", "stop_time"),
+            ("builds", "finished"),
+            ("builds", "is_cached_build"),
+            ("builds", "priority"),
+            ("builds", "size"),
+        ];
+        const WASTE: crate::dataset::Omit = and_builds![
+            ("steps", "system"),
+            ("builds", "system"),
+            ("builds", "drv_path"),
+            ("builds", "stop_time"),
+            ("builds", "finished"),
+            ("builds", "is_cached_build"),
+            ("builds", "priority"),
+            ("builds", "size"),
+        ];
+        // Output sizes: the sample's truth, else `Builds.size` of each build's top-level step
+        // (matched by derivation path).
+        const OVERHEAD: crate::dataset::Omit = and_builds![
+            ("steps", "system"),
+            ("steps", "times_built"),
+            ("builds", "project"),
+            ("builds", "jobset"),
+            ("builds", "job"),
+            ("builds", "system"),
+            ("builds", "stop_time"),
+            ("builds", "finished"),
+            ("builds", "is_cached_build"),
+            ("builds", "priority"),
+        ];
+        let only = |n: Need| self == n;
+        // The quality checks alone read least; utilization adds only the steps' system.
+        if self == Need::NONE
+            || only(Need {
+                utilization: true,
+                ..Need::NONE
+            })
+        {
+            UTILIZATION
+        } else if only(Need {
+            waiting: true,
+            ..Need::NONE
+        }) {
+            WAITING
+        } else if only(Need {
+            waste: true,
+            ..Need::NONE
+        }) {
+            WASTE
+        } else if only(Need {
+            overhead: true,
+            ..Need::NONE
+        }) {
+            OVERHEAD
+        } else {
+            crate::dataset::NOT_ANALYSED
+        }
+    }
 }
 
 /// How one measured codec compares with the overhead's growth with output size.

@@ -64,7 +64,7 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
         ctx.runner_series(&mut ds, opts.series.as_ref())?;
         ds
     } else {
-        let mut ds = ctx.load_tables(crate::dataset::NOT_ANALYSED, need.truth())?;
+        let mut ds = ctx.load_tables(need.omit(), need.truth())?;
         ds.drv_graph = None;
         ds.timeline = None;
         ds
