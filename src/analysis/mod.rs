@@ -514,6 +514,12 @@ impl Need {
         // Output sizes: the sample's truth, else `Builds.size` of each build's top-level step
         // (matched by derivation path).
         const OVERHEAD: crate::dataset::Omit = and_builds![
+            ("truth_steps", "send_lock_wait_ms"),
+            ("truth_steps", "local_slot_wait_ms"),
+            ("truth_deps", "build"),
+            ("truth_deps", "stepnr"),
+            ("truth_deps", "dep_build"),
+            ("truth_deps", "dep_stepnr"),
             ("steps", "system"),
             ("steps", "times_built"),
             ("builds", "project"),
