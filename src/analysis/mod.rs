@@ -468,13 +468,26 @@ impl Need {
     /// finding read this way to the same finding of `analyze all`.
     pub fn omit(self) -> crate::dataset::Omit {
         use crate::not_analysed_and;
-        // Builds' columns only waiting, waste and overhead read.
+        // Builds' columns no finding but the ledger reads.
         macro_rules! and_builds {
             [$(($t:literal, $c:literal)),* $(,)?] => {
                 not_analysed_and![
                     ("builds", "jobset_id"),
                     ("builds", "start_time"),
                     ("builds", "global_priority"),
+                    $(($t, $c)),*
+                ]
+            };
+        }
+        // And those only waiting reads (a build's end, whether it finished or was cached, its
+        // priority).
+        macro_rules! beside_waiting {
+            [$(($t:literal, $c:literal)),* $(,)?] => {
+                and_builds![
+                    ("builds", "stop_time"),
+                    ("builds", "finished"),
+                    ("builds", "is_cached_build"),
+                    ("builds", "priority"),
                     $(($t, $c)),*
                 ]
             };
@@ -487,7 +500,7 @@ impl Need {
             ("builds", "drv_path"),
             ("builds", "size"),
         ];
-        const UTILIZATION: crate::dataset::Omit = and_builds![
+        const UTILIZATION: crate::dataset::Omit = beside_waiting![
             ("steps", "drv_path"),
             ("steps", "times_built"),
             ("builds", "project"),
@@ -495,25 +508,17 @@ impl Need {
             ("builds", "job"),
             ("builds", "system"),
             ("builds", "drv_path"),
-            ("builds", "stop_time"),
-            ("builds", "finished"),
-            ("builds", "is_cached_build"),
-            ("builds", "priority"),
             ("builds", "size"),
         ];
-        const WASTE: crate::dataset::Omit = and_builds![
+        const WASTE: crate::dataset::Omit = beside_waiting![
             ("steps", "system"),
             ("builds", "system"),
             ("builds", "drv_path"),
-            ("builds", "stop_time"),
-            ("builds", "finished"),
-            ("builds", "is_cached_build"),
-            ("builds", "priority"),
             ("builds", "size"),
         ];
         // Output sizes: the sample's truth, else `Builds.size` of each build's top-level step
         // (matched by derivation path).
-        const OVERHEAD: crate::dataset::Omit = and_builds![
+        const OVERHEAD: crate::dataset::Omit = beside_waiting![
             ("truth_steps", "send_lock_wait_ms"),
             ("truth_steps", "local_slot_wait_ms"),
             ("truth_deps", "build"),
@@ -526,10 +531,6 @@ impl Need {
             ("builds", "jobset"),
             ("builds", "job"),
             ("builds", "system"),
-            ("builds", "stop_time"),
-            ("builds", "finished"),
-            ("builds", "is_cached_build"),
-            ("builds", "priority"),
         ];
         let only = |n: Need| self == n;
         // The quality checks alone read least; utilization adds only the steps' system.
