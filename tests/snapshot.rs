@@ -15,15 +15,22 @@ use hydra_bottleneck::source::{self, snapshot};
 const SCALE: &str = "0.1";
 
 fn sample_snapshot(root: &Path) -> PathBuf {
-    let dir = root.join("sample");
-    let o = run(&[
+    sample_snapshot_named(root, "sample", &[])
+}
+
+/// `sample --out ROOT/NAME` at the tests' scale, with `more` arguments.
+fn sample_snapshot_named(root: &Path, name: &str, more: &[&str]) -> PathBuf {
+    let dir = root.join(name);
+    let mut args = vec![
         "sample",
         "--out",
         dir.to_str().unwrap(),
         "--scale",
         SCALE,
         "--quiet",
-    ]);
+    ];
+    args.extend_from_slice(more);
+    let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     dir
 }
@@ -138,17 +145,7 @@ fn an_existing_output_is_kept_unless_forced() {
 fn a_sample_snapshot_can_leave_its_derivations_out() {
     let root = tempfile::tempdir().unwrap();
     let with = sample_snapshot(root.path());
-    let without = root.path().join("without");
-    let o = run(&[
-        "sample",
-        "--out",
-        without.to_str().unwrap(),
-        "--scale",
-        SCALE,
-        "--without-drv-store",
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let without = sample_snapshot_named(root.path(), "without", &["--without-drv-store"]);
     let (a, b) = (
         snapshot::read_manifest(&with).unwrap(),
         snapshot::read_manifest(&without).unwrap(),

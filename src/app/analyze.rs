@@ -64,10 +64,7 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
         ctx.runner_series(&mut ds, opts.series.as_ref())?;
         ds
     } else {
-        let mut ds = ctx.load_tables(need.omit(), need.truth())?;
-        ds.drv_graph = None;
-        ds.timeline = None;
-        ds
+        ctx.load_tables(need.omit(), need.truth())?
     };
     let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
     let codec_speeds = match &opts.compression {

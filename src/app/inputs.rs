@@ -29,8 +29,8 @@ impl Context<'_> {
         crate::source::load(&self.source, &self.read_options(omit))
     }
 
-    /// [`Context::load`] without a snapshot's `.drv` store, for a command that does not use
-    /// the derivation graph (reading a million `.drv` files is most of such a command's time).
+    /// [`Context::load`] without the derivation graph and the runner's series, for a command
+    /// that uses neither (reading a million `.drv` files is most of such a command's time).
     /// `truth`: whether the sample's ground truth is read too.
     pub(super) fn load_tables(&self, omit: Omit, truth: bool) -> Result<Dataset> {
         let mut read = self.read_options(omit);

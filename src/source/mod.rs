@@ -79,8 +79,14 @@ pub fn load_with_hidden(
         SourceSpec::Snapshot(dir) => {
             snapshot::read_frames(dir, opts.omit, !opts.tables_only, opts.truth)?
         }
+        // The sample is generated whole; what was not asked for is dropped as a snapshot's
+        // reader leaves it unread.
         SourceSpec::Sample(s) => {
             let mut ds = crate::sample::generate(s)?;
+            if opts.tables_only {
+                ds.drv_graph = None;
+                ds.timeline = None;
+            }
             if !opts.truth {
                 ds.truth = None;
             }

@@ -555,10 +555,10 @@ pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
 }
 
 /// [`read_omitting`], and the derivation graph of the snapshot's store and the runner's series
-/// only when `graph`: a question of the tables alone (`query`, a finding other than the ledger)
+/// only when `graph_and_series`: a question of the tables alone (`query`, a finding other than the ledger)
 /// need not parse a million `.drv` files nor decode the series. The sample's ground truth only
 /// when `truth`.
-pub fn read_frames(dir: &Path, omit: Omit, graph: bool, truth: bool) -> Result<Dataset> {
+pub fn read_frames(dir: &Path, omit: Omit, graph_and_series: bool, truth: bool) -> Result<Dataset> {
     let manifest = read_manifest(dir)?;
     let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
     let truth_tables = if truth { &TRUTH_TABLES[..] } else { &[] };
@@ -646,12 +646,12 @@ pub fn read_frames(dir: &Path, omit: Omit, graph: bool, truth: bool) -> Result<D
         timeline: manifest
             .runner_series
             .as_ref()
-            .filter(|_| graph)
+            .filter(|_| graph_and_series)
             .map(|e| read_series(dir, e))
             .transpose()?,
         drv_graph: None,
     })?;
-    if let Some(store) = manifest.drv_store.as_ref().filter(|_| graph) {
+    if let Some(store) = manifest.drv_store.as_ref().filter(|_| graph_and_series) {
         let p = no_links(dir, &store.path)?;
         let steps = crate::analysis::Steps::from_frame(&ds.steps)?;
         let paths = super::drvstore::distinct_drv_paths(&steps);
