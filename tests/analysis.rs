@@ -884,3 +884,30 @@ fn each_finding_alone_equals_the_same_finding_of_the_whole_analysis() {
     assert!(waiting.ledger.machines.is_empty() && waiting.waste.categories.is_empty());
     assert!(!waiting.waiting.overall.to_start_histogram.is_empty());
 }
+
+/// The output sizes come from the sample's truth by (build, stepnr): the same answer whether
+/// the truth's rows are in the steps' order (the fast path the sample and its snapshots take)
+/// or in any other (the search the fast path falls back to).
+#[test]
+fn step_sizes_do_not_depend_on_the_truths_row_order() {
+    let mut ds = hydra_bottleneck::sample::generate(&hydra_bottleneck::sample::SampleSpec {
+        scale: 0.05,
+        ..Default::default()
+    })
+    .unwrap();
+    let steps = Steps::from_frame(&ds.steps).unwrap();
+    let (_, in_order) = hydra_bottleneck::analysis::step_sizes(&ds, &steps).unwrap();
+    let known = in_order.iter().filter(|s| s.is_some()).count();
+    assert!(known > steps.len() / 2, "{known} of {}", steps.len());
+    let truth = ds.truth.as_mut().unwrap();
+    let original = truth.steps.clone();
+    truth.steps = original.reverse();
+    let (_, reversed) = hydra_bottleneck::analysis::step_sizes(&ds, &steps).unwrap();
+    assert_eq!(in_order, reversed);
+    // The first half in place, the second reversed: both paths in one call.
+    let n = original.height();
+    let tail = original.slice((n / 2) as i64, n - n / 2).reverse();
+    ds.truth.as_mut().unwrap().steps = original.slice(0, n / 2).vstack(&tail).unwrap();
+    let (_, mixed) = hydra_bottleneck::analysis::step_sizes(&ds, &steps).unwrap();
+    assert_eq!(in_order, mixed);
+}
