@@ -234,6 +234,24 @@ fn each_finding_read_alone_from_a_snapshot_equals_the_same_of_analyze_all() {
             all["overhead"]
         );
     }
+    // With the truth the overhead fit takes no derivation path; without, it needs them to
+    // find each build's top-level step.
+    use hydra_bottleneck::analysis::{Need, table::Finding};
+    let need = Need::of(Finding::Overhead);
+    let paths_read = |dir: &Path| {
+        let ds = snapshot::read_frames(
+            dir,
+            need.omit(),
+            need.omit_with_truth(),
+            false,
+            need.truth(),
+        )
+        .unwrap();
+        let c = ds.steps.column("drv_path").unwrap();
+        c.len() - c.null_count()
+    };
+    assert_eq!(paths_read(&with), 0);
+    assert!(paths_read(&without) > 100);
 }
 
 /// Breaks a fresh copy of the sample snapshot with `damage`, then expects reading it to fail

@@ -64,7 +64,7 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
         ctx.runner_series(&mut ds, opts.series.as_ref())?;
         ds
     } else {
-        ctx.load_tables(need.omit(), need.truth())?
+        ctx.load_tables(need)?
     };
     let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
     let codec_speeds = match &opts.compression {

@@ -32,10 +32,11 @@ impl Context<'_> {
     /// [`Context::load`] without the derivation graph and the runner's series, for a command
     /// that uses neither (reading a million `.drv` files is most of such a command's time).
     /// `truth`: whether the sample's ground truth is read too.
-    pub(super) fn load_tables(&self, omit: Omit, truth: bool) -> Result<Dataset> {
-        let mut read = self.read_options(omit);
+    pub(super) fn load_tables(&self, need: crate::analysis::Need) -> Result<Dataset> {
+        let mut read = self.read_options(need.omit());
         read.tables_only = true;
-        read.truth = truth;
+        read.truth = need.truth();
+        read.omit_with_truth = need.omit_with_truth();
         crate::source::load(&self.source, &read)
     }
 

@@ -93,6 +93,7 @@ impl Context<'_> {
             omit,
             tables_only: false,
             truth: true,
+            omit_with_truth: None,
         }
     }
 }

@@ -77,7 +77,14 @@ pub fn load_with_hidden(
         }
         // A snapshot's tables are put in order as they are read.
         SourceSpec::Snapshot(dir) => {
-            snapshot::read_frames(dir, opts.omit, !opts.tables_only, opts.truth)?
+            let omit_with_truth = opts.omit_with_truth.filter(|_| opts.truth);
+            snapshot::read_frames(
+                dir,
+                opts.omit,
+                omit_with_truth,
+                !opts.tables_only,
+                opts.truth,
+            )?
         }
         // The sample is generated whole; what was not asked for is dropped as a snapshot's
         // reader leaves it unread.
@@ -90,7 +97,11 @@ pub fn load_with_hidden(
             if !opts.truth {
                 ds.truth = None;
             }
-            normalize(omitting(ds, opts.omit)?)?
+            let omit = match opts.omit_with_truth {
+                Some(o) if ds.truth.is_some() => o,
+                _ => opts.omit,
+            };
+            normalize(omitting(ds, omit)?)?
         }
     };
     decide_runner(&mut ds, opts)?;

@@ -62,6 +62,10 @@ pub struct ReadOptions {
     /// Also read the sample's ground truth where the source has one (a snapshot of the sample,
     /// the sample itself); a question that does not use it need not decode it.
     pub truth: bool,
+    /// What to leave unread instead of `omit` where the source has the ground truth and
+    /// `truth` asks for it: a finding that takes from the truth what the tables would
+    /// otherwise give (`analysis::Need::omit_with_truth`).
+    pub omit_with_truth: Option<Omit>,
 }
 
 impl Default for ReadOptions {
@@ -75,6 +79,7 @@ impl Default for ReadOptions {
             omit: &[],
             tables_only: false,
             truth: true,
+            omit_with_truth: None,
         }
     }
 }

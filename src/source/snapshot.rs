@@ -551,15 +551,32 @@ pub fn read(dir: &Path) -> Result<Dataset> {
 
 /// [`read`], leaving out the columns in `omit` (they read as nulls and are never decoded).
 pub fn read_omitting(dir: &Path, omit: Omit) -> Result<Dataset> {
-    read_frames(dir, omit, true, true)
+    read_frames(dir, omit, None, true, true)
 }
 
 /// [`read_omitting`], and the derivation graph of the snapshot's store and the runner's series
 /// only when `graph_and_series`: a question of the tables alone (`query`, a finding other than the ledger)
 /// need not parse a million `.drv` files nor decode the series. The sample's ground truth only
-/// when `truth`.
-pub fn read_frames(dir: &Path, omit: Omit, graph_and_series: bool, truth: bool) -> Result<Dataset> {
+/// when `truth`; `omit_with_truth` replaces `omit` when the snapshot has it.
+pub fn read_frames(
+    dir: &Path,
+    omit: Omit,
+    omit_with_truth: Option<Omit>,
+    graph_and_series: bool,
+    truth: bool,
+) -> Result<Dataset> {
     let manifest = read_manifest(dir)?;
+    let omit = match omit_with_truth {
+        Some(o)
+            if truth
+                && manifest
+                    .tables
+                    .contains_key(crate::dataset::TRUTH_STEPS.name) =>
+        {
+            o
+        }
+        _ => omit,
+    };
     let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
     let truth_tables = if truth { &TRUTH_TABLES[..] } else { &[] };
     for def in CORE_TABLES.iter().chain(truth_tables) {
