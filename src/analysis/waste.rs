@@ -81,18 +81,15 @@ const ORDER: [&str; 9] = [
 
 pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
     let owners = build_owners(ds)?;
-    // Steps in time order, so "already built earlier" means earlier.
-    let mut order: Vec<u32> = (0..steps.len())
+    // The steps that held a slot, in storage order: only the rebuilt derivations need time
+    // order, and `rebuilds` sorts those itself.
+    let rows: Vec<u32> = (0..steps.len())
         .filter(|&i| usable[i] && !steps.machine(i).is_empty() && steps.duration(i).is_some())
         .map(|i| i as u32)
         .collect();
-    order.sort_by_key(|&i| {
-        let i = i as usize;
-        (steps.start(i), steps.build(i), steps.stepnr(i))
-    });
     let build_s = |i: usize| steps.duration(i).unwrap_or(0) as f64;
     let overhead_s = |i: usize| steps.overhead_ms(i).unwrap_or(0).max(0) as f64 / 1000.0;
-    let (rebuilt, most_rebuilt) = rebuilds(steps, &order, |i| build_s(i) + overhead_s(i));
+    let (rebuilt, most_rebuilt) = rebuilds(steps, &rows, |i| build_s(i) + overhead_s(i));
     let mut per_cat: BTreeMap<&'static str, (usize, f64)> = BTreeMap::new();
     let mut per_jobset: HashMap<(&str, &str), (usize, f64)> = HashMap::new();
     let mut per_job: HashMap<(&str, &str, &str), (usize, f64)> = HashMap::new();
@@ -100,7 +97,7 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
     let mut per_build: Vec<(usize, f64)> = vec![(0, 0.0); owners.len()];
     let mut total = 0.0;
     let mut wasted_overhead_s = 0.0;
-    for i in order {
+    for &i in &rows {
         let i = i as usize;
         let (build_s, overhead_s) = (build_s(i), overhead_s(i));
         let slot_s = build_s + overhead_s;
@@ -206,37 +203,37 @@ pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
     })
 }
 
-/// Which of the steps in `order` (time order) are successful builds of a derivation already
-/// built successfully earlier (a flag per step row), and the [`TOP`] derivations built most
-/// often: (path, builds, slot seconds by `slot_s`).
+/// Which of the steps in `rows` are successful builds of a derivation already built
+/// successfully earlier (a flag per step row), and the [`TOP`] derivations built most often:
+/// (path, builds, slot seconds by `slot_s`).
 ///
-/// Found by sorting the builds by derivation, which costs 4 bytes a step; a map keyed by path
+/// Found by sorting the builds by derivation, which costs 16 bytes a step; a map keyed by path
 /// cost about 80 bytes a step, over a gigabyte at ten million steps.
 fn rebuilds<'a>(
     steps: &'a Steps,
-    order: &[u32],
+    rows: &[u32],
     slot_s: impl Fn(usize) -> f64,
 ) -> (Vec<bool>, Vec<(&'a str, usize, f64)>) {
-    // (the path's first 8 bytes of hash, position in `order`): paths are compared whole only
-    // where those bytes tie (the same derivation, or a rare collision of prefixes), which made
-    // this sort three times as fast as one over the paths (a sixth of `analyze waste` at a
-    // million steps); the position keeps each derivation's builds in time order.
-    let path = |p: u32| {
-        steps
-            .drv_path(order[p as usize] as usize)
-            .unwrap_or_default()
+    // (the path's first 8 bytes of hash, row): paths are compared whole only where those bytes
+    // tie (the same derivation, or a rare collision of prefixes), which made this sort three
+    // times as fast as one over the paths (a sixth of `analyze waste` at a million steps);
+    // then each derivation's builds in time order (start, build, step number), which spares
+    // sorting every step by time first.
+    let path = |i: u32| steps.drv_path(i as usize).unwrap_or_default();
+    let when = |i: u32| {
+        let i = i as usize;
+        (steps.start(i), steps.build(i), steps.stepnr(i))
     };
-    let mut keyed: Vec<(u64, u32)> = (0..order.len() as u32)
-        .filter(|&p| {
-            let i = order[p as usize] as usize;
-            steps.kind(i) == 0 && steps.drv_path(i).is_some()
-        })
-        .map(|p| (hash_prefix(path(p)), p))
+    let mut keyed: Vec<(u64, u32)> = rows
+        .iter()
+        .copied()
+        .filter(|&i| steps.kind(i as usize) == 0 && steps.drv_path(i as usize).is_some())
+        .map(|i| (hash_prefix(path(i)), i))
         .collect();
     keyed.sort_unstable_by(|a, b| {
         a.0.cmp(&b.0)
             .then_with(|| path(a.1).cmp(path(b.1)))
-            .then(a.1.cmp(&b.1))
+            .then_with(|| when(a.1).cmp(&when(b.1)))
     });
     let mut rebuilt = vec![false; steps.len()];
     let mut often: Vec<(&str, usize, f64)> = Vec::new();
@@ -245,8 +242,8 @@ fn rebuilds<'a>(
     for group in keyed.chunk_by(|a, b| a.0 == b.0 && path(a.1) == path(b.1)) {
         let mut built_ok = false;
         let mut seconds = 0.0;
-        for &(_, p) in group {
-            let i = order[p as usize] as usize;
+        for &(_, i) in group {
+            let i = i as usize;
             seconds += slot_s(i);
             if steps.status(i) == Some(BuildStatus::Success) {
                 rebuilt[i] = built_ok;
