@@ -353,6 +353,36 @@ fn waste_by_hand() {
     assert_eq!(w.most_rebuilt[0].1, 3);
 }
 
+/// The build of a derivation that counts as rebuilt is the later one in time, whatever the
+/// order of build ids: build 10 built d.drv after build 11 had (a build queued earlier can
+/// reach a shared derivation later).
+#[test]
+fn the_later_build_in_time_is_the_rebuilt_one() {
+    let d = "/nix/store/d.drv";
+    let ds = dataset(
+        &[
+            (10, 1, Some(0), Some(5000), Some(5200), M1, Some(0), d, 1),
+            (11, 1, Some(0), Some(3000), Some(3100), M2, Some(0), d, 1),
+        ],
+        &[
+            (10, "trunk", "d", "x86_64-linux", 100, Some(5300), false),
+            (11, "trunk", "d2", "x86_64-linux", 200, Some(3200), false),
+        ],
+        Window::default(),
+    );
+    let steps = Steps::from_frame(&ds.steps).unwrap();
+    let (_, usable) = quality::check(&ds, &steps).unwrap();
+    let w = waste::waste(&ds, &steps, &usable).unwrap();
+    let rebuilt = w.categories.iter().find(|c| c.name == "rebuilt").unwrap();
+    assert_eq!(rebuilt.steps, 1);
+    assert!(
+        (rebuilt.slot_hours - 200.0 / 3600.0).abs() < 1e-9,
+        "{}",
+        rebuilt.slot_hours * 3600.0
+    );
+    assert_eq!(w.top_jobs[0].job, "d", "{:?}", w.top_jobs);
+}
+
 #[test]
 fn empty_windows_give_empty_findings() {
     let ds = dataset(&[], &[], Window::default());
