@@ -141,8 +141,9 @@ impl TableDef {
 pub type Omit = &'static [(&'static str, &'static str)];
 
 /// What the analyses, the report and the simulation never read (a step's `busy` is read: the
-/// window rule tells running steps from finished ones by it, `window::Window::step_expr`): step output paths (only
-/// `compress --from-outputs` picks from them), builds' names (over ten million steps these
+/// window rule tells running steps from finished ones by it, `window::Window::step_expr`): the
+/// step outputs (only `compress --from-outputs` picks from them, and a snapshot's store
+/// writes them into each `.drv`), builds' names (over ten million steps these
 /// hold about 1.3 GB of strings), and the status columns kept for `query` and snapshots
 /// (a step's determinism flag, a build's status and closure size), and the
 /// sample's true step timings but for the two waits the ledger counts as held.
@@ -154,6 +155,8 @@ pub const NOT_ANALYSED: Omit = crate::not_analysed_and![];
 macro_rules! not_analysed_and {
     [$(($t:literal, $c:literal)),* $(,)?] => {
         &[
+            ("step_outputs", "build"),
+            ("step_outputs", "stepnr"),
             ("step_outputs", "name"),
             ("step_outputs", "path"),
             ("builds", "nix_name"),
