@@ -91,19 +91,42 @@ pub fn fit(points: &[(f64, f64)]) -> Option<Fit> {
     })
 }
 
+/// The median of `v` (not empty), found by selection rather than a whole sort: the fit takes
+/// three medians, two of them over every point (a million at a million steps). The same value
+/// a sort gives: the middle element, or the mean of the two middle ones.
 fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
     let n = v.len();
+    let (below, mid, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
     if n % 2 == 1 {
-        v[n / 2]
+        *mid
     } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+        // The element just below the middle is the largest of those before it.
+        let low = below.iter().copied().max_by(f64::total_cmp).unwrap_or(*mid);
+        (low + *mid) / 2.0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_by_selection_is_the_sorted_middle() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for n in [1usize, 2, 3, 4, 10, 11, 1000, 1001] {
+            let v: Vec<f64> = (0..n)
+                .map(|_| rng.random_range(-5.0..5.0f64).round())
+                .collect();
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            let want = if n % 2 == 1 {
+                sorted[n / 2]
+            } else {
+                (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+            };
+            assert_eq!(median(&mut v.clone()), want, "{n}: {v:?}");
+        }
+    }
 
     #[test]
     fn recovers_a_line_despite_outliers() {
