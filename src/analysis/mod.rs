@@ -879,8 +879,9 @@ pub type StepSizes = Vec<Option<i64>>;
 /// sample's ground truth, else `Builds.size` of each build's top-level step (Hydra records no
 /// size for the other steps).
 ///
-/// Both are found by binary search over the other table's rows in key order, not through a
-/// map keyed by build: over ten million steps such a map held more than half a gigabyte.
+/// Both are found by binary search over the other table's rows in key order (the truth's row
+/// of the same number first), not through a map keyed by build: over ten million steps such a
+/// map held more than half a gigabyte.
 pub fn step_sizes(ds: &Dataset, steps: &Steps) -> Result<(String, StepSizes)> {
     let err = |what: &'static str| move |e: PolarsError| Error::frame(what, e);
     let mut size: StepSizes = vec![None; steps.len()];
