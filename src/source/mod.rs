@@ -76,16 +76,13 @@ pub fn load_with_hidden(
             return Ok((cover(ds, asked, Window::default())?, found));
         }
         // A snapshot's tables are put in order as they are read.
-        SourceSpec::Snapshot(dir) => {
-            let omit_with_truth = opts.omit_with_truth.filter(|_| opts.truth);
-            snapshot::read_frames(
-                dir,
-                opts.omit,
-                omit_with_truth,
-                !opts.tables_only,
-                opts.truth,
-            )?
-        }
+        SourceSpec::Snapshot(dir) => snapshot::read_frames(
+            dir,
+            opts.omit,
+            opts.omit_with_truth,
+            !opts.tables_only,
+            opts.truth,
+        )?,
         // The sample is generated whole; what was not asked for is dropped as a snapshot's
         // reader leaves it unread.
         SourceSpec::Sample(s) => {
@@ -97,10 +94,7 @@ pub fn load_with_hidden(
             if !opts.truth {
                 ds.truth = None;
             }
-            let omit = match opts.omit_with_truth {
-                Some(o) if ds.truth.is_some() => o,
-                _ => opts.omit,
-            };
+            let omit = omit_given_truth(opts.omit, opts.omit_with_truth, ds.truth.is_some());
             normalize(omitting(ds, omit)?)?
         }
     };
@@ -129,6 +123,19 @@ pub fn load_with_hidden(
         cover(normalize(restrict(ds, inside)?)?, window, recorded)?,
         None,
     ))
+}
+
+/// What to leave unread: `with_truth` where the source holds the sample's ground truth and
+/// reads it (`ReadOptions::omit_with_truth`), else `omit`.
+pub(crate) fn omit_given_truth(
+    omit: crate::dataset::Omit,
+    with_truth: Option<crate::dataset::Omit>,
+    has_truth: bool,
+) -> crate::dataset::Omit {
+    match with_truth {
+        Some(o) if has_truth => o,
+        _ => omit,
+    }
 }
 
 /// Which runner wrote the steps: the one given (`--runner`), else the rows' evidence
@@ -283,26 +290,9 @@ pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
 /// once: over ten million steps that is gigabytes). A table already in order, as PostgreSQL
 /// often returns it, is only joined into one chunk per column.
 fn sort_by_key(def: &TableDef, df: DataFrame) -> PolarsResult<DataFrame> {
-    const ROW: &str = "__row";
-    let order = match integer_key_order(def, &df)? {
-        Some(order) => order,
-        None => {
-            let order = df
-                .select(def.key.iter().copied())?
-                .with_row_index(ROW.into(), None)?
-                .sort(
-                    def.key.to_vec(),
-                    SortMultipleOptions::default().with_maintain_order(true),
-                )?;
-            order.column(ROW)?.idx()?.rechunk().into_owned()
-        }
-    };
-    let in_order = order
-        .iter()
-        .enumerate()
-        .all(|(i, v)| v == Some(i as IdxSize));
+    let order = key_order(def, &df)?;
     let height = df.height();
-    let rows = order.cont_slice()?;
+    let rows = order.as_ref().map(|o| o.cont_slice()).transpose()?;
     // Either way each column ends in one chunk, which the analyses read without copying.
     let columns = df
         .into_columns()
@@ -311,27 +301,49 @@ fn sort_by_key(def: &TableDef, df: DataFrame) -> PolarsResult<DataFrame> {
             if c.null_count() == c.len() {
                 // A column left out (or never filled) stays one null value that holds no
                 // rows: gathering it would write a value and a validity bit a row.
-                Ok(Column::full_null(c.name().clone(), height, c.dtype()))
-            } else if in_order {
-                Ok(c.rechunk())
-            } else if let Ok(strings) = c.str() {
-                Ok(crate::strings::take(strings, rows).into_column())
-            } else {
-                c.take(&order)
+                return Ok(Column::full_null(c.name().clone(), height, c.dtype()));
+            }
+            match (&order, rows) {
+                (Some(order), Some(rows)) => match c.str() {
+                    Ok(strings) => Ok(crate::strings::take(strings, rows).into_column()),
+                    Err(_) => c.take(order),
+                },
+                _ => Ok(c.rechunk()),
             }
         })
         .collect::<PolarsResult<Vec<_>>>()?;
     DataFrame::new(height, columns)
 }
 
+/// The row order of `df` by `def.key`, or `None` when its rows are in that order already.
+fn key_order(def: &TableDef, df: &DataFrame) -> PolarsResult<Option<IdxCa>> {
+    if let Some(packed) = integer_key_order(def, df)? {
+        return Ok(packed);
+    }
+    const ROW: &str = "__row";
+    let order = df
+        .select(def.key.iter().copied())?
+        .with_row_index(ROW.into(), None)?
+        .sort(
+            def.key.to_vec(),
+            SortMultipleOptions::default().with_maintain_order(true),
+        )?;
+    let order = order.column(ROW)?.idx()?.rechunk().into_owned();
+    let in_order = order
+        .iter()
+        .enumerate()
+        .all(|(i, v)| v == Some(i as IdxSize));
+    Ok((!in_order).then_some(order))
+}
+
 /// The row order of `df` by `def.key` where the key is one or two 32-bit integer columns
 /// without nulls, besides any left unread (the steps', the builds' and the outputs' keys, the
-/// truth's steps): each row's key packed
-/// into one number and sorted with its row number, or nothing to sort when the rows are in
-/// order already. Polars' sort over two columns compares them one value at a time through its
-/// generic accessors: over ten million steps that was about a fifth of reading a snapshot.
-/// `None` for any other key, which polars sorts.
-fn integer_key_order(def: &TableDef, df: &DataFrame) -> PolarsResult<Option<IdxCa>> {
+/// truth's steps): each row's key packed into one number and sorted with its row number.
+/// `Some(None)` when the rows are in order already, nothing to sort. Polars' sort over two
+/// columns compares them one value at a time through its generic accessors: over ten million
+/// steps that was about a fifth of reading a snapshot. `None` for any other key, which polars
+/// sorts.
+fn integer_key_order(def: &TableDef, df: &DataFrame) -> PolarsResult<Option<Option<IdxCa>>> {
     let mut cols = Vec::with_capacity(2);
     for name in def.key {
         let c = df.column(name)?;
@@ -348,17 +360,13 @@ fn integer_key_order(def: &TableDef, df: &DataFrame) -> PolarsResult<Option<IdxC
         }
         cols.push(ca.rechunk());
     }
-    let n = df.height();
-    if cols.is_empty() {
-        // Nothing of the key was read: every order is the key's.
-        return Ok(Some(IdxCa::from_vec(
-            PlSmallStr::from_static("__row"),
-            (0..n as IdxSize).collect(),
-        )));
-    }
     if cols.len() > 2 {
         return Ok(None);
     }
+    // Nothing of the key was read: every order is the key's.
+    let Some(first) = cols.first() else {
+        return Ok(Some(None));
+    };
     // Each i32 mapped to a u32 of the same order (the sign bit flipped), the first column in
     // the high half.
     let part = |ca: &Int32Chunked| -> Vec<u64> {
@@ -370,29 +378,28 @@ fn integer_key_order(def: &TableDef, df: &DataFrame) -> PolarsResult<Option<IdxC
             })
             .collect()
     };
-    let mut keys = part(&cols[0]);
+    let mut keys = part(first);
     if let Some(second) = cols.get(1) {
         for (k, lo) in keys.iter_mut().zip(part(second)) {
             *k = (*k << 32) | lo;
         }
     }
-    let rows: Vec<IdxSize> = if keys.is_sorted() {
-        (0..n as IdxSize).collect()
-    } else {
-        let mut pairs: Vec<(u64, IdxSize)> = keys
-            .into_iter()
-            .enumerate()
-            .map(|(i, k)| (k, i as IdxSize))
-            .collect();
-        // The row number breaks ties: the order of equal keys is kept, as polars' sort with
-        // `maintain_order` keeps it.
-        pairs.sort_unstable();
-        pairs.into_iter().map(|(_, r)| r).collect()
-    };
-    Ok(Some(IdxCa::from_vec(
+    if keys.is_sorted() {
+        return Ok(Some(None));
+    }
+    let mut pairs: Vec<(u64, IdxSize)> = keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (k, i as IdxSize))
+        .collect();
+    // The row number breaks ties: the order of equal keys is kept, as polars' sort with
+    // `maintain_order` keeps it.
+    pairs.sort_unstable();
+    let rows = pairs.into_iter().map(|(_, r)| r).collect();
+    Ok(Some(Some(IdxCa::from_vec(
         PlSmallStr::from_static("__row"),
         rows,
-    )))
+    ))))
 }
 
 /// The builds' `drv_path` column, each path that one of the build's own steps also holds (its

@@ -566,17 +566,11 @@ pub fn read_frames(
     truth: bool,
 ) -> Result<Dataset> {
     let manifest = read_manifest(dir)?;
-    let omit = match omit_with_truth {
-        Some(o)
-            if truth
-                && manifest
-                    .tables
-                    .contains_key(crate::dataset::TRUTH_STEPS.name) =>
-        {
-            o
-        }
-        _ => omit,
-    };
+    let has_truth = truth
+        && manifest
+            .tables
+            .contains_key(crate::dataset::TRUTH_STEPS.name);
+    let omit = super::omit_given_truth(omit, omit_with_truth, has_truth);
     let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
     let truth_tables = if truth { &TRUTH_TABLES[..] } else { &[] };
     for def in CORE_TABLES.iter().chain(truth_tables) {
