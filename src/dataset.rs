@@ -698,26 +698,69 @@ impl Truth {
     }
 }
 
+/// [`Dataset::extent`] gathered a chunk of rows at a time (`snapshot --db` never holds the
+/// window whole).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extent {
+    since: Option<i64>,
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+impl Extent {
+    /// Queued times before `since` will not count.
+    pub fn new(since: Option<i64>) -> Extent {
+        Extent {
+            since,
+            first: None,
+            last: None,
+        }
+    }
+
+    fn times(df: &DataFrame, name: &str) -> PolarsResult<Int64Chunked> {
+        Ok(df.column(name)?.as_materialized_series().i64()?.clone())
+    }
+
+    /// Some steps: their starts and stops.
+    pub fn add_steps(&mut self, steps: &DataFrame) -> PolarsResult<()> {
+        let (start, stop) = (
+            Self::times(steps, "start_time")?,
+            Self::times(steps, "stop_time")?,
+        );
+        self.first = self.first.into_iter().chain(start.min()).min();
+        self.last = [self.last, stop.max(), start.max()]
+            .into_iter()
+            .flatten()
+            .max();
+        Ok(())
+    }
+
+    /// Some builds: their queued times at or after `since`.
+    pub fn add_builds(&mut self, builds: &DataFrame) -> PolarsResult<()> {
+        let queued = Self::times(builds, "timestamp")?;
+        let queued = match self.since {
+            Some(s) => queued.filter(&queued.gt_eq(s))?.min(),
+            None => queued.min(),
+        };
+        self.first = self.first.into_iter().chain(queued).min();
+        Ok(())
+    }
+
+    /// The earliest time and the latest, as [`Dataset::extent`] gives them.
+    pub fn span(&self) -> (Option<i64>, Option<i64>) {
+        (self.first, self.last)
+    }
+}
+
 impl Dataset {
     /// The span the rows cover: the earliest step start or build queued time at or after
     /// `since`, and the latest step stop or start. A build owning a step in the window may have
     /// been queued long before it, so queued times before `since` do not count.
     pub fn extent(&self, since: Option<i64>) -> PolarsResult<(Option<i64>, Option<i64>)> {
-        let times = |df: &DataFrame, name: &str| -> PolarsResult<Int64Chunked> {
-            Ok(df.column(name)?.as_materialized_series().i64()?.clone())
-        };
-        let (start, stop) = (
-            times(&self.steps, "start_time")?,
-            times(&self.steps, "stop_time")?,
-        );
-        let queued = times(&self.builds, "timestamp")?;
-        let queued = match since {
-            Some(s) => queued.filter(&queued.gt_eq(s))?.min(),
-            None => queued.min(),
-        };
-        let first = [start.min(), queued].into_iter().flatten().min();
-        let last = [stop.max(), start.max()].into_iter().flatten().max();
-        Ok((first, last))
+        let mut e = Extent::new(since);
+        e.add_steps(&self.steps)?;
+        e.add_builds(&self.builds)?;
+        Ok(e.span())
     }
 
     /// The core tables with their definitions, in snapshot order.

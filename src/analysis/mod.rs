@@ -277,12 +277,20 @@ impl Distribution {
 /// extent of the step and build times ([`Dataset::extent`], the rule a window asked for is
 /// narrowed by, so that an open bound and one beyond the data measure the same span).
 pub fn span(ds: &Dataset) -> Result<Option<(i64, i64)>> {
-    let w = ds.meta.window;
+    span_of(ds.meta.window, || {
+        ds.extent(None)
+            .map_err(|e| Error::frame("the data's extent", e))
+    })
+}
+
+/// [`span`] of a window `w` and the data's unbounded extent (asked only where `w` is open).
+pub fn span_of(
+    w: crate::window::Window,
+    extent: impl FnOnce() -> Result<(Option<i64>, Option<i64>)>,
+) -> Result<Option<(i64, i64)>> {
     let (first, last) = match (w.since, w.until) {
         (Some(s), Some(u)) => (Some(s), Some(u)),
-        _ => ds
-            .extent(None)
-            .map_err(|e| Error::frame("the data's extent", e))?,
+        _ => extent()?,
     };
     // The step that stopped last is inside `[lo, hi)`, as where a window asked for is narrowed.
     let last = last.map(|t| t.saturating_add(1));

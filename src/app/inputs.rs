@@ -139,7 +139,22 @@ impl Context<'_> {
         let Some(given) = given else {
             return Ok(());
         };
-        let Some(window) = crate::analysis::span(ds)? else {
+        let window = crate::analysis::span(ds)?;
+        let replaced = ds.timeline.as_ref().map(|old| old.source.as_str());
+        ds.timeline = Some(self.series_over(window, given, replaced)?);
+        Ok(())
+    }
+
+    /// The runner's series read from `given` over `window` (the data's span, `None` when it has
+    /// none); notes as [`Context::runner_series`] says. `replaced`: the source of the series the
+    /// data came with, which it replaces.
+    pub(super) fn series_over(
+        &self,
+        window: Option<(i64, i64)>,
+        given: &SeriesSource,
+        replaced: Option<&str>,
+    ) -> Result<Timeline> {
+        let Some(window) = window else {
             return Err(Error::NoData(
                 "the data has no window to read the runner's series over (no step or build \
                  with a time)"
@@ -242,13 +257,12 @@ impl Context<'_> {
                     .collect::<Vec<_>>()
                     .join(", ")
             },
-            match &ds.timeline {
-                Some(old) => format!("; replaces the series the data came with ({})", old.source),
+            match replaced {
+                Some(old) => format!("; replaces the series the data came with ({old})"),
                 None => String::new(),
             }
         ));
-        ds.timeline = Some(tl);
-        Ok(())
+        Ok(tl)
     }
 }
 

@@ -46,6 +46,11 @@ pub fn run(ctx: &Context<'_>, opts: &SnapshotOptions) -> Result<Manifest> {
             "--pseudonymize-machines is for public snapshots: give --public too".into(),
         ));
     }
+    if let SourceSpec::Postgres(conn) = &ctx.source
+        && opts.drv_store.is_none()
+    {
+        return run_streamed(ctx, opts, conn);
+    }
     let mut ds = ctx.load(&[])?;
     ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
     ctx.runner_series(&mut ds, opts.series.as_ref())?;
@@ -59,6 +64,30 @@ pub fn run(ctx: &Context<'_>, opts: &SnapshotOptions) -> Result<Manifest> {
         ds.meta.runner_basis
     ));
     let manifest = snapshot::write(&ds, &opts.out, opts.force)?;
+    ctx.note(&format!("wrote snapshot {}", opts.out.display()));
+    Ok(manifest)
+}
+
+/// `snapshot --db`: the window read a chunk at a time and written as it comes
+/// ([`crate::source::read_into`]), so that memory holds a chunk and the rows waiting to be
+/// written, not the window.
+fn run_streamed(ctx: &Context<'_>, opts: &SnapshotOptions, conn: &str) -> Result<Manifest> {
+    let mut out = snapshot::Writer::new(&opts.out, opts.force)?;
+    let (meta, extent) = crate::source::read_into(conn, &ctx.read_options(&[]), &mut out)?;
+    if let Some(given) = &opts.series {
+        let window = crate::analysis::span_of(meta.window, || Ok(extent.span()))?;
+        out.series(&ctx.series_over(window, given, None)?)?;
+    }
+    ctx.note(&format!(
+        "read {} steps and {} builds from {} ({}; runner {}: {})",
+        out.rows(&crate::dataset::STEPS),
+        out.rows(&crate::dataset::BUILDS),
+        meta.origin.describe(),
+        meta.window.describe(),
+        meta.runner,
+        meta.runner_basis
+    ));
+    let manifest = out.finish(&meta, None)?;
     ctx.note(&format!("wrote snapshot {}", opts.out.display()));
     Ok(manifest)
 }

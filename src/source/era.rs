@@ -50,79 +50,102 @@ pub fn written_by(machine: &str) -> Option<Runner> {
 /// Decides the era from `(start, machine)` of every step; `None` when no step names a machine
 /// in a way that tells (the caller keeps its schema-based guess).
 pub fn detect<'a>(steps: impl Iterator<Item = (Option<i64>, Option<&'a str>)>) -> Option<Era> {
-    // (start, is Rust) of each step with evidence.
-    let mut ev: Vec<(i64, bool)> = steps
-        .filter_map(|(start, m)| {
-            let r = written_by(m?)?;
-            Some((start?, r == Runner::Rust))
-        })
-        .collect();
-    let rust = ev.iter().filter(|e| e.1).count();
-    let cpp = ev.len() - rust;
-    let uri = "BuildSteps.machine: the C++ runner writes a store URI (ssh://…), the Rust runner \
-               a bare hostname";
-    match (cpp, rust) {
-        (0, 0) => None,
-        (_, 0) => Some(Era {
-            runner: Runner::Cpp,
-            switch: None,
-            basis: format!("all {cpp} steps with a machine name a store URI ({uri})"),
-        }),
-        (0, _) => Some(Era {
-            runner: Runner::Rust,
-            switch: None,
-            basis: format!("all {rust} steps with a machine name a bare hostname ({uri})"),
-        }),
-        _ => {
-            ev.sort_unstable();
-            // Splitting before index k: C++ steps at or after k and Rust steps before k
-            // disagree. Only the first step of each start time is a candidate, so that steps
-            // starting in one second are never split.
-            let mut best = (usize::MAX, 0usize);
-            let mut rust_before = 0;
-            let mut cpp_before = 0;
-            for k in 0..=ev.len() {
-                if k == 0 || k == ev.len() || ev[k].0 != ev[k - 1].0 {
-                    let wrong = rust_before + (cpp - cpp_before);
-                    if wrong < best.0 {
-                        best = (wrong, k);
-                    }
-                }
-                if k < ev.len() {
-                    if ev[k].1 {
-                        rust_before += 1;
-                    } else {
-                        cpp_before += 1;
-                    }
-                }
-            }
-            let (wrong, k) = best;
-            if k == ev.len() {
-                // Rust names only among the earliest steps: no switch to the Rust runner.
-                return Some(Era {
-                    runner: Runner::Cpp,
-                    switch: None,
-                    basis: format!(
-                        "{cpp} of {} steps with a machine name a store URI ({uri}); {rust} name \
-                         a bare hostname but no later era of them was found",
-                        cpp + rust
-                    ),
-                });
-            }
-            let at = ev[k].0;
-            let when = chrono::DateTime::from_timestamp(at, 0).map_or_else(
-                || at.to_string(),
-                |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
-            );
-            Some(Era {
+    let mut ev = Evidence::default();
+    for (start, machine) in steps {
+        ev.push(start, machine);
+    }
+    ev.decide()
+}
+
+/// The evidence of steps seen a part at a time (`snapshot --db` reads the history in chunks):
+/// each step with a start and a telling machine name, one `i64` each, `start · 2 + is Rust`, so
+/// that a year of steps costs 8 bytes each and sorts by start, C++ before Rust within a second.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    ev: Vec<i64>,
+}
+
+impl Evidence {
+    /// Adds one step.
+    pub fn push(&mut self, start: Option<i64>, machine: Option<&str>) {
+        if let (Some(start), Some(r)) = (start, machine.and_then(written_by)) {
+            self.ev
+                .push(start.saturating_mul(2) | i64::from(r == Runner::Rust));
+        }
+    }
+
+    /// [`detect`]'s answer over every step pushed.
+    pub fn decide(mut self) -> Option<Era> {
+        let ev = &mut self.ev;
+        let is_rust = |e: i64| e & 1 == 1;
+        let start = |e: i64| e >> 1;
+        let rust = ev.iter().filter(|&&e| is_rust(e)).count();
+        let cpp = ev.len() - rust;
+        let uri = "BuildSteps.machine: the C++ runner writes a store URI (ssh://…), the Rust \
+                   runner a bare hostname";
+        match (cpp, rust) {
+            (0, 0) => None,
+            (_, 0) => Some(Era {
+                runner: Runner::Cpp,
+                switch: None,
+                basis: format!("all {cpp} steps with a machine name a store URI ({uri})"),
+            }),
+            (0, _) => Some(Era {
                 runner: Runner::Rust,
-                switch: (k > 0).then_some(at),
-                basis: format!(
-                    "the history spans both runners: {cpp} steps name a store URI, {rust} a bare \
-                     hostname ({uri}); the Rust runner from {when}, each step read by its era's \
-                     rules ({wrong} step(s) disagree with that switch)"
-                ),
-            })
+                switch: None,
+                basis: format!("all {rust} steps with a machine name a bare hostname ({uri})"),
+            }),
+            _ => {
+                ev.sort_unstable();
+                // Splitting before index k: C++ steps at or after k and Rust steps before k
+                // disagree. Only the first step of each start time is a candidate, so that
+                // steps starting in one second are never split.
+                let mut best = (usize::MAX, 0usize);
+                let mut rust_before = 0;
+                let mut cpp_before = 0;
+                for k in 0..=ev.len() {
+                    if k == 0 || k == ev.len() || start(ev[k]) != start(ev[k - 1]) {
+                        let wrong = rust_before + (cpp - cpp_before);
+                        if wrong < best.0 {
+                            best = (wrong, k);
+                        }
+                    }
+                    if k < ev.len() {
+                        if is_rust(ev[k]) {
+                            rust_before += 1;
+                        } else {
+                            cpp_before += 1;
+                        }
+                    }
+                }
+                let (wrong, k) = best;
+                if k == ev.len() {
+                    // Rust names only among the earliest steps: no switch to the Rust runner.
+                    return Some(Era {
+                        runner: Runner::Cpp,
+                        switch: None,
+                        basis: format!(
+                            "{cpp} of {} steps with a machine name a store URI ({uri}); {rust} \
+                             name a bare hostname but no later era of them was found",
+                            cpp + rust
+                        ),
+                    });
+                }
+                let at = start(ev[k]);
+                let when = chrono::DateTime::from_timestamp(at, 0).map_or_else(
+                    || at.to_string(),
+                    |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+                );
+                Some(Era {
+                    runner: Runner::Rust,
+                    switch: (k > 0).then_some(at),
+                    basis: format!(
+                        "the history spans both runners: {cpp} steps name a store URI, {rust} a \
+                         bare hostname ({uri}); the Rust runner from {when}, each step read by \
+                         its era's rules ({wrong} step(s) disagree with that switch)"
+                    ),
+                })
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! same [`Dataset`], sorted by each table's key and filtered by one window rule. The queries of
 //! `query` run on a database here too ([`sql`]).
 
+pub mod chunked;
 pub mod drvstore;
 pub mod era;
 pub mod into;
@@ -19,7 +20,7 @@ use std::path::PathBuf;
 use polars::prelude::*;
 
 use crate::conninfo;
-use crate::dataset::{Dataset, Runner, TableDef, Truth};
+use crate::dataset::{Dataset, DatasetMeta, Extent, Origin, Runner, TableDef, Truth};
 
 use crate::error::{Error, Result};
 use crate::window::Window;
@@ -125,6 +126,70 @@ pub fn load_with_hidden(
     ))
 }
 
+/// Reads the window of the database `conn` a chunk at a time ([`chunked`]) into the snapshot
+/// `out`, and returns the dataset's description as [`load`] would make it (the runner decided
+/// from the rows, the window narrowed to what they cover). What is held at once is a chunk and
+/// what `out` holds before writing it, however long the window. Ctrl-C ends it between chunks,
+/// and `out` is then dropped unfinished, leaving nothing.
+pub fn read_into(
+    conn: &str,
+    opts: &ReadOptions,
+    out: &mut snapshot::Writer,
+) -> Result<(DatasetMeta, Extent)> {
+    use crate::dataset::{BUILDS, STEPS};
+    let params = conninfo::resolve(conn, &|k| std::env::var(k).ok())?;
+    let runtime =
+        postgres::runtime().map_err(|e| Error::system("starting the async runtime", e))?;
+    let mut read = runtime.block_on(crate::interrupt::until(chunked::ChunkedRead::open(
+        &params, opts,
+    )))?;
+    let asked = read.window();
+    // Every figure of the window, and the unbounded extent a series is read over.
+    let mut extent = Extent::new(asked.since);
+    let mut whole = Extent::new(None);
+    let mut evidence = era::Evidence::default();
+    let mut steps = 0usize;
+    let err = |what: &'static str| move |e: PolarsError| Error::frame(what, e);
+    // Each chunk is written outside the runtime (Parquet must not run on it).
+    while let Some((def, df)) = runtime.block_on(crate::interrupt::until(read.next(opts)))? {
+        if def.name == STEPS.name {
+            steps += df.height();
+            extent.add_steps(&df).map_err(err("steps"))?;
+            whole.add_steps(&df).map_err(err("steps"))?;
+            for (start, machine) in step_machines(&df)? {
+                evidence.push(start, machine);
+            }
+        } else if def.name == BUILDS.name {
+            extent.add_builds(&df).map_err(err("builds"))?;
+            whole.add_builds(&df).map_err(err("builds"))?;
+        }
+        out.add(def, df)?;
+    }
+    let (schema_version, runner, runner_basis) = read.schema();
+    let mut meta = DatasetMeta {
+        origin: Origin::Postgres {
+            conninfo: params.redacted(),
+        },
+        schema_version,
+        runner,
+        runner_basis: runner_basis.to_string(),
+        runner_switch: None,
+        window: asked,
+        window_note: None,
+        queue_runner: None,
+    };
+    runtime.block_on(read.commit())?;
+    decide_runner_by(&mut meta, opts, || Ok(evidence.decide()))?;
+    // A database vouches for no bound: its history may begin after --since.
+    cover_meta(
+        &mut meta,
+        asked,
+        Window::default(),
+        (steps > 0).then(|| extent.span()),
+    )?;
+    Ok((meta, whole))
+}
+
 /// What to leave unread: `with_truth` where the source holds the sample's ground truth and
 /// reads it (`ReadOptions::omit_with_truth`), else `omit`.
 pub(crate) fn omit_given_truth(
@@ -142,21 +207,33 @@ pub(crate) fn omit_given_truth(
 /// ([`era::detect`]) where they have any, else the source's own guess (the schema version, a
 /// snapshot's manifest, the sample's configuration) stands.
 fn decide_runner(ds: &mut Dataset, opts: &ReadOptions) -> Result<()> {
+    let steps = &ds.steps;
+    decide_runner_by(&mut ds.meta, opts, || {
+        Ok(era::detect(step_machines(steps)?))
+    })
+}
+
+/// `--runner` where given, else the rows' own evidence (`evidence`, asked only then) where they
+/// have any, over the schema's guess.
+fn decide_runner_by(
+    meta: &mut DatasetMeta,
+    opts: &ReadOptions,
+    evidence: impl FnOnce() -> Result<Option<era::Era>>,
+) -> Result<()> {
     match opts.runner {
         Some(r) => {
-            ds.meta.runner = r;
-            ds.meta.runner_switch = opts.runner_switch.filter(|_| r == Runner::Rust);
-            ds.meta.runner_basis = match ds.meta.runner_switch {
+            meta.runner = r;
+            meta.runner_switch = opts.runner_switch.filter(|_| r == Runner::Rust);
+            meta.runner_basis = match meta.runner_switch {
                 Some(_) => "given with --runner rust@TIME".into(),
                 None => "given with --runner".into(),
             };
         }
-        // The rows' own evidence, where they have any, over the schema's guess.
         None => {
-            if let Some(e) = era::detect(step_machines(&ds.steps)?) {
-                ds.meta.runner = e.runner;
-                ds.meta.runner_switch = e.switch;
-                ds.meta.runner_basis = e.basis;
+            if let Some(e) = evidence()? {
+                meta.runner = e.runner;
+                meta.runner_switch = e.switch;
+                meta.runner_basis = e.basis;
             }
         }
     }
@@ -190,18 +267,37 @@ fn cover(mut ds: Dataset, asked: Window, vouched: Window) -> Result<Dataset> {
     if asked == Window::default() {
         return Ok(ds);
     }
+    let extent = if ds.steps.height() == 0 {
+        None
+    } else {
+        let err = |e: PolarsError| Error::frame("the window's data extent", e);
+        Some(ds.extent(ds.meta.window.since).map_err(err)?)
+    };
+    cover_meta(&mut ds.meta, asked, vouched, extent)?;
+    Ok(ds)
+}
+
+/// [`cover`] of `meta` given the data's extent ([`crate::dataset::Extent`]), `None` when the
+/// window holds no step.
+fn cover_meta(
+    meta: &mut DatasetMeta,
+    asked: Window,
+    vouched: Window,
+    extent: Option<(Option<i64>, Option<i64>)>,
+) -> Result<()> {
+    if asked == Window::default() {
+        return Ok(());
+    }
     // A snapshot's own note spoke of the window it was asked for, not of this one.
-    ds.meta.window_note = None;
-    if ds.steps.height() == 0 {
+    meta.window_note = None;
+    let Some((first, last)) = extent else {
         return Err(Error::NoData(format!(
             "no build step of {} lies in the window {}: there is nothing to measure",
-            ds.meta.origin.describe(),
+            meta.origin.describe(),
             asked.describe()
         )));
-    }
-    let err = |e: PolarsError| Error::frame("the window's data extent", e);
-    let (first, last) = ds.extent(ds.meta.window.since).map_err(err)?;
-    let mut w = ds.meta.window;
+    };
+    let mut w = meta.window;
     if let (Some(s), Some(first)) = (w.since, first)
         && vouched.since.is_none()
     {
@@ -218,21 +314,21 @@ fn cover(mut ds: Dataset, asked: Window, vouched: Window) -> Result<Dataset> {
     {
         return Err(Error::NoData(format!(
             "the build steps of {} in the window {} have no times: there is nothing to measure",
-            ds.meta.origin.describe(),
+            meta.origin.describe(),
             asked.describe()
         )));
     }
     let reaches = |a: Option<i64>, b: Option<i64>, beyond: fn(&i64, &i64) -> bool| matches!((a, b), (Some(a), Some(b)) if beyond(&a, &b));
     if reaches(asked.since, w.since, i64::lt) || reaches(asked.until, w.until, i64::gt) {
-        ds.meta.window_note = Some(format!(
+        meta.window_note = Some(format!(
             "the window asked for ({}) reaches beyond the data: every figure is measured over \
              {}, the span the data covers",
             asked.describe(),
             w.describe()
         ));
     }
-    ds.meta.window = w;
-    Ok(ds)
+    meta.window = w;
+    Ok(())
 }
 
 /// `ds` with the columns in `omit` replaced by nulls that hold no data: for the sample, which is
@@ -289,7 +385,7 @@ pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
 /// plus one column rather than two copies of it (polars' own sort gathers every column at
 /// once: over ten million steps that is gigabytes). A table already in order, as PostgreSQL
 /// often returns it, is only joined into one chunk per column.
-fn sort_by_key(def: &TableDef, df: DataFrame) -> PolarsResult<DataFrame> {
+pub(crate) fn sort_by_key(def: &TableDef, df: DataFrame) -> PolarsResult<DataFrame> {
     let order = key_order(def, &df)?;
     let height = df.height();
     let rows = order.as_ref().map(|o| o.cont_slice()).transpose()?;

@@ -890,114 +890,229 @@ fn select_list(def: &TableDef, map: &ColumnMap, info: &SchemaInfo, omit: Omit) -
         .join(", ")
 }
 
+/// The SELECTs a read of a window is made of, written once for the whole read ([`queries`]) and
+/// the read in chunks ([`super::chunked`]): the step rule's three parts (`Window::step_sql_parts`),
+/// the builds and step outputs followed by key, and every name qualified with its schema.
+pub(super) struct Selects {
+    schema: HydraSchema,
+    bounded: bool,
+    /// The window's queued builds: `SELECT q.id FROM builds q WHERE <queued in the window>`.
+    queued: String,
+    /// The step rule's parts: finished steps, running ones, and those without times.
+    pub parts: Vec<String>,
+    step_list: String,
+    build_list: String,
+    /// How a build finds its jobset in this schema.
+    join: &'static str,
+    /// The step outputs' list, where the table exists.
+    output_list: Option<String>,
+    jobset_list: String,
+    /// The evaluations' list, where the table exists.
+    eval_list: Option<String>,
+    window: Window,
+}
+
+impl Selects {
+    pub(super) fn new(info: &SchemaInfo, w: &Window, omit: Omit) -> Selects {
+        let schema = info.schema.clone();
+        let queued = format!(
+            "SELECT q.id FROM {} q WHERE {}",
+            schema.qualify("builds"),
+            w.time_sql("q.timestamp")
+        );
+        let parts = w.step_sql_parts("s", &queued);
+        // Schemas before 80 named a build's jobset by (project, jobset) text columns.
+        let join = if info.has("builds", "jobset_id") {
+            "j.id = b.jobset_id"
+        } else if info.has("builds", "project") && info.has("builds", "jobset") {
+            "j.project = b.project AND j.name = b.jobset"
+        } else {
+            "FALSE"
+        };
+        Selects {
+            bounded: w.since.is_some() || w.until.is_some(),
+            queued,
+            parts,
+            step_list: select_list(&STEPS, STEPS_MAP, info, omit),
+            build_list: select_list(&BUILDS, BUILDS_MAP, info, omit),
+            join,
+            output_list: info
+                .has_table("buildstepoutputs")
+                .then(|| select_list(&STEP_OUTPUTS, STEP_OUTPUTS_MAP, info, omit)),
+            jobset_list: select_list(&JOBSETS, JOBSETS_MAP, info, omit),
+            eval_list: info
+                .has_table("jobsetevals")
+                .then(|| select_list(&EVALS, EVALS_MAP, info, omit)),
+            window: *w,
+            schema,
+        }
+    }
+
+    fn qualified(&self, table: &str) -> String {
+        self.schema.qualify(table)
+    }
+
+    /// `SELECT {what} FROM buildsteps s WHERE part` for each part, joined by `glue`.
+    pub(super) fn steps_where(&self, what: &str, parts: &[String], glue: &str) -> String {
+        parts
+            .iter()
+            .map(|p| {
+                format!(
+                    "SELECT {what} FROM {} s WHERE {p}",
+                    self.qualified("buildsteps")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(glue)
+    }
+
+    /// The steps' columns of the steps in `parts`.
+    pub(super) fn steps_in(&self, parts: &[String]) -> String {
+        self.steps_where(&self.step_list, parts, " UNION ALL ")
+    }
+
+    /// Rows of `from` looked up by the keys `keys` yields, one LATERAL subquery per key, fenced
+    /// by OFFSET 0 so that the planner cannot flatten it into a join, which looks each one up by
+    /// primary key. As a join, the planner would hash it against a scan of the whole table
+    /// whenever it overestimates the keys, and it does for a window in the past: nothing tells
+    /// it that startTime and stopTime move together, so it takes the steps of the horizon after
+    /// the window for forty times their number. `also`: a further condition on the row.
+    fn follow(
+        keys: &str,
+        alias: &str,
+        key_cols: &[&str],
+        list: &str,
+        from: &str,
+        also: Option<&str>,
+    ) -> String {
+        let mut on = key_cols
+            .iter()
+            .map(|k| format!("{alias}.{k} = w.{k}"))
+            .collect::<Vec<_>>();
+        on.extend(also.map(String::from));
+        format!(
+            "SELECT f.* FROM ({keys}) w CROSS JOIN LATERAL \
+             (SELECT {list} FROM {from} WHERE {} OFFSET 0) f",
+            on.join(" AND ")
+        )
+    }
+
+    /// The builds whose ids `keys` (a SELECT of one column `id`) yields, with their jobsets'
+    /// names, each meeting `also` where given.
+    pub(super) fn builds_by_id(&self, keys: &str, also: Option<&str>) -> String {
+        Self::follow(
+            keys,
+            "b",
+            &["id"],
+            &self.build_list,
+            &format!(
+                "{} b LEFT JOIN {} j ON {}",
+                self.qualified("builds"),
+                self.qualified("jobsets"),
+                self.join
+            ),
+            also,
+        )
+    }
+
+    /// The outputs of the steps in `parts`, where the table exists.
+    pub(super) fn outputs_of(&self, parts: &[String]) -> Option<String> {
+        let list = self.output_list.as_ref()?;
+        Some(Self::follow(
+            &self.steps_where("s.build, s.stepnr", parts, " UNION ALL "),
+            "o",
+            &["build", "stepnr"],
+            list,
+            &format!("{} o", self.qualified("buildstepoutputs")),
+            None,
+        ))
+    }
+
+    /// The builds queued with `timestamp` in `[a, b)`: `IndexBuildsOnTimestamp` finds them.
+    pub(super) fn builds_queued_in(&self, a: i64, b: i64) -> String {
+        self.builds_by_id(
+            &format!(
+                "SELECT q.id FROM {} q WHERE q.timestamp >= {a} AND q.timestamp < {b}",
+                self.qualified("builds")
+            ),
+            None,
+        )
+    }
+
+    /// With a bounded window: the builds of the window's steps that were not queued inside it
+    /// (a step running in the window whose build was queued before it).
+    pub(super) fn builds_queued_outside(&self) -> Option<String> {
+        self.bounded.then(|| {
+            self.builds_by_id(
+                &format!(
+                    "SELECT k.build AS id FROM ({}) k",
+                    self.steps_where("s.build", &self.parts[..2], " UNION ")
+                ),
+                Some(&format!("NOT ({})", self.window.time_sql("b.timestamp"))),
+            )
+        })
+    }
+
+    pub(super) fn jobsets(&self) -> String {
+        format!(
+            "SELECT {} FROM {} j",
+            self.jobset_list,
+            self.qualified("jobsets")
+        )
+    }
+
+    pub(super) fn evals(&self) -> Option<String> {
+        self.eval_list.as_ref().map(|list| {
+            format!(
+                "SELECT {list} FROM {} e WHERE {}",
+                self.qualified("jobsetevals"),
+                self.window.time_sql("e.timestamp")
+            )
+        })
+    }
+}
+
 /// The five SELECTs for a window, given what the schema has. Every table is named with its
 /// schema, and a bounded window is read through the indexes upstream ships (the step rule's
 /// three parts, `Window::step_sql_parts`; builds by `timestamp` and primary key; step outputs
 /// by primary key), never by scanning a whole table of the history on the production primary.
 pub fn queries(info: &SchemaInfo, w: &Window, omit: Omit) -> Vec<(&'static TableDef, String)> {
-    let qualified = |table: &str| info.schema.qualify(table);
-    let bounded = w.since.is_some() || w.until.is_some();
-    let queued = format!(
-        "SELECT q.id FROM {} q WHERE {}",
-        qualified("builds"),
-        w.time_sql("q.timestamp")
-    );
-    let parts = w.step_sql_parts("s", &queued);
-    // `SELECT {what} FROM buildsteps s WHERE part` for each part, joined by `glue`.
-    let steps_where = |what: &str, parts: &[String], glue: &str| {
-        parts
-            .iter()
-            .map(|p| format!("SELECT {what} FROM {} s WHERE {p}", qualified("buildsteps")))
-            .collect::<Vec<_>>()
-            .join(glue)
-    };
-    let step_list = select_list(&STEPS, STEPS_MAP, info, omit);
-    let steps = if bounded {
-        steps_where(&step_list, &parts, " UNION ALL ")
-    } else {
-        format!("SELECT {step_list} FROM {} s", qualified("buildsteps"))
-    };
-    // Schemas before 80 named a build's jobset by (project, jobset) text columns.
-    let join = if info.has("builds", "jobset_id") {
-        "j.id = b.jobset_id"
-    } else if info.has("builds", "project") && info.has("builds", "jobset") {
-        "j.project = b.project AND j.name = b.jobset"
-    } else {
-        "FALSE"
-    };
-    // Builds and step outputs follow keys found through the indexes: a LATERAL subquery per
-    // key, fenced by OFFSET 0 so that the planner cannot flatten it into a join, looks each
-    // one up by primary key. As a join, the planner would hash it against a scan of the whole
-    // table whenever it overestimates the keys, and it does for a window in the past: nothing
-    // tells it that startTime and stopTime move together, so it takes the steps of the horizon
-    // after the window for forty times their number.
-    let follow = |keys: String, alias: &str, key_cols: &[&str], list: &str, from: String| {
-        let on = key_cols
-            .iter()
-            .map(|k| format!("{alias}.{k} = w.{k}"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        format!(
-            "SELECT f.* FROM ({keys}) w CROSS JOIN LATERAL \
-             (SELECT {list} FROM {from} WHERE {on} OFFSET 0) f"
-        )
-    };
-    let build_list = select_list(&BUILDS, BUILDS_MAP, info, omit);
-    let builds = if bounded {
+    let q = Selects::new(info, w, omit);
+    let (steps, builds, outputs) = if q.bounded {
         // The timeless part's builds are queued in the window already.
         let keys = format!(
-            "SELECT q.id FROM ({queued} UNION {}) q",
-            steps_where("s.build", &parts[..2], " UNION ")
+            "SELECT q.id FROM ({} UNION {}) q",
+            q.queued,
+            q.steps_where("s.build", &q.parts[..2], " UNION ")
         );
-        follow(
-            keys,
-            "b",
-            &["id"],
-            &build_list,
-            format!(
-                "{} b LEFT JOIN {} j ON {join}",
-                qualified("builds"),
-                qualified("jobsets")
-            ),
+        (
+            q.steps_in(&q.parts),
+            q.builds_by_id(&keys, None),
+            q.outputs_of(&q.parts),
         )
     } else {
-        format!(
-            "SELECT {build_list} FROM {} b LEFT JOIN {} j ON {join}",
-            qualified("builds"),
-            qualified("jobsets"),
+        (
+            format!(
+                "SELECT {} FROM {} s",
+                q.step_list,
+                q.qualified("buildsteps")
+            ),
+            format!(
+                "SELECT {} FROM {} b LEFT JOIN {} j ON {}",
+                q.build_list,
+                q.qualified("builds"),
+                q.qualified("jobsets"),
+                q.join
+            ),
+            q.output_list
+                .as_ref()
+                .map(|list| format!("SELECT {list} FROM {} o", q.qualified("buildstepoutputs"))),
         )
     };
-    let outputs = info.has_table("buildstepoutputs").then(|| {
-        let list = select_list(&STEP_OUTPUTS, STEP_OUTPUTS_MAP, info, omit);
-        if bounded {
-            follow(
-                steps_where("s.build, s.stepnr", &parts, " UNION ALL "),
-                "o",
-                &["build", "stepnr"],
-                &list,
-                format!("{} o", qualified("buildstepoutputs")),
-            )
-        } else {
-            format!("SELECT {list} FROM {} o", qualified("buildstepoutputs"))
-        }
-    });
-    let jobsets = format!(
-        "SELECT {} FROM {} j",
-        select_list(&JOBSETS, JOBSETS_MAP, info, omit),
-        qualified("jobsets")
-    );
-    let evals = info.has_table("jobsetevals").then(|| {
-        format!(
-            "SELECT {} FROM {} e WHERE {}",
-            select_list(&EVALS, EVALS_MAP, info, omit),
-            qualified("jobsetevals"),
-            w.time_sql("e.timestamp")
-        )
-    });
     let mut out = vec![(&STEPS, steps), (&BUILDS, builds)];
-    out.extend(outputs.map(|q| (&STEP_OUTPUTS, q)));
-    out.push((&JOBSETS, jobsets));
-    out.extend(evals.map(|q| (&EVALS, q)));
+    out.extend(outputs.map(|o| (&STEP_OUTPUTS, o)));
+    out.push((&JOBSETS, q.jobsets()));
+    out.extend(q.evals().map(|e| (&EVALS, e)));
     out
 }
 
@@ -1057,21 +1172,20 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Reads the history in `opts.window` from the database at `params`, each table in the order
-/// the server sent it ([`super::load`] sorts them).
-pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
-    read_with_hidden(params, opts, false)
-        .await
-        .map(|(ds, _)| ds)
+/// A read-only session inside its one `REPEATABLE READ READ ONLY` transaction, with what was
+/// learnt before it began: the schema, the schema's guess at the runner, the server's clock and
+/// the window resolved against it. Both readers (whole, [`read`]; in chunks, `super::chunked`)
+/// begin and end here.
+pub(super) struct Begun {
+    pub session: Session,
+    pub info: SchemaInfo,
+    pub runner: Runner,
+    pub runner_basis: String,
+    pub now: i64,
+    pub window: Window,
 }
 
-/// [`read`], and with `hidden` the hidden projects and jobsets too, read in the same
-/// transaction as the rows so that both are one state of the database (`snapshot --public`).
-pub async fn read_with_hidden(
-    params: &ConnParams,
-    opts: &ReadOptions,
-    hidden: bool,
-) -> Result<(Dataset, Option<super::public::Hidden>)> {
+pub(super) async fn begin(params: &ConnParams, opts: &ReadOptions) -> Result<Begun> {
     let s = connect(params, true, opts.statement_timeout).await?;
     let info = inspect(&s).await?;
     // The schema's guess; `super::load` puts `--runner` or the rows' evidence over it.
@@ -1092,34 +1206,77 @@ pub async fn read_with_hidden(
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
         .map_err(|e| s.error("starting a read-only transaction", e))?;
+    Ok(Begun {
+        session: s,
+        info,
+        runner,
+        runner_basis,
+        now,
+        window,
+    })
+}
+
+impl Begun {
+    /// Ends the transaction; `longest`: the longest step read (stop − start, seconds), which
+    /// warns when the window's end cut steps off at the horizon.
+    pub(super) async fn commit(self, longest: Option<i64>) -> Result<()> {
+        let s = &self.session;
+        s.client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| s.error("ending the read-only transaction", e))?;
+        if let Some(until) = self.window.until
+            && until.saturating_add(crate::window::STEP_HORIZON_SECS) < self.now
+            && let Some(longest) = longest
+            && longest > crate::window::STEP_HORIZON_SECS / 2
+        {
+            tracing::warn!(
+                "a step in the window ran {:.1} h; steps that ran longer than {} h across the \
+                 window's end are not read (window::STEP_HORIZON_SECS): end the window later, or \
+                 leave --until out",
+                longest as f64 / 3600.0,
+                crate::window::STEP_HORIZON_SECS / 3600
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Reads the history in `opts.window` from the database at `params`, each table in the order
+/// the server sent it ([`super::load`] sorts them).
+pub async fn read(params: &ConnParams, opts: &ReadOptions) -> Result<Dataset> {
+    read_with_hidden(params, opts, false)
+        .await
+        .map(|(ds, _)| ds)
+}
+
+/// [`read`], and with `hidden` the hidden projects and jobsets too, read in the same
+/// transaction as the rows so that both are one state of the database (`snapshot --public`).
+pub async fn read_with_hidden(
+    params: &ConnParams,
+    opts: &ReadOptions,
+    hidden: bool,
+) -> Result<(Dataset, Option<super::public::Hidden>)> {
+    let begun = begin(params, opts).await?;
+    let s = &begun.session;
     let mut frames: HashMap<&'static str, DataFrame> = HashMap::new();
-    for (def, select) in queries(&info, &window, opts.omit) {
-        let df = copy_frame(&s, def, &select, &opts.progress, opts.omit).await?;
+    for (def, select) in queries(&begun.info, &begun.window, opts.omit) {
+        let df = copy_frame(s, def, &select, &opts.progress, opts.omit).await?;
         frames.insert(def.name, df);
     }
     let hidden = if hidden {
-        Some(read_hidden(&s).await?)
+        Some(read_hidden(s).await?)
     } else {
         None
     };
-    s.client
-        .batch_execute("COMMIT")
-        .await
-        .map_err(|e| s.error("ending the read-only transaction", e))?;
-    if let Some(until) = window.until
-        && until.saturating_add(crate::window::STEP_HORIZON_SECS) < now
-        && let Some(steps) = frames.get(STEPS.name)
-        && let Some(longest) = longest_step(steps)
-        && longest > crate::window::STEP_HORIZON_SECS / 2
-    {
-        tracing::warn!(
-            "a step in the window ran {:.1} h; steps that ran longer than {} h across the \
-             window's end are not read (window::STEP_HORIZON_SECS): end the window later, or \
-             leave --until out",
-            longest as f64 / 3600.0,
-            crate::window::STEP_HORIZON_SECS / 3600
-        );
-    }
+    let longest = frames.get(STEPS.name).and_then(longest_step);
+    let (schema_version, runner, runner_basis, window) = (
+        begun.info.version,
+        begun.runner,
+        begun.runner_basis.clone(),
+        begun.window,
+    );
+    begun.commit(longest).await?;
     let mut take = |def: &TableDef| frames.remove(def.name).unwrap_or_else(|| def.empty());
     let ds = Dataset {
         steps: take(&STEPS),
@@ -1135,7 +1292,7 @@ pub async fn read_with_hidden(
             origin: Origin::Postgres {
                 conninfo: params.redacted(),
             },
-            schema_version: info.version,
+            schema_version,
             runner,
             runner_basis,
             runner_switch: None,
@@ -1225,7 +1382,7 @@ async fn read_hidden(s: &Session) -> Result<super::public::Hidden> {
 }
 
 /// The longest run (stop − start, seconds) among the steps of a frame, if any has both times.
-fn longest_step(steps: &DataFrame) -> Option<i64> {
+pub(super) fn longest_step(steps: &DataFrame) -> Option<i64> {
     let start = steps.column("start_time").ok()?.i64().ok()?;
     let stop = steps.column("stop_time").ok()?.i64().ok()?;
     start

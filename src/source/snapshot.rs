@@ -185,121 +185,307 @@ pub fn write_with(
     public: Option<super::public::PublicSection>,
 ) -> Result<Manifest> {
     crate::interrupt::check()?;
-    let existing = if replace {
-        Existing::Replace
-    } else {
-        Existing::Refuse
-    };
-    let staged = StagedDir::new(dest, existing)?;
-    let mut tables = BTreeMap::new();
+    let mut w = Writer::new(dest, replace)?;
     for (def, df) in ds.tables() {
-        // On Ctrl-C (here, or between day files) `staged` is dropped and removes itself.
-        let entry = write_table(staged.path(), def, df)?;
-        tables.insert(def.name.to_string(), entry);
+        // On Ctrl-C (here, or between day files) the writer is dropped and removes its files.
+        w.write_whole(def, df)?;
     }
-    let machines = match &ds.machines {
-        Some(bundled) => {
-            let p = staged.path().join(MACHINES);
-            std::fs::write(&p, &bundled.text).map_err(|e| Error::io(&p, e))?;
-            Some(MACHINES.to_string())
-        }
-        None => None,
-    };
-    let drv_store = match &ds.drv_graph {
-        Some(g) => {
-            let p = staged.path().join(STORE);
-            std::fs::create_dir(&p).map_err(|e| Error::io(&p, e))?;
-            let files = super::drvstore::write(ds, &p)? as u64;
-            Some(StoreEntry {
-                path: STORE.into(),
-                files,
-                source: g.source.clone(),
-            })
-        }
-        None => None,
-    };
-    let runner_series = ds
-        .timeline
-        .as_ref()
-        .map(|tl| write_series(staged.path(), tl))
-        .transpose()?;
-    crate::interrupt::check()?;
-    let manifest = Manifest {
-        format: FORMAT.into(),
-        format_version: FORMAT_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        created_at: chrono::Utc::now().timestamp(),
-        origin: ds.meta.origin.clone(),
-        schema_version: ds.meta.schema_version,
-        runner: ds.meta.runner,
-        runner_basis: ds.meta.runner_basis.clone(),
-        runner_switch: ds.meta.runner_switch,
-        window: ds.meta.window,
-        window_note: ds.meta.window_note.clone(),
-        tables,
-        machines,
-        queue_runner: ds.meta.queue_runner,
-        drv_store,
-        runner_series,
-        public,
-    };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::json("manifest", e))?;
-    write_file_atomic(&staged.path().join(MANIFEST), &json)?;
-    // The last point to stop: after the commit the snapshot is complete, and kept.
-    crate::interrupt::check()?;
-    staged.commit()?;
-    Ok(manifest)
+    if let Some(bundled) = &ds.machines {
+        w.machines(&bundled.text)?;
+    }
+    if ds.drv_graph.is_some() {
+        w.drv_store(ds)?;
+    }
+    if let Some(tl) = &ds.timeline {
+        w.series(tl)?;
+    }
+    w.finish(&ds.meta, public)
 }
 
-fn write_table(root: &Path, def: &TableDef, df: &DataFrame) -> Result<TableEntry> {
-    let dir = root.join(def.name);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let mut files = Vec::new();
-    match def.partition_by {
-        Some(time_col) if df.height() > 0 => {
-            let days = df
-                .column(time_col)
-                .and_then(|c| c.as_materialized_series().i64().cloned())
-                .map_err(|e| Error::frame(def.name, e))?;
-            // Group row indices by UTC day; `None` collects rows without a time.
-            let mut groups: BTreeMap<Option<i64>, Vec<IdxSize>> = BTreeMap::new();
-            for (i, t) in days.iter().enumerate() {
-                groups
-                    .entry(t.map(|t| t.div_euclid(SECONDS_PER_DAY)))
-                    .or_default()
-                    .push(i as IdxSize);
+/// Where a table's rows go: its one directory, or a day's (`None`: rows without a time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot {
+    Whole,
+    Day(Option<i64>),
+}
+
+impl Slot {
+    /// The directory under the table's, `day=2025-06-02` or `day=unknown`; none for `Whole`.
+    fn dir(self) -> Option<String> {
+        match self {
+            Slot::Whole => None,
+            Slot::Day(Some(d)) => Some(
+                chrono::DateTime::from_timestamp(d * SECONDS_PER_DAY, 0)
+                    .map(|t| t.format("day=%Y-%m-%d").to_string())
+                    .unwrap_or_else(|| format!("day={d}")),
+            ),
+            Slot::Day(None) => Some("day=unknown".into()),
+        }
+    }
+}
+
+/// `df`'s rows by the slot they go to, in order of the slots, as row numbers.
+fn slots(def: &TableDef, df: &DataFrame) -> Result<Vec<(Slot, IdxCa)>> {
+    let Some(time_col) = def.partition_by.filter(|_| df.height() > 0) else {
+        return Ok(Vec::new());
+    };
+    let days = df
+        .column(time_col)
+        .and_then(|c| c.as_materialized_series().i64().cloned())
+        .map_err(|e| Error::frame(def.name, e))?;
+    let mut groups: BTreeMap<Option<i64>, Vec<IdxSize>> = BTreeMap::new();
+    for (i, t) in days.iter().enumerate() {
+        groups
+            .entry(t.map(|t| t.div_euclid(SECONDS_PER_DAY)))
+            .or_default()
+            .push(i as IdxSize);
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(day, idx)| (Slot::Day(day), IdxCa::from_vec("idx".into(), idx)))
+        .collect())
+}
+
+/// One table as it is written: the files so far and the rows held for the next ones.
+struct TableParts {
+    def: &'static TableDef,
+    entry: TableEntry,
+    /// Rows not written yet, by slot.
+    held: BTreeMap<Slot, Vec<DataFrame>>,
+    held_rows: usize,
+    /// How many files each slot has.
+    parts: BTreeMap<Slot, u32>,
+}
+
+/// A snapshot being written, a table at a time ([`write`]) or a chunk at a time ([`Writer::add`],
+/// for `snapshot --db`), into a staged directory that becomes the snapshot only at
+/// [`Writer::finish`]. Dropped before that (an error, Ctrl-C), it leaves nothing behind.
+///
+/// Chunks are held per day until [`FLUSH_ROWS`] rows of a table are held, then each day's
+/// rows are put in key order and written as that day's next file (`part-1.parquet`, …): a day
+/// read over several chunks may have several files, which every Parquet reader takes as one
+/// partition.
+pub struct Writer {
+    staged: StagedDir,
+    /// Rows of a table held before they are written ([`FLUSH_ROWS`]).
+    flush_rows: usize,
+    tables: BTreeMap<&'static str, TableParts>,
+    machines: Option<String>,
+    drv_store: Option<StoreEntry>,
+    runner_series: Option<SeriesEntry>,
+}
+
+/// The rows of one table held before they are written: a million steps are some 160 MB
+/// decoded, so the three large tables together hold at most about half a gigabyte, and a year
+/// of hydra.nixos.org becomes some 40 files a table beside its 365 days.
+pub const FLUSH_ROWS: usize = 1_000_000;
+
+impl Writer {
+    pub fn new(dest: &Path, replace: bool) -> Result<Writer> {
+        let existing = if replace {
+            Existing::Replace
+        } else {
+            Existing::Refuse
+        };
+        Ok(Writer {
+            staged: StagedDir::new(dest, existing)?,
+            flush_rows: FLUSH_ROWS,
+            tables: BTreeMap::new(),
+            machines: None,
+            drv_store: None,
+            runner_series: None,
+        })
+    }
+
+    /// The same writer holding at most `rows` rows of a table (at least one) before writing
+    /// them: for tests, which make several files a day out of a small history.
+    pub fn flushing_every(mut self, rows: usize) -> Writer {
+        self.flush_rows = rows.max(1);
+        self
+    }
+
+    fn table(&mut self, def: &'static TableDef) -> &mut TableParts {
+        self.tables.entry(def.name).or_insert_with(|| TableParts {
+            def,
+            entry: TableEntry {
+                rows: 0,
+                files: Vec::new(),
+            },
+            held: BTreeMap::new(),
+            held_rows: 0,
+            parts: BTreeMap::new(),
+        })
+    }
+
+    /// Writes `df` as the next file of `slot`.
+    fn write_slot(&mut self, def: &'static TableDef, slot: Slot, df: DataFrame) -> Result<()> {
+        let root = self.staged.path().to_path_buf();
+        let t = self.table(def);
+        let n = t.parts.entry(slot).or_insert(0);
+        let rel = match slot.dir() {
+            Some(dir) => format!("{}/{dir}/part-{n}.parquet", def.name),
+            None => format!("{}/part-{n}.parquet", def.name),
+        };
+        *n += 1;
+        let file = write_part(&root, &rel, df)?;
+        t.entry.rows += file.rows;
+        t.entry.files.push(file);
+        Ok(())
+    }
+
+    /// Writes a whole table, in order already: one file a day, or one file.
+    pub fn write_whole(&mut self, def: &'static TableDef, df: &DataFrame) -> Result<()> {
+        let groups = slots(def, df)?;
+        if groups.is_empty() {
+            return self.write_slot(def, Slot::Whole, df.clone());
+        }
+        for (slot, idx) in groups {
+            let part = df.take(&idx).map_err(|e| Error::frame(def.name, e))?;
+            self.write_slot(def, slot, part)?;
+        }
+        Ok(())
+    }
+
+    /// Adds some rows of `def`, in any order; they are written once enough are held, or at
+    /// [`Writer::finish`].
+    pub fn add(&mut self, def: &'static TableDef, df: DataFrame) -> Result<()> {
+        if df.height() == 0 {
+            self.table(def);
+            return Ok(());
+        }
+        let groups = slots(def, &df)?;
+        let flush_rows = self.flush_rows;
+        let t = self.table(def);
+        t.held_rows += df.height();
+        if groups.is_empty() {
+            t.held.entry(Slot::Whole).or_default().push(df);
+        } else {
+            for (slot, idx) in groups {
+                let part = df.take(&idx).map_err(|e| Error::frame(def.name, e))?;
+                t.held.entry(slot).or_default().push(part);
             }
-            for (day, idx) in groups {
-                let part = df
-                    .take(&IdxCa::from_vec("idx".into(), idx))
+        }
+        if t.held_rows >= flush_rows {
+            self.flush(def)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is held of `def`, each slot's rows in key order as its next file.
+    fn flush(&mut self, def: &'static TableDef) -> Result<()> {
+        let held = match self.tables.get_mut(def.name) {
+            Some(t) => {
+                t.held_rows = 0;
+                std::mem::take(&mut t.held)
+            }
+            None => return Ok(()),
+        };
+        for (slot, frames) in held {
+            let mut frames = frames.into_iter();
+            let Some(mut df) = frames.next() else {
+                continue;
+            };
+            for more in frames {
+                df.vstack_mut_owned(more)
                     .map_err(|e| Error::frame(def.name, e))?;
-                let name = match day {
-                    Some(d) => chrono::DateTime::from_timestamp(d * SECONDS_PER_DAY, 0)
-                        .map(|t| t.format("day=%Y-%m-%d").to_string())
-                        .unwrap_or_else(|| format!("day={d}")),
-                    None => "day=unknown".into(),
-                };
-                files.push(write_part(
-                    root,
-                    &format!("{}/{name}/part-0.parquet", def.name),
-                    part,
-                )?);
+            }
+            let df = super::sort_by_key(def, df).map_err(|e| Error::frame(def.name, e))?;
+            def.check(&df)
+                .map_err(|e| Error::Internal(format!("table {}: {e}", def.name)))?;
+            self.write_slot(def, slot, df)?;
+        }
+        Ok(())
+    }
+
+    /// The rows of `def` taken so far, written or held.
+    pub fn rows(&self, def: &TableDef) -> u64 {
+        self.tables
+            .get(def.name)
+            .map_or(0, |t| t.entry.rows + t.held_rows as u64)
+    }
+
+    /// The machines file that came with the data.
+    pub fn machines(&mut self, text: &str) -> Result<()> {
+        let p = self.staged.path().join(MACHINES);
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+        self.machines = Some(MACHINES.to_string());
+        Ok(())
+    }
+
+    /// The `.drv` files of `ds`'s derivation graph, as `store/`.
+    pub fn drv_store(&mut self, ds: &Dataset) -> Result<()> {
+        let Some(g) = &ds.drv_graph else {
+            return Ok(());
+        };
+        let p = self.staged.path().join(STORE);
+        std::fs::create_dir(&p).map_err(|e| Error::io(&p, e))?;
+        let files = super::drvstore::write(ds, &p)? as u64;
+        self.drv_store = Some(StoreEntry {
+            path: STORE.into(),
+            files,
+            source: g.source.clone(),
+        });
+        Ok(())
+    }
+
+    /// The runner's series.
+    pub fn series(&mut self, tl: &crate::status::timeline::Timeline) -> Result<()> {
+        self.runner_series = Some(write_series(self.staged.path(), tl)?);
+        Ok(())
+    }
+
+    /// Writes what is held, every core table not given as an empty file, and the manifest with
+    /// `meta`; then the staged directory becomes the snapshot.
+    pub fn finish(
+        mut self,
+        meta: &DatasetMeta,
+        public: Option<super::public::PublicSection>,
+    ) -> Result<Manifest> {
+        crate::interrupt::check()?;
+        let names: Vec<&'static TableDef> = self.tables.values().map(|t| t.def).collect();
+        for def in names {
+            self.flush(def)?;
+        }
+        for def in CORE_TABLES {
+            if self
+                .tables
+                .get(def.name)
+                .is_none_or(|t| t.entry.files.is_empty())
+            {
+                self.write_slot(def, Slot::Whole, def.empty())?;
             }
         }
-        _ => files.push(write_part(
-            root,
-            &format!("{}/part-0.parquet", def.name),
-            df.clone(),
-        )?),
+        let manifest = Manifest {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            created_at: chrono::Utc::now().timestamp(),
+            origin: meta.origin.clone(),
+            schema_version: meta.schema_version,
+            runner: meta.runner,
+            runner_basis: meta.runner_basis.clone(),
+            runner_switch: meta.runner_switch,
+            window: meta.window,
+            window_note: meta.window_note.clone(),
+            tables: std::mem::take(&mut self.tables)
+                .into_iter()
+                .map(|(name, t)| (name.to_string(), t.entry))
+                .collect(),
+            machines: self.machines.take(),
+            queue_runner: meta.queue_runner,
+            drv_store: self.drv_store.take(),
+            runner_series: self.runner_series.take(),
+            public,
+        };
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::json("manifest", e))?;
+        write_file_atomic(&self.staged.path().join(MANIFEST), &json)?;
+        // The last point to stop: after the commit the snapshot is complete, and kept.
+        crate::interrupt::check()?;
+        self.staged.commit()?;
+        Ok(manifest)
     }
-    Ok(TableEntry {
-        rows: df.height() as u64,
-        files,
-    })
 }
 
-/// The columns of a timeline: `(family/key, values)`, family by family in
-/// [`SERIES_FAMILIES`]' order.
 fn series_columns(tl: &crate::status::timeline::Timeline) -> Vec<(String, &Vec<f64>)> {
     fn keyed<'a>(family: &str, m: &'a BTreeMap<String, Vec<f64>>) -> Vec<(String, &'a Vec<f64>)> {
         m.iter()
