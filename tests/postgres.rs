@@ -297,7 +297,8 @@ fn tls_follows_libpq_sslmode() {
 /// over a million steps with upstream's indexes, EXPLAIN of each query for an hour of the week
 /// shows no sequential scan of BuildSteps, Builds or BuildStepOutputs — for the last hour (a
 /// window reaching the present) and for an hour in the middle (a window in the past, bounded by
-/// the step horizon). The rows read are those the frame rule selects.
+/// the step horizon), and for the statements of the chunked read. The rows read are those the
+/// frame rule selects.
 #[test]
 fn window_queries_use_upstreams_indexes() {
     let pg = TestPg::start();
@@ -336,7 +337,16 @@ fn window_queries_use_upstreams_indexes() {
             since: Some(since),
             until,
         };
-        for (def, select) in source::postgres::queries(&info, &window, &[]) {
+        // The whole read's queries, and every kind of statement the chunked read of
+        // `snapshot --db` runs (its ranges here an hour from `since`).
+        let statements = source::postgres::queries(&info, &window, &[])
+            .into_iter()
+            .chain(source::chunked::statements(
+                &info,
+                &window,
+                (since, since + 3600),
+            ));
+        for (def, select) in statements {
             let plan = pg.psql(&name, &format!("EXPLAIN {select}"));
             for table in ["buildsteps", "builds", "buildstepoutputs"] {
                 let scan = format!("Seq Scan on {table} ");

@@ -110,30 +110,77 @@ async fn bounds(b: &Begun, sql: &str, what: &str) -> Result<Option<(i64, i64)>> 
     Ok(lo.zip(hi))
 }
 
+/// The SELECTs of the two bounds: the steps' first and last stop time, under the partial
+/// index's own predicate so that both come from its two ends, and the builds' first and last
+/// queue time.
+fn bounds_sql(schema: &super::postgres::HydraSchema) -> [String; 2] {
+    [
+        format!(
+            "SELECT min(s.stoptime)::int8, max(s.stoptime)::int8 FROM {} s \
+             WHERE s.starttime IS NOT NULL AND s.stoptime IS NOT NULL",
+            schema.qualify("buildsteps")
+        ),
+        format!(
+            "SELECT min(b.timestamp)::int8, max(b.timestamp)::int8 FROM {} b",
+            schema.qualify("builds")
+        ),
+    ]
+}
+
+/// The finished steps that stopped in `[a, b)`: the step rule's first part, narrowed.
+fn stopped_in(q: &Selects, a: i64, b: i64) -> String {
+    format!("{} AND s.stoptime >= {a} AND s.stoptime < {b}", q.parts[0])
+}
+
+/// The reads not split in ranges: jobsets, evaluations, the running steps and those without
+/// times with their outputs, and the builds of the window's steps queued outside it.
+fn fixed(q: &Selects) -> Vec<(&'static TableDef, String)> {
+    let mut out = vec![(&JOBSETS, q.jobsets())];
+    out.extend(q.evals().map(|e| (&EVALS, e)));
+    for part in &q.parts[1..] {
+        let part = std::slice::from_ref(part);
+        out.push((&STEPS, q.steps_in(part)));
+        out.extend(q.outputs_of(part).map(|o| (&STEP_OUTPUTS, o)));
+    }
+    out.extend(q.builds_queued_outside().map(|b| (&BUILDS, b)));
+    out
+}
+
+/// Every kind of statement a chunked read of `w` runs, with the ranges `[a, b)` for steps' stop
+/// times and builds' queue times: for the test that EXPLAINs them against upstream's indexes.
+pub fn statements(
+    info: &super::postgres::SchemaInfo,
+    w: &Window,
+    (a, b): (i64, i64),
+) -> Vec<(&'static TableDef, String)> {
+    let q = Selects::new(info, w, &[]);
+    let mut out = fixed(&q);
+    let [stops, queued] = bounds_sql(&info.schema);
+    out.push((&STEPS, stops));
+    out.push((&BUILDS, queued));
+    let part = [stopped_in(&q, a, b)];
+    out.push((&STEPS, q.steps_in(&part)));
+    out.extend(q.outputs_of(&part).map(|o| (&STEP_OUTPUTS, o)));
+    out.push((&BUILDS, q.builds_queued_in(a, b)));
+    out
+}
+
 impl ChunkedRead {
     /// Connects, begins the read-only transaction and plans the chunks of `opts.window`.
     pub async fn open(params: &ConnParams, opts: &ReadOptions) -> Result<ChunkedRead> {
         let begun = postgres::begin(params, opts).await?;
         let w = begun.window;
         let selects = Selects::new(&begun.info, &w, opts.omit);
-        let q = |t: &str| begun.info.schema.qualify(t);
-        // The partial index's own predicate, so that min and max come from its two ends.
+        let [stops_sql, queued_sql] = bounds_sql(&begun.info.schema);
         let stops = bounds(
             &begun,
-            &format!(
-                "SELECT min(s.stoptime)::int8, max(s.stoptime)::int8 FROM {} s \
-                 WHERE s.starttime IS NOT NULL AND s.stoptime IS NOT NULL",
-                q("buildsteps")
-            ),
+            &stops_sql,
             "finding the steps' first and last stop time",
         )
         .await?;
         let queued = bounds(
             &begun,
-            &format!(
-                "SELECT min(b.timestamp)::int8, max(b.timestamp)::int8 FROM {} b",
-                q("builds")
-            ),
+            &queued_sql,
             "finding the builds' first and last queue time",
         )
         .await?;
@@ -152,21 +199,7 @@ impl ChunkedRead {
                 .map_or(hi.saturating_add(1), |u| u.min(hi.saturating_add(1)));
             Ranges::new(w.since.map_or(lo, |s| s.max(lo)), end)
         });
-        let mut pending = VecDeque::new();
-        pending.push_back((&JOBSETS, selects.jobsets()));
-        if let Some(e) = selects.evals() {
-            pending.push_back((&EVALS, e));
-        }
-        for part in &selects.parts[1..] {
-            let part = std::slice::from_ref(part);
-            pending.push_back((&STEPS, selects.steps_in(part)));
-            if let Some(o) = selects.outputs_of(part) {
-                pending.push_back((&STEP_OUTPUTS, o));
-            }
-        }
-        if let Some(b) = selects.builds_queued_outside() {
-            pending.push_back((&BUILDS, b));
-        }
+        let pending = fixed(&selects).into();
         Ok(ChunkedRead {
             begun,
             selects,
@@ -208,10 +241,7 @@ impl ChunkedRead {
             return Ok(Some((def, df)));
         }
         if let Some((a, b)) = self.steps.as_mut().and_then(Ranges::take) {
-            let part = [format!(
-                "{} AND s.stoptime >= {a} AND s.stoptime < {b}",
-                self.selects.parts[0]
-            )];
+            let part = [stopped_in(&self.selects, a, b)];
             let df = read(&STEPS, self.selects.steps_in(&part)).await?;
             if let Some(r) = self.steps.as_mut() {
                 r.adapt(df.height());
