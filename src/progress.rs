@@ -93,6 +93,7 @@ impl Progress {
         } else {
             ProgressBar::hidden()
         };
+        tracing::debug!("{what}: begins ({})", memory());
         Stage {
             bar,
             what: what.to_string(),
@@ -106,6 +107,12 @@ impl Stage {
     /// Ends the stage, leaving one line behind on a terminal.
     pub fn done(self) {
         self.bar.finish_and_clear();
+        tracing::debug!(
+            "{}: done in {:.1} s ({})",
+            self.what,
+            self.start.elapsed().as_secs_f64(),
+            memory()
+        );
         if self.enabled {
             eprintln!(
                 "  {} ({:.1} s)",
@@ -114,4 +121,27 @@ impl Stage {
             );
         }
     }
+}
+
+/// Logs at debug level that `what` is done, with the process's memory then: the parts of a
+/// stage that has several (`HYDRA_BOTTLENECK_LOG=debug`).
+pub fn mark(what: &str) {
+    tracing::debug!("{what}: done ({})", memory());
+}
+
+/// The process's resident memory now and at its peak, from `/proc/self/status` (`VmRSS`,
+/// `VmHWM`), for the debug log of each stage: where a long run's memory goes, without a
+/// profiler. Empty where there is no such file.
+fn memory() -> String {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return String::new();
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or_else(|| "?".into(), |kb| format!("{} MiB", kb / 1024))
+    };
+    format!("resident {}, peak {}", field("VmRSS:"), field("VmHWM:"))
 }

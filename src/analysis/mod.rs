@@ -738,6 +738,7 @@ pub const DEPS_ESTIMATOR: &str = "D is a dependency of S when both belong to the
 pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
     let steps = Steps::from_frame(&ds.steps)?;
     let (quality, usable) = quality::check(ds, &steps)?;
+    crate::progress::mark("analysis: steps and quality");
     let (lo, hi) = span(ds)?.unwrap_or((0, 0));
     let need = opts.need;
     // The ledger's slots fall back to each machine's observed peak: it needs utilization too.
@@ -746,6 +747,7 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
     } else {
         utilization::Utilization::default()
     };
+    crate::progress::mark("analysis: utilization");
     let gap_s = opts.gap_s.unwrap_or(deps::DEFAULT_GAP_S);
     // The derivation graph, when the data came with one, tells the ledger when each step became
     // runnable; the estimate otherwise.
@@ -759,6 +761,7 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
     } else {
         Vec::new()
     };
+    crate::progress::mark("analysis: graph and dependency estimate");
     let accuracy = match &ds.truth {
         Some(t) if need.deps => Some(deps::accuracy(&edges, &t.deps, gap_s)?),
         _ => None,
@@ -801,21 +804,25 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
             hi,
         })?
     };
+    crate::progress::mark("analysis: ledger");
     let waiting = if need.waiting {
         waiting::waiting(ds, &steps, &usable)?
     } else {
         waiting::Waiting::default()
     };
+    crate::progress::mark("analysis: waiting");
     let waste = if need.waste {
         waste::waste(ds, &steps, &usable)?
     } else {
         waste::Waste::default()
     };
+    crate::progress::mark("analysis: waste");
     let (sizes_from, points) = if need.overhead {
         overhead_points(ds, &steps, &usable)?
     } else {
         (String::new(), Vec::new())
     };
+    crate::progress::mark("analysis: overhead");
     Ok(Findings {
         origin: ds.meta.origin.describe(),
         is_sample: ds.meta.origin.is_sample(),

@@ -763,6 +763,7 @@ pub fn read_frames(
         match manifest.tables.get(def.name) {
             Some(entry) => {
                 frames.insert(def.name, read_table(dir, def, entry, omit)?);
+                crate::progress::mark(&format!("reading table {}", def.name));
             }
             None if CORE_TABLES.iter().any(|t| t.name == def.name) => {
                 return Err(Error::snapshot(
@@ -817,7 +818,7 @@ pub fn read_frames(
         }),
         _ => None,
     };
-    let mut ds = super::normalize(Dataset {
+    let ds = super::normalize(Dataset {
         meta: DatasetMeta {
             origin: Origin::Snapshot {
                 dir: dir.display().to_string(),
@@ -848,6 +849,8 @@ pub fn read_frames(
             .transpose()?,
         drv_graph: None,
     })?;
+    crate::progress::mark("putting the tables in key order");
+    let mut ds = ds;
     if let Some(store) = manifest.drv_store.as_ref().filter(|_| graph_and_series) {
         let p = no_links(dir, &store.path)?;
         let steps = crate::analysis::Steps::from_frame(&ds.steps)?;
