@@ -320,7 +320,7 @@ fn cumulate(rows: &mut [Vec<f64>]) {
 }
 
 /// Steps waiting, as intervals: `(machine type, ready, started)`, unix seconds.
-pub type Waiting = (String, i64, i64);
+pub type Waiting = (std::sync::Arc<str>, i64, i64);
 
 /// Free slots over time for [`from_intervals`]: from the series where it has a sample, else
 /// from what the history records as occupying each machine.
@@ -363,14 +363,14 @@ pub fn from_intervals(
             .div_euclid(step)
             .clamp(0, points as i64) as usize
     };
-    let mut types: Vec<&str> = waiting.iter().map(|w| w.0.as_str()).collect();
+    let mut types: Vec<&str> = waiting.iter().map(|w| &*w.0).collect();
     types.sort_unstable();
     types.dedup();
     let mut counts = vec![vec![0.0f64; points + 1]; types.len()];
     for (ty, a, b) in waiting {
         let (ka, kb) = (index(*a), index(*b));
         if kb > ka
-            && let Ok(c) = types.binary_search(&ty.as_str())
+            && let Ok(c) = types.binary_search(&&**ty)
         {
             counts[c][ka] += 1.0;
             counts[c][kb] -= 1.0;
@@ -521,8 +521,8 @@ mod tests {
         let ms = [machine("b1", 4.0, &["x86_64-linux"])];
         // Two steps waiting for 10 minutes each, the machine idle: 20 slot-minutes.
         let waiting = vec![
-            ("x86_64-linux".to_string(), 600, 1200),
-            ("x86_64-linux".to_string(), 900, 1500),
+            ("x86_64-linux".into(), 600, 1200),
+            ("x86_64-linux".into(), 900, 1500),
         ];
         let got = from_intervals(&waiting, &Free::Occupied(&[]), &ms, 0, 3600, 60);
         assert!((got.total() - 20.0 / 60.0).abs() < 1e-9, "{got:?}");
@@ -531,7 +531,7 @@ mod tests {
         let got = from_intervals(&waiting, &Free::Occupied(&full), &ms, 0, 3600, 60);
         assert_eq!(got.total(), 0.0);
         // A step of a system the machine does not build is not its loss.
-        let other = vec![("aarch64-linux".to_string(), 0, 3600)];
+        let other = vec![("aarch64-linux".into(), 0, 3600)];
         let got = from_intervals(&other, &Free::Occupied(&[]), &ms, 0, 3600, 60);
         assert_eq!(got.total(), 0.0);
     }

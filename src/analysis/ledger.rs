@@ -696,13 +696,11 @@ fn waiting_intervals(
         .map(|i| queued[i].map(|q| surely_after(q, 0)))
         .collect();
     if let Some(edges) = edges {
-        let index: HashMap<(i32, i32), usize> = (0..steps.len())
-            .map(|i| ((steps.build(i), steps.stepnr(i)), i))
-            .collect();
+        let index = steps.by_key();
         for e in edges {
-            if let (Some(&s), Some(&d)) = (
-                index.get(&(e.build, e.stepnr)),
-                index.get(&(e.dep_build, e.dep_stepnr)),
+            if let (Some(s), Some(d)) = (
+                index.get(e.build, e.stepnr),
+                index.get(e.dep_build, e.dep_stepnr),
             ) && let Some(stop) = steps.stop(d)
             {
                 // Under the C++ runner the outputs came back after the build's end, within
@@ -720,6 +718,7 @@ fn waiting_intervals(
         }
     }
     let mut out = Vec::new();
+    let mut types: HashMap<(&str, Option<&str>), std::sync::Arc<str>> = HashMap::new();
     for i in 0..steps.len() {
         if !usable[i] || steps.machine(i).is_empty() {
             continue;
@@ -742,10 +741,14 @@ fn waiting_intervals(
             let features = edges
                 .and(ds.drv_graph.as_ref())
                 .and_then(|g| g.features.get(steps.drv_path(i)?));
-            let ty = match features {
-                Some(f) => format!("{}:{f}", steps.system(i)),
-                None => steps.system(i).to_string(),
-            };
+            // One shared name per machine type, not a string per waiting step.
+            let ty = types
+                .entry((steps.system(i), features.map(String::as_str)))
+                .or_insert_with(|| match features {
+                    Some(f) => format!("{}:{f}", steps.system(i)).into(),
+                    None => steps.system(i).into(),
+                })
+                .clone();
             out.push((ty, r, s));
         }
     }
@@ -819,15 +822,13 @@ fn truth_held(
         .map_err(err)?
         .i64()
         .map_err(err)?;
-    let index: HashMap<(i32, i32), usize> = (0..steps.len())
-        .map(|i| ((steps.build(i), steps.stepnr(i)), i))
-        .collect();
+    let index = steps.by_key();
     let mut out: HashMap<String, f64> = HashMap::new();
     for r in 0..t.height() {
         let (Some(bb), Some(nn)) = (b.get(r), n.get(r)) else {
             continue;
         };
-        let Some(&i) = index.get(&(bb, nn)) else {
+        let Some(i) = index.get(bb, nn) else {
             continue;
         };
         let in_window = steps.stop(i).is_some_and(|s| s >= lo && s < hi);
