@@ -7,6 +7,8 @@
 //! and in money per month at the slot-hour prices of the machines where the loss fell. Two
 //! recommendations drawing on the same lost time do not add; the report says so.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::{BucketPrices, Capacity, CompressionSection, Interval, LedgerRow, Simulation, fmt};
@@ -292,35 +294,62 @@ fn retire<'a>(
 ) -> (Vec<&'a LedgerRow>, u32) {
     let mut order: Vec<&LedgerRow> = members.to_vec();
     order.sort_by(|a, b| a.slots.cmp(&b.slots).then_with(|| b.key.cmp(&a.key)));
-    let features = |key: &str| -> Vec<String> {
-        machines
-            .and_then(|list| {
-                list.iter()
-                    .find(|m| {
-                        m.uri == key
-                            || crate::nix::machines::host_of(&m.uri)
-                                == crate::nix::machines::host_of(key)
-                    })
-                    .map(|m| m.supported_features.clone())
-            })
-            .unwrap_or_default()
-    };
-    let mut left: Vec<&LedgerRow> = order.clone();
+    // Each member's features, found once (by URI, else by host): a farm has thousands of
+    // machines, and looking every other member's up again for each candidate was cubic in
+    // them (minutes of `report` over a large farm).
+    let by_uri: HashMap<&str, &BuildMachine> = machines
+        .unwrap_or_default()
+        .iter()
+        .map(|m| (m.uri.as_str(), m))
+        .collect();
+    let mut by_host: HashMap<&str, &BuildMachine> = HashMap::new();
+    for m in machines.unwrap_or_default() {
+        by_host
+            .entry(crate::nix::machines::host_of(&m.uri))
+            .or_insert(m);
+    }
+    let features: Vec<&[String]> = order
+        .iter()
+        .map(|o| {
+            by_uri
+                .get(o.key.as_str())
+                .or_else(|| by_host.get(crate::nix::machines::host_of(&o.key)))
+                .map_or(&[][..], |m| m.supported_features.as_slice())
+        })
+        .collect();
+    // How many members still in service support each feature (a member's duplicates count
+    // once).
+    let mut supporting: HashMap<&str, usize> = HashMap::new();
+    for f in &features {
+        let mut own: Vec<&str> = f.iter().map(String::as_str).collect();
+        own.sort_unstable();
+        own.dedup();
+        for x in own {
+            *supporting.entry(x).or_default() += 1;
+        }
+    }
+    let mut left = order.len();
     let mut gone = Vec::new();
     let mut slots: u32 = order.iter().map(|m| m.slots).sum();
-    for m in order {
-        if left.len() <= 1 || slots.saturating_sub(m.slots) < need {
+    for (m, f) in order.into_iter().zip(features) {
+        if left <= 1 || slots.saturating_sub(m.slots) < need {
             continue;
         }
-        let others: Vec<String> = left
-            .iter()
-            .filter(|o| o.key != m.key)
-            .flat_map(|o| features(&o.key))
-            .collect();
-        if features(&m.key).iter().any(|f| !others.contains(f)) {
+        // Never the only member left that supports one of its features.
+        if f.iter()
+            .any(|x| supporting.get(x.as_str()).copied().unwrap_or(0) <= 1)
+        {
             continue;
         }
-        left.retain(|o| o.key != m.key);
+        let mut own: Vec<&str> = f.iter().map(String::as_str).collect();
+        own.sort_unstable();
+        own.dedup();
+        for x in own {
+            if let Some(n) = supporting.get_mut(x) {
+                *n -= 1;
+            }
+        }
+        left -= 1;
         slots -= m.slots;
         gone.push(m);
     }

@@ -762,8 +762,14 @@ pub fn read_frames(
     for def in CORE_TABLES.iter().chain(truth_tables) {
         match manifest.tables.get(def.name) {
             Some(entry) => {
-                frames.insert(def.name, read_table(dir, def, entry, omit)?);
-                crate::progress::mark(&format!("reading table {}", def.name));
+                let df = read_table(dir, def, entry, omit)?;
+                crate::progress::mark(&format!(
+                    "reading table {} ({} rows, about {} MiB in frames)",
+                    def.name,
+                    df.height(),
+                    df.estimated_size() >> 20
+                ));
+                frames.insert(def.name, df);
             }
             None if CORE_TABLES.iter().any(|t| t.name == def.name) => {
                 return Err(Error::snapshot(
