@@ -358,6 +358,7 @@ pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
         // Every reader builds its frames by the definitions: a mismatch is our bug.
         def.check(&df)
             .map_err(|e| Error::Internal(format!("table {}: {e}", def.name)))?;
+        crate::progress::mark(&format!("putting table {} in key order", def.name));
         Ok(df)
     };
     use crate::dataset::*;
@@ -367,6 +368,7 @@ pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
     ds.builds
         .replace("drv_path", drv.into_column())
         .map_err(|e| Error::frame("builds", e))?;
+    crate::progress::mark("sharing the builds' derivation paths with their steps'");
     ds.step_outputs = sort(&STEP_OUTPUTS, ds.step_outputs)?;
     ds.jobsets = sort(&JOBSETS, ds.jobsets)?;
     ds.evals = sort(&EVALS, ds.evals)?;
