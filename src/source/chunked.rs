@@ -175,13 +175,13 @@ impl ChunkedRead {
         let stops = bounds(
             &begun,
             &stops_sql,
-            "finding the steps' first and last stop time",
+            "reading steps (the first and last stop time)",
         )
         .await?;
         let queued = bounds(
             &begun,
             &queued_sql,
-            "finding the builds' first and last queue time",
+            "reading builds (the first and last queue time)",
         )
         .await?;
         // The finished part asks `stoptime >= since` and `stoptime < until + horizon` itself;

@@ -3,7 +3,8 @@
 //! Layout of a snapshot directory:
 //! ```text
 //! manifest.json                          format version, origin, window, row counts, files
-//! steps/day=2025-06-02/part-0.parquet    large tables: one file per UTC day (Hive-style)
+//! steps/day=2025-06-02/part-0.parquet    large tables: a file per UTC day (Hive-style), or several
+//! steps/day=2025-06-02/part-1.parquet      where `snapshot --db` wrote the day in chunks
 //! steps/day=unknown/part-0.parquet       rows without a time
 //! jobsets/part-0.parquet                 small tables: one file
 //! machines                               the machines file, when the source had one
