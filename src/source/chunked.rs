@@ -233,14 +233,9 @@ impl ChunkedRead {
         let read = |def, sql: String| async move {
             postgres::copy_frame(s, def, &sql, &opts.progress, opts.omit).await
         };
-        if let Some((def, sql)) = self.pending.pop_front() {
-            let df = read(def, sql).await?;
-            if def.name == STEPS.name {
-                self.longest = self.longest.max(postgres::longest_step(&df));
-            }
-            return Ok(Some((def, df)));
-        }
-        if let Some((a, b)) = self.steps.as_mut().and_then(Ranges::take) {
+        let got = if let Some((def, sql)) = self.pending.pop_front() {
+            Some((def, read(def, sql).await?))
+        } else if let Some((a, b)) = self.steps.as_mut().and_then(Ranges::take) {
             let part = [stopped_in(&self.selects, a, b)];
             let df = read(&STEPS, self.selects.steps_in(&part)).await?;
             if let Some(r) = self.steps.as_mut() {
@@ -253,17 +248,22 @@ impl ChunkedRead {
             {
                 self.pending.push_back((&STEP_OUTPUTS, o));
             }
-            self.longest = self.longest.max(postgres::longest_step(&df));
-            return Ok(Some((&STEPS, df)));
-        }
-        if let Some((a, b)) = self.builds.as_mut().and_then(Ranges::take) {
+            Some((&STEPS, df))
+        } else if let Some((a, b)) = self.builds.as_mut().and_then(Ranges::take) {
             let df = read(&BUILDS, self.selects.builds_queued_in(a, b)).await?;
             if let Some(r) = self.builds.as_mut() {
                 r.adapt(df.height());
             }
-            return Ok(Some((&BUILDS, df)));
+            Some((&BUILDS, df))
+        } else {
+            None
+        };
+        if let Some((def, df)) = &got
+            && def.name == STEPS.name
+        {
+            self.longest = self.longest.max(postgres::longest_step(df));
         }
-        Ok(None)
+        Ok(got)
     }
 
     /// Ends the transaction, warning as the whole read does when the horizon cut steps off.
