@@ -380,6 +380,34 @@ pub async fn load_into(params: &ConnParams, ds: &Dataset, ddl: Ddl) -> Result<Lo
             .await
             .map_err(|e| s.error("pausing the NrBuilds trigger", e))?;
     }
+    // Upstream's trigram index on Builds.drvPath (`IndexTrgmBuildsOnDrvpath`, hydra.sql) is
+    // maintained row by row during a COPY: at ten million builds the server spent over forty
+    // minutes re-encoding its posting lists. Where the load made the tables, the index is made
+    // again from its own definition once the rows are in, as one build.
+    let deferred: Vec<String> = if created {
+        let rows = s
+            .client
+            .query(
+                "SELECT indexname::text, indexdef::text FROM pg_indexes \
+                 WHERE schemaname = current_schema() AND tablename = 'builds' \
+                   AND indexname = 'indextrgmbuildsondrvpath'",
+                &[],
+            )
+            .await
+            .map_err(|e| s.error("looking for the trigram index on Builds", e))?;
+        let mut defs = Vec::new();
+        for r in rows {
+            let (name, def): (String, String) = (r.get(0), r.get(1));
+            s.client
+                .batch_execute(&format!("DROP INDEX {name}"))
+                .await
+                .map_err(|e| s.error("deferring the trigram index on Builds", e))?;
+            defs.push(def);
+        }
+        defs
+    } else {
+        Vec::new()
+    };
     let mut summary = Vec::new();
     for (table, columns, rows) in tables(ds, shape.store_dirs)? {
         if let Some((missing, _)) = columns.iter().find(|(c, _)| !shape.has(table, c)) {
@@ -391,6 +419,12 @@ pub async fn load_into(params: &ConnParams, ds: &Dataset, ddl: Ddl) -> Result<Lo
         }
         let n = copy_in(&s, table, &columns, rows).await?;
         summary.push((table, n));
+    }
+    for def in &deferred {
+        s.client
+            .batch_execute(def)
+            .await
+            .map_err(|e| s.error("making the trigram index on Builds", e))?;
     }
     if let Some(t) = &shape.nr_builds_trigger {
         s.client
