@@ -308,25 +308,26 @@ fn retire<'a>(
             .entry(crate::nix::machines::host_of(&m.uri))
             .or_insert(m);
     }
-    let features: Vec<&[String]> = order
+    // Each member's distinct features.
+    let features: Vec<Vec<&str>> = order
         .iter()
         .map(|o| {
-            by_uri
+            let mut own: Vec<&str> = by_uri
                 .get(o.key.as_str())
                 .or_else(|| by_host.get(crate::nix::machines::host_of(&o.key)))
                 .map_or(&[][..], |m| m.supported_features.as_slice())
+                .iter()
+                .map(String::as_str)
+                .collect();
+            own.sort_unstable();
+            own.dedup();
+            own
         })
         .collect();
-    // How many members still in service support each feature (a member's duplicates count
-    // once).
+    // How many members still in service support each feature.
     let mut supporting: HashMap<&str, usize> = HashMap::new();
-    for f in &features {
-        let mut own: Vec<&str> = f.iter().map(String::as_str).collect();
-        own.sort_unstable();
-        own.dedup();
-        for x in own {
-            *supporting.entry(x).or_default() += 1;
-        }
+    for &x in features.iter().flatten() {
+        *supporting.entry(x).or_default() += 1;
     }
     let mut left = order.len();
     let mut gone = Vec::new();
@@ -337,14 +338,11 @@ fn retire<'a>(
         }
         // Never the only member left that supports one of its features.
         if f.iter()
-            .any(|x| supporting.get(x.as_str()).copied().unwrap_or(0) <= 1)
+            .any(|x| supporting.get(x).copied().unwrap_or(0) <= 1)
         {
             continue;
         }
-        let mut own: Vec<&str> = f.iter().map(String::as_str).collect();
-        own.sort_unstable();
-        own.dedup();
-        for x in own {
+        for x in f {
             if let Some(n) = supporting.get_mut(x) {
                 *n -= 1;
             }
