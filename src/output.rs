@@ -167,12 +167,16 @@ fn is_empty_dir(p: &Path) -> bool {
 }
 
 /// A directory being written: files go into a temporary sibling, which [`StagedDir::commit`]
-/// moves to the destination. Dropped without commit, it removes itself.
+/// moves to the destination. Dropped without commit, it removes itself and the parent
+/// directories it made, so a run that fails (a database that refuses the connection, Ctrl-C)
+/// leaves the file system as it found it.
 pub struct StagedDir {
     dest: PathBuf,
     tmp: PathBuf,
     existing: Existing,
     committed: bool,
+    /// The parent directories made for the destination, innermost first.
+    made_parents: Vec<PathBuf>,
 }
 
 impl StagedDir {
@@ -196,20 +200,24 @@ impl StagedDir {
                 reason: "exists and is not a directory".into(),
             });
         }
-        if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
-        let tmp = temp_sibling(dest, "partial");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        }
-        std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        Ok(StagedDir {
+        let made_parents = match dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => make_parents(parent)?,
+            None => Vec::new(),
+        };
+        // From here on a failure drops the half-made value, which takes the parents away again.
+        let staged = StagedDir {
             dest: dest.to_path_buf(),
-            tmp,
+            tmp: temp_sibling(dest, "partial"),
             existing,
             committed: false,
-        })
+            made_parents,
+        };
+        let tmp = &staged.tmp;
+        if tmp.exists() {
+            std::fs::remove_dir_all(tmp).map_err(|e| Error::io(tmp, e))?;
+        }
+        std::fs::create_dir(tmp).map_err(|e| Error::io(tmp, e))?;
+        Ok(staged)
     }
 
     /// Where to write the files now.
@@ -298,8 +306,32 @@ impl Drop for StagedDir {
     fn drop(&mut self) {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.tmp);
+            // `remove_dir` takes only an empty directory: one that something else wrote into
+            // meanwhile stays, and so do its parents.
+            for dir in &self.made_parents {
+                if std::fs::remove_dir(dir).is_err() {
+                    break;
+                }
+            }
         }
     }
+}
+
+/// Makes `dir` and whichever of its parents are missing, as `create_dir_all` does, and returns
+/// the directories it made, innermost first, so that a run that fails can take them away.
+fn make_parents(dir: &Path) -> Result<Vec<PathBuf>> {
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_err())
+        .map(Path::to_path_buf)
+        .collect();
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        for made in &missing {
+            let _ = std::fs::remove_dir(made);
+        }
+        return Err(Error::io(dir, e));
+    }
+    Ok(missing)
 }
 
 /// One CSV field, quoted when it must be (RFC 4180).
@@ -367,6 +399,34 @@ mod tests {
         std::fs::write(&dest, "a file").unwrap();
         assert!(staged.commit().is_err());
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "a file");
+    }
+
+    /// A run that fails before its commit takes away the parents it made for the destination,
+    /// and only those; committed, they stay.
+    #[test]
+    fn staged_dir_dropped_leaves_no_parent_it_made() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("a")).unwrap();
+        let dest = root.path().join("a/b/c/out");
+        {
+            let staged = StagedDir::new(&dest, Existing::Refuse).unwrap();
+            assert!(root.path().join("a/b/c").is_dir());
+            std::fs::write(staged.path().join("new"), "new").unwrap();
+        }
+        assert!(root.path().join("a").is_dir(), "it was there before");
+        assert!(!root.path().join("a/b").exists(), "made, then taken away");
+        // Something else wrote into a made parent meanwhile: that parent and above stay.
+        {
+            let _staged = StagedDir::new(&dest, Existing::Refuse).unwrap();
+            std::fs::write(root.path().join("a/b/theirs"), "theirs").unwrap();
+        }
+        assert!(root.path().join("a/b/theirs").exists());
+        assert!(!root.path().join("a/b/c").exists());
+        std::fs::remove_file(root.path().join("a/b/theirs")).unwrap();
+        std::fs::remove_dir(root.path().join("a/b")).unwrap();
+        let staged = StagedDir::new(&dest, Existing::Refuse).unwrap();
+        assert_eq!(staged.commit().unwrap(), dest);
+        assert!(dest.is_dir());
     }
 
     /// `mkdir out` before `--out out` is fine: an empty directory is taken over.

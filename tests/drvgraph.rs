@@ -379,8 +379,12 @@ fn real_derivations_give_the_edges_across_builds_that_the_estimate_cannot_see() 
     }
 
     // A directory that is not there, or not a directory: one clear line, exit 1.
+    let gone = tempfile::tempdir().unwrap();
     for (bad, says) in [
-        ("/nonexistent".to_string(), "does not exist"),
+        (
+            gone.path().join("no-such-dir").display().to_string(),
+            "does not exist",
+        ),
         (made.paths["lib"].clone(), "does not exist"),
         (
             made.drvs

@@ -219,6 +219,9 @@ fn a_wrong_password_is_refused_without_echoing_it() {
 fn an_unreachable_server_is_one_clear_line() {
     // A port that was free a moment ago: nothing listens there.
     let port = free_port();
+    // The output's parents do not exist: the run makes them, and a failed run takes them away.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("made/for/x");
     let o = run(&[
         "snapshot",
         "--db",
@@ -226,10 +229,15 @@ fn an_unreachable_server_is_one_clear_line() {
             "postgresql://u:topsecret@127.0.0.1:{port}/hydra?sslmode=disable&connect_timeout=2"
         ),
         "--out",
-        "/nonexistent/x",
+        out.to_str().unwrap(),
     ]);
     assert_one_line_error(&o, "cannot connect to host=127.0.0.1");
     assert!(!stderr(&o).contains("topsecret"));
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "a failed snapshot leaves no directory behind"
+    );
 }
 
 #[test]
