@@ -182,7 +182,7 @@ impl WindowSpec {
 /// 24 h (docs/read-only.md): twice the longer leaves room for copying outputs and clock skew.
 /// A job may ask for more with `meta.timeout`, rarely; a step that ran longer than this and
 /// crossed the window's end by more is missed, and the reader warns when the steps it did read
-/// come within half of it (`source::postgres::read`).
+/// come within half of it (`source::chunked::ChunkedRead::commit`).
 pub const STEP_HORIZON_SECS: i64 = 48 * 3600;
 
 /// Which lower bounds of a window keep a step ([`Window::kept_from`]).

@@ -710,13 +710,15 @@ fn sample_into_refuses_a_new_hydra_whose_code_another_role_owns() {
     assert_ne!(pg.psql(&name, "SELECT count(*) FROM builds"), "0");
 }
 
-/// `snapshot --db` reads the window a chunk at a time and writes it as it comes
-/// (`source::read_into`): the snapshot must hold exactly the rows and the description the whole
-/// read gives, for a window whose first steps started before it and whose builds were queued
-/// before it, and for the whole history; with a writer that writes every few thousand rows, a
-/// day's rows land in several files, which read back as one partition.
+/// Every read of a database goes a chunk at a time (`source::read_into`): into frames held for
+/// an analysis (`source::load`), or into a snapshot written as the rows come (`snapshot --db`).
+/// Both must hold exactly the rows the window rule keeps of the generator's own frames, for a
+/// window whose first steps started before it and whose builds were queued before it, and for
+/// the whole history, and the snapshot the description the load gives; with a writer that
+/// writes every few thousand rows, a day's rows land in several files, which read back as one
+/// partition.
 #[test]
-fn a_snapshot_read_in_chunks_holds_what_the_whole_read_holds() {
+fn a_read_in_chunks_holds_what_the_window_rule_keeps() {
     use hydra_bottleneck::source::snapshot::Writer;
     let pg = TestPg::start();
     let db = load_sample(&pg, &SCALE.to_string(), "87");
@@ -736,9 +738,13 @@ fn a_snapshot_read_in_chunks_holds_what_the_whole_read_holds() {
             ..ReadOptions::default()
         };
         let whole = read(&db, &opts).unwrap();
+        let kept = source::load(&SourceSpec::Sample(spec()), &opts).unwrap();
+        assert_frames_equal(&whole, &kept);
         let dir = out.path().join(format!("snap{i}"));
         let mut writer = Writer::new(&dir, false).unwrap().flushing_every(3_000);
-        let (meta, _) = source::read_into(&db, &opts, &mut writer).unwrap();
+        let meta = source::read_into(&db, &opts, &mut writer, false)
+            .unwrap()
+            .meta;
         let manifest = writer.finish(&meta, None).unwrap();
         let chunked = source::snapshot::read(&dir).unwrap();
         assert!(whole.steps.height() > 1000, "window {i}");

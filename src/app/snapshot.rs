@@ -73,7 +73,11 @@ pub fn run(ctx: &Context<'_>, opts: &SnapshotOptions) -> Result<Manifest> {
 /// written, not the window.
 fn run_streamed(ctx: &Context<'_>, opts: &SnapshotOptions, conn: &str) -> Result<Manifest> {
     let mut out = snapshot::Writer::new(&opts.out, opts.force)?;
-    let (meta, extent) = crate::source::read_into(conn, &ctx.read_options(&[]), &mut out)?;
+    let crate::source::ReadInto {
+        meta,
+        whole: extent,
+        ..
+    } = crate::source::read_into(conn, &ctx.read_options(&[]), &mut out, false)?;
     if let Some(given) = &opts.series {
         let window = crate::analysis::span_of(meta.window, || Ok(extent.span()))?;
         out.series(&ctx.series_over(window, given, None)?)?;

@@ -1,10 +1,11 @@
-//! Reading a window from PostgreSQL a chunk at a time (`snapshot --db`), so that what is held at
-//! once is a chunk, not the window: a year of a large Hydra is tens of millions of steps.
+//! Reading a window from PostgreSQL a chunk at a time, for every read of a database (the
+//! analyses' `load` and `snapshot --db`), so that what is held at once is a chunk, not the
+//! server's answer for the window: a year of a large Hydra is tens of millions of steps.
 //!
-//! Everything is read inside the one `REPEATABLE READ READ ONLY` transaction the whole read
-//! uses ([`super::postgres::begin`]), so the chunks are one state of the database. The chunks
-//! split the same SELECTs the whole read runs ([`super::postgres::Selects`]) so that together
-//! they hold exactly its rows, each once:
+//! Everything is read inside one `REPEATABLE READ READ ONLY` transaction
+//! ([`super::postgres::begin`]), so the chunks are one state of the database. The chunks split
+//! the window's SELECTs ([`super::postgres::Selects`], unsplit in [`super::postgres::queries`])
+//! so that together they hold exactly their rows, each once:
 //!
 //! - the finished steps (the step rule's first part) by ranges of `stopTime`, which
 //!   `IndexBuildStepsOnStopTime` serves (its predicate is the part's `startTime IS NOT NULL AND
@@ -215,6 +216,12 @@ impl ChunkedRead {
         self.begun.window
     }
 
+    /// The hidden projects and jobsets, read in the transaction of the rows so that both are
+    /// one state of the database (`snapshot --public`).
+    pub async fn hidden(&self) -> Result<super::public::Hidden> {
+        postgres::read_hidden(&self.begun.session).await
+    }
+
     /// The schema's version and the schema's guess at the runner, with its basis.
     pub fn schema(&self) -> (Option<i32>, Runner, &str) {
         (
@@ -266,7 +273,8 @@ impl ChunkedRead {
         Ok(got)
     }
 
-    /// Ends the transaction, warning as the whole read does when the horizon cut steps off.
+    /// Ends the transaction, warning when the steps read come near the horizon's cut
+    /// ([`crate::window::STEP_HORIZON_SECS`]).
     pub async fn commit(self) -> Result<()> {
         self.begun.commit(self.longest).await
     }

@@ -62,19 +62,12 @@ pub fn load_with_hidden(
 ) -> Result<(Dataset, Option<public::Hidden>)> {
     let mut ds = match spec {
         SourceSpec::Postgres(conn) => {
-            let params = conninfo::resolve(conn, &|k| std::env::var(k).ok())?;
-            let runtime =
-                postgres::runtime().map_err(|e| Error::system("starting the async runtime", e))?;
-            // The SQL applies the window and the COPY decoder drops omitted columns as they
-            // arrive; the frames are put in order once the runtime is left behind.
-            let (ds, found) = runtime.block_on(crate::interrupt::until(
-                postgres::read_with_hidden(&params, opts, hidden),
-            ))?;
-            // A database vouches for no bound: its history may begin after --since.
-            let asked = ds.meta.window;
-            let mut ds = normalize(ds)?;
-            decide_runner(&mut ds, opts)?;
-            return Ok((cover(ds, asked, Window::default())?, found));
+            // Read a chunk at a time, as `snapshot --db` writes them: the server's COPY of the
+            // whole window is never one buffer. The chunks are put in order once read.
+            let mut held = Held::default();
+            let read = read_into(conn, opts, &mut held, hidden)?;
+            let ds = normalize(held.into_dataset(read.meta)?)?;
+            return Ok((ds, read.hidden));
         }
         // A snapshot's tables are put in order as they are read.
         SourceSpec::Snapshot(dir) => snapshot::read_frames(
@@ -126,16 +119,82 @@ pub fn load_with_hidden(
     ))
 }
 
-/// Reads the window of the database `conn` a chunk at a time ([`chunked`]) into the snapshot
-/// `out`, and returns the dataset's description as [`load`] would make it (the runner decided
-/// from the rows, the window narrowed to what they cover). What is held at once is a chunk and
-/// what `out` holds before writing it, however long the window. Ctrl-C ends it between chunks,
-/// and `out` is then dropped unfinished, leaving nothing.
+/// Where the chunks of a database read go ([`read_into`]): a snapshot being written
+/// ([`snapshot::Writer`]), or frames held for an analysis ([`Held`]).
+pub trait Chunks {
+    /// Takes some rows of table `def`, in the order the server sent them.
+    fn add(&mut self, def: &'static TableDef, df: DataFrame) -> Result<()>;
+}
+
+impl Chunks for snapshot::Writer {
+    fn add(&mut self, def: &'static TableDef, df: DataFrame) -> Result<()> {
+        snapshot::Writer::add(self, def, df)
+    }
+}
+
+/// The chunks of each table, held in memory and stacked into one frame per table at the end
+/// (their arrays are kept as they came, not copied into one).
+#[derive(Default)]
+pub struct Held {
+    tables: std::collections::HashMap<&'static str, DataFrame>,
+}
+
+impl Chunks for Held {
+    fn add(&mut self, def: &'static TableDef, df: DataFrame) -> Result<()> {
+        match self.tables.get_mut(def.name) {
+            Some(acc) => {
+                acc.vstack_mut_owned(df)
+                    .map_err(|e| Error::frame(def.name, e))?;
+            }
+            None => {
+                self.tables.insert(def.name, df);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Held {
+    /// The dataset the chunks make, described by `meta`; a table no chunk came for is empty.
+    pub fn into_dataset(mut self, meta: DatasetMeta) -> Result<Dataset> {
+        use crate::dataset::{BUILDS, EVALS, JOBSETS, STEP_OUTPUTS, STEPS};
+        let mut take = |def: &TableDef| self.tables.remove(def.name).unwrap_or_else(|| def.empty());
+        Ok(Dataset {
+            steps: take(&STEPS),
+            builds: take(&BUILDS),
+            step_outputs: take(&STEP_OUTPUTS),
+            jobsets: take(&JOBSETS),
+            evals: take(&EVALS),
+            truth: None,
+            machines: None,
+            timeline: None,
+            drv_graph: None,
+            meta,
+        })
+    }
+}
+
+/// What [`read_into`] found besides the rows.
+pub struct ReadInto {
+    /// The dataset's description as [`load`] makes it: the runner decided from the rows, the
+    /// window narrowed to what they cover.
+    pub meta: DatasetMeta,
+    /// Every figure of the window, with no lower bound: what a series is read over.
+    pub whole: Extent,
+    /// The hidden projects and jobsets, when asked for.
+    pub hidden: Option<public::Hidden>,
+}
+
+/// Reads the window of the database `conn` a chunk at a time ([`chunked`]) into `out`, inside
+/// one read-only transaction; with `hidden`, the hidden projects and jobsets too, in the same
+/// transaction. What is held at once is a chunk and what `out` keeps, however long the window.
+/// Ctrl-C ends it between chunks; a snapshot `out` is then dropped unfinished, leaving nothing.
 pub fn read_into(
     conn: &str,
     opts: &ReadOptions,
-    out: &mut snapshot::Writer,
-) -> Result<(DatasetMeta, Extent)> {
+    out: &mut impl Chunks,
+    hidden: bool,
+) -> Result<ReadInto> {
     use crate::dataset::{BUILDS, STEPS};
     let params = conninfo::resolve(conn, &|k| std::env::var(k).ok())?;
     let runtime =
@@ -143,6 +202,11 @@ pub fn read_into(
     let mut read = runtime.block_on(crate::interrupt::until(chunked::ChunkedRead::open(
         &params, opts,
     )))?;
+    let hidden = if hidden {
+        Some(runtime.block_on(read.hidden())?)
+    } else {
+        None
+    };
     let asked = read.window();
     // Every figure of the window, and the unbounded extent a series is read over.
     let mut extent = Extent::new(asked.since);
@@ -187,7 +251,11 @@ pub fn read_into(
         Window::default(),
         (steps > 0).then(|| extent.span()),
     )?;
-    Ok((meta, whole))
+    Ok(ReadInto {
+        meta,
+        whole,
+        hidden,
+    })
 }
 
 /// What to leave unread: `with_truth` where the source holds the sample's ground truth and
