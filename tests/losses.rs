@@ -336,9 +336,20 @@ fn under_the_rust_runner_throttled_slots_come_from_its_status_series_and_match_t
     // No send lock, no local worker slots: nothing is held.
     assert_eq!(t.held_h, 0.0);
     assert!(l.total.held_h.abs() < 0.05, "{}", l.total.held_h);
-    // Dispatch loss excludes the held-back slots, as the truth does.
+    // Dispatch loss excludes the held-back slots, as the truth does. Its sampling error is
+    // about 10 % here (30.8 ± 3.4 slot-h against 32.4; docs/hydra.md §5 has it at other phases
+    // of the grid).
+    let err = l
+        .dispatch_error_h
+        .expect("a sampled figure states its error");
     assert!(
-        within(l.total.dispatch_loss_h, t.dispatch_loss_h, 0.15),
+        (l.total.dispatch_loss_h - t.dispatch_loss_h).abs() <= err,
+        "dispatch loss {:.1} ± {err:.1}, truth {:.1}",
+        l.total.dispatch_loss_h,
+        t.dispatch_loss_h
+    );
+    assert!(
+        within(l.total.dispatch_loss_h, t.dispatch_loss_h, 0.10),
         "dispatch loss {:.1}, truth {:.1}",
         l.total.dispatch_loss_h,
         t.dispatch_loss_h
