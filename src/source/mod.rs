@@ -203,7 +203,7 @@ pub fn read_into(
         &params, opts,
     )))?;
     let hidden = if hidden {
-        Some(runtime.block_on(read.hidden())?)
+        Some(runtime.block_on(crate::interrupt::until(read.hidden()))?)
     } else {
         None
     };

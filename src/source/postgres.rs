@@ -996,6 +996,16 @@ impl Selects {
         )
     }
 
+    /// `builds b` with its jobset `j` (for the jobset's names), as every read of builds joins it.
+    fn builds_and_jobsets(&self) -> String {
+        format!(
+            "{} b LEFT JOIN {} j ON {}",
+            self.qualified("builds"),
+            self.qualified("jobsets"),
+            self.join
+        )
+    }
+
     /// The builds whose ids `keys` (a SELECT of one column `id`) yields, with their jobsets'
     /// names, each meeting `also` where given.
     pub(super) fn builds_by_id(&self, keys: &str, also: Option<&str>) -> String {
@@ -1004,12 +1014,7 @@ impl Selects {
             "b",
             &["id"],
             &self.build_list,
-            &format!(
-                "{} b LEFT JOIN {} j ON {}",
-                self.qualified("builds"),
-                self.qualified("jobsets"),
-                self.join
-            ),
+            &self.builds_and_jobsets(),
             also,
         )
     }
@@ -1033,11 +1038,9 @@ impl Selects {
     /// take the server a quarter of the second the lookups took (PostgreSQL 15, scale 10).
     pub(super) fn builds_queued_in(&self, a: i64, b: i64) -> String {
         format!(
-            "SELECT {} FROM {} b LEFT JOIN {} j ON {} WHERE b.timestamp >= {a} AND b.timestamp < {b}",
+            "SELECT {} FROM {} WHERE b.timestamp >= {a} AND b.timestamp < {b}",
             self.build_list,
-            self.qualified("builds"),
-            self.qualified("jobsets"),
-            self.join
+            self.builds_and_jobsets()
         )
     }
 
@@ -1101,13 +1104,7 @@ pub fn queries(info: &SchemaInfo, w: &Window, omit: Omit) -> Vec<(&'static Table
                 q.step_list,
                 q.qualified("buildsteps")
             ),
-            format!(
-                "SELECT {} FROM {} b LEFT JOIN {} j ON {}",
-                q.build_list,
-                q.qualified("builds"),
-                q.qualified("jobsets"),
-                q.join
-            ),
+            format!("SELECT {} FROM {}", q.build_list, q.builds_and_jobsets()),
             q.output_list
                 .as_ref()
                 .map(|list| format!("SELECT {list} FROM {} o", q.qualified("buildstepoutputs"))),
