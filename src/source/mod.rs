@@ -141,16 +141,18 @@ pub struct Held {
 
 impl Chunks for Held {
     fn add(&mut self, def: &'static TableDef, df: DataFrame) -> Result<()> {
-        match self.tables.get_mut(def.name) {
-            Some(acc) => {
-                acc.vstack_mut_owned(df)
-                    .map_err(|e| Error::frame(def.name, e))?;
-            }
-            None => {
-                self.tables.insert(def.name, df);
+        use std::collections::hash_map::Entry;
+        match self.tables.entry(def.name) {
+            Entry::Occupied(mut acc) => acc
+                .get_mut()
+                .vstack_mut_owned(df)
+                .map(|_| ())
+                .map_err(|e| Error::frame(def.name, e)),
+            Entry::Vacant(slot) => {
+                slot.insert(df);
+                Ok(())
             }
         }
-        Ok(())
     }
 }
 

@@ -888,8 +888,9 @@ fn select_list(def: &TableDef, map: &ColumnMap, info: &SchemaInfo, omit: Omit) -
 }
 
 /// The SELECTs a read of a window is made of, written once for the unsplit statements
-/// ([`queries`]) and the read in chunks ([`super::chunked`]): the step rule's three parts (`Window::step_sql_parts`),
-/// the builds and step outputs followed by key, and every name qualified with its schema.
+/// ([`queries`]) and the read in chunks ([`super::chunked`]): the step rule's three parts
+/// (`Window::step_sql_parts`), the builds and step outputs followed by key, and every name
+/// qualified with its schema.
 pub(super) struct Selects {
     schema: HydraSchema,
     bounded: bool,
