@@ -980,6 +980,13 @@ impl TableBuilder {
         crate::Error::frame(format!("building table {}", self.def.name), cause)
     }
 
+    /// The rows added so far as one frame ([`TableBuilder::finish`]), leaving the builder empty
+    /// to take more: a long stream of rows handed on in pieces.
+    pub fn take(&mut self) -> crate::Result<DataFrame> {
+        let fresh = TableBuilder::omitting(self.def, self.capacity, self.omit);
+        std::mem::replace(self, fresh).finish()
+    }
+
     /// All rows as one frame (one chunk per batch, and one for each shared column). Fails only if
     /// a row did not get exactly one value for each column.
     pub fn finish(mut self) -> crate::Result<DataFrame> {

@@ -716,10 +716,29 @@ fn sample_into_refuses_a_new_hydra_whose_code_another_role_owns() {
 /// window whose first steps started before it and whose builds were queued before it, and for
 /// the whole history, and the snapshot the description the load gives; with a writer that
 /// writes every few thousand rows, a day's rows land in several files, which read back as one
-/// partition.
+/// partition. The reader hands a range's rows on in chunks of at most `chunk_rows` (a range of
+/// one second may hold an evaluation's builds): with a small bound the ranges are cut in many
+/// chunks, none larger than the bound, and the rows are still the same.
 #[test]
 fn a_read_in_chunks_holds_what_the_window_rule_keeps() {
     use hydra_bottleneck::source::snapshot::Writer;
+    /// The writer, and the largest chunk it was given of each table with how many it got.
+    struct Counting(
+        Writer,
+        std::collections::BTreeMap<&'static str, (usize, usize)>,
+    );
+    impl source::Chunks for Counting {
+        fn add(
+            &mut self,
+            def: &'static hydra_bottleneck::dataset::TableDef,
+            df: polars::prelude::DataFrame,
+        ) -> hydra_bottleneck::Result<()> {
+            let e = self.1.entry(def.name).or_default();
+            *e = (e.0.max(df.height()), e.1 + 1);
+            self.0.add(def, df)
+        }
+    }
+    const CHUNK: usize = 500;
     let pg = TestPg::start();
     let db = load_sample(&pg, &SCALE.to_string(), "87");
     let generated = hydra_bottleneck::sample::generate(&spec()).unwrap();
@@ -741,11 +760,28 @@ fn a_read_in_chunks_holds_what_the_window_rule_keeps() {
         let kept = source::load(&SourceSpec::Sample(spec()), &opts).unwrap();
         assert_frames_equal(&whole, &kept);
         let dir = out.path().join(format!("snap{i}"));
-        let mut writer = Writer::new(&dir, false).unwrap().flushing_every(3_000);
-        let meta = source::read_into(&db, &opts, &mut writer, false)
+        let mut sink = Counting(
+            Writer::new(&dir, false).unwrap().flushing_every(3_000),
+            Default::default(),
+        );
+        let small = ReadOptions {
+            chunk_rows: CHUNK,
+            ..opts.clone()
+        };
+        let meta = source::read_into(&db, &small, &mut sink, false)
             .unwrap()
             .meta;
-        let manifest = writer.finish(&meta, None).unwrap();
+        let manifest = sink.0.finish(&meta, None).unwrap();
+        for t in ["steps", "builds", "step_outputs"] {
+            let (largest, chunks) = sink.1[t];
+            // A COPY message holds one row: a chunk ends on the row that reaches the bound.
+            assert!(
+                largest <= CHUNK,
+                "window {i}: {t}: a chunk of {largest} rows"
+            );
+            let rows = manifest.tables[t].rows as usize;
+            assert!(chunks >= rows / CHUNK, "window {i}: {t}: {chunks} chunks");
+        }
         let chunked = source::snapshot::read(&dir).unwrap();
         assert!(whole.steps.height() > 1000, "window {i}");
         assert_frames_equal(&chunked, &whole);

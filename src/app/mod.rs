@@ -94,6 +94,7 @@ impl Context<'_> {
             tables_only: false,
             truth: true,
             omit_with_truth: None,
+            ..ReadOptions::default()
         }
     }
 }

@@ -64,15 +64,22 @@ impl CopyDecoder {
         Ok(())
     }
 
-    /// Ends the stream: it must have closed with the trailer and nothing after it.
-    pub fn finish(self) -> Result<DataFrame, String> {
+    /// The rows decoded so far, as a frame; the decoder goes on with the stream after them. A
+    /// row cut by the end of a chunk is carried over, never handed out in part.
+    pub fn take(&mut self) -> Result<DataFrame, String> {
+        self.builder.take().map_err(|e| e.to_string())
+    }
+
+    /// Ends the stream: it must have closed with the trailer and nothing after it. Gives the
+    /// rows not taken yet.
+    pub fn finish(&mut self) -> Result<DataFrame, String> {
         if !self.trailer_seen {
             return Err(format!(
                 "COPY stream ended after {} bytes without its trailer (truncated)",
                 self.offset + self.carry.len() as u64
             ));
         }
-        self.builder.finish().map_err(|e| e.to_string())
+        self.take()
     }
 
     /// Decodes from `buf`; returns how many bytes were consumed (whole units only).
@@ -310,6 +317,34 @@ mod tests {
             assert_eq!(df.height(), 5, "chunk {chunk}");
             assert_eq!(df.column("path").unwrap().null_count(), 3);
             STEP_OUTPUTS.check(&df).unwrap();
+        }
+    }
+
+    /// Rows taken in pieces while the stream goes on are the whole stream's rows, each once and
+    /// in order, wherever the chunks cut the rows and the pieces are taken.
+    #[test]
+    fn pieces_taken_along_the_way_add_up_to_the_stream() {
+        let bytes = encoded();
+        let mut whole = CopyDecoder::new(&STEP_OUTPUTS, 2);
+        whole.feed(&bytes).unwrap();
+        let whole = whole.finish().unwrap();
+        for chunk in [1, 3, 7, 19, bytes.len()] {
+            for every in [1, 2, 5] {
+                let mut d = CopyDecoder::new(&STEP_OUTPUTS, 2);
+                let mut pieces: Vec<DataFrame> = Vec::new();
+                for c in bytes.chunks(chunk) {
+                    d.feed(c).unwrap();
+                    if d.rows() >= every {
+                        pieces.push(d.take().unwrap());
+                    }
+                }
+                pieces.push(d.finish().unwrap());
+                let mut got = pieces.remove(0);
+                for p in pieces {
+                    got.vstack_mut_owned(p).unwrap();
+                }
+                assert!(got.equals_missing(&whole), "chunk {chunk}, every {every}");
+            }
         }
     }
 

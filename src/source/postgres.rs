@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{StreamExt, pin_mut};
+use futures_util::StreamExt;
 use polars::prelude::DataFrame;
 use tokio_postgres::Client;
 
@@ -63,6 +63,9 @@ pub struct ReadOptions {
     /// `truth` asks for it: a finding that takes from the truth what the tables would
     /// otherwise give (`analysis::Need::omit_with_truth`).
     pub omit_with_truth: Option<Omit>,
+    /// The most rows of a read handed on at once ([`super::chunked::CHUNK_ROWS`]); tests make
+    /// it small, so that a small history's ranges are cut in several chunks.
+    pub chunk_rows: usize,
 }
 
 impl Default for ReadOptions {
@@ -77,6 +80,7 @@ impl Default for ReadOptions {
             tables_only: false,
             truth: true,
             omit_with_truth: None,
+            chunk_rows: super::chunked::CHUNK_ROWS,
         }
     }
 }
@@ -1126,38 +1130,84 @@ pub async fn copy_frame(
     progress: &Progress,
     omit: Omit,
 ) -> Result<DataFrame> {
-    let what = format!("reading {}", def.name);
-    // HYDRA_BOTTLENECK_LOG=debug shows what is asked of the server (for EXPLAIN, or a DBA).
-    tracing::debug!("{what}: {select}");
-    let stream = s
-        .client
-        .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
-        .await
-        .map_err(|e| s.error(&what, e))?;
-    pin_mut!(stream);
-    let bar = progress.rows(&what);
-    let mut decoder = CopyDecoder::omitting(def, BATCH_ROWS, omit);
-    let mut last = 0;
-    while let Some(chunk) = stream.next().await {
-        // A safe point: dropping the stream and the session ends the COPY on the server.
-        crate::interrupt::check()?;
-        let chunk = chunk.map_err(|e| s.error(&what, e))?;
-        decoder.feed(&chunk).map_err(|reason| Error::Database {
-            what: what.clone(),
-            source: PgFailure::reason(reason),
-        })?;
-        let rows = decoder.rows();
-        // Touching the bar costs an atomic or two; once per thousand rows is plenty.
-        if rows - last >= 1024 {
-            bar.set_position(rows as u64);
-            last = rows;
-        }
+    let mut copy = CopyRows::start(s, def, select, progress, omit).await?;
+    Ok(copy.next(s, usize::MAX).await?.0)
+}
+
+/// A `COPY (SELECT …) TO STDOUT (FORMAT binary)` under way, whose rows are handed on in pieces
+/// ([`CopyRows::next`]). A chunked read cannot bound its ranges by rows: an evaluation's builds
+/// all share its queue time, and one range of a second may hold a hundred thousand of them on
+/// a large farm (720,000 in the sample at scale 30). Between two pieces nothing is read from
+/// the socket and the server waits; dropping the value (an error, Ctrl-C) closes the session,
+/// which ends the COPY on the server.
+pub struct CopyRows {
+    what: String,
+    stream: std::pin::Pin<Box<tokio_postgres::CopyOutStream>>,
+    decoder: CopyDecoder,
+    bar: indicatif::ProgressBar,
+    /// Rows decoded, the pieces handed on included, and where the bar last stood.
+    rows: usize,
+    shown: usize,
+}
+
+impl CopyRows {
+    pub async fn start(
+        s: &Session,
+        def: &'static TableDef,
+        select: &str,
+        progress: &Progress,
+        omit: Omit,
+    ) -> Result<CopyRows> {
+        let what = format!("reading {}", def.name);
+        // HYDRA_BOTTLENECK_LOG=debug shows what is asked of the server (for EXPLAIN, or a DBA).
+        tracing::debug!("{what}: {select}");
+        let stream = s
+            .client
+            .copy_out(&format!("COPY ({select}) TO STDOUT (FORMAT binary)"))
+            .await
+            .map_err(|e| s.error(&what, e))?;
+        Ok(CopyRows {
+            bar: progress.rows(&what),
+            what,
+            stream: Box::pin(stream),
+            decoder: CopyDecoder::omitting(def, BATCH_ROWS, omit),
+            rows: 0,
+            shown: 0,
+        })
     }
-    bar.finish_and_clear();
-    decoder.finish().map_err(|reason| Error::Database {
-        what,
-        source: PgFailure::reason(reason),
-    })
+
+    /// The next piece: the rows decoded once at least `rows` are (a COPY message holds one row
+    /// as a rule, so a piece overshoots by a few at most), or the rest at the stream's end; and
+    /// whether the stream has ended. An empty answer is one empty frame. Not to be called again
+    /// after the end.
+    pub async fn next(&mut self, s: &Session, rows: usize) -> Result<(DataFrame, bool)> {
+        let failed = |what: &str, reason: String| Error::Database {
+            what: what.to_string(),
+            source: PgFailure::reason(reason),
+        };
+        while self.decoder.rows() < rows {
+            let Some(chunk) = self.stream.next().await else {
+                self.bar.finish_and_clear();
+                let df = self.decoder.finish().map_err(|r| failed(&self.what, r))?;
+                return Ok((df, true));
+            };
+            // A safe point: dropping the stream and the session ends the COPY on the server.
+            crate::interrupt::check()?;
+            let chunk = chunk.map_err(|e| s.error(&self.what, e))?;
+            let before = self.decoder.rows();
+            self.decoder
+                .feed(&chunk)
+                .map_err(|r| failed(&self.what, r))?;
+            self.rows += self.decoder.rows() - before;
+            // Touching the bar costs an atomic or two; once per thousand rows is plenty.
+            if self.rows - self.shown >= 1024 {
+                self.bar.set_position(self.rows as u64);
+                self.shown = self.rows;
+            }
+        }
+        let df = self.decoder.take().map_err(|r| failed(&self.what, r))?;
+        Ok((df, false))
+    }
 }
 
 /// The async runtime every database operation runs on: one thread, which reads the socket
