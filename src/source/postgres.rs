@@ -1135,11 +1135,13 @@ pub async fn copy_frame(
 }
 
 /// A `COPY (SELECT …) TO STDOUT (FORMAT binary)` under way, whose rows are handed on in pieces
-/// ([`CopyRows::next`]). A chunked read cannot bound its ranges by rows: an evaluation's builds
-/// all share its queue time, and one range of a second may hold a hundred thousand of them on
-/// a large farm (720,000 in the sample at scale 30). Between two pieces nothing is read from
-/// the socket and the server waits; dropping the value (an error, Ctrl-C) closes the session,
-/// which ends the COPY on the server.
+/// ([`CopyRows::next`]). A chunked read cannot bound its ranges by rows: a range cannot split a
+/// second, and an evaluation inserts its builds in one go, each stamped with the second it was
+/// inserted in (docs/read-only.md), so one second may hold thousands of builds on a large farm
+/// (the sample stamps an evaluation's builds with one second: 720,000 at scale 30), and a burst
+/// after a quiet stretch overshoots a range's width before it narrows. Between two pieces
+/// nothing is read from the socket and the server waits; dropping the value (an error, Ctrl-C)
+/// closes the session, which ends the COPY on the server.
 pub struct CopyRows {
     what: String,
     stream: std::pin::Pin<Box<tokio_postgres::CopyOutStream>>,
