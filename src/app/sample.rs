@@ -69,19 +69,18 @@ pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
             s.file.display()
         )));
     }
-    let mut ds = sample::generate(&opts.spec)?;
+    // Only a snapshot with its `.drv` files takes the derivation graph.
+    let ds = match opts.target {
+        SampleTarget::Snapshot {
+            drv_store: true, ..
+        } => sample::generate(&opts.spec)?,
+        _ => sample::generate_without_drv_graph(&opts.spec)?,
+    };
     if let Some(s) = &opts.series {
         write_series(ctx, &ds, s)?;
     }
     match &opts.target {
-        SampleTarget::Snapshot {
-            out,
-            force,
-            drv_store,
-        } => {
-            if !drv_store {
-                ds.drv_graph = None;
-            }
+        SampleTarget::Snapshot { out, force, .. } => {
             let manifest = snapshot::write(&ds, out, *force)?;
             ctx.note(&format!(
                 "wrote the {} sample (seed {}, scale {}) to {}",

@@ -221,14 +221,25 @@ impl Default for SampleSpec {
 /// Largest accepted `--scale`: 1000 is ~100 M steps, more than fits in memory anyway.
 const MAX_SCALE: f64 = 1000.0;
 
-/// Generates the sample dataset described by `spec`.
 /// The local worker slots of the sample's queue-runner host at `scale` (what the throughput model
 /// replays the sample with).
 pub fn local_worker_slots(scale: f64) -> u32 {
     (params::LOCAL_WORKER_SLOTS * scale).round().max(2.0) as u32
 }
 
+/// Generates the sample dataset described by `spec`.
 pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
+    generate_parts(spec, true)
+}
+
+/// [`generate`] without the derivation graph (`Dataset::drv_graph` left `None`), for a target
+/// with no store to put it in (`sample --into`, `sample --out --without-drv-store`, a read of
+/// the tables alone): the graph holds some 300 MB a million steps (docs/scale.md).
+pub fn generate_without_drv_graph(spec: &SampleSpec) -> Result<Dataset> {
+    generate_parts(spec, false)
+}
+
+fn generate_parts(spec: &SampleSpec, with_graph: bool) -> Result<Dataset> {
     if !spec.scale.is_finite() || spec.scale <= 0.0 || spec.scale > MAX_SCALE {
         return Err(Error::Usage(format!(
             "--scale must be a number greater than 0 and at most {MAX_SCALE}, not {}",
@@ -263,7 +274,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
     let f = emit::frames(&sim)?;
     let swept = losses::sweep(&sim)?;
     let machines = emit::machines_file(&sim);
-    let drv_graph = emit::drv_graph(&sim);
+    let drv_graph = with_graph.then(|| emit::drv_graph(&sim));
     Ok(Dataset {
         meta: DatasetMeta {
             origin: Origin::Sample {
@@ -301,7 +312,7 @@ pub fn generate(spec: &SampleSpec) -> Result<Dataset> {
         }),
         machines: Some(BundledMachines::parse(machines)?),
         timeline: Some(swept.timeline),
-        drv_graph: Some(drv_graph),
+        drv_graph,
     })
 }
 

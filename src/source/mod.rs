@@ -80,9 +80,12 @@ pub fn load_with_hidden(
         // The sample is generated whole; what was not asked for is dropped as a snapshot's
         // reader leaves it unread.
         SourceSpec::Sample(s) => {
-            let mut ds = crate::sample::generate(s)?;
+            let mut ds = if opts.tables_only {
+                crate::sample::generate_without_drv_graph(s)?
+            } else {
+                crate::sample::generate(s)?
+            };
             if opts.tables_only {
-                ds.drv_graph = None;
                 ds.timeline = None;
             }
             if !opts.truth {
