@@ -20,6 +20,9 @@
 #   waste        slot-hours by category, jobset and job; the most rebuilt derivations
 #   overhead     the overhead fit's points and scatter sample; the Theil-Sen slope within the
 #                band of DuckDB's own sampled median; intercept, residual and size share
+#   together     the four above in one run each: `analyze waiting utilization waste overhead`
+#                (one pass over the data for all four), and the four queries in one DuckDB
+#                connection; each answer compared as on its own row
 #   ledger       overhead totals per machine (ours computes the whole capacity ledger for them,
 #                derivation graph included: minutes at 1 M steps, so its time is not that of
 #                the sum; leave it out with HB_FINDINGS)
@@ -39,7 +42,7 @@
 #                POLARS_MAX_THREADS and RAYON_NUM_THREADS
 #   HB_RUNS      runs of each side per finding (default 3; the median is shown)
 #   HB_FINDINGS  which findings, space-separated (default: waiting utilization waste overhead
-#                ledger prune)
+#                together ledger prune)
 #   HB_VENV      the venv (default: ${TMPDIR:-/var/tmp}/hydra-bottleneck-duckdb-venv, made on
 #                first use and kept for the next run)
 #   HB_DUCKDB_VERSION  a duckdb version to install (default: the newest)
@@ -62,7 +65,7 @@ repo=$(dirname "$here")
 bin=${HB_BIN:-$repo/target/release/hydra-bottleneck}
 runs=${HB_RUNS:-3}
 threads=${HB_THREADS:-2}
-findings=${HB_FINDINGS:-waiting utilization waste overhead ledger prune}
+findings=${HB_FINDINGS:-waiting utilization waste overhead together ledger prune}
 venv=${HB_VENV:-${TMPDIR:-/var/tmp}/hydra-bottleneck-duckdb-venv}
 timer=/usr/bin/time
 if [ ! -x "$bin" ]; then
@@ -138,6 +141,17 @@ for f in baseline $findings; do
         prune)
             timed "$work/duck-$f" "$py" "$compare" duckdb "$f" "$snap" "$work/duck-$f.json" ||
                 echo "duckdb failed on $f" >"$work/fail-$f"
+            ;;
+        together)
+            # The four findings SQL expresses, computed by each side in one run.
+            if ! timed "$work/ours-$f" env POLARS_MAX_THREADS="$threads" RAYON_NUM_THREADS="$threads" \
+                "$bin" analyze waiting utilization waste overhead --snapshot "$snap" \
+                --format json -q >"$work/ours-$f.json"; then
+                echo "ours failed on $f" >"$work/fail-$f"
+            fi
+            if ! timed "$work/duck-$f" "$py" "$compare" duckdb "$f" "$snap" "$work/duck-$f.json"; then
+                echo "DuckDB failed on $f" >"$work/fail-$f"
+            fi
             ;;
         *)
             if ! timed "$work/ours-$f" env POLARS_MAX_THREADS="$threads" RAYON_NUM_THREADS="$threads" \

@@ -182,9 +182,11 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 
 #[derive(Args, Debug)]
 struct AnalyzeArgs {
-    /// Which finding to print (`all` only with --format json).
-    #[arg(value_enum, default_value_t = FindingArg::Ledger)]
-    finding: FindingArg,
+    /// Which findings to print: one, or several computed in one pass over the data (printed one
+    /// after the other, or as one JSON object keyed by finding); `all` alone and only with
+    /// --format json.
+    #[arg(value_enum, default_values_t = [FindingArg::Ledger])]
+    findings: Vec<FindingArg>,
     /// The machines file (/etc/nix/machines format) for configured slot counts; without it
     /// slots are inferred from the peak concurrency observed, and said so.
     #[arg(long, value_name = "FILE")]
@@ -713,16 +715,20 @@ impl SampleArgs {
 impl From<AnalyzeArgs> for app::analyze::AnalyzeOptions {
     fn from(a: AnalyzeArgs) -> Self {
         app::analyze::AnalyzeOptions {
-            finding: match a.finding {
-                FindingArg::All => Finding::All,
-                FindingArg::Ledger => Finding::Ledger,
-                FindingArg::Waiting => Finding::Waiting,
-                FindingArg::Utilization => Finding::Utilization,
-                FindingArg::Waste => Finding::Waste,
-                FindingArg::Quality => Finding::Quality,
-                FindingArg::Deps => Finding::Deps,
-                FindingArg::Overhead => Finding::Overhead,
-            },
+            findings: a
+                .findings
+                .into_iter()
+                .map(|f| match f {
+                    FindingArg::All => Finding::All,
+                    FindingArg::Ledger => Finding::Ledger,
+                    FindingArg::Waiting => Finding::Waiting,
+                    FindingArg::Utilization => Finding::Utilization,
+                    FindingArg::Waste => Finding::Waste,
+                    FindingArg::Quality => Finding::Quality,
+                    FindingArg::Deps => Finding::Deps,
+                    FindingArg::Overhead => Finding::Overhead,
+                })
+                .collect(),
             machines: a.machines,
             gap_s: a.gap,
             compression: a.compression,

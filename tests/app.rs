@@ -132,11 +132,41 @@ fn an_analysis_prints_as_table_csv_and_json() {
     assert!((available - analysis.findings.ledger.total.available_h).abs() < 1e-6);
     assert!(available > 0.0);
 
+    // Several findings: one JSON object of what each prints alone; tables one after the other,
+    // each under its name; never CSV.
+    let several = app::analyze::Analysis {
+        shown: vec![Finding::Ledger, Finding::Quality],
+        ..analysis.clone()
+    };
+    let both = json(printed(&several, Format::Json).unwrap().as_bytes());
+    assert_eq!(both.as_object().unwrap().len(), 2);
+    assert_eq!(both["ledger"], j);
+    let quality = app::analyze::Analysis {
+        shown: vec![Finding::Quality],
+        ..analysis.clone()
+    };
+    assert_eq!(
+        both["quality"],
+        json(printed(&quality, Format::Json).unwrap().as_bytes())
+    );
+    let tables = printed(&several, Format::Table).unwrap();
+    assert!(tables.starts_with("ledger:\n"), "{tables}");
+    assert!(tables.contains(&format!("{table}\nquality:\n")), "{tables}");
+    let e = printed(&several, Format::Csv).unwrap_err();
+    assert!(e.to_string().contains("CSV holds one table"), "{e}");
+
     let all = app::analyze::Analysis {
-        finding: Finding::All,
+        shown: vec![Finding::All],
         ..analysis
     };
     let e = printed(&all, Format::Table).unwrap_err();
     assert!(e.to_string().contains("needs --format json"), "{e}");
     assert!(json(printed(&all, Format::Json).unwrap().as_bytes())["ledger"].is_object());
+    // `all` beside another finding is refused before anything is read.
+    let opts = AnalyzeOptions {
+        findings: vec![Finding::Waiting, Finding::All],
+        ..AnalyzeOptions::default()
+    };
+    let e = app::analyze::run(&ctx, &opts).unwrap_err();
+    assert!(e.to_string().contains("give it alone"), "{e}");
 }

@@ -227,6 +227,25 @@ fn each_finding_read_alone_from_a_snapshot_equals_the_same_of_analyze_all() {
                 dir.display()
             );
         }
+        // Several findings in one run: one object of the same findings.
+        let o = run(&[
+            "analyze",
+            "waiting",
+            "utilization",
+            "waste",
+            "overhead",
+            "--snapshot",
+            dir.to_str().unwrap(),
+            "--format",
+            "json",
+            "-q",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let several: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(several.as_object().unwrap().len(), 4);
+        for finding in ["utilization", "waiting", "waste", "overhead"] {
+            assert_eq!(several[finding], all[finding], "{finding} among several");
+        }
         // The fit has points either way: sizes were read.
         assert!(
             all["overhead"]["fit"]["points"].as_u64().unwrap() > 100,

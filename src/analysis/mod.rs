@@ -572,7 +572,8 @@ impl Need {
         deps: true,
         overhead: true,
     };
-    const NONE: Need = Need {
+    /// None of the findings but the data-quality checks, which every finding rests on.
+    pub const NONE: Need = Need {
         ledger: false,
         waiting: false,
         utilization: false,
@@ -612,6 +613,18 @@ impl Need {
                 overhead: true,
                 ..Need::NONE
             },
+        }
+    }
+
+    /// What `self` and `other` need together: each finding of either (computed in one pass).
+    pub fn and(self, other: Need) -> Need {
+        Need {
+            ledger: self.ledger || other.ledger,
+            waiting: self.waiting || other.waiting,
+            utilization: self.utilization || other.utilization,
+            waste: self.waste || other.waste,
+            deps: self.deps || other.deps,
+            overhead: self.overhead || other.overhead,
         }
     }
 

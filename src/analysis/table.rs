@@ -18,6 +18,22 @@ pub enum Finding {
     Overhead,
 }
 
+impl Finding {
+    /// Its name on the command line (`analyze NAME`), and its key in `analyze all`'s JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Finding::All => "all",
+            Finding::Ledger => "ledger",
+            Finding::Waiting => "waiting",
+            Finding::Utilization => "utilization",
+            Finding::Waste => "waste",
+            Finding::Quality => "quality",
+            Finding::Deps => "deps",
+            Finding::Overhead => "overhead",
+        }
+    }
+}
+
 type Table = (Vec<&'static str>, Vec<Vec<String>>, Value);
 
 fn json<T: Serialize>(v: &T) -> Result<Value> {

@@ -1,4 +1,4 @@
-//! `analyze`: the findings of one dataset, one of them printed (or all, as JSON).
+//! `analyze`: the findings of one dataset, one or several of them printed (or all, as JSON).
 
 use std::path::PathBuf;
 
@@ -11,8 +11,10 @@ use crate::error::{Error, Result};
 /// What `analyze` is asked.
 #[derive(Debug, Clone)]
 pub struct AnalyzeOptions {
-    /// Which finding to print ([`Finding::All`] only as JSON).
-    pub finding: Finding,
+    /// Which findings to print, in order: one, several (computed in one pass over the data,
+    /// printed as tables one after the other or as one JSON object), or [`Finding::All`] alone
+    /// and only as JSON. Empty means the ledger.
+    pub findings: Vec<Finding>,
     /// The machines file for configured slot counts; else the one that came with the data,
     /// else slots are inferred from the peak concurrency observed.
     pub machines: Option<PathBuf>,
@@ -29,7 +31,7 @@ pub struct AnalyzeOptions {
 impl Default for AnalyzeOptions {
     fn default() -> Self {
         AnalyzeOptions {
-            finding: Finding::Ledger,
+            findings: vec![Finding::Ledger],
             machines: None,
             gap_s: None,
             compression: None,
@@ -43,11 +45,32 @@ impl Default for AnalyzeOptions {
 #[derive(Debug, Clone)]
 pub struct Analysis {
     pub findings: Findings,
-    pub finding: Finding,
+    /// At least one, each once, [`Finding::All`] only alone.
+    pub shown: Vec<Finding>,
+}
+
+/// The findings asked for, each once in the order given; the ledger when none is.
+fn shown(asked: &[Finding]) -> Result<Vec<Finding>> {
+    let mut shown: Vec<Finding> = Vec::with_capacity(asked.len());
+    for &f in asked {
+        if !shown.contains(&f) {
+            shown.push(f);
+        }
+    }
+    if shown.len() > 1 && shown.contains(&Finding::All) {
+        return Err(Error::Usage(
+            "`all` is every finding already: give it alone, or name the findings".into(),
+        ));
+    }
+    if shown.is_empty() {
+        shown.push(Finding::Ledger);
+    }
+    Ok(shown)
 }
 
 /// Reads the history and computes every finding.
 pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
+    let shown = shown(&opts.findings)?;
     if let Some(dir) = &opts.drv_store {
         crate::source::drvstore::check_dir(dir)?;
     }
@@ -55,9 +78,11 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
         s.check()?;
     }
     ctx.note_if_sample("analysing the built-in sample workload");
-    // Only what the finding asked for is read and computed: the derivation graph and the
-    // runner's series serve the ledger alone.
-    let need = crate::analysis::Need::of(opts.finding);
+    // Only what the findings asked for is read and computed, once for all of them: the
+    // derivation graph and the runner's series serve the ledger alone.
+    let need = shown.iter().fold(crate::analysis::Need::NONE, |need, &f| {
+        need.and(crate::analysis::Need::of(f))
+    });
     let mut ds = if need.graph_and_series() {
         let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
         ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
@@ -82,20 +107,48 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
             need,
         },
     )?;
-    Ok(Analysis {
-        findings,
-        finding: opts.finding,
-    })
+    Ok(Analysis { findings, shown })
 }
 
 impl Render for Analysis {
     fn render(&self, p: &mut Printer<'_>) -> Result<()> {
-        if self.finding == Finding::All && p.format() != Format::Json {
+        if self.shown.contains(&Finding::All) && p.format() != Format::Json {
             return Err(Error::Usage(
                 "`analyze all` prints every finding and needs --format json".into(),
             ));
         }
-        let (header, rows, json) = tabulate(&self.findings, self.finding)?;
+        let [one] = self.shown.as_slice() else {
+            return self.render_several(p);
+        };
+        let (header, rows, json) = tabulate(&self.findings, *one)?;
         p.rows(&header, &rows, &json)
+    }
+}
+
+impl Analysis {
+    /// Several findings: as JSON one object, each finding under its name as `analyze FINDING`
+    /// prints it; as tables, one after the other, each under its name; not as CSV, which holds
+    /// one table.
+    fn render_several(&self, p: &mut Printer<'_>) -> Result<()> {
+        match p.format() {
+            Format::Csv => Err(Error::Usage(
+                "CSV holds one table: ask for one finding at a time, or use --format json".into(),
+            )),
+            Format::Json => {
+                let mut all = serde_json::Map::new();
+                for &f in &self.shown {
+                    all.insert(f.name().to_string(), tabulate(&self.findings, f)?.2);
+                }
+                p.rows(&[], &[], &all)
+            }
+            Format::Table => {
+                for (i, &f) in self.shown.iter().enumerate() {
+                    let (header, rows, json) = tabulate(&self.findings, f)?;
+                    p.text(&format!("{}{}:\n", if i > 0 { "\n" } else { "" }, f.name()))?;
+                    p.rows(&header, &rows, &json)?;
+                }
+                Ok(())
+            }
+        }
     }
 }
