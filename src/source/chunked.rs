@@ -20,11 +20,11 @@
 //! hold many more, since no range splits a second: an evaluation inserts thousands of builds a
 //! second, and a burst after a quiet stretch overshoots the width before it narrows again (the
 //! sample, which stamps an evaluation's builds with one second, gave ranges of 970,000 builds
-//! and 1.2 million steps at scale 30). So a range's rows
-//! are handed to the caller in chunks of at most about [`CHUNK_ROWS`], from the COPY as it
-//! streams ([`postgres::CopyRows`]): what is held at once is a chunk, whatever the farm's bursts.
-//! Each chunk is handed over outside the async runtime (the caller writes Parquet, which must
-//! not run on it), and nothing is read from the server meanwhile.
+//! and 1.2 million steps at scale 30). So a range's rows are handed to the caller in chunks of
+//! at most about [`CHUNK_ROWS`], from the COPY as it streams ([`postgres::CopyRows`]): what is
+//! held at once is a chunk, whatever the farm's bursts. Each chunk is handed over outside the
+//! async runtime (the caller writes Parquet, which must not run on it), and nothing is read
+//! from the server meanwhile.
 
 use std::collections::VecDeque;
 
