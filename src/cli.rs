@@ -648,7 +648,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             &app::sample::run(&ctx, &a.options(cli.common.preset)?)?,
             format,
         )?,
-        Command::Analyze(a) => print(&app::analyze::run(&ctx, &a.into())?, format)?,
+        Command::Analyze(a) => {
+            let opts: app::analyze::AnalyzeOptions = a.into();
+            // Refused before the data is read, which may take minutes.
+            app::analyze::printable(&opts.findings, format)?;
+            print(&app::analyze::run(&ctx, &opts)?, format)?
+        }
         Command::Report(a) => print(&app::report::run(&ctx, &a.into())?, format)?,
         Command::Query(a) => print(&app::query::run(&ctx, &a.into())?, format)?,
         Command::Simulate(a) => print(&app::simulate::run(&ctx, &a.into())?, format)?,

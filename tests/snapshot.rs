@@ -462,6 +462,36 @@ fn usage_errors_exit_2_and_bad_times_are_named() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// Findings that cannot be printed in the format asked for are refused before any data is
+/// read: the snapshot named does not exist, and the refusal is still the format's.
+#[test]
+fn findings_a_format_cannot_hold_are_refused_before_reading() {
+    let missing = tempfile::tempdir().unwrap().path().join("none");
+    let m = missing.to_str().unwrap();
+    let o = run(&[
+        "analyze",
+        "waiting",
+        "waste",
+        "--format",
+        "csv",
+        "--snapshot",
+        m,
+    ]);
+    assert_one_line_error(&o, "CSV holds one table");
+    let o = run(&["analyze", "all", "--snapshot", m]);
+    assert_one_line_error(&o, "needs --format json");
+    let o = run(&[
+        "analyze",
+        "all",
+        "waste",
+        "--format",
+        "json",
+        "--snapshot",
+        m,
+    ]);
+    assert_one_line_error(&o, "give it alone");
+}
+
 #[test]
 fn without_a_source_the_sample_is_used_and_said_so() {
     let root = tempfile::tempdir().unwrap();

@@ -110,13 +110,26 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
     Ok(Analysis { findings, shown })
 }
 
+/// Whether `findings` can be printed as `format`: `all` only as JSON, several not as CSV (which
+/// holds one table). The command line asks before reading anything; printing asks again.
+pub fn printable(findings: &[Finding], format: Format) -> Result<()> {
+    let shown = shown(findings)?;
+    if shown.contains(&Finding::All) && format != Format::Json {
+        return Err(Error::Usage(
+            "`analyze all` prints every finding and needs --format json".into(),
+        ));
+    }
+    if shown.len() > 1 && format == Format::Csv {
+        return Err(Error::Usage(
+            "CSV holds one table: ask for one finding at a time, or use --format json".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Render for Analysis {
     fn render(&self, p: &mut Printer<'_>) -> Result<()> {
-        if self.shown.contains(&Finding::All) && p.format() != Format::Json {
-            return Err(Error::Usage(
-                "`analyze all` prints every finding and needs --format json".into(),
-            ));
-        }
+        printable(&self.shown, p.format())?;
         let [one] = self.shown.as_slice() else {
             return self.render_several(p);
         };
@@ -127,13 +140,10 @@ impl Render for Analysis {
 
 impl Analysis {
     /// Several findings: as JSON one object, each finding under its name as `analyze FINDING`
-    /// prints it; as tables, one after the other, each under its name; not as CSV, which holds
-    /// one table.
+    /// prints it; as tables, one after the other, each under its name (never as CSV:
+    /// [`printable`]).
     fn render_several(&self, p: &mut Printer<'_>) -> Result<()> {
         match p.format() {
-            Format::Csv => Err(Error::Usage(
-                "CSV holds one table: ask for one finding at a time, or use --format json".into(),
-            )),
             Format::Json => {
                 let mut all = serde_json::Map::new();
                 for &f in &self.shown {
@@ -141,7 +151,8 @@ impl Analysis {
                 }
                 p.rows(&[], &[], &all)
             }
-            Format::Table => {
+            // Tables; CSV never gets here (`printable`).
+            Format::Table | Format::Csv => {
                 for (i, &f) in self.shown.iter().enumerate() {
                     let (header, rows, json) = tabulate(&self.findings, f)?;
                     p.text(&format!("{}{}:\n", if i > 0 { "\n" } else { "" }, f.name()))?;
