@@ -1147,8 +1147,9 @@ pub struct CopyRows {
     stream: std::pin::Pin<Box<tokio_postgres::CopyOutStream>>,
     decoder: CopyDecoder,
     bar: indicatif::ProgressBar,
-    /// Rows decoded, the pieces handed on included, and where the bar last stood.
+    /// Rows decoded, those handed on included.
     rows: usize,
+    /// Where the progress bar last stood.
     shown: usize,
 }
 
