@@ -202,23 +202,25 @@ fn each_finding_read_alone_from_a_snapshot_equals_the_same_of_analyze_all() {
         std::fs::remove_dir_all(without.join(&t)).unwrap();
     }
     std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
-    let json = |dir: &Path, finding: &str| -> serde_json::Value {
-        let o = run(&[
-            "analyze",
-            finding,
+    // `analyze FINDINGS… --snapshot dir --format json`.
+    let json = |dir: &Path, findings: &[&str]| -> serde_json::Value {
+        let mut args = vec!["analyze"];
+        args.extend(findings);
+        args.extend([
             "--snapshot",
             dir.to_str().unwrap(),
             "--format",
             "json",
             "-q",
         ]);
-        assert!(o.status.success(), "{finding}: {}", stderr(&o));
+        let o = run(&args);
+        assert!(o.status.success(), "{findings:?}: {}", stderr(&o));
         serde_json::from_slice(&o.stdout).unwrap()
     };
     for dir in [&with, &without] {
-        let all = json(dir, "all");
+        let all = json(dir, &["all"]);
         for finding in ["quality", "utilization", "waiting", "waste", "overhead"] {
-            let alone = json(dir, finding);
+            let alone = json(dir, &[finding]);
             assert!(!alone.is_null());
             assert_eq!(
                 alone,
@@ -228,20 +230,7 @@ fn each_finding_read_alone_from_a_snapshot_equals_the_same_of_analyze_all() {
             );
         }
         // Several findings in one run: one object of the same findings.
-        let o = run(&[
-            "analyze",
-            "waiting",
-            "utilization",
-            "waste",
-            "overhead",
-            "--snapshot",
-            dir.to_str().unwrap(),
-            "--format",
-            "json",
-            "-q",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let several: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let several = json(dir, &["waiting", "utilization", "waste", "overhead"]);
         assert_eq!(several.as_object().unwrap().len(), 4);
         for finding in ["utilization", "waiting", "waste", "overhead"] {
             assert_eq!(several[finding], all[finding], "{finding} among several");

@@ -81,13 +81,12 @@ pub fn load_with_hidden(
         // reader leaves it unread.
         SourceSpec::Sample(s) => {
             let mut ds = if opts.tables_only {
-                crate::sample::generate_without_drv_graph(s)?
+                let mut ds = crate::sample::generate_without_drv_graph(s)?;
+                ds.timeline = None;
+                ds
             } else {
                 crate::sample::generate(s)?
             };
-            if opts.tables_only {
-                ds.timeline = None;
-            }
             if !opts.truth {
                 ds.truth = None;
             }
