@@ -574,6 +574,7 @@ fn exit_code_for(sig: libc::c_int) -> u8 {
 }
 
 fn init_logging(quiet: bool) {
+    hydra_bottleneck::progress::started();
     let default = if quiet { "error" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HYDRA_BOTTLENECK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

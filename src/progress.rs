@@ -123,10 +123,24 @@ impl Stage {
     }
 }
 
-/// Logs at debug level that `what` is done, with the process's memory then: the parts of a
-/// stage that has several (`HYDRA_BOTTLENECK_LOG=debug`).
+/// When the process started its work: [`mark`] gives each stage's end from it. Set by the
+/// first call of [`started`] (the command line's logging set-up) or, failing that, of [`mark`].
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Takes this instant as the start [`mark`] counts from, if none was taken yet.
+pub fn started() {
+    START.get_or_init(std::time::Instant::now);
+}
+
+/// Logs at debug level that `what` is done, when (seconds since [`started`]) and with the
+/// process's memory then: the parts of a stage that has several (`HYDRA_BOTTLENECK_LOG=debug`),
+/// where a long run's time and memory go, without a profiler.
 pub fn mark(what: &str) {
-    tracing::debug!("{what}: done ({})", memory());
+    let at = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64();
+    tracing::debug!("{what}: done at {at:.2} s ({})", memory());
 }
 
 /// The process's resident memory now and at its peak, from `/proc/self/status` (`VmRSS`,

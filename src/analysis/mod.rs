@@ -653,16 +653,115 @@ impl Need {
     /// `analyze overhead` of the sample's snapshot read 388 MB and took 1.10 s with them,
     /// 223 MB and 0.86 s without).
     pub fn omit_with_truth(self) -> Option<crate::dataset::Omit> {
-        self.is_overhead_alone().then_some(OVERHEAD_WITH_TRUTH)
+        let with = self.omit_of_each(true);
+        (with != self.omit()).then_some(with)
+    }
+
+    /// What one finding leaves unread where the source has the sample's truth (`truth`), or
+    /// where it has none: every column of the truth's tables too when the finding reads none
+    /// of it, so that another finding's read of the truth does not keep them.
+    fn omit_alone(self, truth: bool) -> Vec<(&'static str, &'static str)> {
+        let mut omit = match self.is_overhead_alone() && truth {
+            true => OVERHEAD_WITH_TRUTH,
+            false => self.omit_single(),
+        }
+        .to_vec();
+        if !self.truth() {
+            for def in crate::dataset::TRUTH_TABLES {
+                omit.extend(def.columns.iter().map(|c| (def.name, c.name)));
+            }
+        }
+        omit
+    }
+
+    /// The columns none of the findings reads: each finding's own [`Need::omit_alone`],
+    /// intersected. `analyze waiting utilization waste overhead` over a million steps read
+    /// every column the analyses know before (the truth's dependencies, the builds'
+    /// derivation paths and sizes, which none of the four reads). Computed once for every
+    /// combination of findings, so that the answer is as `'static` as a single finding's.
+    fn omit_of_each(self, truth: bool) -> crate::dataset::Omit {
+        type Sets = Vec<Vec<(&'static str, &'static str)>>;
+        static SETS: std::sync::LazyLock<[Sets; 2]> = std::sync::LazyLock::new(|| {
+            [false, true].map(|truth| {
+                (0..Need::COMBINATIONS)
+                    .map(|bits| Need::from_bits(bits).intersected(truth))
+                    .collect()
+            })
+        });
+        SETS[usize::from(truth)][self.bits()].as_slice()
+    }
+
+    /// [`Need::omit_alone`] of each finding set, intersected (a single finding's own; no
+    /// finding at all, the quality checks', which every finding reads).
+    fn intersected(self, truth: bool) -> Vec<(&'static str, &'static str)> {
+        let mut parts = self.parts();
+        let Some(first) = parts.pop() else {
+            return Need::NONE.omit_alone(truth);
+        };
+        let mut omit = first.omit_alone(truth);
+        for part in parts {
+            let other = part.omit_alone(truth);
+            omit.retain(|c| other.contains(c));
+        }
+        omit
+    }
+
+    /// How many combinations of findings there are: one bit each.
+    const COMBINATIONS: usize = 1 << 6;
+
+    fn flags(self) -> [bool; 6] {
+        [
+            self.ledger,
+            self.waiting,
+            self.utilization,
+            self.waste,
+            self.deps,
+            self.overhead,
+        ]
+    }
+
+    fn bits(self) -> usize {
+        self.flags()
+            .iter()
+            .enumerate()
+            .filter(|(_, on)| **on)
+            .map(|(i, _)| 1 << i)
+            .sum()
+    }
+
+    fn from_bits(bits: usize) -> Need {
+        let on = |i: usize| bits & (1 << i) != 0;
+        Need {
+            ledger: on(0),
+            waiting: on(1),
+            utilization: on(2),
+            waste: on(3),
+            deps: on(4),
+            overhead: on(5),
+        }
+    }
+
+    /// Each finding set on its own.
+    fn parts(self) -> Vec<Need> {
+        (0..6)
+            .filter(|&i| self.bits() & (1 << i) != 0)
+            .map(|i| Need::from_bits(1 << i))
+            .collect()
     }
 
     /// The columns a source need not read for these findings: those no analysis reads, and
-    /// for a single finding that reads few, the rest. Every finding reads what the data-quality
+    /// those none of the findings asked for reads. Every finding reads what the data-quality
     /// checks read (`quality::check`: the steps' build, number, type, status, times, machine,
     /// propagation and overhead; the builds' id and queue time). Reading only these made
     /// `analyze utilization` a fifth faster at a million steps; tests/snapshot.rs holds each
-    /// finding read this way to the same finding of `analyze all`.
+    /// finding read this way, and several read together, to the same findings of
+    /// `analyze all`.
     pub fn omit(self) -> crate::dataset::Omit {
+        self.omit_of_each(false)
+    }
+
+    /// What a single finding (or none) leaves unread; anything else, what no analysis reads.
+    fn omit_single(self) -> crate::dataset::Omit {
         const WAITING: crate::dataset::Omit = and_builds![
             ("steps", "drv_path"),
             ("steps", "system"),
