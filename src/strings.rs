@@ -8,7 +8,9 @@
 //! it: a 35-byte machine URI costs 35 bytes a step. Both cost nothing here. Values, nulls and
 //! order are unchanged; only where the bytes live changes.
 
-use polars::prelude::{IdxSize, PlHashMap, PlSmallStr, StringChunked};
+use std::hash::BuildHasher;
+
+use polars::prelude::{IdxSize, PlRandomState, PlSmallStr, StringChunked};
 use polars_arrow::array::{Array, Utf8ViewArray, View};
 use polars_arrow::bitmap::MutableBitmap;
 use polars_arrow::datatypes::ArrowDataType;
@@ -67,6 +69,22 @@ impl StrBuilder {
         self.validity.push(true);
     }
 
+    /// The bytes of the `i`-th value pushed (a null's are empty).
+    #[inline]
+    fn value(&self, i: u32) -> &[u8] {
+        let view = &self.views[i as usize];
+        if let Some(inline) = view.get_inlined_slice() {
+            return inline;
+        }
+        let len = view.length as usize;
+        let buffer = match self.sealed.get(view.buffer_idx as usize) {
+            Some(sealed) => sealed.as_slice(),
+            None => self.data.as_slice(),
+        };
+        let from = view.offset as usize;
+        &buffer[from..from + len]
+    }
+
     fn seal(&mut self) {
         let mut data = std::mem::take(&mut self.data);
         data.shrink_to_fit();
@@ -100,14 +118,18 @@ impl StrBuilder {
 /// Builds a column of repeated values: each distinct value once, each row the number of its
 /// value (4 bytes a row while building, where a view is 16).
 pub struct Interner {
-    index: PlHashMap<Box<str>, u32>,
+    /// The numbers of the distinct values, found by a value's hash and told apart by comparing
+    /// with the value stored in `distinct`: no second copy of each value as a key (over a
+    /// million builds' job names, a third of them distinct, allocating and freeing those
+    /// copies was a third of the interning).
+    index: hashbrown::HashTable<u32>,
+    hasher: PlRandomState,
     distinct: StrBuilder,
     /// Per row the number of its value in `distinct`, or [`NULL`].
     rows: Vec<u32>,
-    /// The last value pushed and its number: rows come in runs of one machine or platform
-    /// (a build's steps, a jobset's builds), and comparing with the last value is cheaper
-    /// than hashing it. [`NULL`] while there is none.
-    last: String,
+    /// The number of the last value pushed: rows come in runs of one machine or platform (a
+    /// build's steps, a jobset's builds), and comparing with the last value is cheaper than
+    /// hashing it. [`NULL`] while there is none.
     last_id: u32,
 }
 
@@ -116,10 +138,10 @@ const NULL: u32 = u32::MAX;
 impl Default for Interner {
     fn default() -> Self {
         Interner {
-            index: PlHashMap::default(),
+            index: hashbrown::HashTable::new(),
+            hasher: PlRandomState::default(),
             distinct: StrBuilder::default(),
             rows: Vec::new(),
-            last: String::new(),
             last_id: NULL,
         }
     }
@@ -130,19 +152,27 @@ impl Interner {
     pub fn push(&mut self, value: Option<&str>) {
         let id = match value {
             None => NULL,
-            Some(v) if self.last_id != NULL && self.last == v => self.last_id,
+            Some(v) if self.last_id != NULL && self.distinct.value(self.last_id) == v.as_bytes() => {
+                self.last_id
+            }
             Some(v) => {
-                let id = match self.index.get(v) {
+                let (hasher, distinct) = (&self.hasher, &self.distinct);
+                let hash = hasher.hash_one(v.as_bytes());
+                let id = match self
+                    .index
+                    .find(hash, |&id| distinct.value(id) == v.as_bytes())
+                {
                     Some(&id) => id,
                     None => {
                         let id = self.distinct.len() as u32;
                         self.distinct.push(Some(v));
-                        self.index.insert(v.into(), id);
+                        let distinct = &self.distinct;
+                        self.index.insert_unique(hash, id, |&id| {
+                            hasher.hash_one(distinct.value(id))
+                        });
                         id
                     }
                 };
-                self.last.clear();
-                self.last.push_str(v);
                 self.last_id = id;
                 id
             }
