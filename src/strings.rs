@@ -152,7 +152,9 @@ impl Interner {
     pub fn push(&mut self, value: Option<&str>) {
         let id = match value {
             None => NULL,
-            Some(v) if self.last_id != NULL && self.distinct.value(self.last_id) == v.as_bytes() => {
+            Some(v)
+                if self.last_id != NULL && self.distinct.value(self.last_id) == v.as_bytes() =>
+            {
                 self.last_id
             }
             Some(v) => {
@@ -167,9 +169,8 @@ impl Interner {
                         let id = self.distinct.len() as u32;
                         self.distinct.push(Some(v));
                         let distinct = &self.distinct;
-                        self.index.insert_unique(hash, id, |&id| {
-                            hasher.hash_one(distinct.value(id))
-                        });
+                        self.index
+                            .insert_unique(hash, id, |&id| hasher.hash_one(distinct.value(id)));
                         id
                     }
                 };

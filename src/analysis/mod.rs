@@ -931,13 +931,18 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
     crate::progress::mark("analysis: steps and quality");
     let (lo, hi) = span(ds)?.unwrap_or((0, 0));
     let need = opts.need;
-    // The ledger's slots fall back to each machine's observed peak: it needs utilization too.
-    let utilization = if need.utilization || need.ledger {
-        utilization::utilization(&steps, &usable, lo, hi)
+    // The ledger's slots fall back to each machine's observed peak: it needs utilization
+    // first. Without the ledger, utilization is computed beside the other findings (below).
+    let utilization_of = || {
+        let u = utilization::utilization(&steps, &usable, lo, hi);
+        crate::progress::mark("analysis: utilization");
+        u
+    };
+    let mut utilization = if need.ledger {
+        utilization_of()
     } else {
         utilization::Utilization::default()
     };
-    crate::progress::mark("analysis: utilization");
     let gap_s = opts.gap_s.unwrap_or(deps::DEFAULT_GAP_S);
     // The derivation graph, when the data came with one, tells the ledger when each step became
     // runnable; the estimate otherwise.
@@ -995,24 +1000,50 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
         })?
     };
     crate::progress::mark("analysis: ledger");
-    let waiting = if need.waiting {
-        waiting::waiting(ds, &steps, &usable)?
-    } else {
-        waiting::Waiting::default()
-    };
-    crate::progress::mark("analysis: waiting");
-    let waste = if need.waste {
-        waste::waste(ds, &steps, &usable)?
-    } else {
-        waste::Waste::default()
-    };
-    crate::progress::mark("analysis: waste");
-    let (sizes_from, points) = if need.overhead {
-        overhead_points(ds, &steps, &usable)?
-    } else {
-        (String::new(), Vec::new())
-    };
-    crate::progress::mark("analysis: overhead");
+    // The findings that read the frames and nothing of each other, side by side on the
+    // threads there are (after the ledger, whose peak of memory is the analysis' largest, so
+    // that theirs do not add to it). Over a million steps `analyze waiting utilization waste
+    // overhead` spent 0.85 s in them one after another.
+    let (mut waiting, mut waste) = (waiting::Waiting::default(), waste::Waste::default());
+    let (mut sizes_from, mut points) = (String::new(), Vec::new());
+    let (utilization_later, (waited, (wasted, overheads))) = rayon::join(
+        || (need.utilization && !need.ledger).then(utilization_of),
+        || {
+            rayon::join(
+                || {
+                    need.waiting
+                        .then(|| waiting::waiting(ds, &steps, &usable))
+                        .inspect(|_| crate::progress::mark("analysis: waiting"))
+                },
+                || {
+                    rayon::join(
+                        || {
+                            need.waste
+                                .then(|| waste::waste(ds, &steps, &usable))
+                                .inspect(|_| crate::progress::mark("analysis: waste"))
+                        },
+                        || {
+                            need.overhead
+                                .then(|| overhead_points(ds, &steps, &usable))
+                                .inspect(|_| crate::progress::mark("analysis: overhead"))
+                        },
+                    )
+                },
+            )
+        },
+    );
+    if let Some(u) = utilization_later {
+        utilization = u;
+    }
+    if let Some(w) = waited {
+        waiting = w?;
+    }
+    if let Some(w) = wasted {
+        waste = w?;
+    }
+    if let Some(o) = overheads {
+        (sizes_from, points) = o?;
+    }
     Ok(Findings {
         origin: ds.meta.origin.describe(),
         is_sample: ds.meta.origin.is_sample(),

