@@ -52,28 +52,54 @@ pub struct Quality {
 
 /// Runs every check. Returns the findings and, per step, whether its times and overhead may be
 /// used in figures.
+/// How many of a check's rows it names as examples.
+const EXAMPLES: usize = 3;
+
 pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
     let queued = step_queue_times(ds, steps)?;
     let n = steps.len();
     let mut usable = vec![true; n];
     let mut checks = Vec::new();
+    // Each check is a pass over the rows, made in blocks on the threads there are (the
+    // checks took 0.8 s one row after another over ten million steps); the blocks' counts add
+    // up and their first rows, in row order, give the examples.
     let mut run = |name: &'static str,
                    definition: &'static str,
                    excluded: bool,
-                   bad: &dyn Fn(usize) -> bool| {
-        let mut count = 0;
-        let mut examples = Vec::new();
-        for i in 0..n {
-            if bad(i) {
-                count += 1;
-                if examples.len() < 3 {
-                    examples.push(format!("{}/{}", steps.build(i), steps.stepnr(i)));
+                   bad: &(dyn Fn(usize) -> bool + Sync)| {
+        use rayon::prelude::*;
+        const BLOCK: usize = 1 << 16;
+        let (count, first) = usable
+            .par_chunks_mut(BLOCK)
+            .enumerate()
+            .map(|(b, block)| {
+                let (mut count, mut first) = (0usize, Vec::new());
+                for (k, ok) in block.iter_mut().enumerate() {
+                    let i = b * BLOCK + k;
+                    if bad(i) {
+                        count += 1;
+                        if first.len() < EXAMPLES {
+                            first.push(i);
+                        }
+                        if excluded {
+                            *ok = false;
+                        }
+                    }
                 }
-                if excluded {
-                    usable[i] = false;
-                }
-            }
-        }
+                (count, first)
+            })
+            .reduce(
+                || (0, Vec::new()),
+                |(a, mut first), (b, more)| {
+                    first.extend(more);
+                    first.truncate(EXAMPLES);
+                    (a + b, first)
+                },
+            );
+        let examples = first
+            .into_iter()
+            .map(|i| format!("{}/{}", steps.build(i), steps.stepnr(i)))
+            .collect();
         checks.push(Check {
             name,
             definition,
