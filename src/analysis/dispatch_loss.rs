@@ -336,8 +336,9 @@ fn cumulate(rows: &mut [Vec<f64>]) {
     }
 }
 
-/// Steps waiting, as intervals: `(machine type, ready, started)`, unix seconds.
-pub type Waiting = (std::sync::Arc<str>, i64, i64);
+/// Steps waiting, as intervals: `(machine type, ready, started)`, unix seconds; the machine
+/// type is its number in the list of names given beside the intervals.
+pub type Waiting = (u32, i64, i64);
 
 /// Free slots over time for [`from_intervals`]: from the series where it has a sample, else
 /// from what the history records as occupying each machine.
@@ -454,6 +455,7 @@ impl<'a> Taken<'a> {
 /// instants `lo + k·step` (or at the series' sample times when free slots come from a series).
 pub fn from_intervals(
     waiting: &[Waiting],
+    names: &[String],
     free: &Free<'_>,
     machines: &[Machine],
     lo: i64,
@@ -483,14 +485,30 @@ pub fn from_intervals(
             .div_euclid(step)
             .clamp(0, points as i64) as usize
     };
-    let mut types: Vec<&str> = waiting.iter().map(|w| &*w.0).collect();
+    // The machine types some step waited for, in order of name, and each number's place there.
+    let mut used = vec![false; names.len()];
+    for w in waiting {
+        if let Some(u) = used.get_mut(w.0 as usize) {
+            *u = true;
+        }
+    }
+    let mut types: Vec<&str> = names
+        .iter()
+        .zip(&used)
+        .filter(|(_, u)| **u)
+        .map(|(n, _)| n.as_str())
+        .collect();
     types.sort_unstable();
     types.dedup();
+    let place: Vec<Option<usize>> = names
+        .iter()
+        .map(|n| types.binary_search(&n.as_str()).ok())
+        .collect();
     let mut counts = vec![vec![0.0f64; points + 1]; types.len()];
-    for (ty, a, b) in waiting {
-        let (ka, kb) = (index(*a), index(*b));
+    for &(ty, a, b) in waiting {
+        let (ka, kb) = (index(a), index(b));
         if kb > ka
-            && let Ok(c) = types.binary_search(&&**ty)
+            && let Some(&Some(c)) = place.get(ty as usize)
         {
             counts[c][ka] += 1.0;
             counts[c][kb] -= 1.0;
@@ -621,19 +639,17 @@ mod tests {
     fn intervals_are_counted_at_the_instants_they_contain() {
         let ms = [machine("b1", 4.0, &["x86_64-linux"])];
         // Two steps waiting for 10 minutes each, the machine idle: 20 slot-minutes.
-        let waiting = vec![
-            ("x86_64-linux".into(), 600, 1200),
-            ("x86_64-linux".into(), 900, 1500),
-        ];
-        let got = from_intervals(&waiting, &Free::Occupied(&[]), &ms, 0, 3600, 60);
+        let names = ["x86_64-linux".to_string(), "aarch64-linux".to_string()];
+        let waiting = vec![(0, 600, 1200), (0, 900, 1500)];
+        let got = from_intervals(&waiting, &names, &Free::Occupied(&[]), &ms, 0, 3600, 60);
         assert!((got.total() - 20.0 / 60.0).abs() < 1e-9, "{got:?}");
         // The machine full meanwhile: nothing lost.
         let full = [(0, 0, 3600), (0, 0, 3600), (0, 0, 3600), (0, 0, 3600)];
-        let got = from_intervals(&waiting, &Free::Occupied(&full), &ms, 0, 3600, 60);
+        let got = from_intervals(&waiting, &names, &Free::Occupied(&full), &ms, 0, 3600, 60);
         assert_eq!(got.total(), 0.0);
         // A step of a system the machine does not build is not its loss.
-        let other = vec![("aarch64-linux".into(), 0, 3600)];
-        let got = from_intervals(&other, &Free::Occupied(&[]), &ms, 0, 3600, 60);
+        let other = vec![(1, 0, 3600)];
+        let got = from_intervals(&other, &names, &Free::Occupied(&[]), &ms, 0, 3600, 60);
         assert_eq!(got.total(), 0.0);
     }
 }

@@ -47,11 +47,26 @@ pub fn surely_after(second: i64, plus_ms: i64) -> i64 {
     (second * 1000 + 500 + plus_ms + 999).div_euclid(1000)
 }
 
+/// The steps that follow aborted tries of their derivation, each with the earliest time it was
+/// runnable again, in row order: few rows on any farm, where a vector of options a step held
+/// 160 MB at the ledger's peak over ten million steps.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotBefore(Vec<(u32, i64)>);
+
+impl NotBefore {
+    /// When the step of row `row` was runnable again, if aborted tries preceded it.
+    pub fn get(&self, row: usize) -> Option<i64> {
+        let row = u32::try_from(row).ok()?;
+        let k = self.0.binary_search_by_key(&row, |e| e.0).ok()?;
+        Some(self.0[k].1)
+    }
+}
+
 /// For each step (row), the earliest time it was runnable again after aborted tries of its
 /// derivation: the latest aborted try that stopped at or before the step's start (any build:
 /// the runner's step object is shared by the builds that need it), plus the back-off after as
-/// many aborted tries in a row as end there. `None` for a step no abort precedes.
-pub fn retry_not_before(steps: &Steps, usable: &[bool]) -> Vec<Option<i64>> {
+/// many aborted tries in a row as end there. None for a step no abort precedes.
+pub fn retry_not_before(steps: &Steps, usable: &[bool]) -> NotBefore {
     let n = steps.len();
     // Stops of the aborted tries, per derivation, ascending.
     let mut aborted: HashMap<&str, Vec<i64>> = HashMap::new();
@@ -64,7 +79,7 @@ pub fn retry_not_before(steps: &Steps, usable: &[bool]) -> Vec<Option<i64>> {
         }
     }
     if aborted.is_empty() {
-        return vec![None; n];
+        return NotBefore::default();
     }
     // Every try of a derivation that had an abort, in order of start: a success or a
     // non-retried failure between aborts ends a run of tries.
@@ -83,19 +98,22 @@ pub fn retry_not_before(steps: &Steps, usable: &[bool]) -> Vec<Option<i64>> {
     for v in tries.values_mut() {
         v.sort_unstable();
     }
-    (0..n)
-        .map(|i| {
-            let d = steps.drv_path(i)?;
-            let start = steps.start(i)?;
-            let v = tries.get(d)?;
-            // Tries that stopped by this one's start, latest last.
-            let before: Vec<&(i64, i64, bool)> =
-                v.iter().filter(|t| t.0 < start && t.1 <= start).collect();
-            let run = before.iter().rev().take_while(|t| t.2).count();
-            let last = before.last().filter(|t| t.2)?;
-            Some(surely_after(last.1, backoff_ms(run as u32) as i64))
-        })
-        .collect()
+    let after = |i: usize| {
+        let d = steps.drv_path(i)?;
+        let start = steps.start(i)?;
+        let v = tries.get(d)?;
+        // Tries that stopped by this one's start, latest last.
+        let before: Vec<&(i64, i64, bool)> =
+            v.iter().filter(|t| t.0 < start && t.1 <= start).collect();
+        let run = before.iter().rev().take_while(|t| t.2).count();
+        let last = before.last().filter(|t| t.2)?;
+        Some(surely_after(last.1, backoff_ms(run as u32) as i64))
+    };
+    NotBefore(
+        (0..n)
+            .filter_map(|i| Some((u32::try_from(i).ok()?, after(i)?)))
+            .collect(),
+    )
 }
 
 /// For each step (row), when it was dispatched as the series shows it (see the module's doc),
@@ -242,7 +260,7 @@ mod tests {
         ]);
         let got = retry_not_before(&s, &[true; 5]);
         assert_eq!(
-            got,
+            (0..5).map(|i| got.get(i)).collect::<Vec<_>>(),
             vec![None, Some(161), Some(481), None, Some(2161)],
             "after one abort 60 s, after two 180 s (each from the middle of its second)"
         );
@@ -251,7 +269,7 @@ mod tests {
         assert_eq!(surely_after(10, 600), 12, "10.5 s + 0.6 s is past 11");
         // An unusable abort is no evidence of a retry.
         let got = retry_not_before(&s, &[true, false, true, true, true]);
-        assert_eq!(got[2], Some(161), "{got:?}");
+        assert_eq!(got.get(2), Some(161), "{got:?}");
     }
 
     fn machine(key: &str, slots: f64) -> Machine {

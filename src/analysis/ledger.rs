@@ -464,9 +464,9 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
     };
     let step = input.timeline.map_or(LOSS_STEP_S, |t| t.step_s.max(1));
     let from = |edges: Option<&[Edge]>, free: &dispatch_loss::Free<'_>| -> Result<_> {
-        let waiting = waiting_intervals(ds, steps, usable, edges, &ends)?;
+        let (waiting, names) = waiting_intervals(ds, steps, usable, edges, &ends)?;
         Ok(dispatch_loss::from_intervals(
-            &waiting, free, &list, lo, hi, step,
+            &waiting, &names, free, &list, lo, hi, step,
         ))
     };
     let mut split = None;
@@ -674,7 +674,7 @@ const LOSS_STEP_S: i64 = 60;
 /// What ends a step's wait besides its build start, per step row ([`super::dispatched`]).
 struct Ends<'a> {
     /// Runnable again only after the back-off that follows aborted tries.
-    not_before: &'a [Option<i64>],
+    not_before: &'a super::dispatched::NotBefore,
     /// Dispatched (a slot held for it) before its recorded start, as the series shows.
     dispatched: Option<&'a [Option<i64>]>,
 }
@@ -689,7 +689,7 @@ fn waiting_intervals(
     usable: &[bool],
     edges: Option<&[Edge]>,
     ends: &Ends<'_>,
-) -> Result<Vec<dispatch_loss::Waiting>> {
+) -> Result<(Vec<dispatch_loss::Waiting>, Vec<String>)> {
     let rust = |i: usize| ds.meta.runner_at(steps.start(i)) == crate::dataset::Runner::Rust;
     // Each step's queue time turned into its ready time in place: a second vector of them
     // was 160 MB at the ledger's peak over ten million steps.
@@ -720,12 +720,14 @@ fn waiting_intervals(
         }
     }
     let mut out = Vec::new();
-    let mut types: HashMap<(&str, Option<&str>), std::sync::Arc<str>> = HashMap::new();
+    // Each machine type's number, and its names in that order.
+    let mut types: HashMap<(&str, Option<&str>), u32> = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
     for i in 0..steps.len() {
         if !usable[i] || steps.machine(i).is_empty() {
             continue;
         }
-        let ready = match (ready[i], ends.not_before[i]) {
+        let ready = match (ready[i], ends.not_before.get(i)) {
             (Some(r), Some(b)) => Some(r.max(b)),
             (r, _) => r,
         };
@@ -750,18 +752,21 @@ fn waiting_intervals(
             let features = edges
                 .and(ds.drv_graph.as_ref())
                 .and_then(|g| g.features.get(steps.drv_path(i)?));
-            // One shared name per machine type, not a string per waiting step.
-            let ty = types
+            // A number per machine type, not a name per waiting step (a shared name's 16
+            // bytes were 160 MB at the ledger's peak over ten million steps).
+            let ty = *types
                 .entry((steps.system(i), features.map(String::as_str)))
-                .or_insert_with(|| match features {
-                    Some(f) => format!("{}:{f}", steps.system(i)).into(),
-                    None => steps.system(i).into(),
-                })
-                .clone();
+                .or_insert_with(|| {
+                    names.push(match features {
+                        Some(f) => format!("{}:{f}", steps.system(i)),
+                        None => steps.system(i).to_string(),
+                    });
+                    (names.len() - 1) as u32
+                });
             out.push((ty, r, s));
         }
     }
-    Ok(out)
+    Ok((out, names))
 }
 
 /// Slots the history shows taken: each step's `[start, stop)` on its machine (an index into
