@@ -277,6 +277,54 @@ fn quality_counts_and_excludes_odd_rows() {
     assert_eq!(ex, &vec!["4/1".to_string()]);
 }
 
+/// The checks run in blocks of rows on several threads: counts over many blocks add up, and the
+/// examples are still the first rows in order, wherever the blocks end.
+#[test]
+fn quality_examples_are_the_first_rows_whatever_the_blocks() {
+    const N: i32 = 200_000;
+    // Stop before start at rows 150,000, 3 and 70,000 (by build order) and every 1,000th row
+    // after 100,000: 103 in all, over more than two blocks of 65,536 rows.
+    let bad = |b: i32| b == 3 || b == 70_000 || b == 150_000 || (b > 100_000 && b % 1000 == 0);
+    let steps: Vec<S> = (0..N)
+        .map(|b| {
+            let (start, stop) = if bad(b) { (5000, 4000) } else { (1000, 2000) };
+            (
+                b,
+                1,
+                Some(0),
+                Some(start),
+                Some(stop),
+                M1,
+                Some(0),
+                "/nix/store/a.drv",
+                1,
+            )
+        })
+        .collect();
+    let builds: Vec<B> = (0..N)
+        .map(|b| (b, "trunk", "job", "x86_64-linux", 900, Some(2000), false))
+        .collect();
+    let ds = dataset(
+        &steps,
+        &builds,
+        Window {
+            since: Some(0),
+            until: Some(6000),
+        },
+    );
+    let steps = Steps::from_frame(&ds.steps).unwrap();
+    let (q, usable) = quality::check(&ds, &steps).unwrap();
+    let check = q
+        .checks
+        .iter()
+        .find(|c| c.name == "stop_before_start")
+        .unwrap();
+    let want = (0..N).filter(|&b| bad(b)).count();
+    assert_eq!((check.count, q.excluded_steps), (want, want));
+    assert_eq!(check.examples, ["3/1", "70000/1", "101000/1"]);
+    assert!(!usable[150_000] && usable[149_999] && !usable[3]);
+}
+
 #[test]
 fn queue_waits_by_hand() {
     let (ds, steps, usable, _) = prepared();

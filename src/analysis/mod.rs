@@ -450,6 +450,92 @@ mod tests {
     }
 
     #[test]
+    fn several_findings_leave_unread_only_what_none_of_them_reads() {
+        let of = |f| Need::of(f);
+        use table::Finding::*;
+        let reads = |need: Need, truth: bool, col: (&str, &str)| {
+            let omit = match truth {
+                true => need.omit_with_truth().unwrap_or(need.omit()),
+                false => need.omit(),
+            };
+            !omit.contains(&col)
+        };
+        for truth in [false, true] {
+            // (The quality checks alone are part of every finding: with another, that one's.)
+            for a in [Waiting, Utilization, Waste, Overhead, Ledger, Deps] {
+                for b in [Waiting, Utilization, Waste, Overhead, Ledger, Deps] {
+                    let both = of(a).and(of(b));
+                    for def in crate::dataset::CORE_TABLES
+                        .into_iter()
+                        .chain(crate::dataset::TRUTH_TABLES)
+                    {
+                        for c in def.columns {
+                            let col = (def.name, c.name);
+                            // A column either finding reads is read for the two; and no
+                            // column that neither reads.
+                            let wanted = (reads(of(a), truth, col)
+                                && (of(a).truth() || !def.name.starts_with("truth")))
+                                || (reads(of(b), truth, col)
+                                    && (of(b).truth() || !def.name.starts_with("truth")));
+                            let got = reads(both, truth, col)
+                                && (both.truth() || !def.name.starts_with("truth"));
+                            assert_eq!(got, wanted, "{a:?} and {b:?}, truth {truth}: {col:?}");
+                        }
+                    }
+                }
+            }
+        }
+        // What the four of `benches/duckdb-compare.sh`'s together row leave unread.
+        let four = [Waiting, Utilization, Waste, Overhead]
+            .into_iter()
+            .fold(Need::NONE, |n, f| n.and(of(f)));
+        let omit = four.omit_with_truth().unwrap_or(four.omit());
+        for col in [
+            ("truth_deps", "build"),
+            ("builds", "drv_path"),
+            ("builds", "size"),
+        ] {
+            assert!(omit.contains(&col), "{col:?}");
+        }
+        for col in [
+            ("steps", "drv_path"),
+            ("builds", "job"),
+            ("truth_steps", "output_nar_size"),
+        ] {
+            assert!(!omit.contains(&col), "{col:?}");
+        }
+    }
+
+    #[test]
+    fn interned_names_match_rows_by_view_and_by_value() {
+        let long = "ssh://builder-17.example.org";
+        // The same long value twice stored apart (two views), once shared, a short one, nulls.
+        let values = [
+            Some(long),
+            None,
+            Some("x86_64-linux"),
+            Some(long),
+            Some(""),
+            None,
+        ];
+        let plain = StringChunked::from_iter_options("m".into(), values.into_iter());
+        let shared = crate::strings::shared(&plain);
+        for ca in [&plain, &shared] {
+            let i = Interned::of(ca);
+            let got: Vec<&str> = (0..values.len()).map(|r| i.get(r)).collect();
+            assert_eq!(got, [long, "", "x86_64-linux", long, "", ""]);
+            assert_eq!(i.ids[0], i.ids[3], "equal values, one number");
+            assert_eq!(i.names.len(), 3, "{:?}", i.names);
+        }
+        let unread = StringChunked::full_null("m".into(), 4);
+        let i = Interned::of(&unread);
+        assert_eq!(
+            (0..4).map(|r| i.get(r)).collect::<Vec<_>>(),
+            ["", "", "", ""]
+        );
+    }
+
+    #[test]
     fn nearest_rank_percentiles() {
         let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
         let d = Distribution::of(&mut v);
