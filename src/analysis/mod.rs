@@ -1040,6 +1040,15 @@ pub const DEPS_ESTIMATOR: &str = "D is a dependency of S when both belong to the
     latest-finishing such D is always taken";
 
 /// Runs every analysis over `ds`.
+/// `f()` where `needed`, its end marked in the debug log as the analysis' part `name`.
+fn when<T>(needed: bool, name: &str, f: impl FnOnce() -> T) -> Option<T> {
+    let out = needed.then(f);
+    if out.is_some() {
+        crate::progress::mark(&format!("analysis: {name}"));
+    }
+    out
+}
+
 pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
     let steps = Steps::from_frame(&ds.steps)?;
     let (quality, usable) = quality::check(ds, &steps)?;
@@ -1048,16 +1057,8 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
     let need = opts.need;
     // The ledger's slots fall back to each machine's observed peak: it needs utilization
     // first. Without the ledger, utilization is computed beside the other findings (below).
-    let utilization_of = || {
-        let u = utilization::utilization(&steps, &usable, lo, hi);
-        crate::progress::mark("analysis: utilization");
-        u
-    };
-    let mut utilization = if need.ledger {
-        utilization_of()
-    } else {
-        utilization::Utilization::default()
-    };
+    let utilization_of = || utilization::utilization(&steps, &usable, lo, hi);
+    let mut utilization = when(need.ledger, "utilization", utilization_of).unwrap_or_default();
     let gap_s = opts.gap_s.unwrap_or(deps::DEFAULT_GAP_S);
     // The derivation graph, when the data came with one, tells the ledger when each step became
     // runnable; the estimate otherwise.
@@ -1119,28 +1120,28 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
     // threads there are (after the ledger, whose peak of memory is the analysis' largest, so
     // that theirs do not add to it). Over a million steps `analyze waiting utilization waste
     // overhead` spent 0.85 s in them one after another.
-    let (mut waiting, mut waste) = (waiting::Waiting::default(), waste::Waste::default());
-    let (mut sizes_from, mut points) = (String::new(), Vec::new());
-    let (utilization_later, (waited, (wasted, overheads))) = rayon::join(
-        || (need.utilization && !need.ledger).then(utilization_of),
+    let (utilization_later, (waiting, (waste, overhead))) = rayon::join(
+        || {
+            when(
+                need.utilization && !need.ledger,
+                "utilization",
+                utilization_of,
+            )
+        },
         || {
             rayon::join(
                 || {
-                    need.waiting
-                        .then(|| waiting::waiting(ds, &steps, &usable))
-                        .inspect(|_| crate::progress::mark("analysis: waiting"))
+                    when(need.waiting, "waiting", || {
+                        waiting::waiting(ds, &steps, &usable)
+                    })
                 },
                 || {
                     rayon::join(
+                        || when(need.waste, "waste", || waste::waste(ds, &steps, &usable)),
                         || {
-                            need.waste
-                                .then(|| waste::waste(ds, &steps, &usable))
-                                .inspect(|_| crate::progress::mark("analysis: waste"))
-                        },
-                        || {
-                            need.overhead
-                                .then(|| overhead_points(ds, &steps, &usable))
-                                .inspect(|_| crate::progress::mark("analysis: overhead"))
+                            when(need.overhead, "overhead", || {
+                                overhead_points(ds, &steps, &usable)
+                            })
                         },
                     )
                 },
@@ -1150,15 +1151,9 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
     if let Some(u) = utilization_later {
         utilization = u;
     }
-    if let Some(w) = waited {
-        waiting = w?;
-    }
-    if let Some(w) = wasted {
-        waste = w?;
-    }
-    if let Some(o) = overheads {
-        (sizes_from, points) = o?;
-    }
+    let waiting = waiting.transpose()?.unwrap_or_default();
+    let waste = waste.transpose()?.unwrap_or_default();
+    let (sizes_from, points) = overhead.transpose()?.unwrap_or_default();
     Ok(Findings {
         origin: ds.meta.origin.describe(),
         is_sample: ds.meta.origin.is_sample(),
