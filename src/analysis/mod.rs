@@ -81,7 +81,7 @@ impl<T: polars_arrow::types::NativeType> Col<T> {
 }
 
 /// How many distinct views [`Interned::of`] remembers: far more than the machines and
-/// platforms of any farm, few enough (about a megabyte) that a column of unshared values costs
+/// platforms of any farm, few enough (a megabyte or two) that a column of unshared values costs
 /// little more than looking each up by its value.
 const VIEWS_REMEMBERED: usize = 1 << 16;
 
