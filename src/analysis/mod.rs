@@ -821,10 +821,11 @@ impl Need {
         omit
     }
 
-    /// How many combinations of findings there are: one bit each.
-    const COMBINATIONS: usize = 1 << 6;
+    /// How many findings a `Need` names, and how many combinations of them there are.
+    const FLAGS: usize = 6;
+    const COMBINATIONS: usize = 1 << Need::FLAGS;
 
-    fn flags(self) -> [bool; 6] {
+    fn flags(self) -> [bool; Need::FLAGS] {
         [
             self.ledger,
             self.waiting,
@@ -858,8 +859,9 @@ impl Need {
 
     /// Each finding set on its own.
     fn parts(self) -> Vec<Need> {
-        (0..6)
-            .filter(|&i| self.bits() & (1 << i) != 0)
+        let bits = self.bits();
+        (0..Need::FLAGS)
+            .filter(|&i| bits & (1 << i) != 0)
             .map(|i| Need::from_bits(1 << i))
             .collect()
     }

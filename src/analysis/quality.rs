@@ -50,11 +50,15 @@ pub struct Quality {
     pub excluded_steps: usize,
 }
 
-/// Runs every check. Returns the findings and, per step, whether its times and overhead may be
-/// used in figures.
 /// How many of a check's rows it names as examples.
 const EXAMPLES: usize = 3;
 
+/// Rows a thread checks at a time: 64 Ki rows give both threads many blocks over a week of
+/// even a small farm, and few enough blocks that adding up their counts costs nothing.
+const BLOCK: usize = 1 << 16;
+
+/// Runs every check. Returns the findings and, per step, whether its times and overhead may be
+/// used in figures.
 pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
     let queued = step_queue_times(ds, steps)?;
     let n = steps.len();
@@ -68,7 +72,6 @@ pub fn check(ds: &Dataset, steps: &Steps) -> Result<(Quality, Vec<bool>)> {
                    excluded: bool,
                    bad: &(dyn Fn(usize) -> bool + Sync)| {
         use rayon::prelude::*;
-        const BLOCK: usize = 1 << 16;
         let (count, first) = usable
             .par_chunks_mut(BLOCK)
             .enumerate()
