@@ -507,6 +507,12 @@ struct SampleArgs {
     /// Grow the workload linearly (builds and machines); 10 gives about a million steps.
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Consecutive weeks ending with the preset's, each simulated in turn and written as it is
+    /// made (52 at scale 6.5: a year of a large farm, some 36 million steps). Only the last
+    /// week keeps the runner's series and the .drv files, as a Prometheus and a store keep
+    /// recent history.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=hydra_bottleneck::sample::MAX_WEEKS as i64))]
+    weeks: u32,
     /// With --into: the Hydra schema version to create when the database has no Hydra tables
     /// (89: store paths part-way through hydra-backfill-store-dirs; ignored when the database
     /// already holds a new Hydra's empty tables, which are filled as they are).
@@ -708,6 +714,7 @@ impl SampleArgs {
         });
         Ok(app::sample::SampleOptions {
             series,
+            weeks: a.weeks,
             spec: SampleSpec {
                 preset,
                 seed: a.seed,

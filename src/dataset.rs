@@ -529,7 +529,19 @@ pub enum Origin {
         preset: String,
         seed: u64,
         scale: f64,
+        /// Consecutive weeks, ending with the preset's (`sample --weeks`); 1, and not written,
+        /// for the preset's week alone.
+        #[serde(default = "one_week", skip_serializing_if = "is_one_week")]
+        weeks: u32,
     },
+}
+
+fn one_week() -> u32 {
+    1
+}
+
+fn is_one_week(w: &u32) -> bool {
+    *w == 1
 }
 
 impl Origin {
@@ -550,7 +562,14 @@ impl Origin {
                 preset,
                 seed,
                 scale,
+                weeks: 1,
             } => format!("built-in sample {preset} (seed {seed}, scale {scale})"),
+            Origin::Sample {
+                preset,
+                seed,
+                scale,
+                weeks,
+            } => format!("built-in sample {preset} (seed {seed}, scale {scale}, {weeks} weeks)"),
         }
     }
 }

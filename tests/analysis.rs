@@ -81,6 +81,7 @@ fn dataset(steps: &[S], builds: &[B], window: Window) -> Dataset {
                 preset: "handmade".into(),
                 seed: 0,
                 scale: 1.0,
+                weeks: 1,
             },
             schema_version: None,
             runner: Runner::Cpp,

@@ -562,6 +562,7 @@ fn snapshot_with_output(dir: &Path, out_path: &str, size: i64) -> std::path::Pat
                 preset: "handmade".into(),
                 seed: 0,
                 scale: 1.0,
+                weeks: 1,
             },
             schema_version: None,
             runner: Runner::Cpp,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::render::{Printer, Render};
 use super::{Context, inputs};
+use crate::dataset::{BUILDS, Dataset, EVALS, JOBSETS, STEP_OUTPUTS, STEPS};
 use crate::error::Result;
 use crate::sample::{self, SampleSpec};
 use crate::source::into::{Ddl, LoadSummary};
@@ -29,6 +30,8 @@ pub enum SampleTarget {
 #[derive(Debug, Clone)]
 pub struct SampleOptions {
     pub spec: SampleSpec,
+    /// Consecutive weeks ending with the preset's (1: the preset's week alone).
+    pub weeks: u32,
     pub target: SampleTarget,
     /// Also write the series the sample's runner would have exported, as a `status --watch`
     /// file of `/metrics` scrapes under these names.
@@ -70,29 +73,79 @@ pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
         )));
     }
     // Only a snapshot with its `.drv` files takes the derivation graph.
-    let ds = match opts.target {
+    let with_graph = matches!(
+        opts.target,
         SampleTarget::Snapshot {
-            drv_store: true, ..
-        } => sample::generate(&opts.spec)?,
-        _ => sample::generate_without_drv_graph(&opts.spec)?,
+            drv_store: true,
+            ..
+        }
+    );
+    let bar = (opts.weeks > 1).then(|| ctx.progress.items("weeks", u64::from(opts.weeks)));
+    let mut made = 0u32;
+    // Counts each week as it comes and says whether it is the first, the preset's week, which
+    // alone has the series (written here when asked) and the `.drv` files.
+    let mut arrived = |ds: &Dataset| -> Result<bool> {
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+        made += 1;
+        if made == 1
+            && let Some(s) = &opts.series
+        {
+            write_series(ctx, ds, s, opts.weeks)?;
+        }
+        Ok(made == 1)
     };
-    if let Some(s) = &opts.series {
-        write_series(ctx, &ds, s)?;
-    }
+    let what = match opts.weeks {
+        1 => format!(
+            "the {} sample (seed {}, scale {})",
+            opts.spec.preset, opts.spec.seed, opts.spec.scale
+        ),
+        n => format!(
+            "the {} sample (seed {}, scale {}, {n} weeks)",
+            opts.spec.preset, opts.spec.seed, opts.spec.scale
+        ),
+    };
     match &opts.target {
         SampleTarget::Snapshot { out, force, .. } => {
-            let manifest = snapshot::write(&ds, out, *force)?;
-            ctx.note(&format!(
-                "wrote the {} sample (seed {}, scale {}) to {}",
-                opts.spec.preset,
-                opts.spec.seed,
-                opts.spec.scale,
-                out.display()
-            ));
+            // Each week is written as it is made (a day's rows are one week's), so a long
+            // sample is never held whole.
+            let mut w = snapshot::Writer::new(out, *force)?;
+            let meta = sample::generate_weeks(&opts.spec, opts.weeks, with_graph, |ds| {
+                let first = arrived(&ds)?;
+                for (def, df) in ds.tables() {
+                    // Every week has the same jobsets.
+                    if def.name != JOBSETS.name || first {
+                        w.write_whole(def, df)?;
+                    }
+                }
+                if first && let Some(bundled) = &ds.machines {
+                    w.machines(&bundled.text)?;
+                }
+                w.drv_store(&ds)?;
+                if let Some(tl) = &ds.timeline {
+                    w.series(tl)?;
+                }
+                Ok(())
+            })?;
+            let manifest = w.finish(&meta, None)?;
+            ctx.note(&format!("wrote {what} to {}", out.display()));
             Ok(Sampled::Snapshot(Box::new(manifest)))
         }
         SampleTarget::Database { conninfo, schema } => {
             let params = inputs::conninfo(conninfo)?;
+            // A load is one transaction: the weeks are held together for it.
+            let mut all: Option<Dataset> = None;
+            let meta = sample::generate_weeks(&opts.spec, opts.weeks, false, |ds| {
+                arrived(&ds)?;
+                match &mut all {
+                    None => all = Some(ds),
+                    Some(all) => append_rows(all, ds)?,
+                }
+                Ok(())
+            })?;
+            let mut ds = all.expect("at least one week");
+            ds.meta = meta;
             let summary = inputs::runtime()?
                 .block_on(crate::source::into::load_into(&params, &ds, *schema))?;
             let how = match (summary.created, summary.schema_version) {
@@ -106,17 +159,32 @@ pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
                                   the runner from it: give them --runner"
                     .to_string(),
             };
-            ctx.note(&format!(
-                "loaded the sample into {}: {how}",
-                params.redacted()
-            ));
+            ctx.note(&format!("loaded {what} into {}: {how}", params.redacted()));
             Ok(Sampled::Loaded(summary))
         }
     }
 }
 
-/// Writes the sample's runner's series as `s` asks, whole or not at all.
-fn write_series(ctx: &Context<'_>, ds: &crate::dataset::Dataset, s: &SeriesOut) -> Result<()> {
+/// Adds an earlier week's rows of the tables a database load takes (Hydra's own; the truth is
+/// not loaded, and every week has the same jobsets) to `all`.
+fn append_rows(all: &mut Dataset, week: Dataset) -> Result<()> {
+    let pairs = [
+        (&mut all.steps, week.steps, &STEPS),
+        (&mut all.builds, week.builds, &BUILDS),
+        (&mut all.step_outputs, week.step_outputs, &STEP_OUTPUTS),
+        (&mut all.evals, week.evals, &EVALS),
+    ];
+    for (into, rows, def) in pairs {
+        into.vstack_mut_owned(rows)
+            .map_err(|e| crate::error::Error::frame(def.name, e))?;
+    }
+    all.truth = None;
+    Ok(())
+}
+
+/// Writes the sample's runner's series as `s` asks, whole or not at all: the preset's week's
+/// (the last of `weeks`).
+fn write_series(ctx: &Context<'_>, ds: &Dataset, s: &SeriesOut, weeks: u32) -> Result<()> {
     let Some(tl) = &ds.timeline else {
         return Err(crate::error::Error::NoData(
             "this sample has no runner's series to write".into(),
@@ -124,8 +192,9 @@ fn write_series(ctx: &Context<'_>, ds: &crate::dataset::Dataset, s: &SeriesOut) 
     };
     let text = crate::status::series::to_watch_lines(tl, s.names, "the built-in sample's runner")?;
     crate::output::write_file_atomic(&s.file, text.as_bytes())?;
+    let last = if weeks > 1 { ", its last week" } else { "" };
     ctx.note(&format!(
-        "wrote the sample's runner's series ({} samples every {} s, {} names) to {}",
+        "wrote the sample's runner's series{last} ({} samples every {} s, {} names) to {}",
         tl.times.len(),
         tl.step_s,
         s.names,

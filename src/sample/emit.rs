@@ -5,7 +5,7 @@ use std::fmt::Write;
 use polars::prelude::DataFrame;
 
 use super::params::*;
-use super::sim::{NO_MACHINE, NONE, Phase, Sim};
+use super::sim::{Form, NO_MACHINE, NONE, Phase, Sim};
 use super::workload::output_names;
 use crate::Result;
 use crate::dataset::{
@@ -48,8 +48,8 @@ fn abs_s(sim: &Sim, ms: u64) -> i64 {
     sim.week_start_s + (ms / 1000) as i64
 }
 
-fn build_id(b: u32) -> i32 {
-    BUILD_ID_BASE + b as i32
+fn build_id(sim: &Sim, b: u32) -> i32 {
+    sim.ids.build + b as i32
 }
 
 pub(super) struct Frames {
@@ -95,7 +95,7 @@ fn steps(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
     for &r in order {
         let row = &sim.rows[r as usize];
         let node = &sim.nodes[row.node as usize];
-        t.i32(0, Some(build_id(row.build)));
+        t.i32(0, Some(build_id(sim, row.build)));
         t.i32(1, Some(row.stepnr));
         t.i32(2, Some(i32::from(row.substitution)));
         drv_path(&mut buf, sim, row.node);
@@ -105,10 +105,26 @@ fn steps(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
         } else {
             0
         };
+        // A runner restarting at the week's end clears the steps it left busy, as both runners
+        // do when they start (docs/hydra.md §3): aborted, not busy, and the stop time each
+        // writes, none (C++ `clearBusy(conn, 0)`) or 0 (Rust `clear_busy(0)`).
+        let stop = if busy != 0 && sim.restart_at_end {
+            match sim.form {
+                Form::Cpp => None,
+                Form::Rust { .. } => Some(0),
+            }
+        } else {
+            row.stop_ms.map(|ms| abs_s(sim, ms))
+        };
+        let (busy, status) = if busy != 0 && sim.restart_at_end {
+            (0, Some(BuildStatus::Aborted))
+        } else {
+            (busy, row.status)
+        };
         t.i32(4, Some(busy));
-        t.i32(5, row.status.map(BuildStatus::code));
+        t.i32(5, status.map(BuildStatus::code));
         t.i64(6, row.start_ms.map(|ms| abs_s(sim, ms)));
-        t.i64(7, row.stop_ms.map(|ms| abs_s(sim, ms)));
+        t.i64(7, stop);
         let machine = if row.machine == NO_MACHINE {
             ""
         } else {
@@ -118,7 +134,7 @@ fn steps(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
         t.str(9, Some(SYSTEMS[node.sys as usize]));
         t.i32(
             10,
-            (row.propagated_from != NONE).then(|| build_id(row.propagated_from)),
+            (row.propagated_from != NONE).then(|| build_id(sim, row.propagated_from)),
         );
         t.i64(11, row.overhead_ms.map(|v| v as i64));
         t.i32(12, row.times_built);
@@ -134,7 +150,7 @@ fn builds(sim: &Sim) -> Result<DataFrame> {
     for (b, build) in sim.builds.iter().enumerate() {
         let def = &JOBSETS[build.jobset as usize];
         let top = &sim.nodes[build.top as usize];
-        t.i32(0, Some(build_id(b as u32)));
+        t.i32(0, Some(build_id(sim, b as u32)));
         t.i32(1, Some(i32::from(build.jobset) + 1));
         t.str(2, Some(def.project));
         t.str(3, Some(def.name));
@@ -179,7 +195,7 @@ fn step_outputs(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
                 buf.push('-');
                 buf.push_str(out);
             }
-            t.i32(0, Some(build_id(row.build)));
+            t.i32(0, Some(build_id(sim, row.build)));
             t.i32(1, Some(row.stepnr));
             t.str(2, Some(out));
             t.str(3, Some(&buf));
@@ -217,7 +233,7 @@ fn evals(sim: &Sim) -> Result<DataFrame> {
         // nrSucceeded is filled in once every build of the evaluation has finished.
         let nr_succeeded = all_done
             .then(|| ((members - new) * UNCHANGED_SUCCESS).round() as i32 + succeeded as i32);
-        t.i32(0, Some(EVAL_ID_BASE + e as i32));
+        t.i32(0, Some(sim.ids.eval + e as i32));
         t.i32(1, Some(i32::from(ev.jobset) + 1));
         t.i64(2, Some(abs_s(sim, ev.at_ms)));
         t.i64(3, Some(ev.checkout_s));
@@ -243,12 +259,12 @@ fn truth_deps(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
             let d = &sim.nodes[sim.deps[i] as usize];
             if d.last_row != NONE {
                 let dr = &sim.rows[d.last_row as usize];
-                edges.push((build_id(dr.build), dr.stepnr));
+                edges.push((build_id(sim, dr.build), dr.stepnr));
             }
         }
         edges.sort_unstable();
         for &(db, ds) in &edges {
-            t.i32(0, Some(build_id(row.build)));
+            t.i32(0, Some(build_id(sim, row.build)));
             t.i32(1, Some(row.stepnr));
             t.i32(2, Some(db));
             t.i32(3, Some(ds));
@@ -264,7 +280,7 @@ fn truth_steps(sim: &Sim, order: &[u32]) -> Result<DataFrame> {
     for &r in order {
         let row = &sim.rows[r as usize];
         let node = &sim.nodes[row.node as usize];
-        t.i32(0, Some(build_id(row.build)));
+        t.i32(0, Some(build_id(sim, row.build)));
         t.i32(1, Some(row.stepnr));
         t.i64(2, Some(node.out_size as i64));
         t.i64(

@@ -148,7 +148,7 @@ use crate::error::{Error, Result};
 use crate::window::Window;
 
 use params::*;
-use sim::{Ev, Form, GeneratedMachine, Sim};
+use sim::{Ev, Form, GeneratedMachine, Ids, Sim};
 
 /// Which workload to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,21 +240,90 @@ pub fn generate_without_drv_graph(spec: &SampleSpec) -> Result<Dataset> {
 }
 
 fn generate_parts(spec: &SampleSpec, with_graph: bool) -> Result<Dataset> {
+    check(spec)?;
+    Ok(generate_week(spec, 0, None, with_graph)?.0)
+}
+
+/// Longest sample `--weeks` accepts: five years, past any history a report is asked about.
+pub const MAX_WEEKS: u32 = 260;
+
+/// Generates `weeks` consecutive weeks ending with the preset's week, the latest first, and
+/// hands each to `each` as it is made, so that a long sample is never held whole: a year at
+/// scale 6.5 is some 36 million steps. Returns what describes them together (the window from
+/// the earliest week's start to the preset's week's end).
+///
+/// The preset's week is exactly what [`generate`] makes (same rows, same ids). Each earlier
+/// week draws its own evaluations and timings (its own random streams), is numbered just below
+/// the week after it (Hydra's ids grow with time), and ends with the queue runner restarting
+/// (the steps still busy are cleared as both runners do at start-up); the builds it leaves
+/// queued stay unfinished, as the next week starts from an empty queue (docs/scale.md). Only
+/// the preset's week carries the runner's series (as a Prometheus keeps its recent weeks) and,
+/// with `with_graph`, the derivation graph (as a store keeps recent derivations).
+pub fn generate_weeks(
+    spec: &SampleSpec,
+    weeks: u32,
+    with_graph: bool,
+    mut each: impl FnMut(Dataset) -> Result<()>,
+) -> Result<DatasetMeta> {
+    check(spec)?;
+    if weeks == 0 || weeks > MAX_WEEKS {
+        return Err(Error::Usage(format!(
+            "--weeks must be a whole number from 1 to {MAX_WEEKS}, not {weeks}"
+        )));
+    }
+    let mut below = None;
+    let mut meta: Option<DatasetMeta> = None;
+    for back in 0..weeks {
+        crate::interrupt::check()?;
+        let (ds, first) = generate_week(spec, back, below, with_graph && back == 0)?;
+        below = Some(first);
+        let m = meta.get_or_insert_with(|| DatasetMeta {
+            origin: Origin::Sample {
+                preset: spec.preset.name().to_string(),
+                seed: spec.seed,
+                scale: spec.scale,
+                weeks,
+            },
+            ..ds.meta.clone()
+        });
+        m.window.since = ds.meta.window.since;
+        each(ds)?;
+    }
+    Ok(meta.expect("at least one week"))
+}
+
+fn check(spec: &SampleSpec) -> Result<()> {
     if !spec.scale.is_finite() || spec.scale <= 0.0 || spec.scale > MAX_SCALE {
         return Err(Error::Usage(format!(
             "--scale must be a number greater than 0 and at most {MAX_SCALE}, not {}",
             spec.scale
         )));
     }
+    Ok(())
+}
+
+/// The week `back` weeks before the preset's, its ids ending just below `below` (the first ids
+/// of the week after it; `None` for the preset's week, numbered from [`Ids::FIRST`]). Returns
+/// it with its own first ids.
+fn generate_week(
+    spec: &SampleSpec,
+    back: u32,
+    below: Option<Ids>,
+    with_graph: bool,
+) -> Result<(Dataset, Ids)> {
+    // The preset's week draws from streams 1–3; the week `back` weeks before it from the three
+    // after those of the week after it, so that no two weeks share a draw.
     let stream = |n: u64| {
         let mut r = ChaCha8Rng::seed_from_u64(spec.seed);
-        r.set_stream(n);
+        r.set_stream(3 * u64::from(back) + n);
         r
     };
-    let (machines, form, week_start_s) = match spec.preset {
+    let (machines, form, latest_start_s) = match spec.preset {
         Preset::NixosWeek => (farm(spec.scale), Form::Cpp, WEEK_START_S),
         Preset::Nixos2026 => (fleet_2026(spec.scale), Form::NIXOS_2026, WEEK_START_2026_S),
     };
+    let week_s = (WEEK_MS / 1000) as i64;
+    let week_start_s = latest_start_s - i64::from(back) * week_s;
     let evals = workload::plan_evals(&mut stream(1), spec.scale);
     let mut sim = Sim::new(
         spec.scale,
@@ -271,18 +340,34 @@ fn generate_parts(spec: &SampleSpec, with_graph: bool) -> Result<Dataset> {
     }
     sim.run();
     sim.finalize();
+    sim.restart_at_end = back > 0;
+    sim.ids = match below {
+        None => Ids::FIRST,
+        Some(b) => Ids {
+            build: b.build - sim.builds.len() as i32,
+            eval: b.eval - sim.evals.len() as i32,
+        },
+    };
+    if sim.ids.build < 1 || sim.ids.eval < 1 {
+        return Err(Error::Usage(format!(
+            "{} weeks before the preset's the builds' ids would fall below 1 (Hydra's ids are \
+             32-bit and grow with time): ask for fewer --weeks or a smaller --scale",
+            back
+        )));
+    }
     // The truth's sweep first: its changes (some 200 bytes a step) are gone before the frames
     // are made, which the generator's peak would otherwise hold beside them (docs/scale.md).
     let swept = losses::sweep(&sim)?;
     let f = emit::frames(&sim)?;
     let machines = emit::machines_file(&sim);
     let drv_graph = with_graph.then(|| emit::drv_graph(&sim));
-    Ok(Dataset {
+    let ds = Dataset {
         meta: DatasetMeta {
             origin: Origin::Sample {
                 preset: spec.preset.name().to_string(),
                 seed: spec.seed,
                 scale: spec.scale,
+                weeks: 1,
             },
             schema_version: None,
             runner: spec.preset.runner(),
@@ -293,7 +378,7 @@ fn generate_parts(spec: &SampleSpec, with_graph: bool) -> Result<Dataset> {
             runner_switch: None,
             window: Window {
                 since: Some(week_start_s),
-                until: Some(week_start_s + (WEEK_MS / 1000) as i64),
+                until: Some(week_start_s + week_s),
             },
             window_note: None,
             // The Rust runner has no local worker slots (docs/hydra.md §3).
@@ -313,9 +398,11 @@ fn generate_parts(spec: &SampleSpec, with_graph: bool) -> Result<Dataset> {
             throttled: Some(swept.throttled),
         }),
         machines: Some(BundledMachines::parse(machines)?),
-        timeline: Some(swept.timeline),
+        // A Prometheus keeps recent weeks; an earlier week's series is not kept.
+        timeline: (back == 0).then_some(swept.timeline),
         drv_graph,
-    })
+    };
+    Ok((ds, sim.ids))
 }
 
 /// The machines of the farm at `scale`: per system, the scale-1 count times `scale` (at least
@@ -668,6 +755,102 @@ mod tests {
             sorted[sorted.len() * 99 / 100],
             sorted[sorted.len() - 1]
         );
+    }
+
+    /// Two weeks of each preset at half scale: the later is the preset's week exactly as
+    /// [`generate`] makes it; the earlier is a week of its own draws, in the week before,
+    /// numbered just below, and ends with the runner's restart clearing what it left busy.
+    #[test]
+    fn an_earlier_week_is_its_own_numbered_below_and_ended_by_a_restart() {
+        use std::collections::HashSet;
+        const WEEK_S: i64 = 7 * 86_400;
+        for preset in Preset::ALL {
+            let spec = SampleSpec {
+                preset,
+                scale: 0.5,
+                ..SampleSpec::default()
+            };
+            let mut weeks = Vec::new();
+            let meta = generate_weeks(&spec, 2, true, |ds| {
+                weeks.push(ds);
+                Ok(())
+            })
+            .unwrap();
+            let (latest, earlier) = (&weeks[0], &weeks[1]);
+            let alone = generate(&spec).unwrap();
+            for ((def, a), (_, b)) in latest.tables().into_iter().zip(alone.tables()) {
+                assert!(a.equals_missing(b), "{preset}: {} differs", def.name);
+            }
+            assert!(latest.timeline.is_some() && latest.drv_graph.is_some());
+            assert!(earlier.timeline.is_none() && earlier.drv_graph.is_none());
+
+            let since = latest.meta.window.since.unwrap();
+            assert_eq!(earlier.meta.window.since, Some(since - WEEK_S));
+            assert_eq!(earlier.meta.window.until, Some(since));
+            assert_eq!(meta.window.since, Some(since - WEEK_S));
+            assert_eq!(meta.window.until, latest.meta.window.until);
+            assert_eq!(
+                meta.origin,
+                Origin::Sample {
+                    preset: preset.name().into(),
+                    seed: 1,
+                    scale: 0.5,
+                    weeks: 2
+                }
+            );
+
+            // Ids: the earlier week's end just below the later week's first.
+            let range = |table: &DataFrame| {
+                let v: Vec<i64> = i64s(table, "id").into_iter().flatten().collect();
+                assert_eq!(v.len(), table.height(), "{preset}: a null id");
+                (*v.iter().min().unwrap(), *v.iter().max().unwrap())
+            };
+            let (b_lo, b_hi) = range(&earlier.builds);
+            assert_eq!(b_hi + 1, range(&latest.builds).0, "{preset}");
+            assert_eq!(b_hi - b_lo + 1, earlier.builds.height() as i64);
+            let (_, e_hi) = range(&earlier.evals);
+            assert_eq!(e_hi + 1, range(&latest.evals).0, "{preset}");
+            let refs = i64s(&earlier.steps, "build").into_iter().flatten();
+            assert!(refs.into_iter().all(|b| (b_lo..=b_hi).contains(&b)));
+
+            // Its own draws: no derivation of one week is in the other.
+            let paths = |ds: &Dataset| -> HashSet<Option<String>> {
+                strs(&ds.steps, "drv_path").into_iter().collect()
+            };
+            assert!(paths(earlier).is_disjoint(&paths(latest)), "{preset}");
+
+            // Every time in the week before; stop 0 only where the Rust runner's restart wrote it.
+            let (start, stop, status, busy) = (
+                i64s(&earlier.steps, "start_time"),
+                i64s(&earlier.steps, "stop_time"),
+                i64s(&earlier.steps, "status"),
+                i64s(&earlier.steps, "busy"),
+            );
+            let in_week = |t: i64| (since - WEEK_S..=since).contains(&t);
+            assert!(start.iter().flatten().all(|&t| in_week(t)), "{preset}");
+            assert!(
+                stop.iter().flatten().all(|&t| in_week(t) || t == 0),
+                "{preset}"
+            );
+            // The restart: nothing left busy; the steps it cleared are aborted with the stop
+            // time their runner writes (none under C++, 0 under Rust).
+            assert!(busy.iter().all(|&b| b == Some(0)), "{preset}: a step left busy");
+            let cleared = (0..start.len())
+                .filter(|&i| {
+                    status[i] == Some(3)
+                        && start[i].is_some()
+                        && match preset.runner() {
+                            Runner::Cpp => stop[i].is_none(),
+                            Runner::Rust => stop[i] == Some(0),
+                        }
+                })
+                .count();
+            assert!(cleared > 0, "{preset}: no step was running at the week's end");
+            // The preset's week alone is the window's end: its running steps stay busy.
+            let busy_latest = i64s(&latest.steps, "busy");
+            assert!(busy_latest.iter().any(|b| b.is_some_and(|b| b != 0)), "{preset}");
+        }
+        assert!(generate_weeks(&SampleSpec::default(), 0, false, |_| Ok(())).is_err());
     }
 
     /// Prints the figures the module documentation quotes (`cargo test figures -- --nocapture`).

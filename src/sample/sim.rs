@@ -500,6 +500,12 @@ pub(super) struct Sim {
     pub form: Form,
     /// The week's start, unix seconds.
     pub week_start_s: i64,
+    /// The first build and evaluation ids the week's rows are numbered from (`emit`), set once
+    /// the week has run and its counts are known.
+    pub ids: Ids,
+    /// Whether the queue runner restarts at the week's end, as it does when the next week of a
+    /// longer sample follows (`super::generate_weeks`), clearing the steps it leaves busy.
+    pub restart_at_end: bool,
     /// Machines the free function held back for their pressure: (machine, from, until).
     pub throttled: Vec<(u16, u64, u64)>,
     /// Since when each machine is held back, while it is.
@@ -508,6 +514,21 @@ pub(super) struct Sim {
     timer: DispatchTimer,
     /// Critical-path lengths, memoised per walk (`epoch`), for `WithCriticalPath`.
     critical: Vec<(u32, u32)>,
+}
+
+/// The first build id and evaluation id of a week's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Ids {
+    pub build: i32,
+    pub eval: i32,
+}
+
+impl Ids {
+    /// The preset's own week (the latest of a longer sample) starts at these.
+    pub(super) const FIRST: Ids = Ids {
+        build: BUILD_ID_BASE,
+        eval: EVAL_ID_BASE,
+    };
 }
 
 impl Sim {
@@ -568,6 +589,8 @@ impl Sim {
             disabled: Vec::new(),
             form,
             week_start_s,
+            ids: Ids::FIRST,
+            restart_at_end: false,
             throttled: Vec::new(),
             throttled_since: vec![None; nm],
             timer: DispatchTimer::new(match form {
