@@ -78,6 +78,58 @@ fn sample_into_postgres_then_snapshot_gives_back_the_generators_frames() {
     );
 }
 
+/// `sample --into --weeks 2`: both weeks go in one load and read back as they were made, the
+/// earlier week's builds numbered below the later's.
+#[test]
+fn sample_into_takes_several_weeks_in_one_load() {
+    let pg = TestPg::start();
+    let target = pg.database();
+    let o = run(&[
+        "sample", "--into", &target, "--scale", "0.1", "--weeks", "2", "--quiet",
+    ]);
+    assert!(
+        o.status.success(),
+        "sample --into --weeks 2: {}",
+        stderr(&o)
+    );
+    let db = pg.grant_reader(&dbname(&target));
+    let ds = read(&db, &ReadOptions::default()).unwrap();
+    let spec = SampleSpec {
+        scale: 0.1,
+        ..SampleSpec::default()
+    };
+    let mut all: Option<Dataset> = None;
+    hydra_bottleneck::sample::generate_weeks(&spec, 2, false, |w| {
+        match &mut all {
+            None => all = Some(w),
+            Some(a) => {
+                for (x, y) in [
+                    (&mut a.steps, w.steps),
+                    (&mut a.builds, w.builds),
+                    (&mut a.step_outputs, w.step_outputs),
+                    (&mut a.evals, w.evals),
+                ] {
+                    x.vstack_mut_owned(y).unwrap();
+                }
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+    let generated = source::normalize(all.unwrap()).unwrap();
+    assert_frames_equal(&ds, &generated);
+    let queued: Vec<i64> = ds
+        .builds
+        .column("timestamp")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let (first, last) = (*queued.iter().min().unwrap(), *queued.iter().max().unwrap());
+    assert!(last - first > 7 * 86_400, "the builds span both weeks");
+}
+
 #[test]
 fn schema_87_is_read_and_the_runner_is_detected_from_it() {
     let pg = TestPg::start();

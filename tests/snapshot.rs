@@ -40,6 +40,69 @@ fn first_file(dir: &Path, table: &str) -> PathBuf {
     dir.join(&m.tables[table].files[0].path)
 }
 
+/// `sample --out --weeks 3`: each week is written as it is made, and the snapshot reads back as
+/// the three weeks' tables together; the manifest says how many weeks over which window, and
+/// the series and the `.drv` files are the last week's alone.
+#[test]
+fn a_sample_of_several_weeks_reads_back_as_its_weeks_together() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot_named(root.path(), "weeks", &["--weeks", "3"]);
+    let back = snapshot::read(&dir).unwrap();
+    let spec = SampleSpec {
+        scale: 0.1,
+        ..SampleSpec::default()
+    };
+    let mut made: Vec<hydra_bottleneck::dataset::Dataset> = Vec::new();
+    let meta = sample::generate_weeks(&spec, 3, true, |ds| {
+        made.push(ds);
+        Ok(())
+    })
+    .unwrap();
+    let mut weeks = made.into_iter();
+    let mut all = weeks.next().unwrap();
+    let series = all.timeline.clone().unwrap();
+    for w in weeks {
+        let t = all.truth.as_mut().unwrap();
+        let wt = w.truth.unwrap();
+        for (a, b) in [
+            (&mut all.steps, w.steps),
+            (&mut all.builds, w.builds),
+            (&mut all.step_outputs, w.step_outputs),
+            (&mut all.evals, w.evals),
+            (&mut t.deps, wt.deps),
+            (&mut t.steps, wt.steps),
+            (t.losses.as_mut().unwrap(), wt.losses.unwrap()),
+        ] {
+            a.vstack_mut_owned(b).unwrap();
+        }
+    }
+    let all = source::normalize(all).unwrap();
+    assert_eq!(back.tables().len(), all.tables().len());
+    for ((def, a), (_, b)) in back.tables().into_iter().zip(all.tables()) {
+        assert!(a.equals_missing(b), "table {} differs", def.name);
+    }
+    assert_eq!(back.meta.window, meta.window);
+    let week_s = 7 * 86_400;
+    assert_eq!(
+        meta.window.until.unwrap() - meta.window.since.unwrap(),
+        3 * week_s
+    );
+    let m = snapshot::read_manifest(&dir).unwrap();
+    assert_eq!(
+        serde_json::to_value(&m.origin).unwrap()["weeks"],
+        serde_json::json!(3)
+    );
+    // Each day of the three weeks is its own partition, none of another week's.
+    assert!(m.tables["steps"].files.len() >= 21);
+    assert_eq!(m.tables["jobsets"].rows, all.jobsets.height() as u64);
+    let tl = back.timeline.unwrap();
+    assert_eq!(tl.times, series.times);
+    assert_eq!(tl.times[0], meta.window.until.unwrap() - week_s);
+    // The store holds the last week's derivations, as the week's own snapshot does.
+    let one = snapshot::read_manifest(&sample_snapshot(root.path())).unwrap();
+    assert_eq!(m.drv_store.unwrap().files, one.drv_store.unwrap().files);
+}
+
 #[test]
 fn the_sample_roundtrips_through_a_snapshot() {
     let root = tempfile::tempdir().unwrap();

@@ -834,7 +834,10 @@ mod tests {
             );
             // The restart: nothing left busy; the steps it cleared are aborted with the stop
             // time their runner writes (none under C++, 0 under Rust).
-            assert!(busy.iter().all(|&b| b == Some(0)), "{preset}: a step left busy");
+            assert!(
+                busy.iter().all(|&b| b == Some(0)),
+                "{preset}: a step left busy"
+            );
             let cleared = (0..start.len())
                 .filter(|&i| {
                     status[i] == Some(3)
@@ -845,10 +848,16 @@ mod tests {
                         }
                 })
                 .count();
-            assert!(cleared > 0, "{preset}: no step was running at the week's end");
+            assert!(
+                cleared > 0,
+                "{preset}: no step was running at the week's end"
+            );
             // The preset's week alone is the window's end: its running steps stay busy.
             let busy_latest = i64s(&latest.steps, "busy");
-            assert!(busy_latest.iter().any(|b| b.is_some_and(|b| b != 0)), "{preset}");
+            assert!(
+                busy_latest.iter().any(|b| b.is_some_and(|b| b != 0)),
+                "{preset}"
+            );
         }
         assert!(generate_weeks(&SampleSpec::default(), 0, false, |_| Ok(())).is_err());
     }
