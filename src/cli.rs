@@ -508,7 +508,7 @@ struct SampleArgs {
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
     /// Consecutive weeks ending with the preset's, each simulated in turn and written as it is
-    /// made (52 at scale 6.5: a year of a large farm, some 36 million steps). Only the last
+    /// made (52 at scale 6.5: a year of a large farm, about 39 million steps). Only the last
     /// week keeps the runner's series and the .drv files, as a Prometheus and a store keep
     /// recent history.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=hydra_bottleneck::sample::MAX_WEEKS as i64))]
