@@ -18,6 +18,7 @@
 pub mod deps;
 pub mod dispatch_loss;
 pub mod dispatched;
+pub mod fold;
 pub mod graph;
 pub mod ledger;
 pub mod overhead;
@@ -1157,14 +1158,6 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
     let waste = waste.transpose()?.unwrap_or_default();
     let (sizes_from, points) = overhead.transpose()?.unwrap_or_default();
     Ok(Findings {
-        origin: ds.meta.origin.describe(),
-        is_sample: ds.meta.origin.is_sample(),
-        runner: ds.meta.runner,
-        runner_basis: ds.meta.runner_basis.clone(),
-        since: lo,
-        until: hi,
-        window_note: ds.meta.window_note.clone(),
-        quality,
         ledger,
         overhead: {
             let fit = overhead::fit(&points);
@@ -1195,7 +1188,43 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
             accuracy,
         },
         runnable_basis,
+        ..Findings::of(&ds.meta, lo, hi, quality, gap_s)
     })
+}
+
+impl Findings {
+    /// The findings of data described by `meta` over `[lo, hi)` with its `quality`, every
+    /// other finding empty (as when it is not asked for).
+    fn of(
+        meta: &crate::dataset::DatasetMeta,
+        lo: i64,
+        hi: i64,
+        quality: quality::Quality,
+        gap_s: i64,
+    ) -> Findings {
+        Findings {
+            origin: meta.origin.describe(),
+            is_sample: meta.origin.is_sample(),
+            runner: meta.runner,
+            runner_basis: meta.runner_basis.clone(),
+            since: lo,
+            until: hi,
+            window_note: meta.window_note.clone(),
+            quality,
+            ledger: ledger::Ledger::default(),
+            overhead: Overhead::default(),
+            waiting: waiting::Waiting::default(),
+            utilization: utilization::Utilization::default(),
+            waste: waste::Waste::default(),
+            dependencies: Dependencies {
+                estimator: DEPS_ESTIMATOR,
+                gap_s,
+                edges: 0,
+                accuracy: None,
+            },
+            runnable_basis: RunnableBasis::Estimate { gap_s, edges: 0 },
+        }
+    }
 }
 
 /// `(output size, overhead)` of steps whose output size is known: from the sample's truth, or

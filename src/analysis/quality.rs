@@ -281,22 +281,30 @@ impl Tally {
 /// `source::normalize` leaves them (a hash map of a million builds took a sixth of a finding's
 /// time), and by binary search otherwise.
 pub(crate) fn step_queue_times(ds: &Dataset, steps: &Steps) -> Result<Vec<Option<i64>>> {
-    let err = |e| Error::frame("builds", e);
-    let ids = ds.builds.column("id").map_err(err)?.i32().map_err(err)?;
-    let ts = ds
-        .builds
-        .column("timestamp")
-        .map_err(err)?
-        .i64()
-        .map_err(err)?;
-    let mut builds: Vec<(i32, i64)> = ids
-        .iter()
-        .zip(ts.iter())
-        .filter_map(|(id, t)| Some((id?, t?)))
-        .collect();
+    let mut builds = Vec::with_capacity(ds.builds.height());
+    add_queue_times(&ds.builds, &mut builds)?;
     if !builds.is_sorted_by_key(|b| b.0) {
         builds.sort_unstable_by_key(|b| b.0);
     }
+    Ok(queue_times(&builds, steps))
+}
+
+/// Adds the `(id, queued time)` of every build of `df` that has both.
+pub fn add_queue_times(df: &polars::prelude::DataFrame, out: &mut Vec<(i32, i64)>) -> Result<()> {
+    let err = |e| Error::frame("builds", e);
+    let ids = df.column("id").map_err(err)?.i32().map_err(err)?;
+    let ts = df.column("timestamp").map_err(err)?.i64().map_err(err)?;
+    out.extend(
+        ids.iter()
+            .zip(ts.iter())
+            .filter_map(|(id, t)| Some((id?, t?))),
+    );
+    Ok(())
+}
+
+/// Each step's build's queued time from `builds` (`(id, queued)` by id), `None` for a build
+/// not among them; a merge while the steps come in build order, a search where they do not.
+pub fn queue_times(builds: &[(i32, i64)], steps: &Steps) -> Vec<Option<i64>> {
     let mut out = Vec::with_capacity(steps.len());
     let (mut j, mut prev) = (0usize, i32::MIN);
     for i in 0..steps.len() {
@@ -311,5 +319,5 @@ pub(crate) fn step_queue_times(ds: &Dataset, steps: &Steps) -> Result<Vec<Option
         prev = b;
         out.push(builds.get(j).filter(|x| x.0 == b).map(|x| x.1));
     }
-    Ok(out)
+    out
 }

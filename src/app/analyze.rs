@@ -83,6 +83,16 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
     let need = shown.iter().fold(crate::analysis::Need::NONE, |need, &f| {
         need.and(crate::analysis::Need::of(f))
     });
+    // Over a whole snapshot, the findings that fold over days read it a day at a time.
+    if let crate::source::SourceSpec::Snapshot(dir) = &ctx.source
+        && ctx.window.is_unbounded()
+        && shown.iter().all(|&f| crate::analysis::fold::foldable(f))
+    {
+        let days = crate::source::snapshot::Days::open(dir)?;
+        let gap_s = opts.gap_s.unwrap_or(crate::analysis::deps::DEFAULT_GAP_S);
+        let findings = crate::analysis::fold::analyze(&days, need, gap_s)?;
+        return Ok(Analysis { findings, shown });
+    }
     let mut ds = if need.graph_and_series() {
         let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
         ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;

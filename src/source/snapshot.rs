@@ -826,21 +826,7 @@ pub fn read_frames(
         _ => None,
     };
     let ds = super::normalize(Dataset {
-        meta: DatasetMeta {
-            origin: Origin::Snapshot {
-                dir: dir.display().to_string(),
-                from: Box::new(manifest.origin.clone()),
-            },
-            schema_version: manifest.schema_version,
-            runner: manifest.runner,
-            runner_basis: manifest.runner_basis.clone(),
-            runner_switch: manifest.runner_switch,
-            window: manifest.window,
-            window_note: manifest.window_note.clone(),
-            queue_runner: manifest
-                .queue_runner
-                .or_else(|| sample_config(&manifest.origin)),
-        },
+        meta: meta_of(dir, &manifest),
         steps,
         builds,
         step_outputs,
@@ -872,13 +858,236 @@ pub fn read_frames(
     Ok(ds)
 }
 
+/// One file of table `def` as the manifest lists it (`f`, at `path`), checked against the
+/// listing and the table's definition, without the columns in `omit`.
+fn read_file(def: &'static TableDef, f: &FileEntry, path: &Path, omit: Omit) -> Result<DataFrame> {
+    let kept: Vec<String> = def.kept(omit).into_iter().map(String::from).collect();
+    let meta = std::fs::metadata(path)
+        .map_err(|_| Error::snapshot(path, "listed in manifest.json but missing"))?;
+    if !meta.is_file() {
+        return Err(Error::snapshot(path, "is not a regular file"));
+    }
+    if meta.len() != f.bytes {
+        return Err(Error::snapshot(
+            path,
+            format!("is {} bytes, manifest.json says {}", meta.len(), f.bytes),
+        ));
+    }
+    let (file, _) = crate::readfile::open_regular(path, "snapshot file")?;
+    let corrupt = |e: PolarsError| Error::snapshot(path, format!("corrupt Parquet: {e}"));
+    let df = contain(path, || {
+        let mut reader = ParquetReader::new(file);
+        let footer = reader.get_metadata().map_err(corrupt)?;
+        check_footer(footer, meta.len(), f.rows)
+            .map_err(|why| Error::snapshot(path, format!("corrupt Parquet: its footer {why}")))?;
+        // The file's own schema is checked whole, whatever is left out of the reading.
+        let schema = reader.schema().map_err(corrupt)?;
+        let full = DataFrame::empty_with_schema(&Schema::from_arrow_schema(&schema));
+        def.check(&full)
+            .map_err(|e| Error::snapshot(path, format!("not a `{}` table: {e}", def.name)))?;
+        reader
+            .with_columns(Some(kept.clone()))
+            .finish()
+            .map_err(corrupt)
+    })?;
+    let df = def.blank(&df, omit).map_err(corrupt)?;
+    if df.height() as u64 != f.rows {
+        return Err(Error::snapshot(
+            path,
+            format!("holds {} rows, manifest.json says {}", df.height(), f.rows),
+        ));
+    }
+    def.check(&df)
+        .map_err(|e| Error::snapshot(path, format!("not a `{}` table: {e}", def.name)))?;
+    Ok(df)
+}
+
+/// What a snapshot's manifest says of its rows, as a dataset read from it describes them.
+fn meta_of(dir: &Path, manifest: &Manifest) -> DatasetMeta {
+    DatasetMeta {
+        origin: Origin::Snapshot {
+            dir: dir.display().to_string(),
+            from: Box::new(manifest.origin.clone()),
+        },
+        schema_version: manifest.schema_version,
+        runner: manifest.runner,
+        runner_basis: manifest.runner_basis.clone(),
+        runner_switch: manifest.runner_switch,
+        window: manifest.window,
+        window_note: manifest.window_note.clone(),
+        queue_runner: manifest
+            .queue_runner
+            .or_else(|| sample_config(&manifest.origin)),
+    }
+}
+
+/// Every column of the builds but their id and queue time.
+const ALL_BUT_QUEUE_TIMES: Omit = &[
+    ("builds", "jobset_id"),
+    ("builds", "project"),
+    ("builds", "jobset"),
+    ("builds", "job"),
+    ("builds", "system"),
+    ("builds", "nix_name"),
+    ("builds", "start_time"),
+    ("builds", "stop_time"),
+    ("builds", "finished"),
+    ("builds", "build_status"),
+    ("builds", "is_cached_build"),
+    ("builds", "priority"),
+    ("builds", "global_priority"),
+    ("builds", "size"),
+    ("builds", "closure_size"),
+    ("builds", "drv_path"),
+];
+
+/// Every column of the steps but their times.
+const ALL_BUT_TIMES: Omit = &[
+    ("steps", "build"),
+    ("steps", "stepnr"),
+    ("steps", "type"),
+    ("steps", "drv_path"),
+    ("steps", "busy"),
+    ("steps", "status"),
+    ("steps", "machine"),
+    ("steps", "system"),
+    ("steps", "propagated_from"),
+    ("steps", "overhead_ms"),
+    ("steps", "times_built"),
+    ("steps", "is_non_deterministic"),
+];
+
+/// A snapshot's steps a day at a time (`steps/day=…/`, the days in order and the steps without
+/// a start last), for the findings folded over days (`analysis::fold`): a day's steps are held,
+/// not the window's.
+pub struct Days {
+    dir: PathBuf,
+    manifest: Manifest,
+    /// The steps' files of each day, in order of the days.
+    days: Vec<Vec<(FileEntry, PathBuf)>>,
+}
+
+impl Days {
+    /// Opens the snapshot at `dir`, checking its manifest and that its steps' and builds' files
+    /// are the ones listed.
+    pub fn open(dir: &Path) -> Result<Days> {
+        let manifest = read_manifest(dir)?;
+        let entry = |def: &TableDef| {
+            manifest.tables.get(def.name).ok_or_else(|| {
+                Error::snapshot(dir.join(MANIFEST), format!("lists no table `{}`", def.name))
+            })
+        };
+        let steps = entry(&crate::dataset::STEPS)?;
+        let listed = listed_files(dir, &crate::dataset::STEPS, steps)?;
+        listed_files(
+            dir,
+            &crate::dataset::BUILDS,
+            entry(&crate::dataset::BUILDS)?,
+        )?;
+        // `day=YYYY-MM-DD` sorts in time order, and `day=unknown` after every date.
+        let mut by_day: BTreeMap<&str, Vec<(FileEntry, PathBuf)>> = BTreeMap::new();
+        for (f, path) in steps.files.iter().zip(listed) {
+            let day = f.path.rsplit_once('/').map_or("", |(d, _)| d);
+            by_day.entry(day).or_default().push((f.clone(), path));
+        }
+        let days = by_day.into_values().collect();
+        Ok(Days {
+            dir: dir.to_path_buf(),
+            days,
+            manifest,
+        })
+    }
+
+    /// What the manifest says of the rows.
+    pub fn meta(&self) -> DatasetMeta {
+        meta_of(&self.dir, &self.manifest)
+    }
+
+    /// How many days (the steps without a start count as one).
+    pub fn len(&self) -> usize {
+        self.days.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.days.is_empty()
+    }
+
+    /// The steps of day `day`, without the columns in `omit`.
+    pub fn steps(&self, day: usize, omit: Omit) -> Result<DataFrame> {
+        let mut out: Option<DataFrame> = None;
+        for (f, path) in &self.days[day] {
+            let df = read_file(&crate::dataset::STEPS, f, path, omit)?;
+            match &mut out {
+                None => out = Some(df),
+                Some(acc) => {
+                    acc.vstack_mut_owned(df)
+                        .map_err(|e| Error::snapshot(path, e))?;
+                }
+            }
+        }
+        Ok(out.unwrap_or_else(|| crate::dataset::STEPS.empty()))
+    }
+
+    /// Every build's id and queue time, by id (16 bytes a build), a file at a time.
+    pub fn queue_times(&self) -> Result<Vec<(i32, i64)>> {
+        let def = &crate::dataset::BUILDS;
+        let entry = &self.manifest.tables[def.name];
+        let mut out = Vec::with_capacity(entry.rows as usize);
+        let mut rows = 0;
+        for f in &entry.files {
+            let path = no_links(&self.dir, &f.path)?;
+            let df = read_file(def, f, &path, ALL_BUT_QUEUE_TIMES)?;
+            rows += df.height();
+            crate::analysis::quality::add_queue_times(&df, &mut out)?;
+        }
+        rows_as_listed(&self.dir, def, entry, rows)?;
+        out.sort_unstable_by_key(|b| b.0);
+        Ok(out)
+    }
+
+    /// The span the rows cover, as [`Dataset::extent`] gives it, read a file at a time.
+    pub fn extent(&self) -> Result<(Option<i64>, Option<i64>)> {
+        let mut e = crate::dataset::Extent::new(None);
+        for (f, path) in self.days.iter().flatten() {
+            let df = read_file(&crate::dataset::STEPS, f, path, ALL_BUT_TIMES)?;
+            e.add_steps(&df).map_err(|e| Error::snapshot(path, e))?;
+        }
+        let def = &crate::dataset::BUILDS;
+        for f in &self.manifest.tables[def.name].files {
+            let path = no_links(&self.dir, &f.path)?;
+            let df = read_file(def, f, &path, ALL_BUT_QUEUE_TIMES)?;
+            e.add_builds(&df).map_err(|e| Error::snapshot(&path, e))?;
+        }
+        Ok(e.span())
+    }
+}
+
 fn read_table(
     dir: &Path,
     def: &'static TableDef,
     entry: &TableEntry,
     omit: Omit,
 ) -> Result<DataFrame> {
-    let kept: Vec<String> = def.kept(omit).into_iter().map(String::from).collect();
+    let listed = listed_files(dir, def, entry)?;
+    let mut out: Option<DataFrame> = None;
+    for (f, path) in entry.files.iter().zip(&listed) {
+        let df = read_file(def, f, path, omit)?;
+        match &mut out {
+            None => out = Some(df),
+            Some(acc) => {
+                acc.vstack_mut_owned(df)
+                    .map_err(|e| Error::snapshot(path, e))?;
+            }
+        }
+    }
+    let df = out.unwrap_or_else(|| def.empty());
+    rows_as_listed(dir, def, entry, df.height())?;
+    Ok(df)
+}
+
+/// The paths of a table's files, in the manifest's order, once each is known to stay inside
+/// the snapshot and no other Parquet file is under the table's directory.
+fn listed_files(dir: &Path, def: &'static TableDef, entry: &TableEntry) -> Result<Vec<PathBuf>> {
     // The paths were checked to stay inside the snapshot when the manifest was parsed; here,
     // that no link on the way leads out of it.
     let listed: Vec<PathBuf> = entry
@@ -893,67 +1102,21 @@ fn read_table(
     if let Some(stray) = found.iter().find(|p| !listed.contains(p)) {
         return Err(Error::snapshot(stray, "is not listed in manifest.json"));
     }
-    let mut out: Option<DataFrame> = None;
-    for (f, path) in entry.files.iter().zip(&listed) {
-        let meta = std::fs::metadata(path)
-            .map_err(|_| Error::snapshot(path, "listed in manifest.json but missing"))?;
-        if !meta.is_file() {
-            return Err(Error::snapshot(path, "is not a regular file"));
-        }
-        if meta.len() != f.bytes {
-            return Err(Error::snapshot(
-                path,
-                format!("is {} bytes, manifest.json says {}", meta.len(), f.bytes),
-            ));
-        }
-        let (file, _) = crate::readfile::open_regular(path, "snapshot file")?;
-        let corrupt = |e: PolarsError| Error::snapshot(path, format!("corrupt Parquet: {e}"));
-        let df = contain(path, || {
-            let mut reader = ParquetReader::new(file);
-            let footer = reader.get_metadata().map_err(corrupt)?;
-            check_footer(footer, meta.len(), f.rows).map_err(|why| {
-                Error::snapshot(path, format!("corrupt Parquet: its footer {why}"))
-            })?;
-            // The file's own schema is checked whole, whatever is left out of the reading.
-            let schema = reader.schema().map_err(corrupt)?;
-            let full = DataFrame::empty_with_schema(&Schema::from_arrow_schema(&schema));
-            def.check(&full)
-                .map_err(|e| Error::snapshot(path, format!("not a `{}` table: {e}", def.name)))?;
-            reader
-                .with_columns(Some(kept.clone()))
-                .finish()
-                .map_err(corrupt)
-        })?;
-        let df = def.blank(&df, omit).map_err(corrupt)?;
-        if df.height() as u64 != f.rows {
-            return Err(Error::snapshot(
-                path,
-                format!("holds {} rows, manifest.json says {}", df.height(), f.rows),
-            ));
-        }
-        def.check(&df)
-            .map_err(|e| Error::snapshot(path, format!("not a `{}` table: {e}", def.name)))?;
-        match &mut out {
-            None => out = Some(df),
-            Some(acc) => {
-                acc.vstack_mut_owned(df)
-                    .map_err(|e| Error::snapshot(path, e))?;
-            }
-        }
-    }
-    let df = out.unwrap_or_else(|| def.empty());
-    if df.height() as u64 != entry.rows {
+    Ok(listed)
+}
+
+/// Fails unless the `rows` read of a table are as many as the manifest lists.
+fn rows_as_listed(dir: &Path, def: &TableDef, entry: &TableEntry, rows: usize) -> Result<()> {
+    if rows as u64 != entry.rows {
         return Err(Error::snapshot(
             dir.join(MANIFEST),
             format!(
                 "table `{}` has {} rows in its files but {} in the manifest",
-                def.name,
-                df.height(),
-                entry.rows
+                def.name, rows, entry.rows
             ),
         ));
     }
-    Ok(df)
+    Ok(())
 }
 
 /// Checks a Parquet footer against the file it came from before polars reads by it: polars'
