@@ -103,6 +103,104 @@ fn a_sample_of_several_weeks_reads_back_as_its_weeks_together() {
     assert_eq!(m.drv_store.unwrap().files, one.drv_store.unwrap().files);
 }
 
+/// The findings that fold over days give over a snapshot read a day at a time what the whole
+/// analysis gives over the same snapshot read whole: with the days in one file each (`sample
+/// --out`) and in several files each, written out of key order; and `analyze` over a whole
+/// snapshot (which folds) prints what it prints with the same window given (which does not).
+#[test]
+fn findings_folded_over_days_equal_the_whole_analysis() {
+    use hydra_bottleneck::analysis::table::Finding;
+    use hydra_bottleneck::analysis::{Need, Options, analyze, fold};
+    let root = tempfile::tempdir().unwrap();
+    let sample = sample_snapshot_named(root.path(), "weeks", &["--weeks", "2"]);
+    // The same rows, each table handed to the writer in four interleaved pieces (every fourth
+    // row), the last first, so that each day has several files and its rows are not in key
+    // order.
+    let mut ds = snapshot::read(&sample).unwrap();
+    // Some odd rows across the days, for the checks to count and name: every 97th step stops
+    // before it started.
+    let col = |name: &str| ds.steps.column(name).unwrap().i64().unwrap().clone();
+    let (start, stop) = (col("start_time"), col("stop_time"));
+    let stop: Vec<Option<i64>> = start
+        .iter()
+        .zip(stop.iter())
+        .enumerate()
+        .map(|(i, (a, b))| if i % 97 == 0 { a.map(|a| a - 10) } else { b })
+        .collect();
+    ds.steps
+        .with_column(polars::prelude::Column::new("stop_time".into(), stop))
+        .unwrap();
+    let pieces = root.path().join("pieces");
+    let mut w = snapshot::Writer::new(&pieces, false)
+        .unwrap()
+        .flushing_every(1_000);
+    for (def, df) in ds.tables() {
+        let n = df.height() as u32;
+        for k in (0..4).rev() {
+            let rows: Vec<u32> = (k..n).step_by(4).collect();
+            let idx = polars::prelude::IdxCa::from_vec("idx".into(), rows);
+            w.add(def, df.take(&idx).unwrap()).unwrap();
+        }
+    }
+    w.finish(&ds.meta, None).unwrap();
+    let m = snapshot::read_manifest(&pieces).unwrap();
+    let files = &m.tables["steps"].files;
+    let days: std::collections::BTreeSet<&str> = files
+        .iter()
+        .map(|f| f.path.rsplit_once('/').unwrap().0)
+        .collect();
+    assert!(files.len() >= 2 * days.len(), "several files a day");
+
+    let need = Need::of(Finding::Utilization).and(Need::of(Finding::Quality));
+    let whole = analyze(
+        &ds,
+        &Options {
+            need,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let odd = &whole.quality.checks[0];
+    assert!(odd.name == "stop_before_start" && odd.count > 100 && odd.examples.len() == 3);
+    assert!(!whole.utilization.peak_by_machine.is_empty());
+    let one_file_a_day = root.path().join("odd");
+    snapshot::write(&ds, &one_file_a_day, false).unwrap();
+    for dir in [&one_file_a_day, &pieces] {
+        let days = snapshot::Days::open(dir).unwrap();
+        assert!(days.len() >= 14);
+        let folded = fold::analyze(&days, need, 60).unwrap();
+        assert_eq!(folded.quality, whole.quality, "{}", dir.display());
+        assert_eq!(folded.utilization, whole.utilization, "{}", dir.display());
+        assert_eq!((folded.since, folded.until), (whole.since, whole.until));
+    }
+
+    // Through the command line: the whole snapshot folds; the same window given does not.
+    let window = [
+        "--since",
+        "2025-05-26T00:00:00Z",
+        "--until",
+        "2025-06-09T00:00:00Z",
+    ];
+    for finding in ["utilization", "quality"] {
+        let args = |more: &[&'static str]| {
+            let mut a = vec![
+                "analyze",
+                finding,
+                "--snapshot",
+                pieces.to_str().unwrap(),
+                "--format",
+                "json",
+            ];
+            a.extend_from_slice(more);
+            a
+        };
+        let (folded, whole) = (run(&args(&[])), run(&args(&window)));
+        assert!(folded.status.success(), "{}", stderr(&folded));
+        assert!(whole.status.success(), "{}", stderr(&whole));
+        assert_eq!(folded.stdout, whole.stdout, "analyze {finding}");
+    }
+}
+
 #[test]
 fn the_sample_roundtrips_through_a_snapshot() {
     let root = tempfile::tempdir().unwrap();
