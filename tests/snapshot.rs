@@ -151,7 +151,9 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         .collect();
     assert!(files.len() >= 2 * days.len(), "several files a day");
 
-    let need = Need::of(Finding::Utilization).and(Need::of(Finding::Quality));
+    let need = Need::of(Finding::Utilization)
+        .and(Need::of(Finding::Quality))
+        .and(Need::of(Finding::Waiting));
     let whole = analyze(
         &ds,
         &Options {
@@ -163,6 +165,7 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
     let odd = &whole.quality.checks[0];
     assert!(odd.name == "stop_before_start" && odd.count > 100 && odd.examples.len() == 3);
     assert!(!whole.utilization.peak_by_machine.is_empty());
+    assert!(whole.waiting.by_day.len() >= 14 && whole.waiting.overall.to_start.count > 1000);
     let one_file_a_day = root.path().join("odd");
     snapshot::write(&ds, &one_file_a_day, false).unwrap();
     for dir in [&one_file_a_day, &pieces] {
@@ -171,6 +174,7 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         let folded = fold::analyze(&days, need, 60).unwrap();
         assert_eq!(folded.quality, whole.quality, "{}", dir.display());
         assert_eq!(folded.utilization, whole.utilization, "{}", dir.display());
+        assert_eq!(folded.waiting, whole.waiting, "{}", dir.display());
         assert_eq!((folded.since, folded.until), (whole.since, whole.until));
     }
 
@@ -181,7 +185,7 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         "--until",
         "2025-06-09T00:00:00Z",
     ];
-    for finding in ["utilization", "quality"] {
+    for finding in ["utilization", "quality", "waiting"] {
         let args = |more: &[&'static str]| {
             let mut a = vec![
                 "analyze",

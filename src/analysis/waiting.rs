@@ -65,179 +65,228 @@ pub struct Waiting {
     pub cached_builds: usize,
 }
 
-/// The builds table's columns that the waits need: the frame's own arrays (shared, not copied,
-/// when they are one chunk already), in one chunk each so that reading row `i` is an index.
-struct Builds {
-    ids: Int32Chunked,
-    system: StringChunked,
-    project: StringChunked,
-    jobset: StringChunked,
-    priority: Int32Chunked,
-    queued: Int64Chunked,
-    stop: Int64Chunked,
-    finished: BooleanChunked,
-    cached: BooleanChunked,
+/// Each build's earliest usable step start, over steps given in parts (a window at once, or
+/// its days in any order): a `(build, start)` per build and part, 16 bytes, sorted by build
+/// for a binary search at the end (a hash map of ten million builds costs several times as
+/// much).
+#[derive(Debug, Clone, Default)]
+pub struct FirstStarts(Vec<(i32, i64)>);
+
+impl FirstStarts {
+    /// Adds the usable steps of `steps` (`usable`: the data-quality mask).
+    pub fn add(&mut self, steps: &Steps, usable: &[bool]) {
+        // Steps in key order come a build's together, so each build's earliest is found in
+        // one pass; `sorted` sorts only if they did not (sorting a million starts was half
+        // of this finding's first part).
+        for i in (0..steps.len()).filter(|&i| usable[i]) {
+            let (build, Some(start)) = (steps.build(i), steps.start(i)) else {
+                continue;
+            };
+            match self.0.last_mut() {
+                Some((b, s)) if *b == build => *s = (*s).min(start),
+                _ => self.0.push((build, start)),
+            }
+        }
+    }
+
+    /// One `(build, earliest start)` per build, by build.
+    fn sorted(self) -> Vec<(i32, i64)> {
+        let mut v = self.0;
+        if !v.is_sorted_by(|a, b| a.0 < b.0) {
+            v.sort_unstable();
+            v.dedup_by_key(|(b, _)| *b);
+        }
+        v
+    }
 }
 
-impl Builds {
-    fn len(&self) -> usize {
-        self.ids.len()
-    }
+/// Distinct names, numbered in order of first sight.
+#[derive(Debug, Clone, Default)]
+struct Names {
+    index: HashMap<String, u32>,
+    names: Vec<String>,
+}
 
-    /// Rows with an id and a queue time; the others cannot have a wait.
-    fn rows(&self) -> impl Iterator<Item = (usize, i64)> + '_ {
-        (0..self.len())
-            .filter_map(|i| Some((i, self.queued.get(i).filter(|_| self.ids.get(i).is_some())?)))
-    }
-
-    /// When build `i` left the queue for good: its stop time, for a finished build.
-    fn done(&self, i: usize) -> Option<i64> {
-        self.stop
-            .get(i)
-            .filter(|_| self.finished.get(i) == Some(true))
+impl Names {
+    fn code(&mut self, name: &str) -> u32 {
+        if let Some(&c) = self.index.get(name) {
+            return c;
+        }
+        let c = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), c);
+        c
     }
 }
 
-/// Per build, its two waits as NaN-for-none `f64`s: two vectors of 8 bytes a build, where a
-/// struct per build with its names would cost ten times that over ten million builds.
+/// The builds' waits and what they are grouped by, over builds given in parts (a window's
+/// builds at once, or a snapshot's files one after the other): per build with an id and a
+/// queue time, its two waits as NaN-for-none `f64`s, its system and jobset as numbers into
+/// their names, its priority and queue time, 36 bytes, and its stop for the backlog; the
+/// groups are made at the end, one grouping at a time.
+#[derive(Debug, Clone, Default)]
+pub struct Accumulator {
+    first: Vec<(i32, i64)>,
+    cached_builds: usize,
+    to_start: Vec<f64>,
+    to_finish: Vec<f64>,
+    system: Vec<u32>,
+    jobset: Vec<u32>,
+    priority: Vec<i32>,
+    queued: Vec<i64>,
+    /// When each finished build left the queue (its stop, not before its queue time).
+    left: Vec<i64>,
+    systems: Names,
+    jobsets: Names,
+}
+
+impl Accumulator {
+    /// Waits measured against the steps' earliest starts in `first`.
+    pub fn new(first: FirstStarts) -> Accumulator {
+        Accumulator {
+            first: first.sorted(),
+            ..Accumulator::default()
+        }
+    }
+
+    /// Adds the builds of `df` (Hydra's columns as [`crate::dataset::BUILDS`] names them).
+    pub fn add(&mut self, df: &DataFrame) -> Result<()> {
+        let err = |e| Error::frame("builds", e);
+        let col = |n: &str| df.column(n).map_err(err);
+        let ids = col("id")?.i32().map_err(err)?;
+        let system = col("system")?.str().map_err(err)?;
+        let project = col("project")?.str().map_err(err)?;
+        let jobset = col("jobset")?.str().map_err(err)?;
+        let priority = col("priority")?.i32().map_err(err)?;
+        let queued = col("timestamp")?.i64().map_err(err)?;
+        let stop = col("stop_time")?.i64().map_err(err)?;
+        let finished = col("finished")?.bool().map_err(err)?;
+        let cached = col("is_cached_build")?.bool().map_err(err)?;
+        let mut pair = String::new();
+        let rows = ids
+            .iter()
+            .zip(queued.iter())
+            .zip(system.iter().zip(project.iter().zip(jobset.iter())))
+            .zip(priority.iter().zip(stop.iter()))
+            .zip(finished.iter().zip(cached.iter()));
+        // Rows without an id or a queue time cannot have a wait.
+        for ((((id, q), (sys, (p, j))), (prio, stop)), (finished, cached)) in rows {
+            let (Some(id), Some(q)) = (id, q) else {
+                continue;
+            };
+            let mut to_start = f64::NAN;
+            if cached == Some(true) {
+                self.cached_builds += 1;
+            } else if let Ok(k) = self.first.binary_search_by_key(&id, |(b, _)| *b) {
+                to_start = (self.first[k].1 - q).max(0) as f64;
+            }
+            let done = stop.filter(|_| finished == Some(true));
+            self.to_start.push(to_start);
+            self.to_finish.push(
+                done.filter(|&s| s >= q)
+                    .map_or(f64::NAN, |s| (s - q) as f64),
+            );
+            if let Some(s) = done {
+                self.left.push(s.max(q));
+            }
+            self.system.push(self.systems.code(sys.unwrap_or("")));
+            pair.clear();
+            pair.push_str(p.unwrap_or("?"));
+            pair.push(':');
+            pair.push_str(j.unwrap_or("?"));
+            self.jobset.push(self.jobsets.code(&pair));
+            self.priority.push(prio.unwrap_or(0));
+            self.queued.push(q);
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> Waiting {
+        let finish = |key: String, (mut s, mut f): Waits| Group {
+            key,
+            to_start_histogram: histogram(&s),
+            to_start: Distribution::of(&mut s),
+            to_finish: Distribution::of(&mut f),
+        };
+        let named = |groups: Vec<(String, Waits)>| {
+            let mut v: Vec<Group> = groups.into_iter().map(|(k, a)| finish(k, a)).collect();
+            v.sort_by(|a, b| a.key.cmp(&b.key));
+            v
+        };
+        let by_code = |names: &Names, code: &[u32]| {
+            named(
+                self.grouped(|i| code[i])
+                    .into_iter()
+                    .map(|(c, w)| (names.names[c as usize].clone(), w))
+                    .collect(),
+            )
+        };
+        // One grouping at a time, so that only one set of per-group copies of the waits
+        // lives at once.
+        let overall = finish(
+            "all".into(),
+            self.grouped(|_| ())
+                .pop()
+                .map_or_else(Waits::default, |(_, w)| w),
+        );
+        let by_system = by_code(&self.systems, &self.system);
+        let by_jobset = by_code(&self.jobsets, &self.jobset);
+        let mut prio = self.grouped(|i| self.priority[i]);
+        prio.sort_by_key(|(p, _)| *p);
+        let by_priority: Vec<Group> = prio
+            .into_iter()
+            .map(|(p, a)| finish(p.to_string(), a))
+            .collect();
+        let by_day = named(
+            self.grouped(|i| self.queued[i].div_euclid(86_400))
+                .into_iter()
+                .map(|(d, a)| (crate::window::fmt_time(d * 86_400)[..10].to_string(), a))
+                .collect(),
+        );
+        let (backlog_resolution_s, backlog) = backlog(self.queued, self.left);
+        Waiting {
+            definition: DEFINITION,
+            overall,
+            by_system,
+            by_jobset,
+            by_priority,
+            by_day,
+            backlog_resolution_s,
+            backlog,
+            cached_builds: self.cached_builds,
+        }
+    }
+
+    /// The waits split by `key` of each build (dropping the NaNs of "no wait").
+    fn grouped<K: std::hash::Hash + Eq>(&self, key: impl Fn(usize) -> K) -> Vec<(K, Waits)> {
+        let mut groups: HashMap<K, Waits> = HashMap::new();
+        for i in 0..self.queued.len() {
+            let g = groups.entry(key(i)).or_default();
+            for (from, to) in [(&self.to_start, &mut g.0), (&self.to_finish, &mut g.1)] {
+                if !from[i].is_nan() {
+                    to.push(from[i]);
+                }
+            }
+        }
+        groups.into_iter().collect()
+    }
+}
+
+/// Per group, its two waits.
 type Waits = (Vec<f64>, Vec<f64>);
 
 /// Waits of every build in the dataset; `usable` is the data-quality mask over `steps`.
 pub fn waiting(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waiting> {
-    let builds = read_builds(ds)?;
-    // Earliest usable step start per build, sorted by build for a binary search (a hash map
-    // of ten million builds costs several times as much). The steps come in key order, a
-    // build's steps together, so each build's earliest is found in one pass; sorted only if
-    // they did not (sorting a million starts was half of this finding's first part).
-    let mut first_start: Vec<(i32, i64)> = Vec::new();
-    for i in (0..steps.len()).filter(|&i| usable[i]) {
-        let (build, Some(start)) = (steps.build(i), steps.start(i)) else {
-            continue;
-        };
-        match first_start.last_mut() {
-            Some((b, s)) if *b == build => *s = (*s).min(start),
-            _ => first_start.push((build, start)),
-        }
-    }
-    if !first_start.is_sorted_by(|a, b| a.0 < b.0) {
-        first_start.sort_unstable();
-        first_start.dedup_by_key(|(b, _)| *b);
-    }
-    let mut cached_builds = 0;
-    let mut waits: Waits = (vec![f64::NAN; builds.len()], vec![f64::NAN; builds.len()]);
-    for (i, queued) in builds.rows() {
-        let id = builds.ids.get(i).unwrap_or_default();
-        if builds.cached.get(i) == Some(true) {
-            cached_builds += 1;
-        } else if let Ok(k) = first_start.binary_search_by_key(&id, |(b, _)| *b) {
-            waits.0[i] = (first_start[k].1 - queued).max(0) as f64;
-        }
-        if let Some(stop) = builds.done(i)
-            && stop >= queued
-        {
-            waits.1[i] = (stop - queued) as f64;
-        }
-    }
-    drop(first_start);
-    let finish = |key: String, (mut s, mut f): Waits| Group {
-        key,
-        to_start_histogram: histogram(&s),
-        to_start: Distribution::of(&mut s),
-        to_finish: Distribution::of(&mut f),
-    };
-    let named = |groups: Vec<(String, Waits)>| {
-        let mut v: Vec<Group> = groups.into_iter().map(|(k, a)| finish(k, a)).collect();
-        v.sort_by(|a, b| a.key.cmp(&b.key));
-        v
-    };
-    // One grouping at a time, so that only one set of per-group copies of the waits lives at
-    // once. Grouped by borrowed keys (no string built per build); named once at the end.
-    let overall = finish(
-        "all".into(),
-        grouped(&builds, &waits, |_| Some(()))
-            .pop()
-            .map_or_else(Waits::default, |(_, w)| w),
-    );
-    let sys = named(
-        grouped(&builds, &waits, |i| {
-            Some(builds.system.get(i).unwrap_or(""))
-        })
-        .into_iter()
-        .map(|(k, a)| (k.to_string(), a))
-        .collect(),
-    );
-    let js = named(
-        grouped(&builds, &waits, |i| {
-            Some((
-                builds.project.get(i).unwrap_or("?"),
-                builds.jobset.get(i).unwrap_or("?"),
-            ))
-        })
-        .into_iter()
-        .map(|((p, j), a)| (format!("{p}:{j}"), a))
-        .collect(),
-    );
-    let mut prio = grouped(&builds, &waits, |i| {
-        Some(builds.priority.get(i).unwrap_or(0))
-    });
-    prio.sort_by_key(|(p, _)| *p);
-    let prio: Vec<Group> = prio
-        .into_iter()
-        .map(|(p, a)| finish(p.to_string(), a))
-        .collect();
-    let day = named(
-        grouped(&builds, &waits, |i| {
-            Some(builds.queued.get(i)?.div_euclid(86_400))
-        })
-        .into_iter()
-        .map(|(d, a)| (crate::window::fmt_time(d * 86_400)[..10].to_string(), a))
-        .collect(),
-    );
-    drop(waits);
-    let (backlog_resolution_s, backlog) = backlog(&builds);
-    Ok(Waiting {
-        definition: DEFINITION,
-        overall,
-        by_system: sys,
-        by_jobset: js,
-        by_priority: prio,
-        by_day: day,
-        backlog_resolution_s,
-        backlog,
-        cached_builds,
-    })
-}
-
-/// The waits of the builds with a queue time, split by `key` (dropping the NaNs of "no wait").
-fn grouped<K: std::hash::Hash + Eq>(
-    builds: &Builds,
-    waits: &Waits,
-    key: impl Fn(usize) -> Option<K>,
-) -> Vec<(K, Waits)> {
-    let mut groups: HashMap<K, Waits> = HashMap::new();
-    for (i, _) in builds.rows() {
-        let Some(k) = key(i) else { continue };
-        let g = groups.entry(k).or_default();
-        for (from, to) in [(&waits.0, &mut g.0), (&waits.1, &mut g.1)] {
-            if !from[i].is_nan() {
-                to.push(from[i]);
-            }
-        }
-    }
-    groups.into_iter().collect()
+    let mut first = FirstStarts::default();
+    first.add(steps, usable);
+    let mut acc = Accumulator::new(first);
+    acc.add(&ds.builds)?;
+    Ok(acc.finish())
 }
 
 /// Builds in the queue over time, by a sweep over queue and stop times (two sorted lists of
 /// times rather than one list of signed events: half the memory over millions of builds).
-fn backlog(builds: &Builds) -> (i64, Vec<BacklogPoint>) {
-    let mut queued: Vec<i64> = Vec::with_capacity(builds.len());
-    let mut left: Vec<i64> = Vec::new();
-    for (i, q) in builds.rows() {
-        queued.push(q);
-        if let Some(s) = builds.done(i) {
-            left.push(s.max(q));
-        }
-    }
+fn backlog(mut queued: Vec<i64>, mut left: Vec<i64>) -> (i64, Vec<BacklogPoint>) {
     if queued.is_empty() {
         return (super::resolution(0), Vec::new());
     }
@@ -259,25 +308,4 @@ fn backlog(builds: &Builds) -> (i64, Vec<BacklogPoint>) {
         t += res;
     }
     (res, out)
-}
-
-fn read_builds(ds: &Dataset) -> Result<Builds> {
-    let df = &ds.builds;
-    let err = |e| Error::frame("builds", e);
-    let col = |n: &str| df.column(n).map_err(err);
-    Ok(Builds {
-        ids: col("id")?.i32().map_err(err)?.rechunk().into_owned(),
-        system: col("system")?.str().map_err(err)?.rechunk().into_owned(),
-        project: col("project")?.str().map_err(err)?.rechunk().into_owned(),
-        jobset: col("jobset")?.str().map_err(err)?.rechunk().into_owned(),
-        priority: col("priority")?.i32().map_err(err)?.rechunk().into_owned(),
-        queued: col("timestamp")?.i64().map_err(err)?.rechunk().into_owned(),
-        stop: col("stop_time")?.i64().map_err(err)?.rechunk().into_owned(),
-        finished: col("finished")?.bool().map_err(err)?.rechunk().into_owned(),
-        cached: col("is_cached_build")?
-            .bool()
-            .map_err(err)?
-            .rechunk()
-            .into_owned(),
-    })
 }

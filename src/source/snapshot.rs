@@ -1028,19 +1028,27 @@ impl Days {
         Ok(out.unwrap_or_else(|| crate::dataset::STEPS.empty()))
     }
 
-    /// Every build's id and queue time, by id (16 bytes a build), a file at a time.
-    pub fn queue_times(&self) -> Result<Vec<(i32, i64)>> {
+    /// Hands the builds to `each` a file at a time, without the columns in `omit`.
+    pub fn builds(&self, omit: Omit, mut each: impl FnMut(DataFrame) -> Result<()>) -> Result<()> {
         let def = &crate::dataset::BUILDS;
         let entry = &self.manifest.tables[def.name];
-        let mut out = Vec::with_capacity(entry.rows as usize);
         let mut rows = 0;
         for f in &entry.files {
             let path = no_links(&self.dir, &f.path)?;
-            let df = read_file(def, f, &path, ALL_BUT_QUEUE_TIMES)?;
+            let df = read_file(def, f, &path, omit)?;
             rows += df.height();
-            crate::analysis::quality::add_queue_times(&df, &mut out)?;
+            each(df)?;
         }
-        rows_as_listed(&self.dir, def, entry, rows)?;
+        rows_as_listed(&self.dir, def, entry, rows)
+    }
+
+    /// Every build's id and queue time, by id (16 bytes a build).
+    pub fn queue_times(&self) -> Result<Vec<(i32, i64)>> {
+        let rows = self.manifest.tables[crate::dataset::BUILDS.name].rows;
+        let mut out = Vec::with_capacity(rows as usize);
+        self.builds(ALL_BUT_QUEUE_TIMES, |df| {
+            crate::analysis::quality::add_queue_times(&df, &mut out)
+        })?;
         out.sort_unstable_by_key(|b| b.0);
         Ok(out)
     }
@@ -1052,12 +1060,9 @@ impl Days {
             let df = read_file(&crate::dataset::STEPS, f, path, ALL_BUT_TIMES)?;
             e.add_steps(&df).map_err(|e| Error::snapshot(path, e))?;
         }
-        let def = &crate::dataset::BUILDS;
-        for f in &self.manifest.tables[def.name].files {
-            let path = no_links(&self.dir, &f.path)?;
-            let df = read_file(def, f, &path, ALL_BUT_QUEUE_TIMES)?;
-            e.add_builds(&df).map_err(|e| Error::snapshot(&path, e))?;
-        }
+        self.builds(ALL_BUT_QUEUE_TIMES, |df| {
+            e.add_builds(&df).map_err(|e| Error::frame("builds", e))
+        })?;
         Ok(e.span())
     }
 }
