@@ -153,7 +153,8 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
 
     let need = Need::of(Finding::Utilization)
         .and(Need::of(Finding::Quality))
-        .and(Need::of(Finding::Waiting));
+        .and(Need::of(Finding::Waiting))
+        .and(Need::of(Finding::Waste));
     let whole = analyze(
         &ds,
         &Options {
@@ -166,6 +167,8 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
     assert!(odd.name == "stop_before_start" && odd.count > 100 && odd.examples.len() == 3);
     assert!(!whole.utilization.peak_by_machine.is_empty());
     assert!(whole.waiting.by_day.len() >= 14 && whole.waiting.overall.to_start.count > 1000);
+    assert!(whole.waste.categories.iter().all(|c| c.steps > 0), "every kind of waste");
+    assert!(!whole.waste.most_rebuilt.is_empty() && !whole.waste.top_jobs.is_empty());
     let one_file_a_day = root.path().join("odd");
     snapshot::write(&ds, &one_file_a_day, false).unwrap();
     for dir in [&one_file_a_day, &pieces] {
@@ -175,6 +178,7 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         assert_eq!(folded.quality, whole.quality, "{}", dir.display());
         assert_eq!(folded.utilization, whole.utilization, "{}", dir.display());
         assert_eq!(folded.waiting, whole.waiting, "{}", dir.display());
+        assert_eq!(folded.waste, whole.waste, "{}", dir.display());
         assert_eq!((folded.since, folded.until), (whole.since, whole.until));
     }
 
@@ -185,7 +189,7 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         "--until",
         "2025-06-09T00:00:00Z",
     ];
-    for finding in ["utilization", "quality", "waiting"] {
+    for finding in ["utilization", "quality", "waiting", "waste"] {
         let args = |more: &[&'static str]| {
             let mut a = vec![
                 "analyze",

@@ -3,7 +3,7 @@
 //! and the extra rounds of determinism checks — by category, by jobset and job, with the top
 //! offenders.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use polars::prelude::*;
 use serde::Serialize;
@@ -80,251 +80,306 @@ const ORDER: [&str; 9] = [
 ];
 
 pub fn waste(ds: &Dataset, steps: &Steps, usable: &[bool]) -> Result<Waste> {
-    let owners = build_owners(ds)?;
-    // The steps that held a slot, in storage order: only the rebuilt derivations need time
-    // order, and `rebuilds` sorts those itself.
-    let rows: Vec<u32> = (0..steps.len())
-        .filter(|&i| usable[i] && !steps.machine(i).is_empty() && steps.duration(i).is_some())
-        .map(|i| i as u32)
-        .collect();
-    let build_s = |i: usize| steps.duration(i).unwrap_or(0) as f64;
-    let overhead_s = |i: usize| steps.overhead_ms(i).unwrap_or(0).max(0) as f64 / 1000.0;
-    let (rebuilt, most_rebuilt) = rebuilds(steps, &rows, |i| build_s(i) + overhead_s(i));
-    let mut per_cat: BTreeMap<&'static str, (usize, f64)> = BTreeMap::new();
-    let mut per_jobset: HashMap<(&str, &str), (usize, f64)> = HashMap::new();
-    let mut per_job: HashMap<(&str, &str, &str), (usize, f64)> = HashMap::new();
-    // Wasted steps and seconds per build, by its position in `owners`.
-    let mut per_build: Vec<(usize, f64)> = vec![(0, 0.0); owners.len()];
-    let mut total = 0.0;
-    let mut wasted_overhead_s = 0.0;
-    for &i in &rows {
-        let i = i as usize;
-        let (build_s, overhead_s) = (build_s(i), overhead_s(i));
-        let slot_s = build_s + overhead_s;
-        total += slot_s;
-        let (cat, wasted_s) = match steps.status(i).and_then(category) {
-            Some(c) => (c, slot_s),
-            None if steps.status(i) == Some(BuildStatus::Success) => {
-                let rounds = steps.times_built(i).unwrap_or(1).max(1);
-                if rebuilt[i] {
-                    ("rebuilt", slot_s)
-                } else if rounds > 1 {
-                    (
-                        "determinism rounds",
-                        build_s * f64::from(rounds - 1) / f64::from(rounds),
-                    )
-                } else {
-                    ("useful", 0.0)
+    let mut acc = Accumulator::with_capacity(steps.len());
+    acc.add(steps, usable);
+    acc.add_owners(&ds.builds)?;
+    let wanted = acc.candidates();
+    let mut paths = HashMap::new();
+    add_paths(steps, &wanted, &mut paths);
+    Ok(acc.finish(&paths))
+}
+
+/// The key a derivation is counted under: 64 bits of its store path's hash (the first 13 of
+/// its base-32 characters; a store path's hash already stands for its name), else, for a path
+/// that is not a store path, a 64-bit hash of the whole of it. Two of `n` distinct derivations
+/// share a key with a chance of about `n² / 2⁶⁵`: 4 × 10⁻⁵ over a year of a large farm (40
+/// million), where keeping the paths would cost gigabytes (docs/scale.md).
+pub fn drv_key(path: &str) -> u64 {
+    const NIX32: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
+    if let Some(rest) = path.strip_prefix("/nix/store/")
+        && rest.len() > 32
+        && rest.as_bytes()[32] == b'-'
+    {
+        let mut digits = rest.as_bytes()[..13]
+            .iter()
+            .map(|c| NIX32.iter().position(|d| d == c));
+        if let Some(key) = digits.try_fold(0u64, |k, d| Some((k << 5) | d? as u64)) {
+            return key;
+        }
+    }
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish()
+}
+
+/// A derivation's builds so far: whether one succeeded, and its first build's slot time while
+/// it has one build (8 bytes in all: most derivations of a window are built once); once built
+/// again, its builds and slot time are counted in [`Accumulator::repeated`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    first_ms: u32,
+    flags: u32,
+}
+
+/// [`Seen::flags`]: a build of the derivation succeeded.
+const BUILT_OK: u32 = 1;
+/// [`Seen::flags`]: the builds and slot time are in [`Accumulator::repeated`].
+const REPEATED: u32 = 2;
+
+/// Waste over steps given in parts, each part's steps starting no earlier than those of the
+/// parts before (a window at once, or its days in order). Every amount is whole milliseconds
+/// (a determinism round's share rounded to the millisecond), so sums are exact whatever the
+/// order; a derivation is known by [`drv_key`] (16 bytes a distinct derivation, 24 more for one
+/// built again), and a build by its id only while it has wasted something.
+#[derive(Debug, Clone, Default)]
+pub struct Accumulator {
+    /// Per category of [`ORDER`]: steps and wasted milliseconds.
+    per_cat: [(usize, i64); ORDER.len()],
+    total_ms: i64,
+    wasted_overhead_ms: i64,
+    /// Wasted steps and milliseconds per build.
+    per_build: HashMap<i32, (usize, i64)>,
+    drvs: HashMap<u64, Seen>,
+    /// Builds and slot milliseconds of the derivations built more than once.
+    repeated: HashMap<u64, (u32, i64)>,
+    /// Wasted steps and milliseconds per (project, jobset) and per (project, jobset, job), once
+    /// the builds' owners are known ([`Accumulator::add_owners`]).
+    per_jobset: HashMap<(String, String), (usize, i64)>,
+    per_job: HashMap<(String, String, String), (usize, i64)>,
+}
+
+impl Accumulator {
+    /// For about `steps` steps: the derivations' table is made once at its size (growing it
+    /// held the old table beside the new one, 1.7 GB over a year of a large farm).
+    pub fn with_capacity(steps: usize) -> Accumulator {
+        Accumulator {
+            drvs: HashMap::with_capacity(steps),
+            ..Accumulator::default()
+        }
+    }
+
+    /// Adds the usable steps of `steps` that ran on a machine.
+    pub fn add(&mut self, steps: &Steps, usable: &[bool]) {
+        let build_ms = |i: usize| steps.duration(i).unwrap_or(0) * 1000;
+        let overhead_ms = |i: usize| steps.overhead_ms(i).unwrap_or(0).max(0);
+        // The steps that held a slot, in order of their start (then build, step number): a
+        // successful build of a derivation built successfully before is rebuilt.
+        let mut rows: Vec<(i64, i32, i32, u32)> = (0..steps.len())
+            .filter(|&i| usable[i] && !steps.machine(i).is_empty() && steps.duration(i).is_some())
+            .map(|i| {
+                let start = steps.start(i).unwrap_or_default();
+                (start, steps.build(i), steps.stepnr(i), i as u32)
+            })
+            .collect();
+        rows.sort_unstable();
+        for (_, _, _, i) in rows {
+            let i = i as usize;
+            let (build_ms, overhead_ms) = (build_ms(i), overhead_ms(i));
+            let slot_ms = build_ms + overhead_ms;
+            self.total_ms += slot_ms;
+            let success = steps.status(i) == Some(BuildStatus::Success);
+            let mut rebuilt = false;
+            if steps.kind(i) == 0
+                && let Some(path) = steps.drv_path(i)
+            {
+                let key = drv_key(path);
+                match self.drvs.get_mut(&key) {
+                    None => {
+                        // Its first build: its slot time kept in the 8 bytes when it fits.
+                        let mut seen = Seen::default();
+                        match u32::try_from(slot_ms) {
+                            Ok(ms) => seen.first_ms = ms,
+                            Err(_) => {
+                                seen.flags = REPEATED;
+                                self.repeated.insert(key, (1, slot_ms));
+                            }
+                        }
+                        if success {
+                            seen.flags |= BUILT_OK;
+                        }
+                        self.drvs.insert(key, seen);
+                    }
+                    Some(seen) => {
+                        if seen.flags & REPEATED == 0 {
+                            seen.flags |= REPEATED;
+                            self.repeated.insert(key, (1, i64::from(seen.first_ms)));
+                        }
+                        let r = self.repeated.entry(key).or_default();
+                        r.0 += 1;
+                        r.1 += slot_ms;
+                        if success {
+                            rebuilt = seen.flags & BUILT_OK != 0;
+                            seen.flags |= BUILT_OK;
+                        }
+                    }
                 }
             }
-            None => ("useful", 0.0),
+            let (cat, wasted_ms) = match steps.status(i).and_then(category) {
+                Some(c) => (c, slot_ms),
+                None if success => {
+                    let rounds = i64::from(steps.times_built(i).unwrap_or(1).max(1));
+                    if rebuilt {
+                        ("rebuilt", slot_ms)
+                    } else if rounds > 1 {
+                        let share = (build_ms * (rounds - 1) + rounds / 2) / rounds;
+                        ("determinism rounds", share)
+                    } else {
+                        ("useful", 0)
+                    }
+                }
+                None => ("useful", 0),
+            };
+            let k = ORDER
+                .iter()
+                .position(|&c| c == cat)
+                .unwrap_or(ORDER.len() - 1);
+            self.per_cat[k].0 += 1;
+            self.per_cat[k].1 += wasted_ms;
+            // Determinism rounds waste build time only; every other category the whole slot.
+            if wasted_ms > 0 {
+                if cat != "determinism rounds" {
+                    self.wasted_overhead_ms += overhead_ms;
+                }
+                let e = self.per_build.entry(steps.build(i)).or_default();
+                e.0 += 1;
+                e.1 += wasted_ms;
+            }
+        }
+    }
+
+    /// Rolls the waste of the builds in `builds` (some or all of them; each build once) up to
+    /// their jobsets and jobs. Rolled up by name once per build, not once per step: three names
+    /// hashed per wasted step were a tenth of `analyze waste` at a million steps.
+    pub fn add_owners(&mut self, builds: &DataFrame) -> Result<()> {
+        let err = |e| Error::frame("builds", e);
+        let col = |n: &str| builds.column(n).and_then(|c| c.str().cloned()).map_err(err);
+        let ids = builds.column("id").map_err(err)?.i32().map_err(err)?;
+        let (project, jobset, job) = (col("project")?, col("jobset")?, col("job")?);
+        for (row, id) in ids.iter().enumerate() {
+            let Some(&(n, ms)) = id.and_then(|id| self.per_build.get(&id)) else {
+                continue;
+            };
+            let name = |c: &StringChunked| c.get(row).unwrap_or("?").to_string();
+            let (p, js, j) = (name(&project), name(&jobset), name(&job));
+            let e = self.per_jobset.entry((p.clone(), js.clone())).or_default();
+            e.0 += n;
+            e.1 += ms;
+            let e = self.per_job.entry((p, js, j)).or_default();
+            e.0 += n;
+            e.1 += ms;
+        }
+        Ok(())
+    }
+
+    /// The derivations that may be among the [`TOP`] built most often: the first by builds
+    /// and slot time, and every one tied with the last of them (their paths break the tie).
+    pub fn candidates(&self) -> HashSet<u64> {
+        let mut often: Vec<(u32, i64, u64)> = self
+            .repeated
+            .iter()
+            .filter(|(_, r)| r.0 > 1)
+            .map(|(k, r)| (r.0, r.1, *k))
+            .collect();
+        often.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+        let Some(&(n, ms, _)) = often.get(TOP.min(often.len()).saturating_sub(1)) else {
+            return HashSet::new();
         };
-        let e = per_cat.entry(cat).or_default();
-        e.0 += 1;
-        e.1 += wasted_s;
-        // Determinism rounds waste build time only; every other category the whole slot time.
-        if wasted_s > 0.0 && cat != "determinism rounds" {
-            wasted_overhead_s += overhead_s;
-        }
-        if wasted_s > 0.0
-            && let Some(k) = owners.position(steps.build(i))
-        {
-            let e = &mut per_build[k];
-            e.0 += 1;
-            e.1 += wasted_s;
-        }
+        often
+            .iter()
+            .take_while(|&&(b, s, _)| (b, s) >= (n, ms))
+            .map(|&(_, _, k)| k)
+            .collect()
     }
-    // Rolled up by name once per build, not once per step: three names hashed per wasted step
-    // were a tenth of `analyze waste` at a million steps.
-    for (k, &(n, s)) in per_build.iter().enumerate().filter(|(_, e)| e.0 > 0) {
-        let (project, jobset, job) = owners.names(k);
-        let e = per_jobset.entry((project, jobset)).or_default();
-        e.0 += n;
-        e.1 += s;
-        let e = per_job.entry((project, jobset, job)).or_default();
-        e.0 += n;
-        e.1 += s;
-    }
-    let hours = |s: f64| s / 3600.0;
-    let categories: Vec<Category> = ORDER
-        .iter()
-        .filter(|c| **c != "useful")
-        .map(|&name| {
-            let (n, s) = per_cat.get(name).copied().unwrap_or_default();
-            Category {
+
+    /// The findings, with `paths` the paths of the [`Accumulator::candidates`].
+    pub fn finish(self, paths: &HashMap<u64, String>) -> Waste {
+        let hours = |ms: i64| ms as f64 / 3_600_000.0;
+        let categories: Vec<Category> = ORDER
+            .iter()
+            .zip(self.per_cat)
+            .filter(|(c, _)| **c != "useful")
+            .map(|(&name, (n, ms))| Category {
                 name,
                 steps: n,
-                slot_hours: hours(s),
-            }
-        })
-        .collect();
-    let wasted: f64 = categories.iter().map(|c| c.slot_hours).sum();
-    let top = |mut v: Vec<Offender>| {
-        v.sort_by(|a, b| {
-            b.slot_hours
-                .total_cmp(&a.slot_hours)
-                .then(a.jobset.cmp(&b.jobset))
-                .then(a.job.cmp(&b.job))
+                slot_hours: hours(ms),
+            })
+            .collect();
+        let wasted = hours(
+            ORDER
+                .iter()
+                .zip(self.per_cat)
+                .filter(|(c, _)| **c != "useful")
+                .map(|(_, (_, ms))| ms)
+                .sum(),
+        );
+        let top = |mut v: Vec<(Offender, i64)>| {
+            v.sort_by(|(a, a_ms), (b, b_ms)| {
+                b_ms.cmp(a_ms)
+                    .then(a.jobset.cmp(&b.jobset))
+                    .then(a.job.cmp(&b.job))
+            });
+            v.truncate(TOP);
+            v.into_iter().map(|(o, _)| o).collect::<Vec<_>>()
+        };
+        let offender = |jobset: String, job: String, (n, ms): (usize, i64)| {
+            let o = Offender {
+                jobset,
+                job,
+                steps: n,
+                slot_hours: hours(ms),
+            };
+            (o, ms)
+        };
+        let by_jobset = top(self
+            .per_jobset
+            .into_iter()
+            .map(|((p, j), e)| offender(format!("{p}:{j}"), String::new(), e))
+            .collect());
+        let top_jobs = top(self
+            .per_job
+            .into_iter()
+            .map(|((p, js, j), e)| offender(format!("{p}:{js}"), j, e))
+            .collect());
+        // The most builds first, then the most slot time, then by path.
+        let mut most_rebuilt: Vec<(String, usize, i64)> = paths
+            .iter()
+            .filter_map(|(k, p)| {
+                let &(builds, ms) = self.repeated.get(k)?;
+                Some((p.clone(), builds as usize, ms))
+            })
+            .collect();
+        most_rebuilt.sort_by(|(a_path, a_n, a_ms), (b_path, b_n, b_ms)| {
+            b_n.cmp(a_n).then(b_ms.cmp(a_ms)).then(a_path.cmp(b_path))
         });
-        v.truncate(TOP);
-        v
-    };
-    let by_jobset = top(per_jobset
-        .into_iter()
-        .map(|((p, j), (n, s))| Offender {
-            jobset: format!("{p}:{j}"),
-            job: String::new(),
-            steps: n,
-            slot_hours: hours(s),
-        })
-        .collect());
-    let top_jobs = top(per_job
-        .into_iter()
-        .map(|((p, js, j), (n, s))| Offender {
-            jobset: format!("{p}:{js}"),
-            job: j.to_string(),
-            steps: n,
-            slot_hours: hours(s),
-        })
-        .collect());
-    let most_rebuilt = most_rebuilt
-        .into_iter()
-        .map(|(d, n, s)| (d.to_string(), n, hours(s)))
-        .collect();
-    Ok(Waste {
-        definition: DEFINITION,
-        total_slot_hours: hours(total),
-        wasted_slot_hours: wasted,
-        wasted_overhead_slot_hours: hours(wasted_overhead_s),
-        categories,
-        by_jobset,
-        top_jobs,
-        most_rebuilt,
-    })
+        most_rebuilt.truncate(TOP);
+        Waste {
+            definition: DEFINITION,
+            total_slot_hours: hours(self.total_ms),
+            wasted_slot_hours: wasted,
+            wasted_overhead_slot_hours: hours(self.wasted_overhead_ms),
+            categories,
+            by_jobset,
+            top_jobs,
+            most_rebuilt: most_rebuilt
+                .into_iter()
+                .map(|(p, n, ms)| (p, n, hours(ms)))
+                .collect(),
+        }
+    }
 }
 
-/// Which of the steps in `rows` are successful builds of a derivation already built
-/// successfully earlier (a flag per step row), and the [`TOP`] derivations built most often:
-/// (path, builds, slot seconds by `slot_s`).
-///
-/// Found by sorting the builds by derivation, which costs 16 bytes a step; a map keyed by path
-/// cost about 80 bytes a step, over a gigabyte at ten million steps.
-fn rebuilds<'a>(
-    steps: &'a Steps,
-    rows: &[u32],
-    slot_s: impl Fn(usize) -> f64,
-) -> (Vec<bool>, Vec<(&'a str, usize, f64)>) {
-    // (the path's first 8 bytes of hash, row): paths are compared whole only where those bytes
-    // tie (the same derivation, or a rare collision of prefixes), which made this sort three
-    // times as fast as one over the paths (a sixth of `analyze waste` at a million steps);
-    // then each derivation's builds in time order (start, build, step number), which spares
-    // sorting every step by time first.
-    let path = |i: u32| steps.drv_path(i as usize).unwrap_or_default();
-    let when = |i: u32| {
-        let i = i as usize;
-        (steps.start(i), steps.build(i), steps.stepnr(i))
-    };
-    let mut keyed: Vec<(u64, u32)> = rows
-        .iter()
-        .copied()
-        .filter(|&i| steps.kind(i as usize) == 0 && steps.drv_path(i as usize).is_some())
-        .map(|i| (hash_prefix(path(i)), i))
-        .collect();
-    keyed.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| path(a.1).cmp(path(b.1)))
-            .then_with(|| when(a.1).cmp(&when(b.1)))
-    });
-    let mut rebuilt = vec![false; steps.len()];
-    let mut often: Vec<(&str, usize, f64)> = Vec::new();
-    // Neighbours with different prefixes are different derivations: only equal prefixes are
-    // compared whole.
-    for group in keyed.chunk_by(|a, b| a.0 == b.0 && path(a.1) == path(b.1)) {
-        let mut built_ok = false;
-        let mut seconds = 0.0;
-        for &(_, i) in group {
-            let i = i as usize;
-            seconds += slot_s(i);
-            if steps.status(i) == Some(BuildStatus::Success) {
-                rebuilt[i] = built_ok;
-                built_ok = true;
+/// Adds to `paths` the derivation path of each step whose [`drv_key`] is `wanted`.
+pub fn add_paths(steps: &Steps, wanted: &HashSet<u64>, paths: &mut HashMap<u64, String>) {
+    if wanted.is_empty() {
+        return;
+    }
+    for i in 0..steps.len() {
+        if let Some(p) = steps.drv_path(i) {
+            let k = drv_key(p);
+            if wanted.contains(&k) && !paths.contains_key(&k) {
+                paths.insert(k, p.to_string());
             }
         }
-        if group.len() > 1 {
-            often.push((path(group[0].1), group.len(), seconds));
-        }
     }
-    // The most builds first, then the most slot time, then by path.
-    often.sort_by(|(a_path, a_builds, a_s), (b_path, b_builds, b_s)| {
-        b_builds
-            .cmp(a_builds)
-            .then(b_s.total_cmp(a_s))
-            .then(a_path.cmp(b_path))
-    });
-    often.truncate(TOP);
-    (rebuilt, often)
-}
-
-/// Eight bytes of a store path's hash as a number, to sort by before the whole path: the bytes
-/// after `/nix/store/` (any eight bytes from there on tell paths apart as well as the hash
-/// does), else the path's first eight.
-fn hash_prefix(path: &str) -> u64 {
-    let b = path.as_bytes();
-    let from = if b.len() >= 19 && path.starts_with("/nix/store/") {
-        11
-    } else {
-        0
-    };
-    let mut k = [0u8; 8];
-    let n = (b.len() - from).min(8);
-    k[..n].copy_from_slice(&b[from..from + n]);
-    u64::from_be_bytes(k)
-}
-
-/// Build id → (project, jobset, job), borrowed from the frame: a sorted (id, row) index of 8
-/// bytes a build, where a hash map of three names per build costs ten times that.
-struct Owners<'a> {
-    index: Vec<(i32, u32)>,
-    project: &'a StringChunked,
-    jobset: &'a StringChunked,
-    job: &'a StringChunked,
-}
-
-impl<'a> Owners<'a> {
-    fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    /// The build's position in the index, for [`Owners::names`].
-    fn position(&self, build: i32) -> Option<usize> {
-        self.index.binary_search_by_key(&build, |e| e.0).ok()
-    }
-
-    /// (project, jobset, job) of the build at `position`.
-    fn names(&self, position: usize) -> (&'a str, &'a str, &'a str) {
-        let row = self.index[position].1 as usize;
-        (
-            self.project.get(row).unwrap_or("?"),
-            self.jobset.get(row).unwrap_or("?"),
-            self.job.get(row).unwrap_or("?"),
-        )
-    }
-}
-
-fn build_owners(ds: &Dataset) -> Result<Owners<'_>> {
-    let df = &ds.builds;
-    let err = |e| Error::frame("builds", e);
-    let ids = df.column("id").map_err(err)?.i32().map_err(err)?;
-    let mut index: Vec<(i32, u32)> = ids
-        .iter()
-        .enumerate()
-        .filter_map(|(row, id)| Some((id?, row as u32)))
-        .collect();
-    index.sort_unstable();
-    Ok(Owners {
-        index,
-        project: df.column("project").map_err(err)?.str().map_err(err)?,
-        jobset: df.column("jobset").map_err(err)?.str().map_err(err)?,
-        job: df.column("job").map_err(err)?.str().map_err(err)?,
-    })
 }

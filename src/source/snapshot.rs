@@ -941,6 +941,23 @@ const ALL_BUT_QUEUE_TIMES: Omit = &[
     ("builds", "drv_path"),
 ];
 
+/// Every column of the steps but their derivation path.
+pub const ONLY_DRV_PATHS: Omit = &[
+    ("steps", "build"),
+    ("steps", "stepnr"),
+    ("steps", "type"),
+    ("steps", "busy"),
+    ("steps", "status"),
+    ("steps", "start_time"),
+    ("steps", "stop_time"),
+    ("steps", "machine"),
+    ("steps", "system"),
+    ("steps", "propagated_from"),
+    ("steps", "overhead_ms"),
+    ("steps", "times_built"),
+    ("steps", "is_non_deterministic"),
+];
+
 /// Every column of the steps but their times.
 const ALL_BUT_TIMES: Omit = &[
     ("steps", "build"),
@@ -1003,6 +1020,11 @@ impl Days {
         meta_of(&self.dir, &self.manifest)
     }
 
+    /// How many steps the snapshot holds.
+    pub fn steps_rows(&self) -> usize {
+        self.manifest.tables[crate::dataset::STEPS.name].rows as usize
+    }
+
     /// How many days (the steps without a start count as one).
     pub fn len(&self) -> usize {
         self.days.len()
@@ -1026,6 +1048,27 @@ impl Days {
             }
         }
         Ok(out.unwrap_or_else(|| crate::dataset::STEPS.empty()))
+    }
+
+    /// Hands `each` the steps of every day in order, without the columns in `omit`, reading
+    /// the next day while `each` takes the one before (on the threads there are).
+    pub fn each_day(
+        &self,
+        omit: Omit,
+        mut each: impl FnMut(DataFrame) -> Result<()> + Send,
+    ) -> Result<()> {
+        let mut next = (!self.is_empty()).then(|| self.steps(0, omit));
+        for day in 0..self.len() {
+            let Some(today) = next.take() else { break };
+            let today = today?;
+            let (ahead, done) = rayon::join(
+                || (day + 1 < self.len()).then(|| self.steps(day + 1, omit)),
+                || each(today),
+            );
+            done?;
+            next = ahead;
+        }
+        Ok(())
     }
 
     /// Hands the builds to `each` a file at a time, without the columns in `omit`.
