@@ -167,7 +167,11 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
     assert!(odd.name == "stop_before_start" && odd.count > 100 && odd.examples.len() == 3);
     assert!(!whole.utilization.peak_by_machine.is_empty());
     assert!(whole.waiting.by_day.len() >= 14 && whole.waiting.overall.to_start.count > 1000);
-    assert!(whole.waste.categories.iter().all(|c| c.steps > 0), "every kind of waste");
+    let steps_in = |name: &str| {
+        let c = whole.waste.categories.iter().find(|c| c.name == name);
+        c.map_or(0, |c| c.steps)
+    };
+    assert!(steps_in("determinism rounds") > 0 && steps_in("failed") > 0);
     assert!(!whole.waste.most_rebuilt.is_empty() && !whole.waste.top_jobs.is_empty());
     let one_file_a_day = root.path().join("odd");
     snapshot::write(&ds, &one_file_a_day, false).unwrap();

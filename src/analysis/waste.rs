@@ -383,3 +383,64 @@ pub fn add_paths(steps: &Steps, wanted: &HashSet<u64>, paths: &mut HashMap<u64, 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::test_steps::steps;
+
+    #[test]
+    fn a_store_path_is_known_by_its_hash_and_anything_else_by_a_hash_of_it() {
+        let a = "/nix/store/3sgyws3slavw4ipzi0x7632ijwjhi9as-holwyn-11.7.7.drv";
+        let b = "/nix/store/3sgyws3slavw4ipzi0x7632ijwjhi9as-other-name.drv";
+        let c = "/nix/store/3sgyw03slavw4ipzi0x7632ijwjhi9as-holwyn-11.7.7.drv";
+        assert_eq!(drv_key(a), drv_key(b), "the hash stands for the path");
+        assert_ne!(drv_key(a), drv_key(c));
+        // The first 13 base-32 digits, 65 bits, the first one's top bit left out: "3" is 3.
+        assert_eq!(drv_key(a) >> 60, 3);
+        assert_ne!(drv_key("a.drv"), drv_key("b.drv"));
+    }
+
+    /// The same steps in one part or split in two (a derivation built in the first and again
+    /// in the second): the same waste, the rebuild found across the parts, and the derivations
+    /// built as often in the same slot time listed by path.
+    #[test]
+    fn parts_give_the_same_waste_as_the_whole() {
+        let (x, y, z) = (
+            "/nix/store/0000000000000000000000000000000x-x.drv",
+            "/nix/store/1111111111111111111111111111111y-y.drv",
+            "/nix/store/2222222222222222222222222222222z-z.drv",
+        );
+        let rows: Vec<crate::analysis::test_steps::Row<'_>> = vec![
+            (1, 1, y, Some(0), Some(100), Some(200), "m"),
+            (1, 2, x, Some(0), Some(100), Some(200), "m"),
+            (2, 1, z, Some(1), Some(150), Some(160), "m"),
+            (3, 1, x, Some(0), Some(1000), Some(1100), "m"),
+            (3, 2, y, Some(1), Some(1000), Some(1100), "m"),
+            (4, 1, z, Some(1), Some(1200), Some(1290), "m"),
+        ];
+        let whole = {
+            let s = steps(&rows);
+            let mut acc = Accumulator::default();
+            acc.add(&s, &vec![true; s.len()]);
+            let mut paths = HashMap::new();
+            add_paths(&s, &acc.candidates(), &mut paths);
+            acc.finish(&paths)
+        };
+        let (early, late) = (steps(&rows[..3]), steps(&rows[3..]));
+        let mut acc = Accumulator::default();
+        acc.add(&early, &[true; 3]);
+        acc.add(&late, &[true; 3]);
+        let mut paths = HashMap::new();
+        for part in [&early, &late] {
+            add_paths(part, &acc.candidates(), &mut paths);
+        }
+        let parts = acc.finish(&paths);
+        assert_eq!(parts, whole);
+        let rebuilt = whole.categories.iter().find(|c| c.name == "rebuilt");
+        assert_eq!(rebuilt.map(|c| c.steps), Some(1));
+        let listed: Vec<&str> = whole.most_rebuilt.iter().map(|r| r.0.as_str()).collect();
+        // x and y: built twice in 200 s each, by path; z: twice in 100 s.
+        assert_eq!(listed, [x, y, z]);
+    }
+}
