@@ -1,8 +1,6 @@
 //! Queue waiting: how long builds wait from being queued to their first step starting, and to
 //! finishing; by system type, jobset, priority and day; and the backlog over time.
 
-use std::collections::HashMap;
-
 use polars::prelude::*;
 
 use serde::Serialize;
@@ -103,7 +101,7 @@ impl FirstStarts {
 /// Distinct names, numbered in order of first sight.
 #[derive(Debug, Clone, Default)]
 struct Names {
-    index: HashMap<String, u32>,
+    index: PlHashMap<String, u32>,
     names: Vec<String>,
 }
 
@@ -259,7 +257,7 @@ impl Accumulator {
 
     /// The waits split by `key` of each build (dropping the NaNs of "no wait").
     fn grouped<K: std::hash::Hash + Eq>(&self, key: impl Fn(usize) -> K) -> Vec<(K, Waits)> {
-        let mut groups: HashMap<K, Waits> = HashMap::new();
+        let mut groups: PlHashMap<K, Waits> = PlHashMap::default();
         for i in 0..self.queued.len() {
             let g = groups.entry(key(i)).or_default();
             for (from, to) in [(&self.to_start, &mut g.0), (&self.to_finish, &mut g.1)] {

@@ -249,8 +249,9 @@ pub const MAX_WEEKS: u32 = 260;
 
 /// Generates `weeks` consecutive weeks ending with the preset's week, the latest first, and
 /// hands each to `each` as it is made, so that a long sample is never held whole: a year at
-/// scale 6.5 is 38.7 million steps (10 minutes and 1.1 GiB, docs/scale.md). Returns what describes them together (the window from
-/// the earliest week's start to the preset's week's end).
+/// scale 6.5 is 38.7 million steps (10 minutes and 1.1 GiB, docs/scale.md). Returns what
+/// describes them together (the window from the earliest week's start to the preset's week's
+/// end).
 ///
 /// The preset's week is exactly what [`generate`] makes (same rows, same ids). Each earlier
 /// week draws its own evaluations and timings (its own random streams), is numbered just below
