@@ -144,7 +144,8 @@ pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
                 }
                 Ok(())
             })?;
-            let mut ds = all.expect("at least one week");
+            let mut ds =
+                all.ok_or_else(|| crate::error::Error::Internal("the sample made no week".into()))?;
             ds.meta = meta;
             let summary = inputs::runtime()?
                 .block_on(crate::source::into::load_into(&params, &ds, *schema))?;

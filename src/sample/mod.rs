@@ -290,7 +290,7 @@ pub fn generate_weeks(
         m.window.since = ds.meta.window.since;
         each(ds)?;
     }
-    Ok(meta.expect("at least one week"))
+    meta.ok_or_else(|| Error::Internal("the sample made no week".into()))
 }
 
 fn check(spec: &SampleSpec) -> Result<()> {
