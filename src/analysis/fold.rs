@@ -67,7 +67,7 @@ pub fn analyze(days: &Days, need: Need, gap_s: i64) -> Result<Findings> {
         let wanted = wasted.candidates();
         let mut paths = std::collections::HashMap::new();
         if !wanted.is_empty() {
-            days.each_day(crate::source::snapshot::ONLY_DRV_PATHS, |df| {
+            days.each_day(crate::source::snapshot::only_drv_paths(), |df| {
                 waste::add_paths(&Steps::from_frame(&df)?, &wanted, &mut paths);
                 Ok(())
             })?;

@@ -128,6 +128,9 @@ pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
                 }
                 Ok(())
             })?;
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
             let manifest = w.finish(&meta, None)?;
             ctx.note(&format!("wrote {what} to {}", out.display()));
             Ok(Sampled::Snapshot(Box::new(manifest)))
@@ -144,6 +147,9 @@ pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
                 }
                 Ok(())
             })?;
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
             let mut ds =
                 all.ok_or_else(|| crate::error::Error::Internal("the sample made no week".into()))?;
             ds.meta = meta;

@@ -921,58 +921,35 @@ fn meta_of(dir: &Path, manifest: &Manifest) -> DatasetMeta {
     }
 }
 
-/// Every column of the builds but their id and queue time.
-const ALL_BUT_QUEUE_TIMES: Omit = &[
-    ("builds", "jobset_id"),
-    ("builds", "project"),
-    ("builds", "jobset"),
-    ("builds", "job"),
-    ("builds", "system"),
-    ("builds", "nix_name"),
-    ("builds", "start_time"),
-    ("builds", "stop_time"),
-    ("builds", "finished"),
-    ("builds", "build_status"),
-    ("builds", "is_cached_build"),
-    ("builds", "priority"),
-    ("builds", "global_priority"),
-    ("builds", "size"),
-    ("builds", "closure_size"),
-    ("builds", "drv_path"),
-];
+/// Every column of `def` but those named in `keep`, as the columns a read leaves out.
+fn all_but(def: &'static TableDef, keep: &[&str]) -> Vec<(&'static str, &'static str)> {
+    def.columns
+        .iter()
+        .filter(|c| !keep.contains(&c.name))
+        .map(|c| (def.name, c.name))
+        .collect()
+}
 
-/// Every column of the steps but their derivation path.
-pub const ONLY_DRV_PATHS: Omit = &[
-    ("steps", "build"),
-    ("steps", "stepnr"),
-    ("steps", "type"),
-    ("steps", "busy"),
-    ("steps", "status"),
-    ("steps", "start_time"),
-    ("steps", "stop_time"),
-    ("steps", "machine"),
-    ("steps", "system"),
-    ("steps", "propagated_from"),
-    ("steps", "overhead_ms"),
-    ("steps", "times_built"),
-    ("steps", "is_non_deterministic"),
-];
+/// What a read of the builds' ids and queue times leaves out.
+fn all_but_queue_times() -> Omit {
+    static OMIT: std::sync::LazyLock<Vec<(&str, &str)>> =
+        std::sync::LazyLock::new(|| all_but(&crate::dataset::BUILDS, &["id", "timestamp"]));
+    &OMIT
+}
 
-/// Every column of the steps but their times.
-const ALL_BUT_TIMES: Omit = &[
-    ("steps", "build"),
-    ("steps", "stepnr"),
-    ("steps", "type"),
-    ("steps", "drv_path"),
-    ("steps", "busy"),
-    ("steps", "status"),
-    ("steps", "machine"),
-    ("steps", "system"),
-    ("steps", "propagated_from"),
-    ("steps", "overhead_ms"),
-    ("steps", "times_built"),
-    ("steps", "is_non_deterministic"),
-];
+/// What a read of the steps' times leaves out.
+fn all_but_times() -> Omit {
+    static OMIT: std::sync::LazyLock<Vec<(&str, &str)>> =
+        std::sync::LazyLock::new(|| all_but(&crate::dataset::STEPS, &["start_time", "stop_time"]));
+    &OMIT
+}
+
+/// What a read of the steps' derivation paths leaves out.
+pub fn only_drv_paths() -> Omit {
+    static OMIT: std::sync::LazyLock<Vec<(&str, &str)>> =
+        std::sync::LazyLock::new(|| all_but(&crate::dataset::STEPS, &["drv_path"]));
+    &OMIT
+}
 
 /// A snapshot's steps a day at a time (`steps/day=…/`, the days in order and the steps without
 /// a start last), for the findings folded over days (`analysis::fold`): a day's steps are held,
@@ -1089,7 +1066,7 @@ impl Days {
     pub fn queue_times(&self) -> Result<Vec<(i32, i64)>> {
         let rows = self.manifest.tables[crate::dataset::BUILDS.name].rows;
         let mut out = Vec::with_capacity(rows as usize);
-        self.builds(ALL_BUT_QUEUE_TIMES, |df| {
+        self.builds(all_but_queue_times(), |df| {
             crate::analysis::quality::add_queue_times(&df, &mut out)
         })?;
         out.sort_unstable_by_key(|b| b.0);
@@ -1100,10 +1077,10 @@ impl Days {
     pub fn extent(&self) -> Result<(Option<i64>, Option<i64>)> {
         let mut e = crate::dataset::Extent::new(None);
         for (f, path) in self.days.iter().flatten() {
-            let df = read_file(&crate::dataset::STEPS, f, path, ALL_BUT_TIMES)?;
+            let df = read_file(&crate::dataset::STEPS, f, path, all_but_times())?;
             e.add_steps(&df).map_err(|e| Error::snapshot(path, e))?;
         }
-        self.builds(ALL_BUT_QUEUE_TIMES, |df| {
+        self.builds(all_but_queue_times(), |df| {
             e.add_builds(&df).map_err(|e| Error::frame("builds", e))
         })?;
         Ok(e.span())
