@@ -264,7 +264,7 @@ pub fn generate_weeks(
     spec: &SampleSpec,
     weeks: u32,
     with_graph: bool,
-    mut each: impl FnMut(Dataset) -> Result<()>,
+    mut each: impl FnMut(Dataset) -> Result<()> + Send,
 ) -> Result<DatasetMeta> {
     check(spec)?;
     if weeks == 0 || weeks > MAX_WEEKS {
@@ -274,21 +274,32 @@ pub fn generate_weeks(
     }
     let mut below = None;
     let mut meta: Option<DatasetMeta> = None;
+    // Each week is simulated while the one after it is emitted and handed on (the simulation
+    // runs on one thread): a year at scale 6.5 took 9 min 54 s a week after the other.
+    let mut next = Some(simulate_week(spec, 0));
     for back in 0..weeks {
         crate::interrupt::check()?;
-        let (ds, first) = generate_week(spec, back, below, with_graph && back == 0)?;
-        below = Some(first);
-        let m = meta.get_or_insert_with(|| DatasetMeta {
-            origin: Origin::Sample {
-                preset: spec.preset.name().to_string(),
-                seed: spec.seed,
-                scale: spec.scale,
-                weeks,
+        let Some(sim) = next.take() else { break };
+        let (ahead, done) = rayon::join(
+            || (back + 1 < weeks).then(|| simulate_week(spec, back + 1)),
+            || -> Result<Ids> {
+                let (ds, first) = emit_week(spec, sim, below, with_graph && back == 0)?;
+                let m = meta.get_or_insert_with(|| DatasetMeta {
+                    origin: Origin::Sample {
+                        preset: spec.preset.name().to_string(),
+                        seed: spec.seed,
+                        scale: spec.scale,
+                        weeks,
+                    },
+                    ..ds.meta.clone()
+                });
+                m.window.since = ds.meta.window.since;
+                each(ds)?;
+                Ok(first)
             },
-            ..ds.meta.clone()
-        });
-        m.window.since = ds.meta.window.since;
-        each(ds)?;
+        );
+        below = Some(done?);
+        next = ahead;
     }
     meta.ok_or_else(|| Error::Internal("the sample made no week".into()))
 }
@@ -312,6 +323,11 @@ fn generate_week(
     below: Option<Ids>,
     with_graph: bool,
 ) -> Result<(Dataset, Ids)> {
+    emit_week(spec, simulate_week(spec, back), below, with_graph)
+}
+
+/// The farm's life through the week `back` weeks before the preset's.
+fn simulate_week(spec: &SampleSpec, back: u32) -> Sim {
     // The preset's week draws from streams 1–3; the week `back` weeks before it from the three
     // after those of the week after it, so that no two weeks share a draw.
     let stream = |n: u64| {
@@ -342,6 +358,21 @@ fn generate_week(
     sim.run();
     sim.finalize();
     sim.restart_at_end = back > 0;
+    sim.back = back;
+    sim
+}
+
+/// The rows, truth and series of a simulated week ([`simulate_week`]), numbered below `below`
+/// as [`generate_week`] says.
+fn emit_week(
+    spec: &SampleSpec,
+    mut sim: Sim,
+    below: Option<Ids>,
+    with_graph: bool,
+) -> Result<(Dataset, Ids)> {
+    let back = sim.back;
+    let week_s = (WEEK_MS / 1000) as i64;
+    let week_start_s = sim.week_start_s;
     sim.ids = match below {
         None => Ids::FIRST,
         Some(b) => Ids {

@@ -506,6 +506,8 @@ pub(super) struct Sim {
     /// Whether the queue runner restarts at the week's end, as it does when the next week of a
     /// longer sample follows (`super::generate_weeks`), clearing the steps it leaves busy.
     pub restart_at_end: bool,
+    /// How many weeks before the preset's this week is.
+    pub back: u32,
     /// Machines the free function held back for their pressure: (machine, from, until).
     pub throttled: Vec<(u16, u64, u64)>,
     /// Since when each machine is held back, while it is.
@@ -591,6 +593,7 @@ impl Sim {
             week_start_s,
             ids: Ids::FIRST,
             restart_at_end: false,
+            back: 0,
             throttled: Vec::new(),
             throttled_since: vec![None; nm],
             timer: DispatchTimer::new(match form {
