@@ -1013,18 +1013,8 @@ impl Days {
 
     /// The steps of day `day`, without the columns in `omit`.
     pub fn steps(&self, day: usize, omit: Omit) -> Result<DataFrame> {
-        let mut out: Option<DataFrame> = None;
-        for (f, path) in &self.days[day] {
-            let df = read_file(&crate::dataset::STEPS, f, path, omit)?;
-            match &mut out {
-                None => out = Some(df),
-                Some(acc) => {
-                    acc.vstack_mut_owned(df)
-                        .map_err(|e| Error::snapshot(path, e))?;
-                }
-            }
-        }
-        Ok(out.unwrap_or_else(|| crate::dataset::STEPS.empty()))
+        let files = self.days[day].iter().map(|(f, p)| (f, p.as_path()));
+        read_files(&crate::dataset::STEPS, files, omit)
     }
 
     /// Hands `each` the steps of every day in order, without the columns in `omit`, reading
@@ -1094,8 +1084,21 @@ fn read_table(
     omit: Omit,
 ) -> Result<DataFrame> {
     let listed = listed_files(dir, def, entry)?;
+    let files = entry.files.iter().zip(listed.iter().map(PathBuf::as_path));
+    let df = read_files(def, files, omit)?;
+    rows_as_listed(dir, def, entry, df.height())?;
+    Ok(df)
+}
+
+/// The files of table `def`, each read as [`read_file`] reads it, stacked in the order given
+/// (the table's empty frame for none).
+fn read_files<'a>(
+    def: &'static TableDef,
+    files: impl Iterator<Item = (&'a FileEntry, &'a Path)>,
+    omit: Omit,
+) -> Result<DataFrame> {
     let mut out: Option<DataFrame> = None;
-    for (f, path) in entry.files.iter().zip(&listed) {
+    for (f, path) in files {
         let df = read_file(def, f, path, omit)?;
         match &mut out {
             None => out = Some(df),
@@ -1105,9 +1108,7 @@ fn read_table(
             }
         }
     }
-    let df = out.unwrap_or_else(|| def.empty());
-    rows_as_listed(dir, def, entry, df.height())?;
-    Ok(df)
+    Ok(out.unwrap_or_else(|| def.empty()))
 }
 
 /// The paths of a table's files, in the manifest's order, once each is known to stay inside
