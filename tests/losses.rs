@@ -369,3 +369,97 @@ fn under_the_rust_runner_throttled_slots_come_from_its_status_series_and_match_t
         g.ledger.throttled_basis
     );
 }
+
+/// At ten times the built-in sample's load the loss is no longer a few bursts a 30 s grid can
+/// misplace (12.2 slot-h at scale 1, where the grid's own error is ±1.7) but thousands of
+/// slot-hours: there the derivation graph with the runner's series, and the series' held
+/// slots, must land within 5 % of what the generator's runner lived.
+#[test]
+fn at_ten_times_the_load_graph_and_series_measure_the_losses_within_five_percent() {
+    let ds = sample::generate(&SampleSpec {
+        scale: 10.0,
+        ..SampleSpec::default()
+    })
+    .expect("sample");
+    assert!(ds.drv_graph.is_some() && ds.timeline.is_some());
+    let machines = ds.machines.as_ref().map(|m| m.machines.clone());
+    let f = analysis::analyze(
+        &ds,
+        &Options {
+            machines,
+            need: analysis::Need::of(analysis::table::Finding::Ledger),
+            ..Options::default()
+        },
+    )
+    .expect("analysis");
+    let t = ds
+        .truth
+        .as_ref()
+        .expect("truth")
+        .losses_in(f.since, f.until)
+        .expect("truth table")
+        .expect("the sample has its losses");
+    let l = &f.ledger;
+    println!(
+        "scale 10: dispatch loss {:.1} ± {:?} slot-h (graph and series), truth {:.1}; held {:.1} \
+         ± {:?} (series), truth {:.1}\n  {}\n  {}",
+        l.total.dispatch_loss_h,
+        l.dispatch_error_h,
+        t.dispatch_loss_h,
+        l.total.held_h,
+        l.held_error_h,
+        t.held_h,
+        l.dispatch_basis,
+        l.held_basis
+    );
+    assert!(
+        l.dispatch_basis.starts_with("measured"),
+        "{}",
+        l.dispatch_basis
+    );
+    assert!(l.held_basis.starts_with("measured"), "{}", l.held_basis);
+    assert_eq!(l.total.dispatch_loss_high_h, None, "a figure, not a bound");
+    assert!(
+        t.dispatch_loss_h > 1000.0,
+        "the premise: a loaded farm loses capacity ({:.1} slot-h)",
+        t.dispatch_loss_h
+    );
+    assert!(
+        within(l.total.dispatch_loss_h, t.dispatch_loss_h, 0.05),
+        "dispatch loss {:.1}, truth {:.1}",
+        l.total.dispatch_loss_h,
+        t.dispatch_loss_h
+    );
+    assert!(
+        within(l.total.held_h, t.held_h, 0.05),
+        "held {:.1}, truth {:.1}",
+        l.total.held_h,
+        t.held_h
+    );
+    // From the history alone, the interval still holds the truth at this load.
+    let alone = analysis::analyze(
+        &ds,
+        &Options {
+            machines: ds.machines.as_ref().map(|m| m.machines.clone()),
+            ignore_series: true,
+            ignore_graph: true,
+            need: analysis::Need::of(analysis::table::Finding::Ledger),
+            ..Options::default()
+        },
+    )
+    .expect("analysis");
+    let (lo, hi) = (
+        alone.ledger.total.dispatch_loss_h,
+        alone
+            .ledger
+            .total
+            .dispatch_loss_high_h
+            .expect("an interval"),
+    );
+    println!("history alone: {lo:.1}..{hi:.1} slot-h");
+    assert!(
+        lo <= t.dispatch_loss_h && t.dispatch_loss_h <= hi,
+        "truth {:.1} outside {lo:.1}..{hi:.1}",
+        t.dispatch_loss_h
+    );
+}
