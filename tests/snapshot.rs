@@ -259,6 +259,74 @@ fn the_sample_roundtrips_through_a_snapshot() {
     );
 }
 
+/// A window of a snapshot is cut file by file as it is read (`snapshot::read_within`), holding
+/// the window's rows rather than the snapshot's: the same tables, runner and window as reading
+/// the snapshot whole and cutting it by the window's rule (`source::restrict`), for windows
+/// inside one week, across the two, open on either side, relative and reaching beyond the data.
+#[test]
+fn a_window_of_a_snapshot_is_cut_file_by_file_as_the_whole_would_be() {
+    use hydra_bottleneck::source::{ReadOptions, SourceSpec};
+    use hydra_bottleneck::window::{TimeSpec, Window, WindowSpec};
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot_named(root.path(), "weeks", &["--weeks", "2"]);
+    let spec = SourceSpec::Snapshot(dir.clone());
+    let whole = source::load(&spec, &ReadOptions::default()).unwrap();
+    let recorded = whole.meta.window;
+    let (lo, hi) = (recorded.since.unwrap(), recorded.until.unwrap());
+    let day = 86_400;
+    let at = |t: i64| Some(TimeSpec::At(t));
+    let windows = [
+        (at(lo + 2 * day + 3_600), at(lo + 4 * day)),
+        (at(lo + 5 * day), at(lo + 9 * day + 7)),
+        (at(lo + 10 * day), None),
+        (None, at(lo + day)),
+        (Some(TimeSpec::Ago(3 * day)), None),
+        (at(lo - 30 * day), at(hi + 30 * day)),
+    ];
+    for (since, until) in windows {
+        let asked = WindowSpec { since, until };
+        let got = source::load(
+            &spec,
+            &ReadOptions {
+                window: asked.clone(),
+                ..ReadOptions::default()
+            },
+        )
+        .unwrap();
+        let w = asked.resolve(hi).unwrap();
+        let inside = Window {
+            since: w.since.map(|s| s.max(lo)).or(Some(lo)),
+            until: w.until.map(|u| u.min(hi)).or(Some(hi)),
+        };
+        let want = source::normalize(source::restrict(whole.clone(), inside).unwrap()).unwrap();
+        assert!(got.steps.height() > 0, "{asked:?}");
+        assert_eq!(got.tables().len(), want.tables().len(), "{asked:?}");
+        for ((def, a), (_, b)) in got.tables().into_iter().zip(want.tables()) {
+            assert!(a.equals_missing(b), "{asked:?}: table {} differs", def.name);
+        }
+        assert_eq!(got.meta.window, inside, "{asked:?}");
+        assert_eq!(
+            (got.meta.runner, &got.meta.runner_basis),
+            (whole.meta.runner, &whole.meta.runner_basis),
+            "the runner decided from every step: {asked:?}"
+        );
+        assert_eq!(got.timeline, whole.timeline, "{asked:?}");
+    }
+    // A window beside the data is refused as before, naming both.
+    let beside = source::load(
+        &spec,
+        &ReadOptions {
+            window: WindowSpec {
+                since: at(hi + day),
+                until: None,
+            },
+            ..ReadOptions::default()
+        },
+    );
+    let e = beside.err().expect("a window outside the data").to_string();
+    assert!(e.contains("lies outside the data"), "{e}");
+}
+
 #[test]
 fn reading_a_snapshot_through_the_cli_applies_the_window() {
     let root = tempfile::tempdir().unwrap();

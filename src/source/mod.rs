@@ -69,6 +69,10 @@ pub fn load_with_hidden(
             let ds = normalize(held.into_dataset(read.meta)?)?;
             return Ok((ds, read.hidden));
         }
+        // A window of a snapshot: each file cut as it is read.
+        SourceSpec::Snapshot(dir) if !opts.window.is_unbounded() => {
+            return Ok((snapshot_within(dir, opts)?, None));
+        }
         // A snapshot's tables are put in order as they are read.
         SourceSpec::Snapshot(dir) => snapshot::read_frames(
             dir,
@@ -103,6 +107,17 @@ pub fn load_with_hidden(
     if opts.window.is_unbounded() {
         return Ok((ds, None));
     }
+    let inside = inside_of(window, recorded)?;
+    // The rows kept stay in order, but polars' filter may leave a column in several chunks or
+    // compact its strings apart from the builds' paths that shared them.
+    Ok((
+        cover(normalize(restrict(ds, inside)?)?, window, recorded)?,
+        None,
+    ))
+}
+
+/// The part of `window` inside the data's `recorded` window; none is an error naming both.
+fn inside_of(window: Window, recorded: Window) -> Result<Window> {
     let inside = window.within(recorded);
     if let (Some(s), Some(u)) = (inside.since, inside.until)
         && s >= u
@@ -113,12 +128,33 @@ pub fn load_with_hidden(
             recorded.describe()
         )));
     }
-    // The rows kept stay in order, but polars' filter may leave a column in several chunks or
-    // compact its strings apart from the builds' paths that shared them.
-    Ok((
-        cover(normalize(restrict(ds, inside)?)?, window, recorded)?,
-        None,
-    ))
+    Ok(inside)
+}
+
+/// A window of the snapshot at `dir`, as [`load`] gives it (the runner decided from every step
+/// of the snapshot, the rows cut by [`restrict`]'s rule, the window covered), its files cut as
+/// they are read ([`snapshot::read_within`]): a month of a year's snapshot holds a month.
+fn snapshot_within(dir: &std::path::Path, opts: &ReadOptions) -> Result<Dataset> {
+    let recorded = snapshot::read_manifest(dir)?.window;
+    let anchor = recorded
+        .until
+        .unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let window = opts.window.resolve(anchor).map_err(Error::Usage)?;
+    let inside = inside_of(window, recorded)?;
+    let mut evidence = opts.runner.is_none().then(era::Evidence::default);
+    let mut ds = snapshot::read_within(
+        dir,
+        inside,
+        (opts.omit, opts.omit_with_truth),
+        !opts.tables_only,
+        opts.truth,
+        evidence.as_mut(),
+    )?;
+    decide_runner_by(&mut ds.meta, opts, || {
+        Ok(evidence.and_then(era::Evidence::decide))
+    })?;
+    ds.meta.window = inside;
+    cover(ds, window, recorded)
 }
 
 /// Where the chunks of a database read go ([`read_into`]): a snapshot being written
@@ -313,7 +349,9 @@ fn decide_runner_by(
 }
 
 /// `(startTime, machine)` of every step, for [`era::detect`].
-fn step_machines(steps: &DataFrame) -> Result<impl Iterator<Item = (Option<i64>, Option<&str>)>> {
+pub(crate) fn step_machines(
+    steps: &DataFrame,
+) -> Result<impl Iterator<Item = (Option<i64>, Option<&str>)>> {
     let err = |e| Error::frame("steps", e);
     let start = steps
         .column("start_time")
@@ -629,7 +667,7 @@ fn shared_drv_paths(steps: &DataFrame, builds: &DataFrame) -> PolarsResult<Strin
 }
 
 /// Each step's `(build, stepnr)` as one number, in order (whatever the frame's order).
-fn step_keys(steps: &DataFrame) -> PolarsResult<Vec<u64>> {
+pub(crate) fn step_keys(steps: &DataFrame) -> PolarsResult<Vec<u64>> {
     let builds = steps.column("build")?.i32()?;
     let stepnrs = steps.column("stepnr")?.i32()?;
     let mut keys: Vec<u64> = builds
@@ -667,62 +705,23 @@ fn following(df: DataFrame, keys: &[u64]) -> PolarsResult<DataFrame> {
 /// Keeps the rows inside `window`, by the rule in [`crate::window`] (the same rule the SQL
 /// applies on a database).
 pub fn restrict(ds: Dataset, window: Window) -> Result<Dataset> {
-    let err =
-        |what: &'static str| move |e: PolarsError| Error::frame(format!("restricting {what}"), e);
-    // The builds queued inside the window: a finished step without times belongs to them.
-    let queued = ds
-        .builds
-        .clone()
-        .lazy()
-        .filter(window.time_expr("timestamp"))
-        .select([col("id")])
-        .collect()
-        .map_err(err("builds"))?
-        .column("id")
-        .map_err(err("builds"))?
-        .as_materialized_series()
-        .clone();
-    let steps = ds
-        .steps
-        .lazy()
-        .filter(window.step_expr(col("build").is_in(lit(queued).implode(false), false)))
-        .collect()
-        .map_err(err("steps"))?;
-    let step_builds = steps
-        .column("build")
-        .map_err(err("steps"))?
-        .as_materialized_series()
-        .unique()
-        .map_err(err("steps"))?;
-    let builds = ds
-        .builds
-        .lazy()
-        .filter(
-            window
-                .time_expr("timestamp")
-                .or(col("id").is_in(lit(step_builds).implode(false), false)),
-        )
-        .collect()
-        .map_err(err("builds"))?;
-    let keys = step_keys(&steps).map_err(err("steps"))?;
-    let follow_steps = |df: DataFrame, what: &'static str| following(df, &keys).map_err(err(what));
-    let step_outputs = follow_steps(ds.step_outputs, "step outputs")?;
+    let cut = Cut::new(window);
+    let queued = cut.queued(&ds.builds)?;
+    let steps = cut.steps(ds.steps, &queued)?;
+    let builds = cut.builds(ds.builds, &Cut::builds_of(&steps)?)?;
+    let keys = step_keys(&steps).map_err(Cut::err("steps"))?;
+    let step_outputs = Cut::following(ds.step_outputs, &keys, "step outputs")?;
     let truth = match ds.truth {
         Some(t) => Some(Truth {
-            deps: follow_steps(t.deps, "truth_deps")?,
-            steps: follow_steps(t.steps, "truth_steps")?,
+            deps: Cut::following(t.deps, &keys, "truth_deps")?,
+            steps: Cut::following(t.steps, &keys, "truth_steps")?,
             // Per machine and hour: the ledger sums the hours of its window.
             losses: t.losses,
             throttled: t.throttled,
         }),
         None => None,
     };
-    let evals = ds
-        .evals
-        .lazy()
-        .filter(window.time_expr("timestamp"))
-        .collect()
-        .map_err(err("evals"))?;
+    let evals = cut.evals(ds.evals)?;
     let mut meta = ds.meta;
     meta.window = window;
     Ok(Dataset {
@@ -737,6 +736,92 @@ pub fn restrict(ds: Dataset, window: Window) -> Result<Dataset> {
         timeline: ds.timeline,
         drv_graph: ds.drv_graph,
     })
+}
+
+/// The window's rule ([`crate::window`]) table by table, each cut a row at a time against what
+/// the tables before it decided, so that a table can be cut a part at a time (a snapshot's
+/// files, `snapshot::read_within`) and the parts stacked: the same rows as cutting it whole.
+pub(crate) struct Cut {
+    window: Window,
+}
+
+impl Cut {
+    pub(crate) fn new(window: Window) -> Cut {
+        Cut { window }
+    }
+
+    fn err(what: &'static str) -> impl Fn(PolarsError) -> Error {
+        move |e| Error::frame(format!("restricting {what}"), e)
+    }
+
+    /// The ids of the builds of `builds` queued inside the window: a finished step without
+    /// times belongs to them.
+    pub(crate) fn queued(&self, builds: &DataFrame) -> Result<Series> {
+        let err = Cut::err("builds");
+        Ok(builds
+            .clone()
+            .lazy()
+            .filter(self.window.time_expr("timestamp"))
+            .select([col("id")])
+            .collect()
+            .map_err(&err)?
+            .column("id")
+            .map_err(&err)?
+            .as_materialized_series()
+            .clone())
+    }
+
+    /// The steps inside, given the ids of every build queued inside ([`Cut::queued`]).
+    pub(crate) fn steps(&self, steps: DataFrame, queued: &Series) -> Result<DataFrame> {
+        steps
+            .lazy()
+            .filter(
+                self.window
+                    .step_expr(col("build").is_in(lit(queued.clone()).implode(false), false)),
+            )
+            .collect()
+            .map_err(Cut::err("steps"))
+    }
+
+    /// The builds the steps kept belong to, each once.
+    pub(crate) fn builds_of(steps: &DataFrame) -> Result<Series> {
+        let err = Cut::err("steps");
+        steps
+            .column("build")
+            .map_err(&err)?
+            .as_materialized_series()
+            .unique()
+            .map_err(&err)
+    }
+
+    /// The builds inside: queued inside, or holding a step kept ([`Cut::builds_of`] of every
+    /// step kept).
+    pub(crate) fn builds(&self, builds: DataFrame, step_builds: &Series) -> Result<DataFrame> {
+        builds
+            .lazy()
+            .filter(
+                self.window
+                    .time_expr("timestamp")
+                    .or(col("id").is_in(lit(step_builds.clone()).implode(false), false)),
+            )
+            .collect()
+            .map_err(Cut::err("builds"))
+    }
+
+    /// The rows of a table keyed by step (step outputs, the truth's steps and dependencies)
+    /// that belong to a step kept (`keys`, from [`step_keys`] of every step kept).
+    pub(crate) fn following(df: DataFrame, keys: &[u64], what: &'static str) -> Result<DataFrame> {
+        following(df, keys).map_err(Cut::err(what))
+    }
+
+    /// The evaluations made inside.
+    pub(crate) fn evals(&self, evals: DataFrame) -> Result<DataFrame> {
+        evals
+            .lazy()
+            .filter(self.window.time_expr("timestamp"))
+            .collect()
+            .map_err(Cut::err("evals"))
+    }
 }
 
 #[cfg(test)]

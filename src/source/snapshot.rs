@@ -753,34 +753,154 @@ pub fn read_frames(
     truth: bool,
 ) -> Result<Dataset> {
     let manifest = read_manifest(dir)?;
+    let omit = omit_for(&manifest, omit, omit_with_truth, truth);
+    let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
+    for def in tables_read(truth) {
+        if let Some(entry) = listed_table(dir, &manifest, def)? {
+            let df = read_table(dir, def, entry, omit)?;
+            crate::progress::mark(&format!(
+                "reading table {} ({} rows, about {} MiB in frames)",
+                def.name,
+                df.height(),
+                df.estimated_size() >> 20
+            ));
+            frames.insert(def.name, df);
+        }
+    }
+    assemble(dir, &manifest, frames, graph_and_series)
+}
+
+/// [`read_frames`] of the rows inside `window` only (by [`crate::source::Cut`], the rule
+/// [`crate::source::restrict`] applies to a dataset read whole), each file cut as it is read:
+/// what is held is the window's rows and a file, not the snapshot's (a month of a year's
+/// snapshot read the year, 15 GiB, to keep a month). With `evidence`, every step's start and
+/// machine (not only the window's) go to it, for deciding the runner as from the whole
+/// snapshot. The dataset's window is the manifest's; the caller sets the one cut.
+pub fn read_within(
+    dir: &Path,
+    window: Window,
+    (omit, omit_with_truth): (Omit, Option<Omit>),
+    graph_and_series: bool,
+    truth: bool,
+    mut evidence: Option<&mut super::era::Evidence>,
+) -> Result<Dataset> {
+    use crate::dataset::{BUILDS, EVALS, STEPS};
+    let manifest = read_manifest(dir)?;
+    let omit = omit_for(&manifest, omit, omit_with_truth, truth);
+    let cut = super::Cut::new(window);
+    // Hands `f` each file of `def` read without `omit`; false when the snapshot has no such
+    // table (the truth's, which are optional).
+    let each_file =
+        |def: &'static TableDef, omit: Omit, f: &mut dyn FnMut(DataFrame) -> Result<()>| {
+            let Some(entry) = listed_table(dir, &manifest, def)? else {
+                return Ok(false);
+            };
+            let listed = listed_files(dir, def, entry)?;
+            let mut rows = 0;
+            for (file, path) in entry.files.iter().zip(&listed) {
+                let df = read_file(def, file, path, omit)?;
+                rows += df.height();
+                f(df)?;
+            }
+            rows_as_listed(dir, def, entry, rows)?;
+            Ok(true)
+        };
+    let stack = |acc: &mut Option<DataFrame>, df: DataFrame| -> Result<()> {
+        match acc {
+            None => *acc = Some(df),
+            Some(a) => {
+                a.vstack_mut_owned(df)
+                    .map_err(|e| Error::frame("stacking a table's files", e))?;
+            }
+        }
+        Ok(())
+    };
+    // The builds queued inside, from their ids and queue times alone.
+    let mut queued = Series::new_empty("id".into(), &DataType::Int32);
+    each_file(&BUILDS, all_but_queue_times(), &mut |df| {
+        queued
+            .append_owned(cut.queued(&df)?)
+            .map(|_| ())
+            .map_err(|e| Error::frame("builds", e))
+    })?;
+    let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
+    let mut steps: Option<DataFrame> = None;
+    each_file(&STEPS, omit, &mut |df| {
+        if let Some(ev) = evidence.as_deref_mut() {
+            for (start, machine) in super::step_machines(&df)? {
+                ev.push(start, machine);
+            }
+        }
+        stack(&mut steps, cut.steps(df, &queued)?)
+    })?;
+    let steps = steps.unwrap_or_else(|| STEPS.empty());
+    let step_builds = super::Cut::builds_of(&steps)?;
+    let keys = super::step_keys(&steps).map_err(|e| Error::frame("steps", e))?;
+    frames.insert(STEPS.name, steps);
+    for def in tables_read(truth).filter(|d| d.name != STEPS.name) {
+        let mut kept: Option<DataFrame> = None;
+        let found = each_file(def, omit, &mut |df| {
+            let df = match def.name {
+                n if n == BUILDS.name => cut.builds(df, &step_builds)?,
+                n if n == EVALS.name => cut.evals(df)?,
+                _ if def.columns.iter().any(|c| c.name == "stepnr") => {
+                    super::Cut::following(df, &keys, def.name)?
+                }
+                // The jobsets, and the truth's losses per machine and hour (the ledger sums
+                // the hours of its window), whole.
+                _ => df,
+            };
+            stack(&mut kept, df)
+        })?;
+        if found {
+            frames.insert(def.name, kept.unwrap_or_else(|| def.empty()));
+        }
+    }
+    crate::progress::mark("reading the tables' rows inside the window");
+    assemble(dir, &manifest, frames, graph_and_series)
+}
+
+/// The tables a read takes: the core ones, and the truth's with `truth`.
+fn tables_read(truth: bool) -> impl Iterator<Item = &'static TableDef> {
+    let truth_tables = if truth { &TRUTH_TABLES[..] } else { &[] };
+    CORE_TABLES.iter().chain(truth_tables).copied()
+}
+
+/// What a read leaves out: `omit_with_truth` where the truth is read and the snapshot has it.
+fn omit_for(manifest: &Manifest, omit: Omit, omit_with_truth: Option<Omit>, truth: bool) -> Omit {
     let has_truth = truth
         && manifest
             .tables
             .contains_key(crate::dataset::TRUTH_STEPS.name);
-    let omit = super::omit_given_truth(omit, omit_with_truth, has_truth);
-    let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
-    let truth_tables = if truth { &TRUTH_TABLES[..] } else { &[] };
-    for def in CORE_TABLES.iter().chain(truth_tables) {
-        match manifest.tables.get(def.name) {
-            Some(entry) => {
-                let df = read_table(dir, def, entry, omit)?;
-                crate::progress::mark(&format!(
-                    "reading table {} ({} rows, about {} MiB in frames)",
-                    def.name,
-                    df.height(),
-                    df.estimated_size() >> 20
-                ));
-                frames.insert(def.name, df);
-            }
-            None if CORE_TABLES.iter().any(|t| t.name == def.name) => {
-                return Err(Error::snapshot(
-                    dir.join(MANIFEST),
-                    format!("lists no table `{}`", def.name),
-                ));
-            }
-            None => {}
-        }
+    super::omit_given_truth(omit, omit_with_truth, has_truth)
+}
+
+/// The manifest's entry for `def`; a core table it does not list is an error, a truth table
+/// may be absent.
+fn listed_table<'m>(
+    dir: &Path,
+    manifest: &'m Manifest,
+    def: &'static TableDef,
+) -> Result<Option<&'m TableEntry>> {
+    match manifest.tables.get(def.name) {
+        Some(entry) => Ok(Some(entry)),
+        None if CORE_TABLES.iter().any(|t| t.name == def.name) => Err(Error::snapshot(
+            dir.join(MANIFEST),
+            format!("lists no table `{}`", def.name),
+        )),
+        None => Ok(None),
     }
+}
+
+/// The dataset of the tables read (`frames`, by name) and what the manifest adds: the machines
+/// file, the runner's series and the derivation graph of the steps read (with
+/// `graph_and_series`), the tables put in key order.
+fn assemble(
+    dir: &Path,
+    manifest: &Manifest,
+    mut frames: BTreeMap<&str, DataFrame>,
+    graph_and_series: bool,
+) -> Result<Dataset> {
     if let Some(unknown) = manifest
         .tables
         .keys()
@@ -826,7 +946,7 @@ pub fn read_frames(
         _ => None,
     };
     let ds = super::normalize(Dataset {
-        meta: meta_of(dir, &manifest),
+        meta: meta_of(dir, manifest),
         steps,
         builds,
         step_outputs,
