@@ -288,7 +288,7 @@ fn a_window_of_a_snapshot_is_cut_file_by_file_as_the_whole_would_be() {
         let got = source::load(
             &spec,
             &ReadOptions {
-                window: asked.clone(),
+                window: asked,
                 ..ReadOptions::default()
             },
         )
@@ -323,7 +323,10 @@ fn a_window_of_a_snapshot_is_cut_file_by_file_as_the_whole_would_be() {
             ..ReadOptions::default()
         },
     );
-    let e = beside.err().expect("a window outside the data").to_string();
+    let Err(e) = beside else {
+        panic!("a window outside the data was read")
+    };
+    let e = e.to_string();
     assert!(e.contains("lies outside the data"), "{e}");
 }
 
