@@ -816,13 +816,12 @@ pub fn read_within(
         Ok(())
     };
     // The builds queued inside, from their ids and queue times alone.
-    let mut queued = Series::new_empty("id".into(), &DataType::Int32);
+    let mut queued = Vec::new();
     each_file(&BUILDS, all_but_queue_times(), &mut |df| {
-        queued
-            .append_owned(cut.queued(&df)?)
-            .map(|_| ())
-            .map_err(|e| Error::frame("builds", e))
+        queued.extend(cut.queued(&df)?);
+        Ok(())
     })?;
+    let queued = super::Ids::from(queued);
     let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
     let mut steps: Option<DataFrame> = None;
     each_file(&STEPS, omit, &mut |df| {
