@@ -154,7 +154,9 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
     let need = Need::of(Finding::Utilization)
         .and(Need::of(Finding::Quality))
         .and(Need::of(Finding::Waiting))
-        .and(Need::of(Finding::Waste));
+        .and(Need::of(Finding::Waste))
+        .and(Need::of(Finding::Overhead))
+        .and(Need::of(Finding::Deps));
     let whole = analyze(
         &ds,
         &Options {
@@ -173,16 +175,71 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
     };
     assert!(steps_in("determinism rounds") > 0 && steps_in("failed") > 0);
     assert!(!whole.waste.most_rebuilt.is_empty() && !whole.waste.top_jobs.is_empty());
+    let fit = whole.overhead.fit.expect("an overhead fit");
+    assert!(
+        fit.points > 1_000 && whole.overhead.sample.len() == 400,
+        "{fit:?}"
+    );
+    assert!(whole.overhead.sizes_from.contains("ground truth"));
+    let accuracy = whole
+        .dependencies
+        .accuracy
+        .expect("the truth's dependencies");
+    assert!(
+        whole.dependencies.edges > 1_000 && accuracy.correct > 1_000,
+        "{accuracy:?}"
+    );
     let one_file_a_day = root.path().join("odd");
     snapshot::write(&ds, &one_file_a_day, false).unwrap();
-    for dir in [&one_file_a_day, &pieces] {
+    // Without the truth, the overhead fit's sizes come from the builds' top-level steps.
+    let mut no_truth = ds.clone();
+    no_truth.truth = None;
+    let whole_without_truth = analyze(
+        &no_truth,
+        &Options {
+            need,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let fit = whole_without_truth.overhead.fit.expect("an overhead fit");
+    assert!(fit.points > 1_000, "{fit:?}");
+    assert!(
+        whole_without_truth
+            .overhead
+            .sizes_from
+            .contains("Builds.size")
+    );
+    let without_truth = root.path().join("no-truth");
+    snapshot::write(&no_truth, &without_truth, false).unwrap();
+    for (dir, whole) in [
+        (&one_file_a_day, &whole),
+        (&pieces, &whole),
+        (&without_truth, &whole_without_truth),
+    ] {
         let days = snapshot::Days::open(dir).unwrap();
         assert!(days.len() >= 14);
-        let folded = fold::analyze(&days, need, 60).unwrap();
+        let gap = hydra_bottleneck::analysis::deps::DEFAULT_GAP_S;
+        let folded = fold::analyze(&days, need, gap, &[("zstd-19".into(), 2.5)]).unwrap();
         assert_eq!(folded.quality, whole.quality, "{}", dir.display());
         assert_eq!(folded.utilization, whole.utilization, "{}", dir.display());
         assert_eq!(folded.waiting, whole.waiting, "{}", dir.display());
         assert_eq!(folded.waste, whole.waste, "{}", dir.display());
+        assert_eq!(folded.overhead.fit, whole.overhead.fit, "{}", dir.display());
+        assert_eq!(
+            folded.overhead.sample,
+            whole.overhead.sample,
+            "{}",
+            dir.display()
+        );
+        assert_eq!(folded.overhead.sizes_from, whole.overhead.sizes_from);
+        assert_eq!(
+            folded.overhead.codecs.len(),
+            1,
+            "the codec set beside the fit"
+        );
+        assert_eq!(folded.dependencies, whole.dependencies, "{}", dir.display());
+        assert_eq!(folded.runnable_basis, whole.runnable_basis);
         assert_eq!((folded.since, folded.until), (whole.since, whole.until));
     }
 
@@ -193,7 +250,14 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         "--until",
         "2025-06-09T00:00:00Z",
     ];
-    for finding in ["utilization", "quality", "waiting", "waste"] {
+    for finding in [
+        "utilization",
+        "quality",
+        "waiting",
+        "waste",
+        "overhead",
+        "deps",
+    ] {
         let args = |more: &[&'static str]| {
             let mut a = vec![
                 "analyze",

@@ -3,10 +3,14 @@
 //! what is held is one day's steps and what crosses days, kept compact (each build's queue
 //! time, 16 bytes a build). The states are the ones [`super::analyze`] fills with the whole
 //! window at once, so both give the same findings. Today the data-quality checks, utilization,
-//! the queue waits and waste fold; docs/scale.md has the plan for the others.
+//! the queue waits, waste, the overhead fit and the dependency estimate fold; docs/scale.md has
+//! the plan for the ledger.
 
 use super::table::Finding;
-use super::{Findings, Need, Steps, quality, utilization, waiting, waste};
+use super::{
+    Dependencies, Findings, Need, Overhead, OverheadPoints, RunnableBasis, Steps, deps, quality,
+    utilization, waiting, waste,
+};
 use crate::error::Result;
 use crate::source::snapshot::Days;
 
@@ -14,12 +18,23 @@ use crate::source::snapshot::Days;
 pub fn foldable(finding: Finding) -> bool {
     matches!(
         finding,
-        Finding::Quality | Finding::Utilization | Finding::Waiting | Finding::Waste
+        Finding::Quality
+            | Finding::Utilization
+            | Finding::Waiting
+            | Finding::Waste
+            | Finding::Overhead
+            | Finding::Deps
     )
 }
 
-/// The findings `need` asks for (each [`foldable`]) over every day of `days`.
-pub fn analyze(days: &Days, need: Need, gap_s: i64) -> Result<Findings> {
+/// The findings `need` asks for (each [`foldable`]) over every day of `days`; `codec_speeds`
+/// (codec, MB/s per core) to set beside the overhead fit.
+pub fn analyze(
+    days: &Days,
+    need: Need,
+    gap_s: i64,
+    codec_speeds: &[(String, f64)],
+) -> Result<Findings> {
     let meta = days.meta();
     let builds = days.queue_times()?;
     crate::progress::mark("folding: the builds' queue times");
@@ -32,7 +47,14 @@ pub fn analyze(days: &Days, need: Need, gap_s: i64) -> Result<Findings> {
     } else {
         waste::Accumulator::default()
     };
-    let omit = need.omit();
+    let mut points = OverheadPoints::default();
+    let mut members = deps::Gathered::default();
+    // The overhead fit takes its sizes from the truth where there is one, and then reads
+    // neither the derivation paths nor the builds' sizes.
+    let omit = match days.has_truth() {
+        true => need.omit_with_truth().unwrap_or(need.omit()),
+        false => need.omit(),
+    };
     days.each_day(omit, |df| {
         let steps = Steps::from_frame(&df)?;
         let usable = tally.add(&steps, &quality::queue_times(&builds, &steps));
@@ -45,12 +67,20 @@ pub fn analyze(days: &Days, need: Need, gap_s: i64) -> Result<Findings> {
         if need.waste {
             wasted.add(&steps, &usable);
         }
+        if need.overhead {
+            points.add(&steps, &usable);
+        }
+        if need.deps {
+            members.add(&steps, &usable);
+        }
         Ok(())
     })?;
     drop(builds);
     crate::progress::mark("folding: the days");
     let mut waits = need.waiting.then(|| waiting::Accumulator::new(first));
-    if need.waiting || need.waste {
+    points.in_key_order();
+    let sizes_from_builds = need.overhead && !days.has_truth();
+    if need.waiting || need.waste || sizes_from_builds {
         days.builds(omit, |df| {
             if let Some(w) = &mut waits {
                 w.add(&df)?;
@@ -58,10 +88,25 @@ pub fn analyze(days: &Days, need: Need, gap_s: i64) -> Result<Findings> {
             if need.waste {
                 wasted.add_owners(&df)?;
             }
+            if sizes_from_builds {
+                points.sizes_from_builds(&df)?;
+            }
             Ok(())
         })?;
         crate::progress::mark("folding: the builds");
     }
+    let overhead = if need.overhead {
+        if days.has_truth() {
+            days.truth_steps(omit, |df| points.sizes_from_truth(&df))?;
+        }
+        let sizes_from = match days.has_truth() {
+            true => super::SIZES_FROM_TRUTH,
+            false => super::SIZES_FROM_BUILDS,
+        };
+        Overhead::of(sizes_from.to_string(), &points.finish(), codec_speeds)
+    } else {
+        Overhead::default()
+    };
     let waste = if need.waste {
         // The paths of the derivations built most often, from a second look at the days.
         let wanted = wasted.candidates();
@@ -77,7 +122,7 @@ pub fn analyze(days: &Days, need: Need, gap_s: i64) -> Result<Findings> {
         waste::Waste::default()
     };
     let waiting = waits.map(waiting::Accumulator::finish).unwrap_or_default();
-    Ok(Findings {
+    let mut findings = Findings {
         utilization: if need.utilization {
             util.finish()
         } else {
@@ -85,6 +130,27 @@ pub fn analyze(days: &Days, need: Need, gap_s: i64) -> Result<Findings> {
         },
         waiting,
         waste,
+        overhead,
         ..Findings::of(&meta, lo, hi, tally.finish(), gap_s)
-    })
+    };
+    if need.deps {
+        let edges = members.finish(gap_s);
+        let accuracy = if days.has_truth() {
+            let mut truth = deps::TruthEdges::default();
+            days.truth_deps(omit, |df| truth.add(&df))?;
+            Some(truth.accuracy(&edges, gap_s))
+        } else {
+            None
+        };
+        findings.dependencies = Dependencies {
+            accuracy,
+            edges: edges.len(),
+            ..findings.dependencies
+        };
+        findings.runnable_basis = RunnableBasis::Estimate {
+            gap_s,
+            edges: edges.len(),
+        };
+    }
+    Ok(findings)
 }

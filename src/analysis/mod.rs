@@ -966,6 +966,29 @@ pub struct Overhead {
     pub sample: Vec<(f64, f64)>,
 }
 
+impl Overhead {
+    /// The fit of `points` (`(size bytes, overhead ms)` in key order), whose sizes came from
+    /// `sizes_from`, beside the measured codecs' speeds.
+    pub fn of(sizes_from: String, points: &[(f64, f64)], codec_speeds: &[(String, f64)]) -> Self {
+        let fit = overhead::fit(points);
+        let implied = fit.and_then(|f| f.implied_mb_per_s);
+        Overhead {
+            definition: overhead::DEFINITION,
+            sizes_from,
+            fit,
+            codecs: codec_speeds
+                .iter()
+                .map(|(codec, speed)| CodecComparison {
+                    codec: codec.clone(),
+                    compress_mb_s_core: *speed,
+                    share_of_size_overhead: implied.filter(|_| *speed > 0.0).map(|i| i / speed),
+                })
+                .collect(),
+            sample: spread(points, SCATTER_POINTS),
+        }
+    }
+}
+
 /// Points kept for the overhead scatter chart: enough to show the cloud's shape and its
 /// outliers, few enough that an SVG of them stays small.
 pub const SCATTER_POINTS: usize = 400;
@@ -1159,25 +1182,7 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
     let (sizes_from, points) = overhead.transpose()?.unwrap_or_default();
     Ok(Findings {
         ledger,
-        overhead: {
-            let fit = overhead::fit(&points);
-            let implied = fit.and_then(|f| f.implied_mb_per_s);
-            Overhead {
-                definition: overhead::DEFINITION,
-                sizes_from,
-                fit,
-                codecs: opts
-                    .codec_speeds
-                    .iter()
-                    .map(|(codec, speed)| CodecComparison {
-                        codec: codec.clone(),
-                        compress_mb_s_core: *speed,
-                        share_of_size_overhead: implied.filter(|_| *speed > 0.0).map(|i| i / speed),
-                    })
-                    .collect(),
-                sample: spread(&points, SCATTER_POINTS),
-            }
-        },
+        overhead: Overhead::of(sizes_from, &points, &opts.codec_speeds),
         waiting,
         utilization,
         waste,
@@ -1237,16 +1242,128 @@ fn overhead_points(
 ) -> Result<(String, Vec<(f64, f64)>)> {
     let (from, size) = step_sizes(ds, steps)?;
     let points = (0..steps.len())
-        .filter(|&i| {
-            usable[i] && steps.status(i) == Some(BuildStatus::Success) && steps.kind(i) == 0
-        })
         .filter_map(|i| {
-            let s = size[i]?;
-            let o = steps.overhead_ms(i)?;
-            Some((s as f64, o as f64))
+            let o = overhead_of(steps, usable, i)?;
+            Some((size[i]? as f64, o as f64))
         })
         .collect();
     Ok((from, points))
+}
+
+/// The overhead of step `i` where it is a point of the fit: a usable build step (not a
+/// substitution) that succeeded and has its overhead recorded.
+fn overhead_of(steps: &Steps, usable: &[bool], i: usize) -> Option<i64> {
+    let point = usable[i] && steps.status(i) == Some(BuildStatus::Success) && steps.kind(i) == 0;
+    point.then(|| steps.overhead_ms(i)).flatten()
+}
+
+/// Where the overhead fit's sizes come from, as the finding says.
+const SIZES_FROM_TRUTH: &str = "the sample's ground truth (output NAR size of every step)";
+const SIZES_FROM_BUILDS: &str = "Builds.size of each build's top-level step";
+
+/// The overhead fit's points gathered a part at a time ([`fold`]): each point's step and
+/// overhead as its part gives them, its size once every part is in (from the truth's steps or
+/// the builds, [`step_sizes`]'s sources), then the points in key order, as [`overhead_points`]
+/// gives them over the whole window: the fit draws its pairs by position.
+#[derive(Debug, Default)]
+pub struct OverheadPoints {
+    points: Vec<OverheadPoint>,
+}
+
+/// 32 bytes a point.
+#[derive(Debug, Clone, Copy)]
+struct OverheadPoint {
+    build: i32,
+    stepnr: i32,
+    overhead_ms: i64,
+    /// Output NAR bytes, once found.
+    size: Option<i64>,
+    /// The step's derivation ([`waste::drv_key`]), matched against its build's.
+    drv: u64,
+}
+
+impl OverheadPoints {
+    /// Takes the points among `steps` (usable as `usable` says).
+    pub fn add(&mut self, steps: &Steps, usable: &[bool]) {
+        for i in 0..steps.len() {
+            if let Some(o) = overhead_of(steps, usable, i) {
+                self.points.push(OverheadPoint {
+                    build: steps.build(i),
+                    stepnr: steps.stepnr(i),
+                    overhead_ms: o,
+                    size: None,
+                    drv: steps.drv_path(i).map_or(0, waste::drv_key),
+                });
+            }
+        }
+    }
+
+    /// Puts the points in key order, once every part is in and before any size is given.
+    pub fn in_key_order(&mut self) {
+        self.points.sort_unstable_by_key(|p| (p.build, p.stepnr));
+    }
+
+    /// Sizes from some of the truth's steps (`build`, `stepnr`, `output_nar_size`).
+    pub fn sizes_from_truth(&mut self, truth_steps: &DataFrame) -> Result<()> {
+        let err = |e| Error::frame("truth_steps", e);
+        let col = |name: &str| truth_steps.column(name).and_then(|c| c.i32().cloned());
+        let (b, n) = (col("build").map_err(err)?, col("stepnr").map_err(err)?);
+        let size = truth_steps
+            .column("output_nar_size")
+            .and_then(|c| c.i64().cloned())
+            .map_err(err)?;
+        for ((b, n), s) in b.iter().zip(n.iter()).zip(size.iter()) {
+            let (Some(key), Some(s)) = (b.zip(n), s) else {
+                continue;
+            };
+            if let Ok(k) = self
+                .points
+                .binary_search_by_key(&key, |p| (p.build, p.stepnr))
+            {
+                self.points[k].size = Some(s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sizes from some builds (`id`, `drv_path`, `size`): each build's size goes to its
+    /// top-level steps, those that built the build's own derivation.
+    pub fn sizes_from_builds(&mut self, builds: &DataFrame) -> Result<()> {
+        let err = |e| Error::frame("builds", e);
+        let id = builds
+            .column("id")
+            .and_then(|c| c.i32().cloned())
+            .map_err(err)?;
+        let drv = builds.column("drv_path").map_err(err)?.str().map_err(err)?;
+        let size = builds
+            .column("size")
+            .and_then(|c| c.i64().cloned())
+            .map_err(err)?;
+        for ((id, d), s) in id.iter().zip(drv.iter()).zip(size.iter()) {
+            let (Some(id), Some(d), Some(s)) = (id, d, s) else {
+                continue;
+            };
+            let d = waste::drv_key(d);
+            let first = self.points.partition_point(|p| p.build < id);
+            for p in self.points[first..]
+                .iter_mut()
+                .take_while(|p| p.build == id)
+            {
+                if p.drv == d && p.size.is_none() {
+                    p.size = Some(s);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `(size bytes, overhead ms)` of every point whose size was found, in key order.
+    pub fn finish(self) -> Vec<(f64, f64)> {
+        self.points
+            .into_iter()
+            .filter_map(|p| Some((p.size? as f64, p.overhead_ms as f64)))
+            .collect()
+    }
 }
 
 /// Output NAR bytes of each step row (`None` where unknown), in the order of [`Steps`].
@@ -1288,7 +1405,7 @@ pub fn step_sizes(ds: &Dataset, steps: &Steps) -> Result<(String, StepSizes)> {
                 *size = s.get(order[k] as usize);
             }
         }
-        "the sample's ground truth (output NAR size of every step)".to_string()
+        SIZES_FROM_TRUTH.to_string()
     } else {
         let df = &ds.builds;
         let ids = df.column("id").map_err(err("builds"))?;
@@ -1326,7 +1443,7 @@ pub fn step_sizes(ds: &Dataset, steps: &Steps) -> Result<(String, StepSizes)> {
                 .find(|&r| drv.get(r) == Some(d))
                 .and_then(|r| sz.get(r));
         }
-        "Builds.size of each build's top-level step".to_string()
+        SIZES_FROM_BUILDS.to_string()
     };
     Ok((from, size))
 }

@@ -83,6 +83,13 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
     let need = shown.iter().fold(crate::analysis::Need::NONE, |need, &f| {
         need.and(crate::analysis::Need::of(f))
     });
+    // The measured codecs set beside the overhead fit (`--compression`).
+    let codec_speeds = || -> Result<Vec<(String, f64)>> {
+        Ok(match &opts.compression {
+            Some(p) => inputs::speeds(&inputs::saved_codecs(p)?),
+            None => Vec::new(),
+        })
+    };
     // Over a whole snapshot, the findings that fold over days read it a day at a time.
     if let crate::source::SourceSpec::Snapshot(dir) = &ctx.source
         && ctx.window.is_unbounded()
@@ -90,7 +97,7 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
     {
         let days = crate::source::snapshot::Days::open(dir)?;
         let gap_s = opts.gap_s.unwrap_or(crate::analysis::deps::DEFAULT_GAP_S);
-        let findings = crate::analysis::fold::analyze(&days, need, gap_s)?;
+        let findings = crate::analysis::fold::analyze(&days, need, gap_s, &codec_speeds()?)?;
         return Ok(Analysis { findings, shown });
     }
     let mut ds = if need.graph_and_series() {
@@ -102,16 +109,12 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
         ctx.load_tables(need)?
     };
     let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
-    let codec_speeds = match &opts.compression {
-        Some(p) => inputs::speeds(&inputs::saved_codecs(p)?),
-        None => Vec::new(),
-    };
     let findings = crate::analysis::analyze(
         &ds,
         &crate::analysis::Options {
             machines,
             gap_s: opts.gap_s,
-            codec_speeds,
+            codec_speeds: codec_speeds()?,
             ignore_series: false,
             ignore_graph: false,
             need,

@@ -1097,6 +1097,11 @@ impl Days {
             &crate::dataset::BUILDS,
             entry(&crate::dataset::BUILDS)?,
         )?;
+        for def in [&crate::dataset::TRUTH_STEPS, &crate::dataset::TRUTH_DEPS] {
+            if let Some(truth) = manifest.tables.get(def.name) {
+                listed_files(dir, def, truth)?;
+            }
+        }
         // `day=YYYY-MM-DD` sorts in time order, and `day=unknown` after every date.
         let mut by_day: BTreeMap<&str, Vec<(FileEntry, PathBuf)>> = BTreeMap::new();
         for (f, path) in steps.files.iter().zip(listed) {
@@ -1158,9 +1163,46 @@ impl Days {
     }
 
     /// Hands the builds to `each` a file at a time, without the columns in `omit`.
-    pub fn builds(&self, omit: Omit, mut each: impl FnMut(DataFrame) -> Result<()>) -> Result<()> {
-        let def = &crate::dataset::BUILDS;
-        let entry = &self.manifest.tables[def.name];
+    pub fn builds(&self, omit: Omit, each: impl FnMut(DataFrame) -> Result<()>) -> Result<()> {
+        self.files_of(&crate::dataset::BUILDS, omit, each)
+    }
+
+    /// Whether the snapshot holds the sample's ground truth.
+    pub fn has_truth(&self) -> bool {
+        self.manifest
+            .tables
+            .contains_key(crate::dataset::TRUTH_STEPS.name)
+    }
+
+    /// Hands the truth's steps to `each` a file at a time, without the columns in `omit`
+    /// (nothing where the snapshot has no truth).
+    pub fn truth_steps(&self, omit: Omit, each: impl FnMut(DataFrame) -> Result<()>) -> Result<()> {
+        match self.has_truth() {
+            true => self.files_of(&crate::dataset::TRUTH_STEPS, omit, each),
+            false => Ok(()),
+        }
+    }
+
+    /// Hands the truth's dependencies to `each` a file at a time, without the columns in
+    /// `omit` (nothing where the snapshot has no truth).
+    pub fn truth_deps(&self, omit: Omit, each: impl FnMut(DataFrame) -> Result<()>) -> Result<()> {
+        match self.has_truth() {
+            true => self.files_of(&crate::dataset::TRUTH_DEPS, omit, each),
+            false => Ok(()),
+        }
+    }
+
+    /// Hands the files of table `def` (one the manifest lists) to `each` one at a time.
+    fn files_of(
+        &self,
+        def: &'static TableDef,
+        omit: Omit,
+        mut each: impl FnMut(DataFrame) -> Result<()>,
+    ) -> Result<()> {
+        // Days::open found the steps and builds listed; an optional table may be absent.
+        let Some(entry) = self.manifest.tables.get(def.name) else {
+            return Ok(());
+        };
         let mut rows = 0;
         for f in &entry.files {
             let path = no_links(&self.dir, &f.path)?;
