@@ -58,21 +58,28 @@ pub fn analyze(
     days.each_day(omit, |df| {
         let steps = Steps::from_frame(&df)?;
         let usable = tally.add(&steps, &quality::queue_times(&builds, &steps));
-        if need.utilization {
-            util.add(&steps, &usable);
-        }
-        if need.waiting {
-            first.add(&steps, &usable);
-        }
-        if need.waste {
-            wasted.add(&steps, &usable);
-        }
-        if need.overhead {
-            points.add(&steps, &usable);
-        }
-        if need.deps {
-            members.add(&steps, &usable);
-        }
+        let (steps, usable) = (&steps, &usable[..]);
+        // Each finding's state takes the day on its own, side by side on the threads there
+        // are, as the whole analysis runs them (one after the other, `analyze waiting
+        // utilization waste overhead` over a million steps took 1.66 s where the whole
+        // analysis took 1.41).
+        rayon::scope(|s| {
+            if need.utilization {
+                s.spawn(|_| util.add(steps, usable));
+            }
+            if need.waiting {
+                s.spawn(|_| first.add(steps, usable));
+            }
+            if need.waste {
+                s.spawn(|_| wasted.add(steps, usable));
+            }
+            if need.overhead {
+                s.spawn(|_| points.add(steps, usable));
+            }
+            if need.deps {
+                s.spawn(|_| members.add(steps, usable));
+            }
+        });
         Ok(())
     })?;
     drop(builds);
