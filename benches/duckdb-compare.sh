@@ -37,7 +37,8 @@
 # private venv, never system-wide), GNU time at /usr/bin/time, and a release build of
 # hydra-bottleneck. Settings (environment):
 #
-#   HB_BIN       the binary (default: target/release/hydra-bottleneck of this checkout)
+#   HB_BIN       the binary (default: release/hydra-bottleneck under $CARGO_TARGET_DIR, else
+#                under this checkout's target/)
 #   HB_THREADS   threads on both sides (default 2): DuckDB `SET threads`, ours through
 #                POLARS_MAX_THREADS and RAYON_NUM_THREADS
 #   HB_RUNS      runs of each side per finding (default 3; the median is shown)
@@ -62,7 +63,7 @@ if [ ! -f "$snap/manifest.json" ]; then
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-bin=${HB_BIN:-$repo/target/release/hydra-bottleneck}
+bin=${HB_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/hydra-bottleneck}
 runs=${HB_RUNS:-3}
 threads=${HB_THREADS:-2}
 findings=${HB_FINDINGS:-waiting utilization waste overhead together ledger prune}
