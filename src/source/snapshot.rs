@@ -795,14 +795,7 @@ pub fn read_within(
             let Some(entry) = listed_table(dir, &manifest, def)? else {
                 return Ok(false);
             };
-            let listed = listed_files(dir, def, entry)?;
-            let mut rows = 0;
-            for (file, path) in entry.files.iter().zip(&listed) {
-                let df = read_file(def, file, path, omit)?;
-                rows += df.height();
-                f(df)?;
-            }
-            rows_as_listed(dir, def, entry, rows)?;
+            each_file_of(dir, def, entry, omit, f)?;
             Ok(true)
         };
     let stack = |acc: &mut Option<DataFrame>, df: DataFrame| -> Result<()> {
@@ -857,6 +850,25 @@ pub fn read_within(
     }
     crate::progress::mark("reading the tables' rows inside the window");
     assemble(dir, &manifest, frames, graph_and_series)
+}
+
+/// Hands the files of table `def` (listed by `entry`) to `each` one at a time, each read as
+/// [`read_file`] reads it, and checks that they held the rows the manifest lists.
+fn each_file_of(
+    dir: &Path,
+    def: &'static TableDef,
+    entry: &TableEntry,
+    omit: Omit,
+    each: &mut dyn FnMut(DataFrame) -> Result<()>,
+) -> Result<()> {
+    let listed = listed_files(dir, def, entry)?;
+    let mut rows = 0;
+    for (file, path) in entry.files.iter().zip(&listed) {
+        let df = read_file(def, file, path, omit)?;
+        rows += df.height();
+        each(df)?;
+    }
+    rows_as_listed(dir, def, entry, rows)
 }
 
 /// The tables a read takes: the core ones, and the truth's with `truth`.
@@ -1200,17 +1212,10 @@ impl Days {
         mut each: impl FnMut(DataFrame) -> Result<()>,
     ) -> Result<()> {
         // Days::open found the steps and builds listed; an optional table may be absent.
-        let Some(entry) = self.manifest.tables.get(def.name) else {
-            return Ok(());
-        };
-        let mut rows = 0;
-        for f in &entry.files {
-            let path = no_links(&self.dir, &f.path)?;
-            let df = read_file(def, f, &path, omit)?;
-            rows += df.height();
-            each(df)?;
+        match self.manifest.tables.get(def.name) {
+            Some(entry) => each_file_of(&self.dir, def, entry, omit, &mut each),
+            None => Ok(()),
         }
-        rows_as_listed(&self.dir, def, entry, rows)
     }
 
     /// Every build's id and queue time, by id (16 bytes a build).
