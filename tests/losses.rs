@@ -22,6 +22,7 @@ fn sample_ds() -> &'static Dataset {
     DS.get_or_init(|| sample::generate(&SampleSpec::default()).expect("sample"))
 }
 
+/// The ledger of `ds` (the only finding these tests read), with its bundled machines file.
 fn analyze(ds: &Dataset, ignore_series: bool, ignore_graph: bool) -> Findings {
     let machines = ds.machines.as_ref().map(|m| m.machines.clone());
     analysis::analyze(
@@ -30,14 +31,21 @@ fn analyze(ds: &Dataset, ignore_series: bool, ignore_graph: bool) -> Findings {
             machines,
             ignore_series,
             ignore_graph,
+            need: analysis::Need::of(analysis::table::Finding::Ledger),
             ..Options::default()
         },
     )
     .expect("analysis")
 }
 
+/// The truth of the built-in sample's losses over the window of `f`.
 fn truth(f: &Findings) -> TruthLosses {
-    let t = sample_ds().truth.as_ref().expect("truth");
+    truth_of(sample_ds(), f)
+}
+
+/// The truth of `ds`'s losses over the window of `f`.
+fn truth_of(ds: &Dataset, f: &Findings) -> TruthLosses {
+    let t = ds.truth.as_ref().expect("truth");
     t.losses_in(f.since, f.until)
         .expect("truth table")
         .expect("the sample has its losses")
@@ -382,23 +390,8 @@ fn at_ten_times_the_load_graph_and_series_measure_the_losses_within_five_percent
     })
     .expect("sample");
     assert!(ds.drv_graph.is_some() && ds.timeline.is_some());
-    let machines = ds.machines.as_ref().map(|m| m.machines.clone());
-    let f = analysis::analyze(
-        &ds,
-        &Options {
-            machines,
-            need: analysis::Need::of(analysis::table::Finding::Ledger),
-            ..Options::default()
-        },
-    )
-    .expect("analysis");
-    let t = ds
-        .truth
-        .as_ref()
-        .expect("truth")
-        .losses_in(f.since, f.until)
-        .expect("truth table")
-        .expect("the sample has its losses");
+    let f = analyze(&ds, false, false);
+    let t = truth_of(&ds, &f);
     let l = &f.ledger;
     println!(
         "scale 10: dispatch loss {:.1} ± {:?} slot-h (graph and series), truth {:.1}; held {:.1} \
@@ -437,17 +430,7 @@ fn at_ten_times_the_load_graph_and_series_measure_the_losses_within_five_percent
         t.held_h
     );
     // From the history alone, the interval still holds the truth at this load.
-    let alone = analysis::analyze(
-        &ds,
-        &Options {
-            machines: ds.machines.as_ref().map(|m| m.machines.clone()),
-            ignore_series: true,
-            ignore_graph: true,
-            need: analysis::Need::of(analysis::table::Finding::Ledger),
-            ..Options::default()
-        },
-    )
-    .expect("analysis");
+    let alone = analyze(&ds, true, true);
     let (lo, hi) = (
         alone.ledger.total.dispatch_loss_h,
         alone
