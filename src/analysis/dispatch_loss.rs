@@ -462,93 +462,134 @@ pub fn from_intervals(
     hi: i64,
     step: i64,
 ) -> PerMachine {
-    let n = machines.len();
-    let mut out = PerMachine::new(n);
-    let (t0, step, points) = match free {
-        Free::Series(tl) => {
-            let r = tl.range(lo - tl.step_s + 1, hi);
-            let t0 = tl.times.get(r.start).copied().unwrap_or(lo);
-            (t0, tl.step_s, r.len())
-        }
-        Free::Occupied(_) => (
-            lo,
-            step,
-            ((hi - lo) + step - 1).div_euclid(step).max(0) as usize,
-        ),
-    };
-    if points == 0 || step <= 0 {
-        return out;
-    }
-    // Instants `t0 + k·step` inside `[a, b)`: k from ceil((a − t0)/step) to ceil((b − t0)/step).
-    let index = |t: i64| {
-        ((t - t0) + step - 1)
-            .div_euclid(step)
-            .clamp(0, points as i64) as usize
-    };
-    // The machine types some step waited for, in order of name, and each number's place there.
-    let mut used = vec![false; names.len()];
-    for w in waiting {
-        if let Some(u) = used.get_mut(w.0 as usize) {
-            *u = true;
+    let mut sweep = Sweep::new(machines.len());
+    sweep.add(waiting, names, free, machines, lo, hi, step);
+    sweep.finish()
+}
+
+/// [`from_intervals`] over consecutive spans of a window, one after the other: what crosses a
+/// span's end is each machine's hours so far and the sampling error's last samples, so that
+/// spans `[lo, a)`, `[a, b)`, … `[z, hi)` give what `[lo, hi)` gives at once, to the bit, when
+/// each span starts at an instant of the grid (`lo + k·step`, or a sample of the series) and
+/// its intervals are every one of the window's that reach into it.
+#[derive(Debug, Clone, Default)]
+pub struct Sweep {
+    out: PerMachine,
+    err: SamplingError,
+    step: i64,
+}
+
+impl Sweep {
+    pub fn new(machines: usize) -> Sweep {
+        Sweep {
+            out: PerMachine::new(machines),
+            ..Sweep::default()
         }
     }
-    let mut types: Vec<&str> = names
-        .iter()
-        .zip(&used)
-        .filter(|(_, u)| **u)
-        .map(|(n, _)| n.as_str())
-        .collect();
-    types.sort_unstable();
-    types.dedup();
-    let place: Vec<Option<usize>> = names
-        .iter()
-        .map(|n| types.binary_search(&n.as_str()).ok())
-        .collect();
-    let mut counts = vec![vec![0.0f64; points + 1]; types.len()];
-    for &(ty, a, b) in waiting {
-        let (ka, kb) = (index(a), index(b));
-        if kb > ka
-            && let Some(&Some(c)) = place.get(ty as usize)
-        {
-            counts[c][ka] += 1.0;
-            counts[c][kb] -= 1.0;
+
+    /// The instants of `[lo, hi)`, the next span after those already added.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &mut self,
+        waiting: &[Waiting],
+        names: &[String],
+        free: &Free<'_>,
+        machines: &[Machine],
+        lo: i64,
+        hi: i64,
+        step: i64,
+    ) {
+        let n = machines.len();
+        let (t0, step, points) = match free {
+            Free::Series(tl) => {
+                let r = tl.range(lo - tl.step_s + 1, hi);
+                let t0 = tl.times.get(r.start).copied().unwrap_or(lo);
+                (t0, tl.step_s, r.len())
+            }
+            Free::Occupied(_) => (
+                lo,
+                step,
+                ((hi - lo) + step - 1).div_euclid(step).max(0) as usize,
+            ),
+        };
+        self.step = step;
+        if points == 0 || step <= 0 {
+            return;
+        }
+        // Instants `t0 + k·step` inside `[a, b)`: k from ceil((a − t0)/step) to ceil((b − t0)/step).
+        let index = |t: i64| {
+            ((t - t0) + step - 1)
+                .div_euclid(step)
+                .clamp(0, points as i64) as usize
+        };
+        // The machine types some step waited for, in order of name, and each number's place there.
+        let mut used = vec![false; names.len()];
+        for w in waiting {
+            if let Some(u) = used.get_mut(w.0 as usize) {
+                *u = true;
+            }
+        }
+        let mut types: Vec<&str> = names
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| **u)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        types.sort_unstable();
+        types.dedup();
+        let place: Vec<Option<usize>> = names
+            .iter()
+            .map(|n| types.binary_search(&n.as_str()).ok())
+            .collect();
+        let mut counts = vec![vec![0.0f64; points + 1]; types.len()];
+        for &(ty, a, b) in waiting {
+            let (ka, kb) = (index(a), index(b));
+            if kb > ka
+                && let Some(&Some(c)) = place.get(ty as usize)
+            {
+                counts[c][ka] += 1.0;
+                counts[c][kb] -= 1.0;
+            }
+        }
+        cumulate(&mut counts);
+        // Slots taken per machine, one instant at a time: a matrix of machines by instants held
+        // 650 MB for the sample's 4,000 machines over a week every 30 s.
+        let mut taken = Taken::new(free, machines, lo, hi, &index);
+        let ideal = ideal_for(&types, machines);
+        let mut wait_k = vec![0.0; types.len()];
+        let (mut free_k, mut claimed) = (vec![0.0; n], vec![0.0; n]);
+        for k in 0..points {
+            let t = t0 + k as i64 * step;
+            let w = weight(t, step, lo, hi);
+            if w <= 0.0 {
+                continue;
+            }
+            for (c, counts) in counts.iter().enumerate() {
+                wait_k[c] = counts[k];
+            }
+            if wait_k.iter().all(|&x| x <= 0.0) {
+                self.err.push(0.0);
+                continue;
+            }
+            let taken = taken.at(k);
+            for m in 0..n {
+                free_k[m] = (machines[m].slots - taken[m]).max(0.0);
+            }
+            claimed.fill(0.0);
+            let got = ideal.claim(&wait_k, &mut free_k, &mut claimed);
+            let h = w / 3600.0;
+            for m in 0..n {
+                self.out.hours[m] += claimed[m] * h;
+            }
+            self.err.push(got);
         }
     }
-    cumulate(&mut counts);
-    // Slots taken per machine, one instant at a time: a matrix of machines by instants held
-    // 650 MB for the sample's 4,000 machines over a week every 30 s.
-    let mut taken = Taken::new(free, machines, lo, hi, &index);
-    let ideal = ideal_for(&types, machines);
-    let mut wait_k = vec![0.0; types.len()];
-    let (mut free_k, mut claimed) = (vec![0.0; n], vec![0.0; n]);
-    let mut err = SamplingError::default();
-    for k in 0..points {
-        let t = t0 + k as i64 * step;
-        let w = weight(t, step, lo, hi);
-        if w <= 0.0 {
-            continue;
-        }
-        for (c, counts) in counts.iter().enumerate() {
-            wait_k[c] = counts[k];
-        }
-        if wait_k.iter().all(|&x| x <= 0.0) {
-            err.push(0.0);
-            continue;
-        }
-        let taken = taken.at(k);
-        for m in 0..n {
-            free_k[m] = (machines[m].slots - taken[m]).max(0.0);
-        }
-        claimed.fill(0.0);
-        let got = ideal.claim(&wait_k, &mut free_k, &mut claimed);
-        let h = w / 3600.0;
-        for m in 0..n {
-            out.hours[m] += claimed[m] * h;
-        }
-        err.push(got);
+
+    /// Each machine's hours over the spans added, with the grid's sampling error.
+    pub fn finish(mut self) -> PerMachine {
+        self.out.error_h = self.err.hours(self.step);
+        self.out
     }
-    out.error_h = err.hours(step);
-    out
 }
 
 #[cfg(test)]

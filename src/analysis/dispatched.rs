@@ -119,18 +119,24 @@ pub fn retry_not_before(steps: &Steps, usable: &[bool]) -> NotBefore {
 /// For each step (row), when it was dispatched as the series shows it (see the module's doc),
 /// where that is before its start; `None` elsewhere (no series sample before its start, a
 /// machine the series does not name, or no held slot left for it). `on`: the step's machine,
-/// an index into `machines`, for steps placed on one.
+/// an index into `machines`, for steps placed on one. Only the samples in `[from, to)` are
+/// read: where `steps` are the window's from some time on (a span of it, `analysis::fold`),
+/// a sample before `from` would count the steps started before those given as not yet
+/// started; the caller sets `from` late enough that every step building or held at a sample
+/// read is among `steps`.
 pub fn dispatched_from_series(
     tl: &Timeline,
     steps: &Steps,
     usable: &[bool],
     machines: &[Machine],
     on: &[Option<usize>],
+    (from, to): (i64, i64),
 ) -> Vec<Option<i64>> {
     let n = steps.len();
     let mut out = vec![None; n];
     let points = tl.times.len();
-    if points == 0 {
+    let read = tl.times.partition_point(|&t| t < from)..tl.times.partition_point(|&t| t < to);
+    if points == 0 || read.is_empty() {
         return out;
     }
     // Each machine's current-jobs series (a machine may be named more than once). The slots
@@ -142,8 +148,9 @@ pub fn dispatched_from_series(
             series[m].push(s);
         }
     }
-    // Steps per machine in order of start, and their stops sorted.
-    let mut starts: Vec<Vec<(i64, usize)>> = vec![Vec::new(); machines.len()];
+    // Steps per machine in order of start (and of key, which is row order over a whole
+    // window and not over a span's days), and their stops sorted.
+    let mut starts: Vec<Vec<(i64, (i32, i32), usize)>> = vec![Vec::new(); machines.len()];
     let mut stops: Vec<Vec<i64>> = vec![Vec::new(); machines.len()];
     // Successful builds' stops across the farm, with their machine: candidates for the local
     // slot queue.
@@ -155,7 +162,7 @@ pub fn dispatched_from_series(
         if !usable[i] || m >= machines.len() {
             continue;
         }
-        starts[m].push((start, i));
+        starts[m].push((start, (steps.build(i), steps.stepnr(i)), i));
         if let Some(stop) = steps.stop(i) {
             stops[m].push(stop);
             if steps.status(i) == Some(BuildStatus::Success) {
@@ -175,7 +182,8 @@ pub fn dispatched_from_series(
     // as the waiting counts sum to, not a cell per machine and sample.
     let mut after: Vec<(usize, usize)> = Vec::new();
     if let Some(w) = waiting_local {
-        for (k, &t) in tl.times.iter().enumerate() {
+        for k in read.clone() {
+            let t = tl.times[k];
             let c = w.get(k).copied().filter(|x| x.is_finite()).unwrap_or(0.0);
             let p = finished.partition_point(|f| f.0 <= t);
             for &(_, m) in &finished[p.saturating_sub(c.round().max(0.0) as usize)..p] {
@@ -197,8 +205,8 @@ pub fn dispatched_from_series(
         // Slots held at each sample; NaN where a machine's sample is missing.
         held.fill(0.0);
         for s in &series[m] {
-            for (k, h) in held.iter_mut().enumerate() {
-                *h += s.get(k).copied().unwrap_or(f64::NAN);
+            for k in read.clone() {
+                held[k] += s.get(k).copied().unwrap_or(f64::NAN);
             }
         }
         after_m.fill(0);
@@ -210,8 +218,8 @@ pub fn dispatched_from_series(
         // began at, and the last sample it was held at.
         let mut since = vec![usize::MAX; s.len()];
         let mut last = vec![usize::MAX; s.len()];
-        for (k, &t) in tl.times.iter().enumerate() {
-            let h = held[k];
+        for k in read.clone() {
+            let (t, h) = (tl.times[k], held[k]);
             if !h.is_finite() {
                 continue;
             }
@@ -225,7 +233,7 @@ pub fn dispatched_from_series(
                 last[j] = k;
             }
         }
-        for (j, &(start, row)) in s.iter().enumerate() {
+        for (j, &(start, _, row)) in s.iter().enumerate() {
             // Held up to the last sample before its start: dispatched at the run's first.
             let before_start = tl.times.partition_point(|&t| t < start);
             if before_start > 0 && last[j] == before_start - 1 {
@@ -271,6 +279,9 @@ mod tests {
         let got = retry_not_before(&s, &[true, false, true, true, true]);
         assert_eq!(got.get(2), Some(161), "{got:?}");
     }
+
+    /// Every sample of a series.
+    const ALL: (i64, i64) = (i64::MIN, i64::MAX);
 
     fn machine(key: &str, slots: f64) -> Machine {
         Machine {
@@ -318,7 +329,7 @@ mod tests {
             .collect();
         let tl = timeline(&[("m", jobs)], vec![0.0; 30]);
         let on = vec![Some(0); 3];
-        let got = dispatched_from_series(&tl, &s, &[true; 3], &[machine("m", 4.0)], &on);
+        let got = dispatched_from_series(&tl, &s, &[true; 3], &[machine("m", 4.0)], &on, ALL);
         assert_eq!(got, vec![None, Some(60), Some(120)]);
     }
 
@@ -352,12 +363,12 @@ mod tests {
         let m = [machine("m", 4.0)];
         let tl = timeline(&[("m", jobs.clone())], local);
         assert_eq!(
-            dispatched_from_series(&tl, &s, &[true; 2], &m, &on),
+            dispatched_from_series(&tl, &s, &[true; 2], &m, &on, ALL),
             vec![None, Some(240)]
         );
         let blind = timeline(&[("m", jobs)], vec![0.0; 20]);
         assert_eq!(
-            dispatched_from_series(&blind, &s, &[true; 2], &m, &on)[1],
+            dispatched_from_series(&blind, &s, &[true; 2], &m, &on, ALL)[1],
             Some(120),
             "the test's premise: the counter is what tells the two apart"
         );
@@ -366,7 +377,7 @@ mod tests {
         let on_n = vec![Some(0); 2];
         let tl_n = timeline(&[("elsewhere", vec![9.0; 20])], vec![0.0; 20]);
         assert_eq!(
-            dispatched_from_series(&tl_n, &s, &[true; 2], &other, &on_n),
+            dispatched_from_series(&tl_n, &s, &[true; 2], &other, &on_n, ALL),
             vec![None, None]
         );
     }

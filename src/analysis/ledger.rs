@@ -136,6 +136,7 @@ pub struct DispatchSplit {
     pub dispatcher_h: f64,
 }
 
+#[derive(Debug, Clone)]
 struct Slot {
     slots: u32,
     systems: Vec<String>,
@@ -170,501 +171,750 @@ pub struct Inputs<'a> {
     pub hi: i64,
 }
 
-/// Builds the ledger over `[lo, hi)`.
+/// Builds the ledger over `[lo, hi)`: the window as one span ([`Plan`], [`Parts`]).
 pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
-    let &Inputs {
-        ds,
-        steps,
-        usable,
-        machines,
-        peaks,
-        lo,
-        hi,
-        ..
-    } = input;
-    let mut notes = Vec::new();
-    let span = (hi - lo).max(0);
-
-    // Slots and systems per machine key (the URI as the steps name it).
-    let mut slot: BTreeMap<String, Slot> = BTreeMap::new();
-    let mut ran: HashMap<&str, Vec<String>> = HashMap::new();
-    for i in 0..steps.len() {
-        if !steps.machine(i).is_empty() {
-            let v = ran.entry(steps.machine(i)).or_default();
-            if !v.iter().any(|s| s == steps.system(i)) {
-                v.push(steps.system(i).to_string());
-            }
-        }
-    }
-    let slots_basis;
-    match machines {
-        Some(list) => {
-            slots_basis = "maxJobs from the machines file".to_string();
-            for m in list {
-                slot.insert(
-                    m.uri.clone(),
-                    Slot {
-                        slots: m.max_jobs,
-                        systems: m.systems.clone(),
-                    },
-                );
-            }
-            let unknown: Vec<&&str> = ran
-                .keys()
-                .filter(|k| {
-                    !slot.contains_key(**k)
-                        && !list
-                            .iter()
-                            .any(|m| m.host() == crate::nix::machines::host_of(k))
-                })
-                .collect();
-            if !unknown.is_empty() {
-                notes.push(format!(
-                    "{} machine(s) ran steps but are not in the machines file; their slots are the \
-                     peak concurrency observed",
-                    unknown.len()
-                ));
-            }
-        }
-        None => {
-            slots_basis =
-                "inferred: the most steps seen building at once on each machine (an estimate; \
-                 give --machines for the configured maxJobs)"
-                    .to_string();
-        }
-    }
-    // One key per machine: the machines file's URI where it lists the machine (by URI or by
-    // host), else the name the steps use. A machine named both ways — a store URI by the C++
-    // runner, a bare hostname by the Rust one (`source::era`) — is one machine: its names
-    // share the key of the URI form.
-    let mut by_host: HashMap<&str, &str> = HashMap::new();
-    for m in ran.keys() {
-        let host = crate::nix::machines::host_of(m);
-        let e = by_host.entry(host).or_insert(m);
-        if m.contains("://") && !e.contains("://")
-            || m.contains("://") == e.contains("://") && m < e
-        {
-            *e = m;
-        }
-    }
-    let key_for = |m: &str| -> String {
-        machines
-            .and_then(|list| {
-                list.iter()
-                    .find(|x| x.uri == m)
-                    .or_else(|| {
-                        list.iter()
-                            .find(|x| x.host() == crate::nix::machines::host_of(m))
-                    })
-                    .map(|x| x.uri.clone())
-            })
-            .unwrap_or_else(|| {
-                by_host
-                    .get(crate::nix::machines::host_of(m))
-                    .map_or(m, |k| *k)
-                    .to_string()
-            })
-    };
-    let key_of: HashMap<&str, String> = ran.keys().map(|m| (*m, key_for(m))).collect();
-    // In order, the name a machine is keyed by before its other name, so that its systems come
-    // first and every run lists them alike.
-    let mut names: Vec<&str> = ran.keys().copied().collect();
-    names.sort_unstable_by_key(|m| (key_of[m] != *m, *m));
-    for m in names {
-        let (key, systems) = (&key_of[m], &ran[m]);
-        // Listed in the machines file: its maxJobs stands.
-        if machines.is_some_and(|l| l.iter().any(|x| &x.uri == key)) {
-            continue;
-        }
-        // Else the most steps seen at once, the larger where a machine has two names.
-        let peak = peaks.get(m).copied().unwrap_or(1).max(1) as u32;
-        let s = slot.entry(key.clone()).or_insert_with(|| Slot {
-            slots: peak,
-            systems: Vec::new(),
-        });
-        s.slots = s.slots.max(peak);
-        for sys in systems {
-            if !s.systems.contains(sys) {
-                s.systems.push(sys.clone());
-            }
-        }
-    }
-
-    // Building and overhead per machine. Rows exist for every machine up front, so the
-    // per-step loop only looks them up (a million steps, a few dozen machines).
-    let mut rows: BTreeMap<String, Row> =
-        slot.keys().map(|k| (k.clone(), Row::default())).collect();
-    let mut last: Option<(&str, &String)> = None;
-    for i in 0..steps.len() {
-        if !usable[i] || steps.machine(i).is_empty() {
-            continue;
-        }
-        // Steps of one machine often come in runs; skip the hash lookup for a repeat.
-        let m = steps.machine(i);
-        let key = match last {
-            Some((lm, k)) if lm == m => k,
-            _ => {
-                let k = &key_of[m];
-                last = Some((m, k));
-                k
-            }
-        };
-        let Some(row) = rows.get_mut(key) else {
-            continue;
-        };
-        if let (Some(a), Some(mut b)) = (steps.start(i), steps.stop(i)) {
-            // Under the Rust runner a step's times span import, build and upload (stopTime is the
-            // runner's clock) and overhead is import + upload: take it off so that it is not
-            // counted twice. Under the C++ runner the times are the build alone.
-            if ds.meta.runner_at(Some(a)) == crate::dataset::Runner::Rust {
-                b = a.max(b - steps.overhead_ms(i).unwrap_or(0).max(0) / 1000);
-            }
-            let (ca, cb) = (a.max(lo), b.min(hi));
-            if cb > ca {
-                row.building_h += (cb - ca) as f64 / 3600.0;
-            }
-        }
-        if let (Some(o), Some(b)) = (steps.overhead_ms(i), steps.stop(i))
-            && b >= lo
-            && b < hi
-        {
-            row.overhead_h += o.max(0) as f64 / 3_600_000.0;
-        }
-    }
-
-    // Held slots and dispatch loss, from the best source the data has (`dispatch_loss`).
-    let list: Vec<dispatch_loss::Machine> = slot
-        .iter()
-        .map(|(key, s)| {
-            let file = machines.and_then(|l| l.iter().find(|m| m.uri == *key));
-            dispatch_loss::Machine {
-                key: key.clone(),
-                slots: f64::from(s.slots),
-                systems: s.systems.clone(),
-                supported: file
-                    .map(|m| m.supported_features.clone())
-                    .unwrap_or_default(),
-                mandatory: file
-                    .map(|m| m.mandatory_features.clone())
-                    .unwrap_or_default(),
-                features_known: file.is_some(),
-            }
-        })
-        .collect();
-    // Under one runner throughout, its rules; where the window spans the switch, each step is
-    // read by its own era's (`DatasetMeta::runner_at`), and what is decided once for the
-    // window — how the series counts held slots, the wording — by the era of its middle.
-    let window_runner = ds.meta.runner_at(Some(lo + (hi - lo) / 2));
-    let cpp_steps = ds.meta.runner == crate::dataset::Runner::Cpp
-        || ds.meta.runner_switch.is_some_and(|at| at > lo);
-    let series = input
-        .timeline
-        .map(|tl| {
-            let cpp = window_runner != crate::dataset::Runner::Rust;
-            dispatch_loss::from_series(tl, &list, lo, hi, cpp)
-        })
-        .filter(|s| s.samples > s.missing);
-    let covered = |s: &dispatch_loss::SeriesLoss| {
-        s.covered
-            .map_or(0.0, |(a, b)| (b - a) as f64 / span.max(1) as f64)
-    };
-    if let Some(s) = &series {
-        if covered(s) < 0.999 {
-            notes.push(format!(
-                "the runner's series covers {:.0} % of the window; held slots and the \
-                 dispatcher's loss are measured there only",
-                covered(s) * 100.0
-            ));
-        }
-        if !s.unmatched.is_empty() {
-            notes.push(format!(
-                "{} machine(s) of the runner's series match no machine of the ledger: {}",
-                s.unmatched.len(),
-                s.unmatched.join(", ")
-            ));
-        }
-    }
-    let held_basis = match (&series, &ds.truth) {
-        (Some(s), _) if s.has_stages => {
-            for (m, h) in list.iter().zip(&s.held.hours) {
-                rows.entry(m.key.clone()).or_default().held_h += h;
-            }
-            format!(
-                "measured: the runner's stage counters ({}), {}, every {} s (sampling error ±{:.1} \
-                 slot-h)",
-                input.timeline.map_or("", |t| t.source.as_str()),
-                s.held_how,
-                input.timeline.map_or(0, |t| t.step_s),
-                s.held.error_h
-            )
-        }
-        (_, Some(t)) => {
-            let held = truth_held(t, steps, lo, hi)?;
-            for (m, h) in held {
-                if let Some(k) = key_of.get(m.as_str()) {
-                    rows.entry(k.clone()).or_default().held_h += h;
-                }
-            }
-            "the sample's ground truth (send-lock and local-slot waits)".to_string()
-        }
-        _ => {
-            notes.push(
-                "time held while waiting for the send lock or a local worker slot is not \
-                 recorded in the database; it is counted in dispatch loss or idle"
-                    .into(),
-            );
-            "not recorded in the database (0)".to_string()
-        }
-    };
-
-    // Throttled: measured where the series says which machines the free function held back.
-    let throttled = series
-        .as_ref()
-        .filter(|_| window_runner == crate::dataset::Runner::Rust)
-        .filter(|_| input.timeline.is_some_and(|t| t.capacity_known));
-    let throttled_basis = match (throttled, window_runner) {
-        (Some(s), _) => format!(
-            "measured: the runner's series ({}): machines its free function held back \
-             (hasCapacity false below maxJobs: load or pressure over the builder's threshold), \
-             the slots below maxJobs that steps on its runnable list would have taken, every \
-             {} s (sampling error ±{:.1} slot-h)",
-            input.timeline.map_or("", |t| t.source.as_str()),
-            input.timeline.map_or(0, |t| t.step_s),
-            s.throttled.error_h
-        ),
-        (None, crate::dataset::Runner::Rust) => "not measured (0): only a series of the \
-             runner's /status (status --watch) says which machines its free function held \
-             back; without it such slots count as free, in dispatch loss"
-            .to_string(),
-        (None, crate::dataset::Runner::Cpp) => {
-            "none: the C++ runner gives a machine work whenever it is below maxJobs".to_string()
-        }
-    };
-
-    // Dispatch loss: the point figure where the derivation graph or the series measures it,
-    // else an interval.
-    let on = machine_of_steps(steps, usable, &list, &key_of);
-    let occupied = occupied_intervals(steps, usable, &on);
-    // When waiting ended: after a retry's back-off at the earliest, and under the C++ runner at
-    // the dispatch the series shows (its start records the build, after sending).
-    let not_before = super::dispatched::retry_not_before(steps, usable);
-    let dispatched = match (input.timeline, &series) {
-        (Some(tl), Some(_)) if cpp_steps => Some(super::dispatched::dispatched_from_series(
-            tl, steps, usable, &list, &on,
-        )),
+    let ds = input.ds;
+    let mut ran = Ran::default();
+    ran.add(input.steps);
+    let plan = Plan::new(&Setup {
+        meta: &ds.meta,
+        ran: &ran,
+        machines: input.machines,
+        peaks: input.peaks,
+        timeline: input.timeline,
+        has_truth: ds.truth.is_some(),
+        runnable: input.runnable,
+        lo: input.lo,
+        hi: input.hi,
+    });
+    let held = match (&ds.truth, plan.held_from) {
+        (Some(t), HeldFrom::Truth) => Some(TruthHeld::of(&t.steps)?),
         _ => None,
     };
-    let ends = Ends {
-        not_before: &not_before,
-        dispatched: dispatched.as_deref(),
-    };
-    let free = match input.timeline {
-        Some(tl) if series.is_some() => dispatch_loss::Free::Series(tl),
-        _ => dispatch_loss::Free::Occupied(&occupied),
-    };
-    let step = input.timeline.map_or(LOSS_STEP_S, |t| t.step_s.max(1));
-    let from = |edges: Option<&[Edge]>, free: &dispatch_loss::Free<'_>| -> Result<_> {
-        let (waiting, names) = waiting_intervals(ds, steps, usable, edges, &ends)?;
-        Ok(dispatch_loss::from_intervals(
-            &waiting, &names, free, &list, lo, hi, step,
-        ))
-    };
-    let mut split = None;
-    let mut dispatch_error_h = None;
-    let (loss, high, dispatch_basis) = match (input.runnable, &series) {
-        (Runnable::Graph { found, asked }, _) => {
-            // The graph knows each step's dependencies and required features. Without the
-            // series it bounds the loss from above: a step's own lock wait and send time, and
-            // the slots held meanwhile, are not recorded, so it looks waiting while no slot
-            // could take it. With the series those come from the held slots
-            // (`super::dispatched`); tests/losses.rs measures how near the truth each lands.
-            let high = from(Some(input.edges), &free)?;
-            let (low, low_says) = match &series {
-                Some(s) => (
-                    s.dispatcher.clone(),
-                    "the runner's series: steps on its runnable list while a capable slot was \
-                     free (measured)",
-                ),
-                None => (
-                    dispatch_loss::PerMachine::new(list.len()),
-                    "0: the database proves no loss",
-                ),
+    let mut parts = plan.parts();
+    parts.add(
+        &plan,
+        Frame {
+            meta: &ds.meta,
+            steps: input.steps,
+            usable: input.usable,
+            queued: super::quality::step_queue_times(ds, input.steps)?,
+            graph: ds.drv_graph.as_ref(),
+            edges: Some(input.edges),
+            held: held.as_ref(),
+            samples: (i64::MIN, i64::MAX),
+        },
+        (input.lo, input.hi),
+        true,
+    );
+    Ok(plan.finish(parts))
+}
+
+/// The machines that ran steps, each with its system types in order of first appearance in
+/// key order (a machine's first type is the system its row is grouped by): filled from the
+/// whole window at once or from its days in any order, with the same result.
+#[derive(Debug, Clone, Default)]
+pub struct Ran {
+    /// A machine's name → its place in `systems`.
+    index: HashMap<String, usize>,
+    /// Each machine's systems with the key of their first step.
+    systems: Vec<Vec<((i32, i32), String)>>,
+}
+
+impl Ran {
+    /// Every step with a machine, usable or not, as the window's machines are every one named.
+    pub fn add(&mut self, steps: &Steps) {
+        let mut last: Option<(&str, usize)> = None;
+        for i in 0..steps.len() {
+            let m = steps.machine(i);
+            if m.is_empty() {
+                continue;
+            }
+            // Steps of one machine often come in runs; skip the lookup for a repeat.
+            let at = match last {
+                Some((lm, at)) if lm == m => at,
+                _ => {
+                    let next = self.systems.len();
+                    let at = *self.index.entry(m.to_string()).or_insert(next);
+                    if at == next {
+                        self.systems.push(Vec::new());
+                    }
+                    last = Some((m, at));
+                    at
+                }
             };
-            if let Some(s) = &series {
-                split = Some((
-                    (high.total() - s.dispatcher.total()).max(0.0),
-                    s.dispatcher.total(),
+            let key = (steps.build(i), steps.stepnr(i));
+            let sys = steps.system(i);
+            let v = &mut self.systems[at];
+            match v.iter_mut().find(|(_, s)| s == sys) {
+                Some(e) => e.0 = e.0.min(key),
+                None => v.push((key, sys.to_string())),
+            }
+        }
+    }
+
+    /// Each machine's systems in order of their first step.
+    fn systems(&self) -> HashMap<&str, Vec<String>> {
+        self.index
+            .iter()
+            .map(|(m, &at)| {
+                let mut v: Vec<&((i32, i32), String)> = self.systems[at].iter().collect();
+                v.sort();
+                (m.as_str(), v.into_iter().map(|(_, s)| s.clone()).collect())
+            })
+            .collect()
+    }
+}
+
+/// What [`Plan::new`] decides the window's ledger from.
+pub struct Setup<'a> {
+    pub meta: &'a crate::dataset::DatasetMeta,
+    pub ran: &'a Ran,
+    pub machines: Option<&'a [BuildMachine]>,
+    pub peaks: &'a BTreeMap<String, usize>,
+    pub timeline: Option<&'a crate::status::timeline::Timeline>,
+    /// Whether the sample's ground truth is there (held slots from it, without a series).
+    pub has_truth: bool,
+    pub runnable: Runnable,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+/// Where the held bucket comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldFrom {
+    Series,
+    /// The sample's ground truth, step by step ([`TruthHeld`]).
+    Truth,
+    Nothing,
+}
+
+/// What is decided once for a window's ledger, before any step is counted: the machines and
+/// their slots, the runner's rules, what the series measures on its own. Its [`Parts`] are
+/// then counted over the window at once or over spans of it, and [`Plan::finish`] makes the
+/// ledger of their sums.
+pub struct Plan<'a> {
+    lo: i64,
+    hi: i64,
+    slot: BTreeMap<String, Slot>,
+    /// The machines in order of key (the ledger's rows), as the dispatch loss counts them.
+    list: Vec<dispatch_loss::Machine>,
+    /// A machine name as steps give it → its place in `list`.
+    index: HashMap<String, usize>,
+    timeline: Option<&'a crate::status::timeline::Timeline>,
+    runnable: Runnable,
+    window_runner: crate::dataset::Runner,
+    cpp_steps: bool,
+    series: Option<dispatch_loss::SeriesLoss>,
+    pub held_from: HeldFrom,
+    /// The grid dispatch loss is sampled on (the series' when free slots come from it).
+    pub step: i64,
+    slots_basis: String,
+    held_basis: String,
+    notes: Vec<String>,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(s: &Setup<'a>) -> Plan<'a> {
+        let (machines, peaks, lo, hi) = (s.machines, s.peaks, s.lo, s.hi);
+        let ran = s.ran.systems();
+        let mut notes = Vec::new();
+        let span = (hi - lo).max(0);
+        // Slots and systems per machine key (the URI as the steps name it).
+        let mut slot: BTreeMap<String, Slot> = BTreeMap::new();
+        let slots_basis;
+        match machines {
+            Some(list) => {
+                slots_basis = "maxJobs from the machines file".to_string();
+                for m in list {
+                    slot.insert(
+                        m.uri.clone(),
+                        Slot {
+                            slots: m.max_jobs,
+                            systems: m.systems.clone(),
+                        },
+                    );
+                }
+                let unknown = ran
+                    .keys()
+                    .filter(|k| {
+                        !slot.contains_key(**k)
+                            && !list
+                                .iter()
+                                .any(|m| m.host() == crate::nix::machines::host_of(k))
+                    })
+                    .count();
+                if unknown > 0 {
+                    notes.push(format!(
+                        "{unknown} machine(s) ran steps but are not in the machines file; their \
+                         slots are the peak concurrency observed"
+                    ));
+                }
+            }
+            None => {
+                slots_basis = "inferred: the most steps seen building at once on each machine (an \
+                     estimate; give --machines for the configured maxJobs)"
+                    .to_string();
+            }
+        }
+        // One key per machine: the machines file's URI where it lists the machine (by URI or
+        // by host), else the name the steps use. A machine named both ways — a store URI by
+        // the C++ runner, a bare hostname by the Rust one (`source::era`) — is one machine:
+        // its names share the key of the URI form.
+        let mut by_host: HashMap<&str, &str> = HashMap::new();
+        for m in ran.keys() {
+            let host = crate::nix::machines::host_of(m);
+            let e = by_host.entry(host).or_insert(m);
+            if m.contains("://") && !e.contains("://")
+                || m.contains("://") == e.contains("://") && m < e
+            {
+                *e = m;
+            }
+        }
+        let key_for = |m: &str| -> String {
+            machines
+                .and_then(|list| {
+                    list.iter()
+                        .find(|x| x.uri == m)
+                        .or_else(|| {
+                            list.iter()
+                                .find(|x| x.host() == crate::nix::machines::host_of(m))
+                        })
+                        .map(|x| x.uri.clone())
+                })
+                .unwrap_or_else(|| {
+                    by_host
+                        .get(crate::nix::machines::host_of(m))
+                        .map_or(m, |k| *k)
+                        .to_string()
+                })
+        };
+        let key_of: HashMap<&str, String> = ran.keys().map(|m| (*m, key_for(m))).collect();
+        // In order, the name a machine is keyed by before its other name, so that its systems
+        // come first and every run lists them alike.
+        let mut names: Vec<&str> = ran.keys().copied().collect();
+        names.sort_unstable_by_key(|m| (key_of[m] != *m, *m));
+        for m in names {
+            let (key, systems) = (&key_of[m], &ran[m]);
+            // Listed in the machines file: its maxJobs stands.
+            if machines.is_some_and(|l| l.iter().any(|x| &x.uri == key)) {
+                continue;
+            }
+            // Else the most steps seen at once, the larger where a machine has two names.
+            let peak = peaks.get(m).copied().unwrap_or(1).max(1) as u32;
+            let s = slot.entry(key.clone()).or_insert_with(|| Slot {
+                slots: peak,
+                systems: Vec::new(),
+            });
+            s.slots = s.slots.max(peak);
+            for sys in systems {
+                if !s.systems.contains(sys) {
+                    s.systems.push(sys.clone());
+                }
+            }
+        }
+        let list: Vec<dispatch_loss::Machine> = slot
+            .iter()
+            .map(|(key, s)| {
+                let file = machines.and_then(|l| l.iter().find(|m| m.uri == *key));
+                dispatch_loss::Machine {
+                    key: key.clone(),
+                    slots: f64::from(s.slots),
+                    systems: s.systems.clone(),
+                    supported: file
+                        .map(|m| m.supported_features.clone())
+                        .unwrap_or_default(),
+                    mandatory: file
+                        .map(|m| m.mandatory_features.clone())
+                        .unwrap_or_default(),
+                    features_known: file.is_some(),
+                }
+            })
+            .collect();
+        let place: HashMap<&str, usize> = list
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.key.as_str(), i))
+            .collect();
+        let index = key_of
+            .iter()
+            .filter_map(|(m, k)| Some((m.to_string(), *place.get(k.as_str())?)))
+            .collect();
+
+        // Under one runner throughout, its rules; where the window spans the switch, each step
+        // is read by its own era's (`DatasetMeta::runner_at`), and what is decided once for the
+        // window — how the series counts held slots, the wording — by the era of its middle.
+        let window_runner = s.meta.runner_at(Some(lo + (hi - lo) / 2));
+        let cpp_steps = s.meta.runner == crate::dataset::Runner::Cpp
+            || s.meta.runner_switch.is_some_and(|at| at > lo);
+        let series = s
+            .timeline
+            .map(|tl| {
+                let cpp = window_runner != crate::dataset::Runner::Rust;
+                dispatch_loss::from_series(tl, &list, lo, hi, cpp)
+            })
+            .filter(|s| s.samples > s.missing);
+        if let Some(se) = &series {
+            let covered = se
+                .covered
+                .map_or(0.0, |(a, b)| (b - a) as f64 / span.max(1) as f64);
+            if covered < 0.999 {
+                notes.push(format!(
+                    "the runner's series covers {:.0} % of the window; held slots and the \
+                     dispatcher's loss are measured there only",
+                    covered * 100.0
                 ));
             }
-            let rust = window_runner == crate::dataset::Runner::Rust;
-            // Under the Rust runner the series measures the free slots only where it says which
-            // machines the machine-free function held back (`status --watch` of `/status`).
-            let capacity =
-                rust && series.is_some() && input.timeline.is_some_and(|t| t.capacity_known);
-            let (until, free_from, kind) = if capacity {
-                (
-                    "until the runner took it for a machine (its startTime)",
-                    "free slots from the runner's series, less the machines its machine-free \
-                     function held back (hasCapacity false: maxJobs, load or pressure)",
-                    "",
-                )
-            } else if rust {
-                (
-                    "until the runner took it for a machine (its startTime)",
-                    if series.is_some() {
-                        "free slots from the runner's series"
-                    } else {
-                        "free slots from the steps' times (the slot's whole hold)"
-                    },
-                    "an upper bound: a machine below maxJobs that its load or pressure \
-                     thresholds held back counts as free",
-                )
-            } else if ends.dispatched.is_some() {
-                (
-                    "until the series shows a slot held for it (its machine's held slots not \
-                     building, first come first served)",
-                    "free slots from the runner's series",
-                    "",
-                )
-            } else if series.is_some() {
-                (
-                    "until it started",
-                    "free slots from the runner's series",
-                    "an upper bound: a step's lock wait and send time count as waiting",
-                )
-            } else {
-                (
-                    "until it started",
-                    "free slots from the steps' build times",
-                    "an upper bound: a step's lock wait and send time count as waiting, and \
-                     the slots held meanwhile as free",
-                )
-            };
-            let how = format!(
-                "the derivation graph ({found} of {asked} steps' .drv found), a step waiting from \
-                 when its build was queued, any retry's back-off had passed and its inputs' steps \
-                 had finished, {until}; {free_from}, sampled every {step} s (sampling error ±{:.1} \
-                 slot-h), machine types with the .drv's required features",
-                high.error_h
-            );
-            if ends.dispatched.is_some() || capacity {
-                // Both ends of every wait and the free slots are measured or inferred from
-                // measurements: a figure, not a bound (within 10 % of the sample's truth,
-                // tests/losses.rs; under the Rust runner the start is the dispatch, and the
-                // series says which slots the runner would fill, tests/analysis.rs). It cannot
-                // be below the dispatcher's part, which the series measures directly.
-                dispatch_error_h = Some(high.error_h);
-                let mut point = high;
-                for (p, l) in point.hours.iter_mut().zip(&low.hours) {
-                    *p = p.max(*l);
-                }
-                let basis = format!(
-                    "measured: the runner's series with {how}; the dispatcher's part from \
-                     {low_says}"
-                );
-                (point, None, basis)
-            } else {
-                let basis =
-                    format!("an interval: lower end from {low_says}; upper end from {how}; {kind}");
-                (low, Some(high), basis)
+            if !se.unmatched.is_empty() {
+                notes.push(format!(
+                    "{} machine(s) of the runner's series match no machine of the ledger: {}",
+                    se.unmatched.len(),
+                    se.unmatched.join(", ")
+                ));
             }
         }
-        (Runnable::Estimate, Some(s)) => {
-            let high = from(None, &free)?;
-            let basis = format!(
-                "an interval: from the runner's series, the dispatcher's part ({:.0} slot-h, \
-                 steps on its runnable list while a capable slot was free; measured) up to the \
-                 same with every step counted from when its build was queued (and any retry's \
-                 back-off had passed) until a slot was held for it (an upper bound: dependencies \
-                 are not known without the derivation graph, --drv-store)",
-                s.dispatcher.total()
-            );
-            (s.dispatcher.clone(), Some(high), basis)
+        let (held_from, held_basis) = match &series {
+            Some(se) if se.has_stages => (
+                HeldFrom::Series,
+                format!(
+                    "measured: the runner's stage counters ({}), {}, every {} s (sampling error \
+                     ±{:.1} slot-h)",
+                    s.timeline.map_or("", |t| t.source.as_str()),
+                    se.held_how,
+                    s.timeline.map_or(0, |t| t.step_s),
+                    se.held.error_h
+                ),
+            ),
+            _ if s.has_truth => (
+                HeldFrom::Truth,
+                "the sample's ground truth (send-lock and local-slot waits)".to_string(),
+            ),
+            _ => {
+                notes.push(
+                    "time held while waiting for the send lock or a local worker slot is not \
+                     recorded in the database; it is counted in dispatch loss or idle"
+                        .into(),
+                );
+                (
+                    HeldFrom::Nothing,
+                    "not recorded in the database (0)".to_string(),
+                )
+            }
+        };
+        let step = s.timeline.map_or(LOSS_STEP_S, |t| t.step_s.max(1));
+        Plan {
+            lo,
+            hi,
+            slot,
+            list,
+            index,
+            timeline: s.timeline,
+            runnable: s.runnable,
+            window_runner,
+            cpp_steps,
+            series,
+            held_from,
+            step,
+            slots_basis,
+            held_basis,
+            notes,
         }
-        (Runnable::Estimate, None) => {
-            // Nothing in the database proves that a slot was free while a step was ready:
-            // sending inputs and waiting for locks are not recorded, so even the
-            // dependency estimate's waits (`input.edges`) may all have been spent in them.
-            let low = dispatch_loss::PerMachine::new(list.len());
-            let high = from(None, &free)?;
-            let basis = "an interval (estimate, low confidence): the database alone proves no \
-                 loss (lower end 0: sending inputs and waiting for locks are not recorded, so a \
-                 slot that looks free may have been taken); the upper end counts every step as \
-                 waiting from when its build was queued and every slot as free outside the \
-                 steps' recorded times. The runner's own series with the derivation graph \
-                 (--drv-store) measure it"
-                .to_string();
-            (low, Some(high), basis)
-        }
-    };
-
-    for (i, (key, s)) in slot.iter().enumerate() {
-        let row = rows.entry(key.clone()).or_default();
-        row.key = key.clone();
-        row.system = s.systems.first().cloned().unwrap_or_default();
-        row.slots = s.slots;
-        row.available_h = f64::from(s.slots) * span as f64 / 3600.0;
-        let used = row.building_h + row.overhead_h + row.held_h;
-        let idle_total = row.available_h - used;
-        if idle_total < 0.0 {
-            row.over_committed_h = -idle_total;
-            row.dispatch_loss_h = 0.0;
-            row.idle_h = 0.0;
-            // Scale the recorded buckets down to the available total: the sum must hold, and the
-            // excess is reported apart.
-            let f = if used > 0.0 {
-                row.available_h / used
-            } else {
-                0.0
-            };
-            row.building_h *= f;
-            row.overhead_h *= f;
-            row.held_h *= f;
-            continue;
-        }
-        row.throttled_h = throttled.map_or(0.0, |s| s.throttled.hours[i].min(idle_total));
-        let idle_total = idle_total - row.throttled_h;
-        row.dispatch_loss_h = loss.hours[i].min(idle_total);
-        row.dispatch_loss_high_h = high.as_ref().map(|h| h.hours[i].min(idle_total));
-        row.idle_h = idle_total - row.dispatch_loss_h;
     }
-    rows.retain(|k, _| slot.contains_key(k));
 
-    let mut by_system: BTreeMap<String, Row> = BTreeMap::new();
-    let mut total = Row {
-        key: "all machines".into(),
-        ..Row::default()
-    };
-    for (k, r) in &rows {
-        let sys = slot[k].systems.first().cloned().unwrap_or_default();
-        let e = by_system.entry(sys.clone()).or_default();
-        e.key = sys.clone();
-        e.system = sys;
-        e.add(r);
-        total.add(r);
+    /// Whether free slots come from the runner's series: its samples are then the instants
+    /// dispatch loss is counted at (a span must start at one).
+    pub fn free_from_series(&self) -> Option<&'a crate::status::timeline::Timeline> {
+        self.timeline.filter(|_| self.series.is_some())
     }
-    Ok(Ledger {
-        since: lo,
-        until: hi,
-        slots_basis,
-        held_basis,
-        dispatch_basis,
-        throttled_basis,
-        throttled_error_h: throttled.map(|s| s.throttled.error_h),
-        held_error_h: series
+
+    /// Empty sums, to add the window's steps to.
+    pub fn parts(&self) -> Parts {
+        let n = self.list.len();
+        Parts {
+            building_s: vec![0; n],
+            overhead_ms: vec![0; n],
+            held_ms: vec![0; n],
+            sweep: dispatch_loss::Sweep::new(n),
+        }
+    }
+
+    /// The ledger of the sums over the whole window.
+    pub fn finish(self, parts: Parts) -> Ledger {
+        let Plan {
+            lo,
+            hi,
+            slot,
+            list,
+            timeline,
+            runnable,
+            window_runner,
+            series,
+            held_from,
+            step,
+            slots_basis,
+            held_basis,
+            mut notes,
+            ..
+        } = self;
+        let span = (hi - lo).max(0);
+        let mut rows: Vec<Row> = (0..list.len())
+            .map(|m| Row {
+                building_h: parts.building_s[m] as f64 / 3600.0,
+                overhead_h: parts.overhead_ms[m] as f64 / 3_600_000.0,
+                held_h: match held_from {
+                    HeldFrom::Truth => parts.held_ms[m] as f64 / 3_600_000.0,
+                    _ => 0.0,
+                },
+                ..Row::default()
+            })
+            .collect();
+        if let (HeldFrom::Series, Some(s)) = (held_from, &series) {
+            for (row, h) in rows.iter_mut().zip(&s.held.hours) {
+                row.held_h += h;
+            }
+        }
+        let source = timeline.map_or("", |t| t.source.as_str());
+        // Throttled: measured where the series says which machines the free function held back.
+        let throttled = series
             .as_ref()
-            .filter(|s| s.has_stages)
-            .map(|s| s.held.error_h),
-        dispatch_error_h,
-        dispatch_split: split.map(|(queue_monitor_h, dispatcher_h)| DispatchSplit {
-            queue_monitor_h,
-            dispatcher_h,
-        }),
-        machines: rows.into_values().collect(),
-        by_system: by_system.into_values().collect(),
-        total,
-        notes,
-    })
+            .filter(|_| window_runner == crate::dataset::Runner::Rust)
+            .filter(|_| timeline.is_some_and(|t| t.capacity_known));
+        let throttled_basis = match (throttled, window_runner) {
+            (Some(s), _) => format!(
+                "measured: the runner's series ({source}): machines its free function held back \
+                 (hasCapacity false below maxJobs: load or pressure over the builder's \
+                 threshold), the slots below maxJobs that steps on its runnable list would have \
+                 taken, every {} s (sampling error ±{:.1} slot-h)",
+                timeline.map_or(0, |t| t.step_s),
+                s.throttled.error_h
+            ),
+            (None, crate::dataset::Runner::Rust) => "not measured (0): only a series of the \
+                 runner's /status (status --watch) says which machines its free function held \
+                 back; without it such slots count as free, in dispatch loss"
+                .to_string(),
+            (None, crate::dataset::Runner::Cpp) => {
+                "none: the C++ runner gives a machine work whenever it is below maxJobs".to_string()
+            }
+        };
+
+        // Dispatch loss: the point figure where the derivation graph or the series measures
+        // it, else an interval.
+        let high = parts.sweep.finish();
+        let dispatched_known = timeline.is_some() && series.is_some() && self.cpp_steps;
+        let mut split = None;
+        let mut dispatch_error_h = None;
+        let (loss, high, dispatch_basis) = match (runnable, &series) {
+            (Runnable::Graph { found, asked }, _) => {
+                // The graph knows each step's dependencies and required features. Without the
+                // series it bounds the loss from above: a step's own lock wait and send time,
+                // and the slots held meanwhile, are not recorded, so it looks waiting while no
+                // slot could take it. With the series those come from the held slots
+                // (`super::dispatched`); tests/losses.rs measures how near the truth each
+                // lands.
+                let (low, low_says) = match &series {
+                    Some(s) => (
+                        s.dispatcher.clone(),
+                        "the runner's series: steps on its runnable list while a capable slot \
+                         was free (measured)",
+                    ),
+                    None => (
+                        dispatch_loss::PerMachine::new(list.len()),
+                        "0: the database proves no loss",
+                    ),
+                };
+                if let Some(s) = &series {
+                    split = Some((
+                        (high.total() - s.dispatcher.total()).max(0.0),
+                        s.dispatcher.total(),
+                    ));
+                }
+                let rust = window_runner == crate::dataset::Runner::Rust;
+                // Under the Rust runner the series measures the free slots only where it says
+                // which machines the machine-free function held back (`status --watch` of
+                // `/status`).
+                let capacity =
+                    rust && series.is_some() && timeline.is_some_and(|t| t.capacity_known);
+                let (until, free_from, kind) = if capacity {
+                    (
+                        "until the runner took it for a machine (its startTime)",
+                        "free slots from the runner's series, less the machines its \
+                         machine-free function held back (hasCapacity false: maxJobs, load or \
+                         pressure)",
+                        "",
+                    )
+                } else if rust {
+                    (
+                        "until the runner took it for a machine (its startTime)",
+                        if series.is_some() {
+                            "free slots from the runner's series"
+                        } else {
+                            "free slots from the steps' times (the slot's whole hold)"
+                        },
+                        "an upper bound: a machine below maxJobs that its load or pressure \
+                         thresholds held back counts as free",
+                    )
+                } else if dispatched_known {
+                    (
+                        "until the series shows a slot held for it (its machine's held slots \
+                         not building, first come first served)",
+                        "free slots from the runner's series",
+                        "",
+                    )
+                } else if series.is_some() {
+                    (
+                        "until it started",
+                        "free slots from the runner's series",
+                        "an upper bound: a step's lock wait and send time count as waiting",
+                    )
+                } else {
+                    (
+                        "until it started",
+                        "free slots from the steps' build times",
+                        "an upper bound: a step's lock wait and send time count as waiting, \
+                         and the slots held meanwhile as free",
+                    )
+                };
+                let how = format!(
+                    "the derivation graph ({found} of {asked} steps' .drv found), a step waiting \
+                     from when its build was queued, any retry's back-off had passed and its \
+                     inputs' steps had finished, {until}; {free_from}, sampled every {step} s \
+                     (sampling error ±{:.1} slot-h), machine types with the .drv's required \
+                     features",
+                    high.error_h
+                );
+                if dispatched_known || capacity {
+                    // Both ends of every wait and the free slots are measured or inferred from
+                    // measurements: a figure, not a bound (within 10 % of the sample's truth,
+                    // tests/losses.rs; under the Rust runner the start is the dispatch, and the
+                    // series says which slots the runner would fill, tests/analysis.rs). It
+                    // cannot be below the dispatcher's part, which the series measures
+                    // directly.
+                    dispatch_error_h = Some(high.error_h);
+                    let mut point = high;
+                    for (p, l) in point.hours.iter_mut().zip(&low.hours) {
+                        *p = p.max(*l);
+                    }
+                    let basis = format!(
+                        "measured: the runner's series with {how}; the dispatcher's part from \
+                         {low_says}"
+                    );
+                    (point, None, basis)
+                } else {
+                    let basis = format!(
+                        "an interval: lower end from {low_says}; upper end from {how}; {kind}"
+                    );
+                    (low, Some(high), basis)
+                }
+            }
+            (Runnable::Estimate, Some(s)) => {
+                let basis = format!(
+                    "an interval: from the runner's series, the dispatcher's part ({:.0} slot-h, \
+                     steps on its runnable list while a capable slot was free; measured) up to \
+                     the same with every step counted from when its build was queued (and any \
+                     retry's back-off had passed) until a slot was held for it (an upper bound: \
+                     dependencies are not known without the derivation graph, --drv-store)",
+                    s.dispatcher.total()
+                );
+                (s.dispatcher.clone(), Some(high), basis)
+            }
+            (Runnable::Estimate, None) => {
+                // Nothing in the database proves that a slot was free while a step was ready:
+                // sending inputs and waiting for locks are not recorded, so even the
+                // dependency estimate's waits may all have been spent in them.
+                let low = dispatch_loss::PerMachine::new(list.len());
+                let basis = "an interval (estimate, low confidence): the database alone proves \
+                     no loss (lower end 0: sending inputs and waiting for locks are not \
+                     recorded, so a slot that looks free may have been taken); the upper end \
+                     counts every step as waiting from when its build was queued and every \
+                     slot as free outside the steps' recorded times. The runner's own series \
+                     with the derivation graph (--drv-store) measure it"
+                    .to_string();
+                (low, Some(high), basis)
+            }
+        };
+
+        for (i, (key, s)) in slot.iter().enumerate() {
+            let row = &mut rows[i];
+            row.key = key.clone();
+            row.system = s.systems.first().cloned().unwrap_or_default();
+            row.slots = s.slots;
+            row.available_h = f64::from(s.slots) * span as f64 / 3600.0;
+            let used = row.building_h + row.overhead_h + row.held_h;
+            let idle_total = row.available_h - used;
+            if idle_total < 0.0 {
+                row.over_committed_h = -idle_total;
+                row.dispatch_loss_h = 0.0;
+                row.idle_h = 0.0;
+                // Scale the recorded buckets down to the available total: the sum must hold,
+                // and the excess is reported apart.
+                let f = if used > 0.0 {
+                    row.available_h / used
+                } else {
+                    0.0
+                };
+                row.building_h *= f;
+                row.overhead_h *= f;
+                row.held_h *= f;
+                continue;
+            }
+            row.throttled_h = throttled.map_or(0.0, |s| s.throttled.hours[i].min(idle_total));
+            let idle_total = idle_total - row.throttled_h;
+            row.dispatch_loss_h = loss.hours[i].min(idle_total);
+            row.dispatch_loss_high_h = high.as_ref().map(|h| h.hours[i].min(idle_total));
+            row.idle_h = idle_total - row.dispatch_loss_h;
+        }
+
+        let mut by_system: BTreeMap<String, Row> = BTreeMap::new();
+        let mut total = Row {
+            key: "all machines".into(),
+            ..Row::default()
+        };
+        for (r, s) in rows.iter().zip(slot.values()) {
+            let sys = s.systems.first().cloned().unwrap_or_default();
+            let e = by_system.entry(sys.clone()).or_default();
+            e.key = sys.clone();
+            e.system = sys;
+            e.add(r);
+            total.add(r);
+        }
+        notes.shrink_to_fit();
+        Ledger {
+            since: lo,
+            until: hi,
+            slots_basis,
+            held_basis,
+            dispatch_basis,
+            throttled_basis,
+            throttled_error_h: throttled.map(|s| s.throttled.error_h),
+            held_error_h: series
+                .as_ref()
+                .filter(|s| s.has_stages)
+                .map(|s| s.held.error_h),
+            dispatch_error_h,
+            dispatch_split: split.map(|(queue_monitor_h, dispatcher_h)| DispatchSplit {
+                queue_monitor_h,
+                dispatcher_h,
+            }),
+            machines: rows,
+            by_system: by_system.into_values().collect(),
+            total,
+            notes,
+        }
+    }
+}
+
+/// The steps of a span of the window and what they are read with, for [`Parts::add`].
+pub struct Frame<'a> {
+    pub meta: &'a crate::dataset::DatasetMeta,
+    pub steps: &'a Steps,
+    pub usable: &'a [bool],
+    /// Each step's build's queue time (turned into its ready time in place).
+    pub queued: Vec<Option<i64>>,
+    /// The derivation graph, for the machine types' required features.
+    pub graph: Option<&'a crate::nix::graph::DrvGraph>,
+    /// The dependencies, where the plan's runnable times come from the graph.
+    pub edges: Option<&'a [Edge]>,
+    /// The truth's held time per step, where the plan takes held slots from it.
+    pub held: Option<&'a TruthHeld>,
+    /// The runner's samples that may be read with these steps (`[from, to)`): those at which
+    /// every step building or held is among them ([`super::dispatched::dispatched_from_series`]).
+    pub samples: (i64, i64),
+}
+
+/// Sums of a window's ledger over the spans counted so far: whole seconds and milliseconds,
+/// so that any split of the window adds to the same figures, and the dispatch loss' sweep,
+/// which takes spans in order.
+pub struct Parts {
+    building_s: Vec<i64>,
+    overhead_ms: Vec<i64>,
+    held_ms: Vec<i64>,
+    sweep: dispatch_loss::Sweep,
+}
+
+impl Parts {
+    /// Counts what `frame`'s steps hold of `[a, b)`: building time inside it, the overhead
+    /// and held time of the steps that stopped inside it, and with `loss` the dispatch loss at
+    /// its instants (spans must then come in order, each starting at an instant of the
+    /// plan's grid, and `frame` hold every step that waited or held a slot in it).
+    pub fn add(&mut self, plan: &Plan<'_>, frame: Frame<'_>, (a, b): (i64, i64), loss: bool) {
+        let Frame {
+            meta,
+            steps,
+            usable,
+            queued,
+            graph,
+            edges,
+            held,
+            samples,
+        } = frame;
+        let on = machine_of_steps(steps, usable, &plan.index);
+        for i in 0..steps.len() {
+            let Some(m) = on[i] else { continue };
+            if let (Some(start), Some(mut stop)) = (steps.start(i), steps.stop(i)) {
+                // Under the Rust runner a step's times span import, build and upload
+                // (stopTime is the runner's clock) and overhead is import + upload: take it off
+                // so that it is not counted twice. Under the C++ runner the times are the
+                // build alone.
+                if meta.runner_at(Some(start)) == crate::dataset::Runner::Rust {
+                    stop = start.max(stop - steps.overhead_ms(i).unwrap_or(0).max(0) / 1000);
+                }
+                let (ca, cb) = (start.max(a), stop.min(b));
+                if cb > ca {
+                    self.building_s[m] += cb - ca;
+                }
+            }
+            if let (Some(o), Some(stop)) = (steps.overhead_ms(i), steps.stop(i))
+                && stop >= a
+                && stop < b
+            {
+                self.overhead_ms[m] += o.max(0);
+            }
+        }
+        if let Some(held) = held {
+            // Every step named on a machine, usable or not, as the truth counts it.
+            for i in 0..steps.len() {
+                let in_span = steps.stop(i).is_some_and(|s| s >= a && s < b);
+                if !in_span || steps.machine(i).is_empty() {
+                    continue;
+                }
+                if let (Some(&m), Some(ms)) = (
+                    plan.index.get(steps.machine(i)),
+                    held.get(steps.build(i), steps.stepnr(i)),
+                ) {
+                    self.held_ms[m] += ms;
+                }
+            }
+        }
+        if !loss {
+            return;
+        }
+        let occupied = occupied_intervals(steps, usable, &on);
+        // When waiting ended: after a retry's back-off at the earliest, and under the C++
+        // runner at the dispatch the series shows (its start records the build, after
+        // sending).
+        let not_before = super::dispatched::retry_not_before(steps, usable);
+        let dispatched = match plan.free_from_series() {
+            Some(tl) if plan.cpp_steps => Some(super::dispatched::dispatched_from_series(
+                tl, steps, usable, &plan.list, &on, samples,
+            )),
+            _ => None,
+        };
+        let ends = Ends {
+            not_before: &not_before,
+            dispatched: dispatched.as_deref(),
+        };
+        let free = match plan.free_from_series() {
+            Some(tl) => dispatch_loss::Free::Series(tl),
+            None => dispatch_loss::Free::Occupied(&occupied),
+        };
+        let edges = match plan.runnable {
+            Runnable::Graph { .. } => edges,
+            Runnable::Estimate => None,
+        };
+        let (waiting, names) = waiting_intervals(meta, steps, usable, queued, edges, graph, &ends);
+        self.sweep
+            .add(&waiting, &names, &free, &plan.list, a, b, plan.step);
+    }
 }
 
 /// The grid dispatch loss is sampled on when no series sets it: a minute, fine enough that a
@@ -680,22 +930,21 @@ struct Ends<'a> {
 }
 
 /// Steps waiting to be dispatched, as `(system, ready, dispatched)`: ready when the build was
-/// queued, any retry's back-off had passed and, with `edges`, every dependency's outputs had
-/// been copied back (C++ runner: its stop plus its overhead, which includes that copy; Rust
-/// runner: its stop); dispatched where the series shows it, else at its recorded start.
+/// queued (`queued`, each step's, turned into ready times in place: a second vector of them
+/// was 160 MB at the ledger's peak over ten million steps), any retry's back-off had passed
+/// and, with `edges`, every dependency's outputs had been copied back (C++ runner: its stop
+/// plus its overhead, which includes that copy; Rust runner: its stop); dispatched where the
+/// series shows it, else at its recorded start.
 fn waiting_intervals(
-    ds: &Dataset,
+    meta: &crate::dataset::DatasetMeta,
     steps: &Steps,
     usable: &[bool],
+    mut ready: Vec<Option<i64>>,
     edges: Option<&[Edge]>,
+    graph: Option<&crate::nix::graph::DrvGraph>,
     ends: &Ends<'_>,
-) -> Result<(Vec<dispatch_loss::Waiting>, Vec<String>)> {
-    let rust = |i: usize| ds.meta.runner_at(steps.start(i)) == crate::dataset::Runner::Rust;
-    // Each step's queue time turned into its ready time in place: a second vector of them
-    // was 160 MB at the ledger's peak over ten million steps. The quality checks found the
-    // same queue times; found again here (0.3 s at ten million steps) rather than kept
-    // through the analysis, where they would add those 160 MB to this peak.
-    let mut ready = super::quality::step_queue_times(ds, steps)?;
+) -> (Vec<dispatch_loss::Waiting>, Vec<String>) {
+    let rust = |i: usize| meta.runner_at(steps.start(i)) == crate::dataset::Runner::Rust;
     for r in &mut ready {
         *r = r.map(|q| surely_after(q, 0));
     }
@@ -752,7 +1001,7 @@ fn waiting_intervals(
         {
             // With the graph, the step's machine type names its required features too.
             let features = edges
-                .and(ds.drv_graph.as_ref())
+                .and(graph)
                 .and_then(|g| g.features.get(steps.drv_path(i)?));
             // A number per machine type, not a name per waiting step (a shared name's 16
             // bytes were 160 MB at the ledger's peak over ten million steps).
@@ -768,7 +1017,7 @@ fn waiting_intervals(
             out.push((ty, r, s));
         }
     }
-    Ok((out, names))
+    (out, names)
 }
 
 /// Slots the history shows taken: each step's `[start, stop)` on its machine (an index into
@@ -778,6 +1027,15 @@ fn waiting_intervals(
 /// step for a machine (`Job::result.set_start_time_now` in `State::realise_drv_on_valid_machine`,
 /// `subprojects/hydra-queue-runner/src/state/mod.rs`, 14332fbf) and `stopTime` when the builder
 /// reported it done, import and upload included, so the span is the slot's whole hold.
+
+/// Slots the history shows taken: each step's `[start, stop)` on its machine (an index into
+/// the plan's machines). Under the C++ runner that is the build alone: the send-lock wait and
+/// sending before it, and the wait for a local slot after it, held the slot unrecorded, so this
+/// undercounts what was taken. Under the Rust runner `startTime` is the runner's clock when it
+/// took the step for a machine (`Job::result.set_start_time_now` in
+/// `State::realise_drv_on_valid_machine`, `subprojects/hydra-queue-runner/src/state/mod.rs`,
+/// 14332fbf) and `stopTime` when the builder reported it done, import and upload included, so
+/// the span is the slot's whole hold.
 fn occupied_intervals(
     steps: &Steps,
     usable: &[bool],
@@ -795,64 +1053,86 @@ fn occupied_intervals(
         .collect()
 }
 
-/// The machine each usable step ran on, as an index into `list`.
+/// The machine each usable step ran on, as its place among the plan's machines (`index`: a
+/// machine's name as steps give it → that place).
 fn machine_of_steps(
     steps: &Steps,
     usable: &[bool],
-    list: &[dispatch_loss::Machine],
-    key_of: &HashMap<&str, String>,
+    index: &HashMap<String, usize>,
 ) -> Vec<Option<usize>> {
-    let index: HashMap<&str, usize> = list
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.key.as_str(), i))
-        .collect();
+    let mut last: Option<(&str, Option<usize>)> = None;
     (0..steps.len())
         .map(|i| {
             if !usable[i] || steps.machine(i).is_empty() {
                 return None;
             }
-            index.get(key_of.get(steps.machine(i))?.as_str()).copied()
+            // Steps of one machine often come in runs; skip the lookup for a repeat.
+            let m = steps.machine(i);
+            match last {
+                Some((lm, at)) if lm == m => at,
+                _ => {
+                    let at = index.get(m).copied();
+                    last = Some((m, at));
+                    at
+                }
+            }
         })
         .collect()
 }
 
-/// Hours each machine's slots were held by send-lock and local-slot waits, from the truth.
-fn truth_held(
-    truth: &crate::dataset::Truth,
-    steps: &Steps,
-    lo: i64,
-    hi: i64,
-) -> Result<HashMap<String, f64>> {
-    let t = &truth.steps;
-    let err = |e| Error::frame("truth_steps", e);
-    let b = t.column("build").map_err(err)?.i32().map_err(err)?;
-    let n = t.column("stepnr").map_err(err)?.i32().map_err(err)?;
-    let send = t
-        .column("send_lock_wait_ms")
-        .map_err(err)?
-        .i64()
-        .map_err(err)?;
-    let local = t
-        .column("local_slot_wait_ms")
-        .map_err(err)?
-        .i64()
-        .map_err(err)?;
-    let index = steps.by_key();
-    let mut out: HashMap<String, f64> = HashMap::new();
-    for r in 0..t.height() {
-        let (Some(bb), Some(nn)) = (b.get(r), n.get(r)) else {
-            continue;
-        };
-        let Some(i) = index.get(bb, nn) else {
-            continue;
-        };
-        let in_window = steps.stop(i).is_some_and(|s| s >= lo && s < hi);
-        if steps.machine(i).is_empty() || !in_window {
-            continue;
-        }
-        let ms = send.get(r).unwrap_or(0).max(0) + local.get(r).unwrap_or(0).max(0);
-        *out.entry(steps.machine(i).to_string()).or_default() += ms as f64 / 3_600_000.0;
+/// The time each step's slot was held by send-lock and local-slot waits, from the sample's
+/// truth (`truth_steps`), milliseconds by step key: 12 bytes a step that waited at all.
+#[derive(Debug, Clone, Default)]
+pub struct TruthHeld {
+    keys: Vec<u64>,
+    ms: Vec<i64>,
+}
+
+impl TruthHeld {
+    /// All of `truth_steps` at once.
+    pub fn of(truth_steps: &polars::prelude::DataFrame) -> Result<TruthHeld> {
+        let mut held = TruthHeld::default();
+        held.add(truth_steps)?;
+        held.finish();
+        Ok(held)
     }
-    Ok(out)
+
+    /// A part of `truth_steps`; [`TruthHeld::finish`] once every part is in.
+    pub fn add(&mut self, t: &polars::prelude::DataFrame) -> Result<()> {
+        let err = |e| Error::frame("truth_steps", e);
+        let col = |name: &str| t.column(name).map_err(err);
+        let b = col("build")?.i32().map_err(err)?;
+        let n = col("stepnr")?.i32().map_err(err)?;
+        let send = col("send_lock_wait_ms")?.i64().map_err(err)?;
+        let local = col("local_slot_wait_ms")?.i64().map_err(err)?;
+        for r in 0..t.height() {
+            let (Some(bb), Some(nn)) = (b.get(r), n.get(r)) else {
+                continue;
+            };
+            let ms = send.get(r).unwrap_or(0).max(0) + local.get(r).unwrap_or(0).max(0);
+            if ms > 0 {
+                self.keys.push(key(bb, nn));
+                self.ms.push(ms);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the steps in key order.
+    pub fn finish(&mut self) {
+        let mut order: Vec<u32> = (0..self.keys.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| self.keys[i as usize]);
+        self.keys = order.iter().map(|&i| self.keys[i as usize]).collect();
+        self.ms = order.iter().map(|&i| self.ms[i as usize]).collect();
+    }
+
+    fn get(&self, build: i32, stepnr: i32) -> Option<i64> {
+        let k = self.keys.binary_search(&key(build, stepnr)).ok()?;
+        Some(self.ms[k])
+    }
+}
+
+/// A step's key as one number, in key order.
+fn key(build: i32, stepnr: i32) -> u64 {
+    ((build as u32 ^ 0x8000_0000) as u64) << 32 | (stepnr as u32 ^ 0x8000_0000) as u64
 }
