@@ -103,10 +103,13 @@ fn a_sample_of_several_weeks_reads_back_as_its_weeks_together() {
     assert_eq!(m.drv_store.unwrap().files, one.drv_store.unwrap().files);
 }
 
-/// The findings that fold over days give over a snapshot read a day at a time what the whole
+/// The findings folded over days give over a snapshot read a day at a time what the whole
 /// analysis gives over the same snapshot read whole: with the days in one file each (`sample
-/// --out`) and in several files each, written out of key order; and `analyze` over a whole
-/// snapshot (which folds) prints what it prints with the same window given (which does not).
+/// --out`) and in several files each, written out of key order; the ledger with the runner's
+/// series (free slots and held time from it, dispatch from its samples) and without it (held
+/// time from the truth, free slots from the steps), over spans of a week; and `analyze` over a
+/// whole snapshot (which folds) prints what it prints with the same window given (which does
+/// not).
 #[test]
 fn findings_folded_over_days_equal_the_whole_analysis() {
     use hydra_bottleneck::analysis::table::Finding;
@@ -117,6 +120,9 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
     // row), the last first, so that each day has several files and its rows are not in key
     // order.
     let mut ds = snapshot::read(&sample).unwrap();
+    // The ledger folds without the derivation graph (with it, it reads the window whole).
+    ds.drv_graph = None;
+    assert!(ds.timeline.is_some() && ds.truth.is_some());
     // Some odd rows across the days, for the checks to count and name: every 97th step stops
     // before it started.
     let col = |name: &str| ds.steps.column(name).unwrap().i64().unwrap().clone();
@@ -156,7 +162,8 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         .and(Need::of(Finding::Waiting))
         .and(Need::of(Finding::Waste))
         .and(Need::of(Finding::Overhead))
-        .and(Need::of(Finding::Deps));
+        .and(Need::of(Finding::Deps))
+        .and(Need::of(Finding::Ledger));
     let whole = analyze(
         &ds,
         &Options {
@@ -212,15 +219,52 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
     );
     let without_truth = root.path().join("no-truth");
     snapshot::write(&no_truth, &without_truth, false).unwrap();
+    // The pieces were written without the runner's series: held slots from the truth, free
+    // slots from the steps' times.
+    let mut no_series = ds.clone();
+    no_series.timeline = None;
+    let whole_without_series = analyze(
+        &no_series,
+        &Options {
+            need,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    // The ledger's figures from each source the folds must meet.
+    for (w, held, dispatched) in [
+        (&whole, "stage counters", "dispatcher's part"),
+        (&whole_without_series, "ground truth", "proves no loss"),
+        (&whole_without_truth, "stage counters", "dispatcher's part"),
+    ] {
+        let t = &w.ledger.total;
+        assert!(t.building_h > 100.0 && t.overhead_h > 10.0, "{t:?}");
+        assert!(
+            t.held_h > 1.0 && w.ledger.held_basis.contains(held),
+            "{t:?}"
+        );
+        assert!(
+            t.dispatch_loss_high_h.unwrap() > 1.0 && w.ledger.dispatch_basis.contains(dispatched),
+            "{}",
+            w.ledger.dispatch_basis
+        );
+    }
     for (dir, whole) in [
         (&one_file_a_day, &whole),
-        (&pieces, &whole),
+        (&pieces, &whole_without_series),
         (&without_truth, &whole_without_truth),
     ] {
         let days = snapshot::Days::open(dir).unwrap();
         assert!(days.len() >= 14);
+        assert!(!days.has_drv_store());
         let gap = hydra_bottleneck::analysis::deps::DEFAULT_GAP_S;
-        let folded = fold::analyze(&days, need, gap, &[("zstd-19".into(), 2.5)]).unwrap();
+        let timeline = days.runner_series().unwrap();
+        let side = fold::Side {
+            machines: None,
+            timeline: timeline.as_ref(),
+        };
+        let folded = fold::analyze(&days, need, gap, &[("zstd-19".into(), 2.5)], side).unwrap();
+        assert_eq!(folded.ledger, whole.ledger, "{}", dir.display());
         assert_eq!(folded.quality, whole.quality, "{}", dir.display());
         assert_eq!(folded.utilization, whole.utilization, "{}", dir.display());
         assert_eq!(folded.waiting, whole.waiting, "{}", dir.display());
@@ -257,6 +301,8 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         "waste",
         "overhead",
         "deps",
+        "ledger",
+        "all",
     ] {
         let args = |more: &[&'static str]| {
             let mut a = vec![

@@ -2,9 +2,10 @@
 //! ([`crate::source::snapshot::Days`]) and each finding's state takes them in order, so that
 //! what is held is one day's steps and what crosses days, kept compact (each build's queue
 //! time, 16 bytes a build). The states are the ones [`super::analyze`] fills with the whole
-//! window at once, so both give the same findings. Today the data-quality checks, utilization,
-//! the queue waits, waste, the overhead fit and the dependency estimate fold; docs/scale.md has
-//! the plan for the ledger.
+//! window at once, so both give the same findings: the data-quality checks, utilization, the
+//! queue waits, waste, the overhead fit, the dependency estimate, and the capacity ledger
+//! without the derivation graph ([`ledger`]: counted over spans of days, each with the days
+//! whose steps can count in it; docs/scale.md).
 
 use super::table::Finding;
 use super::{
@@ -14,27 +15,30 @@ use super::{
 use crate::error::Result;
 use crate::source::snapshot::Days;
 
-/// Whether `finding` can be computed over days.
-pub fn foldable(finding: Finding) -> bool {
-    matches!(
-        finding,
-        Finding::Quality
-            | Finding::Utilization
-            | Finding::Waiting
-            | Finding::Waste
-            | Finding::Overhead
-            | Finding::Deps
-    )
+/// What the ledger is read with besides the days, when it is asked for.
+#[derive(Clone, Copy, Default)]
+pub struct Side<'a> {
+    /// The machines file, if any (given, or the snapshot's).
+    pub machines: Option<&'a [crate::nix::BuildMachine]>,
+    /// The runner's series, if any.
+    pub timeline: Option<&'a crate::status::timeline::Timeline>,
 }
 
-/// The findings `need` asks for (each [`foldable`]) over every day of `days`; `codec_speeds`
-/// (codec, MB/s per core) to set beside the overhead fit.
+/// The findings `need` asks for (the ledger without the derivation graph: where the caller
+/// reads none, [`local_store_holds`]) over every day of `days`; `codec_speeds`
+/// (codec, MB/s per core) to set beside the overhead fit; `side`, what the ledger reads besides.
 pub fn analyze(
     days: &Days,
     need: Need,
     gap_s: i64,
     codec_speeds: &[(String, f64)],
+    side: Side<'_>,
 ) -> Result<Findings> {
+    // The ledger's slots fall back to each machine's peak concurrency.
+    let need = Need {
+        utilization: need.utilization || need.ledger,
+        ..need
+    };
     let meta = days.meta();
     let builds = days.queue_times()?;
     crate::progress::mark("folding: the builds' queue times");
@@ -76,13 +80,12 @@ pub fn analyze(
             if need.overhead {
                 s.spawn(|_| points.add(steps, usable));
             }
-            if need.deps {
+            if need.deps || need.ledger {
                 s.spawn(|_| members.add(steps, usable));
             }
         });
         Ok(())
     })?;
-    drop(builds);
     crate::progress::mark("folding: the days");
     let mut waits = need.waiting.then(|| waiting::Accumulator::new(first));
     points.in_key_order();
@@ -140,9 +143,11 @@ pub fn analyze(
         overhead,
         ..Findings::of(&meta, lo, hi, tally.finish(), gap_s)
     };
-    if need.deps {
+    // The ledger without a graph says how many edges the same-build estimate found, as the
+    // whole analysis does; the estimate is finished (its members freed) before the ledger.
+    if need.deps || need.ledger {
         let edges = members.finish(gap_s);
-        let accuracy = if days.has_truth() {
+        let accuracy = if need.deps && days.has_truth() {
             let mut truth = deps::TruthEdges::default();
             days.truth_deps(omit, |df| truth.add(&df))?;
             Some(truth.accuracy(&edges, gap_s))
@@ -159,5 +164,230 @@ pub fn analyze(
             edges: edges.len(),
         };
     }
+    if need.ledger {
+        findings.ledger = ledger(
+            days,
+            &LedgerInputs {
+                machines: side.machines,
+                timeline: side.timeline,
+                peaks: &findings.utilization.peak_by_machine,
+                builds: &builds,
+                lo,
+                hi,
+            },
+        )?;
+    }
+    drop(builds);
     Ok(findings)
+}
+
+/// What the folded ledger is computed with besides the days.
+pub struct LedgerInputs<'a> {
+    /// The machines file, if any (given, or the snapshot's).
+    pub machines: Option<&'a [crate::nix::BuildMachine]>,
+    /// The runner's series, if any.
+    pub timeline: Option<&'a crate::status::timeline::Timeline>,
+    /// Each machine's peak concurrency, from the utilization fold.
+    pub peaks: &'a std::collections::BTreeMap<String, usize>,
+    /// Every build's id and queue time, by id ([`Days::queue_times`]).
+    pub builds: &'a [(i32, i64)],
+    pub lo: i64,
+    pub hi: i64,
+}
+
+/// How many days a span of the folded ledger covers. The steps held for a span are its days
+/// and the margins around it (the longest step before, the longest wait after, both from the
+/// window's own steps), so a longer span reads the margins fewer times and holds more days
+/// at once: a week holds about 7/365 of a year's steps (0.75 M of the 38.7 M-step year) plus
+/// its margins, and reads each day about once and a half where the margins are a day or two.
+const SPAN_DAYS: i64 = 7;
+
+/// How far the steps that count in a span reach beyond it, from the window's usable steps
+/// (`docs/scale.md`, "the ledger over spans").
+#[derive(Debug, Clone, Copy, Default)]
+struct Reach {
+    /// The longest a step held its slot (to the end of the window for one still running).
+    run_s: i64,
+    /// The longest from a build's queue time to one of its steps' start.
+    wait_s: i64,
+}
+
+impl Reach {
+    fn add(&mut self, steps: &Steps, usable: &[bool], queued: &[Option<i64>], hi: i64) {
+        for i in 0..steps.len() {
+            let Some(start) = steps.start(i).filter(|_| usable[i]) else {
+                continue;
+            };
+            let stop = steps.stop(i).unwrap_or(hi.max(start));
+            self.run_s = self.run_s.max(stop - start);
+            if let Some(q) = queued[i] {
+                self.wait_s = self.wait_s.max(start - q);
+            }
+        }
+    }
+}
+
+/// The capacity ledger over a snapshot's days, without the derivation graph (the same-build
+/// estimate's runnable times, as the whole analysis without a graph): equal to
+/// [`super::ledger::ledger`] over the whole window (`tests/snapshot.rs`). A first pass finds
+/// each machine's systems and how far steps reach; the window is then counted a span of
+/// [`SPAN_DAYS`] at a time, each span with the days whose steps can count in it, and the sums
+/// are finished once.
+pub fn ledger(days: &Days, inp: &LedgerInputs<'_>) -> Result<super::ledger::Ledger> {
+    use super::ledger::{Frame, HeldFrom, Parts, Plan, Ran, Runnable, Setup, TruthHeld};
+    const DAY: i64 = 86_400;
+    let meta = days.meta();
+    let (lo, hi) = (inp.lo, inp.hi);
+    let omit = Need::of(Finding::Ledger).omit();
+    let usable_of = |steps: &Steps| {
+        let queued = quality::queue_times(inp.builds, steps);
+        let usable = quality::Tally::default().add(steps, &queued);
+        (usable, queued)
+    };
+    let mut ran = Ran::default();
+    let mut reach = Reach::default();
+    days.each_day(omit, |df| {
+        let steps = Steps::from_frame(&df)?;
+        let (usable, queued) = usable_of(&steps);
+        ran.add(&steps);
+        reach.add(&steps, &usable, &queued, hi);
+        Ok(())
+    })?;
+    crate::progress::mark("folding the ledger: machines and reach");
+    let plan = Plan::new(&Setup {
+        meta: &meta,
+        ran: &ran,
+        machines: inp.machines,
+        peaks: inp.peaks,
+        timeline: inp.timeline,
+        has_truth: days.has_truth(),
+        runnable: Runnable::Estimate,
+        lo,
+        hi,
+    });
+    let held = match plan.held_from {
+        HeldFrom::Truth => {
+            let mut held = TruthHeld::default();
+            days.truth_steps(&[], |df| held.add(&df))?;
+            held.finish();
+            Some(held)
+        }
+        _ => None,
+    };
+    let mut parts: Parts = plan.parts();
+    // Spans start on the grid dispatch loss is sampled on: the series' samples when free
+    // slots come from it, else `lo + k·step`.
+    let on_grid = |t: i64| match plan.free_from_series() {
+        Some(tl) => tl
+            .times
+            .get(tl.times.partition_point(|&x| x < t))
+            .copied()
+            .unwrap_or(t),
+        None => lo + (t - lo + plan.step - 1).div_euclid(plan.step) * plan.step,
+    };
+    let mut bounds = vec![lo];
+    let mut c = lo + SPAN_DAYS * DAY;
+    while c < hi {
+        let b = on_grid(c);
+        if b > *bounds.last().expect("lo is first") && b < hi {
+            bounds.push(b);
+        }
+        c += SPAN_DAYS * DAY;
+    }
+    bounds.push(hi);
+    // A step counts in `[a, b)` if it held a slot there (it started at most the longest run
+    // before `a`) or waited there (it started at most the longest wait after `b`). A day
+    // earlier still holds the steps building or held when the series' samples read begin.
+    let before = reach.run_s + reach.wait_s + DAY;
+    let dated: Vec<(usize, i64)> = (0..days.len())
+        .filter_map(|d| Some((d, days.day_start(d)?)))
+        .collect();
+    for w in bounds.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        let held_days: Vec<&(usize, i64)> = dated
+            .iter()
+            .filter(|(_, s)| s + DAY > a - before && *s <= b + reach.wait_s)
+            .collect();
+        let (Some(first), Some(last)) = (held_days.first(), held_days.last()) else {
+            continue;
+        };
+        let frames = held_days
+            .iter()
+            .map(|(d, _)| days.steps(*d, omit))
+            .collect::<Result<Vec<_>>>()?;
+        let df = stack(frames)?;
+        let steps = Steps::from_frame(&df)?;
+        let (usable, queued) = usable_of(&steps);
+        parts.add(
+            &plan,
+            Frame {
+                meta: &meta,
+                steps: &steps,
+                usable: &usable,
+                queued,
+                graph: None,
+                edges: None,
+                held: held.as_ref(),
+                samples: (first.1 + reach.run_s, last.1 + DAY),
+            },
+            (a, b),
+            true,
+        );
+        crate::progress::mark(&format!(
+            "folding the ledger: the span from {} ({} steps held)",
+            crate::window::fmt_time(a),
+            steps.len()
+        ));
+    }
+    // The steps without a start (`day=unknown`) hold no slot and wait for none; they still
+    // count the overhead and held time recorded for them.
+    for d in (0..days.len()).filter(|&d| days.day_start(d).is_none()) {
+        let df = days.steps(d, omit)?;
+        let steps = Steps::from_frame(&df)?;
+        let (usable, queued) = usable_of(&steps);
+        let frame = Frame {
+            meta: &meta,
+            steps: &steps,
+            usable: &usable,
+            queued,
+            graph: None,
+            edges: None,
+            held: held.as_ref(),
+            samples: (lo, lo),
+        };
+        parts.add(&plan, frame, (lo, hi), false);
+    }
+    Ok(plan.finish(parts))
+}
+
+/// Frames of one table stacked in order.
+fn stack(frames: Vec<polars::prelude::DataFrame>) -> Result<polars::prelude::DataFrame> {
+    let mut it = frames.into_iter();
+    let Some(mut acc) = it.next() else {
+        return Ok(crate::dataset::STEPS.empty());
+    };
+    for df in it {
+        acc.vstack_mut_owned(df)
+            .map_err(|e| crate::error::Error::frame("stacking a span's days", e))?;
+    }
+    Ok(acc)
+}
+
+/// Whether the local Nix store holds the snapshot's derivations (probed on its first and last
+/// days, as the whole analysis probes the window's): the ledger then reads the derivation
+/// graph, which does not fold (the analysis reads the window whole).
+pub fn local_store_holds(days: &Days) -> Result<bool> {
+    let dated: Vec<usize> = (0..days.len())
+        .filter(|&d| days.day_start(d).is_some())
+        .collect();
+    for d in [dated.first(), dated.last()].into_iter().flatten() {
+        let df = days.steps(*d, crate::source::snapshot::only_drv_paths())?;
+        let steps = Steps::from_frame(&df)?;
+        let paths = crate::source::drvstore::distinct_drv_paths(&steps);
+        let store = std::path::Path::new(crate::source::drvstore::DEFAULT_STORE);
+        if crate::source::drvstore::holds_any(store, &paths) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }

@@ -91,13 +91,15 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
         })
     };
     // Over a whole snapshot, the findings that fold over days read it a day at a time.
-    if let crate::source::SourceSpec::Snapshot(dir) = &ctx.source
-        && ctx.window.is_unbounded()
-        && shown.iter().all(|&f| crate::analysis::fold::foldable(f))
-    {
-        let days = crate::source::snapshot::Days::open(dir)?;
+    if let Some(days) = ctx.days_to_fold(need, opts.drv_store.as_deref())? {
         let gap_s = opts.gap_s.unwrap_or(crate::analysis::deps::DEFAULT_GAP_S);
-        let findings = crate::analysis::fold::analyze(&days, need, gap_s, &codec_speeds()?)?;
+        let (machines, timeline) =
+            ctx.fold_side(&days, need, opts.machines.as_deref(), opts.series.as_ref())?;
+        let side = crate::analysis::fold::Side {
+            machines: machines.as_deref(),
+            timeline: timeline.as_ref(),
+        };
+        let findings = crate::analysis::fold::analyze(&days, need, gap_s, &codec_speeds()?, side)?;
         return Ok(Analysis { findings, shown });
     }
     let mut ds = if need.graph_and_series() {

@@ -29,6 +29,60 @@ impl Context<'_> {
         crate::source::load(&self.source, &self.read_options(omit))
     }
 
+    /// The days of the snapshot to fold `need` over (`analysis::fold`), where they fold: a
+    /// whole snapshot (no window), and for the ledger no derivation
+    /// graph (none given with `drv_store`, none kept by the snapshot, none in the local store).
+    pub(super) fn days_to_fold(
+        &self,
+        need: crate::analysis::Need,
+        drv_store: Option<&Path>,
+    ) -> Result<Option<crate::source::snapshot::Days>> {
+        let crate::source::SourceSpec::Snapshot(dir) = &self.source else {
+            return Ok(None);
+        };
+        if !self.window.is_unbounded() {
+            return Ok(None);
+        }
+        let days = crate::source::open_days(dir, &self.read_options(crate::dataset::NOT_ANALYSED))?;
+        if need.ledger
+            && (drv_store.is_some()
+                || days.has_drv_store()
+                || crate::analysis::fold::local_store_holds(&days)?)
+        {
+            return Ok(None);
+        }
+        Ok(Some(days))
+    }
+
+    /// What a folded ledger reads besides the days: the machines file given, else the
+    /// snapshot's; the runner's series given, else the snapshot's (none without the ledger).
+    pub(super) fn fold_side(
+        &self,
+        days: &crate::source::snapshot::Days,
+        need: crate::analysis::Need,
+        machines: Option<&Path>,
+        series: Option<&SeriesSource>,
+    ) -> Result<(Option<Vec<BuildMachine>>, Option<Timeline>)> {
+        let given = machines_file(machines)?;
+        let machines = match given {
+            Some(m) => Some(m),
+            None => days.machines()?.map(|b| b.machines),
+        };
+        if !need.ledger {
+            return Ok((machines, None));
+        }
+        let own = days.runner_series()?;
+        let timeline = match series {
+            Some(given) => {
+                let window = crate::analysis::span_of(days.meta().window, || days.extent())?;
+                let replaced = own.as_ref().map(|t| t.source.as_str());
+                Some(self.series_over(window, given, replaced)?)
+            }
+            None => own,
+        };
+        Ok((machines, timeline))
+    }
+
     /// [`Context::load`] without the derivation graph and the runner's series, for a command
     /// that uses neither (reading a million `.drv` files is most of such a command's time).
     /// `truth`: whether the sample's ground truth is read too.

@@ -157,6 +157,21 @@ fn snapshot_within(dir: &std::path::Path, opts: &ReadOptions) -> Result<Dataset>
     cover(ds, window, recorded)
 }
 
+/// The days of the snapshot at `dir` to fold over (`analysis::fold`), the runner decided as
+/// [`load`] decides it for the whole snapshot: `--runner` where given, else every step's
+/// evidence (8 bytes a step while it is gathered).
+pub fn open_days(dir: &std::path::Path, opts: &ReadOptions) -> Result<snapshot::Days> {
+    let mut days = snapshot::Days::open(dir)?;
+    let mut meta = days.meta();
+    decide_runner_by(&mut meta, opts, || {
+        let mut evidence = era::Evidence::default();
+        days.each_start_and_machine(|start, machine| evidence.push(start, machine))?;
+        Ok(evidence.decide())
+    })?;
+    days.set_meta(meta);
+    Ok(days)
+}
+
 /// Where the chunks of a database read go ([`read_into`]): a snapshot being written
 /// ([`snapshot::Writer`]), or frames held for an analysis ([`Held`]).
 pub trait Chunks {

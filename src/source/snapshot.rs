@@ -903,6 +903,24 @@ fn listed_table<'m>(
     }
 }
 
+/// The machines file the snapshot keeps, if any.
+fn bundled_machines(dir: &Path, manifest: &Manifest) -> Result<Option<BundledMachines>> {
+    let Some(name) = &manifest.machines else {
+        return Ok(None);
+    };
+    let bytes = read_inside(
+        dir,
+        name,
+        "machines file",
+        crate::nix::machines::MACHINES_FILE_CAP,
+    )?;
+    let p = dir.join(name);
+    let text = String::from_utf8(bytes).map_err(|_| Error::snapshot(&p, "not UTF-8 text"))?;
+    Ok(Some(
+        BundledMachines::parse(text).map_err(|e| Error::snapshot(&p, e))?,
+    ))
+}
+
 /// The dataset of the tables read (`frames`, by name) and what the manifest adds: the machines
 /// file, the runner's series and the derivation graph of the steps read (with
 /// `graph_and_series`), the tables put in key order.
@@ -922,21 +940,7 @@ fn assemble(
             format!("lists unknown table `{unknown}`"),
         ));
     }
-    let machines = match &manifest.machines {
-        Some(name) => {
-            let bytes = read_inside(
-                dir,
-                name,
-                "machines file",
-                crate::nix::machines::MACHINES_FILE_CAP,
-            )?;
-            let p = dir.join(name);
-            let text =
-                String::from_utf8(bytes).map_err(|_| Error::snapshot(&p, "not UTF-8 text"))?;
-            Some(BundledMachines::parse(text).map_err(|e| Error::snapshot(&p, e))?)
-        }
-        None => None,
-    };
+    let machines = bundled_machines(dir, manifest)?;
     let mut take = |def: &TableDef| frames.remove(def.name);
     let core = |t: Option<DataFrame>| t.unwrap_or_default();
     let steps = core(take(&crate::dataset::STEPS));
@@ -1088,6 +1092,8 @@ pub fn only_drv_paths() -> Omit {
 pub struct Days {
     dir: PathBuf,
     manifest: Manifest,
+    /// What the manifest says of the rows, the runner as decided ([`Days::set_meta`]).
+    meta: DatasetMeta,
     /// The steps' files of each day, in order of the days.
     days: Vec<Vec<(FileEntry, PathBuf)>>,
 }
@@ -1124,13 +1130,37 @@ impl Days {
         Ok(Days {
             dir: dir.to_path_buf(),
             days,
+            meta: meta_of(dir, &manifest),
             manifest,
         })
     }
 
-    /// What the manifest says of the rows.
+    /// What the manifest says of the rows, with the runner as [`Days::set_meta`] decided it.
     pub fn meta(&self) -> DatasetMeta {
-        meta_of(&self.dir, &self.manifest)
+        self.meta.clone()
+    }
+
+    /// Replaces what is said of the rows (`source::open_days` decides the runner from them, as
+    /// a whole read does).
+    pub fn set_meta(&mut self, meta: DatasetMeta) {
+        self.meta = meta;
+    }
+
+    /// Hands `each` every step's start and machine, a file at a time (for deciding the runner).
+    pub fn each_start_and_machine(
+        &self,
+        mut each: impl FnMut(Option<i64>, Option<&str>),
+    ) -> Result<()> {
+        static OMIT: std::sync::LazyLock<Vec<(&str, &str)>> = std::sync::LazyLock::new(|| {
+            all_but(&crate::dataset::STEPS, &["start_time", "machine"])
+        });
+        for (f, path) in self.days.iter().flatten() {
+            let df = read_file(&crate::dataset::STEPS, f, path, &OMIT)?;
+            for (start, machine) in super::step_machines(&df)? {
+                each(start, machine);
+            }
+        }
+        Ok(())
     }
 
     /// How many steps the snapshot holds.
@@ -1145,6 +1175,15 @@ impl Days {
 
     pub fn is_empty(&self) -> bool {
         self.days.is_empty()
+    }
+
+    /// When day `day` begins (unix seconds), from its directory's name; `None` for the steps
+    /// without a start (`day=unknown`).
+    pub fn day_start(&self, day: usize) -> Option<i64> {
+        let (f, _) = self.days.get(day)?.first()?;
+        let name = f.path.rsplit_once('/')?.0.rsplit_once("day=")?.1;
+        let date = chrono::NaiveDate::parse_from_str(name, "%Y-%m-%d").ok()?;
+        Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
     }
 
     /// The steps of day `day`, without the columns in `omit`.
@@ -1177,6 +1216,25 @@ impl Days {
     /// Hands the builds to `each` a file at a time, without the columns in `omit`.
     pub fn builds(&self, omit: Omit, each: impl FnMut(DataFrame) -> Result<()>) -> Result<()> {
         self.files_of(&crate::dataset::BUILDS, omit, each)
+    }
+
+    /// The machines file the snapshot keeps, if any.
+    pub fn machines(&self) -> Result<Option<BundledMachines>> {
+        bundled_machines(&self.dir, &self.manifest)
+    }
+
+    /// The runner's series the snapshot keeps, if any.
+    pub fn runner_series(&self) -> Result<Option<crate::status::timeline::Timeline>> {
+        self.manifest
+            .runner_series
+            .as_ref()
+            .map(|e| read_series(&self.dir, e))
+            .transpose()
+    }
+
+    /// Whether the snapshot keeps the steps' derivations (`store/`).
+    pub fn has_drv_store(&self) -> bool {
+        self.manifest.drv_store.is_some()
     }
 
     /// Whether the snapshot holds the sample's ground truth.
