@@ -94,6 +94,15 @@ impl Context<'_> {
         crate::source::load(&self.source, &read)
     }
 
+    /// Notes that no derivation graph is read.
+    pub(super) fn note_no_graph(&self) {
+        self.note(&format!(
+            "no --drv-store given and {} holds none of the steps' derivations: when steps \
+             became runnable is estimated from dependencies within each build",
+            crate::source::drvstore::DEFAULT_STORE
+        ));
+    }
+
     /// Gives `ds` its derivation graph: the `.drv` files of `given` (`--drv-store`), else the
     /// graph the data came with (the sample's, a snapshot's `store/`), else the local
     /// `/nix/store` when it holds the steps' derivations. Notes in one line how many of the
@@ -101,11 +110,7 @@ impl Context<'_> {
     pub(super) fn drv_graph(&self, ds: &mut Dataset, given: Option<&Path>) -> Result<()> {
         use crate::source::drvstore;
         if drvstore::attach(ds, given)? == drvstore::Attached::None {
-            self.note(&format!(
-                "no --drv-store given and {} holds none of the steps' derivations: when steps \
-                 became runnable is estimated from dependencies within each build",
-                drvstore::DEFAULT_STORE
-            ));
+            self.note_no_graph();
         }
         if let Some(g) = &ds.drv_graph {
             let steps = crate::analysis::Steps::from_frame(&ds.steps)?;

@@ -182,11 +182,30 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
 
     crate::interrupt::install()?;
     let stage = progress.stage("reading the history");
-    let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
-    stage.done();
-    ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
-    ctx.runner_series(&mut ds, opts.series.as_ref())?;
-    let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
+    // A whole snapshot without a derivation graph is read a day at a time (`analysis::fold`);
+    // anything else is read whole.
+    let (history, machines) =
+        match ctx.days_to_fold(crate::analysis::Need::ALL, opts.drv_store.as_deref())? {
+            Some(days) => {
+                let (machines, timeline) = ctx.fold_side(
+                    &days,
+                    crate::analysis::Need::ALL,
+                    opts.machines.as_deref(),
+                    opts.series.as_ref(),
+                )?;
+                stage.done();
+                ctx.note_no_graph();
+                (History::Days { days, timeline }, machines)
+            }
+            None => {
+                let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
+                stage.done();
+                ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
+                ctx.runner_series(&mut ds, opts.series.as_ref())?;
+                let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
+                (History::Whole(ds), machines)
+            }
+        };
 
     let compression = if let Some((s, bytes, path)) = saved {
         let name = path.file_name().map_or_else(
@@ -210,35 +229,51 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
     };
 
     let stage = progress.stage("analysing");
-    let findings = crate::analysis::analyze(
-        &ds,
-        &crate::analysis::Options {
-            machines: machines.clone(),
-            gap_s: None,
-            codec_speeds: compression
-                .as_ref()
-                .map(|(c, _)| inputs::speeds(inputs::timed(&c.codecs)))
-                .unwrap_or_default(),
-            ignore_series: false,
-            ignore_graph: false,
-            need: crate::analysis::Need::ALL,
-        },
-    )?;
-    let data = report::DataFacts::of(&ds)?;
+    let codec_speeds = compression
+        .as_ref()
+        .map(|(c, _)| inputs::speeds(inputs::timed(&c.codecs)))
+        .unwrap_or_default();
+    let (findings, data) = match &history {
+        History::Whole(ds) => (
+            crate::analysis::analyze(
+                ds,
+                &crate::analysis::Options {
+                    machines: machines.clone(),
+                    gap_s: None,
+                    codec_speeds,
+                    ignore_series: false,
+                    ignore_graph: false,
+                    need: crate::analysis::Need::ALL,
+                },
+            )?,
+            report::DataFacts::of(ds)?,
+        ),
+        History::Days { days, timeline } => {
+            let side = crate::analysis::fold::Side {
+                machines: machines.as_deref(),
+                timeline: timeline.as_ref(),
+            };
+            let gap_s = crate::analysis::deps::DEFAULT_GAP_S;
+            let findings = crate::analysis::fold::every_finding(days, gap_s, &codec_speeds, side)?;
+            (findings, data_facts(days)?)
+        }
+    };
     stage.done();
     crate::interrupt::check()?;
     let simulation = if opts.simulation {
-        let runner = ds.meta.runner;
-        let measured = inputs::measured_buckets(&ds, &findings.ledger)?;
+        let stage = ctx.progress.stage("simulating the scenarios");
+        let (replayed, note) = latest_days(ctx, history)?;
+        let runner = replayed.meta.runner;
+        let measured = inputs::measured_buckets(&replayed, &findings.ledger)?;
         let codecs = compression
             .as_ref()
             .map(|(c, _)| {
                 inputs::model_codecs(inputs::timed(&c.codecs), "measured for this report")
             })
             .unwrap_or_default();
-        Some(simulate(
-            ctx,
-            ds,
+        let sim = simulate(
+            replayed,
+            note,
             &crate::model::Options {
                 machines: machines.clone(),
                 scenarios: if own_scenarios.is_empty() {
@@ -255,7 +290,9 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
                 status: None,
                 measured,
             },
-        )?)
+        )?;
+        stage.done();
+        Some(sim)
     } else {
         None
     };
@@ -337,21 +374,95 @@ fn measure(
     ))
 }
 
-/// The simulation section: the scenarios replayed over the latest days of `ds` (at most
-/// [`SIMULATION_MAX_STEPS`] steps, said in the section when bounded).
-fn simulate(ctx: &Context<'_>, ds: Dataset, model: &crate::model::Options) -> Result<Simulation> {
-    let stage = ctx.progress.stage("simulating the scenarios");
-    let (replayed, note) = match crate::model::latest_days(&ds, SIMULATION_MAX_STEPS)? {
-        Some((latest, note)) => {
-            ctx.note(&format!("simulation: {note}"));
-            // The whole history is not read again: free it before the replay's own memory.
-            drop(ds);
-            (latest, Some(note))
+/// The history a report reads: whole, or a snapshot's days to fold over (with the runner's
+/// series, given or the snapshot's).
+enum History {
+    Whole(Dataset),
+    Days {
+        days: crate::source::snapshot::Days,
+        timeline: Option<crate::status::timeline::Timeline>,
+    },
+}
+
+/// What the report says of the data (`report::DataFacts`) from a snapshot's builds, a file at
+/// a time.
+fn data_facts(days: &crate::source::snapshot::Days) -> Result<report::DataFacts> {
+    let meta = days.meta();
+    let (mut builds, mut volume) = (0, crate::compress::project::VolumeSums::default());
+    days.builds(crate::source::snapshot::only_volume(), |df| {
+        builds += df.height();
+        volume.add(&df)
+    })?;
+    Ok(report::DataFacts {
+        builds,
+        schema_version: meta.schema_version,
+        volume: volume.finish(meta.window),
+    })
+}
+
+/// The history the simulation replays: its latest whole days holding at most
+/// [`SIMULATION_MAX_STEPS`] steps (and a sentence saying so, noted), else all of it. From a
+/// snapshot's days, those days are found from every step's times and then read alone, with the
+/// runner, the window's end and the runner's series of the whole history, as the whole
+/// history read and cut would give them.
+fn latest_days(ctx: &Context<'_>, history: History) -> Result<(Dataset, Option<String>)> {
+    let (replayed, note) = match history {
+        History::Whole(ds) => match crate::model::latest_days(&ds, SIMULATION_MAX_STEPS)? {
+            // The whole history is not read again: it is freed before the replay's memory.
+            Some((latest, note)) => (latest, Some(note)),
+            None => (ds, None),
+        },
+        History::Days { days, timeline } => {
+            let builds = days.queue_times()?;
+            let mut latest = crate::model::Latest::default();
+            days.each_day(crate::source::snapshot::only_kept_from(), |df| {
+                latest.add(&df, |b| {
+                    let k = builds.binary_search_by_key(&b, |x| x.0).ok()?;
+                    Some(builds[k].1)
+                })
+            })?;
+            drop(builds);
+            let total = latest.total;
+            let meta = days.meta();
+            let window = latest.window(SIMULATION_MAX_STEPS, meta.window.until);
+            let at = |t: Option<i64>| t.map(crate::window::TimeSpec::At);
+            let read = crate::source::ReadOptions {
+                window: crate::window::WindowSpec {
+                    since: at(window.and_then(|w| w.since)),
+                    until: at(window.and_then(|w| w.until)),
+                },
+                // Decided already, from every step.
+                runner: Some(meta.runner),
+                runner_switch: meta.runner_switch,
+                ..ctx.read_options(crate::dataset::NOT_ANALYSED)
+            };
+            let mut ds = crate::source::load(&ctx.source, &read)?;
+            ds.meta = crate::dataset::DatasetMeta {
+                window: window.unwrap_or(meta.window),
+                ..meta
+            };
+            ds.timeline = timeline;
+            ds.machines = None;
+            let note = window.map(|w| {
+                crate::model::latest_note(w, ds.steps.height(), total, SIMULATION_MAX_STEPS)
+            });
+            (ds, note)
         }
-        None => (ds, None),
     };
+    if let Some(note) = &note {
+        ctx.note(&format!("simulation: {note}"));
+    }
+    Ok((replayed, note))
+}
+
+/// The simulation section: the scenarios replayed over `replayed` (`note`: how it was
+/// bounded, said in the section).
+fn simulate(
+    replayed: Dataset,
+    note: Option<String>,
+    model: &crate::model::Options,
+) -> Result<Simulation> {
     let summary = crate::model::run(&replayed, model)?;
-    stage.done();
     drop(replayed);
     let mut sim = Simulation::from_summary(&summary);
     if let Some(note) = note {

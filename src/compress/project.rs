@@ -137,51 +137,73 @@ pub const VOLUME_BASIS: &str = "Builds.size (NAR size of each finished, non-cach
     lower bound";
 
 pub fn volume(ds: &Dataset) -> Result<Volume> {
-    let err = |e| Error::frame("builds", e);
-    let b = &ds.builds;
-    let size = b.column("size").map_err(err)?.i64().map_err(err)?;
-    let stop = b.column("stop_time").map_err(err)?.i64().map_err(err)?;
-    let fin = b.column("finished").map_err(err)?.bool().map_err(err)?;
-    let cached = b
-        .column("is_cached_build")
-        .map_err(err)?
-        .bool()
-        .map_err(err)?;
-    let mut per_hour: BTreeMap<i64, f64> = BTreeMap::new();
-    let (mut total, mut n) = (0.0, 0);
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-    for i in 0..b.height() {
-        let (Some(s), Some(t), Some(true)) = (size.get(i), stop.get(i), fin.get(i)) else {
-            continue;
-        };
-        if cached.get(i) == Some(true) || s < 0 {
-            continue;
+    let mut v = VolumeSums::default();
+    v.add(&ds.builds)?;
+    Ok(v.finish(ds.meta.window))
+}
+
+/// The sums [`volume`] is made of, taking the builds in parts (a snapshot's files) or at
+/// once: whole bytes, which add up exactly in any order.
+#[derive(Debug, Clone, Default)]
+pub struct VolumeSums {
+    per_hour: BTreeMap<i64, f64>,
+    total: f64,
+    n: usize,
+    first: Option<i64>,
+    last: Option<i64>,
+}
+
+impl VolumeSums {
+    /// The builds of `b` (a frame of the builds table).
+    pub fn add(&mut self, b: &polars::prelude::DataFrame) -> Result<()> {
+        let err = |e| Error::frame("builds", e);
+        let size = b.column("size").map_err(err)?.i64().map_err(err)?;
+        let stop = b.column("stop_time").map_err(err)?.i64().map_err(err)?;
+        let fin = b.column("finished").map_err(err)?.bool().map_err(err)?;
+        let cached = b
+            .column("is_cached_build")
+            .map_err(err)?
+            .bool()
+            .map_err(err)?;
+        for i in 0..b.height() {
+            let (Some(s), Some(t), Some(true)) = (size.get(i), stop.get(i), fin.get(i)) else {
+                continue;
+            };
+            if cached.get(i) == Some(true) || s < 0 {
+                continue;
+            }
+            *self.per_hour.entry(t.div_euclid(3600) * 3600).or_default() += s as f64;
+            self.total += s as f64;
+            self.n += 1;
+            self.first = Some(self.first.map_or(t, |f| f.min(t)));
+            self.last = Some(self.last.map_or(t, |l| l.max(t)));
         }
-        *per_hour.entry(t.div_euclid(3600) * 3600).or_default() += s as f64;
-        total += s as f64;
-        n += 1;
-        lo = lo.min(t);
-        hi = hi.max(t);
+        Ok(())
     }
-    let span_s = match (ds.meta.window.since, ds.meta.window.until) {
-        (Some(a), Some(b)) if b > a => (b - a) as f64,
-        _ if n > 0 => ((hi - lo) as f64).max(3600.0),
-        _ => 0.0,
-    };
-    let days = span_s / 86_400.0;
-    let (peak_hour, peak_hour_bytes) = per_hour
-        .iter()
-        .max_by(|(_, a_bytes), (_, b_bytes)| a_bytes.total_cmp(b_bytes))
-        .map(|(h, v)| (*h, *v))
-        .unwrap_or((0, 0.0));
-    Ok(Volume {
-        basis: VOLUME_BASIS,
-        builds: n,
-        days,
-        bytes_per_day: if days > 0.0 { total / days } else { 0.0 },
-        peak_hour,
-        peak_hour_bytes,
-    })
+
+    /// The volume over `window` (else the span of the builds' stops, at least an hour).
+    pub fn finish(self, window: crate::window::Window) -> Volume {
+        let span_s = match (window.since, window.until, self.first, self.last) {
+            (Some(a), Some(b), _, _) if b > a => (b - a) as f64,
+            (_, _, Some(lo), Some(hi)) => ((hi - lo) as f64).max(3600.0),
+            _ => 0.0,
+        };
+        let days = span_s / 86_400.0;
+        let (peak_hour, peak_hour_bytes) = self
+            .per_hour
+            .iter()
+            .max_by(|(_, a_bytes), (_, b_bytes)| a_bytes.total_cmp(b_bytes))
+            .map(|(h, v)| (*h, *v))
+            .unwrap_or((0, 0.0));
+        Volume {
+            basis: VOLUME_BASIS,
+            builds: self.n,
+            days,
+            bytes_per_day: if days > 0.0 { self.total / days } else { 0.0 },
+            peak_hour,
+            peak_hour_bytes,
+        }
+    }
 }
 
 /// One codec's cost at the farm's volume.

@@ -212,63 +212,122 @@ pub fn latest_days(
     if total <= max_steps {
         return Ok(None);
     }
-    let err = |e| crate::Error::frame("steps", e);
-    let i64s = |df: &polars::prelude::DataFrame, name: &str| {
-        df.column(name).and_then(|c| c.i64().cloned()).map_err(err)
-    };
-    let i32s = |df: &polars::prelude::DataFrame, name: &str| {
-        df.column(name).and_then(|c| c.i32().cloned()).map_err(err)
-    };
-    // The cut is placed among the times from which each step is kept, by the window rule.
-    let queued: std::collections::HashMap<i32, i64> = i32s(&ds.builds, "id")?
+    let err = |e| crate::Error::frame("builds", e);
+    let queued: std::collections::HashMap<i32, i64> = ds
+        .builds
+        .column("id")
+        .and_then(|c| c.i32().cloned())
+        .map_err(err)?
         .iter()
-        .zip(i64s(&ds.builds, "timestamp")?.iter())
+        .zip(
+            ds.builds
+                .column("timestamp")
+                .and_then(|c| c.i64().cloned())
+                .map_err(err)?
+                .iter(),
+        )
         .filter_map(|(id, t)| Some((id?, t?)))
         .collect();
-    let (starts, stops) = (
-        i64s(&ds.steps, "start_time")?,
-        i64s(&ds.steps, "stop_time")?,
-    );
-    let (busy, builds) = (i32s(&ds.steps, "busy")?, i32s(&ds.steps, "build")?);
-    let mut always = 0usize;
-    let mut ends: Vec<i64> = Vec::with_capacity(total);
-    let steps = starts
-        .iter()
-        .zip(stops.iter())
-        .zip(busy.iter().zip(builds.iter()));
-    for ((start, stop), (busy, build)) in steps {
-        let queued_at = build.and_then(|b| queued.get(&b).copied());
-        match crate::window::Window::kept_from(start, stop, busy, queued_at) {
-            crate::window::KeptFrom::Since(t) => ends.push(t),
-            crate::window::KeptFrom::Always => always += 1,
-            crate::window::KeptFrom::Never => {}
-        }
-    }
-    let budget = max_steps.saturating_sub(always);
-    if ends.len() <= budget {
+    let mut latest = Latest::default();
+    latest.add(&ds.steps, |b| queued.get(&b).copied())?;
+    let Some(window) = latest.window(max_steps, ds.meta.window.until) else {
         return Ok(None);
-    }
-    let k = ends.len() - budget.max(1);
-    let (_, &mut cut, _) = ends.select_nth_unstable(k);
-    let until = ds.meta.window.until.unwrap_or(i64::MAX);
-    // Whole days read better and keep a day's pattern whole; a single day over the bound is cut
-    // where it must be.
-    let day = cut.div_euclid(86_400) * 86_400 + if cut % 86_400 == 0 { 0 } else { 86_400 };
-    let since = if day < until { day } else { cut };
-    let window = crate::window::Window {
-        since: Some(since),
-        until: ds.meta.window.until,
     };
     let kept = crate::source::restrict(ds.clone(), window)?;
-    let note = format!(
+    let note = latest_note(window, kept.steps.height(), total, max_steps);
+    Ok(Some((kept, note)))
+}
+
+/// Where the latest whole days holding at most a number of steps begin, from each step's time
+/// it is kept from by the window rule ([`crate::window::Window::kept_from`]): the steps handed
+/// in parts (a snapshot's days) or at once.
+#[derive(Debug, Clone, Default)]
+pub struct Latest {
+    /// Steps seen.
+    pub total: usize,
+    /// Steps every window keeps.
+    always: usize,
+    /// The time each other kept step is kept from.
+    ends: Vec<i64>,
+}
+
+impl Latest {
+    /// The steps of `steps` (a frame of the steps table); `queued`: a build's queue time.
+    pub fn add(
+        &mut self,
+        steps: &polars::prelude::DataFrame,
+        queued: impl Fn(i32) -> Option<i64>,
+    ) -> crate::Result<()> {
+        let err = |e| crate::Error::frame("steps", e);
+        let i64s = |name: &str| {
+            steps
+                .column(name)
+                .and_then(|c| c.i64().cloned())
+                .map_err(err)
+        };
+        let i32s = |name: &str| {
+            steps
+                .column(name)
+                .and_then(|c| c.i32().cloned())
+                .map_err(err)
+        };
+        let (starts, stops) = (i64s("start_time")?, i64s("stop_time")?);
+        let (busy, builds) = (i32s("busy")?, i32s("build")?);
+        self.total += steps.height();
+        let rows = starts
+            .iter()
+            .zip(stops.iter())
+            .zip(busy.iter().zip(builds.iter()));
+        for ((start, stop), (busy, build)) in rows {
+            let queued_at = build.and_then(&queued);
+            match crate::window::Window::kept_from(start, stop, busy, queued_at) {
+                crate::window::KeptFrom::Since(t) => self.ends.push(t),
+                crate::window::KeptFrom::Always => self.always += 1,
+                crate::window::KeptFrom::Never => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The window of the latest days holding at most `max_steps` of the steps, to `until`;
+    /// `None` when all of them fit.
+    pub fn window(mut self, max_steps: usize, until: Option<i64>) -> Option<crate::window::Window> {
+        if self.total <= max_steps {
+            return None;
+        }
+        let budget = max_steps.saturating_sub(self.always);
+        if self.ends.len() <= budget {
+            return None;
+        }
+        let k = self.ends.len() - budget.max(1);
+        let (_, &mut cut, _) = self.ends.select_nth_unstable(k);
+        let end = until.unwrap_or(i64::MAX);
+        // Whole days read better and keep a day's pattern whole; a single day over the bound
+        // is cut where it must be.
+        let day = cut.div_euclid(86_400) * 86_400 + if cut % 86_400 == 0 { 0 } else { 86_400 };
+        let since = if day < end { day } else { cut };
+        Some(crate::window::Window {
+            since: Some(since),
+            until,
+        })
+    }
+}
+
+/// What [`latest_days`] says of the steps it kept.
+pub fn latest_note(
+    window: crate::window::Window,
+    kept: usize,
+    total: usize,
+    max_steps: usize,
+) -> String {
+    format!(
         "replays the steps from {} on ({} of the window's {} steps): it runs every \
          configuration with several seeds, so it is bounded to about the latest {} steps",
-        crate::window::fmt_time(since),
-        kept.steps.height(),
+        crate::window::fmt_time(window.since.unwrap_or(0)),
+        kept,
         total,
         max_steps
-    );
-    Ok(Some((kept, note)))
+    )
 }
 
 /// Builds the workload, calibrates, and runs the baseline and every scenario.

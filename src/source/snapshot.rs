@@ -1079,6 +1079,29 @@ fn all_but_times() -> Omit {
     &OMIT
 }
 
+/// What a read of the steps' times, busy flag and build leaves out (the time each step is kept
+/// from by the window rule).
+pub fn only_kept_from() -> Omit {
+    static OMIT: std::sync::LazyLock<Vec<(&str, &str)>> = std::sync::LazyLock::new(|| {
+        all_but(
+            &crate::dataset::STEPS,
+            &["start_time", "stop_time", "busy", "build"],
+        )
+    });
+    &OMIT
+}
+
+/// What a read of the builds' volume (`compress::project::VolumeSums`) leaves out.
+pub fn only_volume() -> Omit {
+    static OMIT: std::sync::LazyLock<Vec<(&str, &str)>> = std::sync::LazyLock::new(|| {
+        all_but(
+            &crate::dataset::BUILDS,
+            &["size", "stop_time", "finished", "is_cached_build"],
+        )
+    });
+    &OMIT
+}
+
 /// What a read of the steps' derivation paths leaves out.
 pub fn only_drv_paths() -> Omit {
     static OMIT: std::sync::LazyLock<Vec<(&str, &str)>> =
