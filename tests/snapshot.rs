@@ -265,6 +265,21 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         };
         let folded = fold::analyze(&days, need, gap, &[("zstd-19".into(), 2.5)], side).unwrap();
         assert_eq!(folded.ledger, whole.ledger, "{}", dir.display());
+        // Spans of any length, across the series' first sample or not, add up alike.
+        let builds = days.queue_times().unwrap();
+        for span_days in [1, 3] {
+            let inputs = fold::LedgerInputs {
+                machines: None,
+                timeline: timeline.as_ref(),
+                peaks: &whole.utilization.peak_by_machine,
+                builds: &builds,
+                lo: whole.since,
+                hi: whole.until,
+                span_days,
+            };
+            let ledger = fold::ledger(&days, &inputs).unwrap();
+            assert_eq!(ledger, whole.ledger, "{} in spans of {span_days} days", dir.display());
+        }
         assert_eq!(folded.quality, whole.quality, "{}", dir.display());
         assert_eq!(folded.utilization, whole.utilization, "{}", dir.display());
         assert_eq!(folded.waiting, whole.waiting, "{}", dir.display());

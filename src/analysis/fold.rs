@@ -174,6 +174,7 @@ pub fn analyze(
                 builds: &builds,
                 lo,
                 hi,
+                span_days: SPAN_DAYS,
             },
         )?;
     }
@@ -193,6 +194,8 @@ pub struct LedgerInputs<'a> {
     pub builds: &'a [(i32, i64)],
     pub lo: i64,
     pub hi: i64,
+    /// Days a span covers: [`SPAN_DAYS`]; any other gives the same ledger (tests/snapshot.rs).
+    pub span_days: i64,
 }
 
 /// How many days a span of the folded ledger covers. The steps held for a span are its days
@@ -200,7 +203,7 @@ pub struct LedgerInputs<'a> {
 /// window's own steps), so a longer span reads the margins fewer times and holds more days
 /// at once: a week holds about 7/365 of a year's steps (0.75 M of the 38.7 M-step year) plus
 /// its margins, and reads each day about once and a half where the margins are a day or two.
-const SPAN_DAYS: i64 = 7;
+pub const SPAN_DAYS: i64 = 7;
 
 /// How far the steps that count in a span reach beyond it, from the window's usable steps
 /// (`docs/scale.md`, "the ledger over spans").
@@ -253,7 +256,11 @@ pub fn ledger(days: &Days, inp: &LedgerInputs<'_>) -> Result<super::ledger::Ledg
         reach.add(&steps, &usable, &queued, hi);
         Ok(())
     })?;
-    crate::progress::mark("folding the ledger: machines and reach");
+    crate::progress::mark(&format!(
+        "folding the ledger: machines, and how far steps reach (longest run {} s, longest \
+         wait {} s)",
+        reach.run_s, reach.wait_s
+    ));
     let plan = Plan::new(&Setup {
         meta: &meta,
         ran: &ran,
@@ -275,24 +282,30 @@ pub fn ledger(days: &Days, inp: &LedgerInputs<'_>) -> Result<super::ledger::Ledg
         _ => None,
     };
     let mut parts: Parts = plan.parts();
-    // Spans start on the grid dispatch loss is sampled on: the series' samples when free
-    // slots come from it, else `lo + k·step`.
+    // Spans start on the grid dispatch loss is sampled on, so that no instant is counted in
+    // two: where free slots come from the series, at one of its samples, or outside the
+    // samples (before the first, a step after the last), where there is no instant; else at
+    // `lo + k·step`.
     let on_grid = |t: i64| match plan.free_from_series() {
-        Some(tl) => tl
-            .times
-            .get(tl.times.partition_point(|&x| x < t))
-            .copied()
-            .unwrap_or(t),
+        Some(tl) => match (tl.times.first(), tl.times.last()) {
+            (Some(&first), Some(&last)) if t > first => tl
+                .times
+                .get(tl.times.partition_point(|&x| x < t))
+                .copied()
+                .unwrap_or(t.max(last + tl.step_s)),
+            _ => t,
+        },
         None => lo + (t - lo + plan.step - 1).div_euclid(plan.step) * plan.step,
     };
     let mut bounds = vec![lo];
-    let mut c = lo + SPAN_DAYS * DAY;
+    let span_s = inp.span_days.max(1) * DAY;
+    let mut c = lo + span_s;
     while c < hi {
         let b = on_grid(c);
         if b > *bounds.last().expect("lo is first") && b < hi {
             bounds.push(b);
         }
-        c += SPAN_DAYS * DAY;
+        c += span_s;
     }
     bounds.push(hi);
     // A step counts in `[a, b)` if it held a slot there (it started at most the longest run
@@ -392,10 +405,10 @@ pub fn local_store_holds(days: &Days) -> Result<bool> {
     Ok(false)
 }
 
-/// Every finding over a snapshot's days, as a report asks for them, in three passes over the
+/// Every finding over a snapshot's days, as a report asks for them, in four passes over the
 /// days that each hold only their own findings' states: utilization and the ledger (whose
-/// slots come from utilization's peaks), then the queue waits and waste, then the overhead fit
-/// and the dependency estimate. One pass holding every state at once peaked at 6.07 GiB over a
+/// slots come from utilization's peaks), the queue waits, waste, then the overhead fit and the
+/// dependency estimate. One pass holding every state at once peaked at 6.07 GiB over a
 /// year of 38.7 M steps (docs/scale.md); a pass reads the days again in 20–50 s of it.
 pub fn every_finding(
     days: &Days,
@@ -408,8 +421,13 @@ pub fn every_finding(
         utilization: true,
         ..Need::NONE
     };
-    let second = Need {
+    // The waits' per-build state and waste's derivations together peaked at 3.8 GiB over
+    // the year; one at a time, each holds about half of that.
+    let waits = Need {
         waiting: true,
+        ..Need::NONE
+    };
+    let second = Need {
         waste: true,
         ..Need::NONE
     };
@@ -419,9 +437,8 @@ pub fn every_finding(
         ..Need::NONE
     };
     let mut findings = analyze(days, first, gap_s, codec_speeds, side)?;
-    let rest = analyze(days, second, gap_s, codec_speeds, side)?;
-    findings.waiting = rest.waiting;
-    findings.waste = rest.waste;
+    findings.waiting = analyze(days, waits, gap_s, codec_speeds, side)?.waiting;
+    findings.waste = analyze(days, second, gap_s, codec_speeds, side)?.waste;
     let rest = analyze(days, third, gap_s, codec_speeds, side)?;
     findings.overhead = rest.overhead;
     findings.dependencies = rest.dependencies;
