@@ -278,7 +278,12 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
                 span_days,
             };
             let ledger = fold::ledger(&days, &inputs).unwrap();
-            assert_eq!(ledger, whole.ledger, "{} in spans of {span_days} days", dir.display());
+            assert_eq!(
+                ledger,
+                whole.ledger,
+                "{} in spans of {span_days} days",
+                dir.display()
+            );
         }
         assert_eq!(folded.quality, whole.quality, "{}", dir.display());
         assert_eq!(folded.utilization, whole.utilization, "{}", dir.display());

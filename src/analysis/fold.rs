@@ -282,6 +282,23 @@ pub fn ledger(days: &Days, inp: &LedgerInputs<'_>) -> Result<super::ledger::Ledg
         _ => None,
     };
     let mut parts: Parts = plan.parts();
+    // Counts `df`'s steps in `span`; the runner's samples in `samples` may be read with them.
+    let mut count = |df: polars::prelude::DataFrame, span, samples, loss| -> Result<usize> {
+        let steps = Steps::from_frame(&df)?;
+        let (usable, queued) = usable_of(&steps);
+        let frame = Frame {
+            meta: &meta,
+            steps: &steps,
+            usable: &usable,
+            queued,
+            graph: None,
+            edges: None,
+            held: held.as_ref(),
+            samples,
+        };
+        parts.add(&plan, frame, span, loss);
+        Ok(steps.len())
+    };
     // Spans start on the grid dispatch loss is sampled on, so that no instant is counted in
     // two: where free slots come from the series, at one of its samples, or outside the
     // samples (before the first, a step after the last), where there is no instant; else at
@@ -321,54 +338,26 @@ pub fn ledger(days: &Days, inp: &LedgerInputs<'_>) -> Result<super::ledger::Ledg
             .iter()
             .filter(|(_, s)| s + DAY > a - before && *s <= b + reach.wait_s)
             .collect();
-        let (Some(first), Some(last)) = (held_days.first(), held_days.last()) else {
-            continue;
+        // A span without steps still takes its instants (each a sample of no loss).
+        let samples = match (held_days.first(), held_days.last()) {
+            (Some(first), Some(last)) => (first.1 + reach.run_s, last.1 + DAY),
+            _ => (a, a),
         };
         let frames = held_days
             .iter()
             .map(|(d, _)| days.steps(*d, omit))
             .collect::<Result<Vec<_>>>()?;
-        let df = stack(frames)?;
-        let steps = Steps::from_frame(&df)?;
-        let (usable, queued) = usable_of(&steps);
-        parts.add(
-            &plan,
-            Frame {
-                meta: &meta,
-                steps: &steps,
-                usable: &usable,
-                queued,
-                graph: None,
-                edges: None,
-                held: held.as_ref(),
-                samples: (first.1 + reach.run_s, last.1 + DAY),
-            },
-            (a, b),
-            true,
-        );
+        let held_steps = count(stack(frames)?, (a, b), samples, true)?;
         crate::progress::mark(&format!(
             "folding the ledger: the span from {} ({} steps held)",
             crate::window::fmt_time(a),
-            steps.len()
+            held_steps
         ));
     }
     // The steps without a start (`day=unknown`) hold no slot and wait for none; they still
     // count the overhead and held time recorded for them.
     for d in (0..days.len()).filter(|&d| days.day_start(d).is_none()) {
-        let df = days.steps(d, omit)?;
-        let steps = Steps::from_frame(&df)?;
-        let (usable, queued) = usable_of(&steps);
-        let frame = Frame {
-            meta: &meta,
-            steps: &steps,
-            usable: &usable,
-            queued,
-            graph: None,
-            edges: None,
-            held: held.as_ref(),
-            samples: (lo, lo),
-        };
-        parts.add(&plan, frame, (lo, hi), false);
+        count(days.steps(d, omit)?, (lo, hi), (lo, lo), false)?;
     }
     Ok(plan.finish(parts))
 }
@@ -405,9 +394,9 @@ pub fn local_store_holds(days: &Days) -> Result<bool> {
     Ok(false)
 }
 
-/// Every finding over a snapshot's days, as a report asks for them, in four passes over the
+/// Every finding over a snapshot's days, as a report asks for them, in five passes over the
 /// days that each hold only their own findings' states: utilization and the ledger (whose
-/// slots come from utilization's peaks), the queue waits, waste, then the overhead fit and the
+/// slots come from utilization's peaks), the queue waits, waste, the overhead fit, the
 /// dependency estimate. One pass holding every state at once peaked at 6.07 GiB over a
 /// year of 38.7 M steps (docs/scale.md); a pass reads the days again in 20–50 s of it.
 pub fn every_finding(
@@ -431,16 +420,21 @@ pub fn every_finding(
         waste: true,
         ..Need::NONE
     };
+    // The overhead fit's points and the estimate's members together peaked at 3.7 GiB over
+    // the year, with the truth's edges; one at a time, under 2 GiB each.
     let third = Need {
         overhead: true,
+        ..Need::NONE
+    };
+    let fourth = Need {
         deps: true,
         ..Need::NONE
     };
     let mut findings = analyze(days, first, gap_s, codec_speeds, side)?;
     findings.waiting = analyze(days, waits, gap_s, codec_speeds, side)?.waiting;
     findings.waste = analyze(days, second, gap_s, codec_speeds, side)?.waste;
-    let rest = analyze(days, third, gap_s, codec_speeds, side)?;
-    findings.overhead = rest.overhead;
+    findings.overhead = analyze(days, third, gap_s, codec_speeds, side)?.overhead;
+    let rest = analyze(days, fourth, gap_s, codec_speeds, side)?;
     findings.dependencies = rest.dependencies;
     findings.runnable_basis = rest.runnable_basis;
     Ok(findings)
