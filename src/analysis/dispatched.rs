@@ -116,6 +116,9 @@ pub fn retry_not_before(steps: &Steps, usable: &[bool]) -> NotBefore {
     )
 }
 
+/// A step by its start: `(start, (build, stepnr), row)`.
+type StartedStep = (i64, (i32, i32), usize);
+
 /// For each step (row), when it was dispatched as the series shows it (see the module's doc),
 /// where that is before its start; `None` elsewhere (no series sample before its start, a
 /// machine the series does not name, or no held slot left for it). `on`: the step's machine,
@@ -150,7 +153,7 @@ pub fn dispatched_from_series(
     }
     // Steps per machine in order of start (and of key, which is row order over a whole
     // window and not over a span's days), and their stops sorted.
-    let mut starts: Vec<Vec<(i64, (i32, i32), usize)>> = vec![Vec::new(); machines.len()];
+    let mut starts: Vec<Vec<StartedStep>> = vec![Vec::new(); machines.len()];
     let mut stops: Vec<Vec<i64>> = vec![Vec::new(); machines.len()];
     // Successful builds' stops across the farm, with their machine: candidates for the local
     // slot queue.

@@ -319,7 +319,7 @@ pub fn ledger(days: &Days, inp: &LedgerInputs<'_>) -> Result<super::ledger::Ledg
     let mut c = lo + span_s;
     while c < hi {
         let b = on_grid(c);
-        if b > *bounds.last().expect("lo is first") && b < hi {
+        if bounds.last().is_some_and(|&last| b > last) && b < hi {
             bounds.push(b);
         }
         c += span_s;

@@ -1021,14 +1021,6 @@ fn waiting_intervals(
 }
 
 /// Slots the history shows taken: each step's `[start, stop)` on its machine (an index into
-/// `list`). Under the C++ runner that is the build alone: the send-lock wait and sending before
-/// it, and the wait for a local slot after it, held the slot unrecorded, so this undercounts
-/// what was taken. Under the Rust runner `startTime` is the runner's clock when it took the
-/// step for a machine (`Job::result.set_start_time_now` in `State::realise_drv_on_valid_machine`,
-/// `subprojects/hydra-queue-runner/src/state/mod.rs`, 14332fbf) and `stopTime` when the builder
-/// reported it done, import and upload included, so the span is the slot's whole hold.
-
-/// Slots the history shows taken: each step's `[start, stop)` on its machine (an index into
 /// the plan's machines). Under the C++ runner that is the build alone: the send-lock wait and
 /// sending before it, and the wait for a local slot after it, held the slot unrecorded, so this
 /// undercounts what was taken. Under the Rust runner `startTime` is the runner's clock when it
