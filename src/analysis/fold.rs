@@ -53,6 +53,7 @@ pub fn analyze(
     };
     let mut points = OverheadPoints::default();
     let mut members = deps::Gathered::default();
+    let mut scan = Scan::default();
     // The overhead fit takes its sizes from the truth where there is one, and then reads
     // neither the derivation paths nor the builds' sizes.
     let omit = match days.has_truth() {
@@ -61,8 +62,9 @@ pub fn analyze(
     };
     days.each_day(omit, |df| {
         let steps = Steps::from_frame(&df)?;
-        let usable = tally.add(&steps, &quality::queue_times(&builds, &steps));
-        let (steps, usable) = (&steps, &usable[..]);
+        let queued = quality::queue_times(&builds, &steps);
+        let usable = tally.add(&steps, &queued);
+        let (steps, usable, queued) = (&steps, &usable[..], &queued[..]);
         // Each finding's state takes the day on its own, side by side on the threads there
         // are, as the whole analysis runs them (one after the other, `analyze waiting
         // utilization waste overhead` over a million steps took 1.66 s where the whole
@@ -83,10 +85,15 @@ pub fn analyze(
             if need.deps || need.ledger {
                 s.spawn(|_| members.add(steps, usable));
             }
+            if need.ledger {
+                s.spawn(|_| scan.add(steps, usable, queued, hi));
+            }
         });
         Ok(())
     })?;
     crate::progress::mark("folding: the days");
+    // Only the ledger reads the queue times after the days (its spans' usable steps).
+    let builds = need.ledger.then_some(builds);
     let mut waits = need.waiting.then(|| waiting::Accumulator::new(first));
     points.in_key_order();
     let sizes_from_builds = need.overhead && !days.has_truth();
@@ -164,21 +171,21 @@ pub fn analyze(
             edges: edges.len(),
         };
     }
-    if need.ledger {
-        findings.ledger = ledger(
+    if let Some(builds) = &builds {
+        findings.ledger = ledger_with(
             days,
             &LedgerInputs {
                 machines: side.machines,
                 timeline: side.timeline,
                 peaks: &findings.utilization.peak_by_machine,
-                builds: &builds,
+                builds,
                 lo,
                 hi,
                 span_days: SPAN_DAYS,
             },
+            &scan,
         )?;
     }
-    drop(builds);
     Ok(findings)
 }
 
@@ -205,18 +212,24 @@ pub struct LedgerInputs<'a> {
 /// its margins, and reads each day about once and a half where the margins are a day or two.
 pub const SPAN_DAYS: i64 = 7;
 
-/// How far the steps that count in a span reach beyond it, from the window's usable steps
-/// (`docs/scale.md`, "the ledger over spans").
-#[derive(Debug, Clone, Copy, Default)]
-struct Reach {
+/// What the folded ledger needs from a first look at every day: each machine's systems, and
+/// how far the steps that count in a span reach beyond it, from the window's usable steps
+/// (`docs/scale.md`, "the ledger over spans"). [`analyze`] fills it in its own pass over the
+/// days.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    ran: super::ledger::Ran,
     /// The longest a step held its slot (to the end of the window for one still running).
     run_s: i64,
     /// The longest from a build's queue time to one of its steps' start.
     wait_s: i64,
 }
 
-impl Reach {
+impl Scan {
+    /// A day's steps, with their usable mask and their builds' queue times; `hi`: the
+    /// window's end.
     fn add(&mut self, steps: &Steps, usable: &[bool], queued: &[Option<i64>], hi: i64) {
+        self.ran.add(steps);
         for i in 0..steps.len() {
             let Some(start) = steps.start(i).filter(|_| usable[i]) else {
                 continue;
@@ -237,33 +250,37 @@ impl Reach {
 /// [`SPAN_DAYS`] at a time, each span with the days whose steps can count in it, and the sums
 /// are finished once.
 pub fn ledger(days: &Days, inp: &LedgerInputs<'_>) -> Result<super::ledger::Ledger> {
-    use super::ledger::{Frame, HeldFrom, Parts, Plan, Ran, Runnable, Setup, TruthHeld};
+    let mut scan = Scan::default();
+    days.each_day(Need::of(Finding::Ledger).omit(), |df| {
+        let steps = Steps::from_frame(&df)?;
+        let (usable, queued) = usable_of(inp.builds, &steps);
+        scan.add(&steps, &usable, &queued, inp.hi);
+        Ok(())
+    })?;
+    ledger_with(days, inp, &scan)
+}
+
+/// A day's steps' usable mask and their builds' queue times (`builds`: [`Days::queue_times`]).
+fn usable_of(builds: &[(i32, i64)], steps: &Steps) -> (Vec<bool>, Vec<Option<i64>>) {
+    let queued = quality::queue_times(builds, steps);
+    let usable = quality::Tally::default().add(steps, &queued);
+    (usable, queued)
+}
+
+/// [`ledger`] with the first look at the days already taken (`scan`).
+fn ledger_with(days: &Days, inp: &LedgerInputs<'_>, scan: &Scan) -> Result<super::ledger::Ledger> {
+    use super::ledger::{Frame, HeldFrom, Parts, Plan, Runnable, Setup, TruthHeld};
     const DAY: i64 = 86_400;
     let meta = days.meta();
     let (lo, hi) = (inp.lo, inp.hi);
     let omit = Need::of(Finding::Ledger).omit();
-    let usable_of = |steps: &Steps| {
-        let queued = quality::queue_times(inp.builds, steps);
-        let usable = quality::Tally::default().add(steps, &queued);
-        (usable, queued)
-    };
-    let mut ran = Ran::default();
-    let mut reach = Reach::default();
-    days.each_day(omit, |df| {
-        let steps = Steps::from_frame(&df)?;
-        let (usable, queued) = usable_of(&steps);
-        ran.add(&steps);
-        reach.add(&steps, &usable, &queued, hi);
-        Ok(())
-    })?;
     crate::progress::mark(&format!(
-        "folding the ledger: machines, and how far steps reach (longest run {} s, longest \
-         wait {} s)",
-        reach.run_s, reach.wait_s
+        "folding the ledger: how far steps reach (longest run {} s, longest wait {} s)",
+        scan.run_s, scan.wait_s
     ));
     let plan = Plan::new(&Setup {
         meta: &meta,
-        ran: &ran,
+        ran: &scan.ran,
         machines: inp.machines,
         peaks: inp.peaks,
         timeline: inp.timeline,
@@ -285,7 +302,7 @@ pub fn ledger(days: &Days, inp: &LedgerInputs<'_>) -> Result<super::ledger::Ledg
     // Counts `df`'s steps in `span`; the runner's samples in `samples` may be read with them.
     let mut count = |df: polars::prelude::DataFrame, span, samples, loss| -> Result<usize> {
         let steps = Steps::from_frame(&df)?;
-        let (usable, queued) = usable_of(&steps);
+        let (usable, queued) = usable_of(inp.builds, &steps);
         let frame = Frame {
             meta: &meta,
             steps: &steps,
@@ -328,7 +345,7 @@ pub fn ledger(days: &Days, inp: &LedgerInputs<'_>) -> Result<super::ledger::Ledg
     // A step counts in `[a, b)` if it held a slot there (it started at most the longest run
     // before `a`) or waited there (it started at most the longest wait after `b`). A day
     // earlier still holds the steps building or held when the series' samples read begin.
-    let before = reach.run_s + reach.wait_s + DAY;
+    let before = scan.run_s + scan.wait_s + DAY;
     let dated: Vec<(usize, i64)> = (0..days.len())
         .filter_map(|d| Some((d, days.day_start(d)?)))
         .collect();
@@ -336,11 +353,11 @@ pub fn ledger(days: &Days, inp: &LedgerInputs<'_>) -> Result<super::ledger::Ledg
         let (a, b) = (w[0], w[1]);
         let held_days: Vec<&(usize, i64)> = dated
             .iter()
-            .filter(|(_, s)| s + DAY > a - before && *s <= b + reach.wait_s)
+            .filter(|(_, s)| s + DAY > a - before && *s <= b + scan.wait_s)
             .collect();
         // A span without steps still takes its instants (each a sample of no loss).
         let samples = match (held_days.first(), held_days.last()) {
-            (Some(first), Some(last)) => (first.1 + reach.run_s, last.1 + DAY),
+            (Some(first), Some(last)) => (first.1 + scan.run_s, last.1 + DAY),
             _ => (a, a),
         };
         let frames = held_days
@@ -398,43 +415,20 @@ pub fn local_store_holds(days: &Days) -> Result<bool> {
 /// days that each hold only their own findings' states: utilization and the ledger (whose
 /// slots come from utilization's peaks), the queue waits, waste, the overhead fit, the
 /// dependency estimate. One pass holding every state at once peaked at 6.07 GiB over a
-/// year of 38.7 M steps (docs/scale.md); a pass reads the days again in 20–50 s of it.
+/// year of 38.7 M steps (docs/scale.md), the waits with waste 3.8 GiB, the overhead fit with
+/// the estimate 3.7 GiB; a pass reads the days again in 20–50 s of it.
 pub fn every_finding(
     days: &Days,
     gap_s: i64,
     codec_speeds: &[(String, f64)],
     side: Side<'_>,
 ) -> Result<Findings> {
-    let first = Need {
-        ledger: true,
-        utilization: true,
-        ..Need::NONE
-    };
-    // The waits' per-build state and waste's derivations together peaked at 3.8 GiB over
-    // the year; one at a time, each holds about half of that.
-    let waits = Need {
-        waiting: true,
-        ..Need::NONE
-    };
-    let second = Need {
-        waste: true,
-        ..Need::NONE
-    };
-    // The overhead fit's points and the estimate's members together peaked at 3.7 GiB over
-    // the year, with the truth's edges; one at a time, under 2 GiB each.
-    let third = Need {
-        overhead: true,
-        ..Need::NONE
-    };
-    let fourth = Need {
-        deps: true,
-        ..Need::NONE
-    };
-    let mut findings = analyze(days, first, gap_s, codec_speeds, side)?;
-    findings.waiting = analyze(days, waits, gap_s, codec_speeds, side)?.waiting;
-    findings.waste = analyze(days, second, gap_s, codec_speeds, side)?.waste;
-    findings.overhead = analyze(days, third, gap_s, codec_speeds, side)?.overhead;
-    let rest = analyze(days, fourth, gap_s, codec_speeds, side)?;
+    let one = |f: Finding| analyze(days, Need::of(f), gap_s, codec_speeds, side);
+    let mut findings = one(Finding::Ledger)?;
+    findings.waiting = one(Finding::Waiting)?.waiting;
+    findings.waste = one(Finding::Waste)?.waste;
+    findings.overhead = one(Finding::Overhead)?.overhead;
+    let rest = one(Finding::Deps)?;
     findings.dependencies = rest.dependencies;
     findings.runnable_basis = rest.runnable_basis;
     Ok(findings)

@@ -527,6 +527,13 @@ impl<'a> Plan<'a> {
         self.timeline.filter(|_| self.series.is_some())
     }
 
+    /// The series where a C++ runner's dispatch is inferred from it
+    /// ([`super::dispatched::dispatched_from_series`]): free slots come from it and the
+    /// window holds C++ steps.
+    fn dispatch_from_series(&self) -> Option<&'a crate::status::timeline::Timeline> {
+        self.free_from_series().filter(|_| self.cpp_steps)
+    }
+
     /// Empty sums, to add the window's steps to.
     pub fn parts(&self) -> Parts {
         let n = self.list.len();
@@ -540,6 +547,7 @@ impl<'a> Plan<'a> {
 
     /// The ledger of the sums over the whole window.
     pub fn finish(self, parts: Parts) -> Ledger {
+        let dispatched_known = self.dispatch_from_series().is_some();
         let Plan {
             lo,
             hi,
@@ -600,7 +608,7 @@ impl<'a> Plan<'a> {
         // Dispatch loss: the point figure where the derivation graph or the series measures
         // it, else an interval.
         let high = parts.sweep.finish();
-        let dispatched_known = timeline.is_some() && series.is_some() && self.cpp_steps;
+
         let mut split = None;
         let mut dispatch_error_h = None;
         let (loss, high, dispatch_basis) = match (runnable, &series) {
@@ -893,12 +901,9 @@ impl Parts {
         // runner at the dispatch the series shows (its start records the build, after
         // sending).
         let not_before = super::dispatched::retry_not_before(steps, usable);
-        let dispatched = match plan.free_from_series() {
-            Some(tl) if plan.cpp_steps => Some(super::dispatched::dispatched_from_series(
-                tl, steps, usable, &plan.list, &on, samples,
-            )),
-            _ => None,
-        };
+        let dispatched = plan.dispatch_from_series().map(|tl| {
+            super::dispatched::dispatched_from_series(tl, steps, usable, &plan.list, &on, samples)
+        });
         let ends = Ends {
             not_before: &not_before,
             dispatched: dispatched.as_deref(),
@@ -1073,12 +1078,9 @@ fn machine_of_steps(
 }
 
 /// The time each step's slot was held by send-lock and local-slot waits, from the sample's
-/// truth (`truth_steps`), milliseconds by step key: 12 bytes a step that waited at all.
+/// truth (`truth_steps`): milliseconds by step key, 16 bytes a step that waited at all.
 #[derive(Debug, Clone, Default)]
-pub struct TruthHeld {
-    keys: Vec<u64>,
-    ms: Vec<i64>,
-}
+pub struct TruthHeld(Vec<(u64, i64)>);
 
 impl TruthHeld {
     /// All of `truth_steps` at once.
@@ -1103,8 +1105,7 @@ impl TruthHeld {
             };
             let ms = send.get(r).unwrap_or(0).max(0) + local.get(r).unwrap_or(0).max(0);
             if ms > 0 {
-                self.keys.push(key(bb, nn));
-                self.ms.push(ms);
+                self.0.push((key(bb, nn), ms));
             }
         }
         Ok(())
@@ -1112,15 +1113,15 @@ impl TruthHeld {
 
     /// Puts the steps in key order.
     pub fn finish(&mut self) {
-        let mut order: Vec<u32> = (0..self.keys.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| self.keys[i as usize]);
-        self.keys = order.iter().map(|&i| self.keys[i as usize]).collect();
-        self.ms = order.iter().map(|&i| self.ms[i as usize]).collect();
+        self.0.sort_unstable_by_key(|e| e.0);
     }
 
     fn get(&self, build: i32, stepnr: i32) -> Option<i64> {
-        let k = self.keys.binary_search(&key(build, stepnr)).ok()?;
-        Some(self.ms[k])
+        let k = self
+            .0
+            .binary_search_by_key(&key(build, stepnr), |e| e.0)
+            .ok()?;
+        Some(self.0[k].1)
     }
 }
 
