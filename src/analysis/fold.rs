@@ -245,10 +245,10 @@ impl Scan {
 
 /// The capacity ledger over a snapshot's days, without the derivation graph (the same-build
 /// estimate's runnable times, as the whole analysis without a graph): equal to
-/// [`super::ledger::ledger`] over the whole window (`tests/snapshot.rs`). A first pass finds
-/// each machine's systems and how far steps reach; the window is then counted a span of
-/// [`SPAN_DAYS`] at a time, each span with the days whose steps can count in it, and the sums
-/// are finished once.
+/// [`super::ledger::ledger`] over the whole window (`tests/snapshot.rs`). A first look at the
+/// days ([`Scan`], which [`analyze`] takes in its own pass) finds each machine's systems and
+/// how far steps reach; the window is then counted `span_days` at a time, each span with the
+/// days whose steps can count in it, and the sums are finished once.
 pub fn ledger(days: &Days, inp: &LedgerInputs<'_>) -> Result<super::ledger::Ledger> {
     let mut scan = Scan::default();
     days.each_day(Need::of(Finding::Ledger).omit(), |df| {

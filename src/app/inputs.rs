@@ -30,8 +30,8 @@ impl Context<'_> {
     }
 
     /// The days of the snapshot to fold `need` over (`analysis::fold`), where they fold: a
-    /// whole snapshot (no window), and for the ledger no derivation
-    /// graph (none given with `drv_store`, none kept by the snapshot, none in the local store).
+    /// whole snapshot (no window), and for the ledger no derivation graph (none given with
+    /// `drv_store`, none kept by the snapshot, none in the local store), which is noted.
     pub(super) fn days_to_fold(
         &self,
         need: crate::analysis::Need,
@@ -50,6 +50,10 @@ impl Context<'_> {
                 || crate::analysis::fold::local_store_holds(&days)?)
         {
             return Ok(None);
+        }
+        // As the whole read says when it finds no graph (`Context::drv_graph`).
+        if need.ledger {
+            self.note_no_graph();
         }
         Ok(Some(days))
     }

@@ -194,7 +194,6 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
                     opts.series.as_ref(),
                 )?;
                 stage.done();
-                ctx.note_no_graph();
                 (History::Days { days, timeline }, machines)
             }
             None => {
