@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
+use support::bin::Hb;
 use support::http::{self, Response};
 
 /// Small enough to load in a few seconds, large enough to hold every table's kinds of rows
@@ -96,10 +97,10 @@ fn assert_stopped(o: &Output, code: i32) {
     assert!(o.stdout.is_empty(), "no rows after Ctrl-C");
 }
 
-/// Runs the command with `args`, presses Ctrl-C while it copies the (slowed) steps, and checks
-/// that it stopped within seconds, by the Ctrl-C contract.
-fn interrupt_the_copy(pg: &TestPg, name: &str, args: &[&str]) {
-    let child = spawn(args);
+/// Starts `run`, presses Ctrl-C while it copies the (slowed) steps, and checks that it stopped
+/// within seconds, by the Ctrl-C contract.
+fn interrupt_the_copy(pg: &TestPg, name: &str, run: Hb) {
+    let child = run.spawn();
     wait_for_copy_of_steps(pg, name);
     sigint(&child);
     let started = Instant::now();
@@ -325,7 +326,7 @@ fn ctrl_c_during_the_copy_leaves_no_snapshot_and_keeps_an_old_one() {
         if force {
             args.push("--force");
         }
-        interrupt_the_copy(&pg, &name, &args);
+        interrupt_the_copy(&pg, &name, hb().args(&args));
         assert_eq!(names_in(out.path()), ["snap"], "force={force}");
         assert_eq!(contents(&snap), before, "the old snapshot is unchanged");
         // The server sees the client gone (when it next sends rows): no session of ours is
@@ -361,12 +362,14 @@ fn ctrl_c_during_a_report_leaves_no_report_and_keeps_an_old_one() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let before = contents(&old);
-    // While the history is read from the database (the COPY of steps, slowed down) ...
+    // While the history is read from the database (the COPY of steps, slowed down) into the
+    // temporary snapshot the findings fold over ...
     slow_down_steps(&pg, &name);
+    let spill = tempfile::tempdir().unwrap();
     interrupt_the_copy(
         &pg,
         &name,
-        &[
+        hb().env("TMPDIR", spill.path()).args([
             "report",
             "--db",
             &db,
@@ -374,10 +377,11 @@ fn ctrl_c_during_a_report_leaves_no_report_and_keeps_an_old_one() {
             old.to_str().unwrap(),
             "--force",
             "--no-compression",
-        ],
+        ]),
     );
     assert_eq!(names_in(out.path()), ["old"]);
     assert_eq!(contents(&old), before, "the old report is unchanged");
+    assert_empty(spill.path());
     // ... and later, while the built-in sample is analysed and simulated (seconds of work in
     // a test build): it stops at the next stage and writes nothing.
     let fresh = out.path().join("fresh");

@@ -866,3 +866,125 @@ fn a_read_in_chunks_holds_what_the_window_rule_keeps() {
     assert!(o.status.success(), "snapshot: {}", stderr(&o));
     assert!(stderr(&o).contains("steps and"), "{}", stderr(&o));
 }
+
+/// A database's window is read once, into a temporary snapshot, and the findings fold over its
+/// days (`source::spill`): `analyze all --db` prints what the whole analysis of the window read
+/// whole gives, for the whole history and a window inside it; `report --db` writes what `report
+/// --snapshot` of the same database's snapshot writes; the temporary snapshot is gone after
+/// each run, a failed one too; and a place to spill that cannot be written is one clear line.
+#[test]
+fn a_database_window_is_spilled_once_and_folded_as_the_whole_read_analyses_it() {
+    use hydra_bottleneck::analysis::table::{Finding, tabulate};
+    use hydra_bottleneck::analysis::{Need, Options, analyze};
+    let pg = TestPg::start();
+    let db = load_sample(&pg, &SCALE.to_string(), "87");
+    let spill = tempfile::tempdir().unwrap();
+    let in_spill = |args: &[&str]| hb().env("TMPDIR", spill.path()).args(args).run();
+    let start = hydra_bottleneck::sample::generate(&spec())
+        .unwrap()
+        .meta
+        .window
+        .since
+        .unwrap();
+    let inside = (start + 2 * 86_400 + 7_200).to_string();
+    for window in [&[][..], &["--since", inside.as_str()][..]] {
+        let opts = ReadOptions {
+            window: WindowSpec {
+                since: (!window.is_empty()).then(|| TimeSpec::At(inside.parse().unwrap())),
+                until: None,
+            },
+            omit: hydra_bottleneck::dataset::NOT_ANALYSED,
+            ..ReadOptions::default()
+        };
+        let ds = read(&db, &opts).unwrap();
+        assert!(ds.drv_graph.is_none() && ds.timeline.is_none());
+        let whole = analyze(
+            &ds,
+            &Options {
+                need: Need::ALL,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            whole.ledger.total.building_h > 10.0,
+            "{:?}",
+            whole.ledger.total
+        );
+        assert!(whole.waiting.overall.to_start.count > 1_000);
+        let expected = tabulate(&whole, Finding::All).unwrap().2;
+        let mut args = vec!["analyze", "all", "--db", &db, "--format", "json"];
+        args.extend_from_slice(window);
+        let o = in_spill(&args);
+        assert!(o.status.success(), "{window:?}: {}", stderr(&o));
+        let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(got, expected, "analyze all {window:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains("temporary snapshot") && err.contains(&spill.path().display().to_string()),
+            "{err}"
+        );
+        assert_empty_dir(spill.path());
+    }
+
+    // The report from the database and from its snapshot (which folds as well, and the
+    // snapshot tests hold folding equal to the whole read), the simulation included: it reads
+    // its latest days from the temporary snapshot, not from the database again.
+    let out = tempfile::tempdir().unwrap();
+    let snap = out.path().join("snap");
+    let o = run(&[
+        "snapshot",
+        "--db",
+        &db,
+        "--out",
+        snap.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "snapshot: {}", stderr(&o));
+    let report = |source: &[&str], name: &str| {
+        let dir = out.path().join(name);
+        let mut args = vec!["report", "--no-compression", "--no-png", "--seeds", "1"];
+        args.extend_from_slice(source);
+        args.extend_from_slice(&["--out", dir.to_str().unwrap(), "--quiet"]);
+        let o = in_spill(&args);
+        assert!(o.status.success(), "report {source:?}: {}", stderr(&o));
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+        let origin = json["source"]["origin"].as_str().unwrap().to_string();
+        let m = json.as_object_mut().unwrap();
+        m.remove("generated_at");
+        m.remove("source");
+        (json, origin)
+    };
+    let (from_db, origin) = report(&["--db", &db], "db");
+    assert_empty_dir(spill.path());
+    assert!(origin.starts_with("PostgreSQL"), "{origin}");
+    let (from_snapshot, _) = report(&["--snapshot", snap.to_str().unwrap()], "snapshot");
+    assert!(
+        from_db["simulation"].is_object(),
+        "{}",
+        from_db["simulation"]
+    );
+    assert_eq!(from_db, from_snapshot);
+
+    // A window holding nothing fails as the whole read failed, and leaves nothing behind.
+    let o = in_spill(&["report", "--db", &db, "--since", "2099-01-01", "--quiet"]);
+    assert_one_line_error(&o, "no build step");
+    assert_empty_dir(spill.path());
+    // A place to spill that is not there: one line naming it, before any row is read.
+    let o = hb()
+        .env("TMPDIR", "/nonexistent/spill")
+        .args(["analyze", "waiting", "--db", &db])
+        .run();
+    assert_one_line_error(&o, "/nonexistent/spill");
+}
+
+/// Nothing is left in `dir`.
+fn assert_empty_dir(dir: &std::path::Path) {
+    let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "left behind in {}: {left:?}",
+        dir.display()
+    );
+}

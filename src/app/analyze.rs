@@ -90,26 +90,35 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
             None => Vec::new(),
         })
     };
-    // Over a whole snapshot, the findings that fold over days read it a day at a time.
-    if let Some(days) = ctx.days_to_fold(need, opts.drv_store.as_deref())? {
-        let gap_s = opts.gap_s.unwrap_or(crate::analysis::deps::DEFAULT_GAP_S);
-        let (machines, timeline) =
-            ctx.fold_side(&days, need, opts.machines.as_deref(), opts.series.as_ref())?;
-        let side = crate::analysis::fold::Side {
-            machines: machines.as_deref(),
-            timeline: timeline.as_ref(),
-        };
-        let findings = crate::analysis::fold::analyze(&days, need, gap_s, &codec_speeds()?, side)?;
-        return Ok(Analysis { findings, shown });
-    }
+    // Over a whole snapshot or a database's window, the findings that fold read a day at a
+    // time.
+    let spilled = match ctx.reading(need, opts.drv_store.as_deref())? {
+        inputs::Reading::Days(days) => {
+            let gap_s = opts.gap_s.unwrap_or(crate::analysis::deps::DEFAULT_GAP_S);
+            let (machines, timeline) =
+                ctx.fold_side(&days, need, opts.machines.as_deref(), opts.series.as_ref())?;
+            let side = crate::analysis::fold::Side {
+                machines: machines.as_deref(),
+                timeline: timeline.as_ref(),
+            };
+            let findings =
+                crate::analysis::fold::analyze(&days, need, gap_s, &codec_speeds()?, side)?;
+            return Ok(Analysis { findings, shown });
+        }
+        inputs::Reading::Whole(spilled) => spilled,
+    };
     let mut ds = if need.graph_and_series() {
-        let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
+        let mut ds = ctx.load_whole(spilled.as_ref(), crate::dataset::NOT_ANALYSED)?;
         ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
         ctx.runner_series(&mut ds, opts.series.as_ref())?;
         ds
     } else {
-        ctx.load_tables(need)?
+        match &spilled {
+            Some(days) => days.read_whole(need.omit())?,
+            None => ctx.load_tables(need)?,
+        }
     };
+    drop(spilled);
     let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
     let findings = crate::analysis::analyze(
         &ds,

@@ -13,7 +13,30 @@ use crate::conninfo::ConnParams;
 use crate::dataset::{Dataset, Omit};
 use crate::error::{Error, Result};
 use crate::nix::machines::BuildMachine;
+use crate::source::snapshot::Days;
 use crate::status::timeline::Timeline;
+
+/// How the history is read ([`Context::reading`]).
+pub(super) enum Reading {
+    /// Folded over these days: a whole snapshot's, or a database's window spilled to a
+    /// temporary snapshot.
+    Days(Days),
+    /// Read whole: from the source (`None`), or from the temporary snapshot a database's window
+    /// was spilled to, which the derivation graph must join whole.
+    Whole(Option<Days>),
+}
+
+/// Where a database's window is spilled ([`crate::source::spill`]): `TMPDIR` where set, as
+/// `sort` and DuckDB's temporary files take it; else `/var/tmp`, the place for large
+/// temporary files, not `/tmp`, which is memory (tmpfs) on Debian 13 and other systems and
+/// would take from the memory the spill saves.
+fn spill_dir() -> PathBuf {
+    match std::env::var_os("TMPDIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ if Path::new("/var/tmp").is_dir() => PathBuf::from("/var/tmp"),
+        _ => std::env::temp_dir(),
+    }
+}
 
 impl Context<'_> {
     /// Says that no source was given and the built-in sample is used: "no --db or --snapshot
@@ -29,40 +52,62 @@ impl Context<'_> {
         crate::source::load(&self.source, &self.read_options(omit))
     }
 
-    /// The days of the snapshot to fold `need` over (`analysis::fold`), where they fold: a
-    /// whole snapshot (no window), and for the ledger no derivation graph (none given with
-    /// `drv_store`, none kept by the snapshot, none in the local store), which is noted.
-    pub(super) fn days_to_fold(
+    /// How the history is read for the findings in `need`. They fold over days
+    /// (`analysis::fold`) from a whole snapshot (no window), and from a database, whose window
+    /// is first spilled to a temporary snapshot ([`crate::source::spill`]); for the ledger,
+    /// only without the derivation graph (none given with `drv_store`, none kept by the
+    /// snapshot, none in the local store), which is noted. Else the history is read whole: from
+    /// the source, or from the spilled snapshot, so that a database is read once.
+    pub(super) fn reading(
         &self,
         need: crate::analysis::Need,
         drv_store: Option<&Path>,
-    ) -> Result<Option<crate::source::snapshot::Days>> {
-        let crate::source::SourceSpec::Snapshot(dir) = &self.source else {
-            return Ok(None);
+    ) -> Result<Reading> {
+        use crate::source::SourceSpec;
+        let days = match &self.source {
+            SourceSpec::Snapshot(dir) if self.window.is_unbounded() => {
+                crate::source::open_days(dir, &self.read_options(crate::dataset::NOT_ANALYSED))?
+            }
+            SourceSpec::Postgres(conn) if !(need.ledger && drv_store.is_some()) => {
+                let under = spill_dir();
+                self.note(&format!(
+                    "the window is read once into a temporary snapshot in {} (removed at the \
+                     end; TMPDIR chooses where) and the findings are computed over its days",
+                    under.display()
+                ));
+                crate::source::spill(conn, &self.read_options(need.omit()), &under)?
+            }
+            _ => return Ok(Reading::Whole(None)),
         };
-        if !self.window.is_unbounded() {
-            return Ok(None);
-        }
-        let days = crate::source::open_days(dir, &self.read_options(crate::dataset::NOT_ANALYSED))?;
         if need.ledger
             && (drv_store.is_some()
                 || days.has_drv_store()
                 || crate::analysis::fold::local_store_holds(&days)?)
         {
-            return Ok(None);
+            let spilled = matches!(self.source, SourceSpec::Postgres(_)).then_some(days);
+            return Ok(Reading::Whole(spilled));
         }
         // As the whole read says when it finds no graph (`Context::drv_graph`).
         if need.ledger {
             self.note_no_graph();
         }
-        Ok(Some(days))
+        Ok(Reading::Days(days))
+    }
+
+    /// The history read whole without the columns in `omit`: from the snapshot a database's
+    /// window was spilled to, else from the source ([`Context::load`]).
+    pub(super) fn load_whole(&self, spilled: Option<&Days>, omit: Omit) -> Result<Dataset> {
+        match spilled {
+            Some(days) => days.read_whole(omit),
+            None => self.load(omit),
+        }
     }
 
     /// What a folded ledger reads besides the days: the machines file given, else the
     /// snapshot's; the runner's series given, else the snapshot's (none without the ledger).
     pub(super) fn fold_side(
         &self,
-        days: &crate::source::snapshot::Days,
+        days: &Days,
         need: crate::analysis::Need,
         machines: Option<&Path>,
         series: Option<&SeriesSource>,

@@ -182,11 +182,11 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
 
     crate::interrupt::install()?;
     let stage = progress.stage("reading the history");
-    // A whole snapshot without a derivation graph is read a day at a time (`analysis::fold`);
-    // anything else is read whole.
+    // A whole snapshot, or a database's window, without a derivation graph is read a day at a
+    // time (`analysis::fold`); anything else is read whole.
     let (history, machines) =
-        match ctx.days_to_fold(crate::analysis::Need::ALL, opts.drv_store.as_deref())? {
-            Some(days) => {
+        match ctx.reading(crate::analysis::Need::ALL, opts.drv_store.as_deref())? {
+            inputs::Reading::Days(days) => {
                 let (machines, timeline) = ctx.fold_side(
                     &days,
                     crate::analysis::Need::ALL,
@@ -196,8 +196,9 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
                 stage.done();
                 (History::Days { days, timeline }, machines)
             }
-            None => {
-                let mut ds = ctx.load(crate::dataset::NOT_ANALYSED)?;
+            inputs::Reading::Whole(spilled) => {
+                let mut ds = ctx.load_whole(spilled.as_ref(), crate::dataset::NOT_ANALYSED)?;
+                drop(spilled);
                 stage.done();
                 ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
                 ctx.runner_series(&mut ds, opts.series.as_ref())?;
@@ -435,7 +436,10 @@ fn latest_days(ctx: &Context<'_>, history: History) -> Result<(Dataset, Option<S
                 runner_switch: meta.runner_switch,
                 ..ctx.read_options(crate::dataset::NOT_ANALYSED)
             };
-            let mut ds = crate::source::load(&ctx.source, &read)?;
+            // The days' own snapshot: the one given, or the one a database was spilled to.
+            let snapshot = crate::source::SourceSpec::Snapshot(days.dir().to_path_buf());
+            let mut ds = crate::source::load(&snapshot, &read)?;
+            drop(days);
             ds.meta = crate::dataset::DatasetMeta {
                 window: window.unwrap_or(meta.window),
                 ..meta

@@ -172,6 +172,31 @@ pub fn open_days(dir: &std::path::Path, opts: &ReadOptions) -> Result<snapshot::
     Ok(days)
 }
 
+/// The window of the database `conn` read as `snapshot --db` reads it ([`read_into`]: one
+/// read-only transaction, a chunk at a time) into a snapshot in a new temporary directory under
+/// `under`, and its days opened to fold over, described as [`load`] describes the rows (the
+/// origin the database, the runner decided from every step). The directory is removed when the
+/// days are dropped, or at once if the read fails or is interrupted.
+///
+/// Why a snapshot on disk rather than folding the COPY as it streams: the report folds in five
+/// passes and the ledger reads each span with the days around it, so a stream would read the
+/// window from the server five times over and more, or hold the transaction open on the
+/// primary for the whole analysis; spilled, the server is read once and the transaction ends
+/// before the first finding (docs/scale.md).
+pub fn spill(conn: &str, opts: &ReadOptions, under: &std::path::Path) -> Result<snapshot::Days> {
+    let tmp = tempfile::Builder::new()
+        .prefix("hydra-bottleneck-spill-")
+        .tempdir_in(under)
+        .map_err(|e| Error::io(under, e))?;
+    let dir = tmp.path().join("snapshot");
+    let mut out = snapshot::Writer::new(&dir, false)?;
+    let read = read_into(conn, opts, &mut out, false)?;
+    out.finish(&read.meta, None)?;
+    let mut days = snapshot::Days::open_spilled(&dir, tmp)?;
+    days.set_meta(read.meta);
+    Ok(days)
+}
+
 /// Where the chunks of a database read go ([`read_into`]): a snapshot being written
 /// ([`snapshot::Writer`]), or frames held for an analysis ([`Held`]).
 pub trait Chunks {

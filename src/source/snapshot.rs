@@ -1119,6 +1119,9 @@ pub struct Days {
     meta: DatasetMeta,
     /// The steps' files of each day, in order of the days.
     days: Vec<Vec<(FileEntry, PathBuf)>>,
+    /// The temporary directory holding the snapshot when it was spilled from a database
+    /// (`source::spill`): removed with the days.
+    spill: Option<tempfile::TempDir>,
 }
 
 impl Days {
@@ -1155,7 +1158,29 @@ impl Days {
             days,
             meta: meta_of(dir, &manifest),
             manifest,
+            spill: None,
         })
+    }
+
+    /// The days of the snapshot at `dir` inside the temporary directory `spill`, which is
+    /// removed when the days are dropped.
+    pub fn open_spilled(dir: &Path, spill: tempfile::TempDir) -> Result<Days> {
+        let mut days = Days::open(dir)?;
+        days.spill = Some(spill);
+        Ok(days)
+    }
+
+    /// The snapshot's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The snapshot read whole, without the columns in `omit`, its rows described as
+    /// [`Days::meta`] says (for an analysis that cannot fold over days).
+    pub fn read_whole(&self, omit: Omit) -> Result<Dataset> {
+        let mut ds = read_frames(&self.dir, omit, None, true, true)?;
+        ds.meta = self.meta();
+        Ok(ds)
     }
 
     /// What the manifest says of the rows, with the runner as [`Days::set_meta`] decided it.
