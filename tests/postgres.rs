@@ -950,7 +950,10 @@ fn a_database_window_is_spilled_once_and_folded_as_the_whole_read_analyses_it() 
         assert!(o.status.success(), "report {source:?}: {}", stderr(&o));
         let mut json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+        // The origin, said in the source and the method's first line, is all that differs.
         let origin = json["source"]["origin"].as_str().unwrap().to_string();
+        let said = json["method"]["sources"][0].take();
+        assert_eq!(said.as_str(), Some(format!("history: {origin}").as_str()));
         let m = json.as_object_mut().unwrap();
         m.remove("generated_at");
         m.remove("source");

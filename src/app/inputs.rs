@@ -69,13 +69,15 @@ impl Context<'_> {
                 crate::source::open_days(dir, &self.read_options(crate::dataset::NOT_ANALYSED))?
             }
             SourceSpec::Postgres(conn) if !(need.ledger && drv_store.is_some()) => {
-                let under = spill_dir();
-                self.note(&format!(
-                    "the window is read once into a temporary snapshot in {} (removed at the \
-                     end; TMPDIR chooses where) and the findings are computed over its days",
-                    under.display()
-                ));
-                crate::source::spill(conn, &self.read_options(need.omit()), &under)?
+                let made = |dir: &Path| {
+                    self.note(&format!(
+                        "the window is read once into a temporary snapshot, {} (removed at the \
+                         end; TMPDIR chooses where), and the findings are computed over its days",
+                        dir.display()
+                    ))
+                };
+                let read = self.read_options(need.omit());
+                crate::source::spill(conn, &read, &spill_dir(), made)?
             }
             _ => return Ok(Reading::Whole(None)),
         };

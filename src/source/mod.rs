@@ -174,7 +174,7 @@ pub fn open_days(dir: &std::path::Path, opts: &ReadOptions) -> Result<snapshot::
 
 /// The window of the database `conn` read as `snapshot --db` reads it ([`read_into`]: one
 /// read-only transaction, a chunk at a time) into a snapshot in a new temporary directory under
-/// `under`, and its days opened to fold over, described as [`load`] describes the rows (the
+/// `under` (`made` is told its path once it is made), and its days opened to fold over, described as [`load`] describes the rows (the
 /// origin the database, the runner decided from every step). The directory is removed when the
 /// days are dropped, or at once if the read fails or is interrupted.
 ///
@@ -183,11 +183,26 @@ pub fn open_days(dir: &std::path::Path, opts: &ReadOptions) -> Result<snapshot::
 /// window from the server five times over and more, or hold the transaction open on the
 /// primary for the whole analysis; spilled, the server is read once and the transaction ends
 /// before the first finding (docs/scale.md).
-pub fn spill(conn: &str, opts: &ReadOptions, under: &std::path::Path) -> Result<snapshot::Days> {
+pub fn spill(
+    conn: &str,
+    opts: &ReadOptions,
+    under: &std::path::Path,
+    made: impl FnOnce(&std::path::Path),
+) -> Result<snapshot::Days> {
     let tmp = tempfile::Builder::new()
         .prefix("hydra-bottleneck-spill-")
         .tempdir_in(under)
-        .map_err(|e| Error::io(under, e))?;
+        .map_err(|e| {
+            // tempfile's message names a path it made up; ours says what it was for.
+            let kind = e.kind();
+            let why = format!(
+                "cannot make the temporary snapshot's directory here (TMPDIR chooses where): \
+                 {}",
+                std::io::Error::from(kind)
+            );
+            Error::io(under, std::io::Error::new(kind, why))
+        })?;
+    made(tmp.path());
     let dir = tmp.path().join("snapshot");
     let mut out = snapshot::Writer::new(&dir, false)?;
     let read = read_into(conn, opts, &mut out, false)?;
