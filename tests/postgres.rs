@@ -927,6 +927,30 @@ fn a_database_window_is_spilled_once_and_folded_as_the_whole_read_analyses_it() 
         assert_empty_dir(spill.path());
     }
 
+    // Where the ledger joins a derivation graph the spilled snapshot is read whole: the same
+    // tables and description as the window read whole from the database; and the temporary
+    // directory goes with the days.
+    let opts = ReadOptions {
+        omit: hydra_bottleneck::dataset::NOT_ANALYSED,
+        ..ReadOptions::default()
+    };
+    let mut made = None;
+    let days = source::spill(&db, &opts, spill.path(), |dir| {
+        made = Some(dir.to_path_buf())
+    })
+    .unwrap();
+    let made = made.expect("told where");
+    assert!(made.starts_with(spill.path()) && days.dir().starts_with(&made));
+    let (spilled, whole) = (
+        days.read_whole(opts.omit).unwrap(),
+        read(&db, &opts).unwrap(),
+    );
+    assert_frames_equal(&spilled, &whole);
+    assert_eq!(spilled.meta, whole.meta);
+    drop(days);
+    assert!(!made.exists());
+    assert_empty_dir(spill.path());
+
     // The report from the database and from its snapshot (which folds as well, and the
     // snapshot tests hold folding equal to the whole read), the simulation included: it reads
     // its latest days from the temporary snapshot, not from the database again.
@@ -959,7 +983,19 @@ fn a_database_window_is_spilled_once_and_folded_as_the_whole_read_analyses_it() 
         m.remove("source");
         (json, origin)
     };
+    // The server is read once: the simulation adds no scan of the steps to the analyses'.
+    let scans = || -> i64 {
+        let sql = "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables \
+                   WHERE relname = 'buildsteps'";
+        pg.psql(&dbname(&db), sql).parse().unwrap()
+    };
+    let before = scans();
+    report(&["--db", &db, "--no-simulation"], "db-alone");
+    let between = scans();
     let (from_db, origin) = report(&["--db", &db], "db");
+    let after = scans();
+    assert!(between > before, "the steps were scanned");
+    assert_eq!(after - between, between - before, "scans of the steps");
     assert_empty_dir(spill.path());
     assert!(origin.starts_with("PostgreSQL"), "{origin}");
     let (from_snapshot, _) = report(&["--snapshot", snap.to_str().unwrap()], "snapshot");

@@ -109,16 +109,14 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
     };
     let mut ds = if need.graph_and_series() {
         let mut ds = ctx.load_whole(spilled.as_ref(), crate::dataset::NOT_ANALYSED)?;
+        drop(spilled);
         ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
         ctx.runner_series(&mut ds, opts.series.as_ref())?;
         ds
     } else {
-        match &spilled {
-            Some(days) => days.read_whole(need.omit())?,
-            None => ctx.load_tables(need)?,
-        }
+        // Without the ledger nothing spilled is read whole (`Context::reading`).
+        ctx.load_tables(need)?
     };
-    drop(spilled);
     let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
     let findings = crate::analysis::analyze(
         &ds,

@@ -174,9 +174,10 @@ pub fn open_days(dir: &std::path::Path, opts: &ReadOptions) -> Result<snapshot::
 
 /// The window of the database `conn` read as `snapshot --db` reads it ([`read_into`]: one
 /// read-only transaction, a chunk at a time) into a snapshot in a new temporary directory under
-/// `under` (`made` is told its path once it is made), and its days opened to fold over, described as [`load`] describes the rows (the
-/// origin the database, the runner decided from every step). The directory is removed when the
-/// days are dropped, or at once if the read fails or is interrupted.
+/// `under` (`made` is told its path once it is made), and its days opened to fold over,
+/// described as [`load`] describes the rows (the origin the database, the runner decided from
+/// every step). The directory is removed when the days are dropped, or at once if the read
+/// fails or is interrupted.
 ///
 /// Why a snapshot on disk rather than folding the COPY as it streams: the report folds in five
 /// passes and the ledger reads each span with the days around it, so a stream would read the
