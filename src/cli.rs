@@ -40,7 +40,8 @@ struct Cli {
 struct Common {
     /// Read this Hydra database: a libpq URL (postgresql://reader@host/hydra) or key=value string
     /// (host=db dbname=hydra); the PG* variables and ~/.pgpass fill in the rest, as for psql.
-    /// `--db ''` takes everything from the environment.
+    /// `--db ''` takes everything from the environment. `analyze` and `report` copy the window
+    /// once into a temporary snapshot under TMPDIR (else /var/tmp), removed when done.
     #[arg(
         long,
         global = true,
