@@ -10,6 +10,25 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// Where large temporary files go (the codec benchmark's spooled NARs, a database window's
+/// temporary snapshot): `$TMPDIR` if set to an absolute path, else `/var/tmp`, else the
+/// system's temporary directory. Not `/tmp` first: on many distributions (Debian 13 among them)
+/// it is a tmpfs, held in memory, which would defeat spilling to disk; `/var/tmp` is on disk by
+/// convention (the FHS keeps it across reboots). A relative `TMPDIR` is ignored, as it would
+/// depend on the working directory.
+pub fn scratch_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("TMPDIR").map(PathBuf::from)
+        && d.is_absolute()
+    {
+        return d;
+    }
+    let var_tmp = Path::new("/var/tmp");
+    if var_tmp.is_dir() {
+        return var_tmp.to_path_buf();
+    }
+    std::env::temp_dir()
+}
+
 /// A temporary sibling of `dest`, unique to this process.
 fn temp_sibling(dest: &Path, tag: &str) -> PathBuf {
     let name = dest

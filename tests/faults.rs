@@ -123,12 +123,6 @@ fn names_in(dir: &Path) -> Vec<String> {
     v
 }
 
-/// Nothing, not even a staged `.x.partial-PID`, is left in `dir`.
-fn assert_empty(dir: &Path) {
-    let left = names_in(dir);
-    assert!(left.is_empty(), "left behind: {left:?}");
-}
-
 /// Every file under `dir` with its bytes, to show that a directory did not change.
 fn contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -176,7 +170,7 @@ fn a_backend_terminated_mid_copy_is_one_line_and_leaves_no_snapshot() {
         stderr(&o)
     );
     assert!(!snap.exists(), "no snapshot may be left behind");
-    assert_empty(out.path());
+    assert_empty_dir(out.path());
 }
 
 #[test]
@@ -195,7 +189,7 @@ fn the_server_stopped_during_a_read_is_one_line_and_leaves_no_snapshot() {
     // stream the slowed rows of BuildSteps): the cut lands in one or the other.
     assert_one_line_error(&o, "reading step");
     assert!(!snap.exists(), "no snapshot may be left behind");
-    assert_empty(out.path());
+    assert_empty_dir(out.path());
 }
 
 #[test]
@@ -221,7 +215,7 @@ fn the_statement_timeout_is_one_line_and_leaves_no_snapshot() {
         "the slow read was not cut at 1 s"
     );
     assert!(!snap.exists());
-    assert_empty(out.path());
+    assert_empty_dir(out.path());
 }
 
 #[test]
@@ -254,7 +248,7 @@ fn a_role_without_select_on_a_table() {
     assert_one_line_error(&o, "permission denied for table buildsteps");
     assert!(stderr(&o).contains("reading steps"), "{}", stderr(&o));
     assert!(!snap.exists());
-    assert_empty(out.path());
+    assert_empty_dir(out.path());
 
     // Without the optional evaluations the snapshot is written, and the gap said.
     pg.psql(
@@ -381,7 +375,15 @@ fn ctrl_c_during_a_report_leaves_no_report_and_keeps_an_old_one() {
     );
     assert_eq!(names_in(out.path()), ["old"]);
     assert_eq!(contents(&old), before, "the old report is unchanged");
-    assert_empty(spill.path());
+    assert_empty_dir(spill.path());
+    // `analyze --db` writes the same temporary snapshot, and leaves it as little.
+    interrupt_the_copy(
+        &pg,
+        &name,
+        hb().env("TMPDIR", spill.path())
+            .args(["analyze", "--db", &db]),
+    );
+    assert_empty_dir(spill.path());
     // ... and later, while the built-in sample is analysed and simulated (seconds of work in
     // a test build): it stops at the next stage and writes nothing.
     let fresh = out.path().join("fresh");
@@ -455,7 +457,7 @@ fn signal_while_a_snapshot_is_written_leaves_nothing(sig: &str, code: i32) {
     signal(&child, sig);
     let o = child.wait_with_output().unwrap();
     assert_stopped(&o, code);
-    assert_empty(out.path());
+    assert_empty_dir(out.path());
 }
 
 /// A directory that appears at `--out` while a run without --force writes (a second run into

@@ -78,6 +78,8 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
         s.check()?;
     }
     ctx.note_if_sample("analysing the built-in sample workload");
+    // A database's window is written to a temporary snapshot, which Ctrl-C must not leave.
+    crate::interrupt::install()?;
     // Only what the findings asked for is read and computed, once for all of them: the
     // derivation graph and the runner's series serve the ledger alone.
     let need = shown.iter().fold(crate::analysis::Need::NONE, |need, &f| {
@@ -108,11 +110,7 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
         inputs::Reading::Whole(spilled) => spilled,
     };
     let mut ds = if need.graph_and_series() {
-        let mut ds = ctx.load_whole(spilled.as_ref(), crate::dataset::NOT_ANALYSED)?;
-        drop(spilled);
-        ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
-        ctx.runner_series(&mut ds, opts.series.as_ref())?;
-        ds
+        ctx.load_whole(spilled, opts.drv_store.as_deref(), opts.series.as_ref())?
     } else {
         // Without the ledger nothing spilled is read whole (`Context::reading`).
         ctx.load_tables(need)?

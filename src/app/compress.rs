@@ -112,7 +112,10 @@ pub fn run(ctx: &Context<'_>, opts: &CompressOptions) -> Result<Compressed> {
         corpus_cap: mib(opts.corpus_mib),
         spill: compress::Spill {
             in_memory_max: mib(opts.in_memory_mib),
-            dir: opts.spill_dir.clone().unwrap_or_else(spool::default_dir),
+            dir: opts
+                .spill_dir
+                .clone()
+                .unwrap_or_else(crate::output::scratch_dir),
             max_nar: mib(opts.max_nar_mib),
         },
         ..compress::Options::default()

@@ -26,18 +26,6 @@ pub(super) enum Reading {
     Whole(Option<Days>),
 }
 
-/// Where a database's window is spilled ([`crate::source::spill`]): `TMPDIR` where set, as
-/// `sort` and DuckDB's temporary files take it; else `/var/tmp`, the place for large
-/// temporary files, not `/tmp`, which is memory (tmpfs) on Debian 13 and other systems and
-/// would take from the memory the spill saves.
-fn spill_dir() -> PathBuf {
-    match std::env::var_os("TMPDIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ if Path::new("/var/tmp").is_dir() => PathBuf::from("/var/tmp"),
-        _ => std::env::temp_dir(),
-    }
-}
-
 impl Context<'_> {
     /// Says that no source was given and the built-in sample is used: "no --db or --snapshot
     /// given: " and what the command does with it ("analysing the built-in sample workload").
@@ -71,13 +59,13 @@ impl Context<'_> {
             SourceSpec::Postgres(conn) if !(need.ledger && drv_store.is_some()) => {
                 let made = |dir: &Path| {
                     self.note(&format!(
-                        "the window is read once into a temporary snapshot, {} (removed at the \
-                         end; TMPDIR chooses where), and the findings are computed over its days",
+                        "the window is read once into a temporary snapshot, {} (removed when \
+                         done; TMPDIR chooses where)",
                         dir.display()
                     ))
                 };
                 let read = self.read_options(need.omit());
-                crate::source::spill(conn, &read, &spill_dir(), made)?
+                crate::source::spill(conn, &read, &crate::output::scratch_dir(), made)?
             }
             _ => return Ok(Reading::Whole(None)),
         };
@@ -96,13 +84,23 @@ impl Context<'_> {
         Ok(Reading::Days(days))
     }
 
-    /// The history read whole without the columns in `omit`: from the snapshot a database's
-    /// window was spilled to, else from the source ([`Context::load`]).
-    pub(super) fn load_whole(&self, spilled: Option<&Days>, omit: Omit) -> Result<Dataset> {
-        match spilled {
-            Some(days) => days.read_whole(omit),
-            None => self.load(omit),
-        }
+    /// The history read whole for the ledger with its derivation graph and the runner's series:
+    /// from the snapshot a database's window was spilled to (`spilled`, removed once read),
+    /// else from the source ([`Context::load`]); then the graph (`drv_store`, else the data's,
+    /// else the local store) and the series (`series`, else the data's) attached.
+    pub(super) fn load_whole(
+        &self,
+        spilled: Option<Days>,
+        drv_store: Option<&Path>,
+        series: Option<&SeriesSource>,
+    ) -> Result<Dataset> {
+        let mut ds = match spilled {
+            Some(days) => days.read_whole(crate::dataset::NOT_ANALYSED)?,
+            None => self.load(crate::dataset::NOT_ANALYSED)?,
+        };
+        self.drv_graph(&mut ds, drv_store)?;
+        self.runner_series(&mut ds, series)?;
+        Ok(ds)
     }
 
     /// What a folded ledger reads besides the days: the machines file given, else the

@@ -197,11 +197,9 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
                 (History::Days { days, timeline }, machines)
             }
             inputs::Reading::Whole(spilled) => {
-                let mut ds = ctx.load_whole(spilled.as_ref(), crate::dataset::NOT_ANALYSED)?;
-                drop(spilled);
+                let mut ds =
+                    ctx.load_whole(spilled, opts.drv_store.as_deref(), opts.series.as_ref())?;
                 stage.done();
-                ctx.drv_graph(&mut ds, opts.drv_store.as_deref())?;
-                ctx.runner_series(&mut ds, opts.series.as_ref())?;
                 let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
                 (History::Whole(ds), machines)
             }
@@ -294,6 +292,8 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
         stage.done();
         Some(sim)
     } else {
+        // The history (and a database's temporary snapshot) is not needed any more.
+        drop(history);
         None
     };
     let stage = progress.stage("assembling the report");

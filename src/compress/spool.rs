@@ -9,7 +9,6 @@
 //! where it is, without a copy. [`NarBytes::reader`] opens an independent reader each time
 //! (positioned reads, `pread`), so codecs measured at once read the same file side by side.
 
-use std::env;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -44,26 +43,10 @@ impl Default for Spill {
     fn default() -> Self {
         Spill {
             in_memory_max: IN_MEMORY_MAX,
-            dir: default_dir(),
+            dir: crate::output::scratch_dir(),
             max_nar: super::httpcache::DEFAULT_MAX_NAR_MIB << 20,
         }
     }
-}
-
-/// `$TMPDIR` if set, else `/var/tmp`, else the system's temporary directory. Not `/tmp` first:
-/// on many distributions it is a tmpfs, held in memory, which would defeat the spilling;
-/// `/var/tmp` is on disk by convention (the FHS keeps it across reboots).
-pub fn default_dir() -> PathBuf {
-    if let Some(d) = env::var_os("TMPDIR").map(PathBuf::from)
-        && d.is_absolute()
-    {
-        return d;
-    }
-    let var_tmp = Path::new("/var/tmp");
-    if var_tmp.is_dir() {
-        return var_tmp.to_path_buf();
-    }
-    env::temp_dir()
 }
 
 /// A NAR's bytes, in memory or in a file, readable as many times as needed.

@@ -194,21 +194,25 @@ pub fn spill(
         .prefix("hydra-bottleneck-spill-")
         .tempdir_in(under)
         .map_err(|e| {
-            // tempfile's message names a path it made up; ours says what it was for.
-            let kind = e.kind();
-            let why = format!(
-                "cannot make the temporary snapshot's directory here (TMPDIR chooses where): \
-                 {}",
-                std::io::Error::from(kind)
-            );
-            Error::io(under, std::io::Error::new(kind, why))
+            // tempfile's error names a path it made up and keeps the system's words to itself:
+            // where `under` is not there (or not reachable) the system says why, else the kind
+            // says it (permission denied, read-only file system, no storage space).
+            let cause = match std::fs::metadata(under) {
+                Err(os) => os,
+                Ok(m) if !m.is_dir() => {
+                    std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")
+                }
+                Ok(_) => std::io::Error::from(e.kind()),
+            };
+            let why = format!("cannot hold the temporary snapshot (TMPDIR chooses where): {cause}");
+            Error::io(under, std::io::Error::new(cause.kind(), why))
         })?;
     made(tmp.path());
     let dir = tmp.path().join("snapshot");
     let mut out = snapshot::Writer::new(&dir, false)?;
     let read = read_into(conn, opts, &mut out, false)?;
     out.finish(&read.meta, None)?;
-    let mut days = snapshot::Days::open_spilled(&dir, tmp)?;
+    let mut days = snapshot::Days::open_spilled(&dir, tmp, read.whole.span())?;
     days.set_meta(read.meta);
     Ok(days)
 }

@@ -1122,6 +1122,8 @@ pub struct Days {
     /// The temporary directory holding the snapshot when it was spilled from a database
     /// (`source::spill`): removed with the days.
     spill: Option<tempfile::TempDir>,
+    /// The span the rows cover ([`Days::extent`]), where the read that wrote them found it.
+    extent: Option<(Option<i64>, Option<i64>)>,
 }
 
 impl Days {
@@ -1159,14 +1161,21 @@ impl Days {
             meta: meta_of(dir, &manifest),
             manifest,
             spill: None,
+            extent: None,
         })
     }
 
     /// The days of the snapshot at `dir` inside the temporary directory `spill`, which is
-    /// removed when the days are dropped.
-    pub fn open_spilled(dir: &Path, spill: tempfile::TempDir) -> Result<Days> {
+    /// removed when the days are dropped; `extent`: the span its rows cover, as the read that
+    /// wrote them found it (so [`Days::extent`] need not read them again).
+    pub fn open_spilled(
+        dir: &Path,
+        spill: tempfile::TempDir,
+        extent: (Option<i64>, Option<i64>),
+    ) -> Result<Days> {
         let mut days = Days::open(dir)?;
         days.spill = Some(spill);
+        days.extent = Some(extent);
         Ok(days)
     }
 
@@ -1249,6 +1258,8 @@ impl Days {
     ) -> Result<()> {
         let mut next = (!self.is_empty()).then(|| self.steps(0, omit));
         for day in 0..self.len() {
+            // A pass over a year takes a minute: Ctrl-C ends it at the next day.
+            crate::interrupt::check()?;
             let Some(today) = next.take() else { break };
             let today = today?;
             let (ahead, done) = rayon::join(
@@ -1337,6 +1348,9 @@ impl Days {
 
     /// The span the rows cover, as [`Dataset::extent`] gives it, read a file at a time.
     pub fn extent(&self) -> Result<(Option<i64>, Option<i64>)> {
+        if let Some(known) = self.extent {
+            return Ok(known);
+        }
         let mut e = crate::dataset::Extent::new(None);
         for (f, path) in self.days.iter().flatten() {
             let df = read_file(&crate::dataset::STEPS, f, path, all_but_times())?;

@@ -35,6 +35,20 @@ pub(crate) fn assert_one_line_error(o: &Output, needle: &str) {
     assert!(lines[0].contains(needle), "`{needle}` not in: {err}");
 }
 
+/// Nothing, not even a staged `.x.partial-PID` or a temporary snapshot, is left in `dir`.
+pub(crate) fn assert_empty_dir(dir: &std::path::Path) {
+    let mut left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert!(
+        left.is_empty(),
+        "left behind in {}: {left:?}",
+        dir.display()
+    );
+}
+
 /// Loads the built-in sample at `scale` into a fresh database of `pg`, creating Hydra schema
 /// `schema`; returns the connection string of a role that can only read it, made by the
 /// README's recipe (the superuser is for `pg.psql`).
