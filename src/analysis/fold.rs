@@ -181,7 +181,7 @@ pub fn analyze(
                 builds,
                 lo,
                 hi,
-                span_days: SPAN_DAYS,
+                span_days: span_days(days.steps_rows(), lo, hi),
             },
             &scan,
         )?;
@@ -201,7 +201,7 @@ pub struct LedgerInputs<'a> {
     pub builds: &'a [(i32, i64)],
     pub lo: i64,
     pub hi: i64,
-    /// Days a span covers: [`SPAN_DAYS`]; any other gives the same ledger (tests/snapshot.rs).
+    /// Days a span covers: [`span_days`]; any other gives the same ledger (tests/snapshot.rs).
     pub span_days: i64,
 }
 
@@ -211,6 +211,23 @@ pub struct LedgerInputs<'a> {
 /// at once: a week holds about 7/365 of a year's steps (0.75 M of the 38.7 M-step year) plus
 /// its margins, and reads each day about once and a half where the margins are a day or two.
 pub const SPAN_DAYS: i64 = 7;
+
+/// The steps a span's own days are sized to hold where a week holds more: a million. The
+/// ledger's state takes some 330 bytes a step held (13.2 M steps held peaked at 4.25 GiB,
+/// docs/scale.md), and a span holds its days and two or three days around them, so a span of
+/// a million steps' days stays well inside the 4 GiB bound up to about a million and a half
+/// steps a day.
+const SPAN_STEPS: f64 = 1_000_000.0;
+
+/// Days a span covers over the window `[lo, hi)` holding `steps` steps: [`SPAN_DAYS`] where a
+/// week holds at most [`SPAN_STEPS`], else as many whole days as hold about that, at least one
+/// (a day is what is read at once). Any length gives the same ledger; a shorter one reads the
+/// days around each span more often.
+pub fn span_days(steps: usize, lo: i64, hi: i64) -> i64 {
+    let days = ((hi - lo) as f64 / 86_400.0).max(1.0);
+    let per_day = (steps as f64 / days).max(1.0);
+    ((SPAN_STEPS / per_day).floor() as i64).clamp(1, SPAN_DAYS)
+}
 
 /// What the folded ledger needs from a first look at every day: each machine's systems, and
 /// how far the steps that count in a span reach beyond it, from the window's usable steps
@@ -432,4 +449,23 @@ pub fn every_finding(
     findings.dependencies = rest.dependencies;
     findings.runnable_basis = rest.runnable_basis;
     Ok(findings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_shorten_as_the_farm_grows_denser() {
+        let year = (0, 365 * 86_400);
+        // A year of a large farm (the 38.7 M-step year, about 106,000 steps a day): a week.
+        assert_eq!(span_days(38_700_000, year.0, year.1), SPAN_DAYS);
+        // 250,000 steps a day: four days hold a million.
+        assert_eq!(span_days(250_000 * 365, year.0, year.1), 4);
+        // The scale-100 sample doubled (1.49 M steps a day): one day, the least.
+        assert_eq!(span_days(20_818_934, 0, 14 * 86_400), 1);
+        // Nothing, or a window shorter than a day: a week, which holds it whole.
+        assert_eq!(span_days(0, 0, 3_600), SPAN_DAYS);
+        assert_eq!(span_days(100_000, 0, 3_600), SPAN_DAYS);
+    }
 }
