@@ -213,7 +213,7 @@ pub struct LedgerInputs<'a> {
 pub const SPAN_DAYS: i64 = 7;
 
 /// The steps a span's own days are sized to hold where a week holds more: a million. The
-/// ledger's state takes some 330 bytes a step held (13.2 M steps held peaked at 4.25 GiB,
+/// ledger's state takes some 340 bytes a step held (13.2 M steps held peaked at 4.25 GiB,
 /// docs/scale.md), and a span holds its days and two or three days around them, so a span of
 /// a million steps' days stays well inside the 4 GiB bound up to about a million and a half
 /// steps a day.
