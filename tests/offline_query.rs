@@ -58,15 +58,7 @@ fn every_named_query_gives_the_same_rows_from_the_database_and_its_snapshot() {
     let (pg, db, name) = loaded("0.1", "90");
     let dir = tempfile::tempdir().unwrap();
     let snap = dir.path().join("snap");
-    let o = run(&[
-        "snapshot",
-        "--db",
-        &db,
-        "--out",
-        snap.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "snapshot: {}", stderr(&o));
+    snapshot_of(&db, &snap);
     let snap = snap.to_str().unwrap();
     let job = pg.psql(
         &name,

@@ -956,15 +956,7 @@ fn a_database_window_is_spilled_once_and_folded_as_the_whole_read_analyses_it() 
     // its latest days from the temporary snapshot, not from the database again.
     let out = tempfile::tempdir().unwrap();
     let snap = out.path().join("snap");
-    let o = run(&[
-        "snapshot",
-        "--db",
-        &db,
-        "--out",
-        snap.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "snapshot: {}", stderr(&o));
+    snapshot_of(&db, &snap);
     let report = |source: &[&str], name: &str| {
         let dir = out.path().join(name);
         let mut args = vec!["report", "--no-compression", "--no-png", "--seeds", "1"];

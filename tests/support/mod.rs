@@ -49,6 +49,20 @@ pub(crate) fn assert_empty_dir(dir: &std::path::Path) {
     );
 }
 
+/// `snapshot --db db --out dir --quiet`, which must succeed: the database's snapshot, for a
+/// test that compares what is read from each.
+pub(crate) fn snapshot_of(db: &str, dir: &std::path::Path) {
+    let o = run(&[
+        "snapshot",
+        "--db",
+        db,
+        "--out",
+        dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "snapshot: {}", stderr(&o));
+}
+
 /// Loads the built-in sample at `scale` into a fresh database of `pg`, creating Hydra schema
 /// `schema`; returns the connection string of a role that can only read it, made by the
 /// README's recipe (the superuser is for `pg.psql`).
