@@ -116,6 +116,22 @@ pub fn retry_not_before(steps: &Steps, usable: &[bool]) -> NotBefore {
     )
 }
 
+/// The most successful steps [`dispatched_from_series`] takes from before a sample as the
+/// ones waiting for a local slot, over the samples in `[from, to)`: the largest count the
+/// series' `WaitingDownloadSlot` stage shows there (0 without that stage). A caller that
+/// hands over fewer steps than the window holds keeps at least this many successes that
+/// stopped by `from` (`super::ledger::SpanRows`).
+pub fn local_queue_reads(tl: &Timeline, (from, to): (i64, i64)) -> usize {
+    let Some(w) = tl.stages.get(&Stage::WaitingDownloadSlot) else {
+        return 0;
+    };
+    tl.range(from, to)
+        .filter_map(|k| w.get(k).copied().filter(|x| x.is_finite()))
+        .map(|c| c.round().max(0.0) as usize)
+        .max()
+        .unwrap_or(0)
+}
+
 /// A step by its start: `(start, (build, stepnr), row)`.
 type StartedStep = (i64, (i32, i32), usize);
 

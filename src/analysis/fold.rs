@@ -240,6 +240,8 @@ pub struct Scan {
     run_s: i64,
     /// The longest from a build's queue time to one of its steps' start.
     wait_s: i64,
+    /// The derivations with an aborted try, whose every try a span keeps.
+    aborted: super::ledger::Aborted,
 }
 
 impl Scan {
@@ -247,6 +249,7 @@ impl Scan {
     /// window's end.
     fn add(&mut self, steps: &Steps, usable: &[bool], queued: &[Option<i64>], hi: i64) {
         self.ran.add(steps);
+        self.aborted.add(steps, usable);
         for i in 0..steps.len() {
             let Some(start) = steps.start(i).filter(|_| usable[i]) else {
                 continue;
@@ -363,6 +366,32 @@ fn ledger_with(days: &Days, inp: &LedgerInputs<'_>, scan: &Scan) -> Result<super
     // before `a`) or waited there (it started at most the longest wait after `b`). A day
     // earlier still holds the steps building or held when the series' samples read begin.
     let before = scan.run_s + scan.wait_s + DAY;
+    // The runner's samples a span reads from, where a C++ runner's dispatch comes from them:
+    // the last before the span. A step held from an earlier sample on is then taken as
+    // dispatched at that one, still before the span, which counts the same in it; and only the
+    // steps building from that sample on are needed (`SpanRows`).
+    let first_sample = |a: i64| match plan.dispatch_from_series() {
+        Some(tl) => tl.times[..tl.index_at(a)].last().copied().unwrap_or(a),
+        None => a,
+    };
+    // A day's steps cut to those that can count in a span: the frame, the rows read, and the
+    // recent successes kept.
+    let cut = |df: polars::prelude::DataFrame,
+               rows: &super::ledger::SpanRows<'_>|
+     -> Result<(polars::prelude::DataFrame, usize, usize)> {
+        let steps = Steps::from_frame(&df)?;
+        let (usable, queued) = usable_of(inp.builds, &steps);
+        let (keep, recent) = rows.keep(&steps, &usable, &queued);
+        let n = keep.len();
+        if keep.iter().all(|&k| k) {
+            return Ok((df, n, recent));
+        }
+        let mask: polars::prelude::BooleanChunked = keep.into_iter().collect();
+        let df = df
+            .filter(&mask)
+            .map_err(|e| crate::error::Error::frame("cutting a span's days", e))?;
+        Ok((df, n, recent))
+    };
     let dated: Vec<(usize, i64)> = (0..days.len())
         .filter_map(|d| Some((d, days.day_start(d)?)))
         .collect();
@@ -374,18 +403,26 @@ fn ledger_with(days: &Days, inp: &LedgerInputs<'_>, scan: &Scan) -> Result<super
             .collect();
         // A span without steps still takes its instants (each a sample of no loss).
         let samples = match (held_days.first(), held_days.last()) {
-            (Some(first), Some(last)) => (first.1 + scan.run_s, last.1 + DAY),
+            (Some(first), Some(last)) => (first_sample(a).max(first.1 + scan.run_s), last.1 + DAY),
             _ => (a, a),
         };
-        let frames = held_days
-            .iter()
-            .map(|(d, _)| days.steps(*d, omit))
-            .collect::<Result<Vec<_>>>()?;
+        let mut rows = plan.span_rows((a, b), samples.0, &scan.aborted);
+        let (frames, read) = loop {
+            let (mut frames, mut read, mut recent) = (Vec::new(), 0, 0);
+            for (d, _) in &held_days {
+                let (df, n, r) = cut(days.steps(*d, omit)?, &rows)?;
+                frames.push(df);
+                (read, recent) = (read + n, recent + r);
+            }
+            if rows.enough_finished(inp.timeline, samples.1, recent) {
+                break (frames, read);
+            }
+            rows.slack_s = i64::MAX;
+        };
         let held_steps = count(stack(frames)?, (a, b), samples, true)?;
         crate::progress::mark(&format!(
-            "folding the ledger: the span from {} ({} steps held)",
+            "folding the ledger: the span from {} ({held_steps} steps held of {read} read)",
             crate::window::fmt_time(a),
-            held_steps
         ));
     }
     // The steps without a start (`day=unknown`) hold no slot and wait for none; they still

@@ -530,7 +530,7 @@ impl<'a> Plan<'a> {
     /// The series where a C++ runner's dispatch is inferred from it
     /// ([`super::dispatched::dispatched_from_series`]): free slots come from it and the
     /// window holds C++ steps.
-    fn dispatch_from_series(&self) -> Option<&'a crate::status::timeline::Timeline> {
+    pub fn dispatch_from_series(&self) -> Option<&'a crate::status::timeline::Timeline> {
         self.free_from_series().filter(|_| self.cpp_steps)
     }
 
@@ -919,6 +919,163 @@ impl Parts {
         let (waiting, names) = waiting_intervals(meta, steps, usable, queued, edges, graph, &ends);
         self.sweep
             .add(&waiting, &names, &free, &plan.list, a, b, plan.step);
+    }
+}
+
+/// Which steps of the days read for a span `[a, b)` can change what [`Parts::add`] counts
+/// there, so that a span holds those and not every step of the days around it (the days
+/// before a span are read for the steps still building when it starts, for the series'
+/// samples before it and for earlier tries of a derivation; a day holds a million and a half
+/// steps on a large farm). A step is kept if it:
+///
+/// - started in the span (it built, or held a slot, or waited there);
+/// - started before it and stopped at `a` or later, or never (building time, overhead and held
+///   time are counted by the instant they stopped, occupied slots at the span's instants);
+/// - started after it from a build queued before `b` (it may have waited in the span: its wait
+///   begins no earlier than its build's queue time);
+/// - is a try of a derivation some try of which was aborted (the retry back-off,
+///   [`super::dispatched::retry_not_before`], counts each run of aborted tries);
+/// - where a C++ runner's dispatch is read from the series
+///   ([`super::dispatched::dispatched_from_series`]): stopped after `from`, the first sample
+///   read (it was building at a sample read); started after the span (at a sample, the slots
+///   held before a build go to the next steps to start on the machine, in order); or
+///   succeeded within `slack_s` before `from` (at a sample, the steps held waiting for a local
+///   slot are the latest to have succeeded before it, [`SpanRows::enough_finished`]).
+///
+/// Every other step started before `a` and stopped before it, and before `from`: it held no
+/// slot in the span, waited none there, and is neither building nor among the latest
+/// finished at any sample read. The span's figures are therefore the same as with every step
+/// (`tests/snapshot.rs` holds them equal to the whole window's).
+pub struct SpanRows<'a> {
+    pub a: i64,
+    pub b: i64,
+    /// The first of the runner's samples read with the span's steps.
+    pub from: i64,
+    /// How far before `from` successful steps are kept ([`LOCAL_QUEUE_SLACK_S`], or every one
+    /// where that holds too few).
+    pub slack_s: i64,
+    /// The derivations with an aborted try ([`Aborted`]).
+    pub aborted: &'a Aborted,
+    series: bool,
+    index: &'a HashMap<String, usize>,
+}
+
+/// How far before the first sample a span reads its successful steps are kept for the local
+/// slot queue: an hour. The queue reads as many as steps wait for a local slot (tens on a
+/// busy farm), and a farm that fills it finishes hundreds of steps an hour; where fewer
+/// succeeded in that hour, the span keeps every success of its days
+/// ([`SpanRows::enough_finished`]).
+pub const LOCAL_QUEUE_SLACK_S: i64 = 3_600;
+
+/// The derivations some usable try of which was aborted, as hashes of their paths (a few
+/// percent of the steps at most; a colliding hash keeps a step more, never one less).
+#[derive(Debug, Clone, Default)]
+pub struct Aborted(std::collections::HashSet<u64>);
+
+impl Aborted {
+    /// Notes the aborted tries among `steps` (`usable`: their usable mask), as
+    /// [`super::dispatched::retry_not_before`] counts them.
+    pub fn add(&mut self, steps: &Steps, usable: &[bool]) {
+        for i in 0..steps.len() {
+            if usable[i]
+                && steps.status(i) == Some(crate::dispatch::BuildStatus::Aborted)
+                && steps.stop(i).is_some()
+                && let Some(d) = steps.drv_path(i)
+            {
+                self.0.insert(Self::hash(d));
+            }
+        }
+    }
+
+    fn holds(&self, drv: &str) -> bool {
+        !self.0.is_empty() && self.0.contains(&Self::hash(drv))
+    }
+
+    fn hash(drv: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        drv.hash(&mut h);
+        h.finish()
+    }
+}
+
+impl<'a> Plan<'a> {
+    /// The rule for which steps a span `[a, b)` keeps, with the runner's samples read from
+    /// `from` on ([`SpanRows`]).
+    pub fn span_rows(
+        &'a self,
+        (a, b): (i64, i64),
+        from: i64,
+        aborted: &'a Aborted,
+    ) -> SpanRows<'a> {
+        SpanRows {
+            a,
+            b,
+            from,
+            slack_s: LOCAL_QUEUE_SLACK_S,
+            aborted,
+            series: self.dispatch_from_series().is_some(),
+            index: &self.index,
+        }
+    }
+}
+
+impl SpanRows<'_> {
+    /// The steps of `steps` to keep (`usable`: their usable mask; `queued`: their builds'
+    /// queue times), and how many of them are the local slot queue's candidates kept for
+    /// being recent (successful, on a known machine, stopped in `(from − slack_s, from]`).
+    pub fn keep(
+        &self,
+        steps: &Steps,
+        usable: &[bool],
+        queued: &[Option<i64>],
+    ) -> (Vec<bool>, usize) {
+        let mut recent = 0;
+        let keep = (0..steps.len())
+            .map(|i| {
+                let Some(start) = steps.start(i) else {
+                    return true;
+                };
+                if steps.drv_path(i).is_some_and(|d| self.aborted.holds(d)) {
+                    return true;
+                }
+                if start >= self.a {
+                    return start < self.b || self.series || queued[i].is_some_and(|q| q < self.b);
+                }
+                let Some(stop) = steps.stop(i) else {
+                    return true;
+                };
+                if stop >= self.a || (self.series && stop > self.from) {
+                    return true;
+                }
+                let finished = self.series
+                    && usable[i]
+                    && steps.status(i) == Some(crate::dispatch::BuildStatus::Success)
+                    && self.index.contains_key(steps.machine(i));
+                let kept = finished && stop > self.from.saturating_sub(self.slack_s);
+                if kept {
+                    recent += 1;
+                }
+                kept
+            })
+            .collect();
+        (keep, recent)
+    }
+
+    /// Whether `recent` successes kept before `from` are as many as the local slot queue reads
+    /// at the samples in `[from, to)` ([`super::dispatched::local_queue_reads`]); where not,
+    /// the span is read again keeping every success (`slack_s` unbounded).
+    pub fn enough_finished(
+        &self,
+        tl: Option<&crate::status::timeline::Timeline>,
+        to: i64,
+        recent: usize,
+    ) -> bool {
+        let needs = match tl.filter(|_| self.series) {
+            Some(tl) => super::dispatched::local_queue_reads(tl, (self.from, to)),
+            None => 0,
+        };
+        recent >= needs || self.slack_s == i64::MAX
     }
 }
 
