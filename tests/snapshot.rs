@@ -277,13 +277,28 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
                 hi: whole.until,
                 span_days,
             };
-            let ledger = fold::ledger(&days, &inputs).unwrap();
+            let (ledger, spans) = fold::ledger(&days, &inputs).unwrap();
             assert_eq!(
                 ledger,
                 whole.ledger,
                 "{} in spans of {span_days} days",
                 dir.display()
             );
+            // A span holds the steps that can count in it, not every step of the days read
+            // for it: a day's span reads the days around it (the longest run and wait, a
+            // day more) and keeps about its own day's steps.
+            let (read, held) = spans
+                .iter()
+                .fold((0, 0), |(r, h), s| (r + s.read, h + s.held));
+            assert!(spans.iter().all(|s| s.held <= s.read));
+            if span_days == 1 {
+                assert!(
+                    held * 4 < read * 3 && held > days.steps_rows(),
+                    "{}: held {held} of {read} read over {} steps",
+                    dir.display(),
+                    days.steps_rows()
+                );
+            }
         }
         assert_eq!(folded.quality, whole.quality, "{}", dir.display());
         assert_eq!(folded.utilization, whole.utilization, "{}", dir.display());

@@ -184,7 +184,8 @@ pub fn analyze(
                 span_days: span_days(days.steps_rows(), lo, hi),
             },
             &scan,
-        )?;
+        )?
+        .0;
     }
     Ok(findings)
 }
@@ -268,8 +269,12 @@ impl Scan {
 /// [`super::ledger::ledger`] over the whole window (`tests/snapshot.rs`). A first look at the
 /// days ([`Scan`], which [`analyze`] takes in its own pass) finds each machine's systems and
 /// how far steps reach; the window is then counted `span_days` at a time, each span with the
-/// days whose steps can count in it, and the sums are finished once.
-pub fn ledger(days: &Days, inp: &LedgerInputs<'_>) -> Result<super::ledger::Ledger> {
+/// days' steps that can count in it ([`super::ledger::SpanRows`]), and the sums are finished
+/// once. With it, each span's size: the steps its days hold and the steps it kept, in order.
+pub fn ledger(
+    days: &Days,
+    inp: &LedgerInputs<'_>,
+) -> Result<(super::ledger::Ledger, Vec<SpanSize>)> {
     let mut scan = Scan::default();
     days.each_day(Need::of(Finding::Ledger).omit(), |df| {
         let steps = Steps::from_frame(&df)?;
@@ -287,8 +292,19 @@ fn usable_of(builds: &[(i32, i64)], steps: &Steps) -> (Vec<bool>, Vec<Option<i64
     (usable, queued)
 }
 
+/// A span of the folded ledger: the steps of the days read for it, and those it kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanSize {
+    pub read: usize,
+    pub held: usize,
+}
+
 /// [`ledger`] with the first look at the days already taken (`scan`).
-fn ledger_with(days: &Days, inp: &LedgerInputs<'_>, scan: &Scan) -> Result<super::ledger::Ledger> {
+fn ledger_with(
+    days: &Days,
+    inp: &LedgerInputs<'_>,
+    scan: &Scan,
+) -> Result<(super::ledger::Ledger, Vec<SpanSize>)> {
     use super::ledger::{Frame, HeldFrom, Parts, Plan, Runnable, Setup, TruthHeld};
     const DAY: i64 = 86_400;
     let meta = days.meta();
@@ -395,6 +411,7 @@ fn ledger_with(days: &Days, inp: &LedgerInputs<'_>, scan: &Scan) -> Result<super
     let dated: Vec<(usize, i64)> = (0..days.len())
         .filter_map(|d| Some((d, days.day_start(d)?)))
         .collect();
+    let mut sizes = Vec::new();
     for w in bounds.windows(2) {
         let (a, b) = (w[0], w[1]);
         let held_days: Vec<&(usize, i64)> = dated
@@ -420,6 +437,10 @@ fn ledger_with(days: &Days, inp: &LedgerInputs<'_>, scan: &Scan) -> Result<super
             rows.slack_s = i64::MAX;
         };
         let held_steps = count(stack(frames)?, (a, b), samples, true)?;
+        sizes.push(SpanSize {
+            read,
+            held: held_steps,
+        });
         crate::progress::mark(&format!(
             "folding the ledger: the span from {} ({held_steps} steps held of {read} read)",
             crate::window::fmt_time(a),
@@ -430,7 +451,7 @@ fn ledger_with(days: &Days, inp: &LedgerInputs<'_>, scan: &Scan) -> Result<super
     for d in (0..days.len()).filter(|&d| days.day_start(d).is_none()) {
         count(days.steps(d, omit)?, (lo, hi), (lo, lo), false)?;
     }
-    Ok(plan.finish(parts))
+    Ok((plan.finish(parts), sizes))
 }
 
 /// Frames of one table stacked in order.

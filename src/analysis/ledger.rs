@@ -1286,3 +1286,98 @@ impl TruthHeld {
 fn key(build: i32, stepnr: i32) -> u64 {
     ((build as u32 ^ 0x8000_0000) as u64) << 32 | (stepnr as u32 ^ 0x8000_0000) as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::analysis::test_steps::steps;
+    use crate::status::timeline::{Stage, Timeline};
+
+    const D: &str = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x.drv";
+    const RETRIED: &str = "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-y.drv";
+    const OK: Option<i32> = Some(0);
+    const FAILED: Option<i32> = Some(1);
+    const ABORTED: Option<i32> = Some(3);
+
+    #[test]
+    fn a_span_keeps_the_steps_that_can_count_in_it_and_no_other() {
+        // The span [1000, 2000); the series' samples read from 900 on.
+        let rows = [
+            (1, 1, D, OK, Some(1500), Some(1600), "m"), // in the span
+            (2, 1, D, OK, Some(100), Some(1200), "m"),  // building into it
+            (3, 1, D, None, Some(100), None, "m"),      // still running
+            (4, 1, D, FAILED, Some(100), Some(500), "m"), // long before
+            (5, 1, D, FAILED, Some(100), Some(950), "m"), // building at a sample read
+            (6, 1, D, OK, Some(100), Some(800), "m"),   // recent success on a known machine
+            (7, 1, D, OK, Some(2500), Some(2600), "m"), // queued in the span, started after
+            (8, 1, D, OK, Some(2500), Some(2600), "m"), // queued after the span
+            (9, 1, RETRIED, ABORTED, Some(50), Some(60), "m"), // an aborted try, long before
+            (10, 1, D, None, None, None, ""),           // never started
+            (11, 1, D, OK, Some(100), Some(800), "x"),  // recent success, unknown machine
+            (12, 1, D, OK, Some(100), Some(-3000), "m"), // a success long before
+        ];
+        let s = steps(&rows);
+        let usable = vec![true; s.len()];
+        let queued: Vec<Option<i64>> = rows
+            .iter()
+            .map(|r| {
+                Some(if r.0 == 8 {
+                    2100
+                } else {
+                    r.4.unwrap_or(0).min(1900)
+                })
+            })
+            .collect();
+        let mut aborted = Aborted::default();
+        aborted.add(&s, &usable);
+        let index = HashMap::from([("m".to_string(), 0)]);
+        let span = |series| SpanRows {
+            a: 1000,
+            b: 2000,
+            from: 900,
+            slack_s: LOCAL_QUEUE_SLACK_S,
+            aborted: &aborted,
+            series,
+            index: &index,
+        };
+        let kept = |(keep, recent): (Vec<bool>, usize)| {
+            let builds: Vec<i32> = (0..s.len())
+                .filter(|&i| keep[i])
+                .map(|i| s.build(i))
+                .collect();
+            (builds, recent)
+        };
+        assert_eq!(
+            kept(span(false).keep(&s, &usable, &queued)),
+            (vec![1, 2, 3, 7, 9, 10], 0),
+            "free slots from the steps' times: what held a slot in the span or waited there"
+        );
+        assert_eq!(
+            kept(span(true).keep(&s, &usable, &queued)),
+            (vec![1, 2, 3, 5, 6, 7, 8, 9, 10], 1),
+            "dispatch from the series: also what built at a sample read, the next to start, \
+             and the latest successes"
+        );
+
+        // The local slot queue reads at most three finished steps at the samples read: one
+        // kept is too few, and the span is then read keeping every success.
+        let tl = Timeline {
+            step_s: 30,
+            times: vec![870, 900, 930, 960, 2040],
+            stages: BTreeMap::from([(Stage::WaitingDownloadSlot, vec![9.0, 0.0, 2.6, 1.0, 7.0])]),
+            ..Timeline::default()
+        };
+        let mut rows = span(true);
+        assert!(!rows.enough_finished(Some(&tl), 2000, 1));
+        assert!(rows.enough_finished(Some(&tl), 2000, 3));
+        assert!(span(false).enough_finished(Some(&tl), 2000, 0), "not read");
+        rows.slack_s = i64::MAX;
+        assert!(rows.enough_finished(Some(&tl), 2000, 1));
+        assert_eq!(
+            kept(rows.keep(&s, &usable, &queued)),
+            (vec![1, 2, 3, 5, 6, 7, 8, 9, 10, 12], 2)
+        );
+    }
+}
