@@ -127,11 +127,21 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
     // before it started.
     let col = |name: &str| ds.steps.column(name).unwrap().i64().unwrap().clone();
     let (start, stop) = (col("start_time"), col("stop_time"));
+    // And the first step to start runs five days: longer than a span's margin, so the spans
+    // it reaches read its day besides their own.
+    let first = (0..start.len())
+        .filter(|i| i % 97 != 0)
+        .min_by_key(|&i| start.get(i).unwrap_or(i64::MAX))
+        .unwrap();
     let stop: Vec<Option<i64>> = start
         .iter()
         .zip(stop.iter())
         .enumerate()
-        .map(|(i, (a, b))| if i % 97 == 0 { a.map(|a| a - 10) } else { b })
+        .map(|(i, (a, b))| match i {
+            _ if i % 97 == 0 => a.map(|a| a - 10),
+            _ if i == first => a.map(|a| a + 5 * 86_400),
+            _ => b,
+        })
         .collect();
     ds.steps
         .with_column(polars::prelude::Column::new("stop_time".into(), stop))

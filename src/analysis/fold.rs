@@ -230,6 +230,16 @@ pub fn span_days(steps: usize, lo: i64, hi: i64) -> i64 {
     ((SPAN_STEPS / per_day).floor() as i64).clamp(1, SPAN_DAYS)
 }
 
+/// The longest a step may hold its slot and still set how many days before a span the span
+/// reads: a day. Hydra's default build timeout is 10 h and hydra.nixos.org's runner sets 24 h
+/// (docs/hydra.md); a step recorded as running longer is one still running at the window's end
+/// or stuck, and one such step from the window's first day would make every span read every
+/// day before it (a year's report, 52 spans, would read 1,352 weeks). Such steps' days are read
+/// for the spans they reach instead ([`Scan`]).
+const RUN_CAP_S: i64 = DAY;
+
+const DAY: i64 = 86_400;
+
 /// What the folded ledger needs from a first look at every day: each machine's systems, and
 /// how far the steps that count in a span reach beyond it, from the window's usable steps
 /// (`docs/scale.md`, "the ledger over spans"). [`analyze`] fills it in its own pass over the
@@ -237,8 +247,13 @@ pub fn span_days(steps: usize, lo: i64, hi: i64) -> i64 {
 #[derive(Debug, Clone, Default)]
 pub struct Scan {
     ran: super::ledger::Ran,
-    /// The longest a step held its slot (to the end of the window for one still running).
+    /// The longest a step held its slot (to the end of the window for one still running),
+    /// up to [`RUN_CAP_S`].
     run_s: i64,
+    /// The days (their start) that hold a step that held its slot longer than [`RUN_CAP_S`],
+    /// each with the latest such a step held one until: read for the spans it reaches
+    /// instead of widening every span's margin.
+    long: std::collections::BTreeMap<i64, i64>,
     /// The longest from a build's queue time to one of its steps' start.
     wait_s: i64,
     /// The derivations with an aborted try, whose every try a span keeps.
@@ -256,7 +271,13 @@ impl Scan {
                 continue;
             };
             let stop = steps.stop(i).unwrap_or(hi.max(start));
-            self.run_s = self.run_s.max(stop - start);
+            if stop - start > RUN_CAP_S {
+                let day = start.div_euclid(DAY) * DAY;
+                let reach = self.long.entry(day).or_insert(stop);
+                *reach = (*reach).max(stop);
+            } else {
+                self.run_s = self.run_s.max(stop - start);
+            }
             if let Some(q) = queued[i] {
                 self.wait_s = self.wait_s.max(start - q);
             }
@@ -306,7 +327,6 @@ fn ledger_with(
     scan: &Scan,
 ) -> Result<(super::ledger::Ledger, Vec<SpanSize>)> {
     use super::ledger::{Frame, HeldFrom, Parts, Plan, Runnable, Setup, TruthHeld};
-    const DAY: i64 = 86_400;
     let meta = days.meta();
     let (lo, hi) = (inp.lo, inp.hi);
     let omit = Need::of(Finding::Ledger).omit();
@@ -379,9 +399,10 @@ fn ledger_with(
     }
     bounds.push(hi);
     // A step counts in `[a, b)` if it held a slot there (it started at most the longest run
-    // before `a`) or waited there (it started at most the longest wait after `b`). A day
-    // earlier still holds the steps building or held when the series' samples read begin.
-    let before = scan.run_s + scan.wait_s + DAY;
+    // before `a`, or is one of the few longer, `Scan::long`) or waited there (it started at
+    // most the longest wait after `b`). A day earlier still holds the steps building when the
+    // series' samples read begin, just before `a`.
+    let before = scan.run_s + DAY;
     // The runner's samples a span reads from, where a C++ runner's dispatch comes from them:
     // the last before the span. A step held from an earlier sample on is then taken as
     // dispatched at that one, still before the span, which counts the same in it; and only the
@@ -414,15 +435,21 @@ fn ledger_with(
     let mut sizes = Vec::new();
     for w in bounds.windows(2) {
         let (a, b) = (w[0], w[1]);
-        let held_days: Vec<&(usize, i64)> = dated
+        let around: Vec<&(usize, i64)> = dated
             .iter()
             .filter(|(_, s)| s + DAY > a - before && *s <= b + scan.wait_s)
             .collect();
         // A span without steps still takes its instants (each a sample of no loss).
-        let samples = match (held_days.first(), held_days.last()) {
+        let samples = match (around.first(), around.last()) {
             (Some(first), Some(last)) => (first_sample(a).max(first.1 + scan.run_s), last.1 + DAY),
             _ => (a, a),
         };
+        // Earlier days whose steps that ran longer than the cap still held a slot at the
+        // first sample read, or at `a`.
+        let long = dated.iter().filter(|(_, s)| {
+            s + DAY <= a - before && scan.long.get(s).is_some_and(|&reach| reach >= samples.0)
+        });
+        let held_days: Vec<&(usize, i64)> = long.chain(around).collect();
         let mut rows = plan.span_rows((a, b), samples.0, &scan.aborted);
         let (frames, read) = loop {
             let (mut frames, mut read, mut recent) = (Vec::new(), 0, 0);
