@@ -206,18 +206,21 @@ pub struct LedgerInputs<'a> {
     pub span_days: i64,
 }
 
-/// How many days a span of the folded ledger covers. The steps held for a span are its days
-/// and the margins around it (the longest step before, the longest wait after, both from the
-/// window's own steps), so a longer span reads the margins fewer times and holds more days
-/// at once: a week holds about 7/365 of a year's steps (0.75 M of the 38.7 M-step year) plus
-/// its margins, and reads each day about once and a half where the margins are a day or two.
+/// How many days a span of the folded ledger covers. The days read for a span are its own, the
+/// days before it that can hold steps still building at its start (the longest run up to
+/// [`RUN_CAP_S`], and a day more) and the days after it up to the longest wait; of the days
+/// around it only the steps that can count in it are kept ([`super::ledger::SpanRows`]). A
+/// longer span reads the days around it fewer times: a week of the 38.7 M-step year is about
+/// 0.75 M steps, and each day is read about once and a half.
 pub const SPAN_DAYS: i64 = 7;
 
 /// The steps a span's own days are sized to hold where a week holds more: a million. The
 /// ledger's state takes some 340 bytes a step held (13.2 M steps held peaked at 4.25 GiB,
-/// docs/scale.md), and a span holds its days and two or three days around them, so a span of
-/// a million steps' days stays well inside the 4 GiB bound up to about a million and a half
-/// steps a day.
+/// docs/scale.md). A span holds its own days' steps and, of the days around it, the steps
+/// building at its start and those still waiting at its end: 0.5–4.1 M steps for spans of a
+/// day over days of 1.5 M steps, the most where an evaluation's builds wait into the next
+/// days. A million steps' days keep that well inside the 4 GiB bound; where a day holds more,
+/// a span is that day and its queue.
 const SPAN_STEPS: f64 = 1_000_000.0;
 
 /// Days a span covers over the window `[lo, hi)` holding `steps` steps: [`SPAN_DAYS`] where a
