@@ -296,16 +296,19 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
                 dir.display()
             );
             // A span holds the steps that can count in it, not every step of the days read
-            // for it: a day's span reads the days around it (the longest run and wait, a
-            // day more) and keeps about its own day's steps.
-            let (read, held) = spans
-                .iter()
-                .fold((0, 0), |(r, h), s| (r + s.read, h + s.held));
-            assert!(spans.iter().all(|s| s.held <= s.read));
+            // for it (the days before it that can hold steps still building at its start, the
+            // days after it up to the longest wait): what started in it, what still built at
+            // its start, and what waited in it, the last as its wait alone where the series
+            // does not set when steps were dispatched.
+            let (read, held, waits) = spans.iter().fold((0, 0, 0), |(r, h, w), s| {
+                (r + s.read, h + s.held, w + s.waits)
+            });
+            assert!(spans.iter().all(|s| s.held + s.waits <= s.read));
+            assert_eq!(waits > 0, timeline.is_none(), "{}", dir.display());
             if span_days == 1 {
                 assert!(
-                    held * 4 < read * 3 && held > days.steps_rows(),
-                    "{}: held {held} of {read} read over {} steps",
+                    (held + waits) * 4 < read * 3 && held + waits > days.steps_rows(),
+                    "{}: held {held} and {waits} waits of {read} read over {} steps",
                     dir.display(),
                     days.steps_rows()
                 );

@@ -316,11 +316,13 @@ fn usable_of(builds: &[(i32, i64)], steps: &Steps) -> (Vec<bool>, Vec<Option<i64
     (usable, queued)
 }
 
-/// A span of the folded ledger: the steps of the days read for it, and those it kept.
+/// A span of the folded ledger: the steps of the days read for it, those it kept whole, and
+/// those it kept as their wait alone ([`super::ledger::Kept`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpanSize {
     pub read: usize,
     pub held: usize,
+    pub waits: usize,
 }
 
 /// [`ledger`] with the first look at the days already taken (`scan`).
@@ -329,7 +331,7 @@ fn ledger_with(
     inp: &LedgerInputs<'_>,
     scan: &Scan,
 ) -> Result<(super::ledger::Ledger, Vec<SpanSize>)> {
-    use super::ledger::{Frame, HeldFrom, Parts, Plan, Runnable, Setup, TruthHeld};
+    use super::ledger::{Frame, HeldFrom, Kept, Parts, Plan, Runnable, Setup, TruthHeld, Waits};
     let meta = days.meta();
     let (lo, hi) = (inp.lo, inp.hi);
     let omit = Need::of(Finding::Ledger).omit();
@@ -358,8 +360,14 @@ fn ledger_with(
         _ => None,
     };
     let mut parts: Parts = plan.parts();
-    // Counts `df`'s steps in `span`; the runner's samples in `samples` may be read with them.
-    let mut count = |df: polars::prelude::DataFrame, span, samples, loss| -> Result<usize> {
+    // Counts `df`'s steps and `waits` in `span`; the runner's samples in `samples` may be read
+    // with them.
+    let mut count = |df: polars::prelude::DataFrame,
+                     waits: Option<&Waits>,
+                     span,
+                     samples,
+                     loss|
+     -> Result<usize> {
         let steps = Steps::from_frame(&df)?;
         let (usable, queued) = usable_of(inp.builds, &steps);
         let frame = Frame {
@@ -371,6 +379,7 @@ fn ledger_with(
             edges: None,
             held: held.as_ref(),
             samples,
+            waits,
         };
         parts.add(&plan, frame, span, loss);
         Ok(steps.len())
@@ -414,19 +423,25 @@ fn ledger_with(
         Some(tl) => tl.times[..tl.index_at(a)].last().copied().unwrap_or(a),
         None => a,
     };
-    // A day's steps cut to those that can count in a span: the frame, the rows read, and the
-    // recent successes kept.
+    // A day's steps cut to those that can count in a span: the frame of those kept whole (the
+    // waits of those kept as their wait go to `waits`), the rows read, and the recent
+    // successes kept.
     let cut = |df: polars::prelude::DataFrame,
-               rows: &super::ledger::SpanRows<'_>|
+               rows: &super::ledger::SpanRows<'_>,
+               waits: &mut Waits|
      -> Result<(polars::prelude::DataFrame, usize, usize)> {
         let steps = Steps::from_frame(&df)?;
         let (usable, queued) = usable_of(inp.builds, &steps);
         let (keep, recent) = rows.keep(&steps, &usable, &queued);
         let n = keep.len();
-        if keep.iter().all(|&k| k) {
+        if keep.iter().all(|&k| k == Kept::Row) {
             return Ok((df, n, recent));
         }
-        let mask: polars::prelude::BooleanChunked = keep.into_iter().collect();
+        for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k == Kept::Wait) {
+            waits.add(&meta, &steps, i, usable[i], queued[i]);
+        }
+        let mask: polars::prelude::BooleanChunked =
+            keep.into_iter().map(|k| k == Kept::Row).collect();
         let df = df
             .filter(&mask)
             .map_err(|e| crate::error::Error::frame("cutting a span's days", e))?;
@@ -454,32 +469,36 @@ fn ledger_with(
         });
         let held_days: Vec<&(usize, i64)> = long.chain(around).collect();
         let mut rows = plan.span_rows((a, b), samples.0, &scan.aborted);
-        let (frames, read) = loop {
-            let (mut frames, mut read, mut recent) = (Vec::new(), 0, 0);
+        let (frames, waits, read) = loop {
+            let (mut frames, mut waits, mut read, mut recent) =
+                (Vec::new(), Waits::default(), 0, 0);
             for (d, _) in &held_days {
-                let (df, n, r) = cut(days.steps(*d, omit)?, &rows)?;
+                let (df, n, r) = cut(days.steps(*d, omit)?, &rows, &mut waits)?;
                 frames.push(df);
                 (read, recent) = (read + n, recent + r);
             }
             if rows.enough_finished(inp.timeline, samples.1, recent) {
-                break (frames, read);
+                break (frames, waits, read);
             }
             rows.slack_s = i64::MAX;
         };
-        let held_steps = count(stack(frames)?, (a, b), samples, true)?;
+        let held_steps = count(stack(frames)?, Some(&waits), (a, b), samples, true)?;
         sizes.push(SpanSize {
             read,
             held: held_steps,
+            waits: waits.len(),
         });
         crate::progress::mark(&format!(
-            "folding the ledger: the span from {} ({held_steps} steps held of {read} read)",
+            "folding the ledger: the span from {} ({held_steps} steps and {} waits held of {read} \
+             steps read)",
             crate::window::fmt_time(a),
+            waits.len(),
         ));
     }
     // The steps without a start (`day=unknown`) hold no slot and wait for none; they still
     // count the overhead and held time recorded for them.
     for d in (0..days.len()).filter(|&d| days.day_start(d).is_none()) {
-        count(days.steps(d, omit)?, (lo, hi), (lo, lo), false)?;
+        count(days.steps(d, omit)?, None, (lo, hi), (lo, lo), false)?;
     }
     Ok((plan.finish(parts), sizes))
 }

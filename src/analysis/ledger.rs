@@ -203,6 +203,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             edges: Some(input.edges),
             held: held.as_ref(),
             samples: (i64::MIN, i64::MAX),
+            waits: None,
         },
         (input.lo, input.hi),
         true,
@@ -827,6 +828,8 @@ pub struct Frame<'a> {
     /// The runner's samples that may be read with these steps (`[from, to)`): those at which
     /// every step building or held is among them ([`super::dispatched::dispatched_from_series`]).
     pub samples: (i64, i64),
+    /// The waits of steps held only as waits ([`Kept::Wait`]), besides `steps`'.
+    pub waits: Option<&'a Waits>,
 }
 
 /// Sums of a window's ledger over the spans counted so far: whole seconds and milliseconds,
@@ -854,6 +857,7 @@ impl Parts {
             edges,
             held,
             samples,
+            waits,
         } = frame;
         let on = machine_of_steps(steps, usable, &plan.index);
         for i in 0..steps.len() {
@@ -916,7 +920,11 @@ impl Parts {
             Runnable::Graph { .. } => edges,
             Runnable::Estimate => None,
         };
-        let (waiting, names) = waiting_intervals(meta, steps, usable, queued, edges, graph, &ends);
+        let (mut waiting, mut names) =
+            waiting_intervals(meta, steps, usable, queued, edges, graph, &ends);
+        if let Some(w) = waits {
+            w.append_to(&mut waiting, &mut names);
+        }
         self.sweep
             .add(&waiting, &names, &free, &plan.list, a, b, plan.step);
     }
@@ -932,7 +940,11 @@ impl Parts {
 /// - started before it and stopped at `a` or later, or never (building time, overhead and held
 ///   time are counted by the instant they stopped, occupied slots at the span's instants);
 /// - started after it from a build queued before `b` (it may have waited in the span: its wait
-///   begins no earlier than its build's queue time);
+///   begins no earlier than its build's queue time). Such a step counts only its wait there,
+///   and where nothing else is read with it (no earlier aborted try of its derivation, no
+///   dispatch read from the series, no derivation graph) the span keeps its wait alone
+///   ([`Kept::Wait`], [`Waits`]): a large evaluation's builds wait for days, each in every
+///   span it waits through;
 /// - is a try of a derivation some try of which was aborted (the retry back-off,
 ///   [`super::dispatched::retry_not_before`], counts each run of aborted tries);
 /// - where a C++ runner's dispatch is read from the series
@@ -957,7 +969,85 @@ pub struct SpanRows<'a> {
     /// The derivations with an aborted try ([`Aborted`]).
     pub aborted: &'a Aborted,
     series: bool,
+    /// Whether a step's wait starts from its build's queue time alone (no graph).
+    estimate: bool,
     index: &'a HashMap<String, usize>,
+}
+
+/// What a span keeps of one step ([`SpanRows::keep`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    No,
+    /// The step's row, read by every part of the count.
+    Row,
+    /// Only the step's wait for dispatch: what a step that started after the span, from a
+    /// build queued in it, counts there ([`Waits`]).
+    Wait,
+}
+
+/// The waits of the steps a span keeps as waits ([`Kept::Wait`]): 24 bytes a step where its
+/// row took some 340 in the span's count, since the steps waiting at a span's end can be
+/// millions (docs/scale.md).
+#[derive(Debug, Clone, Default)]
+pub struct Waits {
+    /// Machine types by number (the step's system: no graph names features).
+    names: Vec<String>,
+    list: Vec<dispatch_loss::Waiting>,
+}
+
+impl Waits {
+    /// Notes the wait of step `i` of `steps` (`usable`: whether it is; `queued`: its build's
+    /// queue time), as [`waiting_intervals`] counts it without a graph, a retry or the series.
+    pub fn add(
+        &mut self,
+        meta: &crate::dataset::DatasetMeta,
+        steps: &Steps,
+        i: usize,
+        usable: bool,
+        queued: Option<i64>,
+    ) {
+        if !usable || steps.machine(i).is_empty() {
+            return;
+        }
+        let ready = queued.map(|q| surely_after(q, 0));
+        if let Some((r, s)) = wait_of(meta, steps, i, ready, None, None) {
+            let system = steps.system(i);
+            let ty = match self.names.iter().position(|n| n == system) {
+                Some(k) => k,
+                None => {
+                    self.names.push(system.to_string());
+                    self.names.len() - 1
+                }
+            };
+            self.list.push((ty as u32, r, s));
+        }
+    }
+
+    /// The waits noted.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Appends these waits to `waiting`, whose machine types are named by `names` (a type not
+    /// named there yet is added).
+    fn append_to(&self, waiting: &mut Vec<dispatch_loss::Waiting>, names: &mut Vec<String>) {
+        let ty: Vec<u32> = self
+            .names
+            .iter()
+            .map(|n| match names.iter().position(|x| x == n) {
+                Some(k) => k as u32,
+                None => {
+                    names.push(n.clone());
+                    (names.len() - 1) as u32
+                }
+            })
+            .collect();
+        waiting.extend(self.list.iter().map(|&(t, r, s)| (ty[t as usize], r, s)));
+    }
 }
 
 /// How far before the first sample a span reads its successful steps are kept for the local
@@ -1015,38 +1105,46 @@ impl<'a> Plan<'a> {
             slack_s: LOCAL_QUEUE_SLACK_S,
             aborted,
             series: self.dispatch_from_series().is_some(),
+            estimate: matches!(self.runnable, Runnable::Estimate),
             index: &self.index,
         }
     }
 }
 
 impl SpanRows<'_> {
-    /// The steps of `steps` to keep (`usable`: their usable mask; `queued`: their builds'
-    /// queue times), and how many of them are the local slot queue's candidates kept for
-    /// being recent (successful, on a known machine, stopped in `(from − slack_s, from]`).
+    /// What to keep of each step of `steps` (`usable`: their usable mask; `queued`: their
+    /// builds' queue times), and how many of them are the local slot queue's candidates kept
+    /// for being recent (successful, on a known machine, stopped in `(from − slack_s, from]`).
     pub fn keep(
         &self,
         steps: &Steps,
         usable: &[bool],
         queued: &[Option<i64>],
-    ) -> (Vec<bool>, usize) {
+    ) -> (Vec<Kept>, usize) {
         let mut recent = 0;
+        let row = |keep: bool| if keep { Kept::Row } else { Kept::No };
         let keep = (0..steps.len())
             .map(|i| {
                 let Some(start) = steps.start(i) else {
-                    return true;
+                    return Kept::Row;
                 };
                 if steps.drv_path(i).is_some_and(|d| self.aborted.holds(d)) {
-                    return true;
+                    return Kept::Row;
                 }
                 if start >= self.a {
-                    return start < self.b || self.series || queued[i].is_some_and(|q| q < self.b);
+                    if start < self.b || self.series {
+                        return Kept::Row;
+                    }
+                    return match queued[i].is_some_and(|q| q < self.b) {
+                        true if self.estimate => Kept::Wait,
+                        waited => row(waited),
+                    };
                 }
                 let Some(stop) = steps.stop(i) else {
-                    return true;
+                    return Kept::Row;
                 };
                 if stop >= self.a || (self.series && stop > self.from) {
-                    return true;
+                    return Kept::Row;
                 }
                 let finished = self.series
                     && usable[i]
@@ -1056,7 +1154,7 @@ impl SpanRows<'_> {
                 if kept {
                     recent += 1;
                 }
-                kept
+                row(kept)
             })
             .collect();
         (keep, recent)
@@ -1106,7 +1204,6 @@ fn waiting_intervals(
     graph: Option<&crate::nix::graph::DrvGraph>,
     ends: &Ends<'_>,
 ) -> (Vec<dispatch_loss::Waiting>, Vec<String>) {
-    let rust = |i: usize| meta.runner_at(steps.start(i)) == crate::dataset::Runner::Rust;
     for r in &mut ready {
         *r = r.map(|q| surely_after(q, 0));
     }
@@ -1122,7 +1219,7 @@ fn waiting_intervals(
                 // the overhead (receiving follows it; sending before the build is in it too, so
                 // this is late, never early). Under the Rust runner `stopTime` is already the
                 // runner's clock after the builder uploaded them.
-                let after = if rust(d) {
+                let after = if meta.runner_at(steps.start(d)) == crate::dataset::Runner::Rust {
                     0
                 } else {
                     steps.overhead_ms(d).unwrap_or(0).max(0)
@@ -1140,26 +1237,8 @@ fn waiting_intervals(
         if !usable[i] || steps.machine(i).is_empty() {
             continue;
         }
-        let ready = match (ready[i], ends.not_before.get(i)) {
-            (Some(r), Some(b)) => Some(r.max(b)),
-            (r, _) => r,
-        };
-        // The dispatch the series shows is the C++ runner's (its start records the build, and
-        // the dispatch came before it: a sample instant is exact, the start a bound). Under
-        // the Rust runner the start is the dispatch, a whole second cut down: the step still
-        // waited at that second's instant, so its wait ends at the next (`surely_after`, as
-        // ready times begin). On the 2026 sample that takes the figure from 28.9 to 30.8
-        // slot-h against a truth of 32.4.
-        let start = ends
-            .dispatched
-            .filter(|_| !rust(i))
-            .and_then(|d| d[i])
-            .or_else(|| {
-                let s = steps.start(i)?;
-                Some(if rust(i) { surely_after(s, 0) } else { s })
-            });
-        if let (Some(r), Some(s)) = (ready, start)
-            && s > r
+        let dispatched = ends.dispatched.and_then(|d| d[i]);
+        if let Some((r, s)) = wait_of(meta, steps, i, ready[i], ends.not_before.get(i), dispatched)
         {
             // With the graph, the step's machine type names its required features too.
             let features = edges
@@ -1180,6 +1259,39 @@ fn waiting_intervals(
         }
     }
     (out, names)
+}
+
+/// When step `i` waited for dispatch, `[ready, dispatched)`, if it did: from `ready` (its
+/// build's queue time or later, [`waiting_intervals`]), or after a retry's back-off
+/// (`not_before`) if later; to the dispatch the series shows (`dispatched`, C++ runner), else to
+/// its recorded start.
+fn wait_of(
+    meta: &crate::dataset::DatasetMeta,
+    steps: &Steps,
+    i: usize,
+    ready: Option<i64>,
+    not_before: Option<i64>,
+    dispatched: Option<i64>,
+) -> Option<(i64, i64)> {
+    let rust = meta.runner_at(steps.start(i)) == crate::dataset::Runner::Rust;
+    let ready = match (ready, not_before) {
+        (Some(r), Some(b)) => Some(r.max(b)),
+        (r, _) => r,
+    };
+    // The dispatch the series shows is the C++ runner's (its start records the build, and the
+    // dispatch came before it: a sample instant is exact, the start a bound). Under the Rust
+    // runner the start is the dispatch, a whole second cut down: the step still waited at that
+    // second's instant, so its wait ends at the next (`surely_after`, as ready times begin).
+    // On the 2026 sample that takes the figure from 28.9 to 30.8 slot-h against a truth of
+    // 32.4.
+    let start = dispatched.filter(|_| !rust).or_else(|| {
+        let s = steps.start(i)?;
+        Some(if rust { surely_after(s, 0) } else { s })
+    });
+    match (ready, start) {
+        (Some(r), Some(s)) if s > r => Some((r, s)),
+        _ => None,
+    }
 }
 
 /// Slots the history shows taken: each step's `[start, stop)` on its machine (an index into
@@ -1340,23 +1452,38 @@ mod tests {
             slack_s: LOCAL_QUEUE_SLACK_S,
             aborted: &aborted,
             series,
+            estimate: true,
             index: &index,
         };
-        let kept = |(keep, recent): (Vec<bool>, usize)| {
-            let builds: Vec<i32> = (0..s.len())
-                .filter(|&i| keep[i])
-                .map(|i| s.build(i))
-                .collect();
-            (builds, recent)
+        // The builds of the steps kept whole, those kept as their wait, and the recent
+        // successes among them.
+        let kept = |(keep, recent): (Vec<Kept>, usize)| {
+            let of = |k| -> Vec<i32> {
+                (0..s.len())
+                    .filter(|&i| keep[i] == k)
+                    .map(|i| s.build(i))
+                    .collect()
+            };
+            (of(Kept::Row), of(Kept::Wait), recent)
         };
         assert_eq!(
             kept(span(false).keep(&s, &usable, &queued)),
-            (vec![1, 2, 3, 7, 9, 10], 0),
-            "free slots from the steps' times: what held a slot in the span or waited there"
+            (vec![1, 2, 3, 9, 10], vec![7], 0),
+            "free slots from the steps' times: what held a slot in the span, and the wait of what \
+             waited there and started after it"
+        );
+        let with_graph = SpanRows {
+            estimate: false,
+            ..span(false)
+        };
+        assert_eq!(
+            kept(with_graph.keep(&s, &usable, &queued)),
+            (vec![1, 2, 3, 7, 9, 10], vec![], 0),
+            "where the graph sets when a step was ready, its row"
         );
         assert_eq!(
             kept(span(true).keep(&s, &usable, &queued)),
-            (vec![1, 2, 3, 5, 6, 7, 8, 9, 10], 1),
+            (vec![1, 2, 3, 5, 6, 7, 8, 9, 10], vec![], 1),
             "dispatch from the series: also what built at a sample read, the next to start, \
              and the latest successes"
         );
@@ -1377,7 +1504,7 @@ mod tests {
         assert!(rows.enough_finished(Some(&tl), 2000, 1));
         assert_eq!(
             kept(rows.keep(&s, &usable, &queued)),
-            (vec![1, 2, 3, 5, 6, 7, 8, 9, 10, 12], 2)
+            (vec![1, 2, 3, 5, 6, 7, 8, 9, 10, 12], vec![], 2)
         );
     }
 }
