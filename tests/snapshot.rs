@@ -278,7 +278,11 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         assert_eq!(folded.ledger, whole.ledger, "{}", dir.display());
         // Spans of any length, across the series' first sample or not, add up alike.
         let builds = days.queue_times().unwrap();
-        for span_days in [1, 3] {
+        for spans in [
+            fold::Spans::Days(1),
+            fold::Spans::Days(3),
+            fold::Spans::Steps(600),
+        ] {
             let inputs = fold::LedgerInputs {
                 machines: None,
                 timeline: timeline.as_ref(),
@@ -286,32 +290,36 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
                 builds: &builds,
                 lo: whole.since,
                 hi: whole.until,
-                span_days,
+                spans,
             };
-            let (ledger, spans) = fold::ledger(&days, &inputs).unwrap();
-            assert_eq!(
-                ledger,
-                whole.ledger,
-                "{} in spans of {span_days} days",
-                dir.display()
-            );
+            let (ledger, sizes) = fold::ledger(&days, &inputs).unwrap();
+            assert_eq!(ledger, whole.ledger, "{} in spans {spans:?}", dir.display());
             // A span holds the steps that can count in it, not every step of the days read
             // for it (the days before it that can hold steps still building at its start, the
             // days after it up to the longest wait): what started in it, what still built at
             // its start, and what waited in it, the last as its wait alone where the series
             // does not set when steps were dispatched.
-            let (read, held, waits) = spans.iter().fold((0, 0, 0), |(r, h, w), s| {
+            let (read, held, waits) = sizes.iter().fold((0, 0, 0), |(r, h, w), s| {
                 (r + s.read, h + s.held, w + s.waits)
             });
-            assert!(spans.iter().all(|s| s.held + s.waits <= s.read));
+            assert!(sizes.iter().all(|s| s.held + s.waits <= s.read));
             assert_eq!(waits > 0, timeline.is_none(), "{}", dir.display());
-            if span_days == 1 {
-                assert!(
+            match spans {
+                fold::Spans::Days(1) => assert!(
                     (held + waits) * 4 < read * 3 && held + waits > days.steps_rows(),
                     "{}: held {held} and {waits} waits of {read} read over {} steps",
                     dir.display(),
                     days.steps_rows()
-                );
+                ),
+                // About 1,800 steps a day: each day is cut in parts of about 600.
+                fold::Spans::Steps(_) => assert!(
+                    sizes.len() > 2 * days.len(),
+                    "{}: {} spans over {} days",
+                    dir.display(),
+                    sizes.len(),
+                    days.len()
+                ),
+                _ => {}
             }
         }
         assert_eq!(folded.quality, whole.quality, "{}", dir.display());

@@ -181,7 +181,7 @@ pub fn analyze(
                 builds,
                 lo,
                 hi,
-                span_days: span_days(days.steps_rows(), lo, hi),
+                spans: Spans::Steps(SPAN_STEPS),
             },
             &scan,
         )?
@@ -202,35 +202,75 @@ pub struct LedgerInputs<'a> {
     pub builds: &'a [(i32, i64)],
     pub lo: i64,
     pub hi: i64,
-    /// Days a span covers: [`span_days`]; any other gives the same ledger (tests/snapshot.rs).
-    pub span_days: i64,
+    /// How the window is cut into spans: any cut gives the same ledger (tests/snapshot.rs).
+    pub spans: Spans,
 }
 
-/// How many days a span of the folded ledger covers. The days read for a span are its own, the
-/// days before it that can hold steps still building at its start (the longest run up to
-/// [`RUN_CAP_S`], and a day more) and the days after it up to the longest wait; of the days
-/// around it only the steps that can count in it are kept ([`super::ledger::SpanRows`]). A
-/// longer span reads the days around it fewer times: a week of the 38.7 M-step year is about
-/// 0.75 M steps, and each day is read about once and a half.
+/// How the folded ledger's window is cut into spans ([`span_cuts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spans {
+    /// Spans of this many whole days.
+    Days(i64),
+    /// Spans of whole days holding at most this many steps, a week at most ([`SPAN_DAYS`]); a
+    /// day that holds more is cut into as many equal parts of it as hold about that many each.
+    Steps(usize),
+}
+
+/// The most days a span covers. The days read for a span are its own, the days before it that
+/// can hold steps still building at its start (the longest run up to [`RUN_CAP_S`], and a day
+/// more) and the days after it up to the longest wait; of the days around it only the steps
+/// that can count in it are kept ([`super::ledger::SpanRows`]). A longer span reads the days
+/// around it fewer times: a week of the 38.7 M-step year is about 0.75 M steps, and each day
+/// is read about once and a half.
 pub const SPAN_DAYS: i64 = 7;
 
-/// The steps a span's own days are sized to hold where a week holds more: a million. The
-/// ledger's state takes some 340 bytes a step held (13.2 M steps held peaked at 4.25 GiB,
-/// docs/scale.md). A span holds its own days' steps and, of the days around it, the steps
-/// building at its start and those still waiting at its end: 0.5–4.1 M steps for spans of a
-/// day over days of 1.5 M steps, the most where an evaluation's builds wait into the next
-/// days. A million steps' days keep that well inside the 4 GiB bound; where a day holds more,
-/// a span is that day and its queue.
-const SPAN_STEPS: f64 = 1_000_000.0;
+/// The steps a span is sized to hold: a million. The ledger's state takes some 340 bytes a step
+/// held (13.2 M steps held peaked at 4.25 GiB, docs/scale.md). A span holds the steps that
+/// started in it, with the few still building at its start, and the waits alone (24 bytes each)
+/// of the steps queued in it that started later, so a million steps a span keeps the ledger
+/// near 0.5 GiB however dense the farm; where the series sets when steps were dispatched, the
+/// steps that start in the days after a span are held whole too (docs/scale.md).
+pub const SPAN_STEPS: usize = 1_000_000;
 
-/// Days a span covers over the window `[lo, hi)` holding `steps` steps: [`SPAN_DAYS`] where a
-/// week holds at most [`SPAN_STEPS`], else as many whole days as hold about that, at least one
-/// (a day is what is read at once). Any length gives the same ledger; a shorter one reads the
-/// days around each span more often.
-pub fn span_days(steps: usize, lo: i64, hi: i64) -> i64 {
-    let days = ((hi - lo) as f64 / 86_400.0).max(1.0);
-    let per_day = (steps as f64 / days).max(1.0);
-    ((SPAN_STEPS / per_day).floor() as i64).clamp(1, SPAN_DAYS)
+/// Where spans after the first begin over the window `[lo, hi)` (before they are put on the
+/// dispatch loss' grid): `days` are each day's start and steps, in order. Any cut gives the
+/// same ledger; a finer one reads the days around each span more often.
+pub fn span_cuts(days: &[(i64, usize)], lo: i64, hi: i64, spans: Spans) -> Vec<i64> {
+    let mut cuts = Vec::new();
+    match spans {
+        Spans::Days(n) => {
+            let step = n.max(1) * DAY;
+            let mut c = lo + step;
+            while c < hi {
+                cuts.push(c);
+                c += step;
+            }
+        }
+        Spans::Steps(most) => {
+            let most = most.max(1);
+            // The steps of the span being gathered, and its first day.
+            let (mut held, mut first) = (0usize, None::<i64>);
+            for &(day, rows) in days {
+                if rows > most {
+                    if first.is_some() {
+                        cuts.push(day);
+                    }
+                    let parts = rows.div_ceil(most) as i64;
+                    cuts.extend((1..parts).map(|k| day + k * DAY / parts));
+                    cuts.push(day + DAY);
+                    (held, first) = (0, None);
+                    continue;
+                }
+                if first.is_some_and(|f| held + rows > most || day - f >= SPAN_DAYS * DAY) {
+                    cuts.push(day);
+                    (held, first) = (0, None);
+                }
+                held += rows;
+                first.get_or_insert(day);
+            }
+        }
+    }
+    cuts
 }
 
 /// The longest a step may hold its slot and still set how many days before a span the span
@@ -399,15 +439,16 @@ fn ledger_with(
         },
         None => lo + (t - lo + plan.step - 1).div_euclid(plan.step) * plan.step,
     };
+    let dated: Vec<(usize, i64)> = (0..days.len())
+        .filter_map(|d| Some((d, days.day_start(d)?)))
+        .collect();
+    let day_rows: Vec<(i64, usize)> = dated.iter().map(|&(d, s)| (s, days.day_rows(d))).collect();
     let mut bounds = vec![lo];
-    let span_s = inp.span_days.max(1) * DAY;
-    let mut c = lo + span_s;
-    while c < hi {
+    for c in span_cuts(&day_rows, lo, hi, inp.spans) {
         let b = on_grid(c);
         if bounds.last().is_some_and(|&last| b > last) && b < hi {
             bounds.push(b);
         }
-        c += span_s;
     }
     bounds.push(hi);
     // A step counts in `[a, b)` if it held a slot there (it started at most the longest run
@@ -447,9 +488,6 @@ fn ledger_with(
             .map_err(|e| crate::error::Error::frame("cutting a span's days", e))?;
         Ok((df, n, recent))
     };
-    let dated: Vec<(usize, i64)> = (0..days.len())
-        .filter_map(|d| Some((d, days.day_start(d)?)))
-        .collect();
     let mut sizes = Vec::new();
     for w in bounds.windows(2) {
         let (a, b) = (w[0], w[1]);
@@ -563,16 +601,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spans_shorten_as_the_farm_grows_denser() {
-        let year = (0, 365 * 86_400);
-        // A year of a large farm (the 38.7 M-step year, about 106,000 steps a day): a week.
-        assert_eq!(span_days(38_700_000, year.0, year.1), SPAN_DAYS);
+    fn spans_hold_about_as_many_steps_whatever_the_farm() {
+        const M: usize = 1_000_000;
+        let days = |rows: &[usize]| -> Vec<(i64, usize)> {
+            rows.iter()
+                .enumerate()
+                .map(|(k, &r)| (k as i64 * DAY, r))
+                .collect()
+        };
+        let at = |d: f64| (d * DAY as f64) as i64;
+        // A year of a large farm (about 106,000 steps a day): a week a span.
+        let year = days(&[106_000; 364]);
+        let cuts = span_cuts(&year, 0, 364 * DAY, Spans::Steps(M));
+        assert_eq!(cuts, (1..52).map(|w| w * 7 * DAY).collect::<Vec<_>>());
         // 250,000 steps a day: four days hold a million.
-        assert_eq!(span_days(250_000 * 365, year.0, year.1), 4);
-        // The scale-100 sample doubled (1.49 M steps a day): one day, the least.
-        assert_eq!(span_days(20_818_934, 0, 14 * 86_400), 1);
-        // Nothing, or a window shorter than a day: a week, which holds it whole.
-        assert_eq!(span_days(0, 0, 3_600), SPAN_DAYS);
-        assert_eq!(span_days(100_000, 0, 3_600), SPAN_DAYS);
+        let cuts = span_cuts(&days(&[250_000; 12]), 0, 12 * DAY, Spans::Steps(M));
+        assert_eq!(cuts, vec![at(4.0), at(8.0)]);
+        // A day that holds more is cut into parts of about a million: the scale-100 sample's
+        // busiest day (3.76 M steps) into four, between days of fewer.
+        let cuts = span_cuts(
+            &days(&[300_000, 300_000, 300_000, 300_000, 3_755_736, 200_000]),
+            0,
+            6 * DAY,
+            Spans::Steps(M),
+        );
+        assert_eq!(
+            cuts,
+            vec![at(3.0), at(4.0), at(4.25), at(4.5), at(4.75), at(5.0)]
+        );
+        // Whole days, as the tests ask.
+        assert_eq!(
+            span_cuts(&[], 0, 7 * DAY, Spans::Days(3)),
+            vec![at(3.0), at(6.0)]
+        );
+        assert!(span_cuts(&[], 0, 3_600, Spans::Days(1)).is_empty());
+        assert!(span_cuts(&days(&[5]), 0, 3_600, Spans::Steps(M)).is_empty());
     }
 }
