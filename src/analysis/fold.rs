@@ -211,8 +211,8 @@ pub struct LedgerInputs<'a> {
 pub enum Spans {
     /// Spans of this many whole days.
     Days(i64),
-    /// Spans of whole days holding at most this many steps, a week at most ([`SPAN_DAYS`]); a
-    /// day that holds more is cut into as many equal parts of it as hold about that many each.
+    /// Spans of whole hours holding at most this many steps (an hour that holds more is a span
+    /// of its own), a week at most ([`SPAN_DAYS`]).
     Steps(usize),
 }
 
@@ -233,9 +233,9 @@ pub const SPAN_DAYS: i64 = 7;
 pub const SPAN_STEPS: usize = 1_000_000;
 
 /// Where spans after the first begin over the window `[lo, hi)` (before they are put on the
-/// dispatch loss' grid): `days` are each day's start and steps, in order. Any cut gives the
-/// same ledger; a finer one reads the days around each span more often.
-pub fn span_cuts(days: &[(i64, usize)], lo: i64, hi: i64, spans: Spans) -> Vec<i64> {
+/// dispatch loss' grid): `hours` are the steps that started in each hour (its start), in order.
+/// Any cut gives the same ledger; a finer one reads the days around each span more often.
+pub fn span_cuts(hours: &[(i64, usize)], lo: i64, hi: i64, spans: Spans) -> Vec<i64> {
     let mut cuts = Vec::new();
     match spans {
         Spans::Days(n) => {
@@ -248,25 +248,15 @@ pub fn span_cuts(days: &[(i64, usize)], lo: i64, hi: i64, spans: Spans) -> Vec<i
         }
         Spans::Steps(most) => {
             let most = most.max(1);
-            // The steps of the span being gathered, and its first day.
+            // The steps of the span being gathered, and its first hour.
             let (mut held, mut first) = (0usize, None::<i64>);
-            for &(day, rows) in days {
-                if rows > most {
-                    if first.is_some() {
-                        cuts.push(day);
-                    }
-                    let parts = rows.div_ceil(most) as i64;
-                    cuts.extend((1..parts).map(|k| day + k * DAY / parts));
-                    cuts.push(day + DAY);
-                    (held, first) = (0, None);
-                    continue;
-                }
-                if first.is_some_and(|f| held + rows > most || day - f >= SPAN_DAYS * DAY) {
-                    cuts.push(day);
+            for &(hour, rows) in hours {
+                if first.is_some_and(|f| held + rows > most || hour - f >= SPAN_DAYS * DAY) {
+                    cuts.push(hour);
                     (held, first) = (0, None);
                 }
                 held += rows;
-                first.get_or_insert(day);
+                first.get_or_insert(hour);
             }
         }
     }
@@ -282,6 +272,7 @@ pub fn span_cuts(days: &[(i64, usize)], lo: i64, hi: i64, spans: Spans) -> Vec<i
 const RUN_CAP_S: i64 = DAY;
 
 const DAY: i64 = 86_400;
+const HOUR: i64 = 3_600;
 
 /// What the folded ledger needs from a first look at every day: each machine's systems, and
 /// how far the steps that count in a span reach beyond it, from the window's usable steps
@@ -301,6 +292,9 @@ pub struct Scan {
     wait_s: i64,
     /// The derivations with an aborted try, whose every try a span keeps.
     aborted: super::ledger::Aborted,
+    /// How many steps started in each hour (its start): what a span that begins or ends there
+    /// holds ([`span_cuts`]).
+    hours: std::collections::BTreeMap<i64, usize>,
 }
 
 impl Scan {
@@ -310,10 +304,22 @@ impl Scan {
         self.ran.add(steps);
         self.aborted.add(steps, usable);
         for i in 0..steps.len() {
-            let Some(start) = steps.start(i).filter(|_| usable[i]) else {
+            if let Some(start) = steps.start(i) {
+                *self.hours.entry(start.div_euclid(HOUR) * HOUR).or_default() += 1;
+            }
+        }
+        for i in 0..steps.len() {
+            let Some(start) = steps.start(i) else {
                 continue;
             };
-            let stop = steps.stop(i).unwrap_or(hi.max(start));
+            // A usable step still running holds its slot to the window's end. An unusable one
+            // that stopped still counts the held time the truth records for it by its stop
+            // (`Parts::add`), so its reach counts too; one that did not is counted nowhere.
+            let stop = match steps.stop(i) {
+                Some(stop) => stop,
+                None if usable[i] => hi.max(start),
+                None => continue,
+            };
             if stop - start > RUN_CAP_S {
                 let day = start.div_euclid(DAY) * DAY;
                 let reach = self.long.entry(day).or_insert(stop);
@@ -321,7 +327,7 @@ impl Scan {
             } else {
                 self.run_s = self.run_s.max(stop - start);
             }
-            if let Some(q) = queued[i] {
+            if let Some(q) = queued[i].filter(|_| usable[i]) {
                 self.wait_s = self.wait_s.max(start - q);
             }
         }
@@ -442,9 +448,9 @@ fn ledger_with(
     let dated: Vec<(usize, i64)> = (0..days.len())
         .filter_map(|d| Some((d, days.day_start(d)?)))
         .collect();
-    let day_rows: Vec<(i64, usize)> = dated.iter().map(|&(d, s)| (s, days.day_rows(d))).collect();
+    let hours: Vec<(i64, usize)> = scan.hours.iter().map(|(&h, &n)| (h, n)).collect();
     let mut bounds = vec![lo];
-    for c in span_cuts(&day_rows, lo, hi, inp.spans) {
+    for c in span_cuts(&hours, lo, hi, inp.spans) {
         let b = on_grid(c);
         if bounds.last().is_some_and(|&last| b > last) && b < hi {
             bounds.push(b);
@@ -603,31 +609,35 @@ mod tests {
     #[test]
     fn spans_hold_about_as_many_steps_whatever_the_farm() {
         const M: usize = 1_000_000;
+        // Steps a day, spread evenly over its hours.
         let days = |rows: &[usize]| -> Vec<(i64, usize)> {
-            rows.iter()
-                .enumerate()
-                .map(|(k, &r)| (k as i64 * DAY, r))
+            (0..rows.len() as i64 * 24)
+                .map(|h| (h * HOUR, rows[(h / 24) as usize] / 24))
                 .collect()
         };
         let at = |d: f64| (d * DAY as f64) as i64;
         // A year of a large farm (about 106,000 steps a day): a week a span.
-        let year = days(&[106_000; 364]);
-        let cuts = span_cuts(&year, 0, 364 * DAY, Spans::Steps(M));
+        let cuts = span_cuts(&days(&[106_000; 364]), 0, 364 * DAY, Spans::Steps(M));
         assert_eq!(cuts, (1..52).map(|w| w * 7 * DAY).collect::<Vec<_>>());
-        // 250,000 steps a day: four days hold a million.
-        let cuts = span_cuts(&days(&[250_000; 12]), 0, 12 * DAY, Spans::Steps(M));
-        assert_eq!(cuts, vec![at(4.0), at(8.0)]);
-        // A day that holds more is cut into parts of about a million: the scale-100 sample's
-        // busiest day (3.76 M steps) into four, between days of fewer.
-        let cuts = span_cuts(
-            &days(&[300_000, 300_000, 300_000, 300_000, 3_755_736, 200_000]),
-            0,
-            6 * DAY,
-            Spans::Steps(M),
-        );
+        // 240,000 steps a day: four days and four hours hold a million.
+        let cuts = span_cuts(&days(&[240_000; 9]), 0, 9 * DAY, Spans::Steps(M));
+        assert_eq!(cuts, vec![100 * HOUR, 200 * HOUR]);
+        // The scale-100 sample's busiest day: 3.76 M steps, 2.8 M of them in six hours, between
+        // days of fewer. An hour that holds more than a million is a span of its own.
+        let mut busy = days(&[300_000, 300_000, 300_000, 300_000, 0, 200_000]);
+        for (h, n) in [
+            (96, 100_000),
+            (102, 400_000),
+            (103, 1_200_000),
+            (104, 700_000),
+        ] {
+            busy[h].1 = n;
+        }
+        let cuts = span_cuts(&busy, 0, 6 * DAY, Spans::Steps(M));
         assert_eq!(
             cuts,
-            vec![at(3.0), at(4.0), at(4.25), at(4.5), at(4.75), at(5.0)]
+            vec![at(3.0) + 8 * HOUR, 103 * HOUR, 104 * HOUR],
+            "{busy:?}"
         );
         // Whole days, as the tests ask.
         assert_eq!(
@@ -635,6 +645,6 @@ mod tests {
             vec![at(3.0), at(6.0)]
         );
         assert!(span_cuts(&[], 0, 3_600, Spans::Days(1)).is_empty());
-        assert!(span_cuts(&days(&[5]), 0, 3_600, Spans::Steps(M)).is_empty());
+        assert!(span_cuts(&[(0, 5)], 0, 3_600, Spans::Steps(M)).is_empty());
     }
 }

@@ -936,7 +936,7 @@ impl Parts {
 /// samples before it and for earlier tries of a derivation; a day holds a million and a half
 /// steps on a large farm). A step is kept if it:
 ///
-/// - started in the span (it built, or held a slot, or waited there);
+/// - started in the span (it built, or held a slot, or waited there), or stopped in it;
 /// - started before it and stopped at `a` or later, or never (building time, overhead and held
 ///   time are counted by the instant they stopped, occupied slots at the span's instants);
 /// - started after it from a build queued before `b` (it may have waited in the span: its wait
@@ -1132,7 +1132,10 @@ impl SpanRows<'_> {
                     return Kept::Row;
                 }
                 if start >= self.a {
-                    if start < self.b || self.series {
+                    // A row that stopped in the span counts there whatever its start (the
+                    // truth's held time of a row recorded as stopping before it started).
+                    let stopped_in = steps.stop(i).is_some_and(|s| s < self.b);
+                    if start < self.b || self.series || stopped_in {
                         return Kept::Row;
                     }
                     return match queued[i].is_some_and(|q| q < self.b) {
@@ -1429,6 +1432,7 @@ mod tests {
             (10, 1, D, None, None, None, ""),           // never started
             (11, 1, D, OK, Some(100), Some(800), "x"),  // recent success, unknown machine
             (12, 1, D, OK, Some(100), Some(-3000), "m"), // a success long before
+            (13, 1, D, OK, Some(2005), Some(1995), "m"), // stopped in it, started after it
         ];
         let s = steps(&rows);
         let usable = vec![true; s.len()];
@@ -1468,7 +1472,7 @@ mod tests {
         };
         assert_eq!(
             kept(span(false).keep(&s, &usable, &queued)),
-            (vec![1, 2, 3, 9, 10], vec![7], 0),
+            (vec![1, 2, 3, 9, 10, 13], vec![7], 0),
             "free slots from the steps' times: what held a slot in the span, and the wait of what \
              waited there and started after it"
         );
@@ -1478,12 +1482,12 @@ mod tests {
         };
         assert_eq!(
             kept(with_graph.keep(&s, &usable, &queued)),
-            (vec![1, 2, 3, 7, 9, 10], vec![], 0),
+            (vec![1, 2, 3, 7, 9, 10, 13], vec![], 0),
             "where the graph sets when a step was ready, its row"
         );
         assert_eq!(
             kept(span(true).keep(&s, &usable, &queued)),
-            (vec![1, 2, 3, 5, 6, 7, 8, 9, 10], vec![], 1),
+            (vec![1, 2, 3, 5, 6, 7, 8, 9, 10, 13], vec![], 1),
             "dispatch from the series: also what built at a sample read, the next to start, \
              and the latest successes"
         );
@@ -1504,7 +1508,7 @@ mod tests {
         assert!(rows.enough_finished(Some(&tl), 2000, 1));
         assert_eq!(
             kept(rows.keep(&s, &usable, &queued)),
-            (vec![1, 2, 3, 5, 6, 7, 8, 9, 10, 12], vec![], 2)
+            (vec![1, 2, 3, 5, 6, 7, 8, 9, 10, 12, 13], vec![], 2)
         );
     }
 }

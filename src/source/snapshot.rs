@@ -1225,13 +1225,6 @@ impl Days {
         self.manifest.tables[crate::dataset::STEPS.name].rows as usize
     }
 
-    /// How many steps day `day`'s files hold (whole files: a window's cut is not counted).
-    pub fn day_rows(&self, day: usize) -> usize {
-        self.days
-            .get(day)
-            .map_or(0, |files| files.iter().map(|(f, _)| f.rows as usize).sum())
-    }
-
     /// How many days (the steps without a start count as one).
     pub fn len(&self) -> usize {
         self.days.len()
