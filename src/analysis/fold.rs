@@ -220,16 +220,17 @@ pub enum Spans {
 /// can hold steps still building at its start (the longest run up to [`RUN_CAP_S`], and a day
 /// more) and the days after it up to the longest wait; of the days around it only the steps
 /// that can count in it are kept ([`super::ledger::SpanRows`]). A longer span reads the days
-/// around it fewer times: a week of the 38.7 M-step year is about 0.75 M steps, and each day
-/// is read about once and a half.
+/// around it fewer times: a week of the 38.7 M-step year is about 0.75 M steps, and its spans
+/// read some nine days each (a 10 h longest run and a day before, a 20 h longest wait after).
 pub const SPAN_DAYS: i64 = 7;
 
 /// The steps a span is sized to hold: a million. The ledger's state takes some 340 bytes a step
 /// held (13.2 M steps held peaked at 4.25 GiB, docs/scale.md). A span holds the steps that
 /// started in it, with the few still building at its start, and the waits alone (24 bytes each)
-/// of the steps queued in it that started later, so a million steps a span keeps the ledger
-/// near 0.5 GiB however dense the farm; where the series sets when steps were dispatched, the
-/// steps that start in the days after a span are held whole too (docs/scale.md).
+/// of the steps queued in it that started later, so a million steps a span keeps the ledger's
+/// span near 0.4 GiB however dense the farm (by those two figures); where the series sets when
+/// steps were dispatched, the steps that start in the days after a span are held whole too
+/// (docs/scale.md).
 pub const SPAN_STEPS: usize = 1_000_000;
 
 /// Where spans after the first begin over the window `[lo, hi)` (before they are put on the

@@ -943,7 +943,7 @@ impl Parts {
 ///   begins no earlier than its build's queue time). Such a step counts only its wait there,
 ///   and where nothing else is read with it (no earlier aborted try of its derivation, no
 ///   dispatch read from the series, no derivation graph) the span keeps its wait alone
-///   ([`Kept::Wait`], [`Waits`]): a large evaluation's builds wait for days, each in every
+///   ([`Kept::Wait`], [`Waits`]): a large evaluation's builds wait for hours, each in every
 ///   span it waits through;
 /// - is a try of a derivation some try of which was aborted (the retry back-off,
 ///   [`super::dispatched::retry_not_before`], counts each run of aborted tries);
@@ -1051,14 +1051,15 @@ impl Waits {
 }
 
 /// How far before the first sample a span reads its successful steps are kept for the local
-/// slot queue: an hour. The queue reads as many as steps wait for a local slot (tens on a
-/// busy farm), and a farm that fills it finishes hundreds of steps an hour; where fewer
-/// succeeded in that hour, the span keeps every success of its days
-/// ([`SpanRows::enough_finished`]).
+/// slot queue: an hour. The queue reads as many as the series counts waiting for a local slot,
+/// and a farm busy enough to make steps wait for one finishes many in an hour; the span checks
+/// that the hour held that many, and where it did not keeps every success of its days
+/// ([`SpanRows::enough_finished`]), so the hour sets only how much is held, never a figure.
 pub const LOCAL_QUEUE_SLACK_S: i64 = 3_600;
 
-/// The derivations some usable try of which was aborted, as hashes of their paths (a few
-/// percent of the steps at most; a colliding hash keeps a step more, never one less).
+/// The derivations some usable try of which was aborted, as hashes of their paths (0.35 % of
+/// the steps are aborted in the sample at scale 100; a colliding hash keeps a step more, never
+/// one less).
 #[derive(Debug, Clone, Default)]
 pub struct Aborted(std::collections::HashSet<u64>);
 
