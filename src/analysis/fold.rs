@@ -356,6 +356,9 @@ pub fn ledger(
     ledger_with(days, inp, &scan)
 }
 
+/// Steps' usable mask and their builds' queue times, row by row.
+type Known = (Vec<bool>, Vec<Option<i64>>);
+
 /// A day's steps' usable mask and their builds' queue times (`builds`: [`Days::queue_times`]).
 fn usable_of(builds: &[(i32, i64)], steps: &Steps) -> (Vec<bool>, Vec<Option<i64>>) {
     let queued = quality::queue_times(builds, steps);
@@ -408,15 +411,19 @@ fn ledger_with(
     };
     let mut parts: Parts = plan.parts();
     // Counts `df`'s steps and `waits` in `span`; the runner's samples in `samples` may be read
-    // with them.
+    // with them. `known`: the steps' usable mask and queue times, where the cut found them.
     let mut count = |df: polars::prelude::DataFrame,
+                     known: Option<Known>,
                      waits: Option<&Waits>,
                      span,
                      samples,
                      loss|
      -> Result<usize> {
         let steps = Steps::from_frame(&df)?;
-        let (usable, queued) = usable_of(inp.builds, &steps);
+        let (usable, queued) = match known {
+            Some(known) => known,
+            None => usable_of(inp.builds, &steps),
+        };
         let frame = Frame {
             meta: &meta,
             steps: &steps,
@@ -471,11 +478,12 @@ fn ledger_with(
         Some(tl) => tl.times[..tl.index_at(a)].last().copied().unwrap_or(a),
         None => a,
     };
-    // A day's steps cut to those that can count in a span: the frame of those kept whole (the
-    // waits of those kept as their wait go to `waits`), the rows read, and the recent
-    // successes kept.
+    // A day's steps cut to those that can count in a span: the frame of those kept whole with
+    // their usable mask and queue times, appended to `known` (the waits of those kept as their
+    // wait go to `waits`), the rows read, and the recent successes kept.
     let cut = |df: polars::prelude::DataFrame,
                rows: &super::ledger::SpanRows<'_>,
+               known: &mut Known,
                waits: &mut Waits|
      -> Result<(polars::prelude::DataFrame, usize, usize)> {
         let steps = Steps::from_frame(&df)?;
@@ -483,10 +491,19 @@ fn ledger_with(
         let (keep, recent) = rows.keep(&steps, &usable, &queued);
         let n = keep.len();
         if keep.iter().all(|&k| k == Kept::Row) {
+            known.0.extend(usable);
+            known.1.extend(queued);
             return Ok((df, n, recent));
         }
-        for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k == Kept::Wait) {
-            waits.add(&meta, &steps, i, usable[i], queued[i]);
+        for (i, k) in keep.iter().enumerate() {
+            match k {
+                Kept::Row => {
+                    known.0.push(usable[i]);
+                    known.1.push(queued[i]);
+                }
+                Kept::Wait => waits.add(&meta, &steps, i, usable[i], queued[i]),
+                Kept::No => {}
+            }
         }
         let mask: polars::prelude::BooleanChunked =
             keep.into_iter().map(|k| k == Kept::Row).collect();
@@ -514,20 +531,28 @@ fn ledger_with(
         });
         let held_days: Vec<&(usize, i64)> = long.chain(around).collect();
         let mut rows = plan.span_rows((a, b), samples.0, &scan.aborted);
-        let (frames, waits, read) = loop {
-            let (mut frames, mut waits, mut read, mut recent) =
-                (Vec::new(), Waits::default(), 0, 0);
+        let (frames, known, waits, read) = loop {
+            let (mut frames, mut known, mut waits) =
+                (Vec::new(), Known::default(), Waits::default());
+            let (mut read, mut recent) = (0, 0);
             for (d, _) in &held_days {
-                let (df, n, r) = cut(days.steps(*d, omit)?, &rows, &mut waits)?;
+                let (df, n, r) = cut(days.steps(*d, omit)?, &rows, &mut known, &mut waits)?;
                 frames.push(df);
                 (read, recent) = (read + n, recent + r);
             }
             if rows.enough_finished(inp.timeline, samples.1, recent) {
-                break (frames, waits, read);
+                break (frames, known, waits, read);
             }
             rows.slack_s = i64::MAX;
         };
-        let held_steps = count(stack(frames)?, Some(&waits), (a, b), samples, true)?;
+        let held_steps = count(
+            stack(frames)?,
+            Some(known),
+            Some(&waits),
+            (a, b),
+            samples,
+            true,
+        )?;
         sizes.push(SpanSize {
             read,
             held: held_steps,
@@ -543,7 +568,7 @@ fn ledger_with(
     // The steps without a start (`day=unknown`) hold no slot and wait for none; they still
     // count the overhead and held time recorded for them.
     for d in (0..days.len()).filter(|&d| days.day_start(d).is_none()) {
-        count(days.steps(d, omit)?, None, (lo, hi), (lo, lo), false)?;
+        count(days.steps(d, omit)?, None, None, (lo, hi), (lo, lo), false)?;
     }
     Ok((plan.finish(parts), sizes))
 }
