@@ -120,7 +120,7 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
     // row), the last first, so that each day has several files and its rows are not in key
     // order.
     let mut ds = snapshot::read(&sample).unwrap();
-    // The ledger folds without the derivation graph (with it, it reads the window whole).
+    // The ledger without the derivation graph (with it: the next test).
     ds.drv_graph = None;
     assert!(ds.timeline.is_some() && ds.truth.is_some());
     // Some odd rows across the days, for the checks to count and name: every 97th step stops
@@ -273,6 +273,7 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         let side = fold::Side {
             machines: None,
             timeline: timeline.as_ref(),
+            graph: None,
         };
         let folded = fold::analyze(&days, need, gap, &[("zstd-19".into(), 2.5)], side).unwrap();
         assert_eq!(folded.ledger, whole.ledger, "{}", dir.display());
@@ -286,6 +287,7 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
             let inputs = fold::LedgerInputs {
                 machines: None,
                 timeline: timeline.as_ref(),
+                graph: None,
                 peaks: &whole.utilization.peak_by_machine,
                 builds: &builds,
                 lo: whole.since,
@@ -1252,4 +1254,79 @@ fn a_report_from_a_snapshot_takes_held_slots_from_its_series() {
         md.contains("measured: the runner's stage counters (the sample's runner"),
         "held slots not from the series:\n{md}"
     );
+}
+
+/// The ledger with the derivation graph folds over spans as it does without: each span's steps
+/// have their `.drv` read and are matched against the whole window's successes, so that over
+/// spans of any length the ledger, the graph's coverage and its edges' accuracy against the
+/// sample's true dependencies equal the whole analysis'. Two weeks of which only the last kept
+/// its `.drv` files (as a store keeps recent history): the first week's steps are missing.
+#[test]
+fn the_ledger_with_the_derivation_graph_folds_as_the_whole_analysis() {
+    use hydra_bottleneck::analysis::table::Finding;
+    use hydra_bottleneck::analysis::{Need, Options, RunnableBasis, analyze, fold};
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot_named(root.path(), "graph", &["--weeks", "2"]);
+    let ds = snapshot::read(&dir).unwrap();
+    assert!(ds.drv_graph.is_some() && ds.timeline.is_some() && ds.truth.is_some());
+    let need = Need::of(Finding::Ledger).and(Need::of(Finding::Utilization));
+    let days = snapshot::Days::open(&dir).unwrap();
+    let (store, source) = days.drv_store().unwrap().expect("the sample's store/");
+    let store = fold::Store { dir: store, source };
+    let gap = hydra_bottleneck::analysis::deps::DEFAULT_GAP_S;
+    let builds = days.queue_times().unwrap();
+    for series in [true, false] {
+        let mut ds = ds.clone();
+        if !series {
+            ds.timeline = None;
+        }
+        let whole = analyze(
+            &ds,
+            &Options {
+                need,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let RunnableBasis::Graph {
+            coverage, accuracy, ..
+        } = &whole.runnable_basis
+        else {
+            panic!("the graph's basis: {:?}", whole.runnable_basis);
+        };
+        // Half the window's steps are the first week's, whose `.drv` files were not kept.
+        assert!(
+            coverage.steps_found * 3 > coverage.steps && coverage.steps_found * 3 < coverage.steps * 2,
+            "{coverage:?}"
+        );
+        assert!(coverage.drvs_missing > 1_000 && coverage.inputs_matched > 1_000);
+        assert!(accuracy.as_ref().is_some_and(|a| a.correct > 1_000));
+        let side = fold::Side {
+            machines: None,
+            timeline: ds.timeline.as_ref(),
+            graph: Some(&store),
+        };
+        let folded = fold::analyze(&days, need, gap, &[], side).unwrap();
+        assert_eq!(folded.ledger, whole.ledger, "series {series}");
+        assert_eq!(folded.runnable_basis, whole.runnable_basis, "series {series}");
+        for spans in [fold::Spans::Days(1), fold::Spans::Steps(600)] {
+            let inputs = fold::LedgerInputs {
+                machines: None,
+                timeline: ds.timeline.as_ref(),
+                graph: Some(&store),
+                peaks: &whole.utilization.peak_by_machine,
+                builds: &builds,
+                lo: whole.since,
+                hi: whole.until,
+                spans,
+            };
+            let (ledger, sizes) = fold::ledger(&days, &inputs).unwrap();
+            assert!(sizes.len() > 13, "{spans:?}: {} spans", sizes.len());
+            assert_eq!(ledger, whole.ledger, "series {series}, spans {spans:?}");
+        }
+        // Without the graph the ledger differs: the graph sets when steps were runnable.
+        let side = fold::Side { graph: None, ..side };
+        let estimated = fold::analyze(&days, need, gap, &[], side).unwrap();
+        assert_ne!(estimated.ledger.total, whole.ledger.total);
+    }
 }

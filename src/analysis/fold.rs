@@ -22,11 +22,22 @@ pub struct Side<'a> {
     pub machines: Option<&'a [crate::nix::BuildMachine]>,
     /// The runner's series, if any.
     pub timeline: Option<&'a crate::status::timeline::Timeline>,
+    /// Where the steps' `.drv` files are read, if the ledger reads the derivation graph.
+    pub graph: Option<&'a Store>,
 }
 
-/// The findings `need` asks for (the ledger without the derivation graph: where the caller
-/// reads none, [`local_store_holds`]) over every day of `days`; `codec_speeds`
-/// (codec, MB/s per core) to set beside the overhead fit; `side`, what the ledger reads besides.
+/// Where a folded ledger reads the `.drv` files of its spans' steps (`--drv-store`, a
+/// snapshot's `store/`, the local `/nix/store`), and how the graph's source is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Store {
+    pub dir: std::path::PathBuf,
+    pub source: String,
+}
+
+/// The findings `need` asks for over every day of `days`; `codec_speeds` (codec, MB/s per
+/// core) to set beside the overhead fit; `side`, what the ledger reads besides (with a
+/// derivation graph, the findings' runnable basis is the graph's, as the whole analysis
+/// gives it).
 pub fn analyze(
     days: &Days,
     need: Need,
@@ -53,7 +64,11 @@ pub fn analyze(
     };
     let mut points = OverheadPoints::default();
     let mut members = deps::Gathered::default();
-    let mut scan = Scan::default();
+    let graph = side.graph.filter(|_| need.ledger);
+    let mut scan = Scan::new(graph.is_some());
+    // The same-build estimate: its edges are a finding of their own, and the ledger's runnable
+    // times without the graph.
+    let estimate = need.deps || (need.ledger && graph.is_none());
     // The overhead fit takes its sizes from the truth where there is one, and then reads
     // neither the derivation paths nor the builds' sizes.
     let omit = match days.has_truth() {
@@ -82,11 +97,11 @@ pub fn analyze(
             if need.overhead {
                 s.spawn(|_| points.add(steps, usable));
             }
-            if need.deps || need.ledger {
+            if estimate {
                 s.spawn(|_| members.add(steps, usable));
             }
             if need.ledger {
-                s.spawn(|_| scan.add(steps, usable, queued, hi));
+                s.spawn(|_| scan.add(&meta, steps, usable, queued, hi));
             }
         });
         Ok(())
@@ -152,7 +167,7 @@ pub fn analyze(
     };
     // The ledger without a graph says how many edges the same-build estimate found, as the
     // whole analysis does; the estimate is finished (its members freed) before the ledger.
-    if need.deps || need.ledger {
+    if estimate {
         let edges = members.finish(gap_s);
         let accuracy = if need.deps && days.has_truth() {
             let mut truth = deps::TruthEdges::default();
@@ -172,20 +187,37 @@ pub fn analyze(
         };
     }
     if let Some(builds) = &builds {
-        findings.ledger = ledger_with(
+        let (ledger, _, joined) = ledger_with(
             days,
             &LedgerInputs {
                 machines: side.machines,
                 timeline: side.timeline,
+                graph,
                 peaks: &findings.utilization.peak_by_machine,
                 builds,
                 lo,
                 hi,
                 spans: Spans::Steps(SPAN_STEPS),
             },
-            &scan,
-        )?
-        .0;
+            scan,
+        )?;
+        findings.ledger = ledger;
+        if let Some(j) = joined {
+            // As the whole analysis: the graph's edges against the sample's true ones.
+            let accuracy = match j.kept {
+                Some(kept) if days.has_truth() => {
+                    let mut truth = deps::TruthEdges::default();
+                    days.truth_deps(omit, |df| truth.add(&df))?;
+                    Some(truth.accuracy(&kept, gap_s))
+                }
+                _ => None,
+            };
+            findings.runnable_basis = RunnableBasis::Graph {
+                coverage: j.coverage,
+                edges: j.edges,
+                accuracy,
+            };
+        }
     }
     Ok(findings)
 }
@@ -196,6 +228,9 @@ pub struct LedgerInputs<'a> {
     pub machines: Option<&'a [crate::nix::BuildMachine]>,
     /// The runner's series, if any.
     pub timeline: Option<&'a crate::status::timeline::Timeline>,
+    /// Where the steps' `.drv` files are read, for when steps became runnable; without it,
+    /// the same-build estimate's runnable times.
+    pub graph: Option<&'a Store>,
     /// Each machine's peak concurrency, from the utilization fold.
     pub peaks: &'a std::collections::BTreeMap<String, usize>,
     /// Every build's id and queue time, by id ([`Days::queue_times`]).
@@ -296,12 +331,34 @@ pub struct Scan {
     /// How many steps started in each hour (its start): what a span that begins or ends there
     /// holds ([`span_cuts`]).
     hours: std::collections::BTreeMap<i64, usize>,
+    /// With the derivation graph: the window's successes, which the spans' steps are matched
+    /// against, and the tally of its coverage, which knows the window's derivations.
+    graph: Option<(super::graph::Done, super::graph::Tally)>,
 }
 
 impl Scan {
+    /// A first look that gathers what the graph is joined with, where it is read (`graph`).
+    pub fn new(graph: bool) -> Scan {
+        Scan {
+            graph: graph.then(Default::default),
+            ..Scan::default()
+        }
+    }
+
     /// A day's steps, with their usable mask and their builds' queue times; `hi`: the
     /// window's end.
-    fn add(&mut self, steps: &Steps, usable: &[bool], queued: &[Option<i64>], hi: i64) {
+    fn add(
+        &mut self,
+        meta: &crate::dataset::DatasetMeta,
+        steps: &Steps,
+        usable: &[bool],
+        queued: &[Option<i64>],
+        hi: i64,
+    ) {
+        if let Some((done, tally)) = &mut self.graph {
+            done.add(meta, steps, usable);
+            tally.ask(steps);
+        }
         self.ran.add(steps);
         self.aborted.add(steps, usable);
         for i in 0..steps.len() {
@@ -335,29 +392,38 @@ impl Scan {
     }
 }
 
-/// The capacity ledger over a snapshot's days, without the derivation graph (the same-build
-/// estimate's runnable times, as the whole analysis without a graph): equal to
-/// [`super::ledger::ledger`] over the whole window (`tests/snapshot.rs`). A first look at the
-/// days ([`Scan`], which [`analyze`] takes in its own pass) finds each machine's systems and
-/// how far steps reach; the window is then counted `span_days` at a time, each span with the
-/// days' steps that can count in it ([`super::ledger::SpanRows`]), and the sums are finished
-/// once. With it, each span's size: the steps its days hold and the steps it kept, in order.
+/// The capacity ledger over a snapshot's days: equal to [`super::ledger::ledger`] over the
+/// whole window (`tests/snapshot.rs`), with the derivation graph read from `inp.graph` or with
+/// the same-build estimate's runnable times. A first look at the days ([`Scan`], which
+/// [`analyze`] takes in its own pass) finds each machine's systems, how far steps reach and,
+/// with the graph, the window's successes; the window is then counted a span at a time, each
+/// span with the days' steps that can count in it ([`super::ledger::SpanRows`]), and the sums
+/// are finished once. With it, each span's size: the steps its days hold and the steps it
+/// kept, in order.
 pub fn ledger(
     days: &Days,
     inp: &LedgerInputs<'_>,
 ) -> Result<(super::ledger::Ledger, Vec<SpanSize>)> {
-    let mut scan = Scan::default();
+    let meta = days.meta();
+    let mut scan = Scan::new(inp.graph.is_some());
     days.each_day(Need::of(Finding::Ledger).omit(), |df| {
         let steps = Steps::from_frame(&df)?;
         let (usable, queued) = usable_of(inp.builds, &steps);
-        scan.add(&steps, &usable, &queued, inp.hi);
+        scan.add(&meta, &steps, &usable, &queued, inp.hi);
         Ok(())
     })?;
-    ledger_with(days, inp, &scan)
+    let (ledger, sizes, _) = ledger_with(days, inp, scan)?;
+    Ok((ledger, sizes))
 }
 
-/// Steps' usable mask and their builds' queue times, row by row.
-type Known = (Vec<bool>, Vec<Option<i64>>);
+/// What a span's cut found of the steps it keeps whole, row by row: their usable mask, their
+/// builds' queue times and, with the graph, when their inputs' outputs were back.
+#[derive(Default)]
+struct Known {
+    usable: Vec<bool>,
+    queued: Vec<Option<i64>>,
+    ready: Vec<Option<i64>>,
+}
 
 /// A day's steps' usable mask and their builds' queue times (`builds`: [`Days::queue_times`]).
 fn usable_of(builds: &[(i32, i64)], steps: &Steps) -> (Vec<bool>, Vec<Option<i64>>) {
@@ -375,13 +441,67 @@ pub struct SpanSize {
     pub waits: usize,
 }
 
-/// [`ledger`] with the first look at the days already taken (`scan`).
+/// The derivation graph as a folded ledger joined it: the window's coverage, how many edges
+/// and, where kept for the sample's accuracy, the edges.
+pub struct Joined {
+    pub coverage: super::graph::Coverage,
+    pub edges: usize,
+    pub kept: Option<Vec<super::deps::Edge>>,
+}
+
+/// How many rows of a day have their `.drv` files read and joined at once: the graph of a
+/// part is held until it is joined, some 100 bytes an input derivation and a few inputs a
+/// step, so 128 Ki steps hold some 100 MB however large the day (a day of a large farm holds
+/// a million and a half).
+const READ_ROWS: usize = 128 * 1024;
+
+/// A span's join with the graph, gathered over the days it reads: the required features of
+/// its steps' derivations (for their machine types) and what each part of them counted.
+#[derive(Default)]
+struct SpanGraph {
+    features: std::collections::HashMap<String, String>,
+    joins: Vec<super::graph::SpanJoin>,
+}
+
+impl SpanGraph {
+    /// Reads the `.drv` files of the steps of rows `rows` from `store` and joins them with the
+    /// window's successes (`done`), a part at a time; `owns`: the rows whose coverage this span
+    /// counts. Gives each row's instant its inputs were back, in the order of `rows`.
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &mut self,
+        store: &Store,
+        done: &super::graph::Done,
+        tally: &mut super::graph::Tally,
+        steps: &Steps,
+        usable: &[bool],
+        rows: &[usize],
+        owns: impl Fn(usize) -> bool + Sync,
+    ) -> Result<Vec<Option<i64>>> {
+        let mut ready = Vec::with_capacity(rows.len());
+        for part in rows.chunks(READ_ROWS) {
+            let paths =
+                crate::source::drvstore::distinct_drv_paths_in(steps, part.iter().copied());
+            let (g, bad) =
+                crate::source::drvstore::read_graph_listing(&store.dir, &paths, &store.source)?;
+            tally.read(&g, &bad);
+            let mut j = super::graph::join_span(&g, done, steps, usable, part, &owns);
+            ready.append(&mut j.ready);
+            self.joins.push(j);
+            self.features.extend(g.features);
+        }
+        Ok(ready)
+    }
+}
+
+/// [`ledger`] with the first look at the days already taken (`scan`); with the graph, what
+/// it joined.
 fn ledger_with(
     days: &Days,
     inp: &LedgerInputs<'_>,
-    scan: &Scan,
-) -> Result<(super::ledger::Ledger, Vec<SpanSize>)> {
-    use super::ledger::{Frame, HeldFrom, Kept, Parts, Plan, Runnable, Setup, TruthHeld, Waits};
+    mut scan: Scan,
+) -> Result<(super::ledger::Ledger, Vec<SpanSize>, Option<Joined>)> {
+    use super::ledger::{Deps, Frame, HeldFrom, Kept, Parts, Plan, Runnable, Setup, TruthHeld, Waits};
     let meta = days.meta();
     let (lo, hi) = (inp.lo, inp.hi);
     let omit = Need::of(Finding::Ledger).omit();
@@ -389,14 +509,31 @@ fn ledger_with(
         "folding the ledger: how far steps reach (longest run {} s, longest wait {} s)",
         scan.run_s, scan.wait_s
     ));
-    let plan = Plan::new(&Setup {
+    // With the graph: the window's successes in the rule's order, its derivations counted.
+    let mut graph = match (scan.graph.take(), inp.graph) {
+        (Some((mut done, mut tally)), Some(store)) => {
+            done.finish();
+            tally.asked_all();
+            crate::progress::mark(&format!(
+                "folding the ledger: {} successes to match the derivation graph's inputs against",
+                done.len()
+            ));
+            Some((store, done, tally))
+        }
+        _ => None,
+    };
+    let mut plan = Plan::new(&Setup {
         meta: &meta,
         ran: &scan.ran,
         machines: inp.machines,
         peaks: inp.peaks,
         timeline: inp.timeline,
         has_truth: days.has_truth(),
-        runnable: Runnable::Estimate,
+        // How many steps the graph found is known once the spans are joined.
+        runnable: match graph {
+            Some(_) => Runnable::Graph { found: 0, asked: 0 },
+            None => Runnable::Estimate,
+        },
         lo,
         hi,
     });
@@ -411,31 +548,41 @@ fn ledger_with(
     };
     let mut parts: Parts = plan.parts();
     // Counts `df`'s steps and `waits` in `span`; the runner's samples in `samples` may be read
-    // with them. `known`: the steps' usable mask and queue times, where the cut found them.
-    let mut count = |df: polars::prelude::DataFrame,
+    // with them. `known`: what the cut found of the steps, where it found it; `features`: the
+    // required features of their derivations, where the graph is read.
+    let mut count = |plan: &Plan<'_>,
+                     df: polars::prelude::DataFrame,
                      known: Option<Known>,
                      waits: Option<&Waits>,
+                     features: Option<crate::nix::graph::DrvGraph>,
                      span,
                      samples,
                      loss|
      -> Result<usize> {
         let steps = Steps::from_frame(&df)?;
-        let (usable, queued) = match known {
+        let known = match known {
             Some(known) => known,
-            None => usable_of(inp.builds, &steps),
+            None => {
+                let (usable, queued) = usable_of(inp.builds, &steps);
+                Known {
+                    usable,
+                    queued,
+                    ready: Vec::new(),
+                }
+            }
         };
         let frame = Frame {
             meta: &meta,
             steps: &steps,
-            usable: &usable,
-            queued,
-            graph: None,
-            edges: None,
+            usable: &known.usable,
+            queued: known.queued,
+            graph: features.as_ref(),
+            deps: features.as_ref().map(|_| Deps::Ready(&known.ready)),
             held: held.as_ref(),
             samples,
             waits,
         };
-        parts.add(&plan, frame, span, loss);
+        parts.add(plan, frame, span, loss);
         Ok(steps.len())
     };
     // Spans start on the grid dispatch loss is sampled on, so that no instant is counted in
@@ -479,27 +626,45 @@ fn ledger_with(
         None => a,
     };
     // A day's steps cut to those that can count in a span: the frame of those kept whole with
-    // their usable mask and queue times, appended to `known` (the waits of those kept as their
-    // wait go to `waits`), the rows read, and the recent successes kept.
-    let cut = |df: polars::prelude::DataFrame,
-               rows: &super::ledger::SpanRows<'_>,
-               known: &mut Known,
-               waits: &mut Waits|
+    // what the cut found of them, appended to `known` (the waits of those kept as their wait
+    // go to `waits`), the rows read, and the recent successes kept. With the graph, the steps
+    // kept whole, and those whose coverage the span counts (`owns`, by their start), are
+    // joined with it (`joined`).
+    let source = graph.as_ref().map(|(store, _, _)| store.source.clone());
+    let mut cut = |df: polars::prelude::DataFrame,
+                   rows: &super::ledger::SpanRows<'_>,
+                   owns: &(dyn Fn(Option<i64>) -> bool + Sync),
+                   known: &mut Known,
+                   waits: &mut Waits,
+                   joined: &mut SpanGraph|
      -> Result<(polars::prelude::DataFrame, usize, usize)> {
         let steps = Steps::from_frame(&df)?;
         let (usable, queued) = usable_of(inp.builds, &steps);
         let (keep, recent) = rows.keep(&steps, &usable, &queued);
         let n = keep.len();
+        if let Some((store, done, tally)) = &mut graph {
+            let owned = |i: usize| owns(steps.start(i));
+            let read: Vec<usize> = (0..n)
+                .filter(|&i| keep[i] == Kept::Row || owned(i))
+                .collect();
+            let ready = joined.join(store, done, tally, &steps, &usable, &read, owned)?;
+            known.ready.extend(
+                read.iter()
+                    .zip(ready)
+                    .filter(|&(&i, _)| keep[i] == Kept::Row)
+                    .map(|(_, r)| r),
+            );
+        }
         if keep.iter().all(|&k| k == Kept::Row) {
-            known.0.extend(usable);
-            known.1.extend(queued);
+            known.usable.extend(usable);
+            known.queued.extend(queued);
             return Ok((df, n, recent));
         }
         for (i, k) in keep.iter().enumerate() {
             match k {
                 Kept::Row => {
-                    known.0.push(usable[i]);
-                    known.1.push(queued[i]);
+                    known.usable.push(usable[i]);
+                    known.queued.push(queued[i]);
                 }
                 Kept::Wait => waits.add(&meta, &steps, i, usable[i], queued[i]),
                 Kept::No => {}
@@ -513,8 +678,15 @@ fn ledger_with(
         Ok((df, n, recent))
     };
     let mut sizes = Vec::new();
+    // What the spans' joins with the graph counted, with the edges for the sample's accuracy.
+    let mut sums = super::graph::Sums::new(days.has_truth());
     for w in bounds.windows(2) {
         let (a, b) = (w[0], w[1]);
+        // The steps whose coverage of the graph this span counts: those that started in it,
+        // the first span's also those before, the last's those after.
+        let owns = |start: Option<i64>| {
+            start.is_some_and(|t| (t >= a || a == lo) && (t < b || b == hi))
+        };
         let around: Vec<&(usize, i64)> = dated
             .iter()
             .filter(|(_, s)| s + DAY > a - before && *s <= b + scan.wait_s)
@@ -531,24 +703,39 @@ fn ledger_with(
         });
         let held_days: Vec<&(usize, i64)> = long.chain(around).collect();
         let mut rows = plan.span_rows((a, b), samples.0, &scan.aborted);
-        let (frames, known, waits, read) = loop {
-            let (mut frames, mut known, mut waits) =
-                (Vec::new(), Known::default(), Waits::default());
+        let (frames, known, waits, joined, read) = loop {
+            let (mut frames, mut known, mut waits, mut joined) = (
+                Vec::new(),
+                Known::default(),
+                Waits::default(),
+                SpanGraph::default(),
+            );
             let (mut read, mut recent) = (0, 0);
             for (d, _) in &held_days {
-                let (df, n, r) = cut(days.steps(*d, omit)?, &rows, &mut known, &mut waits)?;
+                let df = days.steps(*d, omit)?;
+                let (df, n, r) = cut(df, &rows, &owns, &mut known, &mut waits, &mut joined)?;
                 frames.push(df);
                 (read, recent) = (read + n, recent + r);
             }
             if rows.enough_finished(inp.timeline, samples.1, recent) {
-                break (frames, known, waits, read);
+                break (frames, known, waits, joined, read);
             }
             rows.slack_s = i64::MAX;
         };
+        drop(rows);
+        let SpanGraph { features, joins } = joined;
+        joins.into_iter().for_each(|j| sums.add(j));
+        let features = source.as_ref().map(|source| crate::nix::graph::DrvGraph {
+            source: source.clone(),
+            features,
+            ..Default::default()
+        });
         let held_steps = count(
+            &plan,
             stack(frames)?,
             Some(known),
             Some(&waits),
+            features,
             (a, b),
             samples,
             true,
@@ -566,11 +753,32 @@ fn ledger_with(
         ));
     }
     // The steps without a start (`day=unknown`) hold no slot and wait for none; they still
-    // count the overhead and held time recorded for them.
+    // count the overhead and held time recorded for them, and the graph's coverage.
     for d in (0..days.len()).filter(|&d| days.day_start(d).is_none()) {
-        count(days.steps(d, omit)?, None, None, (lo, hi), (lo, lo), false)?;
+        let df = days.steps(d, omit)?;
+        if let Some((store, done, tally)) = &mut graph {
+            let steps = Steps::from_frame(&df)?;
+            let (usable, _) = usable_of(inp.builds, &steps);
+            let all: Vec<usize> = (0..steps.len()).collect();
+            let mut joined = SpanGraph::default();
+            joined.join(store, done, tally, &steps, &usable, &all, |_| true)?;
+            joined.joins.into_iter().for_each(|j| sums.add(j));
+        }
+        count(&plan, df, None, None, None, (lo, hi), (lo, lo), false)?;
     }
-    Ok((plan.finish(parts), sizes))
+    let joined = match graph {
+        Some((store, _, tally)) => {
+            let (coverage, edges, kept) = tally.finish(sums, &store.source);
+            plan.graph_found(coverage.steps_found, coverage.steps);
+            Some(Joined {
+                coverage,
+                edges,
+                kept,
+            })
+        }
+        None => None,
+    };
+    Ok((plan.finish(parts), sizes, joined))
 }
 
 /// Frames of one table stacked in order.
@@ -624,7 +832,10 @@ pub fn every_finding(
     findings.overhead = one(Finding::Overhead)?.overhead;
     let rest = one(Finding::Deps)?;
     findings.dependencies = rest.dependencies;
-    findings.runnable_basis = rest.runnable_basis;
+    // The ledger's pass gave the graph's basis where it read one.
+    if !matches!(findings.runnable_basis, RunnableBasis::Graph { .. }) {
+        findings.runnable_basis = rest.runnable_basis;
+    }
     Ok(findings)
 }
 

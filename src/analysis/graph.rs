@@ -26,19 +26,32 @@
 //! Derivations are compared by base name, so full paths and storeDir-scheme base names (or two
 //! store directories) meet.
 //!
-//! # Speed
+//! # Whole, or a span at a time
 //!
-//! Successful steps are numbered by derivation (a hash map of base names), sorted once by
-//! (number, stop); each input is one hash look-up and a binary search. The steps are joined in parallel
-//! (rayon) over row chunks.
-
-use std::collections::HashMap;
+//! The window's successes ([`Done`]) are all the rule needs of the steps besides the one it
+//! matches, so the same rule serves the window read whole ([`join`]) and a window read a span
+//! at a time ([`join_span`], `analysis::fold`): there each span's steps have their `.drv` read
+//! and are matched against the successes of the whole window, gathered in a first look at its
+//! days. A span gives each step the instant its inputs' outputs were back (the ledger's ready
+//! time) rather than edges, since the step that built an input may lie in a day the span does
+//! not read; what the window's coverage counts is added up over the spans by [`Tally`], each
+//! step in the span it started in.
+//!
+//! # Speed and size
+//!
+//! Successful steps are kept as 32 bytes each (a hash of the derivation's base name, its stop,
+//! the instant its outputs were back and its key), sorted once by (derivation, stop, key); each
+//! input is a binary search. Two base names share a 64-bit hash with a chance of about 4·10⁻⁵
+//! among forty million derivations (a year of a large farm), and a shared hash misleads only
+//! where one of the two is an input of a step of the other's window. The steps are joined in
+//! parallel (rayon) over row chunks.
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::Steps;
 use super::deps::Edge;
+use crate::dataset::DatasetMeta;
 use crate::dispatch::BuildStatus;
 use crate::nix::graph::DrvGraph;
 
@@ -67,6 +80,53 @@ pub struct Coverage {
     pub drvs_found: usize,
     pub drvs_missing: usize,
     pub drvs_unparsable: usize,
+    /// What a reader should know of how the graph was read (the first unreadable `.drv`,
+    /// named: over spans, the first met).
+    #[serde(skip)]
+    pub notes: Vec<String>,
+}
+
+impl Coverage {
+    fn of(source: &str, t: &Counts, drvs: (usize, usize, usize, usize)) -> Coverage {
+        Coverage {
+            source: source.to_string(),
+            steps: t.steps,
+            steps_found: t.found,
+            share_found: if t.steps == 0 {
+                0.0
+            } else {
+                t.found as f64 / t.steps as f64
+            },
+            inputs: t.inputs,
+            inputs_matched: t.matched,
+            after_start: t.after,
+            inputs_before_window: t.before_window,
+            drvs_asked: drvs.0,
+            drvs_found: drvs.1,
+            drvs_missing: drvs.2,
+            drvs_unparsable: drvs.3,
+            notes: Vec::new(),
+        }
+    }
+
+    /// The one line a command prints about the graph: how many of the window's steps had
+    /// their `.drv` found, and where.
+    pub fn note(&self) -> String {
+        let pct = match self.steps {
+            0 => 0.0,
+            all => 100.0 * self.steps_found as f64 / all as f64,
+        };
+        format!(
+            "derivation graph from {}: the .drv of {} of the window's {} steps was found \
+             ({pct:.1} %); {} missing, {} unreadable of {} derivations",
+            self.source,
+            self.steps_found,
+            self.steps,
+            self.drvs_missing,
+            self.drvs_unparsable,
+            self.drvs_asked
+        )
+    }
 }
 
 /// The edges of the graph over the steps, sorted, and its coverage.
@@ -81,11 +141,19 @@ fn base(path: &str) -> &str {
     path.rsplit_once('/').map_or(path, |(_, b)| b)
 }
 
+/// A string's 64-bit hash, the same in every run (SipHash with fixed keys).
+fn hash(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
 /// Rows per parallel task: large enough that a task's bookkeeping is noise beside its look-ups.
 const CHUNK: usize = 16 * 1024;
 
-/// Counts of one chunk of steps, added up after the parallel join.
-#[derive(Default)]
+/// What the coverage counts of some steps, added up after a parallel join or over spans.
+#[derive(Debug, Clone, Copy, Default)]
 struct Counts {
     steps: usize,
     found: usize,
@@ -95,75 +163,151 @@ struct Counts {
     before_window: usize,
 }
 
-/// Joins `graph` with `steps` (the usable ones, by `usable`): see the module's rule.
-pub fn join(graph: &DrvGraph, steps: &Steps, usable: &[bool]) -> Joined {
-    let n = steps.len();
-    // Successful usable steps with a stop, each derivation numbered (by base name) so that
-    // they sort as integers, in order of (derivation, stop, row).
-    let mut ids: HashMap<&str, u32> = HashMap::with_capacity(n);
-    let mut done: Vec<(u32, i64, u32)> = (0..n)
-        .filter(|&i| usable[i] && steps.status(i) == Some(BuildStatus::Success))
-        .filter_map(|i| {
-            let d = base(steps.drv_path(i)?);
-            let stop = steps.stop(i)?;
-            let next = ids.len() as u32;
-            Some((*ids.entry(d).or_insert(next), stop, i as u32))
-        })
-        .collect();
-    done.par_sort_unstable();
-    // Each derivation's run of `done`, by its number.
-    let mut runs: Vec<(u32, u32)> = vec![(0, 0); ids.len()];
-    let mut k = 0;
-    while k < done.len() {
-        let d = done[k].0;
-        let end = k + done[k..].partition_point(|e| e.0 == d);
-        runs[d as usize] = (k as u32, end as u32);
-        k = end;
+impl Counts {
+    fn add(&mut self, c: &Counts) {
+        self.steps += c.steps;
+        self.found += c.found;
+        self.inputs += c.inputs;
+        self.matched += c.matched;
+        self.after += c.after;
+        self.before_window += c.before_window;
     }
+}
+
+/// A successful usable step as the rule reads it. Ordered by derivation, stop and key, as the
+/// rule picks among a derivation's successes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Built {
+    /// The hash of its derivation's base name.
+    drv: u64,
+    stop: i64,
+    build: i32,
+    stepnr: i32,
+    /// When its outputs were back for the steps that need them
+    /// ([`super::ledger::outputs_back`]).
+    back: i64,
+}
+
+/// The window's successful usable steps by derivation: what the rule matches an input
+/// derivation against. Filled from the window whole or a day at a time, in any order, then
+/// [`Done::finish`]ed.
+#[derive(Debug, Clone, Default)]
+pub struct Done {
+    built: Vec<Built>,
+}
+
+impl Done {
+    /// Takes the successes among `steps` (`usable`: their data-quality mask).
+    pub fn add(&mut self, meta: &DatasetMeta, steps: &Steps, usable: &[bool]) {
+        self.built.extend((0..steps.len()).filter_map(|i| {
+            if !usable[i] || steps.status(i) != Some(BuildStatus::Success) {
+                return None;
+            }
+            Some(Built {
+                drv: hash(base(steps.drv_path(i)?)),
+                stop: steps.stop(i)?,
+                build: steps.build(i),
+                stepnr: steps.stepnr(i),
+                back: super::ledger::outputs_back(meta, steps, i)?,
+            })
+        }));
+    }
+
+    /// Puts the successes in the rule's order, once all are taken.
+    pub fn finish(&mut self) {
+        self.built.par_sort_unstable();
+        self.built.shrink_to_fit();
+    }
+
+    /// How many successes are held.
+    pub fn len(&self) -> usize {
+        self.built.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.built.is_empty()
+    }
+
+    /// The success an input derivation `drv` of a step that started at `start` (or has not)
+    /// waited for, by the module's rule, and whether it finished only after that start;
+    /// `None`: no success in the window.
+    fn pick(&self, drv: &str, start: Option<i64>) -> Option<(&Built, bool)> {
+        let h = hash(base(drv));
+        let lo = self.built.partition_point(|b| b.drv < h);
+        let run = &self.built[lo..lo + self.built[lo..].partition_point(|b| b.drv == h)];
+        let last = run.last()?;
+        Some(match start {
+            None => (last, false),
+            Some(t) => match run.partition_point(|b| b.stop <= t) {
+                0 => (&run[0], true),
+                k => (&run[k - 1], false),
+            },
+        })
+    }
+}
+
+/// Matches each input derivation of step `s` (its `.drv` in `graph`) to the success it waited
+/// for, calling `matched` with each; counts what the coverage counts where `counted`.
+fn match_inputs<'d>(
+    graph: &DrvGraph,
+    done: &'d Done,
+    steps: &Steps,
+    usable: &[bool],
+    s: usize,
+    counted: bool,
+    counts: &mut Counts,
+    mut matched: impl FnMut(&'d Built),
+) {
+    // Steps with a machine are the ones the coverage counts.
+    let counted = counted && !steps.machine(s).is_empty();
+    counts.steps += usize::from(counted);
+    let Some(inputs) = steps.drv_path(s).and_then(|p| graph.inputs.get(p)) else {
+        return;
+    };
+    if counted {
+        counts.found += 1;
+        counts.inputs += inputs.len();
+    }
+    // Inputs of unusable steps are counted among the inputs but matched to nothing: they are
+    // neither matched nor before the window, so the two do not always add up to `inputs`.
+    if !usable[s] {
+        return;
+    }
+    for d in inputs {
+        match done.pick(d, steps.start(s)) {
+            None => counts.before_window += usize::from(counted),
+            Some((b, after)) => {
+                if counted {
+                    counts.matched += 1;
+                    counts.after += usize::from(after);
+                }
+                matched(b);
+            }
+        }
+    }
+}
+
+/// The edge from step `s` to the success `b` it waited for.
+fn edge(steps: &Steps, s: usize, b: &Built) -> Edge {
+    Edge::new(steps.build(s), steps.stepnr(s), b.build, b.stepnr)
+}
+
+/// Joins `graph` with the window's `steps` read whole (`usable`: their data-quality mask;
+/// `meta`: the window's runners): see the module's rule.
+pub fn join(graph: &DrvGraph, meta: &DatasetMeta, steps: &Steps, usable: &[bool]) -> Joined {
+    let mut done = Done::default();
+    done.add(meta, steps, usable);
+    done.finish();
+    let n = steps.len();
     let chunks: Vec<(Vec<Edge>, Counts)> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
             let mut edges = Vec::new();
             let mut counts = Counts::default();
             for s in c * CHUNK..((c + 1) * CHUNK).min(n) {
-                let counted = !steps.machine(s).is_empty();
-                counts.steps += usize::from(counted);
-                let Some(inputs) = steps.drv_path(s).and_then(|p| graph.inputs.get(p)) else {
-                    continue;
-                };
-                if counted {
-                    counts.found += 1;
-                    counts.inputs += inputs.len();
-                }
-                if !usable[s] {
-                    continue;
-                }
-                let start = steps.start(s);
-                for d in inputs {
-                    let Some(&(lo, hi)) = ids.get(base(d)).map(|&id| &runs[id as usize]) else {
-                        counts.before_window += usize::from(counted);
-                        continue;
-                    };
-                    let run = &done[lo as usize..hi as usize];
-                    let (row, after) = match start {
-                        None => (run[run.len() - 1].2, false),
-                        Some(t) => match run.partition_point(|e| e.1 <= t) {
-                            0 => (run[0].2, true),
-                            k => (run[k - 1].2, false),
-                        },
-                    };
-                    if counted {
-                        counts.matched += 1;
-                        counts.after += usize::from(after);
-                    }
-                    let d = row as usize;
-                    edges.push(Edge {
-                        build: steps.build(s),
-                        stepnr: steps.stepnr(s),
-                        dep_build: steps.build(d),
-                        dep_stepnr: steps.stepnr(d),
-                    });
-                }
+                match_inputs(graph, &done, steps, usable, s, true, &mut counts, |b| {
+                    edges.push(edge(steps, s, b))
+                });
             }
             (edges, counts)
         })
@@ -172,40 +316,204 @@ pub fn join(graph: &DrvGraph, steps: &Steps, usable: &[bool]) -> Joined {
     let mut t = Counts::default();
     for (e, c) in chunks {
         edges.extend(e);
-        t.steps += c.steps;
-        t.found += c.found;
-        t.inputs += c.inputs;
-        t.matched += c.matched;
-        t.after += c.after;
-        t.before_window += c.before_window;
+        t.add(&c);
     }
     if !edges.is_sorted() {
         edges.par_sort_unstable();
     }
     edges.dedup();
-    // Inputs of unusable steps are counted among the inputs but matched to nothing: they are
-    // neither matched nor before the window, so the two do not always add up to `inputs`.
-    Joined {
-        edges,
-        coverage: Coverage {
-            source: graph.source.clone(),
-            steps: t.steps,
-            steps_found: t.found,
-            share_found: if t.steps == 0 {
-                0.0
-            } else {
-                t.found as f64 / t.steps as f64
-            },
-            inputs: t.inputs,
-            inputs_matched: t.matched,
-            after_start: t.after,
-            inputs_before_window: t.before_window,
-            drvs_asked: graph.asked,
-            drvs_found: graph.found,
-            drvs_missing: graph.missing,
-            drvs_unparsable: graph.unparsable,
-        },
+    let drvs = (graph.asked, graph.found, graph.missing, graph.unparsable);
+    let mut coverage = Coverage::of(&graph.source, &t, drvs);
+    coverage.notes = graph.notes.clone();
+    Joined { edges, coverage }
+}
+
+/// What some of a span's steps take from the graph ([`join_span`]).
+#[derive(Debug, Clone, Default)]
+pub struct SpanJoin {
+    /// Each step's instant its matched inputs' outputs were all back (`None`: no input
+    /// matched), in row order.
+    pub ready: Vec<Option<i64>>,
+    /// The edges of the steps the span owns, sorted, without repeats.
+    edges: Vec<Edge>,
+    counts: Counts,
+}
+
+/// Joins `graph` (the `.drv` files of the steps of rows `rows`) with those of a span's `steps`
+/// (`usable`: their mask) against the whole window's successes (`done`); `ready` is given in
+/// the order of `rows`. The coverage and edges count only the steps `owns` names, so that over
+/// spans each step counts once. A span's days are joined a part of their rows at a time, each
+/// part's graph read for it, so that no more than a part's `.drv` files are held
+/// (`analysis::fold`).
+pub fn join_span(
+    graph: &DrvGraph,
+    done: &Done,
+    steps: &Steps,
+    usable: &[bool],
+    rows: &[usize],
+    owns: impl Fn(usize) -> bool + Sync,
+) -> SpanJoin {
+    let chunks: Vec<(Vec<Option<i64>>, Vec<Edge>, Counts)> = rows
+        .par_chunks(CHUNK)
+        .map(|part| {
+            let mut ready = Vec::with_capacity(part.len());
+            let mut edges = Vec::new();
+            let mut counts = Counts::default();
+            for &s in part {
+                let owned = owns(s);
+                let mut r: Option<i64> = None;
+                match_inputs(graph, done, steps, usable, s, owned, &mut counts, |b| {
+                    r = Some(r.map_or(b.back, |r| r.max(b.back)));
+                    if owned {
+                        edges.push(edge(steps, s, b));
+                    }
+                });
+                ready.push(r);
+            }
+            (ready, edges, counts)
+        })
+        .collect();
+    let mut out = SpanJoin {
+        ready: Vec::with_capacity(rows.len()),
+        ..SpanJoin::default()
+    };
+    for (r, e, c) in chunks {
+        out.ready.extend(r);
+        out.edges.extend(e);
+        out.counts.add(&c);
     }
+    out.edges.sort_unstable();
+    out.edges.dedup();
+    out
+}
+
+/// What the spans' joins counted, added up ([`join_span`]): each step in the one span that
+/// owns it.
+#[derive(Debug, Clone, Default)]
+pub struct Sums {
+    counts: Counts,
+    edges: usize,
+    /// The edges themselves, where they are compared with the sample's true ones.
+    kept: Option<Vec<Edge>>,
+}
+
+impl Sums {
+    /// Empty sums that keep the edges too (`keep_edges`), for the sample's accuracy.
+    pub fn new(keep_edges: bool) -> Sums {
+        Sums {
+            kept: keep_edges.then(Vec::new),
+            ..Sums::default()
+        }
+    }
+
+    /// Adds a part of a span's join.
+    pub fn add(&mut self, span: SpanJoin) {
+        self.counts.add(&span.counts);
+        self.edges += span.edges.len();
+        if let Some(k) = &mut self.kept {
+            k.extend(span.edges);
+        }
+    }
+}
+
+/// The window's derivations as a window read a span at a time asks them of the store: each
+/// distinct one counted once, however many spans read its `.drv` ([`Tally::finish`] makes the
+/// window's coverage of them and of the spans' [`Sums`]).
+#[derive(Debug, Clone)]
+pub struct Tally {
+    /// Hashes of the window's distinct derivation paths, sorted once all are taken.
+    asked: Vec<u64>,
+    /// What became of each of `asked` when read: [`UNREAD`], [`FOUND`] or [`UNPARSABLE`].
+    state: Vec<u8>,
+    first_bad: Option<String>,
+    /// How long `asked` may grow before its repeats are folded away.
+    fold_at: usize,
+}
+
+/// How many derivation paths [`Tally::ask`] takes before folding away repeats the first time:
+/// a million hashes, 8 MB, so that a small window sorts once.
+const FOLD_AT: usize = 1 << 20;
+
+const UNREAD: u8 = 0;
+const FOUND: u8 = 1;
+const UNPARSABLE: u8 = 2;
+
+impl Default for Tally {
+    fn default() -> Tally {
+        Tally {
+            asked: Vec::new(),
+            state: Vec::new(),
+            first_bad: None,
+            fold_at: FOLD_AT,
+        }
+    }
+}
+
+impl Tally {
+    /// Takes the derivation paths of some of the window's steps, every step once before
+    /// [`Tally::asked_all`].
+    pub fn ask(&mut self, steps: &Steps) {
+        self.asked
+            .extend((0..steps.len()).filter_map(|i| Some(hash(steps.drv_path(i)?))));
+        // Repeats are many (every try of a derivation, every build that needs it): folded
+        // away as they pile up, so that the list holds about the distinct ones.
+        if self.asked.len() >= self.fold_at {
+            self.asked.par_sort_unstable();
+            self.asked.dedup();
+            self.fold_at = (2 * self.asked.len()).max(FOLD_AT);
+        }
+    }
+
+    /// Every step's derivation taken: the distinct ones set.
+    pub fn asked_all(&mut self) {
+        self.asked.par_sort_unstable();
+        self.asked.dedup();
+        self.asked.shrink_to_fit();
+        self.state = vec![UNREAD; self.asked.len()];
+    }
+
+    /// Notes what reading some of the window's derivations gave: found where `graph` holds
+    /// it, unreadable where `unparsable` (path, and why) names it, else missing.
+    pub fn read(&mut self, graph: &DrvGraph, unparsable: &[(String, String)]) {
+        let mut mark = |path: &str, state: u8| {
+            if let Ok(k) = self.asked.binary_search(&hash(path)) {
+                self.state[k] = state;
+            }
+        };
+        for p in graph.inputs.keys() {
+            mark(p, FOUND);
+        }
+        for (p, _) in unparsable {
+            mark(p, UNPARSABLE);
+        }
+        if let Some((_, why)) = unparsable.first() {
+            self.first_bad.get_or_insert_with(|| why.clone());
+        }
+    }
+
+    /// The window's coverage of the graph read from `source`, with the spans' `sums`: the
+    /// coverage, how many edges, and the edges where kept (sorted).
+    pub fn finish(self, sums: Sums, source: &str) -> (Coverage, usize, Option<Vec<Edge>>) {
+        let count = |s: u8| self.state.iter().filter(|&&x| x == s).count();
+        let (asked, found, bad) = (self.asked.len(), count(FOUND), count(UNPARSABLE));
+        let drvs = (asked, found, asked - found - bad, bad);
+        let mut coverage = Coverage::of(source, &sums.counts, drvs);
+        if let Some(why) = self.first_bad {
+            coverage.notes.push(unreadable_note(bad, source, &why));
+        }
+        let kept = sums.kept.map(|mut k| {
+            k.sort_unstable();
+            k
+        });
+        (coverage, sums.edges, kept)
+    }
+}
+
+/// The note on the `.drv` files that could not be read: how many, where, the first's reason.
+pub fn unreadable_note(count: usize, source: &str, first: &str) -> String {
+    format!(
+        "{count} derivation(s) in {source} could not be read and were left out; the first: {first}"
+    )
 }
 
 /// Steps with a machine, and how many of them had their `.drv` found: the share the note on
@@ -221,20 +529,16 @@ pub fn found_share(graph: &DrvGraph, steps: &Steps) -> (usize, usize) {
         })
 }
 
-/// The one line a command prints about the graph: how many of the window's steps had their
-/// `.drv` found, and where.
+/// The one line a command prints about the graph read whole ([`Coverage::note`]).
 pub fn note(graph: &DrvGraph, steps: &Steps) -> String {
     let (found, all) = found_share(graph, steps);
-    let pct = if all == 0 {
-        0.0
-    } else {
-        100.0 * found as f64 / all as f64
+    let counts = Counts {
+        steps: all,
+        found,
+        ..Counts::default()
     };
-    format!(
-        "derivation graph from {}: the .drv of {found} of the window's {all} steps was found \
-         ({pct:.1} %); {} missing, {} unreadable of {} derivations",
-        graph.source, graph.missing, graph.unparsable, graph.asked
-    )
+    let drvs = (graph.asked, graph.found, graph.missing, graph.unparsable);
+    Coverage::of(&graph.source, &counts, drvs).note()
 }
 
 #[cfg(test)]
@@ -286,7 +590,7 @@ mod tests {
         g.inputs
             .insert(app.clone(), vec![lib_base, tool.clone(), old.clone()]);
         g.inputs.insert(lib.clone(), vec![]);
-        let j = join(&g, &st, &[true; 6]);
+        let j = join(&g, &crate::analysis::test_steps::meta(), &st, &[true; 6]);
         assert_eq!(
             j.edges,
             vec![
@@ -306,7 +610,7 @@ mod tests {
         assert_eq!(found_share(&g, &st), (4, 5));
         assert!(note(&g, &st).contains("4 of the window's 5 steps was found (80.0 %)"));
         // A step outside the data-quality mask gets no edge, and its dependencies are not used.
-        let j = join(&g, &st, &[true, true, false, true, true, true]);
+        let j = join(&g, &crate::analysis::test_steps::meta(), &st, &[true, true, false, true, true, true]);
         assert_eq!(j.edges[0], edge(3, 1, 1, 2));
     }
 }

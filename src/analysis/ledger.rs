@@ -200,7 +200,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             usable: input.usable,
             queued: super::quality::step_queue_times(ds, input.steps)?,
             graph: ds.drv_graph.as_ref(),
-            edges: Some(input.edges),
+            deps: Some(Deps::Edges(input.edges)),
             held: held.as_ref(),
             samples: (i64::MIN, i64::MAX),
             waits: None,
@@ -546,6 +546,14 @@ impl<'a> Plan<'a> {
         }
     }
 
+    /// Sets how many of the window's steps (with a machine, `asked`) had their `.drv` found,
+    /// where the graph is joined a span at a time and the count is known only after the spans.
+    pub fn graph_found(&mut self, found: usize, asked: usize) {
+        if let Runnable::Graph { .. } = self.runnable {
+            self.runnable = Runnable::Graph { found, asked };
+        }
+    }
+
     /// The ledger of the sums over the whole window.
     pub fn finish(self, parts: Parts) -> Ledger {
         let dispatched_known = self.dispatch_from_series().is_some();
@@ -822,7 +830,7 @@ pub struct Frame<'a> {
     /// The derivation graph, for the machine types' required features.
     pub graph: Option<&'a crate::nix::graph::DrvGraph>,
     /// The dependencies, where the plan's runnable times come from the graph.
-    pub edges: Option<&'a [Edge]>,
+    pub deps: Option<Deps<'a>>,
     /// The truth's held time per step, where the plan takes held slots from it.
     pub held: Option<&'a TruthHeld>,
     /// The runner's samples that may be read with these steps (`[from, to)`): those at which
@@ -854,7 +862,7 @@ impl Parts {
             usable,
             queued,
             graph,
-            edges,
+            deps,
             held,
             samples,
             waits,
@@ -916,12 +924,12 @@ impl Parts {
             Some(tl) => dispatch_loss::Free::Series(tl),
             None => dispatch_loss::Free::Occupied(&occupied),
         };
-        let edges = match plan.runnable {
-            Runnable::Graph { .. } => edges,
+        let deps = match plan.runnable {
+            Runnable::Graph { .. } => deps,
             Runnable::Estimate => None,
         };
         let (mut waiting, mut names) =
-            waiting_intervals(meta, steps, usable, queued, edges, graph, &ends);
+            waiting_intervals(meta, steps, usable, queued, deps, graph, &ends);
         if let Some(w) = waits {
             w.append_to(&mut waiting, &mut names);
         }
@@ -1193,45 +1201,72 @@ struct Ends<'a> {
     dispatched: Option<&'a [Option<i64>]>,
 }
 
+/// When the outputs of step `d` were back for the steps that need them, if it stopped: under
+/// the C++ runner after the build's end, within the overhead (receiving follows it; sending
+/// before the build is in it too, so this is late, never early); under the Rust runner at its
+/// stop, `stopTime` being already the runner's clock after the builder uploaded them.
+pub(super) fn outputs_back(
+    meta: &crate::dataset::DatasetMeta,
+    steps: &Steps,
+    d: usize,
+) -> Option<i64> {
+    let after = match meta.runner_at(steps.start(d)) {
+        crate::dataset::Runner::Rust => 0,
+        _ => steps.overhead_ms(d).unwrap_or(0).max(0),
+    };
+    Some(surely_after(steps.stop(d)?, after))
+}
+
+/// Where a frame's steps learn when their dependencies' outputs were back.
+#[derive(Debug, Clone, Copy)]
+pub enum Deps<'a> {
+    /// Edges between steps of the frame (the window read whole): each dependency's
+    /// [`outputs_back`].
+    Edges(&'a [Edge]),
+    /// Each step's instant, row by row, where the graph was joined with the whole window's
+    /// successes a span at a time ([`super::graph::join_span`]).
+    Ready(&'a [Option<i64>]),
+}
+
 /// Steps waiting to be dispatched, as `(system, ready, dispatched)`: ready when the build was
 /// queued (`queued`, each step's, turned into ready times in place: a second vector of them
 /// was 160 MB at the ledger's peak over ten million steps), any retry's back-off had passed
-/// and, with `edges`, every dependency's outputs had been copied back (C++ runner: its stop
-/// plus its overhead, which includes that copy; Rust runner: its stop); dispatched where the
-/// series shows it, else at its recorded start.
+/// and, with `deps`, every dependency's outputs were back ([`outputs_back`]); dispatched where
+/// the series shows it, else at its recorded start.
 fn waiting_intervals(
     meta: &crate::dataset::DatasetMeta,
     steps: &Steps,
     usable: &[bool],
     mut ready: Vec<Option<i64>>,
-    edges: Option<&[Edge]>,
+    deps: Option<Deps<'_>>,
     graph: Option<&crate::nix::graph::DrvGraph>,
     ends: &Ends<'_>,
 ) -> (Vec<dispatch_loss::Waiting>, Vec<String>) {
     for r in &mut ready {
         *r = r.map(|q| surely_after(q, 0));
     }
-    if let Some(edges) = edges {
-        let index = steps.by_key();
-        for e in edges {
-            if let (Some(s), Some(d)) = (
-                index.get(e.build, e.stepnr),
-                index.get(e.dep_build, e.dep_stepnr),
-            ) && let Some(stop) = steps.stop(d)
-            {
-                // Under the C++ runner the outputs came back after the build's end, within
-                // the overhead (receiving follows it; sending before the build is in it too, so
-                // this is late, never early). Under the Rust runner `stopTime` is already the
-                // runner's clock after the builder uploaded them.
-                let after = if meta.runner_at(steps.start(d)) == crate::dataset::Runner::Rust {
-                    0
-                } else {
-                    steps.overhead_ms(d).unwrap_or(0).max(0)
-                };
-                let copied = surely_after(stop, after);
-                ready[s] = Some(ready[s].map_or(copied, |r| r.max(copied)));
+    let mut after = |s: usize, back: i64| ready[s] = Some(ready[s].map_or(back, |r| r.max(back)));
+    match deps {
+        Some(Deps::Edges(edges)) => {
+            let index = steps.by_key();
+            for e in edges {
+                if let (Some(s), Some(d)) = (
+                    index.get(e.build, e.stepnr),
+                    index.get(e.dep_build, e.dep_stepnr),
+                ) && let Some(back) = outputs_back(meta, steps, d)
+                {
+                    after(s, back);
+                }
             }
         }
+        Some(Deps::Ready(deps_ready)) => {
+            for (s, back) in deps_ready.iter().enumerate() {
+                if let Some(back) = *back {
+                    after(s, back);
+                }
+            }
+        }
+        None => {}
     }
     let mut out = Vec::new();
     // Each machine type's number, and its names in that order.
@@ -1245,7 +1280,7 @@ fn waiting_intervals(
         if let Some((r, s)) = wait_of(meta, steps, i, ready[i], ends.not_before.get(i), dispatched)
         {
             // With the graph, the step's machine type names its required features too.
-            let features = edges
+            let features = deps
                 .and(graph)
                 .and_then(|g| g.features.get(steps.drv_path(i)?));
             // A number per machine type, not a name per waiting step (a shared name's 16

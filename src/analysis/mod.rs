@@ -420,6 +420,23 @@ pub(crate) mod test_steps {
         .unwrap();
         Steps::from_frame(&df).unwrap()
     }
+
+    /// A window's description for such steps: the C++ runner's, whose steps' times are the
+    /// build alone.
+    pub(crate) fn meta() -> crate::dataset::DatasetMeta {
+        crate::dataset::DatasetMeta {
+            origin: crate::dataset::Origin::Postgres {
+                conninfo: "test".into(),
+            },
+            schema_version: None,
+            runner: crate::dataset::Runner::Cpp,
+            runner_basis: "test".into(),
+            runner_switch: None,
+            window: crate::window::Window::default(),
+            window_note: None,
+            queue_runner: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1092,7 +1109,7 @@ pub fn analyze(ds: &Dataset, opts: &Options) -> Result<Findings> {
         .drv_graph
         .as_ref()
         .filter(|_| !opts.ignore_graph && need.ledger)
-        .map(|g| graph::join(g, &steps, &usable));
+        .map(|g| graph::join(g, &ds.meta, &steps, &usable));
     let edges = if need.deps || (need.ledger && joined.is_none()) {
         deps::estimate(&steps, &usable, gap_s)
     } else {

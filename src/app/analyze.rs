@@ -94,25 +94,22 @@ pub fn run(ctx: &Context<'_>, opts: &AnalyzeOptions) -> Result<Analysis> {
     };
     // Over a whole snapshot or a database's window, the findings that fold read a day at a
     // time.
-    let spilled = match ctx.reading(need, opts.drv_store.as_deref())? {
-        inputs::Reading::Days(days) => {
-            let gap_s = opts.gap_s.unwrap_or(crate::analysis::deps::DEFAULT_GAP_S);
-            let (machines, timeline) =
-                ctx.fold_side(&days, need, opts.machines.as_deref(), opts.series.as_ref())?;
-            let side = crate::analysis::fold::Side {
-                machines: machines.as_deref(),
-                timeline: timeline.as_ref(),
-            };
-            let findings =
-                crate::analysis::fold::analyze(&days, need, gap_s, &codec_speeds()?, side)?;
-            return Ok(Analysis { findings, shown });
-        }
-        inputs::Reading::Whole(spilled) => spilled,
-    };
+    if let inputs::Reading::Days(days, store) = ctx.reading(need, opts.drv_store.as_deref())? {
+        let gap_s = opts.gap_s.unwrap_or(crate::analysis::deps::DEFAULT_GAP_S);
+        let (machines, timeline) =
+            ctx.fold_side(&days, need, opts.machines.as_deref(), opts.series.as_ref())?;
+        let side = crate::analysis::fold::Side {
+            machines: machines.as_deref(),
+            timeline: timeline.as_ref(),
+            graph: store.as_ref(),
+        };
+        let findings = crate::analysis::fold::analyze(&days, need, gap_s, &codec_speeds()?, side)?;
+        ctx.note_folded_graph(&findings);
+        return Ok(Analysis { findings, shown });
+    }
     let mut ds = if need.graph_and_series() {
-        ctx.load_whole(spilled, opts.drv_store.as_deref(), opts.series.as_ref())?
+        ctx.load_whole(opts.drv_store.as_deref(), opts.series.as_ref())?
     } else {
-        // Without the ledger nothing spilled is read whole (`Context::reading`).
         ctx.load_tables(need)?
     };
     let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;

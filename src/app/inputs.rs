@@ -18,12 +18,11 @@ use crate::status::timeline::Timeline;
 
 /// How the history is read ([`Context::reading`]).
 pub(super) enum Reading {
-    /// Folded over these days: a whole snapshot's, or a database's window spilled to a
-    /// temporary snapshot.
-    Days(Days),
-    /// Read whole: from the source (`None`), or from the temporary snapshot a database's window
-    /// was spilled to, which the derivation graph must join whole.
-    Whole(Option<Days>),
+    /// Folded over these days (a whole snapshot's, or a database's window spilled to a
+    /// temporary snapshot), with where the ledger reads the derivation graph, if it does.
+    Days(Days, Option<crate::analysis::fold::Store>),
+    /// Read whole from the source.
+    Whole,
 }
 
 impl Context<'_> {
@@ -42,10 +41,10 @@ impl Context<'_> {
 
     /// How the history is read for the findings in `need`. They fold over days
     /// (`analysis::fold`) from a whole snapshot (no window), and from a database, whose window
-    /// is first spilled to a temporary snapshot ([`crate::source::spill`]); for the ledger,
-    /// only without the derivation graph (none given with `drv_store`, none kept by the
-    /// snapshot, none in the local store), which is noted. Else the history is read whole: from
-    /// the source, or from the spilled snapshot, so that a database is read once.
+    /// is first spilled to a temporary snapshot ([`crate::source::spill`]); with the ledger,
+    /// the derivation graph is read from `drv_store`, else the snapshot's `store/`, else the
+    /// local store when it holds the steps' derivations, else none, which is noted. Else (the
+    /// built-in sample, a window of a snapshot) the history is read whole.
     pub(super) fn reading(
         &self,
         need: crate::analysis::Need,
@@ -56,7 +55,7 @@ impl Context<'_> {
             SourceSpec::Snapshot(dir) if self.window.is_unbounded() => {
                 crate::source::open_days(dir, &self.read_options(crate::dataset::NOT_ANALYSED))?
             }
-            SourceSpec::Postgres(conn) if !(need.ledger && drv_store.is_some()) => {
+            SourceSpec::Postgres(conn) => {
                 let made = |dir: &Path| {
                     self.note(&format!(
                         "the window is read once into a temporary snapshot, {} (removed when \
@@ -67,40 +66,42 @@ impl Context<'_> {
                 let read = self.read_options(need.omit());
                 crate::source::spill(conn, &read, &crate::output::scratch_dir(), made)?
             }
-            _ => return Ok(Reading::Whole(None)),
+            _ => return Ok(Reading::Whole),
         };
-        if need.ledger
-            && (drv_store.is_some()
-                || days.has_drv_store()
-                || crate::analysis::fold::local_store_holds(&days)?)
-        {
-            let spilled = matches!(self.source, SourceSpec::Postgres(_)).then_some(days);
-            return Ok(Reading::Whole(spilled));
-        }
+        let store = match need.ledger {
+            true => graph_store(&days, drv_store)?,
+            false => None,
+        };
         // As the whole read says when it finds no graph (`Context::drv_graph`).
-        if need.ledger {
+        if need.ledger && store.is_none() {
             self.note_no_graph();
         }
-        Ok(Reading::Days(days))
+        Ok(Reading::Days(days, store))
     }
 
     /// The history read whole for the ledger with its derivation graph and the runner's series:
-    /// from the snapshot a database's window was spilled to (`spilled`, removed once read),
-    /// else from the source ([`Context::load`]); then the graph (`drv_store`, else the data's,
-    /// else the local store) and the series (`series`, else the data's) attached.
+    /// from the source ([`Context::load`]); then the graph (`drv_store`, else the data's, else
+    /// the local store) and the series (`series`, else the data's) attached.
     pub(super) fn load_whole(
         &self,
-        spilled: Option<Days>,
         drv_store: Option<&Path>,
         series: Option<&SeriesSource>,
     ) -> Result<Dataset> {
-        let mut ds = match spilled {
-            Some(days) => days.read_whole(crate::dataset::NOT_ANALYSED)?,
-            None => self.load(crate::dataset::NOT_ANALYSED)?,
-        };
+        let mut ds = self.load(crate::dataset::NOT_ANALYSED)?;
         self.drv_graph(&mut ds, drv_store)?;
         self.runner_series(&mut ds, series)?;
         Ok(ds)
+    }
+
+    /// Notes how much of the window the derivation graph a folded ledger read covers, as
+    /// [`Context::drv_graph`] notes it for a window read whole.
+    pub(super) fn note_folded_graph(&self, findings: &crate::analysis::Findings) {
+        if let crate::analysis::RunnableBasis::Graph { coverage, .. } = &findings.runnable_basis {
+            self.note(&coverage.note());
+            for n in &coverage.notes {
+                self.note(n);
+            }
+        }
     }
 
     /// What a folded ledger reads besides the days: the machines file given, else the
@@ -170,6 +171,31 @@ impl Context<'_> {
         }
         Ok(())
     }
+}
+
+/// Where a folded ledger reads the derivation graph: the directory given (`--drv-store`), else
+/// the snapshot's `store/`, else [`crate::source::drvstore::DEFAULT_STORE`] when it holds the
+/// steps' derivations ([`crate::analysis::fold::local_store_holds`]); `None`: no graph.
+fn graph_store(days: &Days, given: Option<&Path>) -> Result<Option<crate::analysis::fold::Store>> {
+    use crate::analysis::fold::Store;
+    use crate::source::drvstore;
+    if let Some(dir) = given {
+        drvstore::check_dir(dir)?;
+        let source = dir.display().to_string();
+        return Ok(Some(Store {
+            dir: dir.to_path_buf(),
+            source,
+        }));
+    }
+    if let Some((dir, source)) = days.drv_store()? {
+        return Ok(Some(Store { dir, source }));
+    }
+    if crate::analysis::fold::local_store_holds(days)? {
+        let dir = PathBuf::from(drvstore::DEFAULT_STORE);
+        let source = dir.display().to_string();
+        return Ok(Some(Store { dir, source }));
+    }
+    Ok(None)
 }
 
 /// Where the runner's series is read from when the command line names one (`--prometheus`,

@@ -186,7 +186,7 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
     // time (`analysis::fold`); anything else is read whole.
     let (history, machines) =
         match ctx.reading(crate::analysis::Need::ALL, opts.drv_store.as_deref())? {
-            inputs::Reading::Days(days) => {
+            inputs::Reading::Days(days, store) => {
                 let (machines, timeline) = ctx.fold_side(
                     &days,
                     crate::analysis::Need::ALL,
@@ -194,11 +194,17 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
                     opts.series.as_ref(),
                 )?;
                 stage.done();
-                (History::Days { days, timeline }, machines)
+                (
+                    History::Days {
+                        days,
+                        timeline,
+                        store,
+                    },
+                    machines,
+                )
             }
-            inputs::Reading::Whole(spilled) => {
-                let mut ds =
-                    ctx.load_whole(spilled, opts.drv_store.as_deref(), opts.series.as_ref())?;
+            inputs::Reading::Whole => {
+                let mut ds = ctx.load_whole(opts.drv_store.as_deref(), opts.series.as_ref())?;
                 stage.done();
                 let machines = inputs::machines_or_bundled(opts.machines.as_deref(), &mut ds)?;
                 (History::Whole(ds), machines)
@@ -246,13 +252,19 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
             )?,
             report::DataFacts::of(ds)?,
         ),
-        History::Days { days, timeline } => {
+        History::Days {
+            days,
+            timeline,
+            store,
+        } => {
             let side = crate::analysis::fold::Side {
                 machines: machines.as_deref(),
                 timeline: timeline.as_ref(),
+                graph: store.as_ref(),
             };
             let gap_s = crate::analysis::deps::DEFAULT_GAP_S;
             let findings = crate::analysis::fold::every_finding(days, gap_s, &codec_speeds, side)?;
+            ctx.note_folded_graph(&findings);
             (findings, data_facts(days)?)
         }
     };
@@ -381,6 +393,8 @@ enum History {
     Days {
         days: crate::source::snapshot::Days,
         timeline: Option<crate::status::timeline::Timeline>,
+        /// Where the derivation graph is read, if it is.
+        store: Option<crate::analysis::fold::Store>,
     },
 }
 
@@ -412,7 +426,11 @@ fn latest_days(ctx: &Context<'_>, history: History) -> Result<(Dataset, Option<S
             Some((latest, note)) => (latest, Some(note)),
             None => (ds, None),
         },
-        History::Days { days, timeline } => {
+        History::Days {
+            days,
+            timeline,
+            store,
+        } => {
             let builds = days.queue_times()?;
             let mut latest = crate::model::Latest::default();
             days.each_day(crate::source::snapshot::only_kept_from(), |df| {
@@ -440,6 +458,13 @@ fn latest_days(ctx: &Context<'_>, history: History) -> Result<(Dataset, Option<S
             let snapshot = crate::source::SourceSpec::Snapshot(days.dir().to_path_buf());
             let mut ds = crate::source::load(&snapshot, &read)?;
             drop(days);
+            // The graph the findings read, where it is not the snapshot's own that came with
+            // the days (`--drv-store`, the local store).
+            if let Some(s) = &store
+                && ds.drv_graph.as_ref().is_none_or(|g| g.source != s.source)
+            {
+                crate::source::drvstore::attach(&mut ds, Some(&s.dir))?;
+            }
             ds.meta = crate::dataset::DatasetMeta {
                 window: window.unwrap_or(meta.window),
                 ..meta

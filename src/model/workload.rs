@@ -510,7 +510,7 @@ pub fn from_dataset(
         }
         w.deps_from = "the sample's ground truth".into();
     } else if let (DepsFrom::Best, Some(g)) = (deps_from, &ds.drv_graph) {
-        for e in analysis::graph::join(g, &steps, &usable).edges {
+        for e in analysis::graph::join(g, &ds.meta, &steps, &usable).edges {
             if let (Some(&t), Some(&d)) = (
                 index.get(&(e.build, e.stepnr)),
                 index.get(&(e.dep_build, e.dep_stepnr)),

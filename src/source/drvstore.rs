@@ -41,8 +41,13 @@ pub const PROBES: usize = 16;
 
 /// The distinct derivation paths of `steps`, in first-seen order.
 pub fn distinct_drv_paths(steps: &Steps) -> Vec<&str> {
+    distinct_drv_paths_in(steps, 0..steps.len())
+}
+
+/// The distinct derivation paths of the steps of rows `rows`, in first-seen order.
+pub fn distinct_drv_paths_in(steps: &Steps, rows: impl IntoIterator<Item = usize>) -> Vec<&str> {
     let mut seen: std::collections::HashSet<&str> = Default::default();
-    (0..steps.len())
+    rows.into_iter()
         .filter_map(|i| steps.drv_path(i))
         .filter(|p| seen.insert(p))
         .collect()
@@ -111,6 +116,22 @@ fn read_one(dir: &Path, drv_path: &str) -> Read {
 /// Reads the input derivations of each of `drv_paths` (distinct) from the directory `dir`;
 /// `source` names the directory in the graph.
 pub fn read_graph(dir: &Path, drv_paths: &[&str], source: &str) -> Result<DrvGraph> {
+    let (mut g, bad) = read_graph_listing(dir, drv_paths, source)?;
+    if let Some((_, why)) = bad.first() {
+        let note = crate::analysis::graph::unreadable_note(g.unparsable, source, why);
+        g.notes.push(note);
+    }
+    Ok(g)
+}
+
+/// [`read_graph`], with the derivations that could not be read listed (path, and why) rather
+/// than noted: a window read a span at a time notes them once over its spans
+/// ([`crate::analysis::graph::Tally`]).
+pub fn read_graph_listing(
+    dir: &Path,
+    drv_paths: &[&str],
+    source: &str,
+) -> Result<(DrvGraph, Vec<(String, String)>)> {
     check_dir(dir)?;
     let read: Vec<Read> = drv_paths.par_iter().map(|p| read_one(dir, p)).collect();
     let mut g = DrvGraph {
@@ -119,7 +140,7 @@ pub fn read_graph(dir: &Path, drv_paths: &[&str], source: &str) -> Result<DrvGra
         ..DrvGraph::default()
     };
     g.inputs.reserve(drv_paths.len());
-    let mut first_bad: Option<String> = None;
+    let mut bad = Vec::new();
     for (path, r) in drv_paths.iter().zip(read) {
         match r {
             Read::Found(inputs, features) => {
@@ -132,17 +153,11 @@ pub fn read_graph(dir: &Path, drv_paths: &[&str], source: &str) -> Result<DrvGra
             Read::Missing => g.missing += 1,
             Read::Unparsable(why) => {
                 g.unparsable += 1;
-                first_bad.get_or_insert(why);
+                bad.push((path.to_string(), why));
             }
         }
     }
-    if let Some(why) = first_bad {
-        g.notes.push(format!(
-            "{} derivation(s) in {source} could not be read and were left out; the first: {why}",
-            g.unparsable
-        ));
-    }
-    Ok(g)
+    Ok((g, bad))
 }
 
 /// Whether [`DEFAULT_STORE`] (or `dir`) holds any of up to [`PROBES`] of `drv_paths`, taken

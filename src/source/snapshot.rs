@@ -979,11 +979,10 @@ fn assemble(
     })?;
     crate::progress::mark("putting the tables in key order");
     let mut ds = ds;
-    if let Some(store) = manifest.drv_store.as_ref().filter(|_| graph_and_series) {
-        let p = no_links(dir, &store.path)?;
+    if let Some((p, source)) = store_of(dir, manifest).filter(|_| graph_and_series) {
+        let p = p?;
         let steps = crate::analysis::Steps::from_frame(&ds.steps)?;
         let paths = super::drvstore::distinct_drv_paths(&steps);
-        let source = format!("{} ({})", p.display(), store.source);
         let graph =
             super::drvstore::read_graph(&p, &paths, &source).map_err(|e| Error::snapshot(&p, e))?;
         drop(paths);
@@ -991,6 +990,17 @@ fn assemble(
         ds.drv_graph = Some(graph);
     }
     Ok(ds)
+}
+
+/// The snapshot's `store/` directory, checked, with how the graph read from it is named.
+fn store_of(dir: &Path, manifest: &Manifest) -> Option<(Result<PathBuf>, String)> {
+    let store = manifest.drv_store.as_ref()?;
+    let p = no_links(dir, &store.path);
+    let source = match &p {
+        Ok(p) => format!("{} ({})", p.display(), store.source),
+        Err(_) => String::new(),
+    };
+    Some((p, source))
 }
 
 /// One file of table `def` as the manifest lists it (`f`, at `path`), checked against the
@@ -1294,6 +1304,14 @@ impl Days {
     /// Whether the snapshot keeps the steps' derivations (`store/`).
     pub fn has_drv_store(&self) -> bool {
         self.manifest.drv_store.is_some()
+    }
+
+    /// The snapshot's `store/` directory, if it keeps one, with how the graph read from it is
+    /// named (as a whole read names it).
+    pub fn drv_store(&self) -> Result<Option<(PathBuf, String)>> {
+        store_of(&self.dir, &self.manifest)
+            .map(|(p, source)| Ok((p?, source)))
+            .transpose()
     }
 
     /// Whether the snapshot holds the sample's ground truth.
