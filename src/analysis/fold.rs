@@ -691,9 +691,18 @@ fn ledger_with(
             .iter()
             .filter(|(_, s)| s + DAY > a - before && *s <= b + scan.wait_s)
             .collect();
-        // A span without steps still takes its instants (each a sample of no loss).
+        // The samples read: from the last before the span, but not before the longest run
+        // after the first day read (a step building at an earlier one may lie in a day not
+        // read), unless that day is the window's first; to the end of the last day read. A
+        // span without steps still takes its instants (each a sample of no loss).
         let samples = match (around.first(), around.last()) {
-            (Some(first), Some(last)) => (first_sample(a).max(first.1 + scan.run_s), last.1 + DAY),
+            (Some(first), Some(last)) => {
+                let floor = match dated.first() {
+                    Some(d) if d.0 == first.0 => i64::MIN,
+                    _ => first.1 + scan.run_s,
+                };
+                (first_sample(a).max(floor), last.1 + DAY)
+            }
             _ => (a, a),
         };
         // Earlier days whose steps that ran longer than the cap still held a slot at the
