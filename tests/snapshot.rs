@@ -1335,7 +1335,10 @@ fn the_ledger_with_the_derivation_graph_folds_as_the_whole_analysis() {
             // Without the graph, both estimate when steps were runnable, and differ from it.
             ds.drv_graph = None;
             let estimated = whole_of(&ds);
-            let side = fold::Side { graph: None, ..side };
+            let side = fold::Side {
+                graph: None,
+                ..side
+            };
             let folded = fold::analyze(&days, need, gap, &[], side).unwrap();
             assert_eq!(folded.ledger, estimated.ledger, "{case}, without the graph");
             assert_ne!(estimated.ledger.total, whole.ledger.total, "{case}");

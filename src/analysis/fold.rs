@@ -3,9 +3,9 @@
 //! what is held is one day's steps and what crosses days, kept compact (each build's queue
 //! time, 16 bytes a build). The states are the ones [`super::analyze`] fills with the whole
 //! window at once, so both give the same findings: the data-quality checks, utilization, the
-//! queue waits, waste, the overhead fit, the dependency estimate, and the capacity ledger
-//! without the derivation graph ([`ledger`]: counted over spans of days, each with the days
-//! whose steps can count in it; docs/scale.md).
+//! queue waits, waste, the overhead fit, the dependency estimate, and the capacity ledger with
+//! the derivation graph or without ([`ledger`]: counted over spans of days, each with the days
+//! whose steps can count in it, their `.drv` files read span by span; docs/scale.md).
 
 use super::table::Finding;
 use super::{
@@ -464,13 +464,14 @@ struct SpanGraph {
 }
 
 impl SpanGraph {
-    /// Reads the `.drv` files of the steps of rows `rows` from `store` and joins them with the
-    /// window's successes (`done`), a part at a time; `owns`: the rows whose coverage this span
-    /// counts. Gives each row's instant its inputs were back, in the order of `rows`.
+    /// Reads the `.drv` files of the steps of rows `rows` from `store` (whose entries are
+    /// `names`) and joins them with the window's successes (`done`), a part at a time; `owns`:
+    /// the rows whose coverage this span counts. Gives each row's instant its inputs were back,
+    /// in the order of `rows`.
     #[allow(clippy::too_many_arguments)]
     fn join(
         &mut self,
-        store: &Store,
+        (store, names): (&Store, &crate::source::drvstore::Names),
         done: &super::graph::Done,
         tally: &mut super::graph::Tally,
         steps: &Steps,
@@ -480,10 +481,13 @@ impl SpanGraph {
     ) -> Result<Vec<Option<i64>>> {
         let mut ready = Vec::with_capacity(rows.len());
         for part in rows.chunks(READ_ROWS) {
-            let paths =
-                crate::source::drvstore::distinct_drv_paths_in(steps, part.iter().copied());
-            let (g, bad) =
-                crate::source::drvstore::read_graph_listing(&store.dir, &paths, &store.source)?;
+            let paths = crate::source::drvstore::distinct_drv_paths_in(steps, part.iter().copied());
+            let (g, bad) = crate::source::drvstore::read_graph_listing(
+                &store.dir,
+                &paths,
+                &store.source,
+                Some(names),
+            )?;
             tally.read(&g, &bad);
             let mut j = super::graph::join_span(&g, done, steps, usable, part, &owns);
             ready.append(&mut j.ready);
@@ -501,7 +505,9 @@ fn ledger_with(
     inp: &LedgerInputs<'_>,
     mut scan: Scan,
 ) -> Result<(super::ledger::Ledger, Vec<SpanSize>, Option<Joined>)> {
-    use super::ledger::{Deps, Frame, HeldFrom, Kept, Parts, Plan, Runnable, Setup, TruthHeld, Waits};
+    use super::ledger::{
+        Deps, Frame, HeldFrom, Kept, Parts, Plan, Runnable, Setup, TruthHeld, Waits,
+    };
     let meta = days.meta();
     let (lo, hi) = (inp.lo, inp.hi);
     let omit = Need::of(Finding::Ledger).omit();
@@ -514,11 +520,12 @@ fn ledger_with(
         (Some((mut done, mut tally)), Some(store)) => {
             done.finish();
             tally.asked_all();
+            let names = crate::source::drvstore::Names::of(&store.dir)?;
             crate::progress::mark(&format!(
                 "folding the ledger: {} successes to match the derivation graph's inputs against",
                 done.len()
             ));
-            Some((store, done, tally))
+            Some((store, names, done, tally))
         }
         _ => None,
     };
@@ -630,7 +637,7 @@ fn ledger_with(
     // go to `waits`), the rows read, and the recent successes kept. With the graph, the steps
     // kept whole, and those whose coverage the span counts (`owns`, by their start), are
     // joined with it (`joined`).
-    let source = graph.as_ref().map(|(store, _, _)| store.source.clone());
+    let source = graph.as_ref().map(|(store, ..)| store.source.clone());
     let mut cut = |df: polars::prelude::DataFrame,
                    rows: &super::ledger::SpanRows<'_>,
                    owns: &(dyn Fn(Option<i64>) -> bool + Sync),
@@ -642,12 +649,13 @@ fn ledger_with(
         let (usable, queued) = usable_of(inp.builds, &steps);
         let (keep, recent) = rows.keep(&steps, &usable, &queued);
         let n = keep.len();
-        if let Some((store, done, tally)) = &mut graph {
+        if let Some((store, names, done, tally)) = &mut graph {
             let owned = |i: usize| owns(steps.start(i));
             let read: Vec<usize> = (0..n)
                 .filter(|&i| keep[i] == Kept::Row || owned(i))
                 .collect();
-            let ready = joined.join(store, done, tally, &steps, &usable, &read, owned)?;
+            let at = (*store, &*names);
+            let ready = joined.join(at, done, tally, &steps, &usable, &read, owned)?;
             known.ready.extend(
                 read.iter()
                     .zip(ready)
@@ -684,9 +692,8 @@ fn ledger_with(
         let (a, b) = (w[0], w[1]);
         // The steps whose coverage of the graph this span counts: those that started in it,
         // the first span's also those before, the last's those after.
-        let owns = |start: Option<i64>| {
-            start.is_some_and(|t| (t >= a || a == lo) && (t < b || b == hi))
-        };
+        let owns =
+            |start: Option<i64>| start.is_some_and(|t| (t >= a || a == lo) && (t < b || b == hi));
         let around: Vec<&(usize, i64)> = dated
             .iter()
             .filter(|(_, s)| s + DAY > a - before && *s <= b + scan.wait_s)
@@ -765,18 +772,18 @@ fn ledger_with(
     // count the overhead and held time recorded for them, and the graph's coverage.
     for d in (0..days.len()).filter(|&d| days.day_start(d).is_none()) {
         let df = days.steps(d, omit)?;
-        if let Some((store, done, tally)) = &mut graph {
+        if let Some((store, names, done, tally)) = &mut graph {
             let steps = Steps::from_frame(&df)?;
             let (usable, _) = usable_of(inp.builds, &steps);
             let all: Vec<usize> = (0..steps.len()).collect();
             let mut joined = SpanGraph::default();
-            joined.join(store, done, tally, &steps, &usable, &all, |_| true)?;
+            joined.join((store, names), done, tally, &steps, &usable, &all, |_| true)?;
             joined.joins.into_iter().for_each(|j| sums.add(j));
         }
         count(&plan, df, None, None, None, (lo, hi), (lo, lo), false)?;
     }
     let joined = match graph {
-        Some((store, _, tally)) => {
+        Some((store, _, _, tally)) => {
             let (coverage, edges, kept) = tally.finish(sums, &store.source);
             plan.graph_found(coverage.steps_found, coverage.steps);
             Some(Joined {
@@ -805,7 +812,7 @@ fn stack(frames: Vec<polars::prelude::DataFrame>) -> Result<polars::prelude::Dat
 
 /// Whether the local Nix store holds the snapshot's derivations (probed on its first and last
 /// days, as the whole analysis probes the window's): the ledger then reads the derivation
-/// graph, which does not fold (the analysis reads the window whole).
+/// graph from it.
 pub fn local_store_holds(days: &Days) -> Result<bool> {
     let dated: Vec<usize> = (0..days.len())
         .filter(|&d| days.day_start(d).is_some())

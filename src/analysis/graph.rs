@@ -557,8 +557,8 @@ mod tests {
         Edge::new(b, s, db, ds)
     }
 
-    #[test]
-    fn the_latest_success_before_the_start_in_any_build_else_the_earliest_after() {
+    /// Six steps of three derivations, and a graph that knows two of them.
+    fn fixture() -> (Steps, DrvGraph, [String; 3]) {
         let (lib, app, tool, old) = (
             drv('a', "lib"),
             drv('b', "app"),
@@ -590,6 +590,12 @@ mod tests {
         g.inputs
             .insert(app.clone(), vec![lib_base, tool.clone(), old.clone()]);
         g.inputs.insert(lib.clone(), vec![]);
+        (st, g, [lib, app, tool])
+    }
+
+    #[test]
+    fn the_latest_success_before_the_start_in_any_build_else_the_earliest_after() {
+        let (st, g, _) = fixture();
         let j = join(&g, &crate::analysis::test_steps::meta(), &st, &[true; 6]);
         assert_eq!(
             j.edges,
@@ -610,7 +616,73 @@ mod tests {
         assert_eq!(found_share(&g, &st), (4, 5));
         assert!(note(&g, &st).contains("4 of the window's 5 steps was found (80.0 %)"));
         // A step outside the data-quality mask gets no edge, and its dependencies are not used.
-        let j = join(&g, &crate::analysis::test_steps::meta(), &st, &[true, true, false, true, true, true]);
+        let j = join(
+            &g,
+            &crate::analysis::test_steps::meta(),
+            &st,
+            &[true, true, false, true, true, true],
+        );
         assert_eq!(j.edges[0], edge(3, 1, 1, 2));
+    }
+
+    #[test]
+    fn joined_a_span_at_a_time_the_graph_counts_what_the_whole_join_counts() {
+        let (st, g, [_, _, tool]) = fixture();
+        let meta = crate::analysis::test_steps::meta();
+        let usable = [true; 6];
+        let whole = join(&g, &meta, &st, &usable);
+        let mut done = Done::default();
+        done.add(&meta, &st, &usable);
+        done.finish();
+        assert_eq!(done.len(), 3, "lib's two successes and tool's");
+        let mut tally = Tally::default();
+        tally.ask(&st);
+        tally.asked_all();
+        let mut sums = Sums::new(true);
+        // Two spans split at 250 and the step that did not start, each reading some rows
+        // owned by the other; a row's coverage counts in the span it started in.
+        let starts = |i: usize| st.start(i);
+        let spans: [(&[usize], Box<dyn Fn(usize) -> bool + Sync>); 3] = [
+            (
+                &[0, 1, 2, 3],
+                Box::new(|i| starts(i).is_some_and(|t| t < 250)),
+            ),
+            (
+                &[2, 3, 4],
+                Box::new(|i| starts(i).is_some_and(|t| t >= 250)),
+            ),
+            (&[5], Box::new(|_| true)),
+        ];
+        let mut ready = Vec::new();
+        for (rows, owns) in spans {
+            tally.read(&g, &[]);
+            let j = join_span(&g, &done, &st, &usable, rows, owns);
+            ready.push(j.ready.clone());
+            sums.add(j);
+        }
+        // app at 400 waited for lib's success at 300 and tool's at 420 (outputs back half a
+        // second after the recorded second, rounded up); so did the app never started.
+        assert_eq!(ready[1], vec![None, None, Some(421)]);
+        assert_eq!(ready[2], vec![Some(421)]);
+        let (coverage, edges, kept) = tally.clone().finish(sums.clone(), "test");
+        assert_eq!(coverage, whole.coverage);
+        assert_eq!(
+            (edges, kept),
+            (whole.edges.len(), Some(whole.edges.clone()))
+        );
+        assert!(
+            coverage
+                .note()
+                .contains("4 of the window's 5 steps was found (80.0 %)")
+        );
+        // A derivation read as unreadable in one span is counted once, and named.
+        tally.read(&g, &[(tool.clone(), "malformed".into())]);
+        tally.read(&g, &[(tool, "malformed".into())]);
+        let (bad, _, _) = tally.finish(sums, "test");
+        assert_eq!(
+            (bad.drvs_unparsable, bad.drvs_missing, bad.drvs_found),
+            (1, 0, 2)
+        );
+        assert!(bad.notes[0].starts_with("1 derivation(s) in test could not be read"));
     }
 }
