@@ -449,53 +449,52 @@ pub struct Joined {
     pub kept: Option<Vec<super::deps::Edge>>,
 }
 
-/// How many rows of a day have their `.drv` files read and joined at once: the graph of a
+/// How many of a span's steps have their `.drv` files read and joined at once: the graph of a
 /// part is held until it is joined, some 100 bytes an input derivation and a few inputs a
-/// step, so 128 Ki steps hold some 100 MB however large the day (a day of a large farm holds
-/// a million and a half).
+/// step, so 128 Ki steps hold some 100 MB however many the span holds.
 const READ_ROWS: usize = 128 * 1024;
 
-/// A span's join with the graph, gathered over the days it reads: the required features of
-/// its steps' derivations (for their machine types) and what each part of them counted.
-#[derive(Default)]
-struct SpanGraph {
-    features: std::collections::HashMap<String, String>,
-    joins: Vec<super::graph::SpanJoin>,
-}
+/// What a folded ledger joins the derivation graph with: where the `.drv` files are, the
+/// store's entries, the window's successes and the tally of its derivations.
+type GraphState<'a> = (
+    &'a Store,
+    crate::source::drvstore::Names,
+    super::graph::Done,
+    super::graph::Tally,
+);
 
-impl SpanGraph {
-    /// Reads the `.drv` files of the steps of rows `rows` from `store` (whose entries are
-    /// `names`) and joins them with the window's successes (`done`), a part at a time; `owns`:
-    /// the rows whose coverage this span counts. Gives each row's instant its inputs were back,
-    /// in the order of `rows`.
-    #[allow(clippy::too_many_arguments)]
-    fn join(
-        &mut self,
-        (store, names): (&Store, &crate::source::drvstore::Names),
-        done: &super::graph::Done,
-        tally: &mut super::graph::Tally,
-        steps: &Steps,
-        usable: &[bool],
-        rows: &[usize],
-        owns: impl Fn(usize) -> bool + Sync,
-    ) -> Result<Vec<Option<i64>>> {
-        let mut ready = Vec::with_capacity(rows.len());
-        for part in rows.chunks(READ_ROWS) {
-            let paths = crate::source::drvstore::distinct_drv_paths_in(steps, part.iter().copied());
-            let (g, bad) = crate::source::drvstore::read_graph_listing(
-                &store.dir,
-                &paths,
-                &store.source,
-                Some(names),
-            )?;
-            tally.read(&g, &bad);
-            let mut j = super::graph::join_span(&g, done, steps, usable, part, &owns);
-            ready.append(&mut j.ready);
-            self.joins.push(j);
-            self.features.extend(g.features);
-        }
-        Ok(ready)
+/// Reads the `.drv` files of a span's `steps` (`usable`: their mask) and joins them with the
+/// window's successes, a part at a time, adding what the join counted of the steps the span
+/// `owns` to `sums`. Gives each step's instant its inputs were back, and the graph that names
+/// the required features of the steps' derivations (their machine types).
+fn join_span(
+    (store, names, done, tally): &mut GraphState<'_>,
+    steps: &Steps,
+    usable: &[bool],
+    owns: impl Fn(usize) -> bool + Sync,
+    sums: &mut super::graph::Sums,
+) -> Result<(Vec<Option<i64>>, crate::nix::graph::DrvGraph)> {
+    let rows: Vec<usize> = (0..steps.len()).collect();
+    let mut ready = Vec::with_capacity(rows.len());
+    let mut features = crate::nix::graph::DrvGraph {
+        source: store.source.clone(),
+        ..Default::default()
+    };
+    for part in rows.chunks(READ_ROWS) {
+        let paths = crate::source::drvstore::distinct_drv_paths_in(steps, part.iter().copied());
+        let (g, bad) = crate::source::drvstore::read_graph_listing(
+            &store.dir,
+            &paths,
+            &store.source,
+            Some(names),
+        )?;
+        tally.read(&g, &bad);
+        let mut j = super::graph::join_span(&g, done, steps, usable, part, &owns);
+        ready.append(&mut j.ready);
+        sums.add(j);
+        features.features.extend(g.features);
     }
+    Ok((ready, features))
 }
 
 /// [`ledger`] with the first look at the days already taken (`scan`); with the graph, what
@@ -554,20 +553,23 @@ fn ledger_with(
         _ => None,
     };
     let mut parts: Parts = plan.parts();
+    // What the spans' joins with the graph counted, with the edges for the sample's accuracy.
+    let mut sums = super::graph::Sums::new(days.has_truth());
     // Counts `df`'s steps and `waits` in `span`; the runner's samples in `samples` may be read
-    // with them. `known`: what the cut found of the steps, where it found it; `features`: the
-    // required features of their derivations, where the graph is read.
+    // with them. `known`: what the cut found of the steps, where it found it. With the graph,
+    // the steps are joined with it first, the span counting the coverage of those it `owns`.
     let mut count = |plan: &Plan<'_>,
+                     graph: &mut Option<GraphState<'_>>,
                      df: polars::prelude::DataFrame,
                      known: Option<Known>,
                      waits: Option<&Waits>,
-                     features: Option<crate::nix::graph::DrvGraph>,
+                     owns: &(dyn Fn(Option<i64>) -> bool + Sync),
                      span,
                      samples,
                      loss|
      -> Result<usize> {
         let steps = Steps::from_frame(&df)?;
-        let known = match known {
+        let mut known = match known {
             Some(known) => known,
             None => {
                 let (usable, queued) = usable_of(inp.builds, &steps);
@@ -577,6 +579,15 @@ fn ledger_with(
                     ready: Vec::new(),
                 }
             }
+        };
+        let features = match graph {
+            Some(g) => {
+                let owned = |i: usize| owns(steps.start(i));
+                let (ready, features) = join_span(g, &steps, &known.usable, owned, &mut sums)?;
+                known.ready = ready;
+                Some(features)
+            }
+            None => None,
         };
         let frame = Frame {
             meta: &meta,
@@ -635,34 +646,27 @@ fn ledger_with(
     // A day's steps cut to those that can count in a span: the frame of those kept whole with
     // what the cut found of them, appended to `known` (the waits of those kept as their wait
     // go to `waits`), the rows read, and the recent successes kept. With the graph, the steps
-    // kept whole, and those whose coverage the span counts (`owns`, by their start), are
-    // joined with it (`joined`).
-    let source = graph.as_ref().map(|(store, ..)| store.source.clone());
-    let mut cut = |df: polars::prelude::DataFrame,
-                   rows: &super::ledger::SpanRows<'_>,
-                   owns: &(dyn Fn(Option<i64>) -> bool + Sync),
-                   known: &mut Known,
-                   waits: &mut Waits,
-                   joined: &mut SpanGraph|
+    // whose coverage the span counts (`owns`, by their start) are kept whole too: the few of
+    // them that count nothing in the span (a step wholly before the window, one that started
+    // after it) then count their coverage once, and nothing else.
+    let graphed = graph.is_some();
+    let cut = |df: polars::prelude::DataFrame,
+               rows: &super::ledger::SpanRows<'_>,
+               owns: &(dyn Fn(Option<i64>) -> bool + Sync),
+               known: &mut Known,
+               waits: &mut Waits|
      -> Result<(polars::prelude::DataFrame, usize, usize)> {
         let steps = Steps::from_frame(&df)?;
         let (usable, queued) = usable_of(inp.builds, &steps);
-        let (keep, recent) = rows.keep(&steps, &usable, &queued);
-        let n = keep.len();
-        if let Some((store, names, done, tally)) = &mut graph {
-            let owned = |i: usize| owns(steps.start(i));
-            let read: Vec<usize> = (0..n)
-                .filter(|&i| keep[i] == Kept::Row || owned(i))
-                .collect();
-            let at = (*store, &*names);
-            let ready = joined.join(at, done, tally, &steps, &usable, &read, owned)?;
-            known.ready.extend(
-                read.iter()
-                    .zip(ready)
-                    .filter(|&(&i, _)| keep[i] == Kept::Row)
-                    .map(|(_, r)| r),
-            );
+        let (mut keep, recent) = rows.keep(&steps, &usable, &queued);
+        if graphed {
+            for (i, k) in keep.iter_mut().enumerate() {
+                if *k != Kept::Row && owns(steps.start(i)) {
+                    *k = Kept::Row;
+                }
+            }
         }
+        let n = keep.len();
         if keep.iter().all(|&k| k == Kept::Row) {
             known.usable.extend(usable);
             known.queued.extend(queued);
@@ -686,8 +690,6 @@ fn ledger_with(
         Ok((df, n, recent))
     };
     let mut sizes = Vec::new();
-    // What the spans' joins with the graph counted, with the edges for the sample's accuracy.
-    let mut sums = super::graph::Sums::new(days.has_truth());
     for w in bounds.windows(2) {
         let (a, b) = (w[0], w[1]);
         // The steps whose coverage of the graph this span counts: those that started in it,
@@ -719,39 +721,29 @@ fn ledger_with(
         });
         let held_days: Vec<&(usize, i64)> = long.chain(around).collect();
         let mut rows = plan.span_rows((a, b), samples.0, &scan.aborted);
-        let (frames, known, waits, joined, read) = loop {
-            let (mut frames, mut known, mut waits, mut joined) = (
-                Vec::new(),
-                Known::default(),
-                Waits::default(),
-                SpanGraph::default(),
-            );
+        let (frames, known, waits, read) = loop {
+            let (mut frames, mut known, mut waits) =
+                (Vec::new(), Known::default(), Waits::default());
             let (mut read, mut recent) = (0, 0);
             for (d, _) in &held_days {
                 let df = days.steps(*d, omit)?;
-                let (df, n, r) = cut(df, &rows, &owns, &mut known, &mut waits, &mut joined)?;
+                let (df, n, r) = cut(df, &rows, &owns, &mut known, &mut waits)?;
                 frames.push(df);
                 (read, recent) = (read + n, recent + r);
             }
             if rows.enough_finished(inp.timeline, samples.1, recent) {
-                break (frames, known, waits, joined, read);
+                break (frames, known, waits, read);
             }
             rows.slack_s = i64::MAX;
         };
         drop(rows);
-        let SpanGraph { features, joins } = joined;
-        joins.into_iter().for_each(|j| sums.add(j));
-        let features = source.as_ref().map(|source| crate::nix::graph::DrvGraph {
-            source: source.clone(),
-            features,
-            ..Default::default()
-        });
         let held_steps = count(
             &plan,
+            &mut graph,
             stack(frames)?,
             Some(known),
             Some(&waits),
-            features,
+            &owns,
             (a, b),
             samples,
             true,
@@ -772,15 +764,18 @@ fn ledger_with(
     // count the overhead and held time recorded for them, and the graph's coverage.
     for d in (0..days.len()).filter(|&d| days.day_start(d).is_none()) {
         let df = days.steps(d, omit)?;
-        if let Some((store, names, done, tally)) = &mut graph {
-            let steps = Steps::from_frame(&df)?;
-            let (usable, _) = usable_of(inp.builds, &steps);
-            let all: Vec<usize> = (0..steps.len()).collect();
-            let mut joined = SpanGraph::default();
-            joined.join((store, names), done, tally, &steps, &usable, &all, |_| true)?;
-            joined.joins.into_iter().for_each(|j| sums.add(j));
-        }
-        count(&plan, df, None, None, None, (lo, hi), (lo, lo), false)?;
+        let all = |_: Option<i64>| true;
+        count(
+            &plan,
+            &mut graph,
+            df,
+            None,
+            None,
+            &all,
+            (lo, hi),
+            (lo, lo),
+            false,
+        )?;
     }
     let joined = match graph {
         Some((store, _, _, tally)) => {
