@@ -693,7 +693,7 @@ mod tests {
         let mut done = Done::default();
         done.add(&meta, &st, &usable);
         done.finish();
-        assert_eq!(done.len(), 3, "lib's two successes and tool's");
+        assert_eq!(done.len(), 4, "lib's two successes, tool's and app's");
         let mut tally = Tally::default();
         tally.ask(&st);
         tally.asked_all();
