@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
     assert_eq!(read.found, files);
     g.throughput(Throughput::Elements(steps.len() as u64));
     g.bench_function("join (steps, scale 0.5)", |b| {
-        b.iter(|| graph::join(&read, &steps, &usable))
+        b.iter(|| graph::join(&read, &ds.meta, &steps, &usable))
     });
     g.finish();
 
@@ -51,7 +51,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(steps.len() as u64));
     g.bench_function("join (steps, scale 10)", |b| {
-        b.iter(|| graph::join(g10, &steps, &usable))
+        b.iter(|| graph::join(g10, &big.meta, &steps, &usable))
     });
     g.finish();
 }

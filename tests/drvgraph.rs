@@ -102,7 +102,7 @@ fn the_samples_graph_written_and_read_back_joins_into_its_true_dependencies() {
     // got a builder slot.
     let steps = Steps::from_frame(&back.steps).unwrap();
     let (_, usable) = quality::check(&back, &steps).unwrap();
-    let joined = graph::join(g2, &steps, &usable);
+    let joined = graph::join(g2, &back.meta, &steps, &usable);
     let on_builders = dispatched(&back);
     let ours: BTreeSet<Edge> = joined
         .edges
@@ -313,7 +313,7 @@ fn real_derivations_give_the_edges_across_builds_that_the_estimate_cannot_see() 
 
     let steps = Steps::from_frame(&ds.steps).unwrap();
     let (_, usable) = quality::check(&ds, &steps).unwrap();
-    let joined = graph::join(g, &steps, &usable);
+    let joined = graph::join(g, &ds.meta, &steps, &usable);
     let want = vec![
         e(2, 2, 1, 1), // app needs lib, built under build 1
         e(2, 2, 2, 1), // app needs tool

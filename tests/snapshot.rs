@@ -278,23 +278,12 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         let folded = fold::analyze(&days, need, gap, &[("zstd-19".into(), 2.5)], side).unwrap();
         assert_eq!(folded.ledger, whole.ledger, "{}", dir.display());
         // Spans of any length, across the series' first sample or not, add up alike.
-        let builds = days.queue_times().unwrap();
         for spans in [
             fold::Spans::Days(1),
             fold::Spans::Days(3),
             fold::Spans::Steps(600),
         ] {
-            let inputs = fold::LedgerInputs {
-                machines: None,
-                timeline: timeline.as_ref(),
-                graph: None,
-                peaks: &whole.utilization.peak_by_machine,
-                builds: &builds,
-                lo: whole.since,
-                hi: whole.until,
-                spans,
-            };
-            let (ledger, sizes) = fold::ledger(&days, &inputs).unwrap();
+            let (ledger, sizes) = folded_ledger(&days, whole, timeline.as_ref(), None, spans);
             assert_eq!(ledger, whole.ledger, "{} in spans {spans:?}", dir.display());
             // A span holds the steps that can count in it, not every step of the days read
             // for it (the days before it that can hold steps still building at its start, the
@@ -1256,6 +1245,32 @@ fn a_report_from_a_snapshot_takes_held_slots_from_its_series() {
     );
 }
 
+/// The ledger folded over `days` in `spans` (with the derivation graph from `graph`), with the
+/// window and machines' peaks the whole analysis `whole` found.
+fn folded_ledger(
+    days: &snapshot::Days,
+    whole: &hydra_bottleneck::analysis::Findings,
+    timeline: Option<&hydra_bottleneck::status::timeline::Timeline>,
+    graph: Option<&hydra_bottleneck::analysis::fold::Store>,
+    spans: hydra_bottleneck::analysis::fold::Spans,
+) -> (
+    hydra_bottleneck::analysis::ledger::Ledger,
+    Vec<hydra_bottleneck::analysis::fold::SpanSize>,
+) {
+    let builds = days.queue_times().unwrap();
+    let inputs = hydra_bottleneck::analysis::fold::LedgerInputs {
+        machines: None,
+        timeline,
+        graph,
+        peaks: &whole.utilization.peak_by_machine,
+        builds: &builds,
+        lo: whole.since,
+        hi: whole.until,
+        spans,
+    };
+    hydra_bottleneck::analysis::fold::ledger(days, &inputs).unwrap()
+}
+
 /// The ledger with the derivation graph folds over spans as it does without: each span's steps
 /// have their `.drv` read and are matched against the whole window's successes, so that over
 /// spans of any length the ledger, the graph's coverage and its edges' accuracy against the
@@ -1277,7 +1292,6 @@ fn the_ledger_with_the_derivation_graph_folds_as_the_whole_analysis() {
         let days = snapshot::Days::open(&dir).unwrap();
         let (store, source) = days.drv_store().unwrap().expect("the sample's store/");
         let store = fold::Store { dir: store, source };
-        let builds = days.queue_times().unwrap();
         for series in [true, false] {
             let mut ds = ds.clone();
             if !series {
@@ -1318,17 +1332,8 @@ fn the_ledger_with_the_derivation_graph_folds_as_the_whole_analysis() {
             assert_eq!(folded.ledger, whole.ledger, "{case}");
             assert_eq!(folded.runnable_basis, whole.runnable_basis, "{case}");
             for spans in [fold::Spans::Days(1), fold::Spans::Steps(600)] {
-                let inputs = fold::LedgerInputs {
-                    machines: None,
-                    timeline: ds.timeline.as_ref(),
-                    graph: Some(&store),
-                    peaks: &whole.utilization.peak_by_machine,
-                    builds: &builds,
-                    lo: whole.since,
-                    hi: whole.until,
-                    spans,
-                };
-                let (ledger, sizes) = fold::ledger(&days, &inputs).unwrap();
+                let timeline = ds.timeline.as_ref();
+                let (ledger, sizes) = folded_ledger(&days, &whole, timeline, Some(&store), spans);
                 assert!(sizes.len() >= 7, "{case}, {spans:?}: {} spans", sizes.len());
                 assert_eq!(ledger, whole.ledger, "{case}, spans {spans:?}");
             }

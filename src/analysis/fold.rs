@@ -736,7 +736,6 @@ fn ledger_with(
             }
             rows.slack_s = i64::MAX;
         };
-        drop(rows);
         let held_steps = count(
             &plan,
             &mut graph,

@@ -299,18 +299,30 @@ impl Done {
     }
 }
 
-/// Matches each input derivation of step `s` (its `.drv` in `graph`) to the success it waited
-/// for, calling `matched` with each; counts what the coverage counts where `counted`.
-fn match_inputs<'d>(
-    graph: &DrvGraph,
+/// What a join matches steps with: the graph of their derivations, the window's successes,
+/// the steps and their data-quality mask.
+struct Joining<'a, 'd> {
+    graph: &'a DrvGraph,
     done: &'d Done,
-    steps: &Steps,
-    usable: &[bool],
+    steps: &'a Steps,
+    usable: &'a [bool],
+}
+
+/// Matches each input derivation of step `s` (its `.drv` in the graph) to the success it
+/// waited for, calling `matched` with each; counts what the coverage counts where `counted`.
+fn match_inputs<'d>(
+    j: &Joining<'_, 'd>,
     s: usize,
     counted: bool,
     counts: &mut Counts,
     mut matched: impl FnMut(&'d Built),
 ) {
+    let Joining {
+        graph,
+        done,
+        steps,
+        usable,
+    } = *j;
     // Steps with a machine are the ones the coverage counts.
     let counted = counted && !steps.machine(s).is_empty();
     counts.steps += usize::from(counted);
@@ -352,13 +364,19 @@ pub fn join(graph: &DrvGraph, meta: &DatasetMeta, steps: &Steps, usable: &[bool]
     done.add(meta, steps, usable);
     done.finish();
     let n = steps.len();
+    let joining = Joining {
+        graph,
+        done: &done,
+        steps,
+        usable,
+    };
     let chunks: Vec<(Vec<Edge>, Counts)> = (0..n.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
             let mut edges = Vec::new();
             let mut counts = Counts::default();
             for s in c * CHUNK..((c + 1) * CHUNK).min(n) {
-                match_inputs(graph, &done, steps, usable, s, true, &mut counts, |b| {
+                match_inputs(&joining, s, true, &mut counts, |b| {
                     edges.push(edge(steps, s, b))
                 });
             }
@@ -406,6 +424,12 @@ pub fn join_span(
     rows: &[usize],
     owns: impl Fn(usize) -> bool + Sync,
 ) -> SpanJoin {
+    let joining = Joining {
+        graph,
+        done,
+        steps,
+        usable,
+    };
     let chunks: Vec<(Vec<Option<i64>>, Vec<Edge>, Counts)> = rows
         .par_chunks(CHUNK)
         .map(|part| {
@@ -415,7 +439,7 @@ pub fn join_span(
             for &s in part {
                 let owned = owns(s);
                 let mut r: Option<i64> = None;
-                match_inputs(graph, done, steps, usable, s, owned, &mut counts, |b| {
+                match_inputs(&joining, s, owned, &mut counts, |b| {
                     r = Some(r.map_or(b.back, |r| r.max(b.back)));
                     if owned {
                         edges.push(edge(steps, s, b));
@@ -701,7 +725,8 @@ mod tests {
         // Two spans split at 250 and the step that did not start, each reading some rows
         // owned by the other; a row's coverage counts in the span it started in.
         let starts = |i: usize| st.start(i);
-        let spans: [(&[usize], Box<dyn Fn(usize) -> bool + Sync>); 3] = [
+        type Span<'a> = (&'a [usize], Box<dyn Fn(usize) -> bool + Sync + 'a>);
+        let spans: [Span<'_>; 3] = [
             (
                 &[0, 1, 2, 3],
                 Box::new(|i| starts(i).is_some_and(|t| t < 250)),

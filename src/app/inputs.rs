@@ -20,7 +20,7 @@ use crate::status::timeline::Timeline;
 pub(super) enum Reading {
     /// Folded over these days (a whole snapshot's, or a database's window spilled to a
     /// temporary snapshot), with where the ledger reads the derivation graph, if it does.
-    Days(Days, Option<crate::analysis::fold::Store>),
+    Days(Box<Days>, Option<crate::analysis::fold::Store>),
     /// Read whole from the source.
     Whole,
 }
@@ -76,7 +76,7 @@ impl Context<'_> {
         if need.ledger && store.is_none() {
             self.note_no_graph();
         }
-        Ok(Reading::Days(days, store))
+        Ok(Reading::Days(Box::new(days), store))
     }
 
     /// The history read whole for the ledger with its derivation graph and the runner's series:

@@ -197,7 +197,7 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
                 stage.done();
                 (
                     History::Days {
-                        days,
+                        days: *days,
                         timeline,
                         store,
                     },
