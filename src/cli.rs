@@ -41,8 +41,7 @@ struct Common {
     /// Read this Hydra database: a libpq URL (postgresql://reader@host/hydra) or key=value string
     /// (host=db dbname=hydra); the PG* variables and ~/.pgpass fill in the rest, as for psql.
     /// `--db ''` takes everything from the environment. `analyze` and `report` copy the window
-    /// once into a temporary snapshot under TMPDIR (else /var/tmp), removed when done (not with
-    /// --drv-store, where the ledger reads the window into memory).
+    /// once into a temporary snapshot under TMPDIR (else /var/tmp), removed when done.
     #[arg(
         long,
         global = true,

@@ -413,7 +413,7 @@ pub struct SpanJoin {
 /// Joins `graph` (the `.drv` files of the steps of rows `rows`) with those of a span's `steps`
 /// (`usable`: their mask) against the whole window's successes (`done`); `ready` is given in
 /// the order of `rows`. The coverage and edges count only the steps `owns` names, so that over
-/// spans each step counts once. A span's days are joined a part of their rows at a time, each
+/// spans each step counts once. A span's steps are joined a part of them at a time, each
 /// part's graph read for it, so that no more than a part's `.drv` files are held
 /// (`analysis::fold`).
 pub fn join_span(

@@ -1148,14 +1148,16 @@ impl Days {
         };
         let steps = entry(&crate::dataset::STEPS)?;
         let listed = listed_files(dir, &crate::dataset::STEPS, steps)?;
-        listed_files(
-            dir,
-            &crate::dataset::BUILDS,
-            entry(&crate::dataset::BUILDS)?,
-        )?;
-        for def in [&crate::dataset::TRUTH_STEPS, &crate::dataset::TRUTH_DEPS] {
-            if let Some(truth) = manifest.tables.get(def.name) {
-                listed_files(dir, def, truth)?;
+        entry(&crate::dataset::BUILDS)?;
+        // Every table's files are checked (no link, none unlisted), those a command never
+        // reads too, as a whole read checks them: a snapshot that holds a link is refused
+        // whatever is asked of it.
+        let defs = crate::dataset::CORE_TABLES
+            .into_iter()
+            .chain(crate::dataset::TRUTH_TABLES);
+        for def in defs.filter(|d| d.name != crate::dataset::STEPS.name) {
+            if let Some(table) = manifest.tables.get(def.name) {
+                listed_files(dir, def, table)?;
             }
         }
         // `day=YYYY-MM-DD` sorts in time order, and `day=unknown` after every date.
