@@ -141,8 +141,9 @@ fn base(path: &str) -> &str {
     path.rsplit_once('/').map_or(path, |(_, b)| b)
 }
 
-/// A string's 64-bit hash, the same in every run (SipHash with fixed keys).
-fn hash(s: &str) -> u64 {
+/// A string's 64-bit hash, the same in every run (SipHash with fixed keys): how derivation
+/// paths and store entries are held where millions of them would not fit as strings.
+pub(crate) fn hash(s: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
     s.hash(&mut h);

@@ -1081,20 +1081,13 @@ impl Aborted {
                 && steps.stop(i).is_some()
                 && let Some(d) = steps.drv_path(i)
             {
-                self.0.insert(Self::hash(d));
+                self.0.insert(super::graph::hash(d));
             }
         }
     }
 
     fn holds(&self, drv: &str) -> bool {
-        !self.0.is_empty() && self.0.contains(&Self::hash(drv))
-    }
-
-    fn hash(drv: &str) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
-        drv.hash(&mut h);
-        h.finish()
+        !self.0.is_empty() && self.0.contains(&super::graph::hash(drv))
     }
 }
 

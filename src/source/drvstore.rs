@@ -110,7 +110,7 @@ impl Names {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(unreadable)? {
             if let Some(name) = entry.map_err(unreadable)?.file_name().to_str() {
-                names.push(Names::hash(name));
+                names.push(crate::analysis::graph::hash(name));
             }
         }
         names.sort_unstable();
@@ -120,14 +120,9 @@ impl Names {
 
     /// Whether an entry may be named `name` (a shared hash says yes; the open then decides).
     fn may_hold(&self, name: &str) -> bool {
-        self.0.binary_search(&Names::hash(name)).is_ok()
-    }
-
-    fn hash(name: &str) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
-        name.hash(&mut h);
-        h.finish()
+        self.0
+            .binary_search(&crate::analysis::graph::hash(name))
+            .is_ok()
     }
 }
 
