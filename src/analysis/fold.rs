@@ -474,14 +474,15 @@ fn join_span(
     owns: impl Fn(usize) -> bool + Sync,
     sums: &mut super::graph::Sums,
 ) -> Result<(Vec<Option<i64>>, crate::nix::graph::DrvGraph)> {
-    let rows: Vec<usize> = (0..steps.len()).collect();
-    let mut ready = Vec::with_capacity(rows.len());
+    let n = steps.len();
+    let mut ready = Vec::with_capacity(n);
     let mut features = crate::nix::graph::DrvGraph {
         source: store.source.clone(),
         ..Default::default()
     };
-    for part in rows.chunks(READ_ROWS) {
-        let paths = crate::source::drvstore::distinct_drv_paths_in(steps, part.iter().copied());
+    for first in (0..n).step_by(READ_ROWS) {
+        let part = first..(first + READ_ROWS).min(n);
+        let paths = crate::source::drvstore::distinct_drv_paths_in(steps, part.clone());
         let (g, bad) = crate::source::drvstore::read_graph_listing(
             &store.dir,
             &paths,

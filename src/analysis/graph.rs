@@ -422,7 +422,7 @@ pub fn join_span(
     done: &Done,
     steps: &Steps,
     usable: &[bool],
-    rows: &[usize],
+    rows: std::ops::Range<usize>,
     owns: impl Fn(usize) -> bool + Sync,
 ) -> SpanJoin {
     let joining = Joining {
@@ -431,13 +431,14 @@ pub fn join_span(
         steps,
         usable,
     };
-    let chunks: Vec<(Vec<Option<i64>>, Vec<Edge>, Counts)> = rows
-        .par_chunks(CHUNK)
-        .map(|part| {
+    let chunks: Vec<(Vec<Option<i64>>, Vec<Edge>, Counts)> = (0..rows.len().div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let part = rows.start + c * CHUNK..(rows.start + (c + 1) * CHUNK).min(rows.end);
             let mut ready = Vec::with_capacity(part.len());
             let mut edges = Vec::new();
             let mut counts = Counts::default();
-            for &s in part {
+            for s in part {
                 let owned = owns(s);
                 let mut r: Option<i64> = None;
                 match_inputs(&joining, s, owned, &mut counts, |b| {
@@ -726,17 +727,14 @@ mod tests {
         // Two spans split at 250 and the step that did not start, each reading some rows
         // owned by the other; a row's coverage counts in the span it started in.
         let starts = |i: usize| st.start(i);
-        type Span<'a> = (&'a [usize], Box<dyn Fn(usize) -> bool + Sync + 'a>);
+        type Span<'a> = (
+            std::ops::Range<usize>,
+            Box<dyn Fn(usize) -> bool + Sync + 'a>,
+        );
         let spans: [Span<'_>; 3] = [
-            (
-                &[0, 1, 2, 3],
-                Box::new(|i| starts(i).is_some_and(|t| t < 250)),
-            ),
-            (
-                &[2, 3, 4],
-                Box::new(|i| starts(i).is_some_and(|t| t >= 250)),
-            ),
-            (&[5], Box::new(|_| true)),
+            (0..4, Box::new(|i| starts(i).is_some_and(|t| t < 250))),
+            (2..5, Box::new(|i| starts(i).is_some_and(|t| t >= 250))),
+            (5..6, Box::new(|_| true)),
         ];
         let mut ready = Vec::new();
         for (rows, owns) in spans {
