@@ -70,6 +70,20 @@ fn wait_for_copy_of_steps(pg: &TestPg, name: &str) -> String {
     }
 }
 
+/// Waits until the server has no session of ours left (it sees the client gone when it next
+/// sends or reads).
+fn wait_for_our_sessions_to_end(pg: &TestPg, name: &str) {
+    let started = Instant::now();
+    while pg.psql(
+        name,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hydra-bottleneck'",
+    ) != "0"
+    {
+        assert!(started.elapsed() < PATIENCE, "our session outlived Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn spawn(args: &[&str]) -> Child {
     hb().args(args).spawn()
 }
@@ -298,6 +312,49 @@ fn a_hot_standby_is_read_like_its_primary_and_refuses_writes() {
     assert_one_line_error(&o, "read-only transaction");
 }
 
+// ---- the load ---------------------------------------------------------------------------------
+
+/// `sample --into --weeks 3` writes each week as it is made, all in one transaction: Ctrl-C
+/// while it writes its second week (the first already sent) leaves the database as it found
+/// it, without a table, and a new load into it succeeds.
+#[test]
+fn a_load_of_weeks_stopped_in_its_second_week_leaves_the_database_empty() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    let name = dbname(&db);
+    let tables = "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                  WHERE n.nspname = 'public'";
+    let child = spawn(&[
+        "sample", "--into", &db, "--scale", SCALE, "--weeks", "3", "--quiet",
+    ]);
+    // Each week's steps go in a COPY of their own; a second start seen is the second week's.
+    let mut starts: Vec<String> = Vec::new();
+    let started = Instant::now();
+    while starts.len() < 2 {
+        let start = pg.psql(
+            &name,
+            "SELECT query_start FROM pg_stat_activity WHERE application_name = 'hydra-bottleneck' \
+             AND query LIKE 'COPY buildsteps %'",
+        );
+        if !start.is_empty() && !starts.contains(&start) {
+            starts.push(start);
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "never saw the second week's steps written: {starts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sigint(&child);
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success(), "the load was stopped: {}", stderr(&o));
+    wait_for_our_sessions_to_end(&pg, &name);
+    assert_eq!(pg.psql(&name, tables), "0", "the stopped load left tables");
+    let o = run(&["sample", "--into", &db, "--scale", SCALE, "--quiet"]);
+    assert!(o.status.success(), "a new load: {}", stderr(&o));
+    assert_ne!(pg.psql(&name, tables), "0");
+}
+
 // ---- Ctrl-C -----------------------------------------------------------------------------------
 
 #[test]
@@ -326,15 +383,7 @@ fn ctrl_c_during_the_copy_leaves_no_snapshot_and_keeps_an_old_one() {
         // The server sees the client gone (when it next sends rows): no session of ours is
         // left reading. Waiting for that also keeps the next round from taking this round's
         // session for its own.
-        let started = Instant::now();
-        while pg.psql(
-            &name,
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'hydra-bottleneck'",
-        ) != "0"
-        {
-            assert!(started.elapsed() < PATIENCE, "our session outlived Ctrl-C");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_our_sessions_to_end(&pg, &name);
     }
 }
 

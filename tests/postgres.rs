@@ -130,6 +130,28 @@ fn sample_into_takes_several_weeks_in_one_load() {
     assert!(last - first > 7 * 86_400, "the builds span both weeks");
 }
 
+/// A load that made the tables defers the indexes of the history's tables and makes them again
+/// once the rows are in (`source::into::Load`): the schema after `sample --into` has every
+/// index our DDL alone makes, each with the same definition.
+#[test]
+fn a_load_makes_again_every_index_it_deferred() {
+    let pg = TestPg::start();
+    let indexes = "SELECT indexname || ': ' || indexdef FROM pg_indexes \
+                   WHERE schemaname = 'public' ORDER BY 1";
+    for (ddl, schema) in [(Ddl::V80, "80"), (Ddl::V90, "90")] {
+        let bare = dbname(&pg.database());
+        pg.psql(&bare, ddl.sql());
+        let loaded = pg.database();
+        let o = run(&[
+            "sample", "--into", &loaded, "--scale", "0.01", "--schema", schema, "--quiet",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let want = pg.psql(&bare, indexes);
+        assert!(want.contains("indexbuildstepsondrvpath"), "{want}");
+        assert_eq!(pg.psql(&dbname(&loaded), indexes), want, "schema {schema}");
+    }
+}
+
 #[test]
 fn schema_87_is_read_and_the_runner_is_detected_from_it() {
     let pg = TestPg::start();

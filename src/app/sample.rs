@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::render::{Printer, Render};
 use super::{Context, inputs};
-use crate::dataset::{BUILDS, Dataset, EVALS, JOBSETS, STEP_OUTPUTS, STEPS};
+use crate::dataset::{Dataset, JOBSETS};
 use crate::error::Result;
 use crate::sample::{self, SampleSpec};
 use crate::source::into::{Ddl, LoadSummary};
@@ -137,24 +137,18 @@ pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
         }
         SampleTarget::Database { conninfo, schema } => {
             let params = inputs::conninfo(conninfo)?;
-            // A load is one transaction: the weeks are held together for it.
-            let mut all: Option<Dataset> = None;
+            // A load is one transaction; each week is written into it as it is made, so a long
+            // history is never held whole (a year at scale 6.5: docs/scale.md).
+            let rt = inputs::runtime()?;
+            let mut load = rt.block_on(crate::source::into::Load::begin(&params, *schema))?;
             let meta = sample::generate_weeks(&opts.spec, opts.weeks, false, |ds| {
                 arrived(&ds)?;
-                match &mut all {
-                    None => all = Some(ds),
-                    Some(all) => append_rows(all, ds)?,
-                }
-                Ok(())
+                rt.block_on(load.add(&ds))
             })?;
             if let Some(b) = &bar {
                 b.finish_and_clear();
             }
-            let mut ds =
-                all.ok_or_else(|| crate::error::Error::Internal("the sample made no week".into()))?;
-            ds.meta = meta;
-            let summary = inputs::runtime()?
-                .block_on(crate::source::into::load_into(&params, &ds, *schema))?;
+            let summary = rt.block_on(load.finish(meta.runner))?;
             let how = match (summary.created, summary.schema_version) {
                 (true, v) => format!(
                     "created Hydra's tables (schema {})",
@@ -170,23 +164,6 @@ pub fn run(ctx: &Context<'_>, opts: &SampleOptions) -> Result<Sampled> {
             Ok(Sampled::Loaded(summary))
         }
     }
-}
-
-/// Adds an earlier week's rows of the tables a database load takes (Hydra's own; the truth is
-/// not loaded, and every week has the same jobsets) to `all`.
-fn append_rows(all: &mut Dataset, week: Dataset) -> Result<()> {
-    let pairs = [
-        (&mut all.steps, week.steps, &STEPS),
-        (&mut all.builds, week.builds, &BUILDS),
-        (&mut all.step_outputs, week.step_outputs, &STEP_OUTPUTS),
-        (&mut all.evals, week.evals, &EVALS),
-    ];
-    for (into, rows, def) in pairs {
-        into.vstack_mut_owned(rows)
-            .map_err(|e| crate::error::Error::frame(def.name, e))?;
-    }
-    all.truth = None;
-    Ok(())
 }
 
 /// Writes the sample's runner's series as `s` asks, whole or not at all: the preset's week's

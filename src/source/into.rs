@@ -13,7 +13,8 @@
 //! Where the tables have a `storeDir` (schema 89 and later), store paths are written in the
 //! converted form (basename, store dir beside it); at 89, where `storeDir` may be null, the
 //! rows are left as `hydra-backfill-store-dirs` leaves them part-way ([`StoreDirs::Partway`]),
-//! so that both forms are there to be read. Every table is loaded in one transaction with
+//! so that both forms are there to be read. The whole load is one transaction ([`Load`]; a
+//! history of many weeks goes in a week at a time), each table written with
 //! `COPY … FROM STDIN (FORMAT csv)`, so a failure leaves the database as it was.
 
 use std::collections::{HashMap, HashSet};
@@ -348,120 +349,210 @@ const OWNER: &str = "hydra-bottleneck";
 /// Loads `ds` into the database at `params`: into tables it creates with `ddl` when the target
 /// schema holds nothing, or into a new Hydra's empty tables ([`classify`]).
 pub async fn load_into(params: &ConnParams, ds: &Dataset, ddl: Ddl) -> Result<LoadSummary> {
-    // Loading 1 M steps takes a while; the statement timeout is for analysis reads, not this.
-    let s = connect(params, false, std::time::Duration::from_secs(3600)).await?;
-    s.client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| s.error("starting the load", e))?;
-    // Checked inside the load's transaction, so that nothing can appear between check and load.
-    let created = match classify(&s, params).await? {
-        Target::Empty => {
-            s.client
-                .batch_execute(ddl.sql())
-                .await
-                .map_err(|e| s.error("creating the Hydra tables", e))?;
-            true
-        }
-        Target::EmptyHydra => false,
-    };
-    let shape = shape(&s).await?;
-    s.client
-        .execute(
-            "INSERT INTO users (username, emailaddress, password) VALUES ($1, '', '!') \
-             ON CONFLICT (username) DO NOTHING",
-            &[&OWNER],
-        )
-        .await
-        .map_err(|e| s.error("writing the projects' owner into Users", e))?;
-    if let Some(t) = &shape.nr_builds_trigger {
+    let mut load = Load::begin(params, ddl).await?;
+    load.add(ds).await?;
+    load.finish(ds.meta.runner).await
+}
+
+/// A load in progress: one transaction, begun by [`Load::begin`], taking one part of the
+/// history after another ([`Load::add`], a week of `sample --into --weeks` at a time, so that a
+/// long history is never held whole) and committed by [`Load::finish`]. Dropped unfinished (an
+/// error, an interrupt), the session closes and the server rolls the whole load back.
+pub struct Load {
+    s: Session,
+    created: bool,
+    shape: Shape,
+    /// Index definitions dropped for the load and made again at its end.
+    deferred: Vec<String>,
+    /// Rows written per table, in the order the tables are loaded.
+    written: Vec<(&'static str, usize)>,
+    /// For [`StoreDirs::Partway`], set by the first part (the latest week): the builds below
+    /// the first were backfilled; the builds from the second on were written after the upgrade.
+    partway: Option<(i64, i64)>,
+}
+
+impl Load {
+    /// Opens the load's transaction, checks the target is empty ([`classify`]) and readies the
+    /// tables: created from `ddl` in an empty schema, the projects' owner written, the NrBuilds
+    /// trigger paused and the history's indexes deferred where the load may do so.
+    pub async fn begin(params: &ConnParams, ddl: Ddl) -> Result<Load> {
+        // A part's COPY takes a while at a large scale (a week of the year at scale 6.5: some
+        // 750,000 steps); the statement timeout is for analysis reads, not this.
+        let s = connect(params, false, std::time::Duration::from_secs(3600)).await?;
         s.client
-            .batch_execute(&format!("ALTER TABLE builds DISABLE TRIGGER {t}"))
+            .batch_execute("BEGIN")
             .await
-            .map_err(|e| s.error("pausing the NrBuilds trigger", e))?;
-    }
-    // Upstream's trigram index on Builds.drvPath (`IndexTrgmBuildsOnDrvpath`, hydra.sql) is
-    // maintained row by row during a COPY: at ten million builds the server spent over forty
-    // minutes re-encoding its posting lists. Where the load made the tables, the index is made
-    // again from its own definition once the rows are in, as one build.
-    let deferred: Vec<String> = if created {
-        let rows = s
-            .client
-            .query(
-                "SELECT indexname::text, indexdef::text FROM pg_indexes \
-                 WHERE schemaname = current_schema() AND tablename = 'builds' \
-                   AND indexname = 'indextrgmbuildsondrvpath'",
-                &[],
-            )
-            .await
-            .map_err(|e| s.error("looking for the trigram index on Builds", e))?;
-        let mut defs = Vec::new();
-        for r in rows {
-            let (name, def): (String, String) = (r.get(0), r.get(1));
-            s.client
-                .batch_execute(&format!("DROP INDEX {name}"))
-                .await
-                .map_err(|e| s.error("deferring the trigram index on Builds", e))?;
-            defs.push(def);
-        }
-        defs
-    } else {
-        Vec::new()
-    };
-    let mut summary = Vec::new();
-    for (table, columns, rows) in tables(ds, shape.store_dirs)? {
-        if let Some((missing, _)) = columns.iter().find(|(c, _)| !shape.has(table, c)) {
-            return Err(Error::Schema(format!(
-                "{}: table {table} has no column {missing}: `sample --into` fills Hydra's \
-                 tables of schema 80 or later",
-                params.redacted()
-            )));
-        }
-        let n = copy_in(&s, table, &columns, rows).await?;
-        summary.push((table, n));
-    }
-    for def in &deferred {
-        s.client
-            .batch_execute(def)
-            .await
-            .map_err(|e| s.error("making the trigram index on Builds", e))?;
-    }
-    if let Some(t) = &shape.nr_builds_trigger {
-        s.client
-            .batch_execute(&format!(
-                "ALTER TABLE builds ENABLE TRIGGER {t}; \
-                 UPDATE nrbuilds SET count = count + \
-                   (SELECT count(*) FROM builds WHERE finished = 1) WHERE what = 'finished'"
-            ))
-            .await
-            .map_err(|e| s.error("counting the finished builds into NrBuilds", e))?;
-    }
-    if ds.meta.runner == crate::dataset::Runner::Cpp && shape.columns.contains_key("systemstatus") {
-        // The C++ runner keeps its status JSON here; readers take it as a sign of that runner.
+            .map_err(|e| s.error("starting the load", e))?;
+        // Checked inside the load's transaction, so that nothing can appear between check and
+        // load.
+        let created = match classify(&s, params).await? {
+            Target::Empty => {
+                s.client
+                    .batch_execute(ddl.sql())
+                    .await
+                    .map_err(|e| s.error("creating the Hydra tables", e))?;
+                true
+            }
+            Target::EmptyHydra => false,
+        };
+        let shape = shape(&s).await?;
         s.client
             .execute(
-                "INSERT INTO systemstatus (what, status) VALUES ('queue-runner', $1::text::json)",
-                &[&r#"{"status":"up","source":"hydra-bottleneck sample"}"#],
+                "INSERT INTO users (username, emailaddress, password) VALUES ($1, '', '!') \
+                 ON CONFLICT (username) DO NOTHING",
+                &[&OWNER],
             )
             .await
-            .map_err(|e| s.error("writing SystemStatus", e))?;
+            .map_err(|e| s.error("writing the projects' owner into Users", e))?;
+        if let Some(t) = &shape.nr_builds_trigger {
+            s.client
+                .batch_execute(&format!("ALTER TABLE builds DISABLE TRIGGER {t}"))
+                .await
+                .map_err(|e| s.error("pausing the NrBuilds trigger", e))?;
+        }
+        // Upstream's indexes are maintained row by row during a COPY. Its trigram index on
+        // Builds.drvPath (`IndexTrgmBuildsOnDrvpath`, hydra.sql) made the server spend over
+        // forty minutes re-encoding posting lists at ten million builds; its b-trees on store
+        // paths (`IndexBuildStepsOnDrvPath`, `IndexBuildsOnDrvPath`, `IndexBuildStepOutputsOn
+        // Path`) take keys in random order, and once they outgrow the server's buffers each row
+        // costs page reads: a year at scale 6.5 slowed from 2 GB a minute to 0.4 within half
+        // an hour. Where the load made the tables, every index of the history's tables
+        // ([`HISTORY`]) that no constraint owns (the primary and unique keys stay, for the
+        // foreign keys to be checked against) is dropped and made again from its own
+        // definition once the rows are in, each as one sorted build, as `pg_restore` makes
+        // indexes after the data.
+        let deferred: Vec<String> = if created {
+            let rows = s
+                .client
+                .query(
+                    "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) \
+                       FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+                       JOIN pg_namespace n ON n.oid = c.relnamespace \
+                      WHERE n.nspname = current_schema() AND c.relname = ANY($1) \
+                        AND NOT EXISTS (SELECT 1 FROM pg_constraint k \
+                                         WHERE k.conindid = i.indexrelid) \
+                      ORDER BY 1",
+                    &[&HISTORY],
+                )
+                .await
+                .map_err(|e| s.error("looking for the indexes of the history's tables", e))?;
+            let mut defs = Vec::new();
+            for r in rows {
+                let (name, def): (String, String) = (r.get(0), r.get(1));
+                s.client
+                    .batch_execute(&format!("DROP INDEX {name}"))
+                    .await
+                    .map_err(|e| s.error(&format!("deferring index {name}"), e))?;
+                defs.push(def);
+            }
+            defs
+        } else {
+            Vec::new()
+        };
+        Ok(Load {
+            s,
+            created,
+            shape,
+            deferred,
+            written: Vec::new(),
+            partway: None,
+        })
     }
-    // Serial columns continue after the loaded ids, as they would in Hydra.
-    s.client
-        .batch_execute(
-            "SELECT setval(pg_get_serial_sequence('builds', 'id'), coalesce(max(id), 0) + 1, false) FROM builds; \
-             SELECT setval(pg_get_serial_sequence('jobsets', 'id'), coalesce(max(id), 0) + 1, false) FROM jobsets; \
-             SELECT setval(pg_get_serial_sequence('jobsetevals', 'id'), coalesce(max(id), 0) + 1, false) FROM jobsetevals; \
-             COMMIT",
-        )
-        .await
-        .map_err(|e| s.error("finishing the load", e))?;
-    Ok(LoadSummary {
-        tables: summary,
-        created,
-        schema_version: shape.version,
-        store_dirs: shape.store_dirs,
-    })
+
+    /// Writes one part of the history. The first part brings the projects and jobsets; later
+    /// parts (earlier weeks, which have the same jobsets) bring only their builds, steps, step
+    /// outputs and evaluations, none of which refers to another part's rows.
+    pub async fn add(&mut self, ds: &Dataset) -> Result<()> {
+        let first = self.written.is_empty();
+        if first && self.shape.store_dirs == StoreDirs::Partway {
+            self.partway = Some(partway_marks(ds)?);
+        }
+        for (table, columns, rows) in tables(ds, self.shape.store_dirs, self.partway, first)? {
+            if let Some((missing, _)) = columns.iter().find(|(c, _)| !self.shape.has(table, c)) {
+                return Err(Error::Schema(format!(
+                    "{}: table {table} has no column {missing}: `sample --into` fills Hydra's \
+                     tables of schema 80 or later",
+                    self.s.params.redacted()
+                )));
+            }
+            let n = copy_in(&self.s, table, &columns, rows).await?;
+            match self.written.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, sum)) => *sum += n,
+                None => self.written.push((table, n)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the deferred indexes, counts the finished builds into NrBuilds, marks the C++
+    /// runner's era where `runner` is that runner's, sets the serial columns after the loaded
+    /// ids, and commits.
+    pub async fn finish(self, runner: crate::dataset::Runner) -> Result<LoadSummary> {
+        let Load {
+            s,
+            created,
+            shape,
+            deferred,
+            written,
+            ..
+        } = self;
+        for def in &deferred {
+            s.client
+                .batch_execute(def)
+                .await
+                .map_err(|e| s.error("making a deferred index again", e))?;
+        }
+        if let Some(t) = &shape.nr_builds_trigger {
+            s.client
+                .batch_execute(&format!(
+                    "ALTER TABLE builds ENABLE TRIGGER {t}; \
+                     UPDATE nrbuilds SET count = count + \
+                       (SELECT count(*) FROM builds WHERE finished = 1) WHERE what = 'finished'"
+                ))
+                .await
+                .map_err(|e| s.error("counting the finished builds into NrBuilds", e))?;
+        }
+        if runner == crate::dataset::Runner::Cpp && shape.columns.contains_key("systemstatus") {
+            // The C++ runner keeps its status JSON here; readers take it as a sign of that
+            // runner.
+            s.client
+                .execute(
+                    "INSERT INTO systemstatus (what, status) VALUES ('queue-runner', $1::text::json)",
+                    &[&r#"{"status":"up","source":"hydra-bottleneck sample"}"#],
+                )
+                .await
+                .map_err(|e| s.error("writing SystemStatus", e))?;
+        }
+        // Serial columns continue after the loaded ids, as they would in Hydra.
+        s.client
+            .batch_execute(
+                "SELECT setval(pg_get_serial_sequence('builds', 'id'), coalesce(max(id), 0) + 1, false) FROM builds; \
+                 SELECT setval(pg_get_serial_sequence('jobsets', 'id'), coalesce(max(id), 0) + 1, false) FROM jobsets; \
+                 SELECT setval(pg_get_serial_sequence('jobsetevals', 'id'), coalesce(max(id), 0) + 1, false) FROM jobsetevals; \
+                 COMMIT",
+            )
+            .await
+            .map_err(|e| s.error("finishing the load", e))?;
+        Ok(LoadSummary {
+            tables: written,
+            created,
+            schema_version: shape.version,
+            store_dirs: shape.store_dirs,
+        })
+    }
+}
+
+/// Where [`StoreDirs::Partway`] leaves the tables, from the builds of `ds`: the backfill has
+/// reached the middle build; Hydra wrote the newest quarter. Over several weeks these are the
+/// latest week's (the first loaded): every earlier week is backfilled.
+fn partway_marks(ds: &Dataset) -> Result<(i64, i64)> {
+    let mut ids: Vec<i64> = i64_values(&ds.builds, "id")?
+        .into_iter()
+        .flatten()
+        .collect();
+    ids.sort_unstable();
+    let at = |q: usize| ids.get(ids.len() * q / 4).copied().unwrap_or(0);
+    Ok((at(2), at(3)))
 }
 
 /// One cell source of a Hydra column.
@@ -476,8 +567,15 @@ enum Cell {
 
 type TableLoad = (&'static str, Vec<(&'static str, Cell)>, DataFrame);
 
-/// What to write into each Hydra table, in foreign-key order.
-fn tables(ds: &Dataset, store_dirs: StoreDirs) -> Result<Vec<TableLoad>> {
+/// What to write into each Hydra table, in foreign-key order: the projects and jobsets only
+/// `with_jobsets` (a load's first part). `partway`: [`partway_marks`], for
+/// [`StoreDirs::Partway`].
+fn tables(
+    ds: &Dataset,
+    store_dirs: StoreDirs,
+    partway: Option<(i64, i64)>,
+    with_jobsets: bool,
+) -> Result<Vec<TableLoad>> {
     let err = |e: PolarsError| Error::frame("preparing the load", e);
     let (builds_paths, steps_paths, outputs_paths) = match store_dirs {
         StoreDirs::Full => (
@@ -491,14 +589,8 @@ fn tables(ds: &Dataset, store_dirs: StoreDirs) -> Result<Vec<TableLoad>> {
             store_path_cells(&ds.step_outputs, "build", "path", |_| true)?,
         ),
         StoreDirs::Partway => {
-            let mut ids: Vec<i64> = i64_values(&ds.builds, "id")?
-                .into_iter()
-                .flatten()
-                .collect();
-            ids.sort_unstable();
-            let at = |q: usize| ids.get(ids.len() * q / 4).copied().unwrap_or(0);
-            // The backfill has reached the middle build; Hydra wrote the newest quarter.
-            let (reached, upgraded) = (at(2), at(3));
+            let (reached, upgraded) =
+                partway.ok_or_else(|| Error::Internal("the part-way load has no marks".into()))?;
             (
                 store_path_cells(&ds.builds, "id", "drv_path", |_| true)?,
                 store_path_cells(&ds.steps, "build", "drv_path", |b| {
@@ -508,27 +600,24 @@ fn tables(ds: &Dataset, store_dirs: StoreDirs) -> Result<Vec<TableLoad>> {
             )
         }
     };
-    let projects = ds
-        .jobsets
-        .select(["project"])
-        .and_then(|d| d.unique_stable(None, UniqueKeepStrategy::First, None))
-        .map_err(err)?;
-    let project_names = str_values(&projects, "project")?;
-    let eval_hashes = i64_values(&ds.evals, "id")?
-        .iter()
-        .map(|id| Some(format!("sample-eval-{}", id.unwrap_or(0))))
-        .collect();
-    Ok(vec![
-        (
+    let mut loads = Vec::new();
+    if with_jobsets {
+        let projects = ds
+            .jobsets
+            .select(["project"])
+            .and_then(|d| d.unique_stable(None, UniqueKeepStrategy::First, None))
+            .map_err(err)?;
+        let project_names = str_values(&projects, "project")?;
+        loads.push((
             "projects",
             vec![
                 ("name", Cell::Col("project")),
-                ("displayname", Cell::Rows(project_names.clone())),
+                ("displayname", Cell::Rows(project_names)),
                 ("owner", Cell::Text(OWNER.into())),
             ],
             projects,
-        ),
-        (
+        ));
+        loads.push((
             "jobsets",
             vec![
                 ("id", Cell::Col("id")),
@@ -542,7 +631,13 @@ fn tables(ds: &Dataset, store_dirs: StoreDirs) -> Result<Vec<TableLoad>> {
                 ("flake", Cell::Text("github:NixOS/nixpkgs".into())),
             ],
             ds.jobsets.clone(),
-        ),
+        ));
+    }
+    let eval_hashes = i64_values(&ds.evals, "id")?
+        .iter()
+        .map(|id| Some(format!("sample-eval-{}", id.unwrap_or(0))))
+        .collect();
+    loads.extend([
         (
             "builds",
             vec![
@@ -616,7 +711,8 @@ fn tables(ds: &Dataset, store_dirs: StoreDirs) -> Result<Vec<TableLoad>> {
             ],
             ds.evals.clone(),
         ),
-    ])
+    ]);
+    Ok(loads)
 }
 
 /// The store dir a path without one is taken to be in: Nix's default, and hydra.nixos.org's.
