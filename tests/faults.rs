@@ -451,6 +451,50 @@ fn ctrl_c_during_a_report_leaves_no_report_and_keeps_an_old_one() {
     assert_eq!(names_in(out.path()), ["old"], "nothing of the new report");
 }
 
+/// `analyze` over a window of a snapshot first cuts the window into a temporary snapshot
+/// (`source::cut_days`): Ctrl-C while that is there, being cut or folded over, leaves nothing
+/// of it.
+#[test]
+fn ctrl_c_over_a_window_of_a_snapshot_leaves_no_temporary_snapshot() {
+    let root = tempfile::tempdir().unwrap();
+    let snap = root.path().join("snap");
+    let o = run(&[
+        "sample",
+        "--out",
+        snap.to_str().unwrap(),
+        "--scale",
+        SCALE,
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let spill = tempfile::tempdir().unwrap();
+    let child = hb()
+        .env("TMPDIR", spill.path())
+        .args([
+            "analyze",
+            "all",
+            "--snapshot",
+            snap.to_str().unwrap(),
+            "--since",
+            "5d",
+            "--format",
+            "json",
+        ])
+        .spawn();
+    let started = Instant::now();
+    while std::fs::read_dir(spill.path()).unwrap().count() == 0 {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no temporary snapshot was made"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    sigint(&child);
+    let o = child.wait_with_output().unwrap();
+    assert_interrupted(&o);
+    assert_empty_dir(spill.path());
+}
+
 #[test]
 fn ctrl_c_while_a_snapshot_is_written_leaves_nothing() {
     signal_while_a_snapshot_is_written_leaves_nothing("INT", 130);

@@ -108,8 +108,7 @@ fn a_sample_of_several_weeks_reads_back_as_its_weeks_together() {
 /// --out`) and in several files each, written out of key order; the ledger with the runner's
 /// series (free slots and held time from it, dispatch from its samples) and without it (held
 /// time from the truth, free slots from the steps), over spans of a week; and `analyze` over a
-/// whole snapshot (which folds) prints what it prints with the same window given (which does
-/// not).
+/// whole snapshot prints what it prints with the same window given (which cuts it first).
 #[test]
 fn findings_folded_over_days_equal_the_whole_analysis() {
     use hydra_bottleneck::analysis::table::Finding;
@@ -335,7 +334,7 @@ fn findings_folded_over_days_equal_the_whole_analysis() {
         assert_eq!((folded.since, folded.until), (whole.since, whole.until));
     }
 
-    // Through the command line: the whole snapshot folds; the same window given does not.
+    // Through the command line: the whole snapshot, and the same window given (cut first).
     let window = [
         "--since",
         "2025-05-26T00:00:00Z",
@@ -486,6 +485,141 @@ fn a_window_of_a_snapshot_is_cut_file_by_file_as_the_whole_would_be() {
     };
     let e = e.to_string();
     assert!(e.contains("lies outside the data"), "{e}");
+}
+
+/// A window of a snapshot folds too, over a cut of it (`source::cut_days`): a temporary
+/// snapshot whose days hold the rows and description of the window read whole (the runner from
+/// every step, the window covered), whose machines file, runner's series and `store/` are the
+/// snapshot's own, and over which every finding folded, the ledger with the derivation graph
+/// and the series included, equals the whole analysis of the window read whole; for a window
+/// across the two weeks cut mid-day, a relative one open at its end, and one reaching beyond
+/// the data. Through the command line the cut is said, and its directory goes when done.
+#[test]
+fn a_window_of_a_snapshot_folds_over_a_cut_of_it_as_the_whole_window_is_analysed() {
+    use hydra_bottleneck::analysis::{Need, Options, analyze, fold};
+    use hydra_bottleneck::source::{ReadOptions, SourceSpec};
+    use hydra_bottleneck::window::{TimeSpec, WindowSpec};
+    let root = tempfile::tempdir().unwrap();
+    let dir = sample_snapshot_named(root.path(), "weeks", &["--weeks", "2"]);
+    let spec = SourceSpec::Snapshot(dir.clone());
+    let recorded = snapshot::read_manifest(&dir).unwrap().window;
+    let (lo, hi) = (recorded.since.unwrap(), recorded.until.unwrap());
+    let day = 86_400;
+    let at = |t: i64| Some(TimeSpec::At(t));
+    let spill = tempfile::tempdir().unwrap();
+    let gap = hydra_bottleneck::analysis::deps::DEFAULT_GAP_S;
+    let windows = [
+        (at(lo + 3 * day + 5_000), at(lo + 10 * day + 7)),
+        (Some(TimeSpec::Ago(4 * day)), None),
+        (at(lo - 30 * day), at(hi + 30 * day)),
+    ];
+    for (since, until) in windows {
+        let opts = ReadOptions {
+            window: WindowSpec { since, until },
+            ..ReadOptions::default()
+        };
+        let case = format!("{since:?}..{until:?}");
+        let ds = source::load(&spec, &opts).unwrap();
+        assert!(ds.drv_graph.is_some() && ds.timeline.is_some() && ds.truth.is_some());
+        let mut made = None;
+        let days =
+            source::cut_days(&dir, &opts, spill.path(), |p| made = Some(p.to_path_buf())).unwrap();
+        let made = made.expect("told where");
+        assert!(made.starts_with(spill.path()) && days.dir().starts_with(&made));
+        assert_eq!(days.meta(), ds.meta, "{case}");
+        let cut = days.read_whole(&[]).unwrap();
+        assert_eq!(cut.tables().len(), ds.tables().len(), "{case}");
+        for ((def, a), (_, b)) in cut.tables().into_iter().zip(ds.tables()) {
+            assert!(a.height() > 0, "{case}: table {} is empty", def.name);
+            // The truth's losses per machine and hour are kept whole, and written again in
+            // order of the hour where `sample --weeks` wrote the latest week first.
+            let ordered = |df: &polars::prelude::DataFrame| match def.name {
+                "truth_losses" => df.sort(["hour", "machine"], Default::default()).unwrap(),
+                _ => df.clone(),
+            };
+            assert!(
+                ordered(a).equals_missing(&ordered(b)),
+                "{case}: table {} differs",
+                def.name
+            );
+        }
+        // The machines file, series and store: the snapshot's.
+        let machines = days
+            .machines()
+            .unwrap()
+            .expect("the sample's machines file");
+        assert_eq!(Some(&machines), ds.machines.as_ref(), "{case}");
+        let timeline = days.runner_series().unwrap();
+        assert_eq!(timeline, ds.timeline, "{case}");
+        let (store, source) = days.drv_store().unwrap().expect("the snapshot's store/");
+        assert!(store.starts_with(&dir), "{}", store.display());
+        let store = fold::Store { dir: store, source };
+
+        let whole = analyze(
+            &ds,
+            &Options {
+                machines: Some(machines.machines.clone()),
+                need: Need::ALL,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        assert!(whole.ledger.total.building_h > 10.0, "{case}");
+        let side = fold::Side {
+            machines: Some(&machines.machines),
+            timeline: timeline.as_ref(),
+            graph: Some(&store),
+        };
+        let folded = fold::analyze(&days, Need::ALL, gap, &[], side).unwrap();
+        assert_eq!((folded.since, folded.until), (whole.since, whole.until));
+        assert_eq!(
+            (&folded.runner_basis, &folded.window_note),
+            (&whole.runner_basis, &whole.window_note),
+            "{case}"
+        );
+        assert_eq!(folded.quality, whole.quality, "{case}");
+        assert_eq!(folded.utilization, whole.utilization, "{case}");
+        assert_eq!(folded.waiting, whole.waiting, "{case}");
+        assert_eq!(folded.waste, whole.waste, "{case}");
+        assert_eq!(folded.overhead.fit, whole.overhead.fit, "{case}");
+        assert_eq!(folded.overhead.sample, whole.overhead.sample, "{case}");
+        assert_eq!(folded.dependencies, whole.dependencies, "{case}");
+        assert_eq!(folded.runnable_basis, whole.runnable_basis, "{case}");
+        assert_eq!(folded.ledger, whole.ledger, "{case}");
+        drop(days);
+        assert!(!made.exists(), "{case}");
+    }
+    assert_empty_dir(spill.path());
+
+    // Through the command line: the window asked of `analyze` gives what the same window cut
+    // by `snapshot` gives analysed whole.
+    let copy = root.path().join("last-days");
+    let o = copy_snapshot_within(&dir, &copy, &["--since", "3d"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let analyze_waiting = |dir: &Path, window: &[&str]| {
+        let mut args = vec!["analyze", "waiting", "--snapshot", dir.to_str().unwrap()];
+        args.extend_from_slice(window);
+        args.extend_from_slice(&["--format", "json"]);
+        hb().env("TMPDIR", spill.path()).args(&args).run()
+    };
+    let (asked, copied) = (
+        analyze_waiting(&dir, &["--since", "3d"]),
+        analyze_waiting(&copy, &[]),
+    );
+    assert!(asked.status.success(), "{}", stderr(&asked));
+    assert!(copied.status.success(), "{}", stderr(&copied));
+    let err = stderr(&asked);
+    assert!(
+        err.contains("cut once into a temporary snapshot")
+            && err.contains(&spill.path().display().to_string()),
+        "{err}"
+    );
+    assert!(asked.stdout.len() > 100);
+    assert_eq!(
+        String::from_utf8_lossy(&asked.stdout),
+        String::from_utf8_lossy(&copied.stdout)
+    );
+    assert_empty_dir(spill.path());
 }
 
 #[test]
@@ -664,19 +798,21 @@ fn each_finding_read_alone_from_a_snapshot_equals_the_same_of_analyze_all() {
     assert!(paths_read(&without) > 100);
 }
 
-/// Breaks a fresh copy of the sample snapshot with `damage`, then expects reading it to fail
-/// with one line naming `needle`.
 /// `snapshot --snapshot dir --out out`: a snapshot read and written again.
 fn copy_snapshot(dir: &Path, out: &Path) -> std::process::Output {
-    run(&[
-        "snapshot",
-        "--snapshot",
-        dir.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ])
+    copy_snapshot_within(dir, out, &[])
 }
 
+/// [`copy_snapshot`] of the window `window` (`--since`, `--until`) only.
+fn copy_snapshot_within(dir: &Path, out: &Path, window: &[&str]) -> std::process::Output {
+    let mut args = vec!["snapshot", "--snapshot", dir.to_str().unwrap()];
+    args.extend_from_slice(window);
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    run(&args)
+}
+
+/// Breaks a fresh copy of the sample snapshot with `damage`, then expects reading it to fail
+/// with one line naming `needle`.
 fn broken(damage: impl FnOnce(&Path), needle: &str) {
     let root = tempfile::tempdir().unwrap();
     let dir = sample_snapshot(root.path());

@@ -40,11 +40,12 @@ impl Context<'_> {
     }
 
     /// How the history is read for the findings in `need`. They fold over days
-    /// (`analysis::fold`) from a whole snapshot (no window), and from a database, whose window
-    /// is first spilled to a temporary snapshot ([`crate::source::spill`]); with the ledger,
+    /// (`analysis::fold`) from a whole snapshot (no window), from a window of a snapshot, first
+    /// cut to a temporary snapshot ([`crate::source::cut_days`]), and from a database, whose
+    /// window is first spilled to one ([`crate::source::spill`]); with the ledger,
     /// the derivation graph is read from `drv_store`, else the snapshot's `store/`, else the
-    /// local store when it holds the steps' derivations, else none, which is noted. Else (the
-    /// built-in sample, a window of a snapshot) the history is read whole.
+    /// local store when it holds the steps' derivations, else none, which is noted. The
+    /// built-in sample is read whole.
     pub(super) fn reading(
         &self,
         need: crate::analysis::Need,
@@ -54,6 +55,19 @@ impl Context<'_> {
         let days = match &self.source {
             SourceSpec::Snapshot(dir) if self.window.is_unbounded() => {
                 crate::source::open_days(dir, &self.read_options(crate::dataset::NOT_ANALYSED))?
+            }
+            SourceSpec::Snapshot(dir) => {
+                let made = |tmp: &Path| {
+                    self.note(&format!(
+                        "the window is cut once into a temporary snapshot, {} (removed when \
+                         done; TMPDIR chooses where)",
+                        tmp.display()
+                    ))
+                };
+                let mut read = self.read_options(need.omit());
+                read.truth = need.truth();
+                read.omit_with_truth = need.omit_with_truth();
+                crate::source::cut_days(dir, &read, &crate::output::scratch_dir(), made)?
             }
             SourceSpec::Postgres(conn) => {
                 let made = |dir: &Path| {
@@ -66,7 +80,7 @@ impl Context<'_> {
                 let read = self.read_options(need.omit());
                 crate::source::spill(conn, &read, &crate::output::scratch_dir(), made)?
             }
-            _ => return Ok(Reading::Whole),
+            SourceSpec::Sample(_) => return Ok(Reading::Whole),
         };
         let store = match need.ledger {
             true => graph_store(&days, drv_store)?,

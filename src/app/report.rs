@@ -182,9 +182,9 @@ pub fn run(ctx: &Context<'_>, opts: &ReportOptions) -> Result<Reported> {
 
     crate::interrupt::install()?;
     let stage = progress.stage("reading the history");
-    // A whole snapshot, or a database's window, is read a day at a time (`analysis::fold`),
-    // the derivation graph's `.drv` files span by span; anything else (the built-in sample, a
-    // window of a snapshot) is read whole.
+    // A snapshot (its window cut to a temporary snapshot first), or a database's window, is
+    // read a day at a time (`analysis::fold`), the derivation graph's `.drv` files span by
+    // span; the built-in sample is read whole.
     let (history, machines) =
         match ctx.reading(crate::analysis::Need::ALL, opts.drv_store.as_deref())? {
             inputs::Reading::Days(days, store) => {

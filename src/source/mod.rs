@@ -135,12 +135,7 @@ fn inside_of(window: Window, recorded: Window) -> Result<Window> {
 /// of the snapshot, the rows cut by [`restrict`]'s rule, the window covered), its files cut as
 /// they are read ([`snapshot::read_within`]): a month of a year's snapshot holds a month.
 fn snapshot_within(dir: &std::path::Path, opts: &ReadOptions) -> Result<Dataset> {
-    let recorded = snapshot::read_manifest(dir)?.window;
-    let anchor = recorded
-        .until
-        .unwrap_or_else(|| chrono::Utc::now().timestamp());
-    let window = opts.window.resolve(anchor).map_err(Error::Usage)?;
-    let inside = inside_of(window, recorded)?;
+    let (window, inside, recorded) = snapshot_window(dir, opts)?;
     let mut evidence = opts.runner.is_none().then(era::Evidence::default);
     let mut ds = snapshot::read_within(
         dir,
@@ -155,6 +150,90 @@ fn snapshot_within(dir: &std::path::Path, opts: &ReadOptions) -> Result<Dataset>
     })?;
     ds.meta.window = inside;
     cover(ds, window, recorded)
+}
+
+/// The window asked of the snapshot at `dir` (relative bounds counted back from the end of its
+/// recorded window), the part of it inside what the snapshot recorded, and that recorded
+/// window.
+fn snapshot_window(dir: &std::path::Path, opts: &ReadOptions) -> Result<(Window, Window, Window)> {
+    let recorded = snapshot::read_manifest(dir)?.window;
+    let anchor = recorded
+        .until
+        .unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let window = opts.window.resolve(anchor).map_err(Error::Usage)?;
+    Ok((window, inside_of(window, recorded)?, recorded))
+}
+
+/// The window of the snapshot at `dir` (`opts.window`, which is bounded) cut file by file
+/// ([`snapshot::cut_within`]) into a snapshot in a new temporary directory under `under`
+/// (`made` is told its path), and its days opened to fold over, described as [`load`]
+/// describes that window read whole (the runner decided from every step of the snapshot, the
+/// window covered); its machines file, runner's series and `store/` are read from `dir`. The
+/// directory is removed as [`spill`]'s is.
+///
+/// Why cut to disk rather than fold over the snapshot's own days with the window as a filter:
+/// a build queued inside the window keeps its steps that ran after it, and a step kept keeps
+/// its build and outputs wherever their files are, so what is inside is only known once every
+/// build's queue time is read; the rule is [`Cut`]'s, written once for the whole read and for
+/// this. A year's snapshot cut to a year holds a file and 8 bytes a step kept at once
+/// (docs/scale.md).
+pub fn cut_days(
+    dir: &std::path::Path,
+    opts: &ReadOptions,
+    under: &std::path::Path,
+    made: impl FnOnce(&std::path::Path),
+) -> Result<snapshot::Days> {
+    use crate::dataset::{BUILDS, STEPS};
+    let (window, inside, recorded) = snapshot_window(dir, opts)?;
+    let manifest = snapshot::read_manifest(dir)?;
+    let tmp = scratch(under)?;
+    made(tmp.path());
+    let spilled = tmp.path().join("snapshot");
+    let mut out = snapshot::Writer::new(&spilled, false)?;
+    let mut evidence = opts.runner.is_none().then(era::Evidence::default);
+    // The figures of the rows kept: from the window's start (how a window asked for is
+    // covered), and with no lower bound (what a series is read over, as `Dataset::extent`).
+    let mut extent = Extent::new(inside.since);
+    let mut whole = Extent::new(None);
+    let mut steps = 0usize;
+    let err = |what: &'static str| move |e: PolarsError| Error::frame(what, e);
+    snapshot::cut_within(
+        dir,
+        &manifest,
+        inside,
+        (opts.omit, opts.omit_with_truth),
+        opts.truth,
+        evidence.as_mut(),
+        &mut |def, df| {
+            // A year's cut takes a minute or two: Ctrl-C ends it at the next file.
+            crate::interrupt::check()?;
+            if def.name == STEPS.name {
+                steps += df.height();
+                extent.add_steps(&df).map_err(err("steps"))?;
+                whole.add_steps(&df).map_err(err("steps"))?;
+            } else if def.name == BUILDS.name {
+                extent.add_builds(&df).map_err(err("builds"))?;
+                whole.add_builds(&df).map_err(err("builds"))?;
+            }
+            out.add(def, df)
+        },
+    )?;
+    let mut meta = snapshot::meta_of(dir, &manifest);
+    decide_runner_by(&mut meta, opts, || {
+        Ok(evidence.and_then(era::Evidence::decide))
+    })?;
+    meta.window = inside;
+    cover_meta(
+        &mut meta,
+        window,
+        recorded,
+        (steps > 0).then(|| extent.span()),
+    )?;
+    out.finish(&meta, None)?;
+    let mut days =
+        snapshot::Days::open_spilled(&spilled, tmp, whole.span())?.cut_from(dir, manifest);
+    days.set_meta(meta);
+    Ok(days)
 }
 
 /// The days of the snapshot at `dir` to fold over (`analysis::fold`), the runner decided as
@@ -190,7 +269,21 @@ pub fn spill(
     under: &std::path::Path,
     made: impl FnOnce(&std::path::Path),
 ) -> Result<snapshot::Days> {
-    let tmp = tempfile::Builder::new()
+    let tmp = scratch(under)?;
+    made(tmp.path());
+    let dir = tmp.path().join("snapshot");
+    let mut out = snapshot::Writer::new(&dir, false)?;
+    let read = read_into(conn, opts, &mut out, false)?;
+    out.finish(&read.meta, None)?;
+    let mut days = snapshot::Days::open_spilled(&dir, tmp, read.whole.span())?;
+    days.set_meta(read.meta);
+    Ok(days)
+}
+
+/// A new temporary directory under `under` for a snapshot made to fold over ([`spill`],
+/// [`cut_days`]), removed when dropped.
+fn scratch(under: &std::path::Path) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
         .prefix("hydra-bottleneck-spill-")
         .tempdir_in(under)
         .map_err(|e| {
@@ -206,15 +299,7 @@ pub fn spill(
             };
             let why = format!("cannot hold the temporary snapshot (TMPDIR chooses where): {cause}");
             Error::io(under, std::io::Error::new(cause.kind(), why))
-        })?;
-    made(tmp.path());
-    let dir = tmp.path().join("snapshot");
-    let mut out = snapshot::Writer::new(&dir, false)?;
-    let read = read_into(conn, opts, &mut out, false)?;
-    out.finish(&read.meta, None)?;
-    let mut days = snapshot::Days::open_spilled(&dir, tmp, read.whole.span())?;
-    days.set_meta(read.meta);
-    Ok(days)
+        })
 }
 
 /// Where the chunks of a database read go ([`read_into`]): a snapshot being written

@@ -771,43 +771,79 @@ pub fn read_frames(
 }
 
 /// [`read_frames`] of the rows inside `window` only (by [`crate::source::Cut`], the rule
-/// [`crate::source::restrict`] applies to a dataset read whole), each file cut as it is read:
-/// what is held is the window's rows and a file, not the snapshot's (a month of a year's
-/// snapshot read the year, 15 GiB, to keep a month). With `evidence`, every step's start and
-/// machine (not only the window's) go to it, for deciding the runner as from the whole
-/// snapshot. The dataset's window is the manifest's; the caller sets the one cut.
+/// [`crate::source::restrict`] applies to a dataset read whole), each file cut as it is read
+/// ([`cut_within`]): what is held is the window's rows and a file, not the snapshot's (a month
+/// of a year's snapshot read the year, 15 GiB, to keep a month). With `evidence`, every step's
+/// start and machine (not only the window's) go to it, for deciding the runner as from the
+/// whole snapshot. The dataset's window is the manifest's; the caller sets the one cut.
 pub fn read_within(
     dir: &Path,
     window: Window,
-    (omit, omit_with_truth): (Omit, Option<Omit>),
+    omit: (Omit, Option<Omit>),
     graph_and_series: bool,
     truth: bool,
-    mut evidence: Option<&mut super::era::Evidence>,
+    evidence: Option<&mut super::era::Evidence>,
 ) -> Result<Dataset> {
-    use crate::dataset::{BUILDS, EVALS, STEPS};
     let manifest = read_manifest(dir)?;
-    let omit = omit_for(&manifest, omit, omit_with_truth, truth);
+    let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
+    let found = cut_within(
+        dir,
+        &manifest,
+        window,
+        omit,
+        truth,
+        evidence,
+        &mut |def, df| {
+            use std::collections::btree_map::Entry;
+            match frames.entry(def.name) {
+                Entry::Vacant(slot) => {
+                    slot.insert(df);
+                }
+                Entry::Occupied(mut acc) => {
+                    acc.get_mut()
+                        .vstack_mut_owned(df)
+                        .map_err(|e| Error::frame("stacking a table's files", e))?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    for def in found {
+        frames.entry(def.name).or_insert_with(|| def.empty());
+    }
+    crate::progress::mark("reading the tables' rows inside the window");
+    assemble(dir, &manifest, frames, graph_and_series)
+}
+
+/// The rows inside `window` of the snapshot at `dir` (its `manifest`), handed to `out` a file
+/// at a time, each cut as it is read by [`crate::source::Cut`]: the steps (all of them before
+/// any other table, whose rows follow the steps kept), then the other core tables, and the
+/// truth's with `truth`. What is held besides a file is the ids of the builds queued inside and
+/// the keys of the steps kept (8 bytes a step). With `evidence`, every step's start and machine
+/// go to it, not only the window's. Returns the tables the snapshot has (a truth table may be
+/// absent); one may have reached `out` in no file.
+pub fn cut_within(
+    dir: &Path,
+    manifest: &Manifest,
+    window: Window,
+    (omit, omit_with_truth): (Omit, Option<Omit>),
+    truth: bool,
+    mut evidence: Option<&mut super::era::Evidence>,
+    out: &mut dyn FnMut(&'static TableDef, DataFrame) -> Result<()>,
+) -> Result<Vec<&'static TableDef>> {
+    use crate::dataset::{BUILDS, EVALS, STEPS};
+    let omit = omit_for(manifest, omit, omit_with_truth, truth);
     let cut = super::Cut::new(window);
     // Hands `f` each file of `def` read without `omit`; false when the snapshot has no such
     // table (the truth's, which are optional).
     let each_file =
         |def: &'static TableDef, omit: Omit, f: &mut dyn FnMut(DataFrame) -> Result<()>| {
-            let Some(entry) = listed_table(dir, &manifest, def)? else {
+            let Some(entry) = listed_table(dir, manifest, def)? else {
                 return Ok(false);
             };
             each_file_of(dir, def, entry, omit, f)?;
             Ok(true)
         };
-    let stack = |acc: &mut Option<DataFrame>, df: DataFrame| -> Result<()> {
-        match acc {
-            None => *acc = Some(df),
-            Some(a) => {
-                a.vstack_mut_owned(df)
-                    .map_err(|e| Error::frame("stacking a table's files", e))?;
-            }
-        }
-        Ok(())
-    };
     // The builds queued inside, from their ids and queue times alone.
     let mut queued = Vec::new();
     each_file(&BUILDS, all_but_queue_times(), &mut |df| {
@@ -815,23 +851,24 @@ pub fn read_within(
         Ok(())
     })?;
     let queued = super::Ids::from(queued);
-    let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
-    let mut steps: Option<DataFrame> = None;
+    let mut found = vec![&STEPS];
+    let (mut step_builds, mut keys) = (Vec::new(), Vec::new());
     each_file(&STEPS, omit, &mut |df| {
         if let Some(ev) = evidence.as_deref_mut() {
             for (start, machine) in super::step_machines(&df)? {
                 ev.push(start, machine);
             }
         }
-        stack(&mut steps, cut.steps(df, &queued)?)
+        let kept = cut.steps(df, &queued)?;
+        step_builds.extend(super::Cut::builds_of(&kept)?.0);
+        keys.extend(super::step_keys(&kept).map_err(|e| Error::frame("steps", e))?);
+        out(&STEPS, kept)
     })?;
-    let steps = steps.unwrap_or_else(|| STEPS.empty());
-    let step_builds = super::Cut::builds_of(&steps)?;
-    let keys = super::step_keys(&steps).map_err(|e| Error::frame("steps", e))?;
-    frames.insert(STEPS.name, steps);
+    drop(queued);
+    let step_builds = super::Ids::from(step_builds);
+    keys.sort_unstable();
     for def in tables_read(truth).filter(|d| d.name != STEPS.name) {
-        let mut kept: Option<DataFrame> = None;
-        let found = each_file(def, omit, &mut |df| {
+        let listed = each_file(def, omit, &mut |df| {
             let df = match def.name {
                 n if n == BUILDS.name => cut.builds(df, &step_builds)?,
                 n if n == EVALS.name => cut.evals(df)?,
@@ -842,14 +879,13 @@ pub fn read_within(
                 // the hours of its window), whole.
                 _ => df,
             };
-            stack(&mut kept, df)
+            out(def, df)
         })?;
-        if found {
-            frames.insert(def.name, kept.unwrap_or_else(|| def.empty()));
+        if listed {
+            found.push(def);
         }
     }
-    crate::progress::mark("reading the tables' rows inside the window");
-    assemble(dir, &manifest, frames, graph_and_series)
+    Ok(found)
 }
 
 /// Hands the files of table `def` (listed by `entry`) to `each` one at a time, each read as
@@ -1048,7 +1084,7 @@ fn read_file(def: &'static TableDef, f: &FileEntry, path: &Path, omit: Omit) -> 
 }
 
 /// What a snapshot's manifest says of its rows, as a dataset read from it describes them.
-fn meta_of(dir: &Path, manifest: &Manifest) -> DatasetMeta {
+pub(crate) fn meta_of(dir: &Path, manifest: &Manifest) -> DatasetMeta {
     DatasetMeta {
         origin: Origin::Snapshot {
             dir: dir.display().to_string(),
@@ -1134,6 +1170,10 @@ pub struct Days {
     spill: Option<tempfile::TempDir>,
     /// The span the rows cover ([`Days::extent`]), where the read that wrote them found it.
     extent: Option<(Option<i64>, Option<i64>)>,
+    /// The snapshot a window of these days was cut from (`source::cut_days`), with its
+    /// manifest: its machines file, runner's series and `store/` are the days' own, read where
+    /// they are rather than copied.
+    cut_from: Option<Box<(PathBuf, Manifest)>>,
 }
 
 impl Days {
@@ -1174,6 +1214,7 @@ impl Days {
             manifest,
             spill: None,
             extent: None,
+            cut_from: None,
         })
     }
 
@@ -1191,13 +1232,30 @@ impl Days {
         Ok(days)
     }
 
+    /// The same days, a window of the snapshot at `dir`: its machines file, runner's series
+    /// and `store/` are theirs.
+    pub fn cut_from(mut self, dir: &Path, manifest: Manifest) -> Days {
+        self.cut_from = Some(Box::new((dir.to_path_buf(), manifest)));
+        self
+    }
+
+    /// Where the machines file, runner's series and `store/` are: the snapshot a window was
+    /// cut from, else this one.
+    fn side(&self) -> (&Path, &Manifest) {
+        match &self.cut_from {
+            Some(from) => (&from.0, &from.1),
+            None => (&self.dir, &self.manifest),
+        }
+    }
+
     /// The snapshot's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// The snapshot read whole, without the columns in `omit`, its rows described as
-    /// [`Days::meta`] says (for an analysis that cannot fold over days).
+    /// [`Days::meta`] says (for an analysis that cannot fold over days). Days cut from another
+    /// snapshot ([`Days::cut_from`]) are read without that one's machines, series and store.
     pub fn read_whole(&self, omit: Omit) -> Result<Dataset> {
         let mut ds = read_frames(&self.dir, omit, None, true, true)?;
         ds.meta = self.meta();
@@ -1291,27 +1349,30 @@ impl Days {
 
     /// The machines file the snapshot keeps, if any.
     pub fn machines(&self) -> Result<Option<BundledMachines>> {
-        bundled_machines(&self.dir, &self.manifest)
+        let (dir, manifest) = self.side();
+        bundled_machines(dir, manifest)
     }
 
     /// The runner's series the snapshot keeps, if any.
     pub fn runner_series(&self) -> Result<Option<crate::status::timeline::Timeline>> {
-        self.manifest
+        let (dir, manifest) = self.side();
+        manifest
             .runner_series
             .as_ref()
-            .map(|e| read_series(&self.dir, e))
+            .map(|e| read_series(dir, e))
             .transpose()
     }
 
     /// Whether the snapshot keeps the steps' derivations (`store/`).
     pub fn has_drv_store(&self) -> bool {
-        self.manifest.drv_store.is_some()
+        self.side().1.drv_store.is_some()
     }
 
     /// The snapshot's `store/` directory, if it keeps one, with how the graph read from it is
     /// named (as a whole read names it).
     pub fn drv_store(&self) -> Result<Option<(PathBuf, String)>> {
-        store_of(&self.dir, &self.manifest)
+        let (dir, manifest) = self.side();
+        store_of(dir, manifest)
             .map(|(p, source)| Ok((p?, source)))
             .transpose()
     }
