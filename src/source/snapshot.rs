@@ -784,30 +784,13 @@ pub fn read_within(
     truth: bool,
     evidence: Option<&mut super::era::Evidence>,
 ) -> Result<Dataset> {
+    use super::Chunks;
     let manifest = read_manifest(dir)?;
-    let mut frames: BTreeMap<&str, DataFrame> = BTreeMap::new();
-    let found = cut_within(
-        dir,
-        &manifest,
-        window,
-        omit,
-        truth,
-        evidence,
-        &mut |def, df| {
-            use std::collections::btree_map::Entry;
-            match frames.entry(def.name) {
-                Entry::Vacant(slot) => {
-                    slot.insert(df);
-                }
-                Entry::Occupied(mut acc) => {
-                    acc.get_mut()
-                        .vstack_mut_owned(df)
-                        .map_err(|e| Error::frame("stacking a table's files", e))?;
-                }
-            }
-            Ok(())
-        },
-    )?;
+    let mut held = super::Held::default();
+    let found = cut_within(dir, &manifest, window, omit, truth, evidence, &mut |def, df| {
+        held.add(def, df)
+    })?;
+    let mut frames: BTreeMap<&str, DataFrame> = held.tables.into_iter().collect();
     for def in found {
         frames.entry(def.name).or_insert_with(|| def.empty());
     }
