@@ -49,7 +49,9 @@ struct Common {
         conflicts_with = "snapshot"
     )]
     db: Option<String>,
-    /// Read this snapshot directory (written by `snapshot` or `sample --out`).
+    /// Read this snapshot directory (written by `snapshot` or `sample --out`). With --since or
+    /// --until, `analyze` and `report` cut the window once into a temporary snapshot under
+    /// TMPDIR (else /var/tmp), removed when done.
     #[arg(long, global = true, value_name = "DIR")]
     snapshot: Option<PathBuf>,
     /// Which built-in sample to read (with neither --db nor --snapshot) or to write (`sample`):
