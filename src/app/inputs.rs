@@ -57,27 +57,15 @@ impl Context<'_> {
                 crate::source::open_days(dir, &self.read_options(crate::dataset::NOT_ANALYSED))?
             }
             SourceSpec::Snapshot(dir) => {
-                let made = |tmp: &Path| {
-                    self.note(&format!(
-                        "the window is cut once into a temporary snapshot, {} (removed when \
-                         done; TMPDIR chooses where)",
-                        tmp.display()
-                    ))
-                };
                 let mut read = self.read_options(need.omit());
                 read.truth = need.truth();
                 read.omit_with_truth = need.omit_with_truth();
+                let made = |tmp: &Path| self.note_scratch("cut", tmp);
                 crate::source::cut_days(dir, &read, &crate::output::scratch_dir(), made)?
             }
             SourceSpec::Postgres(conn) => {
-                let made = |dir: &Path| {
-                    self.note(&format!(
-                        "the window is read once into a temporary snapshot, {} (removed when \
-                         done; TMPDIR chooses where)",
-                        dir.display()
-                    ))
-                };
                 let read = self.read_options(need.omit());
+                let made = |tmp: &Path| self.note_scratch("read", tmp);
                 crate::source::spill(conn, &read, &crate::output::scratch_dir(), made)?
             }
             SourceSpec::Sample(_) => return Ok(Reading::Whole),
@@ -91,6 +79,15 @@ impl Context<'_> {
             self.note_no_graph();
         }
         Ok(Reading::Days(Box::new(days), store))
+    }
+
+    /// Says where the window was `how` (cut, read) into a temporary snapshot to fold over.
+    fn note_scratch(&self, how: &str, tmp: &Path) {
+        self.note(&format!(
+            "the window is {how} once into a temporary snapshot, {} (removed when done; TMPDIR \
+             chooses where)",
+            tmp.display()
+        ));
     }
 
     /// The history read whole for the ledger with its derivation graph and the runner's series:

@@ -787,9 +787,15 @@ pub fn read_within(
     use super::Chunks;
     let manifest = read_manifest(dir)?;
     let mut held = super::Held::default();
-    let found = cut_within(dir, &manifest, window, omit, truth, evidence, &mut |def, df| {
-        held.add(def, df)
-    })?;
+    let found = cut_within(
+        dir,
+        &manifest,
+        window,
+        omit,
+        truth,
+        evidence,
+        &mut |def, df| held.add(def, df),
+    )?;
     let mut frames: BTreeMap<&str, DataFrame> = held.tables.into_iter().collect();
     for def in found {
         frames.entry(def.name).or_insert_with(|| def.empty());
