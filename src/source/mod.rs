@@ -135,7 +135,8 @@ fn inside_of(window: Window, recorded: Window) -> Result<Window> {
 /// of the snapshot, the rows cut by [`restrict`]'s rule, the window covered), its files cut as
 /// they are read ([`snapshot::read_within`]): a month of a year's snapshot holds a month.
 fn snapshot_within(dir: &std::path::Path, opts: &ReadOptions) -> Result<Dataset> {
-    let (window, inside, recorded) = snapshot_window(dir, opts)?;
+    let recorded = snapshot::read_manifest(dir)?.window;
+    let (window, inside) = snapshot_window(recorded, opts)?;
     let mut evidence = opts.runner.is_none().then(era::Evidence::default);
     let mut ds = snapshot::read_within(
         dir,
@@ -152,16 +153,14 @@ fn snapshot_within(dir: &std::path::Path, opts: &ReadOptions) -> Result<Dataset>
     cover(ds, window, recorded)
 }
 
-/// The window asked of the snapshot at `dir` (relative bounds counted back from the end of its
-/// recorded window), the part of it inside what the snapshot recorded, and that recorded
-/// window.
-fn snapshot_window(dir: &std::path::Path, opts: &ReadOptions) -> Result<(Window, Window, Window)> {
-    let recorded = snapshot::read_manifest(dir)?.window;
+/// The window asked of a snapshot that recorded `recorded` (relative bounds counted back from
+/// its end), and the part of it inside `recorded`.
+fn snapshot_window(recorded: Window, opts: &ReadOptions) -> Result<(Window, Window)> {
     let anchor = recorded
         .until
         .unwrap_or_else(|| chrono::Utc::now().timestamp());
     let window = opts.window.resolve(anchor).map_err(Error::Usage)?;
-    Ok((window, inside_of(window, recorded)?, recorded))
+    Ok((window, inside_of(window, recorded)?))
 }
 
 /// The window of the snapshot at `dir` (`opts.window`, which is bounded) cut file by file
@@ -184,8 +183,9 @@ pub fn cut_days(
     made: impl FnOnce(&std::path::Path),
 ) -> Result<snapshot::Days> {
     use crate::dataset::{BUILDS, STEPS};
-    let (window, inside, recorded) = snapshot_window(dir, opts)?;
     let manifest = snapshot::read_manifest(dir)?;
+    let recorded = manifest.window;
+    let (window, inside) = snapshot_window(recorded, opts)?;
     let tmp = scratch(under)?;
     made(tmp.path());
     let spilled = tmp.path().join("snapshot");
