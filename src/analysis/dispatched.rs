@@ -33,7 +33,8 @@
 //! Pure: the ledger ([`super::ledger`]) passes the steps, the series and which machine each
 //! step ran on.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use super::Steps;
 use super::dispatch_loss::{Machine, match_machine};
@@ -116,151 +117,272 @@ pub fn retry_not_before(steps: &Steps, usable: &[bool]) -> NotBefore {
     )
 }
 
-/// The most successful steps [`dispatched_from_series`] takes from before a sample as the
-/// ones waiting for a local slot, over the samples in `[from, to)`: the largest count the
-/// series' `WaitingDownloadSlot` stage shows there (0 without that stage). A caller that
-/// hands over fewer steps than the window holds keeps at least this many successes that
-/// stopped by `from` (`super::ledger::SpanRows`).
-pub fn local_queue_reads(tl: &Timeline, (from, to): (i64, i64)) -> usize {
-    let Some(w) = tl.stages.get(&Stage::WaitingDownloadSlot) else {
-        return 0;
-    };
-    tl.range(from, to)
-        .filter_map(|k| w.get(k).copied().filter(|x| x.is_finite()))
-        .map(|c| c.round().max(0.0) as usize)
-        .max()
-        .unwrap_or(0)
+/// A step handed to [`Sweep`]: when it started, its key (the order of steps that started in
+/// the same second), when it stopped, whether it succeeded, its machine (an index into the
+/// sweep's machines) and the caller's handle for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    pub start: i64,
+    pub key: (i32, i32),
+    pub stop: Option<i64>,
+    pub success: bool,
+    pub machine: usize,
+    pub id: u64,
 }
 
-/// A step by its start: `(start, (build, stepnr), row)`.
-type StartedStep = (i64, (i32, i32), usize);
+/// One machine's state in a [`Sweep`].
+#[derive(Debug, Default)]
+struct Place<'a> {
+    /// Its current-jobs series (a machine may be named more than once).
+    series: Vec<&'a [f64]>,
+    /// Steps handed over that had not started by the last sample swept, in order of start.
+    pending: VecDeque<Started>,
+    /// The stops of those that had and were still building then (`i64::MAX`: never stopped).
+    building: BinaryHeap<Reverse<i64>>,
+    /// For each position from the first step not yet started on: the sample a run of being
+    /// held before a build began at, and the last sample it was held at.
+    runs: VecDeque<(usize, usize)>,
+}
+
+/// Each step's dispatch as the series shows it (see the module's doc), found in one pass over
+/// the runner's samples in order, with the steps handed over in order of start a part at a
+/// time ([`Sweep::add`], then [`Sweep::through`] the time up to which every step that started
+/// has been handed over). What it holds is the steps handed over and not yet started at the
+/// sample reached, each machine's building steps and a few held positions, and the latest
+/// successes across the farm: not the window. So the capacity ledger finds every step's
+/// dispatch once, over the whole window's days, and a span of it reads only its own
+/// (`super::fold`), where the steps that start after a span were all held whole with it before.
+/// A sample at which a machine's count is missing reads nothing of that machine.
+pub struct Sweep<'a> {
+    tl: &'a Timeline,
+    places: Vec<Place<'a>>,
+    /// The machines with a series, the only ones whose steps can be dispatched early.
+    named: Vec<usize>,
+    /// The next sample to sweep.
+    next: usize,
+    /// Successes handed over that had not stopped by the last sample swept, `(stop,
+    /// machine)`, and the latest that had, up to `most_local` of them: at a sample the steps
+    /// waiting for a local slot are taken to be the latest to have succeeded before it.
+    finishing: BinaryHeap<Reverse<(i64, usize)>>,
+    finished: VecDeque<(i64, usize)>,
+    most_local: usize,
+    /// Per machine, its steps held after their build at the sample being swept.
+    after: Vec<u32>,
+    /// `(id, dispatched)` of each step dispatched before its start.
+    out: Vec<(u64, i64)>,
+}
+
+impl<'a> Sweep<'a> {
+    /// A sweep over `tl`'s samples, `machines` the places steps are handed over on.
+    pub fn new(tl: &'a Timeline, machines: &[Machine]) -> Self {
+        let mut places: Vec<Place<'a>> = (0..machines.len()).map(|_| Place::default()).collect();
+        for (name, s) in &tl.current_jobs {
+            if let Some(m) = match_machine(machines, name) {
+                places[m].series.push(s);
+            }
+        }
+        let named = (0..places.len())
+            .filter(|&m| !places[m].series.is_empty())
+            .collect();
+        let most_local = tl
+            .stages
+            .get(&Stage::WaitingDownloadSlot)
+            .map_or(0, |w| w.iter().map(|&c| local_count(c)).max().unwrap_or(0));
+        Sweep {
+            tl,
+            places,
+            named,
+            next: 0,
+            finishing: BinaryHeap::new(),
+            finished: VecDeque::new(),
+            most_local,
+            after: vec![0; machines.len()],
+            out: Vec::new(),
+        }
+    }
+
+    /// Hands over steps that start no earlier than any handed over before, in order of
+    /// `(start, key)` ([`started`]). A machine outside the sweep's is ignored.
+    pub fn add(&mut self, steps: impl IntoIterator<Item = Started>) {
+        for s in steps {
+            let Some(place) = self.places.get_mut(s.machine) else {
+                continue;
+            };
+            if s.success
+                && let Some(stop) = s.stop
+            {
+                self.finishing.push(Reverse((stop, s.machine)));
+            }
+            // A machine the series does not name holds no slot before a build.
+            if !place.series.is_empty() {
+                place.pending.push_back(s);
+            }
+        }
+    }
+
+    /// Sweeps the samples before `until`: every step that started before it must have been
+    /// handed over.
+    pub fn through(&mut self, until: i64) {
+        let tl = self.tl;
+        while self.next < tl.times.len() && tl.times[self.next] < until {
+            self.sample(self.next);
+            self.next += 1;
+        }
+    }
+
+    /// `(id, dispatched)` of the steps settled so far that were dispatched before their start,
+    /// in no particular order; each is given once.
+    pub fn settled(&mut self) -> std::vec::Drain<'_, (u64, i64)> {
+        self.out.drain(..)
+    }
+
+    /// Sweeps the remaining samples and settles every step handed over: `(id, dispatched)` of
+    /// those dispatched before their start not yet taken ([`Sweep::settled`]).
+    pub fn finish(mut self) -> Vec<(u64, i64)> {
+        self.through(i64::MAX);
+        let tl = self.tl;
+        for place in &mut self.places {
+            while let Some(s) = place.pending.pop_front() {
+                let run = place.runs.pop_front();
+                settle(tl, &s, run, &mut self.out);
+            }
+        }
+        self.out
+    }
+
+    fn sample(&mut self, k: usize) {
+        let tl = self.tl;
+        let t = tl.times[k];
+        while let Some(&Reverse(f)) = self.finishing.peek()
+            && f.0 <= t
+        {
+            self.finishing.pop();
+            self.finished.push_back(f);
+            if self.finished.len() > self.most_local {
+                self.finished.pop_front();
+            }
+        }
+        let waiting = tl
+            .stages
+            .get(&Stage::WaitingDownloadSlot)
+            .map_or(0, |w| local_count(w.get(k).copied().unwrap_or(0.0)));
+        let latest = self.finished.len().saturating_sub(waiting);
+        for &(_, m) in self.finished.range(latest..) {
+            self.after[m] += 1;
+        }
+        for &m in &self.named {
+            let place = &mut self.places[m];
+            // The steps that started by this sample leave the positions held before a build.
+            while place.pending.front().is_some_and(|s| s.start <= t) {
+                let Some(s) = place.pending.pop_front() else {
+                    break;
+                };
+                let run = place.runs.pop_front();
+                settle(tl, &s, run, &mut self.out);
+                place.building.push(Reverse(s.stop.unwrap_or(i64::MAX)));
+            }
+            while place
+                .building
+                .peek()
+                .is_some_and(|&Reverse(stop)| stop <= t)
+            {
+                place.building.pop();
+            }
+            // Slots held at this sample; none read where a sample is missing.
+            let held: f64 = place
+                .series
+                .iter()
+                .map(|s| s.get(k).copied().unwrap_or(f64::NAN))
+                .sum();
+            if !held.is_finite() {
+                continue;
+            }
+            let before =
+                (held.round() as i64 - place.building.len() as i64 - i64::from(self.after[m]))
+                    .max(0) as usize;
+            if place.runs.len() < before {
+                place.runs.resize(before, (usize::MAX, usize::MAX));
+            }
+            for run in place.runs.iter_mut().take(before) {
+                if k == 0 || run.1 != k - 1 {
+                    run.0 = k;
+                }
+                run.1 = k;
+            }
+        }
+        for &(_, m) in self.finished.range(latest..) {
+            self.after[m] = 0;
+        }
+    }
+}
+
+/// The steps the series counts waiting for a local slot at a sample (0 where it is missing).
+fn local_count(c: f64) -> usize {
+    if c.is_finite() {
+        c.round().max(0.0) as usize
+    } else {
+        0
+    }
+}
+
+/// Settles step `s`, whose place had the run `run` when it started: dispatched at the run's
+/// first sample if it was held up to the last sample before its start.
+fn settle(tl: &Timeline, s: &Started, run: Option<(usize, usize)>, out: &mut Vec<(u64, i64)>) {
+    let before_start = tl.times.partition_point(|&t| t < s.start);
+    if let Some((since, last)) = run
+        && before_start > 0
+        && last == before_start - 1
+    {
+        out.push((s.id, tl.times[since]));
+    }
+}
 
 /// For each step (row), when it was dispatched as the series shows it (see the module's doc),
 /// where that is before its start; `None` elsewhere (no series sample before its start, a
 /// machine the series does not name, or no held slot left for it). `on`: the step's machine,
-/// an index into `machines`, for steps placed on one. Only the samples in `[from, to)` are
-/// read: where `steps` are the window's from some time on (a span of it, `analysis::fold`),
-/// a sample before `from` would count the steps started before those given as not yet
-/// started; the caller sets `from` late enough that every step building or held at a sample
-/// read is among `steps`.
+/// an index into `machines`, for steps placed on one. The steps' own [`Sweep`], for a window
+/// read whole.
 pub fn dispatched_from_series(
     tl: &Timeline,
     steps: &Steps,
     usable: &[bool],
     machines: &[Machine],
     on: &[Option<usize>],
-    (from, to): (i64, i64),
 ) -> Vec<Option<i64>> {
-    let n = steps.len();
-    let mut out = vec![None; n];
-    let points = tl.times.len();
-    let read = tl.times.partition_point(|&t| t < from)..tl.times.partition_point(|&t| t < to);
-    if points == 0 || read.is_empty() {
-        return out;
-    }
-    // Each machine's current-jobs series (a machine may be named more than once). The slots
-    // held at each sample are summed one machine at a time below: a matrix of machines by
-    // samples held 650 MB for the sample's 4,000 machines over a week every 30 s.
-    let mut series: Vec<Vec<&[f64]>> = vec![Vec::new(); machines.len()];
-    for (name, s) in &tl.current_jobs {
-        if let Some(m) = match_machine(machines, name) {
-            series[m].push(s);
-        }
-    }
-    // Steps per machine in order of start (and of key, which is row order over a whole
-    // window and not over a span's days), and their stops sorted.
-    let mut starts: Vec<Vec<StartedStep>> = vec![Vec::new(); machines.len()];
-    let mut stops: Vec<Vec<i64>> = vec![Vec::new(); machines.len()];
-    // Successful builds' stops across the farm, with their machine: candidates for the local
-    // slot queue.
-    let mut finished: Vec<(i64, usize)> = Vec::new();
-    for i in 0..n {
-        let (Some(m), Some(start)) = (on[i], steps.start(i)) else {
-            continue;
-        };
-        if !usable[i] || m >= machines.len() {
-            continue;
-        }
-        starts[m].push((start, (steps.build(i), steps.stepnr(i)), i));
-        if let Some(stop) = steps.stop(i) {
-            stops[m].push(stop);
-            if steps.status(i) == Some(BuildStatus::Success) {
-                finished.push((stop, m));
-            }
-        }
-    }
-    for v in &mut starts {
-        v.sort_unstable();
-    }
-    for v in &mut stops {
-        v.sort_unstable();
-    }
-    finished.sort_unstable();
-    let waiting_local = tl.stages.get(&Stage::WaitingDownloadSlot);
-    // The samples' steps held after their build, as `(machine, sample)`, by machine: as many
-    // as the waiting counts sum to, not a cell per machine and sample.
-    let mut after: Vec<(usize, usize)> = Vec::new();
-    if let Some(w) = waiting_local {
-        for k in read.clone() {
-            let t = tl.times[k];
-            let c = w.get(k).copied().filter(|x| x.is_finite()).unwrap_or(0.0);
-            let p = finished.partition_point(|f| f.0 <= t);
-            for &(_, m) in &finished[p.saturating_sub(c.round().max(0.0) as usize)..p] {
-                after.push((m, k));
-            }
-        }
-    }
-    after.sort_unstable();
-    let mut held = vec![0.0f64; points];
-    let mut after_m = vec![0u32; points];
-    for m in 0..machines.len() {
-        let (first, end) = (
-            after.partition_point(|a| a.0 < m),
-            after.partition_point(|a| a.0 <= m),
-        );
-        if series[m].is_empty() || starts[m].is_empty() {
-            continue;
-        }
-        // Slots held at each sample; NaN where a machine's sample is missing.
-        held.fill(0.0);
-        for s in &series[m] {
-            for k in read.clone() {
-                held[k] += s.get(k).copied().unwrap_or(f64::NAN);
-            }
-        }
-        after_m.fill(0);
-        for &(_, k) in &after[first..end] {
-            after_m[k] += 1;
-        }
-        let s = &starts[m];
-        // For each of the machine's steps (by position in `s`): the sample a run of being held
-        // began at, and the last sample it was held at.
-        let mut since = vec![usize::MAX; s.len()];
-        let mut last = vec![usize::MAX; s.len()];
-        for k in read.clone() {
-            let (t, h) = (tl.times[k], held[k]);
-            if !h.is_finite() {
-                continue;
-            }
-            let started = s.partition_point(|x| x.0 <= t);
-            let building = started - stops[m].partition_point(|&x| x <= t);
-            let before = (h.round() as i64 - building as i64 - i64::from(after_m[k])).max(0);
-            for j in started..(started + before as usize).min(s.len()) {
-                if k == 0 || last[j] != k - 1 {
-                    since[j] = k;
-                }
-                last[j] = k;
-            }
-        }
-        for (j, &(start, _, row)) in s.iter().enumerate() {
-            // Held up to the last sample before its start: dispatched at the run's first.
-            let before_start = tl.times.partition_point(|&t| t < start);
-            if before_start > 0 && last[j] == before_start - 1 {
-                out[row] = Some(tl.times[since[j]]);
-            }
-        }
+    let mut sweep = Sweep::new(tl, machines);
+    sweep.add(started(steps, usable, on, |i| i as u64));
+    let mut out = vec![None; steps.len()];
+    for (row, at) in sweep.finish() {
+        out[row as usize] = Some(at);
     }
     out
+}
+
+/// The usable steps of `steps` that started on a machine (`on`), in the order a [`Sweep`]
+/// takes them, each with its handle `id(row)`.
+pub fn started(
+    steps: &Steps,
+    usable: &[bool],
+    on: &[Option<usize>],
+    id: impl Fn(usize) -> u64,
+) -> Vec<Started> {
+    let mut v: Vec<Started> = (0..steps.len())
+        .filter_map(|i| {
+            let (Some(m), Some(start)) = (on[i], steps.start(i)) else {
+                return None;
+            };
+            usable[i].then(|| Started {
+                start,
+                key: (steps.build(i), steps.stepnr(i)),
+                stop: steps.stop(i),
+                success: steps.status(i) == Some(BuildStatus::Success),
+                machine: m,
+                id: id(i),
+            })
+        })
+        .collect();
+    v.sort_unstable_by_key(|s| (s.start, s.key, s.id));
+    v
 }
 
 #[cfg(test)]
@@ -298,9 +420,6 @@ mod tests {
         let got = retry_not_before(&s, &[true, false, true, true, true]);
         assert_eq!(got.get(2), Some(161), "{got:?}");
     }
-
-    /// Every sample of a series.
-    const ALL: (i64, i64) = (i64::MIN, i64::MAX);
 
     fn machine(key: &str, slots: f64) -> Machine {
         Machine {
@@ -348,7 +467,7 @@ mod tests {
             .collect();
         let tl = timeline(&[("m", jobs)], vec![0.0; 30]);
         let on = vec![Some(0); 3];
-        let got = dispatched_from_series(&tl, &s, &[true; 3], &[machine("m", 4.0)], &on, ALL);
+        let got = dispatched_from_series(&tl, &s, &[true; 3], &[machine("m", 4.0)], &on);
         assert_eq!(got, vec![None, Some(60), Some(120)]);
     }
 
@@ -382,12 +501,12 @@ mod tests {
         let m = [machine("m", 4.0)];
         let tl = timeline(&[("m", jobs.clone())], local);
         assert_eq!(
-            dispatched_from_series(&tl, &s, &[true; 2], &m, &on, ALL),
+            dispatched_from_series(&tl, &s, &[true; 2], &m, &on),
             vec![None, Some(240)]
         );
         let blind = timeline(&[("m", jobs)], vec![0.0; 20]);
         assert_eq!(
-            dispatched_from_series(&blind, &s, &[true; 2], &m, &on, ALL)[1],
+            dispatched_from_series(&blind, &s, &[true; 2], &m, &on)[1],
             Some(120),
             "the test's premise: the counter is what tells the two apart"
         );
@@ -396,7 +515,7 @@ mod tests {
         let on_n = vec![Some(0); 2];
         let tl_n = timeline(&[("elsewhere", vec![9.0; 20])], vec![0.0; 20]);
         assert_eq!(
-            dispatched_from_series(&tl_n, &s, &[true; 2], &other, &on_n, ALL),
+            dispatched_from_series(&tl_n, &s, &[true; 2], &other, &on_n),
             vec![None, None]
         );
     }

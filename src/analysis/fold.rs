@@ -252,20 +252,19 @@ pub enum Spans {
 }
 
 /// The most days a span covers. The days read for a span are its own, the days before it that
-/// can hold steps still building at its start (the longest run up to [`RUN_CAP_S`], and a day
-/// more) and the days after it up to the longest wait; of the days around it only the steps
-/// that can count in it are kept ([`super::ledger::SpanRows`]). A longer span reads the days
-/// around it fewer times: a week of the 38.7 M-step year is about 0.75 M steps, and its spans
-/// read some nine days each (a 10 h longest run and a day before, a 20 h longest wait after).
+/// can hold steps still building at its start (the longest run up to [`RUN_CAP_S`]) and the
+/// days after it up to the longest wait; of the days around it only the steps that can count
+/// in it are kept ([`super::ledger::SpanRows`]). A longer span reads the days around it fewer
+/// times: a week of the 38.7 M-step year is about 0.75 M steps, and its spans read some nine
+/// days each (a 10 h longest run before, a 20 h longest wait after).
 pub const SPAN_DAYS: i64 = 7;
 
 /// The steps a span is sized to hold: a million. The ledger's state takes some 340 bytes a step
 /// held (13.2 M steps held peaked at 4.25 GiB, docs/scale.md). A span holds the steps that
 /// started in it, with the few still building at its start, and the waits alone (24 bytes each)
 /// of the steps queued in it that started later, so a million steps a span keeps the ledger's
-/// span near 0.4 GiB however dense the farm (by those two figures); where the series sets when
-/// steps were dispatched, the steps that start in the days after a span are held whole too
-/// (docs/scale.md).
+/// span near 0.4 GiB however dense the farm (by those two figures), with the series' dispatch
+/// as without it (docs/scale.md).
 pub const SPAN_STEPS: usize = 1_000_000;
 
 /// Where spans after the first begin over the window `[lo, hi)` (before they are put on the
@@ -423,6 +422,8 @@ struct Known {
     usable: Vec<bool>,
     queued: Vec<Option<i64>>,
     ready: Vec<Option<i64>>,
+    /// Each step's dispatch as the series shows it, where the plan reads it ([`Dispatch`]).
+    dispatched: Vec<Option<i64>>,
 }
 
 /// A day's steps' usable mask and their builds' queue times (`builds`: [`Days::queue_times`]).
@@ -430,6 +431,68 @@ fn usable_of(builds: &[(i32, i64)], steps: &Steps) -> (Vec<bool>, Vec<Option<i64
     let queued = quality::queue_times(builds, steps);
     let usable = quality::Tally::default().add(steps, &queued);
     (usable, queued)
+}
+
+/// Each step's dispatch as a C++ runner's series shows it, found over the whole window's days
+/// in order before the ledger's spans ([`super::dispatched::Sweep`]), so that a span needs
+/// of the steps after it only those dispatched in it: per dated day (its start), in the day's
+/// row order, the dispatch in seconds from the day's start, [`Dispatch::NONE`] for a step not
+/// dispatched before its start. Four bytes a step (42 MB over the 10.4 M-step sample), where
+/// the steps after each span were held whole for the series before: 5.25 M of them at the
+/// sample at scale 100 (docs/scale.md).
+struct Dispatch(Vec<(i64, Vec<i32>)>);
+
+impl Dispatch {
+    const NONE: i32 = i32::MIN;
+
+    /// Sweeps the runner's series over the days of `days` in order, with the plan's machines.
+    fn sweep(
+        days: &Days,
+        builds: &[(i32, i64)],
+        plan: &super::ledger::Plan<'_>,
+        omit: crate::dataset::Omit,
+    ) -> Result<Self> {
+        let mut at: Vec<(i64, Vec<i32>)> = vec![(0, Vec::new()); days.len()];
+        let Some(mut sweep) = plan.dispatch_sweep() else {
+            return Ok(Dispatch(at));
+        };
+        let mut dated: Vec<(i64, usize)> = (0..days.len())
+            .filter_map(|d| Some((days.day_start(d)?, d)))
+            .collect();
+        dated.sort_unstable();
+        let note = |at: &mut Vec<(i64, Vec<i32>)>,
+                    settled: &mut dyn Iterator<Item = (u64, i64)>| {
+            for (id, t) in settled {
+                let (d, row) = ((id >> 32) as usize, (id & 0xffff_ffff) as usize);
+                let (day, v) = &mut at[d];
+                v[row] = i32::try_from(t - *day).unwrap_or(Self::NONE);
+            }
+        };
+        for &(start, d) in &dated {
+            crate::interrupt::check()?;
+            let df = days.steps(d, omit)?;
+            let steps = Steps::from_frame(&df)?;
+            let (usable, _) = usable_of(builds, &steps);
+            at[d] = (start, vec![Self::NONE; steps.len()]);
+            sweep.add(plan.started(&steps, &usable, |i| (d as u64) << 32 | i as u64));
+            sweep.through(start + DAY);
+            note(&mut at, &mut sweep.settled());
+        }
+        note(&mut at, &mut sweep.finish().into_iter());
+        crate::progress::mark("folding the ledger: every step's dispatch from the runner's series");
+        Ok(Dispatch(at))
+    }
+
+    /// The dispatch of each of day `d`'s steps (`steps`, in the day's row order).
+    fn of_day(&self, d: usize, steps: &Steps) -> Vec<Option<i64>> {
+        match self.0.get(d) {
+            Some((day, v)) if v.len() == steps.len() => v
+                .iter()
+                .map(|&x| (x != Self::NONE).then(|| day + i64::from(x)))
+                .collect(),
+            _ => vec![None; steps.len()],
+        }
+    }
 }
 
 /// A span of the folded ledger: the steps of the days read for it, those it kept whole, and
@@ -554,11 +617,17 @@ fn ledger_with(
         _ => None,
     };
     let mut parts: Parts = plan.parts();
+    // Where a C++ runner's dispatch is read from the series, every step's, found over the
+    // whole window before the spans.
+    let dispatch = match plan.dispatch_from_series() {
+        Some(_) => Some(Dispatch::sweep(days, inp.builds, &plan, omit)?),
+        None => None,
+    };
     // What the spans' joins with the graph counted, with the edges for the sample's accuracy.
     let mut sums = super::graph::Sums::new(days.has_truth());
-    // Counts `df`'s steps and `waits` in `span`; the runner's samples in `samples` may be read
-    // with them. `known`: what the cut found of the steps, where it found it. With the graph,
-    // the steps are joined with it first, the span counting the coverage of those it `owns`.
+    // Counts `df`'s steps and `waits` in `span`. `known`: what the cut found of the steps, where
+    // it found it. With the graph, the steps are joined with it first, the span counting the
+    // coverage of those it `owns`.
     let mut count = |plan: &Plan<'_>,
                      graph: &mut Option<GraphState<'_>>,
                      df: polars::prelude::DataFrame,
@@ -566,7 +635,6 @@ fn ledger_with(
                      waits: Option<&Waits>,
                      owns: &(dyn Fn(Option<i64>) -> bool + Sync),
                      span,
-                     samples,
                      loss|
      -> Result<usize> {
         let steps = Steps::from_frame(&df)?;
@@ -577,7 +645,7 @@ fn ledger_with(
                 Known {
                     usable,
                     queued,
-                    ready: Vec::new(),
+                    ..Known::default()
                 }
             }
         };
@@ -598,7 +666,7 @@ fn ledger_with(
             graph: features.as_ref(),
             deps: features.as_ref().map(|_| Deps::Ready(&known.ready)),
             held: held.as_ref(),
-            samples,
+            dispatched: dispatch.as_ref().map(|_| &known.dispatched[..]),
             waits,
         };
         parts.add(plan, frame, span, loss);
@@ -633,17 +701,8 @@ fn ledger_with(
     bounds.push(hi);
     // A step counts in `[a, b)` if it held a slot there (it started at most the longest run
     // before `a`, or is one of the few longer, `Scan::long`) or waited there (it started at
-    // most the longest wait after `b`). A day earlier still holds the steps building when the
-    // series' samples read begin, just before `a`.
-    let before = scan.run_s + DAY;
-    // The runner's samples a span reads from, where a C++ runner's dispatch comes from them:
-    // the last before the span. A step held from an earlier sample on is then taken as
-    // dispatched at that one, still before the span, which counts the same in it; and only the
-    // steps building from that sample on are needed (`SpanRows`).
-    let first_sample = |a: i64| match plan.dispatch_from_series() {
-        Some(tl) => tl.times[..tl.index_at(a)].last().copied().unwrap_or(a),
-        None => a,
-    };
+    // most the longest wait after `b`).
+    let before = scan.run_s;
     // A day's steps cut to those that can count in a span: the frame of those kept whole with
     // what the cut found of them, appended to `known` (the waits of those kept as their wait
     // go to `waits`), the rows read, and the recent successes kept. With the graph, the steps
@@ -652,14 +711,19 @@ fn ledger_with(
     // after it) then count their coverage once, and nothing else.
     let graphed = graph.is_some();
     let cut = |df: polars::prelude::DataFrame,
+               d: usize,
                rows: &super::ledger::SpanRows<'_>,
                owns: &(dyn Fn(Option<i64>) -> bool + Sync),
                known: &mut Known,
                waits: &mut Waits|
-     -> Result<(polars::prelude::DataFrame, usize, usize)> {
+     -> Result<(polars::prelude::DataFrame, usize)> {
         let steps = Steps::from_frame(&df)?;
         let (usable, queued) = usable_of(inp.builds, &steps);
-        let (mut keep, recent) = rows.keep(&steps, &usable, &queued);
+        let dispatched = match &dispatch {
+            Some(at) => at.of_day(d, &steps),
+            None => Vec::new(),
+        };
+        let mut keep = rows.keep(&steps, &queued, &dispatched);
         if graphed {
             for (i, k) in keep.iter_mut().enumerate() {
                 if *k != Kept::Row && owns(steps.start(i)) {
@@ -671,13 +735,17 @@ fn ledger_with(
         if keep.iter().all(|&k| k == Kept::Row) {
             known.usable.extend(usable);
             known.queued.extend(queued);
-            return Ok((df, n, recent));
+            known.dispatched.extend(dispatched);
+            return Ok((df, n));
         }
         for (i, k) in keep.iter().enumerate() {
             match k {
                 Kept::Row => {
                     known.usable.push(usable[i]);
                     known.queued.push(queued[i]);
+                    if let Some(&at) = dispatched.get(i) {
+                        known.dispatched.push(at);
+                    }
                 }
                 Kept::Wait => waits.add(&meta, &steps, i, usable[i], queued[i]),
                 Kept::No => {}
@@ -688,7 +756,7 @@ fn ledger_with(
         let df = df
             .filter(&mask)
             .map_err(|e| crate::error::Error::frame("cutting a span's days", e))?;
-        Ok((df, n, recent))
+        Ok((df, n))
     };
     let mut sizes = Vec::new();
     for w in bounds.windows(2) {
@@ -701,42 +769,20 @@ fn ledger_with(
             .iter()
             .filter(|(_, s)| s + DAY > a - before && *s <= b + scan.wait_s)
             .collect();
-        // The samples read: from the last before the span, but not before the longest run
-        // after the first day read (a step building at an earlier one may lie in a day not
-        // read), unless that day is the window's first; to the end of the last day read. A
-        // span without steps still takes its instants (each a sample of no loss).
-        let samples = match (around.first(), around.last()) {
-            (Some(first), Some(last)) => {
-                let floor = match dated.first() {
-                    Some(d) if d.0 == first.0 => i64::MIN,
-                    _ => first.1 + scan.run_s,
-                };
-                (first_sample(a).max(floor), last.1 + DAY)
-            }
-            _ => (a, a),
-        };
-        // Earlier days whose steps that ran longer than the cap still held a slot at the
-        // first sample read, or at `a`.
+        // Earlier days whose steps that ran longer than the cap still held a slot at `a`.
         let long = dated.iter().filter(|(_, s)| {
-            s + DAY <= a - before && scan.long.get(s).is_some_and(|&reach| reach >= samples.0)
+            s + DAY <= a - before && scan.long.get(s).is_some_and(|&reach| reach >= a)
         });
         let held_days: Vec<&(usize, i64)> = long.chain(around).collect();
-        let mut rows = plan.span_rows((a, b), samples.0, &scan.aborted);
-        let (frames, known, waits, read) = loop {
-            let (mut frames, mut known, mut waits) =
-                (Vec::new(), Known::default(), Waits::default());
-            let (mut read, mut recent) = (0, 0);
-            for (d, _) in &held_days {
-                let df = days.steps(*d, omit)?;
-                let (df, n, r) = cut(df, &rows, &owns, &mut known, &mut waits)?;
-                frames.push(df);
-                (read, recent) = (read + n, recent + r);
-            }
-            if rows.enough_finished(inp.timeline, samples.1, recent) {
-                break (frames, known, waits, read);
-            }
-            rows.slack_s = i64::MAX;
-        };
+        let rows = plan.span_rows((a, b), &scan.aborted);
+        let (mut frames, mut known, mut waits) = (Vec::new(), Known::default(), Waits::default());
+        let mut read = 0;
+        for (d, _) in &held_days {
+            let df = days.steps(*d, omit)?;
+            let (df, n) = cut(df, *d, &rows, &owns, &mut known, &mut waits)?;
+            frames.push(df);
+            read += n;
+        }
         let held_steps = count(
             &plan,
             &mut graph,
@@ -745,7 +791,6 @@ fn ledger_with(
             Some(&waits),
             &owns,
             (a, b),
-            samples,
             true,
         )?;
         sizes.push(SpanSize {
@@ -765,17 +810,7 @@ fn ledger_with(
     for d in (0..days.len()).filter(|&d| days.day_start(d).is_none()) {
         let df = days.steps(d, omit)?;
         let all = |_: Option<i64>| true;
-        count(
-            &plan,
-            &mut graph,
-            df,
-            None,
-            None,
-            &all,
-            (lo, hi),
-            (lo, lo),
-            false,
-        )?;
+        count(&plan, &mut graph, df, None, None, &all, (lo, hi), false)?;
     }
     let joined = match graph {
         Some((store, _, _, tally)) => {

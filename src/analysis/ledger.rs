@@ -202,7 +202,7 @@ pub fn ledger(input: &Inputs<'_>) -> Result<Ledger> {
             graph: ds.drv_graph.as_ref(),
             deps: Some(Deps::Edges(input.edges)),
             held: held.as_ref(),
-            samples: (i64::MIN, i64::MAX),
+            dispatched: None,
             waits: None,
         },
         (input.lo, input.hi),
@@ -833,9 +833,10 @@ pub struct Frame<'a> {
     pub deps: Option<Deps<'a>>,
     /// The truth's held time per step, where the plan takes held slots from it.
     pub held: Option<&'a TruthHeld>,
-    /// The runner's samples that may be read with these steps (`[from, to)`): those at which
-    /// every step building or held is among them ([`super::dispatched::dispatched_from_series`]).
-    pub samples: (i64, i64),
+    /// Where a C++ runner's dispatch is read from the series, each step's dispatch found over
+    /// the whole window's steps ([`super::dispatched::Sweep`]) when these are a span of it;
+    /// `None`: found here from these steps, the whole window.
+    pub dispatched: Option<&'a [Option<i64>]>,
     /// The waits of steps held only as waits ([`Kept::Wait`]), besides `steps`'.
     pub waits: Option<&'a Waits>,
 }
@@ -864,7 +865,7 @@ impl Parts {
             graph,
             deps,
             held,
-            samples,
+            dispatched,
             waits,
         } = frame;
         let on = machine_of_steps(steps, usable, &plan.index);
@@ -913,12 +914,19 @@ impl Parts {
         // runner at the dispatch the series shows (its start records the build, after
         // sending).
         let not_before = super::dispatched::retry_not_before(steps, usable);
-        let dispatched = plan.dispatch_from_series().map(|tl| {
-            super::dispatched::dispatched_from_series(tl, steps, usable, &plan.list, &on, samples)
-        });
+        let found;
+        let dispatched = match (plan.dispatch_from_series(), dispatched) {
+            (Some(_), Some(given)) => Some(given),
+            (Some(tl), None) => {
+                found =
+                    super::dispatched::dispatched_from_series(tl, steps, usable, &plan.list, &on);
+                Some(&found[..])
+            }
+            (None, _) => None,
+        };
         let ends = Ends {
             not_before: &not_before,
-            dispatched: dispatched.as_deref(),
+            dispatched,
         };
         let free = match plan.free_from_series() {
             Some(tl) => dispatch_loss::Free::Series(tl),
@@ -955,31 +963,21 @@ impl Parts {
 ///   span it waits through;
 /// - is a try of a derivation some try of which was aborted (the retry back-off,
 ///   [`super::dispatched::retry_not_before`], counts each run of aborted tries);
-/// - where a C++ runner's dispatch is read from the series
-///   ([`super::dispatched::dispatched_from_series`]): stopped after `from`, the first sample
-///   read (it was building at a sample read); started after the span (at a sample, the slots
-///   held before a build go to the next steps to start on the machine, in order); or
-///   succeeded within `slack_s` before `from` (at a sample, the steps held waiting for a local
-///   slot are the latest to have succeeded before it, [`SpanRows::enough_finished`]).
+/// - where a C++ runner's dispatch is read from the series, started after the span but was
+///   dispatched in it (its dispatch is found over the whole window first,
+///   [`super::dispatched::Sweep`]; a step dispatched at `b` or later waited in the span up to
+///   its end, as it would up to its start, so it is cut as one without the series).
 ///
-/// Every other step started before `a` and stopped before it, and before `from`: it held no
-/// slot in the span, waited none there, and is neither building nor among the latest
-/// finished at any sample read. The span's figures are therefore the same as with every step
+/// Every other step started before `a` and stopped before it: it held no slot in the span and
+/// waited none there. The span's figures are therefore the same as with every step
 /// (`tests/snapshot.rs` holds them equal to the whole window's).
 pub struct SpanRows<'a> {
     pub a: i64,
     pub b: i64,
-    /// The first of the runner's samples read with the span's steps.
-    pub from: i64,
-    /// How far before `from` successful steps are kept ([`LOCAL_QUEUE_SLACK_S`], or every one
-    /// where that holds too few).
-    pub slack_s: i64,
     /// The derivations with an aborted try ([`Aborted`]).
     pub aborted: &'a Aborted,
-    series: bool,
     /// Whether a step's wait starts from its build's queue time alone (no graph).
     estimate: bool,
-    index: &'a HashMap<String, usize>,
 }
 
 /// What a span keeps of one step ([`SpanRows::keep`]).
@@ -1058,13 +1056,6 @@ impl Waits {
     }
 }
 
-/// How far before the first sample a span reads its successful steps are kept for the local
-/// slot queue: an hour. The queue reads as many as the series counts waiting for a local slot,
-/// and a farm busy enough to make steps wait for one finishes many in an hour; the span checks
-/// that the hour held that many, and where it did not keeps every success of its days
-/// ([`SpanRows::enough_finished`]), so the hour sets only how much is held, never a figure.
-pub const LOCAL_QUEUE_SLACK_S: i64 = 3_600;
-
 /// The derivations some usable try of which was aborted, as hashes of their paths (0.35 % of
 /// the steps are aborted in the sample at scale 100; a colliding hash keeps a step more, never
 /// one less).
@@ -1092,40 +1083,47 @@ impl Aborted {
 }
 
 impl<'a> Plan<'a> {
-    /// The rule for which steps a span `[a, b)` keeps, with the runner's samples read from
-    /// `from` on ([`SpanRows`]).
-    pub fn span_rows(
-        &'a self,
-        (a, b): (i64, i64),
-        from: i64,
-        aborted: &'a Aborted,
-    ) -> SpanRows<'a> {
+    /// A sweep for each step's dispatch, where the plan reads it from the series
+    /// ([`Plan::dispatch_from_series`]).
+    pub fn dispatch_sweep(&self) -> Option<super::dispatched::Sweep<'a>> {
+        self.dispatch_from_series()
+            .map(|tl| super::dispatched::Sweep::new(tl, &self.list))
+    }
+
+    /// The usable steps of `steps` that ran on the plan's machines, in the order a
+    /// [`super::dispatched::Sweep`] takes them, each with its handle `id(row)`.
+    pub fn started(
+        &self,
+        steps: &Steps,
+        usable: &[bool],
+        id: impl Fn(usize) -> u64,
+    ) -> Vec<super::dispatched::Started> {
+        let on = machine_of_steps(steps, usable, &self.index);
+        super::dispatched::started(steps, usable, &on, id)
+    }
+
+    /// The rule for which steps a span `[a, b)` keeps ([`SpanRows`]).
+    pub fn span_rows(&'a self, (a, b): (i64, i64), aborted: &'a Aborted) -> SpanRows<'a> {
         SpanRows {
             a,
             b,
-            from,
-            slack_s: LOCAL_QUEUE_SLACK_S,
             aborted,
-            series: self.dispatch_from_series().is_some(),
             estimate: matches!(self.runnable, Runnable::Estimate),
-            index: &self.index,
         }
     }
 }
 
 impl SpanRows<'_> {
-    /// What to keep of each step of `steps` (`usable`: their usable mask; `queued`: their
-    /// builds' queue times), and how many of them are the local slot queue's candidates kept
-    /// for being recent (successful, on a known machine, stopped in `(from − slack_s, from]`).
+    /// What to keep of each step of `steps` (`queued`: their builds' queue times;
+    /// `dispatched`: their dispatch where the series shows it before their start, else empty).
     pub fn keep(
         &self,
         steps: &Steps,
-        usable: &[bool],
         queued: &[Option<i64>],
-    ) -> (Vec<Kept>, usize) {
-        let mut recent = 0;
+        dispatched: &[Option<i64>],
+    ) -> Vec<Kept> {
         let row = |keep: bool| if keep { Kept::Row } else { Kept::No };
-        let keep = (0..steps.len())
+        (0..steps.len())
             .map(|i| {
                 let Some(start) = steps.start(i) else {
                     return Kept::Row;
@@ -1137,7 +1135,12 @@ impl SpanRows<'_> {
                     // A row that stopped in the span counts there whatever its start (the
                     // truth's held time of a row recorded as stopping before it started).
                     let stopped_in = steps.stop(i).is_some_and(|s| s < self.b);
-                    if start < self.b || self.series || stopped_in {
+                    let sent_in = dispatched
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|d| d < self.b);
+                    if start < self.b || stopped_in || sent_in {
                         return Kept::Row;
                     }
                     return match queued[i].is_some_and(|q| q < self.b) {
@@ -1145,40 +1148,9 @@ impl SpanRows<'_> {
                         waited => row(waited),
                     };
                 }
-                let Some(stop) = steps.stop(i) else {
-                    return Kept::Row;
-                };
-                if stop >= self.a || (self.series && stop > self.from) {
-                    return Kept::Row;
-                }
-                let finished = self.series
-                    && usable[i]
-                    && steps.status(i) == Some(crate::dispatch::BuildStatus::Success)
-                    && self.index.contains_key(steps.machine(i));
-                let kept = finished && stop > self.from.saturating_sub(self.slack_s);
-                if kept {
-                    recent += 1;
-                }
-                row(kept)
+                row(steps.stop(i).is_none_or(|stop| stop >= self.a))
             })
-            .collect();
-        (keep, recent)
-    }
-
-    /// Whether `recent` successes kept before `from` are as many as the local slot queue reads
-    /// at the samples in `[from, to)` ([`super::dispatched::local_queue_reads`]); where not,
-    /// the span is read again keeping every success (`slack_s` unbounded).
-    pub fn enough_finished(
-        &self,
-        tl: Option<&crate::status::timeline::Timeline>,
-        to: i64,
-        recent: usize,
-    ) -> bool {
-        let needs = match tl.filter(|_| self.series) {
-            Some(tl) => super::dispatched::local_queue_reads(tl, (self.from, to)),
-            None => 0,
-        };
-        recent >= needs || self.slack_s == i64::MAX
+            .collect()
     }
 }
 
@@ -1433,11 +1405,8 @@ fn key(build: i32, stepnr: i32) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::analysis::test_steps::steps;
-    use crate::status::timeline::{Stage, Timeline};
 
     const D: &str = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x.drv";
     const RETRIED: &str = "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-y.drv";
@@ -1447,19 +1416,19 @@ mod tests {
 
     #[test]
     fn a_span_keeps_the_steps_that_can_count_in_it_and_no_other() {
-        // The span [1000, 2000); the series' samples read from 900 on.
+        // The span [1000, 2000).
         let rows = [
             (1, 1, D, OK, Some(1500), Some(1600), "m"), // in the span
             (2, 1, D, OK, Some(100), Some(1200), "m"),  // building into it
             (3, 1, D, None, Some(100), None, "m"),      // still running
             (4, 1, D, FAILED, Some(100), Some(500), "m"), // long before
-            (5, 1, D, FAILED, Some(100), Some(950), "m"), // building at a sample read
-            (6, 1, D, OK, Some(100), Some(800), "m"),   // recent success on a known machine
+            (5, 1, D, FAILED, Some(100), Some(950), "m"), // stopped just before it
+            (6, 1, D, OK, Some(100), Some(800), "m"),   // a success before it
             (7, 1, D, OK, Some(2500), Some(2600), "m"), // queued in the span, started after
             (8, 1, D, OK, Some(2500), Some(2600), "m"), // queued after the span
             (9, 1, RETRIED, ABORTED, Some(50), Some(60), "m"), // an aborted try, long before
             (10, 1, D, None, None, None, ""),           // never started
-            (11, 1, D, OK, Some(100), Some(800), "x"),  // recent success, unknown machine
+            (11, 1, D, OK, Some(100), Some(800), "x"),  // a success on an unknown machine
             (12, 1, D, OK, Some(100), Some(-3000), "m"), // a success long before
             (13, 1, D, OK, Some(2005), Some(1995), "m"), // stopped in it, started after it
         ];
@@ -1477,67 +1446,47 @@ mod tests {
             .collect();
         let mut aborted = Aborted::default();
         aborted.add(&s, &usable);
-        let index = HashMap::from([("m".to_string(), 0)]);
-        let span = |series| SpanRows {
+        let span = SpanRows {
             a: 1000,
             b: 2000,
-            from: 900,
-            slack_s: LOCAL_QUEUE_SLACK_S,
             aborted: &aborted,
-            series,
             estimate: true,
-            index: &index,
         };
-        // The builds of the steps kept whole, those kept as their wait, and the recent
-        // successes among them.
-        let kept = |(keep, recent): (Vec<Kept>, usize)| {
+        // The builds of the steps kept whole and of those kept as their wait.
+        let kept = |keep: Vec<Kept>| {
             let of = |k| -> Vec<i32> {
                 (0..s.len())
                     .filter(|&i| keep[i] == k)
                     .map(|i| s.build(i))
                     .collect()
             };
-            (of(Kept::Row), of(Kept::Wait), recent)
+            (of(Kept::Row), of(Kept::Wait))
         };
         assert_eq!(
-            kept(span(false).keep(&s, &usable, &queued)),
-            (vec![1, 2, 3, 9, 10, 13], vec![7], 0),
-            "free slots from the steps' times: what held a slot in the span, and the wait of what \
-             waited there and started after it"
+            kept(span.keep(&s, &queued, &[])),
+            (vec![1, 2, 3, 9, 10, 13], vec![7]),
+            "what held a slot in the span, and the wait of what waited there and started after it"
         );
         let with_graph = SpanRows {
             estimate: false,
-            ..span(false)
+            ..span
         };
         assert_eq!(
-            kept(with_graph.keep(&s, &usable, &queued)),
-            (vec![1, 2, 3, 7, 9, 10, 13], vec![], 0),
+            kept(with_graph.keep(&s, &queued, &[])),
+            (vec![1, 2, 3, 7, 9, 10, 13], vec![]),
             "where the graph sets when a step was ready, its row"
         );
+        // Dispatch from the series: 8, queued after the span, was dispatched in it (a slot held
+        // for it there); 7 was dispatched at the span's end, and waited in it as a step without
+        // the series does; 2 was dispatched before it.
+        let mut dispatched = vec![None; s.len()];
+        dispatched[1] = Some(90);
+        dispatched[6] = Some(2000);
+        dispatched[7] = Some(1990);
         assert_eq!(
-            kept(span(true).keep(&s, &usable, &queued)),
-            (vec![1, 2, 3, 5, 6, 7, 8, 9, 10, 13], vec![], 1),
-            "dispatch from the series: also what built at a sample read, the next to start, \
-             and the latest successes"
-        );
-
-        // The local slot queue reads at most three finished steps at the samples read: one
-        // kept is too few, and the span is then read keeping every success.
-        let tl = Timeline {
-            step_s: 30,
-            times: vec![870, 900, 930, 960, 2040],
-            stages: BTreeMap::from([(Stage::WaitingDownloadSlot, vec![9.0, 0.0, 2.6, 1.0, 7.0])]),
-            ..Timeline::default()
-        };
-        let mut rows = span(true);
-        assert!(!rows.enough_finished(Some(&tl), 2000, 1));
-        assert!(rows.enough_finished(Some(&tl), 2000, 3));
-        assert!(span(false).enough_finished(Some(&tl), 2000, 0), "not read");
-        rows.slack_s = i64::MAX;
-        assert!(rows.enough_finished(Some(&tl), 2000, 1));
-        assert_eq!(
-            kept(rows.keep(&s, &usable, &queued)),
-            (vec![1, 2, 3, 5, 6, 7, 8, 9, 10, 12, 13], vec![], 2)
+            kept(span.keep(&s, &queued, &dispatched)),
+            (vec![1, 2, 3, 8, 9, 10, 13], vec![7]),
+            "a step started after the span but dispatched in it, whole"
         );
     }
 }
