@@ -166,6 +166,9 @@ pub struct Sweep<'a> {
     finishing: BinaryHeap<Reverse<(i64, usize)>>,
     finished: VecDeque<(i64, usize)>,
     most_local: usize,
+    /// Whether a sample counted more steps waiting for a local slot than successes handed
+    /// over had stopped by it.
+    short: bool,
     /// Per machine, its steps held after their build at the sample being swept.
     after: Vec<u32>,
     /// `(id, dispatched)` of each step dispatched before its start.
@@ -196,6 +199,7 @@ impl<'a> Sweep<'a> {
             finishing: BinaryHeap::new(),
             finished: VecDeque::new(),
             most_local,
+            short: false,
             after: vec![0; machines.len()],
             out: Vec::new(),
         }
@@ -228,6 +232,27 @@ impl<'a> Sweep<'a> {
             self.sample(self.next);
             self.next += 1;
         }
+    }
+
+    /// Whether steps that start later can still be dispatched before their start: samples are
+    /// left to sweep, or a machine held slots at the last sample for steps not handed over
+    /// yet. Where not, every later step is settled as not dispatched early.
+    pub fn wants_steps(&self) -> bool {
+        let Some(last) = self.tl.times.len().checked_sub(1) else {
+            return false;
+        };
+        self.next <= last
+            || self.named.iter().any(|&m| {
+                let p = &self.places[m];
+                p.runs.iter().skip(p.pending.len()).any(|r| r.1 == last)
+            })
+    }
+
+    /// Whether some sample counted more steps waiting for a local slot than the successes
+    /// handed over had stopped by it: steps left out before the first sample could then have
+    /// been among them.
+    pub fn short_of_successes(&self) -> bool {
+        self.short
     }
 
     /// `(id, dispatched)` of the steps settled so far that were dispatched before their start,
@@ -266,6 +291,7 @@ impl<'a> Sweep<'a> {
             .stages
             .get(&Stage::WaitingDownloadSlot)
             .map_or(0, |w| local_count(w.get(k).copied().unwrap_or(0.0)));
+        self.short |= waiting > self.finished.len();
         let latest = self.finished.len().saturating_sub(waiting);
         for &(_, m) in self.finished.range(latest..) {
             self.after[m] += 1;
@@ -518,5 +544,32 @@ mod tests {
             dispatched_from_series(&tl_n, &s, &[true; 2], &other, &on_n),
             vec![None, None]
         );
+    }
+
+    #[test]
+    fn a_sweep_asks_for_steps_while_slots_held_at_its_last_sample_wait_for_them() {
+        // m holds one slot at every sample, 0–570 s, with nothing building: the slot waits for
+        // a step not handed over yet.
+        let tl = timeline(&[("m", vec![1.0; 20])], vec![0.0; 20]);
+        let m = [machine("m", 4.0)];
+        let mut sweep = Sweep::new(&tl, &m);
+        assert!(sweep.wants_steps(), "samples are left");
+        sweep.through(i64::MAX);
+        assert!(sweep.wants_steps(), "a slot held at the last sample");
+        assert!(!sweep.short_of_successes());
+        // The next step to start there, a day later, takes it: held since the first sample.
+        let s = steps(&[(1, 1, D, OK, Some(86_400), Some(90_000), "m")]);
+        sweep.add(started(&s, &[true], &[Some(0)], |i| i as u64));
+        assert!(!sweep.wants_steps(), "every held slot has its step");
+        assert_eq!(sweep.finish(), vec![(0, 0)]);
+
+        // Two steps counted waiting for a local slot at a sample where one success had
+        // stopped: the steps left out before the sweep's first sample could be the other.
+        let tl = timeline(&[("m", vec![0.0; 4])], vec![0.0, 2.0, 0.0, 0.0]);
+        let mut sweep = Sweep::new(&tl, &m);
+        let s = steps(&[(1, 1, D, OK, Some(0), Some(10), "m")]);
+        sweep.add(started(&s, &[true], &[Some(0)], |i| i as u64));
+        sweep.through(i64::MAX);
+        assert!(sweep.short_of_successes());
     }
 }

@@ -446,20 +446,34 @@ impl Dispatch {
     const NONE: i32 = i32::MIN;
 
     /// Sweeps the runner's series over the days of `days` in order, with the plan's machines.
+    /// Only the days that can matter at its samples are read: from the longest run before the
+    /// first sample (the steps still building then), with the earlier days whose steps that
+    /// ran longer than the cap still held a slot then (`scan`), up to the day by which every
+    /// slot held at the last sample has gone to a step. A step of an earlier day can still be
+    /// one of the latest successes at a sample where the days read hold fewer than the series
+    /// counts waiting for a local slot: then every day is read again. The year's series of its
+    /// last week reads that week, not the year.
     fn sweep(
         days: &Days,
         builds: &[(i32, i64)],
         plan: &super::ledger::Plan<'_>,
         omit: crate::dataset::Omit,
+        scan: &Scan,
     ) -> Result<Self> {
-        let mut at: Vec<(i64, Vec<i32>)> = vec![(0, Vec::new()); days.len()];
-        let Some(mut sweep) = plan.dispatch_sweep() else {
-            return Ok(Dispatch(at));
+        let empty = || vec![(0, Vec::new()); days.len()];
+        let (Some(tl), Some(_)) = (plan.dispatch_from_series(), plan.dispatch_sweep()) else {
+            return Ok(Dispatch(empty()));
+        };
+        let Some(&first) = tl.times.first() else {
+            return Ok(Dispatch(empty()));
         };
         let mut dated: Vec<(i64, usize)> = (0..days.len())
             .filter_map(|d| Some((days.day_start(d)?, d)))
             .collect();
         dated.sort_unstable();
+        let wanted = |s: i64| {
+            s + DAY > first - scan.run_s || scan.long.get(&s).is_some_and(|&reach| reach >= first)
+        };
         let note = |at: &mut Vec<(i64, Vec<i32>)>,
                     settled: &mut dyn Iterator<Item = (u64, i64)>| {
             for (id, t) in settled {
@@ -468,19 +482,40 @@ impl Dispatch {
                 v[row] = i32::try_from(t - *day).unwrap_or(Self::NONE);
             }
         };
-        for &(start, d) in &dated {
-            crate::interrupt::check()?;
-            let df = days.steps(d, omit)?;
-            let steps = Steps::from_frame(&df)?;
-            let (usable, _) = usable_of(builds, &steps);
-            at[d] = (start, vec![Self::NONE; steps.len()]);
-            sweep.add(plan.started(&steps, &usable, |i| (d as u64) << 32 | i as u64));
-            sweep.through(start + DAY);
-            note(&mut at, &mut sweep.settled());
+        for every_day in [false, true] {
+            let mut at = empty();
+            let Some(mut sweep) = plan.dispatch_sweep() else {
+                break;
+            };
+            let mut skipped = false;
+            for &(start, d) in &dated {
+                if !every_day && !wanted(start) {
+                    skipped = true;
+                    continue;
+                }
+                if !sweep.wants_steps() {
+                    break;
+                }
+                crate::interrupt::check()?;
+                let df = days.steps(d, omit)?;
+                let steps = Steps::from_frame(&df)?;
+                let (usable, _) = usable_of(builds, &steps);
+                at[d] = (start, vec![Self::NONE; steps.len()]);
+                sweep.add(plan.started(&steps, &usable, |i| (d as u64) << 32 | i as u64));
+                sweep.through(start + DAY);
+                note(&mut at, &mut sweep.settled());
+            }
+            sweep.through(i64::MAX);
+            let short = sweep.short_of_successes();
+            note(&mut at, &mut sweep.finish().into_iter());
+            if !(skipped && short) {
+                crate::progress::mark(
+                    "folding the ledger: every step's dispatch from the runner's series",
+                );
+                return Ok(Dispatch(at));
+            }
         }
-        note(&mut at, &mut sweep.finish().into_iter());
-        crate::progress::mark("folding the ledger: every step's dispatch from the runner's series");
-        Ok(Dispatch(at))
+        Ok(Dispatch(empty()))
     }
 
     /// The dispatch of each of day `d`'s steps (`steps`, in the day's row order).
@@ -620,7 +655,7 @@ fn ledger_with(
     // Where a C++ runner's dispatch is read from the series, every step's, found over the
     // whole window before the spans.
     let dispatch = match plan.dispatch_from_series() {
-        Some(_) => Some(Dispatch::sweep(days, inp.builds, &plan, omit)?),
+        Some(_) => Some(Dispatch::sweep(days, inp.builds, &plan, omit, &scan)?),
         None => None,
     };
     // What the spans' joins with the graph counted, with the edges for the sample's accuracy.
