@@ -20,7 +20,9 @@
 //!   machine's held-before-build steps. The runner's primitives (a `std::timed_mutex`, a
 //!   `std::counting_semaphore`) do not promise that order; where they break it, the count held
 //!   at each sample stays exact and only which of a machine's steps it is put on moves
-//!   (docs/hydra.md §5, "What the series and the graph measure").
+//!   (docs/hydra.md §5, "What the series and the graph measure"). It is found in one sweep over
+//!   the samples in time order ([`Sweep`]), which needs at each sample only the steps started
+//!   by then, so a window's days can be handed over one at a time (docs/scale.md).
 //!
 //! The history's times are whole seconds, cut down (`time(0)`), and the waits measured here
 //! are often shorter than a second: a step ready in second `s` became ready somewhere in

@@ -948,9 +948,9 @@ impl Parts {
 
 /// Which steps of the days read for a span `[a, b)` can change what [`Parts::add`] counts
 /// there, so that a span holds those and not every step of the days around it (the days
-/// before a span are read for the steps still building when it starts, for the series'
-/// samples before it and for earlier tries of a derivation; a day holds a million and a half
-/// steps on a large farm). A step is kept if it:
+/// before a span are read for the steps still building when it starts and for earlier tries
+/// of a derivation, those after it for the steps that waited in it; a day holds a million and
+/// a half steps on a large farm). A step is kept if it:
 ///
 /// - started in the span (it built, or held a slot, or waited there), or stopped in it;
 /// - started before it and stopped at `a` or later, or never (building time, overhead and held
@@ -958,7 +958,8 @@ impl Parts {
 /// - started after it from a build queued before `b` (it may have waited in the span: its wait
 ///   begins no earlier than its build's queue time). Such a step counts only its wait there,
 ///   and where nothing else is read with it (no earlier aborted try of its derivation, no
-///   dispatch read from the series, no derivation graph) the span keeps its wait alone
+///   dispatch in the span read from the series, no derivation graph) the span keeps its wait
+///   alone
 ///   ([`Kept::Wait`], [`Waits`]): a large evaluation's builds wait for hours, each in every
 ///   span it waits through;
 /// - is a try of a derivation some try of which was aborted (the retry back-off,
