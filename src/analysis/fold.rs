@@ -461,10 +461,7 @@ impl Dispatch {
         scan: &Scan,
     ) -> Result<Self> {
         let empty = || vec![(0, Vec::new()); days.len()];
-        let (Some(tl), Some(_)) = (plan.dispatch_from_series(), plan.dispatch_sweep()) else {
-            return Ok(Dispatch(empty()));
-        };
-        let Some(&first) = tl.times.first() else {
+        let Some(&first) = plan.dispatch_from_series().and_then(|tl| tl.times.first()) else {
             return Ok(Dispatch(empty()));
         };
         let mut dated: Vec<(i64, usize)> = (0..days.len())
@@ -740,10 +737,10 @@ fn ledger_with(
     let before = scan.run_s;
     // A day's steps cut to those that can count in a span: the frame of those kept whole with
     // what the cut found of them, appended to `known` (the waits of those kept as their wait
-    // go to `waits`), the rows read, and the recent successes kept. With the graph, the steps
-    // whose coverage the span counts (`owns`, by their start) are kept whole too: the few of
-    // them that count nothing in the span (a step wholly before the window, one that started
-    // after it) then count their coverage once, and nothing else.
+    // go to `waits`), and the rows read. With the graph, the steps whose coverage the span
+    // counts (`owns`, by their start) are kept whole too: the few of them that count nothing
+    // in the span (a step wholly before the window, one that started after it) then count
+    // their coverage once, and nothing else.
     let graphed = graph.is_some();
     let cut = |df: polars::prelude::DataFrame,
                d: usize,
