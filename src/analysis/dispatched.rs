@@ -152,8 +152,8 @@ struct Place<'a> {
 /// has been handed over). What it holds is the steps handed over and not yet started at the
 /// sample reached, each machine's building steps and a few held positions, and the latest
 /// successes across the farm: not the window. So the capacity ledger finds every step's
-/// dispatch once, over the whole window's days, and a span of it reads only its own
-/// (`super::fold`), where the steps that start after a span were all held whole with it before.
+/// dispatch once, over the whole window's days, and a span of it needs of the steps after it
+/// only those dispatched in it (`super::fold`).
 /// A sample at which a machine's count is missing reads nothing of that machine.
 pub struct Sweep<'a> {
     tl: &'a Timeline,

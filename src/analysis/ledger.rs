@@ -959,9 +959,8 @@ impl Parts {
 ///   begins no earlier than its build's queue time). Such a step counts only its wait there,
 ///   and where nothing else is read with it (no earlier aborted try of its derivation, no
 ///   dispatch in the span read from the series, no derivation graph) the span keeps its wait
-///   alone
-///   ([`Kept::Wait`], [`Waits`]): a large evaluation's builds wait for hours, each in every
-///   span it waits through;
+///   alone ([`Kept::Wait`], [`Waits`]): a large evaluation's builds wait for hours, each in
+///   every span it waits through;
 /// - is a try of a derivation some try of which was aborted (the retry back-off,
 ///   [`super::dispatched::retry_not_before`], counts each run of aborted tries);
 /// - where a C++ runner's dispatch is read from the series, started after the span but was
